@@ -1,0 +1,155 @@
+import { ConfigError } from './errors/ConfigError.ts';
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export interface RedisConfig {
+  /** A redis:// or rediss:// URL; REDIS_URL wins over REDIS_HOST/PORT/DB. */
+  readonly url: string;
+  /** Whether the address was given (false: the defaults were used). */
+  readonly explicit: boolean;
+}
+
+export interface IngestConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly maxBatchReadings: number;
+  readonly maxBodyBytes: number;
+  readonly maxFutureMs: number;
+  readonly auth: boolean;
+  readonly authCacheMs: number;
+}
+
+export interface StreamConfig {
+  readonly shards: number;
+  readonly retentionMs: number;
+  readonly dedupeHorizonMs: number;
+}
+
+export interface Config {
+  readonly redis: RedisConfig;
+  readonly cacheTtlSeconds: number;
+  readonly cacheRefreshMs: number;
+  readonly dataDir: string;
+  readonly ingest: IngestConfig;
+  readonly stream: StreamConfig;
+  readonly logLevel: string;
+}
+
+const HOUR_MS = 3_600_000;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/**
+ * The one configuration loader. Every problem is collected and reported
+ * together, naming the variable, the value and what was expected.
+ */
+export function loadConfig(env: Env): Config {
+  const problems: string[] = [];
+  const read = new Reader(env, problems);
+
+  const redis = readRedis(read, env);
+  const config: Config = {
+    redis,
+    cacheTtlSeconds: Math.round(read.number('CACHE_TTL_HOURS', 24, { min: 1 / 60 }) * 3600),
+    cacheRefreshMs: read.number('CACHE_REFRESH_HOURS', 6, { min: 1 / 60 }) * HOUR_MS,
+    dataDir: read.text('DATA_DIR', './data'),
+    ingest: {
+      host: read.text('INGEST_HOST', '0.0.0.0'),
+      port: read.number('INGEST_PORT', 8080, { min: 0, max: 65535, integer: true }),
+      maxBatchReadings: read.number('INGEST_MAX_READINGS', 10_000, { min: 1, integer: true }),
+      maxBodyBytes: read.number('INGEST_MAX_BODY_BYTES', 5 * 1024 * 1024, { min: 1024, integer: true }),
+      maxFutureMs: read.number('INGEST_MAX_FUTURE_SECONDS', 300, { min: 0 }) * 1000,
+      auth: read.choice('INGEST_AUTH', 'on', ['on', 'off']) === 'on',
+      authCacheMs: read.number('INGEST_AUTH_CACHE_SECONDS', 5, { min: 0 }) * 1000,
+    },
+    stream: {
+      shards: read.number('STREAM_SHARDS', 1, { min: 1, max: 1024, integer: true }),
+      retentionMs: read.number('STREAM_RETENTION_HOURS', 48, { min: 1 / 60 }) * HOUR_MS,
+      dedupeHorizonMs: read.number('DEDUPE_HORIZON_HOURS', 48, { min: 1 / 60 }) * HOUR_MS,
+    },
+    logLevel: read.choice('LOG_LEVEL', 'info', LOG_LEVELS),
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+function readRedis(read: Reader, env: Env): RedisConfig {
+  const url = env.REDIS_URL?.trim();
+  if (url) {
+    if (!/^rediss?:\/\/[^\s]+$/.test(url)) {
+      read.problem(`REDIS_URL: expected redis://host:port[/db] or rediss://…, got ${JSON.stringify(url)}`);
+    }
+    return { url, explicit: true };
+  }
+  const host = read.text('REDIS_HOST', 'localhost');
+  const port = read.number('REDIS_PORT', 6379, { min: 1, max: 65535, integer: true });
+  const db = read.number('REDIS_DB', 0, { min: 0, max: 15, integer: true });
+  const explicit = [env.REDIS_HOST, env.REDIS_PORT, env.REDIS_DB].some((v) => v !== undefined && v !== '');
+  const hostPart = host.includes(':') ? `[${host}]` : host;
+  return { url: `redis://${hostPart}:${port}/${db}`, explicit };
+}
+
+interface NumberRule {
+  min?: number;
+  max?: number;
+  integer?: boolean;
+}
+
+class Reader {
+  readonly #env: Env;
+  readonly #problems: string[];
+
+  constructor(env: Env, problems: string[]) {
+    this.#env = env;
+    this.#problems = problems;
+  }
+
+  problem(message: string): void {
+    this.#problems.push(message);
+  }
+
+  #raw(name: string): string | undefined {
+    const value = this.#env[name];
+    return value === undefined || value.trim() === '' ? undefined : value.trim();
+  }
+
+  text(name: string, fallback: string): string {
+    return this.#raw(name) ?? fallback;
+  }
+
+  number(name: string, fallback: number, rule: NumberRule): number {
+    const raw = this.#raw(name);
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    const expected = describeRule(rule);
+    if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(raw) || !Number.isFinite(value)) {
+      this.problem(`${name}: expected ${expected}, got ${JSON.stringify(raw)}`);
+      return fallback;
+    }
+    if (
+      (rule.integer && !Number.isInteger(value)) ||
+      (rule.min !== undefined && value < rule.min) ||
+      (rule.max !== undefined && value > rule.max)
+    ) {
+      this.problem(`${name}: expected ${expected}, got ${raw}`);
+      return fallback;
+    }
+    return value;
+  }
+
+  choice(name: string, fallback: string, allowed: readonly string[]): string {
+    const raw = this.#raw(name)?.toLowerCase();
+    if (raw === undefined) return fallback;
+    if (!allowed.includes(raw)) {
+      this.problem(`${name}: expected one of ${allowed.join(', ')}, got ${JSON.stringify(raw)}`);
+      return fallback;
+    }
+    return raw;
+  }
+}
+
+function describeRule(rule: NumberRule): string {
+  const kind = rule.integer ? 'a whole number' : 'a number';
+  if (rule.min !== undefined && rule.max !== undefined) return `${kind} from ${rule.min} to ${rule.max}`;
+  if (rule.min !== undefined) return `${kind} ≥ ${+rule.min.toFixed(4)}`;
+  return kind;
+}

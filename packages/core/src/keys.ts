@@ -1,0 +1,59 @@
+import type { ReadingIdentity } from './identity.ts';
+import type { Range } from './ranges.ts';
+
+/**
+ * Every Redis key streamgauge reads or writes, in one place.
+ *
+ * The read-model keys are a contract with an existing dashboard
+ * (DATA_MODEL.md): their names and types must not change.
+ *
+ * Pipeline keys are grouped per stream shard with a Redis Cluster hash tag,
+ * so one shard's stream and its dedupe sets live in one slot and a script can
+ * touch them atomically. With one shard the stream keeps its plain name
+ * `readings`; the other keys of that shard carry the tag `{readings}`, which
+ * hashes to the same slot as the untagged name.
+ */
+export const readModelKeys = {
+  nodesAll: 'nodes:all',
+  nodeMetadata: (nodeId: string) => `node:${nodeId}:metadata`,
+  nodeLatest: (nodeId: string) => `node:${nodeId}:latest`,
+  nodeMetrics: (nodeId: string, range: Range) => `node:${nodeId}:metrics:${range}`,
+  nodeTimeseries7d: (nodeId: string) => `node:${nodeId}:timeseries:7d`,
+  systemMetrics: (range: Range) => `system:metrics:${range}`,
+  anomaliesRecent: 'anomalies:recent',
+} as const;
+
+export const STREAM_BASE = 'readings';
+
+export interface ShardKeys {
+  readonly shard: number;
+  /** The stream that holds this shard's readings. */
+  readonly stream: string;
+  /** The dedupe set for one node and event-time hour of this shard. */
+  seen(identity: ReadingIdentity): string;
+}
+
+export function shardKeys(shard: number, shards: number): ShardKeys {
+  if (!Number.isInteger(shards) || shards < 1) throw new RangeError(`shards must be ≥ 1, got ${shards}`);
+  if (!Number.isInteger(shard) || shard < 0 || shard >= shards) {
+    throw new RangeError(`shard must be in 0..${shards - 1}, got ${shard}`);
+  }
+  const tag = shards === 1 ? STREAM_BASE : String(shard);
+  const stream = shards === 1 ? STREAM_BASE : `${STREAM_BASE}:{${tag}}`;
+  const seenPrefix = `seen:{${tag}}:`;
+  return {
+    shard,
+    stream,
+    seen: (id) => `${seenPrefix}${id.nodeId}:${id.bucket / 3_600_000}`,
+  };
+}
+
+export function allShardKeys(shards: number): ShardKeys[] {
+  return Array.from({ length: shards }, (_, i) => shardKeys(i, shards));
+}
+
+/** Gateway registry: records by name and by token hash, in one slot. */
+export const gatewayKeys = {
+  byName: '{gateways}:by-name',
+  byTokenHash: '{gateways}:by-token',
+} as const;

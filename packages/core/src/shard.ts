@@ -1,0 +1,15 @@
+/**
+ * Readings are partitioned by node into stream shards, so that one node's
+ * readings are always in one shard and are applied by one consumer.
+ * FNV-1a (32 bit) is stable across processes and languages (unlike a
+ * runtime's string hash), cheap, and spreads short ids well.
+ */
+export function shardOf(nodeId: string, shards: number): number {
+  if (shards === 1) return 0;
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < nodeId.length; i++) {
+    hash ^= nodeId.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) % shards;
+}

@@ -1,0 +1,54 @@
+import type { RedisConfig } from '@streamgauge/core';
+import { Redis, type RedisOptions } from 'ioredis';
+
+export interface ConnectionOptions {
+  /** Shown in CLIENT LIST, so ops can tell which process holds a connection. */
+  readonly name: string;
+  /**
+   * Fail commands at once while disconnected instead of queueing them. A
+   * request path wants this: it must answer 503 fast, not wait for Redis.
+   */
+  readonly failFast?: boolean;
+  /** Upper bound on one command's round trip, ms. */
+  readonly commandTimeoutMs?: number;
+}
+
+/**
+ * The one Redis connection factory. Reconnects forever with a short capped
+ * backoff, so every service resumes by itself when Redis is back.
+ */
+export function connectRedis(config: RedisConfig, options: ConnectionOptions): Redis {
+  const settings: RedisOptions = {
+    connectionName: `streamgauge:${options.name}`,
+    lazyConnect: false,
+    connectTimeout: 2_000,
+    maxRetriesPerRequest: options.failFast ? 0 : 20,
+    enableOfflineQueue: !options.failFast,
+    // Concurrent requests' commands share one write to the socket.
+    enableAutoPipelining: true,
+    retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 5), 1_000),
+    reconnectOnError: (error) => error.message.startsWith('READONLY'),
+  };
+  if (options.commandTimeoutMs !== undefined) settings.commandTimeout = options.commandTimeoutMs;
+  return new Redis(config.url, settings);
+}
+
+/** Resolves once the connection is ready, or rejects after `timeoutMs`. */
+export function whenReady(redis: Redis, timeoutMs: number): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanup();
+      reject(new Error(`Redis did not become ready within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onReady = () => {
+      cleanup();
+      resolve();
+    };
+    const cleanup = () => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+    };
+    redis.on('ready', onReady);
+  });
+}

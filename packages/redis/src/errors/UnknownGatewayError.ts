@@ -1,0 +1,4 @@
+/** No gateway is registered under that name. */
+export class UnknownGatewayError extends Error {
+  override readonly name = 'UnknownGatewayError';
+}

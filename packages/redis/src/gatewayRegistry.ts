@@ -1,0 +1,90 @@
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  type Clock,
+  GATEWAY_NAME,
+  type GatewayRecord,
+  type GatewayScope,
+  gatewayKeys,
+} from '@streamgauge/core';
+import type { Cluster, Redis } from 'ioredis';
+import { GatewayExistsError } from './errors/GatewayExistsError.ts';
+import { UnknownGatewayError } from './errors/UnknownGatewayError.ts';
+import { runScript } from './scripts.ts';
+
+export interface IssuedGateway {
+  readonly record: GatewayRecord;
+  /** Shown once; only its SHA-256 is stored. */
+  readonly token: string;
+}
+
+export type Authentication =
+  | { readonly status: 'valid'; readonly gateway: GatewayRecord }
+  | { readonly status: 'revoked'; readonly gateway: GatewayRecord }
+  | { readonly status: 'unknown' };
+
+/**
+ * Gateway tokens: 256 random bits, so a plain SHA-256 is a safe verifier
+ * (a slow password hash guards low-entropy secrets, which these are not).
+ */
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+export class GatewayRegistry {
+  readonly #redis: Redis | Cluster;
+  readonly #clock: Clock;
+
+  constructor(redis: Redis | Cluster, clock: Clock) {
+    this.#redis = redis;
+    this.#clock = clock;
+  }
+
+  async add(name: string, scope: GatewayScope): Promise<IssuedGateway> {
+    if (!GATEWAY_NAME.test(name)) {
+      throw new RangeError(
+        `gateway name ${JSON.stringify(name)}: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+      );
+    }
+    const token = `sg_${randomBytes(32).toString('base64url')}`;
+    const record: GatewayRecord = {
+      name,
+      tokenHash: hashToken(token),
+      scope,
+      createdAt: new Date(this.#clock.now()).toISOString(),
+    };
+    const added = await runScript(
+      this.#redis,
+      'addGateway',
+      [gatewayKeys.byName, gatewayKeys.byTokenHash],
+      [name, record.tokenHash, JSON.stringify(record)],
+    );
+    if (added !== 1) {
+      throw new GatewayExistsError(`gateway ${JSON.stringify(name)} exists; revoke it first`);
+    }
+    return { record, token };
+  }
+
+  async list(): Promise<GatewayRecord[]> {
+    const all = await this.#redis.hvals(gatewayKeys.byName);
+    return all.map((json) => JSON.parse(json) as GatewayRecord).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** @returns false when the gateway was already revoked. */
+  async revoke(name: string): Promise<boolean> {
+    const result = await runScript(
+      this.#redis,
+      'revokeGateway',
+      [gatewayKeys.byName, gatewayKeys.byTokenHash],
+      [name, new Date(this.#clock.now()).toISOString()],
+    );
+    if (result === 0) throw new UnknownGatewayError(`no gateway named ${JSON.stringify(name)}`);
+    return result === 1;
+  }
+
+  async authenticate(token: string): Promise<Authentication> {
+    const json = await this.#redis.hget(gatewayKeys.byTokenHash, hashToken(token));
+    if (json === null) return { status: 'unknown' };
+    const gateway = JSON.parse(json) as GatewayRecord;
+    return gateway.revokedAt === undefined ? { status: 'valid', gateway } : { status: 'revoked', gateway };
+  }
+}

@@ -1,0 +1,11 @@
+export type { ConnectionOptions } from './connection.ts';
+export { connectRedis, whenReady } from './connection.ts';
+export { GatewayExistsError } from './errors/GatewayExistsError.ts';
+export { isUnavailable, RedisUnavailableError } from './errors/RedisUnavailableError.ts';
+export { UnknownGatewayError } from './errors/UnknownGatewayError.ts';
+export type { Authentication, IssuedGateway } from './gatewayRegistry.ts';
+export { GatewayRegistry, hashToken } from './gatewayRegistry.ts';
+export type { AppendResult, ReadingLogOptions } from './readingLog.ts';
+export { ReadingLog } from './readingLog.ts';
+export type { ScriptName } from './scripts.ts';
+export { loadScripts, runScript } from './scripts.ts';

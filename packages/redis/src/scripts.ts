@@ -1,0 +1,39 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import type { Cluster, Redis } from 'ioredis';
+
+/**
+ * Every Redis script lives in `scripts/<name>.lua`, is read once here, and is
+ * called by name. ioredis sends EVALSHA and falls back to EVAL on NOSCRIPT,
+ * so a Redis restart (which empties the script cache) needs no handling.
+ */
+export type ScriptName = 'appendReadings' | 'addGateway' | 'revokeGateway';
+
+const directory = new URL('./scripts/', import.meta.url);
+
+const sources: ReadonlyMap<string, string> = new Map(
+  readdirSync(directory)
+    .filter((file) => file.endsWith('.lua'))
+    .map((file) => [file.slice(0, -4), readFileSync(new URL(file, directory), 'utf8')]),
+);
+
+type Connection = Redis | Cluster;
+type ScriptFn = (numKeys: number, ...keysAndArgs: (string | number)[]) => Promise<unknown>;
+
+const loaded = new WeakSet<Connection>();
+
+export function loadScripts(redis: Connection): void {
+  if (loaded.has(redis)) return;
+  for (const [name, lua] of sources) redis.defineCommand(name, { lua });
+  loaded.add(redis);
+}
+
+export function runScript(
+  redis: Connection,
+  name: ScriptName,
+  keys: readonly string[],
+  args: readonly (string | number)[],
+): Promise<unknown> {
+  loadScripts(redis);
+  const fn = (redis as unknown as Record<ScriptName, ScriptFn>)[name];
+  return fn.call(redis, keys.length, ...keys, ...args);
+}

@@ -1,0 +1,5 @@
+export { freePort } from './freePort.ts';
+export type { RedisServerOptions } from './redisServer.ts';
+export { RedisServer, redisServerOnPath } from './redisServer.ts';
+export type { TestRedis } from './testRedis.ts';
+export { testRedis } from './testRedis.ts';

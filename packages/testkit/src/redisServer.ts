@@ -1,0 +1,117 @@
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { freePort } from './freePort.ts';
+
+export interface RedisServerOptions {
+  /** AOF persistence; `always` fsyncs every write (what a "no loss" test needs). */
+  readonly appendfsync?: 'always' | 'everysec';
+  readonly port?: number;
+}
+
+/**
+ * A throw-away `redis-server` on a free port, its files in a temporary
+ * directory. It can be stopped and started again on the same port with the
+ * same files, to test what clients do while Redis is away.
+ */
+export class RedisServer {
+  readonly port: number;
+  readonly dir: string;
+  readonly #options: RedisServerOptions;
+  #process: ChildProcess | undefined;
+
+  private constructor(port: number, options: RedisServerOptions) {
+    this.port = port;
+    this.dir = mkdtempSync(join(tmpdir(), 'streamgauge-redis-'));
+    this.#options = options;
+  }
+
+  static async start(options: RedisServerOptions = {}): Promise<RedisServer> {
+    const server = new RedisServer(options.port ?? (await freePort()), options);
+    await server.start();
+    return server;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  get running(): boolean {
+    return this.#process !== undefined;
+  }
+
+  async start(): Promise<void> {
+    if (this.#process) return;
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--dir', this.dir];
+    args.push('--daemonize', 'no', '--loglevel', 'warning', '--logfile', join(this.dir, 'redis.log'));
+    if (this.#options.appendfsync) {
+      args.push('--appendonly', 'yes', '--appendfsync', this.#options.appendfsync);
+    } else {
+      args.push('--appendonly', 'no');
+    }
+    const child = spawn('redis-server', args, { stdio: 'ignore' });
+    this.#process = child;
+    child.once('exit', () => {
+      if (this.#process === child) this.#process = undefined;
+    });
+    await waitForPing(this.url, child);
+  }
+
+  /** Stops the server the way a crash would: SIGKILL, nothing flushed beyond what AOF fsynced. */
+  async kill(): Promise<void> {
+    await this.#signal('SIGKILL');
+  }
+
+  /** A clean shutdown (SIGTERM: Redis finishes its AOF write and exits). */
+  async stop(): Promise<void> {
+    await this.#signal('SIGTERM');
+  }
+
+  async dispose(): Promise<void> {
+    await this.kill();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  async #signal(signal: NodeJS.Signals): Promise<void> {
+    const child = this.#process;
+    if (!child) return;
+    this.#process = undefined;
+    await new Promise<void>((resolve) => {
+      child.once('exit', () => resolve());
+      child.kill(signal);
+    });
+  }
+}
+
+async function waitForPing(url: string, child: ChildProcess): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  let exited = false;
+  child.once('exit', () => {
+    exited = true;
+  });
+  while (Date.now() < deadline && !exited) {
+    const client = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      await client.ping();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 20));
+    } finally {
+      client.disconnect();
+    }
+  }
+  throw new Error(`redis-server on ${url} did not answer PING${exited ? ' (it exited)' : ''}`);
+}
+
+export function redisServerOnPath(): boolean {
+  try {
+    execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,110 @@
+import type { GatewayScope } from '@streamgauge/core';
+import { describeScope } from '@streamgauge/core';
+import { GatewayExistsError, GatewayRegistry, UnknownGatewayError } from '@streamgauge/redis';
+import type { Command } from 'commander';
+import { configFromEnv, opsRedis } from '../context.ts';
+import { CommandError, EXIT } from '../exitCodes.ts';
+
+interface AddOptions {
+  nodes?: string;
+  district?: string;
+  json?: boolean;
+}
+
+export function gatewaysCommand(program: Command): void {
+  const gateways = program
+    .command('gateways')
+    .description('manage the tokens sensor gateways authenticate with');
+
+  gateways
+    .command('add')
+    .description('issue a token for a gateway; it is printed once and only its hash is stored')
+    .argument('<name>', 'gateway name (letters, digits, . _ -)')
+    .option('--nodes <ids>', 'comma-separated node ids the gateway may send')
+    .option('--district <id>', 'the district whose nodes the gateway may send')
+    .option('--json', 'print {"name", "token"} as JSON')
+    .action(async (name: string, options: AddOptions) => {
+      const scope = scopeFrom(options);
+      await withRegistry(async (registry) => {
+        const { token, record } = await registry.add(name, scope).catch(translate);
+        if (options.json) {
+          console.log(JSON.stringify({ name: record.name, token }));
+        } else {
+          console.log(`gateway ${record.name} (${describeScope(record.scope)})`);
+          console.log(`token: ${token}`);
+          console.log('This token is shown once. Send it as "Authorization: Bearer <token>".');
+        }
+      });
+    });
+
+  gateways
+    .command('list')
+    .description('list gateways and their scopes (tokens are never shown)')
+    .option('--json', 'print JSON')
+    .action(async (options: { json?: boolean }) => {
+      await withRegistry(async (registry) => {
+        const records = await registry.list();
+        if (options.json) {
+          console.log(JSON.stringify(records.map(({ tokenHash: _, ...rest }) => rest)));
+          return;
+        }
+        if (records.length === 0) {
+          console.log('no gateways; add one with: streamgauge gateways add NAME --district D');
+          return;
+        }
+        for (const r of records) {
+          const state = r.revokedAt ? `revoked ${r.revokedAt}` : 'active';
+          console.log(`${r.name}\t${describeScope(r.scope)}\tcreated ${r.createdAt}\t${state}`);
+        }
+      });
+    });
+
+  gateways
+    .command('revoke')
+    .description('revoke a gateway token; requests with it get 403 from then on')
+    .argument('<name>', 'gateway name')
+    .action(async (name: string) => {
+      await withRegistry(async (registry) => {
+        const changed = await registry.revoke(name).catch(translate);
+        console.log(changed ? `gateway ${name} revoked` : `gateway ${name} was already revoked`);
+      });
+    });
+}
+
+function scopeFrom(options: AddOptions): GatewayScope {
+  if ((options.nodes === undefined) === (options.district === undefined)) {
+    throw new CommandError(EXIT.usage, 'give exactly one of --nodes ID,ID... or --district D');
+  }
+  if (options.district !== undefined) {
+    const district = options.district.trim();
+    if (district === '') throw new CommandError(EXIT.usage, '--district must not be empty');
+    return { kind: 'district', district };
+  }
+  const nodes = [
+    ...new Set(
+      (options.nodes ?? '')
+        .split(',')
+        .map((id) => id.trim())
+        .filter(Boolean),
+    ),
+  ];
+  if (nodes.length === 0) throw new CommandError(EXIT.usage, '--nodes needs at least one node id');
+  return { kind: 'nodes', nodes };
+}
+
+async function withRegistry(work: (registry: GatewayRegistry) => Promise<void>): Promise<void> {
+  const redis = await opsRedis(configFromEnv());
+  try {
+    await work(new GatewayRegistry(redis, { now: () => Date.now() }));
+  } finally {
+    await redis.quit().catch(() => redis.disconnect());
+  }
+}
+
+function translate(error: unknown): never {
+  if (error instanceof GatewayExistsError || error instanceof UnknownGatewayError) {
+    throw new CommandError(EXIT.failure, error.message);
+  }
+  if (error instanceof RangeError) throw new CommandError(EXIT.usage, error.message);
+  throw error;
+}

@@ -1,0 +1,58 @@
+import { type Config, ConfigError, loadConfig } from '@streamgauge/core';
+import { connectRedis, whenReady } from '@streamgauge/redis';
+import type { Redis } from 'ioredis';
+import { CommandError, EXIT } from './exitCodes.ts';
+
+export function configFromEnv(overrides: Record<string, string | undefined> = {}): Config {
+  try {
+    return loadConfig({ ...process.env, ...stripUndefined(overrides) });
+  } catch (error) {
+    if (error instanceof ConfigError) throw new CommandError(EXIT.config, error.message);
+    throw error;
+  }
+}
+
+/** A connection for a short ops command: fails with exit code 4 when Redis does not answer. */
+export async function opsRedis(config: Config): Promise<Redis> {
+  const redis = connectRedis(config.redis, { name: 'cli' });
+  redis.on('error', () => {});
+  try {
+    await whenReady(redis, 3_000);
+  } catch {
+    redis.disconnect();
+    throw new CommandError(EXIT.unavailable, `cannot reach Redis at ${redactUrl(config.redis.url)}`);
+  }
+  return redis;
+}
+
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@');
+}
+
+function stripUndefined(values: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as Record<
+    string,
+    string
+  >;
+}
+
+/**
+ * Runs a long-lived service until SIGTERM or SIGINT, then closes it
+ * gracefully. A second signal exits at once.
+ */
+export async function runUntilSignal(close: () => Promise<void>): Promise<void> {
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+      stopping = true;
+      close().then(resolve, (error: unknown) => {
+        console.error(`streamgauge: error while stopping: ${(error as Error).message}`);
+        process.exitCode = EXIT.failure;
+        resolve();
+      });
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}

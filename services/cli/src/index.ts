@@ -1,0 +1,2 @@
+export { CommandError, EXIT } from './exitCodes.ts';
+export { buildProgram, run } from './program.ts';

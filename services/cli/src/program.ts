@@ -1,0 +1,43 @@
+import { Command, CommanderError } from 'commander';
+import { gatewaysCommand } from './commands/gateways.ts';
+import { ingestCommand } from './commands/ingest.ts';
+import { CommandError, EXIT } from './exitCodes.ts';
+
+export function buildProgram(): Command {
+  const program = new Command('streamgauge')
+    .description('Streaming pipeline for water-network sensor readings (Redis Streams → dashboard keys).')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  program.addHelpText(
+    'after',
+    '\nConfiguration comes from the environment (REDIS_URL or REDIS_HOST/REDIS_PORT/REDIS_DB, ...);' +
+      '\nsee README.md. Exit codes: 0 ok, 1 failure, 2 usage, 3 configuration, 4 Redis unreachable.',
+  );
+  ingestCommand(program);
+  gatewaysCommand(program);
+  for (const command of program.commands) {
+    command.exitOverride();
+    for (const sub of command.commands) sub.exitOverride();
+  }
+  return program;
+}
+
+/** Runs the command line and returns the exit code. */
+export async function run(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv as string[], { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end here too, with exit code 0.
+      return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    if (error instanceof CommandError) {
+      console.error(`streamgauge: ${error.message}`);
+      return error.exitCode;
+    }
+    console.error(`streamgauge: ${(error as Error).stack ?? String(error)}`);
+    return EXIT.failure;
+  }
+}

@@ -1,0 +1,174 @@
+import {
+  type CheckedReading,
+  type Clock,
+  checkReading,
+  checkScope,
+  type IngestConfig,
+  type Reading,
+  type ValidationPolicy,
+} from '@streamgauge/core';
+import { isUnavailable, type ReadingLog, RedisUnavailableError } from '@streamgauge/redis';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  LogController,
+} from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { type Authenticator, authorize } from './authenticator.ts';
+import { BodyError, type Item, jsonItems, ndjsonItems } from './body.ts';
+import { HttpError } from './errors/HttpError.ts';
+
+export interface IngestDependencies {
+  readonly config: IngestConfig;
+  readonly readingLog: ReadingLog;
+  /** Used by /readyz. */
+  readonly redis: Redis;
+  /** Absent only when authentication is switched off. */
+  readonly authenticator: Authenticator | undefined;
+  readonly clock: Clock;
+  readonly logger: Logger;
+}
+
+export interface Rejection {
+  readonly index: number;
+  readonly error: string;
+}
+
+export interface IngestReply {
+  readonly accepted: number;
+  readonly duplicates: number;
+  readonly rejected: Rejection[];
+}
+
+/** Seconds a client should wait before retrying after a 503. */
+const RETRY_AFTER_SECONDS = 1;
+
+const EMPTY_BODY = 'the body is empty; send a reading, an array of readings or {"readings": [...]}';
+
+export function buildIngestApp(deps: IngestDependencies): FastifyInstance {
+  const { config, readingLog, authenticator, clock } = deps;
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    // Per-request access logs would dominate the hot path at small batches;
+    // the route logs what matters (rejections, failures) itself.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.maxBodyBytes,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    requestIdHeader: 'x-request-id',
+  });
+
+  // Bodies stay raw buffers: UTF-8 is checked strictly (a lenient decoder would
+  // turn invalid bytes into U+FFFD and accept altered node ids), and parsing
+  // failures get this service's own messages.
+  const raw = { parseAs: 'buffer' as const, bodyLimit: config.maxBodyBytes };
+  const passThrough = (_req: unknown, body: Buffer, done: (err: null, body: Buffer) => void) =>
+    done(null, body);
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', raw, passThrough);
+  app.addContentTypeParser(['application/x-ndjson', 'application/ndjson'], raw, passThrough);
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error instanceof RedisUnavailableError) {
+      request.log.warn({ err: error }, 'redis unavailable; answered 503');
+      return reply
+        .code(503)
+        .header('retry-after', String(RETRY_AFTER_SECONDS))
+        .send({ error: 'Redis is unavailable: nothing from this request was stored; retry it' });
+    }
+    const status = error.statusCode ?? 500;
+    if (status >= 500) request.log.error({ err: error }, 'request failed');
+    return reply.code(status).send({ error: status >= 500 ? 'internal error' : error.message });
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_request, reply) => {
+    try {
+      await withTimeout(deps.redis.ping(), 500);
+      return { status: 'ready' };
+    } catch (error) {
+      return reply.code(503).send({ status: 'unavailable', error: `Redis: ${(error as Error).message}` });
+    }
+  });
+
+  app.post('/v1/readings', async (request, reply) => {
+    let source = 'anonymous';
+    let scopeOf: ((reading: Reading) => string | undefined) | undefined;
+    if (authenticator !== undefined) {
+      const outcome = await authorize(request.headers.authorization, authenticator).catch(
+        (error: unknown) => {
+          throw isUnavailable(error) ? new RedisUnavailableError(error) : error;
+        },
+      );
+      if (!outcome.ok) {
+        if (outcome.status === 401) reply.header('www-authenticate', 'Bearer');
+        return reply.code(outcome.status).send({ error: outcome.error });
+      }
+      if (outcome.gateway) {
+        const { scope, name } = outcome.gateway;
+        source = name;
+        scopeOf = (reading) => checkScope(scope, reading);
+      }
+    }
+
+    const body = request.body;
+    if (!Buffer.isBuffer(body)) throw new HttpError(400, EMPTY_BODY);
+    const mediaType = (request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+    let items: Item[];
+    try {
+      items = mediaType === 'application/json' ? jsonItems(body) : ndjsonItems(body);
+    } catch (error) {
+      if (error instanceof BodyError) throw new HttpError(400, error.message);
+      throw error;
+    }
+    if (items.length === 0) throw new HttpError(400, 'the request holds no readings');
+    if (items.length > config.maxBatchReadings) {
+      throw new HttpError(
+        413,
+        `the request holds ${items.length} readings; at most ${config.maxBatchReadings} are taken per request`,
+      );
+    }
+
+    const policy: ValidationPolicy = { nowMs: clock.now(), maxFutureMs: config.maxFutureMs };
+    const valid: Reading[] = [];
+    const rejected: Rejection[] = [];
+    for (let index = 0; index < items.length; index++) {
+      const item = items[index] as Item;
+      const checked: CheckedReading =
+        'error' in item ? { ok: false, error: item.error } : checkReading(item.raw, policy);
+      if (!checked.ok) {
+        rejected.push({ index, error: checked.error });
+        continue;
+      }
+      const outOfScope = scopeOf?.(checked.reading);
+      if (outOfScope !== undefined) rejected.push({ index, error: outOfScope });
+      else valid.push(checked.reading);
+    }
+
+    const { accepted, duplicates } = await readingLog.append(valid, source);
+    const result: IngestReply = { accepted, duplicates, rejected };
+    if (rejected.length > 0) {
+      request.log.info(
+        { gateway: source, rejected: rejected.length, first: rejected[0] },
+        'readings rejected',
+      );
+    }
+    request.log.debug({ gateway: source, accepted, duplicates }, 'batch appended');
+    // Nothing in the request was usable: a client error, with the same
+    // per-item detail, so a gateway does not mistake it for success.
+    return reply.code(valid.length === 0 ? 422 : 200).send(result);
+  });
+
+  return app;
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

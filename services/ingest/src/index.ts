@@ -1,0 +1,5 @@
+export type { IngestDependencies, IngestReply, Rejection } from './app.ts';
+export { buildIngestApp } from './app.ts';
+export { Authenticator } from './authenticator.ts';
+export type { RunningIngest } from './main.ts';
+export { startIngest } from './main.ts';

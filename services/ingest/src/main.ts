@@ -1,0 +1,53 @@
+import { type Clock, type Config, systemClock } from '@streamgauge/core';
+import { connectRedis, GatewayRegistry, loadScripts, ReadingLog } from '@streamgauge/redis';
+import type { Logger } from 'pino';
+import { buildIngestApp } from './app.ts';
+import { Authenticator } from './authenticator.ts';
+
+export interface RunningIngest {
+  /** `http://host:port` the server listens on. */
+  readonly url: string;
+  /** Stops accepting, finishes in-flight requests, closes Redis. */
+  close(): Promise<void>;
+}
+
+/**
+ * A request must be answered promptly even when Redis hangs rather than
+ * refuses: past this a write counts as failed (503). If it lands after all,
+ * the client's retry is answered as a duplicate, so nothing is counted twice.
+ */
+const REDIS_COMMAND_TIMEOUT_MS = 1_000;
+
+export async function startIngest(
+  config: Config,
+  logger: Logger,
+  clock: Clock = systemClock,
+): Promise<RunningIngest> {
+  const redis = connectRedis(config.redis, {
+    name: 'ingest',
+    failFast: true,
+    commandTimeoutMs: REDIS_COMMAND_TIMEOUT_MS,
+  });
+  redis.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
+  loadScripts(redis);
+  const readingLog = new ReadingLog(redis, { ...config.stream, clock });
+  let authenticator: Authenticator | undefined;
+  if (config.ingest.auth) {
+    authenticator = new Authenticator(new GatewayRegistry(redis, clock), config.ingest.authCacheMs, () =>
+      clock.now(),
+    );
+  } else {
+    logger.warn('INGEST_AUTH=off: any client can write readings for any node');
+  }
+  const app = buildIngestApp({ config: config.ingest, readingLog, redis, authenticator, clock, logger });
+  const url = await app.listen({ host: config.ingest.host, port: config.ingest.port });
+  logger.info({ url, streams: readingLog.streams, auth: config.ingest.auth }, 'ingest listening');
+  return {
+    url,
+    async close() {
+      await app.close();
+      await redis.quit().catch(() => redis.disconnect());
+      logger.info('ingest stopped');
+    },
+  };
+}
