@@ -153,3 +153,8 @@ function describeRule(rule: NumberRule): string {
   if (rule.min !== undefined) return `${kind} ≥ ${+rule.min.toFixed(4)}`;
   return kind;
 }
+
+/** The URL with any password masked, for logs and messages. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@');
+}

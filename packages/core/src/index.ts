@@ -1,7 +1,7 @@
 export type { Clock } from './clock.ts';
 export { ManualClock, systemClock } from './clock.ts';
 export type { Config, Env, IngestConfig, RedisConfig, StreamConfig } from './config.ts';
-export { loadConfig } from './config.ts';
+export { loadConfig, redactUrl } from './config.ts';
 export { ConfigError } from './errors/ConfigError.ts';
 export type { GatewayRecord, GatewayScope } from './gateway.ts';
 export { checkScope, describeScope, GATEWAY_NAME } from './gateway.ts';

@@ -85,6 +85,9 @@ export function checkReading(raw: unknown, policy: ValidationPolicy): CheckedRea
   if (nodeId.length > MAX_NODE_ID_LENGTH) {
     return bad(`node_id: longer than ${MAX_NODE_ID_LENGTH} characters`);
   }
+  // A lone surrogate would become U+FFFD in Redis keys, so two different ids
+  // would share one node's keys.
+  if (!nodeId.isWellFormed()) return bad('node_id: contains an unpaired UTF-16 surrogate');
   if (!NODE_ID.test(nodeId)) {
     return bad(`node_id: ${quote(nodeId)} contains whitespace, a control character or a brace`);
   }
@@ -116,7 +119,8 @@ export function checkReading(raw: unknown, policy: ValidationPolicy): CheckedRea
   if (reading.pressure === undefined) {
     const p1 = reading.pressure_1;
     const p2 = reading.pressure_2;
-    if (p1 !== undefined && p2 !== undefined) reading.pressure = (p1 + p2) / 2;
+    // Halving first cannot overflow; for finite inputs it rounds the same.
+    if (p1 !== undefined && p2 !== undefined) reading.pressure = p1 / 2 + p2 / 2;
     else if (p1 !== undefined) reading.pressure = p1;
     else if (p2 !== undefined) reading.pressure = p2;
   }
@@ -138,6 +142,7 @@ export function checkReading(raw: unknown, policy: ValidationPolicy): CheckedRea
     if (value.length > MAX_TEXT_LENGTH) {
       return bad(`${field}: longer than ${MAX_TEXT_LENGTH} characters`);
     }
+    if (!value.isWellFormed()) return bad(`${field}: contains an unpaired UTF-16 surrogate`);
     reading[field] = value;
   }
 

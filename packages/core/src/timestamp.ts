@@ -45,6 +45,8 @@ function parseIso(text: string): TimestampResult {
   const second = m[6] === undefined ? 0 : Number(m[6]);
   // Sub-millisecond digits are truncated: identity has millisecond resolution.
   const ms = m[7] === undefined ? 0 : Number(m[7].slice(0, 3).padEnd(3, '0'));
+  // Checked before Date.UTC, which reads years 0-99 as 1900-1999.
+  if (year < 1973) return fail(`${quote(text)} is before 1973`);
   if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) {
     return fail(`${quote(text)} is not a calendar date`);
   }

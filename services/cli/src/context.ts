@@ -1,4 +1,4 @@
-import { type Config, ConfigError, loadConfig } from '@streamgauge/core';
+import { type Config, ConfigError, loadConfig, redactUrl } from '@streamgauge/core';
 import { connectRedis, whenReady } from '@streamgauge/redis';
 import type { Redis } from 'ioredis';
 import { CommandError, EXIT } from './exitCodes.ts';
@@ -23,10 +23,6 @@ export async function opsRedis(config: Config): Promise<Redis> {
     throw new CommandError(EXIT.unavailable, `cannot reach Redis at ${redactUrl(config.redis.url)}`);
   }
   return redis;
-}
-
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]*):([^@/]*)@/, '//$1:***@');
 }
 
 function stripUndefined(values: Record<string, string | undefined>): Record<string, string> {

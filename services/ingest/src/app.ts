@@ -83,6 +83,17 @@ export function buildIngestApp(deps: IngestDependencies): FastifyInstance {
     return reply.code(status).send({ error: status >= 500 ? 'internal error' : error.message });
   });
 
+  // A keep-alive connection that finishes its request after close() began
+  // would hold the server open until the client lets go: tell clients to.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (closing) reply.header('connection', 'close');
+    return payload;
+  });
+
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   app.get('/readyz', async (_request, reply) => {
@@ -116,7 +127,12 @@ export function buildIngestApp(deps: IngestDependencies): FastifyInstance {
 
     const body = request.body;
     if (!Buffer.isBuffer(body)) throw new HttpError(400, EMPTY_BODY);
-    const mediaType = (request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
+    const [type = '', ...params] = (request.headers['content-type'] ?? '').toLowerCase().split(';');
+    const mediaType = type.trim();
+    const charset = params.map((p) => p.trim()).find((p) => p.startsWith('charset='));
+    if (charset !== undefined && !/^charset="?utf-?8"?$/.test(charset)) {
+      throw new HttpError(415, `${charset} is not supported: send UTF-8`);
+    }
     let items: Item[];
     try {
       items = mediaType === 'application/json' ? jsonItems(body) : ndjsonItems(body);

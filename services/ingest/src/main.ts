@@ -1,5 +1,5 @@
-import { type Clock, type Config, systemClock } from '@streamgauge/core';
-import { connectRedis, GatewayRegistry, loadScripts, ReadingLog } from '@streamgauge/redis';
+import { type Clock, type Config, redactUrl, systemClock } from '@streamgauge/core';
+import { connectRedis, GatewayRegistry, loadScripts, ReadingLog, whenReady } from '@streamgauge/redis';
 import type { Logger } from 'pino';
 import { buildIngestApp } from './app.ts';
 import { Authenticator } from './authenticator.ts';
@@ -17,6 +17,7 @@ export interface RunningIngest {
  * the client's retry is answered as a duplicate, so nothing is counted twice.
  */
 const REDIS_COMMAND_TIMEOUT_MS = 1_000;
+const STARTUP_WAIT_MS = 5_000;
 
 export async function startIngest(
   config: Config,
@@ -30,6 +31,11 @@ export async function startIngest(
   });
   redis.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
   loadScripts(redis);
+  // Give Redis a moment so the first requests are not refused while it
+  // connects; without it the service still starts, answering 503 until it can.
+  await whenReady(redis, STARTUP_WAIT_MS).catch(() =>
+    logger.warn({ redis: redactUrl(config.redis.url) }, 'Redis not reachable yet; answering 503 until it is'),
+  );
   const readingLog = new ReadingLog(redis, { ...config.stream, clock });
   let authenticator: Authenticator | undefined;
   if (config.ingest.auth) {

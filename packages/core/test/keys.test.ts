@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { identityOf, readModelKeys, shardKeys, shardOf } from '../src/index.ts';
+
+describe('key layout', () => {
+  it('keeps the dashboard contract names', () => {
+    expect(readModelKeys.nodesAll).toBe('nodes:all');
+    expect(readModelKeys.nodeMetadata('215542')).toBe('node:215542:metadata');
+    expect(readModelKeys.nodeLatest('215542')).toBe('node:215542:latest');
+    expect(readModelKeys.nodeMetrics('215542', '24h')).toBe('node:215542:metrics:24h');
+    expect(readModelKeys.nodeTimeseries7d('215542')).toBe('node:215542:timeseries:7d');
+    expect(readModelKeys.systemMetrics('30d')).toBe('system:metrics:30d');
+    expect(readModelKeys.anomaliesRecent).toBe('anomalies:recent');
+  });
+
+  it('keeps one shard named "readings" and tags its other keys into the same slot', () => {
+    const one = shardKeys(0, 1);
+    expect(one.stream).toBe('readings');
+    const id = identityOf({ node_id: 'N1', timestamp: Date.UTC(2024, 0, 1, 5, 30) });
+    expect(one.seen(id)).toBe(`seen:{readings}:N1:${Date.UTC(2024, 0, 1, 5) / 3_600_000}`);
+  });
+
+  it('gives each of several shards its own hash tag', () => {
+    const s3 = shardKeys(3, 8);
+    expect(s3.stream).toBe('readings:{3}');
+    expect(s3.seen(identityOf({ node_id: 'N', timestamp: 3_600_000 * 500_000 }))).toBe('seen:{3}:N:500000');
+    expect(() => shardKeys(8, 8)).toThrow(RangeError);
+  });
+
+  it('routes a node to a stable shard and spreads nodes across shards', () => {
+    expect(shardOf('anything', 1)).toBe(0);
+    expect(shardOf('215542', 8)).toBe(shardOf('215542', 8));
+    const counts = new Array(8).fill(0);
+    for (let i = 0; i < 8000; i++) counts[shardOf(`NODE${i}`, 8)]++;
+    for (const count of counts) expect(count).toBeGreaterThan(800);
+  });
+
+  it('splits identity into an hour bucket and a millisecond offset', () => {
+    const ts = Date.UTC(2024, 0, 1, 5, 30, 15, 7);
+    expect(identityOf({ node_id: 'n', timestamp: ts })).toEqual({
+      nodeId: 'n',
+      bucket: Date.UTC(2024, 0, 1, 5),
+      offset: 30 * 60_000 + 15_007,
+    });
+  });
+});

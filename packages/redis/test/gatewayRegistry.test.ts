@@ -1,0 +1,56 @@
+import { ManualClock } from '@streamgauge/core';
+import { type TestRedis, testRedis } from '@streamgauge/testkit';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { GatewayExistsError, GatewayRegistry, hashToken, UnknownGatewayError } from '../src/index.ts';
+
+let redis: TestRedis;
+let client: Redis;
+const clock = new ManualClock(Date.UTC(2026, 10, 25, 12));
+
+beforeAll(async () => {
+  redis = await testRedis();
+  client = new Redis(redis.url);
+});
+afterAll(async () => {
+  client.disconnect();
+  await redis.close();
+});
+beforeEach(() => redis.flush());
+
+describe('GatewayRegistry', () => {
+  it('issues a token, stores only its hash, and authenticates with it', async () => {
+    const registry = new GatewayRegistry(client, clock);
+    const { token, record } = await registry.add('sel-gw', { kind: 'district', district: 'SEL' });
+    expect(token).toMatch(/^sg_[A-Za-z0-9_-]{43}$/);
+    const dump = JSON.stringify(await client.hgetall('{gateways}:by-name'));
+    expect(dump).not.toContain(token);
+    expect(dump).toContain(hashToken(token));
+    expect(await registry.authenticate(token)).toEqual({ status: 'valid', gateway: record });
+    expect(await registry.authenticate(`${token}x`)).toEqual({ status: 'unknown' });
+  });
+
+  it('refuses a second gateway of the same name until the first is revoked', async () => {
+    const registry = new GatewayRegistry(client, clock);
+    const first = await registry.add('gw', { kind: 'nodes', nodes: ['A', 'B'] });
+    await expect(registry.add('gw', { kind: 'nodes', nodes: ['C'] })).rejects.toBeInstanceOf(
+      GatewayExistsError,
+    );
+    expect(await registry.revoke('gw')).toBe(true);
+    expect(await registry.revoke('gw')).toBe(false);
+    const revoked = await registry.authenticate(first.token);
+    expect(revoked.status).toBe('revoked');
+    const second = await registry.add('gw', { kind: 'nodes', nodes: ['C'] });
+    expect((await registry.authenticate(second.token)).status).toBe('valid');
+    expect((await registry.authenticate(first.token)).status).toBe('revoked');
+    expect((await registry.list()).map((g) => [g.name, g.scope])).toEqual([
+      ['gw', { kind: 'nodes', nodes: ['C'] }],
+    ]);
+  });
+
+  it('reports unknown names and invalid names', async () => {
+    const registry = new GatewayRegistry(client, clock);
+    await expect(registry.revoke('nope')).rejects.toBeInstanceOf(UnknownGatewayError);
+    await expect(registry.add('bad name', { kind: 'district', district: 'D' })).rejects.toThrow(RangeError);
+  });
+});

@@ -1,0 +1,155 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { decodeEntry } from '@streamgauge/core';
+import { freePort, type TestRedis, testRedis } from '@streamgauge/testkit';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
+const exec = promisify(execFile);
+let redis: TestRedis;
+
+beforeAll(async () => {
+  redis = await testRedis();
+  await redis.flush();
+});
+afterAll(() => redis.close());
+
+async function streamgauge(args: string[], env: Record<string, string> = {}) {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, [MAIN, ...args], {
+      env: { ...process.env, REDIS_URL: redis.url, ...env },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('streamgauge CLI', () => {
+  it('prints help and exits 0; a wrong command exits 2', async () => {
+    const help = await streamgauge(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('ingest');
+    expect(help.stdout).toContain('gateways');
+    const wrong = await streamgauge(['frobnicate']);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toContain("unknown command 'frobnicate'");
+  });
+
+  it('exits 3 naming every bad variable, and 4 when Redis cannot be reached', async () => {
+    const bad = await streamgauge(['gateways', 'list'], {
+      REDIS_URL: '',
+      REDIS_PORT: 'x',
+      CACHE_TTL_HOURS: '0',
+    });
+    expect(bad.code).toBe(3);
+    expect(bad.stderr).toContain('REDIS_PORT: expected a whole number from 1 to 65535, got "x"');
+    expect(bad.stderr).toContain('CACHE_TTL_HOURS');
+    const port = await freePort();
+    const down = await streamgauge(['gateways', 'list'], { REDIS_URL: `redis://127.0.0.1:${port}` });
+    expect(down.code).toBe(4);
+    expect(down.stderr).toContain(`cannot reach Redis at redis://127.0.0.1:${port}`);
+  });
+
+  it('adds, lists and revokes gateways; the token is printed once', async () => {
+    const added = await streamgauge(['gateways', 'add', 'north', '--district', 'SEL', '--json']);
+    expect(added.code).toBe(0);
+    const { name, token } = JSON.parse(added.stdout) as { name: string; token: string };
+    expect(name).toBe('north');
+    expect(token).toMatch(/^sg_/);
+
+    const plain = await streamgauge(['gateways', 'add', 'south', '--nodes', 'A, B,A']);
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).toMatch(/gateway south \(nodes A,B\)\ntoken: sg_\S+\nThis token is shown once/);
+
+    const again = await streamgauge(['gateways', 'add', 'north', '--district', 'SEL']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('gateway "north" exists; revoke it first');
+
+    expect((await streamgauge(['gateways', 'add', 'x'])).code).toBe(2);
+    expect((await streamgauge(['gateways', 'add', 'x', '--nodes', 'A', '--district', 'D'])).code).toBe(2);
+
+    const listed = await streamgauge(['gateways', 'list', '--json']);
+    const records = JSON.parse(listed.stdout) as { name: string; tokenHash?: string }[];
+    expect(records.map((r) => r.name)).toEqual(['north', 'south']);
+    expect(listed.stdout).not.toContain(token);
+    expect(records.every((r) => r.tokenHash === undefined)).toBe(true);
+
+    expect((await streamgauge(['gateways', 'revoke', 'north'])).stdout).toContain('gateway north revoked');
+    expect((await streamgauge(['gateways', 'list'])).stdout).toMatch(
+      /north\tdistrict SEL\tcreated \S+\trevoked/,
+    );
+    const unknown = await streamgauge(['gateways', 'revoke', 'nobody']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('no gateway named "nobody"');
+  });
+
+  it('ingest finishes an in-flight request on SIGTERM, then exits 0', async () => {
+    const port = await freePort();
+    const child: ChildProcess = spawn(
+      process.execPath,
+      [MAIN, 'ingest', '--port', String(port), '--host', '127.0.0.1'],
+      {
+        env: { ...process.env, REDIS_URL: redis.url, INGEST_AUTH: 'off', LOG_LEVEL: 'info' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let logs = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      logs += chunk.toString();
+    });
+    const exited = once(child, 'exit');
+    const url = `http://127.0.0.1:${port}`;
+    const deadline = Date.now() + 10_000;
+    while (
+      !(await fetch(`${url}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      ))
+    ) {
+      if (Date.now() > deadline) throw new Error(`ingest did not start:\n${logs}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(logs).toContain('"auth":false');
+
+    // Send the head of a request, signal, then the rest: the request is in
+    // flight when SIGTERM arrives and must still be served.
+    const reading = JSON.stringify({ node_id: 'SIG', timestamp: Date.now() - 1000, flow_rate: 1 });
+    let sendRest: () => void = () => {};
+    const body = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode(`[${reading}`));
+        sendRest = () => {
+          controller.enqueue(new TextEncoder().encode(']'));
+          controller.close();
+        };
+      },
+    });
+    const pending = fetch(`${url}/v1/readings`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+      duplex: 'half',
+    } as RequestInit);
+    await new Promise((r) => setTimeout(r, 200));
+    child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 200));
+    sendRest();
+    const response = await pending;
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ accepted: 1, duplicates: 0, rejected: [] });
+    const [code] = await exited;
+    expect(code).toBe(0);
+    expect(logs).toContain('ingest stopped');
+    await expect(fetch(`${url}/healthz`)).rejects.toThrow();
+
+    const client = new Redis(redis.url);
+    const entries = await client.xrange('readings', '-', '+');
+    client.disconnect();
+    expect(entries.flatMap(([id, f]) => decodeEntry(id, f).readings).map((r) => r.node_id)).toContain('SIG');
+  });
+});

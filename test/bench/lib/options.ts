@@ -1,0 +1,38 @@
+import { BenchFailure } from './types.ts';
+
+export interface BenchOptions {
+  /** Timed window per case, seconds (BENCH_SECONDS, default 5). */
+  readonly seconds: number;
+  /** Untimed warm-up per case, seconds (BENCH_WARMUP_SECONDS, default 1). */
+  readonly warmupSeconds: number;
+  /** An existing Redis to use instead of a throw-away server (BENCH_REDIS_URL). */
+  readonly redisUrl: string | undefined;
+  /** Directory for `node --cpu-prof` profiles of the ingest process (BENCH_CPU_PROF_DIR). */
+  readonly cpuProfDir: string | undefined;
+}
+
+export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): BenchOptions {
+  return {
+    seconds: positive(env, 'BENCH_SECONDS', 5),
+    warmupSeconds: positive(env, 'BENCH_WARMUP_SECONDS', 1, true),
+    redisUrl: text(env, 'BENCH_REDIS_URL'),
+    cpuProfDir: text(env, 'BENCH_CPU_PROF_DIR'),
+  };
+}
+
+function text(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function positive(env: NodeJS.ProcessEnv, name: string, fallback: number, zeroAllowed = false): number {
+  const raw = text(env, name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < 0 || (value === 0 && !zeroAllowed)) {
+    throw new BenchFailure(
+      `${name}: expected a ${zeroAllowed ? 'non-negative' : 'positive'} number, got ${raw}`,
+    );
+  }
+  return value;
+}

@@ -1,0 +1,79 @@
+import type { Reading } from '@streamgauge/core';
+
+export const BENCH_DISTRICT = 'BENCH';
+
+/**
+ * Unique readings for the benchmarks. Reading number g is node
+ * `B<(g mod nodes) + 1>` at `anchor - floor(g / nodes) s`: consecutive readings
+ * are different nodes at the same instant (what a gateway polling its nodes
+ * sends), and no (node_id, timestamp) repeats, so nothing is a duplicate as
+ * long as one source is used per Redis database.
+ */
+export class ReadingSource {
+  readonly nodes: number;
+  readonly #anchorMs: number;
+  readonly #nodeIds: string[];
+  #next = 0;
+
+  constructor(options: { nodes?: number; anchorMs?: number } = {}) {
+    this.nodes = options.nodes ?? 10_000;
+    // Whole seconds, so timestamps look like a logger's.
+    this.#anchorMs = Math.floor((options.anchorMs ?? Date.now()) / 1000) * 1000;
+    this.#nodeIds = Array.from({ length: this.nodes }, (_, i) => `B${String(i + 1).padStart(5, '0')}`);
+  }
+
+  /** How many readings were handed out. */
+  get taken(): number {
+    return this.#next;
+  }
+
+  /** The next reading, as the JSON a gateway would send. */
+  nextJson(): string {
+    const g = this.#next++;
+    const node = this.#nodeIds[g % this.nodes] as string;
+    const timestamp = this.#anchorMs - Math.floor(g / this.nodes) * 1000;
+    return (
+      `{"node_id":"${node}","timestamp":${timestamp},"flow_rate":${flow(g)},` +
+      `"pressure":${pressure(g)},"temperature":${temperature(g)},"district_id":"${BENCH_DISTRICT}"}`
+    );
+  }
+
+  /** The next reading, as the object ingest would hand to the log after validation. */
+  nextReading(): Reading {
+    const g = this.#next++;
+    return {
+      node_id: this.#nodeIds[g % this.nodes] as string,
+      timestamp: this.#anchorMs - Math.floor(g / this.nodes) * 1000,
+      flow_rate: flow(g),
+      pressure: pressure(g),
+      temperature: temperature(g),
+      district_id: BENCH_DISTRICT,
+    };
+  }
+
+  /** A request body of `batch` readings: one object for 1, else a JSON array. */
+  nextBody(batch: number): Buffer {
+    if (batch === 1) return Buffer.from(this.nextJson());
+    const parts = new Array<string>(batch);
+    for (let i = 0; i < batch; i++) parts[i] = this.nextJson();
+    return Buffer.from(`[${parts.join(',')}]`);
+  }
+
+  nextReadings(batch: number): Reading[] {
+    const readings = new Array<Reading>(batch);
+    for (let i = 0; i < batch; i++) readings[i] = this.nextReading();
+    return readings;
+  }
+}
+
+function flow(g: number): number {
+  return ((g * 7919) % 50_000) / 100;
+}
+
+function pressure(g: number): number {
+  return 2 + ((g * 31) % 300) / 100;
+}
+
+function temperature(g: number): number {
+  return 8 + ((g * 17) % 150) / 10;
+}

@@ -1,0 +1,70 @@
+import { ENTRY_FIELDS } from '@streamgauge/core';
+import type { Redis } from 'ioredis';
+import { BenchFailure } from './types.ts';
+
+/** The id of the stream's newest entry, or undefined when it is empty or absent. */
+export async function lastEntryId(redis: Redis, stream: string): Promise<string | undefined> {
+  const newest = await redis.xrevrange(stream, '+', '-', 'COUNT', 1);
+  return newest[0]?.[0];
+}
+
+export interface LogContents {
+  readonly entries: number;
+  /** Sum of the entries' `n` fields. */
+  readonly readings: number;
+}
+
+/** Counts the log entries after `afterId` (all when undefined) and the readings they hold. */
+export async function countLogEntries(
+  redis: Redis,
+  stream: string,
+  afterId: string | undefined,
+  source: string,
+): Promise<LogContents> {
+  let start = afterId === undefined ? '-' : `(${afterId}`;
+  let entries = 0;
+  let readings = 0;
+  for (;;) {
+    const page = await redis.xrange(stream, start, '+', 'COUNT', 1000);
+    for (const [id, fields] of page) {
+      let n: number | undefined;
+      let src: string | undefined;
+      for (let i = 0; i + 1 < fields.length; i += 2) {
+        if (fields[i] === ENTRY_FIELDS.count) n = Number(fields[i + 1]);
+        else if (fields[i] === ENTRY_FIELDS.source) src = fields[i + 1];
+      }
+      if (n === undefined || !Number.isInteger(n) || n <= 0) {
+        throw new BenchFailure(`stream ${stream} entry ${id} has no valid "n" field`);
+      }
+      if (src !== source) {
+        throw new BenchFailure(
+          `stream ${stream} entry ${id} came from ${JSON.stringify(src)}, not ${source}`,
+        );
+      }
+      entries++;
+      readings += n;
+    }
+    const last = page.at(-1);
+    if (last === undefined || page.length < 1000) break;
+    start = `(${last[0]}`;
+  }
+  return { entries, readings };
+}
+
+/** Fails unless the log gained exactly `requests` entries holding `readings` readings. */
+export async function expectLogGrowth(
+  redis: Redis,
+  stream: string,
+  afterId: string | undefined,
+  source: string,
+  expected: { requests: number; readings: number },
+  label: string,
+): Promise<void> {
+  const found = await countLogEntries(redis, stream, afterId, source);
+  if (found.entries !== expected.requests || found.readings !== expected.readings) {
+    throw new BenchFailure(
+      `${label}: the stream gained ${found.entries} entries holding ${found.readings} readings; ` +
+        `expected ${expected.requests} entries holding ${expected.readings}`,
+    );
+  }
+}

@@ -1,0 +1,11 @@
+import { ingestBench } from './ingest.bench.ts';
+import type { Suite } from './lib/types.ts';
+
+/** Every benchmark suite, in the order `pnpm bench` runs them. Add new suites here. */
+export const SUITES: readonly Suite[] = [
+  {
+    name: 'ingest',
+    description: 'HTTP ingest at batches of 1, 100, 1000 readings; ReadingLog.append; raw XADD baselines',
+    run: ingestBench,
+  },
+];
