@@ -12,7 +12,7 @@ export default defineConfig({
     hookTimeout: 30_000,
     reporters: process.env.CI ? ['default', ['json', { outputFile: '.vitest-results.json' }]] : ['default'],
     projects: [
-      ...['packages/core', 'packages/redis', 'packages/testkit', 'services/ingest', 'services/cli'].map(
+      ...['packages/core', 'packages/redis', 'packages/testkit', 'services/ingest', 'services/aggregator', 'services/cli'].map(
         (root) => ({
           extends: true,
           test: { name: root.split('/')[1], root, include: ['test/**/*.test.ts'] },

@@ -25,8 +25,17 @@ export interface StreamConfig {
   readonly dedupeHorizonMs: number;
 }
 
+export interface AggregatorConfig {
+  /** Consumer name in the group; stable across restarts so pending entries are found again. */
+  readonly consumer: string;
+  /** Stream entries per read (each holds one request's readings). */
+  readonly readCount: number;
+  readonly blockMs: number;
+}
+
 export interface Config {
   readonly redis: RedisConfig;
+  readonly aggregator: AggregatorConfig;
   readonly cacheTtlSeconds: number;
   readonly cacheRefreshMs: number;
   readonly dataDir: string;
@@ -60,6 +69,11 @@ export function loadConfig(env: Env): Config {
       maxFutureMs: read.number('INGEST_MAX_FUTURE_SECONDS', 300, { min: 0 }) * 1000,
       auth: read.choice('INGEST_AUTH', 'on', ['on', 'off']) === 'on',
       authCacheMs: read.number('INGEST_AUTH_CACHE_SECONDS', 5, { min: 0 }) * 1000,
+    },
+    aggregator: {
+      consumer: read.text('AGGREGATOR_CONSUMER', 'aggregator-1'),
+      readCount: read.number('AGGREGATOR_READ_COUNT', 100, { min: 1, max: 100_000, integer: true }),
+      blockMs: read.number('AGGREGATOR_BLOCK_MS', 1000, { min: 10, max: 60_000, integer: true }),
     },
     stream: {
       shards: read.number('STREAM_SHARDS', 1, { min: 1, max: 1024, integer: true }),

@@ -1,6 +1,6 @@
 export type { Clock } from './clock.ts';
 export { ManualClock, systemClock } from './clock.ts';
-export type { Config, Env, IngestConfig, RedisConfig, StreamConfig } from './config.ts';
+export type { AggregatorConfig, Config, Env, IngestConfig, RedisConfig, StreamConfig } from './config.ts';
 export { loadConfig, redactUrl } from './config.ts';
 export { ConfigError } from './errors/ConfigError.ts';
 export type { GatewayRecord, GatewayScope } from './gateway.ts';
@@ -8,12 +8,57 @@ export { checkScope, describeScope, GATEWAY_NAME } from './gateway.ts';
 export type { ReadingIdentity } from './identity.ts';
 export { IDENTITY_BUCKET_MS, identityLabel, identityOf } from './identity.ts';
 export type { ShardKeys } from './keys.ts';
-export { allShardKeys, gatewayKeys, readModelKeys, STREAM_BASE, shardKeys } from './keys.ts';
+export {
+  allShardKeys,
+  CHANGES_CHANNEL,
+  GROUPS,
+  gatewayKeys,
+  NODES_ALL_MEMBERS,
+  readModelKeys,
+  STREAM_BASE,
+  shardKeys,
+} from './keys.ts';
 export type { Range } from './ranges.ts';
 export { RANGE_MS, RANGES } from './ranges.ts';
 export type { CheckedReading, Measurement, Reading, ValidationPolicy } from './reading.ts';
 export { checkReading, KNOWN_NODE_TYPES, MEASUREMENTS } from './reading.ts';
+export type { NodeContribution } from './readModel.ts';
+export {
+  contributionOf,
+  decimal,
+  latestHash,
+  meanOf,
+  metadataHash,
+  metricsHash,
+  seriesTime,
+  systemMetricsHash,
+  timeseriesJson,
+  uptimeOf,
+} from './readModel.ts';
 export { shardOf } from './shard.ts';
 export type { BatchEntry } from './streamEntry.ts';
 export { decodeEntry, ENTRY_FIELDS, encodeReading } from './streamEntry.ts';
 export { isoTime, MIN_EPOCH_MS, parseTimestamp } from './timestamp.ts';
+export type {
+  AddOutcome,
+  HourlyPoint,
+  LatestValues,
+  MetadataKey,
+  NodeMetadata,
+  WindowSummary,
+} from './window/nodeWindows.ts';
+export { METADATA_KEYS, NodeWindows } from './window/nodeWindows.ts';
+export type { PaneMeasurement } from './window/pane.ts';
+export {
+  addToPane,
+  clearPane,
+  emptyPane,
+  mergePane,
+  PANE,
+  PANE_MEASUREMENTS,
+  PANE_WIDTH,
+  STAT,
+} from './window/pane.ts';
+export { PaneRing } from './window/paneRing.ts';
+export type { WindowBounds } from './window/windows.ts';
+export { horizonStart, PANE_MS, PANE_SIZES, RING_OF_RANGE, windowBounds } from './window/windows.ts';

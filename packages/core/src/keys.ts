@@ -29,8 +29,16 @@ export interface ShardKeys {
   readonly shard: number;
   /** The stream that holds this shard's readings. */
   readonly stream: string;
+  /** Entries that could not be processed, with the reason. */
+  readonly deadLetters: string;
   /** The dedupe set for one node and event-time hour of this shard. */
   seen(identity: ReadingIdentity): string;
+  /** The aggregator's node ids of this shard (a set). */
+  readonly aggregateNodes: string;
+  /** The aggregator's counters for this shard (a hash). */
+  readonly aggregateStats: string;
+  /** The aggregator's persisted state of one node: panes, latest, metadata (a hash). */
+  aggregateNode(nodeId: string): string;
 }
 
 export function shardKeys(shard: number, shards: number): ShardKeys {
@@ -41,16 +49,33 @@ export function shardKeys(shard: number, shards: number): ShardKeys {
   const tag = shards === 1 ? STREAM_BASE : String(shard);
   const stream = shards === 1 ? STREAM_BASE : `${STREAM_BASE}:{${tag}}`;
   const seenPrefix = `seen:{${tag}}:`;
+  const aggregatePrefix = `agg:{${tag}}:`;
   return {
     shard,
     stream,
+    deadLetters: `{${tag}}:dead`,
     seen: (id) => `${seenPrefix}${id.nodeId}:${id.bucket / 3_600_000}`,
+    aggregateNodes: `${aggregatePrefix}nodes`,
+    aggregateStats: `${aggregatePrefix}stats`,
+    aggregateNode: (nodeId) => `${aggregatePrefix}node:${nodeId}`,
   };
 }
 
 export function allShardKeys(shards: number): ShardKeys[] {
   return Array.from({ length: shards }, (_, i) => shardKeys(i, shards));
 }
+
+/**
+ * `nodes:all` must list each node once. Its members are mirrored in a set
+ * whose hash tag puts it in the list's slot, so one script keeps both.
+ */
+export const NODES_ALL_MEMBERS = '{nodes:all}:members';
+
+/** Channel on which the aggregator announces which nodes' keys changed. */
+export const CHANGES_CHANNEL = 'streamgauge:changes';
+
+/** Consumer group names. */
+export const GROUPS = { aggregator: 'aggregator', archiver: 'archiver' } as const;
 
 /** Gateway registry: records by name and by token hash, in one slot. */
 export const gatewayKeys = {

@@ -43,3 +43,15 @@ describe('key layout', () => {
     });
   });
 });
+
+describe('aggregator keys', () => {
+  it('keep a shard state and its stream in one Redis Cluster slot', () => {
+    const one = shardKeys(0, 1);
+    expect(one.aggregateNode('N1')).toBe('agg:{readings}:node:N1');
+    expect(one.aggregateNodes).toBe('agg:{readings}:nodes');
+    expect(one.deadLetters).toBe('{readings}:dead');
+    const two = shardKeys(1, 4);
+    expect(two.aggregateNode('N1')).toBe('agg:{1}:node:N1');
+    expect(two.deadLetters).toBe('{1}:dead');
+  });
+});

@@ -1,3 +1,5 @@
+export type { ShardCommit } from './aggregateStore.ts';
+export { AggregateStore } from './aggregateStore.ts';
 export type { ConnectionOptions } from './connection.ts';
 export { connectRedis, whenReady } from './connection.ts';
 export { GatewayExistsError } from './errors/GatewayExistsError.ts';
@@ -7,5 +9,9 @@ export type { Authentication, IssuedGateway } from './gatewayRegistry.ts';
 export { GatewayRegistry, hashToken } from './gatewayRegistry.ts';
 export type { AppendResult, ReadingLogOptions } from './readingLog.ts';
 export { ReadingLog } from './readingLog.ts';
+export type { ChangeNotice, NodeKeys } from './readModelWriter.ts';
+export { ReadModelWriter } from './readModelWriter.ts';
 export type { ScriptName } from './scripts.ts';
 export { loadScripts, runScript } from './scripts.ts';
+export type { DeliveredBatch, DeliveredEntry, StreamConsumerOptions } from './streamConsumer.ts';
+export { StreamConsumer } from './streamConsumer.ts';

@@ -1,0 +1,150 @@
+import { isoTime } from './timestamp.ts';
+import type { HourlyPoint, LatestValues, NodeMetadata, WindowSummary } from './window/nodeWindows.ts';
+import { PANE, type PaneMeasurement, STAT } from './window/pane.ts';
+
+/**
+ * The values of the dashboard's keys (DATA_MODEL.md), computed from window
+ * summaries. Pure: the Redis writer only stores what these return.
+ *
+ * Numbers are decimal strings at full precision (JavaScript's shortest
+ * round-trip form); a value with no data is "0", as the old system wrote it.
+ */
+export function decimal(x: number): string {
+  return Number.isFinite(x) ? String(x) : '0';
+}
+
+function stat(pane: Float64Array, m: PaneMeasurement, field: keyof typeof STAT): number {
+  return pane[PANE[m] + STAT[field]] as number;
+}
+
+function has(pane: Float64Array, m: PaneMeasurement): boolean {
+  return stat(pane, m, 'n') > 0;
+}
+
+/** Mean of a measurement over the summary, or undefined without data. */
+export function meanOf(pane: Float64Array, m: PaneMeasurement): number | undefined {
+  return has(pane, m) ? stat(pane, m, 'mean') : undefined;
+}
+
+export function uptimeOf(pane: Float64Array): number {
+  const count = pane[PANE.count] as number;
+  return count === 0 ? 0 : (pane[PANE.flowing] as number) / count;
+}
+
+/** `node:{id}:metrics:{range}`. */
+export function metricsHash(summary: WindowSummary, updatedAt: number): Record<string, string> {
+  const p = summary.pane;
+  const n = stat(p, 'flow', 'n');
+  const value = (m: PaneMeasurement, field: 'mean' | 'min' | 'max') =>
+    has(p, m) ? decimal(stat(p, m, field)) : '0';
+  return {
+    reading_count: decimal(p[PANE.count] as number),
+    avg_flow: value('flow', 'mean'),
+    min_flow: value('flow', 'min'),
+    max_flow: value('flow', 'max'),
+    // Sample standard deviation, as SQL's STDDEV.
+    stddev_flow: n >= 2 ? decimal(Math.sqrt(Math.max(0, stat(p, 'flow', 'm2')) / (n - 1))) : '0',
+    avg_pressure: value('pressure', 'mean'),
+    min_pressure: value('pressure', 'min'),
+    max_pressure: value('pressure', 'max'),
+    // A fraction (0..1) despite its name: the dashboard compares it with 0.1.
+    uptime_percentage: decimal(uptimeOf(p)),
+    avg_temperature: value('temperature', 'mean'),
+    min_temperature: value('temperature', 'min'),
+    max_temperature: value('temperature', 'max'),
+    volume_delta: has(p, 'volume') ? decimal(stat(p, 'volume', 'max') - stat(p, 'volume', 'min')) : '0',
+    window_start: isoTime(summary.bounds.start),
+    window_end: isoTime(summary.end),
+    updated_at: isoTime(updatedAt),
+  };
+}
+
+/** `node:{id}:latest`: the values of the reading with the newest event time. */
+export function latestHash(latest: LatestValues): Record<string, string> {
+  return {
+    timestamp: isoTime(latest.timestamp),
+    flow_rate: decimal(latest.flow_rate ?? 0),
+    pressure: decimal(latest.pressure ?? 0),
+    temperature: decimal(latest.temperature ?? 0),
+    volume: decimal(latest.volume ?? 0),
+  };
+}
+
+/**
+ * `node:{id}:metadata`. A node whose readings never carried a name is named
+ * by its id; unknown type and district are empty strings.
+ */
+export function metadataHash(nodeId: string, metadata: NodeMetadata): Record<string, string> {
+  return {
+    node_id: nodeId,
+    node_name: metadata.node_name?.value ?? nodeId,
+    node_type: metadata.node_type?.value ?? '',
+    district_id: metadata.district_id?.value ?? '',
+  };
+}
+
+/** `YYYY-MM-DD HH:MM:SS` in UTC, the series' timestamp format. */
+export function seriesTime(ms: number): string {
+  return isoTime(ms).slice(0, 19).replace('T', ' ');
+}
+
+/** `node:{id}:timeseries:7d`: hourly averages, one entry per hour with a reading. */
+export function timeseriesJson(points: readonly HourlyPoint[]): string {
+  const timestamps: string[] = [];
+  const flows: number[] = [];
+  const pressures: number[] = [];
+  for (const point of points) {
+    timestamps.push(seriesTime(point.at));
+    flows.push(meanOf(point.pane, 'flow') ?? 0);
+    pressures.push(meanOf(point.pane, 'pressure') ?? 0);
+  }
+  return JSON.stringify({ timestamps, flow_rates: flows, pressures });
+}
+
+/** What one node contributes to `system:metrics:{range}`. */
+export interface NodeContribution {
+  readonly avgFlow: number | undefined;
+  readonly avgPressure: number | undefined;
+  readonly uptime: number;
+}
+
+export function contributionOf(summary: WindowSummary): NodeContribution {
+  return {
+    avgFlow: meanOf(summary.pane, 'flow'),
+    avgPressure: meanOf(summary.pane, 'pressure'),
+    uptime: uptimeOf(summary.pane),
+  };
+}
+
+/**
+ * `system:metrics:{range}`: `total_nodes` counts known nodes, `active_nodes`
+ * those with uptime above 0.1, `avg_pressure` is the mean of the nodes'
+ * average pressure (nodes with pressure data), `total_flow` the sum of the
+ * nodes' average flow (L/s, not a volume).
+ */
+export function systemMetricsHash(
+  contributions: Iterable<NodeContribution>,
+  updatedAt: number,
+): Record<string, string> {
+  let total = 0;
+  let active = 0;
+  let flow = 0;
+  let pressureSum = 0;
+  let pressureNodes = 0;
+  for (const c of contributions) {
+    total++;
+    if (c.uptime > 0.1) active++;
+    if (c.avgFlow !== undefined) flow += c.avgFlow;
+    if (c.avgPressure !== undefined) {
+      pressureSum += c.avgPressure;
+      pressureNodes++;
+    }
+  }
+  return {
+    total_nodes: String(total),
+    active_nodes: String(active),
+    avg_pressure: pressureNodes === 0 ? '0' : decimal(pressureSum / pressureNodes),
+    total_flow: decimal(flow),
+    updated_at: isoTime(updatedAt),
+  };
+}

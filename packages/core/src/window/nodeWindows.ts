@@ -1,0 +1,148 @@
+import type { Range } from '../ranges.ts';
+import type { Reading } from '../reading.ts';
+import { emptyPane, mergePane, PANE, PANE_WIDTH } from './pane.ts';
+import { PaneRing } from './paneRing.ts';
+import { PANE_SIZES, RING_OF_RANGE, type WindowBounds, windowBounds } from './windows.ts';
+
+export interface LatestValues {
+  readonly timestamp: number;
+  readonly flow_rate?: number;
+  readonly pressure?: number;
+  readonly temperature?: number;
+  readonly volume?: number;
+}
+
+export const METADATA_KEYS = ['node_name', 'node_type', 'district_id'] as const;
+export type MetadataKey = (typeof METADATA_KEYS)[number];
+/** Each metadata field with the event time of the reading that carried it. */
+export type NodeMetadata = Partial<Record<MetadataKey, { value: string; timestamp: number }>>;
+
+export interface WindowSummary {
+  readonly range: Range;
+  readonly bounds: WindowBounds;
+  /** Event time the window covers up to: T, or a newer (future-stamped) reading in its last pane. */
+  readonly end: number;
+  /** A pane (PANE layout) merged over the window. */
+  readonly pane: Float64Array;
+}
+
+export interface HourlyPoint {
+  readonly hour: number;
+  readonly pane: Float64Array;
+  readonly at: number;
+}
+
+export type AddOutcome = 'applied' | 'too_late' | 'too_early';
+
+interface Base {
+  first: number;
+  last: number;
+  pane: Float64Array;
+}
+
+/**
+ * Everything the live windows know about one node: a ring of panes per pane
+ * size, the latest reading's values and the metadata. The cost of a reading
+ * is one pane update per size, whatever the window or the number of nodes.
+ *
+ * For each range the merge of its closed panes (all but the current one) is
+ * cached, so an evaluation is one merge; the cache is dropped when the window
+ * slides or a late reading lands in a closed pane.
+ */
+export class NodeWindows {
+  readonly nodeId: string;
+  readonly rings: readonly PaneRing[];
+  /** Panes changed since the last `takeChanges()`, per ring. */
+  readonly changedPanes: Set<number>[];
+  latest: LatestValues | undefined;
+  metadata: NodeMetadata = {};
+  latestChanged = false;
+  #bases = new Map<Range, Base>();
+  readonly #aheadMs: number;
+
+  constructor(nodeId: string, aheadMs: number) {
+    this.nodeId = nodeId;
+    this.#aheadMs = aheadMs;
+    this.rings = PANE_SIZES.map(
+      ({ paneMs, history }) => new PaneRing(paneMs, history, Math.ceil(aheadMs / paneMs)),
+    );
+    this.changedPanes = this.rings.map(() => new Set<number>());
+  }
+
+  add(reading: Reading, now: number): AddOutcome {
+    if (reading.timestamp > now + this.#aheadMs) return 'too_early';
+    const coarsest = this.rings[this.rings.length - 1] as PaneRing;
+    if (coarsest.paneOf(reading.timestamp) < coarsest.paneOf(now) - coarsest.history) return 'too_late';
+    for (let i = 0; i < this.rings.length; i++) {
+      const pane = (this.rings[i] as PaneRing).add(reading, now);
+      if (pane !== undefined) (this.changedPanes[i] as Set<number>).add(pane);
+    }
+    for (const [range, base] of this.#bases) {
+      const pane = (this.rings[RING_OF_RANGE[range]] as PaneRing).paneOf(reading.timestamp);
+      if (pane >= base.first && pane < base.last) this.#bases.delete(range);
+    }
+    if (this.latest === undefined || reading.timestamp > this.latest.timestamp) {
+      this.latest = {
+        timestamp: reading.timestamp,
+        ...(reading.flow_rate !== undefined && { flow_rate: reading.flow_rate }),
+        ...(reading.pressure !== undefined && { pressure: reading.pressure }),
+        ...(reading.temperature !== undefined && { temperature: reading.temperature }),
+        ...(reading.volume !== undefined && { volume: reading.volume }),
+      };
+      this.latestChanged = true;
+    }
+    for (const key of METADATA_KEYS) {
+      const value = reading[key];
+      const known = this.metadata[key];
+      if (value !== undefined && (known === undefined || reading.timestamp >= known.timestamp)) {
+        if (known?.value !== value || known.timestamp !== reading.timestamp) this.latestChanged = true;
+        this.metadata[key] = { value, timestamp: reading.timestamp };
+      }
+    }
+    return 'applied';
+  }
+
+  /** The window of `range` at time `at`, merged. */
+  evaluate(range: Range, at: number): WindowSummary {
+    const bounds = windowBounds(range, at);
+    const ring = this.rings[RING_OF_RANGE[range]] as PaneRing;
+    let base = this.#bases.get(range);
+    if (base === undefined || base.first !== bounds.first || base.last !== bounds.last) {
+      base = { first: bounds.first, last: bounds.last, pane: emptyPane() };
+      ring.mergeRange(base.pane, bounds.first, bounds.last - 1);
+      this.#bases.set(range, base);
+    }
+    const pane = base.pane.slice();
+    const current = ring.offsetOf(bounds.last);
+    if (current >= 0) mergePane(pane, 0, ring.data, current);
+    return { range, bounds, end: Math.max(at, pane[PANE.newest] as number), pane };
+  }
+
+  /** Hourly panes with at least one reading in the 7d window at `at`, oldest first. */
+  hourlySeries(at: number): HourlyPoint[] {
+    const bounds = windowBounds('7d', at);
+    const ring = this.rings[RING_OF_RANGE['7d']] as PaneRing;
+    const points: HourlyPoint[] = [];
+    for (let hour = bounds.first; hour <= bounds.last; hour++) {
+      const offset = ring.offsetOf(hour);
+      if (offset >= 0 && (ring.data[offset + PANE.count] as number) > 0) {
+        points.push({ hour, pane: ring.data.subarray(offset, offset + PANE_WIDTH), at: hour * ring.paneMs });
+      }
+    }
+    return points;
+  }
+
+  /**
+   * True when no window at `at` holds a reading: the node can be forgotten.
+   * The 30-day window holds every reading any shorter window holds.
+   */
+  isSilent(at: number): boolean {
+    return (this.evaluate('30d', at).pane[PANE.count] as number) === 0;
+  }
+
+  /** Restores a persisted pane (on start, or from a reconcile). */
+  restorePane(ring: number, pane: number, content: Float64Array, from = 0): void {
+    (this.rings[ring] as PaneRing).put(pane, content, from);
+    this.#bases.clear();
+  }
+}

@@ -1,0 +1,115 @@
+import { decodeEntry, type Reading, type ShardKeys } from '@streamgauge/core';
+import type { Redis } from 'ioredis';
+
+export type DeliveredEntry =
+  | { readonly id: string; readonly readings: Reading[] }
+  | { readonly id: string; readonly error: string };
+
+export interface DeliveredBatch {
+  readonly shard: ShardKeys;
+  readonly entries: DeliveredEntry[];
+}
+
+export interface StreamConsumerOptions {
+  readonly shards: readonly ShardKeys[];
+  readonly group: string;
+  readonly consumer: string;
+  /** Entries per stream per read. */
+  readonly count: number;
+  /** Longest a read blocks, ms: bounded so a stop or a dead connection is noticed. */
+  readonly blockMs: number;
+}
+
+type XReadGroupReply = [stream: string, entries: [id: string, fields: string[] | null][]][] | null;
+
+/**
+ * A consumer in a group over the readings streams, on its own connection
+ * (a blocking read holds the connection). It first re-reads the entries
+ * delivered to it earlier and never acknowledged (what a restart must finish),
+ * then reads new ones.
+ */
+export class StreamConsumer {
+  readonly #redis: Redis;
+  readonly #options: StreamConsumerOptions;
+  readonly #byStream: Map<string, ShardKeys>;
+  #pendingDone = false;
+
+  constructor(blocking: Redis, options: StreamConsumerOptions) {
+    this.#redis = blocking;
+    this.#options = options;
+    this.#byStream = new Map(options.shards.map((s) => [s.stream, s]));
+  }
+
+  get consumer(): string {
+    return this.#options.consumer;
+  }
+
+  /** Creates the group on every stream (from the stream's start) where it is missing. */
+  async ensureGroups(): Promise<void> {
+    for (const shard of this.#options.shards) {
+      try {
+        await this.#redis.xgroup('CREATE', shard.stream, this.#options.group, '0', 'MKSTREAM');
+      } catch (error) {
+        if (!(error as Error).message.startsWith('BUSYGROUP')) throw error;
+      }
+    }
+  }
+
+  /** The next batches, one per shard with entries; empty after a block with nothing new. */
+  async read(): Promise<DeliveredBatch[]> {
+    const { shards, group, consumer, count, blockMs } = this.#options;
+    const streams = shards.map((s) => s.stream);
+    if (!this.#pendingDone) {
+      const pending = this.#decode(
+        (await this.#redis.xreadgroup(
+          'GROUP',
+          group,
+          consumer,
+          'COUNT',
+          count,
+          'STREAMS',
+          ...streams,
+          ...streams.map(() => '0'),
+        )) as XReadGroupReply,
+      );
+      if (pending.length > 0) return pending;
+      this.#pendingDone = true;
+    }
+    return this.#decode(
+      (await this.#redis.xreadgroup(
+        'GROUP',
+        group,
+        consumer,
+        'COUNT',
+        count,
+        'BLOCK',
+        blockMs,
+        'STREAMS',
+        ...streams,
+        ...streams.map(() => '>'),
+      )) as XReadGroupReply,
+    );
+  }
+
+  #decode(reply: XReadGroupReply): DeliveredBatch[] {
+    if (reply === null) return [];
+    const batches: DeliveredBatch[] = [];
+    for (const [stream, rows] of reply) {
+      if (rows.length === 0) continue;
+      const shard = this.#byStream.get(stream);
+      if (shard === undefined) continue;
+      const entries: DeliveredEntry[] = rows.map(([id, fields]) => {
+        // A pending entry whose data was trimmed comes back without fields.
+        if (fields === null)
+          return { id, error: 'entry was trimmed from the stream before it was processed' };
+        try {
+          return { id, readings: decodeEntry(id, fields).readings };
+        } catch (error) {
+          return { id, error: (error as Error).message };
+        }
+      });
+      batches.push({ shard, entries });
+    }
+    return batches;
+  }
+}

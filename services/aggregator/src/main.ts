@@ -1,0 +1,84 @@
+import { allShardKeys, type Clock, type Config, GROUPS, systemClock } from '@streamgauge/core';
+import { AggregateStore, connectRedis, ReadModelWriter, StreamConsumer, whenReady } from '@streamgauge/redis';
+import type { Logger } from 'pino';
+import type { Observable } from 'rxjs';
+import { Aggregator } from './aggregator.ts';
+import { type Processed, runPipeline } from './pipeline.ts';
+import { paneBoundaries } from './ticks.ts';
+
+export interface RunningAggregator {
+  readonly processed$: Observable<Processed>;
+  /** Finishes the batch in hand, commits it, closes connections. */
+  stop(): Promise<void>;
+  /** Settles when the pipeline ends (after stop, or on a fatal error). */
+  readonly done: Promise<void>;
+}
+
+export interface AggregatorRuntime {
+  readonly clock?: Clock;
+  /** Replaces the pane-boundary timer (tests drive the clock themselves). */
+  readonly ticks$?: Observable<number>;
+}
+
+/** State outlives the 30-day horizon by a day, then a silent node's state expires. */
+const STATE_TTL_SECONDS = 31 * 24 * 3600;
+
+export async function startAggregator(
+  config: Config,
+  logger: Logger,
+  runtime: AggregatorRuntime = {},
+): Promise<RunningAggregator> {
+  const clock = runtime.clock ?? systemClock;
+  const log = logger.child({ consumer: config.aggregator.consumer });
+  const redis = connectRedis(config.redis, { name: 'aggregator' });
+  const blocking = connectRedis(config.redis, { name: 'aggregator-read' });
+  for (const connection of [redis, blocking]) {
+    connection.on('error', (error) => log.warn({ err: error }, 'redis connection error'));
+  }
+  await whenReady(redis, 30_000);
+
+  const shards = allShardKeys(config.stream.shards);
+  const consumer = new StreamConsumer(blocking, {
+    shards,
+    group: GROUPS.aggregator,
+    consumer: config.aggregator.consumer,
+    count: config.aggregator.readCount,
+    blockMs: config.aggregator.blockMs,
+  });
+  await consumer.ensureGroups();
+  const aggregator = new Aggregator(
+    shards.map((shard) => ({ shard, store: new AggregateStore(redis, shard, STATE_TTL_SECONDS) })),
+    new ReadModelWriter(redis, config.cacheTtlSeconds),
+    // Readings may be stamped ahead of this clock by ingest's allowance plus host clock skew.
+    { group: GROUPS.aggregator, aheadMs: config.ingest.maxFutureMs + 60_000, clock, logger: log },
+  );
+  await aggregator.start();
+
+  const pipeline = runPipeline(consumer, aggregator, runtime.ticks$ ?? paneBoundaries(clock), log);
+  pipeline.processed$.subscribe((done) => {
+    if (done.kind === 'batches' && done.outcome.entries > 0) log.debug(done.outcome, 'batch applied');
+    if (done.kind === 'batches' && (done.outcome.tooLate > 0 || done.outcome.tooEarly > 0)) {
+      log.info(
+        { tooLate: done.outcome.tooLate, tooEarly: done.outcome.tooEarly },
+        'readings outside the live windows',
+      );
+    }
+  });
+  log.info({ streams: shards.map((s) => s.stream), nodes: aggregator.nodeCount }, 'aggregator running');
+
+  const close = async () => {
+    await Promise.all([redis.quit(), blocking.quit()].map((p) => p.catch(() => {})));
+    redis.disconnect();
+    blocking.disconnect();
+  };
+  const done = pipeline.done.finally(close);
+  return {
+    processed$: pipeline.processed$,
+    done,
+    async stop() {
+      pipeline.stop();
+      await done;
+      log.info('aggregator stopped');
+    },
+  };
+}

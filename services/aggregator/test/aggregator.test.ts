@@ -1,0 +1,201 @@
+import { horizonStart, loadConfig, ManualClock, type Reading, readModelKeys } from '@streamgauge/core';
+import { ReadingLog } from '@streamgauge/redis';
+import {
+  checkReadModel,
+  generateDataset,
+  type TestRedis,
+  testRedis,
+  waitForDrain,
+} from '@streamgauge/testkit';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { filter, firstValueFrom, Subject } from 'rxjs';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type RunningAggregator, startAggregator } from '../src/index.ts';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const TTL = 24 * 3600;
+let redis: TestRedis;
+let client: Redis;
+
+beforeAll(async () => {
+  redis = await testRedis();
+  client = new Redis(redis.url);
+});
+afterAll(async () => {
+  client.disconnect();
+  await redis.close();
+});
+beforeEach(() => redis.flush());
+
+function setup(now: number) {
+  const clock = new ManualClock(now);
+  const ticks = new Subject<number>();
+  const config = loadConfig({ REDIS_URL: redis.url, AGGREGATOR_BLOCK_MS: '50', AGGREGATOR_READ_COUNT: '20' });
+  const log = new ReadingLog(client, { ...config.stream, clock });
+  const start = () => startAggregator(config, pino({ level: 'silent' }), { clock, ticks$: ticks });
+  return { clock, ticks, config, log, start };
+}
+
+async function append(log: ReadingLog, readings: readonly Reading[], size = 200): Promise<void> {
+  for (let i = 0; i < readings.length; i += size) await log.append(readings.slice(i, i + size), 'test');
+}
+
+const drain = () => waitForDrain(client, ['readings'], 'aggregator');
+
+describe('aggregator', () => {
+  let running: RunningAggregator | undefined;
+  afterAll(async () => running?.stop());
+
+  it('keeps every key equal to the independent computation', async () => {
+    const now = Date.now();
+    const { log, start } = setup(now);
+    const data = generateDataset({ nodes: 12, days: 30, intervalMs: 30 * 60_000, now, seed: 7 });
+    await append(log, data.sent);
+    running = await start();
+    await drain();
+    const problems = await checkReadModel(client, data.unique, {
+      ttlSeconds: TTL,
+      horizonStart: horizonStart(now),
+    });
+    expect(problems.slice(0, 20)).toEqual([]);
+
+    const stats = await client.hgetall('agg:{readings}:stats');
+    expect(Number(stats.entries)).toBe(await client.xlen('readings'));
+    expect(Number(stats.too_late)).toBe(data.tooLate);
+    expect(Number(stats.applied)).toBe(data.unique.length - data.tooLate);
+    await running.stop();
+    running = undefined;
+  });
+
+  it('empties a silent node’s windows with the clock, and system metrics follow', async () => {
+    const now = Date.UTC(2026, 10, 25, 12, 0, 30);
+    const { clock, ticks, log, start } = setup(now);
+    const readings: Reading[] = [];
+    for (let m = 1; m <= 30; m++) {
+      readings.push({ node_id: 'SILENT', timestamp: now - m * 60_000, flow_rate: 10, pressure: 3 });
+      readings.push({ node_id: 'CHATTY', timestamp: now - m * 60_000, flow_rate: 20, pressure: 4 });
+    }
+    await append(log, readings);
+    running = await start();
+    await drain();
+    const metrics = (range: string) => client.hgetall(`node:SILENT:metrics:${range}`);
+    expect((await metrics('1h')).reading_count).toBe('30');
+    expect(await client.hgetall('system:metrics:1h')).toMatchObject({
+      total_nodes: '2',
+      active_nodes: '2',
+      total_flow: '30',
+      avg_pressure: '3.5',
+    });
+
+    const slide = async (to: number, more: Reading[] = []) => {
+      clock.set(to);
+      if (more.length > 0) {
+        await append(log, more);
+        await drain();
+      }
+      if (running === undefined) throw new Error('aggregator is not running');
+      const done = firstValueFrom(running.processed$.pipe(filter((p) => p.kind === 'tick')));
+      ticks.next(to);
+      await done;
+    };
+
+    // An hour later only CHATTY has reported: SILENT's 1h window is empty.
+    await slide(now + HOUR + 60_000, [
+      { node_id: 'CHATTY', timestamp: now + HOUR, flow_rate: 20, pressure: 4 },
+    ]);
+    expect(await metrics('1h')).toMatchObject({ reading_count: '0', avg_flow: '0', uptime_percentage: '0' });
+    expect((await metrics('1h')).window_start).toBe(
+      new Date(now + HOUR + 60_000 - (now % 60_000) - HOUR).toISOString(),
+    );
+    expect((await metrics('24h')).reading_count).toBe('30');
+    expect(await client.hgetall('system:metrics:1h')).toMatchObject({
+      total_nodes: '2',
+      active_nodes: '1',
+      total_flow: '20',
+      avg_pressure: '4',
+    });
+
+    // A day later its 24h window is empty too; its 3d window still holds the readings.
+    await slide(now + DAY + 15 * 60_000);
+    expect((await metrics('24h')).reading_count).toBe('0');
+    expect((await metrics('3d')).reading_count).toBe('30');
+    expect(await client.hgetall('system:metrics:24h')).toMatchObject({ active_nodes: '1', total_flow: '20' });
+    await running.stop();
+    running = undefined;
+  });
+
+  it('resumes exactly after a graceful stop in the middle of the stream', async () => {
+    const now = Date.now();
+    const { log, start } = setup(now);
+    const data = generateDataset({ nodes: 8, days: 10, intervalMs: 20 * 60_000, now, seed: 11 });
+    const half = Math.floor(data.sent.length / 2);
+    await append(log, data.sent.slice(0, half), 50);
+
+    const first = await start();
+    await firstValueFrom(first.processed$.pipe(filter((p) => p.kind === 'batches' && p.outcome.entries > 0)));
+    await first.stop();
+    const before = await client.xinfo('GROUPS', 'readings');
+    expect(JSON.stringify(before)).toMatch(/"lag",[1-9]/); // stopped with entries still unread
+
+    await append(log, data.sent.slice(half), 50);
+    running = await start();
+    await drain();
+    const problems = await checkReadModel(client, data.unique, {
+      ttlSeconds: TTL,
+      horizonStart: horizonStart(now),
+    });
+    expect(problems.slice(0, 20)).toEqual([]);
+    const stats = await client.hgetall('agg:{readings}:stats');
+    expect(Number(stats.entries)).toBe(await client.xlen('readings')); // no entry applied twice
+    await running.stop();
+    running = undefined;
+  });
+
+  it('announces changed nodes, overwrites keys of the wrong type, lists each node once', async () => {
+    const now = Date.now();
+    const { log, start } = setup(now);
+    // What an older writer may have left behind.
+    await client.set('node:N1:latest', 'stale string');
+    await client.rpush('nodes:all', 'N1', 'N1', 'GONE');
+    const subscriber = new Redis(redis.url);
+    const messages: string[] = [];
+    await subscriber.subscribe('streamgauge:changes');
+    subscriber.on('message', (_channel, message) => messages.push(message));
+
+    running = await start();
+    await append(log, [
+      { node_id: 'N1', timestamp: now - 60_000, flow_rate: 1.5, pressure: 2 },
+      { node_id: 'N2', timestamp: now - 60_000, pressure: 2.5 },
+    ]);
+    await drain();
+    expect(await client.hgetall('node:N1:latest')).toMatchObject({ flow_rate: '1.5', pressure: '2' });
+    expect((await client.lrange('nodes:all', 0, -1)).sort()).toEqual(['N1', 'N2']);
+    await new Promise((r) => setTimeout(r, 50));
+    const notice = messages.map((m) => JSON.parse(m)).find((m) => m.cause === 'readings');
+    expect(notice).toMatchObject({ cause: 'readings' });
+    expect(notice.nodes.sort()).toEqual(['N1', 'N2']);
+    subscriber.disconnect();
+    await running.stop();
+    running = undefined;
+  });
+
+  it('moves an entry it cannot decode to the dead-letter stream and keeps going', async () => {
+    const now = Date.now();
+    const { log, start } = setup(now);
+    await client.xgroup('CREATE', 'readings', 'aggregator', '0', 'MKSTREAM');
+    const poison = await client.xadd('readings', '*', 'n', '1', 'readings', '{not json');
+    await append(log, [{ node_id: 'OK', timestamp: now - 1000, flow_rate: 3 }]);
+    running = await start();
+    await drain();
+    expect((await client.hgetall(readModelKeys.nodeLatest('OK'))).flow_rate).toBe('3');
+    const dead = await client.xrange('{readings}:dead', '-', '+');
+    expect(dead).toHaveLength(1);
+    const fields = dead[0]?.[1] ?? [];
+    expect(fields.slice(0, 6)).toEqual(['stream', 'readings', 'id', poison, 'group', 'aggregator']);
+    expect(fields[7]).toMatch(/JSON/);
+    await running.stop();
+    running = undefined;
+  });
+});
