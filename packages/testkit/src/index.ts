@@ -1,7 +1,9 @@
+// The Redis launcher is the product's own (streamgauge start uses it); tests reuse it.
+export type { RedisServerOptions } from '@streamgauge/redis';
+export { freePort, RedisServer, redisServerOnPath } from '@streamgauge/redis';
 export type { Dataset, DatasetOptions } from './dataset.ts';
 export { generateDataset } from './dataset.ts';
 export { waitForDrain } from './drain.ts';
-export { freePort } from './freePort.ts';
 export type { OracleMetrics, OracleSeries, OracleSystem } from './oracle.ts';
 export {
   closeEnough,
@@ -17,7 +19,5 @@ export {
 export { seededRandom } from './random.ts';
 export type { ReadModelCheckOptions } from './readModelCheck.ts';
 export { checkReadModel } from './readModelCheck.ts';
-export type { RedisServerOptions } from './redisServer.ts';
-export { RedisServer, redisServerOnPath } from './redisServer.ts';
 export type { TestRedis } from './testRedis.ts';
 export { testRedis } from './testRedis.ts';

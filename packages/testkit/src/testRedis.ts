@@ -1,5 +1,5 @@
+import { RedisServer, redisServerOnPath } from '@streamgauge/redis';
 import { Redis } from 'ioredis';
-import { RedisServer, redisServerOnPath } from './redisServer.ts';
 
 export interface TestRedis {
   readonly url: string;

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -8,13 +8,17 @@ import { freePort } from './freePort.ts';
 export interface RedisServerOptions {
   /** AOF persistence; `always` fsyncs every write (what a "no loss" test needs). */
   readonly appendfsync?: 'always' | 'everysec';
+  /** Default: a free port. */
   readonly port?: number;
+  /** Where Redis keeps its files. Default: a new temporary directory, removed by dispose(). */
+  readonly dir?: string;
 }
 
 /**
- * A throw-away `redis-server` on a free port, its files in a temporary
- * directory. It can be stopped and started again on the same port with the
- * same files, to test what clients do while Redis is away.
+ * A `redis-server` child process on 127.0.0.1. `streamgauge start` runs one
+ * when no Redis answers; tests run throw-away ones. It can be stopped and
+ * started again on the same port with the same files, to test what clients
+ * do while Redis is away.
  */
 export class RedisServer {
   readonly port: number;
@@ -22,9 +26,13 @@ export class RedisServer {
   readonly #options: RedisServerOptions;
   #process: ChildProcess | undefined;
 
+  readonly #ownsDir: boolean;
+
   private constructor(port: number, options: RedisServerOptions) {
     this.port = port;
-    this.dir = mkdtempSync(join(tmpdir(), 'streamgauge-redis-'));
+    this.#ownsDir = options.dir === undefined;
+    this.dir = options.dir ?? mkdtempSync(join(tmpdir(), 'streamgauge-redis-'));
+    mkdirSync(this.dir, { recursive: true });
     this.#options = options;
   }
 
@@ -51,6 +59,7 @@ export class RedisServer {
     } else {
       args.push('--appendonly', 'no');
     }
+    // Own process group is not used: the server must die with its parent.
     const child = spawn('redis-server', args, { stdio: 'ignore' });
     this.#process = child;
     child.once('exit', () => {
@@ -69,9 +78,10 @@ export class RedisServer {
     await this.#signal('SIGTERM');
   }
 
+  /** Kills the server and removes its files if it made the directory itself. */
   async dispose(): Promise<void> {
     await this.kill();
-    rmSync(this.dir, { recursive: true, force: true });
+    if (this.#ownsDir) rmSync(this.dir, { recursive: true, force: true });
   }
 
   async #signal(signal: NodeJS.Signals): Promise<void> {
