@@ -18,6 +18,7 @@ export {
   STREAM_BASE,
   shardKeys,
 } from './keys.ts';
+export { seededRandom } from './random.ts';
 export type { Range } from './ranges.ts';
 export { RANGE_MS, RANGES } from './ranges.ts';
 export type { CheckedReading, Measurement, Reading, ValidationPolicy } from './reading.ts';

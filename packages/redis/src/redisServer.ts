@@ -59,9 +59,13 @@ export class RedisServer {
     } else {
       args.push('--appendonly', 'no');
     }
-    // Own process group is not used: the server must die with its parent.
-    const child = spawn('redis-server', args, { stdio: 'ignore' });
+    // Its own process group: a Ctrl-C in the terminal reaches the parent, which
+    // stops its clients first and the server last (so the last commit lands).
+    const child = spawn('redis-server', args, { stdio: 'ignore', detached: true });
     this.#process = child;
+    const orphanGuard = () => child.kill('SIGTERM');
+    process.once('exit', orphanGuard);
+    child.once('exit', () => process.off('exit', orphanGuard));
     child.once('exit', () => {
       if (this.#process === child) this.#process = undefined;
     });

@@ -1,5 +1,4 @@
-import type { Reading } from '@streamgauge/core';
-import { seededRandom } from './random.ts';
+import { type Reading, seededRandom } from '@streamgauge/core';
 
 export interface DatasetOptions {
   readonly nodes: number;

@@ -16,7 +16,6 @@ export {
   oracleSystem,
   oracleWindow,
 } from './oracle.ts';
-export { seededRandom } from './random.ts';
 export type { ReadModelCheckOptions } from './readModelCheck.ts';
 export { checkReadModel } from './readModelCheck.ts';
 export type { TestRedis } from './testRedis.ts';

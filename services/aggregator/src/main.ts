@@ -8,6 +8,8 @@ import { paneBoundaries } from './ticks.ts';
 
 export interface RunningAggregator {
   readonly processed$: Observable<Processed>;
+  /** Nodes in the live state. */
+  nodeCount(): number;
   /** Finishes the batch in hand, commits it, closes connections. */
   stop(): Promise<void>;
   /** Settles when the pipeline ends (after stop, or on a fatal error). */
@@ -74,6 +76,7 @@ export async function startAggregator(
   const done = pipeline.done.finally(close);
   return {
     processed$: pipeline.processed$,
+    nodeCount: () => aggregator.nodeCount,
     done,
     async stop() {
       pipeline.stop();

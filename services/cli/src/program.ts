@@ -1,6 +1,9 @@
 import { Command, CommanderError } from 'commander';
+import { aggregateCommand } from './commands/aggregate.ts';
 import { gatewaysCommand } from './commands/gateways.ts';
 import { ingestCommand } from './commands/ingest.ts';
+import { simulateCommand } from './commands/simulate.ts';
+import { startCommand } from './commands/start.ts';
 import { CommandError, EXIT } from './exitCodes.ts';
 
 export function buildProgram(): Command {
@@ -13,7 +16,10 @@ export function buildProgram(): Command {
     '\nConfiguration comes from the environment (REDIS_URL or REDIS_HOST/REDIS_PORT/REDIS_DB, ...);' +
       '\nsee README.md. Exit codes: 0 ok, 1 failure, 2 usage, 3 configuration, 4 Redis unreachable.',
   );
+  startCommand(program);
   ingestCommand(program);
+  aggregateCommand(program);
+  simulateCommand(program);
   gatewaysCommand(program);
   for (const command of program.commands) {
     command.exitOverride();

@@ -1,0 +1,17 @@
+import { startAggregator } from '@streamgauge/aggregator';
+import type { Command } from 'commander';
+import { configFromEnv, runUntilSignal } from '../context.ts';
+import { createLogger } from '../logger.ts';
+
+export function aggregateCommand(program: Command): void {
+  program
+    .command('aggregate')
+    .description("run the aggregator (consumer group 'aggregator'): keeps the dashboard's keys fresh")
+    .option('--consumer <name>', 'consumer name in the group (AGGREGATOR_CONSUMER, default aggregator-1)')
+    .action(async (options: { consumer?: string }) => {
+      const config = configFromEnv({ AGGREGATOR_CONSUMER: options.consumer });
+      const logger = createLogger(config.logLevel, 'aggregator');
+      const aggregator = await startAggregator(config, logger);
+      await Promise.race([runUntilSignal(() => aggregator.stop()), aggregator.done]);
+    });
+}

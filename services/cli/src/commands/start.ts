@@ -1,0 +1,120 @@
+import { startAggregator } from '@streamgauge/aggregator';
+import { CHANGES_CHANNEL, type Config } from '@streamgauge/core';
+import { startIngest } from '@streamgauge/ingest';
+import { GatewayRegistry } from '@streamgauge/redis';
+import { DISTRICT, GatewaySimulator } from '@streamgauge/simulator';
+import type { Command } from 'commander';
+import { configFromEnv, opsRedis, runUntilSignal } from '../context.ts';
+import { CommandError, EXIT } from '../exitCodes.ts';
+import { redisForStart } from '../localRedis.ts';
+import { createLogger } from '../logger.ts';
+import { parsePositive } from './simulate.ts';
+
+interface StartOptions {
+  simulate?: boolean;
+  nodes: string;
+  rate: string;
+}
+
+export function startCommand(program: Command): void {
+  program
+    .command('start')
+    .description('run ingest and the aggregator in one process (starting Redis when none answers)')
+    .option('--simulate', 'also run a gateway simulator that sends readings through the HTTP API')
+    .option('--nodes <n>', 'simulated loggers', '12')
+    .option('--rate <r>', 'simulated readings per second', '12')
+    .action(async (options: StartOptions) => {
+      const base = configFromEnv();
+      // The console stays readable: warnings and errors only, unless LOG_LEVEL says otherwise.
+      const level = process.env.LOG_LEVEL ? base.logLevel : 'warn';
+      const logger = createLogger(level, 'streamgauge');
+      const { config, server } = await redisForStart(base, logger);
+      const aggregator = await startAggregator(config, createLogger(level, 'aggregator'));
+      const ingest = await startIngest(config, createLogger(level, 'ingest')).catch((error: Error) => {
+        throw (error as NodeJS.ErrnoException).code === 'EADDRINUSE'
+          ? new CommandError(EXIT.failure, `port ${config.ingest.port} is in use; set INGEST_PORT`)
+          : error;
+      });
+
+      let simulator: GatewaySimulator | undefined;
+      let token: string | undefined;
+      if (options.simulate) {
+        token = config.ingest.auth ? await simulatorToken(config) : undefined;
+        simulator = new GatewaySimulator({
+          url: ingest.url,
+          ...(token !== undefined && { token }),
+          nodes: parsePositive('nodes', options.nodes, true),
+          rate: parsePositive('rate', options.rate, false),
+          onError: (message) => logger.warn(`simulator: ${message}`),
+        });
+        simulator.start();
+      }
+      printBanner(config, ingest.url, server !== undefined, simulator, token);
+
+      const status = setInterval(() => {
+        const s = simulator?.stats;
+        const sim = s
+          ? ` | simulator: sent ${s.sent}, accepted ${s.accepted}, duplicates ${s.duplicates}, failed requests ${s.failedRequests}`
+          : '';
+        console.log(`[${new Date().toISOString()}] nodes ${aggregator.nodeCount()}${sim}`);
+      }, 10_000);
+      await Promise.race([
+        runUntilSignal(async () => {
+          clearInterval(status);
+          await simulator?.stop();
+          await ingest.close();
+          await aggregator.stop();
+          await server?.stop();
+        }),
+        aggregator.done,
+      ]);
+    });
+}
+
+/** A token for the built-in simulator: the previous one is revoked, a new one issued. */
+async function simulatorToken(config: Config): Promise<string> {
+  const redis = await opsRedis(config);
+  try {
+    const registry = new GatewayRegistry(redis, { now: () => Date.now() });
+    const existing = (await registry.list()).find((g) => g.name === 'simulator');
+    if (existing && existing.revokedAt === undefined) await registry.revoke('simulator');
+    return (await registry.add('simulator', { kind: 'district', district: DISTRICT })).token;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+function printBanner(
+  config: Config,
+  ingestUrl: string,
+  ownRedis: boolean,
+  simulator: GatewaySimulator | undefined,
+  token: string | undefined,
+): void {
+  const redis = new URL(config.redis.url);
+  const cli = `redis-cli -h ${redis.hostname} -p ${redis.port || 6379}${redis.pathname.length > 1 && redis.pathname !== '/0' ? ` -n ${redis.pathname.slice(1)}` : ''}`;
+  const node = simulator?.nodeIds[0] ?? '<node id>';
+  const lines = [
+    'streamgauge is running: ingest + aggregator',
+    `  ingest     POST ${ingestUrl}/v1/readings   (health: ${ingestUrl}/readyz)`,
+    `  redis      ${config.redis.url}${ownRedis ? `   (started by streamgauge; files in ${config.dataDir}/redis)` : ''}`,
+  ];
+  if (simulator) {
+    lines.push(
+      `  simulator  ${simulator.nodeIds.length} loggers of ${DISTRICT} through the HTTP API${token ? `, gateway "simulator" (token ${token})` : ''}`,
+    );
+  }
+  lines.push(
+    '',
+    'Look at the dashboard keys:',
+    `  ${cli} LRANGE nodes:all 0 -1`,
+    `  ${cli} HGETALL node:${node}:latest`,
+    `  ${cli} HGETALL node:${node}:metrics:1h`,
+    `  ${cli} GET node:${node}:timeseries:7d`,
+    `  ${cli} HGETALL system:metrics:24h`,
+    `  ${cli} SUBSCRIBE ${CHANGES_CHANNEL}`,
+    '',
+    'Ctrl-C stops everything.',
+  );
+  console.log(lines.join('\n'));
+}

@@ -1,0 +1,51 @@
+import { join } from 'node:path';
+import { type Config, redactUrl } from '@streamgauge/core';
+import { connectRedis, RedisServer, redisServerOnPath, whenReady } from '@streamgauge/redis';
+import type { Logger } from 'pino';
+import { CommandError, EXIT } from './exitCodes.ts';
+
+export interface RedisForStart {
+  readonly config: Config;
+  /** Present when streamgauge started the server itself (and must stop it). */
+  readonly server: RedisServer | undefined;
+}
+
+/**
+ * The Redis `streamgauge start` uses: the configured one if it answers;
+ * otherwise, when it is a local address and `redis-server` is on PATH, one
+ * started here on that port with its files under DATA_DIR/redis (AOF on).
+ */
+export async function redisForStart(config: Config, logger: Logger): Promise<RedisForStart> {
+  if (await answers(config)) return { config, server: undefined };
+  const url = new URL(config.redis.url);
+  const local = ['localhost', '127.0.0.1', '[::1]', ''].includes(url.hostname);
+  if (!local || !redisServerOnPath()) {
+    throw new CommandError(
+      EXIT.unavailable,
+      `cannot reach Redis at ${redactUrl(config.redis.url)}` +
+        (local ? ' and redis-server is not on PATH to start one' : ''),
+    );
+  }
+  const dir = join(config.dataDir, 'redis');
+  const server = await RedisServer.start({ port: Number(url.port || 6379), dir, appendfsync: 'everysec' });
+  logger.warn({ port: server.port, dir }, 'no Redis answered: started redis-server');
+  const db = url.pathname.replace('/', '') || '0';
+  return {
+    config: { ...config, redis: { url: `redis://127.0.0.1:${server.port}/${db}`, explicit: true } },
+    server,
+  };
+}
+
+async function answers(config: Config): Promise<boolean> {
+  const probe = connectRedis(config.redis, { name: 'probe', failFast: true });
+  probe.on('error', () => {});
+  try {
+    await whenReady(probe, 1_500);
+    await probe.ping();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    probe.disconnect();
+  }
+}

@@ -1,0 +1,66 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, redisServerOnPath } from '@streamgauge/testkit';
+import { Redis } from 'ioredis';
+import { describe, expect, it } from 'vitest';
+
+const MAIN = fileURLToPath(new URL('../../services/cli/src/main.ts', import.meta.url));
+
+describe('pnpm start (streamgauge start --simulate)', () => {
+  it.skipIf(!redisServerOnPath())(
+    'starts its own Redis and shows fresh keys within 10 seconds',
+    async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'streamgauge-start-'));
+      const redisPort = await freePort();
+      const started = Date.now();
+      const child = spawn(process.execPath, [MAIN, 'start', '--simulate'], {
+        env: {
+          ...process.env,
+          REDIS_URL: '',
+          REDIS_HOST: '127.0.0.1',
+          REDIS_PORT: String(redisPort),
+          INGEST_PORT: String(await freePort()),
+          DATA_DIR: dataDir,
+          LOG_LEVEL: '',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+      });
+      child.stderr.on('data', (chunk: Buffer) => {
+        output += chunk.toString();
+      });
+      const exited = once(child, 'exit');
+      const redis = new Redis(redisPort, '127.0.0.1', { lazyConnect: true, retryStrategy: () => 100 });
+      redis.on('error', () => {});
+      try {
+        let fresh: Record<string, string> = {};
+        while (Date.now() - started < 10_000) {
+          fresh = await redis.hgetall('node:215542:latest').catch(() => ({}));
+          if (fresh.timestamp && Date.now() - Date.parse(fresh.timestamp) < 10_000) break;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        const elapsed = Date.now() - started;
+        expect(fresh.timestamp, output).toBeDefined();
+        expect(elapsed, output).toBeLessThan(10_000);
+        expect(Number((await redis.hgetall('node:215542:metrics:1h')).reading_count)).toBeGreaterThan(0);
+        expect((await redis.lrange('nodes:all', 0, -1)).length).toBe(12);
+        expect(output).toContain('LRANGE nodes:all 0 -1');
+        console.log(`first fresh key after ${elapsed} ms`);
+      } finally {
+        redis.disconnect();
+        child.kill('SIGINT');
+        const [code] = await exited;
+        expect(code, output).toBe(0);
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    },
+    30_000,
+  );
+});
