@@ -12,12 +12,18 @@ export default defineConfig({
     hookTimeout: 30_000,
     reporters: process.env.CI ? ['default', ['json', { outputFile: '.vitest-results.json' }]] : ['default'],
     projects: [
-      ...['packages/core', 'packages/redis', 'packages/testkit', 'services/ingest', 'services/aggregator', 'services/cli'].map(
-        (root) => ({
-          extends: true,
-          test: { name: root.split('/')[1], root, include: ['test/**/*.test.ts'] },
-        }),
-      ),
+      ...[
+        'packages/core',
+        'packages/redis',
+        'packages/testkit',
+        'services/ingest',
+        'services/aggregator',
+        'services/simulator',
+        'services/cli',
+      ].map((root) => ({
+        extends: true,
+        test: { name: root.split('/')[1], root, include: ['test/**/*.test.ts'] },
+      })),
       {
         extends: true,
         test: { name: 'e2e', root: 'test', include: ['e2e/**/*.test.ts', 'fault/**/*.test.ts'] },
