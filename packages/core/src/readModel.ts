@@ -13,6 +13,19 @@ export function decimal(x: number): string {
   return Number.isFinite(x) ? String(x) : '0';
 }
 
+// Every node written in one flush shares T and each range's window start:
+// format each instant once, not once per node.
+const isoCache = new Map<number, string>();
+function iso(ms: number): string {
+  let text = isoCache.get(ms);
+  if (text === undefined) {
+    if (isoCache.size >= 256) isoCache.clear();
+    text = isoTime(ms);
+    isoCache.set(ms, text);
+  }
+  return text;
+}
+
 function stat(pane: Float64Array, m: PaneMeasurement, field: keyof typeof STAT): number {
   return pane[PANE[m] + STAT[field]] as number;
 }
@@ -53,9 +66,9 @@ export function metricsHash(summary: WindowSummary, updatedAt: number): Record<s
     min_temperature: value('temperature', 'min'),
     max_temperature: value('temperature', 'max'),
     volume_delta: has(p, 'volume') ? decimal(stat(p, 'volume', 'max') - stat(p, 'volume', 'min')) : '0',
-    window_start: isoTime(summary.bounds.start),
-    window_end: isoTime(summary.end),
-    updated_at: isoTime(updatedAt),
+    window_start: iso(summary.bounds.start),
+    window_end: iso(summary.end),
+    updated_at: iso(updatedAt),
   };
 }
 
@@ -145,6 +158,6 @@ export function systemMetricsHash(
     active_nodes: String(active),
     avg_pressure: pressureNodes === 0 ? '0' : decimal(pressureSum / pressureNodes),
     total_flow: decimal(flow),
-    updated_at: isoTime(updatedAt),
+    updated_at: iso(updatedAt),
   };
 }

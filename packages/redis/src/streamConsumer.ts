@@ -10,6 +10,12 @@ export interface DeliveredBatch {
   readonly entries: DeliveredEntry[];
 }
 
+export interface ReadResult {
+  readonly batches: DeliveredBatch[];
+  /** False when a stream returned a full batch: more is waiting. */
+  readonly caughtUp: boolean;
+}
+
 export interface StreamConsumerOptions {
   readonly shards: readonly ShardKeys[];
   readonly group: string;
@@ -55,8 +61,20 @@ export class StreamConsumer {
     }
   }
 
-  /** The next batches, one per shard with entries; empty after a block with nothing new. */
-  async read(): Promise<DeliveredBatch[]> {
+  /** The next batches, one per shard with entries; none after a block with nothing new. */
+  async read(): Promise<ReadResult> {
+    const batches = await this.#next();
+    let caughtUp = true;
+    for (const batch of batches) {
+      if (batch.entries.length < this.#options.count) continue;
+      // A full batch may or may not end at the stream's tail: ask (only when full).
+      const tail = await this.#redis.xrevrange(batch.shard.stream, '+', '-', 'COUNT', 1);
+      if (tail[0]?.[0] !== batch.entries[batch.entries.length - 1]?.id) caughtUp = false;
+    }
+    return { batches, caughtUp };
+  }
+
+  async #next(): Promise<DeliveredBatch[]> {
     const { shards, group, consumer, count, blockMs } = this.#options;
     const streams = shards.map((s) => s.stream);
     if (!this.#pendingDone) {

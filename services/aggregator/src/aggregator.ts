@@ -23,6 +23,12 @@ export interface AggregatorOptions {
   readonly aheadMs: number;
   readonly clock: Clock;
   readonly logger: Logger;
+  /**
+   * While the group is behind, the dashboard's keys are written at most this
+   * often (each node once, whatever it received meanwhile); once caught up,
+   * after every batch.
+   */
+  readonly flushIntervalMs?: number;
 }
 
 export interface ShardState {
@@ -55,11 +61,14 @@ type Counters = {
  * turns them into the dashboard's keys. Batches and clock ticks are applied
  * one at a time (the pipeline serialises them).
  *
- * Per batch: apply readings to panes, write the changed nodes' keys and the
- * system metrics, then commit state and XACK atomically per shard. Keys are
- * written before the commit: if the process dies in between, the entries are
- * re-delivered and re-applied to the committed state, and the same keys are
- * written again (the writes are idempotent), so nothing counts twice.
+ * Per batch: apply readings to panes, write the keys of the changed nodes,
+ * then commit the changed state and XACK the entries atomically per shard
+ * (exactly-once effect: see AggregateStore). While the group is behind, key
+ * writes are coalesced: made at most every `flushIntervalMs`, each node once
+ * however many batches touched it. Keys are overwrites derived from state, so
+ * a crash at any point is repaired by re-delivery (uncommitted entries are
+ * applied again to state that lacks them) and by the restart, which rewrites
+ * every key from the committed state (`start()`).
  */
 export class Aggregator {
   readonly #shards: ReadonlyMap<string, ShardState>;
@@ -68,6 +77,11 @@ export class Aggregator {
   readonly #nodes = new Map<string, { windows: NodeWindows; shard: ShardState }>();
   readonly #contributions = new Map<Range, Map<string, NodeContribution>>(RANGES.map((r) => [r, new Map()]));
   readonly #evaluatedPane = new Map<Range, number>();
+  /** Nodes whose keys are behind their state, and those whose latest values or metadata are. */
+  readonly #dirty = new Set<string>();
+  readonly #dirtyIdentity = new Set<string>();
+  #unlisted: string[] = [];
+  #lastFlush = 0;
   #stopping = false;
 
   constructor(shards: readonly ShardState[], writer: ReadModelWriter, options: AggregatorOptions) {
@@ -96,9 +110,16 @@ export class Aggregator {
     this.#stopping = true;
   }
 
-  async apply(batches: readonly DeliveredBatch[]): Promise<BatchOutcome> {
+  /**
+   * @param caughtUp whether the read returned everything there was (the
+   *   stream holds no more for now): then the keys are written at once.
+   */
+  async apply(batches: readonly DeliveredBatch[], caughtUp = true): Promise<BatchOutcome> {
     const outcome = { entries: 0, readings: 0, applied: 0, tooLate: 0, tooEarly: 0, dead: 0, nodes: 0 };
-    if (batches.length === 0) return outcome;
+    if (batches.length === 0) {
+      if (this.#dirty.size > 0) await this.flush();
+      return outcome;
+    }
     const now = this.#options.clock.now();
     const changed = new Set<string>();
     const perShard = new Map<
@@ -153,27 +174,23 @@ export class Aggregator {
       }
     }
 
-    for (const id of changed) this.#writeNode(id, now, RANGES, { series: true, identity: true });
     // A node created by readings that were all too late or too early has
-    // nothing to show: it is not listed until one of its readings counts.
-    const listed: string[] = [];
+    // nothing to show: it is not kept or listed until one of its readings counts.
     for (const work of perShard.values()) {
       work.added = work.added.filter((id) => {
-        if (changed.has(id)) {
-          listed.push(id);
-          return true;
-        }
+        if (changed.has(id)) return true;
         this.#nodes.delete(id);
         return false;
       });
+      this.#unlisted.push(...work.added);
     }
-    this.#writer.listNodes(listed);
-    if (changed.size > 0) {
-      this.#writeSystem(RANGES, now);
-      this.#writer.notify({ cause: 'readings', at: isoTime(now), nodes: [...changed] });
+    for (const id of changed) {
+      this.#dirty.add(id);
+      if (this.#nodes.get(id)?.windows.latestChanged) this.#dirtyIdentity.add(id);
     }
-    await this.#persist(() => this.#writer.flush(), 'read model');
-
+    // Caught up, the keys are written before the entries are acknowledged, so
+    // a drained group means written keys. Behind, they wait for a later flush.
+    if (caughtUp || now - this.#lastFlush >= (this.#options.flushIntervalMs ?? 250)) await this.flush();
     for (const [state, work] of perShard) {
       const changedHere = [...changed].flatMap((id) => {
         const node = this.#nodes.get(id);
@@ -200,6 +217,24 @@ export class Aggregator {
     return outcome;
   }
 
+  /** Writes the keys of every node changed since the last flush, and the system metrics. */
+  async flush(): Promise<void> {
+    const now = this.#options.clock.now();
+    this.#lastFlush = now;
+    if (this.#dirty.size === 0 && this.#unlisted.length === 0) return;
+    const nodes = [...this.#dirty];
+    for (const id of nodes) {
+      this.#writeNode(id, now, RANGES, { series: true, identity: this.#dirtyIdentity.has(id) });
+    }
+    this.#dirty.clear();
+    this.#dirtyIdentity.clear();
+    this.#writer.listNodes(this.#unlisted);
+    this.#unlisted = [];
+    this.#writeSystem(RANGES, now);
+    this.#writer.notify({ cause: 'readings', at: isoTime(now), nodes });
+    await this.#persist(() => this.#writer.flush(), 'read model');
+  }
+
   /**
    * Slides the windows with the clock: re-evaluates, for every node, the
    * ranges whose current pane changed since they were last evaluated, so a
@@ -211,6 +246,8 @@ export class Aggregator {
     const due = RANGES.filter((r) => all || this.#evaluatedPane.get(r) !== windowBounds(r, now).last);
     if (due.length === 0) return due;
     for (const r of due) this.#evaluatedPane.set(r, windowBounds(r, now).last);
+    // Pending key writes go first, so the tick's writes are the newest.
+    await this.flush();
     const hourly = due.includes('30d');
     const forgotten = new Map<ShardState, string[]>();
     for (const [id, node] of this.#nodes) {

@@ -73,7 +73,8 @@ export async function startAggregator(
     redis.disconnect();
     blocking.disconnect();
   };
-  const done = pipeline.done.finally(close);
+  // A graceful stop writes what a coalesced flush still owed the dashboard.
+  const done = pipeline.done.then(() => aggregator.flush()).finally(close);
   return {
     processed$: pipeline.processed$,
     nodeCount: () => aggregator.nodeCount,
