@@ -72,7 +72,7 @@ export function loadConfig(env: Env): Config {
     },
     aggregator: {
       consumer: read.text('AGGREGATOR_CONSUMER', 'aggregator-1'),
-      readCount: read.number('AGGREGATOR_READ_COUNT', 100, { min: 1, max: 100_000, integer: true }),
+      readCount: read.number('AGGREGATOR_READ_COUNT', 500, { min: 1, max: 100_000, integer: true }),
       blockMs: read.number('AGGREGATOR_BLOCK_MS', 1000, { min: 10, max: 60_000, integer: true }),
     },
     stream: {

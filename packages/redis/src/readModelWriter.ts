@@ -43,16 +43,33 @@ export class ReadModelWriter {
     this.#batch = redis.pipeline();
   }
 
+  /**
+   * One script call per node writes all its keys, their values in one JSON
+   * argument: a pipelined client's cost is per argument, and this sends 11
+   * per node instead of about 230 (17 commands).
+   */
   writeNode(node: NodeKeys): void {
-    if (node.latest) this.#hash(readModelKeys.nodeLatest(node.nodeId), node.latest);
-    if (node.metadata) this.#hash(readModelKeys.nodeMetadata(node.nodeId), node.metadata);
-    for (const [range, fields] of node.metrics)
-      this.#hash(readModelKeys.nodeMetrics(node.nodeId, range), fields);
-    if (node.timeseries !== undefined) {
-      // SET replaces a key of any type, so no WRONGTYPE can come from it.
-      this.#batch.set(readModelKeys.nodeTimeseries7d(node.nodeId), node.timeseries, 'EX', this.#ttl);
-      this.#owners.push(undefined);
+    const keys: string[] = [];
+    const values: (Record<string, string> | string)[] = [];
+    if (node.latest) {
+      keys.push(readModelKeys.nodeLatest(node.nodeId));
+      values.push(node.latest);
     }
+    if (node.metadata) {
+      keys.push(readModelKeys.nodeMetadata(node.nodeId));
+      values.push(node.metadata);
+    }
+    for (const [range, fields] of node.metrics) {
+      keys.push(readModelKeys.nodeMetrics(node.nodeId, range));
+      values.push(fields);
+    }
+    if (node.timeseries !== undefined) {
+      keys.push(readModelKeys.nodeTimeseries7d(node.nodeId));
+      values.push(node.timeseries);
+    }
+    if (keys.length === 0) return;
+    queueScript(this.#batch, 'writeNodeKeys', keys, [this.#ttl, JSON.stringify(values)]);
+    this.#owners.push(undefined);
   }
 
   writeSystem(range: Range, fields: Record<string, string>): void {
@@ -91,8 +108,8 @@ export class ReadModelWriter {
 
     const listKeys = [readModelKeys.nodesAll, NODES_ALL_MEMBERS];
     // Always renew the list's TTL, even when no node is new.
-    runScriptIn(batch, 'addNodes', listKeys, [this.#ttl, ...added]);
-    if (removed.length > 0) runScriptIn(batch, 'removeNodes', listKeys, removed);
+    queueScript(batch, 'addNodes', listKeys, [this.#ttl, ...added]);
+    if (removed.length > 0) queueScript(batch, 'removeNodes', listKeys, removed);
     const replies = (await batch.exec()) ?? [];
 
     const retry = this.#redis.pipeline();
@@ -122,17 +139,15 @@ export class ReadModelWriter {
   }
 }
 
-function runScriptIn(
+function queueScript(
   batch: ChainableCommander,
-  name: 'addNodes' | 'removeNodes',
+  name: 'addNodes' | 'removeNodes' | 'writeNodeKeys',
   keys: string[],
   args: (string | number)[],
 ): void {
-  (batch as unknown as Record<string, (...a: (string | number)[]) => void>)[name]?.(
-    keys.length,
-    ...keys,
-    ...args,
-  );
+  const call = (batch as unknown as Record<string, (...a: (string | number)[]) => void>)[name];
+  if (call === undefined) throw new Error(`script ${name} is not loaded`);
+  call.call(batch, keys.length, ...keys, ...args);
 }
 
 function chunked(notice: ChangeNotice): string[] {

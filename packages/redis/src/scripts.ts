@@ -6,7 +6,13 @@ import type { Cluster, Redis } from 'ioredis';
  * called by name. ioredis sends EVALSHA and falls back to EVAL on NOSCRIPT,
  * so a Redis restart (which empties the script cache) needs no handling.
  */
-export type ScriptName = 'appendReadings' | 'addGateway' | 'revokeGateway' | 'addNodes' | 'removeNodes';
+export type ScriptName =
+  | 'appendReadings'
+  | 'addGateway'
+  | 'revokeGateway'
+  | 'addNodes'
+  | 'removeNodes'
+  | 'writeNodeKeys';
 
 const directory = new URL('./scripts/', import.meta.url);
 

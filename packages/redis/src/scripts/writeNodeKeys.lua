@@ -1,0 +1,33 @@
+#!lua
+-- Writes one node's dashboard keys in one call, each with the TTL. Hashes are
+-- replaced field by field (a key of another type, left by an older writer, is
+-- deleted first); strings are set. The values come as one JSON document: one
+-- argument instead of hundreds is what makes a pipelined writer fast.
+--
+-- KEYS[i]  the node's keys
+-- ARGV[1]  TTL, seconds
+-- ARGV[2]  JSON array, one item per key: an object of fields (hash) or a string
+-- Returns the number of keys written.
+
+local ttl = ARGV[1]
+local values = cjson.decode(ARGV[2])
+for k = 1, #KEYS do
+  local key = KEYS[k]
+  local value = values[k]
+  if type(value) == 'string' then
+    redis.call('SET', key, value, 'EX', ttl)
+  else
+    local t = redis.call('TYPE', key)['ok']
+    if t ~= 'hash' and t ~= 'none' then
+      redis.call('DEL', key)
+    end
+    local pairs_ = {}
+    for field, v in pairs(value) do
+      pairs_[#pairs_ + 1] = field
+      pairs_[#pairs_ + 1] = v
+    end
+    redis.call('HSET', key, unpack(pairs_))
+    redis.call('EXPIRE', key, ttl)
+  end
+end
+return #KEYS
