@@ -8,6 +8,8 @@ COPY packages/core/package.json packages/core/
 COPY packages/redis/package.json packages/redis/
 COPY packages/testkit/package.json packages/testkit/
 COPY services/ingest/package.json services/ingest/
+COPY services/aggregator/package.json services/aggregator/
+COPY services/simulator/package.json services/simulator/
 COPY services/cli/package.json services/cli/
 COPY test/package.json test/
 RUN pnpm install --frozen-lockfile --prod --filter @streamgauge/cli...
