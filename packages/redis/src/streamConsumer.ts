@@ -75,38 +75,30 @@ export class StreamConsumer {
   }
 
   async #next(): Promise<DeliveredBatch[]> {
-    const { shards, group, consumer, count, blockMs } = this.#options;
-    const streams = shards.map((s) => s.stream);
     if (!this.#pendingDone) {
-      const pending = this.#decode(
-        (await this.#redis.xreadgroup(
-          'GROUP',
-          group,
-          consumer,
-          'COUNT',
-          count,
-          'STREAMS',
-          ...streams,
-          ...streams.map(() => '0'),
-        )) as XReadGroupReply,
-      );
+      // ID 0: this consumer's entries delivered before and never acknowledged.
+      const pending = this.#decode(await this.#xreadgroup('0', []));
       if (pending.length > 0) return pending;
       this.#pendingDone = true;
     }
-    return this.#decode(
-      (await this.#redis.xreadgroup(
-        'GROUP',
-        group,
-        consumer,
-        'COUNT',
-        count,
-        'BLOCK',
-        blockMs,
-        'STREAMS',
-        ...streams,
-        ...streams.map(() => '>'),
-      )) as XReadGroupReply,
-    );
+    return this.#decode(await this.#xreadgroup('>', ['BLOCK', this.#options.blockMs]));
+  }
+
+  async #xreadgroup(id: '0' | '>', block: (string | number)[]): Promise<XReadGroupReply> {
+    const { shards, group, consumer, count } = this.#options;
+    const streams = shards.map((s) => s.stream);
+    const args = [
+      'GROUP',
+      group,
+      consumer,
+      'COUNT',
+      count,
+      ...block,
+      'STREAMS',
+      ...streams,
+      ...streams.map(() => id),
+    ];
+    return (await this.#redis.call('XREADGROUP', ...args)) as XReadGroupReply;
   }
 
   #decode(reply: XReadGroupReply): DeliveredBatch[] {

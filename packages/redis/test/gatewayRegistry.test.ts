@@ -1,29 +1,18 @@
 import { ManualClock } from '@streamgauge/core';
-import { type TestRedis, testRedis } from '@streamgauge/testkit';
+import { useRedis } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { GatewayExistsError, GatewayRegistry, hashToken, UnknownGatewayError } from '../src/index.ts';
 
-let redis: TestRedis;
-let client: Redis;
 const clock = new ManualClock(Date.UTC(2026, 10, 25, 12));
-
-beforeAll(async () => {
-  redis = await testRedis();
-  client = new Redis(redis.url);
-});
-afterAll(async () => {
-  client.disconnect();
-  await redis.close();
-});
-beforeEach(() => redis.flush());
+const db = useRedis({ flushEach: true });
 
 describe('GatewayRegistry', () => {
   it('issues a token, stores only its hash, and authenticates with it', async () => {
-    const registry = new GatewayRegistry(client, clock);
+    const registry = new GatewayRegistry(db.client, clock);
     const { token, record } = await registry.add('sel-gw', { kind: 'district', district: 'SEL' });
     expect(token).toMatch(/^sg_[A-Za-z0-9_-]{43}$/);
-    const dump = JSON.stringify(await client.hgetall('{gateways}:by-name'));
+    const dump = JSON.stringify(await db.client.hgetall('{gateways}:by-name'));
     expect(dump).not.toContain(token);
     expect(dump).toContain(hashToken(token));
     expect(await registry.authenticate(token)).toEqual({ status: 'valid', gateway: record });
@@ -31,7 +20,7 @@ describe('GatewayRegistry', () => {
   });
 
   it('refuses a second gateway of the same name until the first is revoked', async () => {
-    const registry = new GatewayRegistry(client, clock);
+    const registry = new GatewayRegistry(db.client, clock);
     const first = await registry.add('gw', { kind: 'nodes', nodes: ['A', 'B'] });
     await expect(registry.add('gw', { kind: 'nodes', nodes: ['C'] })).rejects.toBeInstanceOf(
       GatewayExistsError,
@@ -49,7 +38,7 @@ describe('GatewayRegistry', () => {
   });
 
   it('reports unknown names and invalid names', async () => {
-    const registry = new GatewayRegistry(client, clock);
+    const registry = new GatewayRegistry(db.client, clock);
     await expect(registry.revoke('nope')).rejects.toBeInstanceOf(UnknownGatewayError);
     await expect(registry.add('bad name', { kind: 'district', district: 'D' })).rejects.toThrow(RangeError);
   });

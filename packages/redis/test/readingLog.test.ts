@@ -1,23 +1,12 @@
 import { decodeEntry, ManualClock, type Reading } from '@streamgauge/core';
-import { type TestRedis, testRedis } from '@streamgauge/testkit';
+import { useRedis } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ReadingLog, RedisUnavailableError } from '../src/index.ts';
 
 const HOUR = 3_600_000;
 const NOW = Date.UTC(2026, 10, 25, 12);
-let redis: TestRedis;
-let client: Redis;
-
-beforeAll(async () => {
-  redis = await testRedis();
-  client = new Redis(redis.url);
-});
-afterAll(async () => {
-  client.disconnect();
-  await redis.close();
-});
-beforeEach(() => redis.flush());
+const db = useRedis({ flushEach: true });
 
 const reading = (node: string, minutesAgo: number, flow = minutesAgo): Reading => ({
   node_id: node,
@@ -26,7 +15,7 @@ const reading = (node: string, minutesAgo: number, flow = minutesAgo): Reading =
 });
 
 async function streamReadings(stream: string): Promise<Reading[]> {
-  const entries = await client.xrange(stream, '-', '+');
+  const entries = await db.client.xrange(stream, '-', '+');
   return entries.flatMap(([id, fields]) => decodeEntry(id, fields).readings);
 }
 
@@ -39,10 +28,10 @@ describe('ReadingLog', () => {
   };
 
   it('appends one entry per call holding the new readings, in order', async () => {
-    const log = new ReadingLog(client, options);
+    const log = new ReadingLog(db.client, options);
     const batch = [reading('A', 3), reading('B', 2), reading('A', 1)];
     expect(await log.append(batch, 'gw')).toEqual({ accepted: 3, duplicates: 0 });
-    const entries = await client.xrange('readings', '-', '+');
+    const entries = await db.client.xrange('readings', '-', '+');
     expect(entries).toHaveLength(1);
     expect(decodeEntry(...(entries[0] as [string, string[]]))).toMatchObject({
       source: 'gw',
@@ -51,7 +40,7 @@ describe('ReadingLog', () => {
   });
 
   it('skips readings seen before and repeats inside a batch, keeping the rest', async () => {
-    const log = new ReadingLog(client, options);
+    const log = new ReadingLog(db.client, options);
     await log.append([reading('A', 3), reading('A', 2)], 'gw');
     const again = await log.append(
       [reading('A', 2, 999), reading('A', 1), reading('A', 1, 5), reading('B', 2)],
@@ -67,26 +56,26 @@ describe('ReadingLog', () => {
   });
 
   it('appends nothing and writes no entry when everything is a duplicate', async () => {
-    const log = new ReadingLog(client, options);
+    const log = new ReadingLog(db.client, options);
     await log.append([reading('A', 1)], 'gw');
     expect(await log.append([reading('A', 1)], 'gw')).toEqual({ accepted: 0, duplicates: 1 });
-    expect(await client.xlen('readings')).toBe(1);
+    expect(await db.client.xlen('readings')).toBe(1);
   });
 
   it('remembers identities for the dedupe horizon after the last acceptance', async () => {
-    const log = new ReadingLog(client, { ...options, dedupeHorizonMs: 2 * HOUR });
+    const log = new ReadingLog(db.client, { ...options, dedupeHorizonMs: 2 * HOUR });
     await log.append([reading('A', 90)], 'gw');
-    const keys = await client.keys('seen:*');
+    const keys = await db.client.keys('seen:*');
     expect(keys).toHaveLength(1);
-    const ttl = await client.ttl(keys[0] as string);
+    const ttl = await db.client.ttl(keys[0] as string);
     expect(ttl).toBeGreaterThan(2 * 3600 - 5);
     expect(ttl).toBeLessThanOrEqual(2 * 3600);
     // Members are millisecond offsets in the hour: Redis keeps them as an intset.
-    expect(await client.object('ENCODING', keys[0] as string)).toBe('intset');
+    expect(await db.client.object('ENCODING', keys[0] as string)).toBe('intset');
   });
 
   it('routes readings to shards by node, each shard its own stream', async () => {
-    const log = new ReadingLog(client, { ...options, shards: 4 });
+    const log = new ReadingLog(db.client, { ...options, shards: 4 });
     const batch = Array.from({ length: 40 }, (_, i) => reading(`N${i}`, 1));
     expect(await log.append(batch, 'gw')).toEqual({ accepted: 40, duplicates: 0 });
     const all: Reading[] = [];
@@ -99,22 +88,22 @@ describe('ReadingLog', () => {
   });
 
   it('marks nothing as seen when the append fails, so a retry is not lost', async () => {
-    const log = new ReadingLog(client, options);
-    await client.set('readings', 'not a stream');
+    const log = new ReadingLog(db.client, options);
+    await db.client.set('readings', 'not a stream');
     await expect(log.append([reading('A', 1)], 'gw')).rejects.toThrow(/WRONGTYPE/);
-    expect(await client.keys('seen:*')).toEqual([]);
-    await client.del('readings');
+    expect(await db.client.keys('seen:*')).toEqual([]);
+    await db.client.del('readings');
     expect(await log.append([reading('A', 1)], 'gw')).toEqual({ accepted: 1, duplicates: 0 });
   });
 
   it('trims entries older than the retention by arrival time', async () => {
     const clock = new ManualClock(Date.now());
-    const log = new ReadingLog(client, { ...options, retentionMs: 1_000, clock });
+    const log = new ReadingLog(db.client, { ...options, retentionMs: 1_000, clock });
     // Fill more than one radix-tree node (100 entries) so approximate trimming can act.
     for (let i = 0; i < 300; i++) await log.append([reading('A', i + 1)], 'gw');
     clock.advance(60_000);
     await log.append([reading('A', 10_000)], 'gw');
-    expect(await client.xlen('readings')).toBeLessThan(150);
+    expect(await db.client.xlen('readings')).toBeLessThan(150);
   });
 
   it('reports an unreachable Redis as RedisUnavailableError', async () => {

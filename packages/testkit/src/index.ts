@@ -20,3 +20,5 @@ export type { ReadModelCheckOptions } from './readModelCheck.ts';
 export { checkReadModel } from './readModelCheck.ts';
 export type { TestRedis } from './testRedis.ts';
 export { testRedis } from './testRedis.ts';
+export type { RedisFixture } from './useRedis.ts';
+export { useRedis } from './useRedis.ts';

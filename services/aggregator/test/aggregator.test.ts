@@ -1,12 +1,6 @@
 import { horizonStart, loadConfig, ManualClock, type Reading, readModelKeys } from '@streamgauge/core';
 import { ReadingLog } from '@streamgauge/redis';
-import {
-  checkReadModel,
-  generateDataset,
-  type TestRedis,
-  testRedis,
-  waitForDrain,
-} from '@streamgauge/testkit';
+import { checkReadModel, generateDataset, useRedis, waitForDrain } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { filter, firstValueFrom, Subject } from 'rxjs';
@@ -16,24 +10,13 @@ import { type RunningAggregator, startAggregator } from '../src/index.ts';
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const TTL = 24 * 3600;
-let redis: TestRedis;
-let client: Redis;
-
-beforeAll(async () => {
-  redis = await testRedis();
-  client = new Redis(redis.url);
-});
-afterAll(async () => {
-  client.disconnect();
-  await redis.close();
-});
-beforeEach(() => redis.flush());
+const db = useRedis({ flushEach: true });
 
 function setup(now: number) {
   const clock = new ManualClock(now);
   const ticks = new Subject<number>();
-  const config = loadConfig({ REDIS_URL: redis.url, AGGREGATOR_BLOCK_MS: '50', AGGREGATOR_READ_COUNT: '20' });
-  const log = new ReadingLog(client, { ...config.stream, clock });
+  const config = loadConfig({ REDIS_URL: db.url, AGGREGATOR_BLOCK_MS: '50', AGGREGATOR_READ_COUNT: '20' });
+  const log = new ReadingLog(db.client, { ...config.stream, clock });
   const start = () => startAggregator(config, pino({ level: 'silent' }), { clock, ticks$: ticks });
   return { clock, ticks, config, log, start };
 }
@@ -42,7 +25,7 @@ async function append(log: ReadingLog, readings: readonly Reading[], size = 200)
   for (let i = 0; i < readings.length; i += size) await log.append(readings.slice(i, i + size), 'test');
 }
 
-const drain = () => waitForDrain(client, ['readings'], 'aggregator');
+const drain = () => waitForDrain(db.client, ['readings'], 'aggregator');
 
 describe('aggregator', () => {
   let running: RunningAggregator | undefined;
@@ -55,14 +38,14 @@ describe('aggregator', () => {
     await append(log, data.sent);
     running = await start();
     await drain();
-    const problems = await checkReadModel(client, data.unique, {
+    const problems = await checkReadModel(db.client, data.unique, {
       ttlSeconds: TTL,
       horizonStart: horizonStart(now),
     });
     expect(problems.slice(0, 20)).toEqual([]);
 
-    const stats = await client.hgetall('agg:{readings}:stats');
-    expect(Number(stats.entries)).toBe(await client.xlen('readings'));
+    const stats = await db.client.hgetall('agg:{readings}:stats');
+    expect(Number(stats.entries)).toBe(await db.client.xlen('readings'));
     expect(Number(stats.too_late)).toBe(data.tooLate);
     expect(Number(stats.applied)).toBe(data.unique.length - data.tooLate);
     await running.stop();
@@ -80,9 +63,9 @@ describe('aggregator', () => {
     await append(log, readings);
     running = await start();
     await drain();
-    const metrics = (range: string) => client.hgetall(`node:SILENT:metrics:${range}`);
+    const metrics = (range: string) => db.client.hgetall(`node:SILENT:metrics:${range}`);
     expect((await metrics('1h')).reading_count).toBe('30');
-    expect(await client.hgetall('system:metrics:1h')).toMatchObject({
+    expect(await db.client.hgetall('system:metrics:1h')).toMatchObject({
       total_nodes: '2',
       active_nodes: '2',
       total_flow: '30',
@@ -110,7 +93,7 @@ describe('aggregator', () => {
       new Date(now + HOUR + 60_000 - (now % 60_000) - HOUR).toISOString(),
     );
     expect((await metrics('24h')).reading_count).toBe('30');
-    expect(await client.hgetall('system:metrics:1h')).toMatchObject({
+    expect(await db.client.hgetall('system:metrics:1h')).toMatchObject({
       total_nodes: '2',
       active_nodes: '1',
       total_flow: '20',
@@ -121,7 +104,10 @@ describe('aggregator', () => {
     await slide(now + DAY + 15 * 60_000);
     expect((await metrics('24h')).reading_count).toBe('0');
     expect((await metrics('3d')).reading_count).toBe('30');
-    expect(await client.hgetall('system:metrics:24h')).toMatchObject({ active_nodes: '1', total_flow: '20' });
+    expect(await db.client.hgetall('system:metrics:24h')).toMatchObject({
+      active_nodes: '1',
+      total_flow: '20',
+    });
     await running.stop();
     running = undefined;
   });
@@ -136,19 +122,19 @@ describe('aggregator', () => {
     const first = await start();
     await firstValueFrom(first.processed$.pipe(filter((p) => p.kind === 'batches' && p.outcome.entries > 0)));
     await first.stop();
-    const before = await client.xinfo('GROUPS', 'readings');
+    const before = await db.client.xinfo('GROUPS', 'readings');
     expect(JSON.stringify(before)).toMatch(/"lag",[1-9]/); // stopped with entries still unread
 
     await append(log, data.sent.slice(half), 50);
     running = await start();
     await drain();
-    const problems = await checkReadModel(client, data.unique, {
+    const problems = await checkReadModel(db.client, data.unique, {
       ttlSeconds: TTL,
       horizonStart: horizonStart(now),
     });
     expect(problems.slice(0, 20)).toEqual([]);
-    const stats = await client.hgetall('agg:{readings}:stats');
-    expect(Number(stats.entries)).toBe(await client.xlen('readings')); // no entry applied twice
+    const stats = await db.client.hgetall('agg:{readings}:stats');
+    expect(Number(stats.entries)).toBe(await db.client.xlen('readings')); // no entry applied twice
     await running.stop();
     running = undefined;
   });
@@ -157,9 +143,9 @@ describe('aggregator', () => {
     const now = Date.now();
     const { log, start } = setup(now);
     // What an older writer may have left behind.
-    await client.set('node:N1:latest', 'stale string');
-    await client.rpush('nodes:all', 'N1', 'N1', 'GONE');
-    const subscriber = new Redis(redis.url);
+    await db.client.set('node:N1:latest', 'stale string');
+    await db.client.rpush('nodes:all', 'N1', 'N1', 'GONE');
+    const subscriber = new Redis(db.url);
     const messages: string[] = [];
     await subscriber.subscribe('streamgauge:changes');
     subscriber.on('message', (_channel, message) => messages.push(message));
@@ -170,8 +156,8 @@ describe('aggregator', () => {
       { node_id: 'N2', timestamp: now - 60_000, pressure: 2.5 },
     ]);
     await drain();
-    expect(await client.hgetall('node:N1:latest')).toMatchObject({ flow_rate: '1.5', pressure: '2' });
-    expect((await client.lrange('nodes:all', 0, -1)).sort()).toEqual(['N1', 'N2']);
+    expect(await db.client.hgetall('node:N1:latest')).toMatchObject({ flow_rate: '1.5', pressure: '2' });
+    expect((await db.client.lrange('nodes:all', 0, -1)).sort()).toEqual(['N1', 'N2']);
     await new Promise((r) => setTimeout(r, 50));
     const notice = messages.map((m) => JSON.parse(m)).find((m) => m.cause === 'readings');
     expect(notice).toMatchObject({ cause: 'readings' });
@@ -184,13 +170,13 @@ describe('aggregator', () => {
   it('moves an entry it cannot decode to the dead-letter stream and keeps going', async () => {
     const now = Date.now();
     const { log, start } = setup(now);
-    await client.xgroup('CREATE', 'readings', 'aggregator', '0', 'MKSTREAM');
-    const poison = await client.xadd('readings', '*', 'n', '1', 'readings', '{not json');
+    await db.client.xgroup('CREATE', 'readings', 'aggregator', '0', 'MKSTREAM');
+    const poison = await db.client.xadd('readings', '*', 'n', '1', 'readings', '{not json');
     await append(log, [{ node_id: 'OK', timestamp: now - 1000, flow_rate: 3 }]);
     running = await start();
     await drain();
-    expect((await client.hgetall(readModelKeys.nodeLatest('OK'))).flow_rate).toBe('3');
-    const dead = await client.xrange('{readings}:dead', '-', '+');
+    expect((await db.client.hgetall(readModelKeys.nodeLatest('OK'))).flow_rate).toBe('3');
+    const dead = await db.client.xrange('{readings}:dead', '-', '+');
     expect(dead).toHaveLength(1);
     const fields = dead[0]?.[1] ?? [];
     expect(fields.slice(0, 6)).toEqual(['stream', 'readings', 'id', poison, 'group', 'aggregator']);

@@ -8,7 +8,7 @@
  * Deterministic: every payload is generated from (seed, index). Re-run a
  * failure with FUZZ_SEED=<seed>; the failure report names the index.
  */
-import { decodeEntry, MEASUREMENTS, systemClock } from '@streamgauge/core';
+import { decodeEntry, MEASUREMENTS, seededRandom, systemClock } from '@streamgauge/core';
 import { GatewayRegistry } from '@streamgauge/redis';
 import { type TestRedis, testRedis } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
@@ -30,21 +30,9 @@ const SCOPED_NODE = 'FUZZ-N1';
 
 type Rng = () => number;
 
-/** mulberry32: a tiny, fast, seedable PRNG (floats in [0, 1)). */
-function mulberry32(seed: number): Rng {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** The generator of payload `index`: reproducible one payload at a time. */
 function rngFor(index: number): Rng {
-  return mulberry32((SEED ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0);
+  return seededRandom((SEED ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0);
 }
 
 function int(rng: Rng, lo: number, hi: number): number {
@@ -1075,7 +1063,7 @@ describe('ingest fuzz: hostile payloads get a 4xx', () => {
         (_, i) => first + i,
       );
       // One valid reading rides along with the hostile load of each round.
-      const validAt = Math.floor(mulberry32(SEED + round)() * indices.length);
+      const validAt = Math.floor(seededRandom(SEED + round)() * indices.length);
       const tasks: (number | 'valid')[] = [...indices.slice(0, validAt), 'valid', ...indices.slice(validAt)];
       await runPool(tasks, CONCURRENCY, async (task) => {
         if (task === 'valid') return sendValid(`during round ${round}`);

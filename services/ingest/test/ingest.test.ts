@@ -1,23 +1,13 @@
 import { decodeEntry, type Reading } from '@streamgauge/core';
-import { RedisServer, type TestRedis, testRedis } from '@streamgauge/testkit';
+import { RedisServer, useRedis } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { IngestReply } from '../src/index.ts';
 import { issueToken, startTestIngest, type TestIngest } from './harness.ts';
 
-let redis: TestRedis;
-let client: Redis;
+const db = useRedis();
 
-beforeAll(async () => {
-  redis = await testRedis();
-  client = new Redis(redis.url);
-});
-afterAll(async () => {
-  client.disconnect();
-  await redis.close();
-});
-
-async function streamReadings(redisClient: Redis = client): Promise<Reading[]> {
+async function streamReadings(redisClient: Redis = db.client): Promise<Reading[]> {
   const entries = await redisClient.xrange('readings', '-', '+');
   return entries.flatMap(([id, fields]) => decodeEntry(id, fields).readings);
 }
@@ -35,12 +25,12 @@ describe('POST /v1/readings', () => {
   let token: string;
 
   beforeAll(async () => {
-    ingest = await startTestIngest(redis.url, { INGEST_AUTH_CACHE_SECONDS: '0' });
+    ingest = await startTestIngest(db.url, { INGEST_AUTH_CACHE_SECONDS: '0' });
   });
   afterAll(() => ingest.close());
   beforeEach(async () => {
-    await redis.flush();
-    token = await issueToken(redis.url, 'sel', { district: 'SEL' });
+    await db.redis.flush();
+    token = await issueToken(db.url, 'sel', { district: 'SEL' });
   });
 
   // Valid, invalid in several ways, duplicate, out of scope, future-dated.
@@ -124,7 +114,7 @@ describe('POST /v1/readings', () => {
       [0, 4],
     ]);
     expect(await streamReadings()).toEqual(expectedStream);
-    expect(await client.xlen('readings')).toBe(1);
+    expect(await db.client.xlen('readings')).toBe(1);
   });
 
   it('takes a single reading, an array, and {"readings": [...]}', async () => {
@@ -148,7 +138,7 @@ describe('POST /v1/readings', () => {
       duplicates: 0,
       rejected: [{ index: 0, error: 'flow_rate: expected a finite number (L/s), got string "x"' }],
     });
-    expect(await client.exists('readings')).toBe(0);
+    expect(await db.client.exists('readings')).toBe(0);
   });
 
   it('answers 400 for bodies that cannot be read, naming the problem', async () => {
@@ -202,9 +192,9 @@ describe('POST /v1/readings', () => {
     expect(malformed.status).toBe(401);
     expect((await ingest.post(body, { token: 'sg_unknown' })).status).toBe(401);
 
-    const doomed = await issueToken(redis.url, 'doomed', { nodes: ['A'] });
+    const doomed = await issueToken(db.url, 'doomed', { nodes: ['A'] });
     expect((await ingest.post(body, { token: doomed })).status).toBe(200);
-    const revoke = new Redis(redis.url);
+    const revoke = new Redis(db.url);
     const { GatewayRegistry } = await import('@streamgauge/redis');
     await new GatewayRegistry(revoke, { now: () => Date.now() }).revoke('doomed');
     revoke.disconnect();
@@ -214,7 +204,7 @@ describe('POST /v1/readings', () => {
   });
 
   it('rejects readings for nodes outside a node-scoped token, item by item', async () => {
-    const scoped = await issueToken(redis.url, 'ab', { nodes: ['A', 'B'] });
+    const scoped = await issueToken(db.url, 'ab', { nodes: ['A', 'B'] });
     const response = await ingest.post(
       JSON.stringify([
         { node_id: 'A', timestamp: t(1), flow_rate: 1 },
@@ -227,16 +217,16 @@ describe('POST /v1/readings', () => {
       duplicates: 0,
       rejected: [{ index: 1, error: 'node_id: "Z" is not among this gateway\'s nodes' }],
     });
-    const stream = await client.xrange('readings', '-', '+');
+    const stream = await db.client.xrange('readings', '-', '+');
     expect(decodeEntry(...(stream[0] as [string, string[]])).source).toBe('ab');
   });
 });
 
 describe('limits and authentication settings', () => {
-  beforeEach(() => redis.flush());
+  beforeEach(() => db.redis.flush());
 
   it('answers 413 above the body size or the batch size, appending nothing', async () => {
-    const ingest = await startTestIngest(redis.url, {
+    const ingest = await startTestIngest(db.url, {
       INGEST_AUTH: 'off',
       INGEST_MAX_BODY_BYTES: '4096',
       INGEST_MAX_READINGS: '10',
@@ -251,7 +241,7 @@ describe('limits and authentication settings', () => {
       );
       const tooBig = await ingest.post(JSON.stringify({ readings: readings(10), pad: 'x'.repeat(5000) }));
       expect(tooBig.status).toBe(413);
-      expect(await client.exists('readings')).toBe(0);
+      expect(await db.client.exists('readings')).toBe(0);
       expect((await ingest.post(JSON.stringify(readings(10)))).status).toBe(200);
     } finally {
       await ingest.close();
@@ -260,12 +250,12 @@ describe('limits and authentication settings', () => {
 
   it('accepts readings without a token only when INGEST_AUTH=off', async () => {
     const body = JSON.stringify({ node_id: 'A', timestamp: t(1), flow_rate: 1 });
-    const open = await startTestIngest(redis.url, { INGEST_AUTH: 'off' });
-    const closed = await startTestIngest(redis.url);
+    const open = await startTestIngest(db.url, { INGEST_AUTH: 'off' });
+    const closed = await startTestIngest(db.url);
     try {
       expect((await open.post(body)).status).toBe(200);
       expect((await closed.post(body)).status).toBe(401);
-      const stream = await client.xrange('readings', '-', '+');
+      const stream = await db.client.xrange('readings', '-', '+');
       expect(decodeEntry(...(stream[0] as [string, string[]])).source).toBe('anonymous');
     } finally {
       await open.close();
@@ -278,13 +268,13 @@ describe('limits and authentication settings', () => {
       { node_id: 'A', timestamp: t(2), flow_rate: 1 },
       { node_id: 'B', timestamp: t(2), flow_rate: 2 },
     ]);
-    const first = await startTestIngest(redis.url, { INGEST_AUTH: 'off' });
-    const second = await startTestIngest(redis.url, { INGEST_AUTH: 'off' });
+    const first = await startTestIngest(db.url, { INGEST_AUTH: 'off' });
+    const second = await startTestIngest(db.url, { INGEST_AUTH: 'off' });
     expect(await json(await first.post(body))).toMatchObject({ accepted: 2, duplicates: 0 });
     expect(await json(await second.post(body))).toMatchObject({ accepted: 0, duplicates: 2 });
     await first.close();
     await second.close();
-    const restarted = await startTestIngest(redis.url, { INGEST_AUTH: 'off' });
+    const restarted = await startTestIngest(db.url, { INGEST_AUTH: 'off' });
     expect(await json(await restarted.post(body))).toMatchObject({ accepted: 0, duplicates: 2 });
     await restarted.close();
     expect(await streamReadings()).toHaveLength(2);
