@@ -1,6 +1,6 @@
 import { horizonStart, loadConfig, ManualClock, type Reading, readModelKeys } from '@streamgauge/core';
 import { ReadingLog } from '@streamgauge/redis';
-import { checkReadModel, generateDataset, useRedis, waitForDrain } from '@streamgauge/testkit';
+import { checkReadModel, type Dataset, generateDataset, useRedis, waitForDrain } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { filter, firstValueFrom, Subject } from 'rxjs';
