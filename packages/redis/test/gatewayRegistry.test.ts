@@ -1,7 +1,6 @@
 import { ManualClock } from '@streamgauge/core';
 import { useRedis } from '@streamgauge/testkit';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { GatewayExistsError, GatewayRegistry, hashToken, UnknownGatewayError } from '../src/index.ts';
 
 const clock = new ManualClock(Date.UTC(2026, 10, 25, 12));

@@ -1,7 +1,7 @@
 import { decodeEntry, ManualClock, type Reading } from '@streamgauge/core';
 import { useRedis } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ReadingLog, RedisUnavailableError } from '../src/index.ts';
 
 const HOUR = 3_600_000;

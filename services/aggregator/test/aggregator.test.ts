@@ -4,7 +4,7 @@ import { checkReadModel, type Dataset, generateDataset, useRedis, waitForDrain }
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { filter, firstValueFrom, Subject } from 'rxjs';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { type RunningAggregator, startAggregator } from '../src/index.ts';
 
 const HOUR = 3_600_000;
