@@ -7,11 +7,13 @@
  */
 import { execFileSync } from 'node:child_process';
 import { arch, cpus, release, type } from 'node:os';
+import { hostBusyPercent } from './lib/cpu.ts';
 import { killLiveIngests } from './lib/ingestProcess.ts';
 import { optionsFromEnv } from './lib/options.ts';
 import { BenchRedis } from './lib/redis.ts';
 import { formatCount, formatMs, renderTable } from './lib/stats.ts';
 import type { CaseResult, SuiteContext } from './lib/types.ts';
+import { BenchFailure } from './lib/types.ts';
 import { SUITES } from './suites.ts';
 
 interface Failure {
@@ -24,7 +26,9 @@ const USAGE = `usage: pnpm bench [suite...] [--json] [--list]
 Suites: ${SUITES.map((s) => s.name).join(', ')} (default: all)
 Environment: BENCH_SECONDS (timed window per case, default 5), BENCH_WARMUP_SECONDS (default 1),
   BENCH_REDIS_URL (a scratch Redis instead of a throw-away redis-server; BENCH_REDIS_FLUSH=1 to
-  allow emptying a non-empty one), BENCH_CPU_PROF_DIR (write --cpu-prof profiles of the ingest service)`;
+  allow emptying a non-empty one), BENCH_CPU_PROF_DIR (write --cpu-prof profiles of the ingest service),
+  BENCH_INGEST_CASES (batch:in-flight pairs, default 1:32,100:16,1000:4),
+  BENCH_QUIET_WAIT_SECONDS (on a shared machine: wait up to this long before each case for it to be idle)`;
 
 const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
 
@@ -52,6 +56,10 @@ async function main(argv: readonly string[]): Promise<number> {
   const selected = names.length === 0 ? SUITES : SUITES.filter((s) => names.includes(s.name));
   const options = optionsFromEnv();
 
+  const busyBefore = await hostBusyPercent(1_000);
+  if (busyBefore > 20) {
+    log(`WARNING: the machine was ${busyBefore.toFixed(0)} % busy before the run: figures will be skewed`);
+  }
   const redis = await BenchRedis.open(options.redisUrl, process.env.BENCH_REDIS_FLUSH === '1');
   const stopOnSignal = (signal: NodeJS.Signals) => {
     log(`${signal}: stopping`);
@@ -71,6 +79,8 @@ async function main(argv: readonly string[]): Promise<number> {
     redis: `redis-server ${redis.version} (${redis.server ? 'throw-away, no persistence' : 'BENCH_REDIS_URL'})`,
     secondsPerCase: options.seconds,
     warmupSeconds: options.warmupSeconds,
+    /** CPU use of the whole machine in the second before the run, % of one core. */
+    busyBeforePercent: Math.round(busyBefore),
   };
   const results: CaseResult[] = [];
   const failures: Failure[] = [];
@@ -82,7 +92,8 @@ async function main(argv: readonly string[]): Promise<number> {
         await redis.flush();
         await suite.run(context);
       } catch (error) {
-        const message = (error as Error).stack ?? String(error);
+        const message =
+          error instanceof BenchFailure ? error.message : ((error as Error).stack ?? String(error));
         failures.push({ suite: suite.name, error: (error as Error).message });
         log(`SUITE ${suite.name} FAILED: ${message}`);
       }
@@ -112,6 +123,7 @@ function renderReport(
   lines.push(`streamgauge benchmarks, ${meta.date}, commit ${meta.commit}`);
   lines.push(`node ${meta.node}; CPU ${meta.cpu}; ${meta.os}`);
   lines.push(`${meta.redis}; ${meta.secondsPerCase} s per case after ${meta.warmupSeconds} s warm-up`);
+  lines.push(`machine busy before the run: ${meta.busyBeforePercent} % of one core`);
   lines.push('');
   const header = [
     'suite',
@@ -121,6 +133,7 @@ function renderReport(
     'p50 ms',
     'p99 ms',
     'in flight',
+    'Redis µs/reading',
     'CPU % ingest/redis/bench/other',
   ];
   const rows = results.map((r) => [
@@ -131,9 +144,12 @@ function renderReport(
     formatMs(r.p50Ms),
     formatMs(r.p99Ms),
     r.concurrency === undefined ? '-' : String(r.concurrency),
+    r.redisUsecPerReading === undefined
+      ? '-'
+      : r.redisUsecPerReading.toFixed(r.redisUsecPerReading < 0.1 ? 3 : 2),
     ['ingest', 'redis', 'bench', 'other'].map((k) => cpuCell(r.cpu?.[k])).join(' / '),
   ]);
-  lines.push(renderTable(header, rows, [false, false, true, true, true, true, true, true]));
+  lines.push(renderTable(header, rows, [false, false, true, true, true, true, true, true, true]));
   lines.push('');
   lines.push(
     'Redis command time in the timed window (INFO commandstats; script-internal commands count in both):',
@@ -175,6 +191,8 @@ try {
   process.exitCode = await main(process.argv.slice(2));
 } catch (error) {
   killLiveIngests();
-  console.error(`bench: ${(error as Error).stack ?? String(error)}`);
+  console.error(
+    `bench: ${error instanceof BenchFailure ? error.message : ((error as Error).stack ?? String(error))}`,
+  );
   process.exitCode = 1;
 }

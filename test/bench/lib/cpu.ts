@@ -99,3 +99,12 @@ function clockTicks(): number {
     return 100;
   }
 }
+
+/** How busy the whole machine is over `ms`, in % of one core (a check that nothing else runs). */
+export async function hostBusyPercent(ms: number): Promise<number> {
+  const before = hostTimes();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  const after = hostTimes();
+  const total = after.total - before.total;
+  return total > 0 ? ((after.busy - before.busy) / total) * 100 * cpus().length : 0;
+}

@@ -66,18 +66,29 @@ export async function closedLoop<T>(options: {
   };
 }
 
-/** Hands out a pre-generated array once, in order. */
-export function fromArray<T>(items: readonly T[]): () => T | undefined {
+/**
+ * Hands out a pre-generated array in order, then (should the window outlast
+ * it) items made on the spot; `extra` tells how many were.
+ */
+export function preGenerated<T>(items: readonly T[], make: () => T): { next: () => T; extra: () => number } {
   let index = 0;
-  return () => (index < items.length ? items[index++] : undefined);
+  let extra = 0;
+  return {
+    next: () => {
+      if (index < items.length) return items[index++] as T;
+      extra++;
+      return make();
+    },
+    extra: () => extra,
+  };
 }
 
 /**
  * How many items to pre-generate for a timed window, from the rate seen in
- * the warm-up: three times what that rate needs (a warmed-up process is faster),
+ * the warm-up: four times what that rate needs (a warmed-up process is faster),
  * at least a few per worker, at most `max`.
  */
 export function itemsFor(warmup: LoopResult, seconds: number, concurrency: number, max: number): number {
   const rate = warmup.seconds > 0 ? warmup.completed / warmup.seconds : 0;
-  return Math.min(max, Math.max(concurrency * 4, Math.ceil(rate * seconds * 3) + concurrency));
+  return Math.min(max, Math.max(concurrency * 4, Math.ceil(rate * seconds * 4) + concurrency));
 }

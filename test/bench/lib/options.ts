@@ -7,6 +7,8 @@ export interface BenchOptions {
   readonly warmupSeconds: number;
   /** An existing Redis to use instead of a throw-away server (BENCH_REDIS_URL). */
   readonly redisUrl: string | undefined;
+  /** Before each case, wait up to this long for other processes to quiet down (BENCH_QUIET_WAIT_SECONDS, default 0). */
+  readonly quietWaitSeconds: number;
   /** Directory for `node --cpu-prof` profiles of the ingest process (BENCH_CPU_PROF_DIR). */
   readonly cpuProfDir: string | undefined;
 }
@@ -16,6 +18,7 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): BenchOptio
     seconds: positive(env, 'BENCH_SECONDS', 5),
     warmupSeconds: positive(env, 'BENCH_WARMUP_SECONDS', 1, true),
     redisUrl: text(env, 'BENCH_REDIS_URL'),
+    quietWaitSeconds: positive(env, 'BENCH_QUIET_WAIT_SECONDS', 0, true),
     cpuProfDir: text(env, 'BENCH_CPU_PROF_DIR'),
   };
 }

@@ -2,10 +2,26 @@ import { ENTRY_FIELDS } from '@streamgauge/core';
 import type { Redis } from 'ioredis';
 import { BenchFailure } from './types.ts';
 
-/** The id of the stream's newest entry, or undefined when it is empty or absent. */
-export async function lastEntryId(redis: Redis, stream: string): Promise<string | undefined> {
-  const newest = await redis.xrevrange(stream, '+', '-', 'COUNT', 1);
-  return newest[0]?.[0];
+/**
+ * Deletes the readings log and its dedupe sets (`seen:*`), so a case starts
+ * from an empty log and Redis memory does not pile up from case to case.
+ * DEL, not UNLINK: the freeing must be over before the next window starts.
+ */
+export async function resetLog(redis: Redis, stream: string): Promise<void> {
+  await redis.del(stream);
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', 'seen:*', 'COUNT', 1000);
+    if (keys.length > 0) await redis.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+}
+
+/** XINFO STREAM `entries-added` (Redis ≥ 7.0): every entry ever added, trimmed or not. */
+export async function entriesAdded(redis: Redis, stream: string): Promise<number | undefined> {
+  const info = (await redis.xinfo('STREAM', stream)) as unknown[];
+  const index = info.indexOf('entries-added');
+  return index >= 0 ? Number(info[index + 1]) : undefined;
 }
 
 export interface LogContents {

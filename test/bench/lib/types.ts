@@ -22,6 +22,8 @@ export interface CaseResult {
   readonly p99Ms?: number;
   /** CPU time per process over the timed window, in % of one core. */
   readonly cpu?: Readonly<Record<string, number>>;
+  /** Redis main-thread time of the case's top-level command(s) per reading, µs (from commandstats). */
+  readonly redisUsecPerReading?: number;
   /** Redis INFO commandstats over the timed window. */
   readonly redisCommands?: readonly CommandStat[];
   readonly notes?: readonly string[];

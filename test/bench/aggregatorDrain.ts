@@ -1,0 +1,71 @@
+/**
+ * Aggregator alone: fills the stream with N readings for K nodes (entries of
+ * 1000 readings, as ingest writes them), then times the group draining it.
+ * Run: node test/bench/aggregatorDrain.ts [readings] [nodes]
+ */
+import { startAggregator } from '@streamgauge/aggregator';
+import { loadConfig, ManualClock, type Reading } from '@streamgauge/core';
+import { ReadingLog, RedisServer } from '@streamgauge/redis';
+import { waitForDrain } from '@streamgauge/testkit';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+
+export async function aggregatorDrain(total: number, nodes: number, url?: string) {
+  const server = url ? undefined : await RedisServer.start();
+  const redisUrl = url ?? (server as RedisServer).url;
+  const redis = new Redis(redisUrl);
+  try {
+    await redis.flushall();
+    const now = Date.now();
+    const log = new ReadingLog(redis, {
+      shards: 1,
+      retentionMs: 48 * 3_600_000,
+      dedupeHorizonMs: 48 * 3_600_000,
+      clock: new ManualClock(now),
+    });
+    const fill = async (round: number) => {
+      for (let i = 0; i < total; i += 1000) {
+        const batch: Reading[] = [];
+        for (let j = i; j < Math.min(i + 1000, total); j++) {
+          const node = j % nodes;
+          const k = round * total + j;
+          batch.push({
+            node_id: `N${node}`,
+            timestamp: now - 3_600_000 + Math.floor(k / nodes) * 1000 + (node % 1000),
+            flow_rate: (k % 97) / 3,
+            pressure: 3 + (k % 13) / 10,
+            temperature: 15,
+          });
+        }
+        await log.append(batch, 'bench');
+      }
+    };
+    const config = loadConfig({ REDIS_URL: redisUrl });
+    // Round 0: every node is new (cold). Round 1: the same nodes again (steady state).
+    await fill(0);
+    let started = performance.now();
+    const aggregator = await startAggregator(config, pino({ level: 'silent' }));
+    await waitForDrain(redis, ['readings'], 'aggregator', 600_000);
+    const cold = (performance.now() - started) / 1000;
+    await fill(1);
+    started = performance.now();
+    await waitForDrain(redis, ['readings'], 'aggregator', 600_000);
+    const warm = (performance.now() - started) / 1000;
+    await aggregator.stop();
+    return {
+      readings: total,
+      nodes,
+      coldPerSecond: Math.round(total / cold),
+      warmPerSecond: Math.round(total / warm),
+    };
+  } finally {
+    redis.disconnect();
+    await server?.dispose();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const total = Number(process.argv[2] ?? 200_000);
+  const nodes = Number(process.argv[3] ?? 1000);
+  console.log(await aggregatorDrain(total, nodes));
+}
