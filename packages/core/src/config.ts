@@ -17,6 +17,8 @@ export interface IngestConfig {
   readonly maxFutureMs: number;
   readonly auth: boolean;
   readonly authCacheMs: number;
+  /** Longest ingest waits for Redis to confirm a write before answering 503. */
+  readonly redisTimeoutMs: number;
 }
 
 export interface StreamConfig {
@@ -64,11 +66,16 @@ export function loadConfig(env: Env): Config {
     ingest: {
       host: read.text('INGEST_HOST', '0.0.0.0'),
       port: read.number('INGEST_PORT', 8080, { min: 0, max: 65535, integer: true }),
-      maxBatchReadings: read.number('INGEST_MAX_READINGS', 10_000, { min: 1, integer: true }),
+      maxBatchReadings: read.number('INGEST_MAX_READINGS', 10_000, { min: 1, max: 100_000, integer: true }),
       maxBodyBytes: read.number('INGEST_MAX_BODY_BYTES', 5 * 1024 * 1024, { min: 1024, integer: true }),
       maxFutureMs: read.number('INGEST_MAX_FUTURE_SECONDS', 300, { min: 0 }) * 1000,
       auth: read.choice('INGEST_AUTH', 'on', ['on', 'off']) === 'on',
       authCacheMs: read.number('INGEST_AUTH_CACHE_SECONDS', 5, { min: 0 }) * 1000,
+      redisTimeoutMs: read.number('INGEST_REDIS_TIMEOUT_MS', 5_000, {
+        min: 100,
+        max: 600_000,
+        integer: true,
+      }),
     },
     aggregator: {
       consumer: read.text('AGGREGATOR_CONSUMER', 'aggregator-1'),

@@ -3,6 +3,7 @@ export { AggregateStore } from './aggregateStore.ts';
 export type { ConnectionOptions } from './connection.ts';
 export { connectRedis, whenReady } from './connection.ts';
 export { GatewayExistsError } from './errors/GatewayExistsError.ts';
+export type { StoredOutcome } from './errors/RedisUnavailableError.ts';
 export { isUnavailable, RedisUnavailableError } from './errors/RedisUnavailableError.ts';
 export { UnknownGatewayError } from './errors/UnknownGatewayError.ts';
 export { freePort } from './freePort.ts';

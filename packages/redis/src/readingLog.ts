@@ -59,21 +59,24 @@ export class ReadingLog {
     const minId = String(Math.max(0, this.#clock.now() - this.#retentionMs));
     const groups = this.#group(readings);
     const calls = groups.map((group) =>
-      runScript(this.#redis, 'appendReadings', group.keys, [
-        minId,
-        this.#dedupeSeconds,
-        source,
-        ...group.args,
-      ]),
+      runScript(
+        this.#redis,
+        'appendReadings',
+        group.keys,
+        ([minId, this.#dedupeSeconds, source] as (string | number)[]).concat(group.args),
+      ),
     );
     const settled = await Promise.allSettled(calls);
+    const failure = settled.find((outcome) => outcome.status === 'rejected');
+    if (failure !== undefined) {
+      if (!isUnavailable(failure.reason)) throw failure.reason;
+      const partial = settled.some((outcome) => outcome.status === 'fulfilled');
+      throw new RedisUnavailableError(failure.reason, partial ? 'partial' : undefined);
+    }
     let accepted = 0;
     let duplicates = 0;
     for (const outcome of settled) {
-      if (outcome.status === 'rejected') {
-        throw isUnavailable(outcome.reason) ? new RedisUnavailableError(outcome.reason) : outcome.reason;
-      }
-      const [added, dups] = outcome.value as [number, number, string | null];
+      const [added, dups] = (outcome as PromiseFulfilledResult<[number, number, string | null]>).value;
       accepted += added;
       duplicates += dups;
     }
@@ -97,25 +100,42 @@ export class ReadingLog {
 }
 
 class ShardBatch {
-  readonly keys: string[];
-  readonly args: (string | number)[] = [];
-  readonly #index = new Map<string, number>();
   readonly #shard: ShardKeys;
+  /** Per dedupe set: the offsets, positions and JSON of its readings. */
+  readonly #sets = new Map<string, { offsets: number[]; positions: number[]; json: string[] }>();
+  #count = 0;
 
   constructor(shard: ShardKeys) {
     this.#shard = shard;
-    this.keys = [shard.stream];
   }
 
   add(reading: Reading): void {
     const identity = identityOf(reading);
     const key = this.#shard.seen(identity);
-    let index = this.#index.get(key);
-    if (index === undefined) {
-      this.keys.push(key);
-      index = this.keys.length; // Lua's KEYS is 1-based
-      this.#index.set(key, index);
+    let set = this.#sets.get(key);
+    if (set === undefined) {
+      set = { offsets: [], positions: [], json: [] };
+      this.#sets.set(key, set);
     }
-    this.args.push(index, identity.offset, encodeReading(reading));
+    set.offsets.push(identity.offset);
+    set.positions.push(++this.#count);
+    set.json.push(encodeReading(reading));
+  }
+
+  get keys(): string[] {
+    return [this.#shard.stream, ...this.#sets.keys()];
+  }
+
+  /** The script's per-set arguments, in the order of `keys`. */
+  get args(): (string | number)[] {
+    const args: (string | number)[] = [this.#count];
+    // Loops, not spreads: a spread of a very large batch overflows the call stack.
+    for (const { offsets, positions, json } of this.#sets.values()) {
+      args.push(offsets.length);
+      for (const offset of offsets) args.push(offset);
+      for (const position of positions) args.push(position);
+      for (const text of json) args.push(text);
+    }
+    return args;
   }
 }

@@ -72,6 +72,15 @@ export class RedisServer {
     await waitForPing(this.url, child);
   }
 
+  /** Freezes the server (SIGSTOP): connections stay open, nothing answers. */
+  pause(): void {
+    this.#process?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.#process?.kill('SIGCONT');
+  }
+
   /** Stops the server the way a crash would: SIGKILL, nothing flushed beyond what AOF fsynced. */
   async kill(): Promise<void> {
     await this.#signal('SIGKILL');

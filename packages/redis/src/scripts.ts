@@ -23,7 +23,12 @@ const sources: ReadonlyMap<string, string> = new Map(
 );
 
 type Connection = Redis | Cluster;
-type ScriptFn = (numKeys: number, ...keysAndArgs: (string | number)[]) => Promise<unknown>;
+// ioredis flattens array arguments, so large argument lists are passed as arrays, not spread.
+type ScriptFn = (
+  numKeys: number,
+  keys: readonly string[],
+  args: readonly (string | number)[],
+) => Promise<unknown>;
 
 const loaded = new WeakSet<Connection>();
 
@@ -41,5 +46,5 @@ export function runScript(
 ): Promise<unknown> {
   loadScripts(redis);
   const fn = (redis as unknown as Record<ScriptName, ScriptFn>)[name];
-  return fn.call(redis, keys.length, ...keys, ...args);
+  return fn.call(redis, keys.length, keys, args);
 }

@@ -7,7 +7,12 @@ import {
   type Reading,
   type ValidationPolicy,
 } from '@streamgauge/core';
-import { isUnavailable, type ReadingLog, RedisUnavailableError } from '@streamgauge/redis';
+import {
+  isUnavailable,
+  type ReadingLog,
+  RedisUnavailableError,
+  type StoredOutcome,
+} from '@streamgauge/redis';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
@@ -42,6 +47,15 @@ export interface IngestReply {
   readonly rejected: Rejection[];
 }
 
+/** What a 503 says, by what the failed write may have stored. Retrying is always safe. */
+const UNAVAILABLE: Record<StoredOutcome, string> = {
+  none: 'Redis is unavailable: nothing from this request was stored; retry it',
+  partial:
+    'Redis is unavailable: some of this request was stored; retry it (stored readings come back as duplicates)',
+  unknown:
+    'Redis did not confirm the write (timeout or lost connection): some or all of this request may be stored; retry it (stored readings come back as duplicates)',
+};
+
 /** Seconds a client should wait before retrying after a 503. */
 const RETRY_AFTER_SECONDS = 1;
 
@@ -72,11 +86,11 @@ export function buildIngestApp(deps: IngestDependencies): FastifyInstance {
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof RedisUnavailableError) {
-      request.log.warn({ err: error }, 'redis unavailable; answered 503');
+      request.log.warn({ err: error, stored: error.stored }, 'redis unavailable; answered 503');
       return reply
         .code(503)
         .header('retry-after', String(RETRY_AFTER_SECONDS))
-        .send({ error: 'Redis is unavailable: nothing from this request was stored; retry it' });
+        .send({ error: UNAVAILABLE[error.stored], stored: error.stored });
     }
     const status = error.statusCode ?? 500;
     if (status >= 500) request.log.error({ err: error }, 'request failed');

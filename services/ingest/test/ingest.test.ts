@@ -16,7 +16,7 @@ const now = Date.now();
 const t = (minutesAgo: number) => now - minutesAgo * 60_000;
 const iso = (ms: number) => new Date(ms).toISOString();
 /** What any reply of the service may hold. */
-type Reply = Partial<IngestReply> & { error?: string };
+type Reply = Partial<IngestReply> & { error?: string; stored?: string };
 const json = async (response: Response): Promise<Reply> => (await response.json()) as Reply;
 const ndjson = (items: unknown[]) => `${items.map((i) => JSON.stringify(i)).join('\n')}\n`;
 
@@ -299,7 +299,9 @@ describe('when Redis goes away', () => {
       expect(performance.now() - started).toBeLessThan(1000);
       expect(refused.status).toBe(503);
       expect(refused.headers.get('retry-after')).toBe('1');
-      expect((await json(refused)).error).toMatch(/nothing from this request was stored/);
+      const refusal = await json(refused);
+      expect(refusal.stored).toBe('none');
+      expect(refusal.error).toMatch(/nothing from this request was stored/);
       expect((await fetch(`${ingest.url}/readyz`)).status).toBe(503);
       expect((await fetch(`${ingest.url}/healthz`)).status).toBe(200);
 
@@ -318,6 +320,33 @@ describe('when Redis goes away', () => {
       check.disconnect();
       expect(readings.map((r) => r.timestamp)).toEqual([...Array(50).fill(t(3)), ...Array(50).fill(t(2))]);
     } finally {
+      await ingest.close();
+      await server.dispose();
+    }
+  });
+
+  it('says when a write timed out and may have landed; the retry counts it as duplicates', async () => {
+    const server = await RedisServer.start();
+    const ingest = await startTestIngest(server.url, { INGEST_AUTH: 'off', INGEST_REDIS_TIMEOUT_MS: '300' });
+    try {
+      const body = JSON.stringify([{ node_id: 'SLOW', timestamp: t(1), flow_rate: 1 }]);
+      server.pause(); // Redis hangs rather than refusing
+      const started = performance.now();
+      const response = await ingest.post(body);
+      expect(performance.now() - started).toBeLessThan(1000);
+      expect(response.status).toBe(503);
+      const reply = await json(response);
+      expect(reply.stored).toBe('unknown');
+      expect(reply.error).toMatch(/may be stored; retry it/);
+      // The write was in Redis' socket buffer and runs once it resumes: the retry sees it.
+      server.resume();
+      const deadline = Date.now() + 5_000;
+      while ((await fetch(`${ingest.url}/readyz`)).status !== 200 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(await json(await ingest.post(body))).toMatchObject({ accepted: 0, duplicates: 1 });
+    } finally {
+      server.resume();
       await ingest.close();
       await server.dispose();
     }

@@ -8,49 +8,68 @@
 -- failure can never leave a reading marked "seen" without being in the stream
 -- (which would turn the gateway's retry into a silent loss).
 --
+-- Cost: a constant number of calls per dedupe set (one node's event-time hour),
+-- not per reading: one SMISMEMBER, one SADD, one EXPIRE.
+--
 -- KEYS[1]   the shard's stream
 -- KEYS[2..] the dedupe sets (seen:{tag}:<node>:<hour>) of this batch, distinct
 -- ARGV[1]   MINID for approximate trimming: entries older than this arrival time go
 -- ARGV[2]   dedupe horizon, seconds: a set expires this long after its last acceptance
 -- ARGV[3]   the source (gateway name)
--- ARGV[4..] one triple per reading: index of its set in KEYS, ms offset in the hour, JSON
+-- ARGV[4]   the number of readings in the request
+-- ARGV[5..] per set, in KEYS order: a count m, m offsets (ms in the hour), the m
+--           readings' positions in the request, then their JSON in the same order
 -- Returns { accepted, duplicates, entry id or false }.
 
-local fresh, perKey, inBatch = {}, {}, {}
+local fresh, added = {}, {}
 local accepted, duplicates = 0, 0
+local at = 5
 
-for i = 4, #ARGV, 3 do
-  local k = tonumber(ARGV[i])
-  local member = ARGV[i + 1]
-  local id = ARGV[i] .. ':' .. member
-  if inBatch[id] or redis.call('SISMEMBER', KEYS[k], member) == 1 then
-    duplicates = duplicates + 1
-  else
-    inBatch[id] = true
-    accepted = accepted + 1
-    fresh[accepted] = ARGV[i + 2]
-    local members = perKey[k]
-    if members == nil then
-      members = {}
-      perKey[k] = members
+for k = 2, #KEYS do
+  local m = tonumber(ARGV[at])
+  local offsets = at + 1
+  local positions = at + 1 + m
+  local readings = at + 1 + 2 * m
+  local seen = redis.call('SMISMEMBER', KEYS[k], unpack(ARGV, offsets, offsets + m - 1))
+  local inBatch, members = {}, {}
+  for i = 0, m - 1 do
+    local member = ARGV[offsets + i]
+    if seen[i + 1] == 1 or inBatch[member] then
+      duplicates = duplicates + 1
+    else
+      inBatch[member] = true
+      members[#members + 1] = member
+      accepted = accepted + 1
+      fresh[tonumber(ARGV[positions + i])] = ARGV[readings + i]
     end
-    members[#members + 1] = member
   end
+  added[k] = members
+  at = readings + m
 end
 
 if accepted == 0 then
   return { 0, duplicates, false }
 end
 
+-- The entry keeps the readings in the order the request sent them.
+local ordered = {}
+for p = 1, tonumber(ARGV[4]) do
+  if fresh[p] then
+    ordered[#ordered + 1] = fresh[p]
+  end
+end
+
 local entry = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*',
-  'n', accepted, 'src', ARGV[3], 'readings', '[' .. table.concat(fresh, ',') .. ']')
+  'n', accepted, 'src', ARGV[3], 'readings', '[' .. table.concat(ordered, ',') .. ']')
 
 -- unpack() is bounded by Lua's C stack, so large sets are added in chunks.
-for k, members in pairs(perKey) do
-  for first = 1, #members, 1000 do
-    redis.call('SADD', KEYS[k], unpack(members, first, math.min(first + 999, #members)))
+for k, members in pairs(added) do
+  if #members > 0 then
+    for first = 1, #members, 1000 do
+      redis.call('SADD', KEYS[k], unpack(members, first, math.min(first + 999, #members)))
+    end
+    redis.call('EXPIRE', KEYS[k], ARGV[2])
   end
-  redis.call('EXPIRE', KEYS[k], ARGV[2])
 end
 
 return { accepted, duplicates, entry }
