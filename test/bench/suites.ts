@@ -1,3 +1,4 @@
+import { aggregatorBench } from './aggregator.bench.ts';
 import { ingestBench } from './ingest.bench.ts';
 import type { Suite } from './lib/types.ts';
 
@@ -7,5 +8,11 @@ export const SUITES: readonly Suite[] = [
     name: 'ingest',
     description: 'HTTP ingest at batches of 1, 100, 1000 readings; ReadingLog.append; raw XADD baselines',
     run: ingestBench,
+  },
+  {
+    name: 'aggregator',
+    description:
+      'end to end (HTTP → keys) with 1k and 10k nodes; freshness at 20k readings/s; overview read; aggregator alone',
+    run: aggregatorBench,
   },
 ];
