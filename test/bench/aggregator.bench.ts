@@ -1,5 +1,5 @@
 import { readModelKeys } from '@streamgauge/core';
-import { waitForDrain } from '@streamgauge/testkit';
+import { waitForAggregator } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { Pool } from 'undici';
 import { aggregatorDrain } from './aggregatorDrain.ts';
@@ -13,8 +13,6 @@ import type { SuiteContext } from './lib/types.ts';
 import { BenchFailure } from './lib/types.ts';
 
 export const SUITE = 'aggregator';
-const STREAMS = ['readings'];
-const GROUP = 'aggregator';
 
 /**
  * The aggregator: end to end (HTTP batches → ingest → stream → aggregator →
@@ -106,7 +104,7 @@ async function endToEnd(context: SuiteContext, nodes: number): Promise<void> {
   try {
     // Every node known before the window: this measures the steady state, not node creation.
     for (let i = 0; i < nodes; i += 1000) await post(pool, services.token, source.nextBody(1000), 1000);
-    await waitForDrain(context.redis.client, STREAMS, GROUP, 120_000);
+    await waitForAggregator(context.redis.client, 1, 120_000);
     const before = source.taken;
     context.log(`end to end, ${nodes} nodes: ${context.options.seconds} s of HTTP batches of 1000`);
     const cpu = new CpuMeter(services.targets);
@@ -120,7 +118,7 @@ async function endToEnd(context: SuiteContext, nodes: number): Promise<void> {
     });
     if (sent.failures > 0) throw new BenchFailure(`requests failed: ${sent.failureSamples.join('; ')}`);
     const sendSeconds = (performance.now() - started) / 1000;
-    await waitForDrain(context.redis.client, STREAMS, GROUP, 300_000);
+    await waitForAggregator(context.redis.client, 1, 300_000);
     const seconds = (performance.now() - started) / 1000;
     const usage = cpu.stop();
     const readings = sent.completed * 1000;
@@ -171,7 +169,7 @@ async function freshness(context: SuiteContext, nodes: number, rate: number): Pr
   const perRequest = Math.round(rate / 100);
   try {
     for (let i = 0; i < nodes; i += 1000) await post(pool, services.token, source.nextBody(1000), 1000);
-    await waitForDrain(context.redis.client, STREAMS, GROUP, 120_000);
+    await waitForAggregator(context.redis.client, 1, 120_000);
 
     const settle = async (node: string) => {
       const pending = waiting.get(node);
@@ -202,34 +200,37 @@ async function freshness(context: SuiteContext, nodes: number, rate: number): Pr
     const inFlight: Promise<void>[] = [];
     const started = performance.now();
     const end = started + context.options.seconds * 1000;
+    // An absolute schedule: request k leaves at started + 10k ms, whatever the
+    // event loop's delays, so the offered rate holds.
     while (performance.now() < end) {
-      const tick = performance.now();
-      const seq = sequence++;
-      const probe = `PROBE${seq % PROBES}`;
-      const timestamp = base + seq;
-      const parts: string[] = [];
-      for (let i = 0; i < perRequest - 1; i++) parts.push(source.nextJson());
-      parts.push(
-        `{"node_id":"${probe}","timestamp":${timestamp},"flow_rate":1,"district_id":"${BENCH_DISTRICT}"}`,
-      );
-      inFlight.push(
-        post(pool, services.token, Buffer.from(`[${parts.join(',')}]`), perRequest).then(
-          () => {
-            const list = waiting.get(probe) ?? [];
-            list.push({ timestamp, since: performance.now() });
-            waiting.set(probe, list);
-            return settle(probe);
-          },
-          () => {
-            failures++;
-          },
-        ),
-      );
-      const wait = tick + 10 - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      const due = Math.floor((performance.now() - started) / 10) + 1;
+      while (sequence < due) {
+        const seq = sequence++;
+        const probe = `PROBE${seq % PROBES}`;
+        const timestamp = base + seq;
+        const parts: string[] = [];
+        for (let i = 0; i < perRequest - 1; i++) parts.push(source.nextJson());
+        parts.push(
+          `{"node_id":"${probe}","timestamp":${timestamp},"flow_rate":1,"district_id":"${BENCH_DISTRICT}"}`,
+        );
+        inFlight.push(
+          post(pool, services.token, Buffer.from(`[${parts.join(',')}]`), perRequest).then(
+            () => {
+              const list = waiting.get(probe) ?? [];
+              list.push({ timestamp, since: performance.now() });
+              waiting.set(probe, list);
+              return settle(probe);
+            },
+            () => {
+              failures++;
+            },
+          ),
+        );
+      }
+      await new Promise((r) => setTimeout(r, 2));
     }
     await Promise.all(inFlight);
-    await waitForDrain(context.redis.client, STREAMS, GROUP, 60_000);
+    await waitForAggregator(context.redis.client, 1, 60_000);
     for (let i = 0; i < PROBES; i++) await settle(`PROBE${i}`);
     const seconds = (performance.now() - started) / 1000;
     const usage = cpu.stop();

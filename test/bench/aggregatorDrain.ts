@@ -6,7 +6,7 @@
 import { startAggregator } from '@streamgauge/aggregator';
 import { loadConfig, ManualClock, type Reading } from '@streamgauge/core';
 import { ReadingLog, RedisServer } from '@streamgauge/redis';
-import { waitForDrain } from '@streamgauge/testkit';
+import { waitForAggregator } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 
@@ -48,7 +48,7 @@ export async function aggregatorDrain(total: number, nodes: number, url?: string
       const started = performance.now();
       const aggregator = await startAggregator(config, pino({ level: 'silent' }));
       const loaded = performance.now();
-      await waitForDrain(redis, ['readings'], 'aggregator', 600_000);
+      await waitForAggregator(redis, 1, 600_000);
       const finished = performance.now();
       await aggregator.stop();
       return { load: (loaded - started) / 1000, apply: (finished - loaded) / 1000 };

@@ -134,7 +134,7 @@ function renderReport(
     'p99 ms',
     'in flight',
     'Redis µs/reading',
-    'CPU % ingest/redis/bench/other',
+    'CPU % ingest/aggregator/redis/bench/other',
   ];
   const rows = results.map((r) => [
     r.suite,
@@ -147,7 +147,7 @@ function renderReport(
     r.redisUsecPerReading === undefined
       ? '-'
       : r.redisUsecPerReading.toFixed(r.redisUsecPerReading < 0.1 ? 3 : 2),
-    ['ingest', 'redis', 'bench', 'other'].map((k) => cpuCell(r.cpu?.[k])).join(' / '),
+    ['ingest', 'aggregator', 'redis', 'bench', 'other'].map((k) => cpuCell(r.cpu?.[k])).join(' / '),
   ]);
   lines.push(renderTable(header, rows, [false, false, true, true, true, true, true, true, true]));
   lines.push('');

@@ -7,7 +7,7 @@ import {
   generateDataset,
   type TestRedis,
   testRedis,
-  waitForDrain,
+  waitForAggregator,
 } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -67,7 +67,7 @@ describe('readings through HTTP to the dashboard keys', () => {
       rejected: 0,
     });
 
-    await waitForDrain(client, ['readings'], 'aggregator', 120_000);
+    await waitForAggregator(client, 1, 120_000);
     const problems = await checkReadModel(client, data.unique, {
       ttlSeconds: config.cacheTtlSeconds,
       horizonStart: horizonStart(now),

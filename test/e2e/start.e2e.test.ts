@@ -40,16 +40,20 @@ describe('pnpm start (streamgauge start --simulate)', () => {
       const redis = new Redis(redisPort, '127.0.0.1', { lazyConnect: true, retryStrategy: () => 100 });
       redis.on('error', () => {});
       try {
+        // Fresh: a latest reading from the last 10 s, and metrics that count it.
         let fresh: Record<string, string> = {};
+        let metrics: Record<string, string> = {};
         while (Date.now() - started < 10_000) {
           fresh = await redis.hgetall('node:215542:latest').catch(() => ({}));
-          if (fresh.timestamp && Date.now() - Date.parse(fresh.timestamp) < 10_000) break;
+          metrics = await redis.hgetall('node:215542:metrics:1h').catch(() => ({}));
+          const recent = fresh.timestamp !== undefined && Date.now() - Date.parse(fresh.timestamp) < 10_000;
+          if (recent && Number(metrics.reading_count) > 0) break;
           await new Promise((r) => setTimeout(r, 100));
         }
         const elapsed = Date.now() - started;
         expect(fresh.timestamp, output).toBeDefined();
+        expect(Number(metrics.reading_count), output).toBeGreaterThan(0);
         expect(elapsed, output).toBeLessThan(10_000);
-        expect(Number((await redis.hgetall('node:215542:metrics:1h')).reading_count)).toBeGreaterThan(0);
         expect((await redis.lrange('nodes:all', 0, -1)).length).toBe(12);
         expect(output).toContain('LRANGE nodes:all 0 -1');
         console.log(`first fresh key after ${elapsed} ms`);

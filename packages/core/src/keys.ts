@@ -37,6 +37,8 @@ export interface ShardKeys {
   readonly aggregateNodes: string;
   /** The aggregator's counters for this shard (a hash). */
   readonly aggregateStats: string;
+  /** The aggregator's watermark: the last entry whose effects are in every dashboard key. */
+  readonly aggregateWritten: string;
   /** The aggregator's persisted state of one node: panes, latest, metadata (a hash). */
   aggregateNode(nodeId: string): string;
 }
@@ -57,6 +59,7 @@ export function shardKeys(shard: number, shards: number): ShardKeys {
     seen: (id) => `${seenPrefix}${id.nodeId}:${id.bucket / 3_600_000}`,
     aggregateNodes: `${aggregatePrefix}nodes`,
     aggregateStats: `${aggregatePrefix}stats`,
+    aggregateWritten: `${aggregatePrefix}written`,
     aggregateNode: (nodeId) => `${aggregatePrefix}node:${nodeId}`,
   };
 }

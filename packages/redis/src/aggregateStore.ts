@@ -101,6 +101,22 @@ export class AggregateStore {
     };
   }
 
+  /** The group's last delivered entry on this shard's stream, if the group exists. */
+  async lastDelivered(group: string): Promise<string | undefined> {
+    const groups = (await this.#redis.xinfo('GROUPS', this.#shard.stream).catch(() => [])) as unknown[][];
+    for (const flat of groups) {
+      const info = new Map<unknown, unknown>();
+      for (let i = 0; i + 1 < flat.length; i += 2) info.set(flat[i], flat[i + 1]);
+      if (info.get('name') === group) return String(info.get('last-delivered-id'));
+    }
+    return undefined;
+  }
+
+  /** Records that every key reflects the stream up to `id`. */
+  async markWritten(id: string): Promise<void> {
+    await this.#redis.set(this.#shard.aggregateWritten, id);
+  }
+
   async counters(): Promise<Record<string, number>> {
     const raw = await this.#redis.hgetall(this.#shard.aggregateStats);
     return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Number(v)]));

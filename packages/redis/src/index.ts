@@ -17,5 +17,5 @@ export type { RedisServerOptions } from './redisServer.ts';
 export { RedisServer, redisServerOnPath } from './redisServer.ts';
 export type { ScriptName } from './scripts.ts';
 export { loadScripts, runScript } from './scripts.ts';
-export type { DeliveredBatch, DeliveredEntry, ReadResult, StreamConsumerOptions } from './streamConsumer.ts';
+export type { DeliveredBatch, DeliveredEntry, StreamConsumerOptions } from './streamConsumer.ts';
 export { StreamConsumer } from './streamConsumer.ts';

@@ -13,7 +13,13 @@ export interface NodeKeys {
 
 /** Payload published on CHANGES_CHANNEL (documented in docs/read-model.md). */
 export type ChangeNotice =
-  | { readonly cause: 'readings'; readonly at: string; readonly nodes: readonly string[] }
+  | {
+      readonly cause: 'readings';
+      /** `latest`: these nodes' latest (and metadata); `all`: all their keys and the system metrics. */
+      readonly keys: 'latest' | 'all';
+      readonly at: string;
+      readonly nodes: readonly string[];
+    }
   | { readonly cause: 'clock'; readonly at: string; readonly ranges: readonly Range[] };
 
 const NOTICE_CHUNK = 1000;

@@ -10,12 +10,6 @@ export interface DeliveredBatch {
   readonly entries: DeliveredEntry[];
 }
 
-export interface ReadResult {
-  readonly batches: DeliveredBatch[];
-  /** False when a stream returned a full batch: more is waiting. */
-  readonly caughtUp: boolean;
-}
-
 export interface StreamConsumerOptions {
   readonly shards: readonly ShardKeys[];
   readonly group: string;
@@ -62,19 +56,7 @@ export class StreamConsumer {
   }
 
   /** The next batches, one per shard with entries; none after a block with nothing new. */
-  async read(): Promise<ReadResult> {
-    const batches = await this.#next();
-    let caughtUp = true;
-    for (const batch of batches) {
-      if (batch.entries.length < this.#options.count) continue;
-      // A full batch may or may not end at the stream's tail: ask (only when full).
-      const tail = await this.#redis.xrevrange(batch.shard.stream, '+', '-', 'COUNT', 1);
-      if (tail[0]?.[0] !== batch.entries[batch.entries.length - 1]?.id) caughtUp = false;
-    }
-    return { batches, caughtUp };
-  }
-
-  async #next(): Promise<DeliveredBatch[]> {
+  async read(): Promise<DeliveredBatch[]> {
     if (!this.#pendingDone) {
       // ID 0: this consumer's entries delivered before and never acknowledged.
       const pending = this.#decode(await this.#xreadgroup('0', []));

@@ -1,3 +1,4 @@
+import { allShardKeys, GROUPS } from '@streamgauge/core';
 import type { Redis } from 'ioredis';
 
 /**
@@ -9,6 +10,8 @@ export async function waitForDrain(
   streams: readonly string[],
   group: string,
   timeoutMs = 60_000,
+  /** Per stream, a key holding the consumer's watermark; it must reach the group's last delivered id. */
+  watermark?: (stream: string) => string,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -17,6 +20,8 @@ export async function waitForDrain(
       const groups = (await redis.xinfo('GROUPS', stream).catch(() => [])) as unknown[][];
       const info = groups.map(toObject).find((g) => g.name === group);
       if (info === undefined || Number(info.pending) !== 0 || Number(info.lag ?? 0) !== 0) drained = false;
+      else if (watermark && (await redis.get(watermark(stream))) !== info['last-delivered-id'])
+        drained = false;
     }
     if (drained) return;
     if (Date.now() > deadline)
@@ -29,4 +34,20 @@ function toObject(flat: unknown[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (let i = 0; i + 1 < flat.length; i += 2) out[String(flat[i])] = flat[i + 1];
   return out;
+}
+
+/**
+ * Waits until the aggregator has applied every entry of the readings streams
+ * and written every key for them (its watermark reached the group's position).
+ */
+export function waitForAggregator(redis: Redis, shards = 1, timeoutMs = 60_000): Promise<void> {
+  const keys = allShardKeys(shards);
+  const byStream = new Map(keys.map((k) => [k.stream, k.aggregateWritten]));
+  return waitForDrain(
+    redis,
+    keys.map((k) => k.stream),
+    GROUPS.aggregator,
+    timeoutMs,
+    (stream) => byStream.get(stream) ?? '',
+  );
 }

@@ -3,7 +3,7 @@ export type { RedisServerOptions } from '@streamgauge/redis';
 export { freePort, RedisServer, redisServerOnPath } from '@streamgauge/redis';
 export type { Dataset, DatasetOptions } from './dataset.ts';
 export { generateDataset } from './dataset.ts';
-export { waitForDrain } from './drain.ts';
+export { waitForAggregator, waitForDrain } from './drain.ts';
 export type { OracleMetrics, OracleSeries, OracleSystem } from './oracle.ts';
 export {
   closeEnough,

@@ -24,17 +24,22 @@ export interface AggregatorOptions {
   readonly clock: Clock;
   readonly logger: Logger;
   /**
-   * While the group is behind, the dashboard's keys are written at most this
-   * often (each node once, whatever it received meanwhile); once caught up,
-   * after every batch.
+   * Metrics, series and system metrics are written at most this often (each
+   * node once, however many readings it received meanwhile), and whenever
+   * the stream goes quiet. `latest` is written after every batch.
    */
-  readonly flushIntervalMs?: number;
+  readonly metricsIntervalMs?: number;
 }
 
 export interface ShardState {
   readonly shard: ShardKeys;
   readonly store: AggregateStore;
 }
+
+const NO_METRICS: ReadonlyMap<Range, Record<string, string>> = new Map();
+
+/** Nodes whose metrics are prepared between two batches (~100 µs each): bounds the pause a batch sees. */
+const FLUSH_CHUNK = 100;
 
 export interface BatchOutcome {
   readonly entries: number;
@@ -61,32 +66,49 @@ type Counters = {
  * turns them into the dashboard's keys. Batches and clock ticks are applied
  * one at a time (the pipeline serialises them).
  *
- * Per batch: apply readings to panes, write the keys of the changed nodes,
- * then commit the changed state and XACK the entries atomically per shard
- * (exactly-once effect: see AggregateStore). While the group is behind, key
- * writes are coalesced: made at most every `flushIntervalMs`, each node once
- * however many batches touched it. Keys are overwrites derived from state, so
- * a crash at any point is repaired by re-delivery (uncommitted entries are
- * applied again to state that lacks them) and by the restart, which rewrites
- * every key from the committed state (`start()`).
+ * Per batch: apply readings to panes; write the changed nodes' `latest` (and
+ * metadata, and `nodes:all` for new nodes), which is cheap, so freshness does
+ * not depend on how much else changed; then commit the changed state and XACK
+ * the entries atomically per shard (exactly-once effect: see AggregateStore).
+ * Metrics, series and system metrics cost far more per node and are written
+ * at most every `metricsIntervalMs`, and when the stream goes quiet; after such
+ * a full write the shard's watermark (`agg:{tag}:written`) records the last
+ * entry whose effects are in every key.
+ *
+ * Keys are overwrites derived from state, so a crash at any point is repaired
+ * by re-delivery (uncommitted entries are applied again to state that lacks
+ * them) and by the restart, which rewrites every key from the committed state.
  */
 export class Aggregator {
   readonly #shards: ReadonlyMap<string, ShardState>;
+  /** `latest` after each batch; metrics, series and system metrics, on their own connection. */
+  readonly #latestWriter: ReadModelWriter;
   readonly #writer: ReadModelWriter;
+  /** The metrics chunk being written (at most one), and a failure it ended with. */
+  #metricsInFlight: Promise<void> = Promise.resolve();
+  #metricsError: unknown;
   readonly #options: AggregatorOptions;
   readonly #nodes = new Map<string, { windows: NodeWindows; shard: ShardState }>();
   readonly #contributions = new Map<Range, Map<string, NodeContribution>>(RANGES.map((r) => [r, new Map()]));
   readonly #evaluatedPane = new Map<Range, number>();
-  /** Nodes whose keys are behind their state, and those whose latest values or metadata are. */
+  /** Nodes whose metrics and series are behind their state. */
   readonly #dirty = new Set<string>();
-  readonly #dirtyIdentity = new Set<string>();
-  #unlisted: string[] = [];
+  /** The metrics round in progress: nodes still to write, and the entries it covers. */
+  #round: { nodes: string[]; upTo: ReadonlyMap<ShardState, string> } | undefined;
+  /** Per shard, the last committed entry, and the one the keys fully reflect (the watermark). */
+  readonly #committed = new Map<ShardState, string>();
+  readonly #written = new Map<ShardState, string>();
   #lastFlush = 0;
   #stopping = false;
 
-  constructor(shards: readonly ShardState[], writer: ReadModelWriter, options: AggregatorOptions) {
+  constructor(
+    shards: readonly ShardState[],
+    writers: { readonly latest: ReadModelWriter; readonly metrics: ReadModelWriter },
+    options: AggregatorOptions,
+  ) {
     this.#shards = new Map(shards.map((s) => [s.shard.stream, s]));
-    this.#writer = writer;
+    this.#latestWriter = writers.latest;
+    this.#writer = writers.metrics;
     this.#options = options;
   }
 
@@ -103,6 +125,12 @@ export class Aggregator {
     this.#options.logger.info({ nodes: this.#nodes.size }, 'aggregator state loaded');
     this.#evaluatedPane.clear();
     await this.tick(true);
+    // Every key now reflects the committed state: everything the group acknowledged.
+    for (const state of this.#shards.values()) {
+      const delivered = await state.store.lastDelivered(this.#options.group);
+      if (delivered !== undefined) this.#committed.set(state, delivered);
+    }
+    await this.#markWritten(this.#committed);
   }
 
   /** Stops retrying failed writes (a stop while Redis is away leaves the batch pending). */
@@ -111,13 +139,12 @@ export class Aggregator {
   }
 
   /**
-   * @param caughtUp whether the read returned everything there was (the
-   *   stream holds no more for now): then the keys are written at once.
+   * An empty batch list (the stream is quiet) writes the metrics still owed.
    */
-  async apply(batches: readonly DeliveredBatch[], caughtUp = true): Promise<BatchOutcome> {
+  async apply(batches: readonly DeliveredBatch[]): Promise<BatchOutcome> {
     const outcome = { entries: 0, readings: 0, applied: 0, tooLate: 0, tooEarly: 0, dead: 0, nodes: 0 };
     if (batches.length === 0) {
-      if (this.#dirty.size > 0) await this.flush();
+      await this.flush({ wait: false });
       return outcome;
     }
     const now = this.#options.clock.now();
@@ -176,21 +203,32 @@ export class Aggregator {
 
     // A node created by readings that were all too late or too early has
     // nothing to show: it is not kept or listed until one of its readings counts.
+    const added: string[] = [];
     for (const work of perShard.values()) {
       work.added = work.added.filter((id) => {
         if (changed.has(id)) return true;
         this.#nodes.delete(id);
         return false;
       });
-      this.#unlisted.push(...work.added);
+      added.push(...work.added);
     }
+
+    // The fast path: latest values (and metadata, when it changed) right away.
     for (const id of changed) {
+      const windows = this.#nodes.get(id)?.windows;
+      if (windows === undefined) continue;
+      this.#latestWriter.writeNode({
+        nodeId: id,
+        metrics: NO_METRICS,
+        ...(windows.latest !== undefined && { latest: latestHash(windows.latest) }),
+        ...(windows.latestChanged && { metadata: metadataHash(id, windows.metadata) }),
+      });
       this.#dirty.add(id);
-      if (this.#nodes.get(id)?.windows.latestChanged) this.#dirtyIdentity.add(id);
     }
-    // Caught up, the keys are written before the entries are acknowledged, so
-    // a drained group means written keys. Behind, they wait for a later flush.
-    if (caughtUp || now - this.#lastFlush >= (this.#options.flushIntervalMs ?? 250)) await this.flush();
+    this.#latestWriter.listNodes(added);
+    this.#latestWriter.notify({ cause: 'readings', keys: 'latest', at: isoTime(now), nodes: [...changed] });
+    await this.#persist(() => this.#latestWriter.flush(), 'read model');
+
     for (const [state, work] of perShard) {
       const changedHere = [...changed].flatMap((id) => {
         const node = this.#nodes.get(id);
@@ -206,6 +244,8 @@ export class Aggregator {
         counters: work.counters,
       });
       await this.#persist(commit, 'state');
+      const last = work.ids[work.ids.length - 1];
+      if (last !== undefined) this.#committed.set(state, last);
       outcome.entries += work.counters.entries;
       outcome.readings += work.counters.readings;
       outcome.applied += work.counters.applied;
@@ -213,26 +253,67 @@ export class Aggregator {
       outcome.tooEarly += work.counters.too_early;
       outcome.dead += work.counters.dead;
     }
+    // Metrics when due (in chunks, between batches); otherwise they wait for
+    // the interval or a quiet stream.
+    if (this.#round !== undefined || now - this.#lastFlush >= (this.#options.metricsIntervalMs ?? 1000)) {
+      await this.flush({ limit: FLUSH_CHUNK, wait: false });
+    }
     outcome.nodes = changed.size;
     return outcome;
   }
 
-  /** Writes the keys of every node changed since the last flush, and the system metrics. */
-  async flush(): Promise<void> {
+  /**
+   * Writes what the fast path left out (metrics for every range, the series,
+   * the system metrics) in rounds: a round takes the nodes owed when it
+   * starts and the entries committed by then; once all its nodes are written,
+   * each shard's watermark advances to those entries. Nodes changed during a
+   * round wait for the next one.
+   *
+   * A call writes at most `limit` nodes of the round, sent on the metrics
+   * connection without waiting (unless `wait`), so batches go on meanwhile.
+   * One chunk is in flight at a time; the next call waits for it, so writes of
+   * a node never overtake each other.
+   */
+  async flush(options: { limit?: number; wait?: boolean } = {}): Promise<void> {
+    await this.#metricsInFlight;
+    if (this.#metricsError !== undefined) throw this.#metricsError;
     const now = this.#options.clock.now();
-    this.#lastFlush = now;
-    if (this.#dirty.size === 0 && this.#unlisted.length === 0) return;
-    const nodes = [...this.#dirty];
-    for (const id of nodes) {
-      this.#writeNode(id, now, RANGES, { series: true, identity: this.#dirtyIdentity.has(id) });
+    if (this.#round === undefined) {
+      const behind = [...this.#committed].some(([state, id]) => this.#written.get(state) !== id);
+      if (this.#dirty.size === 0 && !behind) return;
+      this.#round = { nodes: [...this.#dirty], upTo: new Map(this.#committed) };
+      this.#dirty.clear();
     }
-    this.#dirty.clear();
-    this.#dirtyIdentity.clear();
-    this.#writer.listNodes(this.#unlisted);
-    this.#unlisted = [];
-    this.#writeSystem(RANGES, now);
-    this.#writer.notify({ cause: 'readings', at: isoTime(now), nodes });
-    await this.#persist(() => this.#writer.flush(), 'read model');
+    const round = this.#round;
+    const nodes = round.nodes.splice(0, options.limit ?? round.nodes.length);
+    for (const id of nodes) this.#writeNode(id, now, RANGES, { series: true, identity: false });
+    const complete = round.nodes.length === 0;
+    if (complete) {
+      this.#round = undefined;
+      this.#lastFlush = now;
+    }
+    if (nodes.length > 0) {
+      this.#writeSystem(RANGES, now);
+      this.#writer.notify({ cause: 'readings', keys: 'all', at: isoTime(now), nodes });
+    }
+    const written = this.#persist(() => this.#writer.flush(), 'read model').then(async () => {
+      if (complete) await this.#markWritten(round.upTo);
+    });
+    this.#metricsInFlight = written.catch((error: unknown) => {
+      this.#metricsError = error;
+    });
+    if (options.wait !== false) await this.#metricsInFlight;
+    if (this.#metricsError !== undefined) throw this.#metricsError;
+    // A full flush finishes the round it is in, and anything owed since.
+    if (options.limit === undefined && this.#dirty.size > 0) await this.flush(options);
+  }
+
+  async #markWritten(upTo: ReadonlyMap<ShardState, string>): Promise<void> {
+    for (const [state, id] of upTo) {
+      if (this.#written.get(state) === id) continue;
+      await this.#persist(() => state.store.markWritten(id), 'watermark');
+      this.#written.set(state, id);
+    }
   }
 
   /**

@@ -34,7 +34,9 @@ export async function startAggregator(
   const log = logger.child({ consumer: config.aggregator.consumer });
   const redis = connectRedis(config.redis, { name: 'aggregator' });
   const blocking = connectRedis(config.redis, { name: 'aggregator-read' });
-  for (const connection of [redis, blocking]) {
+  // Metrics are written on their own connection, so `latest` writes never queue behind them.
+  const metrics = connectRedis(config.redis, { name: 'aggregator-metrics' });
+  for (const connection of [redis, blocking, metrics]) {
     connection.on('error', (error) => log.warn({ err: error }, 'redis connection error'));
   }
   await whenReady(redis, 30_000);
@@ -50,7 +52,10 @@ export async function startAggregator(
   await consumer.ensureGroups();
   const aggregator = new Aggregator(
     shards.map((shard) => ({ shard, store: new AggregateStore(redis, shard, STATE_TTL_SECONDS) })),
-    new ReadModelWriter(redis, config.cacheTtlSeconds),
+    {
+      latest: new ReadModelWriter(redis, config.cacheTtlSeconds),
+      metrics: new ReadModelWriter(metrics, config.cacheTtlSeconds),
+    },
     // Readings may be stamped ahead of this clock by ingest's allowance plus host clock skew.
     { group: GROUPS.aggregator, aheadMs: config.ingest.maxFutureMs + 60_000, clock, logger: log },
   );
@@ -69,9 +74,8 @@ export async function startAggregator(
   log.info({ streams: shards.map((s) => s.stream), nodes: aggregator.nodeCount }, 'aggregator running');
 
   const close = async () => {
-    await Promise.all([redis.quit(), blocking.quit()].map((p) => p.catch(() => {})));
-    redis.disconnect();
-    blocking.disconnect();
+    await Promise.all([redis, blocking, metrics].map((c) => c.quit().catch(() => {})));
+    for (const connection of [redis, blocking, metrics]) connection.disconnect();
   };
   // A graceful stop writes what a coalesced flush still owed the dashboard.
   const done = pipeline.done.then(() => aggregator.flush()).finally(close);

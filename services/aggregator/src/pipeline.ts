@@ -1,4 +1,4 @@
-import type { ReadResult, StreamConsumer } from '@streamgauge/redis';
+import type { DeliveredBatch, StreamConsumer } from '@streamgauge/redis';
 import type { Logger } from 'pino';
 import {
   BehaviorSubject,
@@ -17,7 +17,7 @@ import {
 import type { Aggregator, BatchOutcome } from './aggregator.ts';
 
 export type Job =
-  | { readonly kind: 'batches'; readonly read: ReadResult }
+  | { readonly kind: 'batches'; readonly batches: DeliveredBatch[] }
   | { readonly kind: 'tick'; readonly at: number };
 
 export type Processed =
@@ -66,7 +66,7 @@ export function runPipeline(
         }),
       ),
     ),
-    map((read): Job => ({ kind: 'batches', read })),
+    map((batches): Job => ({ kind: 'batches', batches })),
   );
   const slides$ = ticks$.pipe(
     takeUntil(stop$),
@@ -76,7 +76,7 @@ export function runPipeline(
   const work$ = merge(reads$, slides$).pipe(
     concatMap(async (job): Promise<Processed> => {
       if (job.kind === 'batches') {
-        return { kind: 'batches', outcome: await aggregator.apply(job.read.batches, job.read.caughtUp) };
+        return { kind: 'batches', outcome: await aggregator.apply(job.batches) };
       }
       return { kind: 'tick', ranges: await aggregator.tick() };
     }),

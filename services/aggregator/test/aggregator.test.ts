@@ -1,6 +1,12 @@
 import { horizonStart, loadConfig, ManualClock, type Reading, readModelKeys } from '@streamgauge/core';
 import { ReadingLog } from '@streamgauge/redis';
-import { checkReadModel, type Dataset, generateDataset, useRedis, waitForDrain } from '@streamgauge/testkit';
+import {
+  checkReadModel,
+  type Dataset,
+  generateDataset,
+  useRedis,
+  waitForAggregator,
+} from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { filter, firstValueFrom, Subject } from 'rxjs';
@@ -25,7 +31,7 @@ async function append(log: ReadingLog, readings: readonly Reading[], size = 200)
   for (let i = 0; i < readings.length; i += size) await log.append(readings.slice(i, i + size), 'test');
 }
 
-const drain = () => waitForDrain(db.client, ['readings'], 'aggregator');
+const drain = () => waitForAggregator(db.client);
 
 /**
  * Every key equals the oracle, and every stream entry was applied exactly
