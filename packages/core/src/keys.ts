@@ -39,6 +39,8 @@ export interface ShardKeys {
   readonly aggregateStats: string;
   /** The aggregator's watermark: the last entry whose effects are in every dashboard key. */
   readonly aggregateWritten: string;
+  /** The id of the aggregator's last state commit, so a retried commit is not applied twice. */
+  readonly aggregateCommit: string;
   /** The aggregator's persisted state of one node: panes, latest, metadata (a hash). */
   aggregateNode(nodeId: string): string;
 }
@@ -60,6 +62,7 @@ export function shardKeys(shard: number, shards: number): ShardKeys {
     aggregateNodes: `${aggregatePrefix}nodes`,
     aggregateStats: `${aggregatePrefix}stats`,
     aggregateWritten: `${aggregatePrefix}written`,
+    aggregateCommit: `${aggregatePrefix}commit`,
     aggregateNode: (nodeId) => `${aggregatePrefix}node:${nodeId}`,
   };
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   type LatestValues,
   type NodeMetadata,
@@ -6,7 +7,7 @@ import {
   type PaneRing,
   type ShardKeys,
 } from '@streamgauge/core';
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 
 /**
  * Where the aggregator's state lives between batches and across restarts:
@@ -19,6 +20,9 @@ import type { ChainableCommander, Redis } from 'ioredis';
  * re-applied to state that does not contain it.
  */
 const PANE_BYTES = 8 + PANE_WIDTH * 8;
+
+/** Dead letters kept per shard (approximately): the stream must not grow without bound. */
+const DEAD_LETTERS_KEPT = 100_000;
 
 export interface ShardCommit {
   /** Nodes whose panes, latest values or metadata changed. */
@@ -62,41 +66,57 @@ export class AggregateStore {
   }
 
   /**
-   * Builds the commit as one transaction and clears the nodes' change marks.
-   * The returned function runs it; it may be run again after a failure.
+   * Encodes the commit once (clearing the nodes' change marks) and returns a
+   * function that runs it as one transaction; it may be run again after a
+   * failure. Each attempt is a fresh MULTI, and the transaction records its
+   * own id: if an attempt was applied but its reply lost, the next attempt
+   * sees the id and does nothing, so counters and dead letters are never
+   * applied twice.
    */
   prepare(commit: ShardCommit): () => Promise<void> {
-    const multi = this.#redis.multi();
     const shard = this.#shard;
-    for (const node of commit.changed)
-      encodeChanges(multi, shard.aggregateNode(node.nodeId), node, this.#ttlSeconds);
-    if (commit.added.length > 0) multi.sadd(shard.aggregateNodes, ...commit.added);
-    if (commit.removed.length > 0) {
-      multi.srem(shard.aggregateNodes, ...commit.removed);
-      multi.del(...commit.removed.map((id) => shard.aggregateNode(id)));
-    }
-    for (const [counter, by] of Object.entries(commit.counters)) {
-      if (by !== 0) multi.hincrby(shard.aggregateStats, counter, by);
-    }
-    for (const dead of commit.deadLetters) {
-      multi.xadd(
-        shard.deadLetters,
-        '*',
-        'stream',
-        shard.stream,
-        'id',
-        dead.id,
-        'group',
-        commit.group,
-        'error',
-        dead.error,
-      );
-    }
-    if (commit.ackIds.length > 0) multi.xack(shard.stream, commit.group, ...commit.ackIds);
+    const writes = [...commit.changed].map((node) => ({
+      key: shard.aggregateNode(node.nodeId),
+      fields: encodeChanges(node),
+    }));
+    const commitId = commit.ackIds[commit.ackIds.length - 1] ?? `local:${randomUUID()}`;
     return async () => {
+      if ((await this.#redis.get(shard.aggregateCommit)) === commitId) return;
+      const multi = this.#redis.multi();
+      for (const { key, fields } of writes) {
+        if (fields.length > 0) multi.hset(key, ...fields);
+        multi.expire(key, this.#ttlSeconds);
+      }
+      if (commit.added.length > 0) multi.sadd(shard.aggregateNodes, ...commit.added);
+      if (commit.removed.length > 0) {
+        multi.srem(shard.aggregateNodes, ...commit.removed);
+        multi.del(...commit.removed.map((id) => shard.aggregateNode(id)));
+      }
+      for (const [counter, by] of Object.entries(commit.counters)) {
+        if (by !== 0) multi.hincrby(shard.aggregateStats, counter, by);
+      }
+      for (const dead of commit.deadLetters) {
+        multi.xadd(
+          shard.deadLetters,
+          'MAXLEN',
+          '~',
+          DEAD_LETTERS_KEPT,
+          '*',
+          'stream',
+          shard.stream,
+          'id',
+          dead.id,
+          'group',
+          commit.group,
+          'error',
+          dead.error,
+        );
+      }
+      if (commit.ackIds.length > 0) multi.xack(shard.stream, commit.group, ...commit.ackIds);
+      multi.set(shard.aggregateCommit, commitId);
       const replies = await multi.exec();
-      const failed = replies?.find(([error]) => error !== null);
       if (replies === null) throw new Error('aggregate commit was aborted');
+      const failed = replies.find(([error]) => error !== null);
       if (failed) throw failed[0];
     };
   }
@@ -123,7 +143,8 @@ export class AggregateStore {
   }
 }
 
-function encodeChanges(multi: ChainableCommander, key: string, node: NodeWindows, ttlSeconds: number): void {
+/** The hash fields of a node's changed panes, latest values and metadata; clears its change marks. */
+function encodeChanges(node: NodeWindows): (string | Buffer)[] {
   const fields: (string | Buffer)[] = [];
   node.rings.forEach((ring, r) => {
     const changed = node.changedPanes[r] as Set<number>;
@@ -138,8 +159,7 @@ function encodeChanges(multi: ChainableCommander, key: string, node: NodeWindows
     fields.push('latest', JSON.stringify(node.latest ?? null), 'meta', JSON.stringify(node.metadata));
     node.latestChanged = false;
   }
-  if (fields.length > 0) multi.hset(key, ...fields);
-  multi.expire(key, ttlSeconds);
+  return fields;
 }
 
 function encodePane(ring: PaneRing, pane: number, at: number): Buffer {

@@ -1,5 +1,6 @@
 import { CHANGES_CHANNEL, NODES_ALL_MEMBERS, type Range, readModelKeys } from '@streamgauge/core';
 import type { ChainableCommander, Redis } from 'ioredis';
+import { isUnavailable, RedisUnavailableError } from './errors/RedisUnavailableError.ts';
 import { loadScripts } from './scripts.ts';
 
 /** What the aggregator writes for one node. Absent parts are left as they are. */
@@ -32,12 +33,17 @@ const NOTICE_CHUNK = 1000;
  * Keys are overwritten whatever type they had: a key that an older writer
  * left with another type (WRONGTYPE) is deleted and written again.
  */
+/** One queued write: how to add it to a pipeline, and the hash it writes (for WRONGTYPE repair). */
+interface Write {
+  readonly queue: (batch: ChainableCommander) => void;
+  readonly commands: number;
+  readonly hash?: readonly [key: string, fields: Record<string, string>];
+}
+
 export class ReadModelWriter {
   readonly #redis: Redis;
   readonly #ttl: number;
-  #batch: ChainableCommander;
-  /** Per queued command, the hash it writes (to rewrite it after WRONGTYPE). */
-  #owners: ([key: string, fields: Record<string, string>] | undefined)[] = [];
+  #writes: Write[] = [];
   #nodesAdded: string[] = [];
   #nodesRemoved: string[] = [];
   #notices: ChangeNotice[] = [];
@@ -46,13 +52,13 @@ export class ReadModelWriter {
     this.#redis = redis;
     this.#ttl = ttlSeconds;
     loadScripts(redis);
-    this.#batch = redis.pipeline();
   }
 
   /**
    * One script call per node writes all its keys, their values in one JSON
    * argument: a pipelined client's cost is per argument, and this sends 11
-   * per node instead of about 230 (17 commands).
+   * per node instead of about 230 (17 commands). The script repairs a key
+   * of the wrong type itself.
    */
   writeNode(node: NodeKeys): void {
     const keys: string[] = [];
@@ -74,12 +80,17 @@ export class ReadModelWriter {
       values.push(node.timeseries);
     }
     if (keys.length === 0) return;
-    queueScript(this.#batch, 'writeNodeKeys', keys, [this.#ttl, JSON.stringify(values)]);
-    this.#owners.push(undefined);
+    const args = [this.#ttl, JSON.stringify(values)];
+    this.#writes.push({ queue: (batch) => queueScript(batch, 'writeNodeKeys', keys, args), commands: 1 });
   }
 
   writeSystem(range: Range, fields: Record<string, string>): void {
-    this.#hash(readModelKeys.systemMetrics(range), fields);
+    const key = readModelKeys.systemMetrics(range);
+    this.#writes.push({
+      queue: (batch) => batch.hset(key, fields).expire(key, this.#ttl),
+      commands: 2,
+      hash: [key, fields],
+    });
   }
 
   /** Lists nodes in `nodes:all` (each once) and renews its TTL. */
@@ -95,53 +106,65 @@ export class ReadModelWriter {
     this.#notices.push(notice);
   }
 
-  /** Commands queued for the next flush. */
+  /** Writes queued for the next flush. */
   get pending(): number {
-    return this.#owners.length;
+    return this.#writes.length;
   }
 
+  /**
+   * Sends everything queued in one pipeline. On failure nothing is dropped:
+   * the writes stay queued (ahead of newer ones) for the next flush, and the
+   * error is thrown: a RedisUnavailableError when a retry can succeed.
+   */
   async flush(): Promise<void> {
-    const batch = this.#batch;
-    const owners = this.#owners;
-    const added = this.#nodesAdded;
-    const removed = this.#nodesRemoved;
-    const notices = this.#notices;
-    this.#batch = this.#redis.pipeline();
-    this.#owners = [];
-    this.#nodesAdded = [];
-    this.#nodesRemoved = [];
-    this.#notices = [];
+    const writes = this.#writes.splice(0);
+    const added = this.#nodesAdded.splice(0);
+    const removed = this.#nodesRemoved.splice(0);
+    const notices = this.#notices.splice(0);
+    try {
+      const batch = this.#redis.pipeline();
+      const owners: (Write | undefined)[] = [];
+      for (const write of writes) {
+        write.queue(batch);
+        for (let i = 0; i < write.commands; i++) owners.push(write);
+      }
+      const listKeys = [readModelKeys.nodesAll, NODES_ALL_MEMBERS];
+      // Always renew the list's TTL, even when no node is new.
+      queueScript(batch, 'addNodes', listKeys, [this.#ttl, ...added]);
+      if (removed.length > 0) queueScript(batch, 'removeNodes', listKeys, removed);
+      const replies = (await batch.exec()) ?? [];
 
-    const listKeys = [readModelKeys.nodesAll, NODES_ALL_MEMBERS];
-    // Always renew the list's TTL, even when no node is new.
-    queueScript(batch, 'addNodes', listKeys, [this.#ttl, ...added]);
-    if (removed.length > 0) queueScript(batch, 'removeNodes', listKeys, removed);
-    const replies = (await batch.exec()) ?? [];
-
-    const retry = this.#redis.pipeline();
-    let retries = 0;
-    for (const [index, [error]] of replies.entries()) {
-      if (error === null) continue;
-      const hash = owners[index];
-      if (error.message.startsWith('WRONGTYPE') && hash !== undefined) {
-        if (index > 0 && owners[index - 1] === hash) continue; // its EXPIRE, after its HSET failed
-        retry.del(hash[0]).hset(hash[0], hash[1]).expire(hash[0], this.#ttl);
-        retries++;
-      } else {
-        throw error;
+      const repairs: Write[] = [];
+      for (const [index, [error]] of replies.entries()) {
+        if (error === null) continue;
+        if (isUnavailable(error)) throw new RedisUnavailableError(error);
+        const owner = owners[index];
+        if (!error.message.startsWith('WRONGTYPE') || owner?.hash === undefined) throw error;
+        if (!repairs.includes(owner)) repairs.push(owner);
+      }
+      if (repairs.length > 0) {
+        const repair = this.#redis.pipeline();
+        for (const { hash } of repairs) {
+          if (hash) repair.del(hash[0]).hset(hash[0], hash[1]).expire(hash[0], this.#ttl);
+        }
+        const failed = ((await repair.exec()) ?? []).find(([error]) => error !== null);
+        if (failed?.[0]) throw isUnavailable(failed[0]) ? new RedisUnavailableError(failed[0]) : failed[0];
+      }
+    } catch (error) {
+      this.#writes.unshift(...writes);
+      this.#nodesAdded.unshift(...added);
+      this.#nodesRemoved.unshift(...removed);
+      this.#notices.unshift(...notices);
+      throw error instanceof Error && isUnavailable(error) && !(error instanceof RedisUnavailableError)
+        ? new RedisUnavailableError(error)
+        : error;
+    }
+    for (const notice of notices) {
+      for (const payload of chunked(notice)) {
+        // A notice is a hint: losing one must not stop the keys from being written.
+        await this.#redis.publish(CHANGES_CHANNEL, payload).catch(() => {});
       }
     }
-    if (retries > 0) await retry.exec();
-
-    for (const notice of notices) {
-      for (const payload of chunked(notice)) await this.#redis.publish(CHANGES_CHANNEL, payload);
-    }
-  }
-
-  #hash(key: string, fields: Record<string, string>): void {
-    const hash: [string, Record<string, string>] = [key, fields];
-    this.#batch.hset(key, fields).expire(key, this.#ttl);
-    this.#owners.push(hash, hash);
   }
 }
 

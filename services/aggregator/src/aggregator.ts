@@ -14,7 +14,13 @@ import {
   timeseriesJson,
   windowBounds,
 } from '@streamgauge/core';
-import type { AggregateStore, DeliveredBatch, NodeKeys, ReadModelWriter } from '@streamgauge/redis';
+import {
+  type AggregateStore,
+  type DeliveredBatch,
+  isUnavailable,
+  type NodeKeys,
+  type ReadModelWriter,
+} from '@streamgauge/redis';
 import type { Logger } from 'pino';
 
 export interface AggregatorOptions {
@@ -403,6 +409,8 @@ export class Aggregator {
   /**
    * Retries a write until Redis takes it. The in-memory state already holds
    * the batch, so skipping the write would let memory and Redis disagree.
+   * Only unavailability is retried: any other failure cannot succeed by
+   * waiting, and ends the pipeline loudly (a restart rebuilds from Redis).
    */
   async #persist(write: () => Promise<void>, what: string): Promise<void> {
     for (let attempt = 0; ; attempt++) {
@@ -410,7 +418,7 @@ export class Aggregator {
         await write();
         return;
       } catch (error) {
-        if (this.#stopping) throw error;
+        if (this.#stopping || !isUnavailable(error)) throw error;
         this.#options.logger.warn({ err: error, attempt }, `writing the ${what} failed; retrying`);
         await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 2_000)));
       }
