@@ -33,6 +33,8 @@ export interface AggregatorConfig {
   /** Stream entries per read (each holds one request's readings). */
   readonly readCount: number;
   readonly blockMs: number;
+  /** Longest metrics, series and system metrics wait after a change. */
+  readonly metricsIntervalMs: number;
 }
 
 export interface Config {
@@ -60,7 +62,9 @@ export function loadConfig(env: Env): Config {
   const redis = readRedis(read, env);
   const config: Config = {
     redis,
-    cacheTtlSeconds: Math.round(read.number('CACHE_TTL_HOURS', 24, { min: 1 / 60 }) * 3600),
+    // At least 2 h: keys that change slowly (latest of a quiet node, 3d-30d
+    // metrics, the series) are rewritten hourly, and must not expire in between.
+    cacheTtlSeconds: Math.round(read.number('CACHE_TTL_HOURS', 24, { min: 2 }) * 3600),
     cacheRefreshMs: read.number('CACHE_REFRESH_HOURS', 6, { min: 1 / 60 }) * HOUR_MS,
     dataDir: read.text('DATA_DIR', './data'),
     ingest: {
@@ -81,6 +85,11 @@ export function loadConfig(env: Env): Config {
       consumer: read.text('AGGREGATOR_CONSUMER', 'aggregator-1'),
       readCount: read.number('AGGREGATOR_READ_COUNT', 500, { min: 1, max: 100_000, integer: true }),
       blockMs: read.number('AGGREGATOR_BLOCK_MS', 1000, { min: 10, max: 60_000, integer: true }),
+      metricsIntervalMs: read.number('AGGREGATOR_METRICS_INTERVAL_MS', 1000, {
+        min: 0,
+        max: 3_600_000,
+        integer: true,
+      }),
     },
     stream: {
       shards: read.number('STREAM_SHARDS', 1, { min: 1, max: 1024, integer: true }),

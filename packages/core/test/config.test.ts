@@ -47,7 +47,7 @@ describe('loadConfig', () => {
     expect((error as ConfigError).problems).toEqual([
       'REDIS_PORT: expected a whole number from 1 to 65535, got 70000',
       'REDIS_DB: expected a whole number from 0 to 15, got "one"',
-      'CACHE_TTL_HOURS: expected a number ≥ 0.0167, got -1',
+      'CACHE_TTL_HOURS: expected a number ≥ 2, got -1',
       'INGEST_AUTH: expected one of on, off, got "maybe"',
       'STREAM_SHARDS: expected a whole number from 1 to 1024, got 1.5',
       'LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"',
@@ -59,8 +59,12 @@ describe('loadConfig', () => {
   });
 
   it('accepts fractional hours and switching authentication off explicitly', () => {
-    const config = loadConfig({ CACHE_TTL_HOURS: '0.5', INGEST_AUTH: 'OFF' });
-    expect(config.cacheTtlSeconds).toBe(1800);
+    const config = loadConfig({ CACHE_TTL_HOURS: '2.5', INGEST_AUTH: 'OFF' });
+    expect(config.cacheTtlSeconds).toBe(9000);
+    // Shorter than the hourly rewrite of slow-changing keys: they could expire.
+    expect(() => loadConfig({ CACHE_TTL_HOURS: '1' })).toThrow(
+      'CACHE_TTL_HOURS: expected a number ≥ 2, got 1',
+    );
     expect(config.ingest.auth).toBe(false);
   });
 });

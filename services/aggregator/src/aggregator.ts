@@ -346,7 +346,9 @@ export class Aggregator {
       // Hourly, latest and metadata are rewritten too, which renews their TTL.
       this.#writeNode(id, now, due, { series: due.includes('7d'), identity: hourly });
     }
-    if (all) this.#writer.listNodes(this.#nodes.keys());
+    // Hourly (and at start) every node is listed again: cheap, and it repairs a
+    // `nodes:all` that expired or was deleted.
+    if (all || hourly) this.#writer.listNodes(this.#nodes.keys());
     this.#writeSystem(due, now);
     this.#writer.notify({ cause: 'clock', at: isoTime(now), ranges: due });
     const removed = [...forgotten.values()].flat();

@@ -57,7 +57,13 @@ export async function startAggregator(
       metrics: new ReadModelWriter(metrics, config.cacheTtlSeconds),
     },
     // Readings may be stamped ahead of this clock by ingest's allowance plus host clock skew.
-    { group: GROUPS.aggregator, aheadMs: config.ingest.maxFutureMs + 60_000, clock, logger: log },
+    {
+      group: GROUPS.aggregator,
+      aheadMs: config.ingest.maxFutureMs + 60_000,
+      metricsIntervalMs: config.aggregator.metricsIntervalMs,
+      clock,
+      logger: log,
+    },
   );
   await aggregator.start();
 
