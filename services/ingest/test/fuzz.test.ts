@@ -1166,11 +1166,10 @@ describe('ingest fuzz: hostile payloads get a 4xx', () => {
 });
 
 /**
- * Service bugs the fuzzing found. Each test states the correct behaviour and
- * is marked `fails` so the suite stays green until the bug is fixed; then
- * vitest reports it ("expected to fail") and the `.fails` must be removed.
+ * Service bugs the fuzzing found, now fixed: each test states the correct
+ * behaviour, so a regression fails here.
  */
-describe('ingest fuzz: known service bugs (expected to fail until fixed)', () => {
+describe('ingest fuzz: bugs the fuzzing found (regressions)', () => {
   let redis: TestRedis;
   let ingest: TestIngest;
   let token: string;
