@@ -191,4 +191,57 @@ describe('aggregator', () => {
     await running.stop();
     running = undefined;
   });
+
+  it('applies the entries a crashed consumer had read but not acknowledged, once', async () => {
+    const now = Date.now();
+    const { log, start, config } = setup(now);
+    const data = generateDataset({ nodes: 6, days: 5, intervalMs: 30 * 60_000, now, seed: 5 });
+    await append(log, data.sent, 50);
+    // A previous run of this consumer read entries and died before acknowledging them.
+    await db.client.xgroup('CREATE', 'readings', 'aggregator', '0', 'MKSTREAM');
+    const delivered = await db.client.xreadgroup(
+      'GROUP',
+      'aggregator',
+      config.aggregator.consumer,
+      'COUNT',
+      7,
+      'STREAMS',
+      'readings',
+      '>',
+    );
+    expect((delivered as [string, unknown[]][])[0]?.[1]).toHaveLength(7);
+    expect((await db.client.xpending('readings', 'aggregator'))[0]).toBe(7);
+
+    running = await start();
+    await drain();
+    await expectExact(data, now);
+    await running.stop();
+    running = undefined;
+  });
+
+  it('writes a node once per batch, however many readings it received', async () => {
+    const now = Date.now();
+    const { log, start } = setup(now);
+    running = await start();
+    await db.client.config('RESETSTAT');
+    const readings: Reading[] = Array.from({ length: 100 }, (_, i) => ({
+      node_id: 'BUSY',
+      timestamp: now - 100_000 + i * 1000,
+      flow_rate: i,
+    }));
+    await log.append(readings, 'test');
+    await drain();
+    // INFO commandstats counts the commands scripts run too. One batch of 100
+    // readings: latest and metadata once (fast path), its panes once (state
+    // commit), six metrics hashes once (metrics round), six system metrics
+    // hashes, the series once.
+    const stats = await db.client.info('commandstats');
+    const calls = (command: string) =>
+      Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+    expect(calls('hset')).toBe(2 + 1 + 6 + 6);
+    expect(calls('set')).toBeLessThanOrEqual(3); // the series, the watermark, the commit id
+    expect((await db.client.hgetall('node:BUSY:metrics:1h')).reading_count).toBe('100');
+    await running.stop();
+    running = undefined;
+  });
 });

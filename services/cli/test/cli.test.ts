@@ -152,4 +152,71 @@ describe('streamgauge CLI', () => {
     client.disconnect();
     expect(entries.flatMap(([id, f]) => decodeEntry(id, f).readings).map((r) => r.node_id)).toContain('SIG');
   });
+
+  it('simulate rejects bad numbers with exit 2, and sends readings ingest accepts', async () => {
+    const bad = await streamgauge(['simulate', '--nodes', '0']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--nodes: expected a positive whole number, got "0"');
+
+    const port = await freePort();
+    const ingest = spawn(process.execPath, [MAIN, 'ingest', '--port', String(port), '--host', '127.0.0.1'], {
+      env: { ...process.env, REDIS_URL: redis.url, INGEST_AUTH: 'off', LOG_LEVEL: 'warn' },
+      stdio: 'ignore',
+    });
+    const url = `http://127.0.0.1:${port}`;
+    const deadline = Date.now() + 10_000;
+    while (
+      !(await fetch(`${url}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      )) &&
+      Date.now() < deadline
+    ) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const simulate = spawn(
+      process.execPath,
+      [MAIN, 'simulate', '--nodes', '3', '--rate', '30', '--url', url],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let output = '';
+    simulate.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    await new Promise((r) => setTimeout(r, 2_500));
+    simulate.kill('SIGTERM');
+    const [code] = await once(simulate, 'exit');
+    ingest.kill('SIGTERM');
+    await once(ingest, 'exit');
+    expect(code).toBe(0);
+    const stats = JSON.parse(output.trim().split('\n').pop()?.replace('simulate: ', '') ?? '{}');
+    expect(stats.accepted).toBeGreaterThan(0);
+    expect(stats.failedRequests).toBe(0);
+    const client = new Redis(redis.url);
+    const entries = await client.xrange('readings', '-', '+');
+    client.disconnect();
+    const nodes = new Set(entries.flatMap(([id, f]) => decodeEntry(id, f).readings.map((r) => r.node_id)));
+    expect([...nodes].sort()).toEqual(expect.arrayContaining(['215542', '281492', '287156']));
+  });
+
+  it('aggregate runs until SIGTERM and exits 0', async () => {
+    const child = spawn(process.execPath, [MAIN, 'aggregate', '--consumer', 'cli-test'], {
+      env: { ...process.env, REDIS_URL: redis.url, LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let logs = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      logs += chunk.toString();
+    });
+    const deadline = Date.now() + 10_000;
+    while (!logs.includes('aggregator running') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    expect(logs).toContain('"consumer":"cli-test"');
+    child.kill('SIGTERM');
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(0);
+    expect(logs).toContain('aggregator stopped');
+  });
 });

@@ -1,0 +1,11 @@
+import { RedisServer } from '@streamgauge/redis';
+import { Redis } from 'ioredis';
+const server = await RedisServer.start();
+const c = new Redis(server.url);
+const m = await c.duplicate().monitor();
+m.on('monitor', (...a: unknown[]) => console.log('ev', JSON.stringify(a).slice(0, 200)));
+await new Promise((r) => setTimeout(r, 100));
+await c.set('x', '1');
+await c.eval("return redis.call('GET', KEYS[1])", 1, 'x');
+await new Promise((r) => setTimeout(r, 200));
+m.disconnect(); c.disconnect(); await server.dispose();
