@@ -62,8 +62,9 @@ interface Services {
 async function startServices(context: SuiteContext): Promise<Services> {
   await context.redis.flush();
   const log = (line: string) => context.log(`[service] ${line}`);
-  const aggregator = await AggregatorProcess.start(context.redis.url, log);
+  const aggregator = await AggregatorProcess.start(context.redis.url, log, context.options.cpuProfDir);
   const ingest = await IngestProcess.start({ redisUrl: context.redis.url, onOutput: log });
+  // (BENCH_CPU_PROF_DIR profiles the aggregator here; the ingest suite profiles ingest.)
   const token = await ingest.addGateway('bench', BENCH_DISTRICT);
   const targets: CpuTarget[] = [
     { name: 'ingest', pid: ingest.pid },

@@ -16,8 +16,13 @@ export class AggregatorProcess {
     this.#exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
   }
 
-  static async start(redisUrl: string, onOutput: (line: string) => void): Promise<AggregatorProcess> {
-    const child = spawn(process.execPath, [CLI_MAIN, 'aggregate'], {
+  static async start(
+    redisUrl: string,
+    onOutput: (line: string) => void,
+    cpuProfDir?: string,
+  ): Promise<AggregatorProcess> {
+    const nodeArgs = cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${cpuProfDir}`] : [];
+    const child = spawn(process.execPath, [...nodeArgs, CLI_MAIN, 'aggregate'], {
       env: { ...process.env, REDIS_URL: redisUrl, LOG_LEVEL: 'info' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
