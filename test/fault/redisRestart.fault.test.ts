@@ -20,7 +20,7 @@ describe('the aggregator across a Redis restart', () => {
       AGGREGATOR_BLOCK_MS: '100',
     });
     const log = new ReadingLog(client, { ...config.stream, clock: systemClock });
-    const aggregator = await startAggregator(config, pino({ level: 'silent' }));
+    const aggregator = await startAggregator(config, pino({ level: process.env.FAULT_LOG ?? 'silent' }));
     try {
       const half = Math.floor(data.sent.length / 2);
       for (let i = 0; i < half; i += 100) await log.append(data.sent.slice(i, i + 100), 'fault');

@@ -87,4 +87,6 @@ export const GROUPS = { aggregator: 'aggregator', archiver: 'archiver' } as cons
 export const gatewayKeys = {
   byName: '{gateways}:by-name',
   byTokenHash: '{gateways}:by-token',
+  /** node id → district, fixed by the first district gateway that sends the node. */
+  nodeDistrict: '{gateways}:node-district',
 } as const;

@@ -9,6 +9,7 @@ export { UnknownGatewayError } from './errors/UnknownGatewayError.ts';
 export { freePort } from './freePort.ts';
 export type { Authentication, IssuedGateway } from './gatewayRegistry.ts';
 export { GatewayRegistry, hashToken } from './gatewayRegistry.ts';
+export { NodeDistricts } from './nodeDistricts.ts';
 export type { AppendResult, ReadingLogOptions } from './readingLog.ts';
 export { ReadingLog } from './readingLog.ts';
 export type { ChangeNotice, NodeKeys } from './readModelWriter.ts';

@@ -84,7 +84,13 @@ export async function startAggregator(
     for (const connection of [redis, blocking, metrics]) connection.disconnect();
   };
   // A graceful stop writes what a coalesced flush still owed the dashboard.
-  const done = pipeline.done.then(() => aggregator.flush()).finally(close);
+  const done = pipeline.done
+    .then(() => aggregator.flush())
+    .catch((error: unknown) => {
+      log.error({ err: error }, 'aggregator stopped on an error');
+      throw error;
+    })
+    .finally(close);
   return {
     processed$: pipeline.processed$,
     nodeCount: () => aggregator.nodeCount,

@@ -9,6 +9,7 @@ import {
 } from '@streamgauge/core';
 import {
   isUnavailable,
+  type NodeDistricts,
   type ReadingLog,
   RedisUnavailableError,
   type StoredOutcome,
@@ -32,6 +33,8 @@ export interface IngestDependencies {
   readonly redis: Redis;
   /** Absent only when authentication is switched off. */
   readonly authenticator: Authenticator | undefined;
+  /** Binds nodes to districts, so a district gateway sends only its own nodes. */
+  readonly nodeDistricts: NodeDistricts | undefined;
   readonly clock: Clock;
   readonly logger: Logger;
 }
@@ -62,7 +65,10 @@ const RETRY_AFTER_SECONDS = 1;
 const EMPTY_BODY = 'the body is empty; send a reading, an array of readings or {"readings": [...]}';
 
 export function buildIngestApp(deps: IngestDependencies): FastifyInstance {
-  const { config, readingLog, authenticator, clock } = deps;
+  const { config, readingLog, authenticator, nodeDistricts, clock } = deps;
+  const unavailable = (error: unknown) => {
+    throw isUnavailable(error) ? new RedisUnavailableError(error) : error;
+  };
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     // Per-request access logs would dominate the hot path at small batches;
@@ -122,12 +128,9 @@ export function buildIngestApp(deps: IngestDependencies): FastifyInstance {
   app.post('/v1/readings', async (request, reply) => {
     let source = 'anonymous';
     let scopeOf: ((reading: Reading) => string | undefined) | undefined;
+    let district: string | undefined;
     if (authenticator !== undefined) {
-      const outcome = await authorize(request.headers.authorization, authenticator).catch(
-        (error: unknown) => {
-          throw isUnavailable(error) ? new RedisUnavailableError(error) : error;
-        },
-      );
+      const outcome = await authorize(request.headers.authorization, authenticator).catch(unavailable);
       if (!outcome.ok) {
         if (outcome.status === 401) reply.header('www-authenticate', 'Bearer');
         return reply.code(outcome.status).send({ error: outcome.error });
@@ -136,6 +139,7 @@ export function buildIngestApp(deps: IngestDependencies): FastifyInstance {
         const { scope, name } = outcome.gateway;
         source = name;
         scopeOf = (reading) => checkScope(scope, reading);
+        if (scope.kind === 'district') district = scope.district;
       }
     }
 
@@ -163,7 +167,7 @@ export function buildIngestApp(deps: IngestDependencies): FastifyInstance {
     }
 
     const policy: ValidationPolicy = { nowMs: clock.now(), maxFutureMs: config.maxFutureMs };
-    const valid: Reading[] = [];
+    let valid: { index: number; reading: Reading }[] = [];
     const rejected: Rejection[] = [];
     for (let index = 0; index < items.length; index++) {
       const item = items[index] as Item;
@@ -175,10 +179,41 @@ export function buildIngestApp(deps: IngestDependencies): FastifyInstance {
       }
       const outOfScope = scopeOf?.(checked.reading);
       if (outOfScope !== undefined) rejected.push({ index, error: outOfScope });
-      else valid.push(checked.reading);
+      else valid.push({ index, reading: checked.reading });
     }
 
-    const { accepted, duplicates } = await readingLog.append(valid, source);
+    // A district gateway may send only nodes of its district, or nodes no
+    // district has sent yet (which it then binds to its own).
+    let unbound: string[] = [];
+    if (district !== undefined && nodeDistricts !== undefined && valid.length > 0) {
+      const ids = [...new Set(valid.map((v) => v.reading.node_id))];
+      const bound = await nodeDistricts.lookup(ids).catch(unavailable);
+      unbound = ids.filter((id) => !bound.has(id));
+      valid = valid.filter(({ index, reading }) => {
+        const owner = bound.get(reading.node_id);
+        if (owner === undefined || owner === district) return true;
+        rejected.push({
+          index,
+          error: `node_id: ${JSON.stringify(reading.node_id)} belongs to district ${JSON.stringify(owner)}, outside this gateway's district ${JSON.stringify(district)}`,
+        });
+        return false;
+      });
+      rejected.sort((a, b) => a.index - b.index);
+    }
+
+    const { accepted, duplicates } = await readingLog.append(
+      valid.map((v) => v.reading),
+      source,
+    );
+    if (district !== undefined && unbound.length > 0) {
+      // The readings are stored: a failure here must not fail the request.
+      await nodeDistricts?.claim(unbound, district).catch((error: unknown) => {
+        request.log.warn(
+          { err: error },
+          'binding new nodes to their district failed; the next request retries',
+        );
+      });
+    }
     const result: IngestReply = { accepted, duplicates, rejected };
     if (rejected.length > 0) {
       request.log.info(

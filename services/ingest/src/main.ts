@@ -1,5 +1,12 @@
 import { type Clock, type Config, redactUrl, systemClock } from '@streamgauge/core';
-import { connectRedis, GatewayRegistry, loadScripts, ReadingLog, whenReady } from '@streamgauge/redis';
+import {
+  connectRedis,
+  GatewayRegistry,
+  loadScripts,
+  NodeDistricts,
+  ReadingLog,
+  whenReady,
+} from '@streamgauge/redis';
 import type { Logger } from 'pino';
 import { buildIngestApp } from './app.ts';
 import { Authenticator } from './authenticator.ts';
@@ -46,7 +53,16 @@ export async function startIngest(
   } else {
     logger.warn('INGEST_AUTH=off: any client can write readings for any node');
   }
-  const app = buildIngestApp({ config: config.ingest, readingLog, redis, authenticator, clock, logger });
+  const nodeDistricts = config.ingest.auth ? new NodeDistricts(redis) : undefined;
+  const app = buildIngestApp({
+    config: config.ingest,
+    readingLog,
+    redis,
+    authenticator,
+    nodeDistricts,
+    clock,
+    logger,
+  });
   const url = await app.listen({ host: config.ingest.host, port: config.ingest.port });
   logger.info({ url, streams: readingLog.streams, auth: config.ingest.auth }, 'ingest listening');
   return {

@@ -203,6 +203,34 @@ describe('POST /v1/readings', () => {
     expect((await json(revoked)).error).toMatch(/gateway "doomed" was revoked/);
   });
 
+  it("binds a node to the first district that sends it; another district's gateway cannot write it", async () => {
+    const other = await issueToken(db.url, 'quartu', { district: 'QUARTU' });
+    const body = (district?: string) =>
+      JSON.stringify([
+        { node_id: 'BOUND', timestamp: t(2), flow_rate: 1, ...(district && { district_id: district }) },
+        { node_id: 'OTHER', timestamp: t(2), flow_rate: 1 },
+      ]);
+    // SEL sends BOUND first: it is SEL's from now on.
+    expect(await json(await ingest.post(body(), { token }))).toMatchObject({ accepted: 2, rejected: [] });
+    const refused = await json(await ingest.post(body(), { token: other }));
+    expect(refused.rejected).toEqual([
+      {
+        index: 0,
+        error: 'node_id: "BOUND" belongs to district "SEL", outside this gateway\'s district "QUARTU"',
+      },
+      {
+        index: 1,
+        error: 'node_id: "OTHER" belongs to district "SEL", outside this gateway\'s district "QUARTU"',
+      },
+    ]);
+    // Claiming the district in the reading does not help either.
+    const claimed = await json(await ingest.post(body('QUARTU'), { token: other }));
+    expect(claimed.rejected?.[0]?.error).toMatch(/belongs to district "SEL"/);
+    expect(await db.client.hget('{gateways}:node-district', 'BOUND')).toBe('SEL');
+    // The metadata written for BOUND stays SEL's.
+    expect((await streamReadings()).every((r) => r.district_id === 'SEL')).toBe(true);
+  });
+
   it('rejects readings for nodes outside a node-scoped token, item by item', async () => {
     const scoped = await issueToken(db.url, 'ab', { nodes: ['A', 'B'] });
     const response = await ingest.post(

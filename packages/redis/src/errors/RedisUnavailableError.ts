@@ -22,7 +22,10 @@ export class RedisUnavailableError extends Error {
   }
 }
 
-const UNAVAILABLE_REPLIES = /^(OOM|LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|NOREPLICAS)\b/;
+// NOSCRIPT: Redis restarted and forgot its scripts; nothing ran, and the
+// retry sends the script itself (ioredis tracks what each socket has loaded).
+const UNAVAILABLE_REPLIES =
+  /^(OOM|LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|NOREPLICAS|NOSCRIPT)\b/;
 
 /**
  * True for failures that say nothing about the request itself. Any error that
