@@ -22,6 +22,9 @@ export interface AggregatorRuntime {
   readonly ticks$?: Observable<number>;
 }
 
+/** Longer than any write takes (a full rewrite of 10k nodes' keys takes about a second). */
+const COMMAND_TIMEOUT_MS = 30_000;
+
 /** State outlives the 30-day horizon by a day, then a silent node's state expires. */
 const STATE_TTL_SECONDS = 31 * 24 * 3600;
 
@@ -32,10 +35,18 @@ export async function startAggregator(
 ): Promise<RunningAggregator> {
   const clock = runtime.clock ?? systemClock;
   const log = logger.child({ consumer: config.aggregator.consumer });
-  const redis = connectRedis(config.redis, { name: 'aggregator' });
-  const blocking = connectRedis(config.redis, { name: 'aggregator-read' });
+  // A watchdog on every command: a reply lost to a cut connection must end in
+  // an error (then a retry: every write here is idempotent), never in a hang.
+  const redis = connectRedis(config.redis, { name: 'aggregator', commandTimeoutMs: COMMAND_TIMEOUT_MS });
+  const blocking = connectRedis(config.redis, {
+    name: 'aggregator-read',
+    commandTimeoutMs: config.aggregator.blockMs + COMMAND_TIMEOUT_MS,
+  });
   // Metrics are written on their own connection, so `latest` writes never queue behind them.
-  const metrics = connectRedis(config.redis, { name: 'aggregator-metrics' });
+  const metrics = connectRedis(config.redis, {
+    name: 'aggregator-metrics',
+    commandTimeoutMs: COMMAND_TIMEOUT_MS,
+  });
   for (const connection of [redis, blocking, metrics]) {
     connection.on('error', (error) => log.warn({ err: error }, 'redis connection error'));
   }
