@@ -16,16 +16,21 @@ export async function waitForDrain(
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     let drained = true;
+    const states: string[] = [];
     for (const stream of streams) {
       const groups = (await redis.xinfo('GROUPS', stream).catch(() => [])) as unknown[][];
       const info = groups.map(toObject).find((g) => g.name === group);
+      const mark = watermark ? await redis.get(watermark(stream)) : undefined;
+      states.push(
+        `${stream}: pending ${info?.pending}, lag ${info?.lag}, delivered ${info?.['last-delivered-id']}, watermark ${mark}`,
+      );
       if (info === undefined || Number(info.pending) !== 0 || Number(info.lag ?? 0) !== 0) drained = false;
-      else if (watermark && (await redis.get(watermark(stream))) !== info['last-delivered-id'])
-        drained = false;
+      else if (watermark && mark !== info['last-delivered-id']) drained = false;
     }
     if (drained) return;
-    if (Date.now() > deadline)
-      throw new Error(`group ${group} did not drain ${streams.join(', ')} within ${timeoutMs} ms`);
+    if (Date.now() > deadline) {
+      throw new Error(`group ${group} did not drain within ${timeoutMs} ms (${states.join('; ')})`);
+    }
     await new Promise((r) => setTimeout(r, 25));
   }
 }
