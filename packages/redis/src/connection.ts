@@ -11,6 +11,13 @@ export interface ConnectionOptions {
   readonly failFast?: boolean;
   /** Upper bound on one command's round trip, ms. */
   readonly commandTimeoutMs?: number;
+  /**
+   * Re-send commands that were in flight when the connection dropped (ioredis'
+   * default). Off where the caller retries itself: a transaction or a read
+   * whose reply was lost may have been applied, and only the caller knows how
+   * to retry it safely.
+   */
+  readonly resendInFlight?: boolean;
 }
 
 /**
@@ -28,6 +35,7 @@ export function connectRedis(config: RedisConfig, options: ConnectionOptions): R
     enableAutoPipelining: true,
     retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 5), 1_000),
     reconnectOnError: (error) => error.message.startsWith('READONLY'),
+    autoResendUnfulfilledCommands: options.resendInFlight ?? true,
   };
   if (options.commandTimeoutMs !== undefined) settings.commandTimeout = options.commandTimeoutMs;
   return new Redis(config.url, settings);

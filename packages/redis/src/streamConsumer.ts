@@ -38,6 +38,12 @@ export class StreamConsumer {
     this.#redis = blocking;
     this.#options = options;
     this.#byStream = new Map(options.shards.map((s) => [s.stream, s]));
+    // A read whose reply was lost to a dropped connection still delivered its
+    // entries: they sit in this consumer's pending list. After every
+    // (re)connection, read that list first.
+    blocking.on('ready', () => {
+      this.#pendingDone = false;
+    });
   }
 
   get consumer(): string {
