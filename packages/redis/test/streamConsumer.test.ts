@@ -12,18 +12,21 @@ async function addEntry(n: number): Promise<string> {
   return (await db.client.xadd(shard.stream, '*', 'n', '1', 'src', 't', 'readings', readings)) as string;
 }
 
+/** A consumer `c1` of group `g` on its own blocking connection; closed after `use`. */
+async function withConsumer(use: (consumer: StreamConsumer, blocking: Redis) => Promise<void>): Promise<void> {
+  const blocking = new Redis(db.url);
+  const consumer = new StreamConsumer(blocking, { shards: [shard], group: 'g', consumer: 'c1', count: 10, blockMs: 50 });
+  try {
+    await consumer.ensureGroups();
+    await use(consumer, blocking);
+  } finally {
+    blocking.disconnect();
+  }
+}
+
 describe('StreamConsumer', () => {
   it('reads its pending entries first, and again after a reconnection', async () => {
-    const blocking = new Redis(db.url);
-    const consumer = new StreamConsumer(blocking, {
-      shards: [shard],
-      group: 'g',
-      consumer: 'c1',
-      count: 10,
-      blockMs: 50,
-    });
-    try {
-      await consumer.ensureGroups();
+    await withConsumer(async (consumer, blocking) => {
       const first = await addEntry(1);
       expect((await consumer.read())[0]?.entries.map((e) => e.id)).toEqual([first]);
       await db.client.xack(shard.stream, 'g', first);
@@ -40,9 +43,7 @@ describe('StreamConsumer', () => {
       const again = await consumer.read();
       expect(again[0]?.entries.map((e) => e.id)).toEqual([lost]);
       expect(again[0]?.entries[0]).toMatchObject({ readings: [{ node_id: 'N2' }] });
-    } finally {
-      blocking.disconnect();
-    }
+    });
   });
 
   it('returns an entry it cannot decode as an error entry instead of failing the read', async () => {
@@ -59,8 +60,6 @@ describe('StreamConsumer', () => {
       const bad = (await db.client.xadd(shard.stream, '*', 'readings', '[{')) as string;
       const [batch] = await consumer.read();
       expect(batch?.entries).toEqual([{ id: bad, error: expect.stringMatching(/JSON/) }]);
-    } finally {
-      blocking.disconnect();
-    }
+    });
   });
 });
