@@ -13,9 +13,17 @@ async function addEntry(n: number): Promise<string> {
 }
 
 /** A consumer `c1` of group `g` on its own blocking connection; closed after `use`. */
-async function withConsumer(use: (consumer: StreamConsumer, blocking: Redis) => Promise<void>): Promise<void> {
+async function withConsumer(
+  use: (consumer: StreamConsumer, blocking: Redis) => Promise<void>,
+): Promise<void> {
   const blocking = new Redis(db.url);
-  const consumer = new StreamConsumer(blocking, { shards: [shard], group: 'g', consumer: 'c1', count: 10, blockMs: 50 });
+  const consumer = new StreamConsumer(blocking, {
+    shards: [shard],
+    group: 'g',
+    consumer: 'c1',
+    count: 10,
+    blockMs: 50,
+  });
   try {
     await consumer.ensureGroups();
     await use(consumer, blocking);
@@ -47,16 +55,7 @@ describe('StreamConsumer', () => {
   });
 
   it('returns an entry it cannot decode as an error entry instead of failing the read', async () => {
-    const blocking = new Redis(db.url);
-    const consumer = new StreamConsumer(blocking, {
-      shards: [shard],
-      group: 'g',
-      consumer: 'c1',
-      count: 10,
-      blockMs: 50,
-    });
-    try {
-      await consumer.ensureGroups();
+    await withConsumer(async (consumer) => {
       const bad = (await db.client.xadd(shard.stream, '*', 'readings', '[{')) as string;
       const [batch] = await consumer.read();
       expect(batch?.entries).toEqual([{ id: bad, error: expect.stringMatching(/JSON/) }]);
