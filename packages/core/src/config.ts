@@ -7,6 +7,8 @@ export interface RedisConfig {
   readonly url: string;
   /** Whether the address was given (false: the defaults were used). */
   readonly explicit: boolean;
+  /** REDIS_CLUSTER_NODES: seed nodes of a Redis Cluster; when set, every service uses the cluster. */
+  readonly clusterNodes?: readonly { readonly host: string; readonly port: number }[];
 }
 
 export interface IngestConfig {
@@ -35,6 +37,15 @@ export interface AggregatorConfig {
   readonly blockMs: number;
   /** Longest metrics, series and system metrics wait after a change. */
   readonly metricsIntervalMs: number;
+  /**
+   * How long a replica's lease on a shard lasts without renewal: a dead
+   * replica's shards are taken over, and shards rebalanced, within about 1.5×.
+   */
+  readonly leaseMs: number;
+  /** Entries pending this long on any consumer are claimed (XAUTOCLAIM) and processed again. */
+  readonly claimIdleMs: number;
+  /** An entry that failed this many deliveries goes to the dead-letter stream. */
+  readonly maxDeliveries: number;
 }
 
 export interface Config {
@@ -90,6 +101,13 @@ export function loadConfig(env: Env): Config {
         max: 3_600_000,
         integer: true,
       }),
+      leaseMs: read.number('AGGREGATOR_LEASE_MS', 10_000, { min: 300, max: 600_000, integer: true }),
+      claimIdleMs: read.number('AGGREGATOR_CLAIM_IDLE_MS', 30_000, {
+        min: 100,
+        max: 86_400_000,
+        integer: true,
+      }),
+      maxDeliveries: read.number('AGGREGATOR_MAX_DELIVERIES', 5, { min: 1, max: 1000, integer: true }),
     },
     stream: {
       shards: read.number('STREAM_SHARDS', 1, { min: 1, max: 1024, integer: true }),
@@ -103,6 +121,23 @@ export function loadConfig(env: Env): Config {
 }
 
 function readRedis(read: Reader, env: Env): RedisConfig {
+  const cluster = env.REDIS_CLUSTER_NODES?.trim();
+  if (cluster) {
+    const nodes = cluster.split(',').map((item) => {
+      const match = /^\[?([^\s\]]+?)\]?:(\d{1,5})$/.exec(item.trim());
+      const port = Number(match?.[2]);
+      if (!match || port < 1 || port > 65535) {
+        read.problem(
+          `REDIS_CLUSTER_NODES: expected host:port[,host:port…], got ${JSON.stringify(item.trim())}`,
+        );
+        return { host: '', port: 0 };
+      }
+      return { host: match[1] as string, port };
+    });
+    const first = nodes[0] as { host: string; port: number };
+    const hostPart = first.host.includes(':') ? `[${first.host}]` : first.host;
+    return { url: `redis://${hostPart}:${first.port}`, explicit: true, clusterNodes: nodes };
+  }
   const url = env.REDIS_URL?.trim();
   if (url) {
     if (!/^rediss?:\/\/[^\s]+$/.test(url)) {

@@ -9,6 +9,7 @@ export type { ReadingIdentity } from './identity.ts';
 export { IDENTITY_BUCKET_MS, identityLabel, identityOf } from './identity.ts';
 export type { ShardKeys } from './keys.ts';
 export {
+  AGGREGATOR_REPLICAS,
   allShardKeys,
   CHANGES_CHANNEL,
   GROUPS,
@@ -17,28 +18,32 @@ export {
   readModelKeys,
   STREAM_BASE,
   shardKeys,
+  systemKeys,
 } from './keys.ts';
 export { seededRandom } from './random.ts';
 export type { Range } from './ranges.ts';
 export { RANGE_MS, RANGES } from './ranges.ts';
 export type { CheckedReading, Measurement, Reading, ValidationPolicy } from './reading.ts';
 export { checkReading, KNOWN_NODE_TYPES, MEASUREMENTS } from './reading.ts';
-export type { NodeContribution } from './readModel.ts';
+export type { NodeContribution, SystemSums } from './readModel.ts';
 export {
+  addToSums,
   contributionOf,
   decimal,
+  EMPTY_SUMS,
   latestHash,
   meanOf,
   metadataHash,
   metricsHash,
   seriesTime,
   systemMetricsHash,
+  systemSums,
   timeseriesJson,
   uptimeOf,
 } from './readModel.ts';
-export { shardOf } from './shard.ts';
+export { assignShards, shardOf } from './shard.ts';
 export type { BatchEntry } from './streamEntry.ts';
-export { decodeEntry, ENTRY_FIELDS, encodeReading } from './streamEntry.ts';
+export { compareEntryIds, decodeEntry, ENTRY_FIELDS, encodeReading } from './streamEntry.ts';
 export { isoTime, MIN_EPOCH_MS, parseTimestamp } from './timestamp.ts';
 export type {
   AddOutcome,

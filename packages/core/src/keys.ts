@@ -31,6 +31,10 @@ export interface ShardKeys {
   readonly stream: string;
   /** Entries that could not be processed, with the reason. */
   readonly deadLetters: string;
+  /** The last processing error of each entry still pending (a hash: entry id → error). */
+  readonly errors: string;
+  /** Which aggregator replica owns the shard (a string with a TTL): only it may commit. */
+  readonly lease: string;
   /** The dedupe set for one node and event-time hour of this shard. */
   seen(identity: ReadingIdentity): string;
   /** The aggregator's node ids of this shard (a set). */
@@ -58,6 +62,8 @@ export function shardKeys(shard: number, shards: number): ShardKeys {
     shard,
     stream,
     deadLetters: `{${tag}}:dead`,
+    errors: `{${tag}}:errors`,
+    lease: `{${tag}}:lease`,
     seen: (id) => `${seenPrefix}${id.nodeId}:${id.bucket / 3_600_000}`,
     aggregateNodes: `${aggregatePrefix}nodes`,
     aggregateStats: `${aggregatePrefix}stats`,
@@ -76,6 +82,20 @@ export function allShardKeys(shards: number): ShardKeys[] {
  * whose hash tag puts it in the list's slot, so one script keeps both.
  */
 export const NODES_ALL_MEMBERS = '{nodes:all}:members';
+
+/**
+ * System metrics are sums over every node, and each replica knows only its
+ * shards' nodes: each writes its shards' partial sums into one hash, and
+ * whoever writes `system:metrics:{range}` stamps it with the hash's version
+ * in a key of the same slot, so an older sum never overwrites a newer one.
+ */
+export const systemKeys = {
+  partials: '{system}:partials',
+  version: (range: Range) => `{${readModelKeys.systemMetrics(range)}}:version`,
+} as const;
+
+/** The live aggregator replicas (a sorted set: replica token → expiry, ms). */
+export const AGGREGATOR_REPLICAS = '{aggregator}:replicas';
 
 /** Channel on which the aggregator announces which nodes' keys changed. */
 export const CHANGES_CHANNEL = 'streamgauge:changes';

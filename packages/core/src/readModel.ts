@@ -129,35 +129,45 @@ export function contributionOf(summary: WindowSummary): NodeContribution {
   };
 }
 
+/** What `system:metrics:{range}` is computed from: sums over nodes, so partial sums add up. */
+export interface SystemSums {
+  readonly total: number;
+  readonly active: number;
+  readonly flow: number;
+  readonly pressureSum: number;
+  readonly pressureNodes: number;
+}
+
+export const EMPTY_SUMS: SystemSums = { total: 0, active: 0, flow: 0, pressureSum: 0, pressureNodes: 0 };
+
+export function systemSums(contributions: Iterable<NodeContribution>): SystemSums {
+  let sums = EMPTY_SUMS;
+  for (const c of contributions) sums = addToSums(sums, c);
+  return sums;
+}
+
+export function addToSums(sums: SystemSums, c: NodeContribution): SystemSums {
+  return {
+    total: sums.total + 1,
+    active: sums.active + (c.uptime > 0.1 ? 1 : 0),
+    flow: sums.flow + (c.avgFlow ?? 0),
+    pressureSum: sums.pressureSum + (c.avgPressure ?? 0),
+    pressureNodes: sums.pressureNodes + (c.avgPressure === undefined ? 0 : 1),
+  };
+}
+
 /**
  * `system:metrics:{range}`: `total_nodes` counts known nodes, `active_nodes`
  * those with uptime above 0.1, `avg_pressure` is the mean of the nodes'
  * average pressure (nodes with pressure data), `total_flow` the sum of the
  * nodes' average flow (L/s, not a volume).
  */
-export function systemMetricsHash(
-  contributions: Iterable<NodeContribution>,
-  updatedAt: number,
-): Record<string, string> {
-  let total = 0;
-  let active = 0;
-  let flow = 0;
-  let pressureSum = 0;
-  let pressureNodes = 0;
-  for (const c of contributions) {
-    total++;
-    if (c.uptime > 0.1) active++;
-    if (c.avgFlow !== undefined) flow += c.avgFlow;
-    if (c.avgPressure !== undefined) {
-      pressureSum += c.avgPressure;
-      pressureNodes++;
-    }
-  }
+export function systemMetricsHash(sums: SystemSums, updatedAt: number): Record<string, string> {
   return {
-    total_nodes: String(total),
-    active_nodes: String(active),
-    avg_pressure: pressureNodes === 0 ? '0' : decimal(pressureSum / pressureNodes),
-    total_flow: decimal(flow),
+    total_nodes: String(sums.total),
+    active_nodes: String(sums.active),
+    avg_pressure: sums.pressureNodes === 0 ? '0' : decimal(sums.pressureSum / sums.pressureNodes),
+    total_flow: decimal(sums.flow),
     updated_at: iso(updatedAt),
   };
 }

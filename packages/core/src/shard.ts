@@ -13,3 +13,18 @@ export function shardOf(nodeId: string, shards: number): number {
   }
   return (hash >>> 0) % shards;
 }
+
+/**
+ * The shards a replica should own, given every live replica's token: shard
+ * `s` goes to the `s mod R`-th token in sorted order. Every replica computes
+ * the same answer from the same membership, so each lets go of what another
+ * should take; shard counts per replica differ by at most one.
+ */
+export function assignShards(replicas: readonly string[], me: string, shards: number): number[] {
+  const sorted = [...new Set(replicas)].sort();
+  const index = sorted.indexOf(me);
+  if (index < 0) return [];
+  const mine: number[] = [];
+  for (let s = index; s < shards; s += sorted.length) mine.push(s);
+  return mine;
+}

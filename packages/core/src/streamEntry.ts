@@ -35,3 +35,10 @@ export function decodeEntry(id: string, fields: readonly string[]): BatchEntry {
   if (!Array.isArray(readings)) throw new Error(`stream entry ${id}: "readings" is not a JSON array`);
   return { id, source, readings: readings as Reading[] };
 }
+
+/** Orders stream entry ids (`<ms>-<seq>`) as Redis does. */
+export function compareEntryIds(a: string, b: string): number {
+  const [am = '0', as = '0'] = a.split('-');
+  const [bm = '0', bs = '0'] = b.split('-');
+  return Number(am) - Number(bm) || Number(as) - Number(bs);
+}

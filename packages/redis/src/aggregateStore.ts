@@ -7,7 +7,9 @@ import {
   type PaneRing,
   type ShardKeys,
 } from '@streamgauge/core';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.ts';
+import { LeaseLostError } from './errors/LeaseLostError.ts';
+import { runScript } from './scripts.ts';
 
 /**
  * Where the aggregator's state lives between batches and across restarts:
@@ -15,9 +17,11 @@ import type { Redis } from 'ioredis';
  * the pane's doubles, little-endian) plus its latest values and metadata.
  *
  * Exactly-once effect: a batch's state changes and the XACK of its entries
- * are one MULTI/EXEC on keys of one slot (the shard's hash tag). Either both
+ * are one script on keys of one slot (the shard's hash tag). Either both
  * happen or neither does; an unacknowledged entry is re-delivered and
- * re-applied to state that does not contain it.
+ * re-applied to state that does not contain it. The script commits only for
+ * the holder of the shard's lease, so a replica that lost the shard (paused
+ * past its lease) cannot overwrite what its successor committed.
  */
 const PANE_BYTES = 8 + PANE_WIDTH * 8;
 
@@ -31,20 +35,35 @@ export interface ShardCommit {
   readonly removed: readonly string[];
   readonly group: string;
   readonly ackIds: readonly string[];
-  /** Entries that cannot be processed: moved to the dead-letter stream as they are acknowledged. */
-  readonly deadLetters: readonly { readonly id: string; readonly error: string }[];
+  /** Entries given up on: moved to the dead-letter stream as they are acknowledged. */
+  readonly deadLetters: readonly DeadLetter[];
+  /** Entries that failed and stay pending (to be delivered again): their last error. */
+  readonly failures: readonly { readonly id: string; readonly error: string }[];
   readonly counters: Readonly<Record<string, number>>;
 }
 
+export interface DeadLetter {
+  readonly id: string;
+  readonly error: string;
+  readonly deliveries: number;
+}
+
 export class AggregateStore {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #shard: ShardKeys;
   readonly #ttlSeconds: number;
+  /** This replica's lease token: commits are refused unless it holds the shard's lease. */
+  readonly #token: string;
 
-  constructor(redis: Redis, shard: ShardKeys, ttlSeconds: number) {
+  constructor(redis: RedisClient, shard: ShardKeys, options: { ttlSeconds: number; token: string }) {
     this.#redis = redis;
     this.#shard = shard;
-    this.#ttlSeconds = ttlSeconds;
+    this.#ttlSeconds = options.ttlSeconds;
+    this.#token = options.token;
+  }
+
+  get shard(): ShardKeys {
+    return this.#shard;
   }
 
   async load(aheadMs: number): Promise<Map<string, NodeWindows>> {
@@ -67,57 +86,57 @@ export class AggregateStore {
 
   /**
    * Encodes the commit once (clearing the nodes' change marks) and returns a
-   * function that runs it as one transaction; it may be run again after a
-   * failure. Each attempt is a fresh MULTI, and the transaction records its
-   * own id: if an attempt was applied but its reply lost, the next attempt
-   * sees the id and does nothing, so counters and dead letters are never
-   * applied twice.
+   * function that runs it as one script call; it may be run again after a
+   * failure. The script records the commit's id: if an attempt was applied
+   * but its reply lost, the next attempt does nothing, so counters and dead
+   * letters are never applied twice. Throws LeaseLostError when another
+   * replica holds the shard.
    */
   prepare(commit: ShardCommit): () => Promise<void> {
     const shard = this.#shard;
-    const writes = [...commit.changed].map((node) => ({
-      key: shard.aggregateNode(node.nodeId),
-      fields: encodeChanges(node),
-    }));
+    const keys = [
+      shard.lease,
+      shard.aggregateCommit,
+      shard.stream,
+      shard.aggregateNodes,
+      shard.aggregateStats,
+      shard.deadLetters,
+      shard.errors,
+    ];
     const commitId = commit.ackIds[commit.ackIds.length - 1] ?? `local:${randomUUID()}`;
+    const args: (string | number | Buffer)[] = [
+      this.#token,
+      commitId,
+      this.#ttlSeconds,
+      commit.group,
+      DEAD_LETTERS_KEPT,
+    ];
+    const changed = [...commit.changed];
+    args.push(changed.length);
+    for (const node of changed) {
+      keys.push(shard.aggregateNode(node.nodeId));
+      const fields = encodeChanges(node);
+      args.push(fields.length / 2);
+      for (const field of fields) args.push(field);
+    }
+    pushList(args, commit.added);
+    pushList(args, commit.removed);
+    for (const id of commit.removed) keys.push(shard.aggregateNode(id));
+    const counters = Object.entries(commit.counters).filter(([, by]) => by !== 0);
+    args.push(counters.length);
+    for (const [name, by] of counters) args.push(name, by);
+    args.push(commit.deadLetters.length);
+    for (const dead of commit.deadLetters) args.push(dead.id, dead.error, dead.deliveries);
+    args.push(commit.failures.length);
+    for (const failure of commit.failures) args.push(failure.id, failure.error);
+    pushList(args, commit.ackIds);
     return async () => {
-      if ((await this.#redis.get(shard.aggregateCommit)) === commitId) return;
-      const multi = this.#redis.multi();
-      for (const { key, fields } of writes) {
-        if (fields.length > 0) multi.hset(key, ...fields);
-        multi.expire(key, this.#ttlSeconds);
+      try {
+        await runScript(this.#redis, 'commitShard', keys, args as (string | number)[]);
+      } catch (error) {
+        if ((error as Error).message?.startsWith('LEASE_LOST')) throw new LeaseLostError(shard.stream);
+        throw error;
       }
-      if (commit.added.length > 0) multi.sadd(shard.aggregateNodes, ...commit.added);
-      if (commit.removed.length > 0) {
-        multi.srem(shard.aggregateNodes, ...commit.removed);
-        multi.del(...commit.removed.map((id) => shard.aggregateNode(id)));
-      }
-      for (const [counter, by] of Object.entries(commit.counters)) {
-        if (by !== 0) multi.hincrby(shard.aggregateStats, counter, by);
-      }
-      for (const dead of commit.deadLetters) {
-        multi.xadd(
-          shard.deadLetters,
-          'MAXLEN',
-          '~',
-          DEAD_LETTERS_KEPT,
-          '*',
-          'stream',
-          shard.stream,
-          'id',
-          dead.id,
-          'group',
-          commit.group,
-          'error',
-          dead.error,
-        );
-      }
-      if (commit.ackIds.length > 0) multi.xack(shard.stream, commit.group, ...commit.ackIds);
-      multi.set(shard.aggregateCommit, commitId);
-      const replies = await multi.exec();
-      if (replies === null) throw new Error('aggregate commit was aborted');
-      const failed = replies.find(([error]) => error !== null);
-      if (failed) throw failed[0];
     };
   }
 
@@ -137,10 +156,27 @@ export class AggregateStore {
     await this.#redis.set(this.#shard.aggregateWritten, id);
   }
 
+  /** The last error of each given entry that failed before (entries that never failed are absent). */
+  async lastErrors(ids: readonly string[]): Promise<Map<string, string>> {
+    if (ids.length === 0) return new Map();
+    const values = await this.#redis.hmget(this.#shard.errors, ...ids);
+    const errors = new Map<string, string>();
+    ids.forEach((id, i) => {
+      const value = values[i];
+      if (typeof value === 'string') errors.set(id, value);
+    });
+    return errors;
+  }
+
   async counters(): Promise<Record<string, number>> {
     const raw = await this.#redis.hgetall(this.#shard.aggregateStats);
     return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Number(v)]));
   }
+}
+
+function pushList(args: (string | number | Buffer)[], items: readonly string[]): void {
+  args.push(items.length);
+  for (const item of items) args.push(item);
 }
 
 /** The hash fields of a node's changed panes, latest values and metadata; clears its change marks. */

@@ -1,5 +1,8 @@
 import type { RedisConfig } from '@streamgauge/core';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+
+/** A standalone Redis or a Redis Cluster: every adapter works with both. */
+export type RedisClient = Redis | Cluster;
 
 export interface ConnectionOptions {
   /** Shown in CLIENT LIST, so ops can tell which process holds a connection. */
@@ -22,9 +25,13 @@ export interface ConnectionOptions {
 
 /**
  * The one Redis connection factory. Reconnects forever with a short capped
- * backoff, so every service resumes by itself when Redis is back.
+ * backoff, so every service resumes by itself when Redis is back. With
+ * REDIS_CLUSTER_NODES set it returns an ioredis Cluster: every key a command,
+ * script or transaction touches together carries one hash tag, so nothing
+ * crosses slots; auto-pipelining batches commands per master.
  */
-export function connectRedis(config: RedisConfig, options: ConnectionOptions): Redis {
+export function connectRedis(config: RedisConfig, options: ConnectionOptions): RedisClient {
+  const retryStrategy = (attempt: number) => Math.min(50 * 2 ** Math.min(attempt, 5), 1_000);
   const settings: RedisOptions = {
     connectionName: `streamgauge:${options.name}`,
     lazyConnect: false,
@@ -33,16 +40,31 @@ export function connectRedis(config: RedisConfig, options: ConnectionOptions): R
     enableOfflineQueue: !options.failFast,
     // Concurrent requests' commands share one write to the socket.
     enableAutoPipelining: true,
-    retryStrategy: (attempt) => Math.min(50 * 2 ** Math.min(attempt, 5), 1_000),
+    retryStrategy,
     reconnectOnError: (error) => error.message.startsWith('READONLY'),
     autoResendUnfulfilledCommands: options.resendInFlight ?? true,
   };
   if (options.commandTimeoutMs !== undefined) settings.commandTimeout = options.commandTimeoutMs;
+  if (config.clusterNodes !== undefined) {
+    return new Cluster(
+      config.clusterNodes.map((n) => ({ host: n.host, port: n.port })),
+      {
+        redisOptions: settings,
+        enableAutoPipelining: true,
+        enableOfflineQueue: !options.failFast,
+        clusterRetryStrategy: retryStrategy,
+        // A slot moved or a master failed over: refresh the map and retry.
+        maxRedirections: 16,
+        retryDelayOnFailover: 100,
+        retryDelayOnClusterDown: 200,
+      },
+    );
+  }
   return new Redis(config.url, settings);
 }
 
 /** Resolves once the connection is ready, or rejects after `timeoutMs`. */
-export function whenReady(redis: Redis, timeoutMs: number): Promise<void> {
+export function whenReady(redis: RedisClient, timeoutMs: number): Promise<void> {
   if (redis.status === 'ready') return Promise.resolve();
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {

@@ -1,8 +1,9 @@
-export type { ShardCommit } from './aggregateStore.ts';
+export type { DeadLetter, ShardCommit } from './aggregateStore.ts';
 export { AggregateStore } from './aggregateStore.ts';
-export type { ConnectionOptions } from './connection.ts';
+export type { ConnectionOptions, RedisClient } from './connection.ts';
 export { connectRedis, whenReady } from './connection.ts';
 export { GatewayExistsError } from './errors/GatewayExistsError.ts';
+export { LeaseLostError } from './errors/LeaseLostError.ts';
 export type { StoredOutcome } from './errors/RedisUnavailableError.ts';
 export { isUnavailable, RedisUnavailableError } from './errors/RedisUnavailableError.ts';
 export { UnknownGatewayError } from './errors/UnknownGatewayError.ts';
@@ -18,5 +19,6 @@ export type { RedisServerOptions } from './redisServer.ts';
 export { RedisServer, redisServerOnPath } from './redisServer.ts';
 export type { ScriptName } from './scripts.ts';
 export { loadScripts, runScript } from './scripts.ts';
+export { ShardLeases } from './shardLeases.ts';
 export type { DeliveredBatch, DeliveredEntry, StreamConsumerOptions } from './streamConsumer.ts';
 export { StreamConsumer } from './streamConsumer.ts';

@@ -1,7 +1,17 @@
-import { CHANGES_CHANNEL, NODES_ALL_MEMBERS, type Range, readModelKeys } from '@streamgauge/core';
-import type { ChainableCommander, Redis } from 'ioredis';
+import {
+  CHANGES_CHANNEL,
+  NODES_ALL_MEMBERS,
+  RANGES,
+  type Range,
+  readModelKeys,
+  type SystemSums,
+  systemKeys,
+} from '@streamgauge/core';
+import type { ChainableCommander } from 'ioredis';
+import { sendBatch } from './batch.ts';
+import type { RedisClient } from './connection.ts';
 import { isUnavailable, RedisUnavailableError } from './errors/RedisUnavailableError.ts';
-import { loadScripts } from './scripts.ts';
+import { loadScripts, runScript } from './scripts.ts';
 
 /** What the aggregator writes for one node. Absent parts are left as they are. */
 export interface NodeKeys {
@@ -25,30 +35,26 @@ export type ChangeNotice =
 
 const NOTICE_CHUNK = 1000;
 
+/** One queued write: how to add it to a batch. */
+type Write = (batch: ChainableCommander) => void;
+
 /**
  * Writes the dashboard's keys (DATA_MODEL.md). Every key gets the
  * CACHE_TTL_HOURS TTL on every write, so a node that is no longer written
- * disappears. Writes are queued and sent in one pipeline by `flush()`.
+ * disappears. Writes are queued and sent together by `flush()`.
  *
- * Keys are overwritten whatever type they had: a key that an older writer
- * left with another type (WRONGTYPE) is deleted and written again.
+ * Keys are overwritten whatever type they had: the scripts delete a key that
+ * an older writer left with another type, and write it again.
  */
-/** One queued write: how to add it to a pipeline, and the hash it writes (for WRONGTYPE repair). */
-interface Write {
-  readonly queue: (batch: ChainableCommander) => void;
-  readonly commands: number;
-  readonly hash?: readonly [key: string, fields: Record<string, string>];
-}
-
 export class ReadModelWriter {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
   readonly #ttl: number;
   #writes: Write[] = [];
   #nodesAdded: string[] = [];
   #nodesRemoved: string[] = [];
   #notices: ChangeNotice[] = [];
 
-  constructor(redis: Redis, ttlSeconds: number) {
+  constructor(redis: RedisClient, ttlSeconds: number) {
     this.#redis = redis;
     this.#ttl = ttlSeconds;
     loadScripts(redis);
@@ -58,7 +64,8 @@ export class ReadModelWriter {
    * One script call per node writes all its keys, their values in one JSON
    * argument: a pipelined client's cost is per argument, and this sends 11
    * per node instead of about 230 (17 commands). The script repairs a key
-   * of the wrong type itself.
+   * of the wrong type itself. On a cluster a node's keys lie in different
+   * slots, so there it is one call per key.
    */
   writeNode(node: NodeKeys): void {
     const keys: string[] = [];
@@ -80,17 +87,60 @@ export class ReadModelWriter {
       values.push(node.timeseries);
     }
     if (keys.length === 0) return;
+    if (this.#redis.isCluster) {
+      keys.forEach((key, i) => {
+        const args = [this.#ttl, JSON.stringify([values[i]])];
+        this.#writes.push((batch) => queueScript(batch, 'writeNodeKeys', [key], args));
+      });
+      return;
+    }
     const args = [this.#ttl, JSON.stringify(values)];
-    this.#writes.push({ queue: (batch) => queueScript(batch, 'writeNodeKeys', keys, args), commands: 1 });
+    this.#writes.push((batch) => queueScript(batch, 'writeNodeKeys', keys, args));
   }
 
-  writeSystem(range: Range, fields: Record<string, string>): void {
-    const key = readModelKeys.systemMetrics(range);
-    this.#writes.push({
-      queue: (batch) => batch.hset(key, fields).expire(key, this.#ttl),
-      commands: 2,
-      hash: [key, fields],
-    });
+  /**
+   * Stores this replica's partial sums (per shard and range) and returns the
+   * totals over every shard, stamped with a version (mergeSystemPartials.lua).
+   */
+  async mergeSystemPartials(
+    shards: number,
+    partials: ReadonlyMap<number, ReadonlyMap<Range, SystemSums>>,
+  ): Promise<{ version: string; totals: Map<Range, SystemSums> }> {
+    const args: (string | number)[] = [shards, this.#ttl];
+    for (const [shard, byRange] of partials) {
+      for (const [range, s] of byRange) {
+        args.push(`${shard}/${range}`, [s.total, s.active, s.flow, s.pressureSum, s.pressureNodes].join(','));
+      }
+    }
+    const reply = (await runScript(
+      this.#redis,
+      'mergeSystemPartials',
+      [systemKeys.partials],
+      args,
+    )) as string[];
+    const totals = new Map<Range, SystemSums>();
+    for (let i = 1; i + 5 < reply.length; i += 6) {
+      const [total, active, flow, pressureSum, pressureNodes] = reply.slice(i + 1, i + 6).map(Number);
+      const range = reply[i] as Range;
+      if (RANGES.includes(range)) {
+        totals.set(range, {
+          total: total ?? 0,
+          active: active ?? 0,
+          flow: flow ?? 0,
+          pressureSum: pressureSum ?? 0,
+          pressureNodes: pressureNodes ?? 0,
+        });
+      }
+    }
+    return { version: String(reply[0]), totals };
+  }
+
+  /** `system:metrics:{range}`, unless a newer version of it is there already. */
+  writeSystem(range: Range, fields: Record<string, string>, version: string): void {
+    const keys = [readModelKeys.systemMetrics(range), systemKeys.version(range)];
+    const args: (string | number)[] = [version, this.#ttl];
+    for (const [field, value] of Object.entries(fields)) args.push(field, value);
+    this.#writes.push((batch) => queueScript(batch, 'writeSystemMetrics', keys, args));
   }
 
   /** Lists nodes in `nodes:all` (each once) and renews its TTL. */
@@ -122,34 +172,15 @@ export class ReadModelWriter {
     const removed = this.#nodesRemoved.splice(0);
     const notices = this.#notices.splice(0);
     try {
-      const batch = this.#redis.pipeline();
-      const owners: (Write | undefined)[] = [];
-      for (const write of writes) {
-        write.queue(batch);
-        for (let i = 0; i < write.commands; i++) owners.push(write);
-      }
-      const listKeys = [readModelKeys.nodesAll, NODES_ALL_MEMBERS];
-      // Always renew the list's TTL, even when no node is new.
-      queueScript(batch, 'addNodes', listKeys, [this.#ttl, ...added]);
-      if (removed.length > 0) queueScript(batch, 'removeNodes', listKeys, removed);
-      const replies = (await batch.exec()) ?? [];
-
-      const repairs: Write[] = [];
-      for (const [index, [error]] of replies.entries()) {
-        if (error === null) continue;
-        if (isUnavailable(error)) throw new RedisUnavailableError(error);
-        const owner = owners[index];
-        if (!error.message.startsWith('WRONGTYPE') || owner?.hash === undefined) throw error;
-        if (!repairs.includes(owner)) repairs.push(owner);
-      }
-      if (repairs.length > 0) {
-        const repair = this.#redis.pipeline();
-        for (const { hash } of repairs) {
-          if (hash) repair.del(hash[0]).hset(hash[0], hash[1]).expire(hash[0], this.#ttl);
-        }
-        const failed = ((await repair.exec()) ?? []).find(([error]) => error !== null);
-        if (failed?.[0]) throw isUnavailable(failed[0]) ? new RedisUnavailableError(failed[0]) : failed[0];
-      }
+      const replies = await sendBatch(this.#redis, (batch) => {
+        for (const write of writes) write(batch);
+        const listKeys = [readModelKeys.nodesAll, NODES_ALL_MEMBERS];
+        // Always renew the list's TTL, even when no node is new.
+        queueScript(batch, 'addNodes', listKeys, [this.#ttl, ...added]);
+        if (removed.length > 0) queueScript(batch, 'removeNodes', listKeys, removed);
+      });
+      const failed = replies.find(([error]) => error !== null)?.[0];
+      if (failed) throw failed;
     } catch (error) {
       this.#writes.unshift(...writes);
       this.#nodesAdded.unshift(...added);
@@ -170,7 +201,7 @@ export class ReadModelWriter {
 
 function queueScript(
   batch: ChainableCommander,
-  name: 'addNodes' | 'removeNodes' | 'writeNodeKeys',
+  name: 'addNodes' | 'removeNodes' | 'writeNodeKeys' | 'writeSystemMetrics',
   keys: string[],
   args: (string | number)[],
 ): void {

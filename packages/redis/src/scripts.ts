@@ -12,7 +12,12 @@ export type ScriptName =
   | 'revokeGateway'
   | 'addNodes'
   | 'removeNodes'
-  | 'writeNodeKeys';
+  | 'writeNodeKeys'
+  | 'commitShard'
+  | 'lease'
+  | 'replicas'
+  | 'mergeSystemPartials'
+  | 'writeSystemMetrics';
 
 const directory = new URL('./scripts/', import.meta.url);
 

@@ -1,9 +1,9 @@
 import { decodeEntry, type Reading, type ShardKeys } from '@streamgauge/core';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './connection.ts';
 
 export type DeliveredEntry =
-  | { readonly id: string; readonly readings: Reading[] }
-  | { readonly id: string; readonly error: string };
+  | { readonly id: string; readonly deliveries: number; readonly readings: Reading[] }
+  | { readonly id: string; readonly deliveries: number; readonly error: string };
 
 export interface DeliveredBatch {
   readonly shard: ShardKeys;
@@ -11,103 +11,154 @@ export interface DeliveredBatch {
 }
 
 export interface StreamConsumerOptions {
-  readonly shards: readonly ShardKeys[];
   readonly group: string;
   readonly consumer: string;
-  /** Entries per stream per read. */
+  /** Entries per read or claim. */
   readonly count: number;
   /** Longest a read blocks, ms: bounded so a stop or a dead connection is noticed. */
   readonly blockMs: number;
 }
 
-type XReadGroupReply = [stream: string, entries: [id: string, fields: string[] | null][]][] | null;
+type Row = [id: string, fields: string[] | null];
+type XReadGroupReply = [stream: string, rows: Row[]][] | null;
+type XAutoClaimReply = [next: string, rows: Row[], deleted?: string[]];
+type XPendingRow = [id: string, consumer: string, idleMs: number, deliveries: number];
+
+/** Deliveries of an entry that vanished from the stream: it can never be processed. */
+const GONE = Number.POSITIVE_INFINITY;
 
 /**
- * A consumer in a group over the readings streams, on its own connection
- * (a blocking read holds the connection). It first re-reads the entries
- * delivered to it earlier and never acknowledged (what a restart must finish),
- * then reads new ones.
+ * A consumer in a group over the readings stream shards. Each shard is read
+ * on its own connection (a blocking XREADGROUP holds a connection, and in a
+ * Redis Cluster two shards may live on different masters); claims and
+ * delivery counts go over the shared connection.
  */
 export class StreamConsumer {
-  readonly #redis: Redis;
+  readonly #redis: RedisClient;
+  readonly #connectBlocking: (shard: ShardKeys) => RedisClient;
+  readonly #blocking = new Map<string, RedisClient>();
   readonly #options: StreamConsumerOptions;
-  readonly #byStream: Map<string, ShardKeys>;
-  #pendingDone = false;
 
-  constructor(blocking: Redis, options: StreamConsumerOptions) {
-    this.#redis = blocking;
+  constructor(
+    redis: RedisClient,
+    connectBlocking: (shard: ShardKeys) => RedisClient,
+    options: StreamConsumerOptions,
+  ) {
+    this.#redis = redis;
+    this.#connectBlocking = connectBlocking;
     this.#options = options;
-    this.#byStream = new Map(options.shards.map((s) => [s.stream, s]));
-    // A read whose reply was lost to a dropped connection still delivered its
-    // entries: they sit in this consumer's pending list. After every
-    // (re)connection, read that list first.
-    blocking.on('ready', () => {
-      this.#pendingDone = false;
-    });
   }
 
   get consumer(): string {
     return this.#options.consumer;
   }
 
-  /** Creates the group on every stream (from the stream's start) where it is missing. */
-  async ensureGroups(): Promise<void> {
-    for (const shard of this.#options.shards) {
-      try {
-        await this.#redis.xgroup('CREATE', shard.stream, this.#options.group, '0', 'MKSTREAM');
-      } catch (error) {
-        if (!(error as Error).message.startsWith('BUSYGROUP')) throw error;
-      }
+  /** Creates the group on the shard's stream (from its start) if it is missing. */
+  async ensureGroup(shard: ShardKeys): Promise<void> {
+    try {
+      await this.#redis.xgroup('CREATE', shard.stream, this.#options.group, '0', 'MKSTREAM');
+    } catch (error) {
+      if (!(error as Error).message.startsWith('BUSYGROUP')) throw error;
     }
   }
 
-  /** The next batches, one per shard with entries; none after a block with nothing new. */
-  async read(): Promise<DeliveredBatch[]> {
-    if (!this.#pendingDone) {
-      // ID 0: this consumer's entries delivered before and never acknowledged.
-      const pending = this.#decode(await this.#xreadgroup('0', []));
-      if (pending.length > 0) return pending;
-      this.#pendingDone = true;
+  /** New entries of the shard (blocking up to `blockMs`); none after a quiet block. */
+  async read(shard: ShardKeys): Promise<DeliveredBatch> {
+    const { group, consumer, count, blockMs } = this.#options;
+    let connection = this.#blocking.get(shard.stream);
+    if (connection === undefined) {
+      connection = this.#connectBlocking(shard);
+      this.#blocking.set(shard.stream, connection);
     }
-    return this.#decode(await this.#xreadgroup('>', ['BLOCK', this.#options.blockMs]));
-  }
-
-  async #xreadgroup(id: '0' | '>', block: (string | number)[]): Promise<XReadGroupReply> {
-    const { shards, group, consumer, count } = this.#options;
-    const streams = shards.map((s) => s.stream);
-    const args = [
+    const reply = (await connection.call(
+      'XREADGROUP',
       'GROUP',
       group,
       consumer,
       'COUNT',
       count,
-      ...block,
+      'BLOCK',
+      blockMs,
       'STREAMS',
-      ...streams,
-      ...streams.map(() => id),
-    ];
-    return (await this.#redis.call('XREADGROUP', ...args)) as XReadGroupReply;
+      shard.stream,
+      '>',
+    )) as XReadGroupReply;
+    const rows = reply?.[0]?.[1] ?? [];
+    return { shard, entries: rows.map((row) => decodeRow(row, 1)) };
   }
 
-  #decode(reply: XReadGroupReply): DeliveredBatch[] {
-    if (reply === null) return [];
-    const batches: DeliveredBatch[] = [];
-    for (const [stream, rows] of reply) {
-      if (rows.length === 0) continue;
-      const shard = this.#byStream.get(stream);
-      if (shard === undefined) continue;
-      const entries: DeliveredEntry[] = rows.map(([id, fields]) => {
-        // A pending entry whose data was trimmed comes back without fields.
-        if (fields === null)
-          return { id, error: 'entry was trimmed from the stream before it was processed' };
-        try {
-          return { id, readings: decodeEntry(id, fields).readings };
-        } catch (error) {
-          return { id, error: (error as Error).message };
-        }
+  /**
+   * Claims up to `count` entries pending (on any consumer of the group) for
+   * at least `minIdleMs`, from `cursor` on, with how often each has now been
+   * delivered. Entries trimmed from the stream while pending come back as
+   * errors that can never succeed. `next` is '0-0' once the scan is complete.
+   */
+  async claim(
+    shard: ShardKeys,
+    minIdleMs: number,
+    cursor = '0-0',
+  ): Promise<{ batch: DeliveredBatch; next: string }> {
+    const { group, consumer, count } = this.#options;
+    const [next, rows, deleted = []] = (await this.#redis.call(
+      'XAUTOCLAIM',
+      shard.stream,
+      group,
+      consumer,
+      minIdleMs,
+      cursor,
+      'COUNT',
+      count,
+    )) as XAutoClaimReply;
+    const deliveries = await this.#deliveries(shard, rows);
+    const entries = rows.map((row) => decodeRow(row, deliveries.get(row[0]) ?? 1));
+    for (const id of deleted) {
+      entries.push({
+        id,
+        deliveries: GONE,
+        error: 'entry was trimmed from the stream before it was processed',
       });
-      batches.push({ shard, entries });
     }
-    return batches;
+    return { batch: { shard, entries }, next };
+  }
+
+  /** Stops reading the shard: closes its connection (a read in flight is abandoned; its entries stay pending). */
+  release(shard: ShardKeys): void {
+    this.#blocking.get(shard.stream)?.disconnect();
+    this.#blocking.delete(shard.stream);
+  }
+
+  close(): void {
+    for (const connection of this.#blocking.values()) connection.disconnect();
+    this.#blocking.clear();
+  }
+
+  async #deliveries(shard: ShardKeys, rows: readonly Row[]): Promise<Map<string, number>> {
+    const counts = new Map<string, number>();
+    const first = rows[0]?.[0];
+    const last = rows[rows.length - 1]?.[0];
+    if (first === undefined || last === undefined) return counts;
+    // One range query: it may list other consumers' entries in the range too.
+    const pending = (await this.#redis.call(
+      'XPENDING',
+      shard.stream,
+      this.#options.group,
+      first,
+      last,
+      rows.length * 4,
+    )) as XPendingRow[];
+    for (const [id, , , times] of pending) counts.set(id, Number(times));
+    return counts;
+  }
+}
+
+function decodeRow([id, fields]: Row, deliveries: number): DeliveredEntry {
+  // A pending entry whose data was trimmed comes back without fields.
+  if (fields === null) {
+    return { id, deliveries: GONE, error: 'entry was trimmed from the stream before it was processed' };
+  }
+  try {
+    return { id, deliveries, readings: decodeEntry(id, fields).readings };
+  } catch (error) {
+    return { id, deliveries, error: (error as Error).message };
   }
 }

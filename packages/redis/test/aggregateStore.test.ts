@@ -2,7 +2,7 @@ import { NodeWindows, shardKeys } from '@streamgauge/core';
 import { RedisServer, useRedis } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { AggregateStore } from '../src/index.ts';
+import { AggregateStore, LeaseLostError, ShardLeases } from '../src/index.ts';
 
 const db = useRedis({ flushEach: true });
 const shard = shardKeys(0, 1);
@@ -20,28 +20,53 @@ const commitOf = (windows: NodeWindows[], ackIds: string[]) => ({
   removed: [],
   group: 'aggregator',
   ackIds,
-  deadLetters: [{ id: '1-0', error: 'bad entry' }],
+  deadLetters: [{ id: '1-0', error: 'bad entry', deliveries: 3 }],
+  failures: [],
   counters: { entries: 2, readings: 1 },
 });
 
+const token = 'replica-a';
+
+/** A store whose replica holds the shard's lease. */
+async function storeOn(client: Redis): Promise<AggregateStore> {
+  await new ShardLeases(client, { token, leaseMs: 60_000 }).acquire(shard);
+  return new AggregateStore(client, shard, { ttlSeconds: 3600, token });
+}
+
 describe('AggregateStore', () => {
   it('applies a commit once, however often it is retried', async () => {
-    const store = new AggregateStore(db.client, shard, 3600);
+    const store = await storeOn(db.client);
     const commit = store.prepare(commitOf([node('N1')], ['1-0', '2-0']));
     await commit();
     await commit(); // as after a reply lost in transit
     expect(await db.client.hgetall(shard.aggregateStats)).toEqual({ entries: '2', readings: '1' });
-    expect(await db.client.xlen(shard.deadLetters)).toBe(1);
+    const [[, dead]] = (await db.client.xrange(shard.deadLetters, '-', '+')) as [string, string[]][] as [
+      [string, string[]],
+    ];
+    expect(dead).toEqual([
+      'stream',
+      'readings',
+      'id',
+      '1-0',
+      'group',
+      'aggregator',
+      'error',
+      'bad entry',
+      'deliveries',
+      '3',
+    ]);
     const loaded = await store.load(360_000);
     expect(loaded.get('N1')?.evaluate('1h', now).pane[0]).toBe(1);
   });
 
   it('applies a commit that failed while Redis was away once it is back', async () => {
-    const server = await RedisServer.start();
+    // AOF: the lease, like everything Redis acknowledged, survives the crash.
+    const server = await RedisServer.start({ appendfsync: 'always' });
     const client = new Redis(server.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false });
     client.on('error', () => {});
     try {
-      const store = new AggregateStore(client, shard, 3600);
+      await new Promise((resolve) => client.once('ready', resolve));
+      const store = await storeOn(client);
       const commit = store.prepare(commitOf([node('N2')], ['5-0']));
       await server.kill();
       await expect(commit()).rejects.toThrow();
@@ -55,5 +80,31 @@ describe('AggregateStore', () => {
       client.disconnect();
       await server.dispose();
     }
+  });
+
+  it('refuses the commit of a replica whose lease another holds, and changes nothing', async () => {
+    const stale = await storeOn(db.client);
+    const commit = stale.prepare(commitOf([node('N3')], ['7-0']));
+    // The lease expired and another replica took the shard.
+    await db.client.del(shard.lease);
+    expect(await new ShardLeases(db.client, { token: 'replica-b', leaseMs: 60_000 }).acquire(shard)).toBe(
+      true,
+    );
+    await expect(commit()).rejects.toBeInstanceOf(LeaseLostError);
+    expect(await db.client.exists(shard.aggregateStats, shard.aggregateNode('N3'), shard.deadLetters)).toBe(
+      0,
+    );
+  });
+
+  it('keeps the last error of a failed entry until it is acknowledged', async () => {
+    const store = await storeOn(db.client);
+    await store.prepare({
+      ...commitOf([], []),
+      deadLetters: [],
+      failures: [{ id: '9-0', error: 'bad JSON' }],
+    })();
+    expect(await store.lastErrors(['9-0', '8-0'])).toEqual(new Map([['9-0', 'bad JSON']]));
+    await store.prepare({ ...commitOf([], ['9-0']), deadLetters: [] })();
+    expect(await store.lastErrors(['9-0'])).toEqual(new Map());
   });
 });

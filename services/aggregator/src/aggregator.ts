@@ -1,6 +1,9 @@
 import {
+  addToSums,
   type Clock,
+  compareEntryIds,
   contributionOf,
+  EMPTY_SUMS,
   isoTime,
   latestHash,
   metadataHash,
@@ -10,14 +13,17 @@ import {
   RANGES,
   type Range,
   type ShardKeys,
+  type SystemSums,
   systemMetricsHash,
   timeseriesJson,
   windowBounds,
 } from '@streamgauge/core';
 import {
   type AggregateStore,
+  type DeadLetter,
   type DeliveredBatch,
   isUnavailable,
+  LeaseLostError,
   type NodeKeys,
   type ReadModelWriter,
 } from '@streamgauge/redis';
@@ -35,8 +41,15 @@ export interface AggregatorOptions {
    * the stream goes quiet. `latest` is written after every batch.
    */
   readonly metricsIntervalMs?: number;
+  /** STREAM_SHARDS: how many shards the system sums are split over. */
+  readonly shardCount: number;
+  /** An entry that failed this many deliveries is dead-lettered. */
+  readonly maxDeliveries: number;
+  /** Called when a commit finds the shard's lease held by another replica (the shard is already dropped). */
+  readonly onLeaseLost?: (shard: ShardKeys) => void;
 }
 
+/** A shard this replica holds: one object per acquisition, so work from an earlier one is recognised. */
 export interface ShardState {
   readonly shard: ShardKeys;
   readonly store: AggregateStore;
@@ -54,6 +67,8 @@ export interface BatchOutcome {
   readonly tooLate: number;
   readonly tooEarly: number;
   readonly dead: number;
+  /** Entries that failed and stay pending, to be delivered again. */
+  readonly failed: number;
   readonly nodes: number;
 }
 
@@ -65,6 +80,7 @@ type Counters = {
   too_late: number;
   too_early: number;
   dead: number;
+  failed: number;
 };
 
 /**
@@ -86,7 +102,8 @@ type Counters = {
  * them) and by the restart, which rewrites every key from the committed state.
  */
 export class Aggregator {
-  readonly #shards: ReadonlyMap<string, ShardState>;
+  /** The shards this replica holds, by stream. */
+  readonly #shards = new Map<string, ShardState>();
   /** `latest` after each batch; metrics, series and system metrics, on their own connection. */
   readonly #latestWriter: ReadModelWriter;
   readonly #writer: ReadModelWriter;
@@ -108,11 +125,9 @@ export class Aggregator {
   #stopping = false;
 
   constructor(
-    shards: readonly ShardState[],
     writers: { readonly latest: ReadModelWriter; readonly metrics: ReadModelWriter },
     options: AggregatorOptions,
   ) {
-    this.#shards = new Map(shards.map((s) => [s.shard.stream, s]));
     this.#latestWriter = writers.latest;
     this.#writer = writers.metrics;
     this.#options = options;
@@ -122,21 +137,81 @@ export class Aggregator {
     return this.#nodes.size;
   }
 
-  /** Loads the persisted state and rewrites every key from it (they may have expired meanwhile). */
-  async start(): Promise<void> {
-    for (const state of this.#shards.values()) {
-      const loaded = await state.store.load(this.#options.aheadMs);
-      for (const [id, windows] of loaded) this.#nodes.set(id, { windows, shard: state });
+  get shards(): ShardState[] {
+    return [...this.#shards.values()];
+  }
+
+  /** Whether `state` is the current acquisition of its shard (work of an earlier one is dropped). */
+  holds(state: ShardState): boolean {
+    return this.#shards.get(state.shard.stream) === state;
+  }
+
+  /**
+   * Takes over a shard: loads its persisted state and rewrites its nodes'
+   * keys from it (they may have expired meanwhile, or been written by a
+   * replica that died before committing).
+   */
+  async acquire(state: ShardState): Promise<void> {
+    const loaded = await this.#persist(() => state.store.load(this.#options.aheadMs), 'state (loading)');
+    this.#shards.set(state.shard.stream, state);
+    const now = this.#options.clock.now();
+    for (const [id, windows] of loaded) {
+      this.#nodes.set(id, { windows, shard: state });
+      this.#writeNode(id, now, RANGES, { series: true, identity: true });
     }
-    this.#options.logger.info({ nodes: this.#nodes.size }, 'aggregator state loaded');
-    this.#evaluatedPane.clear();
-    await this.tick(true);
-    // Every key now reflects the committed state: everything the group acknowledged.
-    for (const state of this.#shards.values()) {
-      const delivered = await state.store.lastDelivered(this.#options.group);
-      if (delivered !== undefined) this.#committed.set(state, delivered);
+    this.#writer.listNodes(loaded.keys());
+    await this.#persist(() => this.#writer.flush(), 'read model');
+    await this.#writeSystem(RANGES, now);
+    this.#options.logger.info({ stream: state.shard.stream, nodes: loaded.size }, 'shard acquired');
+  }
+
+  /**
+   * Lets go of a shard. Gracefully (another replica is to take it) its keys
+   * are written out first; after a lost lease its state is just dropped (it
+   * may hold changes that were never committed).
+   */
+  async release(state: ShardState, graceful: boolean): Promise<void> {
+    if (!this.holds(state)) return;
+    if (graceful) await this.flush();
+    this.#drop(state);
+    this.#options.logger.info({ stream: state.shard.stream, graceful }, 'shard released');
+  }
+
+  /**
+   * After a shard's pending entries are done: every entry the group has
+   * delivered is applied (or dead-lettered, or failed), so the keys, once
+   * written, reflect the stream up to the group's position.
+   */
+  async settle(state: ShardState): Promise<void> {
+    if (!this.holds(state)) return;
+    const delivered = await this.#persist(
+      () => state.store.lastDelivered(this.#options.group),
+      'group position',
+    );
+    if (delivered !== undefined) this.#advance(state, delivered);
+    await this.flush();
+  }
+
+  #drop(state: ShardState): void {
+    this.#shards.delete(state.shard.stream);
+    this.#committed.delete(state);
+    this.#written.delete(state);
+    for (const [id, node] of this.#nodes) {
+      if (node.shard !== state) continue;
+      this.#forget(id);
+      this.#dirty.delete(id);
     }
-    await this.#markWritten(this.#committed);
+    if (this.#round !== undefined) {
+      this.#round.nodes = this.#round.nodes.filter((id) => this.#nodes.has(id));
+      const upTo = new Map(this.#round.upTo);
+      upTo.delete(state);
+      this.#round.upTo = upTo;
+    }
+  }
+
+  #advance(state: ShardState, id: string): void {
+    const current = this.#committed.get(state);
+    if (current === undefined || compareEntryIds(id, current) > 0) this.#committed.set(state, id);
   }
 
   /** Stops retrying failed writes (a stop while Redis is away leaves the batch pending). */
@@ -145,79 +220,109 @@ export class Aggregator {
   }
 
   /**
-   * An empty batch list (the stream is quiet) writes the metrics still owed.
+   * Applies one batch of a shard this replica holds (a batch of an earlier
+   * acquisition, or of a shard since lost, is ignored: its entries stay
+   * pending for the holder). An empty batch (the stream is quiet) writes
+   * the metrics still owed.
+   *
+   * An entry that cannot be processed stays pending with its error, to be
+   * delivered again; once it has failed `maxDeliveries` deliveries it goes to
+   * the dead-letter stream. An entry delivered more often than that without
+   * ever being acknowledged (a consumer died on it each time) is
+   * dead-lettered without another attempt.
    */
-  async apply(batches: readonly DeliveredBatch[]): Promise<BatchOutcome> {
-    const outcome = { entries: 0, readings: 0, applied: 0, tooLate: 0, tooEarly: 0, dead: 0, nodes: 0 };
-    if (batches.length === 0) {
+  async apply(batch: DeliveredBatch, state: ShardState): Promise<BatchOutcome> {
+    const outcome = {
+      entries: 0,
+      readings: 0,
+      applied: 0,
+      tooLate: 0,
+      tooEarly: 0,
+      dead: 0,
+      failed: 0,
+      nodes: 0,
+    };
+    if (!this.holds(state)) return outcome;
+    if (batch.entries.length === 0) {
       await this.flush({ wait: false });
       return outcome;
     }
     const now = this.#options.clock.now();
+    const max = this.#options.maxDeliveries;
     const changed = new Set<string>();
-    const perShard = new Map<
-      ShardState,
-      { ids: string[]; added: string[]; dead: { id: string; error: string }[]; counters: Counters }
-    >();
+    const counters: Counters = {
+      entries: 0,
+      readings: 0,
+      applied: 0,
+      too_late: 0,
+      too_early: 0,
+      dead: 0,
+      failed: 0,
+    };
+    const work = {
+      ids: [] as string[],
+      acks: [] as string[],
+      added: [] as string[],
+      dead: [] as DeadLetter[],
+      failures: [] as { id: string; error: string }[],
+    };
+    const exhausted = batch.entries.filter((e) => 'readings' in e && e.deliveries > max).map((e) => e.id);
+    const lastErrors = await this.#persist(() => state.store.lastErrors(exhausted), 'errors');
 
-    for (const batch of batches) {
-      const state = this.#shards.get(batch.shard.stream);
-      if (state === undefined) continue;
-      let shardWork = perShard.get(state);
-      if (shardWork === undefined) {
-        shardWork = {
-          ids: [],
-          added: [],
-          dead: [],
-          counters: { entries: 0, readings: 0, applied: 0, too_late: 0, too_early: 0, dead: 0 },
-        };
-        perShard.set(state, shardWork);
-      }
-      const counters = shardWork.counters;
-      for (const entry of batch.entries) {
-        shardWork.ids.push(entry.id);
-        counters.entries++;
-        if ('error' in entry) {
-          shardWork.dead.push(entry);
+    for (const entry of batch.entries) {
+      work.ids.push(entry.id);
+      counters.entries++;
+      if ('error' in entry || entry.deliveries > max) {
+        const error =
+          'error' in entry
+            ? entry.error
+            : (lastErrors.get(entry.id) ??
+              `delivered ${entry.deliveries} times without being acknowledged (the consumer stopped while processing it)`);
+        if (entry.deliveries >= max) {
+          work.dead.push({ id: entry.id, error, deliveries: entry.deliveries });
           counters.dead++;
           this.#options.logger.error(
-            { stream: batch.shard.stream, id: entry.id, error: entry.error },
+            { stream: batch.shard.stream, id: entry.id, deliveries: entry.deliveries, error },
             'entry dead-lettered',
           );
-          continue;
+        } else {
+          work.failures.push({ id: entry.id, error });
+          counters.failed++;
+          this.#options.logger.warn(
+            { stream: batch.shard.stream, id: entry.id, deliveries: entry.deliveries, error },
+            'entry failed; it stays pending and will be delivered again',
+          );
         }
-        for (const reading of entry.readings) {
-          counters.readings++;
-          let node = this.#nodes.get(reading.node_id);
-          if (node === undefined) {
-            node = { windows: new NodeWindows(reading.node_id, this.#options.aheadMs), shard: state };
-            this.#nodes.set(reading.node_id, node);
-            shardWork.added.push(reading.node_id);
-          }
-          const result = node.windows.add(reading, now);
-          if (result === 'applied') {
-            counters.applied++;
-            changed.add(reading.node_id);
-          } else if (result === 'too_late') {
-            counters.too_late++;
-          } else {
-            counters.too_early++;
-          }
+        continue;
+      }
+      work.acks.push(entry.id);
+      for (const reading of entry.readings) {
+        counters.readings++;
+        let node = this.#nodes.get(reading.node_id);
+        if (node === undefined) {
+          node = { windows: new NodeWindows(reading.node_id, this.#options.aheadMs), shard: state };
+          this.#nodes.set(reading.node_id, node);
+          work.added.push(reading.node_id);
+        }
+        const result = node.windows.add(reading, now);
+        if (result === 'applied') {
+          counters.applied++;
+          changed.add(reading.node_id);
+        } else if (result === 'too_late') {
+          counters.too_late++;
+        } else {
+          counters.too_early++;
         }
       }
     }
 
     // A node created by readings that were all too late or too early has
     // nothing to show: it is not kept or listed until one of its readings counts.
-    const added: string[] = [];
-    for (const work of perShard.values()) {
-      work.added = work.added.filter((id) => {
-        if (changed.has(id)) return true;
-        this.#nodes.delete(id);
-        return false;
-      });
-      added.push(...work.added);
-    }
+    work.added = work.added.filter((id) => {
+      if (changed.has(id)) return true;
+      this.#nodes.delete(id);
+      return false;
+    });
 
     // The fast path: latest values (and metadata, when it changed) right away.
     for (const id of changed) {
@@ -231,34 +336,33 @@ export class Aggregator {
       });
       this.#dirty.add(id);
     }
-    this.#latestWriter.listNodes(added);
+    this.#latestWriter.listNodes(work.added);
     this.#latestWriter.notify({ cause: 'readings', keys: 'latest', at: isoTime(now), nodes: [...changed] });
     await this.#persist(() => this.#latestWriter.flush(), 'read model');
 
-    for (const [state, work] of perShard) {
-      const changedHere = [...changed].flatMap((id) => {
+    const commit = state.store.prepare({
+      changed: [...changed].flatMap((id) => {
         const node = this.#nodes.get(id);
-        return node && node.shard === state ? [node.windows] : [];
-      });
-      const commit = state.store.prepare({
-        changed: changedHere,
-        added: work.added,
-        removed: [],
-        group: this.#options.group,
-        ackIds: work.ids,
-        deadLetters: work.dead,
-        counters: work.counters,
-      });
-      await this.#persist(commit, 'state');
-      const last = work.ids[work.ids.length - 1];
-      if (last !== undefined) this.#committed.set(state, last);
-      outcome.entries += work.counters.entries;
-      outcome.readings += work.counters.readings;
-      outcome.applied += work.counters.applied;
-      outcome.tooLate += work.counters.too_late;
-      outcome.tooEarly += work.counters.too_early;
-      outcome.dead += work.counters.dead;
-    }
+        return node ? [node.windows] : [];
+      }),
+      added: work.added,
+      removed: [],
+      group: this.#options.group,
+      ackIds: work.acks,
+      deadLetters: work.dead,
+      failures: work.failures,
+      counters,
+    });
+    if (!(await this.#commit(state, commit))) return outcome;
+    const last = work.ids[work.ids.length - 1];
+    if (last !== undefined) this.#advance(state, last);
+    outcome.entries = counters.entries;
+    outcome.readings = counters.readings;
+    outcome.applied = counters.applied;
+    outcome.tooLate = counters.too_late;
+    outcome.tooEarly = counters.too_early;
+    outcome.dead = counters.dead;
+    outcome.failed = counters.failed;
     // Metrics when due (in chunks, between batches); otherwise they wait for
     // the interval or a quiet stream.
     if (this.#round !== undefined || now - this.#lastFlush >= (this.#options.metricsIntervalMs ?? 1000)) {
@@ -298,11 +402,10 @@ export class Aggregator {
       this.#round = undefined;
       this.#lastFlush = now;
     }
-    if (nodes.length > 0) {
-      this.#writeSystem(RANGES, now);
-      this.#writer.notify({ cause: 'readings', keys: 'all', at: isoTime(now), nodes });
-    }
+    if (nodes.length > 0) this.#writer.notify({ cause: 'readings', keys: 'all', at: isoTime(now), nodes });
+    const sums = nodes.length > 0 ? this.#partialSums(RANGES) : undefined;
     const written = this.#persist(() => this.#writer.flush(), 'read model').then(async () => {
+      if (sums !== undefined) await this.#writeSystem(RANGES, now, sums);
       if (complete) await this.#markWritten(round.upTo);
     });
     this.#metricsInFlight = written.catch((error: unknown) => {
@@ -316,7 +419,7 @@ export class Aggregator {
 
   async #markWritten(upTo: ReadonlyMap<ShardState, string>): Promise<void> {
     for (const [state, id] of upTo) {
-      if (this.#written.get(state) === id) continue;
+      if (this.#written.get(state) === id || !this.holds(state)) continue;
       await this.#persist(() => state.store.markWritten(id), 'watermark');
       this.#written.set(state, id);
     }
@@ -349,7 +452,6 @@ export class Aggregator {
     // Hourly (and at start) every node is listed again: cheap, and it repairs a
     // `nodes:all` that expired or was deleted.
     if (all || hourly) this.#writer.listNodes(this.#nodes.keys());
-    this.#writeSystem(due, now);
     this.#writer.notify({ cause: 'clock', at: isoTime(now), ranges: due });
     const removed = [...forgotten.values()].flat();
     if (removed.length > 0) {
@@ -357,6 +459,7 @@ export class Aggregator {
       this.#options.logger.info({ nodes: removed.length }, 'forgot nodes silent for 30 days');
     }
     await this.#persist(() => this.#writer.flush(), 'read model');
+    await this.#writeSystem(due, now);
     for (const [state, ids] of forgotten) {
       const commit = state.store.prepare({
         changed: [],
@@ -365,9 +468,10 @@ export class Aggregator {
         group: this.#options.group,
         ackIds: [],
         deadLetters: [],
+        failures: [],
         counters: {},
       });
-      await this.#persist(commit, 'state');
+      await this.#commit(state, commit);
     }
     return due;
   }
@@ -397,9 +501,50 @@ export class Aggregator {
     this.#writer.writeNode(keys);
   }
 
-  #writeSystem(ranges: readonly Range[], now: number): void {
+  /** Per shard held and range, the sums over the shard's nodes (EMPTY_SUMS for a shard with none). */
+  #partialSums(ranges: readonly Range[]): Map<number, Map<Range, SystemSums>> {
+    const partials = new Map<number, Map<Range, SystemSums>>();
+    for (const state of this.#shards.values()) {
+      partials.set(state.shard.shard, new Map(ranges.map((r) => [r, EMPTY_SUMS])));
+    }
     for (const range of ranges) {
-      this.#writer.writeSystem(range, systemMetricsHash(this.#contributions.get(range)?.values() ?? [], now));
+      for (const [id, contribution] of this.#contributions.get(range) ?? []) {
+        const byRange = partials.get(this.#nodes.get(id)?.shard.shard.shard ?? -1);
+        if (byRange) byRange.set(range, addToSums(byRange.get(range) ?? EMPTY_SUMS, contribution));
+      }
+    }
+    return partials;
+  }
+
+  /**
+   * The system metrics are sums over every node of every replica: this
+   * replica's shards' partial sums are merged with the others' in Redis,
+   * and the totals written unless a newer total is already there.
+   */
+  async #writeSystem(ranges: readonly Range[], now: number, sums = this.#partialSums(ranges)): Promise<void> {
+    await this.#persist(async () => {
+      const { version, totals } = await this.#writer.mergeSystemPartials(this.#options.shardCount, sums);
+      for (const range of ranges) {
+        this.#writer.writeSystem(range, systemMetricsHash(totals.get(range) ?? EMPTY_SUMS, now), version);
+      }
+      await this.#writer.flush();
+    }, 'system metrics');
+  }
+
+  /** Runs a shard commit; false when the shard's lease was lost (its state is then dropped). */
+  async #commit(state: ShardState, commit: () => Promise<void>): Promise<boolean> {
+    try {
+      await this.#persist(commit, 'state');
+      return true;
+    } catch (error) {
+      if (!(error instanceof LeaseLostError)) throw error;
+      this.#options.logger.warn(
+        { stream: state.shard.stream },
+        'lease lost to another replica; dropping the shard',
+      );
+      this.#drop(state);
+      this.#options.onLeaseLost?.(state.shard);
+      return false;
     }
   }
 
@@ -414,11 +559,10 @@ export class Aggregator {
    * Only unavailability is retried: any other failure cannot succeed by
    * waiting, and ends the pipeline loudly (a restart rebuilds from Redis).
    */
-  async #persist(write: () => Promise<void>, what: string): Promise<void> {
+  async #persist<T>(write: () => Promise<T>, what: string): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
-        await write();
-        return;
+        return await write();
       } catch (error) {
         if (this.#stopping || !isUnavailable(error)) throw error;
         this.#options.logger.warn({ err: error, attempt }, `writing the ${what} failed; retrying`);

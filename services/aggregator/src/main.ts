@@ -1,8 +1,17 @@
+import { randomUUID } from 'node:crypto';
 import { allShardKeys, type Clock, type Config, GROUPS, systemClock } from '@streamgauge/core';
-import { AggregateStore, connectRedis, ReadModelWriter, StreamConsumer, whenReady } from '@streamgauge/redis';
+import {
+  AggregateStore,
+  connectRedis,
+  ReadModelWriter,
+  ShardLeases,
+  StreamConsumer,
+  whenReady,
+} from '@streamgauge/redis';
 import type { Logger } from 'pino';
-import type { Observable } from 'rxjs';
+import { filter, firstValueFrom, fromEvent, type Observable, skip } from 'rxjs';
 import { Aggregator } from './aggregator.ts';
+import { LeaseKeeper } from './leaseKeeper.ts';
 import { type Processed, runPipeline } from './pipeline.ts';
 import { paneBoundaries } from './ticks.ts';
 
@@ -10,7 +19,9 @@ export interface RunningAggregator {
   readonly processed$: Observable<Processed>;
   /** Nodes in the live state. */
   nodeCount(): number;
-  /** Finishes the batch in hand, commits it, closes connections. */
+  /** The shards (stream names) this replica holds now. */
+  heldShards(): string[];
+  /** Finishes the batch in hand, commits it, writes what is owed, gives up its leases, closes connections. */
   stop(): Promise<void>;
   /** Settles when the pipeline ends (after stop, or on a fatal error). */
   readonly done: Promise<void>;
@@ -34,35 +45,47 @@ export async function startAggregator(
   runtime: AggregatorRuntime = {},
 ): Promise<RunningAggregator> {
   const clock = runtime.clock ?? systemClock;
-  const log = logger.child({ consumer: config.aggregator.consumer });
+  const settings = config.aggregator;
+  const log = logger.child({ consumer: settings.consumer });
   // A watchdog on every command: a reply lost to a cut connection must end in
   // an error (then a retry: every write here is idempotent), never in a hang.
   const redis = connectRedis(config.redis, { name: 'aggregator', commandTimeoutMs: COMMAND_TIMEOUT_MS });
-  const blocking = connectRedis(config.redis, {
-    name: 'aggregator-read',
-    commandTimeoutMs: config.aggregator.blockMs + COMMAND_TIMEOUT_MS,
-  });
   // Metrics are written on their own connection, so `latest` writes never queue behind them.
   const metrics = connectRedis(config.redis, {
     name: 'aggregator-metrics',
     commandTimeoutMs: COMMAND_TIMEOUT_MS,
   });
-  for (const connection of [redis, blocking, metrics]) {
+  for (const connection of [redis, metrics]) {
     connection.on('error', (error) => log.warn({ err: error }, 'redis connection error'));
   }
   await whenReady(redis, 30_000);
 
-  const shards = allShardKeys(config.stream.shards);
-  const consumer = new StreamConsumer(blocking, {
-    shards,
-    group: GROUPS.aggregator,
-    consumer: config.aggregator.consumer,
-    count: config.aggregator.readCount,
-    blockMs: config.aggregator.blockMs,
-  });
-  await consumer.ensureGroups();
+  // A blocking read per shard, on its own connection, with a bounded BLOCK and
+  // a watchdog just beyond it.
+  const consumer = new StreamConsumer(
+    redis,
+    (shard) => {
+      const blocking = connectRedis(config.redis, {
+        name: `aggregator-read:${shard.shard}`,
+        commandTimeoutMs: settings.blockMs + COMMAND_TIMEOUT_MS,
+      });
+      blocking.on('error', (error) =>
+        log.warn({ err: error, stream: shard.stream }, 'redis connection error'),
+      );
+      return blocking;
+    },
+    {
+      group: GROUPS.aggregator,
+      consumer: settings.consumer,
+      count: settings.readCount,
+      blockMs: settings.blockMs,
+    },
+  );
+  // The token is unique per process: two replicas never share a lease, even under one consumer name.
+  const token = `${settings.consumer}/${randomUUID()}`;
+  const leases = new ShardLeases(redis, { token, leaseMs: settings.leaseMs });
+  const keeper = new LeaseKeeper(leases, allShardKeys(config.stream.shards), log);
   const aggregator = new Aggregator(
-    shards.map((shard) => ({ shard, store: new AggregateStore(redis, shard, STATE_TTL_SECONDS) })),
     {
       latest: new ReadModelWriter(redis, config.cacheTtlSeconds),
       metrics: new ReadModelWriter(metrics, config.cacheTtlSeconds),
@@ -71,32 +94,58 @@ export async function startAggregator(
     {
       group: GROUPS.aggregator,
       aheadMs: config.ingest.maxFutureMs + 60_000,
-      metricsIntervalMs: config.aggregator.metricsIntervalMs,
+      metricsIntervalMs: settings.metricsIntervalMs,
+      shardCount: config.stream.shards,
+      maxDeliveries: settings.maxDeliveries,
       clock,
       logger: log,
+      onLeaseLost: (shard) => keeper.lost(shard),
     },
   );
-  await aggregator.start();
 
-  const pipeline = runPipeline(consumer, aggregator, runtime.ticks$ ?? paneBoundaries(clock), log);
+  const pipeline = runPipeline(consumer, aggregator, keeper, runtime.ticks$ ?? paneBoundaries(clock), log, {
+    claimIdleMs: settings.claimIdleMs,
+    newState: (shard) => ({
+      shard,
+      store: new AggregateStore(redis, shard, { ttlSeconds: STATE_TTL_SECONDS, token }),
+    }),
+    // The first 'ready' is the initial connection; later ones follow a drop.
+    reconnected$: fromEvent(redis, 'ready').pipe(skip(redis.status === 'ready' ? 0 : 1)),
+  });
+  const settled = new Set<string>();
   pipeline.processed$.subscribe((done) => {
-    if (done.kind === 'batches' && done.outcome.entries > 0) log.debug(done.outcome, 'batch applied');
-    if (done.kind === 'batches' && (done.outcome.tooLate > 0 || done.outcome.tooEarly > 0)) {
+    if (done.kind === 'release') settled.delete(done.stream);
+    if (done.kind !== 'batches') return;
+    if (done.settled !== undefined) settled.add(done.settled);
+    if (done.outcome.entries > 0) log.debug(done.outcome, 'batch applied');
+    if (done.outcome.tooLate > 0 || done.outcome.tooEarly > 0) {
       log.info(
         { tooLate: done.outcome.tooLate, tooEarly: done.outcome.tooEarly },
         'readings outside the live windows',
       );
     }
   });
-  log.info({ streams: shards.map((s) => s.stream), nodes: aggregator.nodeCount }, 'aggregator running');
+  // Running means: the shards that were free are taken, their state loaded
+  // and what was pending on them applied.
+  await keeper.start();
+  const holdsAll = () => keeper.held.every((shard) => settled.has(shard.stream));
+  if (!holdsAll())
+    await firstValueFrom(pipeline.processed$.pipe(filter(holdsAll)), { defaultValue: undefined });
+  log.info(
+    { shards: config.stream.shards, held: keeper.held.map((s) => s.stream), token },
+    'aggregator running',
+  );
 
   const close = async () => {
-    await Promise.all([redis, blocking, metrics].map((c) => c.quit().catch(() => {})));
-    for (const connection of [redis, blocking, metrics]) connection.disconnect();
+    consumer.close();
+    await Promise.all([redis, metrics].map((c) => c.quit().catch(() => {})));
+    for (const connection of [redis, metrics]) connection.disconnect();
   };
-  // A graceful stop writes what a coalesced flush still owed the dashboard.
+  // A graceful stop writes what a coalesced flush still owed the dashboard,
+  // then hands its shards over at once (instead of after the lease expires).
   const done = pipeline.done
     .then(() => aggregator.flush())
+    .then(() => keeper.stop())
     .catch((error: unknown) => {
       log.error({ err: error }, 'aggregator stopped on an error');
       throw error;
@@ -105,6 +154,7 @@ export async function startAggregator(
   return {
     processed$: pipeline.processed$,
     nodeCount: () => aggregator.nodeCount,
+    heldShards: () => keeper.held.map((s) => s.stream),
     done,
     async stop() {
       pipeline.stop();

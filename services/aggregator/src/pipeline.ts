@@ -1,12 +1,15 @@
+import type { ShardKeys } from '@streamgauge/core';
 import type { DeliveredBatch, StreamConsumer } from '@streamgauge/redis';
 import type { Logger } from 'pino';
 import {
   BehaviorSubject,
   concatMap,
   defer,
+  filter,
   lastValueFrom,
   map,
   merge,
+  mergeMap,
   type Observable,
   retry,
   Subject,
@@ -14,15 +17,39 @@ import {
   tap,
   timer,
 } from 'rxjs';
-import type { Aggregator, BatchOutcome } from './aggregator.ts';
+import type { Aggregator, BatchOutcome, ShardState } from './aggregator.ts';
+import type { LeaseKeeper } from './leaseKeeper.ts';
 
 export type Job =
-  | { readonly kind: 'batches'; readonly batches: DeliveredBatch[] }
+  | { readonly kind: 'acquire'; readonly state: ShardState; readonly done: () => void }
+  | {
+      readonly kind: 'batch';
+      readonly state: ShardState;
+      readonly batch: DeliveredBatch;
+      /** The last page of the scan of pending entries that follows an acquisition. */
+      readonly settle: boolean;
+      readonly done: () => void;
+    }
+  | { readonly kind: 'release'; readonly state: ShardState; readonly graceful: boolean }
   | { readonly kind: 'tick'; readonly at: number };
 
 export type Processed =
-  | { readonly kind: 'batches'; readonly outcome: BatchOutcome }
-  | { readonly kind: 'tick'; readonly ranges: string[] };
+  | {
+      readonly kind: 'batches';
+      readonly outcome: BatchOutcome;
+      /** The shard whose pending entries this batch finished (after an acquisition). */
+      readonly settled?: string;
+    }
+  | { readonly kind: 'tick'; readonly ranges: string[] }
+  | { readonly kind: 'acquire' | 'release'; readonly stream: string };
+
+export interface PipelineOptions {
+  /** Entries pending this long are claimed again (crashed reads, failed entries). */
+  readonly claimIdleMs: number;
+  readonly newState: (shard: ShardKeys) => ShardState;
+  /** Emits when the connection came back after a drop: pending entries are scanned at once. */
+  readonly reconnected$: Observable<unknown>;
+}
 
 export interface RunningPipeline {
   /** Every processed job, for logs, metrics and tests. */
@@ -35,55 +62,77 @@ export interface RunningPipeline {
 /**
  * The aggregator as an RxJS pipeline:
  *
- *   pull ──► XREADGROUP (blocking, own connection) ──┐
- *                                                    ├─ concatMap(apply | slide) ──► keys + commit
- *   clock ──► pane boundaries ───────────────────────┘
+ *   leases ──► per held shard: acquire, then pull ──► claim | XREADGROUP ──┐
+ *   clock ──► pane boundaries ─────────────────────────────────────────────┼─ concatMap(job) ──► keys + commit
+ *   leases ──► release | lost ─────────────────────────────────────────────┘
  *
- * One read is in flight at a time and the next is pulled only once its batch
- * is committed, so memory stays bounded however far behind the group is, and
- * batches and ticks never interleave.
+ * Jobs run one at a time. Each shard has one read or claim in flight at a
+ * time, and the next is pulled only once its batch is committed, so memory
+ * stays bounded however far behind the group is; and because a claim is just
+ * another pull of the shard's loop, it never races a read of the same shard
+ * (it cannot claim entries that are in this process, waiting to be applied).
  */
 export function runPipeline(
   consumer: StreamConsumer,
   aggregator: Aggregator,
+  keeper: LeaseKeeper,
   ticks$: Observable<number>,
   logger: Logger,
+  options: PipelineOptions,
 ): RunningPipeline {
   const stop$ = new Subject<void>();
-  const pull$ = new BehaviorSubject<void>(undefined);
   const processed$ = new Subject<Processed>();
+  const ends$ = keeper.events$.pipe(filter((e) => e.kind !== 'acquired'));
+  const held = new Map<ShardKeys, ShardState>();
 
-  const reads$ = pull$.pipe(
-    takeUntil(stop$),
-    concatMap(() =>
-      defer(() => consumer.read()).pipe(
-        retry({
-          delay: (error: Error, attempt) => {
-            logger.warn({ err: error, attempt }, 'reading the stream failed; retrying');
-            return timer(Math.min(100 * 2 ** attempt, 2_000));
-          },
-          resetOnSuccess: true,
-        }),
-      ),
-    ),
-    map((batches): Job => ({ kind: 'batches', batches })),
+  const shardJobs$ = keeper.events$.pipe(
+    filter((e) => e.kind === 'acquired'),
+    mergeMap(({ shard }) => {
+      const state = options.newState(shard);
+      held.set(shard, state);
+      return shardLoop(state, consumer, options, logger).pipe(
+        takeUntil(merge(stop$, ends$.pipe(filter((e) => e.shard === shard)))),
+      );
+    }),
+  );
+  const releases$ = ends$.pipe(
+    mergeMap((e) => {
+      const state = held.get(e.shard);
+      held.delete(e.shard);
+      consumer.release(e.shard);
+      return state ? [{ kind: 'release', state, graceful: e.kind === 'release' } as Job] : [];
+    }),
   );
   const slides$ = ticks$.pipe(
     takeUntil(stop$),
     map((at): Job => ({ kind: 'tick', at })),
   );
 
-  const work$ = merge(reads$, slides$).pipe(
+  const work$ = merge(shardJobs$, releases$, slides$).pipe(
+    takeUntil(stop$),
     concatMap(async (job): Promise<Processed> => {
-      if (job.kind === 'batches') {
-        return { kind: 'batches', outcome: await aggregator.apply(job.batches) };
+      switch (job.kind) {
+        case 'acquire':
+          await consumer.ensureGroup(job.state.shard);
+          await aggregator.acquire(job.state);
+          job.done();
+          return { kind: 'acquire', stream: job.state.shard.stream };
+        case 'batch': {
+          const outcome = await aggregator.apply(job.batch, job.state);
+          job.done();
+          if (!job.settle) return { kind: 'batches', outcome };
+          await aggregator.settle(job.state);
+          return { kind: 'batches', outcome, settled: job.state.shard.stream };
+        }
+        case 'release':
+          await aggregator.release(job.state, job.graceful);
+          if (job.graceful) await keeper.released(job.state.shard);
+          return { kind: 'release', stream: job.state.shard.stream };
+        case 'tick':
+          return { kind: 'tick', ranges: await aggregator.tick() };
       }
-      return { kind: 'tick', ranges: await aggregator.tick() };
     }),
-    tap((done) => {
-      processed$.next(done);
-      if (done.kind === 'batches') pull$.next();
-    }),
+    tap((done) => processed$.next(done)),
   );
 
   const done = lastValueFrom(work$, { defaultValue: undefined }).then(
@@ -99,7 +148,70 @@ export function runPipeline(
     stop() {
       aggregator.stop();
       stop$.next();
-      pull$.complete();
     },
   };
+}
+
+/**
+ * One shard's pulls: the acquisition, then a scan of everything pending
+ * (entries a dead or earlier consumer never acknowledged), then new entries,
+ * with a scan of entries pending longer than `claimIdleMs` every so often
+ * and after a reconnection (a read whose reply was lost left its entries
+ * pending here).
+ */
+function shardLoop(
+  state: ShardState,
+  consumer: StreamConsumer,
+  options: PipelineOptions,
+  logger: Logger,
+): Observable<Job> {
+  const pull$ = new BehaviorSubject<void>(undefined);
+  let acquired = false;
+  let scan: { minIdleMs: number; cursor: string; settle: boolean } | undefined = {
+    minIdleMs: 0,
+    cursor: '0-0',
+    settle: true,
+  };
+  let nextScanAt = Date.now() + options.claimIdleMs;
+  const reconnected = options.reconnected$.subscribe(() => {
+    scan ??= { minIdleMs: 0, cursor: '0-0', settle: false };
+  });
+  const next = () => pull$.next();
+
+  const fetch = async (): Promise<Job> => {
+    if (!acquired) {
+      acquired = true;
+      return { kind: 'acquire', state, done: next };
+    }
+    if (scan === undefined && Date.now() >= nextScanAt) {
+      scan = { minIdleMs: options.claimIdleMs, cursor: '0-0', settle: false };
+    }
+    if (scan !== undefined) {
+      const current = scan;
+      const page = await consumer.claim(state.shard, current.minIdleMs, current.cursor);
+      const finished = page.next === '0-0';
+      scan = finished ? undefined : { ...current, cursor: page.next };
+      if (finished) nextScanAt = Date.now() + options.claimIdleMs / 2;
+      return { kind: 'batch', state, batch: page.batch, settle: finished && current.settle, done: next };
+    }
+    return { kind: 'batch', state, batch: await consumer.read(state.shard), settle: false, done: next };
+  };
+
+  return pull$.pipe(
+    concatMap(() =>
+      defer(fetch).pipe(
+        retry({
+          delay: (error: Error, attempt) => {
+            logger.warn(
+              { err: error, attempt, stream: state.shard.stream },
+              'reading the stream failed; retrying',
+            );
+            return timer(Math.min(100 * 2 ** attempt, 2_000));
+          },
+          resetOnSuccess: true,
+        }),
+      ),
+    ),
+    tap({ finalize: () => reconnected.unsubscribe() }),
+  );
 }

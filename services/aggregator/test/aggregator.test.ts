@@ -18,10 +18,16 @@ const DAY = 24 * HOUR;
 const TTL = 24 * 3600;
 const db = useRedis({ flushEach: true });
 
-function setup(now: number) {
+function setup(now: number, env: Record<string, string> = {}) {
   const clock = new ManualClock(now);
   const ticks = new Subject<number>();
-  const config = loadConfig({ REDIS_URL: db.url, AGGREGATOR_BLOCK_MS: '50', AGGREGATOR_READ_COUNT: '20' });
+  const config = loadConfig({
+    REDIS_URL: db.url,
+    AGGREGATOR_BLOCK_MS: '50',
+    AGGREGATOR_READ_COUNT: '20',
+    AGGREGATOR_LEASE_MS: '1000',
+    ...env,
+  });
   const log = new ReadingLog(db.client, { ...config.stream, clock });
   const start = () => startAggregator(config, pino({ level: 'silent' }), { clock, ticks$: ticks });
   return { clock, ticks, config, log, start };
@@ -32,6 +38,14 @@ async function append(log: ReadingLog, readings: readonly Reading[], size = 200)
 }
 
 const drain = () => waitForAggregator(db.client);
+
+async function waitFor(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 /**
  * Every key equals the oracle, and every stream entry was applied exactly
@@ -174,20 +188,30 @@ describe('aggregator', () => {
     running = undefined;
   });
 
-  it('moves an entry it cannot decode to the dead-letter stream and keeps going', async () => {
+  it('dead-letters an entry after it failed N deliveries, while the rest flows', async () => {
     const now = Date.now();
-    const { log, start } = setup(now);
+    const { log, start } = setup(now, { AGGREGATOR_MAX_DELIVERIES: '3', AGGREGATOR_CLAIM_IDLE_MS: '200' });
     await db.client.xgroup('CREATE', 'readings', 'aggregator', '0', 'MKSTREAM');
-    const poison = await db.client.xadd('readings', '*', 'n', '1', 'readings', '{not json');
-    await append(log, [{ node_id: 'OK', timestamp: now - 1000, flow_rate: 3 }]);
+    const poison = (await db.client.xadd('readings', '*', 'n', '1', 'readings', '{not json')) as string;
+    await append(log, [{ node_id: 'OK', timestamp: now - 2000, flow_rate: 3 }]);
     running = await start();
+    // Readings keep flowing while the poison entry waits to be delivered again.
+    await waitFor(async () => (await db.client.hget(readModelKeys.nodeLatest('OK'), 'flow_rate')) === '3');
+    expect(await db.client.xlen('{readings}:dead')).toBe(0);
+    expect(await db.client.hget('{readings}:errors', poison)).toMatch(/JSON/);
+    await append(log, [{ node_id: 'OK', timestamp: now - 1000, flow_rate: 4 }]);
+    await waitFor(async () => (await db.client.hget(readModelKeys.nodeLatest('OK'), 'flow_rate')) === '4');
+
     await drain();
-    expect((await db.client.hgetall(readModelKeys.nodeLatest('OK'))).flow_rate).toBe('3');
     const dead = await db.client.xrange('{readings}:dead', '-', '+');
     expect(dead).toHaveLength(1);
     const fields = dead[0]?.[1] ?? [];
     expect(fields.slice(0, 6)).toEqual(['stream', 'readings', 'id', poison, 'group', 'aggregator']);
     expect(fields[7]).toMatch(/JSON/);
+    expect(fields.slice(8)).toEqual(['deliveries', '3']);
+    const stats = await db.client.hgetall('agg:{readings}:stats');
+    expect(stats).toMatchObject({ failed: '2', dead: '1', applied: '2' });
+    expect(await db.client.exists('{readings}:errors')).toBe(0);
     await running.stop();
     running = undefined;
   });
@@ -233,13 +257,14 @@ describe('aggregator', () => {
     await drain();
     // INFO commandstats counts the commands scripts run too. One batch of 100
     // readings: latest and metadata once (fast path), its panes once (state
-    // commit), six metrics hashes once (metrics round), six system metrics
-    // hashes, the series once.
+    // commit), six metrics hashes once (metrics round), the shard's partial
+    // system sums once and six system metrics hashes, the series once.
     const stats = await db.client.info('commandstats');
     const calls = (command: string) =>
       Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
-    expect(calls('hset')).toBe(2 + 1 + 6 + 6);
-    expect(calls('set')).toBeLessThanOrEqual(3); // the series, the watermark, the commit id
+    expect(calls('hset')).toBe(2 + 1 + 6 + 1 + 6);
+    // The series, the watermark, the commit id, six system metrics versions.
+    expect(calls('set')).toBeLessThanOrEqual(3 + 6);
     expect((await db.client.hgetall('node:BUSY:metrics:1h')).reading_count).toBe('100');
     await running.stop();
     running = undefined;

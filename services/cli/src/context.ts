@@ -1,6 +1,5 @@
 import { type Config, ConfigError, loadConfig, redactUrl } from '@streamgauge/core';
-import { connectRedis, whenReady } from '@streamgauge/redis';
-import type { Redis } from 'ioredis';
+import { connectRedis, type RedisClient, whenReady } from '@streamgauge/redis';
 import { CommandError, EXIT } from './exitCodes.ts';
 
 export function configFromEnv(overrides: Record<string, string | undefined> = {}): Config {
@@ -13,7 +12,7 @@ export function configFromEnv(overrides: Record<string, string | undefined> = {}
 }
 
 /** A connection for a short ops command: fails with exit code 4 when Redis does not answer. */
-export async function opsRedis(config: Config): Promise<Redis> {
+export async function opsRedis(config: Config): Promise<RedisClient> {
   const redis = connectRedis(config.redis, { name: 'cli' });
   redis.on('error', () => {});
   try {

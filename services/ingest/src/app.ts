@@ -7,6 +7,7 @@ import {
   type Reading,
   type ValidationPolicy,
 } from '@streamgauge/core';
+import type { RedisClient } from '@streamgauge/redis';
 import {
   isUnavailable,
   type NodeDistricts,
@@ -20,7 +21,6 @@ import Fastify, {
   type FastifyInstance,
   LogController,
 } from 'fastify';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { type Authenticator, authorize } from './authenticator.ts';
 import { BodyError, type Item, jsonItems, ndjsonItems } from './body.ts';
@@ -30,7 +30,7 @@ export interface IngestDependencies {
   readonly config: IngestConfig;
   readonly readingLog: ReadingLog;
   /** Used by /readyz. */
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   /** Absent only when authentication is switched off. */
   readonly authenticator: Authenticator | undefined;
   /** Binds nodes to districts, so a district gateway sends only its own nodes. */

@@ -1,0 +1,58 @@
+import { AGGREGATOR_REPLICAS, type ShardKeys } from '@streamgauge/core';
+import type { RedisClient } from './connection.ts';
+import { runScript } from './scripts.ts';
+
+/**
+ * Which aggregator replica processes which shard. A replica announces itself
+ * in the replica set and holds a lease per shard it processes; both expire
+ * unless renewed, so a dead replica's shards are free again within `leaseMs`.
+ * Commits are fenced by the lease (commitShard.lua), so even a replica that
+ * stalls past its lease cannot apply a batch its successor also applies.
+ */
+export class ShardLeases {
+  readonly #redis: RedisClient;
+  readonly token: string;
+  readonly leaseMs: number;
+
+  constructor(redis: RedisClient, options: { token: string; leaseMs: number }) {
+    this.#redis = redis;
+    this.token = options.token;
+    this.leaseMs = options.leaseMs;
+  }
+
+  /** Renews this replica's membership; returns every live replica's token. */
+  async members(): Promise<string[]> {
+    return (await this.#replicas('join')) as string[];
+  }
+
+  async leave(): Promise<void> {
+    await this.#replicas('leave');
+  }
+
+  /** Takes the shard's lease if it is free (or already ours). */
+  acquire(shard: ShardKeys): Promise<boolean> {
+    return this.#lease(shard, 'acquire');
+  }
+
+  /** Extends the lease; false when it is no longer ours. */
+  renew(shard: ShardKeys): Promise<boolean> {
+    return this.#lease(shard, 'renew');
+  }
+
+  release(shard: ShardKeys): Promise<boolean> {
+    return this.#lease(shard, 'release');
+  }
+
+  /** The token holding the shard's lease, if any. */
+  async holder(shard: ShardKeys): Promise<string | undefined> {
+    return (await this.#redis.get(shard.lease)) ?? undefined;
+  }
+
+  async #lease(shard: ShardKeys, mode: 'acquire' | 'renew' | 'release'): Promise<boolean> {
+    return (await runScript(this.#redis, 'lease', [shard.lease], [mode, this.token, this.leaseMs])) === 1;
+  }
+
+  #replicas(mode: 'join' | 'leave'): Promise<unknown> {
+    return runScript(this.#redis, 'replicas', [AGGREGATOR_REPLICAS], [mode, this.token, this.leaseMs]);
+  }
+}

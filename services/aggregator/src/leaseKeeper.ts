@@ -1,0 +1,101 @@
+import { assignShards, type ShardKeys } from '@streamgauge/core';
+import type { ShardLeases } from '@streamgauge/redis';
+import type { Logger } from 'pino';
+import { Subject } from 'rxjs';
+
+export type Ownership =
+  | { readonly kind: 'acquired'; readonly shard: ShardKeys }
+  /** Another replica is to take the shard: finish, write out, then `released()`. */
+  | { readonly kind: 'release'; readonly shard: ShardKeys }
+  /** The lease is gone (expired, or taken): drop the shard at once. */
+  | { readonly kind: 'lost'; readonly shard: ShardKeys };
+
+/**
+ * Keeps this replica's share of the shards. Every `leaseMs / 3` it renews
+ * its membership and its leases, works out from the live membership which
+ * shards it should hold (the same answer on every replica), gives up the
+ * ones it should not, and takes the ones it should once they are free. A
+ * replica that joins or dies is thus balanced in within about 1.5 × leaseMs.
+ */
+export class LeaseKeeper {
+  readonly #leases: ShardLeases;
+  readonly #shards: readonly ShardKeys[];
+  readonly #logger: Logger;
+  readonly #events = new Subject<Ownership>();
+  readonly #held = new Set<ShardKeys>();
+  readonly #releasing = new Set<ShardKeys>();
+  #timer: NodeJS.Timeout | undefined;
+  #beat: Promise<void> = Promise.resolve();
+
+  constructor(leases: ShardLeases, shards: readonly ShardKeys[], logger: Logger) {
+    this.#leases = leases;
+    this.#shards = shards;
+    this.#logger = logger;
+  }
+
+  readonly events$ = this.#events.asObservable();
+
+  get held(): ShardKeys[] {
+    return [...this.#held];
+  }
+
+  /** Starts the heartbeat; resolves after the first one (the shards free now are taken). */
+  start(): Promise<void> {
+    const beat = () => {
+      this.#beat = this.#heartbeat().catch((error: unknown) => {
+        this.#logger.warn({ err: error }, 'renewing shard leases failed; retrying');
+      });
+      this.#timer = setTimeout(() => this.#beat.then(beat), Math.max(50, this.#leases.leaseMs / 3));
+    };
+    beat();
+    return this.#beat;
+  }
+
+  /** A commit found the lease taken: the shard is gone. */
+  lost(shard: ShardKeys): void {
+    if (!this.#held.delete(shard)) return;
+    this.#releasing.delete(shard);
+    this.#events.next({ kind: 'lost', shard });
+  }
+
+  /** The shard's work is written out: let another replica have it now. */
+  async released(shard: ShardKeys): Promise<void> {
+    if (!this.#held.delete(shard)) return;
+    this.#releasing.delete(shard);
+    await this.#leases.release(shard).catch(() => {});
+  }
+
+  /** Stops renewing; gives up every lease and the membership, so others take over at once. */
+  async stop(): Promise<void> {
+    clearTimeout(this.#timer);
+    await this.#beat;
+    await Promise.all([...this.#held].map((shard) => this.released(shard)));
+    await this.#leases.leave().catch(() => {});
+    this.#events.complete();
+  }
+
+  async #heartbeat(): Promise<void> {
+    const members = await this.#leases.members();
+    const target = new Set(
+      assignShards(members, this.#leases.token, this.#shards.length).map((i) => this.#shards[i] as ShardKeys),
+    );
+    const held = [...this.#held];
+    const renewed = await Promise.all(held.map((shard) => this.#leases.renew(shard)));
+    held.forEach((shard, i) => {
+      if (!renewed[i]) {
+        this.#logger.warn({ stream: shard.stream }, 'shard lease expired');
+        this.lost(shard);
+      } else if (!target.has(shard) && !this.#releasing.has(shard)) {
+        this.#releasing.add(shard);
+        this.#events.next({ kind: 'release', shard });
+      }
+    });
+    const wanted = [...target].filter((shard) => !this.#held.has(shard));
+    const acquired = await Promise.all(wanted.map((shard) => this.#leases.acquire(shard)));
+    wanted.forEach((shard, i) => {
+      if (!acquired[i]) return;
+      this.#held.add(shard);
+      this.#events.next({ kind: 'acquired', shard });
+    });
+  }
+}
