@@ -2,8 +2,8 @@ import { readModelKeys } from '@streamgauge/core';
 import { waitForAggregator } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { Pool } from 'undici';
+import { AggregatorProcess } from '../support/aggregatorProcess.ts';
 import { aggregatorDrain } from './aggregatorDrain.ts';
-import { AggregatorProcess } from './lib/aggregatorProcess.ts';
 import { CpuMeter, type CpuTarget } from './lib/cpu.ts';
 import { IngestProcess } from './lib/ingestProcess.ts';
 import { closedLoop } from './lib/load.ts';
@@ -62,7 +62,11 @@ interface Services {
 async function startServices(context: SuiteContext): Promise<Services> {
   await context.redis.flush();
   const log = (line: string) => context.log(`[service] ${line}`);
-  const aggregator = await AggregatorProcess.start(context.redis.url, log, context.options.cpuProfDir);
+  const aggregator = await AggregatorProcess.start({
+    env: { REDIS_URL: context.redis.url },
+    onOutput: log,
+    ...(context.options.cpuProfDir !== undefined && { cpuProfDir: context.options.cpuProfDir }),
+  });
   const ingest = await IngestProcess.start({ redisUrl: context.redis.url, onOutput: log });
   // (BENCH_CPU_PROF_DIR profiles the aggregator here; the ingest suite profiles ingest.)
   const token = await ingest.addGateway('bench', BENCH_DISTRICT);

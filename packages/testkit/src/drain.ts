@@ -1,12 +1,12 @@
 import { allShardKeys, GROUPS } from '@streamgauge/core';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 /**
  * Waits until a consumer group has read everything (lag 0) and acknowledged
  * it (pending 0) on every given stream.
  */
 export async function waitForDrain(
-  redis: Redis,
+  redis: Redis | Cluster,
   streams: readonly string[],
   group: string,
   timeoutMs = 60_000,
@@ -45,7 +45,7 @@ function toObject(flat: unknown[]): Record<string, unknown> {
  * Waits until the aggregator has applied every entry of the readings streams
  * and written every key for them (its watermark reached the group's position).
  */
-export function waitForAggregator(redis: Redis, shards = 1, timeoutMs = 60_000): Promise<void> {
+export function waitForAggregator(redis: Redis | Cluster, shards = 1, timeoutMs = 60_000): Promise<void> {
   const keys = allShardKeys(shards);
   const byStream = new Map(keys.map((k) => [k.stream, k.aggregateWritten]));
   return waitForDrain(

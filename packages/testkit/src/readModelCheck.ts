@@ -1,5 +1,5 @@
 import { RANGES, type Range, type Reading, readModelKeys } from '@streamgauge/core';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import {
   compareFields,
   inWindow,
@@ -25,7 +25,7 @@ export interface ReadModelCheckOptions {
  * `nodes:all`. Returns the differences; empty means equal.
  */
 export async function checkReadModel(
-  redis: Redis,
+  redis: Redis | Cluster,
   readings: readonly Reading[],
   options: ReadModelCheckOptions,
 ): Promise<string[]> {

@@ -81,6 +81,8 @@ type Counters = {
   too_early: number;
   dead: number;
   failed: number;
+  /** Entries delivered more than once (claimed after a crash, or retried after failing). */
+  redelivered: number;
 };
 
 /**
@@ -258,6 +260,7 @@ export class Aggregator {
       too_early: 0,
       dead: 0,
       failed: 0,
+      redelivered: 0,
     };
     const work = {
       ids: [] as string[],
@@ -272,6 +275,7 @@ export class Aggregator {
     for (const entry of batch.entries) {
       work.ids.push(entry.id);
       counters.entries++;
+      if (entry.deliveries > 1) counters.redelivered++;
       if ('error' in entry || entry.deliveries > max) {
         const error =
           'error' in entry
