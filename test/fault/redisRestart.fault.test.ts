@@ -1,5 +1,6 @@
 import { startAggregator } from '@streamgauge/aggregator';
-import { horizonStart, loadConfig, systemClock } from '@streamgauge/core';
+import { horizonStart, loadConfig, type Reading, systemClock } from '@streamgauge/core';
+import { startIngest } from '@streamgauge/ingest';
 import { ReadingLog } from '@streamgauge/redis';
 import { checkReadModel, generateDataset, RedisServer, waitForAggregator } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
@@ -40,6 +41,77 @@ describe('the aggregator across a Redis restart', () => {
       expect(Number(stats.entries)).toBe(await client.xlen('readings'));
       expect(Number(stats.applied)).toBe(data.unique.length - data.tooLate);
     } finally {
+      await aggregator.stop().catch(() => {});
+      client.disconnect();
+      await server.dispose();
+    }
+  }, 120_000);
+
+  it('ingest answers 503 while Redis is stopped, every service resumes by itself, every 200 is kept', async () => {
+    const server = await RedisServer.start({ appendfsync: 'always' });
+    const client = new Redis(server.url, { maxRetriesPerRequest: null });
+    client.on('error', () => {});
+    const now = Date.now();
+    const data = generateDataset({ nodes: 20, days: 7, intervalMs: 10 * 60_000, now, seed: 7 });
+    const config = loadConfig({
+      REDIS_URL: server.url,
+      INGEST_HOST: '127.0.0.1',
+      INGEST_PORT: '0',
+      INGEST_AUTH: 'off',
+      INGEST_REDIS_TIMEOUT_MS: '1000',
+      AGGREGATOR_BLOCK_MS: '100',
+      AGGREGATOR_CLAIM_IDLE_MS: '1000',
+    });
+    const silent = pino({ level: process.env.FAULT_LOG ?? 'silent' });
+    const aggregator = await startAggregator(config, silent);
+    const ingest = await startIngest(config, silent);
+    const statuses = new Map<number, number>();
+    /** Sends one request; a gateway resends it after a 503 until it gets a 200. */
+    const post = async (readings: readonly Reading[]): Promise<void> => {
+      for (;;) {
+        const response = await fetch(`${ingest.url}/v1/readings`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(readings),
+        });
+        statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
+        await response.arrayBuffer();
+        if (response.status === 200) return;
+        expect(response.status).toBe(503);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    try {
+      let stopped = false;
+      const outage = (async () => {
+        await new Promise((r) => setTimeout(r, 300));
+        await server.stop();
+        stopped = true;
+        await new Promise((r) => setTimeout(r, 3_000));
+        await server.start();
+      })();
+      for (let i = 0; i < data.sent.length; i += 200) {
+        await post(data.sent.slice(i, i + 200));
+        // Keep sending through the outage, but do not finish before it.
+        if (!stopped) await new Promise((r) => setTimeout(r, 5));
+      }
+      await outage;
+      expect(statuses.get(503) ?? 0).toBeGreaterThan(0);
+
+      // Nobody restarted ingest or the aggregator: they found Redis again themselves.
+      await waitForAggregator(client, 1, 60_000);
+      const problems = await checkReadModel(client, data.unique, {
+        ttlSeconds: config.cacheTtlSeconds,
+        horizonStart: horizonStart(now),
+      });
+      expect(problems.slice(0, 20)).toEqual([]);
+      const stats = await client.hgetall('agg:{readings}:stats');
+      expect(Number(stats.entries)).toBe(await client.xlen('readings'));
+      expect(Number(stats.applied)).toBe(data.unique.length - data.tooLate);
+      const health = await fetch(`${ingest.url}/readyz`);
+      expect(health.status).toBe(200);
+    } finally {
+      await ingest.close().catch(() => {});
       await aggregator.stop().catch(() => {});
       client.disconnect();
       await server.dispose();

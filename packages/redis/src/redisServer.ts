@@ -12,6 +12,8 @@ export interface RedisServerOptions {
   readonly port?: number;
   /** Where Redis keeps its files. Default: a new temporary directory, removed by dispose(). */
   readonly dir?: string;
+  /** A Redis Cluster node (state in `nodes.conf` in `dir`); slots and peers are for the caller to set up. */
+  readonly cluster?: boolean;
 }
 
 /**
@@ -24,12 +26,15 @@ export class RedisServer {
   readonly port: number;
   readonly dir: string;
   readonly #options: RedisServerOptions;
+  /** The cluster bus port, chosen once so a restarted node keeps it. */
+  readonly #busPort: number | undefined;
   #process: ChildProcess | undefined;
 
   readonly #ownsDir: boolean;
 
-  private constructor(port: number, options: RedisServerOptions) {
+  private constructor(port: number, options: RedisServerOptions, busPort: number | undefined) {
     this.port = port;
+    this.#busPort = busPort;
     this.#ownsDir = options.dir === undefined;
     this.dir = options.dir ?? mkdtempSync(join(tmpdir(), 'streamgauge-redis-'));
     mkdirSync(this.dir, { recursive: true });
@@ -37,7 +42,8 @@ export class RedisServer {
   }
 
   static async start(options: RedisServerOptions = {}): Promise<RedisServer> {
-    const server = new RedisServer(options.port ?? (await freePort()), options);
+    const port = options.port ?? (await freePort());
+    const server = new RedisServer(port, options, options.cluster ? await freePort() : undefined);
     await server.start();
     return server;
   }
@@ -58,6 +64,22 @@ export class RedisServer {
       args.push('--appendonly', 'yes', '--appendfsync', this.#options.appendfsync);
     } else {
       args.push('--appendonly', 'no');
+    }
+    if (this.#options.cluster) {
+      args.push(
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        'nodes.conf',
+        '--cluster-node-timeout',
+        '2000',
+      );
+      // The default bus port is port + 10000: past 65535 for free ports above
+      // 55535 (Redis then refuses to start), and maybe taken. Use a free one.
+      args.push('--cluster-port', String(this.#busPort));
+      // A node learns its own address from a peer's MEET; a lone node would
+      // otherwise report "" in CLUSTER SLOTS, and cluster clients never connect.
+      args.push('--cluster-announce-ip', '127.0.0.1');
     }
     // Its own process group: a Ctrl-C in the terminal reaches the parent, which
     // stops its clients first and the server last (so the last commit lands).

@@ -18,6 +18,8 @@ export {
 } from './oracle.ts';
 export type { ReadModelCheckOptions } from './readModelCheck.ts';
 export { checkReadModel } from './readModelCheck.ts';
+export type { RedisClusterOptions } from './redisCluster.ts';
+export { RedisCluster } from './redisCluster.ts';
 export type { TestRedis } from './testRedis.ts';
 export { testRedis } from './testRedis.ts';
 export type { RedisFixture } from './useRedis.ts';
