@@ -1,5 +1,6 @@
 import type { RedisConfig } from '@streamgauge/core';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { SCRIPT_NAMES } from './scripts.ts';
 
 /** A standalone Redis or a Redis Cluster: every adapter works with both. */
 export type RedisClient = Redis | Cluster;
@@ -51,6 +52,11 @@ export function connectRedis(config: RedisConfig, options: ConnectionOptions): R
       {
         redisOptions: settings,
         enableAutoPipelining: true,
+        // ioredis groups an auto-pipelined command by its first key, but takes
+        // a script's key count, or a container command's subcommand (XGROUP
+        // CREATE, XINFO GROUPS), for it, and the batch lands on the wrong
+        // master. Those are sent on their own (still to the master of their key).
+        autoPipeliningIgnoredCommands: [...SCRIPT_NAMES, 'xgroup', 'xinfo'],
         enableOfflineQueue: !options.failFast,
         clusterRetryStrategy: retryStrategy,
         // A slot moved or a master failed over: refresh the map and retry.

@@ -27,6 +27,9 @@ const sources: ReadonlyMap<string, string> = new Map(
     .map((file) => [file.slice(0, -4), readFileSync(new URL(file, directory), 'utf8')]),
 );
 
+/** Every script's name, as ioredis knows the command. */
+export const SCRIPT_NAMES: readonly string[] = [...sources.keys()];
+
 type Connection = Redis | Cluster;
 // ioredis flattens array arguments, so large argument lists are passed as arrays, not spread.
 type ScriptFn = (

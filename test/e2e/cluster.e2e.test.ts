@@ -1,0 +1,79 @@
+import { startAggregator } from '@streamgauge/aggregator';
+import { allShardKeys, horizonStart, loadConfig } from '@streamgauge/core';
+import { startIngest } from '@streamgauge/ingest';
+import { GatewayRegistry } from '@streamgauge/redis';
+import {
+  checkReadModel,
+  generateDataset,
+  RedisCluster,
+  redisServerOnPath,
+  waitForAggregator,
+} from '@streamgauge/testkit';
+import { Cluster } from 'ioredis';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+let cluster: RedisCluster;
+let client: Cluster;
+
+beforeAll(async () => {
+  cluster = await RedisCluster.start({ masters: 3 });
+  client = new Cluster(cluster.nodes);
+}, 60_000);
+afterAll(async () => {
+  client?.disconnect();
+  await cluster?.dispose();
+});
+
+describe.runIf(redisServerOnPath())('the pipeline on a 3-master Redis Cluster', () => {
+  it('ends with every key equal to the independent computation, with no CROSSSLOT anywhere', async () => {
+    const now = Date.now();
+    const data = generateDataset({ nodes: 30, days: 30, intervalMs: 30 * 60_000, now, seed: 3 });
+    const config = loadConfig({
+      REDIS_CLUSTER_NODES: cluster.nodesEnv,
+      STREAM_SHARDS: '4',
+      INGEST_HOST: '127.0.0.1',
+      INGEST_PORT: '0',
+      AGGREGATOR_BLOCK_MS: '200',
+    });
+    // Errors are logged, not thrown, in places (a retried write): a CROSSSLOT must not hide there.
+    const logged: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => logged.push(line) });
+    const aggregator = await startAggregator(config, logger);
+    const ingest = await startIngest(config, logger);
+    try {
+      const { token } = await new GatewayRegistry(client, { now: () => Date.now() }).add('cluster', {
+        kind: 'district',
+        district: 'SELARGIUS',
+      });
+      let accepted = 0;
+      for (let i = 0; i < data.sent.length; i += 500) {
+        const response = await fetch(`${ingest.url}/v1/readings`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+          body: JSON.stringify(data.sent.slice(i, i + 500)),
+        });
+        expect(response.status, `${await response.clone().text()}\n${logged.join('')}`).toBe(200);
+        accepted += ((await response.json()) as { accepted: number }).accepted;
+      }
+      expect(accepted).toBe(data.unique.length);
+
+      await waitForAggregator(client, 4, 120_000);
+      const problems = await checkReadModel(client, data.unique, {
+        ttlSeconds: config.cacheTtlSeconds,
+        horizonStart: horizonStart(now),
+      });
+      expect(problems.slice(0, 20)).toEqual([]);
+      // The shards really are spread over the masters.
+      const slots = await Promise.all(
+        allShardKeys(4).map(async (s) => client.call('CLUSTER', 'KEYSLOT', s.stream) as Promise<number>),
+      );
+      const owners = new Set(slots.map((slot) => Math.floor(slot / Math.ceil(16384 / 3))));
+      expect(owners.size).toBeGreaterThan(1);
+      expect(logged.filter((line) => /CROSSSLOT|MOVED|ASK/.test(line))).toEqual([]);
+    } finally {
+      await ingest.close();
+      await aggregator.stop();
+    }
+  }, 180_000);
+});
