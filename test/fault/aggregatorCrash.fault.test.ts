@@ -162,8 +162,11 @@ describe('aggregators killed with SIGKILL', () => {
     // Let the three settle on their shares before the kill.
     const holders = async () =>
       Promise.all(allShardKeys(8).map(async (s) => (await client.get(s.lease))?.split('/')[0]));
-    for (let i = 0; i < 100 && new Set(await holders()).size < 3; i++)
-      await new Promise((r) => setTimeout(r, 100));
+    const balanced = async () => {
+      const held = await holders();
+      return ['a', 'b', 'c'].every((r) => held.filter((h) => h === r).length >= 2);
+    };
+    for (let i = 0; i < 200 && !(await balanced()); i++) await new Promise((r) => setTimeout(r, 100));
     expect(new Set(await holders())).toEqual(new Set(['a', 'b', 'c']));
 
     const half = Math.floor(data.sent.length / 2);
