@@ -1,6 +1,7 @@
 import { aggregatorBench } from './aggregator.bench.ts';
 import { ingestBench } from './ingest.bench.ts';
 import type { Suite } from './lib/types.ts';
+import { scalingBench } from './scaling.bench.ts';
 
 /** Every benchmark suite, in the order `pnpm bench` runs them. Add new suites here. */
 export const SUITES: readonly Suite[] = [
@@ -14,5 +15,11 @@ export const SUITES: readonly Suite[] = [
     description:
       'end to end (HTTP → keys) with 1k and 10k nodes; freshness at 20k readings/s; overview read; aggregator alone',
     run: aggregatorBench,
+  },
+  {
+    name: 'scaling',
+    description:
+      'aggregator throughput with 1, 2 and 4 shards and replicas; Redis bytes per node for 30 days of 1/min',
+    run: scalingBench,
   },
 ];

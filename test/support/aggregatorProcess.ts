@@ -70,6 +70,15 @@ export class AggregatorProcess {
     }
   }
 
+  /** Freezes it (SIGSTOP), to let work pile up for it. */
+  pause(): void {
+    this.#child.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.#child.kill('SIGCONT');
+  }
+
   /** A crash: SIGKILL, at whatever instruction it is. */
   async kill(): Promise<void> {
     this.#child.kill('SIGKILL');
