@@ -12,6 +12,7 @@ import {
 import { Cluster } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postReadings } from '../support/postReadings.ts';
 
 let cluster: RedisCluster;
 let client: Cluster;
@@ -46,16 +47,7 @@ describe.runIf(redisServerOnPath())('the pipeline on a 3-master Redis Cluster', 
         kind: 'district',
         district: 'SELARGIUS',
       });
-      let accepted = 0;
-      for (let i = 0; i < data.sent.length; i += 500) {
-        const response = await fetch(`${ingest.url}/v1/readings`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
-          body: JSON.stringify(data.sent.slice(i, i + 500)),
-        });
-        expect(response.status, `${await response.clone().text()}\n${logged.join('')}`).toBe(200);
-        accepted += ((await response.json()) as { accepted: number }).accepted;
-      }
+      const { accepted } = await postReadings(ingest.url, data.sent, { batch: 500, token });
       expect(accepted).toBe(data.unique.length);
 
       await waitForAggregator(client, 4, 120_000);

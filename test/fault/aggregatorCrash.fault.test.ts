@@ -1,4 +1,4 @@
-import { allShardKeys, horizonStart, loadConfig, type Reading, seededRandom } from '@streamgauge/core';
+import { allShardKeys, horizonStart, loadConfig, seededRandom } from '@streamgauge/core';
 import { type RunningIngest, startIngest } from '@streamgauge/ingest';
 import {
   checkReadModel,
@@ -12,6 +12,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AggregatorProcess } from '../support/aggregatorProcess.ts';
+import { postReadings } from '../support/postReadings.ts';
 
 let redis: TestRedis;
 let client: Redis;
@@ -62,27 +63,6 @@ async function kill(aggregator: AggregatorProcess): Promise<void> {
   processes.delete(aggregator);
 }
 
-/** Posts every reading through ingest's HTTP API, 1000 per request; counts what it accepted. */
-async function send(
-  url: string,
-  readings: readonly Reading[],
-): Promise<{ accepted: number; duplicates: number }> {
-  let accepted = 0;
-  let duplicates = 0;
-  for (let i = 0; i < readings.length; i += 1000) {
-    const response = await fetch(`${url}/v1/readings`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(readings.slice(i, i + 1000)),
-    });
-    expect(response.status).toBe(200);
-    const reply = (await response.json()) as { accepted: number; duplicates: number };
-    accepted += reply.accepted;
-    duplicates += reply.duplicates;
-  }
-  return { accepted, duplicates };
-}
-
 /** Every key equals the independent computation; every entry was counted exactly once. */
 async function expectExact(data: Dataset, now: number, shards: number): Promise<{ redelivered: number }> {
   await waitForAggregator(client, shards, 120_000);
@@ -127,7 +107,7 @@ describe('aggregators killed with SIGKILL', () => {
 
     const random = seededRandom(Number(process.env.FAULT_SEED ?? 1234));
     let sending = true;
-    const sent = send(ingest.url, data.sent).finally(() => {
+    const sent = postReadings(ingest.url, data.sent).finally(() => {
       sending = false;
     });
     let kills = 0;
@@ -170,10 +150,10 @@ describe('aggregators killed with SIGKILL', () => {
     expect(new Set(await holders())).toEqual(new Set(['a', 'b', 'c']));
 
     const half = Math.floor(data.sent.length / 2);
-    const first = await send(ingest.url, data.sent.slice(0, half));
+    const first = await postReadings(ingest.url, data.sent.slice(0, half));
     const [victim] = replicas;
     if (victim) await kill(victim);
-    const second = await send(ingest.url, data.sent.slice(half));
+    const second = await postReadings(ingest.url, data.sent.slice(half));
     expect(first.accepted + second.accepted).toBe(data.unique.length);
 
     await expectExact(data, now, 8);

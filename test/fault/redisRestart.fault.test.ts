@@ -6,6 +6,7 @@ import { checkReadModel, generateDataset, RedisServer, waitForAggregator } from 
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
+import { postReadings } from '../support/postReadings.ts';
 
 describe('the aggregator across a Redis restart', () => {
   it('resumes by itself and ends equal to the independent computation, nothing counted twice', async () => {
@@ -66,21 +67,8 @@ describe('the aggregator across a Redis restart', () => {
     const aggregator = await startAggregator(config, silent);
     const ingest = await startIngest(config, silent);
     const statuses = new Map<number, number>();
-    /** Sends one request; a gateway resends it after a 503 until it gets a 200. */
-    const post = async (readings: readonly Reading[]): Promise<void> => {
-      for (;;) {
-        const response = await fetch(`${ingest.url}/v1/readings`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify(readings),
-        });
-        statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
-        await response.arrayBuffer();
-        if (response.status === 200) return;
-        expect(response.status).toBe(503);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    };
+    const post = (readings: readonly Reading[]) =>
+      postReadings(ingest.url, readings, { batch: 200, resendUnavailable: true, statuses });
     try {
       let stopped = false;
       const outage = (async () => {
@@ -91,6 +79,7 @@ describe('the aggregator across a Redis restart', () => {
         await server.start();
       })();
       for (let i = 0; i < data.sent.length; i += 200) {
+        // A gateway resends a request answered 503 until it gets a 200.
         await post(data.sent.slice(i, i + 200));
         // Keep sending through the outage, but do not finish before it.
         if (!stopped) await new Promise((r) => setTimeout(r, 5));
