@@ -151,9 +151,14 @@ export class AggregateStore {
     return undefined;
   }
 
-  /** Records that every key reflects the stream up to `id`. */
+  /** Records that every key reflects the stream up to `id` (only while holding the lease). */
   async markWritten(id: string): Promise<void> {
-    await this.#redis.set(this.#shard.aggregateWritten, id);
+    await runScript(
+      this.#redis,
+      'markWritten',
+      [this.#shard.lease, this.#shard.aggregateWritten],
+      [this.#token, id],
+    );
   }
 
   /** The last error of each given entry that failed before (entries that never failed are absent). */

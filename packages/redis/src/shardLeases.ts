@@ -8,11 +8,16 @@ import { runScript } from './scripts.ts';
  * unless renewed, so a dead replica's shards are free again within `leaseMs`.
  * Commits are fenced by the lease (commitShard.lua), so even a replica that
  * stalls past its lease cannot apply a batch its successor also applies.
+ *
+ * Each acquisition holds the lease under its own token (the replica's token
+ * and a sequence number): work left over from an earlier acquisition of the
+ * same shard by the same replica is fenced off too.
  */
 export class ShardLeases {
   readonly #redis: RedisClient;
   readonly token: string;
   readonly leaseMs: number;
+  #acquisitions = 0;
 
   constructor(redis: RedisClient, options: { token: string; leaseMs: number }) {
     this.#redis = redis;
@@ -29,18 +34,19 @@ export class ShardLeases {
     await this.#replicas('leave');
   }
 
-  /** Takes the shard's lease if it is free (or already ours). */
-  acquire(shard: ShardKeys): Promise<boolean> {
-    return this.#lease(shard, 'acquire');
+  /** Takes the shard's lease if it is free; returns the acquisition's token, or undefined. */
+  async acquire(shard: ShardKeys): Promise<string | undefined> {
+    const token = `${this.token}#${++this.#acquisitions}`;
+    return (await this.#lease(shard, 'acquire', token)) ? token : undefined;
   }
 
-  /** Extends the lease; false when it is no longer ours. */
-  renew(shard: ShardKeys): Promise<boolean> {
-    return this.#lease(shard, 'renew');
+  /** Extends the lease; false when it is no longer held under `token`. */
+  renew(shard: ShardKeys, token: string): Promise<boolean> {
+    return this.#lease(shard, 'renew', token);
   }
 
-  release(shard: ShardKeys): Promise<boolean> {
-    return this.#lease(shard, 'release');
+  release(shard: ShardKeys, token: string): Promise<boolean> {
+    return this.#lease(shard, 'release', token);
   }
 
   /** The token holding the shard's lease, if any. */
@@ -48,8 +54,8 @@ export class ShardLeases {
     return (await this.#redis.get(shard.lease)) ?? undefined;
   }
 
-  async #lease(shard: ShardKeys, mode: 'acquire' | 'renew' | 'release'): Promise<boolean> {
-    return (await runScript(this.#redis, 'lease', [shard.lease], [mode, this.token, this.leaseMs])) === 1;
+  async #lease(shard: ShardKeys, mode: 'acquire' | 'renew' | 'release', token: string): Promise<boolean> {
+    return (await runScript(this.#redis, 'lease', [shard.lease], [mode, token, this.leaseMs])) === 1;
   }
 
   #replicas(mode: 'join' | 'leave'): Promise<unknown> {

@@ -110,7 +110,8 @@ export class StreamConsumer {
       count,
     )) as XAutoClaimReply;
     const deliveries = await this.#deliveries(shard, rows);
-    const entries = rows.map((row) => decodeRow(row, deliveries.get(row[0]) ?? 1));
+    // Not found (should not happen): the claim itself was at least a second delivery.
+    const entries = rows.map((row) => decodeRow(row, deliveries.get(row[0]) ?? 2));
     for (const id of deleted) {
       entries.push({
         id,
@@ -137,14 +138,16 @@ export class StreamConsumer {
     const first = rows[0]?.[0];
     const last = rows[rows.length - 1]?.[0];
     if (first === undefined || last === undefined) return counts;
-    // One range query: it may list other consumers' entries in the range too.
+    // One range query over this consumer's entries (the claimed ones, and
+    // any others of its own still pending in that range).
     const pending = (await this.#redis.call(
       'XPENDING',
       shard.stream,
       this.#options.group,
       first,
       last,
-      rows.length * 4,
+      rows.length + 10_000,
+      this.#options.consumer,
     )) as XPendingRow[];
     for (const [id, , , times] of pending) counts.set(id, Number(times));
     return counts;

@@ -25,11 +25,13 @@ const commitOf = (windows: NodeWindows[], ackIds: string[]) => ({
   counters: { entries: 2, readings: 1 },
 });
 
-const token = 'replica-a';
-
 /** A store whose replica holds the shard's lease. */
-async function storeOn(client: Redis): Promise<AggregateStore> {
-  await new ShardLeases(client, { token, leaseMs: 60_000 }).acquire(shard);
+async function storeOn(
+  client: Redis,
+  leases = new ShardLeases(client, { token: 'replica-a', leaseMs: 60_000 }),
+): Promise<AggregateStore> {
+  const token = await leases.acquire(shard);
+  if (token === undefined) throw new Error('the lease is taken');
   return new AggregateStore(client, shard, { ttlSeconds: 3600, token });
 }
 
@@ -87,13 +89,46 @@ describe('AggregateStore', () => {
     const commit = stale.prepare(commitOf([node('N3')], ['7-0']));
     // The lease expired and another replica took the shard.
     await db.client.del(shard.lease);
-    expect(await new ShardLeases(db.client, { token: 'replica-b', leaseMs: 60_000 }).acquire(shard)).toBe(
-      true,
-    );
+    await storeOn(db.client, new ShardLeases(db.client, { token: 'replica-b', leaseMs: 60_000 }));
     await expect(commit()).rejects.toBeInstanceOf(LeaseLostError);
-    expect(await db.client.exists(shard.aggregateStats, shard.aggregateNode('N3'), shard.deadLetters)).toBe(
-      0,
-    );
+    await stale.markWritten('7-0');
+    const touched = [
+      shard.aggregateStats,
+      shard.aggregateNode('N3'),
+      shard.deadLetters,
+      shard.aggregateWritten,
+    ];
+    expect(await db.client.exists(...touched)).toBe(0);
+  });
+
+  it('fences off an earlier acquisition of the same replica too', async () => {
+    const leases = new ShardLeases(db.client, { token: 'replica-a', leaseMs: 60_000 });
+    const stale = await storeOn(db.client, leases);
+    const commit = stale.prepare(commitOf([node('N4')], ['9-0']));
+    // The lease expired and the same replica took the shard again.
+    await db.client.del(shard.lease);
+    const again = await storeOn(db.client, leases);
+    await expect(commit()).rejects.toBeInstanceOf(LeaseLostError);
+    await again.markWritten('10-0');
+    await stale.markWritten('9-0');
+    expect(await db.client.get(shard.aggregateWritten)).toBe('10-0');
+  });
+
+  it('gives a lease to one acquisition at a time; only its holder renews or releases it', async () => {
+    const a = new ShardLeases(db.client, { token: 'a', leaseMs: 60_000 });
+    const b = new ShardLeases(db.client, { token: 'b', leaseMs: 60_000 });
+    const first = (await a.acquire(shard)) as string;
+    expect(first).toMatch(/^a#/);
+    expect(await b.acquire(shard)).toBeUndefined();
+    expect(await b.release(shard, 'b#1')).toBe(false);
+    expect(await a.renew(shard, first)).toBe(true);
+    expect(await a.release(shard, first)).toBe(true);
+    expect(await b.acquire(shard)).toBeDefined();
+    expect(await a.renew(shard, first)).toBe(false);
+    expect(await a.members()).toEqual(['a']);
+    expect((await b.members()).sort()).toEqual(['a', 'b']);
+    await a.leave();
+    expect(await b.members()).toEqual(['b']);
   });
 
   it('keeps the last error of a failed entry until it is acknowledged', async () => {

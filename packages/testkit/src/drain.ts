@@ -2,8 +2,8 @@ import { allShardKeys, GROUPS } from '@streamgauge/core';
 import type { Cluster, Redis } from 'ioredis';
 
 /**
- * Waits until a consumer group has read everything (lag 0) and acknowledged
- * it (pending 0) on every given stream.
+ * Waits until a consumer group has read everything (its position is the
+ * stream's last entry) and acknowledged it (pending 0) on every given stream.
  */
 export async function waitForDrain(
   redis: Redis | Cluster,
@@ -20,12 +20,18 @@ export async function waitForDrain(
     for (const stream of streams) {
       const groups = (await redis.xinfo('GROUPS', stream).catch(() => [])) as unknown[][];
       const info = groups.map(toObject).find((g) => g.name === group);
+      // Not the group's lag: Redis reports it as null when it does not know
+      // it (after loading an AOF, for one), which is not 0.
+      const last = toObject(((await redis.xinfo('STREAM', stream).catch(() => [])) as unknown[]) ?? [])[
+        'last-generated-id'
+      ];
       const mark = watermark ? await redis.get(watermark(stream)) : undefined;
+      const delivered = info?.['last-delivered-id'];
       states.push(
-        `${stream}: pending ${info?.pending}, lag ${info?.lag}, delivered ${info?.['last-delivered-id']}, watermark ${mark}`,
+        `${stream}: pending ${info?.pending}, last entry ${last}, delivered ${delivered}, watermark ${mark}`,
       );
-      if (info === undefined || Number(info.pending) !== 0 || Number(info.lag ?? 0) !== 0) drained = false;
-      else if (watermark && mark !== info['last-delivered-id']) drained = false;
+      if (info === undefined || Number(info.pending) !== 0 || delivered !== last) drained = false;
+      else if (watermark && mark !== delivered) drained = false;
     }
     if (drained) return;
     if (Date.now() > deadline) {

@@ -194,6 +194,11 @@ export class Aggregator {
     await this.flush();
   }
 
+  /** Forgets a shard at once (its lease is gone): its state may hold uncommitted changes. */
+  drop(state: ShardState): void {
+    if (this.holds(state)) this.#drop(state);
+  }
+
   #drop(state: ShardState): void {
     this.#shards.delete(state.shard.stream);
     this.#committed.delete(state);

@@ -4,7 +4,8 @@ import type { Logger } from 'pino';
 import { Subject } from 'rxjs';
 
 export type Ownership =
-  | { readonly kind: 'acquired'; readonly shard: ShardKeys }
+  /** The shard is this replica's, under the acquisition's own lease token. */
+  | { readonly kind: 'acquired'; readonly shard: ShardKeys; readonly token: string }
   /** Another replica is to take the shard: finish, write out, then `released()`. */
   | { readonly kind: 'release'; readonly shard: ShardKeys }
   /** The lease is gone (expired, or taken): drop the shard at once. */
@@ -22,10 +23,12 @@ export class LeaseKeeper {
   readonly #shards: readonly ShardKeys[];
   readonly #logger: Logger;
   readonly #events = new Subject<Ownership>();
-  readonly #held = new Set<ShardKeys>();
+  /** Shards held, with the lease token of their acquisition. */
+  readonly #held = new Map<ShardKeys, string>();
   readonly #releasing = new Set<ShardKeys>();
   #timer: NodeJS.Timeout | undefined;
   #beat: Promise<void> = Promise.resolve();
+  #stopped = false;
 
   constructor(leases: ShardLeases, shards: readonly ShardKeys[], logger: Logger) {
     this.#leases = leases;
@@ -36,12 +39,13 @@ export class LeaseKeeper {
   readonly events$ = this.#events.asObservable();
 
   get held(): ShardKeys[] {
-    return [...this.#held];
+    return [...this.#held.keys()];
   }
 
   /** Starts the heartbeat; resolves after the first one (the shards free now are taken). */
   start(): Promise<void> {
     const beat = () => {
+      if (this.#stopped) return;
       this.#beat = this.#heartbeat().catch((error: unknown) => {
         this.#logger.warn({ err: error }, 'renewing shard leases failed; retrying');
       });
@@ -60,16 +64,20 @@ export class LeaseKeeper {
 
   /** The shard's work is written out: let another replica have it now. */
   async released(shard: ShardKeys): Promise<void> {
-    if (!this.#held.delete(shard)) return;
+    const token = this.#held.get(shard);
+    if (token === undefined) return;
+    this.#held.delete(shard);
     this.#releasing.delete(shard);
-    await this.#leases.release(shard).catch(() => {});
+    await this.#leases.release(shard, token).catch(() => {});
   }
 
   /** Stops renewing; gives up every lease and the membership, so others take over at once. */
   async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
     clearTimeout(this.#timer);
     await this.#beat;
-    await Promise.all([...this.#held].map((shard) => this.released(shard)));
+    await Promise.all(this.held.map((shard) => this.released(shard)));
     await this.#leases.leave().catch(() => {});
     this.#events.complete();
   }
@@ -80,8 +88,9 @@ export class LeaseKeeper {
       assignShards(members, this.#leases.token, this.#shards.length).map((i) => this.#shards[i] as ShardKeys),
     );
     const held = [...this.#held];
-    const renewed = await Promise.all(held.map((shard) => this.#leases.renew(shard)));
-    held.forEach((shard, i) => {
+    const renewed = await Promise.all(held.map(([shard, token]) => this.#leases.renew(shard, token)));
+    if (this.#stopped) return;
+    held.forEach(([shard], i) => {
       if (!renewed[i]) {
         this.#logger.warn({ stream: shard.stream }, 'shard lease expired');
         this.lost(shard);
@@ -93,9 +102,14 @@ export class LeaseKeeper {
     const wanted = [...target].filter((shard) => !this.#held.has(shard));
     const acquired = await Promise.all(wanted.map((shard) => this.#leases.acquire(shard)));
     wanted.forEach((shard, i) => {
-      if (!acquired[i]) return;
-      this.#held.add(shard);
-      this.#events.next({ kind: 'acquired', shard });
+      const token = acquired[i];
+      if (token === undefined) return;
+      if (this.#stopped) {
+        void this.#leases.release(shard, token).catch(() => {});
+        return;
+      }
+      this.#held.set(shard, token);
+      this.#events.next({ kind: 'acquired', shard, token });
     });
   }
 }

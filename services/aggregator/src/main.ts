@@ -65,6 +65,10 @@ export async function startAggregator(
   const consumer = new StreamConsumer(
     redis,
     (shard) => {
+      // A read in flight when the connection drops is sent again once it is
+      // back (ioredis would otherwise leave it unsettled until the watchdog
+      // fires); what the lost one delivered is pending, and the shard's loop
+      // scans it after the reconnection.
       const blocking = connectRedis(config.redis, {
         name: `aggregator-read:${shard.shard}`,
         commandTimeoutMs: settings.blockMs + COMMAND_TIMEOUT_MS,
@@ -81,7 +85,7 @@ export async function startAggregator(
       blockMs: settings.blockMs,
     },
   );
-  // The token is unique per process: two replicas never share a lease, even under one consumer name.
+  // Unique per process: two replicas never share a lease, even under one consumer name.
   const token = `${settings.consumer}/${randomUUID()}`;
   const leases = new ShardLeases(redis, { token, leaseMs: settings.leaseMs });
   const keeper = new LeaseKeeper(leases, allShardKeys(config.stream.shards), log);
@@ -105,26 +109,48 @@ export async function startAggregator(
 
   const pipeline = runPipeline(consumer, aggregator, keeper, runtime.ticks$ ?? paneBoundaries(clock), log, {
     claimIdleMs: settings.claimIdleMs,
-    newState: (shard) => ({
+    newState: (shard, leaseToken) => ({
       shard,
-      store: new AggregateStore(redis, shard, { ttlSeconds: STATE_TTL_SECONDS, token }),
+      store: new AggregateStore(redis, shard, { ttlSeconds: STATE_TTL_SECONDS, token: leaseToken }),
     }),
     // The first 'ready' is the initial connection; later ones follow a drop.
     reconnected$: fromEvent(redis, 'ready').pipe(skip(redis.status === 'ready' ? 0 : 1)),
   });
   const settled = new Set<string>();
-  pipeline.processed$.subscribe((done) => {
-    if (done.kind === 'release') settled.delete(done.stream);
-    if (done.kind !== 'batches') return;
-    if (done.settled !== undefined) settled.add(done.settled);
-    if (done.outcome.entries > 0) log.debug(done.outcome, 'batch applied');
-    if (done.outcome.tooLate > 0 || done.outcome.tooEarly > 0) {
-      log.info(
-        { tooLate: done.outcome.tooLate, tooEarly: done.outcome.tooEarly },
-        'readings outside the live windows',
-      );
-    }
+  pipeline.processed$.subscribe({
+    // The pipeline's failure is reported by `done` below.
+    error: () => {},
+    next: (done) => {
+      if (done.kind === 'release') settled.delete(done.stream);
+      if (done.kind !== 'batches') return;
+      if (done.settled !== undefined) settled.add(done.settled);
+      if (done.outcome.entries > 0) log.debug(done.outcome, 'batch applied');
+      if (done.outcome.tooLate > 0 || done.outcome.tooEarly > 0) {
+        log.info(
+          { tooLate: done.outcome.tooLate, tooEarly: done.outcome.tooEarly },
+          'readings outside the live windows',
+        );
+      }
+    },
   });
+  const close = async () => {
+    await keeper.stop();
+    await Promise.all([redis, metrics].map((c) => c.quit().catch(() => {})));
+    for (const connection of [redis, metrics]) connection.disconnect();
+  };
+  // A graceful stop writes what a coalesced flush still owed the dashboard,
+  // stops reading (a blocked read must not take entries after the successor
+  // has scanned what is pending), then hands its shards over at once
+  // (instead of after the lease expires).
+  const done = pipeline.done
+    .then(() => aggregator.flush())
+    .finally(() => consumer.close())
+    .catch((error: unknown) => {
+      log.error({ err: error }, 'aggregator stopped on an error');
+      throw error;
+    })
+    .finally(close);
+  done.catch(() => {});
   // Running means: the shards that were free are taken, their state loaded
   // and what was pending on them applied.
   await keeper.start();
@@ -136,21 +162,6 @@ export async function startAggregator(
     'aggregator running',
   );
 
-  const close = async () => {
-    consumer.close();
-    await Promise.all([redis, metrics].map((c) => c.quit().catch(() => {})));
-    for (const connection of [redis, metrics]) connection.disconnect();
-  };
-  // A graceful stop writes what a coalesced flush still owed the dashboard,
-  // then hands its shards over at once (instead of after the lease expires).
-  const done = pipeline.done
-    .then(() => aggregator.flush())
-    .then(() => keeper.stop())
-    .catch((error: unknown) => {
-      log.error({ err: error }, 'aggregator stopped on an error');
-      throw error;
-    })
-    .finally(close);
   return {
     processed$: pipeline.processed$,
     nodeCount: () => aggregator.nodeCount,

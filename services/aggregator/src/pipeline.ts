@@ -46,7 +46,8 @@ export type Processed =
 export interface PipelineOptions {
   /** Entries pending this long are claimed again (crashed reads, failed entries). */
   readonly claimIdleMs: number;
-  readonly newState: (shard: ShardKeys) => ShardState;
+  /** The state of one acquisition of a shard, fenced by the acquisition's lease token. */
+  readonly newState: (shard: ShardKeys, token: string) => ShardState;
   /** Emits when the connection came back after a drop: pending entries are scanned at once. */
   readonly reconnected$: Observable<unknown>;
 }
@@ -87,8 +88,10 @@ export function runPipeline(
 
   const shardJobs$ = keeper.events$.pipe(
     filter((e) => e.kind === 'acquired'),
-    mergeMap(({ shard }) => {
-      const state = options.newState(shard);
+    mergeMap((event) => {
+      if (event.kind !== 'acquired') return [];
+      const { shard } = event;
+      const state = options.newState(shard, event.token);
       held.set(shard, state);
       return shardLoop(state, consumer, options, logger).pipe(
         takeUntil(merge(stop$, ends$.pipe(filter((e) => e.shard === shard)))),
@@ -100,7 +103,11 @@ export function runPipeline(
       const state = held.get(e.shard);
       held.delete(e.shard);
       consumer.release(e.shard);
-      return state ? [{ kind: 'release', state, graceful: e.kind === 'release' } as Job] : [];
+      if (state === undefined) return [];
+      // A lost shard's state is dropped at once, not behind the queued jobs:
+      // it may hold changes never committed, and must not be written out.
+      if (e.kind === 'lost') aggregator.drop(state);
+      return [{ kind: 'release', state, graceful: e.kind === 'release' } as Job];
     }),
   );
   const slides$ = ticks$.pipe(
@@ -119,10 +126,13 @@ export function runPipeline(
           return { kind: 'acquire', stream: job.state.shard.stream };
         case 'batch': {
           const outcome = await aggregator.apply(job.batch, job.state);
+          // Settle before the next read: the group's position must not yet
+          // include entries that are read but not applied.
+          if (job.settle) await aggregator.settle(job.state);
           job.done();
-          if (!job.settle) return { kind: 'batches', outcome };
-          await aggregator.settle(job.state);
-          return { kind: 'batches', outcome, settled: job.state.shard.stream };
+          return job.settle
+            ? { kind: 'batches', outcome, settled: job.state.shard.stream }
+            : { kind: 'batches', outcome };
         }
         case 'release':
           await aggregator.release(job.state, job.graceful);
@@ -173,12 +183,20 @@ function shardLoop(
     settle: true,
   };
   let nextScanAt = Date.now() + options.claimIdleMs;
+  let readFailed = false;
   const reconnected = options.reconnected$.subscribe(() => {
     scan ??= { minIdleMs: 0, cursor: '0-0', settle: false };
   });
   const next = () => pull$.next();
 
   const fetch = async (): Promise<Job> => {
+    // A read that failed may have been delivered with its reply lost: its
+    // entries are pending here. Nothing of this shard is in flight now, so
+    // scanning everything pending is safe.
+    if (readFailed) {
+      readFailed = false;
+      scan ??= { minIdleMs: 0, cursor: '0-0', settle: false };
+    }
     if (!acquired) {
       acquired = true;
       return { kind: 'acquire', state, done: next };
@@ -194,7 +212,12 @@ function shardLoop(
       if (finished) nextScanAt = Date.now() + options.claimIdleMs / 2;
       return { kind: 'batch', state, batch: page.batch, settle: finished && current.settle, done: next };
     }
-    return { kind: 'batch', state, batch: await consumer.read(state.shard), settle: false, done: next };
+    try {
+      return { kind: 'batch', state, batch: await consumer.read(state.shard), settle: false, done: next };
+    } catch (error) {
+      readFailed = true;
+      throw error;
+    }
   };
 
   return pull$.pipe(

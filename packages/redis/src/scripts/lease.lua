@@ -1,6 +1,7 @@
 #!lua
--- A replica's lease on a shard. `acquire` takes a free lease (or renews its
--- own), `renew` extends only its own, `release` gives up only its own.
+-- A replica's lease on a shard, held under the token of one acquisition.
+-- `acquire` takes a free lease, `renew` extends only its own, `release` gives
+-- up only its own.
 --
 -- KEYS[1] the shard's lease
 -- ARGV[1] acquire | renew | release   ARGV[2] token   ARGV[3] lease, ms

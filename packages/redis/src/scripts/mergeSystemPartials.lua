@@ -10,8 +10,9 @@
 -- Returns { version, range, total, active, flow, pressureSum, pressureNodes, range, ... }
 
 local shards = tonumber(ARGV[1])
-if #ARGV > 2 then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+-- In slices: unpack() has a stack limit.
+for i = 3, #ARGV, 1000 do
+  redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
 local time = redis.call('TIME')
 local version = string.format('%d', tonumber(time[1]) * 1000000 + tonumber(time[2]))
