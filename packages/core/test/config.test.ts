@@ -54,6 +54,32 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('reads the seed nodes of a Redis Cluster, and names a malformed one', () => {
+    const config = loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000, redis-b:7001,[::1]:7002' });
+    expect(config.redis.clusterNodes).toEqual([
+      { host: '10.0.0.1', port: 7000 },
+      { host: 'redis-b', port: 7001 },
+      { host: '::1', port: 7002 },
+    ]);
+    expect(() => loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000,redis-b' })).toThrow(
+      'REDIS_CLUSTER_NODES: expected host:port[,host:port…], got "redis-b"',
+    );
+  });
+
+  it('reads the scale-out settings and rejects nonsense', () => {
+    const config = loadConfig({
+      STREAM_SHARDS: '8',
+      AGGREGATOR_LEASE_MS: '2000',
+      AGGREGATOR_CLAIM_IDLE_MS: '5000',
+      AGGREGATOR_MAX_DELIVERIES: '3',
+    });
+    expect(config.stream.shards).toBe(8);
+    expect(config.aggregator).toMatchObject({ leaseMs: 2000, claimIdleMs: 5000, maxDeliveries: 3 });
+    expect(() => loadConfig({ AGGREGATOR_MAX_DELIVERIES: '0' })).toThrow(
+      'AGGREGATOR_MAX_DELIVERIES: expected a whole number from 1 to 1000, got 0',
+    );
+  });
+
   it('rejects a REDIS_URL that is not a redis URL', () => {
     expect(() => loadConfig({ REDIS_URL: 'localhost:6379' })).toThrow(/REDIS_URL: expected redis:\/\//);
   });

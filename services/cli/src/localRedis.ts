@@ -14,9 +14,15 @@ export interface RedisForStart {
  * The Redis `streamgauge start` uses: the configured one if it answers;
  * otherwise, when it is a local address and `redis-server` is on PATH, one
  * started here on that port with its files under DATA_DIR/redis (AOF on).
+ * With REDIS_CLUSTER_NODES set, the cluster must answer.
  */
 export async function redisForStart(config: Config, logger: Logger): Promise<RedisForStart> {
   if (await answers(config)) return { config, server: undefined };
+  if (config.redis.clusterNodes !== undefined) {
+    // A cluster is never stood in for by a local standalone server.
+    const nodes = config.redis.clusterNodes.map((n) => `${n.host}:${n.port}`).join(',');
+    throw new CommandError(EXIT.unavailable, `cannot reach the Redis Cluster at ${nodes}`);
+  }
   const url = new URL(config.redis.url);
   const local = ['localhost', '127.0.0.1', '[::1]', ''].includes(url.hostname);
   if (!local || !redisServerOnPath()) {

@@ -1,5 +1,8 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { decodeEntry } from '@streamgauge/core';
@@ -53,6 +56,13 @@ describe('streamgauge CLI', () => {
     const down = await streamgauge(['gateways', 'list'], { REDIS_URL: `redis://127.0.0.1:${port}` });
     expect(down.code).toBe(4);
     expect(down.stderr).toContain(`cannot reach Redis at redis://127.0.0.1:${port}`);
+    // A cluster that does not answer is never replaced by a local server.
+    const cluster = await streamgauge(['start'], {
+      REDIS_CLUSTER_NODES: `127.0.0.1:${port}`,
+      DATA_DIR: mkdtempSync(join(tmpdir(), 'streamgauge-cli-')),
+    });
+    expect(cluster.code).toBe(4);
+    expect(cluster.stderr).toContain(`cannot reach the Redis Cluster at 127.0.0.1:${port}`);
   });
 
   it('adds, lists and revokes gateways; the token is printed once', async () => {
