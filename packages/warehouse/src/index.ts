@@ -1,0 +1,4 @@
+export { DuckdbWarehouse, duckdbReadingsDdl } from './duckdb/duckdbWarehouse.ts';
+export type { ColumnType, WarehouseRow } from './table.ts';
+export { COLUMNS, READINGS_TABLE, rowOf } from './table.ts';
+export type { InsertOutcome, Warehouse } from './warehouse.ts';

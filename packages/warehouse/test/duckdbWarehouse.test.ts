@@ -1,0 +1,90 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DuckdbWarehouse, rowOf } from '../src/index.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'streamgauge-duckdb-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const at = Date.UTC(2026, 10, 20, 12, 0, 0, 123);
+
+describe('DuckdbWarehouse', () => {
+  it('keeps one row per (node_id, timestamp): the first copy wins, across calls and within one', async () => {
+    const warehouse = await DuckdbWarehouse.open(':memory:');
+    try {
+      const first = await warehouse.insert([
+        rowOf({ node_id: 'A', timestamp: at, flow_rate: 1.5, pressure: 3 }, 'gw-1', at + 1000),
+        rowOf({ node_id: 'A', timestamp: at, flow_rate: 9 }, 'gw-1', at + 1000),
+        rowOf(
+          { node_id: 'B', timestamp: at, temperature: 14.25, district_id: 'SELARGIUS' },
+          'gw-1',
+          at + 1000,
+        ),
+      ]);
+      expect(first).toEqual({ inserted: 2, duplicates: 1 });
+      const again = await warehouse.insert([
+        rowOf({ node_id: 'A', timestamp: at, flow_rate: 7 }, 'gw-2', at + 2000),
+        rowOf({ node_id: 'A', timestamp: at + 1, flow_rate: 2 }, 'gw-2', at + 2000),
+      ]);
+      expect(again).toEqual({ inserted: 1, duplicates: 1 });
+      expect(await warehouse.count()).toBe(3);
+      const rows = await warehouse.query(
+        `SELECT node_id, epoch_ms("timestamp")::DOUBLE AS ts, flow_rate, pressure, temperature, district_id, source_file,
+                epoch_ms(ingestion_timestamp)::DOUBLE AS ingested
+         FROM readings ORDER BY node_id, "timestamp"`,
+      );
+      expect(rows).toEqual([
+        {
+          node_id: 'A',
+          ts: at,
+          flow_rate: 1.5,
+          pressure: 3,
+          temperature: null,
+          district_id: null,
+          source_file: 'gw-1',
+          ingested: at + 1000,
+        },
+        {
+          node_id: 'A',
+          ts: at + 1,
+          flow_rate: 2,
+          pressure: null,
+          temperature: null,
+          district_id: null,
+          source_file: 'gw-2',
+          ingested: at + 2000,
+        },
+        {
+          node_id: 'B',
+          ts: at,
+          flow_rate: null,
+          pressure: null,
+          temperature: 14.25,
+          district_id: 'SELARGIUS',
+          source_file: 'gw-1',
+          ingested: at + 1000,
+        },
+      ]);
+    } finally {
+      await warehouse.close();
+    }
+  });
+
+  it('keeps what it committed in its file across a reopen', async () => {
+    const path = join(dir, 'warehouse.duckdb');
+    const warehouse = await DuckdbWarehouse.open(path);
+    await warehouse.insert([rowOf({ node_id: 'C', timestamp: at, volume: 1234.5 }, '', at)]);
+    await warehouse.close();
+    const reopened = await DuckdbWarehouse.open(path);
+    try {
+      expect(await reopened.count()).toBe(1);
+      expect(await reopened.insert([rowOf({ node_id: 'C', timestamp: at, volume: 1 }, '', at)])).toEqual({
+        inserted: 0,
+        duplicates: 1,
+      });
+    } finally {
+      await reopened.close();
+    }
+  });
+});
