@@ -47,6 +47,17 @@ export interface ShardKeys {
   readonly aggregateCommit: string;
   /** The aggregator's persisted state of one node: panes, latest, metadata (a hash). */
   aggregateNode(nodeId: string): string;
+  /** The archiver's keys of this shard (group `archiver`). */
+  readonly archive: {
+    /** Id of its last commit (a retried commit is not applied twice). */
+    readonly commit: string;
+    /** Its counters (a hash). */
+    readonly stats: string;
+    /** The last processing error of each entry still pending for it. */
+    readonly errors: string;
+    /** The archive watermark: every entry up to this id is in the warehouse. */
+    readonly watermark: string;
+  };
 }
 
 export function shardKeys(shard: number, shards: number): ShardKeys {
@@ -70,6 +81,12 @@ export function shardKeys(shard: number, shards: number): ShardKeys {
     aggregateWritten: `${aggregatePrefix}written`,
     aggregateCommit: `${aggregatePrefix}commit`,
     aggregateNode: (nodeId) => `${aggregatePrefix}node:${nodeId}`,
+    archive: {
+      commit: `arch:{${tag}}:commit`,
+      stats: `arch:{${tag}}:stats`,
+      errors: `arch:{${tag}}:errors`,
+      watermark: `arch:{${tag}}:archived`,
+    },
   };
 }
 

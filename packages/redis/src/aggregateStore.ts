@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import {
   type LatestValues,
   type NodeMetadata,
@@ -8,7 +7,7 @@ import {
   type ShardKeys,
 } from '@streamgauge/core';
 import type { RedisClient } from './connection.ts';
-import { LeaseLostError } from './errors/LeaseLostError.ts';
+import { type GroupCommit, lastErrors, prepareCommit } from './groupCommit.ts';
 import { runScript } from './scripts.ts';
 
 /**
@@ -25,27 +24,11 @@ import { runScript } from './scripts.ts';
  */
 const PANE_BYTES = 8 + PANE_WIDTH * 8;
 
-/** Dead letters kept per shard (approximately): the stream must not grow without bound. */
-const DEAD_LETTERS_KEPT = 100_000;
-
-export interface ShardCommit {
+export interface ShardCommit extends Omit<GroupCommit, 'writes' | 'removed'> {
   /** Nodes whose panes, latest values or metadata changed. */
   readonly changed: Iterable<NodeWindows>;
   readonly added: readonly string[];
   readonly removed: readonly string[];
-  readonly group: string;
-  readonly ackIds: readonly string[];
-  /** Entries given up on: moved to the dead-letter stream as they are acknowledged. */
-  readonly deadLetters: readonly DeadLetter[];
-  /** Entries that failed and stay pending (to be delivered again): their last error. */
-  readonly failures: readonly { readonly id: string; readonly error: string }[];
-  readonly counters: Readonly<Record<string, number>>;
-}
-
-export interface DeadLetter {
-  readonly id: string;
-  readonly error: string;
-  readonly deliveries: number;
 }
 
 export class AggregateStore {
@@ -86,58 +69,32 @@ export class AggregateStore {
 
   /**
    * Encodes the commit once (clearing the nodes' change marks) and returns a
-   * function that runs it as one script call; it may be run again after a
-   * failure. The script records the commit's id: if an attempt was applied
-   * but its reply lost, the next attempt does nothing, so counters and dead
-   * letters are never applied twice. Throws LeaseLostError when another
-   * replica holds the shard.
+   * function that runs it (see prepareCommit); throws LeaseLostError when
+   * another acquisition holds the shard.
    */
   prepare(commit: ShardCommit): () => Promise<void> {
     const shard = this.#shard;
-    const keys = [
-      shard.lease,
-      shard.aggregateCommit,
-      shard.stream,
-      shard.aggregateNodes,
-      shard.aggregateStats,
-      shard.deadLetters,
-      shard.errors,
-    ];
-    const commitId = commit.ackIds[commit.ackIds.length - 1] ?? `local:${randomUUID()}`;
-    const args: (string | number | Buffer)[] = [
-      this.#token,
-      commitId,
-      this.#ttlSeconds,
-      commit.group,
-      DEAD_LETTERS_KEPT,
-    ];
-    const changed = [...commit.changed];
-    args.push(changed.length);
-    for (const node of changed) {
-      keys.push(shard.aggregateNode(node.nodeId));
-      const fields = encodeChanges(node);
-      args.push(fields.length / 2);
-      for (const field of fields) args.push(field);
-    }
-    pushList(args, commit.added);
-    pushList(args, commit.removed);
-    for (const id of commit.removed) keys.push(shard.aggregateNode(id));
-    const counters = Object.entries(commit.counters).filter(([, by]) => by !== 0);
-    args.push(counters.length);
-    for (const [name, by] of counters) args.push(name, by);
-    args.push(commit.deadLetters.length);
-    for (const dead of commit.deadLetters) args.push(dead.id, dead.error, dead.deliveries);
-    args.push(commit.failures.length);
-    for (const failure of commit.failures) args.push(failure.id, failure.error);
-    pushList(args, commit.ackIds);
-    return async () => {
-      try {
-        await runScript(this.#redis, 'commitShard', keys, args as (string | number)[]);
-      } catch (error) {
-        if ((error as Error).message?.startsWith('LEASE_LOST')) throw new LeaseLostError(shard.stream);
-        throw error;
-      }
-    };
+    return prepareCommit(
+      this.#redis,
+      {
+        lease: shard.lease,
+        commit: shard.aggregateCommit,
+        stream: shard.stream,
+        nodes: shard.aggregateNodes,
+        stats: shard.aggregateStats,
+        deadLetters: shard.deadLetters,
+        errors: shard.errors,
+      },
+      {
+        ...commit,
+        writes: [...commit.changed].map((node) => ({
+          key: shard.aggregateNode(node.nodeId),
+          fields: encodeChanges(node),
+        })),
+        removed: commit.removed.map((id) => ({ id, key: shard.aggregateNode(id) })),
+      },
+      { token: this.#token, ttlSeconds: this.#ttlSeconds },
+    );
   }
 
   /** The group's last delivered entry on this shard's stream, if the group exists. */
@@ -162,26 +119,14 @@ export class AggregateStore {
   }
 
   /** The last error of each given entry that failed before (entries that never failed are absent). */
-  async lastErrors(ids: readonly string[]): Promise<Map<string, string>> {
-    if (ids.length === 0) return new Map();
-    const values = await this.#redis.hmget(this.#shard.errors, ...ids);
-    const errors = new Map<string, string>();
-    ids.forEach((id, i) => {
-      const value = values[i];
-      if (typeof value === 'string') errors.set(id, value);
-    });
-    return errors;
+  lastErrors(ids: readonly string[]): Promise<Map<string, string>> {
+    return lastErrors(this.#redis, this.#shard.errors, ids);
   }
 
   async counters(): Promise<Record<string, number>> {
     const raw = await this.#redis.hgetall(this.#shard.aggregateStats);
     return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Number(v)]));
   }
-}
-
-function pushList(args: (string | number | Buffer)[], items: readonly string[]): void {
-  args.push(items.length);
-  for (const item of items) args.push(item);
 }
 
 /** The hash fields of a node's changed panes, latest values and metadata; clears its change marks. */

@@ -15,6 +15,7 @@ export type ScriptName =
   | 'writeNodeKeys'
   | 'commitShard'
   | 'markWritten'
+  | 'archiveWatermark'
   | 'lease'
   | 'replicas'
   | 'mergeSystemPartials'

@@ -2,7 +2,12 @@ import { decodeEntry, type Reading, type ShardKeys } from '@streamgauge/core';
 import type { RedisClient } from './connection.ts';
 
 export type DeliveredEntry =
-  | { readonly id: string; readonly deliveries: number; readonly readings: Reading[] }
+  | {
+      readonly id: string;
+      readonly deliveries: number;
+      readonly source: string;
+      readonly readings: Reading[];
+    }
   | { readonly id: string; readonly deliveries: number; readonly error: string };
 
 export interface DeliveredBatch {
@@ -160,7 +165,8 @@ function decodeRow([id, fields]: Row, deliveries: number): DeliveredEntry {
     return { id, deliveries: GONE, error: 'entry was trimmed from the stream before it was processed' };
   }
   try {
-    return { id, deliveries, readings: decodeEntry(id, fields).readings };
+    const entry = decodeEntry(id, fields);
+    return { id, deliveries, source: entry.source, readings: entry.readings };
   } catch (error) {
     return { id, deliveries, error: (error as Error).message };
   }

@@ -36,7 +36,7 @@ describe('StreamConsumer', () => {
       const first = await addEntry(1);
       const batch = await consumer.read(shard);
       expect(batch.entries).toEqual([
-        { id: first, deliveries: 1, readings: [expect.objectContaining({ node_id: 'N1' })] },
+        { id: first, deliveries: 1, source: 't', readings: [expect.objectContaining({ node_id: 'N1' })] },
       ]);
       expect((await consumer.read(shard)).entries).toEqual([]);
     });
@@ -54,7 +54,7 @@ describe('StreamConsumer', () => {
       const { batch, next } = await consumer.claim(shard, 50);
       expect(next).toBe('0-0');
       expect(batch.entries).toEqual([
-        { id: lost, deliveries: 2, readings: [expect.objectContaining({ node_id: 'N2' })] },
+        { id: lost, deliveries: 2, source: 't', readings: [expect.objectContaining({ node_id: 'N2' })] },
       ]);
       const pending = (await db.client.xpending(shard.stream, 'g', '-', '+', 10)) as [string, string][];
       expect(pending.map(([id, owner]) => [id, owner])).toEqual([[lost, 'live']]);

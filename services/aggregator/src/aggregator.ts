@@ -22,10 +22,13 @@ import {
   type AggregateStore,
   type DeadLetter,
   type DeliveredBatch,
+  exhausted,
   isUnavailable,
   LeaseLostError,
   type NodeKeys,
   type ReadModelWriter,
+  type Triage,
+  triage,
 } from '@streamgauge/redis';
 import type { Logger } from 'pino';
 
@@ -274,36 +277,21 @@ export class Aggregator {
       dead: [] as DeadLetter[],
       failures: [] as { id: string; error: string }[],
     };
-    const exhausted = batch.entries.filter((e) => 'readings' in e && e.deliveries > max).map((e) => e.id);
-    const lastErrors = await this.#persist(() => state.store.lastErrors(exhausted), 'errors');
+    const lastErrors = await this.#persist(
+      () => state.store.lastErrors(exhausted(batch.entries, max)),
+      'errors',
+    );
+    const sorted = triage(batch.entries, max, lastErrors);
+    work.dead = sorted.dead;
+    work.failures = sorted.failures;
+    counters.entries = batch.entries.length;
+    counters.redelivered = batch.entries.filter((e) => e.deliveries > 1).length;
+    counters.dead = sorted.dead.length;
+    counters.failed = sorted.failures.length;
+    for (const entry of batch.entries) work.ids.push(entry.id);
+    logEntries(this.#options.logger, batch.shard.stream, sorted);
 
-    for (const entry of batch.entries) {
-      work.ids.push(entry.id);
-      counters.entries++;
-      if (entry.deliveries > 1) counters.redelivered++;
-      if ('error' in entry || entry.deliveries > max) {
-        const error =
-          'error' in entry
-            ? entry.error
-            : (lastErrors.get(entry.id) ??
-              `delivered ${entry.deliveries} times without being acknowledged (the consumer stopped while processing it)`);
-        if (entry.deliveries >= max) {
-          work.dead.push({ id: entry.id, error, deliveries: entry.deliveries });
-          counters.dead++;
-          this.#options.logger.error(
-            { stream: batch.shard.stream, id: entry.id, deliveries: entry.deliveries, error },
-            'entry dead-lettered',
-          );
-        } else {
-          work.failures.push({ id: entry.id, error });
-          counters.failed++;
-          this.#options.logger.warn(
-            { stream: batch.shard.stream, id: entry.id, deliveries: entry.deliveries, error },
-            'entry failed; it stays pending and will be delivered again',
-          );
-        }
-        continue;
-      }
+    for (const entry of sorted.ready) {
       work.acks.push(entry.id);
       for (const reading of entry.readings) {
         counters.readings++;
@@ -578,5 +566,13 @@ export class Aggregator {
         await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 2_000)));
       }
     }
+  }
+}
+
+/** Dead letters are errors; failed entries that will be retried, warnings. */
+function logEntries(logger: Logger, stream: string, sorted: Triage): void {
+  for (const dead of sorted.dead) logger.error({ stream, ...dead }, 'entry dead-lettered');
+  for (const failure of sorted.failures) {
+    logger.warn({ stream, ...failure }, 'entry failed; it stays pending and will be delivered again');
   }
 }

@@ -1,5 +1,5 @@
 import type { ShardKeys } from '@streamgauge/core';
-import type { DeliveredBatch, StreamConsumer } from '@streamgauge/redis';
+import { type DeliveredBatch, ShardReader, type StreamConsumer } from '@streamgauge/redis';
 import type { Logger } from 'pino';
 import {
   BehaviorSubject,
@@ -163,11 +163,8 @@ export function runPipeline(
 }
 
 /**
- * One shard's pulls: the acquisition, then a scan of everything pending
- * (entries a dead or earlier consumer never acknowledged), then new entries,
- * with a scan of entries pending longer than `claimIdleMs` every so often
- * and after a reconnection (a read whose reply was lost left its entries
- * pending here).
+ * One shard's jobs: its acquisition, then what the shard's reader pulls
+ * (ShardReader: pending entries first, then new ones), one at a time.
  */
 function shardLoop(
   state: ShardState,
@@ -176,48 +173,18 @@ function shardLoop(
   logger: Logger,
 ): Observable<Job> {
   const pull$ = new BehaviorSubject<void>(undefined);
+  const reader = new ShardReader(consumer, state.shard, { claimIdleMs: options.claimIdleMs });
   let acquired = false;
-  let scan: { minIdleMs: number; cursor: string; settle: boolean } | undefined = {
-    minIdleMs: 0,
-    cursor: '0-0',
-    settle: true,
-  };
-  let nextScanAt = Date.now() + options.claimIdleMs;
-  let readFailed = false;
-  const reconnected = options.reconnected$.subscribe(() => {
-    scan ??= { minIdleMs: 0, cursor: '0-0', settle: false };
-  });
+  const reconnected = options.reconnected$.subscribe(() => reader.reconnected());
   const next = () => pull$.next();
 
   const fetch = async (): Promise<Job> => {
-    // A read that failed may have been delivered with its reply lost: its
-    // entries are pending here. Nothing of this shard is in flight now, so
-    // scanning everything pending is safe.
-    if (readFailed) {
-      readFailed = false;
-      scan ??= { minIdleMs: 0, cursor: '0-0', settle: false };
-    }
     if (!acquired) {
       acquired = true;
       return { kind: 'acquire', state, done: next };
     }
-    if (scan === undefined && Date.now() >= nextScanAt) {
-      scan = { minIdleMs: options.claimIdleMs, cursor: '0-0', settle: false };
-    }
-    if (scan !== undefined) {
-      const current = scan;
-      const page = await consumer.claim(state.shard, current.minIdleMs, current.cursor);
-      const finished = page.next === '0-0';
-      scan = finished ? undefined : { ...current, cursor: page.next };
-      if (finished) nextScanAt = Date.now() + options.claimIdleMs / 2;
-      return { kind: 'batch', state, batch: page.batch, settle: finished && current.settle, done: next };
-    }
-    try {
-      return { kind: 'batch', state, batch: await consumer.read(state.shard), settle: false, done: next };
-    } catch (error) {
-      readFailed = true;
-      throw error;
-    }
+    const { batch, settled } = await reader.next();
+    return { kind: 'batch', state, batch, settle: settled, done: next };
   };
 
   return pull$.pipe(

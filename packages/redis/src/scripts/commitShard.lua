@@ -3,7 +3,9 @@
 -- group's acknowledgements and the dead letters, all or nothing. Only the
 -- lease holder may commit (a replica that lost its lease while paused must
 -- not overwrite its successor's state), and a commit whose reply was lost is
--- not applied twice when retried (the commit id is remembered).
+-- not applied twice when retried (the commit id is remembered). A caller
+-- with no state (the archiver: its sink is idempotent) passes an empty token
+-- and no nodes; then there is no lease to check.
 --
 -- KEYS[1] lease   KEYS[2] last commit id   KEYS[3] stream   KEYS[4] node set
 -- KEYS[5] counters   KEYS[6] dead letters   KEYS[7] pending errors
@@ -17,9 +19,11 @@
 -- Returns 1, or 0 when this commit was already applied.
 
 local token, commit_id, ttl, group, kept = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local owner = redis.call('GET', KEYS[1])
-if owner ~= token then
-  return redis.error_reply('LEASE_LOST ' .. KEYS[1] .. ' is held by ' .. tostring(owner))
+if token ~= '' then
+  local owner = redis.call('GET', KEYS[1])
+  if owner ~= token then
+    return redis.error_reply('LEASE_LOST ' .. KEYS[1] .. ' is held by ' .. tostring(owner))
+  end
 end
 if redis.call('GET', KEYS[2]) == commit_id then
   return 0
