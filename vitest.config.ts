@@ -19,6 +19,7 @@ export default defineConfig({
         'packages/warehouse',
         'services/ingest',
         'services/aggregator',
+        'services/archiver',
         'services/simulator',
         'services/cli',
       ].map((root) => ({

@@ -2,7 +2,7 @@ import { readModelKeys } from '@streamgauge/core';
 import { waitForAggregator } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { Pool } from 'undici';
-import { AggregatorProcess } from '../support/aggregatorProcess.ts';
+import { ServiceProcess } from '../support/serviceProcess.ts';
 import { aggregatorDrain } from './aggregatorDrain.ts';
 import { CpuMeter, type CpuTarget } from './lib/cpu.ts';
 import { IngestProcess } from './lib/ingestProcess.ts';
@@ -53,7 +53,7 @@ export async function aggregatorBench(context: SuiteContext): Promise<void> {
 
 interface Services {
   readonly ingest: IngestProcess;
-  readonly aggregator: AggregatorProcess;
+  readonly aggregator: ServiceProcess;
   readonly token: string;
   readonly targets: CpuTarget[];
   stop(): Promise<void>;
@@ -62,7 +62,7 @@ interface Services {
 async function startServices(context: SuiteContext): Promise<Services> {
   await context.redis.flush();
   const log = (line: string) => context.log(`[service] ${line}`);
-  const aggregator = await AggregatorProcess.start({
+  const aggregator = await ServiceProcess.start({
     env: { REDIS_URL: context.redis.url },
     onOutput: log,
     ...(context.options.cpuProfDir !== undefined && { cpuProfDir: context.options.cpuProfDir }),

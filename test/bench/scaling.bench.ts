@@ -3,7 +3,7 @@ import { allShardKeys, loadConfig, type Reading, readModelKeys, systemClock } fr
 import { ReadingLog } from '@streamgauge/redis';
 import { waitForAggregator } from '@streamgauge/testkit';
 import { pino } from 'pino';
-import { AggregatorProcess } from '../support/aggregatorProcess.ts';
+import { ServiceProcess } from '../support/serviceProcess.ts';
 import { CpuMeter, type CpuTarget } from './lib/cpu.ts';
 import { BenchFailure, type SuiteContext } from './lib/types.ts';
 
@@ -34,11 +34,11 @@ async function scaleOut(context: SuiteContext, shards: number): Promise<void> {
   const total = 200_000;
   const nodes = 1_000;
   context.log(`scale-out: ${shards} shard(s), ${shards} replica(s), ${total} readings, ${nodes} nodes`);
-  const replicas: AggregatorProcess[] = [];
+  const replicas: ServiceProcess[] = [];
   try {
     for (let r = 0; r < shards; r++) {
       replicas.push(
-        await AggregatorProcess.start({
+        await ServiceProcess.start({
           env: {
             REDIS_URL: context.redis.url,
             STREAM_SHARDS: String(shards),

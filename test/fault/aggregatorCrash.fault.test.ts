@@ -11,12 +11,12 @@ import {
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { AggregatorProcess } from '../support/aggregatorProcess.ts';
 import { postReadings } from '../support/postReadings.ts';
+import { ServiceProcess } from '../support/serviceProcess.ts';
 
 let redis: TestRedis;
 let client: Redis;
-const processes = new Set<AggregatorProcess>();
+const processes = new Set<ServiceProcess>();
 let ingest: RunningIngest | undefined;
 /** What the aggregators logged at warn or above, shown when a test fails. */
 const output: string[] = [];
@@ -49,8 +49,8 @@ function env(shards: number, consumer: string): Record<string, string> {
   };
 }
 
-async function spawnAggregator(shards: number, consumer: string): Promise<AggregatorProcess> {
-  const aggregator = await AggregatorProcess.start({
+async function spawnAggregator(shards: number, consumer: string): Promise<ServiceProcess> {
+  const aggregator = await ServiceProcess.start({
     env: env(shards, consumer),
     onOutput: (line) => output.push(`[${consumer}] ${line}`),
   });
@@ -58,7 +58,7 @@ async function spawnAggregator(shards: number, consumer: string): Promise<Aggreg
   return aggregator;
 }
 
-async function kill(aggregator: AggregatorProcess): Promise<void> {
+async function kill(aggregator: ServiceProcess): Promise<void> {
   await aggregator.kill();
   processes.delete(aggregator);
 }

@@ -48,9 +48,15 @@ export interface AggregatorConfig {
   readonly maxDeliveries: number;
 }
 
+export interface ArchiverConfig {
+  /** Consumer name in group `archiver` (reads, claims and dead letters follow the AGGREGATOR_* settings). */
+  readonly consumer: string;
+}
+
 export interface Config {
   readonly redis: RedisConfig;
   readonly aggregator: AggregatorConfig;
+  readonly archiver: ArchiverConfig;
   readonly cacheTtlSeconds: number;
   readonly cacheRefreshMs: number;
   readonly dataDir: string;
@@ -108,6 +114,9 @@ export function loadConfig(env: Env): Config {
         integer: true,
       }),
       maxDeliveries: read.number('AGGREGATOR_MAX_DELIVERIES', 5, { min: 1, max: 1000, integer: true }),
+    },
+    archiver: {
+      consumer: read.text('ARCHIVER_CONSUMER', 'archiver-1'),
     },
     stream: {
       shards: read.number('STREAM_SHARDS', 1, { min: 1, max: 1024, integer: true }),

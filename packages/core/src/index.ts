@@ -1,6 +1,14 @@
 export type { Clock } from './clock.ts';
 export { ManualClock, systemClock } from './clock.ts';
-export type { AggregatorConfig, Config, Env, IngestConfig, RedisConfig, StreamConfig } from './config.ts';
+export type {
+  AggregatorConfig,
+  ArchiverConfig,
+  Config,
+  Env,
+  IngestConfig,
+  RedisConfig,
+  StreamConfig,
+} from './config.ts';
 export { loadConfig, redactUrl } from './config.ts';
 export { ConfigError } from './errors/ConfigError.ts';
 export type { GatewayRecord, GatewayScope } from './gateway.ts';

@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { aggregateCommand } from './commands/aggregate.ts';
+import { archiveCommand } from './commands/archive.ts';
 import { gatewaysCommand } from './commands/gateways.ts';
 import { ingestCommand } from './commands/ingest.ts';
 import { simulateCommand } from './commands/simulate.ts';
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
   startCommand(program);
   ingestCommand(program);
   aggregateCommand(program);
+  archiveCommand(program);
   simulateCommand(program);
   gatewaysCommand(program);
   for (const command of program.commands) {

@@ -3,7 +3,9 @@ import { fileURLToPath } from 'node:url';
 
 const CLI_MAIN = fileURLToPath(new URL('../../services/cli/src/main.ts', import.meta.url));
 
-export interface AggregatorProcessOptions {
+export interface ServiceProcessOptions {
+  /** `aggregate` (the default) or `archive`. */
+  readonly command?: 'aggregate' | 'archive';
   /** Added to this process's environment (REDIS_URL, STREAM_SHARDS, AGGREGATOR_CONSUMER, …). */
   readonly env: Readonly<Record<string, string>>;
   /** Lines the aggregator logs at warn level or above (info lines are dropped). */
@@ -11,8 +13,10 @@ export interface AggregatorProcessOptions {
   readonly cpuProfDir?: string;
 }
 
-/** `streamgauge aggregate` in its own node process, as it runs in production. */
-export class AggregatorProcess {
+const READY = { aggregate: '"aggregator running"', archive: '"archiver running"' } as const;
+
+/** `streamgauge aggregate` (or `archive`) in its own node process, as it runs in production. */
+export class ServiceProcess {
   readonly pid: number;
   readonly #child: ChildProcess;
   readonly #exit: Promise<number | null>;
@@ -24,21 +28,25 @@ export class AggregatorProcess {
   }
 
   /** Starts one and resolves once it logs that it is running (its free shards taken). */
-  static async start(options: AggregatorProcessOptions): Promise<AggregatorProcess> {
+  static async start(options: ServiceProcessOptions): Promise<ServiceProcess> {
+    const command = options.command ?? 'aggregate';
     const nodeArgs = options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : [];
-    const child = spawn(process.execPath, [...nodeArgs, CLI_MAIN, 'aggregate'], {
+    const child = spawn(process.execPath, [...nodeArgs, CLI_MAIN, command], {
       env: { ...process.env, LOG_LEVEL: 'info', ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    if (child.pid === undefined) throw new Error('could not spawn the aggregator');
-    const aggregator = new AggregatorProcess(child);
+    if (child.pid === undefined) throw new Error(`could not spawn streamgauge ${command}`);
+    const service = new ServiceProcess(child);
     const said: string[] = [];
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('the aggregator did not start within 30 s')), 30_000);
+      const timer = setTimeout(
+        () => reject(new Error(`streamgauge ${command} did not start within 30 s`)),
+        30_000,
+      );
       const scan = (chunk: Buffer) => {
         for (const line of chunk.toString('utf8').split('\n')) {
           if (line.trim() !== '') said.push(line);
-          if (line.includes('"aggregator running"')) {
+          if (line.includes(READY[command])) {
             clearTimeout(timer);
             resolve();
           } else if (line.trim() !== '' && !line.includes('"level":30')) {
@@ -52,11 +60,13 @@ export class AggregatorProcess {
       child.once('close', (code) => {
         clearTimeout(timer);
         reject(
-          new Error(`the aggregator exited during start (code ${code}):\n${said.slice(0, 40).join('\n')}`),
+          new Error(
+            `streamgauge ${command} exited during start (code ${code}):\n${said.slice(0, 40).join('\n')}`,
+          ),
         );
       });
     });
-    return aggregator;
+    return service;
   }
 
   /** A graceful stop (SIGTERM), SIGKILL after 30 s; resolves with the exit code. */

@@ -1,0 +1,105 @@
+import { join } from 'node:path';
+import { allShardKeys, type Config, GROUPS } from '@streamgauge/core';
+import { ArchiveLog, connectRedis, ShardReader, StreamConsumer, whenReady } from '@streamgauge/redis';
+import { DuckdbWarehouse, type Warehouse } from '@streamgauge/warehouse';
+import type { Logger } from 'pino';
+import { type ArchiveOutcome, Archiver } from './archiver.ts';
+
+export interface RunningArchiver {
+  /** Finishes the batches in hand, closes the warehouse and connections. */
+  stop(): Promise<void>;
+  /** Settles when every shard's loop has ended (after stop, or on a fatal error). */
+  readonly done: Promise<void>;
+}
+
+export interface ArchiverRuntime {
+  /** Replaces the DuckDB file under DATA_DIR (tests, BigQuery). */
+  readonly warehouse?: Warehouse;
+  readonly onBatch?: (outcome: ArchiveOutcome) => void;
+}
+
+/** Longer than any write takes. */
+const COMMAND_TIMEOUT_MS = 30_000;
+
+/** The embedded warehouse's file. */
+export function duckdbPath(config: Config): string {
+  return join(config.dataDir, 'warehouse.duckdb');
+}
+
+/**
+ * `streamgauge archive`: one loop per stream shard (its pending entries
+ * first, then new ones; ShardReader), each batch written to the warehouse,
+ * then acknowledged.
+ */
+export async function startArchiver(
+  config: Config,
+  logger: Logger,
+  runtime: ArchiverRuntime = {},
+): Promise<RunningArchiver> {
+  const log = logger.child({ consumer: config.archiver.consumer, group: GROUPS.archiver });
+  const redis = connectRedis(config.redis, { name: 'archiver', commandTimeoutMs: COMMAND_TIMEOUT_MS });
+  redis.on('error', (error) => log.warn({ err: error }, 'redis connection error'));
+  await whenReady(redis, 30_000);
+  const warehouse = runtime.warehouse ?? (await DuckdbWarehouse.open(duckdbPath(config)));
+  const consumer = new StreamConsumer(
+    redis,
+    (shard) => {
+      const blocking = connectRedis(config.redis, {
+        name: `archiver-read:${shard.shard}`,
+        commandTimeoutMs: config.aggregator.blockMs + COMMAND_TIMEOUT_MS,
+      });
+      blocking.on('error', (error) =>
+        log.warn({ err: error, stream: shard.stream }, 'redis connection error'),
+      );
+      return blocking;
+    },
+    {
+      group: GROUPS.archiver,
+      consumer: config.archiver.consumer,
+      count: config.aggregator.readCount,
+      blockMs: config.aggregator.blockMs,
+    },
+  );
+  const archiver = new Archiver(warehouse, {
+    group: GROUPS.archiver,
+    maxDeliveries: config.aggregator.maxDeliveries,
+    logger: log,
+  });
+  let stopping = false;
+  const loops = allShardKeys(config.stream.shards).map(async (shard) => {
+    await consumer.ensureGroup(shard);
+    const reader = new ShardReader(consumer, shard, { claimIdleMs: config.aggregator.claimIdleMs });
+    const archiveLog = new ArchiveLog(redis, shard);
+    redis.on('ready', () => reader.reconnected());
+    for (let attempt = 0; !stopping; ) {
+      try {
+        const { batch } = await reader.next();
+        attempt = 0;
+        if (batch.entries.length === 0) continue;
+        const outcome = await archiver.apply(batch, archiveLog);
+        runtime.onBatch?.(outcome);
+        log.debug({ stream: shard.stream, ...outcome }, 'batch archived');
+      } catch (error) {
+        if (stopping) break;
+        log.warn({ err: error, attempt, stream: shard.stream }, 'reading the stream failed; retrying');
+        await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt++, 2_000)));
+      }
+    }
+  });
+  const done = Promise.all(loops).then(() => {});
+  log.info({ shards: config.stream.shards }, 'archiver running');
+  return {
+    done,
+    async stop() {
+      stopping = true;
+      archiver.stop();
+      // Ends the blocked reads; what they delivered stays pending for the next run.
+      consumer.close();
+      await done.catch(() => {});
+      if (runtime.warehouse === undefined) await warehouse.close();
+      await redis.quit().catch(() => {});
+      redis.disconnect();
+      log.info('archiver stopped');
+    },
+  };
+}
