@@ -103,9 +103,13 @@ describe('the archiver', () => {
     } finally {
       await warehouse.close();
     }
-    // Every row was written once: the copies, and entries re-read after a kill, were skipped.
-    expect(Number(stats.inserted)).toBe(data.unique.length);
-    expect(Number(stats.duplicates)).toBeGreaterThanOrEqual(copies.length);
+    // The copies, and readings of entries re-read after a kill, were skipped
+    // as duplicates. (A kill after the warehouse commit but before the
+    // acknowledgement makes the redelivered rows count as duplicates, so
+    // `inserted` may fall short of the rows stored: the table is the truth.)
+    expect(Number(stats.inserted) + Number(stats.duplicates)).toBe(Number(stats.readings));
+    expect(Number(stats.readings)).toBeGreaterThanOrEqual(data.unique.length + copies.length);
+    expect(Number(stats.inserted)).toBeLessThanOrEqual(data.unique.length);
     // The kills did land between a read and its acknowledgement.
     expect(Number(stats.redelivered)).toBeGreaterThan(0);
     expect(output.filter((line) => /"level":50/.test(line))).toEqual([]);
