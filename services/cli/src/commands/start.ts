@@ -1,4 +1,5 @@
 import { startAggregator } from '@streamgauge/aggregator';
+import { duckdbPath, startArchiver } from '@streamgauge/archiver';
 import { CHANGES_CHANNEL, type Config } from '@streamgauge/core';
 import { startIngest } from '@streamgauge/ingest';
 import { GatewayRegistry } from '@streamgauge/redis';
@@ -19,7 +20,9 @@ interface StartOptions {
 export function startCommand(program: Command): void {
   program
     .command('start')
-    .description('run ingest and the aggregator in one process (starting Redis when none answers)')
+    .description(
+      'run ingest, the aggregator and the archiver in one process (starting Redis when none answers)',
+    )
     .option('--simulate', 'also run a gateway simulator that sends readings through the HTTP API')
     .option('--nodes <n>', 'simulated loggers', '12')
     .option('--rate <r>', 'simulated readings per second', '12')
@@ -30,6 +33,7 @@ export function startCommand(program: Command): void {
       const logger = createLogger(level, 'streamgauge');
       const { config, server } = await redisForStart(base, logger);
       const aggregator = await startAggregator(config, createLogger(level, 'aggregator'));
+      const archiver = await startArchiver(config, createLogger(level, 'archiver'));
       const ingest = await startIngest(config, createLogger(level, 'ingest')).catch((error: Error) => {
         throw (error as NodeJS.ErrnoException).code === 'EADDRINUSE'
           ? new CommandError(EXIT.failure, `port ${config.ingest.port} is in use; set INGEST_PORT`)
@@ -64,9 +68,11 @@ export function startCommand(program: Command): void {
           await simulator?.stop();
           await ingest.close();
           await aggregator.stop();
+          await archiver.stop();
           await server?.stop();
         }),
         aggregator.done,
+        archiver.done,
       ]);
     });
 }
@@ -95,9 +101,10 @@ function printBanner(
   const cli = `redis-cli -h ${redis.hostname} -p ${redis.port || 6379}${redis.pathname.length > 1 && redis.pathname !== '/0' ? ` -n ${redis.pathname.slice(1)}` : ''}`;
   const node = simulator?.nodeIds[0] ?? '<node id>';
   const lines = [
-    'streamgauge is running: ingest + aggregator',
+    'streamgauge is running: ingest + aggregator + archiver',
     `  ingest     POST ${ingestUrl}/v1/readings   (health: ${ingestUrl}/readyz)`,
     `  redis      ${config.redis.url}${ownRedis ? `   (started by streamgauge; files in ${config.dataDir}/redis)` : ''}`,
+    `  warehouse  ${duckdbPath(config)}   (DuckDB; every reading, one row each)`,
   ];
   if (simulator) {
     lines.push(
