@@ -53,7 +53,7 @@ export class DuckdbWarehouse implements Warehouse {
       if (rows.length === 0) return { inserted: 0, duplicates: 0 };
       const appender = await this.#connection.createAppender(STAGE, 'main', 'temp');
       try {
-        rows.forEach((row, seq) => appendRow(appender, seq, row));
+        for (const [seq, row] of rows.entries()) appendRow(appender, seq, row);
         appender.flushSync();
       } finally {
         appender.closeSync();
