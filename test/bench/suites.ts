@@ -2,6 +2,7 @@ import { aggregatorBench } from './aggregator.bench.ts';
 import { ingestBench } from './ingest.bench.ts';
 import type { Suite } from './lib/types.ts';
 import { scalingBench } from './scaling.bench.ts';
+import { warehouseBench } from './warehouse.bench.ts';
 
 /** Every benchmark suite, in the order `pnpm bench` runs them. Add new suites here. */
 export const SUITES: readonly Suite[] = [
@@ -21,5 +22,10 @@ export const SUITES: readonly Suite[] = [
     description:
       'aggregator throughput with 1, 2 and 4 shards and replicas; Redis bytes per node for 30 days of 1/min',
     run: scalingBench,
+  },
+  {
+    name: 'warehouse',
+    description: 'the archiver: 200k readings from the stream into DuckDB',
+    run: warehouseBench,
   },
 ];
