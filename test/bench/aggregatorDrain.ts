@@ -4,11 +4,12 @@
  * Run: node test/bench/aggregatorDrain.ts [readings] [nodes]
  */
 import { startAggregator } from '@streamgauge/aggregator';
-import { loadConfig, ManualClock, type Reading } from '@streamgauge/core';
+import { loadConfig, ManualClock } from '@streamgauge/core';
 import { ReadingLog, RedisServer } from '@streamgauge/redis';
 import { waitForAggregator } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
+import { fillLog } from './lib/streams.ts';
 
 export async function aggregatorDrain(total: number, nodes: number, url?: string) {
   const server = url ? undefined : await RedisServer.start();
@@ -23,23 +24,7 @@ export async function aggregatorDrain(total: number, nodes: number, url?: string
       dedupeHorizonMs: 48 * 3_600_000,
       clock: new ManualClock(now),
     });
-    const fill = async (round: number) => {
-      for (let i = 0; i < total; i += 1000) {
-        const batch: Reading[] = [];
-        for (let j = i; j < Math.min(i + 1000, total); j++) {
-          const node = j % nodes;
-          const k = round * total + j;
-          batch.push({
-            node_id: `N${node}`,
-            timestamp: now - 3_600_000 + Math.floor(k / nodes) * 1000 + (node % 1000),
-            flow_rate: (k % 97) / 3,
-            pressure: 3 + (k % 13) / 10,
-            temperature: 15,
-          });
-        }
-        await log.append(batch, 'bench');
-      }
-    };
+    const fill = (round: number) => fillLog(log, { total, nodes, now, round });
     const config = loadConfig({ REDIS_URL: redisUrl });
     // Round 0: every node is new (cold). Round 1: the same nodes again, after a
     // restart that loads their state (steady state). Each round is timed from

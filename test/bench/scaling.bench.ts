@@ -5,6 +5,7 @@ import { waitForAggregator } from '@streamgauge/testkit';
 import { pino } from 'pino';
 import { ServiceProcess } from '../support/serviceProcess.ts';
 import { CpuMeter, type CpuTarget } from './lib/cpu.ts';
+import { fillLog } from './lib/streams.ts';
 import { BenchFailure, type SuiteContext } from './lib/types.ts';
 
 export const SUITE = 'scaling';
@@ -57,21 +58,7 @@ async function scaleOut(context: SuiteContext, shards: number): Promise<void> {
       clock: systemClock,
     });
     for (const replica of replicas) replica.pause();
-    const now = Date.now();
-    for (let i = 0; i < total; i += 1000) {
-      const batch: Reading[] = [];
-      for (let j = i; j < i + 1000; j++) {
-        const node = j % nodes;
-        batch.push({
-          node_id: `N${node}`,
-          timestamp: now - 3_600_000 + Math.floor(j / nodes) * 1000 + node,
-          flow_rate: (j % 97) / 3,
-          pressure: 3 + (j % 13) / 10,
-          temperature: 15,
-        });
-      }
-      await log.append(batch, 'bench');
-    }
+    await fillLog(log, { total, nodes, now: Date.now() });
     const targets: CpuTarget[] = replicas.map((p, r) => ({ name: `aggregator ${r}`, pid: p.pid }));
     if (context.redis.pid !== undefined) targets.push({ name: 'redis', pid: context.redis.pid });
     const cpu = new CpuMeter(targets);

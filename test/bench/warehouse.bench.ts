@@ -2,11 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startArchiver } from '@streamgauge/archiver';
-import { GROUPS, loadConfig, type Reading, systemClock } from '@streamgauge/core';
+import { GROUPS, loadConfig, systemClock } from '@streamgauge/core';
 import { ReadingLog } from '@streamgauge/redis';
 import { waitForDrain } from '@streamgauge/testkit';
 import { pino } from 'pino';
 import { CpuMeter, type CpuTarget } from './lib/cpu.ts';
+import { fillLog } from './lib/streams.ts';
 import type { SuiteContext } from './lib/types.ts';
 
 export const SUITE = 'warehouse';
@@ -29,26 +30,11 @@ export async function warehouseBench(context: SuiteContext): Promise<void> {
       dedupeHorizonMs: 48 * 3_600_000,
       clock: systemClock,
     });
-    const now = Date.now();
     context.log(`archiver: ${total} readings of ${nodes} nodes into DuckDB`);
-    for (let i = 0; i < total; i += 1000) {
-      const batch: Reading[] = [];
-      for (let j = i; j < i + 1000; j++) {
-        const node = j % nodes;
-        batch.push({
-          node_id: `N${node}`,
-          timestamp: now - 3_600_000 + Math.floor(j / nodes) * 1000 + node,
-          flow_rate: (j % 97) / 3,
-          pressure: 3 + (j % 13) / 10,
-          temperature: 15,
-          district_id: 'BENCH',
-        });
-      }
-      await log.append(batch, 'bench');
-    }
-    const cpu = new CpuMeter(
-      context.redis.pid === undefined ? [] : [{ name: 'redis', pid: context.redis.pid }],
-    );
+    await fillLog(log, { total, nodes, now: Date.now() });
+    const targets: CpuTarget[] = [{ name: 'bench', pid: 'self' }];
+    if (context.redis.pid !== undefined) targets.push({ name: 'redis', pid: context.redis.pid });
+    const cpu = new CpuMeter(targets);
     cpu.start();
     const started = performance.now();
     const archiver = await startArchiver(

@@ -1,4 +1,5 @@
-import { ENTRY_FIELDS } from '@streamgauge/core';
+import { ENTRY_FIELDS, type Reading } from '@streamgauge/core';
+import type { ReadingLog } from '@streamgauge/redis';
 import type { Redis } from 'ioredis';
 import { BenchFailure } from './types.ts';
 
@@ -82,5 +83,34 @@ export async function expectLogGrowth(
       `${label}: the stream gained ${found.entries} entries holding ${found.readings} readings; ` +
         `expected ${expected.requests} entries holding ${expected.readings}`,
     );
+  }
+}
+
+/**
+ * Appends `total` readings of `nodes` nodes, 1000 per entry as ingest writes
+ * them, through the readings log (dedupe and shard routing included). Event
+ * times start an hour before `now`, one second apart per node; `round`
+ * shifts them so a second fill adds new readings for the same nodes.
+ */
+export async function fillLog(
+  log: ReadingLog,
+  options: { total: number; nodes: number; now: number; round?: number },
+): Promise<void> {
+  const { total, nodes, now } = options;
+  const offset = (options.round ?? 0) * total;
+  for (let i = 0; i < total; i += 1000) {
+    const batch: Reading[] = [];
+    for (let j = i; j < Math.min(i + 1000, total); j++) {
+      const node = j % nodes;
+      const k = offset + j;
+      batch.push({
+        node_id: `N${node}`,
+        timestamp: now - 3_600_000 + Math.floor(k / nodes) * 1000 + (node % 1000),
+        flow_rate: (k % 97) / 3,
+        pressure: 3 + (k % 13) / 10,
+        temperature: 15,
+      });
+    }
+    await log.append(batch, 'bench');
   }
 }
