@@ -10,6 +10,7 @@ export type {
   StreamConfig,
 } from './config.ts';
 export { loadConfig, redactUrl } from './config.ts';
+export { csvRecord, splitCsvLine } from './csv.ts';
 export { ConfigError } from './errors/ConfigError.ts';
 export type { GatewayRecord, GatewayScope } from './gateway.ts';
 export { checkScope, describeScope, GATEWAY_NAME } from './gateway.ts';

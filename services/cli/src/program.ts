@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { aggregateCommand } from './commands/aggregate.ts';
 import { archiveCommand } from './commands/archive.ts';
 import { gatewaysCommand } from './commands/gateways.ts';
+import { importCommand } from './commands/import.ts';
 import { ingestCommand } from './commands/ingest.ts';
 import { simulateCommand } from './commands/simulate.ts';
 import { startCommand } from './commands/start.ts';
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   archiveCommand(program);
   simulateCommand(program);
   gatewaysCommand(program);
+  importCommand(program);
   for (const command of program.commands) {
     command.exitOverride();
     for (const sub of command.commands) sub.exitOverride();

@@ -1,6 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -228,5 +228,38 @@ describe('streamgauge CLI', () => {
     const [code] = await once(child, 'exit');
     expect(code).toBe(0);
     expect(logs).toContain('aggregator stopped');
+  });
+
+  it('imports a CSV into the warehouse with a summary; a second run finds only duplicates', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'streamgauge-import-'));
+    const file = join(dataDir, 'history.csv');
+    writeFileSync(
+      file,
+      [
+        'node_id,timestamp,flow_rate,pressure,district_id',
+        '215542,2026-11-01 00:00:00,12.5,3.1,SELARGIUS',
+        '215542,2026-11-01 00:15:00,13,3.2,SELARGIUS',
+        '287156,2026-11-01 00:00:00,NaN,3,SELARGIUS',
+      ].join('\n'),
+    );
+    const first = await streamgauge(['import', file], { DATA_DIR: dataDir });
+    expect(first.code).toBe(0);
+    expect(first.stdout).toContain('imported 2, duplicates 0');
+    expect(first.stdout).toContain('rejected 1');
+    expect(first.stdout).toContain('line 4: flow_rate:');
+    expect(first.stderr).toMatch(/import \[#+\] 100%/);
+    const again = await streamgauge(['import', file, '--json'], { DATA_DIR: dataDir });
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ imported: 0, duplicates: 2, rejected: 1 });
+
+    writeFileSync(join(dataDir, 'readings.txt'), 'x');
+    const unknown = await streamgauge(['import', join(dataDir, 'readings.txt')], { DATA_DIR: dataDir });
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('pass --format csv or --format ndjson');
+    writeFileSync(join(dataDir, 'bad.csv'), 'id,time\n1,2\n');
+    const header = await streamgauge(['import', join(dataDir, 'bad.csv')], { DATA_DIR: dataDir });
+    expect(header.code).toBe(2);
+    expect(header.stderr).toContain('the CSV header must name node_id and timestamp');
+    rmSync(dataDir, { recursive: true, force: true });
   });
 });

@@ -1,0 +1,83 @@
+/**
+ * Historical readings as CSV (DATA_MODEL.md's columns, a header row first):
+ * split a line into fields, and turn a row into the raw object that
+ * `checkReading` validates, as if it had come as JSON.
+ */
+
+const NUMBER_COLUMNS = new Set([
+  'flow_rate',
+  'pressure',
+  'pressure_1',
+  'pressure_2',
+  'temperature',
+  'volume',
+  'data_quality_score',
+]);
+const TEXT_COLUMNS = new Set(['node_id', 'district_id', 'node_name', 'node_type', 'source_file']);
+
+// A time with no zone, as warehouse exports write it: read as UTC.
+const ZONELESS = /^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/;
+
+/** Splits one CSV line (RFC 4180 quoting: `"a ""b"""`; no line breaks inside a field). */
+export function splitCsvLine(line: string): string[] {
+  const fields: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (quoted) {
+      if (c === '"' && line[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (c === '"') {
+        quoted = false;
+      } else {
+        field += c;
+      }
+    } else if (c === '"' && field === '') {
+      quoted = true;
+    } else if (c === ',') {
+      fields.push(field);
+      field = '';
+    } else {
+      field += c;
+    }
+  }
+  if (quoted) throw new Error('a quoted field is not closed (line breaks inside a field are not supported)');
+  fields.push(field.endsWith('\r') ? field.slice(0, -1) : field);
+  return fields;
+}
+
+/**
+ * The raw reading of one CSV row: numbers parsed (an empty cell is absent,
+ * a cell that is not a number stays text so the validator names it),
+ * `timestamp` with no zone read as UTC, `is_interpolated` as a boolean.
+ * Columns the table does not know are ignored.
+ */
+export function csvRecord(header: readonly string[], values: readonly string[]): Record<string, unknown> {
+  if (values.length !== header.length) {
+    throw new Error(`expected ${header.length} fields (as the header), got ${values.length}`);
+  }
+  const record: Record<string, unknown> = {};
+  header.forEach((column, i) => {
+    const value = (values[i] ?? '').trim();
+    if (value === '') return;
+    if (NUMBER_COLUMNS.has(column)) {
+      const number = Number(value);
+      record[column] = value !== '' && Number.isFinite(number) ? number : value;
+    } else if (TEXT_COLUMNS.has(column)) {
+      record[column] = value;
+    } else if (column === 'timestamp') {
+      record.timestamp = ZONELESS.test(value)
+        ? `${value.replace(' ', 'T')}Z`
+        : /^\d+$/.test(value)
+          ? Number(value)
+          : value;
+    } else if (column === 'is_interpolated') {
+      const flag = value.toLowerCase();
+      record.is_interpolated =
+        flag === 'true' || flag === '1' ? true : flag === 'false' || flag === '0' ? false : value;
+    }
+  });
+  return record;
+}
