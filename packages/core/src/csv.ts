@@ -15,6 +15,9 @@ const NUMBER_COLUMNS = new Set([
 ]);
 const TEXT_COLUMNS = new Set(['node_id', 'district_id', 'node_name', 'node_type', 'source_file']);
 
+// A decimal number as JSON writes it (no hex, octal or binary, no Infinity).
+const DECIMAL = /^-?\d+(\.\d+)?([eE][+-]?\d+)?$/;
+
 // A time with no zone, as warehouse exports write it: read as UTC.
 const ZONELESS = /^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/;
 
@@ -63,8 +66,7 @@ export function csvRecord(header: readonly string[], values: readonly string[]):
     const value = (values[i] ?? '').trim();
     if (value === '') return;
     if (NUMBER_COLUMNS.has(column)) {
-      const number = Number(value);
-      record[column] = value !== '' && Number.isFinite(number) ? number : value;
+      record[column] = DECIMAL.test(value) ? Number(value) : value;
     } else if (TEXT_COLUMNS.has(column)) {
       record[column] = value;
     } else if (column === 'timestamp') {

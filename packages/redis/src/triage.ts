@@ -24,10 +24,12 @@ export function triage(
   entries: readonly DeliveredEntry[],
   maxDeliveries: number,
   lastErrors: ReadonlyMap<string, string>,
+  /** False: a decodable entry is always tried again, however often it was delivered (the archiver: nothing may miss the warehouse). */
+  giveUpOnRedelivery = true,
 ): Triage {
   const result: Triage = { ready: [], dead: [], failures: [] };
   for (const entry of entries) {
-    if (!('error' in entry) && entry.deliveries <= maxDeliveries) {
+    if (!('error' in entry) && (entry.deliveries <= maxDeliveries || !giveUpOnRedelivery)) {
       result.ready.push(entry);
       continue;
     }

@@ -35,6 +35,7 @@ export interface ImportSummary {
 }
 
 const EXAMPLES_KEPT = 20;
+const REASONS_KEPT = 50;
 
 /**
  * Loads historical readings into the warehouse: each line validated as
@@ -61,11 +62,14 @@ export async function importReadings(
 
   const reject = (line: number, error: string) => {
     rejected++;
-    // Grouped without the values: quoted text and numbers become placeholders.
+    // Grouped without the values: quoted text, times and numbers become
+    // placeholders; past a limit, further reasons share one group.
     const reason = error
       .replace(/"(?:[^"\\]|\\.)*"/g, '"…"')
+      .replace(/\d{4}-\d{2}-\d{2}T[\d:.]+Z/g, 'T')
       .replace(/(?<=^|\s)-?\d+(\.\d+)?(?=$|[\s,)])/g, 'N');
-    reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
+    const key = reasons.has(reason) || reasons.size < REASONS_KEPT ? reason : 'other reasons';
+    reasons.set(key, (reasons.get(key) ?? 0) + 1);
     if (examples.length < EXAMPLES_KEPT) examples.push({ line, error });
   };
   const summary = (): ImportSummary => ({
@@ -84,15 +88,17 @@ export async function importReadings(
     options.onProgress?.(summary());
   };
 
-  for await (const text of lines) {
+  for await (const line of lines) {
     lines_++;
+    // A byte-order mark (spreadsheet exports) is not part of the first field.
+    const text = lines_ === 1 ? line.replace(/^\uFEFF/, '') : line;
     if (text.trim() === '') continue;
     let raw: unknown;
     try {
       if (options.format === 'ndjson') {
         raw = JSON.parse(text);
       } else if (header === undefined) {
-        header = splitCsvLine(text).map((name) => name.trim().replace(/^\uFEFF/, ''));
+        header = splitCsvLine(text).map((name) => name.trim());
         if (!header.includes('node_id') || !header.includes('timestamp')) {
           throw new HeaderError(`the CSV header must name node_id and timestamp, got: ${header.join(',')}`);
         }

@@ -88,3 +88,23 @@ describe('DuckdbWarehouse', () => {
     }
   });
 });
+
+describe('DuckdbWarehouse after a failed write', () => {
+  it('writes nothing of a call that failed, and nothing of it rides along with the next call', async () => {
+    const warehouse = await DuckdbWarehouse.open(':memory:');
+    try {
+      const good = rowOf({ node_id: 'D', timestamp: at, flow_rate: 1 }, 'gw', at);
+      // A row that cannot be stored: its key is missing.
+      const broken = { ...good, node_id: null } as unknown as typeof good;
+      await expect(warehouse.insert([good, broken])).rejects.toThrow();
+      expect(await warehouse.count()).toBe(0);
+      expect(await warehouse.insert([rowOf({ node_id: 'E', timestamp: at }, 'gw', at)])).toEqual({
+        inserted: 1,
+        duplicates: 0,
+      });
+      expect(await warehouse.query('SELECT node_id FROM readings')).toEqual([{ node_id: 'E' }]);
+    } finally {
+      await warehouse.close();
+    }
+  });
+});

@@ -93,6 +93,23 @@ describe('importReadings', () => {
     }
   });
 
+  it('reads a spreadsheet export: a byte-order mark, a quoted header, CRLF line ends; hex is not a number', async () => {
+    const csv =
+      '\uFEFF"node_id","timestamp","flow_rate"\r\nA,2026-11-01 00:00:00,1e1\r\nA,2026-11-01 00:01:00,0x1A\r\n';
+    const warehouse = await DuckdbWarehouse.open(':memory:');
+    try {
+      const summary = await importReadings(linesOf(csv), warehouse, { ...options, format: 'csv' });
+      expect(summary).toMatchObject({ imported: 1, rejected: 1 });
+      expect(summary.examples[0]).toEqual({
+        line: 3,
+        error: expect.stringMatching(/^flow_rate: expected a finite number/),
+      });
+      expect(await warehouse.query('SELECT flow_rate FROM readings')).toEqual([{ flow_rate: 10 }]);
+    } finally {
+      await warehouse.close();
+    }
+  });
+
   it('refuses a CSV whose header does not name node_id and timestamp', async () => {
     const warehouse = await DuckdbWarehouse.open(':memory:');
     try {

@@ -1,13 +1,17 @@
+import { checkReading } from '@streamgauge/core';
 import {
   type ArchiveLog,
   type DeliveredBatch,
-  exhausted,
   isUnavailable,
+  type ReadableEntry,
   type Triage,
   triage,
 } from '@streamgauge/redis';
 import { rowOf, type Warehouse, type WarehouseRow } from '@streamgauge/warehouse';
 import type { Logger } from 'pino';
+
+/** Ingest already judged event times against its clock: any time passes here. */
+const ACCEPTED = { nowMs: 0, maxFutureMs: Number.POSITIVE_INFINITY };
 
 export interface ArchiverOptions {
   readonly group: string;
@@ -49,22 +53,28 @@ export class Archiver {
 
   async apply(batch: DeliveredBatch, log: ArchiveLog): Promise<ArchiveOutcome> {
     const { group, maxDeliveries } = this.#options;
-    const lastErrors = await this.#retry(
-      () => log.lastErrors(exhausted(batch.entries, maxDeliveries)),
-      'errors',
-    );
-    const sorted = triage(batch.entries, maxDeliveries, lastErrors);
-    this.#logFailures(batch.shard.stream, sorted);
+    // Entries that decode are always written, however often they were
+    // delivered: giving up on one would leave its readings out of the
+    // system of record. Only entries that cannot be processed fail.
+    const sorted = triage(batch.entries, maxDeliveries, new Map(), false);
     const rows: WarehouseRow[] = [];
+    const ready: ReadableEntry[] = [];
     for (const entry of sorted.ready) {
-      // The entry's id is the time the pipeline accepted its readings.
-      const ingestedAt = Number(entry.id.slice(0, entry.id.indexOf('-')));
-      for (const reading of entry.readings) rows.push(rowOf(reading, entry.source, ingestedAt));
+      const entryRows = this.#rowsOf(entry);
+      if (typeof entryRows === 'string') {
+        const failure = { id: entry.id, error: entryRows };
+        if (entry.deliveries >= maxDeliveries) sorted.dead.push({ ...failure, deliveries: entry.deliveries });
+        else sorted.failures.push(failure);
+        continue;
+      }
+      ready.push(entry);
+      for (const row of entryRows) rows.push(row);
     }
+    this.#logFailures(batch.shard.stream, sorted);
     const written = await this.#retry(() => this.#warehouse.insert(rows), 'warehouse');
     const commit = log.prepare({
       group,
-      ackIds: sorted.ready.map((e) => e.id),
+      ackIds: ready.map((e) => e.id),
       deadLetters: sorted.dead,
       failures: sorted.failures,
       counters: {
@@ -91,6 +101,23 @@ export class Archiver {
       failed: sorted.failures.length,
       watermark,
     };
+  }
+
+  /**
+   * The entry's rows, or why it cannot be archived: ingest validated its
+   * readings, but an entry written by anything else is checked again (one
+   * bad row must not make every insert of the batch fail).
+   */
+  #rowsOf(entry: ReadableEntry): WarehouseRow[] | string {
+    // The entry's id is the time the pipeline accepted its readings.
+    const ingestedAt = Number(entry.id.slice(0, entry.id.indexOf('-')));
+    const rows: WarehouseRow[] = [];
+    for (const [i, raw] of entry.readings.entries()) {
+      const checked = checkReading(raw, ACCEPTED);
+      if (!checked.ok) return `reading ${i}: ${checked.error}`;
+      rows.push(rowOf(checked.reading, entry.source, ingestedAt));
+    }
+    return rows;
   }
 
   #logFailures(stream: string, sorted: Triage): void {

@@ -39,8 +39,14 @@ export async function startArchiver(
   const log = logger.child({ consumer: config.archiver.consumer, group: GROUPS.archiver });
   const redis = connectRedis(config.redis, { name: 'archiver', commandTimeoutMs: COMMAND_TIMEOUT_MS });
   redis.on('error', (error) => log.warn({ err: error }, 'redis connection error'));
-  await whenReady(redis, 30_000);
-  const warehouse = runtime.warehouse ?? (await DuckdbWarehouse.open(duckdbPath(config)));
+  let warehouse: Warehouse;
+  try {
+    await whenReady(redis, 30_000);
+    warehouse = runtime.warehouse ?? (await DuckdbWarehouse.open(duckdbPath(config)));
+  } catch (error) {
+    redis.disconnect();
+    throw error;
+  }
   const consumer = new StreamConsumer(
     redis,
     (shard) => {
@@ -67,12 +73,17 @@ export async function startArchiver(
   });
   let stopping = false;
   const loops = allShardKeys(config.stream.shards).map(async (shard) => {
-    await consumer.ensureGroup(shard);
+    let groupReady = false;
     const reader = new ShardReader(consumer, shard, { claimIdleMs: config.aggregator.claimIdleMs });
     const archiveLog = new ArchiveLog(redis, shard);
     redis.on('ready', () => reader.reconnected());
     for (let attempt = 0; !stopping; ) {
       try {
+        // (Again after Redis lost it: a restart without persistence, a flush.)
+        if (!groupReady) {
+          await consumer.ensureGroup(shard);
+          groupReady = true;
+        }
         const { batch } = await reader.next();
         attempt = 0;
         if (batch.entries.length === 0) continue;
@@ -81,6 +92,7 @@ export async function startArchiver(
         log.debug({ stream: shard.stream, ...outcome }, 'batch archived');
       } catch (error) {
         if (stopping) break;
+        if ((error as Error).message?.includes('NOGROUP')) groupReady = false;
         log.warn({ err: error, attempt, stream: shard.stream }, 'reading the stream failed; retrying');
         await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt++, 2_000)));
       }

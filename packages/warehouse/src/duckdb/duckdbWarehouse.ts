@@ -51,27 +51,31 @@ export class DuckdbWarehouse implements Warehouse {
   insert(rows: readonly WarehouseRow[]): Promise<InsertOutcome> {
     return this.#serialised(async () => {
       if (rows.length === 0) return { inserted: 0, duplicates: 0 };
-      const appender = await this.#connection.createAppender(STAGE, 'main', 'temp');
+      // The staging table is emptied before and after, whatever failed:
+      // rows of a failed call must never ride along with the next one.
+      await this.#connection.run(`DELETE FROM ${STAGE}`);
       try {
-        for (const [seq, row] of rows.entries()) appendRow(appender, seq, row);
-        appender.flushSync();
-      } finally {
-        appender.closeSync();
-      }
-      const names = COLUMNS.map((c) => `"${c.name}"`).join(', ');
-      await this.#connection.run('BEGIN TRANSACTION');
-      try {
-        const result = await this.#connection.run(
-          `INSERT INTO ${READINGS_TABLE} (${names})
-           SELECT DISTINCT ON ("node_id", "timestamp") ${names} FROM ${STAGE}
-           ORDER BY "node_id", "timestamp", seq
-           ON CONFLICT DO NOTHING`,
-        );
-        await this.#connection.run('COMMIT');
-        return { inserted: result.rowsChanged, duplicates: rows.length - result.rowsChanged };
-      } catch (error) {
-        await this.#connection.run('ROLLBACK').catch(() => {});
-        throw error;
+        const appender = await this.#connection.createAppender(STAGE, 'main', 'temp');
+        try {
+          for (const [seq, row] of rows.entries()) appendRow(appender, seq, row);
+        } finally {
+          appender.closeSync();
+        }
+        const names = COLUMNS.map((c) => `"${c.name}"`).join(', ');
+        await this.#connection.run('BEGIN TRANSACTION');
+        try {
+          const result = await this.#connection.run(
+            `INSERT INTO ${READINGS_TABLE} (${names})
+             SELECT DISTINCT ON ("node_id", "timestamp") ${names} FROM ${STAGE}
+             ORDER BY "node_id", "timestamp", seq
+             ON CONFLICT DO NOTHING`,
+          );
+          await this.#connection.run('COMMIT');
+          return { inserted: result.rowsChanged, duplicates: rows.length - result.rowsChanged };
+        } catch (error) {
+          await this.#connection.run('ROLLBACK').catch(() => {});
+          throw error;
+        }
       } finally {
         await this.#connection.run(`DELETE FROM ${STAGE}`);
       }

@@ -1,4 +1,4 @@
-import { createReadStream, statSync } from 'node:fs';
+import { closeSync, createReadStream, openSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { duckdbPath } from '@streamgauge/archiver';
@@ -27,7 +27,11 @@ export function importCommand(program: Command): void {
       const format = formatOf(file, options.format);
       let size: number;
       try {
-        size = statSync(file).size;
+        // Opened first, so a missing, unreadable or directory path is a clear error, not a stack trace.
+        closeSync(openSync(file, 'r'));
+        const stat = statSync(file);
+        if (!stat.isFile()) throw new Error('not a file');
+        size = stat.size;
       } catch (error) {
         throw new CommandError(EXIT.usage, `cannot read ${file}: ${(error as Error).message}`);
       }

@@ -32,9 +32,27 @@ export function startCommand(program: Command): void {
       const level = process.env.LOG_LEVEL ? base.logLevel : 'warn';
       const logger = createLogger(level, 'streamgauge');
       const { config, server } = await redisForStart(base, logger);
-      const aggregator = await startAggregator(config, createLogger(level, 'aggregator'));
-      const archiver = await startArchiver(config, createLogger(level, 'archiver'));
-      const ingest = await startIngest(config, createLogger(level, 'ingest')).catch((error: Error) => {
+      // A service that fails to start stops the ones already running, so the command exits.
+      const started: { stop(): Promise<void> }[] = [];
+      const starting = async <T extends { stop(): Promise<void> }>(service: Promise<T>): Promise<T> => {
+        try {
+          const running = await service;
+          started.push(running);
+          return running;
+        } catch (error) {
+          for (const running of started.reverse()) await running.stop().catch(() => {});
+          await server?.stop();
+          throw error;
+        }
+      };
+      const aggregator = await starting(startAggregator(config, createLogger(level, 'aggregator')));
+      const archiver = await starting(startArchiver(config, createLogger(level, 'archiver')));
+      const ingest = await starting(
+        startIngest(config, createLogger(level, 'ingest')).then((running) => ({
+          ...running,
+          stop: () => running.close(),
+        })),
+      ).catch((error: Error) => {
         throw (error as NodeJS.ErrnoException).code === 'EADDRINUSE'
           ? new CommandError(EXIT.failure, `port ${config.ingest.port} is in use; set INGEST_PORT`)
           : error;
