@@ -4,16 +4,11 @@
  * `checkReading` validates, as if it had come as JSON.
  */
 
-const NUMBER_COLUMNS = new Set([
-  'flow_rate',
-  'pressure',
-  'pressure_1',
-  'pressure_2',
-  'temperature',
-  'volume',
-  'data_quality_score',
-]);
-const TEXT_COLUMNS = new Set(['node_id', 'district_id', 'node_name', 'node_type', 'source_file']);
+import { MEASUREMENTS, METADATA_FIELDS } from './reading.ts';
+
+// The reading's own field lists: a column the validator learns is read here too.
+const NUMBER_COLUMNS = new Set<string>([...MEASUREMENTS, 'data_quality_score']);
+const TEXT_COLUMNS = new Set<string>(['node_id', ...METADATA_FIELDS]);
 
 // A decimal number as JSON writes it (no hex, octal or binary, no Infinity).
 const DECIMAL = /^-?\d+(\.\d+)?([eE][+-]?\d+)?$/;
