@@ -20,6 +20,7 @@ export default defineConfig({
         'services/ingest',
         'services/aggregator',
         'services/archiver',
+        'services/backfill',
         'services/simulator',
         'services/cli',
       ].map((root) => ({

@@ -15,7 +15,8 @@ CREATE TABLE IF NOT EXISTS `PROJECT.DATASET.readings` (
   `node_type` STRING,
   `is_interpolated` BOOL,
   `source_file` STRING,
-  `ingestion_timestamp` TIMESTAMP
+  `ingestion_timestamp` TIMESTAMP,
+  `stream_entry` STRING
 )
 PARTITION BY DATE(`timestamp`)
 CLUSTER BY `district_id`, `node_id`, `timestamp`

@@ -1,11 +1,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { duckdbPath } from '@streamgauge/archiver';
 import { GROUPS, loadConfig, seededRandom, shardKeys } from '@streamgauge/core';
 import { type RunningIngest, startIngest } from '@streamgauge/ingest';
 import { generateDataset, type TestRedis, testRedis, waitForDrain } from '@streamgauge/testkit';
-import { DuckdbWarehouse } from '@streamgauge/warehouse';
+import { DuckdbWarehouse, duckdbPath } from '@streamgauge/warehouse';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

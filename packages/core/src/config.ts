@@ -53,8 +53,30 @@ export interface ArchiverConfig {
   readonly consumer: string;
 }
 
+export interface BackfillConfig {
+  /** Warehouse queries of one run in flight at once. */
+  readonly concurrency: number;
+  /** Longest a run waits for the aggregators to apply its panes before it reports them pending. */
+  readonly applyTimeoutMs: number;
+}
+
+/** BIGQUERY_*: the warehouse is BigQuery when a project is set (DuckDB otherwise). */
+export interface BigQueryConfig {
+  readonly project: string;
+  readonly dataset: string;
+  readonly table: string;
+  readonly location?: string;
+}
+
+/** How far ahead of the clock a live window accepts a reading: ingest's allowance plus host clock skew. */
+export function liveAheadMs(config: Config): number {
+  return config.ingest.maxFutureMs + 60_000;
+}
+
 export interface Config {
   readonly redis: RedisConfig;
+  readonly backfill: BackfillConfig;
+  readonly bigquery?: BigQueryConfig;
   readonly aggregator: AggregatorConfig;
   readonly archiver: ArchiverConfig;
   readonly cacheTtlSeconds: number;
@@ -67,6 +89,20 @@ export interface Config {
 
 const HOUR_MS = 3_600_000;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function readBigQuery(read: Reader, env: Env): { bigquery?: BigQueryConfig } {
+  const project = env.BIGQUERY_PROJECT?.trim();
+  if (!project) return {};
+  const location = env.BIGQUERY_LOCATION?.trim();
+  return {
+    bigquery: {
+      project,
+      dataset: read.text('BIGQUERY_DATASET', 'streamgauge'),
+      table: read.text('BIGQUERY_TABLE', 'readings'),
+      ...(location && { location }),
+    },
+  };
+}
 
 /**
  * The one configuration loader. Every problem is collected and reported
@@ -118,6 +154,11 @@ export function loadConfig(env: Env): Config {
     archiver: {
       consumer: read.text('ARCHIVER_CONSUMER', 'archiver-1'),
     },
+    backfill: {
+      concurrency: read.number('BACKFILL_CONCURRENCY', 4, { min: 1, max: 64, integer: true }),
+      applyTimeoutMs: read.number('BACKFILL_APPLY_TIMEOUT_SECONDS', 300, { min: 1 }) * 1000,
+    },
+    ...readBigQuery(read, env),
     stream: {
       shards: read.number('STREAM_SHARDS', 1, { min: 1, max: 1024, integer: true }),
       retentionMs: read.number('STREAM_RETENTION_HOURS', 48, { min: 1 / 60 }) * HOUR_MS,

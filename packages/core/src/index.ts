@@ -3,13 +3,15 @@ export { ManualClock, systemClock } from './clock.ts';
 export type {
   AggregatorConfig,
   ArchiverConfig,
+  BackfillConfig,
+  BigQueryConfig,
   Config,
   Env,
   IngestConfig,
   RedisConfig,
   StreamConfig,
 } from './config.ts';
-export { loadConfig, redactUrl } from './config.ts';
+export { liveAheadMs, loadConfig, redactUrl } from './config.ts';
 export { csvRecord, splitCsvLine } from './csv.ts';
 export { ConfigError } from './errors/ConfigError.ts';
 export type { GatewayRecord, GatewayScope } from './gateway.ts';
@@ -25,6 +27,7 @@ export {
   gatewayKeys,
   NODES_ALL_MEMBERS,
   readModelKeys,
+  reconcileKeys,
   STREAM_BASE,
   shardKeys,
   systemKeys,
@@ -75,5 +78,7 @@ export {
   STAT,
 } from './window/pane.ts';
 export { PaneRing } from './window/paneRing.ts';
+export type { NodeReconcile } from './window/reconcile.ts';
+export { BACKFILL_PANE_WIDTH, reconcileNode, windowsFromPanes } from './window/reconcile.ts';
 export type { WindowBounds } from './window/windows.ts';
 export { horizonStart, PANE_MS, PANE_SIZES, RING_OF_RANGE, windowBounds } from './window/windows.ts';

@@ -58,6 +58,13 @@ export interface ShardKeys {
     /** The archive watermark: every entry up to this id is in the warehouse. */
     readonly watermark: string;
   };
+  /** A backfill's panes for this shard, waiting for the aggregator that holds it. */
+  readonly reconcile: {
+    /** The offer: run id, cut, when it was computed, its node ids (a hash). */
+    readonly offer: string;
+    /** The run's panes, latest values and metadata: node id → encoded (a hash). */
+    payload(run: string): string;
+  };
 }
 
 export function shardKeys(shard: number, shards: number): ShardKeys {
@@ -87,6 +94,10 @@ export function shardKeys(shard: number, shards: number): ShardKeys {
       errors: `arch:{${tag}}:errors`,
       watermark: `arch:{${tag}}:archived`,
     },
+    reconcile: {
+      offer: `rec:{${tag}}:offer`,
+      payload: (run) => `rec:{${tag}}:payload:${run}`,
+    },
   };
 }
 
@@ -113,6 +124,22 @@ export const systemKeys = {
 
 /** The live aggregator replicas (a sorted set: replica token → expiry, ms). */
 export const AGGREGATOR_REPLICAS = '{aggregator}:replicas';
+
+/**
+ * The backfill's keys: a lock so one scheduler runs at a time, on-demand
+ * requests, the progress of the run in hand, each shard's report of a run,
+ * the last run's report, and the cache's status (the old system's
+ * `get_cache_stats`, honest: the time of the last refresh that completed,
+ * the last error, when the cache was first filled).
+ */
+export const reconcileKeys = {
+  lock: '{reconcile}:lock',
+  request: '{reconcile}:request',
+  progress: '{reconcile}:progress',
+  reports: (run: string) => `{reconcile}:reports:${run}`,
+  last: 'reconcile:last',
+  cacheStatus: 'cache:status',
+} as const;
 
 /** Channel on which the aggregator announces which nodes' keys changed. */
 export const CHANGES_CHANNEL = 'streamgauge:changes';

@@ -1,9 +1,12 @@
 import {
+  compareEntryIds,
+  decodeEntry,
   type LatestValues,
   type NodeMetadata,
   NodeWindows,
   PANE_WIDTH,
   type PaneRing,
+  type Reading,
   type ShardKeys,
 } from '@streamgauge/core';
 import type { RedisClient } from './connection.ts';
@@ -116,6 +119,46 @@ export class AggregateStore {
       [this.#shard.lease, this.#shard.aggregateWritten],
       [this.#token, id],
     );
+  }
+
+  /**
+   * The readings of the shard's entries after `after` up to `upTo`
+   * (inclusive), a page at a time. Entries that do not decode are skipped:
+   * the aggregator dead-lettered them instead of applying them.
+   */
+  async *readingsBetween(after: string, upTo: string): AsyncGenerator<{ id: string; readings: Reading[] }> {
+    let from = `(${after}`;
+    for (;;) {
+      const rows = (await this.#redis.xrange(this.#shard.stream, from, upTo, 'COUNT', 1000)) as [
+        string,
+        string[],
+      ][];
+      for (const [id, fields] of rows) {
+        try {
+          yield { id, readings: decodeEntry(id, fields).readings };
+        } catch {
+          // Not an entry the aggregator could apply.
+        }
+      }
+      const last = rows[rows.length - 1];
+      if (rows.length < 1000 || last === undefined) return;
+      from = `(${last[0]}`;
+    }
+  }
+
+  /** Whether the shard's stream holds an entry after `after`, up to `upTo` (inclusive). */
+  async hasEntriesBetween(after: string, upTo: string): Promise<boolean> {
+    const rows = (await this.#redis.xrange(this.#shard.stream, `(${after}`, upTo, 'COUNT', 1)) as unknown[];
+    return rows.length > 0;
+  }
+
+  /** Whether entries after `id` were trimmed from the shard's stream (their readings are gone from it). */
+  async trimmedAfter(id: string): Promise<boolean> {
+    const info = (await this.#redis.xinfo('STREAM', this.#shard.stream).catch(() => [])) as unknown[];
+    for (let i = 0; i + 1 < info.length; i += 2) {
+      if (info[i] === 'max-deleted-entry-id') return compareEntryIds(String(info[i + 1]), id) > 0;
+    }
+    return false;
   }
 
   /** The last error of each given entry that failed before (entries that never failed are absent). */

@@ -37,3 +37,14 @@ export async function sendBatch(
     (s): BatchReply => (s.status === 'fulfilled' ? [null, s.value] : [s.reason as Error, null]),
   );
 }
+
+/** sendBatch, failing with the first error any command met. */
+export async function sendBatchOrThrow(
+  redis: RedisClient,
+  build: (batch: ChainableCommander) => void,
+): Promise<unknown[]> {
+  const replies = await sendBatch(redis, build);
+  const failed = replies.find(([error]) => error !== null);
+  if (failed) throw failed[0];
+  return replies.map(([, result]) => result);
+}

@@ -1,6 +1,8 @@
 export type { ShardCommit } from './aggregateStore.ts';
 export { AggregateStore } from './aggregateStore.ts';
 export { ArchiveLog } from './archiveLog.ts';
+export type { CacheState, CacheStats } from './cacheStatus.ts';
+export { CacheStatus } from './cacheStatus.ts';
 export type { ConnectionOptions, RedisClient } from './connection.ts';
 export { connectRedis, whenReady } from './connection.ts';
 export { GatewayExistsError } from './errors/GatewayExistsError.ts';
@@ -18,6 +20,8 @@ export type { AppendResult, ReadingLogOptions } from './readingLog.ts';
 export { ReadingLog } from './readingLog.ts';
 export type { ChangeNotice, NodeKeys } from './readModelWriter.ts';
 export { ReadModelWriter } from './readModelWriter.ts';
+export type { NodeBackfill, Offer, ShardReconcileReport } from './reconcileOffers.ts';
+export { ReconcileOffers } from './reconcileOffers.ts';
 export type { RedisServerOptions } from './redisServer.ts';
 export { RedisServer, redisServerOnPath } from './redisServer.ts';
 export type { ScriptName } from './scripts.ts';

@@ -8,7 +8,7 @@ import {
   systemKeys,
 } from '@streamgauge/core';
 import type { ChainableCommander } from 'ioredis';
-import { sendBatch } from './batch.ts';
+import { sendBatchOrThrow } from './batch.ts';
 import type { RedisClient } from './connection.ts';
 import { isUnavailable, RedisUnavailableError } from './errors/RedisUnavailableError.ts';
 import { loadScripts, runScript } from './scripts.ts';
@@ -25,7 +25,8 @@ export interface NodeKeys {
 /** Payload published on CHANGES_CHANNEL (documented in docs/read-model.md). */
 export type ChangeNotice =
   | {
-      readonly cause: 'readings';
+      /** New readings, or a backfill that replaced panes (docs/warehouse.md). */
+      readonly cause: 'readings' | 'reconcile';
       /** `latest`: these nodes' latest (and metadata); `all`: all their keys and the system metrics. */
       readonly keys: 'latest' | 'all';
       readonly at: string;
@@ -172,15 +173,13 @@ export class ReadModelWriter {
     const removed = this.#nodesRemoved.splice(0);
     const notices = this.#notices.splice(0);
     try {
-      const replies = await sendBatch(this.#redis, (batch) => {
+      await sendBatchOrThrow(this.#redis, (batch) => {
         for (const write of writes) write(batch);
         const listKeys = [readModelKeys.nodesAll, NODES_ALL_MEMBERS];
         // Always renew the list's TTL, even when no node is new.
         queueScript(batch, 'addNodes', listKeys, [this.#ttl, ...added]);
         if (removed.length > 0) queueScript(batch, 'removeNodes', listKeys, removed);
       });
-      const failed = replies.find(([error]) => error !== null)?.[0];
-      if (failed) throw failed;
     } catch (error) {
       this.#writes.unshift(...writes);
       this.#nodesAdded.unshift(...added);

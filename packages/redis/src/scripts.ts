@@ -19,7 +19,8 @@ export type ScriptName =
   | 'lease'
   | 'replicas'
   | 'mergeSystemPartials'
-  | 'writeSystemMetrics';
+  | 'writeSystemMetrics'
+  | 'takeReconcileOffer';
 
 const directory = new URL('./scripts/', import.meta.url);
 

@@ -116,7 +116,7 @@ export async function importReadings(
       reject(lines_, checked.error);
       continue;
     }
-    rows.push(rowOf(checked.reading, options.source, options.nowMs));
+    rows.push(rowOf(checked.reading, { source: options.source, importedAt: options.nowMs }));
     if (rows.length >= size) await flush();
   }
   if (rows.length > 0 || lines_ === 0) await flush();

@@ -23,6 +23,12 @@ export interface WarehouseRow {
   readonly source_file: string | null;
   /** When the pipeline accepted it, epoch ms (the stream entry's time). */
   readonly ingestion_timestamp: number;
+  /**
+   * The stream entry that carried it (`ms-seq`), null for an import. The
+   * backfill counts rows up to a stream position and replays the stream
+   * after it, so it must know which rows came through which entry.
+   */
+  readonly stream_entry: string | null;
 }
 
 export type ColumnType = 'string' | 'timestamp' | 'double' | 'boolean';
@@ -48,12 +54,19 @@ export const COLUMNS: readonly {
   { name: 'is_interpolated', type: 'boolean' },
   { name: 'source_file', type: 'string' },
   { name: 'ingestion_timestamp', type: 'timestamp' },
+  { name: 'stream_entry', type: 'string' },
 ];
 
 export const READINGS_TABLE = 'readings';
 
-/** A validated reading as a row; `source` is the gateway or file, `ingestedAt` epoch ms. */
-export function rowOf(reading: Reading, source: string, ingestedAt: number): WarehouseRow {
+/** Where a row came from: a stream entry (its id is when it was accepted) or an import. */
+export type RowOrigin =
+  | { readonly entry: string; readonly source: string }
+  | { readonly entry?: undefined; readonly source: string; readonly importedAt: number };
+
+/** A validated reading as a row; `source` is the gateway or the file. */
+export function rowOf(reading: Reading, origin: RowOrigin): WarehouseRow {
+  const { source } = origin;
   return {
     node_id: reading.node_id,
     timestamp: reading.timestamp,
@@ -69,6 +82,10 @@ export function rowOf(reading: Reading, source: string, ingestedAt: number): War
     node_type: reading.node_type ?? null,
     is_interpolated: reading.is_interpolated ?? null,
     source_file: reading.source_file ?? (source === '' ? null : source),
-    ingestion_timestamp: ingestedAt,
+    ingestion_timestamp:
+      origin.entry === undefined
+        ? origin.importedAt
+        : Number(origin.entry.slice(0, origin.entry.indexOf('-'))),
+    stream_entry: origin.entry ?? null,
   };
 }

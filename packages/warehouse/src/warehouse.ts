@@ -1,3 +1,4 @@
+import type { Dialect, Statement } from './sql/dialect.ts';
 import type { WarehouseRow } from './table.ts';
 
 export interface InsertOutcome {
@@ -21,5 +22,15 @@ export interface Warehouse {
   insert(rows: readonly WarehouseRow[]): Promise<InsertOutcome>;
   /** Rows stored (for tests, status and import summaries). */
   count(): Promise<number>;
+  /** The SQL dialect of `select`, and how its statements name the readings table. */
+  readonly dialect: Dialect;
+  readonly table: string;
+  /**
+   * Runs a read-only statement built for `dialect` and returns every row
+   * (all pages) as an object of column → value. Numbers come back as JS
+   * numbers: statements cast what they return to a 64-bit float. Calls may
+   * run concurrently (the backfill bounds how many).
+   */
+  select(statement: Statement): Promise<Record<string, unknown>[]>;
   close(): Promise<void>;
 }

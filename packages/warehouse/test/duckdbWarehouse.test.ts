@@ -14,18 +14,20 @@ describe('DuckdbWarehouse', () => {
     const warehouse = await DuckdbWarehouse.open(':memory:');
     try {
       const first = await warehouse.insert([
-        rowOf({ node_id: 'A', timestamp: at, flow_rate: 1.5, pressure: 3 }, 'gw-1', at + 1000),
-        rowOf({ node_id: 'A', timestamp: at, flow_rate: 9 }, 'gw-1', at + 1000),
+        rowOf(
+          { node_id: 'A', timestamp: at, flow_rate: 1.5, pressure: 3 },
+          { entry: `${at + 1000}-0`, source: 'gw-1' },
+        ),
+        rowOf({ node_id: 'A', timestamp: at, flow_rate: 9 }, { entry: `${at + 1000}-0`, source: 'gw-1' }),
         rowOf(
           { node_id: 'B', timestamp: at, temperature: 14.25, district_id: 'SELARGIUS' },
-          'gw-1',
-          at + 1000,
+          { entry: `${at + 1000}-0`, source: 'gw-1' },
         ),
       ]);
       expect(first).toEqual({ inserted: 2, duplicates: 1 });
       const again = await warehouse.insert([
-        rowOf({ node_id: 'A', timestamp: at, flow_rate: 7 }, 'gw-2', at + 2000),
-        rowOf({ node_id: 'A', timestamp: at + 1, flow_rate: 2 }, 'gw-2', at + 2000),
+        rowOf({ node_id: 'A', timestamp: at, flow_rate: 7 }, { entry: `${at + 2000}-0`, source: 'gw-2' }),
+        rowOf({ node_id: 'A', timestamp: at + 1, flow_rate: 2 }, { entry: `${at + 2000}-0`, source: 'gw-2' }),
       ]);
       expect(again).toEqual({ inserted: 1, duplicates: 1 });
       expect(await warehouse.count()).toBe(3);
@@ -74,12 +76,18 @@ describe('DuckdbWarehouse', () => {
   it('keeps what it committed in its file across a reopen', async () => {
     const path = join(dir, 'warehouse.duckdb');
     const warehouse = await DuckdbWarehouse.open(path);
-    await warehouse.insert([rowOf({ node_id: 'C', timestamp: at, volume: 1234.5 }, '', at)]);
+    await warehouse.insert([
+      rowOf({ node_id: 'C', timestamp: at, volume: 1234.5 }, { entry: `${at}-0`, source: '' }),
+    ]);
     await warehouse.close();
     const reopened = await DuckdbWarehouse.open(path);
     try {
       expect(await reopened.count()).toBe(1);
-      expect(await reopened.insert([rowOf({ node_id: 'C', timestamp: at, volume: 1 }, '', at)])).toEqual({
+      expect(
+        await reopened.insert([
+          rowOf({ node_id: 'C', timestamp: at, volume: 1 }, { entry: `${at}-0`, source: '' }),
+        ]),
+      ).toEqual({
         inserted: 0,
         duplicates: 1,
       });
@@ -93,12 +101,14 @@ describe('DuckdbWarehouse after a failed write', () => {
   it('writes nothing of a call that failed, and nothing of it rides along with the next call', async () => {
     const warehouse = await DuckdbWarehouse.open(':memory:');
     try {
-      const good = rowOf({ node_id: 'D', timestamp: at, flow_rate: 1 }, 'gw', at);
+      const good = rowOf({ node_id: 'D', timestamp: at, flow_rate: 1 }, { entry: `${at}-0`, source: 'gw' });
       // A row that cannot be stored: its key is missing.
       const broken = { ...good, node_id: null } as unknown as typeof good;
       await expect(warehouse.insert([good, broken])).rejects.toThrow();
       expect(await warehouse.count()).toBe(0);
-      expect(await warehouse.insert([rowOf({ node_id: 'E', timestamp: at }, 'gw', at)])).toEqual({
+      expect(
+        await warehouse.insert([rowOf({ node_id: 'E', timestamp: at }, { entry: `${at}-0`, source: 'gw' })]),
+      ).toEqual({
         inserted: 1,
         duplicates: 0,
       });

@@ -12,11 +12,14 @@ import {
   NodeWindows,
   RANGES,
   type Range,
+  type Reading,
+  reconcileNode,
   type ShardKeys,
   type SystemSums,
   systemMetricsHash,
   timeseriesJson,
   windowBounds,
+  windowsFromPanes,
 } from '@streamgauge/core';
 import {
   type AggregateStore,
@@ -26,7 +29,10 @@ import {
   isUnavailable,
   LeaseLostError,
   type NodeKeys,
+  type Offer,
   type ReadModelWriter,
+  type ReconcileOffers,
+  type ShardReconcileReport,
   type Triage,
   triage,
 } from '@streamgauge/redis';
@@ -50,6 +56,10 @@ export interface AggregatorOptions {
   readonly maxDeliveries: number;
   /** Called when a commit finds the shard's lease held by another replica (the shard is already dropped). */
   readonly onLeaseLost?: (shard: ShardKeys) => void;
+  /** Where backfill runs offer their panes (see `reconcile`). */
+  readonly offers?: ReconcileOffers;
+  /** How long a shard's reconcile report is kept, seconds. */
+  readonly reportTtlSeconds?: number;
 }
 
 /** A shard this replica holds: one object per acquisition, so work from an earlier one is recognised. */
@@ -367,6 +377,130 @@ export class Aggregator {
     }
     outcome.nodes = changed.size;
     return outcome;
+  }
+
+  /**
+   * Applies a backfill run's panes to a shard this replica holds. The
+   * warehouse was read up to the stream position `offer.cut`; the state
+   * here reflects the stream up to the last committed entry. So the truth
+   * for each node is the warehouse's panes plus the shard's entries after
+   * the cut, replayed; every live pane that differs from it is replaced
+   * (nothing the stream delivered is lost, nothing counted twice), and the
+   * change is committed and written out like a batch.
+   *
+   * Deferred (undefined) while the stream holds entries up to the cut that
+   * this replica has not applied yet: it catches up first, and the offer waits.
+   */
+  async reconcile(state: ShardState, offer: Offer): Promise<ShardReconcileReport | undefined> {
+    const offers = this.#options.offers;
+    if (offers === undefined || !this.holds(state)) return undefined;
+    const position =
+      this.#committed.get(state) ??
+      (await this.#persist(() => state.store.lastDelivered(this.#options.group), 'group position')) ??
+      '0-0';
+    if (
+      compareEntryIds(position, offer.cut) < 0 &&
+      (await this.#persist(() => state.store.hasEntriesBetween(position, offer.cut), 'stream range'))
+    ) {
+      return undefined;
+    }
+    // Pending metrics first: the nodes this changes are rewritten below.
+    await this.flush();
+    const now = this.#options.clock.now();
+    const { aheadMs } = this.#options;
+
+    const tail = new Map<string, Reading[]>();
+    let tailEntries = 0;
+    for await (const entry of state.store.readingsBetween(offer.cut, position)) {
+      tailEntries++;
+      for (const reading of entry.readings) {
+        const list = tail.get(reading.node_id);
+        if (list === undefined) tail.set(reading.node_id, [reading]);
+        else list.push(reading);
+      }
+    }
+    const trimmed = await state.store.trimmedAfter(offer.cut);
+
+    const drift: Record<string, number> = {};
+    const report = { compared: 0, changed: 0, created: 0, nodes: 0 };
+    const changed: NodeWindows[] = [];
+    const added: string[] = [];
+    const seen = new Set<string>();
+    const settle = (id: string, truth: NodeWindows) => {
+      for (const reading of tail.get(id) ?? []) truth.add(reading, now);
+      let node = this.#nodes.get(id);
+      if (node === undefined) {
+        if (truth.isSilent(now)) return;
+        node = { windows: new NodeWindows(id, aheadMs), shard: state };
+        this.#nodes.set(id, node);
+        added.push(id);
+        report.created++;
+      }
+      report.nodes++;
+      const outcome = reconcileNode(node.windows, truth, now, drift);
+      report.compared += outcome.compared;
+      report.changed += outcome.changed;
+      if (outcome.changed > 0 || outcome.identityChanged) changed.push(node.windows);
+    };
+    for await (const backfill of offers.payload(state.shard, offer)) {
+      seen.add(backfill.nodeId);
+      const truth = windowsFromPanes(backfill.nodeId, aheadMs, backfill.panes, now);
+      truth.latest = backfill.latest;
+      truth.metadata = { ...backfill.metadata };
+      for (const reading of backfill.readings) truth.add(reading, now);
+      settle(backfill.nodeId, truth);
+    }
+    // A live node the warehouse knows nothing of holds only what the stream's tail gives it.
+    for (const [id, node] of [...this.#nodes]) {
+      if (node.shard === state && !seen.has(id)) settle(id, new NodeWindows(id, aheadMs));
+    }
+
+    const commit = state.store.prepare({
+      changed,
+      added,
+      removed: [],
+      group: this.#options.group,
+      ackIds: [],
+      deadLetters: [],
+      failures: [],
+      counters: { reconciled_panes: report.changed },
+    });
+    if (!(await this.#commit(state, commit))) return undefined;
+    for (const windows of changed)
+      this.#writeNode(windows.nodeId, now, RANGES, { series: true, identity: true });
+    this.#writer.listNodes(added);
+    this.#writer.notify({
+      cause: 'reconcile',
+      keys: 'all',
+      at: isoTime(now),
+      nodes: changed.map((w) => w.nodeId),
+    });
+    await this.#persist(() => this.#writer.flush(), 'read model');
+    await this.#writeSystem(RANGES, now);
+
+    const shardReport: ShardReconcileReport = {
+      shard: state.shard.shard,
+      nodes: report.nodes,
+      created: report.created,
+      panesCompared: report.compared,
+      panesChanged: report.changed,
+      drift,
+      tailEntries,
+      appliedAt: now,
+      ...(trimmed && {
+        warning: `entries after the cut ${offer.cut} were trimmed from ${state.shard.stream}: readings they held that the warehouse lacks could not be replayed`,
+      }),
+    };
+    await this.#persist(
+      () => offers.report(offer.run, shardReport, this.#options.reportTtlSeconds ?? 86_400),
+      'reconcile report',
+    );
+    await this.#persist(() => offers.take(state.shard, offer.run), 'reconcile offer');
+    this.#options.logger.info(
+      { stream: state.shard.stream, run: offer.run, ...shardReport },
+      'backfill applied',
+    );
+    return shardReport;
   }
 
   /**

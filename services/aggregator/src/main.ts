@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { allShardKeys, type Clock, type Config, GROUPS, systemClock } from '@streamgauge/core';
+import { allShardKeys, type Clock, type Config, GROUPS, liveAheadMs, systemClock } from '@streamgauge/core';
 import {
   AggregateStore,
   connectRedis,
   ReadModelWriter,
+  ReconcileOffers,
   ShardLeases,
   StreamConsumer,
   whenReady,
@@ -89,21 +90,22 @@ export async function startAggregator(
   const token = `${settings.consumer}/${randomUUID()}`;
   const leases = new ShardLeases(redis, { token, leaseMs: settings.leaseMs });
   const keeper = new LeaseKeeper(leases, allShardKeys(config.stream.shards), log);
+  const offers = new ReconcileOffers(redis);
   const aggregator = new Aggregator(
     {
       latest: new ReadModelWriter(redis, config.cacheTtlSeconds),
       metrics: new ReadModelWriter(metrics, config.cacheTtlSeconds),
     },
-    // Readings may be stamped ahead of this clock by ingest's allowance plus host clock skew.
     {
       group: GROUPS.aggregator,
-      aheadMs: config.ingest.maxFutureMs + 60_000,
+      aheadMs: liveAheadMs(config),
       metricsIntervalMs: settings.metricsIntervalMs,
       shardCount: config.stream.shards,
       maxDeliveries: settings.maxDeliveries,
       clock,
       logger: log,
       onLeaseLost: (shard) => keeper.lost(shard),
+      offers,
     },
   );
 
@@ -115,6 +117,7 @@ export async function startAggregator(
     }),
     // The first 'ready' is the initial connection; later ones follow a drop.
     reconnected$: fromEvent(redis, 'ready').pipe(skip(redis.status === 'ready' ? 0 : 1)),
+    offers,
   });
   const settled = new Set<string>();
   pipeline.processed$.subscribe({

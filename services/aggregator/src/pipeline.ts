@@ -1,5 +1,12 @@
 import type { ShardKeys } from '@streamgauge/core';
-import { type DeliveredBatch, ShardReader, type StreamConsumer } from '@streamgauge/redis';
+import {
+  type DeliveredBatch,
+  type Offer,
+  type ReconcileOffers,
+  ShardReader,
+  type ShardReconcileReport,
+  type StreamConsumer,
+} from '@streamgauge/redis';
 import type { Logger } from 'pino';
 import {
   BehaviorSubject,
@@ -31,6 +38,12 @@ export type Job =
       readonly done: () => void;
     }
   | { readonly kind: 'release'; readonly state: ShardState; readonly graceful: boolean }
+  | {
+      readonly kind: 'reconcile';
+      readonly state: ShardState;
+      readonly offer: Offer;
+      readonly done: () => void;
+    }
   | { readonly kind: 'tick'; readonly at: number };
 
 export type Processed =
@@ -41,6 +54,7 @@ export type Processed =
       readonly settled?: string;
     }
   | { readonly kind: 'tick'; readonly ranges: string[] }
+  | { readonly kind: 'reconcile'; readonly stream: string; readonly report?: ShardReconcileReport }
   | { readonly kind: 'acquire' | 'release'; readonly stream: string };
 
 export interface PipelineOptions {
@@ -50,6 +64,9 @@ export interface PipelineOptions {
   readonly newState: (shard: ShardKeys, token: string) => ShardState;
   /** Emits when the connection came back after a drop: pending entries are scanned at once. */
   readonly reconnected$: Observable<unknown>;
+  /** Backfill offers, looked for between a shard's batches at most every `offerCheckMs`. */
+  readonly offers?: ReconcileOffers;
+  readonly offerCheckMs?: number;
 }
 
 export interface RunningPipeline {
@@ -138,6 +155,13 @@ export function runPipeline(
           await aggregator.release(job.state, job.graceful);
           if (job.graceful) await keeper.released(job.state.shard);
           return { kind: 'release', stream: job.state.shard.stream };
+        case 'reconcile': {
+          const report = await aggregator.reconcile(job.state, job.offer);
+          job.done();
+          return report === undefined
+            ? { kind: 'reconcile', stream: job.state.shard.stream }
+            : { kind: 'reconcile', stream: job.state.shard.stream, report };
+        }
         case 'tick':
           return { kind: 'tick', ranges: await aggregator.tick() };
       }
@@ -175,6 +199,8 @@ function shardLoop(
   const pull$ = new BehaviorSubject<void>(undefined);
   const reader = new ShardReader(consumer, state.shard, { claimIdleMs: options.claimIdleMs });
   let acquired = false;
+  let settled = false;
+  let offerChecked = 0;
   const reconnected = options.reconnected$.subscribe(() => reader.reconnected());
   const next = () => pull$.next();
 
@@ -183,8 +209,16 @@ function shardLoop(
       acquired = true;
       return { kind: 'acquire', state, done: next };
     }
-    const { batch, settled } = await reader.next();
-    return { kind: 'batch', state, batch, settle: settled, done: next };
+    // A backfill is applied between batches, once the pending entries are done.
+    const { offers, offerCheckMs = 1_000 } = options;
+    if (offers !== undefined && settled && Date.now() - offerCheckMs >= offerChecked) {
+      offerChecked = Date.now();
+      const offer = await offers.current(state.shard);
+      if (offer !== undefined) return { kind: 'reconcile', state, offer, done: next };
+    }
+    const pulled = await reader.next();
+    if (pulled.settled) settled = true;
+    return { kind: 'batch', state, batch: pulled.batch, settle: pulled.settled, done: next };
   };
 
   return pull$.pipe(

@@ -109,13 +109,11 @@ export class Archiver {
    * bad row must not make every insert of the batch fail).
    */
   #rowsOf(entry: ReadableEntry): WarehouseRow[] | string {
-    // The entry's id is the time the pipeline accepted its readings.
-    const ingestedAt = Number(entry.id.slice(0, entry.id.indexOf('-')));
     const rows: WarehouseRow[] = [];
     for (const [i, raw] of entry.readings.entries()) {
       const checked = checkReading(raw, ACCEPTED);
       if (!checked.ok) return `reading ${i}: ${checked.error}`;
-      rows.push(rowOf(checked.reading, entry.source, ingestedAt));
+      rows.push(rowOf(checked.reading, { entry: entry.id, source: entry.source }));
     }
     return rows;
   }

@@ -1,7 +1,6 @@
-import { join } from 'node:path';
 import { allShardKeys, type Config, GROUPS } from '@streamgauge/core';
 import { ArchiveLog, connectRedis, ShardReader, StreamConsumer, whenReady } from '@streamgauge/redis';
-import { DuckdbWarehouse, type Warehouse } from '@streamgauge/warehouse';
+import { openWarehouse, type Warehouse } from '@streamgauge/warehouse';
 import type { Logger } from 'pino';
 import { type ArchiveOutcome, Archiver } from './archiver.ts';
 
@@ -13,18 +12,13 @@ export interface RunningArchiver {
 }
 
 export interface ArchiverRuntime {
-  /** Replaces the DuckDB file under DATA_DIR (tests, BigQuery). */
+  /** A warehouse the caller opened (and closes); otherwise the configured one is opened and closed here. */
   readonly warehouse?: Warehouse;
   readonly onBatch?: (outcome: ArchiveOutcome) => void;
 }
 
 /** Longer than any write takes. */
 const COMMAND_TIMEOUT_MS = 30_000;
-
-/** The embedded warehouse's file. */
-export function duckdbPath(config: Config): string {
-  return join(config.dataDir, 'warehouse.duckdb');
-}
 
 /**
  * `streamgauge archive`: one loop per stream shard (its pending entries
@@ -42,7 +36,7 @@ export async function startArchiver(
   let warehouse: Warehouse;
   try {
     await whenReady(redis, 30_000);
-    warehouse = runtime.warehouse ?? (await DuckdbWarehouse.open(duckdbPath(config)));
+    warehouse = runtime.warehouse ?? (await openWarehouse(config));
   } catch (error) {
     redis.disconnect();
     throw error;

@@ -1,6 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import { aggregateCommand } from './commands/aggregate.ts';
 import { archiveCommand } from './commands/archive.ts';
+import { backfillCommand } from './commands/backfill.ts';
+import { cacheStatsCommand } from './commands/cacheStats.ts';
 import { gatewaysCommand } from './commands/gateways.ts';
 import { importCommand } from './commands/import.ts';
 import { ingestCommand } from './commands/ingest.ts';
@@ -25,6 +27,8 @@ export function buildProgram(): Command {
   simulateCommand(program);
   gatewaysCommand(program);
   importCommand(program);
+  backfillCommand(program);
+  cacheStatsCommand(program);
   for (const command of program.commands) {
     command.exitOverride();
     for (const sub of command.commands) sub.exitOverride();

@@ -1,6 +1,16 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { type DuckDBAppender, type DuckDBConnection, DuckDBInstance, timestampValue } from '@duckdb/node-api';
+import {
+  BIGINT,
+  type DuckDBAppender,
+  type DuckDBConnection,
+  DuckDBInstance,
+  type DuckDBType,
+  type DuckDBValue,
+  TIMESTAMP,
+  timestampValue,
+} from '@duckdb/node-api';
+import { type Dialect, duckdb, type Statement } from '../sql/dialect.ts';
 import { COLUMNS, READINGS_TABLE, type WarehouseRow } from '../table.ts';
 import type { InsertOutcome, Warehouse } from '../warehouse.ts';
 
@@ -26,8 +36,12 @@ export function duckdbReadingsDdl(): string {
  * writes each reading once.
  *
  * DuckDB lets one process write a database file; writes are serialised here.
+ * Reads (`select`) each take a connection of their own, so they run in
+ * parallel with each other and with writes, on a snapshot.
  */
 export class DuckdbWarehouse implements Warehouse {
+  readonly dialect: Dialect = duckdb;
+  readonly table = READINGS_TABLE;
   readonly #instance: DuckDBInstance;
   readonly #connection: DuckDBConnection;
   #queue: Promise<unknown> = Promise.resolve();
@@ -92,6 +106,26 @@ export class DuckdbWarehouse implements Warehouse {
   /** Runs a query and returns its rows as objects (tests, ops). */
   query(sql: string): Promise<Record<string, unknown>[]> {
     return this.#serialised(async () => (await this.#connection.runAndReadAll(sql)).getRowObjectsJS());
+  }
+
+  async select(statement: Statement): Promise<Record<string, unknown>[]> {
+    const values: Record<string, DuckDBValue> = {};
+    const types: Record<string, DuckDBType> = {};
+    for (const [name, param] of Object.entries(statement.params)) {
+      if (param.type === 'TIMESTAMP') {
+        values[name] = timestampValue(BigInt(param.value) * 1000n);
+        types[name] = TIMESTAMP;
+      } else {
+        values[name] = BigInt(param.value);
+        types[name] = BIGINT;
+      }
+    }
+    const connection = await this.#instance.connect();
+    try {
+      return (await connection.runAndReadAll(statement.sql, values, types)).getRowObjectsJS();
+    } finally {
+      connection.closeSync();
+    }
   }
 
   async close(): Promise<void> {

@@ -1,8 +1,7 @@
 import { closeSync, createReadStream, openSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { createInterface } from 'node:readline';
-import { duckdbPath } from '@streamgauge/archiver';
-import { DuckdbWarehouse, HeaderError, type ImportFormat, importReadings } from '@streamgauge/warehouse';
+import { HeaderError, type ImportFormat, importReadings, openWarehouse } from '@streamgauge/warehouse';
 import type { Command } from 'commander';
 import { configFromEnv } from '../context.ts';
 import { CommandError, EXIT } from '../exitCodes.ts';
@@ -35,13 +34,12 @@ export function importCommand(program: Command): void {
       } catch (error) {
         throw new CommandError(EXIT.usage, `cannot read ${file}: ${(error as Error).message}`);
       }
-      const warehouse = await DuckdbWarehouse.open(duckdbPath(config)).catch((error: Error) => {
+      const warehouse = await openWarehouse(config).catch((error: Error) => {
         throw new CommandError(
           EXIT.failure,
-          `cannot open the warehouse ${duckdbPath(config)}: ${error.message}` +
-            (/lock/i.test(error.message)
-              ? ' (stop `streamgauge start` or `archive` first: DuckDB has one writer)'
-              : ''),
+          /lock/i.test(error.message)
+            ? `${error.message}; stop \`streamgauge start\` or \`archive\` first`
+            : error.message,
         );
       });
       const input = createReadStream(file);

@@ -1,14 +1,15 @@
 import { startAggregator } from '@streamgauge/aggregator';
-import { duckdbPath, startArchiver } from '@streamgauge/archiver';
 import { CHANGES_CHANNEL, type Config } from '@streamgauge/core';
 import { startIngest } from '@streamgauge/ingest';
 import { GatewayRegistry } from '@streamgauge/redis';
 import { DISTRICT, GatewaySimulator } from '@streamgauge/simulator';
+import { describeWarehouse } from '@streamgauge/warehouse';
 import type { Command } from 'commander';
 import { configFromEnv, opsRedis, runUntilSignal } from '../context.ts';
 import { CommandError, EXIT } from '../exitCodes.ts';
 import { redisForStart } from '../localRedis.ts';
 import { createLogger } from '../logger.ts';
+import { startWarehouseHost } from '../warehouseHost.ts';
 import { parsePositive } from './simulate.ts';
 
 interface StartOptions {
@@ -46,7 +47,12 @@ export function startCommand(program: Command): void {
         }
       };
       const aggregator = await starting(startAggregator(config, createLogger(level, 'aggregator')));
-      const archiver = await starting(startArchiver(config, createLogger(level, 'archiver')));
+      const archiver = await starting(
+        startWarehouseHost(config, {
+          archiver: createLogger(level, 'archiver'),
+          backfill: createLogger(level, 'backfill'),
+        }),
+      );
       const ingest = await starting(
         startIngest(config, createLogger(level, 'ingest')).then((running) => ({
           ...running,
@@ -122,7 +128,7 @@ function printBanner(
     'streamgauge is running: ingest + aggregator + archiver',
     `  ingest     POST ${ingestUrl}/v1/readings   (health: ${ingestUrl}/readyz)`,
     `  redis      ${config.redis.url}${ownRedis ? `   (started by streamgauge; files in ${config.dataDir}/redis)` : ''}`,
-    `  warehouse  ${duckdbPath(config)}   (DuckDB; every reading, one row each)`,
+    `  warehouse  ${describeWarehouse(config)}   (every reading, one row each; backfill every ${config.cacheRefreshMs / 3_600_000} h)`,
   ];
   if (simulator) {
     lines.push(

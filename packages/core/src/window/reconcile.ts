@@ -1,0 +1,147 @@
+import { NodeWindows } from './nodeWindows.ts';
+import { emptyPane, PANE, PANE_MEASUREMENTS, PANE_WIDTH, type PaneMeasurement, STAT } from './pane.ts';
+import type { PaneRing } from './paneRing.ts';
+
+/** How a reconcile found one node's live windows against the warehouse's. */
+export interface NodeReconcile {
+  /** Panes where either side holds a reading. */
+  compared: number;
+  /** Panes replaced by the warehouse's. */
+  changed: number;
+  /** Whether latest values or metadata were replaced. */
+  identityChanged: boolean;
+}
+
+/** The measurement's name in readings and reports. */
+const MEASUREMENT_NAME: Record<PaneMeasurement, string> = {
+  flow: 'flow_rate',
+  pressure: 'pressure',
+  temperature: 'temperature',
+  volume: 'volume',
+};
+
+const EMPTY = emptyPane();
+
+/**
+ * Makes `live` agree with `truth` (the warehouse's panes with the stream's
+ * tail replayed onto them): every pane the live windows keep at `now` that
+ * differs is replaced and marked changed, so the next commit persists it;
+ * latest values and metadata too. `drift` collects the largest absolute
+ * difference seen per metric.
+ *
+ * Means and M2 computed by SQL and by Welford's updates differ in the last
+ * bits, so they count as equal within a relative 1e-9; counts, min, max and
+ * the newest event time must be exact.
+ */
+export function reconcileNode(
+  live: NodeWindows,
+  truth: NodeWindows,
+  now: number,
+  drift: Record<string, number>,
+): NodeReconcile {
+  const outcome: NodeReconcile = { compared: 0, changed: 0, identityChanged: false };
+  live.rings.forEach((ring, r) => {
+    const other = truth.rings[r] as PaneRing;
+    const current = ring.paneOf(now);
+    for (let pane = current - ring.history; pane <= current + ring.ahead; pane++) {
+      const a = ring.offsetOf(pane);
+      const b = other.offsetOf(pane);
+      const liveData = a >= 0 ? ring.data : EMPTY;
+      const truthData = b >= 0 ? other.data : EMPTY;
+      const at = Math.max(a, 0);
+      const bt = Math.max(b, 0);
+      if ((liveData[at + PANE.count] as number) === 0 && (truthData[bt + PANE.count] as number) === 0)
+        continue;
+      outcome.compared++;
+      if (samePane(liveData, at, truthData, bt)) continue;
+      outcome.changed++;
+      recordDrift(drift, liveData, at, truthData, bt);
+      live.restorePane(r, pane, truthData, bt);
+      (live.changedPanes[r] as Set<number>).add(pane);
+    }
+  });
+  if (
+    JSON.stringify(live.latest ?? null) !== JSON.stringify(truth.latest ?? null) ||
+    JSON.stringify(live.metadata) !== JSON.stringify(truth.metadata)
+  ) {
+    live.latest = truth.latest;
+    live.metadata = { ...truth.metadata };
+    live.latestChanged = true;
+    outcome.identityChanged = true;
+  }
+  return outcome;
+}
+
+function samePane(a: Float64Array, at: number, b: Float64Array, bt: number): boolean {
+  if (a[at + PANE.count] !== b[bt + PANE.count] || a[at + PANE.flowing] !== b[bt + PANE.flowing])
+    return false;
+  if (a[at + PANE.newest] !== b[bt + PANE.newest]) return false;
+  for (const m of PANE_MEASUREMENTS) {
+    const x = at + PANE[m];
+    const y = bt + PANE[m];
+    if (a[x + STAT.n] !== b[y + STAT.n]) return false;
+    if ((a[x + STAT.n] as number) === 0) continue;
+    if (a[x + STAT.min] !== b[y + STAT.min] || a[x + STAT.max] !== b[y + STAT.max]) return false;
+    if (!close(a[x + STAT.mean] as number, b[y + STAT.mean] as number)) return false;
+    if (!close(a[x + STAT.m2] as number, b[y + STAT.m2] as number)) return false;
+  }
+  return true;
+}
+
+function close(a: number, b: number): boolean {
+  return Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(a), Math.abs(b));
+}
+
+function recordDrift(
+  drift: Record<string, number>,
+  a: Float64Array,
+  at: number,
+  b: Float64Array,
+  bt: number,
+): void {
+  raise(drift, 'readings', Math.abs((a[at + PANE.count] as number) - (b[bt + PANE.count] as number)));
+  for (const m of PANE_MEASUREMENTS) {
+    const x = at + PANE[m];
+    const y = bt + PANE[m];
+    // With readings on one side only, the count says it all.
+    if ((a[x + STAT.n] as number) === 0 || (b[y + STAT.n] as number) === 0) continue;
+    const name = MEASUREMENT_NAME[m];
+    for (const [stat, offset] of [
+      ['mean', STAT.mean],
+      ['min', STAT.min],
+      ['max', STAT.max],
+    ] as const) {
+      raise(drift, `${name}.${stat}`, Math.abs((a[x + offset] as number) - (b[y + offset] as number)));
+    }
+  }
+}
+
+function raise(drift: Record<string, number>, metric: string, value: number): void {
+  if (value > (drift[metric] ?? 0)) drift[metric] = value;
+}
+
+/** A backfilled pane, flat: ring index, pane number, then the pane (pane.ts layout). */
+export const BACKFILL_PANE_WIDTH = 2 + PANE_WIDTH;
+
+/**
+ * A node's windows from backfilled panes (`BACKFILL_PANE_WIDTH` doubles
+ * each) as they stand at `now`: panes that have left their ring's reach
+ * since they were computed are skipped.
+ */
+export function windowsFromPanes(
+  nodeId: string,
+  aheadMs: number,
+  panes: Float64Array,
+  now: number,
+): NodeWindows {
+  const windows = new NodeWindows(nodeId, aheadMs);
+  for (let at = 0; at + BACKFILL_PANE_WIDTH <= panes.length; at += BACKFILL_PANE_WIDTH) {
+    const ring = windows.rings[panes[at] as number];
+    const pane = panes[at + 1] as number;
+    if (ring === undefined) continue;
+    const current = ring.paneOf(now);
+    if (pane < current - ring.history || pane > current + ring.ahead) continue;
+    windows.restorePane(panes[at] as number, pane, panes, at + 2);
+  }
+  return windows;
+}

@@ -1,0 +1,355 @@
+import {
+  allShardKeys,
+  BACKFILL_PANE_WIDTH,
+  type Clock,
+  compareEntryIds,
+  type NodeMetadata,
+  PANE_WIDTH,
+  type Reading,
+  reconcileKeys,
+  type ShardKeys,
+  shardOf,
+} from '@streamgauge/core';
+import type {
+  CacheStatus,
+  NodeBackfill,
+  ReconcileOffers,
+  RedisClient,
+  ShardReconcileReport,
+} from '@streamgauge/redis';
+import {
+  type BackfillStatement,
+  backfillStatements,
+  type NodeRow,
+  nodeOfRow,
+  paneOfRow,
+  readingOfRow,
+  type Warehouse,
+} from '@streamgauge/warehouse';
+import type { Logger } from 'pino';
+
+export interface ReconcileProgress {
+  /** query: warehouse statements done; apply: shards whose aggregator applied the panes. */
+  readonly phase: 'query' | 'publish' | 'apply';
+  readonly done: number;
+  readonly total: number;
+}
+
+/** A run's report: written to `reconcile:last` and the log. */
+export interface ReconcileReport {
+  readonly run: string;
+  readonly request?: string;
+  readonly status: 'complete' | 'partial';
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly durationMs: number;
+  /** Time spent reading the warehouse. */
+  readonly queryMs: number;
+  /** Per shard, the stream position the warehouse was read up to (later entries are replayed from the stream). */
+  readonly cuts: readonly string[];
+  readonly statements: number;
+  readonly rows: number;
+  readonly nodes: number;
+  readonly payloadBytes: number;
+  readonly shards: { readonly total: number; readonly applied: number; readonly pending: readonly number[] };
+  readonly panesCompared: number;
+  readonly panesChanged: number;
+  readonly nodesCreated: number;
+  /** Largest absolute drift found per metric, over every shard. */
+  readonly drift: Record<string, number>;
+  readonly warnings: readonly string[];
+}
+
+export interface ReconcilerOptions {
+  readonly shards: number;
+  readonly aheadMs: number;
+  readonly concurrency: number;
+  readonly applyTimeoutMs: number;
+  /** How long offers and reports are kept, seconds. */
+  readonly ttlSeconds: number;
+  readonly clock: Clock;
+  readonly logger: Logger;
+}
+
+/** One node's backfill being assembled: panes appended as statements complete. */
+class NodeAccumulator {
+  panes = new Float64Array(64 * BACKFILL_PANE_WIDTH);
+  length = 0;
+  node: NodeRow | undefined;
+  readonly readings: Reading[] = [];
+
+  push(ring: number, pane: number, content: Float64Array): void {
+    if (this.length + BACKFILL_PANE_WIDTH > this.panes.length) {
+      const grown = new Float64Array(this.panes.length * 2);
+      grown.set(this.panes);
+      this.panes = grown;
+    }
+    this.panes[this.length] = ring;
+    this.panes[this.length + 1] = pane;
+    this.panes.set(content.subarray(0, PANE_WIDTH), this.length + 2);
+    this.length += BACKFILL_PANE_WIDTH;
+  }
+}
+
+/**
+ * One backfill run: reads the panes of the live windows from the warehouse,
+ * up to a stream position (the cut) that every archived shard has passed,
+ * and offers them to the aggregators, which replay their stream after the
+ * cut onto them and replace the live panes that differ (Aggregator.reconcile).
+ * So readings arriving meanwhile are neither lost nor counted twice.
+ */
+export class Reconciler {
+  readonly #redis: RedisClient;
+  readonly #warehouse: Warehouse;
+  readonly #offers: ReconcileOffers;
+  readonly #status: CacheStatus;
+  readonly #options: ReconcilerOptions;
+
+  constructor(
+    redis: RedisClient,
+    warehouse: Warehouse,
+    parts: { offers: ReconcileOffers; status: CacheStatus },
+    options: ReconcilerOptions,
+  ) {
+    this.#redis = redis;
+    this.#warehouse = warehouse;
+    this.#offers = parts.offers;
+    this.#status = parts.status;
+    this.#options = options;
+  }
+
+  async run(
+    options: { request?: string; onProgress?: (progress: ReconcileProgress) => void } = {},
+  ): Promise<ReconcileReport> {
+    const { clock, logger } = this.#options;
+    const started = clock.now();
+    const run = `${started}-${Math.random().toString(36).slice(2, 8)}`;
+    // Also in Redis, for a `backfill --now` that asked this process for the run.
+    const publish = (p: Record<string, unknown>) =>
+      this.#redis
+        .set(reconcileKeys.progress, JSON.stringify({ run, request: options.request, ...p, at: clock.now() }))
+        .catch(() => {});
+    const progress = (p: ReconcileProgress) => {
+      options.onProgress?.(p);
+      void publish({ ...p });
+    };
+    await this.#status.started(run, started);
+    try {
+      const shards = allShardKeys(this.#options.shards);
+      const cuts = await this.#cuts(shards);
+      // Rows accepted before the earliest cut are within every shard's cut:
+      // summed in SQL. Later ones come back one by one and are kept when
+      // within their own shard's cut.
+      const cutTime = Math.min(...cuts.map((cut) => Number(cut.slice(0, cut.indexOf('-')))));
+      const statements = backfillStatements(this.#warehouse.dialect, this.#warehouse.table, {
+        now: started,
+        aheadMs: this.#options.aheadMs,
+        cutTime,
+      });
+      logger.info({ run, cuts, statements: statements.length }, 'backfill started');
+      const nodes = new Map<string, NodeAccumulator>();
+      let rows = 0;
+      let done = 0;
+      progress({ phase: 'query', done, total: statements.length });
+      await forEachBounded(statements, this.#options.concurrency, async (statement) => {
+        const result = await this.#warehouse.select(statement.statement);
+        rows += result.length;
+        collect(nodes, statement, result, (nodeId, entry) => {
+          const cut = cuts[shardOf(nodeId, shards.length)] ?? '0-0';
+          return compareEntryIds(entry, cut) <= 0;
+        });
+        progress({ phase: 'query', done: ++done, total: statements.length });
+      });
+      const queryMs = clock.now() - started;
+
+      const byShard = shards.map(() => [] as NodeBackfill[]);
+      for (const [nodeId, acc] of nodes) {
+        byShard[shardOf(nodeId, shards.length)]?.push({
+          nodeId,
+          panes: acc.panes.subarray(0, acc.length),
+          metadata: (acc.node?.metadata ?? {}) as NodeMetadata,
+          readings: acc.readings,
+          ...(acc.node && { latest: acc.node.latest }),
+        });
+      }
+      let payloadBytes = 0;
+      for (const [s, shard] of shards.entries()) {
+        const list = byShard[s] ?? [];
+        payloadBytes += await this.#offers.publish(
+          shard,
+          { run, cut: cuts[s] ?? '0-0', at: started, nodes: list.map((n) => n.nodeId) },
+          list,
+          this.#options.ttlSeconds,
+        );
+        progress({ phase: 'publish', done: s + 1, total: shards.length });
+      }
+
+      const reports = await this.#awaitReports(run, shards.length, progress);
+      const report = summarise({
+        run,
+        ...(options.request && { request: options.request }),
+        started,
+        finished: clock.now(),
+        queryMs,
+        cuts,
+        statements: statements.length,
+        rows,
+        nodes: nodes.size,
+        payloadBytes,
+        shards: shards.length,
+        reports,
+      });
+      await this.#redis.set(reconcileKeys.last, JSON.stringify(report));
+      if (report.status === 'complete') await this.#status.refreshed(run, clock.now());
+      else {
+        await this.#status.failed(
+          new Error(
+            `backfill ${run}: shards ${report.shards.pending.join(', ')} did not apply the panes within ${this.#options.applyTimeoutMs} ms (is an aggregator running?)`,
+          ),
+          clock.now(),
+        );
+      }
+      logger[report.status === 'complete' ? 'info' : 'warn'](report, 'backfill finished');
+      return report;
+    } catch (error) {
+      await this.#status.failed(error, clock.now()).catch(() => {});
+      await publish({ phase: 'failed', error: (error as Error).message });
+      logger.error({ err: error, run }, 'backfill failed');
+      throw error;
+    }
+  }
+
+  /**
+   * Per shard, the stream position the warehouse is read up to: its archive
+   * watermark (every entry up to it is in the warehouse), or its start when
+   * the archiver never processed it. A shard that never held an entry is
+   * cut at Redis' clock: any entry appended later is after it.
+   */
+  async #cuts(shards: readonly ShardKeys[]): Promise<string[]> {
+    const [seconds, micros] = (await this.#redis.time()) as [string | number, string | number];
+    const clock = `${Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - 1}-0`;
+    return Promise.all(
+      shards.map(async (shard) => {
+        const [watermark, last] = await Promise.all([
+          this.#redis.get(shard.archive.watermark),
+          lastEntryId(this.#redis, shard.stream),
+        ]);
+        if (watermark !== null) return watermark;
+        return last === '0-0' ? clock : '0-0';
+      }),
+    );
+  }
+
+  async #awaitReports(
+    run: string,
+    shards: number,
+    progress: (p: ReconcileProgress) => void,
+  ): Promise<ShardReconcileReport[]> {
+    const deadline = this.#options.clock.now() + this.#options.applyTimeoutMs;
+    for (;;) {
+      const reports = await this.#offers.reports(run);
+      progress({ phase: 'apply', done: reports.length, total: shards });
+      if (reports.length >= shards || this.#options.clock.now() >= deadline) return reports;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}
+
+function collect(
+  nodes: Map<string, NodeAccumulator>,
+  statement: BackfillStatement,
+  rows: readonly Record<string, unknown>[],
+  withinCut: (nodeId: string, entry: string) => boolean,
+): void {
+  const at = (id: string) => {
+    let acc = nodes.get(id);
+    if (acc === undefined) {
+      acc = new NodeAccumulator();
+      nodes.set(id, acc);
+    }
+    return acc;
+  };
+  if (statement.kind === 'recent') {
+    for (const row of rows) {
+      const { reading, entry } = readingOfRow(row);
+      if (withinCut(reading.node_id, entry)) at(reading.node_id).readings.push(reading);
+    }
+    return;
+  }
+  if (statement.kind === 'nodes') {
+    for (const row of rows) {
+      const node = nodeOfRow(row);
+      at(node.nodeId).node = node;
+    }
+    return;
+  }
+  for (const row of rows) at(String(row.node_id)).push(statement.ring, Number(row.pane), paneOfRow(row));
+}
+
+async function lastEntryId(redis: RedisClient, stream: string): Promise<string> {
+  const info = (await redis.xinfo('STREAM', stream).catch(() => [])) as unknown[];
+  for (let i = 0; i + 1 < info.length; i += 2) {
+    if (info[i] === 'last-generated-id') return String(info[i + 1]);
+  }
+  return '0-0';
+}
+
+/** Runs `work` over `items`, at most `limit` at a time; the first failure fails the whole. */
+async function forEachBounded<T>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await work(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+function summarise(run: {
+  run: string;
+  request?: string;
+  started: number;
+  finished: number;
+  queryMs: number;
+  cuts: readonly string[];
+  statements: number;
+  rows: number;
+  nodes: number;
+  payloadBytes: number;
+  shards: number;
+  reports: readonly ShardReconcileReport[];
+}): ReconcileReport {
+  const drift: Record<string, number> = {};
+  for (const report of run.reports) {
+    for (const [metric, value] of Object.entries(report.drift))
+      drift[metric] = Math.max(drift[metric] ?? 0, value);
+  }
+  const applied = new Set(run.reports.map((r) => r.shard));
+  const pending = Array.from({ length: run.shards }, (_, s) => s).filter((s) => !applied.has(s));
+  const sum = (f: (r: ShardReconcileReport) => number) => run.reports.reduce((t, r) => t + f(r), 0);
+  return {
+    run: run.run,
+    ...(run.request && { request: run.request }),
+    status: pending.length === 0 ? 'complete' : 'partial',
+    startedAt: new Date(run.started).toISOString(),
+    finishedAt: new Date(run.finished).toISOString(),
+    durationMs: run.finished - run.started,
+    queryMs: run.queryMs,
+    cuts: run.cuts,
+    statements: run.statements,
+    rows: run.rows,
+    nodes: run.nodes,
+    payloadBytes: run.payloadBytes,
+    shards: { total: run.shards, applied: applied.size, pending },
+    panesCompared: sum((r) => r.panesCompared),
+    panesChanged: sum((r) => r.panesChanged),
+    nodesCreated: sum((r) => r.created),
+    drift,
+    warnings: run.reports.flatMap((r) => (r.warning ? [r.warning] : [])),
+  };
+}

@@ -1,0 +1,125 @@
+import { randomUUID } from 'node:crypto';
+import { type Clock, readModelKeys, reconcileKeys } from '@streamgauge/core';
+import { type RedisClient, runScript } from '@streamgauge/redis';
+import type { Logger } from 'pino';
+import type { ReconcileProgress, ReconcileReport, Reconciler } from './reconciler.ts';
+
+export interface SchedulerOptions {
+  /** CACHE_REFRESH_HOURS. */
+  readonly refreshMs: number;
+  /** After a failed run, the next is tried this much later (or at the refresh, if sooner). */
+  readonly retryMs: number;
+  /** How often the lock is renewed and requests looked for. */
+  readonly pollMs: number;
+  readonly clock: Clock;
+  readonly logger: Logger;
+}
+
+const LOCK_MS = 60_000;
+
+/**
+ * When backfills run: at start when the read model is empty (a cold start),
+ * then every `refreshMs` after the last completed run, and on request
+ * (`streamgauge backfill --now` while this process holds the warehouse).
+ * One scheduler runs at a time across processes (a lock in Redis), and its
+ * runs one after another.
+ */
+export class BackfillScheduler {
+  readonly #redis: RedisClient;
+  readonly #reconciler: Reconciler;
+  readonly #options: SchedulerOptions;
+  readonly #token = randomUUID();
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<unknown> = Promise.resolve();
+  #busy = false;
+  #holding = false;
+  #nextAt: number | undefined;
+  #stopped = false;
+
+  constructor(redis: RedisClient, reconciler: Reconciler, options: SchedulerOptions) {
+    this.#redis = redis;
+    this.#reconciler = reconciler;
+    this.#options = options;
+  }
+
+  start(): void {
+    const tick = () => {
+      this.#timer = setTimeout(async () => {
+        await this.#poll().catch((error: unknown) =>
+          this.#options.logger.warn({ err: error }, 'backfill scheduler: poll failed'),
+        );
+        if (!this.#stopped) tick();
+      }, this.#options.pollMs);
+    };
+    void this.#poll()
+      .catch((error: unknown) => this.#options.logger.warn({ err: error }, 'backfill scheduler: poll failed'))
+      .finally(() => {
+        if (!this.#stopped) tick();
+      });
+  }
+
+  /** Runs one backfill now (after the one in hand, if any). */
+  runNow(
+    options: { request?: string; onProgress?: (p: ReconcileProgress) => void } = {},
+  ): Promise<ReconcileReport> {
+    const run = this.#running.then(async () => {
+      this.#busy = true;
+      try {
+        const report = await this.#reconciler.run(options);
+        this.#nextAt = this.#options.clock.now() + this.#options.refreshMs;
+        return report;
+      } catch (error) {
+        this.#nextAt = this.#options.clock.now() + Math.min(this.#options.retryMs, this.#options.refreshMs);
+        throw error;
+      } finally {
+        this.#busy = false;
+      }
+    });
+    this.#running = run.catch(() => {});
+    return run;
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    await this.#running;
+    if (this.#holding) await this.#lease('release').catch(() => {});
+  }
+
+  async #poll(): Promise<void> {
+    if (this.#stopped) return;
+    this.#holding = await this.#lock();
+    if (!this.#holding || this.#busy) return;
+    const now = this.#options.clock.now();
+    if (this.#nextAt === undefined) this.#nextAt = await this.#firstRun(now);
+    const request = await this.#redis.getdel(reconcileKeys.request);
+    if (request !== null) {
+      this.#options.logger.info({ request }, 'backfill requested');
+      void this.runNow({ request }).catch(() => {});
+    } else if (now >= this.#nextAt) {
+      void this.runNow().catch(() => {});
+    }
+  }
+
+  /** Now on a cold start (or when no run ever completed); otherwise a refresh interval after the last. */
+  async #firstRun(now: number): Promise<number> {
+    const [listed, last] = await Promise.all([
+      this.#redis.exists(readModelKeys.nodesAll),
+      this.#redis.hget(reconcileKeys.cacheStatus, 'last_refresh_at'),
+    ]);
+    if (listed === 0) {
+      this.#options.logger.info('read model is empty: cold start from the warehouse');
+      return now;
+    }
+    return last === null ? now : Date.parse(last) + this.#options.refreshMs;
+  }
+
+  /** Takes the scheduler lock, or renews it (the same lease script as a shard's). */
+  async #lock(): Promise<boolean> {
+    return (await this.#lease('renew')) || (await this.#lease('acquire'));
+  }
+
+  async #lease(mode: 'acquire' | 'renew' | 'release'): Promise<boolean> {
+    return (await runScript(this.#redis, 'lease', [reconcileKeys.lock], [mode, this.#token, LOCK_MS])) === 1;
+  }
+}

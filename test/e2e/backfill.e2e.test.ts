@@ -1,0 +1,211 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type RunningAggregator, startAggregator } from '@streamgauge/aggregator';
+import { startArchiver } from '@streamgauge/archiver';
+import { type RunningBackfill, startBackfill } from '@streamgauge/backfill';
+import {
+  addToPane,
+  allShardKeys,
+  type Config,
+  GROUPS,
+  horizonStart,
+  loadConfig,
+  PANE,
+  PANE_WIDTH,
+  reconcileKeys,
+  shardKeys,
+  shardOf,
+} from '@streamgauge/core';
+import { startIngest } from '@streamgauge/ingest';
+import { CacheStatus } from '@streamgauge/redis';
+import {
+  checkReadModel,
+  generateDataset,
+  type TestRedis,
+  testRedis,
+  waitForAggregator,
+  waitForDrain,
+} from '@streamgauge/testkit';
+import { DuckdbWarehouse, duckdbPath, importReadings } from '@streamgauge/warehouse';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { postReadings } from '../support/postReadings.ts';
+
+const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'warn' });
+const cleanup: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const step of cleanup.splice(0).reverse()) await step().catch(() => {});
+});
+
+async function system(env: Record<string, string> = {}): Promise<{ redis: Redis; config: Config }> {
+  const server: TestRedis = await testRedis();
+  const dataDir = mkdtempSync(join(tmpdir(), 'streamgauge-backfill-'));
+  const redis = new Redis(server.url);
+  cleanup.push(async () => {
+    redis.disconnect();
+    await server.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  const config = loadConfig({
+    REDIS_URL: server.url,
+    DATA_DIR: dataDir,
+    STREAM_SHARDS: '3',
+    AGGREGATOR_BLOCK_MS: '200',
+    INGEST_HOST: '127.0.0.1',
+    INGEST_PORT: '0',
+    INGEST_AUTH: 'off',
+    ...env,
+  });
+  return { redis, config };
+}
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function* ndjson(readings: readonly object[]): AsyncIterable<string> {
+  for (const r of readings) yield JSON.stringify(r);
+}
+
+describe('backfill from the warehouse', () => {
+  it('fills every read-model key on a cold start from 30 days of imported history, and only then says initialized', async () => {
+    const { redis, config } = await system();
+    const now = Date.now();
+    const data = generateDataset({ nodes: 12, days: 30, intervalMs: 20 * 60_000, now, seed: 21 });
+    const warehouse = await DuckdbWarehouse.open(duckdbPath(config));
+    cleanup.push(() => warehouse.close());
+    const summary = await importReadings(ndjson(data.sent), warehouse, {
+      format: 'ndjson',
+      source: 'history.ndjson',
+      nowMs: now,
+      maxFutureMs: config.ingest.maxFutureMs,
+    });
+    expect(summary.imported).toBe(data.unique.length);
+
+    // The backfill starts first: the read model is empty, so it runs at once
+    // and offers its panes; with no aggregator yet, nothing is in place.
+    const archiver = await startArchiver(config, logger, { warehouse });
+    cleanup.push(() => archiver.stop());
+    const backfill: RunningBackfill = await startBackfill(config, warehouse, logger);
+    cleanup.push(() => backfill.stop());
+    const status = new CacheStatus(redis);
+    await until('the offers', async () => ((await redis.exists('rec:{2}:offer')) === 1 ? true : undefined));
+    const before = await status.read(config.cacheRefreshMs, Date.now());
+    expect(before).toMatchObject({ initialized: false, status: 'initializing' });
+    expect(await redis.exists('nodes:all')).toBe(0);
+
+    const aggregator: RunningAggregator = await startAggregator(config, logger);
+    cleanup.push(() => aggregator.stop());
+    const report = await until('the report', async () => {
+      const raw = await redis.get(reconcileKeys.last);
+      return raw === null ? undefined : JSON.parse(raw);
+    });
+    expect(report).toMatchObject({ status: 'complete', nodesCreated: 12, shards: { total: 3, applied: 3 } });
+    expect(report.panesChanged).toBeGreaterThan(12 * 700);
+
+    const problems = await checkReadModel(redis, data.unique, {
+      ttlSeconds: config.cacheTtlSeconds,
+      horizonStart: horizonStart(now),
+    });
+    expect(problems.slice(0, 20)).toEqual([]);
+    const after = await status.read(config.cacheRefreshMs, Date.now());
+    expect(after).toMatchObject({ initialized: true, status: 'ok' });
+    expect(Date.parse(after.lastRefresh ?? '')).toBeGreaterThanOrEqual(
+      Date.parse(before.refreshingSince ?? ''),
+    );
+    expect(after.keys).toBeGreaterThan(12 * 9);
+  }, 120_000);
+
+  it('repairs deleted panes, a phantom reading and a trimmed stream while readings keep arriving, and reports the drift', async () => {
+    const { redis, config } = await system();
+    const now = Date.now();
+    const data = generateDataset({ nodes: 12, days: 30, intervalMs: 20 * 60_000, now, seed: 22 });
+    const split = Math.floor(data.sent.length * 0.7);
+    const ingest = await startIngest(config, logger);
+    cleanup.push(() => ingest.close());
+    const warehouse = await DuckdbWarehouse.open(duckdbPath(config));
+    cleanup.push(() => warehouse.close());
+    const archiver = await startArchiver(config, logger, { warehouse });
+    cleanup.push(() => archiver.stop());
+    const backfill = await startBackfill(config, warehouse, logger, { schedule: false });
+    cleanup.push(() => backfill.stop());
+    let aggregator = await startAggregator(config, logger);
+
+    await postReadings(ingest.url, data.sent.slice(0, split), { batch: 200 });
+    await waitForAggregator(redis, 3, 60_000);
+    const streams = allShardKeys(3).map((k) => k.stream);
+    await waitForDrain(
+      redis,
+      streams,
+      GROUPS.archiver,
+      60_000,
+      (stream) => allShardKeys(3).find((k) => k.stream === stream)?.archive.watermark ?? '',
+    );
+    await aggregator.stop();
+
+    // Corrupt the live state: one node loses five hourly panes, another gains
+    // a reading that never happened; the streams lose every entry.
+    const [lossy, haunted] = ['NODE003', 'NODE007'];
+    const stateOf = (id: string) => shardKeys(shardOf(id, 3), 3).aggregateNode(id);
+    const hourly = async (id: string) =>
+      (await redis.hkeys(stateOf(id))).filter((f) => f.startsWith('p3.')).sort();
+    const lost = (await hourly(lossy)).slice(10, 15);
+    expect(lost).toHaveLength(5);
+    await redis.hdel(stateOf(lossy), ...lost);
+    const [field] = (await hourly(haunted)).slice(20, 21);
+    const bytes = (await redis.hgetBuffer(stateOf(haunted), field ?? '')) as Buffer;
+    const pane = new Float64Array(PANE_WIDTH);
+    for (let i = 0; i < PANE_WIDTH; i++) pane[i] = bytes.readDoubleLE(8 + i * 8);
+    const countBefore = pane[PANE.count] as number;
+    addToPane(pane, 0, {
+      node_id: haunted,
+      timestamp: bytes.readDoubleLE(0) * 3_600_000 + 1_000,
+      flow_rate: 250,
+    });
+    for (let i = 0; i < PANE_WIDTH; i++) bytes.writeDoubleLE(pane[i] as number, 8 + i * 8);
+    await redis.hset(stateOf(haunted), field ?? '', bytes);
+    for (const stream of streams) await redis.xtrim(stream, 'MAXLEN', 0);
+
+    aggregator = await startAggregator(config, logger);
+    cleanup.push(() => aggregator.stop());
+    const unique = new Set<string>();
+    const firstPart = data.unique.filter((r) => {
+      const key = `${r.node_id}@${r.timestamp}`;
+      return (
+        data.sent.slice(0, split).some((s) => s.node_id === r.node_id && s.timestamp === r.timestamp) &&
+        !unique.has(key) &&
+        unique.add(key)
+      );
+    });
+    const corrupted = await checkReadModel(redis, firstPart, {
+      ttlSeconds: config.cacheTtlSeconds,
+      horizonStart: horizonStart(now),
+    });
+    expect(corrupted.some((p) => p.includes(lossy))).toBe(true);
+    expect(corrupted.some((p) => p.includes(haunted))).toBe(true);
+
+    // The reconcile runs while the rest of the readings arrive.
+    const sending = postReadings(ingest.url, data.sent.slice(split), { batch: 50 });
+    const report = await backfill.runNow();
+    await sending;
+    await waitForAggregator(redis, 3, 60_000);
+
+    expect(report.status).toBe('complete');
+    expect(report.panesChanged).toBeGreaterThanOrEqual(6);
+    expect(report.drift.readings).toBeGreaterThanOrEqual(Math.max(1, countBefore > 0 ? 1 : 0));
+    expect(report.drift['flow_rate.max'] ?? report.drift['flow_rate.mean']).toBeGreaterThan(0);
+    const problems = await checkReadModel(redis, data.unique, {
+      ttlSeconds: config.cacheTtlSeconds,
+      horizonStart: horizonStart(now),
+    });
+    expect(problems.slice(0, 20)).toEqual([]);
+  }, 180_000);
+});
