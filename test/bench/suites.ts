@@ -25,7 +25,8 @@ export const SUITES: readonly Suite[] = [
   },
   {
     name: 'warehouse',
-    description: 'the archiver: 200k readings from the stream into DuckDB',
+    description:
+      'the archiver: 200k readings from the stream into DuckDB; the backfill: 30 days × 1000 nodes × 1/min',
     run: warehouseBench,
   },
 ];

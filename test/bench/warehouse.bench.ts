@@ -1,10 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { startAggregator } from '@streamgauge/aggregator';
 import { startArchiver } from '@streamgauge/archiver';
-import { GROUPS, loadConfig, systemClock } from '@streamgauge/core';
+import { startBackfill } from '@streamgauge/backfill';
+import { GROUPS, horizonStart, loadConfig, systemClock } from '@streamgauge/core';
 import { ReadingLog } from '@streamgauge/redis';
 import { waitForDrain } from '@streamgauge/testkit';
+import { DuckdbWarehouse, duckdbPath } from '@streamgauge/warehouse';
 import { pino } from 'pino';
 import { CpuMeter, type CpuTarget } from './lib/cpu.ts';
 import { fillLog } from './lib/streams.ts';
@@ -19,6 +22,11 @@ export const SUITE = 'warehouse';
  * until they are committed in a fresh DuckDB file.
  */
 export async function warehouseBench(context: SuiteContext): Promise<void> {
+  await archiverBench(context);
+  await reconcileBench(context);
+}
+
+async function archiverBench(context: SuiteContext): Promise<void> {
   await context.redis.flush();
   const total = 200_000;
   const nodes = 1_000;
@@ -59,6 +67,79 @@ export async function warehouseBench(context: SuiteContext): Promise<void> {
       cpu: cpu.stop(),
       notes: ['in-process archiver (its CPU shows as bench); includes opening the DuckDB file'],
     });
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The backfill: 30 days × 1000 nodes × one reading a minute (about 43
+ * million rows, generated in DuckDB) reconciled into an empty live state
+ * (a cold start: every pane created) and then again (every pane compared,
+ * none changed), with the aggregator applying the panes in process. The
+ * time is the run's, from the first warehouse query to the last shard's
+ * report.
+ */
+async function reconcileBench(context: SuiteContext): Promise<void> {
+  await context.redis.flush();
+  const nodes = 1_000;
+  const now = Date.now();
+  const start = horizonStart(now);
+  const minutes = Math.floor((now - 60_000 - start) / 60_000);
+  const dataDir = mkdtempSync(join(tmpdir(), 'streamgauge-bench-reconcile-'));
+  const config = loadConfig({ REDIS_URL: context.redis.url, DATA_DIR: dataDir, STREAM_SHARDS: '4' });
+  try {
+    const warehouse = await DuckdbWarehouse.open(duckdbPath(config));
+    try {
+      const filling = performance.now();
+      await warehouse.query(`
+        INSERT INTO readings (node_id, "timestamp", flow_rate, pressure, temperature, ingestion_timestamp, source_file)
+        SELECT 'NODE' || lpad(CAST(n AS VARCHAR), 4, '0'),
+               make_timestamp(CAST((${start} + m * 60000) * 1000 AS BIGINT)),
+               CASE WHEN hash(n, m) % 20 = 0 THEN 0 ELSE 5 + (hash(n, m) % 3000) / 100.0 END,
+               2 + (hash(m, n) % 400) / 100.0,
+               12 + (hash(n + m) % 600) / 100.0,
+               make_timestamp(CAST(${now} * 1000 AS BIGINT)),
+               'bench'
+        FROM range(${nodes}) t(n), range(${minutes}) s(m)`);
+      const rows = await warehouse.count();
+      context.log(
+        `reconcile: ${rows} rows (${nodes} nodes × ${minutes} minutes) generated in ${((performance.now() - filling) / 1000).toFixed(0)} s`,
+      );
+      const logger = pino({ level: 'silent' });
+      const aggregator = await startAggregator(config, logger);
+      const backfill = await startBackfill(config, warehouse, logger, { schedule: false });
+      try {
+        for (const pass of ['cold start: every pane created', 'again: every pane compared, none changed']) {
+          const cpu = new CpuMeter([
+            { name: 'bench', pid: 'self' },
+            ...(context.redis.pid === undefined ? [] : [{ name: 'redis', pid: context.redis.pid }]),
+          ]);
+          cpu.start();
+          const report = await backfill.runNow();
+          const seconds = report.durationMs / 1000;
+          context.record({
+            suite: SUITE,
+            case: `reconcile 30 d × ${nodes} nodes × 1/min from DuckDB, ${pass}`,
+            seconds,
+            readings: rows,
+            requests: report.statements,
+            readingsPerSec: Math.round(rows / seconds),
+            requestsPerSec: report.statements / seconds,
+            cpu: cpu.stop(),
+            notes: [
+              `status ${report.status}; warehouse queries ${(report.queryMs / 1000).toFixed(1)} s (${report.statements} statements, ${report.rows} pane rows, concurrency ${config.backfill.concurrency}); offered ${(report.payloadBytes / 1e6).toFixed(0)} MB; panes compared ${report.panesCompared}, changed ${report.panesChanged}`,
+              'aim: ≤ 30 s (issue 5); the aggregator applies in process (its CPU shows as bench)',
+            ],
+          });
+        }
+      } finally {
+        await backfill.stop();
+        await aggregator.stop();
+      }
+    } finally {
+      await warehouse.close();
+    }
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
