@@ -262,4 +262,81 @@ describe('streamgauge CLI', () => {
     expect(header.stderr).toContain('the CSV header must name node_id and timestamp');
     rmSync(dataDir, { recursive: true, force: true });
   });
+
+  it('backfill --now: reports pending shards without an aggregator, fills the cache with one, asks a running archive for a run; cache-stats tells', async () => {
+    const own = await testRedis();
+    const dataDir = mkdtempSync(join(tmpdir(), 'streamgauge-backfill-'));
+    const env = { REDIS_URL: own.url, DATA_DIR: dataDir, STREAM_SHARDS: '2', AGGREGATOR_BLOCK_MS: '200' };
+    const run = (args: string[], extra: Record<string, string> = {}) =>
+      streamgauge(args, { ...env, ...extra });
+    const service = async (command: string, ready: string) => {
+      const child = spawn(process.execPath, [MAIN, command], {
+        env: { ...process.env, ...env, LOG_LEVEL: 'info' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let logs = '';
+      child.stdout?.on('data', (chunk: Buffer) => {
+        logs += chunk.toString();
+      });
+      const deadline = Date.now() + 15_000;
+      while (!logs.includes(ready) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(logs).toContain(ready);
+      return async () => {
+        child.kill('SIGTERM');
+        const [code] = await once(child, 'exit');
+        expect(code).toBe(0);
+      };
+    };
+    const client = new Redis(own.url);
+    try {
+      const hour = Math.floor(Date.now() / 3_600_000) * 3_600_000;
+      const lines = ['node_id,timestamp,flow_rate,pressure'];
+      for (let i = 1; i <= 48; i++) lines.push(`BF1,${new Date(hour - i * 1_800_000).toISOString()},${i},3`);
+      lines.push(`BF2,${new Date(hour - 3_600_000).toISOString()},7,2.5`);
+      writeFileSync(join(dataDir, 'history.csv'), lines.join('\n'));
+      expect((await run(['import', join(dataDir, 'history.csv')])).code).toBe(0);
+
+      const alone = await run(['backfill', '--now'], { BACKFILL_APPLY_TIMEOUT_SECONDS: '1' });
+      expect(alone.code).toBe(1);
+      expect(alone.stdout).toContain('did not apply the panes in time (is an aggregator running?)');
+      const failed = JSON.parse((await run(['cache-stats', '--json'])).stdout);
+      expect(failed).toMatchObject({ status: 'error', initialized: false });
+      expect(failed.lastError).toContain('did not apply the panes');
+
+      const stopAggregator = await service('aggregate', 'aggregator running');
+      const filled = await run(['backfill', '--now']);
+      expect(filled.code).toBe(0);
+      expect(filled.stdout).toMatch(/backfill \S+: complete/);
+      // The first run's panes waited for an aggregator, which applied them on start.
+      expect(filled.stdout).toContain('shards applied 2/2');
+      expect(filled.stdout).toContain('no drift');
+      expect(filled.stderr).toMatch(/backfill \[#+\] 100%/);
+      expect(await client.hget('node:BF1:metrics:7d', 'reading_count')).toBe('48');
+      expect(await client.hget('node:BF2:latest', 'flow_rate')).toBe('7');
+      const stats = await run(['cache-stats']);
+      expect(stats.code).toBe(0);
+      expect(stats.stdout).toMatch(/status\s+ok/);
+      expect(stats.stdout).toMatch(/last refresh\s+20\d\d-/);
+
+      // The archive holds the DuckDB file: --now asks it for the run.
+      const stopArchive = await service('archive', 'archiver running');
+      const asked = await run(['backfill', '--now', '--json']);
+      expect(asked.code).toBe(0);
+      expect(asked.stderr).toContain('asked the running backfill');
+      expect(JSON.parse(asked.stdout)).toMatchObject({
+        status: 'complete',
+        panesChanged: 0,
+        request: expect.any(String),
+      });
+      const busy = await run(['backfill']);
+      expect(busy.code).toBe(1);
+      expect(busy.stderr).toContain('runs the backfill already');
+      await stopArchive();
+      await stopAggregator();
+    } finally {
+      client.disconnect();
+      await own.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });

@@ -6,7 +6,7 @@ import { openWarehouse, type Warehouse, WarehouseLockedError } from '@streamgaug
 import type { Command } from 'commander';
 import { configFromEnv, opsRedis, runUntilSignal } from '../context.ts';
 import { CommandError, EXIT } from '../exitCodes.ts';
-import { createLogger } from '../logger.ts';
+import { commandLogger, createLogger } from '../logger.ts';
 import { type ProgressBar, progressBar } from '../progress.ts';
 
 interface BackfillOptions {
@@ -70,9 +70,7 @@ async function reconcileNow(config: Config, redis: RedisClient): Promise<Reconci
     });
   }
   if (warehouse !== undefined) {
-    const backfill = await startBackfill(config, warehouse, createLogger(config.logLevel, 'backfill'), {
-      schedule: false,
-    });
+    const backfill = await startBackfill(config, warehouse, commandLogger('backfill'), { schedule: false });
     try {
       const report = await backfill.runNow({ onProgress: (p) => bar.update(p) });
       bar.done();
