@@ -11,7 +11,6 @@ import {
   GROUPS,
   horizonStart,
   loadConfig,
-  PANE,
   PANE_WIDTH,
   reconcileKeys,
   shardKeys,
@@ -164,7 +163,6 @@ describe('backfill from the warehouse', () => {
     const bytes = (await redis.hgetBuffer(stateOf(haunted), field ?? '')) as Buffer;
     const pane = new Float64Array(PANE_WIDTH);
     for (let i = 0; i < PANE_WIDTH; i++) pane[i] = bytes.readDoubleLE(8 + i * 8);
-    const countBefore = pane[PANE.count] as number;
     addToPane(pane, 0, {
       node_id: haunted,
       timestamp: bytes.readDoubleLE(0) * 3_600_000 + 1_000,
@@ -176,15 +174,8 @@ describe('backfill from the warehouse', () => {
 
     aggregator = await startAggregator(config, logger);
     cleanup.push(() => aggregator.stop());
-    const unique = new Set<string>();
-    const firstPart = data.unique.filter((r) => {
-      const key = `${r.node_id}@${r.timestamp}`;
-      return (
-        data.sent.slice(0, split).some((s) => s.node_id === r.node_id && s.timestamp === r.timestamp) &&
-        !unique.has(key) &&
-        unique.add(key)
-      );
-    });
+    const sentFirst = new Set(data.sent.slice(0, split).map((r) => `${r.node_id}@${r.timestamp}`));
+    const firstPart = data.unique.filter((r) => sentFirst.has(`${r.node_id}@${r.timestamp}`));
     const corrupted = await checkReadModel(redis, firstPart, {
       ttlSeconds: config.cacheTtlSeconds,
       horizonStart: horizonStart(now),
@@ -192,15 +183,26 @@ describe('backfill from the warehouse', () => {
     expect(corrupted.some((p) => p.includes(lossy))).toBe(true);
     expect(corrupted.some((p) => p.includes(haunted))).toBe(true);
 
-    // The reconcile runs while the rest of the readings arrive.
-    const sending = postReadings(ingest.url, data.sent.slice(split), { batch: 50 });
+    // The archiver stops, so the warehouse falls behind the live state: the
+    // readings sent from now on are after the cut, and replayed from the
+    // stream. Half of them arrive before the run, half during it.
+    await archiver.stop();
+    const rest = split + Math.floor((data.sent.length - split) / 2);
+    await postReadings(ingest.url, data.sent.slice(split, rest), { batch: 200 });
+    await waitForAggregator(redis, 3, 60_000);
+    const sending = postReadings(ingest.url, data.sent.slice(rest), { batch: 50 });
     const report = await backfill.runNow();
     await sending;
     await waitForAggregator(redis, 3, 60_000);
+    const shardReports = Object.values(await redis.hgetall(reconcileKeys.reports(report.run))).map((json) =>
+      JSON.parse(json),
+    );
+    expect(shardReports.reduce((n, r) => n + r.tailEntries, 0)).toBeGreaterThan(0);
 
     expect(report.status).toBe('complete');
     expect(report.panesChanged).toBeGreaterThanOrEqual(6);
-    expect(report.drift.readings).toBeGreaterThanOrEqual(Math.max(1, countBefore > 0 ? 1 : 0));
+    expect(report.drift.readings).toBeGreaterThanOrEqual(1);
+    expect(report.warnings).toEqual([]);
     expect(report.drift['flow_rate.max'] ?? report.drift['flow_rate.mean']).toBeGreaterThan(0);
     const problems = await checkReadModel(redis, data.unique, {
       ttlSeconds: config.cacheTtlSeconds,
@@ -208,4 +210,54 @@ describe('backfill from the warehouse', () => {
     });
     expect(problems.slice(0, 20)).toEqual([]);
   }, 180_000);
+
+  it('refuses a run for a shard whose stream lost entries after the cut, and says so', async () => {
+    const { redis, config } = await system({ STREAM_SHARDS: '2' });
+    const now = Date.now();
+    const data = generateDataset({ nodes: 6, days: 3, intervalMs: 30 * 60_000, now, seed: 23 });
+    const ingest = await startIngest(config, logger);
+    cleanup.push(() => ingest.close());
+    const warehouse = await DuckdbWarehouse.open(duckdbPath(config));
+    cleanup.push(() => warehouse.close());
+    const archiver = await startArchiver(config, logger, { warehouse });
+    const backfill = await startBackfill(config, warehouse, logger, { schedule: false });
+    cleanup.push(() => backfill.stop());
+    let aggregator = await startAggregator(config, logger);
+    const half = Math.floor(data.sent.length / 2);
+    await postReadings(ingest.url, data.sent.slice(0, half), { batch: 200 });
+    const [first, second] = allShardKeys(2);
+    if (first === undefined || second === undefined) throw new Error('two shards expected');
+    await waitForDrain(redis, [first.stream, second.stream], GROUPS.archiver, 60_000, (stream) =>
+      stream === first.stream ? first.archive.watermark : second.archive.watermark,
+    );
+    // The rest reaches the live state but not the warehouse (after the cut).
+    await archiver.stop();
+    await postReadings(ingest.url, data.sent.slice(half), { batch: 200 });
+    await waitForAggregator(redis, 2, 60_000);
+    await aggregator.stop();
+    // The run offers its panes; before an aggregator takes them, shard 0's
+    // stream loses the entries after the cut: their readings are in no part
+    // of the truth, so applying it would drop them from the live state.
+    const running = backfill.runNow();
+    await until('the offers', async () =>
+      (await redis.exists(first.reconcile.offer)) === 1 ? true : undefined,
+    );
+    await redis.xtrim(first.stream, 'MAXLEN', 0);
+    aggregator = await startAggregator(config, logger);
+    cleanup.push(() => aggregator.stop());
+
+    const report = await running;
+    expect(report.status).toBe('partial');
+    expect(report.shards).toMatchObject({ applied: 1, skipped: [0], pending: [] });
+    expect(report.warnings.join()).toContain(`were trimmed from ${first.stream}`);
+    const stats = await new CacheStatus(redis).read(config.cacheRefreshMs, Date.now());
+    expect(stats).toMatchObject({ status: 'error', initialized: false });
+    expect(stats.lastError).toContain('refused');
+    // Nothing was taken from the live state.
+    const problems = await checkReadModel(redis, data.unique, {
+      ttlSeconds: config.cacheTtlSeconds,
+      horizonStart: horizonStart(now),
+    });
+    expect(problems.slice(0, 20)).toEqual([]);
+  }, 120_000);
 });

@@ -80,6 +80,26 @@ describe('loadConfig', () => {
     );
   });
 
+  it('uses BigQuery only when BIGQUERY_PROJECT is set; reads the backfill settings', () => {
+    const plain = loadConfig({});
+    expect(plain.bigquery).toBeUndefined();
+    expect(plain.backfill).toEqual({ concurrency: 4, applyTimeoutMs: 300_000 });
+    const bq = loadConfig({
+      BIGQUERY_PROJECT: 'water-prod',
+      BIGQUERY_LOCATION: 'EU',
+      BACKFILL_CONCURRENCY: '8',
+      BACKFILL_APPLY_TIMEOUT_SECONDS: '30',
+    });
+    expect(bq.bigquery).toEqual({
+      project: 'water-prod',
+      dataset: 'streamgauge',
+      table: 'readings',
+      location: 'EU',
+    });
+    expect(bq.backfill).toEqual({ concurrency: 8, applyTimeoutMs: 30_000 });
+    expect(() => loadConfig({ BACKFILL_CONCURRENCY: '0' })).toThrow(/BACKFILL_CONCURRENCY/);
+  });
+
   it('rejects a REDIS_URL that is not a redis URL', () => {
     expect(() => loadConfig({ REDIS_URL: 'localhost:6379' })).toThrow(/REDIS_URL: expected redis:\/\//);
   });

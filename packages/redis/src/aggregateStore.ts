@@ -12,6 +12,7 @@ import {
 import type { RedisClient } from './connection.ts';
 import { type GroupCommit, lastErrors, prepareCommit } from './groupCommit.ts';
 import { runScript } from './scripts.ts';
+import { type CutMark, lostSince } from './streamPosition.ts';
 
 /**
  * Where the aggregator's state lives between batches and across restarts:
@@ -152,13 +153,9 @@ export class AggregateStore {
     return rows.length > 0;
   }
 
-  /** Whether entries after `id` were trimmed from the shard's stream (their readings are gone from it). */
-  async trimmedAfter(id: string): Promise<boolean> {
-    const info = (await this.#redis.xinfo('STREAM', this.#shard.stream).catch(() => [])) as unknown[];
-    for (let i = 0; i + 1 < info.length; i += 2) {
-      if (info[i] === 'max-deleted-entry-id') return compareEntryIds(String(info[i + 1]), id) > 0;
-    }
-    return false;
+  /** Whether entries after a cut have gone from the shard's stream (trimmed) since it was marked. */
+  lostSince(mark: CutMark): Promise<boolean> {
+    return lostSince(this.#redis, this.#shard.stream, mark);
   }
 
   /** The last error of each given entry that failed before (entries that never failed are absent). */

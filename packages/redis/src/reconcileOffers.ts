@@ -8,6 +8,7 @@ import {
 import { sendBatchOrThrow } from './batch.ts';
 import type { RedisClient } from './connection.ts';
 import { runScript } from './scripts.ts';
+import type { CutMark } from './streamPosition.ts';
 
 /** What the warehouse says about one node: its panes, latest values and metadata. */
 export interface NodeBackfill {
@@ -25,9 +26,8 @@ export interface NodeBackfill {
  * holds the shard. `cut` is the stream position the warehouse was read up
  * to: the aggregator replays its stream after the cut onto these panes.
  */
-export interface Offer {
+export interface Offer extends CutMark {
   readonly run: string;
-  readonly cut: string;
   /** When the panes were computed (ms). */
   readonly at: number;
   readonly nodes: readonly string[];
@@ -44,8 +44,11 @@ export interface ShardReconcileReport {
   readonly drift: Record<string, number>;
   /** Stream entries after the cut replayed onto the warehouse's panes. */
   readonly tailEntries: number;
-  /** Set when entries after the cut had been trimmed: their readings could not be replayed. */
-  readonly warning?: string;
+  /**
+   * Why the shard did not apply the panes (entries after the cut were
+   * trimmed from the stream, or the run's payload was gone); nothing changed.
+   */
+  readonly skipped?: string;
   readonly appliedAt: number;
 }
 
@@ -90,39 +93,53 @@ export class ReconcileOffers {
       if (chunk.length >= NODES_PER_CALL * 2) await flush();
     }
     await flush();
-    const previous = await this.#redis.hget(shard.reconcile.offer, 'run');
+    // The previous run's payload is left to its TTL: an aggregator may be reading it.
     await sendBatchOrThrow(this.#redis, (batch) => {
       batch.del(shard.reconcile.offer);
       batch.hset(shard.reconcile.offer, {
         run: offer.run,
         cut: offer.cut,
+        added: String(offer.added),
+        after: String(offer.after),
         at: String(offer.at),
         nodes: JSON.stringify(offer.nodes),
       });
       batch.expire(shard.reconcile.offer, ttlSeconds);
     });
-    if (previous !== null && previous !== offer.run) await this.#redis.del(shard.reconcile.payload(previous));
     return bytes;
   }
 
   async current(shard: ShardKeys): Promise<Offer | undefined> {
     const raw = await this.#redis.hgetall(shard.reconcile.offer);
     if (raw.run === undefined || raw.cut === undefined || raw.nodes === undefined) return undefined;
-    return { run: raw.run, cut: raw.cut, at: Number(raw.at), nodes: JSON.parse(raw.nodes) as string[] };
+    return {
+      run: raw.run,
+      cut: raw.cut,
+      added: Number(raw.added ?? 0),
+      after: Number(raw.after ?? 0),
+      at: Number(raw.at),
+      nodes: JSON.parse(raw.nodes) as string[],
+    };
   }
 
-  /** The offer's nodes, a few at a time (a payload can be larger than one reply should be). */
-  async *payload(shard: ShardKeys, offer: Offer): AsyncGenerator<NodeBackfill> {
+  /**
+   * `count` of the offer's nodes from `from` (a payload can be larger than
+   * one reply should be). Throws PayloadGoneError when the payload expired
+   * or was evicted.
+   */
+  async payload(shard: ShardKeys, offer: Offer, from: number, count: number): Promise<NodeBackfill[]> {
     const key = shard.reconcile.payload(offer.run);
-    for (let i = 0; i < offer.nodes.length; i += NODES_PER_CALL) {
-      const ids = offer.nodes.slice(i, i + NODES_PER_CALL);
-      const values = await this.#redis.hmgetBuffer(key, ...ids);
-      for (const [j, value] of values.entries()) {
-        if (value === null)
-          throw new Error(`backfill run ${offer.run}: payload of node ${ids[j]} is missing from ${key}`);
-        yield decodeNode(ids[j] as string, value);
+    const ids = offer.nodes.slice(from, from + count);
+    if (ids.length === 0) return [];
+    const values = await this.#redis.hmgetBuffer(key, ...ids);
+    return values.map((value, j) => {
+      if (value === null) {
+        throw new PayloadGoneError(
+          `the payload of backfill ${offer.run} is gone from ${key} (expired or evicted)`,
+        );
       }
-    }
+      return decodeNode(ids[j] as string, value);
+    });
   }
 
   /** Removes the offer (unless a newer run replaced it) and the run's payload. */
@@ -175,4 +192,11 @@ function decodeNode(nodeId: string, buffer: Buffer): NodeBackfill {
   const panes = new Float64Array((buffer.length - start) / 8);
   for (let i = 0; i < panes.length; i++) panes[i] = buffer.readDoubleLE(start + i * 8);
   return { nodeId, panes, metadata, readings, ...(latest !== null && { latest }) };
+}
+
+export class PayloadGoneError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PayloadGoneError';
+  }
 }

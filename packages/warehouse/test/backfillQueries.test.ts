@@ -5,6 +5,7 @@ import {
   PANE_SIZES,
   PANE_WIDTH,
   type Reading,
+  reconcileNode,
   STAT,
   seededRandom,
   windowsFromPanes,
@@ -126,6 +127,8 @@ describe('backfill statements', () => {
           }
         });
         expect(compared).toBeGreaterThan(700);
+        // And within the reconcile's own tolerance: not one pane would be replaced.
+        expect(reconcileNode(live, built, now, {})).toMatchObject({ changed: 0, identityChanged: false });
         expect(built.latest).toEqual(live.latest);
         expect(built.metadata).toEqual(live.metadata);
       }

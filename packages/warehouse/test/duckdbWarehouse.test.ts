@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DuckdbWarehouse, rowOf } from '../src/index.ts';
 
@@ -115,6 +116,41 @@ describe('DuckdbWarehouse after a failed write', () => {
       expect(await warehouse.query('SELECT node_id FROM readings')).toEqual([{ node_id: 'E' }]);
     } finally {
       await warehouse.close();
+    }
+  });
+
+  it('opens a file made before stream_entry existed, and adds the column', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'streamgauge-upgrade-'));
+    const path = join(dir, 'warehouse.duckdb');
+    try {
+      const old = await DuckDBInstance.create(path);
+      const connection = await old.connect();
+      await connection.run(
+        'CREATE TABLE readings (node_id VARCHAR NOT NULL, "timestamp" TIMESTAMP NOT NULL, flow_rate DOUBLE, PRIMARY KEY (node_id, "timestamp"))',
+      );
+      await connection.run("INSERT INTO readings VALUES ('OLD', TIMESTAMP '2026-11-01 00:00:00', 1.5)");
+      connection.closeSync();
+      old.closeSync();
+      const warehouse = await DuckdbWarehouse.open(path);
+      try {
+        const at = Date.UTC(2026, 10, 2);
+        expect(
+          await warehouse.insert([
+            rowOf({ node_id: 'NEW', timestamp: at, flow_rate: 2 }, { entry: `${at}-7`, source: 'gw' }),
+          ]),
+        ).toEqual({
+          inserted: 1,
+          duplicates: 0,
+        });
+        expect(await warehouse.query('SELECT node_id, stream_entry FROM readings ORDER BY node_id')).toEqual([
+          { node_id: 'NEW', stream_entry: `${at}-7` },
+          { node_id: 'OLD', stream_entry: null },
+        ]);
+      } finally {
+        await warehouse.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

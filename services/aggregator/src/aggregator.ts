@@ -30,6 +30,7 @@ import {
   LeaseLostError,
   type NodeKeys,
   type Offer,
+  PayloadGoneError,
   type ReadModelWriter,
   type ReconcileOffers,
   type ShardReconcileReport,
@@ -72,6 +73,9 @@ const NO_METRICS: ReadonlyMap<Range, Record<string, string>> = new Map();
 
 /** Nodes whose metrics are prepared between two batches (~100 µs each): bounds the pause a batch sees. */
 const FLUSH_CHUNK = 100;
+
+/** Nodes of a backfill run loaded, and committed, at a time (a node's panes are ~190 KB). */
+const RECONCILE_CHUNK = 50;
 
 export interface BatchOutcome {
   readonly entries: number;
@@ -394,13 +398,14 @@ export class Aggregator {
   async reconcile(state: ShardState, offer: Offer): Promise<ShardReconcileReport | undefined> {
     const offers = this.#options.offers;
     if (offers === undefined || !this.holds(state)) return undefined;
+    const { store } = state;
     const position =
       this.#committed.get(state) ??
-      (await this.#persist(() => state.store.lastDelivered(this.#options.group), 'group position')) ??
+      (await this.#persist(() => store.lastDelivered(this.#options.group), 'group position')) ??
       '0-0';
     if (
       compareEntryIds(position, offer.cut) < 0 &&
-      (await this.#persist(() => state.store.hasEntriesBetween(position, offer.cut), 'stream range'))
+      (await this.#persist(() => store.hasEntriesBetween(position, offer.cut), 'stream range'))
     ) {
       return undefined;
     }
@@ -408,99 +413,153 @@ export class Aggregator {
     await this.flush();
     const now = this.#options.clock.now();
     const { aheadMs } = this.#options;
+    const skip = (reason: string) => this.#finishReconcile(state, offer, { skipped: reason, now });
 
-    const tail = new Map<string, Reading[]>();
-    let tailEntries = 0;
-    for await (const entry of state.store.readingsBetween(offer.cut, position)) {
-      tailEntries++;
-      for (const reading of entry.readings) {
-        const list = tail.get(reading.node_id);
-        if (list === undefined) tail.set(reading.node_id, [reading]);
-        else list.push(reading);
-      }
+    // Readings after the cut that are gone from the stream are in neither
+    // part of the truth: applying it would drop them from the live state.
+    if (await this.#persist(() => store.lostSince(offer), 'stream info')) {
+      return skip(
+        `entries after the cut ${offer.cut} were trimmed from ${state.shard.stream} before they could be replayed; the live state was left as it is`,
+      );
     }
-    const trimmed = await state.store.trimmedAfter(offer.cut);
+    const tail = await this.#persist(async () => {
+      const byNode = new Map<string, Reading[]>();
+      let entries = 0;
+      for await (const entry of store.readingsBetween(offer.cut, position)) {
+        entries++;
+        for (const reading of entry.readings) {
+          const list = byNode.get(reading.node_id);
+          if (list === undefined) byNode.set(reading.node_id, [reading]);
+          else list.push(reading);
+        }
+      }
+      return { byNode, entries };
+    }, 'stream tail');
 
     const drift: Record<string, number> = {};
-    const report = { compared: 0, changed: 0, created: 0, nodes: 0 };
-    const changed: NodeWindows[] = [];
-    const added: string[] = [];
+    const totals = { compared: 0, changed: 0, created: 0, nodes: 0 };
     const seen = new Set<string>();
-    const settle = (id: string, truth: NodeWindows) => {
-      for (const reading of tail.get(id) ?? []) truth.add(reading, now);
+    let changed: NodeWindows[] = [];
+    let added: string[] = [];
+    const written: string[] = [];
+    const commit = async () => {
+      const chunk = { changed, added };
+      changed = [];
+      added = [];
+      if (chunk.changed.length === 0 && chunk.added.length === 0) return true;
+      const ok = await this.#commit(
+        state,
+        store.prepare({
+          changed: chunk.changed,
+          added: chunk.added,
+          removed: [],
+          group: this.#options.group,
+          ackIds: [],
+          deadLetters: [],
+          failures: [],
+          counters: {},
+        }),
+      );
+      for (const windows of chunk.changed) written.push(windows.nodeId);
+      return ok;
+    };
+    const settle = async (id: string, truth: NodeWindows): Promise<boolean> => {
+      for (const reading of tail.byNode.get(id) ?? []) truth.add(reading, now);
       let node = this.#nodes.get(id);
       if (node === undefined) {
-        if (truth.isSilent(now)) return;
+        if (truth.isSilent(now)) return true;
         node = { windows: new NodeWindows(id, aheadMs), shard: state };
         this.#nodes.set(id, node);
         added.push(id);
-        report.created++;
+        totals.created++;
       }
-      report.nodes++;
+      totals.nodes++;
       const outcome = reconcileNode(node.windows, truth, now, drift);
-      report.compared += outcome.compared;
-      report.changed += outcome.changed;
+      totals.compared += outcome.compared;
+      totals.changed += outcome.changed;
       if (outcome.changed > 0 || outcome.identityChanged) changed.push(node.windows);
+      // Committed in chunks: one script call per shard would carry every changed node.
+      return changed.length < RECONCILE_CHUNK || (await commit());
     };
-    for await (const backfill of offers.payload(state.shard, offer)) {
-      seen.add(backfill.nodeId);
-      const truth = windowsFromPanes(backfill.nodeId, aheadMs, backfill.panes, now);
-      truth.latest = backfill.latest;
-      truth.metadata = { ...backfill.metadata };
-      for (const reading of backfill.readings) truth.add(reading, now);
-      settle(backfill.nodeId, truth);
+    try {
+      for (let from = 0; from < offer.nodes.length; from += RECONCILE_CHUNK) {
+        const chunk = await this.#persist(
+          () => offers.payload(state.shard, offer, from, RECONCILE_CHUNK),
+          'backfill payload',
+        );
+        for (const backfill of chunk) {
+          seen.add(backfill.nodeId);
+          const truth = windowsFromPanes(backfill.nodeId, aheadMs, backfill.panes, now);
+          truth.latest = backfill.latest;
+          truth.metadata = { ...backfill.metadata };
+          for (const reading of backfill.readings) truth.add(reading, now);
+          if (!(await settle(backfill.nodeId, truth))) return undefined;
+        }
+      }
+    } catch (error) {
+      if (!(error instanceof PayloadGoneError)) throw error;
+      // Nothing of it was applied unless a chunk was committed: then the
+      // rest of the shard's nodes keep their live state until the next run.
+      if (!(await commit())) return undefined;
+      return skip(`${error.message}; ${written.length} nodes were reconciled before it went`);
     }
     // A live node the warehouse knows nothing of holds only what the stream's tail gives it.
     for (const [id, node] of [...this.#nodes]) {
-      if (node.shard === state && !seen.has(id)) settle(id, new NodeWindows(id, aheadMs));
+      if (node.shard === state && !seen.has(id) && !(await settle(id, new NodeWindows(id, aheadMs)))) {
+        return undefined;
+      }
     }
-
-    const commit = state.store.prepare({
-      changed,
-      added,
-      removed: [],
-      group: this.#options.group,
-      ackIds: [],
-      deadLetters: [],
-      failures: [],
-      counters: { reconciled_panes: report.changed },
-    });
-    if (!(await this.#commit(state, commit))) return undefined;
-    for (const windows of changed)
-      this.#writeNode(windows.nodeId, now, RANGES, { series: true, identity: true });
-    this.#writer.listNodes(added);
-    this.#writer.notify({
-      cause: 'reconcile',
-      keys: 'all',
-      at: isoTime(now),
-      nodes: changed.map((w) => w.nodeId),
-    });
+    if (!(await commit())) return undefined;
+    for (const id of written) this.#writeNode(id, now, RANGES, { series: true, identity: true });
+    this.#writer.listNodes(this.#nodes.keys());
+    this.#writer.notify({ cause: 'reconcile', keys: 'all', at: isoTime(now), nodes: written });
     await this.#persist(() => this.#writer.flush(), 'read model');
     await this.#writeSystem(RANGES, now);
+    return this.#finishReconcile(state, offer, {
+      now,
+      report: {
+        nodes: totals.nodes,
+        created: totals.created,
+        panesCompared: totals.compared,
+        panesChanged: totals.changed,
+        drift,
+        tailEntries: tail.entries,
+      },
+    });
+  }
 
-    const shardReport: ShardReconcileReport = {
+  /** Reports how the shard took a backfill run (applied, or why not) and removes its offer. */
+  async #finishReconcile(
+    state: ShardState,
+    offer: Offer,
+    outcome: {
+      now: number;
+      skipped?: string;
+      report?: Omit<ShardReconcileReport, 'shard' | 'appliedAt' | 'skipped'>;
+    },
+  ): Promise<ShardReconcileReport> {
+    const offers = this.#options.offers as ReconcileOffers;
+    const report: ShardReconcileReport = {
       shard: state.shard.shard,
-      nodes: report.nodes,
-      created: report.created,
-      panesCompared: report.compared,
-      panesChanged: report.changed,
-      drift,
-      tailEntries,
-      appliedAt: now,
-      ...(trimmed && {
-        warning: `entries after the cut ${offer.cut} were trimmed from ${state.shard.stream}: readings they held that the warehouse lacks could not be replayed`,
-      }),
+      nodes: 0,
+      created: 0,
+      panesCompared: 0,
+      panesChanged: 0,
+      drift: {},
+      tailEntries: 0,
+      ...outcome.report,
+      appliedAt: outcome.now,
+      ...(outcome.skipped !== undefined && { skipped: outcome.skipped }),
     };
     await this.#persist(
-      () => offers.report(offer.run, shardReport, this.#options.reportTtlSeconds ?? 86_400),
+      () => offers.report(offer.run, report, this.#options.reportTtlSeconds ?? 86_400),
       'reconcile report',
     );
     await this.#persist(() => offers.take(state.shard, offer.run), 'reconcile offer');
-    this.#options.logger.info(
-      { stream: state.shard.stream, run: offer.run, ...shardReport },
-      'backfill applied',
-    );
-    return shardReport;
+    const log = { stream: state.shard.stream, run: offer.run, ...report };
+    if (report.skipped === undefined) this.#options.logger.info(log, 'backfill applied');
+    else this.#options.logger.error(log, 'backfill not applied');
+    return report;
   }
 
   /**

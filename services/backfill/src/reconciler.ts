@@ -10,12 +10,15 @@ import {
   type ShardKeys,
   shardOf,
 } from '@streamgauge/core';
-import type {
-  CacheStatus,
-  NodeBackfill,
-  ReconcileOffers,
-  RedisClient,
-  ShardReconcileReport,
+import {
+  type CacheStatus,
+  type CutMark,
+  markCut,
+  type NodeBackfill,
+  type ReconcileOffers,
+  type RedisClient,
+  type ShardReconcileReport,
+  streamHistory,
 } from '@streamgauge/redis';
 import {
   type BackfillStatement,
@@ -51,7 +54,13 @@ export interface ReconcileReport {
   readonly rows: number;
   readonly nodes: number;
   readonly payloadBytes: number;
-  readonly shards: { readonly total: number; readonly applied: number; readonly pending: readonly number[] };
+  /** Shards whose aggregator applied the panes; pending: no report in time; skipped: refused (see warnings). */
+  readonly shards: {
+    readonly total: number;
+    readonly applied: number;
+    readonly pending: readonly number[];
+    readonly skipped: readonly number[];
+  };
   readonly panesCompared: number;
   readonly panesChanged: number;
   readonly nodesCreated: number;
@@ -118,8 +127,16 @@ export class Reconciler {
     this.#options = options;
   }
 
+  /**
+   * `holding` says whether this process still holds the scheduler's lock:
+   * checked before anything is offered, so two runs never offer at once.
+   */
   async run(
-    options: { request?: string; onProgress?: (progress: ReconcileProgress) => void } = {},
+    options: {
+      request?: string;
+      onProgress?: (progress: ReconcileProgress) => void;
+      holding?: () => Promise<boolean>;
+    } = {},
   ): Promise<ReconcileReport> {
     const { clock, logger } = this.#options;
     const started = clock.now();
@@ -129,14 +146,17 @@ export class Reconciler {
       this.#redis
         .set(reconcileKeys.progress, JSON.stringify({ run, request: options.request, ...p, at: clock.now() }))
         .catch(() => {});
+    let failed = false;
     const progress = (p: ReconcileProgress) => {
+      if (failed) return;
       options.onProgress?.(p);
       void publish({ ...p });
     };
     await this.#status.started(run, started);
     try {
       const shards = allShardKeys(this.#options.shards);
-      const cuts = await this.#cuts(shards);
+      const marks = await this.#cuts(shards);
+      const cuts = marks.map((m) => m.cut);
       // Rows accepted before the earliest cut are within every shard's cut:
       // summed in SQL. Later ones come back one by one and are kept when
       // within their own shard's cut.
@@ -161,6 +181,11 @@ export class Reconciler {
         progress({ phase: 'query', done: ++done, total: statements.length });
       });
       const queryMs = clock.now() - started;
+      if (options.holding && !(await options.holding())) {
+        throw new Error(
+          `backfill ${run}: the scheduler's lock was lost to another process; nothing was offered`,
+        );
+      }
 
       const byShard = shards.map(() => [] as NodeBackfill[]);
       for (const [nodeId, acc] of nodes) {
@@ -177,7 +202,7 @@ export class Reconciler {
         const list = byShard[s] ?? [];
         payloadBytes += await this.#offers.publish(
           shard,
-          { run, cut: cuts[s] ?? '0-0', at: started, nodes: list.map((n) => n.nodeId) },
+          { run, ...(marks[s] as CutMark), at: started, nodes: list.map((n) => n.nodeId) },
           list,
           this.#options.ttlSeconds,
         );
@@ -201,17 +226,12 @@ export class Reconciler {
       });
       await this.#redis.set(reconcileKeys.last, JSON.stringify(report));
       if (report.status === 'complete') await this.#status.refreshed(run, clock.now());
-      else {
-        await this.#status.failed(
-          new Error(
-            `backfill ${run}: shards ${report.shards.pending.join(', ')} did not apply the panes within ${this.#options.applyTimeoutMs} ms (is an aggregator running?)`,
-          ),
-          clock.now(),
-        );
-      }
+      else
+        await this.#status.failed(new Error(incomplete(report, this.#options.applyTimeoutMs)), clock.now());
       logger[report.status === 'complete' ? 'info' : 'warn'](report, 'backfill finished');
       return report;
     } catch (error) {
+      failed = true;
       await this.#status.failed(error, clock.now()).catch(() => {});
       await publish({ phase: 'failed', error: (error as Error).message });
       logger.error({ err: error, run }, 'backfill failed');
@@ -220,22 +240,36 @@ export class Reconciler {
   }
 
   /**
-   * Per shard, the stream position the warehouse is read up to: its archive
-   * watermark (every entry up to it is in the warehouse), or its start when
-   * the archiver never processed it. A shard that never held an entry is
-   * cut at Redis' clock: any entry appended later is after it.
+   * Per shard, the stream position the warehouse is read up to: every entry
+   * up to it is in the warehouse, every one after it is in the stream (or
+   * was trimmed, which the aggregator notices). When the archiver has
+   * every entry of the shard, that is the present (Redis' clock, read first:
+   * an entry appended later is after it), so an idle shard does not hold the
+   * cut back; otherwise its archive watermark. A shard with entries the
+   * archiver never processed has no safe cut short of its start, which
+   * would replay the whole stream: the run fails and says so.
    */
-  async #cuts(shards: readonly ShardKeys[]): Promise<string[]> {
+  async #cuts(shards: readonly ShardKeys[]): Promise<CutMark[]> {
     const [seconds, micros] = (await this.#redis.time()) as [string | number, string | number];
-    const clock = `${Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - 1}-0`;
+    const present = `${Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - 1}-0`;
     return Promise.all(
       shards.map(async (shard) => {
-        const [watermark, last] = await Promise.all([
+        const [watermark, { lastGeneratedId }] = await Promise.all([
           this.#redis.get(shard.archive.watermark),
-          lastEntryId(this.#redis, shard.stream),
+          streamHistory(this.#redis, shard.stream),
         ]);
-        if (watermark !== null) return watermark;
-        return last === '0-0' ? clock : '0-0';
+        let cut: string;
+        if (
+          lastGeneratedId === '0-0' ||
+          (watermark !== null && compareEntryIds(watermark, lastGeneratedId) >= 0)
+        ) {
+          cut = present;
+        } else if (watermark === null) {
+          throw new Error(
+            `${shard.stream} holds entries the archiver never processed (no ${shard.archive.watermark}): run \`streamgauge archive\` (or start) first`,
+          );
+        } else cut = watermark;
+        return markCut(this.#redis, shard.stream, cut);
       }),
     );
   }
@@ -286,14 +320,6 @@ function collect(
   for (const row of rows) at(String(row.node_id)).push(statement.ring, Number(row.pane), paneOfRow(row));
 }
 
-async function lastEntryId(redis: RedisClient, stream: string): Promise<string> {
-  const info = (await redis.xinfo('STREAM', stream).catch(() => [])) as unknown[];
-  for (let i = 0; i + 1 < info.length; i += 2) {
-    if (info[i] === 'last-generated-id') return String(info[i + 1]);
-  }
-  return '0-0';
-}
-
 /** Runs `work` over `items`, at most `limit` at a time; the first failure fails the whole. */
 async function forEachBounded<T>(
   items: readonly T[],
@@ -301,10 +327,16 @@ async function forEachBounded<T>(
   work: (item: T) => Promise<void>,
 ): Promise<void> {
   let next = 0;
+  let failed = false;
   const worker = async () => {
-    while (next < items.length) {
+    while (next < items.length && !failed) {
       const item = items[next++] as T;
-      await work(item);
+      try {
+        await work(item);
+      } catch (error) {
+        failed = true;
+        throw error;
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
@@ -329,13 +361,15 @@ function summarise(run: {
     for (const [metric, value] of Object.entries(report.drift))
       drift[metric] = Math.max(drift[metric] ?? 0, value);
   }
-  const applied = new Set(run.reports.map((r) => r.shard));
-  const pending = Array.from({ length: run.shards }, (_, s) => s).filter((s) => !applied.has(s));
+  const applied = new Set(run.reports.filter((r) => r.skipped === undefined).map((r) => r.shard));
+  const reported = new Set(run.reports.map((r) => r.shard));
+  const pending = Array.from({ length: run.shards }, (_, s) => s).filter((s) => !reported.has(s));
+  const skipped = run.reports.filter((r) => r.skipped !== undefined).map((r) => r.shard);
   const sum = (f: (r: ShardReconcileReport) => number) => run.reports.reduce((t, r) => t + f(r), 0);
   return {
     run: run.run,
     ...(run.request && { request: run.request }),
-    status: pending.length === 0 ? 'complete' : 'partial',
+    status: pending.length === 0 && skipped.length === 0 ? 'complete' : 'partial',
     startedAt: new Date(run.started).toISOString(),
     finishedAt: new Date(run.finished).toISOString(),
     durationMs: run.finished - run.started,
@@ -345,11 +379,22 @@ function summarise(run: {
     rows: run.rows,
     nodes: run.nodes,
     payloadBytes: run.payloadBytes,
-    shards: { total: run.shards, applied: applied.size, pending },
+    shards: { total: run.shards, applied: applied.size, pending, skipped },
     panesCompared: sum((r) => r.panesCompared),
     panesChanged: sum((r) => r.panesChanged),
     nodesCreated: sum((r) => r.created),
     drift,
-    warnings: run.reports.flatMap((r) => (r.warning ? [r.warning] : [])),
+    warnings: run.reports.flatMap((r) => (r.skipped ? [`shard ${r.shard}: ${r.skipped}`] : [])),
   };
+}
+
+function incomplete(report: ReconcileReport, timeoutMs: number): string {
+  const parts: string[] = [];
+  if (report.shards.pending.length > 0) {
+    parts.push(
+      `shards ${report.shards.pending.join(', ')} did not apply the panes within ${timeoutMs} ms (is an aggregator running?)`,
+    );
+  }
+  if (report.shards.skipped.length > 0) parts.push(`refused: ${report.warnings.join('; ')}`);
+  return `backfill ${report.run}: ${parts.join('; ')}`;
 }

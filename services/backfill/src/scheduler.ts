@@ -34,6 +34,8 @@ export class BackfillScheduler {
   #busy = false;
   #holding = false;
   #nextAt: number | undefined;
+  #coldTriedAt = Number.NEGATIVE_INFINITY;
+  #polling: Promise<void> = Promise.resolve();
   #stopped = false;
 
   constructor(redis: RedisClient, reconciler: Reconciler, options: SchedulerOptions) {
@@ -43,33 +45,40 @@ export class BackfillScheduler {
   }
 
   start(): void {
-    const tick = () => {
-      this.#timer = setTimeout(async () => {
-        await this.#poll().catch((error: unknown) =>
+    const poll = () => {
+      this.#polling = this.#poll()
+        .catch((error: unknown) =>
           this.#options.logger.warn({ err: error }, 'backfill scheduler: poll failed'),
-        );
-        if (!this.#stopped) tick();
-      }, this.#options.pollMs);
+        )
+        .finally(() => {
+          if (!this.#stopped) this.#timer = setTimeout(poll, this.#options.pollMs);
+        });
     };
-    void this.#poll()
-      .catch((error: unknown) => this.#options.logger.warn({ err: error }, 'backfill scheduler: poll failed'))
-      .finally(() => {
-        if (!this.#stopped) tick();
-      });
+    poll();
   }
 
-  /** Runs one backfill now (after the one in hand, if any). */
+  /**
+   * Runs one backfill now (after the one in hand, if any). Fails with
+   * BackfillBusyError when another process holds the scheduler's lock.
+   */
   runNow(
     options: { request?: string; onProgress?: (p: ReconcileProgress) => void } = {},
   ): Promise<ReconcileReport> {
     const run = this.#running.then(async () => {
+      if (this.#stopped) throw new Error('the backfill scheduler is stopping');
+      if (!(await this.#lock())) {
+        throw new BackfillBusyError('another process runs the backfill (it holds {reconcile}:lock)');
+      }
       this.#busy = true;
+      const retry = () =>
+        this.#options.clock.now() + Math.min(this.#options.retryMs, this.#options.refreshMs);
       try {
-        const report = await this.#reconciler.run(options);
-        this.#nextAt = this.#options.clock.now() + this.#options.refreshMs;
+        const report = await this.#reconciler.run({ ...options, holding: () => this.#lock() });
+        this.#nextAt =
+          report.status === 'complete' ? this.#options.clock.now() + this.#options.refreshMs : retry();
         return report;
       } catch (error) {
-        this.#nextAt = this.#options.clock.now() + Math.min(this.#options.retryMs, this.#options.refreshMs);
+        this.#nextAt = retry();
         throw error;
       } finally {
         this.#busy = false;
@@ -82,36 +91,51 @@ export class BackfillScheduler {
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
+    await this.#polling;
     await this.#running;
     if (this.#holding) await this.#lease('release').catch(() => {});
   }
 
   async #poll(): Promise<void> {
     if (this.#stopped) return;
-    this.#holding = await this.#lock();
-    if (!this.#holding || this.#busy) return;
+    const holding = await this.#lock();
+    // Taken (again): the schedule is read afresh, another process may have run meanwhile.
+    if (holding && !this.#holding) this.#nextAt = undefined;
+    this.#holding = holding;
+    if (!holding || this.#busy || this.#stopped) return;
     const now = this.#options.clock.now();
-    if (this.#nextAt === undefined) this.#nextAt = await this.#firstRun(now);
+    this.#nextAt ??= await this.#firstRun(now);
     const request = await this.#redis.getdel(reconcileKeys.request);
     if (request !== null) {
       this.#options.logger.info({ request }, 'backfill requested');
       void this.runNow({ request }).catch(() => {});
-    } else if (now >= this.#nextAt) {
+    } else if (now >= this.#nextAt || (await this.#cold(now))) {
       void this.runNow().catch(() => {});
     }
   }
 
   /** Now on a cold start (or when no run ever completed); otherwise a refresh interval after the last. */
   async #firstRun(now: number): Promise<number> {
-    const [listed, last] = await Promise.all([
-      this.#redis.exists(readModelKeys.nodesAll),
-      this.#redis.hget(reconcileKeys.cacheStatus, 'last_refresh_at'),
-    ]);
-    if (listed === 0) {
-      this.#options.logger.info('read model is empty: cold start from the warehouse');
-      return now;
-    }
+    const last = await this.#redis.hget(reconcileKeys.cacheStatus, 'last_refresh_at');
+    if (await this.#cold(now)) return now;
     return last === null ? now : Date.parse(last) + this.#options.refreshMs;
+  }
+
+  /**
+   * The read model is empty and was never filled (or Redis lost it all):
+   * looked at on every poll, so a wiped Redis is refilled at once rather than
+   * at the next refresh; tried at most once per retry interval.
+   */
+  async #cold(now: number): Promise<boolean> {
+    if (now < this.#coldTriedAt + this.#options.retryMs) return false;
+    const [listed, initialized] = await Promise.all([
+      this.#redis.exists(readModelKeys.nodesAll),
+      this.#redis.hexists(reconcileKeys.cacheStatus, 'initialized_at'),
+    ]);
+    if (listed === 1 || initialized === 1) return false;
+    this.#coldTriedAt = now;
+    this.#options.logger.info('read model is empty: cold start from the warehouse');
+    return true;
   }
 
   /** Takes the scheduler lock, or renews it (the same lease script as a shard's). */
@@ -121,5 +145,12 @@ export class BackfillScheduler {
 
   async #lease(mode: 'acquire' | 'renew' | 'release'): Promise<boolean> {
     return (await runScript(this.#redis, 'lease', [reconcileKeys.lock], [mode, this.#token, LOCK_MS])) === 1;
+  }
+}
+
+export class BackfillBusyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BackfillBusyError';
   }
 }

@@ -1,4 +1,4 @@
-import { NodeWindows } from './nodeWindows.ts';
+import { METADATA_KEYS, type NodeMetadata, NodeWindows } from './nodeWindows.ts';
 import { emptyPane, PANE, PANE_MEASUREMENTS, PANE_WIDTH, type PaneMeasurement, STAT } from './pane.ts';
 import type { PaneRing } from './paneRing.ts';
 
@@ -60,16 +60,28 @@ export function reconcileNode(
       (live.changedPanes[r] as Set<number>).add(pane);
     }
   });
-  if (
-    JSON.stringify(live.latest ?? null) !== JSON.stringify(truth.latest ?? null) ||
-    JSON.stringify(live.metadata) !== JSON.stringify(truth.metadata)
-  ) {
-    live.latest = truth.latest;
-    live.metadata = { ...truth.metadata };
+  // The warehouse is read over the live horizon; a metadata field last sent
+  // before it (or a latest reading older than it) is kept as the live state has it.
+  const metadata = { ...live.metadata, ...truth.metadata };
+  const latest = truth.latest ?? live.latest;
+  if (!sameJson(live.latest, latest) || !sameMetadata(live.metadata, metadata)) {
+    live.latest = latest;
+    live.metadata = metadata;
     live.latestChanged = true;
     outcome.identityChanged = true;
   }
   return outcome;
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+}
+
+function sameMetadata(a: NodeMetadata, b: NodeMetadata): boolean {
+  for (const key of METADATA_KEYS) {
+    if (a[key]?.value !== b[key]?.value || a[key]?.timestamp !== b[key]?.timestamp) return false;
+  }
+  return true;
 }
 
 function samePane(a: Float64Array, at: number, b: Float64Array, bt: number): boolean {

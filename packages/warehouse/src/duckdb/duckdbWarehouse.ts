@@ -57,6 +57,12 @@ export class DuckdbWarehouse implements Warehouse {
     const instance = await DuckDBInstance.create(path);
     const connection = await instance.connect();
     await connection.run(duckdbReadingsDdl());
+    // A file made by an earlier version lacks the columns added since.
+    for (const c of COLUMNS.filter((c) => !c.key)) {
+      await connection.run(
+        `ALTER TABLE ${READINGS_TABLE} ADD COLUMN IF NOT EXISTS "${c.name}" ${SQL_TYPE[c.type]}`,
+      );
+    }
     const stageColumns = COLUMNS.map((c) => `"${c.name}" ${SQL_TYPE[c.type]}`).join(', ');
     await connection.run(`CREATE TEMP TABLE ${STAGE} (seq BIGINT, ${stageColumns})`);
     return new DuckdbWarehouse(instance, connection);

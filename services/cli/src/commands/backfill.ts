@@ -1,5 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { type ReconcileProgress, type ReconcileReport, startBackfill } from '@streamgauge/backfill';
+import {
+  BackfillBusyError,
+  type ReconcileProgress,
+  type ReconcileReport,
+  startBackfill,
+} from '@streamgauge/backfill';
 import { type Config, reconcileKeys } from '@streamgauge/core';
 import type { RedisClient } from '@streamgauge/redis';
 import { openWarehouse, type Warehouse, WarehouseLockedError } from '@streamgauge/warehouse';
@@ -76,8 +81,11 @@ async function reconcileNow(config: Config, redis: RedisClient): Promise<Reconci
       bar.done();
       return report;
     } catch (error) {
-      bar.done();
-      throw new CommandError(EXIT.failure, `backfill failed: ${(error as Error).message}`);
+      // A scheduler took the lock meanwhile (BigQuery has no file lock): ask it.
+      if (!(error instanceof BackfillBusyError)) {
+        bar.done();
+        throw new CommandError(EXIT.failure, `backfill failed: ${(error as Error).message}`);
+      }
     } finally {
       await backfill.stop();
       await warehouse.close();
@@ -159,6 +167,8 @@ function print(report: ReconcileReport, json: boolean): void {
   if (drift.length === 0) console.log('  no drift: the live state matched the warehouse');
   for (const [metric, value] of drift) console.log(`  largest drift ${metric}: ${value}`);
   for (const warning of report.warnings) console.log(`  warning: ${warning}`);
+  if (report.shards.skipped.length > 0)
+    console.log(`  shards ${report.shards.skipped.join(', ')} refused the panes (see the warnings)`);
   if (report.shards.pending.length > 0) {
     console.log(
       `  shards ${report.shards.pending.join(', ')} did not apply the panes in time (is an aggregator running?)`,

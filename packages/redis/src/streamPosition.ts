@@ -1,0 +1,60 @@
+import type { RedisClient } from './connection.ts';
+
+/** What XINFO STREAM says of a stream's history; zeros for a stream that does not exist. */
+export interface StreamHistory {
+  readonly lastGeneratedId: string;
+  /** Every entry ever appended (Redis 7: `entries-added`), trimmed ones included. */
+  readonly entriesAdded: number;
+}
+
+export async function streamHistory(redis: RedisClient, stream: string): Promise<StreamHistory> {
+  const info = (await redis.xinfo('STREAM', stream).catch((error: Error) => {
+    if (/no such key/i.test(error.message)) return [];
+    throw error;
+  })) as unknown[];
+  const fields = new Map<unknown, unknown>();
+  for (let i = 0; i + 1 < info.length; i += 2) fields.set(info[i], info[i + 1]);
+  return {
+    lastGeneratedId: String(fields.get('last-generated-id') ?? '0-0'),
+    entriesAdded: Number(fields.get('entries-added') ?? 0),
+  };
+}
+
+/** Entries of the stream after `id`, counted a page at a time. */
+export async function countAfter(redis: RedisClient, stream: string, id: string): Promise<number> {
+  let count = 0;
+  let from = `(${id}`;
+  for (;;) {
+    const rows = (await redis.xrange(stream, from, '+', 'COUNT', 10_000)) as [string, unknown][];
+    count += rows.length;
+    const last = rows[rows.length - 1];
+    if (rows.length < 10_000 || last === undefined) return count;
+    from = `(${last[0]}`;
+  }
+}
+
+/**
+ * The stream's entries after a cut, as a count that survives trimming
+ * being noticed: trimming removes entries (oldest first) without touching
+ * `entries-added`, so entries after the cut were lost iff fewer remain than
+ * were there at the cut plus those appended since.
+ */
+export interface CutMark {
+  readonly cut: string;
+  /** `entries-added` when the cut was taken. */
+  readonly added: number;
+  /** Entries after the cut present then. */
+  readonly after: number;
+}
+
+export async function markCut(redis: RedisClient, stream: string, cut: string): Promise<CutMark> {
+  const { entriesAdded } = await streamHistory(redis, stream);
+  return { cut, added: entriesAdded, after: await countAfter(redis, stream, cut) };
+}
+
+/** Whether entries after the cut have gone from the stream since it was marked. */
+export async function lostSince(redis: RedisClient, stream: string, mark: CutMark): Promise<boolean> {
+  const { entriesAdded } = await streamHistory(redis, stream);
+  const remaining = await countAfter(redis, stream, mark.cut);
+  return remaining < mark.after + (entriesAdded - mark.added);
+}
