@@ -5,7 +5,7 @@ export { bigqueryReadingsDdl, DDL_FILE_HEADER } from './bigquery/ddl.ts';
 export { DuckdbWarehouse, duckdbReadingsDdl } from './duckdb/duckdbWarehouse.ts';
 export type { ImportFormat, ImportOptions, ImportSummary, Rejection } from './importer.ts';
 export { HeaderError, importReadings } from './importer.ts';
-export { describeWarehouse, duckdbPath, openWarehouse, WarehouseLockedError } from './open.ts';
+export { describeWarehouse, duckdbPath, openWarehouse, WarehouseOpenError } from './open.ts';
 export type {
   BackfillStatement,
   NodeRow,

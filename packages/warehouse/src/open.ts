@@ -35,7 +35,7 @@ export async function openWarehouse(config: Config): Promise<Warehouse> {
     return await DuckdbWarehouse.open(path);
   } catch (error) {
     const message = (error as Error).message;
-    throw new WarehouseLockedError(
+    throw new WarehouseOpenError(
       `cannot open the warehouse ${path}: ${message}` +
         (/lock/i.test(message) ? ' (another process holds it: DuckDB has one writer)' : ''),
       /lock/i.test(message),
@@ -43,12 +43,12 @@ export async function openWarehouse(config: Config): Promise<Warehouse> {
   }
 }
 
-export class WarehouseLockedError extends Error {
+export class WarehouseOpenError extends Error {
   readonly locked: boolean;
 
   constructor(message: string, locked: boolean) {
     super(message);
-    this.name = 'WarehouseLockedError';
+    this.name = 'WarehouseOpenError';
     this.locked = locked;
   }
 }

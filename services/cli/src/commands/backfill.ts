@@ -7,7 +7,7 @@ import {
 } from '@streamgauge/backfill';
 import { type Config, reconcileKeys } from '@streamgauge/core';
 import type { RedisClient } from '@streamgauge/redis';
-import { openWarehouse, type Warehouse, WarehouseLockedError } from '@streamgauge/warehouse';
+import { openWarehouse, type Warehouse, WarehouseOpenError } from '@streamgauge/warehouse';
 import type { Command } from 'commander';
 import { configFromEnv, opsRedis, runUntilSignal } from '../context.ts';
 import { CommandError, EXIT } from '../exitCodes.ts';
@@ -48,7 +48,7 @@ async function runScheduler(config: Config): Promise<void> {
   const warehouse = await openWarehouse(config).catch((error: Error) => {
     throw new CommandError(
       EXIT.failure,
-      error instanceof WarehouseLockedError && error.locked
+      error instanceof WarehouseOpenError && error.locked
         ? `${error.message}: the process holding it (streamgauge archive or start) runs the backfill already; \`streamgauge backfill --now\` asks it for a run`
         : error.message,
     );
@@ -70,7 +70,7 @@ async function reconcileNow(config: Config, redis: RedisClient): Promise<Reconci
   let warehouse: Warehouse | undefined;
   if ((await redis.exists(reconcileKeys.lock)) === 0) {
     warehouse = await openWarehouse(config).catch((error: Error) => {
-      if (error instanceof WarehouseLockedError && error.locked) return undefined;
+      if (error instanceof WarehouseOpenError && error.locked) return undefined;
       throw new CommandError(EXIT.failure, error.message);
     });
   }
