@@ -249,6 +249,18 @@ export class Reconciler {
    * archiver never processed has no safe cut short of its start, which
    * would replay the whole stream: the run fails and says so.
    */
+  /** Why a run cannot take its cut yet (a shard holds entries and no archive watermark), or undefined. */
+  async waitingFor(): Promise<string | undefined> {
+    for (const shard of allShardKeys(this.#options.shards)) {
+      const [watermark, { lastGeneratedId }] = await Promise.all([
+        this.#redis.get(shard.archive.watermark),
+        streamHistory(this.#redis, shard.stream),
+      ]);
+      if (watermark === null && lastGeneratedId !== '0-0') return unarchived(shard);
+    }
+    return undefined;
+  }
+
   async #cuts(shards: readonly ShardKeys[]): Promise<CutMark[]> {
     const [seconds, micros] = (await this.#redis.time()) as [string | number, string | number];
     const present = `${Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - 1}-0`;
@@ -265,9 +277,7 @@ export class Reconciler {
         ) {
           cut = present;
         } else if (watermark === null) {
-          throw new Error(
-            `${shard.stream} holds entries the archiver never processed (no ${shard.archive.watermark}): run \`streamgauge archive\` (or start) first`,
-          );
+          throw new Error(unarchived(shard));
         } else cut = watermark;
         return markCut(this.#redis, shard.stream, cut);
       }),
@@ -397,4 +407,8 @@ function incomplete(report: ReconcileReport, timeoutMs: number): string {
   }
   if (report.shards.skipped.length > 0) parts.push(`refused: ${report.warnings.join('; ')}`);
   return `backfill ${report.run}: ${parts.join('; ')}`;
+}
+
+function unarchived(shard: ShardKeys): string {
+  return `${shard.stream} holds entries the archiver never processed (no ${shard.archive.watermark}): run \`streamgauge archive\` (or start) first`;
 }

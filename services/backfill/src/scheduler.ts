@@ -35,6 +35,7 @@ export class BackfillScheduler {
   #holding = false;
   #nextAt: number | undefined;
   #coldTriedAt = Number.NEGATIVE_INFINITY;
+  #waiting: string | undefined;
   #polling: Promise<void> = Promise.resolve();
   #stopped = false;
 
@@ -69,6 +70,7 @@ export class BackfillScheduler {
       if (!(await this.#lock())) {
         throw new BackfillBusyError('another process runs the backfill (it holds {reconcile}:lock)');
       }
+      this.#holding = true;
       this.#busy = true;
       const retry = () =>
         this.#options.clock.now() + Math.min(this.#options.retryMs, this.#options.refreshMs);
@@ -109,7 +111,16 @@ export class BackfillScheduler {
     if (request !== null) {
       this.#options.logger.info({ request }, 'backfill requested');
       void this.runNow({ request }).catch(() => {});
-    } else if (now >= this.#nextAt || (await this.#cold(now))) {
+      return;
+    }
+    // A run waits while the archiver has not yet written any batch of a shard
+    // that holds entries (just started, say): there is no cut to take yet.
+    const waiting = await this.#reconciler.waitingFor();
+    if (waiting !== this.#waiting && waiting !== undefined) {
+      this.#options.logger.info({ reason: waiting }, 'backfill waits for the archiver');
+    }
+    this.#waiting = waiting;
+    if (waiting === undefined && (now >= this.#nextAt || (await this.#cold(now)))) {
       void this.runNow().catch(() => {});
     }
   }

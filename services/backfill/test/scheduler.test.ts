@@ -17,7 +17,9 @@ const HOUR = 3_600_000;
  */
 function recordingReconciler(clock: ManualClock) {
   const runs: { request?: string; at: number }[] = [];
+  const state: { waiting: string | undefined } = { waiting: undefined };
   const reconciler = {
+    waitingFor: async () => state.waiting,
     async run(options: { request?: string; holding?: () => Promise<boolean> } = {}) {
       if (options.holding && !(await options.holding())) throw new Error('lock lost');
       runs.push({ at: clock.now(), ...(options.request && { request: options.request }) });
@@ -25,7 +27,7 @@ function recordingReconciler(clock: ManualClock) {
       return { status: 'complete', run: `run-${runs.length}` } as ReconcileReport;
     },
   };
-  return { runs, reconciler: reconciler as unknown as Reconciler };
+  return { runs, state, reconciler: reconciler as unknown as Reconciler };
 }
 
 const until = async (check: () => boolean) => {
@@ -97,6 +99,29 @@ describe('BackfillScheduler', () => {
     } finally {
       await other.stop();
       await holder.stop();
+    }
+  });
+
+  it('holds a cold start back while the archiver has not written its first batch', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 25, 12));
+    const { runs, state, reconciler } = recordingReconciler(clock);
+    state.waiting = 'readings holds entries the archiver never processed';
+    const options = {
+      refreshMs: HOUR,
+      retryMs: 60_000,
+      pollMs: 10,
+      clock,
+      logger: pino({ level: 'silent' }),
+    };
+    const scheduler = new BackfillScheduler(fixture.client, reconciler, options);
+    scheduler.start();
+    try {
+      await settle();
+      expect(runs).toHaveLength(0);
+      state.waiting = undefined;
+      await until(() => runs.length === 1);
+    } finally {
+      await scheduler.stop();
     }
   });
 });
