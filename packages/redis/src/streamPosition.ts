@@ -48,11 +48,15 @@ export interface CutMark {
 }
 
 export async function markCut(redis: RedisClient, stream: string, cut: string): Promise<CutMark> {
+  // Counted before `entries-added` is read: an entry appended in between is
+  // then in `added` but not in `after`, which can hide a loss of one entry
+  // but never report one that did not happen (the other order would).
+  const after = await countAfter(redis, stream, cut);
   const { entriesAdded } = await streamHistory(redis, stream);
-  return { cut, added: entriesAdded, after: await countAfter(redis, stream, cut) };
+  return { cut, added: entriesAdded, after };
 }
 
-/** Whether entries after the cut have gone from the stream since it was marked. */
+/** Whether entries after the cut have gone from the stream since it was marked (`entries-added` read first, for the same reason). */
 export async function lostSince(redis: RedisClient, stream: string, mark: CutMark): Promise<boolean> {
   const { entriesAdded } = await streamHistory(redis, stream);
   const remaining = await countAfter(redis, stream, mark.cut);
