@@ -1,3 +1,30 @@
+export type {
+  AnomalyEvent,
+  AnomalyRecord,
+  AnomalyRule,
+  AnomalySettings,
+  AnomalyType,
+  Bounds,
+  Breach,
+  DetectionRun,
+  DetectorState,
+  Observation,
+  ScoredReading,
+  Severity,
+  ThresholdRule,
+  Thresholds,
+} from './anomaly/index.ts';
+export {
+  ANOMALY_TYPES,
+  AnomalyLifecycle,
+  boundsFor,
+  DEFAULT_ANOMALY_SETTINGS,
+  NodeDetector,
+  runDetectors,
+  SEVERITY,
+  SEVERITY_RANK,
+  thresholdsProblem,
+} from './anomaly/index.ts';
 export type { Clock } from './clock.ts';
 export { ManualClock, systemClock } from './clock.ts';
 export type {

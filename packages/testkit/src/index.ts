@@ -16,6 +16,12 @@ export {
   oracleSystem,
   oracleWindow,
 } from './oracle.ts';
+export type { PubSubEmulatorOptions } from './pubsubEmulator.ts';
+export {
+  PubSubEmulator,
+  pubsubEmulatorAvailable,
+  pubsubEmulatorUnavailableReason,
+} from './pubsubEmulator.ts';
 export type { ReadModelCheckOptions } from './readModelCheck.ts';
 export { checkReadModel } from './readModelCheck.ts';
 export type { RedisClusterOptions } from './redisCluster.ts';

@@ -1,0 +1,316 @@
+import type { Reading } from '../reading.ts';
+import { AnomalyLifecycle } from './lifecycle.ts';
+import { type AnomalySettings, boundsFor } from './settings.ts';
+import type { AnomalyEvent, AnomalyRecord, AnomalyType, Breach } from './types.ts';
+
+const DAY_MS = 86_400_000;
+const HOUR_MS = 3_600_000;
+/** Nights kept for the leak baseline. */
+const BASELINE_NIGHTS = 14;
+
+type Measured = 'flow_rate' | 'pressure';
+
+/** A node's detector state, as persisted with its windows (plain JSON). */
+export interface DetectorState {
+  /** Event time of the last reading observed (older ones are not examined). */
+  last?: number;
+  /** Usual interval between readings (EWMA of the gaps, ms). */
+  interval?: number;
+  nodeType?: string;
+  /** The last `windowReadings` values of each measurement, oldest first, with their event times. */
+  window: { flow_rate: number[]; pressure: number[] };
+  windowAt: { flow_rate: number[]; pressure: number[] };
+  /** Flow by hour of day (UTC): an exponentially weighted mean and variance per hour. */
+  hours?: { mean: number[]; variance: number[]; n: number[] };
+  /** The current run of one repeated value per measurement. */
+  runs: { flow_rate?: Run; pressure?: Run };
+  /** The night being measured (its day number) and its lowest flow so far. */
+  night?: { day: number; min: number };
+  /** Minimum night flow of recent normal nights; nights above the baseline in a row. */
+  nights: number[];
+  above: number;
+  open: AnomalyRecord[];
+}
+
+interface Run {
+  value: number;
+  since: number;
+  count: number;
+}
+
+/** What one reading did: the events it caused, what breached, and how anomalous it was (0..1). */
+export interface Observation {
+  readonly events: AnomalyEvent[];
+  readonly breaches: Breach[];
+  readonly score: number;
+  /** False for a reading older than the last one observed (not examined). */
+  readonly examined: boolean;
+}
+
+/**
+ * Every detector for one node, applied one reading at a time in event-time
+ * order, and to the clock (`tick`) for what only silence reveals. Pure: its
+ * state is plain data, persisted with the node's windows, so a restart
+ * resumes it without opening anything twice or losing a close.
+ */
+export class NodeDetector {
+  readonly nodeId: string;
+  readonly #settings: AnomalySettings;
+  readonly #state: DetectorState;
+  readonly #lifecycle: AnomalyLifecycle;
+
+  constructor(nodeId: string, settings: AnomalySettings, state?: DetectorState) {
+    this.nodeId = nodeId;
+    this.#settings = settings;
+    this.#state = state ?? {
+      window: { flow_rate: [], pressure: [] },
+      windowAt: { flow_rate: [], pressure: [] },
+      runs: {},
+      nights: [],
+      above: 0,
+      open: [],
+    };
+    this.#lifecycle = new AnomalyLifecycle(nodeId, settings.clearMs, this.#state.open);
+  }
+
+  get open(): AnomalyRecord[] {
+    return [...this.#lifecycle.open.values()];
+  }
+
+  state(): DetectorState {
+    return { ...this.#state, open: this.open };
+  }
+
+  observe(reading: Reading): Observation {
+    const s = this.#state;
+    const t = reading.timestamp;
+    if (s.last !== undefined && t <= s.last) return { events: [], breaches: [], score: 0, examined: false };
+    if (reading.node_type !== undefined) s.nodeType = reading.node_type;
+    const breaches: Breach[] = [];
+    const evaluated = new Set<AnomalyType>(['offline']);
+    if (s.last !== undefined) {
+      const gap = Math.min(t - s.last, 6 * HOUR_MS);
+      s.interval = s.interval === undefined ? gap : s.interval + 0.1 * (gap - s.interval);
+    }
+    s.last = t;
+    for (const measurement of ['flow_rate', 'pressure'] as const) {
+      const x = reading[measurement];
+      if (x === undefined) continue;
+      this.#sigma(measurement, x, t, breaches, evaluated);
+      this.#threshold(measurement, x, breaches, evaluated);
+      this.#stuck(measurement, x, t, breaches, evaluated);
+    }
+    if (reading.flow_rate !== undefined) {
+      this.#diurnal(reading.flow_rate, t, breaches, evaluated);
+      this.#night(reading.flow_rate, t, breaches, evaluated);
+    }
+    const events = this.#lifecycle.update(t, breaches, evaluated);
+    return { events, breaches, score: Math.max(0, ...breaches.map((b) => b.score)), examined: true };
+  }
+
+  /** The clock at `now` with no new reading: silence, and anomalies clear long enough to close. */
+  tick(now: number): AnomalyEvent[] {
+    const s = this.#state;
+    const breaches: Breach[] = [];
+    if (s.last !== undefined && s.interval !== undefined) {
+      const limit = Math.max(this.#settings.offlineFactor * s.interval, this.#settings.offlineMinMs);
+      const silent = now - s.last;
+      if (silent > limit) {
+        breaches.push({
+          type: 'offline',
+          rule: 'offline',
+          value: silent,
+          expected: { high: limit },
+          score: 1,
+        });
+      }
+    }
+    return [
+      ...this.#lifecycle.update(now, breaches, new Set(breaches.map((b) => b.type))),
+      ...this.#lifecycle.expire(now),
+    ];
+  }
+
+  /**
+   * The dashboard's rule: beyond `sigma` standard deviations of the
+   * previous readings plus this one (and beyond `minDeviation`). With flow
+   * 0 while that mean exceeds `noFlowMean`, `no_flow` instead.
+   */
+  #sigma(m: Measured, x: number, t: number, breaches: Breach[], evaluated: Set<AnomalyType>): void {
+    const { windowReadings, sigma, minDeviation, noFlowMean } = this.#settings;
+    const window = this.#state.window[m];
+    const times = this.#state.windowAt[m];
+    // The window is the previous readings, but no older than they would be
+    // with no gap: after an outage its values are from another time of day.
+    const oldest = t - 1.25 * windowReadings * (this.#state.interval ?? Number.POSITIVE_INFINITY);
+    while (times.length > 0 && (times[0] as number) < oldest) {
+      times.shift();
+      window.shift();
+    }
+    const high = m === 'flow_rate' ? 'high_flow' : 'high_pressure';
+    const low = m === 'flow_rate' ? 'low_flow' : 'low_pressure';
+    if (window.length >= windowReadings) {
+      evaluated.add(high);
+      evaluated.add(low);
+      if (m === 'flow_rate') evaluated.add('no_flow');
+      let sum = x;
+      for (const v of window) sum += v;
+      const n = window.length + 1;
+      const mean = sum / n;
+      let squares = (x - mean) ** 2;
+      for (const v of window) squares += (v - mean) ** 2;
+      const sd = Math.sqrt(squares / (n - 1));
+      const band = Math.max(sigma * sd, minDeviation[m]);
+      const expected = { low: mean - band, high: mean + band };
+      if (m === 'flow_rate' && x === 0 && mean > noFlowMean) {
+        breaches.push({
+          type: 'no_flow',
+          rule: 'no_flow',
+          value: x,
+          expected: { low: noFlowMean },
+          score: 1,
+        });
+      } else if (sd > 0 && Math.abs(x - mean) > band) {
+        const z = Math.abs(x - mean) / sd;
+        const score = 1 / (1 + Math.exp(-4 * (z / sigma - 1)));
+        breaches.push({
+          type: x > mean ? high : low,
+          rule: 'sigma',
+          value: x,
+          expected,
+          score: Math.max(score, 0.5),
+        });
+      }
+    }
+    // A value repeated exactly is no new information (a stuck sensor would
+    // otherwise shrink σ, and every normal value after it would look wild).
+    if (window[window.length - 1] === x) return;
+    window.push(x);
+    times.push(t);
+    if (window.length > windowReadings) {
+      window.shift();
+      times.shift();
+    }
+  }
+
+  /**
+   * Flow against its own time of day: per UTC hour, an exponentially
+   * weighted mean and variance over the previous days. A burst at night is
+   * small next to the day's peaks (the σ rule's window spans both) but
+   * large next to the same hour's usual flow. `high_flow` when above that
+   * by `diurnalSigma` deviations and `diurnalRise` of it.
+   */
+  #diurnal(x: number, t: number, breaches: Breach[], evaluated: Set<AnomalyType>): void {
+    const { diurnalSigma, diurnalRise, diurnalDays, minDeviation } = this.#settings;
+    const hours = (this.#state.hours ??= {
+      mean: new Array(24).fill(0),
+      variance: new Array(24).fill(0),
+      n: new Array(24).fill(0),
+    });
+    const h = Math.floor((t % DAY_MS) / HOUR_MS);
+    const n = hours.n[h] as number;
+    const mean = hours.mean[h] as number;
+    const variance = hours.variance[h] as number;
+    const perHour = Math.max(1, Math.round(HOUR_MS / (this.#state.interval ?? HOUR_MS)));
+    let breached = false;
+    if (n >= diurnalDays * perHour) {
+      evaluated.add('high_flow');
+      const sd = Math.sqrt(variance);
+      const limit = mean + Math.max(diurnalSigma * sd, diurnalRise * mean, minDeviation.flow_rate);
+      if (x > limit) {
+        breached = true;
+        breaches.push({ type: 'high_flow', rule: 'diurnal', value: x, expected: { high: limit }, score: 1 });
+      }
+    }
+    // A breach does not teach the baseline (a long burst would become normal).
+    if (breached) return;
+    const alpha = Math.max(1 / (n + 1), 1 / (diurnalDays * 2 * perHour));
+    const delta = x - mean;
+    hours.mean[h] = mean + alpha * delta;
+    hours.variance[h] = (1 - alpha) * (variance + alpha * delta * delta);
+    hours.n[h] = n + 1;
+  }
+
+  #threshold(m: Measured, x: number, breaches: Breach[], evaluated: Set<AnomalyType>): void {
+    const bounds = boundsFor(this.#settings.thresholds, this.nodeId, this.#state.nodeType, m);
+    if (bounds === undefined) return;
+    const high = m === 'flow_rate' ? 'high_flow' : 'high_pressure';
+    const low = m === 'flow_rate' ? 'low_flow' : 'low_pressure';
+    if (bounds.max !== undefined) evaluated.add(high);
+    if (bounds.min !== undefined) evaluated.add(low);
+    const expected = {
+      ...(bounds.min !== undefined && { low: bounds.min }),
+      ...(bounds.max !== undefined && { high: bounds.max }),
+    };
+    if (bounds.min !== undefined && x < bounds.min)
+      breaches.push({ type: low, rule: 'threshold', value: x, expected, score: 1 });
+    if (bounds.max !== undefined && x > bounds.max)
+      breaches.push({ type: high, rule: 'threshold', value: x, expected, score: 1 });
+  }
+
+  /** The same value over `stuckMs` and `stuckReadings` readings (a flow of 0 is no evidence: demand can stop). */
+  #stuck(m: Measured, x: number, t: number, breaches: Breach[], evaluated: Set<AnomalyType>): void {
+    evaluated.add('stuck_sensor');
+    const runs = this.#state.runs;
+    const run = runs[m];
+    if (run === undefined || run.value !== x) {
+      runs[m] = { value: x, since: t, count: 1 };
+      return;
+    }
+    run.count++;
+    if (m === 'flow_rate' && x === 0) return;
+    if (t - run.since >= this.#settings.stuckMs && run.count >= this.#settings.stuckReadings) {
+      breaches.push({ type: 'stuck_sensor', rule: 'stuck', value: x, expected: {}, score: 1 });
+    }
+  }
+
+  /**
+   * Minimum night flow: a leak runs day and night, but only at night, when
+   * demand is lowest, does it stand out. Each night's lowest flow is
+   * compared with the recent normal nights'; `leakNights` nights in a row
+   * above them open `gradual_leak`, one normal night closes it.
+   */
+  #night(flow: number, t: number, breaches: Breach[], evaluated: Set<AnomalyType>): void {
+    const s = this.#state;
+    const { nightStartHour, nightEndHour } = this.#settings;
+    const day = Math.floor(t / DAY_MS);
+    const hour = (t % DAY_MS) / HOUR_MS;
+    const inNight = hour >= nightStartHour && hour < nightEndHour;
+    if (s.night !== undefined && (s.night.day !== day || hour >= nightEndHour)) {
+      this.#judgeNight(s.night.min, breaches, evaluated);
+      s.night = undefined;
+    }
+    if (inNight) s.night = { day, min: Math.min(s.night?.min ?? Number.POSITIVE_INFINITY, flow) };
+  }
+
+  #judgeNight(mnf: number, breaches: Breach[], evaluated: Set<AnomalyType>): void {
+    const s = this.#state;
+    const { leakBaselineNights, leakNights, leakRise, leakMinRise } = this.#settings;
+    if (s.nights.length < leakBaselineNights) {
+      s.nights.push(mnf);
+      return;
+    }
+    evaluated.add('gradual_leak');
+    const mean = s.nights.reduce((a, b) => a + b, 0) / s.nights.length;
+    const sd = Math.sqrt(
+      s.nights.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, s.nights.length - 1),
+    );
+    const limit = mean + Math.max(leakRise * mean, leakMinRise, 3 * sd);
+    if (mnf > limit) {
+      s.above++;
+      if (s.above >= leakNights) {
+        breaches.push({
+          type: 'gradual_leak',
+          rule: 'night_flow',
+          value: mnf,
+          expected: { high: limit },
+          score: 1,
+        });
+      }
+      return;
+    }
+    s.above = 0;
+    s.nights.push(mnf);
+    if (s.nights.length > BASELINE_NIGHTS) s.nights.shift();
+  }
+}

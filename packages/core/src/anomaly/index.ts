@@ -1,0 +1,9 @@
+export type { DetectorState, Observation } from './detector.ts';
+export { NodeDetector } from './detector.ts';
+export { AnomalyLifecycle } from './lifecycle.ts';
+export type { DetectionRun, ScoredReading } from './offline.ts';
+export { runDetectors } from './offline.ts';
+export type { AnomalySettings, Bounds, ThresholdRule, Thresholds } from './settings.ts';
+export { boundsFor, DEFAULT_ANOMALY_SETTINGS, thresholdsProblem } from './settings.ts';
+export type { AnomalyEvent, AnomalyRecord, AnomalyRule, AnomalyType, Breach, Severity } from './types.ts';
+export { ANOMALY_TYPES, SEVERITY, SEVERITY_RANK } from './types.ts';
