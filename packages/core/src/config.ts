@@ -1,3 +1,4 @@
+import { type AnomalySettings, DEFAULT_ANOMALY_SETTINGS, type Thresholds, thresholdsProblem } from './anomaly/settings.ts';
 import { ConfigError } from './errors/ConfigError.ts';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -73,8 +74,16 @@ export function liveAheadMs(config: Config): number {
   return config.ingest.maxFutureMs + 60_000;
 }
 
+/** ANOMALY_*: the detectors' settings, and where open and close events are published. */
+export interface AnomalyConfig {
+  readonly settings: AnomalySettings;
+  /** ANOMALY_TOPIC: a Pub/Sub topic for open and close events (unset: none). */
+  readonly topic?: string;
+}
+
 export interface Config {
   readonly redis: RedisConfig;
+  readonly anomalies: AnomalyConfig;
   readonly backfill: BackfillConfig;
   readonly bigquery?: BigQueryConfig;
   readonly aggregator: AggregatorConfig;
@@ -89,6 +98,36 @@ export interface Config {
 
 const HOUR_MS = 3_600_000;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function readAnomalies(read: Reader, env: Env): AnomalyConfig {
+  const d = DEFAULT_ANOMALY_SETTINGS;
+  let thresholds: Thresholds = d.thresholds;
+  const raw = env.ANOMALY_THRESHOLDS?.trim();
+  if (raw) {
+    try {
+      const parsed = JSON.parse(raw) as unknown;
+      const problem = thresholdsProblem(parsed);
+      if (problem === undefined) thresholds = parsed as Thresholds;
+      else read.problem(`ANOMALY_THRESHOLDS: ${problem}`);
+    } catch (error) {
+      read.problem(`ANOMALY_THRESHOLDS: not JSON (${(error as Error).message})`);
+    }
+  }
+  const topic = env.ANOMALY_TOPIC?.trim();
+  return {
+    settings: {
+      ...d,
+      thresholds,
+      sigma: read.number('ANOMALY_SIGMA', d.sigma, { min: 0.5, max: 20 }),
+      windowReadings: read.number('ANOMALY_WINDOW_READINGS', d.windowReadings, { min: 2, max: 10_000, integer: true }),
+      clearMs: read.number('ANOMALY_CLEAR_MINUTES', d.clearMs / 60_000, { min: 0 }) * 60_000,
+      stuckMs: read.number('ANOMALY_STUCK_MINUTES', d.stuckMs / 60_000, { min: 1 }) * 60_000,
+      offlineFactor: read.number('ANOMALY_OFFLINE_FACTOR', d.offlineFactor, { min: 1, max: 1000 }),
+      offlineMinMs: read.number('ANOMALY_OFFLINE_MIN_MINUTES', d.offlineMinMs / 60_000, { min: 1 }) * 60_000,
+    },
+    ...(topic && { topic }),
+  };
+}
 
 function readBigQuery(read: Reader, env: Env): { bigquery?: BigQueryConfig } {
   const project = env.BIGQUERY_PROJECT?.trim();
@@ -159,6 +198,7 @@ export function loadConfig(env: Env): Config {
       applyTimeoutMs: read.number('BACKFILL_APPLY_TIMEOUT_SECONDS', 300, { min: 1 }) * 1000,
     },
     ...readBigQuery(read, env),
+    anomalies: readAnomalies(read, env),
     stream: {
       shards: read.number('STREAM_SHARDS', 1, { min: 1, max: 1024, integer: true }),
       retentionMs: read.number('STREAM_RETENTION_HOURS', 48, { min: 1 / 60 }) * HOUR_MS,

@@ -29,6 +29,7 @@ export type { Clock } from './clock.ts';
 export { ManualClock, systemClock } from './clock.ts';
 export type {
   AggregatorConfig,
+  AnomalyConfig,
   ArchiverConfig,
   BackfillConfig,
   BigQueryConfig,

@@ -94,19 +94,28 @@ describe.skipIf(unavailable !== undefined)(
       }
     });
 
-    it('redelivers a nacked message', async () => {
+    it('redelivers a nacked message well before its ack deadline', async () => {
       const [topic] = await pubsub.createTopic('alerts');
       const [subscription] = await topic.createSubscription('alerts-nack', { ackDeadlineSeconds: 10 });
       subscriptions.push(subscription);
 
-      const received = receive(subscription, (message, seen) => {
-        if (seen.length === 1) {
-          message.nack();
-          return false;
-        }
-        message.ack();
-        return true;
-      });
+      // The client modAcks each message on receipt and batches modAcks for up to
+      // 100 ms, one RPC per deadline, sent concurrently: a nack inside that window
+      // races the receipt modAck, and if the fake applies the nack first the
+      // message stays leased until its ack deadline (10 s). So nack a bit later.
+      const received = receive(
+        subscription,
+        (message, seen) => {
+          if (seen.length === 1) {
+            setTimeout(() => message.nack(), 300);
+            return false;
+          }
+          message.ack();
+          return true;
+        },
+        // Under the 10 s ack deadline: a redelivery by expiry alone would fail the test.
+        6_000,
+      );
       const id = await topic.publishMessage({
         data: Buffer.from('over threshold'),
         attributes: { level: 'high' },

@@ -3,6 +3,7 @@ import { aggregateCommand } from './commands/aggregate.ts';
 import { archiveCommand } from './commands/archive.ts';
 import { backfillCommand } from './commands/backfill.ts';
 import { cacheStatsCommand } from './commands/cacheStats.ts';
+import { detectCommand } from './commands/detect.ts';
 import { gatewaysCommand } from './commands/gateways.ts';
 import { importCommand } from './commands/import.ts';
 import { ingestCommand } from './commands/ingest.ts';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   importCommand(program);
   backfillCommand(program);
   cacheStatsCommand(program);
+  detectCommand(program);
   for (const command of program.commands) {
     command.exitOverride();
     for (const sub of command.commands) sub.exitOverride();

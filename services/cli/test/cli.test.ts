@@ -338,4 +338,69 @@ describe('streamgauge CLI', () => {
       rmSync(dataDir, { recursive: true, force: true });
     }
   }, 90_000);
+
+  it('detect scores every row of a history offline: two columns or DATA_MODEL columns; bad input is named', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'streamgauge-detect-'));
+    try {
+      // Ten days of a noisy diurnal flow every 15 minutes, one burst at night on day 8.
+      const lines = ['timestamp,value'];
+      let seed = 7;
+      const noise = () => {
+        seed = (seed * 16807) % 2147483647;
+        return seed / 2147483647 - 0.5;
+      };
+      const start = Date.UTC(2014, 3, 1);
+      const burst = start + 8 * 86_400_000 + 3 * 3_600_000;
+      for (let t = start; t < start + 10 * 86_400_000; t += 900_000) {
+        const hour = (t / 3_600_000) % 24;
+        const flow = (t === burst ? 40 : 10 + 8 * Math.exp(-(((hour - 7.5) / 2) ** 2))) * (1 + 0.1 * noise());
+        lines.push(`${new Date(t).toISOString().replace('T', ' ').slice(0, 19)},${flow.toFixed(3)}`);
+      }
+      lines.push('2014-04-11 00:00:00,lots');
+      writeFileSync(join(dir, 'flow.csv'), lines.join('\n'));
+      const two = await streamgauge(['detect', join(dir, 'flow.csv')]);
+      expect(two.code).toBe(0);
+      const out = two.stdout.trim().split('\n');
+      expect(out[0]).toBe('timestamp,value,anomaly_score,anomaly_type');
+      expect(out).toHaveLength(lines.length);
+      const burstRow = out.find((l) =>
+        l.startsWith(new Date(burst).toISOString().replace('T', ' ').slice(0, 19)),
+      );
+      const [, , score, type] = burstRow?.split(',') ?? [];
+      expect(type).toBe('high_flow');
+      expect(Number(score)).toBeGreaterThanOrEqual(0.5);
+      for (const row of out.slice(1)) {
+        const s = row.split(',')[2] ?? '';
+        if (s === '') continue;
+        expect(Number(s)).toBeGreaterThanOrEqual(0);
+        expect(Number(s)).toBeLessThanOrEqual(1);
+      }
+      expect(out.at(-1)).toBe('2014-04-11 00:00:00,lots,,');
+      expect(two.stderr).toContain(`line ${lines.length}: flow_rate: expected a finite number`);
+
+      writeFileSync(
+        join(dir, 'model.csv'),
+        [
+          'node_id,timestamp,flow_rate,pressure',
+          'A,2014-04-01 00:00:00,1,3',
+          'A,2014-04-01 00:15:00,1,0.5',
+        ].join('\n'),
+      );
+      const model = await streamgauge(['detect', join(dir, 'model.csv'), '--as', 'pressure']);
+      expect(model.code).toBe(0);
+      expect(model.stdout.trim().split('\n')).toEqual([
+        'timestamp,value,anomaly_score,anomaly_type',
+        '2014-04-01 00:00:00,3,0,',
+        '2014-04-01 00:15:00,0.5,1,low_pressure',
+      ]);
+
+      expect((await streamgauge(['detect', join(dir, 'flow.csv'), '--as', 'volume'])).code).toBe(2);
+      writeFileSync(join(dir, 'bad.csv'), 'when,amount\n1,2\n');
+      const bad = await streamgauge(['detect', join(dir, 'bad.csv')]);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain('the header must be');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
