@@ -50,6 +50,7 @@ export type { ShardKeys } from './keys.ts';
 export {
   AGGREGATOR_REPLICAS,
   allShardKeys,
+  anomalyKeys,
   CHANGES_CHANNEL,
   GROUPS,
   gatewayKeys,

@@ -58,6 +58,16 @@ export interface ShardKeys {
     /** The archive watermark: every entry up to this id is in the warehouse. */
     readonly watermark: string;
   };
+  /**
+   * Anomaly events of this shard's nodes: an outbox stream written in the
+   * same script as the state that produced them (so each is written once),
+   * and how far the publishers have copied it (entry ids).
+   */
+  readonly anomalies: {
+    readonly outbox: string;
+    readonly published: string;
+    readonly pubsub: string;
+  };
   /** A backfill's panes for this shard, waiting for the aggregator that holds it. */
   readonly reconcile: {
     /** The offer: run id, cut, when it was computed, its node ids (a hash). */
@@ -93,6 +103,11 @@ export function shardKeys(shard: number, shards: number): ShardKeys {
       stats: `arch:{${tag}}:stats`,
       errors: `arch:{${tag}}:errors`,
       watermark: `arch:{${tag}}:archived`,
+    },
+    anomalies: {
+      outbox: `{${tag}}:anomaly-events`,
+      published: `{${tag}}:anomaly-published`,
+      pubsub: `{${tag}}:anomaly-pubsub`,
     },
     reconcile: {
       offer: `rec:{${tag}}:offer`,
@@ -139,6 +154,20 @@ export const reconcileKeys = {
   reports: (run: string) => `{reconcile}:reports:${run}`,
   last: 'reconcile:last',
   cacheStatus: 'cache:status',
+} as const;
+
+/**
+ * Where anomalies are shown: the `anomalies` stream of open and close
+ * events, `anomalies:recent` (DATA_MODEL.md), each node's open anomalies;
+ * with, in their slots, the ids already written (a republished event is
+ * recognised).
+ */
+export const anomalyKeys = {
+  stream: 'anomalies',
+  streamIds: '{anomalies}:ids',
+  recent: readModelKeys.anomaliesRecent,
+  recentIds: `{${readModelKeys.anomaliesRecent}}:ids`,
+  open: (nodeId: string) => `node:${nodeId}:anomalies`,
 } as const;
 
 /** Channel on which the aggregator announces which nodes' keys changed. */

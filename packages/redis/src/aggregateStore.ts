@@ -1,5 +1,7 @@
 import {
+  type AnomalyEvent,
   compareEntryIds,
+  type DetectorState,
   decodeEntry,
   type LatestValues,
   type NodeMetadata,
@@ -28,11 +30,21 @@ import { type CutMark, lostSince } from './streamPosition.ts';
  */
 const PANE_BYTES = 8 + PANE_WIDTH * 8;
 
-export interface ShardCommit extends Omit<GroupCommit, 'writes' | 'removed'> {
+export interface ShardCommit extends Omit<GroupCommit, 'writes' | 'removed' | 'events'> {
   /** Nodes whose panes, latest values or metadata changed. */
   readonly changed: Iterable<NodeWindows>;
   readonly added: readonly string[];
   readonly removed: readonly string[];
+  /** Nodes whose anomaly detectors moved on, with their state. */
+  readonly detectors?: ReadonlyMap<string, DetectorState>;
+  /** The anomalies the batch opened or closed (to the shard's outbox, with the state). */
+  readonly events?: readonly AnomalyEvent[];
+}
+
+/** A node as persisted: its windows, and its detectors' state (absent before any). */
+export interface LoadedNode {
+  readonly windows: NodeWindows;
+  readonly detector?: DetectorState;
 }
 
 export class AggregateStore {
@@ -53,9 +65,9 @@ export class AggregateStore {
     return this.#shard;
   }
 
-  async load(aheadMs: number): Promise<Map<string, NodeWindows>> {
+  async load(aheadMs: number): Promise<Map<string, LoadedNode>> {
     const ids = await this.#redis.smembers(this.#shard.aggregateNodes);
-    const nodes = new Map<string, NodeWindows>();
+    const nodes = new Map<string, LoadedNode>();
     for (let i = 0; i < ids.length; i += 500) {
       const chunk = ids.slice(i, i + 500);
       const pipeline = this.#redis.pipeline();
@@ -88,13 +100,12 @@ export class AggregateStore {
         stats: shard.aggregateStats,
         deadLetters: shard.deadLetters,
         errors: shard.errors,
+        outbox: shard.anomalies.outbox,
       },
       {
         ...commit,
-        writes: [...commit.changed].map((node) => ({
-          key: shard.aggregateNode(node.nodeId),
-          fields: encodeChanges(node),
-        })),
+        writes: nodeWrites(shard, commit),
+        events: (commit.events ?? []).map((e) => JSON.stringify(e)),
         removed: commit.removed.map((id) => ({ id, key: shard.aggregateNode(id) })),
       },
       { token: this.#token, ttlSeconds: this.#ttlSeconds },
@@ -169,6 +180,19 @@ export class AggregateStore {
   }
 }
 
+/** Per node, the fields of its changed panes, latest values, metadata and detector state. */
+function nodeWrites(shard: ShardKeys, commit: ShardCommit): { key: string; fields: (string | Buffer)[] }[] {
+  const detectors = commit.detectors ?? new Map<string, DetectorState>();
+  const writes = new Map<string, (string | Buffer)[]>();
+  for (const node of commit.changed) writes.set(node.nodeId, encodeChanges(node));
+  for (const [id, state] of detectors) {
+    const fields = writes.get(id) ?? [];
+    fields.push('anom', JSON.stringify(state));
+    writes.set(id, fields);
+  }
+  return [...writes].map(([id, fields]) => ({ key: shard.aggregateNode(id), fields }));
+}
+
 /** The hash fields of a node's changed panes, latest values and metadata; clears its change marks. */
 function encodeChanges(node: NodeWindows): (string | Buffer)[] {
   const fields: (string | Buffer)[] = [];
@@ -195,13 +219,16 @@ function encodePane(ring: PaneRing, pane: number, at: number): Buffer {
   return buffer;
 }
 
-function decodeNode(nodeId: string, hash: Record<string, Buffer>, aheadMs: number): NodeWindows | undefined {
+function decodeNode(nodeId: string, hash: Record<string, Buffer>, aheadMs: number): LoadedNode | undefined {
   const fields = Object.entries(hash);
   if (fields.length === 0) return undefined;
   const node = new NodeWindows(nodeId, aheadMs);
   const content = new Float64Array(PANE_WIDTH);
+  let detector: DetectorState | undefined;
   for (const [field, value] of fields) {
-    if (field === 'latest') {
+    if (field === 'anom') {
+      detector = JSON.parse(value.toString('utf8')) as DetectorState;
+    } else if (field === 'latest') {
       node.latest = (JSON.parse(value.toString('utf8')) ?? undefined) as LatestValues | undefined;
     } else if (field === 'meta') {
       node.metadata = JSON.parse(value.toString('utf8')) as NodeMetadata;
@@ -211,5 +238,5 @@ function decodeNode(nodeId: string, hash: Record<string, Buffer>, aheadMs: numbe
       node.restorePane(ring, value.readDoubleLE(0), content);
     }
   }
-  return node;
+  return detector === undefined ? { windows: node } : { windows: node, detector };
 }

@@ -22,6 +22,8 @@ export interface GroupCommitKeys {
   readonly stats: string;
   readonly deadLetters: string;
   readonly errors: string;
+  /** Where the commit's anomaly events go (needed only when it has some). */
+  readonly outbox?: string;
 }
 
 /** What one batch changes, acknowledges and counts (commitShard.lua). */
@@ -38,6 +40,8 @@ export interface GroupCommit {
   /** Entries that failed and stay pending (to be delivered again): their last error. */
   readonly failures: readonly { readonly id: string; readonly error: string }[];
   readonly counters: Readonly<Record<string, number>>;
+  /** Anomaly events (JSON), appended to the outbox with the state that produced them. */
+  readonly events?: readonly string[];
 }
 
 /**
@@ -93,6 +97,12 @@ export function prepareCommit(
   args.push(commit.failures.length);
   for (const failure of commit.failures) args.push(failure.id, failure.error);
   pushList(args, commit.ackIds);
+  const events = commit.events ?? [];
+  pushList(args, events);
+  if (events.length > 0) {
+    if (keys.outbox === undefined) throw new Error('a commit with anomaly events needs an outbox key');
+    scriptKeys.push(keys.outbox);
+  }
   return async () => {
     try {
       await runScript(redis, 'commitShard', scriptKeys, args as (string | number)[]);

@@ -1,5 +1,7 @@
-export type { ShardCommit } from './aggregateStore.ts';
+export type { LoadedNode, ShardCommit } from './aggregateStore.ts';
 export { AggregateStore } from './aggregateStore.ts';
+export type { OutboxEvent } from './anomalySink.ts';
+export { AnomalySink, recentRecord } from './anomalySink.ts';
 export { ArchiveLog } from './archiveLog.ts';
 export type { CacheState, CacheStats } from './cacheStatus.ts';
 export { CacheStatus } from './cacheStatus.ts';

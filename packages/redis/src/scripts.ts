@@ -20,7 +20,9 @@ export type ScriptName =
   | 'replicas'
   | 'mergeSystemPartials'
   | 'writeSystemMetrics'
-  | 'takeReconcileOffer';
+  | 'takeReconcileOffer'
+  | 'appendAnomalyEvent'
+  | 'pushRecentAnomaly';
 
 const directory = new URL('./scripts/', import.meta.url);
 

@@ -58,7 +58,7 @@ describe('AggregateStore', () => {
       '3',
     ]);
     const loaded = await store.load(360_000);
-    expect(loaded.get('N1')?.evaluate('1h', now).pane[0]).toBe(1);
+    expect(loaded.get('N1')?.windows.evaluate('1h', now).pane[0]).toBe(1);
   });
 
   it('applies a commit that failed while Redis was away once it is back', async () => {

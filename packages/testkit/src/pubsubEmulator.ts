@@ -1,7 +1,8 @@
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
@@ -34,7 +35,9 @@ export interface PubSubEmulatorOptions {
  *
  * Known limits of the fake: subscriptions need an explicit ackDeadlineSeconds
  * (10 to 600); ordering keys, dead-letter policies and exactly-once delivery are
- * accepted but not enforced; a few hundred messages per second.
+ * accepted but not enforced; a few hundred messages per second. With the Node
+ * client, a nack within ~100 ms of receipt can race the client's own receipt
+ * modAck and lose: the message then comes back only at its ack deadline.
  */
 export class PubSubEmulator {
   readonly port: number;
@@ -179,8 +182,10 @@ let building: Promise<string> | undefined;
 
 /**
  * The fake's binary, built once per machine (per main.go). Several vitest
- * workers may build at once: each builds to its own temporary name and renames
- * it into place, which is atomic, so nobody ever runs a half-written file.
+ * workers may ask at once: one builds (a lock directory says who) while the
+ * others wait for the binary. The build writes a temporary name and renames it
+ * into place, which is atomic, so nobody ever runs a half-written file, even if
+ * a stale lock was broken and two builds ran after all.
  */
 function pstestBinary(): Promise<string> {
   building ??= buildIfMissing().catch((error: unknown) => {
@@ -196,6 +201,36 @@ async function buildIfMissing(): Promise<string> {
   const reason = pubsubEmulatorUnavailableReason();
   if (reason) throw new Error(`cannot build the Pub/Sub emulator: ${reason}`);
   mkdirSync(cacheDir, { recursive: true });
+  const lock = `${binary}.lock`;
+  while (!tryLock(lock)) {
+    await sleep(200);
+    if (existsSync(binary)) return binary;
+  }
+  try {
+    if (!existsSync(binary)) await build(binary);
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+  return binary;
+}
+
+/** mkdir is atomic: whoever creates the directory builds. A lock older than a cold build is a dead builder's. */
+function tryLock(lock: string): boolean {
+  try {
+    mkdirSync(lock);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    try {
+      if (Date.now() - statSync(lock).mtimeMs > 5 * 60_000) rmSync(lock, { recursive: true, force: true });
+    } catch {
+      // Removed meanwhile: the next attempt finds out.
+    }
+    return false;
+  }
+}
+
+async function build(binary: string): Promise<void> {
   const temporary = `${binary}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
     await run('go', ['build', '-o', temporary, mainGo], {
@@ -206,7 +241,7 @@ async function buildIfMissing(): Promise<string> {
         GO111MODULE: 'off',
         GOPATH: gocode,
         GOFLAGS: '',
-        // Go's build cache, shared by concurrent builds (it is safe for that).
+        // Go's build cache, beside the binary (HOME may be unset or read-only on CI).
         GOCACHE: join(cacheDir, 'go-build'),
         // A static binary: no C compiler needed on the machine.
         CGO_ENABLED: '0',
@@ -219,7 +254,6 @@ async function buildIfMissing(): Promise<string> {
     const stderr = (error as { stderr?: string }).stderr;
     throw new Error(`go build of ${mainGo} failed${stderr ? `:\n${stderr}` : ''}`, { cause: error });
   }
-  return binary;
 }
 
 /** Resolves with the port from the fake's one line `listening on 127.0.0.1:PORT`. */

@@ -128,6 +128,19 @@ describe.skipIf(unavailable !== undefined)(
       expect(second?.attributes).toEqual({ level: 'high' });
     });
 
+    it('pause() freezes it (a publish waits) and resume() lets the publish through', async () => {
+      const [topic] = await pubsub.createTopic('paused');
+      emulator.pause();
+      let settled = false;
+      const publishing = topic.publishMessage({ data: Buffer.from('while paused') }).finally(() => {
+        settled = true;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      expect(settled).toBe(false);
+      emulator.resume();
+      await expect(publishing).resolves.toMatch(/\S/);
+    });
+
     it('never probed the GCE metadata server', () => {
       // With plain { projectId, apiEndpoint } google-auth looks for credentials and,
       // off GCE, warns "MetadataLookupWarning ... ENOTFOUND".

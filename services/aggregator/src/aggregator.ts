@@ -1,14 +1,18 @@
 import {
+  type AnomalyEvent,
+  type AnomalySettings,
   addToSums,
   type Clock,
   compareEntryIds,
   contributionOf,
+  type DetectorState,
   EMPTY_SUMS,
   isoTime,
   latestHash,
   metadataHash,
   metricsHash,
   type NodeContribution,
+  NodeDetector,
   NodeWindows,
   RANGES,
   type Range,
@@ -57,10 +61,19 @@ export interface AggregatorOptions {
   readonly maxDeliveries: number;
   /** Called when a commit finds the shard's lease held by another replica (the shard is already dropped). */
   readonly onLeaseLost?: (shard: ShardKeys) => void;
+  /** The anomaly detectors' settings (ANOMALY_*). */
+  readonly anomalies: AnomalySettings;
   /** Where backfill runs offer their panes (see `reconcile`). */
   readonly offers?: ReconcileOffers;
   /** How long a shard's reconcile report is kept, seconds. */
   readonly reportTtlSeconds?: number;
+}
+
+/** One node's live state: its windows and its anomaly detectors, and the shard it belongs to. */
+interface LiveNode {
+  readonly windows: NodeWindows;
+  readonly detector: NodeDetector;
+  readonly shard: ShardState;
 }
 
 /** A shard this replica holds: one object per acquisition, so work from an earlier one is recognised. */
@@ -130,7 +143,7 @@ export class Aggregator {
   #metricsInFlight: Promise<void> = Promise.resolve();
   #metricsError: unknown;
   readonly #options: AggregatorOptions;
-  readonly #nodes = new Map<string, { windows: NodeWindows; shard: ShardState }>();
+  readonly #nodes = new Map<string, LiveNode>();
   readonly #contributions = new Map<Range, Map<string, NodeContribution>>(RANGES.map((r) => [r, new Map()]));
   readonly #evaluatedPane = new Map<Range, number>();
   /** Nodes whose metrics and series are behind their state. */
@@ -174,8 +187,8 @@ export class Aggregator {
     const loaded = await this.#persist(() => state.store.load(this.#options.aheadMs), 'state (loading)');
     this.#shards.set(state.shard.stream, state);
     const now = this.#options.clock.now();
-    for (const [id, windows] of loaded) {
-      this.#nodes.set(id, { windows, shard: state });
+    for (const [id, { windows, detector }] of loaded) {
+      this.#nodes.set(id, { windows, shard: state, detector: this.#detector(id, detector) });
       this.#writeNode(id, now, RANGES, { series: true, identity: true });
     }
     this.#writer.listNodes(loaded.keys());
@@ -290,6 +303,8 @@ export class Aggregator {
       added: [] as string[],
       dead: [] as DeadLetter[],
       failures: [] as { id: string; error: string }[],
+      detected: new Set<string>(),
+      events: [] as AnomalyEvent[],
     };
     const lastErrors = await this.#persist(
       () => state.store.lastErrors(exhausted(batch.entries, max)),
@@ -311,7 +326,7 @@ export class Aggregator {
         counters.readings++;
         let node = this.#nodes.get(reading.node_id);
         if (node === undefined) {
-          node = { windows: new NodeWindows(reading.node_id, this.#options.aheadMs), shard: state };
+          node = this.#newNode(reading.node_id, state);
           this.#nodes.set(reading.node_id, node);
           work.added.push(reading.node_id);
         }
@@ -319,6 +334,9 @@ export class Aggregator {
         if (result === 'applied') {
           counters.applied++;
           changed.add(reading.node_id);
+          const observed = node.detector.observe(reading);
+          if (observed.examined) work.detected.add(reading.node_id);
+          work.events.push(...observed.events);
         } else if (result === 'too_late') {
           counters.too_late++;
         } else {
@@ -363,6 +381,8 @@ export class Aggregator {
       deadLetters: work.dead,
       failures: work.failures,
       counters,
+      detectors: this.#detectorStates(work.detected),
+      events: work.events,
     });
     if (!(await this.#commit(state, commit))) return outcome;
     const last = work.ids[work.ids.length - 1];
@@ -468,7 +488,7 @@ export class Aggregator {
       let node = this.#nodes.get(id);
       if (node === undefined) {
         if (truth.isSilent(now)) return true;
-        node = { windows: new NodeWindows(id, aheadMs), shard: state };
+        node = this.#newNode(id, state);
         this.#nodes.set(id, node);
         added.push(id);
         totals.created++;
@@ -630,6 +650,16 @@ export class Aggregator {
     await this.flush();
     const hourly = due.includes('30d');
     const forgotten = new Map<ShardState, string[]>();
+    // Silence and hysteresis are seen by the clock: offline nodes, anomalies clear long enough to close.
+    const clocked = new Map<ShardState, { ids: Set<string>; events: AnomalyEvent[] }>();
+    for (const [id, node] of this.#nodes) {
+      const events = node.detector.tick(now);
+      if (events.length === 0) continue;
+      const entry = clocked.get(node.shard) ?? { ids: new Set<string>(), events: [] };
+      entry.ids.add(id);
+      entry.events.push(...events);
+      clocked.set(node.shard, entry);
+    }
     for (const [id, node] of this.#nodes) {
       if (hourly && node.windows.isSilent(now)) {
         this.#forget(id);
@@ -650,16 +680,18 @@ export class Aggregator {
     }
     await this.#persist(() => this.#writer.flush(), 'read model');
     await this.#writeSystem(due, now);
-    for (const [state, ids] of forgotten) {
+    for (const state of new Set([...forgotten.keys(), ...clocked.keys()])) {
+      const anomalies = clocked.get(state);
       const commit = state.store.prepare({
         changed: [],
         added: [],
-        removed: ids,
+        removed: forgotten.get(state) ?? [],
         group: this.#options.group,
         ackIds: [],
         deadLetters: [],
         failures: [],
         counters: {},
+        ...(anomalies && { detectors: this.#detectorStates(anomalies.ids), events: anomalies.events }),
       });
       await this.#commit(state, commit);
     }
@@ -736,6 +768,23 @@ export class Aggregator {
       this.#options.onLeaseLost?.(state.shard);
       return false;
     }
+  }
+
+  #newNode(id: string, shard: ShardState): LiveNode {
+    return { windows: new NodeWindows(id, this.#options.aheadMs), detector: this.#detector(id), shard };
+  }
+
+  #detector(id: string, state?: DetectorState): NodeDetector {
+    return new NodeDetector(id, this.#options.anomalies, state);
+  }
+
+  #detectorStates(ids: Iterable<string>): Map<string, DetectorState> {
+    const states = new Map<string, DetectorState>();
+    for (const id of ids) {
+      const node = this.#nodes.get(id);
+      if (node) states.set(id, node.detector.state());
+    }
+    return states;
   }
 
   #forget(id: string): void {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { allShardKeys, type Clock, type Config, GROUPS, liveAheadMs, systemClock } from '@streamgauge/core';
 import {
   AggregateStore,
+  AnomalySink,
   connectRedis,
   ReadModelWriter,
   ReconcileOffers,
@@ -12,6 +13,7 @@ import {
 import type { Logger } from 'pino';
 import { filter, firstValueFrom, fromEvent, type Observable, skip } from 'rxjs';
 import { Aggregator } from './aggregator.ts';
+import { AnomalyPublisher } from './anomalyPublisher.ts';
 import { LeaseKeeper } from './leaseKeeper.ts';
 import { type Processed, runPipeline } from './pipeline.ts';
 import { paneBoundaries } from './ticks.ts';
@@ -106,6 +108,7 @@ export async function startAggregator(
       logger: log,
       onLeaseLost: (shard) => keeper.lost(shard),
       offers,
+      anomalies: config.anomalies.settings,
     },
   );
 
@@ -119,6 +122,12 @@ export async function startAggregator(
     reconnected$: fromEvent(redis, 'ready').pipe(skip(redis.status === 'ready' ? 0 : 1)),
     offers,
   });
+  const anomalies = new AnomalyPublisher(
+    new AnomalySink(metrics, { ttlSeconds: config.cacheTtlSeconds }),
+    () => keeper.held,
+    log,
+  );
+  anomalies.start();
   const settled = new Set<string>();
   pipeline.processed$.subscribe({
     // The pipeline's failure is reported by `done` below.
@@ -137,6 +146,7 @@ export async function startAggregator(
     },
   });
   const close = async () => {
+    await anomalies.stop();
     await keeper.stop();
     await Promise.all([redis, metrics].map((c) => c.quit().catch(() => {})));
     for (const connection of [redis, metrics]) connection.disconnect();

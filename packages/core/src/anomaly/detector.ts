@@ -104,7 +104,7 @@ export class NodeDetector {
       this.#diurnal(reading.flow_rate, t, breaches, evaluated);
       this.#night(reading.flow_rate, t, breaches, evaluated);
     }
-    const events = this.#lifecycle.update(t, breaches, evaluated);
+    const events = this.#lifecycle.update(t, breaches, evaluated, reading);
     return { events, breaches, score: Math.max(0, ...breaches.map((b) => b.score)), examined: true };
   }
 

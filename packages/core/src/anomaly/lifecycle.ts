@@ -23,7 +23,12 @@ export class AnomalyLifecycle {
    * evaluated (a type not evaluated keeps its state: a nightly rule says
    * nothing between nights).
    */
-  update(at: number, breaches: readonly Breach[], evaluated: ReadonlySet<AnomalyType>): AnomalyEvent[] {
+  update(
+    at: number,
+    breaches: readonly Breach[],
+    evaluated: ReadonlySet<AnomalyType>,
+    reading?: { readonly flow_rate?: number; readonly pressure?: number },
+  ): AnomalyEvent[] {
     const events: AnomalyEvent[] = [];
     const byType = new Map<AnomalyType, Breach[]>();
     for (const b of breaches) byType.set(b.type, [...(byType.get(b.type) ?? []), b]);
@@ -41,6 +46,12 @@ export class AnomalyLifecycle {
           last_at: at,
           values: { first: worst.value, last: worst.value, min: worst.value, max: worst.value, count: 1 },
           expected: { ...worst.expected },
+          ...(reading && {
+            reading: {
+              ...(reading.flow_rate !== undefined && { flow_rate: reading.flow_rate }),
+              ...(reading.pressure !== undefined && { pressure: reading.pressure }),
+            },
+          }),
         };
         this.open.set(type, opened);
         events.push({ event: 'open', anomaly: { ...opened, values: { ...opened.values } } });

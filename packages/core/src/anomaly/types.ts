@@ -69,6 +69,8 @@ export interface AnomalyRecord {
   values: { first: number; last: number; min: number; max: number; count: number };
   /** The expected range at the last breach. */
   expected: { low?: number; high?: number };
+  /** The reading that opened it (absent when the clock did: offline). */
+  reading?: { flow_rate?: number; pressure?: number };
   /** Since when the condition has been clear (closing after the hysteresis time). */
   clear_since?: number;
 }

@@ -9,13 +9,14 @@
 --
 -- KEYS[1] lease   KEYS[2] last commit id   KEYS[3] stream   KEYS[4] node set
 -- KEYS[5] counters   KEYS[6] dead letters   KEYS[7] pending errors
--- KEYS[8..] the state hashes of the changed nodes, then of the removed ones
+-- KEYS[8..] the state hashes of the changed nodes, then of the removed ones,
+--   then (only when there are events) the anomaly outbox stream
 -- ARGV: token, commit id, TTL seconds, group, dead letters kept, then sections,
 -- each a count followed by its items:
 --   per changed node: field count, then field, value pairs
 --   added node ids; removed node ids; counters (name, by);
 --   dead letters (id, error, deliveries); errors to remember (id, error);
---   entry ids to acknowledge
+--   entry ids to acknowledge; anomaly events (JSON) for the outbox
 -- Returns 1, or 0 when this commit was already applied.
 
 local token, commit_id, ttl, group, kept = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -102,6 +103,14 @@ if #acks > 0 then
     if redis.call('EXISTS', KEYS[7]) == 1 then
       redis.call('HDEL', KEYS[7], unpack(slice))
     end
+  end
+end
+
+local events = tonumber(take() or '0')
+if events > 0 then
+  local outbox = KEYS[#KEYS]
+  for _ = 1, events do
+    redis.call('XADD', outbox, 'MAXLEN', '~', kept, '*', 'event', take())
   end
 end
 
