@@ -1,0 +1,155 @@
+import {
+  allShardKeys,
+  anomalyKeys,
+  loadConfig,
+  ManualClock,
+  type Reading,
+  shardKeys,
+} from '@streamgauge/core';
+import { ReadingLog } from '@streamgauge/redis';
+import { labelledReadings } from '@streamgauge/simulator';
+import { useRedis, waitForAggregator } from '@streamgauge/testkit';
+import { pino } from 'pino';
+import { Subject } from 'rxjs';
+import { describe, expect, it } from 'vitest';
+import { type RunningAggregator, startAggregator } from '../src/index.ts';
+
+const HOUR = 3_600_000;
+const db = useRedis({ flushEach: true });
+
+interface StreamEvent {
+  event: 'open' | 'close';
+  id: string;
+  node_id: string;
+  type: string;
+  opened_at: number;
+  closed_at?: number;
+}
+
+async function streamEvents(): Promise<StreamEvent[]> {
+  const rows = (await db.client.xrange(anomalyKeys.stream, '-', '+')) as [string, string[]][];
+  return rows.map(([, fields]) => JSON.parse(fields[1] ?? '{}') as StreamEvent);
+}
+
+/** Until the publisher has copied every event the aggregator committed. */
+async function copied(): Promise<void> {
+  const shard = shardKeys(0, 1);
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const last = (await db.client.xrevrange(shard.anomalies.outbox, '+', '-', 'COUNT', 1))[0]?.[0];
+    if (last === undefined || last === (await db.client.get(shard.anomalies.published))) return;
+    if (Date.now() > deadline) throw new Error('anomaly events were not copied in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('anomalies in the aggregator', () => {
+  it('opens and closes each injected anomaly once, across a restart in the middle of one', async () => {
+    const start = Date.now() - 12 * 24 * HOUR;
+    const data = labelledReadings({
+      nodes: 3,
+      days: 12,
+      start,
+      seed: 31,
+      inject: ['pressure_drop', 'burst', 'stuck', 'offline'],
+    });
+    const clock = new ManualClock(start);
+    const ticks = new Subject<number>();
+    const config = loadConfig({ REDIS_URL: db.url, AGGREGATOR_BLOCK_MS: '50', AGGREGATOR_LEASE_MS: '1000' });
+    const log = new ReadingLog(db.client, { ...config.stream, clock });
+    const run = () => startAggregator(config, pino({ level: 'silent' }), { clock, ticks$: ticks });
+    const drop = data.events.find((e) => e.kind === 'pressure_drop');
+    if (drop === undefined) throw new Error('no pressure drop injected');
+
+    // Live: two hours of readings at a time, the clock just after them.
+    const restartAt = drop.start + HOUR / 2;
+    let aggregator: RunningAggregator = await run();
+    let restarted = false;
+    try {
+      // Every two hours, and once half an hour into the drop: the restart comes there.
+      const end = (data.readings.at(-1) as Reading).timestamp + 2 * HOUR;
+      const bounds = [start];
+      for (let t = start + 2 * HOUR; t < end + 2 * HOUR; t += 2 * HOUR) {
+        if ((bounds.at(-1) as number) < restartAt && t > restartAt) bounds.push(restartAt);
+        bounds.push(t);
+      }
+      for (let i = 1; i < bounds.length; i++) {
+        const [from, to] = [bounds[i - 1] as number, bounds[i] as number];
+        const chunk = data.readings.filter((r) => r.timestamp >= from && r.timestamp < to);
+        clock.set(to);
+        if (chunk.length > 0) await log.append(chunk, 'test');
+        ticks.next(clock.now());
+        await waitForAggregator(db.client);
+        if (to === restartAt) {
+          // The drop is open; its close comes after the restart.
+          await copied();
+          const seen = (await streamEvents()).filter(
+            (e) => e.node_id === drop.nodeId && e.type === 'low_pressure',
+          );
+          expect(seen.map((e) => e.event)).toEqual(['open']);
+          await aggregator.stop();
+          aggregator = await run();
+          restarted = true;
+        }
+      }
+      await copied();
+    } finally {
+      await aggregator.stop();
+    }
+    expect(restarted).toBe(true);
+
+    const events = await streamEvents();
+    const keys = events.map((e) => `${e.id}:${e.event}`);
+    expect(new Set(keys).size).toBe(keys.length);
+    // The drop's anomaly (the σ rule may see others on the node elsewhere): opened once, closed once.
+    const drops = events.filter(
+      (e) =>
+        e.node_id === drop.nodeId &&
+        e.type === 'low_pressure' &&
+        e.opened_at >= drop.start &&
+        e.opened_at < drop.end,
+    );
+    expect(drops.map((e) => e.event)).toEqual(['open', 'close']);
+    expect(drops[0]?.id).toBe(drops[1]?.id);
+    expect(drops[1]?.closed_at).toBeGreaterThan(restartAt);
+    expect(drops[0]?.opened_at).toBe(drop.start);
+    for (const injected of data.events) {
+      expect(
+        events.some(
+          (e) =>
+            e.event === 'open' &&
+            e.node_id === injected.nodeId &&
+            e.type === injected.expected &&
+            e.opened_at >= injected.start &&
+            e.opened_at <= injected.end + 2 * HOUR,
+        ),
+        `${injected.kind} on ${injected.nodeId}`,
+      ).toBe(true);
+    }
+    // Each open once in anomalies:recent, newest first, with DATA_MODEL.md's fields.
+    const recent = (await db.client.lrange(anomalyKeys.recent, 0, -1)).map((r) => JSON.parse(r));
+    const opens = events.filter((e) => e.event === 'open');
+    expect(recent.map((r) => r.id)).toEqual(opens.map((e) => e.id).reverse());
+    expect(Object.keys(recent[0] ?? {})).toEqual(
+      expect.arrayContaining(['node_id', 'timestamp', 'anomaly_type', 'severity', 'flow_rate', 'pressure']),
+    );
+    expect(recent.find((r) => r.id === drops[0]?.id)).toMatchObject({
+      anomaly_type: 'low_pressure',
+      severity: 'critical',
+    });
+    // What is still open per node is what the stream left open.
+    for (const node of new Set(data.events.map((e) => e.nodeId))) {
+      const open = await db.client.hkeys(anomalyKeys.open(node));
+      const left = new Map<string, number>();
+      for (const e of events.filter((x) => x.node_id === node))
+        left.set(e.type, (left.get(e.type) ?? 0) + (e.event === 'open' ? 1 : -1));
+      expect(open.sort()).toEqual(
+        [...left]
+          .filter(([, n]) => n > 0)
+          .map(([t]) => t)
+          .sort(),
+      );
+    }
+    expect(allShardKeys(1)).toHaveLength(1);
+  }, 120_000);
+});
