@@ -1,4 +1,9 @@
-import { type AnomalySettings, DEFAULT_ANOMALY_SETTINGS, type Thresholds, thresholdsProblem } from './anomaly/settings.ts';
+import {
+  type AnomalySettings,
+  DEFAULT_ANOMALY_SETTINGS,
+  type Thresholds,
+  thresholdsProblem,
+} from './anomaly/settings.ts';
 import { ConfigError } from './errors/ConfigError.ts';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -119,7 +124,11 @@ function readAnomalies(read: Reader, env: Env): AnomalyConfig {
       ...d,
       thresholds,
       sigma: read.number('ANOMALY_SIGMA', d.sigma, { min: 0.5, max: 20 }),
-      windowReadings: read.number('ANOMALY_WINDOW_READINGS', d.windowReadings, { min: 2, max: 10_000, integer: true }),
+      windowReadings: read.number('ANOMALY_WINDOW_READINGS', d.windowReadings, {
+        min: 2,
+        max: 10_000,
+        integer: true,
+      }),
       clearMs: read.number('ANOMALY_CLEAR_MINUTES', d.clearMs / 60_000, { min: 0 }) * 60_000,
       stuckMs: read.number('ANOMALY_STUCK_MINUTES', d.stuckMs / 60_000, { min: 1 }) * 60_000,
       offlineFactor: read.number('ANOMALY_OFFLINE_FACTOR', d.offlineFactor, { min: 1, max: 1000 }),

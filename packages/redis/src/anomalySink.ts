@@ -45,6 +45,11 @@ export class AnomalySink {
     }));
   }
 
+  /** Records that a consumer of the outbox (a cursor key) has handled it up to `entry`. */
+  async advance(cursorKey: string, entry: string): Promise<void> {
+    await this.#redis.set(cursorKey, entry);
+  }
+
   /** Copies the shard's next events to Redis' read model; returns how many it handled. */
   async copy(shard: ShardKeys): Promise<number> {
     const events = await this.read(shard, shard.anomalies.published);

@@ -1,59 +1,84 @@
 import type { ShardKeys } from '@streamgauge/core';
-import type { AnomalySink } from '@streamgauge/redis';
 import type { Logger } from 'pino';
+
+/** Somewhere anomaly events go: copies what a shard's outbox holds beyond the target's own cursor. */
+export interface AnomalyTarget {
+  readonly name: string;
+  /** Copies the next events of the shard; returns how many (0: nothing waiting). */
+  copy(shard: ShardKeys): Promise<number>;
+}
 
 /**
  * Copies the anomaly events of the shards this replica holds from their
- * outboxes to the read model, on its own timer: a slow or failing copy
- * never holds up a batch. Events are in the outbox as soon as their batch
- * is committed, so nothing is lost while this waits or retries.
+ * outboxes to each target, one loop per target on its own timer: a slow
+ * or failing target (a Pub/Sub topic that is gone) holds up neither the
+ * batches nor the other targets. Events are in the outbox as soon as their
+ * batch is committed, so nothing is lost while a target waits or retries.
  */
 export class AnomalyPublisher {
-  readonly #sink: AnomalySink;
+  readonly #targets: readonly AnomalyTarget[];
   readonly #shards: () => readonly ShardKeys[];
   readonly #logger: Logger;
   readonly #intervalMs: number;
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<void> = Promise.resolve();
+  readonly #timers = new Set<NodeJS.Timeout>();
+  readonly #running = new Map<AnomalyTarget, Promise<void>>();
+  readonly #failing = new Set<AnomalyTarget>();
   #stopped = false;
-  #failing = false;
 
-  constructor(sink: AnomalySink, shards: () => readonly ShardKeys[], logger: Logger, intervalMs = 250) {
-    this.#sink = sink;
+  constructor(
+    targets: readonly AnomalyTarget[],
+    shards: () => readonly ShardKeys[],
+    logger: Logger,
+    intervalMs = 250,
+  ) {
+    this.#targets = targets;
     this.#shards = shards;
     this.#logger = logger;
     this.#intervalMs = intervalMs;
   }
 
   start(): void {
-    const loop = () => {
-      this.#running = this.drain().finally(() => {
-        if (!this.#stopped) this.#timer = setTimeout(loop, this.#intervalMs);
-      });
-    };
-    loop();
+    for (const target of this.#targets) {
+      const loop = () => {
+        this.#running.set(
+          target,
+          this.#drain(target).finally(() => {
+            if (this.#stopped) return;
+            const timer = setTimeout(() => {
+              this.#timers.delete(timer);
+              loop();
+            }, this.#intervalMs);
+            this.#timers.add(timer);
+          }),
+        );
+      };
+      loop();
+    }
   }
 
-  /** Copies everything waiting in the held shards' outboxes. */
-  async drain(): Promise<void> {
+  async #drain(target: AnomalyTarget): Promise<void> {
     for (const shard of this.#shards()) {
       try {
-        while ((await this.#sink.copy(shard)) > 0) {}
-        if (this.#failing) this.#logger.info('anomaly events are copied again');
-        this.#failing = false;
+        while ((await target.copy(shard)) > 0) {}
+        if (this.#failing.delete(target))
+          this.#logger.info({ target: target.name }, 'anomaly events flow again');
       } catch (error) {
-        if (!this.#failing)
-          this.#logger.warn({ err: error, stream: shard.stream }, 'copying anomaly events failed; retrying');
-        this.#failing = true;
+        if (!this.#failing.has(target)) {
+          this.#logger.warn(
+            { err: error, target: target.name, stream: shard.stream },
+            'copying anomaly events failed; they wait in the outbox and are retried',
+          );
+        }
+        this.#failing.add(target);
       }
     }
   }
 
-  /** Stops after a last copy of what is waiting. */
+  /** Stops after a last copy to each target (one that fails stays behind: its events wait in the outbox). */
   async stop(): Promise<void> {
     this.#stopped = true;
-    if (this.#timer) clearTimeout(this.#timer);
-    await this.#running;
-    await this.drain();
+    for (const timer of this.#timers) clearTimeout(timer);
+    await Promise.all(this.#running.values());
+    await Promise.all(this.#targets.map((target) => this.#drain(target)));
   }
 }

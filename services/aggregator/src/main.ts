@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { PubSub } from '@google-cloud/pubsub';
 import { allShardKeys, type Clock, type Config, GROUPS, liveAheadMs, systemClock } from '@streamgauge/core';
 import {
   AggregateStore,
@@ -13,7 +14,8 @@ import {
 import type { Logger } from 'pino';
 import { filter, firstValueFrom, fromEvent, type Observable, skip } from 'rxjs';
 import { Aggregator } from './aggregator.ts';
-import { AnomalyPublisher } from './anomalyPublisher.ts';
+import { AnomalyPublisher, type AnomalyTarget } from './anomalyPublisher.ts';
+import { AnomalyTopic, pubsubClient } from './anomalyTopic.ts';
 import { LeaseKeeper } from './leaseKeeper.ts';
 import { type Processed, runPipeline } from './pipeline.ts';
 import { paneBoundaries } from './ticks.ts';
@@ -34,6 +36,8 @@ export interface AggregatorRuntime {
   readonly clock?: Clock;
   /** Replaces the pane-boundary timer (tests drive the clock themselves). */
   readonly ticks$?: Observable<number>;
+  /** The Pub/Sub client for ANOMALY_TOPIC (default: from the environment, honouring PUBSUB_EMULATOR_HOST). */
+  readonly pubsub?: PubSub;
 }
 
 /** Longer than any write takes (a full rewrite of 10k nodes' keys takes about a second). */
@@ -122,11 +126,25 @@ export async function startAggregator(
     reconnected$: fromEvent(redis, 'ready').pipe(skip(redis.status === 'ready' ? 0 : 1)),
     offers,
   });
-  const anomalies = new AnomalyPublisher(
-    new AnomalySink(metrics, { ttlSeconds: config.cacheTtlSeconds }),
-    () => keeper.held,
-    log,
-  );
+  const sink = new AnomalySink(metrics, { ttlSeconds: config.cacheTtlSeconds });
+  const targets: AnomalyTarget[] = [{ name: 'redis', copy: (shard) => sink.copy(shard) }];
+  const topicName = config.anomalies.topic;
+  const pubsub = topicName === undefined ? undefined : (runtime.pubsub ?? pubsubClient(process.env));
+  const topic =
+    pubsub === undefined || topicName === undefined ? undefined : new AnomalyTopic(pubsub, topicName);
+  if (topic !== undefined) {
+    targets.push({
+      name: `pubsub:${topic.name}`,
+      copy: async (shard) => {
+        const events = await sink.read(shard, shard.anomalies.pubsub);
+        if (events.length === 0) return 0;
+        await topic.publish(events);
+        await sink.advance(shard.anomalies.pubsub, (events[events.length - 1] as { entry: string }).entry);
+        return events.length;
+      },
+    });
+  }
+  const anomalies = new AnomalyPublisher(targets, () => keeper.held, log);
   anomalies.start();
   const settled = new Set<string>();
   pipeline.processed$.subscribe({
@@ -147,6 +165,8 @@ export async function startAggregator(
   });
   const close = async () => {
     await anomalies.stop();
+    await topic?.close();
+    if (runtime.pubsub === undefined) await pubsub?.close().catch(() => {});
     await keeper.stop();
     await Promise.all([redis, metrics].map((c) => c.quit().catch(() => {})));
     for (const connection of [redis, metrics]) connection.disconnect();

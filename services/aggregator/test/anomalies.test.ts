@@ -78,6 +78,8 @@ describe('anomalies in the aggregator', () => {
         const chunk = data.readings.filter((r) => r.timestamp >= from && r.timestamp < to);
         clock.set(to);
         if (chunk.length > 0) await log.append(chunk, 'test');
+        // The clock moves on once the readings are in: silence is judged after them.
+        await waitForAggregator(db.client);
         ticks.next(clock.now());
         await waitForAggregator(db.client);
         if (to === restartAt) {
