@@ -202,11 +202,12 @@ export class NodeDetector {
    */
   #diurnal(x: number, t: number, breaches: Breach[], evaluated: Set<AnomalyType>): void {
     const { diurnalSigma, diurnalRise, diurnalDays, minDeviation } = this.#settings;
-    const hours = (this.#state.hours ??= {
+    this.#state.hours ??= {
       mean: new Array(24).fill(0),
       variance: new Array(24).fill(0),
       n: new Array(24).fill(0),
-    });
+    };
+    const hours = this.#state.hours;
     const h = Math.floor((t % DAY_MS) / HOUR_MS);
     const n = hours.n[h] as number;
     const mean = hours.mean[h] as number;
