@@ -1,6 +1,5 @@
 import {
   type AnomalyEvent,
-  compareEntryIds,
   type DetectorState,
   decodeEntry,
   type LatestValues,
