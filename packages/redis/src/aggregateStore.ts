@@ -1,12 +1,14 @@
 import {
   type AnomalyEvent,
-  type DetectorState,
+  decodeDetectorState,
   decodeEntry,
+  encodeDetectorState,
   type LatestValues,
   type NodeMetadata,
   NodeWindows,
   PANE_WIDTH,
   type PaneRing,
+  type PersistedDetectorState,
   type Reading,
   type ShardKeys,
 } from '@streamgauge/core';
@@ -35,7 +37,7 @@ export interface ShardCommit extends Omit<GroupCommit, 'writes' | 'removed' | 'e
   readonly added: readonly string[];
   readonly removed: readonly string[];
   /** Nodes whose anomaly detectors moved on, with their state. */
-  readonly detectors?: ReadonlyMap<string, DetectorState>;
+  readonly detectors?: ReadonlyMap<string, PersistedDetectorState>;
   /** The anomalies the batch opened or closed (to the shard's outbox, with the state). */
   readonly events?: readonly AnomalyEvent[];
 }
@@ -43,7 +45,7 @@ export interface ShardCommit extends Omit<GroupCommit, 'writes' | 'removed' | 'e
 /** A node as persisted: its windows, and its detectors' state (absent before any). */
 export interface LoadedNode {
   readonly windows: NodeWindows;
-  readonly detector?: DetectorState;
+  readonly detector?: PersistedDetectorState;
 }
 
 export class AggregateStore {
@@ -181,15 +183,34 @@ export class AggregateStore {
 
 /** Per node, the fields of its changed panes, latest values, metadata and detector state. */
 function nodeWrites(shard: ShardKeys, commit: ShardCommit): { key: string; fields: (string | Buffer)[] }[] {
-  const detectors = commit.detectors ?? new Map<string, DetectorState>();
+  const detectors = commit.detectors ?? new Map<string, PersistedDetectorState>();
   const writes = new Map<string, (string | Buffer)[]>();
   for (const node of commit.changed) writes.set(node.nodeId, encodeChanges(node));
   for (const [id, state] of detectors) {
     const fields = writes.get(id) ?? [];
-    fields.push('anom', JSON.stringify(state));
+    fields.push('anom', encodeDetector(state));
     writes.set(id, fields);
   }
   return [...writes].map(([id, fields]) => ({ key: shard.aggregateNode(id), fields }));
+}
+
+/** A detector's state as `[json length u32][json][doubles, little-endian]` (core's encodeDetectorState). */
+function encodeDetector(state: PersistedDetectorState): Buffer {
+  const { numbers, json } = encodeDetectorState(state);
+  const text = Buffer.from(json, 'utf8');
+  const buffer = Buffer.allocUnsafe(4 + text.length + numbers.length * 8);
+  buffer.writeUInt32LE(text.length, 0);
+  text.copy(buffer, 4);
+  Buffer.from(numbers.buffer, numbers.byteOffset, numbers.length * 8).copy(buffer, 4 + text.length);
+  return buffer;
+}
+
+function decodeDetector(buffer: Buffer): PersistedDetectorState {
+  const length = buffer.readUInt32LE(0);
+  const start = 4 + length;
+  const numbers = new Float64Array((buffer.length - start) / 8);
+  for (let i = 0; i < numbers.length; i++) numbers[i] = buffer.readDoubleLE(start + i * 8);
+  return decodeDetectorState(numbers, buffer.toString('utf8', 4, start));
 }
 
 /** The hash fields of a node's changed panes, latest values and metadata; clears its change marks. */
@@ -223,10 +244,10 @@ function decodeNode(nodeId: string, hash: Record<string, Buffer>, aheadMs: numbe
   if (fields.length === 0) return undefined;
   const node = new NodeWindows(nodeId, aheadMs);
   const content = new Float64Array(PANE_WIDTH);
-  let detector: DetectorState | undefined;
+  let detector: PersistedDetectorState | undefined;
   for (const [field, value] of fields) {
     if (field === 'anom') {
-      detector = JSON.parse(value.toString('utf8')) as DetectorState;
+      detector = decodeDetector(value);
     } else if (field === 'latest') {
       node.latest = (JSON.parse(value.toString('utf8')) ?? undefined) as LatestValues | undefined;
     } else if (field === 'meta') {

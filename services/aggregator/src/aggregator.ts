@@ -5,7 +5,6 @@ import {
   type Clock,
   compareEntryIds,
   contributionOf,
-  type DetectorState,
   EMPTY_SUMS,
   isoTime,
   latestHash,
@@ -14,6 +13,7 @@ import {
   type NodeContribution,
   NodeDetector,
   NodeWindows,
+  type PersistedDetectorState,
   RANGES,
   type Range,
   type Reading,
@@ -774,12 +774,12 @@ export class Aggregator {
     return { windows: new NodeWindows(id, this.#options.aheadMs), detector: this.#detector(id), shard };
   }
 
-  #detector(id: string, state?: DetectorState): NodeDetector {
+  #detector(id: string, state?: PersistedDetectorState): NodeDetector {
     return new NodeDetector(id, this.#options.anomalies, state);
   }
 
-  #detectorStates(ids: Iterable<string>): Map<string, DetectorState> {
-    const states = new Map<string, DetectorState>();
+  #detectorStates(ids: Iterable<string>): Map<string, PersistedDetectorState> {
+    const states = new Map<string, PersistedDetectorState>();
     for (const id of ids) {
       const node = this.#nodes.get(id);
       if (node) states.set(id, node.detector.state());

@@ -1,6 +1,6 @@
 import type { Reading } from '../reading.ts';
 import { AnomalyLifecycle } from './lifecycle.ts';
-import { type AnomalySettings, boundsFor } from './settings.ts';
+import { type AnomalySettings, type Bounds, boundsFor } from './settings.ts';
 import type { AnomalyEvent, AnomalyRecord, AnomalyType, Breach } from './types.ts';
 
 const DAY_MS = 86_400_000;
@@ -9,6 +9,25 @@ const HOUR_MS = 3_600_000;
 const BASELINE_NIGHTS = 14;
 
 type Measured = 'flow_rate' | 'pressure';
+
+/** A detector's state as persisted (see `NodeDetector.state`). */
+export type PersistedDetectorState = Omit<DetectorState, 'windowAt'> & {
+  /** Per window value, seconds before the last reading. */
+  windowAge: { flow_rate: number[]; pressure: number[] };
+};
+
+function restore(persisted: PersistedDetectorState | undefined): DetectorState | undefined {
+  if (persisted === undefined) return undefined;
+  const { windowAge, ...rest } = persisted;
+  const last = persisted.last ?? 0;
+  const times = (ages: number[]) => ages.map((age) => last - age * 1000);
+  return {
+    ...rest,
+    windowAt: { flow_rate: times(windowAge.flow_rate), pressure: times(windowAge.pressure) },
+  };
+}
+
+const NOT_EXAMINED: Observation = Object.freeze({ events: [], breaches: [], score: 0, examined: false });
 
 /** A node's detector state, as persisted with its windows (plain JSON). */
 export interface DetectorState {
@@ -58,11 +77,20 @@ export class NodeDetector {
   readonly #settings: AnomalySettings;
   readonly #state: DetectorState;
   readonly #lifecycle: AnomalyLifecycle;
+  /** Reused for every reading: the types whose rules ran (a Set per reading costs the hot path). */
+  readonly #evaluated = new Set<AnomalyType>();
+  /** Running sums of each σ window (derived, not persisted: recomputed on load). */
+  readonly #sums: Record<Measured, { sum: number; squares: number; updates: number } | undefined> = {
+    flow_rate: undefined,
+    pressure: undefined,
+  };
+  /** Thresholds for the node's current type, resolved once per type. */
+  #bounds: { nodeType: string | undefined; flow_rate?: Bounds; pressure?: Bounds } | undefined;
 
-  constructor(nodeId: string, settings: AnomalySettings, state?: DetectorState) {
+  constructor(nodeId: string, settings: AnomalySettings, persisted?: PersistedDetectorState) {
     this.nodeId = nodeId;
     this.#settings = settings;
-    this.#state = state ?? {
+    this.#state = restore(persisted) ?? {
       window: { flow_rate: [], pressure: [] },
       windowAt: { flow_rate: [], pressure: [] },
       runs: {},
@@ -77,35 +105,55 @@ export class NodeDetector {
     return [...this.#lifecycle.open.values()];
   }
 
-  state(): DetectorState {
-    return { ...this.#state, open: this.open };
+  /**
+   * The state to persist. It is written with every batch that touches the
+   * node, so it is kept small: window times as seconds before the last
+   * reading (not epoch milliseconds).
+   */
+  state(): PersistedDetectorState {
+    const s = this.#state;
+    const last = s.last ?? 0;
+    const ages = (times: number[]) => times.map((t) => Math.round((last - t) / 1000));
+    const { windowAt, ...rest } = s;
+    return {
+      ...rest,
+      windowAge: { flow_rate: ages(windowAt.flow_rate), pressure: ages(windowAt.pressure) },
+      open: this.open,
+    };
   }
 
   observe(reading: Reading): Observation {
     const s = this.#state;
     const t = reading.timestamp;
-    if (s.last !== undefined && t <= s.last) return { events: [], breaches: [], score: 0, examined: false };
+    if (s.last !== undefined && t <= s.last) return NOT_EXAMINED;
     if (reading.node_type !== undefined) s.nodeType = reading.node_type;
     const breaches: Breach[] = [];
-    const evaluated = new Set<AnomalyType>(['offline']);
+    const evaluated = this.#evaluated;
+    evaluated.clear();
+    evaluated.add('offline');
     if (s.last !== undefined) {
       const gap = Math.min(t - s.last, 6 * HOUR_MS);
-      s.interval = s.interval === undefined ? gap : s.interval + 0.1 * (gap - s.interval);
+      s.interval = Math.round(s.interval === undefined ? gap : s.interval + 0.1 * (gap - s.interval));
     }
     s.last = t;
-    for (const measurement of ['flow_rate', 'pressure'] as const) {
-      const x = reading[measurement];
-      if (x === undefined) continue;
-      this.#sigma(measurement, x, t, breaches, evaluated);
-      this.#threshold(measurement, x, breaches, evaluated);
-      this.#stuck(measurement, x, t, breaches, evaluated);
+    const flow = reading.flow_rate;
+    if (flow !== undefined) {
+      this.#sigma('flow_rate', flow, t, breaches, evaluated);
+      this.#threshold('flow_rate', flow, breaches, evaluated);
+      this.#stuck('flow_rate', flow, t, breaches, evaluated);
+      this.#diurnal(flow, t, breaches, evaluated);
+      this.#night(flow, t, breaches, evaluated);
     }
-    if (reading.flow_rate !== undefined) {
-      this.#diurnal(reading.flow_rate, t, breaches, evaluated);
-      this.#night(reading.flow_rate, t, breaches, evaluated);
+    const pressure = reading.pressure;
+    if (pressure !== undefined) {
+      this.#sigma('pressure', pressure, t, breaches, evaluated);
+      this.#threshold('pressure', pressure, breaches, evaluated);
+      this.#stuck('pressure', pressure, t, breaches, evaluated);
     }
     const events = this.#lifecycle.update(t, breaches, evaluated, reading);
-    return { events, breaches, score: Math.max(0, ...breaches.map((b) => b.score)), examined: true };
+    let score = 0;
+    for (const b of breaches) if (b.score > score) score = b.score;
+    return { events, breaches, score, examined: true };
   }
 
   /** The clock at `now` with no new reading: silence, and anomalies clear long enough to close. */
@@ -143,9 +191,12 @@ export class NodeDetector {
     // The window is the previous readings, but no older than they would be
     // with no gap: after an outage its values are from another time of day.
     const oldest = t - 1.25 * windowReadings * (this.#state.interval ?? Number.POSITIVE_INFINITY);
+    const sums = this.#windowSums(m);
     while (times.length > 0 && (times[0] as number) < oldest) {
       times.shift();
-      window.shift();
+      const v = window.shift() as number;
+      sums.sum -= v;
+      sums.squares -= v * v;
     }
     const high = m === 'flow_rate' ? 'high_flow' : 'high_pressure';
     const low = m === 'flow_rate' ? 'low_flow' : 'low_pressure';
@@ -153,15 +204,11 @@ export class NodeDetector {
       evaluated.add(high);
       evaluated.add(low);
       if (m === 'flow_rate') evaluated.add('no_flow');
-      let sum = x;
-      for (const v of window) sum += v;
       const n = window.length + 1;
-      const mean = sum / n;
-      let squares = (x - mean) ** 2;
-      for (const v of window) squares += (v - mean) ** 2;
-      const sd = Math.sqrt(squares / (n - 1));
+      const mean = (sums.sum + x) / n;
+      // Σ(v − mean)² from the running sums; clamped: rounding can make it a hair below 0.
+      const sd = Math.sqrt(Math.max(0, (sums.squares + x * x - n * mean * mean) / (n - 1)));
       const band = Math.max(sigma * sd, minDeviation[m]);
-      const expected = { low: mean - band, high: mean + band };
       if (m === 'flow_rate' && x === 0 && mean > noFlowMean) {
         breaches.push({
           type: 'no_flow',
@@ -177,7 +224,7 @@ export class NodeDetector {
           type: x > mean ? high : low,
           rule: 'sigma',
           value: x,
-          expected,
+          expected: { low: mean - band, high: mean + band },
           score: Math.max(score, 0.5),
         });
       }
@@ -187,10 +234,29 @@ export class NodeDetector {
     if (window[window.length - 1] === x) return;
     window.push(x);
     times.push(t);
+    sums.sum += x;
+    sums.squares += x * x;
     if (window.length > windowReadings) {
-      window.shift();
       times.shift();
+      const v = window.shift() as number;
+      sums.sum -= v;
+      sums.squares -= v * v;
     }
+  }
+
+  #windowSums(m: Measured): { sum: number; squares: number; updates: number } {
+    let sums = this.#sums[m];
+    // Recomputed now and then, so rounding in the running sums cannot build up.
+    if (sums === undefined || sums.updates > 10_000) {
+      sums = { sum: 0, squares: 0, updates: 0 };
+      for (const v of this.#state.window[m]) {
+        sums.sum += v;
+        sums.squares += v * v;
+      }
+      this.#sums[m] = sums;
+    }
+    sums.updates++;
+    return sums;
   }
 
   /**
@@ -233,20 +299,27 @@ export class NodeDetector {
   }
 
   #threshold(m: Measured, x: number, breaches: Breach[], evaluated: Set<AnomalyType>): void {
-    const bounds = boundsFor(this.#settings.thresholds, this.nodeId, this.#state.nodeType, m);
+    const nodeType = this.#state.nodeType;
+    if (this.#bounds === undefined || this.#bounds.nodeType !== nodeType) {
+      const { thresholds } = this.#settings;
+      const flow = boundsFor(thresholds, this.nodeId, nodeType, 'flow_rate');
+      const pressure = boundsFor(thresholds, this.nodeId, nodeType, 'pressure');
+      this.#bounds = { nodeType, ...(flow && { flow_rate: flow }), ...(pressure && { pressure }) };
+    }
+    const bounds = this.#bounds[m];
     if (bounds === undefined) return;
     const high = m === 'flow_rate' ? 'high_flow' : 'high_pressure';
     const low = m === 'flow_rate' ? 'low_flow' : 'low_pressure';
     if (bounds.max !== undefined) evaluated.add(high);
     if (bounds.min !== undefined) evaluated.add(low);
+    const below = bounds.min !== undefined && x < bounds.min;
+    const above = bounds.max !== undefined && x > bounds.max;
+    if (!below && !above) return;
     const expected = {
       ...(bounds.min !== undefined && { low: bounds.min }),
       ...(bounds.max !== undefined && { high: bounds.max }),
     };
-    if (bounds.min !== undefined && x < bounds.min)
-      breaches.push({ type: low, rule: 'threshold', value: x, expected, score: 1 });
-    if (bounds.max !== undefined && x > bounds.max)
-      breaches.push({ type: high, rule: 'threshold', value: x, expected, score: 1 });
+    breaches.push({ type: below ? low : high, rule: 'threshold', value: x, expected, score: 1 });
   }
 
   /** The same value over `stuckMs` and `stuckReadings` readings (a flow of 0 is no evidence: demand can stop). */
@@ -314,4 +387,72 @@ export class NodeDetector {
     s.nights.push(mnf);
     if (s.nights.length > BASELINE_NIGHTS) s.nights.shift();
   }
+}
+
+/**
+ * A persisted state as numbers plus a little JSON (the node type, runs, open
+ * anomalies): written with every batch that touches the node, where
+ * JSON.stringify of a few hundred numbers would cost more than the
+ * detectors themselves. Layout: version, last, interval, above, night day,
+ * night min, then per measurement its window (count, values, ages), the
+ * hours (flag, 24 means, 24 variances, 24 counts), the nights (count,
+ * values). NaN stands for absent.
+ */
+export function encodeDetectorState(state: PersistedDetectorState): { numbers: Float64Array; json: string } {
+  const out: number[] = [
+    1,
+    state.last ?? Number.NaN,
+    state.interval ?? Number.NaN,
+    state.above,
+    state.night?.day ?? Number.NaN,
+    state.night?.min ?? Number.NaN,
+  ];
+  for (const m of ['flow_rate', 'pressure'] as const) {
+    out.push(state.window[m].length, ...state.window[m], ...state.windowAge[m]);
+  }
+  if (state.hours) out.push(1, ...state.hours.mean, ...state.hours.variance, ...state.hours.n);
+  else out.push(0);
+  out.push(state.nights.length, ...state.nights);
+  const json = JSON.stringify({ nodeType: state.nodeType, runs: state.runs, open: state.open });
+  return { numbers: Float64Array.from(out), json };
+}
+
+export function decodeDetectorState(numbers: Float64Array, json: string): PersistedDetectorState {
+  let at = 0;
+  const next = () => numbers[at++] as number;
+  const take = (n: number) => {
+    const values = Array.from(numbers.subarray(at, at + n));
+    at += n;
+    return values;
+  };
+  const optional = (x: number) => (Number.isNaN(x) ? undefined : x);
+  if (next() !== 1) throw new Error('unknown detector state version');
+  const last = optional(next());
+  const interval = optional(next());
+  const above = next();
+  const nightDay = optional(next());
+  const nightMin = next();
+  const window = { flow_rate: [] as number[], pressure: [] as number[] };
+  const windowAge = { flow_rate: [] as number[], pressure: [] as number[] };
+  for (const m of ['flow_rate', 'pressure'] as const) {
+    const n = next();
+    window[m] = take(n);
+    windowAge[m] = take(n);
+  }
+  const hours = next() === 1 ? { mean: take(24), variance: take(24), n: take(24) } : undefined;
+  const nights = take(next());
+  const rest = JSON.parse(json) as Pick<PersistedDetectorState, 'nodeType' | 'runs' | 'open'>;
+  return {
+    ...(last !== undefined && { last }),
+    ...(interval !== undefined && { interval }),
+    ...(rest.nodeType !== undefined && { nodeType: rest.nodeType }),
+    window,
+    windowAge,
+    ...(hours && { hours }),
+    runs: rest.runs,
+    ...(nightDay !== undefined && { night: { day: nightDay, min: nightMin } }),
+    nights,
+    above,
+    open: rest.open,
+  };
 }

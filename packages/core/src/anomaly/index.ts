@@ -1,5 +1,5 @@
-export type { DetectorState, Observation } from './detector.ts';
-export { NodeDetector } from './detector.ts';
+export type { DetectorState, Observation, PersistedDetectorState } from './detector.ts';
+export { decodeDetectorState, encodeDetectorState, NodeDetector } from './detector.ts';
 export { AnomalyLifecycle } from './lifecycle.ts';
 export type { DetectionRun, ScoredReading } from './offline.ts';
 export { runDetectors } from './offline.ts';

@@ -29,6 +29,8 @@ export class AnomalyLifecycle {
     evaluated: ReadonlySet<AnomalyType>,
     reading?: { readonly flow_rate?: number; readonly pressure?: number },
   ): AnomalyEvent[] {
+    // Most readings: nothing breached, nothing open.
+    if (breaches.length === 0 && this.open.size === 0) return [];
     const events: AnomalyEvent[] = [];
     const byType = new Map<AnomalyType, Breach[]>();
     for (const b of breaches) byType.set(b.type, [...(byType.get(b.type) ?? []), b]);
