@@ -8,11 +8,12 @@ import {
 } from '@streamgauge/core';
 import { ReadingLog } from '@streamgauge/redis';
 import { labelledReadings } from '@streamgauge/simulator';
-import { useRedis, waitForAggregator } from '@streamgauge/testkit';
+import { useRedis } from '@streamgauge/testkit';
 import { pino } from 'pino';
 import { Subject } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { type RunningAggregator, startAggregator } from '../src/index.ts';
+import { feedLive, spans } from './support/liveFeed.ts';
 
 const HOUR = 3_600_000;
 const db = useRedis({ flushEach: true });
@@ -61,41 +62,31 @@ describe('anomalies in the aggregator', () => {
     const drop = data.events.find((e) => e.kind === 'pressure_drop');
     if (drop === undefined) throw new Error('no pressure drop injected');
 
-    // Live: two hours of readings at a time, the clock just after them.
     const restartAt = drop.start + HOUR / 2;
     let aggregator: RunningAggregator = await run();
     let restarted = false;
     try {
       // Every two hours, and once half an hour into the drop: the restart comes there.
-      const last = (data.readings.at(-1) as Reading).timestamp;
-      const end = last + 2 * HOUR;
-      const bounds = [start];
-      for (let t = start + 2 * HOUR; t < end + 2 * HOUR; t += 2 * HOUR) {
-        if ((bounds.at(-1) as number) < restartAt && t > restartAt) bounds.push(restartAt);
-        bounds.push(t);
-      }
-      for (let i = 1; i < bounds.length; i++) {
-        const [from, to] = [bounds[i - 1] as number, bounds[i] as number];
-        const chunk = data.readings.filter((r) => r.timestamp >= from && r.timestamp < to);
-        // Not past the last reading: a silence at the end would (rightly) open `offline` for every node.
-        clock.set(Math.min(to, last));
-        if (chunk.length > 0) await log.append(chunk, 'test');
-        // The clock moves on once the readings are in: silence is judged after them.
-        await waitForAggregator(db.client);
-        ticks.next(clock.now());
-        await waitForAggregator(db.client);
-        if (to === restartAt) {
-          // The drop is open; its close comes after the restart.
-          await copied();
-          const seen = (await streamEvents()).filter(
-            (e) => e.node_id === drop.nodeId && e.type === 'low_pressure',
-          );
-          expect(seen.map((e) => e.event)).toEqual(['open']);
-          await aggregator.stop();
-          aggregator = await run();
-          restarted = true;
-        }
-      }
+      const end = (data.readings.at(-1) as Reading).timestamp;
+      await feedLive(
+        { client: db.client, log, clock, ticks },
+        data.readings,
+        spans(start, end, 2 * HOUR, [restartAt]),
+        {
+          after: async (to) => {
+            if (to !== restartAt) return;
+            // The drop is open; its close comes after the restart.
+            await copied();
+            const seen = (await streamEvents()).filter(
+              (e) => e.node_id === drop.nodeId && e.type === 'low_pressure',
+            );
+            expect(seen.map((e) => e.event)).toEqual(['open']);
+            await aggregator.stop();
+            aggregator = await run();
+            restarted = true;
+          },
+        },
+      );
       await copied();
     } finally {
       await aggregator.stop();

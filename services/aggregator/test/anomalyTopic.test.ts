@@ -13,6 +13,7 @@ import { pino } from 'pino';
 import { Subject } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAggregator } from '../src/index.ts';
+import { feedLive, spans } from './support/liveFeed.ts';
 
 const HOUR = 3_600_000;
 const db = useRedis({ flushEach: true });
@@ -74,25 +75,18 @@ describe.skipIf(!available)(
         },
       );
       const shard = shardKeys(0, 1);
-      const last = (data.readings.at(-1) as Reading).timestamp;
-      const end = last + 4 * HOUR;
-      const pauseFrom = process.env.NO_PAUSE ? Number.POSITIVE_INFINITY : start + 7 * 24 * HOUR;
+      const end = (data.readings.at(-1) as Reading).timestamp;
+      const pauseFrom = start + 7 * 24 * HOUR;
       let paused = false;
       try {
-        for (let from = start; from < end; from += 4 * HOUR) {
-          if (!paused && from >= pauseFrom) {
-            emulator.pause();
+        // Aggregation goes on while the topic does not answer (feedLive waits for it).
+        await feedLive({ client: db.client, log, clock, ticks }, data.readings, spans(start, end, 4 * HOUR), {
+          before: (from) => {
+            if (paused || from < pauseFrom) return;
+            emulator?.pause();
             paused = true;
-          }
-          const chunk = data.readings.filter((r) => r.timestamp >= from && r.timestamp < from + 4 * HOUR);
-          // Not past the last reading: a silence at the end would (rightly) open `offline` for every node.
-          clock.set(Math.min(from + 4 * HOUR, last));
-          if (chunk.length > 0) await log.append(chunk, 'test');
-          // Aggregation goes on while the topic does not answer.
-          await waitForAggregator(db.client);
-          // The clock moves on once the readings are in: silence is judged after them.
-          ticks.next(clock.now());
-        }
+          },
+        });
         // The read model got every event meanwhile; Pub/Sub is behind.
         const outboxLast = async () =>
           (await db.client.xrevrange(shard.anomalies.outbox, '+', '-', 'COUNT', 1))[0]?.[0];
