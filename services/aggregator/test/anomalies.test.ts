@@ -1,19 +1,10 @@
-import {
-  allShardKeys,
-  anomalyKeys,
-  loadConfig,
-  ManualClock,
-  type Reading,
-  shardKeys,
-} from '@streamgauge/core';
-import { ReadingLog } from '@streamgauge/redis';
+import { allShardKeys, anomalyKeys, type Reading, shardKeys } from '@streamgauge/core';
 import { labelledReadings } from '@streamgauge/simulator';
 import { useRedis } from '@streamgauge/testkit';
 import { pino } from 'pino';
-import { Subject } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { type RunningAggregator, startAggregator } from '../src/index.ts';
-import { feedLive, spans } from './support/liveFeed.ts';
+import { feedLive, liveSetup, spans } from './support/liveFeed.ts';
 
 const HOUR = 3_600_000;
 const db = useRedis({ flushEach: true });
@@ -54,10 +45,7 @@ describe('anomalies in the aggregator', () => {
       seed: 31,
       inject: ['pressure_drop', 'burst', 'stuck', 'offline'],
     });
-    const clock = new ManualClock(start);
-    const ticks = new Subject<number>();
-    const config = loadConfig({ REDIS_URL: db.url, AGGREGATOR_BLOCK_MS: '50', AGGREGATOR_LEASE_MS: '1000' });
-    const log = new ReadingLog(db.client, { ...config.stream, clock });
+    const { clock, ticks, config, log } = liveSetup(db.client, db.url, start);
     const run = () => startAggregator(config, pino({ level: 'silent' }), { clock, ticks$: ticks });
     const drop = data.events.find((e) => e.kind === 'pressure_drop');
     if (drop === undefined) throw new Error('no pressure drop injected');

@@ -1,19 +1,16 @@
 import { type Message, PubSub } from '@google-cloud/pubsub';
-import { anomalyKeys, loadConfig, ManualClock, type Reading, shardKeys } from '@streamgauge/core';
-import { ReadingLog } from '@streamgauge/redis';
+import { anomalyKeys, type Reading, shardKeys } from '@streamgauge/core';
 import { labelledReadings } from '@streamgauge/simulator';
 import {
   PubSubEmulator,
   pubsubEmulatorAvailable,
   pubsubEmulatorUnavailableReason,
   useRedis,
-  waitForAggregator,
 } from '@streamgauge/testkit';
 import { pino } from 'pino';
-import { Subject } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAggregator } from '../src/index.ts';
-import { feedLive, spans } from './support/liveFeed.ts';
+import { feedLive, liveSetup, spans } from './support/liveFeed.ts';
 
 const HOUR = 3_600_000;
 const db = useRedis({ flushEach: true });
@@ -56,15 +53,9 @@ describe.skipIf(!available)(
         seed: 41,
         inject: ['pressure_drop', 'burst', 'offline'],
       });
-      const clock = new ManualClock(start);
-      const ticks = new Subject<number>();
-      const config = loadConfig({
-        REDIS_URL: db.url,
-        AGGREGATOR_BLOCK_MS: '50',
-        AGGREGATOR_LEASE_MS: '1000',
+      const { clock, ticks, config, log } = liveSetup(db.client, db.url, start, {
         ANOMALY_TOPIC: 'anomalies',
       });
-      const log = new ReadingLog(db.client, { ...config.stream, clock });
       const aggregator = await startAggregator(
         config,
         pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),

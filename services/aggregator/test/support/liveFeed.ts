@@ -1,8 +1,8 @@
-import type { ManualClock, Reading } from '@streamgauge/core';
-import type { ReadingLog } from '@streamgauge/redis';
+import { type Config, loadConfig, ManualClock, type Reading } from '@streamgauge/core';
+import { ReadingLog } from '@streamgauge/redis';
 import { waitForAggregator } from '@streamgauge/testkit';
 import type { Redis } from 'ioredis';
-import type { Subject } from 'rxjs';
+import { Subject } from 'rxjs';
 
 export interface LiveFeed {
   readonly client: Redis;
@@ -43,4 +43,27 @@ export function spans(start: number, end: number, stepMs: number, extra: readonl
   const bounds = new Set<number>([start, ...extra]);
   for (let t = start + stepMs; t < end + stepMs; t += stepMs) bounds.add(t);
   return [...bounds].sort((a, b) => a - b);
+}
+
+/** A clock at `start`, a tick source, the configuration (`env` added) and a log to append to: what `feedLive` drives. */
+export function liveSetup(
+  client: Redis,
+  url: string,
+  start: number,
+  env: Record<string, string> = {},
+): LiveFeed & { readonly config: Config } {
+  const clock = new ManualClock(start);
+  const config = loadConfig({
+    REDIS_URL: url,
+    AGGREGATOR_BLOCK_MS: '50',
+    AGGREGATOR_LEASE_MS: '1000',
+    ...env,
+  });
+  return {
+    client,
+    clock,
+    ticks: new Subject<number>(),
+    config,
+    log: new ReadingLog(client, { ...config.stream, clock }),
+  };
 }
