@@ -18,6 +18,8 @@ export { GatewayRegistry, hashToken } from './gatewayRegistry.ts';
 export type { DeadLetter, GroupCommit, GroupCommitKeys } from './groupCommit.ts';
 export { lastErrors, prepareCommit } from './groupCommit.ts';
 export { NodeDistricts } from './nodeDistricts.ts';
+export type { ConsumerStatus, GroupStatus, ShardStatus } from './pipelineStatus.ts';
+export { EXPECTED_GROUPS, shardStatus } from './pipelineStatus.ts';
 export type { AppendResult, ReadingLogOptions } from './readingLog.ts';
 export { ReadingLog } from './readingLog.ts';
 export type { ChangeNotice, NodeKeys } from './readModelWriter.ts';

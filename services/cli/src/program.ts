@@ -9,6 +9,7 @@ import { importCommand } from './commands/import.ts';
 import { ingestCommand } from './commands/ingest.ts';
 import { simulateCommand } from './commands/simulate.ts';
 import { startCommand } from './commands/start.ts';
+import { statusCommand } from './commands/status.ts';
 import { CommandError, EXIT } from './exitCodes.ts';
 
 export function buildProgram(): Command {
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   backfillCommand(program);
   cacheStatsCommand(program);
   detectCommand(program);
+  statusCommand(program);
   for (const command of program.commands) {
     command.exitOverride();
     for (const sub of command.commands) sub.exitOverride();

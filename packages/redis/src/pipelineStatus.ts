@@ -1,0 +1,120 @@
+import { GROUPS, type ShardKeys } from '@streamgauge/core';
+import type { RedisClient } from './connection.ts';
+import { countAfter } from './streamPosition.ts';
+
+export interface ConsumerStatus {
+  readonly name: string;
+  readonly pending: number;
+  /** Since it last read or claimed, ms. */
+  readonly idleMs: number;
+}
+
+export interface GroupStatus {
+  readonly name: string;
+  /** Entries not yet delivered to the group. */
+  readonly lag: number;
+  readonly pending: number;
+  /** Age of the oldest pending entry (its id's time), ms. */
+  readonly oldestPendingAgeMs?: number;
+  readonly lastDelivered: string;
+  readonly consumers: ConsumerStatus[];
+}
+
+export interface ShardStatus {
+  readonly stream: string;
+  readonly length: number;
+  readonly firstEntryAt?: string;
+  readonly lastEntryAt?: string;
+  readonly groups: GroupStatus[];
+  readonly deadLetters: number;
+  /** Every entry up to it is in the warehouse. */
+  readonly archiveWatermark?: string;
+}
+
+type Flat = unknown[];
+
+function fields(flat: Flat): Map<string, unknown> {
+  const map = new Map<string, unknown>();
+  for (let i = 0; i + 1 < flat.length; i += 2) map.set(String(flat[i]), flat[i + 1]);
+  return map;
+}
+
+function timeOf(id: string | undefined): string | undefined {
+  if (id === undefined) return undefined;
+  return new Date(Number(id.slice(0, id.indexOf('-')))).toISOString();
+}
+
+/**
+ * What `streamgauge status` shows of one stream shard: its entries, each
+ * consumer group's lag and pending entries, the consumers, the dead
+ * letters and the archive watermark. Read with XINFO and XPENDING only.
+ */
+export async function shardStatus(redis: RedisClient, shard: ShardKeys, now: number): Promise<ShardStatus> {
+  const info = fields(
+    (await redis.xinfo('STREAM', shard.stream).catch((error: Error) => {
+      if (/no such key/i.test(error.message)) return [];
+      throw error;
+    })) as Flat,
+  );
+  const first = (info.get('first-entry') as Flat | null | undefined)?.[0] as string | undefined;
+  const last = (info.get('last-entry') as Flat | null | undefined)?.[0] as string | undefined;
+  const groups: GroupStatus[] = [];
+  const rawGroups = info.size === 0 ? [] : ((await redis.xinfo('GROUPS', shard.stream)) as Flat[]);
+  for (const raw of rawGroups) {
+    const group = fields(raw);
+    const name = String(group.get('name'));
+    const lastDelivered = String(group.get('last-delivered-id'));
+    // Redis 7 reports the lag, except when it cannot tell (after deletions, or an AOF load): count then.
+    const reported = group.get('lag');
+    const lag =
+      reported === null || reported === undefined
+        ? await countAfter(redis, shard.stream, lastDelivered)
+        : Number(reported);
+    const pending = Number(group.get('pending'));
+    let oldestPendingAgeMs: number | undefined;
+    if (pending > 0) {
+      const summary = (await redis.xpending(shard.stream, name)) as [
+        number,
+        string | null,
+        string | null,
+        unknown,
+      ];
+      const oldest = summary[1];
+      if (oldest) oldestPendingAgeMs = Math.max(0, now - Number(oldest.slice(0, oldest.indexOf('-'))));
+    }
+    const consumers = ((await redis.xinfo('CONSUMERS', shard.stream, name)) as Flat[]).map((c) => {
+      const consumer = fields(c);
+      return {
+        name: String(consumer.get('name')),
+        pending: Number(consumer.get('pending')),
+        idleMs: Number(consumer.get('idle')),
+      };
+    });
+    groups.push({
+      name,
+      lag,
+      pending,
+      ...(oldestPendingAgeMs !== undefined && { oldestPendingAgeMs }),
+      lastDelivered,
+      consumers,
+    });
+  }
+  const [deadLetters, archiveWatermark] = await Promise.all([
+    redis.xlen(shard.deadLetters),
+    redis.get(shard.archive.watermark),
+  ]);
+  const firstEntryAt = timeOf(first);
+  const lastEntryAt = timeOf(last);
+  return {
+    stream: shard.stream,
+    length: Number(info.get('length') ?? 0),
+    ...(firstEntryAt && { firstEntryAt }),
+    ...(lastEntryAt && { lastEntryAt }),
+    groups: groups.sort((a, b) => a.name.localeCompare(b.name)),
+    deadLetters,
+    ...(archiveWatermark !== null && { archiveWatermark }),
+  };
+}
+
+/** The groups every shard is expected to have. */
+export const EXPECTED_GROUPS: readonly string[] = [GROUPS.aggregator, GROUPS.archiver];
