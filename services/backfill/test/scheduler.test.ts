@@ -30,6 +30,15 @@ function recordingReconciler(clock: ManualClock) {
   return { runs, state, reconciler: reconciler as unknown as Reconciler };
 }
 
+/** Scheduler settings for a test: a quick poll, a silent log. */
+const schedule = (clock: ManualClock, refreshMs: number, retryMs: number) => ({
+  refreshMs,
+  retryMs,
+  pollMs: 10,
+  clock,
+  logger: pino({ level: 'silent' }),
+});
+
 const until = async (check: () => boolean) => {
   const deadline = Date.now() + 5_000;
   while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
@@ -41,13 +50,7 @@ describe('BackfillScheduler', () => {
   it('runs on a cold start, then every refresh interval after the last run, and on request', async () => {
     const clock = new ManualClock(Date.UTC(2026, 10, 25, 12));
     const { runs, reconciler } = recordingReconciler(clock);
-    const options = {
-      refreshMs: 6 * HOUR,
-      retryMs: 5 * 60_000,
-      pollMs: 10,
-      clock,
-      logger: pino({ level: 'silent' }),
-    };
+    const options = schedule(clock, 6 * HOUR, 5 * 60_000);
     const scheduler = new BackfillScheduler(fixture.client, reconciler, options);
     scheduler.start();
     try {
@@ -78,13 +81,7 @@ describe('BackfillScheduler', () => {
     const clock = new ManualClock(Date.UTC(2026, 10, 25, 12));
     const first = recordingReconciler(clock);
     const second = recordingReconciler(clock);
-    const options = {
-      refreshMs: HOUR,
-      retryMs: 60_000,
-      pollMs: 10,
-      clock,
-      logger: pino({ level: 'silent' }),
-    };
+    const options = schedule(clock, HOUR, 60_000);
     const holder = new BackfillScheduler(fixture.client, first.reconciler, options);
     const other = new BackfillScheduler(fixture.client, second.reconciler, options);
     holder.start();
@@ -106,13 +103,7 @@ describe('BackfillScheduler', () => {
     const clock = new ManualClock(Date.UTC(2026, 10, 25, 12));
     const { runs, state, reconciler } = recordingReconciler(clock);
     state.waiting = 'readings holds entries the archiver never processed';
-    const options = {
-      refreshMs: HOUR,
-      retryMs: 60_000,
-      pollMs: 10,
-      clock,
-      logger: pino({ level: 'silent' }),
-    };
+    const options = schedule(clock, HOUR, 60_000);
     const scheduler = new BackfillScheduler(fixture.client, reconciler, options);
     scheduler.start();
     try {
