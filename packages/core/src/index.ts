@@ -58,6 +58,7 @@ export {
   GROUPS,
   gatewayKeys,
   NODES_ALL_MEMBERS,
+  opsKeys,
   readModelKeys,
   reconcileKeys,
   STREAM_BASE,

@@ -162,6 +162,14 @@ export const reconcileKeys = {
  * with, in their slots, the ids already written (a republished event is
  * recognised).
  */
+/**
+ * What ops did to the pipeline (replay, rebuild, dead-letter redrive and
+ * drop): a capped stream, one entry per action, who ran it and what it touched.
+ */
+export const opsKeys = {
+  log: 'ops:log',
+} as const;
+
 export const anomalyKeys = {
   stream: 'anomalies',
   streamIds: '{anomalies}:ids',

@@ -18,6 +18,8 @@ export { GatewayRegistry, hashToken } from './gatewayRegistry.ts';
 export type { DeadLetter, GroupCommit, GroupCommitKeys } from './groupCommit.ts';
 export { lastErrors, prepareCommit } from './groupCommit.ts';
 export { NodeDistricts } from './nodeDistricts.ts';
+export type { OpsAction, OpsRecord } from './opsLog.ts';
+export { OpsLog } from './opsLog.ts';
 export type { ConsumerStatus, GroupStatus, ShardStatus } from './pipelineStatus.ts';
 export { EXPECTED_GROUPS, shardStatus } from './pipelineStatus.ts';
 export type { AppendResult, ReadingLogOptions } from './readingLog.ts';
