@@ -16,6 +16,7 @@ export default defineConfig({
         'packages/core',
         'packages/redis',
         'packages/testkit',
+        'packages/telemetry',
         'packages/warehouse',
         'services/ingest',
         'services/aggregator',

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, redisServerOnPath } from '@streamgauge/testkit';
+import { freePort, metricSamples, metricValue, redisServerOnPath, scrapeMetrics } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 
@@ -16,6 +16,7 @@ describe('pnpm start (streamgauge start --simulate)', () => {
     async () => {
       const dataDir = mkdtempSync(join(tmpdir(), 'streamgauge-start-'));
       const redisPort = await freePort();
+      const ingestPort = await freePort();
       const started = Date.now();
       const child = spawn(process.execPath, [MAIN, 'start', '--simulate'], {
         env: {
@@ -23,7 +24,7 @@ describe('pnpm start (streamgauge start --simulate)', () => {
           REDIS_URL: '',
           REDIS_HOST: '127.0.0.1',
           REDIS_PORT: String(redisPort),
-          INGEST_PORT: String(await freePort()),
+          INGEST_PORT: String(ingestPort),
           DATA_DIR: dataDir,
           LOG_LEVEL: '',
         },
@@ -56,6 +57,26 @@ describe('pnpm start (streamgauge start --simulate)', () => {
         expect(elapsed, output).toBeLessThan(10_000);
         expect((await redis.lrange('nodes:all', 0, -1)).length).toBe(12);
         expect(output).toContain('LRANGE nodes:all 0 -1');
+        // One /metrics for the whole process, on the ingest port: every service's series.
+        const scraped = await scrapeMetrics(`http://127.0.0.1:${ingestPort}/metrics`);
+        expect(metricValue(scraped, 'streamgauge_readings_total', { outcome: 'accepted' })).toBeGreaterThan(
+          0,
+        );
+        for (const group of ['aggregator', 'archiver']) {
+          expect(
+            metricSamples(scraped, 'streamgauge_consumer_lag', { messaging_consumer_group_name: group }),
+          ).toHaveLength(1);
+        }
+        for (const name of [
+          'streamgauge_reading_event_age_seconds_count',
+          'streamgauge_archiver_rows_total',
+          'streamgauge_anomalies_open',
+          'streamgauge_reconcile_runs_total',
+          'process_cpu_seconds_total',
+        ]) {
+          expect(metricValue(scraped, name), name).toBeGreaterThanOrEqual(0);
+        }
+        expect(scraped.every((s) => s.labels.service === 'streamgauge')).toBe(true);
         console.log(`first fresh key after ${elapsed} ms`);
       } finally {
         redis.disconnect();

@@ -4,8 +4,8 @@ import { fileURLToPath } from 'node:url';
 const CLI_MAIN = fileURLToPath(new URL('../../services/cli/src/main.ts', import.meta.url));
 
 export interface ServiceProcessOptions {
-  /** `aggregate` (the default) or `archive`. */
-  readonly command?: 'aggregate' | 'archive';
+  /** `aggregate` (the default), `archive` or `ingest`. */
+  readonly command?: 'aggregate' | 'archive' | 'ingest';
   /** Added to this process's environment (REDIS_URL, STREAM_SHARDS, AGGREGATOR_CONSUMER, …). */
   readonly env: Readonly<Record<string, string>>;
   /** Lines the aggregator logs at warn level or above (info lines are dropped). */
@@ -13,9 +13,13 @@ export interface ServiceProcessOptions {
   readonly cpuProfDir?: string;
 }
 
-const READY = { aggregate: '"aggregator running"', archive: '"archiver running"' } as const;
+const READY = {
+  aggregate: '"aggregator running"',
+  archive: '"archiver running"',
+  ingest: '"ingest listening"',
+} as const;
 
-/** `streamgauge aggregate` (or `archive`) in its own node process, as it runs in production. */
+/** `streamgauge aggregate` (or `archive`, or `ingest`) in its own node process, as it runs in production. */
 export class ServiceProcess {
   readonly pid: number;
   readonly #child: ChildProcess;

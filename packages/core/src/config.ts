@@ -27,6 +27,22 @@ export interface IngestConfig {
   readonly authCacheMs: number;
   /** Longest ingest waits for Redis to confirm a write before answering 503. */
   readonly redisTimeoutMs: number;
+  /** PUBSUB_*: readings pulled from a Pub/Sub subscription too (absent: HTTP only). */
+  readonly pubsub?: PubSubSourceConfig;
+}
+
+/** The Pub/Sub ingest source: present when PUBSUB_SUBSCRIPTION is set. */
+export interface PubSubSourceConfig {
+  /** PUBSUB_SUBSCRIPTION: a subscription id, or `projects/<project>/subscriptions/<id>`. */
+  readonly subscription: string;
+  /** PUBSUB_DEAD_LETTER_TOPIC: where messages with rejected readings go, with the reasons. */
+  readonly deadLetterTopic: string;
+  /** Flow control: messages held (being validated, appended, or waiting) at once. */
+  readonly maxMessages: number;
+  /** Flow control: message bytes held at once. */
+  readonly maxBytes: number;
+  /** StreamingPull streams opened to the subscription. */
+  readonly maxStreams: number;
 }
 
 export interface StreamConfig {
@@ -79,6 +95,32 @@ export function liveAheadMs(config: Config): number {
   return config.ingest.maxFutureMs + 60_000;
 }
 
+/**
+ * METRICS_*: the /metrics listener of the aggregator, the archiver and the
+ * backfill (ingest serves /metrics on its own port; `start`, one for the
+ * whole process, there too).
+ */
+export interface MetricsConfig {
+  /** METRICS_HOST: like INGEST_HOST, every interface: Prometheus scrapes from another host. */
+  readonly host: string;
+  /** METRICS_PORT (0: any free port); unset: the service's own default (DEFAULT_METRICS_PORTS). */
+  readonly port: number | undefined;
+  /** METRICS_PORT=off: no listener. */
+  readonly enabled: boolean;
+}
+
+/**
+ * Each service its own port, so all of them can run on one host. 9464 is
+ * OpenTelemetry's Prometheus exporter's default.
+ */
+export const DEFAULT_METRICS_PORTS = { aggregator: 9464, archiver: 9465, backfill: 9466 } as const;
+
+/** The port `service` serves /metrics on, or undefined when METRICS_PORT=off. */
+export function metricsPort(config: Config, service: keyof typeof DEFAULT_METRICS_PORTS): number | undefined {
+  if (!config.metrics.enabled) return undefined;
+  return config.metrics.port ?? DEFAULT_METRICS_PORTS[service];
+}
+
 /** ANOMALY_*: the detectors' settings, and where open and close events are published. */
 export interface AnomalyConfig {
   readonly settings: AnomalySettings;
@@ -99,6 +141,7 @@ export interface Config {
   readonly ingest: IngestConfig;
   readonly stream: StreamConfig;
   readonly logLevel: string;
+  readonly metrics: MetricsConfig;
 }
 
 const HOUR_MS = 3_600_000;
@@ -152,6 +195,49 @@ function readBigQuery(read: Reader, env: Env): { bigquery?: BigQueryConfig } {
   };
 }
 
+// Pub/Sub resource ids: 3–255 characters, starting with a letter. A full
+// resource name (`projects/<project>/subscriptions/<id>`) is taken as well.
+const PUBSUB_ID = '[A-Za-z][A-Za-z0-9._~+%-]{2,254}';
+const PUBSUB_PROJECT = '[a-z][a-z0-9.:-]{1,62}[a-z0-9]';
+const SUBSCRIPTION_NAME = new RegExp(`^(projects/${PUBSUB_PROJECT}/subscriptions/)?${PUBSUB_ID}$`);
+const TOPIC_NAME = new RegExp(`^(projects/${PUBSUB_PROJECT}/topics/)?${PUBSUB_ID}$`);
+
+function readPubSubSource(read: Reader, env: Env): { pubsub?: PubSubSourceConfig } {
+  const subscription = env.PUBSUB_SUBSCRIPTION?.trim();
+  if (!subscription) return {};
+  if (!SUBSCRIPTION_NAME.test(subscription)) {
+    read.problem(
+      `PUBSUB_SUBSCRIPTION: expected a subscription id (3 to 255 letters, digits or . _ ~ + % -, starting with a letter) or projects/<project>/subscriptions/<id>, got ${JSON.stringify(subscription)}`,
+    );
+  }
+  // Required: a message with rejected readings is acknowledged only once it is
+  // dead-lettered. Without a destination it could only be dropped (losing
+  // data silently) or refused forever (redelivered in a loop).
+  const deadLetterTopic = env.PUBSUB_DEAD_LETTER_TOPIC?.trim() ?? '';
+  if (deadLetterTopic === '') {
+    read.problem(
+      'PUBSUB_DEAD_LETTER_TOPIC: required when PUBSUB_SUBSCRIPTION is set (messages with rejected readings are published there with the reasons)',
+    );
+  } else if (!TOPIC_NAME.test(deadLetterTopic)) {
+    read.problem(
+      `PUBSUB_DEAD_LETTER_TOPIC: expected a topic id (3 to 255 letters, digits or . _ ~ + % -, starting with a letter) or projects/<project>/topics/<id>, got ${JSON.stringify(deadLetterTopic)}`,
+    );
+  }
+  return {
+    pubsub: {
+      subscription,
+      deadLetterTopic,
+      maxMessages: read.number('PUBSUB_MAX_MESSAGES', 1000, { min: 1, max: 100_000, integer: true }),
+      maxBytes: read.number('PUBSUB_MAX_BYTES', 100 * 1024 * 1024, {
+        min: 1024 * 1024,
+        max: 4 * 1024 * 1024 * 1024,
+        integer: true,
+      }),
+      maxStreams: read.number('PUBSUB_MAX_STREAMS', 5, { min: 1, max: 32, integer: true }),
+    },
+  };
+}
+
 /**
  * The one configuration loader. Every problem is collected and reported
  * together, naming the variable, the value and what was expected.
@@ -181,6 +267,7 @@ export function loadConfig(env: Env): Config {
         max: 600_000,
         integer: true,
       }),
+      ...readPubSubSource(read, env),
     },
     aggregator: {
       consumer: read.text('AGGREGATOR_CONSUMER', 'aggregator-1'),
@@ -214,9 +301,19 @@ export function loadConfig(env: Env): Config {
       dedupeHorizonMs: read.number('DEDUPE_HORIZON_HOURS', 48, { min: 1 / 60 }) * HOUR_MS,
     },
     logLevel: read.choice('LOG_LEVEL', 'info', LOG_LEVELS),
+    metrics: readMetrics(read, env),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+function readMetrics(read: Reader, env: Env): MetricsConfig {
+  const host = read.text('METRICS_HOST', '0.0.0.0');
+  if (env.METRICS_PORT?.trim().toLowerCase() === 'off') return { host, port: undefined, enabled: false };
+  const port = env.METRICS_PORT?.trim()
+    ? read.number('METRICS_PORT', 0, { min: 0, max: 65535, integer: true })
+    : undefined;
+  return { host, port, enabled: true };
 }
 
 function readRedis(read: Reader, env: Env): RedisConfig {

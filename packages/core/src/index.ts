@@ -39,10 +39,11 @@ export type {
   Config,
   Env,
   IngestConfig,
+  MetricsConfig,
   RedisConfig,
   StreamConfig,
 } from './config.ts';
-export { liveAheadMs, loadConfig, redactUrl } from './config.ts';
+export { DEFAULT_METRICS_PORTS, liveAheadMs, loadConfig, metricsPort, redactUrl } from './config.ts';
 export { csvRecord, splitCsvLine } from './csv.ts';
 export { ConfigError } from './errors/ConfigError.ts';
 export type { GatewayRecord, GatewayScope } from './gateway.ts';

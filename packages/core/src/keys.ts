@@ -31,6 +31,8 @@ export interface ShardKeys {
   readonly stream: string;
   /** Entries that could not be processed, with the reason. */
   readonly deadLetters: string;
+  /** What each redriven dead letter became (`streamgauge dlq redrive`): a hash, dead-letter id → outcome. */
+  readonly deadLettersRedriven: string;
   /** The last processing error of each entry still pending (a hash: entry id → error). */
   readonly errors: string;
   /** Which aggregator replica owns the shard (a string with a TTL): only it may commit. */
@@ -45,6 +47,8 @@ export interface ShardKeys {
   readonly aggregateWritten: string;
   /** The id of the aggregator's last state commit, so a retried commit is not applied twice. */
   readonly aggregateCommit: string;
+  /** The highest entry the aggregator's state holds: one delivered again at or below it is not applied twice. */
+  readonly aggregateApplied: string;
   /** The aggregator's persisted state of one node: panes, latest, metadata (a hash). */
   aggregateNode(nodeId: string): string;
   /** The archiver's keys of this shard (group `archiver`). */
@@ -90,6 +94,7 @@ export function shardKeys(shard: number, shards: number): ShardKeys {
     shard,
     stream,
     deadLetters: `{${tag}}:dead`,
+    deadLettersRedriven: `{${tag}}:dead:redriven`,
     errors: `{${tag}}:errors`,
     lease: `{${tag}}:lease`,
     seen: (id) => `${seenPrefix}${id.nodeId}:${id.bucket / 3_600_000}`,
@@ -97,6 +102,7 @@ export function shardKeys(shard: number, shards: number): ShardKeys {
     aggregateStats: `${aggregatePrefix}stats`,
     aggregateWritten: `${aggregatePrefix}written`,
     aggregateCommit: `${aggregatePrefix}commit`,
+    aggregateApplied: `${aggregatePrefix}applied`,
     aggregateNode: (nodeId) => `${aggregatePrefix}node:${nodeId}`,
     archive: {
       commit: `arch:{${tag}}:commit`,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, redactUrl } from '../src/index.ts';
+import { ConfigError, loadConfig, metricsPort, redactUrl } from '../src/index.ts';
 
 describe('loadConfig', () => {
   it('has the defaults the old system had', () => {
@@ -98,6 +98,82 @@ describe('loadConfig', () => {
     });
     expect(bq.backfill).toEqual({ concurrency: 8, applyTimeoutMs: 30_000 });
     expect(() => loadConfig({ BACKFILL_CONCURRENCY: '0' })).toThrow(/BACKFILL_CONCURRENCY/);
+  });
+
+  it('serves /metrics on a port of its own per service unless METRICS_PORT says otherwise', () => {
+    const plain = loadConfig({});
+    expect(plain.metrics).toEqual({ host: '0.0.0.0', port: undefined, enabled: true });
+    expect(
+      (['aggregator', 'archiver', 'backfill'] as const).map((service) => metricsPort(plain, service)),
+    ).toEqual([9464, 9465, 9466]);
+    const fixed = loadConfig({ METRICS_PORT: '0', METRICS_HOST: '127.0.0.1' });
+    expect(fixed.metrics).toEqual({ host: '127.0.0.1', port: 0, enabled: true });
+    expect(metricsPort(fixed, 'archiver')).toBe(0);
+    const off = loadConfig({ METRICS_PORT: 'OFF' });
+    expect(metricsPort(off, 'aggregator')).toBeUndefined();
+    expect(() => loadConfig({ METRICS_PORT: '70000' })).toThrow(
+      'METRICS_PORT: expected a whole number from 0 to 65535, got 70000',
+    );
+  });
+
+  it('pulls from Pub/Sub only when PUBSUB_SUBSCRIPTION is set, with bounded flow control', () => {
+    expect(loadConfig({}).ingest.pubsub).toBeUndefined();
+    // Without a subscription the other PUBSUB_* settings are not read.
+    expect(loadConfig({ PUBSUB_MAX_MESSAGES: '0' }).ingest.pubsub).toBeUndefined();
+    expect(
+      loadConfig({ PUBSUB_SUBSCRIPTION: 'ingest-readings', PUBSUB_DEAD_LETTER_TOPIC: 'readings-dead' }).ingest
+        .pubsub,
+    ).toEqual({
+      subscription: 'ingest-readings',
+      deadLetterTopic: 'readings-dead',
+      maxMessages: 1000,
+      maxBytes: 100 * 1024 * 1024,
+      maxStreams: 5,
+    });
+    expect(
+      loadConfig({
+        PUBSUB_SUBSCRIPTION: 'projects/water-prod/subscriptions/ingest',
+        PUBSUB_DEAD_LETTER_TOPIC: 'projects/water-prod/topics/readings-dead',
+        PUBSUB_MAX_MESSAGES: '200',
+        PUBSUB_MAX_BYTES: '10485760',
+        PUBSUB_MAX_STREAMS: '2',
+      }).ingest.pubsub,
+    ).toEqual({
+      subscription: 'projects/water-prod/subscriptions/ingest',
+      deadLetterTopic: 'projects/water-prod/topics/readings-dead',
+      maxMessages: 200,
+      maxBytes: 10_485_760,
+      maxStreams: 2,
+    });
+  });
+
+  it('names every bad PUBSUB_* value, and requires a dead-letter topic with a subscription', () => {
+    const problems = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+      } catch (error) {
+        return (error as ConfigError).problems;
+      }
+      return [];
+    };
+    expect(problems({ PUBSUB_SUBSCRIPTION: 'ingest' })).toEqual([
+      'PUBSUB_DEAD_LETTER_TOPIC: required when PUBSUB_SUBSCRIPTION is set (messages with rejected readings are published there with the reasons)',
+    ]);
+    expect(
+      problems({
+        PUBSUB_SUBSCRIPTION: '1ngest',
+        PUBSUB_DEAD_LETTER_TOPIC: 'projects/water-prod/subscriptions/dead',
+        PUBSUB_MAX_MESSAGES: '0',
+        PUBSUB_MAX_BYTES: '1000',
+        PUBSUB_MAX_STREAMS: 'many',
+      }),
+    ).toEqual([
+      'PUBSUB_SUBSCRIPTION: expected a subscription id (3 to 255 letters, digits or . _ ~ + % -, starting with a letter) or projects/<project>/subscriptions/<id>, got "1ngest"',
+      'PUBSUB_DEAD_LETTER_TOPIC: expected a topic id (3 to 255 letters, digits or . _ ~ + % -, starting with a letter) or projects/<project>/topics/<id>, got "projects/water-prod/subscriptions/dead"',
+      'PUBSUB_MAX_MESSAGES: expected a whole number from 1 to 100000, got 0',
+      'PUBSUB_MAX_BYTES: expected a whole number from 1048576 to 4294967296, got 1000',
+      'PUBSUB_MAX_STREAMS: expected a whole number from 1 to 32, got "many"',
+    ]);
   });
 
   it('rejects a REDIS_URL that is not a redis URL', () => {

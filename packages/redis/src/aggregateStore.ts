@@ -86,10 +86,10 @@ export class AggregateStore {
 
   /**
    * Encodes the commit once (clearing the nodes' change marks) and returns a
-   * function that runs it (see prepareCommit); throws LeaseLostError when
-   * another acquisition holds the shard.
+   * function that runs it (see prepareCommit) and resolves to the applied
+   * mark after it; throws LeaseLostError when another acquisition holds the shard.
    */
-  prepare(commit: ShardCommit): () => Promise<void> {
+  prepare(commit: ShardCommit): () => Promise<string | undefined> {
     const shard = this.#shard;
     return prepareCommit(
       this.#redis,
@@ -101,6 +101,7 @@ export class AggregateStore {
         stats: shard.aggregateStats,
         deadLetters: shard.deadLetters,
         errors: shard.errors,
+        applied: shard.aggregateApplied,
         outbox: shard.anomalies.outbox,
       },
       {
@@ -111,6 +112,15 @@ export class AggregateStore {
       },
       { token: this.#token, ttlSeconds: this.#ttlSeconds },
     );
+  }
+
+  /**
+   * The highest entry id the persisted state holds (absent: none, or the
+   * state was wiped): an entry at or below it that is delivered again
+   * (`streamgauge replay`) is already applied.
+   */
+  async appliedThrough(): Promise<string | undefined> {
+    return (await this.#redis.get(this.#shard.aggregateApplied)) ?? undefined;
   }
 
   /** The group's last delivered entry on this shard's stream, if the group exists. */

@@ -20,7 +20,7 @@ export class ArchiveLog {
 
   prepare(commit: Omit<GroupCommit, 'writes' | 'added' | 'removed'>): () => Promise<void> {
     const { shard } = this;
-    return prepareCommit(
+    const run = prepareCommit(
       this.#redis,
       {
         lease: shard.lease,
@@ -34,6 +34,9 @@ export class ArchiveLog {
       commit,
       { token: '', ttlSeconds: 0 },
     );
+    return async () => {
+      await run();
+    };
   }
 
   lastErrors(ids: readonly string[]): Promise<Map<string, string>> {

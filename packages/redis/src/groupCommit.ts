@@ -22,6 +22,11 @@ export interface GroupCommitKeys {
   readonly stats: string;
   readonly deadLetters: string;
   readonly errors: string;
+  /**
+   * The highest entry id acknowledged with state (a caller with state only):
+   * an entry at or below it that comes again is already applied.
+   */
+  readonly applied?: string;
   /** Where the commit's anomaly events go (needed only when it has some). */
   readonly outbox?: string;
 }
@@ -57,7 +62,7 @@ export function prepareCommit(
   keys: GroupCommitKeys,
   commit: GroupCommit,
   options: { readonly token: string; readonly ttlSeconds: number },
-): () => Promise<void> {
+): () => Promise<string | undefined> {
   const scriptKeys = [
     keys.lease,
     keys.commit,
@@ -66,14 +71,19 @@ export function prepareCommit(
     keys.stats,
     keys.deadLetters,
     keys.errors,
+    // A key of the same slot either way (the script ignores it without a mark).
+    keys.applied ?? keys.commit,
   ];
-  const commitId = commit.ackIds[commit.ackIds.length - 1] ?? `local:${randomUUID()}`;
+  // One id per prepared commit, the same across its retries: an entry id
+  // would not do, since a replayed entry is committed a second time.
+  const commitId = randomUUID();
   const args: (string | number | Buffer)[] = [
     options.token,
     commitId,
     options.ttlSeconds,
     commit.group,
     DEAD_LETTERS_KEPT,
+    keys.applied === undefined ? '0' : '1',
   ];
   const writes = commit.writes ?? [];
   args.push(writes.length);
@@ -105,7 +115,11 @@ export function prepareCommit(
   }
   return async () => {
     try {
-      await runScript(redis, 'commitShard', scriptKeys, args as (string | number)[]);
+      const [, mark] = (await runScript(redis, 'commitShard', scriptKeys, args as (string | number)[])) as [
+        number,
+        string | null,
+      ];
+      return mark ?? undefined;
     } catch (error) {
       if ((error as Error).message?.startsWith('LEASE_LOST')) throw new LeaseLostError(keys.stream);
       throw error;

@@ -7,10 +7,23 @@ export type { CacheState, CacheStats } from './cacheStatus.ts';
 export { CacheStatus } from './cacheStatus.ts';
 export type { ConnectionOptions, RedisClient } from './connection.ts';
 export { connectRedis, whenReady } from './connection.ts';
+export type {
+  DeadLetterPage,
+  DeadLetterRecord,
+  DropOutcome,
+  ListOptions,
+  RedriveOptions,
+  RedriveOutcome,
+} from './deadLetters.ts';
+export { DeadLetters, IDEMPOTENT_GROUPS } from './deadLetters.ts';
+export type { RedriveLink } from './errors/DeadLetterGoneError.ts';
+export { DeadLetterGoneError } from './errors/DeadLetterGoneError.ts';
 export { GatewayExistsError } from './errors/GatewayExistsError.ts';
 export { LeaseLostError } from './errors/LeaseLostError.ts';
 export type { StoredOutcome } from './errors/RedisUnavailableError.ts';
 export { isUnavailable, RedisUnavailableError } from './errors/RedisUnavailableError.ts';
+export type { RedriveRefusal } from './errors/RedriveRefusedError.ts';
+export { RedriveRefusedError } from './errors/RedriveRefusedError.ts';
 export { UnknownGatewayError } from './errors/UnknownGatewayError.ts';
 export { freePort } from './freePort.ts';
 export type { Authentication, IssuedGateway } from './gatewayRegistry.ts';
@@ -26,7 +39,7 @@ export type { AppendResult, ReadingLogOptions } from './readingLog.ts';
 export { ReadingLog } from './readingLog.ts';
 export type { ChangeNotice, NodeKeys } from './readModelWriter.ts';
 export { ReadModelWriter } from './readModelWriter.ts';
-export type { NodeBackfill, Offer, ShardReconcileReport } from './reconcileOffers.ts';
+export type { NodeBackfill, Offer, ReconcileScope, ShardReconcileReport } from './reconcileOffers.ts';
 export { PayloadGoneError, ReconcileOffers } from './reconcileOffers.ts';
 export type { RedisServerOptions } from './redisServer.ts';
 export { RedisServer, redisServerOnPath } from './redisServer.ts';
@@ -39,5 +52,7 @@ export type { DeliveredBatch, DeliveredEntry, StreamConsumerOptions } from './st
 export { StreamConsumer } from './streamConsumer.ts';
 export type { CutMark, StreamHistory } from './streamPosition.ts';
 export { countAfter, lostSince, markCut, streamHistory } from './streamPosition.ts';
+export type { ReplayRange, ShardReplay } from './streamReplay.ts';
+export { REPLAY_CONSUMER_PREFIX, ReplayGroupMissingError, StreamReplay } from './streamReplay.ts';
 export type { ReadableEntry, Triage } from './triage.ts';
 export { exhausted, triage } from './triage.ts';

@@ -16,6 +16,8 @@ export interface ReadingLogOptions {
   readonly retentionMs: number;
   readonly dedupeHorizonMs: number;
   readonly clock: Clock;
+  /** Called for each stream entry appended (metrics: one call per shard per append, not per reading). */
+  readonly onAppend?: (stream: string) => void;
 }
 
 export interface AppendResult {
@@ -34,6 +36,7 @@ export class ReadingLog {
   readonly #retentionMs: number;
   readonly #dedupeSeconds: string;
   readonly #clock: Clock;
+  readonly #onAppend: ((stream: string) => void) | undefined;
 
   constructor(redis: Redis | Cluster, options: ReadingLogOptions) {
     this.#redis = redis;
@@ -41,6 +44,7 @@ export class ReadingLog {
     this.#retentionMs = options.retentionMs;
     this.#dedupeSeconds = String(Math.ceil(options.dedupeHorizonMs / 1000));
     this.#clock = options.clock;
+    this.#onAppend = options.onAppend;
   }
 
   get streams(): readonly string[] {
@@ -75,10 +79,12 @@ export class ReadingLog {
     }
     let accepted = 0;
     let duplicates = 0;
-    for (const outcome of settled) {
-      const [added, dups] = (outcome as PromiseFulfilledResult<[number, number, string | null]>).value;
+    for (let i = 0; i < settled.length; i++) {
+      const [added, dups] = (settled[i] as PromiseFulfilledResult<[number, number, string | null]>).value;
       accepted += added;
       duplicates += dups;
+      // The script appends an entry exactly when something was new.
+      if (added > 0) this.#onAppend?.((groups[i] as ShardBatch).stream);
     }
     return { accepted, duplicates };
   }
@@ -120,6 +126,10 @@ class ShardBatch {
     set.offsets.push(identity.offset);
     set.positions.push(++this.#count);
     set.json.push(encodeReading(reading));
+  }
+
+  get stream(): string {
+    return this.#shard.stream;
   }
 
   get keys(): string[] {

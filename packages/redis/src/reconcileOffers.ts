@@ -22,6 +22,16 @@ export interface NodeBackfill {
 }
 
 /**
+ * What a run covers when it is not the whole live state (`streamgauge
+ * rebuild --nodes --since`): only these nodes, only panes from `since`
+ * (event time, on an hour boundary, so every pane size divides it) on.
+ */
+export interface ReconcileScope {
+  readonly nodes?: readonly string[];
+  readonly since?: number;
+}
+
+/**
  * A backfill run's result for one shard, offered to the aggregator that
  * holds the shard. `cut` is the stream position the warehouse was read up
  * to: the aggregator replays its stream after the cut onto these panes.
@@ -31,6 +41,8 @@ export interface Offer extends CutMark {
   /** When the panes were computed (ms). */
   readonly at: number;
   readonly nodes: readonly string[];
+  /** Absent: every node, every pane the live windows keep. */
+  readonly scope?: ReconcileScope;
 }
 
 /** A shard's report of how it applied a run. */
@@ -103,6 +115,7 @@ export class ReconcileOffers {
         after: String(offer.after),
         at: String(offer.at),
         nodes: JSON.stringify(offer.nodes),
+        ...(offer.scope !== undefined && { scope: JSON.stringify(offer.scope) }),
       });
       batch.expire(shard.reconcile.offer, ttlSeconds);
     });
@@ -119,6 +132,7 @@ export class ReconcileOffers {
       after: Number(raw.after ?? 0),
       at: Number(raw.at),
       nodes: JSON.parse(raw.nodes) as string[],
+      ...(raw.scope !== undefined && { scope: JSON.parse(raw.scope) as ReconcileScope }),
     };
   }
 

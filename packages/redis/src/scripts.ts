@@ -22,14 +22,25 @@ export type ScriptName =
   | 'writeSystemMetrics'
   | 'takeReconcileOffer'
   | 'appendAnomalyEvent'
-  | 'pushRecentAnomaly';
+  | 'pushRecentAnomaly'
+  | 'redriveDeadLetter';
 
 const directory = new URL('./scripts/', import.meta.url);
+
+/**
+ * A line `--@include <name>` is replaced by `scripts/include/<name>.lua`:
+ * helpers several scripts need (Redis gives a script nothing but itself).
+ */
+function withIncludes(lua: string): string {
+  return lua.replace(/^--@include (\w+)$/gm, (_, name: string) =>
+    readFileSync(new URL(`include/${name}.lua`, directory), 'utf8'),
+  );
+}
 
 const sources: ReadonlyMap<string, string> = new Map(
   readdirSync(directory)
     .filter((file) => file.endsWith('.lua'))
-    .map((file) => [file.slice(0, -4), readFileSync(new URL(file, directory), 'utf8')]),
+    .map((file) => [file.slice(0, -4), withIncludes(readFileSync(new URL(file, directory), 'utf8'))]),
 );
 
 /** Every script's name, as ioredis knows the command. */

@@ -36,6 +36,31 @@ async function storeOn(
 }
 
 describe('AggregateStore', () => {
+  it('moves the applied mark to the highest committed entry, but never past one still pending', async () => {
+    const client = db.client;
+    const store = await storeOn(client);
+    await client.xgroup('CREATE', shard.stream, 'aggregator', '0', 'MKSTREAM');
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++)
+      ids.push((await client.xadd(shard.stream, `${100 + i}-0`, 'n', '0')) as string);
+    const [e1, e2, e3, e4] = ids as [string, string, string, string];
+    // e1 is delivered to a consumer that never applies it (a lost read's reply); e2 and e3 are applied.
+    await client.xreadgroup('GROUP', 'aggregator', 'ghost', 'COUNT', 1, 'STREAMS', shard.stream, '>');
+    await client.xreadgroup('GROUP', 'aggregator', 'live', 'COUNT', 2, 'STREAMS', shard.stream, '>');
+    const batch = (ackIds: string[]) => ({ ...commitOf([], ackIds), deadLetters: [] });
+    expect(await store.prepare(batch([e2, e3]))()).toBe('99-18446744073709551615');
+    expect(await store.appliedThrough()).toBe('99-18446744073709551615');
+    // Once e1 is applied, the mark passes everything committed.
+    expect(await store.prepare(batch([e1]))()).toBe(e3);
+    // A replayed entry at or below the mark leaves it where it is; a retried commit reports it too.
+    const replay = store.prepare(batch([e2]));
+    expect(await replay()).toBe(e3);
+    expect(await replay()).toBe(e3);
+    await client.xreadgroup('GROUP', 'aggregator', 'live', 'COUNT', 1, 'STREAMS', shard.stream, '>');
+    expect(await store.prepare(batch([e4]))()).toBe(e4);
+    expect(await client.ttl(shard.aggregateApplied)).toBeGreaterThan(3000);
+  });
+
   it('applies a commit once, however often it is retried', async () => {
     const store = await storeOn(db.client);
     const commit = store.prepare(commitOf([node('N1')], ['1-0', '2-0']));

@@ -140,6 +140,22 @@ describe('backfill statements', () => {
     }
   });
 
+  it('with `since`, read panes from that hour on only, and latest values and recent rows over the whole horizon', () => {
+    const since = Math.floor((now - 6 * HOUR) / HOUR) * HOUR;
+    const all = backfillStatements(duckdb, 'readings', { now, aheadMs, cutTime: now });
+    const recent = backfillStatements(duckdb, 'readings', { now, aheadMs, cutTime: now, since });
+    expect(recent.length).toBeLessThan(all.length);
+    const from = (s: (typeof all)[number]) => s.statement.params.from?.value as number;
+    for (const statement of recent) {
+      if (statement.kind === 'panes') expect(from(statement)).toBeGreaterThanOrEqual(since);
+      else
+        expect(from(statement)).toBe(
+          from(all.find((s) => s.kind === statement.kind) as (typeof all)[number]),
+        );
+    }
+    expect(recent.filter((s) => s.kind === 'panes').map(from)).toContain(since);
+  });
+
   it('speak BigQuery: backquoted names, typed named parameters, UNIX_MILLIS, COUNTIF, one statement per day of the hourly ring', () => {
     const table = '`proj.ds.readings`';
     const statements = backfillStatements(bigquery, table, { now, aheadMs, cutTime: 1764000000000 });

@@ -67,6 +67,11 @@ export interface AggregatorOptions {
   readonly offers?: ReconcileOffers;
   /** How long a shard's reconcile report is kept, seconds. */
   readonly reportTtlSeconds?: number;
+  /** After a batch's `latest` keys are written: the nodes written, and each one's latest event time (metrics). */
+  readonly onLatestWritten?: (
+    nodes: ReadonlySet<string>,
+    eventTime: (node: string) => number | undefined,
+  ) => void;
 }
 
 /** One node's live state: its windows and its anomaly detectors, and the shard it belongs to. */
@@ -99,6 +104,8 @@ export interface BatchOutcome {
   readonly dead: number;
   /** Entries that failed and stay pending, to be delivered again. */
   readonly failed: number;
+  /** Entries delivered again that the state already held (a replay): acknowledged, not applied. */
+  readonly replayed: number;
   readonly nodes: number;
 }
 
@@ -113,6 +120,8 @@ type Counters = {
   failed: number;
   /** Entries delivered more than once (claimed after a crash, or retried after failing). */
   redelivered: number;
+  /** Entries at or below the applied mark, delivered again (a replay): not applied twice. */
+  replayed: number;
 };
 
 /**
@@ -153,6 +162,8 @@ export class Aggregator {
   /** Per shard, the last committed entry, and the one the keys fully reflect (the watermark). */
   readonly #committed = new Map<ShardState, string>();
   readonly #written = new Map<ShardState, string>();
+  /** Per shard, the highest entry id its state holds (the applied mark, as committed). */
+  readonly #applied = new Map<ShardState, string>();
   #lastFlush = 0;
   #stopping = false;
 
@@ -184,8 +195,18 @@ export class Aggregator {
    * replica that died before committing).
    */
   async acquire(state: ShardState): Promise<void> {
-    const loaded = await this.#persist(() => state.store.load(this.#options.aheadMs), 'state (loading)');
+    const [loaded, applied] = await this.#persist(
+      () => Promise.all([state.store.load(this.#options.aheadMs), state.store.appliedThrough()]),
+      'state (loading)',
+    );
     this.#shards.set(state.shard.stream, state);
+    if (applied !== undefined) this.#applied.set(state, applied);
+    else if (loaded.size > 0) {
+      // State persisted before the applied mark existed: an empty commit sets
+      // it from the group's position, as every commit does.
+      const empty = { changed: [], added: [], removed: [], ackIds: [], deadLetters: [], failures: [] };
+      await this.#commit(state, state.store.prepare({ ...empty, group: this.#options.group, counters: {} }));
+    }
     const now = this.#options.clock.now();
     for (const [id, { windows, detector }] of loaded) {
       this.#nodes.set(id, { windows, shard: state, detector: this.#detector(id, detector) });
@@ -233,6 +254,7 @@ export class Aggregator {
     this.#shards.delete(state.shard.stream);
     this.#committed.delete(state);
     this.#written.delete(state);
+    this.#applied.delete(state);
     for (const [id, node] of this.#nodes) {
       if (node.shard !== state) continue;
       this.#forget(id);
@@ -277,6 +299,7 @@ export class Aggregator {
       tooEarly: 0,
       dead: 0,
       failed: 0,
+      replayed: 0,
       nodes: 0,
     };
     if (!this.holds(state)) return outcome;
@@ -296,6 +319,7 @@ export class Aggregator {
       dead: 0,
       failed: 0,
       redelivered: 0,
+      replayed: 0,
     };
     const work = {
       ids: [] as string[],
@@ -311,17 +335,39 @@ export class Aggregator {
       'errors',
     );
     const sorted = triage(batch.entries, max, lastErrors);
-    work.dead = sorted.dead;
+    const mark = this.#applied.get(state);
+    // A replayed entry trimmed before it was claimed was applied long ago:
+    // acknowledged, not dead-lettered.
+    work.dead =
+      mark === undefined
+        ? sorted.dead
+        : sorted.dead.filter((dead) => {
+            const applied =
+              dead.deliveries === Number.POSITIVE_INFINITY && compareEntryIds(dead.id, mark) <= 0;
+            if (applied) work.acks.push(dead.id);
+            return !applied;
+          });
     work.failures = sorted.failures;
     counters.entries = batch.entries.length;
     counters.redelivered = batch.entries.filter((e) => e.deliveries > 1).length;
-    counters.dead = sorted.dead.length;
+    counters.dead = work.dead.length;
     counters.failed = sorted.failures.length;
     for (const entry of batch.entries) work.ids.push(entry.id);
-    logEntries(this.#options.logger, batch.shard.stream, sorted);
+    logEntries(this.#options.logger, batch.shard.stream, { ...sorted, dead: work.dead });
 
+    const replayed = new Set<string>();
     for (const entry of sorted.ready) {
       work.acks.push(entry.id);
+      if (mark !== undefined && compareEntryIds(entry.id, mark) <= 0) {
+        // Delivered again (`streamgauge replay`): its readings are in the
+        // state already. Its nodes' keys are written again instead, which
+        // restores keys wiped or lost meanwhile.
+        counters.replayed++;
+        for (const reading of entry.readings) {
+          if (this.#nodes.get(reading.node_id)?.shard === state) replayed.add(reading.node_id);
+        }
+        continue;
+      }
       for (const reading of entry.readings) {
         counters.readings++;
         let node = this.#nodes.get(reading.node_id);
@@ -353,6 +399,15 @@ export class Aggregator {
       return false;
     });
 
+    // Replayed nodes' keys are written again (latest and metadata now,
+    // metrics with the next round); their state did not change.
+    for (const id of replayed) {
+      const windows = this.#nodes.get(id)?.windows;
+      if (windows === undefined || changed.has(id)) continue;
+      windows.latestChanged = true;
+      changed.add(id);
+    }
+
     // The fast path: latest values (and metadata, when it changed) right away.
     for (const id of changed) {
       const windows = this.#nodes.get(id)?.windows;
@@ -365,9 +420,10 @@ export class Aggregator {
       });
       this.#dirty.add(id);
     }
-    this.#latestWriter.listNodes(work.added);
+    this.#latestWriter.listNodes(replayed.size === 0 ? work.added : [...work.added, ...replayed]);
     this.#latestWriter.notify({ cause: 'readings', keys: 'latest', at: isoTime(now), nodes: [...changed] });
     await this.#persist(() => this.#latestWriter.flush(), 'read model');
+    this.#options.onLatestWritten?.(changed, (id) => this.#nodes.get(id)?.windows.latest?.timestamp);
 
     const commit = state.store.prepare({
       changed: [...changed].flatMap((id) => {
@@ -394,6 +450,7 @@ export class Aggregator {
     outcome.tooEarly = counters.too_early;
     outcome.dead = counters.dead;
     outcome.failed = counters.failed;
+    outcome.replayed = counters.replayed;
     // Metrics when due (in chunks, between batches); otherwise they wait for
     // the interval or a quiet stream.
     if (this.#round !== undefined || now - this.#lastFlush >= (this.#options.metricsIntervalMs ?? 1000)) {
@@ -456,6 +513,9 @@ export class Aggregator {
       return { byNode, entries };
     }, 'stream tail');
 
+    // A rebuild covers some nodes, or panes from `since` on; the rest stays as it is.
+    const since = offer.scope?.since;
+    const only = offer.scope?.nodes === undefined ? undefined : new Set(offer.scope.nodes);
     const drift: Record<string, number> = {};
     const totals = { compared: 0, changed: 0, created: 0, nodes: 0 };
     const seen = new Set<string>();
@@ -494,7 +554,7 @@ export class Aggregator {
         totals.created++;
       }
       totals.nodes++;
-      const outcome = reconcileNode(node.windows, truth, now, drift);
+      const outcome = reconcileNode(node.windows, truth, now, drift, since);
       totals.compared += outcome.compared;
       totals.changed += outcome.changed;
       if (outcome.changed > 0 || outcome.identityChanged) changed.push(node.windows);
@@ -525,9 +585,8 @@ export class Aggregator {
     }
     // A live node the warehouse knows nothing of holds only what the stream's tail gives it.
     for (const [id, node] of [...this.#nodes]) {
-      if (node.shard === state && !seen.has(id) && !(await settle(id, new NodeWindows(id, aheadMs)))) {
-        return undefined;
-      }
+      if (node.shard !== state || seen.has(id) || (only !== undefined && !only.has(id))) continue;
+      if (!(await settle(id, new NodeWindows(id, aheadMs)))) return undefined;
     }
     if (!(await commit())) return undefined;
     for (const id of written) this.#writeNode(id, now, RANGES, { series: true, identity: true });
@@ -754,9 +813,11 @@ export class Aggregator {
   }
 
   /** Runs a shard commit; false when the shard's lease was lost (its state is then dropped). */
-  async #commit(state: ShardState, commit: () => Promise<void>): Promise<boolean> {
+  /** Runs a prepared commit; false when the lease was lost (the shard is dropped). */
+  async #commit(state: ShardState, commit: () => Promise<string | undefined>): Promise<boolean> {
     try {
-      await this.#persist(commit, 'state');
+      const mark = await this.#persist(commit, 'state');
+      if (mark !== undefined && this.holds(state)) this.#applied.set(state, mark);
       return true;
     } catch (error) {
       if (!(error instanceof LeaseLostError)) throw error;

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { PubSub } from '@google-cloud/pubsub';
 import { allShardKeys, type Clock, type Config, GROUPS, liveAheadMs, systemClock } from '@streamgauge/core';
+import { AnomalyTopic, pubsubClient } from '@streamgauge/pubsub';
 import {
   AggregateStore,
   AnomalySink,
@@ -11,11 +12,11 @@ import {
   StreamConsumer,
   whenReady,
 } from '@streamgauge/redis';
+import { ProcessMetrics } from '@streamgauge/telemetry';
 import type { Logger } from 'pino';
 import { filter, firstValueFrom, fromEvent, type Observable, skip } from 'rxjs';
 import { Aggregator } from './aggregator.ts';
 import { AnomalyPublisher, type AnomalyTarget } from './anomalyPublisher.ts';
-import { AnomalyTopic, pubsubClient } from './anomalyTopic.ts';
 import { LeaseKeeper } from './leaseKeeper.ts';
 import { type Processed, runPipeline } from './pipeline.ts';
 import { paneBoundaries } from './ticks.ts';
@@ -38,6 +39,8 @@ export interface AggregatorRuntime {
   readonly ticks$?: Observable<number>;
   /** The Pub/Sub client for ANOMALY_TOPIC (default: from the environment, honouring PUBSUB_EMULATOR_HOST). */
   readonly pubsub?: PubSub;
+  /** The process's metrics (the caller serves them); default: this service's own, recorded but not served. */
+  readonly metrics?: ProcessMetrics;
 }
 
 /** Longer than any write takes (a full rewrite of 10k nodes' keys takes about a second). */
@@ -54,6 +57,9 @@ export async function startAggregator(
   const clock = runtime.clock ?? systemClock;
   const settings = config.aggregator;
   const log = logger.child({ consumer: settings.consumer });
+  const telemetry = runtime.metrics ?? new ProcessMetrics({ service: 'aggregator', defaultMetrics: false });
+  const consumed = telemetry.consumer(GROUPS.aggregator);
+  const aggregated = telemetry.aggregator;
   // A watchdog on every command: a reply lost to a cut connection must end in
   // an error (then a retry: every write here is idempotent), never in a hang.
   const redis = connectRedis(config.redis, { name: 'aggregator', commandTimeoutMs: COMMAND_TIMEOUT_MS });
@@ -113,6 +119,7 @@ export async function startAggregator(
       onLeaseLost: (shard) => keeper.lost(shard),
       offers,
       anomalies: config.anomalies.settings,
+      onLatestWritten: (nodes, eventTime) => aggregated.latestWritten(nodes, eventTime, clock.now()),
     },
   );
 
@@ -146,6 +153,11 @@ export async function startAggregator(
   }
   const anomalies = new AnomalyPublisher(targets, () => keeper.held, log);
   anomalies.start();
+  // Read when /metrics is scraped, on the connection that is not on the hot path.
+  const unwatch = [
+    telemetry.consumerGroups.watch(metrics, GROUPS.aggregator, allShardKeys(config.stream.shards)),
+    telemetry.openAnomalies.watch(metrics),
+  ];
   const settled = new Set<string>();
   pipeline.processed$.subscribe({
     // The pipeline's failure is reported by `done` below.
@@ -154,7 +166,11 @@ export async function startAggregator(
       if (done.kind === 'release') settled.delete(done.stream);
       if (done.kind !== 'batches') return;
       if (done.settled !== undefined) settled.add(done.settled);
-      if (done.outcome.entries > 0) log.debug(done.outcome, 'batch applied');
+      if (done.outcome.entries > 0) {
+        consumed.batch(done.stream, done.outcome, done.seconds);
+        aggregated.readings(done.outcome);
+        log.debug(done.outcome, 'batch applied');
+      }
       if (done.outcome.tooLate > 0 || done.outcome.tooEarly > 0) {
         log.info(
           { tooLate: done.outcome.tooLate, tooEarly: done.outcome.tooEarly },
@@ -164,6 +180,7 @@ export async function startAggregator(
     },
   });
   const close = async () => {
+    for (const stop of unwatch) stop();
     await anomalies.stop();
     await topic?.close();
     if (runtime.pubsub === undefined) await pubsub?.close().catch(() => {});

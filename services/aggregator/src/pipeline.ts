@@ -50,6 +50,9 @@ export type Processed =
   | {
       readonly kind: 'batches';
       readonly outcome: BatchOutcome;
+      readonly stream: string;
+      /** From the batch's job starting to its entries acknowledged (and, on settling, the keys written). */
+      readonly seconds: number;
       /** The shard whose pending entries this batch finished (after an acquisition). */
       readonly settled?: string;
     }
@@ -142,14 +145,17 @@ export function runPipeline(
           job.done();
           return { kind: 'acquire', stream: job.state.shard.stream };
         case 'batch': {
+          const started = performance.now();
           const outcome = await aggregator.apply(job.batch, job.state);
           // Settle before the next read: the group's position must not yet
           // include entries that are read but not applied.
           if (job.settle) await aggregator.settle(job.state);
           job.done();
+          const stream = job.state.shard.stream;
+          const seconds = (performance.now() - started) / 1000;
           return job.settle
-            ? { kind: 'batches', outcome, settled: job.state.shard.stream }
-            : { kind: 'batches', outcome };
+            ? { kind: 'batches', outcome, stream, seconds, settled: stream }
+            : { kind: 'batches', outcome, stream, seconds };
         }
         case 'release':
           await aggregator.release(job.state, job.graceful);

@@ -263,8 +263,8 @@ describe('aggregator', () => {
     const calls = (command: string) =>
       Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
     expect(calls('hset')).toBe(2 + 1 + 6 + 1 + 6);
-    // The series, the watermark, the commit id, six system metrics versions.
-    expect(calls('set')).toBeLessThanOrEqual(3 + 6);
+    // The series, the watermark, the commit id, the applied mark, six system metrics versions.
+    expect(calls('set')).toBeLessThanOrEqual(4 + 6);
     expect((await db.client.hgetall('node:BUSY:metrics:1h')).reading_count).toBe('100');
     await running.stop();
     running = undefined;

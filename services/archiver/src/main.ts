@@ -1,5 +1,6 @@
 import { allShardKeys, type Config, GROUPS } from '@streamgauge/core';
 import { ArchiveLog, connectRedis, ShardReader, StreamConsumer, whenReady } from '@streamgauge/redis';
+import { ProcessMetrics } from '@streamgauge/telemetry';
 import { openWarehouse, type Warehouse } from '@streamgauge/warehouse';
 import type { Logger } from 'pino';
 import { type ArchiveOutcome, Archiver } from './archiver.ts';
@@ -15,6 +16,8 @@ export interface ArchiverRuntime {
   /** A warehouse the caller opened (and closes); otherwise the configured one is opened and closed here. */
   readonly warehouse?: Warehouse;
   readonly onBatch?: (outcome: ArchiveOutcome) => void;
+  /** The process's metrics (the caller serves them); default: this service's own, recorded but not served. */
+  readonly metrics?: ProcessMetrics;
 }
 
 /** Longer than any write takes. */
@@ -31,6 +34,8 @@ export async function startArchiver(
   runtime: ArchiverRuntime = {},
 ): Promise<RunningArchiver> {
   const log = logger.child({ consumer: config.archiver.consumer, group: GROUPS.archiver });
+  const telemetry = runtime.metrics ?? new ProcessMetrics({ service: 'archiver', defaultMetrics: false });
+  const consumed = telemetry.consumer(GROUPS.archiver);
   const redis = connectRedis(config.redis, { name: 'archiver', commandTimeoutMs: COMMAND_TIMEOUT_MS });
   redis.on('error', (error) => log.warn({ err: error }, 'redis connection error'));
   let warehouse: Warehouse;
@@ -81,7 +86,10 @@ export async function startArchiver(
         const { batch } = await reader.next();
         attempt = 0;
         if (batch.entries.length === 0) continue;
+        const started = performance.now();
         const outcome = await archiver.apply(batch, archiveLog);
+        consumed.batch(shard.stream, outcome, (performance.now() - started) / 1000);
+        telemetry.archiver.rows(outcome.inserted, outcome.duplicates);
         runtime.onBatch?.(outcome);
         log.debug({ stream: shard.stream, ...outcome }, 'batch archived');
       } catch (error) {
@@ -93,6 +101,7 @@ export async function startArchiver(
     }
   });
   const done = Promise.all(loops).then(() => {});
+  const unwatch = telemetry.consumerGroups.watch(redis, GROUPS.archiver, allShardKeys(config.stream.shards));
   log.info({ shards: config.stream.shards }, 'archiver running');
   return {
     done,
@@ -102,6 +111,7 @@ export async function startArchiver(
       // Ends the blocked reads; what they delivered stays pending for the next run.
       consumer.close();
       await done.catch(() => {});
+      unwatch();
       if (runtime.warehouse === undefined) await warehouse.close();
       await redis.quit().catch(() => {});
       redis.disconnect();

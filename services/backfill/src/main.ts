@@ -1,5 +1,12 @@
 import { type Clock, type Config, liveAheadMs, systemClock } from '@streamgauge/core';
-import { CacheStatus, connectRedis, ReconcileOffers, whenReady } from '@streamgauge/redis';
+import {
+  CacheStatus,
+  connectRedis,
+  ReconcileOffers,
+  type ReconcileScope,
+  whenReady,
+} from '@streamgauge/redis';
+import { ProcessMetrics } from '@streamgauge/telemetry';
 import type { Warehouse } from '@streamgauge/warehouse';
 import type { Logger } from 'pino';
 import { type ReconcileProgress, type ReconcileReport, Reconciler } from './reconciler.ts';
@@ -7,7 +14,10 @@ import { BackfillScheduler } from './scheduler.ts';
 
 export interface RunningBackfill {
   /** Runs one backfill now, after the one in hand. */
-  runNow(options?: { onProgress?: (p: ReconcileProgress) => void }): Promise<ReconcileReport>;
+  runNow(options?: {
+    scope?: ReconcileScope;
+    onProgress?: (p: ReconcileProgress) => void;
+  }): Promise<ReconcileReport>;
   stop(): Promise<void>;
 }
 
@@ -20,7 +30,7 @@ export async function startBackfill(
   config: Config,
   warehouse: Warehouse,
   logger: Logger,
-  runtime: { clock?: Clock; schedule?: boolean } = {},
+  runtime: { clock?: Clock; schedule?: boolean; metrics?: ProcessMetrics } = {},
 ): Promise<RunningBackfill> {
   const clock = runtime.clock ?? systemClock;
   const log = logger.child({ component: 'backfill' });
@@ -46,18 +56,23 @@ export async function startBackfill(
       logger: log,
     },
   );
+  const telemetry = runtime.metrics ?? new ProcessMetrics({ service: 'backfill', defaultMetrics: false });
+  const runs = telemetry.backfill;
   const scheduler = new BackfillScheduler(redis, reconciler, {
     refreshMs: config.cacheRefreshMs,
     retryMs: 5 * 60_000,
     pollMs: 1_000,
     clock,
     logger: log,
+    onRun: (status, durationMs) => runs.run(status, durationMs / 1000),
   });
+  const unwatch = telemetry.reconcile.watch(redis);
   if (runtime.schedule !== false) scheduler.start();
   return {
     runNow: (options = {}) => scheduler.runNow(options),
     async stop() {
       await scheduler.stop();
+      unwatch();
       await redis.quit().catch(() => {});
       redis.disconnect();
     },

@@ -16,6 +16,7 @@ import {
   markCut,
   type NodeBackfill,
   type ReconcileOffers,
+  type ReconcileScope,
   type RedisClient,
   type ShardReconcileReport,
   streamHistory,
@@ -42,6 +43,8 @@ export interface ReconcileProgress {
 export interface ReconcileReport {
   readonly run: string;
   readonly request?: string;
+  /** A rebuild's nodes and start (absent: the whole live state). */
+  readonly scope?: ReconcileScope;
   readonly status: 'complete' | 'partial';
   readonly startedAt: string;
   readonly finishedAt: string;
@@ -134,10 +137,14 @@ export class Reconciler {
   async run(
     options: {
       request?: string;
+      /** Only these nodes, only panes from `since` on (`streamgauge rebuild`). */
+      scope?: ReconcileScope;
       onProgress?: (progress: ReconcileProgress) => void;
       holding?: () => Promise<boolean>;
     } = {},
   ): Promise<ReconcileReport> {
+    const scope = options.scope;
+    const wanted = scope?.nodes === undefined ? undefined : new Set(scope.nodes);
     const { clock, logger } = this.#options;
     const started = clock.now();
     const run = `${started}-${Math.random().toString(36).slice(2, 8)}`;
@@ -165,8 +172,9 @@ export class Reconciler {
         now: started,
         aheadMs: this.#options.aheadMs,
         cutTime,
+        ...(scope?.since !== undefined && { since: scope.since }),
       });
-      logger.info({ run, cuts, statements: statements.length }, 'backfill started');
+      logger.info({ run, cuts, statements: statements.length, scope }, 'backfill started');
       const nodes = new Map<string, NodeAccumulator>();
       let rows = 0;
       let done = 0;
@@ -174,10 +182,16 @@ export class Reconciler {
       await forEachBounded(statements, this.#options.concurrency, async (statement) => {
         const result = await this.#warehouse.select(statement.statement);
         rows += result.length;
-        collect(nodes, statement, result, (nodeId, entry) => {
-          const cut = cuts[shardOf(nodeId, shards.length)] ?? '0-0';
-          return compareEntryIds(entry, cut) <= 0;
-        });
+        collect(
+          nodes,
+          statement,
+          result,
+          (nodeId, entry) => {
+            const cut = cuts[shardOf(nodeId, shards.length)] ?? '0-0';
+            return compareEntryIds(entry, cut) <= 0;
+          },
+          wanted,
+        );
         progress({ phase: 'query', done: ++done, total: statements.length });
       });
       const queryMs = clock.now() - started;
@@ -202,7 +216,13 @@ export class Reconciler {
         const list = byShard[s] ?? [];
         payloadBytes += await this.#offers.publish(
           shard,
-          { run, ...(marks[s] as CutMark), at: started, nodes: list.map((n) => n.nodeId) },
+          {
+            run,
+            ...(marks[s] as CutMark),
+            at: started,
+            nodes: list.map((n) => n.nodeId),
+            ...(scope !== undefined && { scope }),
+          },
           list,
           this.#options.ttlSeconds,
         );
@@ -213,6 +233,7 @@ export class Reconciler {
       const report = summarise({
         run,
         ...(options.request && { request: options.request }),
+        ...(scope !== undefined && { scope }),
         started,
         finished: clock.now(),
         queryMs,
@@ -225,8 +246,10 @@ export class Reconciler {
         reports,
       });
       await this.#redis.set(reconcileKeys.last, JSON.stringify(report));
-      if (report.status === 'complete') await this.#status.refreshed(run, clock.now());
-      else
+      // A rebuild of some nodes or recent panes is not a refresh of the whole cache.
+      if (report.status === 'complete') {
+        if (scope === undefined) await this.#status.refreshed(run, clock.now());
+      } else
         await this.#status.failed(new Error(incomplete(report, this.#options.applyTimeoutMs)), clock.now());
       logger[report.status === 'complete' ? 'info' : 'warn'](report, 'backfill finished');
       return report;
@@ -304,6 +327,8 @@ function collect(
   statement: BackfillStatement,
   rows: readonly Record<string, unknown>[],
   withinCut: (nodeId: string, entry: string) => boolean,
+  /** Only these nodes (a rebuild's `--nodes`); absent: all. */
+  wanted?: ReadonlySet<string>,
 ): void {
   const at = (id: string) => {
     let acc = nodes.get(id);
@@ -316,6 +341,7 @@ function collect(
   if (statement.kind === 'recent') {
     for (const row of rows) {
       const { reading, entry } = readingOfRow(row);
+      if (wanted !== undefined && !wanted.has(reading.node_id)) continue;
       if (withinCut(reading.node_id, entry)) at(reading.node_id).readings.push(reading);
     }
     return;
@@ -323,11 +349,15 @@ function collect(
   if (statement.kind === 'nodes') {
     for (const row of rows) {
       const node = nodeOfRow(row);
+      if (wanted !== undefined && !wanted.has(node.nodeId)) continue;
       at(node.nodeId).node = node;
     }
     return;
   }
-  for (const row of rows) at(String(row.node_id)).push(statement.ring, Number(row.pane), paneOfRow(row));
+  for (const row of rows) {
+    const id = String(row.node_id);
+    if (wanted === undefined || wanted.has(id)) at(id).push(statement.ring, Number(row.pane), paneOfRow(row));
+  }
 }
 
 /** Runs `work` over `items`, at most `limit` at a time; the first failure fails the whole. */
@@ -355,6 +385,7 @@ async function forEachBounded<T>(
 function summarise(run: {
   run: string;
   request?: string;
+  scope?: ReconcileScope;
   started: number;
   finished: number;
   queryMs: number;
@@ -379,6 +410,7 @@ function summarise(run: {
   return {
     run: run.run,
     ...(run.request && { request: run.request }),
+    ...(run.scope !== undefined && { scope: run.scope }),
     status: pending.length === 0 && skipped.length === 0 ? 'complete' : 'partial',
     startedAt: new Date(run.started).toISOString(),
     finishedAt: new Date(run.finished).toISOString(),

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type Clock, readModelKeys, reconcileKeys } from '@streamgauge/core';
-import { type RedisClient, runScript } from '@streamgauge/redis';
+import { type ReconcileScope, type RedisClient, runScript } from '@streamgauge/redis';
 import type { Logger } from 'pino';
 import type { ReconcileProgress, ReconcileReport, Reconciler } from './reconciler.ts';
 
@@ -13,6 +13,8 @@ export interface SchedulerOptions {
   readonly pollMs: number;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** Called after each run this scheduler did: its status (`failed`: it threw) and duration (metrics). */
+  readonly onRun?: (status: 'complete' | 'partial' | 'failed', durationMs: number) => void;
 }
 
 const LOCK_MS = 60_000;
@@ -63,7 +65,7 @@ export class BackfillScheduler {
    * BackfillBusyError when another process holds the scheduler's lock.
    */
   runNow(
-    options: { request?: string; onProgress?: (p: ReconcileProgress) => void } = {},
+    options: { request?: string; scope?: ReconcileScope; onProgress?: (p: ReconcileProgress) => void } = {},
   ): Promise<ReconcileReport> {
     const run = this.#running.then(async () => {
       if (this.#stopped) throw new Error('the backfill scheduler is stopping');
@@ -74,13 +76,16 @@ export class BackfillScheduler {
       this.#busy = true;
       const retry = () =>
         this.#options.clock.now() + Math.min(this.#options.retryMs, this.#options.refreshMs);
+      const started = performance.now();
       try {
         const report = await this.#reconciler.run({ ...options, holding: () => this.#lock() });
         this.#nextAt =
           report.status === 'complete' ? this.#options.clock.now() + this.#options.refreshMs : retry();
+        this.#options.onRun?.(report.status, performance.now() - started);
         return report;
       } catch (error) {
         this.#nextAt = retry();
+        this.#options.onRun?.('failed', performance.now() - started);
         throw error;
       } finally {
         this.#busy = false;
@@ -107,10 +112,17 @@ export class BackfillScheduler {
     if (!holding || this.#busy || this.#stopped) return;
     const now = this.#options.clock.now();
     this.#nextAt ??= await this.#firstRun(now);
-    const request = await this.#redis.getdel(reconcileKeys.request);
-    if (request !== null) {
-      this.#options.logger.info({ request }, 'backfill requested');
-      void this.runNow({ request }).catch(() => {});
+    const raw = await this.#redis.getdel(reconcileKeys.request);
+    if (raw !== null) {
+      let request: BackfillRequest;
+      try {
+        request = parseRequest(raw);
+      } catch (error) {
+        this.#options.logger.error({ err: error }, 'backfill request refused');
+        return;
+      }
+      this.#options.logger.info(request, 'backfill requested');
+      void this.runNow(request).catch(() => {});
       return;
     }
     // A run waits while the archiver has not yet written any batch of a shard
@@ -157,6 +169,43 @@ export class BackfillScheduler {
   async #lease(mode: 'acquire' | 'renew' | 'release'): Promise<boolean> {
     return (await runScript(this.#redis, 'lease', [reconcileKeys.lock], [mode, this.#token, LOCK_MS])) === 1;
   }
+}
+
+/** A run asked for through Redis: its id, and a rebuild's scope. */
+export interface BackfillRequest {
+  readonly request: string;
+  readonly scope?: ReconcileScope;
+}
+
+/**
+ * `{request, scope}` as JSON; a bare id (as earlier versions wrote it) asks
+ * for a full run. A scope that is not one (nodes not a list of ids, a
+ * `since` that is not a time) is refused: running everything instead would
+ * not be what was asked.
+ */
+export function parseRequest(raw: string): BackfillRequest {
+  let parsed: { request?: unknown; scope?: { nodes?: unknown; since?: unknown } };
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    return { request: raw };
+  }
+  if (typeof parsed !== 'object' || parsed === null || typeof parsed.request !== 'string')
+    return { request: raw };
+  if (parsed.scope === undefined) return { request: parsed.request };
+  const { nodes, since } = parsed.scope;
+  const validNodes =
+    nodes === undefined || (Array.isArray(nodes) && nodes.every((n) => typeof n === 'string'));
+  const validSince = since === undefined || (typeof since === 'number' && Number.isFinite(since));
+  if (!validNodes || !validSince)
+    throw new Error(`backfill request ${parsed.request}: not a valid scope: ${raw}`);
+  return {
+    request: parsed.request,
+    scope: {
+      ...(nodes !== undefined && { nodes: nodes as string[] }),
+      ...(since !== undefined && { since: since as number }),
+    },
+  };
 }
 
 export class BackfillBusyError extends Error {

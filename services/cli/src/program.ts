@@ -4,9 +4,12 @@ import { archiveCommand } from './commands/archive.ts';
 import { backfillCommand } from './commands/backfill.ts';
 import { cacheStatsCommand } from './commands/cacheStats.ts';
 import { detectCommand } from './commands/detect.ts';
+import { dlqCommand } from './commands/dlq.ts';
 import { gatewaysCommand } from './commands/gateways.ts';
 import { importCommand } from './commands/import.ts';
 import { ingestCommand } from './commands/ingest.ts';
+import { rebuildCommand } from './commands/rebuild.ts';
+import { replayCommand } from './commands/replay.ts';
 import { simulateCommand } from './commands/simulate.ts';
 import { startCommand } from './commands/start.ts';
 import { statusCommand } from './commands/status.ts';
@@ -33,6 +36,9 @@ export function buildProgram(): Command {
   cacheStatsCommand(program);
   detectCommand(program);
   statusCommand(program);
+  dlqCommand(program);
+  replayCommand(program);
+  rebuildCommand(program);
   for (const command of program.commands) {
     command.exitOverride();
     for (const sub of command.commands) sub.exitOverride();

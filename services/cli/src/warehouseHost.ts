@@ -1,6 +1,7 @@
 import { startArchiver } from '@streamgauge/archiver';
 import { startBackfill } from '@streamgauge/backfill';
 import type { Config } from '@streamgauge/core';
+import type { ProcessMetrics } from '@streamgauge/telemetry';
 import { describeWarehouse, openWarehouse } from '@streamgauge/warehouse';
 import type { Logger } from 'pino';
 
@@ -18,14 +19,16 @@ export interface RunningWarehouseHost {
 export async function startWarehouseHost(
   config: Config,
   loggers: { archiver: Logger; backfill: Logger },
+  /** The process's metrics, served by the caller. */
+  metrics?: ProcessMetrics,
 ): Promise<RunningWarehouseHost> {
   const warehouse = await openWarehouse(config);
   loggers.archiver.info({ warehouse: describeWarehouse(config) }, 'warehouse open');
   const started: { stop(): Promise<void> }[] = [];
   try {
-    const archiver = await startArchiver(config, loggers.archiver, { warehouse });
+    const archiver = await startArchiver(config, loggers.archiver, { warehouse, metrics });
     started.push(archiver);
-    const backfill = await startBackfill(config, warehouse, loggers.backfill);
+    const backfill = await startBackfill(config, warehouse, loggers.backfill, { metrics });
     return {
       done: archiver.done,
       async stop() {

@@ -1,12 +1,4 @@
-import {
-  type CheckedReading,
-  type Clock,
-  checkReading,
-  checkScope,
-  type IngestConfig,
-  type Reading,
-  type ValidationPolicy,
-} from '@streamgauge/core';
+import { type Clock, checkScope, type IngestConfig, type Reading } from '@streamgauge/core';
 import type { RedisClient } from '@streamgauge/redis';
 import {
   isUnavailable,
@@ -15,6 +7,7 @@ import {
   RedisUnavailableError,
   type StoredOutcome,
 } from '@streamgauge/redis';
+import type { ProcessMetrics } from '@streamgauge/telemetry';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
@@ -25,6 +18,9 @@ import type { Logger } from 'pino';
 import { type Authenticator, authorize } from './authenticator.ts';
 import { BodyError, type Item, jsonItems, ndjsonItems } from './body.ts';
 import { HttpError } from './errors/HttpError.ts';
+import { BatchError, type CheckedBatch, checkBatch, type Rejection } from './validate.ts';
+
+export type { Rejection } from './validate.ts';
 
 export interface IngestDependencies {
   readonly config: IngestConfig;
@@ -37,11 +33,8 @@ export interface IngestDependencies {
   readonly nodeDistricts: NodeDistricts | undefined;
   readonly clock: Clock;
   readonly logger: Logger;
-}
-
-export interface Rejection {
-  readonly index: number;
-  readonly error: string;
+  /** Served at /metrics; counts this route's readings. */
+  readonly metrics?: ProcessMetrics;
 }
 
 export interface IngestReply {
@@ -116,6 +109,15 @@ export function buildIngestApp(deps: IngestDependencies): FastifyInstance {
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 
+  const { metrics } = deps;
+  const counted = metrics?.ingest.readings('http');
+  if (metrics !== undefined) {
+    app.get('/metrics', async (_request, reply) => {
+      const { contentType, body } = await metrics.scrape();
+      return reply.type(contentType).send(body);
+    });
+  }
+
   app.get('/readyz', async (_request, reply) => {
     try {
       await withTimeout(deps.redis.ping(), 500);
@@ -158,29 +160,20 @@ export function buildIngestApp(deps: IngestDependencies): FastifyInstance {
       if (error instanceof BodyError) throw new HttpError(400, error.message);
       throw error;
     }
-    if (items.length === 0) throw new HttpError(400, 'the request holds no readings');
-    if (items.length > config.maxBatchReadings) {
-      throw new HttpError(
-        413,
-        `the request holds ${items.length} readings; at most ${config.maxBatchReadings} are taken per request`,
-      );
+    let batch: CheckedBatch;
+    try {
+      batch = checkBatch(items, {
+        policy: { nowMs: clock.now(), maxFutureMs: config.maxFutureMs },
+        maxReadings: config.maxBatchReadings,
+        unit: 'request',
+        scopeOf,
+      });
+    } catch (error) {
+      if (!(error instanceof BatchError)) throw error;
+      throw new HttpError(error.reason === 'empty' ? 400 : 413, error.message);
     }
-
-    const policy: ValidationPolicy = { nowMs: clock.now(), maxFutureMs: config.maxFutureMs };
-    let valid: { index: number; reading: Reading }[] = [];
-    const rejected: Rejection[] = [];
-    for (let index = 0; index < items.length; index++) {
-      const item = items[index] as Item;
-      const checked: CheckedReading =
-        'error' in item ? { ok: false, error: item.error } : checkReading(item.raw, policy);
-      if (!checked.ok) {
-        rejected.push({ index, error: checked.error });
-        continue;
-      }
-      const outOfScope = scopeOf?.(checked.reading);
-      if (outOfScope !== undefined) rejected.push({ index, error: outOfScope });
-      else valid.push({ index, reading: checked.reading });
-    }
+    let valid = batch.valid;
+    const rejected = batch.rejected;
 
     // A district gateway may send only nodes of its district, or nodes no
     // district has sent yet (which it then binds to its own).
@@ -215,6 +208,7 @@ export function buildIngestApp(deps: IngestDependencies): FastifyInstance {
       });
     }
     const result: IngestReply = { accepted, duplicates, rejected };
+    counted?.add({ accepted, duplicates, rejected: rejected.length });
     if (rejected.length > 0) {
       request.log.info(
         { gateway: source, rejected: rejected.length, first: rejected[0] },

@@ -1,4 +1,6 @@
+import type { PubSub } from '@google-cloud/pubsub';
 import { type Clock, type Config, redactUrl, systemClock } from '@streamgauge/core';
+import { pubsubClient } from '@streamgauge/pubsub';
 import {
   connectRedis,
   GatewayRegistry,
@@ -7,15 +9,26 @@ import {
   ReadingLog,
   whenReady,
 } from '@streamgauge/redis';
+import { ProcessMetrics } from '@streamgauge/telemetry';
 import type { Logger } from 'pino';
 import { buildIngestApp } from './app.ts';
 import { Authenticator } from './authenticator.ts';
+import { PubSubSource } from './pubsubSource.ts';
 
 export interface RunningIngest {
   /** `http://host:port` the server listens on. */
   readonly url: string;
-  /** Stops accepting, finishes in-flight requests, closes Redis. */
+  /** The Pub/Sub source, when PUBSUB_SUBSCRIPTION is set. */
+  readonly pubsub: PubSubSource | undefined;
+  /** Stops accepting, finishes in-flight requests and messages, closes Redis. */
   close(): Promise<void>;
+}
+
+export interface IngestRuntime {
+  /** The Pub/Sub client (tests pass one for the emulator); default: from the environment. Left open. */
+  readonly pubsub?: PubSub;
+  /** The process's metrics (served at /metrics); default: this service's own. */
+  readonly metrics?: ProcessMetrics;
 }
 
 /**
@@ -31,6 +44,7 @@ export async function startIngest(
   config: Config,
   logger: Logger,
   clock: Clock = systemClock,
+  runtime: IngestRuntime = {},
 ): Promise<RunningIngest> {
   const redis = connectRedis(config.redis, {
     name: 'ingest',
@@ -44,7 +58,9 @@ export async function startIngest(
   await whenReady(redis, STARTUP_WAIT_MS).catch(() =>
     logger.warn({ redis: redactUrl(config.redis.url) }, 'Redis not reachable yet; answering 503 until it is'),
   );
-  const readingLog = new ReadingLog(redis, { ...config.stream, clock });
+  // Without the process's metrics, its own: /metrics still answers, without the process series.
+  const metrics = runtime.metrics ?? new ProcessMetrics({ service: 'ingest', defaultMetrics: false });
+  const readingLog = new ReadingLog(redis, { ...config.stream, clock, onAppend: metrics.ingest.sent });
   let authenticator: Authenticator | undefined;
   if (config.ingest.auth) {
     authenticator = new Authenticator(new GatewayRegistry(redis, clock), config.ingest.authCacheMs, () =>
@@ -62,13 +78,31 @@ export async function startIngest(
     nodeDistricts,
     clock,
     logger,
+    metrics,
   });
   const url = await app.listen({ host: config.ingest.host, port: config.ingest.port });
   logger.info({ url, streams: readingLog.streams, auth: config.ingest.auth }, 'ingest listening');
+  const { pubsub: pubsubConfig } = config.ingest;
+  const client = pubsubConfig === undefined ? undefined : (runtime.pubsub ?? pubsubClient(process.env));
+  const source =
+    pubsubConfig === undefined || client === undefined
+      ? undefined
+      : new PubSubSource({
+          client,
+          readingLog,
+          config: { ...config.ingest, pubsub: pubsubConfig },
+          clock,
+          logger,
+          counted: metrics.ingest.readings('pubsub'),
+        });
+  source?.start();
   return {
     url,
+    pubsub: source,
     async close() {
-      await app.close();
+      // Both sources drain into Redis, so both stop before it closes.
+      await Promise.all([app.close(), source?.close()]);
+      if (runtime.pubsub === undefined) await client?.close().catch(() => {});
       await redis.quit().catch(() => redis.disconnect());
       logger.info('ingest stopped');
     },

@@ -27,7 +27,8 @@ const EMPTY = emptyPane();
  * tail replayed onto them): every pane the live windows keep at `now` that
  * differs is replaced and marked changed, so the next commit persists it;
  * latest values and metadata too. `drift` collects the largest absolute
- * difference seen per metric.
+ * difference seen per metric. With `since`, panes that start before it are
+ * left as they are (a rebuild of recent history only).
  *
  * Means and M2 computed by SQL and by Welford's updates differ in the last
  * bits, so they count as equal within a relative 1e-9; counts, min, max and
@@ -38,12 +39,14 @@ export function reconcileNode(
   truth: NodeWindows,
   now: number,
   drift: Record<string, number>,
+  since = Number.NEGATIVE_INFINITY,
 ): NodeReconcile {
   const outcome: NodeReconcile = { compared: 0, changed: 0, identityChanged: false };
   live.rings.forEach((ring, r) => {
     const other = truth.rings[r] as PaneRing;
     const current = ring.paneOf(now);
-    for (let pane = current - ring.history; pane <= current + ring.ahead; pane++) {
+    const first = Math.max(current - ring.history, Math.ceil(since / ring.paneMs));
+    for (let pane = first; pane <= current + ring.ahead; pane++) {
       const a = ring.offsetOf(pane);
       const b = other.offsetOf(pane);
       const liveData = a >= 0 ? ring.data : EMPTY;

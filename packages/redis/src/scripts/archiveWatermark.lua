@@ -9,12 +9,7 @@
 -- ARGV[1] group   ARGV[2] the last entry id of the committed batch
 -- Returns the watermark.
 
-local function before(a, b)
-  local am, as = string.match(a, '^(%d+)-(%d+)$')
-  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
-  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
-  return am < bm or (am == bm and as < bs)
-end
+--@include entryIds
 
 local id = ARGV[2]
 local pending = redis.call('XPENDING', KEYS[1], ARGV[1])

@@ -7,19 +7,29 @@
 -- with no state (the archiver: its sink is idempotent) passes an empty token
 -- and no nodes; then there is no lease to check.
 --
+-- The applied mark (KEYS[8], for a caller with state): every entry up to it
+-- is in the state (or was dead-lettered). An entry at or below it delivered
+-- again (`streamgauge replay`) is not applied twice. It advances to the
+-- group's position, but never past an entry still pending in the group
+-- (delivered, not yet applied: a lost read's, a failing one's, one in hand).
+--
 -- KEYS[1] lease   KEYS[2] last commit id   KEYS[3] stream   KEYS[4] node set
 -- KEYS[5] counters   KEYS[6] dead letters   KEYS[7] pending errors
--- KEYS[8..] the state hashes of the changed nodes, then of the removed ones,
+-- KEYS[8] applied mark (a string; unused when ARGV[6] is '0')
+-- KEYS[9..] the state hashes of the changed nodes, then of the removed ones,
 --   then (only when there are events) the anomaly outbox stream
--- ARGV: token, commit id, TTL seconds, group, dead letters kept, then sections,
--- each a count followed by its items:
+-- ARGV: token, commit id, TTL seconds, group, dead letters kept, whether to
+-- keep the applied mark ('1' or '0'), then sections, each a count followed
+-- by its items:
 --   per changed node: field count, then field, value pairs
 --   added node ids; removed node ids; counters (name, by);
 --   dead letters (id, error, deliveries); errors to remember (id, error);
 --   entry ids to acknowledge; anomaly events (JSON) for the outbox
--- Returns 1, or 0 when this commit was already applied.
+-- Returns { 1, or 0 when this commit was already applied; the applied mark or false }.
 
 local token, commit_id, ttl, group, kept = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local keeps_mark = ARGV[6] == '1'
+local NODE_KEYS = 8
 if token ~= '' then
   local owner = redis.call('GET', KEYS[1])
   if owner ~= token then
@@ -27,10 +37,10 @@ if token ~= '' then
   end
 end
 if redis.call('GET', KEYS[2]) == commit_id then
-  return 0
+  return { 0, keeps_mark and redis.call('GET', KEYS[8]) }
 end
 
-local at = 6
+local at = 7
 local function take()
   local v = ARGV[at]
   at = at + 1
@@ -43,9 +53,11 @@ local function call_chunked(command, key, items)
   end
 end
 
+--@include entryIds
+
 local changed = tonumber(take())
 for n = 1, changed do
-  local key = KEYS[7 + n]
+  local key = KEYS[NODE_KEYS + n]
   local fields = tonumber(take())
   if fields > 0 then
     local pairs_ = {}
@@ -68,7 +80,7 @@ end
 local removed = {}
 for i = 1, tonumber(take()) do
   removed[i] = take()
-  redis.call('DEL', KEYS[7 + changed + i])
+  redis.call('DEL', KEYS[NODE_KEYS + changed + i])
 end
 if #removed > 0 then
   call_chunked('SREM', KEYS[4], removed)
@@ -114,5 +126,37 @@ if events > 0 then
   end
 end
 
+local mark = false
+if keeps_mark then
+  mark = redis.call('GET', KEYS[8])
+  -- Every entry the group delivered is acknowledged (applied, or
+  -- dead-lettered) or still pending; the mark goes up to the group's
+  -- position, or to just before the first entry after it still pending.
+  local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[3])
+  local delivered = nil
+  if ok then
+    for _, info in ipairs(groups) do
+      for i = 1, #info, 2 do
+        if info[i] == 'name' and info[i + 1] ~= group then break end
+        if info[i] == 'last-delivered-id' then delivered = info[i + 1] end
+      end
+    end
+  end
+  if delivered and delivered ~= '0-0' and (not mark or before(mark, delivered)) then
+    local next_mark = delivered
+    local held = redis.call('XPENDING', KEYS[3], group, mark and ('(' .. mark) or '-', delivered, 1)
+    if held[1] then
+      next_mark = previous(held[1][1])
+    end
+    if next_mark and (not mark or before(mark, next_mark)) then
+      mark = next_mark
+      redis.call('SET', KEYS[8], mark)
+    end
+  end
+  if mark then
+    redis.call('EXPIRE', KEYS[8], ttl)
+  end
+end
+
 redis.call('SET', KEYS[2], commit_id)
-return 1
+return { 1, mark }

@@ -65,15 +65,18 @@ export type BackfillStatement = PaneStatement | NodeStatement | RecentStatement;
 export function backfillStatements(
   dialect: Dialect,
   table: string,
-  options: { now: number; aheadMs: number; cutTime: number },
+  /** `since`: only panes from this event time on (an hour boundary); latest values, metadata and recent rows still over the horizon. */
+  options: { now: number; aheadMs: number; cutTime: number; since?: number },
 ): BackfillStatement[] {
   const { now, aheadMs, cutTime } = options;
+  const since = options.since ?? Number.NEGATIVE_INFINITY;
   const until = now + aheadMs;
   const statements: BackfillStatement[] = [];
   let horizon = now;
   PANE_SIZES.forEach(({ paneMs, history }, ring) => {
-    const from = (Math.floor(now / paneMs) - history) * paneMs;
-    horizon = Math.min(horizon, from);
+    const ringStart = (Math.floor(now / paneMs) - history) * paneMs;
+    horizon = Math.min(horizon, ringStart);
+    const from = Math.max(ringStart, since);
     // Chunks end on day boundaries: a day is a whole number of every pane size.
     for (let start = from; start <= until; ) {
       const end = Math.min((Math.floor(start / DAY_MS) + 1) * DAY_MS - 1, until);
@@ -87,6 +90,9 @@ export function backfillStatements(
   });
   const scope = { from: horizon, until, cutTime };
   statements.push({ kind: 'nodes', statement: nodeStatement(dialect, table, scope) });
+  // Recent rows over the whole horizon too: the newest reading, whatever its
+  // event time, is the node's latest value (panes before `since` are left
+  // alone by the reconcile itself).
   statements.push({ kind: 'recent', statement: recentStatement(dialect, table, scope) });
   return statements;
 }

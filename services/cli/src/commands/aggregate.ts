@@ -2,6 +2,7 @@ import { startAggregator } from '@streamgauge/aggregator';
 import type { Command } from 'commander';
 import { configFromEnv, runUntilSignal } from '../context.ts';
 import { createLogger } from '../logger.ts';
+import { serveProcessMetrics, withMetricsEndpoint } from '../metricsEndpoint.ts';
 
 export function aggregateCommand(program: Command): void {
   program
@@ -11,7 +12,10 @@ export function aggregateCommand(program: Command): void {
     .action(async (options: { consumer?: string }) => {
       const config = configFromEnv({ AGGREGATOR_CONSUMER: options.consumer });
       const logger = createLogger(config.logLevel, 'aggregator');
-      const aggregator = await startAggregator(config, logger);
-      await Promise.race([runUntilSignal(() => aggregator.stop()), aggregator.done]);
+      const endpoint = await serveProcessMetrics(config, 'aggregator', logger);
+      await withMetricsEndpoint(endpoint, async (metrics) => {
+        const aggregator = await startAggregator(config, logger, { metrics });
+        await Promise.race([runUntilSignal(() => aggregator.stop()), aggregator.done]);
+      });
     });
 }

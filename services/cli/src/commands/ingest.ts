@@ -1,4 +1,5 @@
 import { startIngest } from '@streamgauge/ingest';
+import { ProcessMetrics } from '@streamgauge/telemetry';
 import type { Command } from 'commander';
 import { configFromEnv, runUntilSignal } from '../context.ts';
 import { createLogger } from '../logger.ts';
@@ -12,7 +13,9 @@ export function ingestCommand(program: Command): void {
     .action(async (options: { port?: string; host?: string }) => {
       const config = configFromEnv({ INGEST_PORT: options.port, INGEST_HOST: options.host });
       const logger = createLogger(config.logLevel, 'ingest');
-      const ingest = await startIngest(config, logger);
+      // Served at /metrics on the ingest port.
+      const metrics = new ProcessMetrics({ service: 'ingest' });
+      const ingest = await startIngest(config, logger, undefined, { metrics });
       await runUntilSignal(() => ingest.close());
     });
 }

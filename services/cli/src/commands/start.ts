@@ -3,6 +3,7 @@ import { CHANGES_CHANNEL, type Config } from '@streamgauge/core';
 import { startIngest } from '@streamgauge/ingest';
 import { GatewayRegistry } from '@streamgauge/redis';
 import { DISTRICT, GatewaySimulator } from '@streamgauge/simulator';
+import { ProcessMetrics } from '@streamgauge/telemetry';
 import { describeWarehouse } from '@streamgauge/warehouse';
 import type { Command } from 'commander';
 import { configFromEnv, opsRedis, runUntilSignal } from '../context.ts';
@@ -46,15 +47,20 @@ export function startCommand(program: Command): void {
           throw error;
         }
       };
-      const aggregator = await starting(startAggregator(config, createLogger(level, 'aggregator')));
+      // One /metrics for the whole process, on the ingest port.
+      const metrics = new ProcessMetrics({ service: 'streamgauge' });
+      const aggregator = await starting(
+        startAggregator(config, createLogger(level, 'aggregator'), { metrics }),
+      );
       const archiver = await starting(
-        startWarehouseHost(config, {
-          archiver: createLogger(level, 'archiver'),
-          backfill: createLogger(level, 'backfill'),
-        }),
+        startWarehouseHost(
+          config,
+          { archiver: createLogger(level, 'archiver'), backfill: createLogger(level, 'backfill') },
+          metrics,
+        ),
       );
       const ingest = await starting(
-        startIngest(config, createLogger(level, 'ingest')).then((running) => ({
+        startIngest(config, createLogger(level, 'ingest'), undefined, { metrics }).then((running) => ({
           ...running,
           stop: () => running.close(),
         })),
@@ -126,7 +132,7 @@ function printBanner(
   const node = simulator?.nodeIds[0] ?? '<node id>';
   const lines = [
     'streamgauge is running: ingest + aggregator + archiver',
-    `  ingest     POST ${ingestUrl}/v1/readings   (health: ${ingestUrl}/readyz)`,
+    `  ingest     POST ${ingestUrl}/v1/readings   (health: ${ingestUrl}/readyz, metrics: ${ingestUrl}/metrics)`,
     `  redis      ${config.redis.url}${ownRedis ? `   (started by streamgauge; files in ${config.dataDir}/redis)` : ''}`,
     `  warehouse  ${describeWarehouse(config)}   (every reading, one row each; backfill every ${config.cacheRefreshMs / 3_600_000} h)`,
   ];

@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { NodeWindows, PANE, PANE_SIZES, type Reading, reconcileNode, STAT } from '../src/index.ts';
+
+const HOUR = 3_600_000;
+const now = Date.UTC(2026, 10, 25, 12, 34, 56);
+
+function windowsOf(readings: readonly Reading[]): NodeWindows {
+  const windows = new NodeWindows('N', 360_000);
+  for (const reading of readings) windows.add(reading, now);
+  return windows;
+}
+
+/** A reading every 10 minutes over the last two days, with flow from `flow`. */
+function series(flow: (i: number) => number): Reading[] {
+  return Array.from({ length: 288 }, (_, i) => ({
+    node_id: 'N',
+    timestamp: now - 48 * HOUR + i * 600_000,
+    flow_rate: flow(i),
+  }));
+}
+
+/** Each ring's panes as [pane, count, flow mean]. */
+function panes(windows: NodeWindows): [number, number, number][][] {
+  return windows.rings.map((ring) =>
+    ring.panes().map((pane) => {
+      const at = ring.offsetOf(pane);
+      return [pane, ring.data[at + PANE.count] as number, ring.data[at + PANE.flow + STAT.mean] as number];
+    }),
+  );
+}
+
+describe('reconcileNode', () => {
+  it('with `since`, replaces the panes from that hour on and leaves the older ones as they were', () => {
+    const live = windowsOf(series((i) => i));
+    const truth = windowsOf(series((i) => 1000 + i));
+    const before = panes(live);
+    const since = Math.floor((now - 6 * HOUR) / HOUR) * HOUR;
+    const outcome = reconcileNode(live, truth, now, {}, since);
+    expect(outcome.changed).toBeGreaterThan(0);
+    const after = panes(live);
+    const wanted = panes(truth);
+    PANE_SIZES.forEach(({ paneMs }, r) => {
+      const older = (list: [number, number, number][][]) => list[r]?.filter(([p]) => p * paneMs < since);
+      const newer = (list: [number, number, number][][]) => list[r]?.filter(([p]) => p * paneMs >= since);
+      expect(older(after)).toEqual(older(before));
+      expect(newer(after)).toEqual(newer(wanted));
+      expect(newer(after)?.length).toBeGreaterThan(0);
+    });
+    // Without it, every pane follows the truth.
+    reconcileNode(live, truth, now, {});
+    expect(panes(live)).toEqual(wanted);
+  });
+});

@@ -1,0 +1,2 @@
+export { AnomalyTopic } from './anomalyTopic.ts';
+export { pubsubClient } from './client.ts';

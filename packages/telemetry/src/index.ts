@@ -1,0 +1,23 @@
+export type { MetricsServer } from './metricsServer.ts';
+export { serveMetrics } from './metricsServer.ts';
+export type { ProcessMetricsOptions } from './processMetrics.ts';
+export { ProcessMetrics } from './processMetrics.ts';
+export { ConsumerGroupGauges, OpenAnomalyGauge, ReconcileGauges } from './redisGauges.ts';
+export type { ScrapeSampleOptions } from './scrapeSample.ts';
+export { ScrapeSample } from './scrapeSample.ts';
+export type {
+  AppliedReadings,
+  ConsumedBatch,
+  ReadingCounter,
+  ReadingCounts,
+  ReadingSource,
+  ReconcileStatus,
+} from './series.ts';
+export {
+  AggregatorSeries,
+  ArchiverSeries,
+  BackfillSeries,
+  ConsumerSeries,
+  IngestSeries,
+  MESSAGING_SYSTEM,
+} from './series.ts';

@@ -1,0 +1,114 @@
+import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
+import { ConsumerGroupGauges, OpenAnomalyGauge, ReconcileGauges } from './redisGauges.ts';
+import type { ScrapeSampleOptions } from './scrapeSample.ts';
+import {
+  AggregatorSeries,
+  ArchiverSeries,
+  BackfillSeries,
+  ConsumerFamilies,
+  ConsumerSeries,
+  IngestSeries,
+} from './series.ts';
+
+export interface ProcessMetricsOptions {
+  /** The `service` label on every series: ingest, aggregator, archiver, backfill, or streamgauge (`start`). */
+  readonly service: string;
+  /** Node.js and process series (prom-client's defaults); off for services a test starts in-process. */
+  readonly defaultMetrics?: boolean;
+  /** How the gauges read from Redis at scrape time are cached and bounded. */
+  readonly scrape?: ScrapeSampleOptions;
+}
+
+/**
+ * The metrics of one process: one registry, served at one /metrics, with a
+ * `service` label on every series. A service's series are registered when
+ * it first asks for them, so each process exports only what it runs
+ * (`streamgauge start` runs all services and exports everything once).
+ */
+export class ProcessMetrics {
+  readonly registry: Registry;
+  readonly service: string;
+  readonly #scrape: ScrapeSampleOptions;
+  #ingest: IngestSeries | undefined;
+  #consumerFamilies: ConsumerFamilies | undefined;
+  readonly #consumers = new Map<string, ConsumerSeries>();
+  #aggregator: AggregatorSeries | undefined;
+  #archiver: ArchiverSeries | undefined;
+  #backfill: BackfillSeries | undefined;
+  #readFailures: Counter<'source'> | undefined;
+  #consumerGroups: ConsumerGroupGauges | undefined;
+  #openAnomalies: OpenAnomalyGauge | undefined;
+  #reconcile: ReconcileGauges | undefined;
+
+  constructor(options: ProcessMetricsOptions) {
+    this.service = options.service;
+    this.#scrape = options.scrape ?? {};
+    this.registry = new Registry();
+    this.registry.setDefaultLabels({ service: options.service });
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  get ingest(): IngestSeries {
+    this.#ingest ??= new IngestSeries(this.registry);
+    return this.#ingest;
+  }
+
+  /** A consumer group's series (`aggregator`, `archiver`). */
+  consumer(group: string): ConsumerSeries {
+    let series = this.#consumers.get(group);
+    if (series === undefined) {
+      this.#consumerFamilies ??= new ConsumerFamilies(this.registry);
+      series = new ConsumerSeries(this.#consumerFamilies, group);
+      this.#consumers.set(group, series);
+    }
+    return series;
+  }
+
+  get aggregator(): AggregatorSeries {
+    this.#aggregator ??= new AggregatorSeries(this.registry);
+    return this.#aggregator;
+  }
+
+  get archiver(): ArchiverSeries {
+    this.#archiver ??= new ArchiverSeries(this.registry);
+    return this.#archiver;
+  }
+
+  get backfill(): BackfillSeries {
+    this.#backfill ??= new BackfillSeries(this.registry);
+    return this.#backfill;
+  }
+
+  /** Lag and pending entries per group and shard, read at scrape time. */
+  get consumerGroups(): ConsumerGroupGauges {
+    this.#consumerGroups ??= new ConsumerGroupGauges(this.registry, this.#failures(), this.#scrape);
+    return this.#consumerGroups;
+  }
+
+  /** Open anomalies by type, read at scrape time. */
+  get openAnomalies(): OpenAnomalyGauge {
+    this.#openAnomalies ??= new OpenAnomalyGauge(this.registry, this.#failures(), this.#scrape);
+    return this.#openAnomalies;
+  }
+
+  /** The last backfill run's drift, read at scrape time. */
+  get reconcile(): ReconcileGauges {
+    this.#reconcile ??= new ReconcileGauges(this.registry, this.#failures(), this.#scrape);
+    return this.#reconcile;
+  }
+
+  /** The exposition, as /metrics answers it. */
+  async scrape(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+
+  #failures(): Counter<'source'> {
+    this.#readFailures ??= new Counter({
+      name: 'streamgauge_scrape_read_failures_total',
+      help: 'Reads of Redis at scrape time that failed or timed out (their series were left out of that scrape).',
+      labelNames: ['source'],
+      registers: [this.registry],
+    });
+    return this.#readFailures;
+  }
+}

@@ -1,0 +1,65 @@
+export interface ScrapeSampleOptions {
+  /** A value this recent is served again without reading (several gauges share one read per scrape). */
+  readonly maxAgeMs?: number;
+  /** Longest a scrape waits for the read; the series are then left out of that scrape. */
+  readonly timeoutMs?: number;
+  /** Called when a read fails or outlasts `timeoutMs`. */
+  readonly onFailure?: (error: unknown) => void;
+}
+
+/**
+ * A value read from Redis when /metrics is scraped: at most once per
+ * `maxAgeMs`, and never waited for longer than `timeoutMs`, so a slow or
+ * absent Redis cannot hang the scrape. A read that outlasts the timeout is
+ * not started again while it is still in flight: scrapes do not pile reads
+ * onto a struggling server.
+ */
+export class ScrapeSample<T> {
+  readonly #read: () => Promise<T>;
+  readonly #maxAgeMs: number;
+  readonly #timeoutMs: number;
+  readonly #onFailure: (error: unknown) => void;
+  #value: T | undefined;
+  #readAt = Number.NEGATIVE_INFINITY;
+  #reading: Promise<T> | undefined;
+
+  constructor(read: () => Promise<T>, options: ScrapeSampleOptions = {}) {
+    this.#read = read;
+    this.#maxAgeMs = options.maxAgeMs ?? 1_000;
+    this.#timeoutMs = options.timeoutMs ?? 1_000;
+    this.#onFailure = options.onFailure ?? (() => {});
+  }
+
+  /** The value, or undefined when it could not be read in time. */
+  async get(): Promise<T | undefined> {
+    if (performance.now() - this.#readAt < this.#maxAgeMs) return this.#value;
+    if (this.#reading === undefined) {
+      const reading = this.#read().then((value) => {
+        this.#value = value;
+        this.#readAt = performance.now();
+        return value;
+      });
+      this.#reading = reading;
+      reading.then(
+        () => {
+          this.#reading = undefined;
+        },
+        () => {
+          this.#reading = undefined;
+        },
+      );
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${this.#timeoutMs} ms`)), this.#timeoutMs);
+    });
+    try {
+      return await Promise.race([this.#reading, timeout]);
+    } catch (error) {
+      this.#onFailure(error);
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

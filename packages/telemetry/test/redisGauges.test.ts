@@ -1,0 +1,160 @@
+import { allShardKeys, anomalyKeys, readModelKeys, reconcileKeys, type ShardKeys } from '@streamgauge/core';
+import { connectRedis } from '@streamgauge/redis';
+import { metricSamples, metricValue, parseMetrics, useRedis } from '@streamgauge/testkit';
+import { describe, expect, it } from 'vitest';
+import { ProcessMetrics } from '../src/index.ts';
+
+const db = useRedis({ flushEach: true });
+
+async function samples(metrics: ProcessMetrics) {
+  return parseMetrics((await metrics.scrape()).body);
+}
+
+/** Fresh reads at every scrape. */
+const options = { service: 'test', defaultMetrics: false, scrape: { maxAgeMs: 0 } };
+
+describe('consumer group gauges', () => {
+  it('report lag and pending per stream shard, for the groups watched', async () => {
+    const [a, b] = allShardKeys(2) as [ShardKeys, ShardKeys];
+    for (const stream of [a.stream, b.stream]) {
+      await db.client.xgroup('CREATE', stream, 'aggregator', '$', 'MKSTREAM');
+      await db.client.xgroup('CREATE', stream, 'archiver', '$');
+    }
+    for (let i = 0; i < 5; i++) await db.client.xadd(a.stream, '*', 'n', '1');
+    await db.client.xadd(b.stream, '*', 'n', '1');
+    // Two of shard a's entries delivered, one acknowledged.
+    const read = (await db.client.xreadgroup(
+      'GROUP',
+      'aggregator',
+      'c1',
+      'COUNT',
+      2,
+      'STREAMS',
+      a.stream,
+      '>',
+    )) as [string, [string, string[]][]][];
+    const [first] = read[0]?.[1][0] ?? [];
+    await db.client.xack(a.stream, 'aggregator', first as string);
+
+    const metrics = new ProcessMetrics(options);
+    const unwatch = metrics.consumerGroups.watch(db.client, 'aggregator', allShardKeys(2));
+    const all = await samples(metrics);
+    const rows = (name: string) =>
+      metricSamples(all, name).map((s) => [
+        s.labels.messaging_consumer_group_name,
+        s.labels.messaging_destination_name,
+        s.value,
+      ]);
+    expect(rows('streamgauge_consumer_lag')).toEqual([
+      ['aggregator', a.stream, 3],
+      ['aggregator', b.stream, 1],
+    ]);
+    expect(rows('streamgauge_consumer_pending')).toEqual([
+      ['aggregator', a.stream, 1],
+      ['aggregator', b.stream, 0],
+    ]);
+
+    // Another service of the process watches its group too; one that stops is left out.
+    const unwatchArchiver = metrics.consumerGroups.watch(db.client, 'archiver', allShardKeys(2));
+    unwatch();
+    expect(
+      metricValue(await samples(metrics), 'streamgauge_consumer_lag', {
+        messaging_consumer_group_name: 'archiver',
+      }),
+    ).toBe(6);
+    expect(
+      metricSamples(await samples(metrics), 'streamgauge_consumer_lag', {
+        messaging_consumer_group_name: 'aggregator',
+      }),
+    ).toEqual([]);
+    unwatchArchiver();
+  });
+
+  it('leave the series out, and count the failure, when Redis does not answer', async () => {
+    // Nothing listens on port 1: every command fails at once.
+    const gone = connectRedis(
+      { url: 'redis://127.0.0.1:1', explicit: true },
+      { name: 'gone', failFast: true },
+    );
+    gone.on('error', () => {});
+    const metrics = new ProcessMetrics(options);
+    metrics.consumerGroups.watch(gone, 'aggregator', allShardKeys(1));
+    metrics.openAnomalies.watch(gone);
+    const all = await samples(metrics);
+    expect(metricSamples(all, 'streamgauge_consumer_lag')).toEqual([]);
+    expect(metricSamples(all, 'streamgauge_anomalies_open')).toEqual([]);
+    // A failure is counted as the scrape runs: the next one shows it.
+    const next = await samples(metrics);
+    const failures = (source: string) =>
+      metricValue(next, 'streamgauge_scrape_read_failures_total', { source }) ?? 0;
+    expect(failures('consumer_groups')).toBeGreaterThanOrEqual(1);
+    expect(failures('anomalies')).toBeGreaterThanOrEqual(1);
+    expect(failures('reconcile')).toBe(0);
+    gone.disconnect();
+  });
+});
+
+describe('open anomalies', () => {
+  it('counts what each listed node has open, by type, every type shown', async () => {
+    await db.client.rpush(readModelKeys.nodesAll, 'N1', 'N2', 'N3');
+    await db.client.hset(anomalyKeys.open('N1'), 'low_pressure', '{}', 'offline', '{}');
+    await db.client.hset(anomalyKeys.open('N2'), 'low_pressure', '{}');
+    const metrics = new ProcessMetrics(options);
+    metrics.openAnomalies.watch(db.client);
+    const all = await samples(metrics);
+    const open = Object.fromEntries(
+      metricSamples(all, 'streamgauge_anomalies_open').map((s) => [s.labels.anomaly_type, s.value]),
+    );
+    expect(open).toEqual({
+      high_flow: 0,
+      low_flow: 0,
+      no_flow: 0,
+      high_pressure: 0,
+      low_pressure: 2,
+      offline: 1,
+      stuck_sensor: 0,
+      gradual_leak: 0,
+    });
+  });
+
+  it('reads a long node list in pages', async () => {
+    const nodes = Array.from({ length: 2500 }, (_, i) => `N${i}`);
+    await db.client.rpush(readModelKeys.nodesAll, ...nodes);
+    for (const node of nodes.filter((_, i) => i % 100 === 0)) {
+      await db.client.hset(anomalyKeys.open(node), 'stuck_sensor', '{}');
+    }
+    const metrics = new ProcessMetrics(options);
+    metrics.openAnomalies.watch(db.client);
+    expect(
+      metricValue(await samples(metrics), 'streamgauge_anomalies_open', { anomaly_type: 'stuck_sensor' }),
+    ).toBe(25);
+  });
+});
+
+describe('reconcile gauges', () => {
+  it("show the last run's drift per metric and when it finished", async () => {
+    const metrics = new ProcessMetrics(options);
+    metrics.reconcile.watch(db.client);
+    const before = await samples(metrics);
+    expect(metricSamples(before, 'streamgauge_reconcile_drift')).toEqual([]);
+    expect(metricValue(before, 'streamgauge_reconcile_last_finished_timestamp_seconds')).toBe(0);
+
+    await db.client.set(
+      reconcileKeys.last,
+      JSON.stringify({
+        status: 'complete',
+        finishedAt: '2026-05-01T10:00:00.000Z',
+        drift: { readings: 3, 'flow_rate.mean': 0.25 },
+      }),
+    );
+    const after = await samples(metrics);
+    expect(metricValue(after, 'streamgauge_reconcile_drift', { metric: 'readings' })).toBe(3);
+    expect(metricValue(after, 'streamgauge_reconcile_drift', { metric: 'flow_rate.mean' })).toBe(0.25);
+    // What did not drift shows as 0.
+    expect(metricSamples(after, 'streamgauge_reconcile_drift')).toHaveLength(13);
+    expect(metricValue(after, 'streamgauge_reconcile_drift', { metric: 'pressure.max' })).toBe(0);
+    expect(metricValue(after, 'streamgauge_reconcile_last_finished_timestamp_seconds')).toBe(
+      Date.parse('2026-05-01T10:00:00.000Z') / 1000,
+    );
+  });
+});
