@@ -5,5 +5,7 @@ export type { Item } from './body.ts';
 export { BodyError, jsonItems, ndjsonItems } from './body.ts';
 export type { RunningIngest } from './main.ts';
 export { startIngest } from './main.ts';
+export type { PubSubSourceStats } from './pubsubSource.ts';
+export { PubSubSource } from './pubsubSource.ts';
 export type { BatchRules, CheckedBatch } from './validate.ts';
 export { BatchError, checkBatch } from './validate.ts';

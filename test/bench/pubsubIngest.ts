@@ -4,7 +4,7 @@
  * pulled, validated, appended and acked; the clock runs from start() to the
  * last ack.
  *
- *   node services/ingest/test/pubsubThroughput.ts [messages=2000] [readingsPerMessage=10] [maxStreams=5]
+ *   node test/bench/pubsubIngest.ts [messages=2000] [readingsPerMessage=10] [maxStreams=5]
  *
  * The fake itself is the limit (a few hundred messages/s per stream), so this
  * measures the source's cost only as far as the fake lets it; it is not run
@@ -12,10 +12,10 @@
  */
 import { PubSub } from '@google-cloud/pubsub';
 import { loadConfig, type Reading, systemClock } from '@streamgauge/core';
+import { PubSubSource } from '@streamgauge/ingest';
 import { connectRedis, loadScripts, ReadingLog } from '@streamgauge/redis';
 import { PubSubEmulator, RedisServer } from '@streamgauge/testkit';
 import { pino } from 'pino';
-import { PubSubSource } from '../src/pubsubSource.ts';
 
 const [messages = 2000, perMessage = 10, maxStreams = 5] = process.argv.slice(2).map(Number);
 
