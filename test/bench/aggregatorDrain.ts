@@ -1,7 +1,7 @@
 /**
  * Aggregator alone: fills the stream with N readings for K nodes (entries of
  * 1000 readings, as ingest writes them), then times the group draining it.
- * Run: node test/bench/aggregatorDrain.ts [readings] [nodes]
+ * Run: node test/bench/aggregatorDrain.ts [readings] [nodes] [readings per entry (1000)]
  */
 import { startAggregator } from '@streamgauge/aggregator';
 import { loadConfig, ManualClock } from '@streamgauge/core';
@@ -11,7 +11,7 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { fillLog } from './lib/streams.ts';
 
-export async function aggregatorDrain(total: number, nodes: number, url?: string) {
+export async function aggregatorDrain(total: number, nodes: number, url?: string, perEntry = 1000) {
   const server = url ? undefined : await RedisServer.start();
   const redisUrl = url ?? (server as RedisServer).url;
   const redis = new Redis(redisUrl);
@@ -24,7 +24,7 @@ export async function aggregatorDrain(total: number, nodes: number, url?: string
       dedupeHorizonMs: 48 * 3_600_000,
       clock: new ManualClock(now),
     });
-    const fill = (round: number) => fillLog(log, { total, nodes, now, round });
+    const fill = (round: number) => fillLog(log, { total, nodes, now, round, perEntry });
     const config = loadConfig({ REDIS_URL: redisUrl });
     // Round 0: every node is new (cold). Round 1: the same nodes again, after a
     // restart that loads their state (steady state). Each round is timed from
@@ -58,5 +58,6 @@ export async function aggregatorDrain(total: number, nodes: number, url?: string
 if (import.meta.url === `file://${process.argv[1]}`) {
   const total = Number(process.argv[2] ?? 200_000);
   const nodes = Number(process.argv[3] ?? 1000);
-  console.log(await aggregatorDrain(total, nodes));
+  const perEntry = Number(process.argv[4] ?? 1000);
+  console.log({ perEntry, ...(await aggregatorDrain(total, nodes, undefined, perEntry)) });
 }

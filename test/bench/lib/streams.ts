@@ -94,13 +94,15 @@ export async function expectLogGrowth(
  */
 export async function fillLog(
   log: ReadingLog,
-  options: { total: number; nodes: number; now: number; round?: number },
+  /** `perEntry`: readings per stream entry (one ingest request), default 1000. */
+  options: { total: number; nodes: number; now: number; round?: number; perEntry?: number },
 ): Promise<void> {
   const { total, nodes, now } = options;
+  const perEntry = options.perEntry ?? 1000;
   const offset = (options.round ?? 0) * total;
-  for (let i = 0; i < total; i += 1000) {
+  for (let i = 0; i < total; i += perEntry) {
     const batch: Reading[] = [];
-    for (let j = i; j < Math.min(i + 1000, total); j++) {
+    for (let j = i; j < Math.min(i + perEntry, total); j++) {
       const node = j % nodes;
       const k = offset + j;
       batch.push({
