@@ -1,16 +1,11 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { type RunningAggregator, startAggregator } from '@streamgauge/aggregator';
 import { startArchiver } from '@streamgauge/archiver';
 import { type RunningBackfill, startBackfill } from '@streamgauge/backfill';
 import {
   addToPane,
   allShardKeys,
-  type Config,
   GROUPS,
   horizonStart,
-  loadConfig,
   PANE_WIDTH,
   reconcileKeys,
   shardKeys,
@@ -18,19 +13,12 @@ import {
 } from '@streamgauge/core';
 import { startIngest } from '@streamgauge/ingest';
 import { CacheStatus } from '@streamgauge/redis';
-import {
-  checkReadModel,
-  generateDataset,
-  type TestRedis,
-  testRedis,
-  waitForAggregator,
-  waitForDrain,
-} from '@streamgauge/testkit';
+import { checkReadModel, generateDataset, waitForAggregator, waitForDrain } from '@streamgauge/testkit';
 import { DuckdbWarehouse, duckdbPath, importReadings } from '@streamgauge/warehouse';
-import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { postReadings } from '../support/postReadings.ts';
+import { testSystem } from '../support/system.ts';
 
 const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'warn' });
 const cleanup: (() => Promise<void>)[] = [];
@@ -38,26 +26,8 @@ afterEach(async () => {
   for (const step of cleanup.splice(0).reverse()) await step().catch(() => {});
 });
 
-async function system(env: Record<string, string> = {}): Promise<{ redis: Redis; config: Config }> {
-  const server: TestRedis = await testRedis();
-  const dataDir = mkdtempSync(join(tmpdir(), 'streamgauge-backfill-'));
-  const redis = new Redis(server.url);
-  cleanup.push(async () => {
-    redis.disconnect();
-    await server.close();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
-  const config = loadConfig({
-    REDIS_URL: server.url,
-    DATA_DIR: dataDir,
-    STREAM_SHARDS: '3',
-    AGGREGATOR_BLOCK_MS: '200',
-    INGEST_HOST: '127.0.0.1',
-    INGEST_PORT: '0',
-    INGEST_AUTH: 'off',
-    ...env,
-  });
-  return { redis, config };
+function system(env: Record<string, string> = {}) {
+  return testSystem('backfill', { STREAM_SHARDS: '3', ...env }, (step) => cleanup.push(step));
 }
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {

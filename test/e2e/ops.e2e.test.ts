@@ -1,34 +1,17 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { type RunningAggregator, startAggregator } from '@streamgauge/aggregator';
 import { startArchiver } from '@streamgauge/archiver';
-import {
-  allShardKeys,
-  type Config,
-  GROUPS,
-  horizonStart,
-  loadConfig,
-  opsKeys,
-  type Reading,
-} from '@streamgauge/core';
+import { allShardKeys, type Config, GROUPS, horizonStart, opsKeys, type Reading } from '@streamgauge/core';
 import { startIngest } from '@streamgauge/ingest';
-import {
-  checkReadModel,
-  generateDataset,
-  type TestRedis,
-  testRedis,
-  waitForAggregator,
-  waitForDrain,
-} from '@streamgauge/testkit';
+import { checkReadModel, generateDataset, waitForAggregator, waitForDrain } from '@streamgauge/testkit';
 import { DuckdbWarehouse, duckdbPath } from '@streamgauge/warehouse';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { postReadings } from '../support/postReadings.ts';
+import { testSystem } from '../support/system.ts';
 
 const MAIN = fileURLToPath(new URL('../../services/cli/src/main.ts', import.meta.url));
 const exec = promisify(execFile);
@@ -39,33 +22,10 @@ afterEach(async () => {
   for (const step of cleanup.splice(0).reverse()) await step().catch(() => {});
 });
 
-interface System {
-  readonly redis: Redis;
-  readonly config: Config;
-  readonly env: Record<string, string>;
-}
-
-async function system(): Promise<System> {
-  const server: TestRedis = await testRedis();
-  const dataDir = mkdtempSync(join(tmpdir(), 'streamgauge-ops-'));
-  const redis = new Redis(server.url);
-  cleanup.push(async () => {
-    redis.disconnect();
-    await server.close();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
-  const env = {
-    REDIS_URL: server.url,
-    DATA_DIR: dataDir,
-    STREAM_SHARDS: String(SHARDS),
-    AGGREGATOR_BLOCK_MS: '200',
-    // Replayed entries are claimed at the group's next scan of pending entries.
-    AGGREGATOR_CLAIM_IDLE_MS: '500',
-    INGEST_HOST: '127.0.0.1',
-    INGEST_PORT: '0',
-    INGEST_AUTH: 'off',
-  };
-  return { redis, config: loadConfig(env), env };
+function system() {
+  // Replayed entries are claimed at the group's next scan of pending entries.
+  const env = { STREAM_SHARDS: String(SHARDS), AGGREGATOR_CLAIM_IDLE_MS: '500' };
+  return testSystem('ops', env, (step) => cleanup.push(step));
 }
 
 async function streamgauge(env: Record<string, string>, args: string[]) {
