@@ -33,6 +33,11 @@ export interface ShardKeys {
   readonly deadLetters: string;
   /** What each redriven dead letter became (`streamgauge dlq redrive`): a hash, dead-letter id → outcome. */
   readonly deadLettersRedriven: string;
+  /**
+   * How many entries were deleted from the stream on purpose (a redrive
+   * replaces its original): so a deletion is not taken for trimming.
+   */
+  readonly streamRemoved: string;
   /** The last processing error of each entry still pending (a hash: entry id → error). */
   readonly errors: string;
   /** Which aggregator replica owns the shard (a string with a TTL): only it may commit. */
@@ -95,6 +100,7 @@ export function shardKeys(shard: number, shards: number): ShardKeys {
     stream,
     deadLetters: `{${tag}}:dead`,
     deadLettersRedriven: `{${tag}}:dead:redriven`,
+    streamRemoved: `{${tag}}:removed`,
     errors: `{${tag}}:errors`,
     lease: `{${tag}}:lease`,
     seen: (id) => `${seenPrefix}${id.nodeId}:${id.bucket / 3_600_000}`,

@@ -177,7 +177,7 @@ export class AggregateStore {
 
   /** Whether entries after a cut have gone from the shard's stream (trimmed) since it was marked. */
   lostSince(mark: CutMark): Promise<boolean> {
-    return lostSince(this.#redis, this.#shard.stream, mark);
+    return lostSince(this.#redis, this.#shard, mark);
   }
 
   /** The last error of each given entry that failed before (entries that never failed are absent). */

@@ -1,4 +1,12 @@
-import { allShardKeys, encodeReading, GROUPS, type Reading, type ShardKeys } from '@streamgauge/core';
+import {
+  allShardKeys,
+  encodeReading,
+  GROUPS,
+  identityOf,
+  type Reading,
+  type ShardKeys,
+} from '@streamgauge/core';
+import { sendBatchOrThrow } from './batch.ts';
 import type { RedisClient } from './connection.ts';
 import { DeadLetterGoneError, type RedriveLink } from './errors/DeadLetterGoneError.ts';
 import { type RedriveRefusal, RedriveRefusedError } from './errors/RedriveRefusedError.ts';
@@ -114,6 +122,35 @@ export class DeadLetters {
     return this.#shards.length;
   }
 
+  /**
+   * Which of these readings ingest has accepted already (their identity is in
+   * the shard's dedupe sets): a redrive would count them a second time.
+   */
+  async alreadyAccepted(shard: number, readings: readonly Reading[]): Promise<Reading[]> {
+    if (readings.length === 0) return [];
+    const keys = this.#keys(shard);
+    const replies = await sendBatchOrThrow(this.#redis, (batch) => {
+      for (const reading of readings) {
+        const identity = identityOf(reading);
+        batch.sismember(keys.seen(identity), String(identity.offset));
+      }
+    });
+    return readings.filter((_, i) => replies[i] === 1);
+  }
+
+  /** Marks the readings of a redrive as accepted, as ingest does, so a gateway resending one is told it is a duplicate. */
+  async markAccepted(shard: number, readings: readonly Reading[], horizonSeconds: number): Promise<void> {
+    if (readings.length === 0) return;
+    const keys = this.#keys(shard);
+    await sendBatchOrThrow(this.#redis, (batch) => {
+      for (const reading of readings) {
+        const identity = identityOf(reading);
+        batch.sadd(keys.seen(identity), String(identity.offset));
+        batch.expire(keys.seen(identity), horizonSeconds);
+      }
+    });
+  }
+
   /** How many dead letters the shard holds. */
   count(shard: number): Promise<number> {
     return this.#redis.xlen(this.#keys(shard).deadLetters);
@@ -223,7 +260,7 @@ export class DeadLetters {
       reply = (await runScript(
         this.#redis,
         'redriveDeadLetter',
-        [keys.deadLetters, keys.stream, keys.deadLettersRedriven],
+        [keys.deadLetters, keys.stream, keys.deadLettersRedriven, keys.streamRemoved],
         args,
       )) as string[];
     } catch (error) {
@@ -254,14 +291,16 @@ export class DeadLetters {
   async drop(handles: readonly string[]): Promise<DropOutcome> {
     const dropped: DeadLetterRecord[] = [];
     const missing: string[] = [];
+    // Every handle is resolved first: a malformed one fails the call before anything is deleted.
+    const letters: DeadLetterRecord[] = [];
     for (const handle of handles) {
       const letter = await this.get(handle);
-      if (letter === undefined) {
-        missing.push(handle);
-        continue;
-      }
+      if (letter === undefined) missing.push(handle);
+      else letters.push(letter);
+    }
+    for (const letter of letters) {
       const [deleted] = await this.#delete(letter.shard, [letter]);
-      if (deleted === undefined) missing.push(handle);
+      if (deleted === undefined) missing.push(letter.handle);
       else dropped.push(deleted);
     }
     return { dropped, missing };

@@ -1,3 +1,4 @@
+import type { ShardKeys } from '@streamgauge/core';
 import type { RedisClient } from './connection.ts';
 
 /** What XINFO STREAM says of a stream's history; zeros for a stream that does not exist. */
@@ -37,7 +38,8 @@ export async function countAfter(redis: RedisClient, stream: string, id: string)
  * The stream's entries after a cut, as a count that survives trimming
  * being noticed: trimming removes entries (oldest first) without touching
  * `entries-added`, so entries after the cut were lost iff fewer remain than
- * were there at the cut plus those appended since.
+ * were there at the cut plus those appended since, less those deleted on
+ * purpose since (a redrive replaces its original: `streamRemoved`).
  */
 export interface CutMark {
   readonly cut: string;
@@ -45,20 +47,33 @@ export interface CutMark {
   readonly added: number;
   /** Entries after the cut present then. */
   readonly after: number;
+  /** Entries deleted on purpose until then (absent in offers of earlier versions: 0). */
+  readonly removed?: number;
 }
 
-export async function markCut(redis: RedisClient, stream: string, cut: string): Promise<CutMark> {
+export async function markCut(redis: RedisClient, shard: ShardKeys, cut: string): Promise<CutMark> {
   // Counted before `entries-added` is read: an entry appended in between is
   // then in `added` but not in `after`, which can hide a loss of one entry
-  // but never report one that did not happen (the other order would).
-  const after = await countAfter(redis, stream, cut);
-  const { entriesAdded } = await streamHistory(redis, stream);
-  return { cut, added: entriesAdded, after };
+  // but never report one that did not happen (the other order would). The
+  // deletions are read first for the same reason.
+  const removed = await removedFrom(redis, shard);
+  const after = await countAfter(redis, shard.stream, cut);
+  const { entriesAdded } = await streamHistory(redis, shard.stream);
+  return { cut, added: entriesAdded, after, removed };
 }
 
-/** Whether entries after the cut have gone from the stream since it was marked (`entries-added` read first, for the same reason). */
-export async function lostSince(redis: RedisClient, stream: string, mark: CutMark): Promise<boolean> {
-  const { entriesAdded } = await streamHistory(redis, stream);
-  const remaining = await countAfter(redis, stream, mark.cut);
-  return remaining < mark.after + (entriesAdded - mark.added);
+/**
+ * Whether entries after the cut have gone from the stream since it was
+ * marked (`entries-added` read first, the deletions last, for the same
+ * reason). A deletion before the cut can hide a loss of one entry after it.
+ */
+export async function lostSince(redis: RedisClient, shard: ShardKeys, mark: CutMark): Promise<boolean> {
+  const { entriesAdded } = await streamHistory(redis, shard.stream);
+  const remaining = await countAfter(redis, shard.stream, mark.cut);
+  const removed = (await removedFrom(redis, shard)) - (mark.removed ?? 0);
+  return remaining < mark.after + (entriesAdded - mark.added) - removed;
+}
+
+async function removedFrom(redis: RedisClient, shard: ShardKeys): Promise<number> {
+  return Number((await redis.get(shard.streamRemoved)) ?? 0);
 }

@@ -1,7 +1,14 @@
 import { GROUPS, type Reading, shardKeys } from '@streamgauge/core';
 import { useRedis } from '@streamgauge/testkit';
 import { describe, expect, it } from 'vitest';
-import { DeadLetterGoneError, DeadLetters, RedriveRefusedError, runScript } from '../src/index.ts';
+import {
+  DeadLetterGoneError,
+  DeadLetters,
+  lostSince,
+  markCut,
+  RedriveRefusedError,
+  runScript,
+} from '../src/index.ts';
 
 const db = useRedis({ flushEach: true });
 const shard = shardKeys(0, 1);
@@ -41,6 +48,21 @@ async function deliver(group: string, entry: string, outcome: 'ack' | 'dead' | '
 }
 
 describe('DeadLetters', () => {
+  it('replaces the original without the backfill taking its deletion for trimming; real trimming still counts', async () => {
+    const dead = new DeadLetters(db.client, { shards: 1 });
+    const before = (await db.client.xadd(shard.stream, '*', 'n', '0')) as string;
+    const entry = await arrange();
+    const handle = await deliver(aggregator, entry, 'dead');
+    await deliver(archiver, entry, 'dead');
+    const mark = await markCut(db.client, shard, before);
+    expect(mark).toMatchObject({ after: 1, removed: 0 });
+    await dead.redrive(handle, { from: 'file', readings: repaired, consumers, claimIdleMs: 1000 });
+    expect(await db.client.xrange(shard.stream, entry, entry)).toEqual([]);
+    expect(await lostSince(db.client, shard, mark)).toBe(false);
+    await db.client.xtrim(shard.stream, 'MAXLEN', 0);
+    expect(await lostSince(db.client, shard, mark)).toBe(true);
+  });
+
   it('redrives an entry both groups gave up on as one new entry, exactly once, resolving both dead letters', async () => {
     const dead = new DeadLetters(db.client, { shards: 1 });
     const entry = await arrange();
@@ -124,7 +146,7 @@ describe('DeadLetters', () => {
     const reply = await runScript(
       db.client,
       'redriveDeadLetter',
-      [shard.deadLetters, shard.stream, shard.deadLettersRedriven],
+      [shard.deadLetters, shard.stream, shard.deadLettersRedriven, shard.streamRemoved],
       // id, run, searched up to, now, idle, from, readings, n, src; none found; idempotent groups; consumers
       [first.slice(2), 'run', '0-0', 'now', 1000, 'file', '[]', 0, 'dlq-redrive', 0, 1, archiver, 0],
     );

@@ -302,7 +302,7 @@ export class Reconciler {
         } else if (watermark === null) {
           throw new Error(unarchived(shard));
         } else cut = watermark;
-        return markCut(this.#redis, shard.stream, cut);
+        return markCut(this.#redis, shard, cut);
       }),
     );
   }

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { type RunningAggregator, startAggregator } from '@streamgauge/aggregator';
 import { type RunningArchiver, startArchiver } from '@streamgauge/archiver';
-import { allShardKeys, GROUPS, loadConfig, opsKeys, shardKeys, shardOf } from '@streamgauge/core';
+import { allShardKeys, GROUPS, identityOf, loadConfig, opsKeys, shardKeys, shardOf } from '@streamgauge/core';
 import { type TestRedis, testRedis, waitForAggregator, waitForDrain } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -183,6 +183,26 @@ describe('streamgauge dlq', () => {
       const lengthBefore = await client.xlen(p.stream);
       expect(lengthBefore).toBe(1);
 
+      // The same reading twice: ingest would drop the repeat, a redrive refuses it.
+      const repeated = join(dir, 'repeated.json');
+      const reading = { node_id: 'P1', timestamp: at, flow_rate: 4.25 };
+      writeFileSync(repeated, JSON.stringify([reading, reading]));
+      const doubled = await streamgauge(['dlq', 'redrive', forAggregator.id, '--file', repeated]);
+      expect(doubled.code).toBe(1);
+      expect(doubled.stderr).toContain(
+        `nothing was redriven: ${repeated} has 1 invalid reading of 2:\n  reading 1: the same reading (node_id and timestamp) as reading 0`,
+      );
+      // A reading ingest accepted already through another entry would count twice.
+      const known = { node_id: 'P1', timestamp: at + 5000, flow_rate: 1 };
+      const identity = identityOf(known);
+      await client.sadd(p.seen(identity), String(identity.offset));
+      const seenFile = join(dir, 'seen.json');
+      writeFileSync(seenFile, JSON.stringify([known]));
+      const seenRefused = await streamgauge(['dlq', 'redrive', forAggregator.id, '--file', seenFile]);
+      expect(seenRefused.code).toBe(1);
+      expect(seenRefused.stderr).toContain(`ingest accepted already through other entries`);
+      expect(await client.xlen(p.stream)).toBe(1);
+
       const good = join(dir, 'repaired.json');
       writeFileSync(
         good,
@@ -200,6 +220,9 @@ describe('streamgauge dlq', () => {
       expect(redriven.stdout).toBe(
         `redrove ${forAggregator.id}: entry ${poison} of ${p.stream} replaced by new entry ${newEntry} (1 reading from the file), delivered to every group; resolved ${forAggregator.id}, ${forArchiver.id}\n`,
       );
+      // Its identity is now known to ingest: a gateway resending it gets a duplicate.
+      const repairedIdentity = identityOf({ node_id: 'P1', timestamp: at });
+      expect(await client.sismember(p.seen(repairedIdentity), String(repairedIdentity.offset))).toBe(1);
       expect(JSON.parse(redriven.stderr)).toMatchObject({
         service: 'dlq',
         msg: 'dead letter redriven',

@@ -32,6 +32,8 @@
 -- KEYS[1] the shard's dead letters   KEYS[2] the shard's stream
 -- KEYS[3] the redrive links (a hash: dead-letter id → what it became, JSON,
 --         with the deleted original's fields)
+-- KEYS[4] the count of entries deleted from the stream on purpose (so the
+--         backfill does not take the original's deletion for trimming)
 -- ARGV[1]  the dead letter's id
 -- ARGV[2]  'run', or 'plan' (decide and report; change nothing)
 -- ARGV[3]  the last dead-letter id the caller's search for the entry's other
@@ -161,6 +163,7 @@ if action == 'run' then
     if #original > 0 then
       kept = record(original[1][2])
       redis.call('XDEL', KEYS[2], entry)
+      redis.call('INCR', KEYS[4])
     end
   else
     for _, group in ipairs(targets) do

@@ -5,6 +5,7 @@ import {
   decodeEntry,
   ENTRY_FIELDS,
   GROUPS,
+  identityLabel,
   type Reading,
   shardOf,
 } from '@streamgauge/core';
@@ -171,6 +172,22 @@ export function dlqCommand(program: Command): void {
           );
         }
         const from = text === undefined ? 'original' : 'file';
+        if (from === 'file' && content.readings !== undefined) {
+          // A repaired reading that ingest accepted already (through another
+          // entry) would be counted twice: the original's own identities aside.
+          const own = new Set(originalReadings(letter).map(identityLabel));
+          const fresh = content.readings.filter((r) => !own.has(identityLabel(r)));
+          const accepted = await dead.alreadyAccepted(letter.shard, fresh);
+          if (accepted.length > 0) {
+            throw new CommandError(
+              EXIT.failure,
+              `nothing was redriven: ${options.file} holds readings ingest accepted already through other entries (they would count twice): ${accepted
+                .slice(0, 5)
+                .map(identityLabel)
+                .join(', ')}${accepted.length > 5 ? ', …' : ''}`,
+            );
+          }
+        }
         let outcome: RedriveOutcome;
         try {
           outcome = await dead.redrive(letter.handle, {
@@ -205,6 +222,13 @@ export function dlqCommand(program: Command): void {
             from,
             readings,
           };
+          if (outcome.mode === 'append' && content.readings !== undefined) {
+            await dead.markAccepted(
+              letter.shard,
+              content.readings,
+              Math.ceil(config.stream.dedupeHorizonMs / 1000),
+            );
+          }
           await new OpsLog(redis).record(action);
           logger.info(action, 'dead letter redriven');
         }
@@ -411,11 +435,33 @@ function validate(items: readonly Item[], letter: DeadLetterRecord, config: Conf
     if (error instanceof BatchError) return error.message.replace(/^the entry /, '');
     throw error;
   }
-  if (checked.rejected.length > 0) {
-    const problems = checked.rejected.map((r) => `reading ${r.index}: ${r.error}`);
+  // Ingest drops a repeat inside one request; a redrive bypasses that, so it refuses one.
+  const first = new Map<string, number>();
+  const rejected = [...checked.rejected];
+  for (const { index, reading } of checked.valid) {
+    const label = identityLabel(reading);
+    const earlier = first.get(label);
+    if (earlier === undefined) first.set(label, index);
+    else rejected.push({ index, error: `the same reading (node_id and timestamp) as reading ${earlier}` });
+  }
+  rejected.sort((a, b) => a.index - b.index);
+  if (rejected.length > 0) {
+    const problems = rejected.map((r) => `reading ${r.index}: ${r.error}`);
     return `has ${problems.length} invalid reading${problems.length === 1 ? '' : 's'} of ${items.length}:\n  ${problems.join('\n  ')}`;
   }
   return checked.valid.map((v) => v.reading);
+}
+
+/** The original entry's readings, as far as they decode and are readings at all. */
+function originalReadings(letter: DeadLetterRecord): Reading[] {
+  if (letter.original === null || letter.original === undefined) return [];
+  try {
+    return decodeEntry(letter.entry, letter.original).readings.filter(
+      (r): r is Reading => typeof r === 'object' && r !== null && typeof r.node_id === 'string',
+    );
+  } catch {
+    return [];
+  }
 }
 
 function refusalMessage(error: RedriveRefusedError, letter: DeadLetterRecord, problem?: string): string {
@@ -592,7 +638,15 @@ function shardsOf(option: string | undefined, config: Config): number[] {
 }
 
 function groupFilter(group: string | undefined): { group?: string } {
-  return group === undefined ? {} : { group };
+  if (group === undefined) return {};
+  const groups: readonly string[] = Object.values(GROUPS);
+  if (!groups.includes(group)) {
+    throw new CommandError(
+      EXIT.usage,
+      `--group ${JSON.stringify(group)}: the groups are ${groups.join(', ')}`,
+    );
+  }
+  return { group };
 }
 
 function positive(option: string, value: string): number {
