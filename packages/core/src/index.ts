@@ -90,6 +90,7 @@ export {
 export { assignShards, shardOf } from './shard.ts';
 export type { BatchEntry } from './streamEntry.ts';
 export { compareEntryIds, decodeEntry, ENTRY_FIELDS, encodeReading } from './streamEntry.ts';
+export { withTimeout } from './timeout.ts';
 export { isoTime, MIN_EPOCH_MS, parseTimestamp } from './timestamp.ts';
 export type {
   AddOutcome,

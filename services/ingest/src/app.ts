@@ -1,4 +1,4 @@
-import { type Clock, checkScope, type IngestConfig, type Reading } from '@streamgauge/core';
+import { type Clock, checkScope, type IngestConfig, type Reading, withTimeout } from '@streamgauge/core';
 import type { RedisClient } from '@streamgauge/redis';
 import {
   isUnavailable,
@@ -222,12 +222,4 @@ export function buildIngestApp(deps: IngestDependencies): FastifyInstance {
   });
 
   return app;
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -7,7 +7,7 @@ import {
   SubscriptionCloseBehaviors,
   type Topic,
 } from '@google-cloud/pubsub';
-import { type Clock, GATEWAY_NAME, type IngestConfig } from '@streamgauge/core';
+import { type Clock, GATEWAY_NAME, type IngestConfig, withTimeout } from '@streamgauge/core';
 import { type AppendResult, type ReadingLog, RedisUnavailableError } from '@streamgauge/redis';
 import type { Logger } from 'pino';
 import { BodyError, type Item, jsonItems, ndjsonItems } from './body.ts';
@@ -60,6 +60,13 @@ const REOPEN_DELAY_MS = 10_000;
 
 /** close() lets messages in flight finish (append, ack) for this long, then nacks what is left. */
 const CLOSE_TIMEOUT = Duration.from({ seconds: 10 });
+const CLOSE_TIMEOUT_MS = 10_000;
+
+/** A dead-letter publish that takes longer fails (and the message is nacked): the client's own retries last minutes. */
+const PUBLISH_TIMEOUT_MS = 30_000;
+
+/** gRPC's INVALID_ARGUMENT: Pub/Sub refuses the message as it is. */
+const INVALID_ARGUMENT = 3;
 
 /** Pub/Sub's limit for one attribute value. */
 const ATTRIBUTE_BYTES = 1024;
@@ -174,7 +181,12 @@ export class PubSubSource {
     clearTimeout(this.#reopen);
     for (const wake of this.#held) wake();
     await this.#subscription?.close();
-    await Promise.allSettled([...this.#inFlight]);
+    // Bounded: a handler waits at most one publish timeout, but close() must
+    // not wait on a handler stuck elsewhere either.
+    await Promise.race([
+      Promise.allSettled([...this.#inFlight]),
+      new Promise((resolve) => setTimeout(resolve, CLOSE_TIMEOUT_MS).unref()),
+    ]);
     await this.#deadLetters?.flush().catch(() => {});
     this.#subscription?.removeAllListeners();
     this.#log.info(this.stats, 'stopped pulling readings from Pub/Sub');
@@ -200,14 +212,9 @@ export class PubSubSource {
       } else {
         const { batch, items, format } = checked;
         rejected = batch.rejected.length;
-        if (batch.valid.length > 0) {
-          appended = await this.#deps.readingLog.append(
-            batch.valid.map((v) => v.reading),
-            this.#sourceOf(message),
-          );
-          // Counted as soon as they are in: a later nack does not take them out.
-          this.#count(appended.accepted, appended.duplicates, 0);
-        }
+        // The rejected readings first: a failure of the append after it then
+        // repeats a dead letter (recognisable by `message_id`), where the
+        // other order would append the valid readings again on every retry.
         if (rejected > 0) {
           stage = 'dead-letter';
           const first = batch.rejected[0] as Rejection;
@@ -222,6 +229,15 @@ export class PubSubSource {
             rejected_count: String(rejected),
           });
           log.info({ messageId: message.id, rejected, first }, 'readings rejected and dead-lettered');
+        }
+        if (batch.valid.length > 0) {
+          stage = 'append';
+          appended = await this.#deps.readingLog.append(
+            batch.valid.map((v) => v.reading),
+            this.#sourceOf(message),
+          );
+          // Counted as soon as they are in: a later nack does not take them out.
+          this.#count(appended.accepted, appended.duplicates, 0);
         }
       }
       message.ack();
@@ -290,16 +306,31 @@ export class PubSubSource {
     for (const [name, value] of Object.entries(message.attributes)) {
       if (!DEAD_LETTER_ATTRIBUTES.has(name)) attributes[name] = value;
     }
-    await topic.publishMessage({
-      data,
-      attributes: {
-        ...attributes,
-        ...reasons,
-        error: fitBytes(reasons.error ?? '', ATTRIBUTE_BYTES),
-        message_id: message.id,
-        subscription: this.#settings.subscription,
-      },
-    });
+    const verdict = {
+      ...reasons,
+      error: fitBytes(reasons.error ?? '', ATTRIBUTE_BYTES),
+      message_id: message.id,
+      subscription: this.#settings.subscription,
+    };
+    try {
+      await withTimeout(
+        topic.publishMessage({ data, attributes: { ...attributes, ...verdict } }),
+        PUBLISH_TIMEOUT_MS,
+      );
+    } catch (error) {
+      // Refused for good (INVALID_ARGUMENT: the original's attributes plus
+      // ours are too many, say): retrying would refuse it forever, so the
+      // message goes as it came, with the verdict alone.
+      if ((error as StatusError).code !== INVALID_ARGUMENT) throw error;
+      this.#log.warn(
+        { err: error, messageId: message.id },
+        'dead letter refused; sending the original with the verdict only',
+      );
+      await withTimeout(
+        topic.publishMessage({ data: message.data, attributes: verdict }),
+        PUBLISH_TIMEOUT_MS,
+      );
+    }
     this.#stats.deadLettered++;
   }
 
@@ -350,7 +381,12 @@ function rejectedItems(
       .filter((line) => line !== '');
     return Buffer.from(`${rejected.map((r) => lines[r.index]).join('\n')}\n`);
   }
-  return Buffer.from(JSON.stringify(rejected.map((r) => (items[r.index] as { raw: unknown }).raw)));
+  try {
+    return Buffer.from(JSON.stringify(rejected.map((r) => (items[r.index] as { raw: unknown }).raw)));
+  } catch {
+    // Nested too deep to serialise again: the message as it came, whole.
+    return data;
+  }
 }
 
 /** `rejected` as JSON, cut to the leading entries that fit one attribute (`rejected_count` has the total). */
