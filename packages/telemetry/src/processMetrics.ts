@@ -87,7 +87,7 @@ export class ProcessMetrics {
 
   /** Open anomalies by type, read at scrape time. */
   get openAnomalies(): OpenAnomalyGauge {
-    this.#openAnomalies ??= new OpenAnomalyGauge(this.registry, this.#failures(), this.#scrape);
+    this.#openAnomalies ??= new OpenAnomalyGauge(this.registry);
     return this.#openAnomalies;
   }
 

@@ -1,4 +1,4 @@
-import { ANOMALY_TYPES, anomalyKeys, readModelKeys, reconcileKeys, type ShardKeys } from '@streamgauge/core';
+import { ANOMALY_TYPES, reconcileKeys, type ShardKeys } from '@streamgauge/core';
 import { type RedisClient, shardStatus } from '@streamgauge/redis';
 import { type Counter, Gauge, type Registry } from 'prom-client';
 import { ScrapeSample, type ScrapeSampleOptions } from './scrapeSample.ts';
@@ -98,58 +98,41 @@ export class ConsumerGroupGauges {
   }
 }
 
-/** Node ids read from `nodes:all`, and each node's open anomalies asked for this many at a time. */
-const NODES_PER_READ = 1000;
-
 /**
- * `streamgauge_anomalies_open{anomaly_type}`: what the dashboard shows as
- * open, counted from every listed node's `node:{id}:anomalies` hash (one
- * HKEYS per node, auto-pipelined: O(nodes) per scrape).
+ * `streamgauge_anomalies_open{anomaly_type}`: the anomalies open now, as the
+ * aggregator's detectors hold them, for the shards this replica holds (each
+ * node is held by one replica: sum over replicas for the whole network).
+ * Counted in memory at scrape time: no Redis work, whatever the node count.
  */
 export class OpenAnomalyGauge {
-  readonly #samples: ScrapeSample<Map<string, number>>[] = [];
-  readonly #failures: Counter.Internal;
-  readonly #options: ScrapeSampleOptions;
+  readonly #sources: (() => ReadonlyMap<string, number>)[] = [];
 
-  constructor(registry: Registry, failures: Counter<'source'>, options: ScrapeSampleOptions = {}) {
-    this.#failures = failures.labels('anomalies');
-    this.#failures.inc(0);
-    this.#options = options;
-    const counts = () => this.#samples[this.#samples.length - 1]?.get();
+  constructor(registry: Registry) {
+    const sources = this.#sources;
     new Gauge({
       name: 'streamgauge_anomalies_open',
-      help: 'Anomalies open now, by type (from each node’s node:{id}:anomalies).',
+      help: 'Anomalies open now, by type, on the nodes this aggregator replica holds (sum over replicas).',
       labelNames: ['anomaly_type'],
       registers: [registry],
-      async collect() {
-        const open = await counts();
+      collect() {
         this.reset();
-        if (open === undefined) return;
+        if (sources.length === 0) return;
+        const open = new Map<string, number>();
+        for (const count of sources) {
+          for (const [type, n] of count()) open.set(type, (open.get(type) ?? 0) + n);
+        }
         for (const type of ANOMALY_TYPES) this.labels(type).set(open.get(type) ?? 0);
       },
     });
   }
 
-  watch(redis: RedisClient): () => void {
-    const sample = new ScrapeSample(() => countOpen(redis), {
-      ...this.#options,
-      onFailure: () => this.#failures.inc(),
-    });
-    this.#samples.push(sample);
+  /** Adds what `count` says is open (type → count) to the gauge; returns what stops it. */
+  watch(count: () => ReadonlyMap<string, number>): () => void {
+    this.#sources.push(count);
     return () => {
-      const at = this.#samples.indexOf(sample);
-      if (at >= 0) this.#samples.splice(at, 1);
+      const at = this.#sources.indexOf(count);
+      if (at >= 0) this.#sources.splice(at, 1);
     };
-  }
-}
-
-async function countOpen(redis: RedisClient): Promise<Map<string, number>> {
-  const open = new Map<string, number>();
-  for (let start = 0; ; start += NODES_PER_READ) {
-    const nodes = await redis.lrange(readModelKeys.nodesAll, start, start + NODES_PER_READ - 1);
-    const types = await Promise.all(nodes.map((node) => redis.hkeys(anomalyKeys.open(node))));
-    for (const list of types) for (const type of list) open.set(type, (open.get(type) ?? 0) + 1);
-    if (nodes.length < NODES_PER_READ) return open;
   }
 }
 
@@ -168,6 +151,8 @@ const DRIFT_METRICS = [
 
 interface LastReport {
   readonly finishedAt?: string;
+  readonly status?: string;
+  readonly scope?: unknown;
   readonly drift?: Record<string, number>;
 }
 
@@ -194,7 +179,10 @@ export class ReconcileGauges {
       async collect() {
         const last = await report();
         this.reset();
-        if (last === undefined || last === null) return;
+        // Only a complete run over every node measures the drift of the whole
+        // live state: after a partial run or a scoped rebuild there is none to show.
+        if (last === undefined || last === null || last.status !== 'complete' || last.scope !== undefined)
+          return;
         const drift: Record<string, unknown> = { ...last.drift };
         for (const metric of DRIFT_METRICS) drift[metric] ??= 0;
         for (const [metric, value] of Object.entries(drift)) {
@@ -204,13 +192,17 @@ export class ReconcileGauges {
     });
     new Gauge({
       name: 'streamgauge_reconcile_last_finished_timestamp_seconds',
-      help: 'When the last backfill run finished (Unix time).',
+      help: 'When the last backfill run finished (Unix time), by its status (complete, partial) and scope (full, or scoped: a rebuild of some nodes or panes).',
+      // Labelled so that with no report to read the series is absent, not 0.
+      labelNames: ['status', 'scope'],
       registers: [registry],
       async collect() {
         const last = await report();
         this.reset();
         const at = last?.finishedAt === undefined ? Number.NaN : Date.parse(last.finishedAt);
-        if (Number.isFinite(at)) this.set(at / 1000);
+        if (last && Number.isFinite(at)) {
+          this.labels(last.status ?? 'complete', last.scope === undefined ? 'full' : 'scoped').set(at / 1000);
+        }
       },
     });
   }

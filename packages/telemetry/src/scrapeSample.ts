@@ -1,7 +1,7 @@
 export interface ScrapeSampleOptions {
   /** A value this recent is served again without reading (several gauges share one read per scrape). */
   readonly maxAgeMs?: number;
-  /** Longest a scrape waits for the read; the series are then left out of that scrape. */
+  /** Longest a scrape waits for the read; the last value read is served then (none yet: the series are left out). */
   readonly timeoutMs?: number;
   /** Called when a read fails or outlasts `timeoutMs`. */
   readonly onFailure?: (error: unknown) => void;
@@ -30,7 +30,11 @@ export class ScrapeSample<T> {
     this.#onFailure = options.onFailure ?? (() => {});
   }
 
-  /** The value, or undefined when it could not be read in time. */
+  /**
+   * The value; when it cannot be read in time (or the read fails), the last
+   * one read, however old: a Redis slower than the timeout must not make the
+   * series vanish on every scrape. Undefined only before any read succeeded.
+   */
   async get(): Promise<T | undefined> {
     if (performance.now() - this.#readAt < this.#maxAgeMs) return this.#value;
     if (this.#reading === undefined) {
@@ -57,7 +61,7 @@ export class ScrapeSample<T> {
       return await Promise.race([this.#reading, timeout]);
     } catch (error) {
       this.#onFailure(error);
-      return undefined;
+      return this.#value;
     } finally {
       clearTimeout(timer);
     }

@@ -1,4 +1,4 @@
-import { allShardKeys, anomalyKeys, readModelKeys, reconcileKeys, type ShardKeys } from '@streamgauge/core';
+import { allShardKeys, reconcileKeys, type ShardKeys } from '@streamgauge/core';
 import { connectRedis } from '@streamgauge/redis';
 import { metricSamples, metricValue, parseMetrics, useRedis } from '@streamgauge/testkit';
 import { describe, expect, it } from 'vitest';
@@ -79,55 +79,49 @@ describe('consumer group gauges', () => {
     gone.on('error', () => {});
     const metrics = new ProcessMetrics(options);
     metrics.consumerGroups.watch(gone, 'aggregator', allShardKeys(1));
-    metrics.openAnomalies.watch(gone);
     const all = await samples(metrics);
     expect(metricSamples(all, 'streamgauge_consumer_lag')).toEqual([]);
-    expect(metricSamples(all, 'streamgauge_anomalies_open')).toEqual([]);
     // A failure is counted as the scrape runs: the next one shows it.
     const next = await samples(metrics);
     const failures = (source: string) =>
       metricValue(next, 'streamgauge_scrape_read_failures_total', { source }) ?? 0;
     expect(failures('consumer_groups')).toBeGreaterThanOrEqual(1);
-    expect(failures('anomalies')).toBeGreaterThanOrEqual(1);
     expect(failures('reconcile')).toBe(0);
     gone.disconnect();
   });
 });
 
 describe('open anomalies', () => {
-  it('counts what each listed node has open, by type, every type shown', async () => {
-    await db.client.rpush(readModelKeys.nodesAll, 'N1', 'N2', 'N3');
-    await db.client.hset(anomalyKeys.open('N1'), 'low_pressure', '{}', 'offline', '{}');
-    await db.client.hset(anomalyKeys.open('N2'), 'low_pressure', '{}');
+  it('sum what each watched aggregator holds open, by type, every type shown', async () => {
     const metrics = new ProcessMetrics(options);
-    metrics.openAnomalies.watch(db.client);
-    const all = await samples(metrics);
-    const open = Object.fromEntries(
-      metricSamples(all, 'streamgauge_anomalies_open').map((s) => [s.labels.anomaly_type, s.value]),
-    );
-    expect(open).toEqual({
+    expect(metricSamples(await samples(metrics), 'streamgauge_anomalies_open')).toEqual([]);
+    let held = new Map([
+      ['low_pressure', 2],
+      ['offline', 1],
+    ]);
+    metrics.openAnomalies.watch(() => held);
+    const stop = metrics.openAnomalies.watch(() => new Map([['low_pressure', 3]]));
+    const open = async () =>
+      Object.fromEntries(
+        metricSamples(await samples(metrics), 'streamgauge_anomalies_open').map((s) => [
+          s.labels.anomaly_type,
+          s.value,
+        ]),
+      );
+    expect(await open()).toEqual({
       high_flow: 0,
       low_flow: 0,
       no_flow: 0,
       high_pressure: 0,
-      low_pressure: 2,
+      low_pressure: 5,
       offline: 1,
       stuck_sensor: 0,
       gradual_leak: 0,
     });
-  });
-
-  it('reads a long node list in pages', async () => {
-    const nodes = Array.from({ length: 2500 }, (_, i) => `N${i}`);
-    await db.client.rpush(readModelKeys.nodesAll, ...nodes);
-    for (const node of nodes.filter((_, i) => i % 100 === 0)) {
-      await db.client.hset(anomalyKeys.open(node), 'stuck_sensor', '{}');
-    }
-    const metrics = new ProcessMetrics(options);
-    metrics.openAnomalies.watch(db.client);
-    expect(
-      metricValue(await samples(metrics), 'streamgauge_anomalies_open', { anomaly_type: 'stuck_sensor' }),
-    ).toBe(25);
+    // Read afresh at every scrape; a stopped watcher no longer counts.
+    stop();
+    held = new Map([['offline', 4]]);
+    expect(await open()).toMatchObject({ low_pressure: 0, offline: 4 });
   });
 });
 
@@ -137,7 +131,8 @@ describe('reconcile gauges', () => {
     metrics.reconcile.watch(db.client);
     const before = await samples(metrics);
     expect(metricSamples(before, 'streamgauge_reconcile_drift')).toEqual([]);
-    expect(metricValue(before, 'streamgauge_reconcile_last_finished_timestamp_seconds')).toBe(0);
+    // No run yet: no series (a 0 would read as a run in 1970).
+    expect(metricSamples(before, 'streamgauge_reconcile_last_finished_timestamp_seconds')).toEqual([]);
 
     await db.client.set(
       reconcileKeys.last,
@@ -153,8 +148,27 @@ describe('reconcile gauges', () => {
     // What did not drift shows as 0.
     expect(metricSamples(after, 'streamgauge_reconcile_drift')).toHaveLength(13);
     expect(metricValue(after, 'streamgauge_reconcile_drift', { metric: 'pressure.max' })).toBe(0);
-    expect(metricValue(after, 'streamgauge_reconcile_last_finished_timestamp_seconds')).toBe(
-      Date.parse('2026-05-01T10:00:00.000Z') / 1000,
-    );
+    expect(
+      metricValue(after, 'streamgauge_reconcile_last_finished_timestamp_seconds', {
+        status: 'complete',
+        scope: 'full',
+      }),
+    ).toBe(Date.parse('2026-05-01T10:00:00.000Z') / 1000);
+
+    // A scoped rebuild, or a partial run, measured only part of the live state: no drift shown.
+    for (const report of [
+      { status: 'complete', scope: { nodes: ['N1'] }, labels: { status: 'complete', scope: 'scoped' } },
+      { status: 'partial', labels: { status: 'partial', scope: 'full' } },
+    ]) {
+      await db.client.set(
+        reconcileKeys.last,
+        JSON.stringify({ ...report, finishedAt: '2026-05-02T10:00:00.000Z', drift: { readings: 9 } }),
+      );
+      const later = await samples(metrics);
+      expect(metricSamples(later, 'streamgauge_reconcile_drift')).toEqual([]);
+      expect(metricValue(later, 'streamgauge_reconcile_last_finished_timestamp_seconds', report.labels)).toBe(
+        Date.parse('2026-05-02T10:00:00.000Z') / 1000,
+      );
+    }
   });
 });

@@ -180,6 +180,15 @@ export class Aggregator {
     return this.#nodes.size;
   }
 
+  /** The anomalies open now on the nodes this replica holds, by type (metrics). */
+  openAnomalies(): Map<string, number> {
+    const open = new Map<string, number>();
+    for (const { detector } of this.#nodes.values()) {
+      for (const anomaly of detector.open) open.set(anomaly.type, (open.get(anomaly.type) ?? 0) + 1);
+    }
+    return open;
+  }
+
   get shards(): ShardState[] {
     return [...this.#shards.values()];
   }

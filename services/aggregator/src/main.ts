@@ -156,7 +156,7 @@ export async function startAggregator(
   // Read when /metrics is scraped, on the connection that is not on the hot path.
   const unwatch = [
     telemetry.consumerGroups.watch(metrics, GROUPS.aggregator, allShardKeys(config.stream.shards)),
-    telemetry.openAnomalies.watch(metrics),
+    telemetry.openAnomalies.watch(() => aggregator.openAnomalies()),
   ];
   const settled = new Set<string>();
   pipeline.processed$.subscribe({
