@@ -8,6 +8,8 @@ export { ScrapeSample } from './scrapeSample.ts';
 export type {
   AppliedReadings,
   ConsumedBatch,
+  PubSubMessageRecorder,
+  PubSubOutcome,
   ReadingCounter,
   ReadingCounts,
   ReadingSource,
@@ -20,4 +22,5 @@ export {
   ConsumerSeries,
   IngestSeries,
   MESSAGING_SYSTEM,
+  PubSubSeries,
 } from './series.ts';

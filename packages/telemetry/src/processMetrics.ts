@@ -8,6 +8,7 @@ import {
   ConsumerFamilies,
   ConsumerSeries,
   IngestSeries,
+  PubSubSeries,
 } from './series.ts';
 
 export interface ProcessMetricsOptions {
@@ -35,6 +36,7 @@ export class ProcessMetrics {
   #aggregator: AggregatorSeries | undefined;
   #archiver: ArchiverSeries | undefined;
   #backfill: BackfillSeries | undefined;
+  #pubsub: PubSubSeries | undefined;
   #readFailures: Counter<'source'> | undefined;
   #consumerGroups: ConsumerGroupGauges | undefined;
   #openAnomalies: OpenAnomalyGauge | undefined;
@@ -72,6 +74,12 @@ export class ProcessMetrics {
   get archiver(): ArchiverSeries {
     this.#archiver ??= new ArchiverSeries(this.registry);
     return this.#archiver;
+  }
+
+  /** The Pub/Sub ingest source's messages. */
+  get pubsub(): PubSubSeries {
+    this.#pubsub ??= new PubSubSeries(this.registry);
+    return this.#pubsub;
   }
 
   get backfill(): BackfillSeries {

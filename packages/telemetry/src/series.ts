@@ -90,6 +90,58 @@ export class IngestSeries {
   };
 }
 
+/** What became of one Pub/Sub message: acked (taken), nacked (to be delivered again), dead_lettered (then acked). */
+export type PubSubOutcome = 'acked' | 'nacked' | 'dead_lettered';
+
+/** What the Pub/Sub source records once per message. */
+export interface PubSubMessageRecorder {
+  message(outcome: PubSubOutcome, seconds: number): void;
+}
+
+/**
+ * The Pub/Sub ingest source's messages by outcome and their processing
+ * time (from delivery to ack or nack), per subscription. streamgauge's own
+ * names: OTel's messaging series here are the consumer groups', with labels
+ * a subscription does not have.
+ */
+export class PubSubSeries {
+  readonly #messages: Counter<'subscription' | 'outcome'>;
+  readonly #duration: Histogram<'subscription'>;
+
+  constructor(registry: Registry) {
+    this.#messages = new Counter({
+      name: 'streamgauge_pubsub_messages_total',
+      help: 'Pub/Sub messages the ingest source handled, by outcome (acked; nacked: to be delivered again; dead_lettered: published to the dead-letter topic, then acked).',
+      labelNames: ['subscription', 'outcome'],
+      registers: [registry],
+    });
+    this.#duration = new Histogram({
+      name: 'streamgauge_pubsub_process_duration_seconds',
+      help: 'Time from a message’s delivery to its ack or nack (validation, append, dead-lettering; a nack includes its 1 s hold).',
+      labelNames: ['subscription'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    });
+  }
+
+  /** The recorder of one subscription; its series exist (at 0) from this call on. */
+  subscription(name: string): PubSubMessageRecorder {
+    const outcomes = new Map<PubSubOutcome, Counter.Internal>();
+    for (const outcome of ['acked', 'nacked', 'dead_lettered'] as const) {
+      const child = this.#messages.labels(name, outcome);
+      child.inc(0);
+      outcomes.set(outcome, child);
+    }
+    const duration = this.#duration.labels(name);
+    return {
+      message(outcome, seconds) {
+        outcomes.get(outcome)?.inc();
+        duration.observe(seconds);
+      },
+    };
+  }
+}
+
 /** The series both consumer groups record, one family each, labelled by group. */
 export class ConsumerFamilies {
   readonly consumed: Counter<string>;

@@ -94,6 +94,7 @@ export async function startIngest(
           clock,
           logger,
           counted: metrics.ingest.readings('pubsub'),
+          handled: metrics.pubsub.subscription(pubsubConfig.subscription),
         });
   source?.start();
   return {

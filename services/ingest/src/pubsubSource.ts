@@ -25,6 +25,8 @@ export interface PubSubSourceDependencies {
   readonly logger: Logger;
   /** Also told the readings each message appended, found duplicate and rejected (metrics). */
   readonly counted?: { add(counts: { accepted: number; duplicates: number; rejected: number }): void };
+  /** Also told what became of each message and how long it took, seconds (metrics). */
+  readonly handled?: { message(outcome: 'acked' | 'nacked' | 'dead_lettered', seconds: number): void };
   /**
    * How long a message whose append or dead-lettering failed is held before
    * it is nacked. Default 1 s: see RETRY_DELAY_MS.
@@ -194,11 +196,13 @@ export class PubSubSource {
 
   async #handle(message: Message): Promise<void> {
     this.#stats.received++;
+    const started = performance.now();
     const log = this.#log;
     if (this.#closing) {
-      this.#nack(message);
+      this.#nack(message, started);
       return;
     }
+    let deadLettered = false;
     let stage: 'check' | 'append' | 'dead-letter' = 'check';
     try {
       const checked = this.#check(message);
@@ -208,6 +212,7 @@ export class PubSubSource {
       if (!checked.ok) {
         stage = 'dead-letter';
         await this.#deadLetter(message, message.data, { error: checked.error });
+        deadLettered = true;
         log.info({ messageId: message.id, error: checked.error }, 'message dead-lettered');
       } else {
         const { batch, items, format } = checked;
@@ -228,6 +233,7 @@ export class PubSubSource {
             rejected: rejectedAttribute(batch.rejected),
             rejected_count: String(rejected),
           });
+          deadLettered = true;
           log.info({ messageId: message.id, rejected, first }, 'readings rejected and dead-lettered');
         }
         if (batch.valid.length > 0) {
@@ -242,6 +248,10 @@ export class PubSubSource {
       }
       message.ack();
       this.#stats.acked++;
+      this.#deps.handled?.message(
+        deadLettered ? 'dead_lettered' : 'acked',
+        (performance.now() - started) / 1000,
+      );
       if (rejected > 0) this.#count(0, 0, rejected);
       log.debug({ messageId: message.id, ...appended, rejected }, 'message taken');
     } catch (error) {
@@ -257,7 +267,7 @@ export class PubSubSource {
         `${stage === 'dead-letter' ? 'dead-lettering' : stage === 'append' ? 'appending' : 'checking'} a message failed; it will be nacked for redelivery`,
       );
       await this.#hold(this.#retryDelayMs);
-      this.#nack(message);
+      this.#nack(message, started);
     }
   }
 
@@ -341,9 +351,10 @@ export class PubSubSource {
     this.#deps.counted?.add({ accepted, duplicates, rejected });
   }
 
-  #nack(message: Message): void {
+  #nack(message: Message, started: number): void {
     message.nack();
     this.#stats.nacked++;
+    this.#deps.handled?.message('nacked', (performance.now() - started) / 1000);
   }
 
   /** Waits, unless close() wakes it first. */

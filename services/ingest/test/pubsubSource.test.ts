@@ -2,7 +2,9 @@ import { Message, PubSub, type Topic } from '@google-cloud/pubsub';
 import { type Clock, decodeEntry, type Env, loadConfig, type Reading, systemClock } from '@streamgauge/core';
 import { connectRedis, loadScripts, ReadingLog, type RedisClient } from '@streamgauge/redis';
 import {
+  metricValue,
   PubSubEmulator,
+  parseMetrics,
   pubsubEmulatorAvailable,
   pubsubEmulatorUnavailableReason,
   RedisServer,
@@ -527,7 +529,29 @@ describe.skipIf(!available)('the Pub/Sub source, real client over the real proto
       });
       expect(response.status).toBe(200);
       await until('the message appended', () => ingest.pubsub?.stats.acked === 1);
-      expect(identities(await streamEntries(db.client))).toEqual([`P@${t(10)}`, `Q@${t(10)}`]);
+      // A message with a rejected reading: dead-lettered, then acked.
+      await topic.publishMessage({
+        json: [{ node_id: 'R', timestamp: t(10), pressure: 2 }, { node_id: 'R' }],
+      });
+      await until('the second message taken', () => ingest.pubsub?.stats.acked === 2);
+      expect(identities(await streamEntries(db.client))).toEqual([`P@${t(10)}`, `Q@${t(10)}`, `R@${t(10)}`]);
+      // Its /metrics: the readings by source, the messages by outcome.
+      const metrics = parseMetrics(await (await fetch(`${ingest.url}/metrics`)).text());
+      const readings = (source: string, outcome: string) =>
+        metricValue(metrics, 'streamgauge_readings_total', { source, outcome });
+      expect([
+        readings('pubsub', 'accepted'),
+        readings('pubsub', 'rejected'),
+        readings('http', 'accepted'),
+      ]).toEqual([2, 1, 1]);
+      const messages = (outcome: string) =>
+        metricValue(metrics, 'streamgauge_pubsub_messages_total', { subscription: `ingest-${n}`, outcome });
+      expect([messages('acked'), messages('dead_lettered'), messages('nacked')]).toEqual([1, 1, 0]);
+      expect(
+        metricValue(metrics, 'streamgauge_pubsub_process_duration_seconds_count', {
+          subscription: `ingest-${n}`,
+        }),
+      ).toBe(2);
     } finally {
       await ingest.close();
       await client.close();
