@@ -44,6 +44,33 @@ function timeOf(id: string | undefined): string | undefined {
   return new Date(Number(id.slice(0, id.indexOf('-')))).toISOString();
 }
 
+/** One consumer group of a stream, as XINFO GROUPS tells it (one command per stream). */
+export interface GroupCounts {
+  readonly name: string;
+  /** Entries not yet delivered; undefined when Redis cannot tell (after deletions, or an AOF load). */
+  readonly lag: number | undefined;
+  readonly pending: number;
+  readonly lastDelivered: string;
+}
+
+/** The stream's consumer groups (none when the stream does not exist). */
+export async function groupsOf(redis: RedisClient, stream: string): Promise<GroupCounts[]> {
+  const raw = (await redis.xinfo('GROUPS', stream).catch((error: Error) => {
+    if (/no such key/i.test(error.message)) return [];
+    throw error;
+  })) as Flat[];
+  return raw.map((flat) => {
+    const group = fields(flat);
+    const lag = group.get('lag');
+    return {
+      name: String(group.get('name')),
+      lag: lag === null || lag === undefined ? undefined : Number(lag),
+      pending: Number(group.get('pending')),
+      lastDelivered: String(group.get('last-delivered-id')),
+    };
+  });
+}
+
 /**
  * What `streamgauge status` shows of one stream shard: its entries, each
  * consumer group's lag and pending entries, the consumers, the dead
@@ -59,18 +86,10 @@ export async function shardStatus(redis: RedisClient, shard: ShardKeys, now: num
   const first = (info.get('first-entry') as Flat | null | undefined)?.[0] as string | undefined;
   const last = (info.get('last-entry') as Flat | null | undefined)?.[0] as string | undefined;
   const groups: GroupStatus[] = [];
-  const rawGroups = info.size === 0 ? [] : ((await redis.xinfo('GROUPS', shard.stream)) as Flat[]);
-  for (const raw of rawGroups) {
-    const group = fields(raw);
-    const name = String(group.get('name'));
-    const lastDelivered = String(group.get('last-delivered-id'));
+  const counts = info.size === 0 ? [] : await groupsOf(redis, shard.stream);
+  for (const { name, lastDelivered, pending, lag: reported } of counts) {
     // Redis 7 reports the lag, except when it cannot tell (after deletions, or an AOF load): count then.
-    const reported = group.get('lag');
-    const lag =
-      reported === null || reported === undefined
-        ? await countAfter(redis, shard.stream, lastDelivered)
-        : Number(reported);
-    const pending = Number(group.get('pending'));
+    const lag = reported ?? (await countAfter(redis, shard.stream, lastDelivered));
     let oldestPendingAgeMs: number | undefined;
     if (pending > 0) {
       const summary = (await redis.xpending(shard.stream, name)) as [
