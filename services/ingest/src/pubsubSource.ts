@@ -272,8 +272,11 @@ export class PubSubSource {
   }
 
   #check(message: Message): Checked {
-    const contentType =
-      (message.attributes['content-type'] ?? 'application/json').split(';')[0]?.trim().toLowerCase() ?? '';
+    // Attribute names are case-sensitive in Pub/Sub; a header's are not, and publishers write either.
+    const declared = Object.entries(message.attributes).find(
+      ([name]) => name.toLowerCase() === 'content-type',
+    )?.[1];
+    const contentType = (declared ?? 'application/json').split(';')[0]?.trim().toLowerCase() ?? '';
     const format: Format | undefined = NDJSON_TYPES.has(contentType)
       ? 'ndjson'
       : contentType === 'application/json'

@@ -330,7 +330,7 @@ describe.skipIf(!available)('the Pub/Sub source, real client over the real proto
         { gateway: 'north' },
       );
       const badLines = `{"node_id": "F", "timestamp": ${t(10)}}\nnot json\n`;
-      const allBad = await r.publish(badLines, { 'content-type': 'application/x-ndjson' });
+      const allBad = await r.publish(badLines, { 'Content-Type': 'application/x-ndjson' });
       const tooMany = await r.publish([1, 2, 3, 4]);
       const csv = await r.publish('node_id,timestamp\n', { 'content-type': 'text/csv' });
       await until('five dead letters', () => r.deadLetters.length === 5);
@@ -363,7 +363,7 @@ describe.skipIf(!available)('the Pub/Sub source, real client over the real proto
       expect(byId.get(allBad)).toEqual({
         data: badLines,
         attributes: {
-          'content-type': 'application/x-ndjson',
+          'Content-Type': 'application/x-ndjson',
           error: `2 of 2 readings rejected; the first, index 0: ${noMeasurement}`,
           rejected: JSON.stringify([
             { index: 0, error: noMeasurement },
