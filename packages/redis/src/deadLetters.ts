@@ -342,7 +342,10 @@ export class DeadLetters {
     const key = this.#keys(letter.shard).deadLetters;
     const letters: DeadLetterRecord[] = [];
     let scanned = '0-0';
-    let start = '-';
+    // A dead letter is written after its entry was delivered, on the same
+    // server clock: the search starts at the entry's time, not at the start
+    // of the capped stream.
+    let start = `${letter.entry.slice(0, letter.entry.indexOf('-'))}-0`;
     for (;;) {
       const rows = (await this.#redis.xrange(key, start, '+', 'COUNT', PAGE)) as Row[];
       for (const row of rows) {
