@@ -62,7 +62,6 @@ const REOPEN_DELAY_MS = 10_000;
 
 /** close() lets messages in flight finish (append, ack) for this long, then nacks what is left. */
 const CLOSE_TIMEOUT = Duration.from({ seconds: 10 });
-const CLOSE_TIMEOUT_MS = 10_000;
 
 /** A dead-letter publish that takes longer fails (and the message is nacked): the client's own retries last minutes. */
 const PUBLISH_TIMEOUT_MS = 30_000;
@@ -187,7 +186,7 @@ export class PubSubSource {
     // not wait on a handler stuck elsewhere either.
     await Promise.race([
       Promise.allSettled([...this.#inFlight]),
-      new Promise((resolve) => setTimeout(resolve, CLOSE_TIMEOUT_MS).unref()),
+      new Promise((resolve) => setTimeout(resolve, CLOSE_TIMEOUT.totalOf('millisecond')).unref()),
     ]);
     await this.#deadLetters?.flush().catch(() => {});
     this.#subscription?.removeAllListeners();
