@@ -4,9 +4,13 @@ import { type RunningBackfill, startBackfill } from '@streamgauge/backfill';
 import {
   addToPane,
   allShardKeys,
+  decodePanes,
+  encodePanes,
   GROUPS,
   horizonStart,
-  PANE_WIDTH,
+  NodeWindows,
+  type PaneRing,
+  RING_OF_RANGE,
   reconcileKeys,
   shardKeys,
   shardOf,
@@ -78,7 +82,8 @@ describe('backfill from the warehouse', () => {
       return raw === null ? undefined : JSON.parse(raw);
     });
     expect(report).toMatchObject({ status: 'complete', nodesCreated: 12, shards: { total: 3, applied: 3 } });
-    expect(report.panesChanged).toBeGreaterThan(12 * 700);
+    // Per node, 30 days of one reading per 20 minutes fill ~280 panes (docs/read-model.md).
+    expect(report.panesChanged).toBeGreaterThan(12 * 250);
 
     const problems = await checkReadModel(redis, data.unique, {
       ttlSeconds: config.cacheTtlSeconds,
@@ -120,26 +125,34 @@ describe('backfill from the warehouse', () => {
     );
     await aggregator.stop();
 
-    // Corrupt the live state: one node loses five hourly panes, another gains
+    // Corrupt the live state: one node loses five day panes, another gains
     // a reading that never happened; the streams lose every entry.
     const [lossy, haunted] = ['NODE003', 'NODE007'];
     const stateOf = (id: string) => shardKeys(shardOf(id, 3), 3).aggregateNode(id);
-    const hourly = async (id: string) =>
-      (await redis.hkeys(stateOf(id))).filter((f) => f.startsWith('p3.')).sort();
-    const lost = (await hourly(lossy)).slice(10, 15);
+    // The 30-day ring's panes other than the newest (field `r<ring>`, core's pane codec):
+    // the readings sent so far span three weeks.
+    const field = `r${RING_OF_RANGE['30d']}`;
+    const daily = async (id: string) => {
+      const ring = new NodeWindows(id, 0).rings[RING_OF_RANGE['30d']] as PaneRing;
+      decodePanes(ring, (await redis.hgetBuffer(stateOf(id), field)) ?? Buffer.alloc(0));
+      return ring;
+    };
+    const save = async (id: string, ring: PaneRing, panes: number[]) => {
+      await redis.hset(stateOf(id), field, Buffer.from(encodePanes(ring, panes)));
+    };
+    const lossyRing = await daily(lossy);
+    const kept = lossyRing.panes();
+    const lost = kept.splice(10, 5);
     expect(lost).toHaveLength(5);
-    await redis.hdel(stateOf(lossy), ...lost);
-    const [field] = (await hourly(haunted)).slice(20, 21);
-    const bytes = (await redis.hgetBuffer(stateOf(haunted), field ?? '')) as Buffer;
-    const pane = new Float64Array(PANE_WIDTH);
-    for (let i = 0; i < PANE_WIDTH; i++) pane[i] = bytes.readDoubleLE(8 + i * 8);
-    addToPane(pane, 0, {
+    await save(lossy, lossyRing, kept);
+    const hauntedRing = await daily(haunted);
+    const pane = hauntedRing.panes()[12] as number;
+    addToPane(hauntedRing.data, hauntedRing.offsetOf(pane), {
       node_id: haunted,
-      timestamp: bytes.readDoubleLE(0) * 3_600_000 + 1_000,
+      timestamp: pane * hauntedRing.paneMs + 1_000,
       flow_rate: 250,
     });
-    for (let i = 0; i < PANE_WIDTH; i++) bytes.writeDoubleLE(pane[i] as number, 8 + i * 8);
-    await redis.hset(stateOf(haunted), field ?? '', bytes);
+    await save(haunted, hauntedRing, hauntedRing.panes());
     for (const stream of streams) await redis.xtrim(stream, 'MAXLEN', 0);
 
     aggregator = await startAggregator(config, logger);

@@ -101,19 +101,31 @@ export type {
   WindowSummary,
 } from './window/nodeWindows.ts';
 export { METADATA_KEYS, NodeWindows } from './window/nodeWindows.ts';
-export type { PaneMeasurement } from './window/pane.ts';
+export type { PaneLayout, PaneMeasurement, StatName } from './window/pane.ts';
 export {
   addToPane,
   clearPane,
   emptyPane,
+  hasMeasurement,
   mergePane,
   PANE,
   PANE_MEASUREMENTS,
   PANE_WIDTH,
-  STAT,
+  SERIES,
+  SERIES_WIDTH,
+  STAT_AT,
 } from './window/pane.ts';
+export { decodePanes, encodePanes } from './window/paneCodec.ts';
 export { PaneRing } from './window/paneRing.ts';
 export type { NodeReconcile } from './window/reconcile.ts';
 export { BACKFILL_PANE_WIDTH, reconcileNode, windowsFromPanes } from './window/reconcile.ts';
 export type { WindowBounds } from './window/windows.ts';
-export { horizonStart, PANE_MS, PANE_SIZES, RING_OF_RANGE, windowBounds } from './window/windows.ts';
+export {
+  horizonStart,
+  PANE_MS,
+  PANE_SIZES,
+  RING_OF_RANGE,
+  RINGS,
+  SERIES_RING,
+  windowBounds,
+} from './window/windows.ts';

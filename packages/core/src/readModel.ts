@@ -1,6 +1,6 @@
 import { isoTime } from './timestamp.ts';
 import type { HourlyPoint, LatestValues, NodeMetadata, WindowSummary } from './window/nodeWindows.ts';
-import { PANE, type PaneMeasurement, STAT } from './window/pane.ts';
+import { hasMeasurement, PANE, type PaneMeasurement, STAT_AT, type StatName } from './window/pane.ts';
 
 /**
  * The values of the dashboard's keys (DATA_MODEL.md), computed from window
@@ -26,12 +26,14 @@ function iso(ms: number): string {
   return text;
 }
 
-function stat(pane: Float64Array, m: PaneMeasurement, field: keyof typeof STAT): number {
-  return pane[PANE[m] + STAT[field]] as number;
+function stat(pane: Float64Array, m: PaneMeasurement, field: StatName): number {
+  const at = STAT_AT[m][field];
+  if (at === undefined) throw new Error(`a pane keeps no ${field} of ${m}`);
+  return pane[at] as number;
 }
 
 function has(pane: Float64Array, m: PaneMeasurement): boolean {
-  return stat(pane, m, 'n') > 0;
+  return hasMeasurement(pane, 0, m);
 }
 
 /** Mean of a measurement over the summary, or undefined without data. */
@@ -108,8 +110,8 @@ export function timeseriesJson(points: readonly HourlyPoint[]): string {
   const pressures: number[] = [];
   for (const point of points) {
     timestamps.push(seriesTime(point.at));
-    flows.push(meanOf(point.pane, 'flow') ?? 0);
-    pressures.push(meanOf(point.pane, 'pressure') ?? 0);
+    flows.push(point.flow ?? 0);
+    pressures.push(point.pressure ?? 0);
   }
   return JSON.stringify({ timestamps, flow_rates: flows, pressures });
 }

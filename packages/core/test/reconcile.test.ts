@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { NodeWindows, PANE, PANE_SIZES, type Reading, reconcileNode, STAT } from '../src/index.ts';
+import { NodeWindows, type Reading, RINGS, reconcileNode, SERIES, STAT_AT } from '../src/index.ts';
 
 const HOUR = 3_600_000;
 const now = Date.UTC(2026, 10, 25, 12, 34, 56);
@@ -24,7 +24,9 @@ function panes(windows: NodeWindows): [number, number, number][][] {
   return windows.rings.map((ring) =>
     ring.panes().map((pane) => {
       const at = ring.offsetOf(pane);
-      return [pane, ring.data[at + PANE.count] as number, ring.data[at + PANE.flow + STAT.mean] as number];
+      const mean = ring.layout.name === 'series' ? SERIES.flowMean : (STAT_AT.flow.mean as number);
+      // Both layouts keep the reading count first.
+      return [pane, ring.data[at] as number, ring.data[at + mean] as number];
     }),
   );
 }
@@ -39,9 +41,12 @@ describe('reconcileNode', () => {
     expect(outcome.changed).toBeGreaterThan(0);
     const after = panes(live);
     const wanted = panes(truth);
-    PANE_SIZES.forEach(({ paneMs }, r) => {
-      const older = (list: [number, number, number][][]) => list[r]?.filter(([p]) => p * paneMs < since);
-      const newer = (list: [number, number, number][][]) => list[r]?.filter(([p]) => p * paneMs >= since);
+    RINGS.forEach(({ paneMs }, r) => {
+      // A pane that holds any time at or after `since` is rebuilt whole.
+      const older = (list: [number, number, number][][]) =>
+        list[r]?.filter(([p]) => (p + 1) * paneMs <= since);
+      const newer = (list: [number, number, number][][]) =>
+        list[r]?.filter(([p]) => (p + 1) * paneMs > since);
       expect(older(after)).toEqual(older(before));
       expect(newer(after)).toEqual(newer(wanted));
       expect(newer(after)?.length).toBeGreaterThan(0);

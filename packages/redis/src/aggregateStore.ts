@@ -2,25 +2,27 @@ import {
   type AnomalyEvent,
   decodeDetectorState,
   decodeEntry,
+  decodePanes,
   encodeDetectorState,
+  encodePanes,
   type LatestValues,
   type NodeMetadata,
   NodeWindows,
-  PANE_WIDTH,
-  type PaneRing,
   type PersistedDetectorState,
   type Reading,
   type ShardKeys,
 } from '@streamgauge/core';
 import type { RedisClient } from './connection.ts';
 import { type GroupCommit, lastErrors, prepareCommit } from './groupCommit.ts';
+import { migrateLegacyPanes } from './legacyPanes.ts';
 import { runScript } from './scripts.ts';
 import { type CutMark, lostSince } from './streamPosition.ts';
 
 /**
  * Where the aggregator's state lives between batches and across restarts:
- * per node, a hash of its panes (field `p<ring>.<slot>`: the pane number and
- * the pane's doubles, little-endian) plus its latest values and metadata.
+ * per node, a hash of its panes (per ring, `r<ring>` and `c<ring>`: see
+ * encodeChanges; core's paneCodec) plus its latest values, metadata and
+ * detectors' state.
  *
  * Exactly-once effect: a batch's state changes and the XACK of its entries
  * are one script on keys of one slot (the shard's hash tag). Either both
@@ -29,8 +31,6 @@ import { type CutMark, lostSince } from './streamPosition.ts';
  * the holder of the shard's lease, so a replica that lost the shard (paused
  * past its lease) cannot overwrite what its successor committed.
  */
-const PANE_BYTES = 8 + PANE_WIDTH * 8;
-
 export interface ShardCommit extends Omit<GroupCommit, 'writes' | 'removed' | 'events'> {
   /** Nodes whose panes, latest values or metadata changed. */
   readonly changed: Iterable<NodeWindows>;
@@ -223,15 +223,27 @@ function decodeDetector(buffer: Buffer): PersistedDetectorState {
   return decodeDetectorState(numbers, buffer.toString('utf8', 4, start));
 }
 
-/** The hash fields of a node's changed panes, latest values and metadata; clears its change marks. */
+/**
+ * The hash fields of a node's changed panes, latest values and metadata;
+ * clears its change marks. Per ring, the newest pane (`c<ring>`) is kept
+ * apart from the others (`r<ring>`): in-order readings change only the
+ * newest, so a commit rewrites ~100 bytes per ring, and the rest of the ring
+ * only when a pane closes or a late reading lands in an older one.
+ */
 function encodeChanges(node: NodeWindows): (string | Buffer)[] {
   const fields: (string | Buffer)[] = [];
   node.rings.forEach((ring, r) => {
     const changed = node.changedPanes[r] as Set<number>;
-    for (const pane of changed) {
-      const at = ring.offsetOf(pane);
-      if (at < 0) continue;
-      fields.push(`p${r}.${at / PANE_WIDTH}`, encodePane(ring, pane, at));
+    if (changed.size === 0) return;
+    if (changed.size === 1 && changed.has(ring.persistedNewest)) {
+      fields.push(`c${r}`, bytes(encodePanes(ring, [ring.persistedNewest])));
+    } else {
+      const held = ring.panes();
+      const newest = held.pop();
+      // An empty value deletes the field (commitShard).
+      fields.push(`r${r}`, bytes(encodePanes(ring, held)));
+      fields.push(`c${r}`, bytes(encodePanes(ring, newest === undefined ? [] : [newest])));
+      ring.persistedNewest = newest ?? Number.NaN;
     }
     changed.clear();
   });
@@ -239,22 +251,24 @@ function encodeChanges(node: NodeWindows): (string | Buffer)[] {
     fields.push('latest', JSON.stringify(node.latest ?? null), 'meta', JSON.stringify(node.metadata));
     node.latestChanged = false;
   }
+  for (const field of retired.get(node) ?? []) fields.push(field, '');
+  retired.delete(node);
   return fields;
 }
 
-function encodePane(ring: PaneRing, pane: number, at: number): Buffer {
-  const buffer = Buffer.allocUnsafe(PANE_BYTES);
-  buffer.writeDoubleLE(pane, 0);
-  Buffer.from(ring.data.buffer, ring.data.byteOffset + at * 8, PANE_WIDTH * 8).copy(buffer, 8);
-  return buffer;
+/** Fields of an earlier format, deleted by the node's next commit. */
+const retired = new WeakMap<NodeWindows, string[]>();
+
+function bytes(encoded: Uint8Array): Buffer {
+  return Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
 }
 
 function decodeNode(nodeId: string, hash: Record<string, Buffer>, aheadMs: number): LoadedNode | undefined {
   const fields = Object.entries(hash);
   if (fields.length === 0) return undefined;
   const node = new NodeWindows(nodeId, aheadMs);
-  const content = new Float64Array(PANE_WIDTH);
   let detector: PersistedDetectorState | undefined;
+  const legacy: [string, Buffer][] = [];
   for (const [field, value] of fields) {
     if (field === 'anom') {
       detector = decodeDetector(value);
@@ -262,11 +276,21 @@ function decodeNode(nodeId: string, hash: Record<string, Buffer>, aheadMs: numbe
       node.latest = (JSON.parse(value.toString('utf8')) ?? undefined) as LatestValues | undefined;
     } else if (field === 'meta') {
       node.metadata = JSON.parse(value.toString('utf8')) as NodeMetadata;
-    } else if (field.startsWith('p') && value.length === PANE_BYTES) {
-      const ring = Number(field.slice(1, field.indexOf('.')));
-      for (let i = 0; i < PANE_WIDTH; i++) content[i] = value.readDoubleLE(8 + i * 8);
-      node.restorePane(ring, value.readDoubleLE(0), content);
+    } else if (field[0] === 'r' || field[0] === 'c') {
+      const ring = node.rings[Number(field.slice(1))];
+      if (ring === undefined) continue;
+      const read = decodePanes(ring, value);
+      if (field[0] === 'c') ring.persistedNewest = read[0] ?? Number.NaN;
+    } else if (field[0] === 'p') {
+      legacy.push([field, value]);
     }
+  }
+  if (legacy.length > 0) {
+    migrateLegacyPanes(node, legacy);
+    retired.set(
+      node,
+      legacy.map(([field]) => field),
+    );
   }
   return detector === undefined ? { windows: node } : { windows: node, detector };
 }

@@ -72,7 +72,9 @@ export function oracleMetrics(readings: readonly Reading[]): OracleMetrics {
 
 /** The window DESIGN.md defines, computed independently of the pipeline's code. */
 export function oracleWindow(range: Range, at: number): { start: number; end: number } {
-  const pane = { '1h': 60_000, '6h': 300_000, '24h': 900_000, '3d': HOUR, '7d': HOUR, '30d': HOUR }[range];
+  const pane = { '1h': 60_000, '6h': 900_000, '24h': HOUR, '3d': 6 * HOUR, '7d': 6 * HOUR, '30d': 24 * HOUR }[
+    range
+  ];
   return { start: Math.floor(at / pane) * pane - RANGE_MS[range], end: at };
 }
 

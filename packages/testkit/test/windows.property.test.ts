@@ -48,7 +48,8 @@ function feed(windows: NodeWindows, readings: Reading[], start: number, step: nu
     if (seen.has(reading.timestamp)) continue; // identity: ingest deduplicates
     seen.add(reading.timestamp);
     // Independently of the code under test: the 30-day horizon and the ahead limit.
-    const horizon = Math.floor(now / HOUR) * HOUR - 30 * DAY;
+    // The 30d window's start: its panes are days (PANE_MS).
+    const horizon = Math.floor(now / DAY) * DAY - 30 * DAY;
     const expected =
       reading.timestamp < horizon ? 'too_late' : reading.timestamp > now + AHEAD ? 'too_early' : 'applied';
     expect(windows.add(reading, now)).toBe(expected);

@@ -1,8 +1,8 @@
 import type { Range } from '../ranges.ts';
 import type { Reading } from '../reading.ts';
-import { emptyPane, mergePane, PANE, PANE_WIDTH } from './pane.ts';
+import { emptyPane, FULL_LAYOUT, mergePane, PANE, SERIES, SERIES_LAYOUT } from './pane.ts';
 import { PaneRing } from './paneRing.ts';
-import { PANE_SIZES, RING_OF_RANGE, type WindowBounds, windowBounds } from './windows.ts';
+import { PANE_SIZES, RING_OF_RANGE, RINGS, SERIES_RING, type WindowBounds, windowBounds } from './windows.ts';
 
 export interface LatestValues {
   readonly timestamp: number;
@@ -26,11 +26,16 @@ export interface WindowSummary {
   readonly pane: Float64Array;
 }
 
+/** One hour of the 7-day series: its start, and the mean flow and pressure (absent without values). */
 export interface HourlyPoint {
   readonly hour: number;
-  readonly pane: Float64Array;
   readonly at: number;
+  readonly flow: number | undefined;
+  readonly pressure: number | undefined;
 }
+
+/** The windows' coarsest ring: its reach is the live horizon. */
+const HORIZON_RING = PANE_SIZES.length - 1;
 
 export type AddOutcome = 'applied' | 'too_late' | 'too_early';
 
@@ -42,8 +47,9 @@ interface Base {
 
 /**
  * Everything the live windows know about one node: a ring of panes per pane
- * size, the latest reading's values and the metadata. The cost of a reading
- * is one pane update per size, whatever the window or the number of nodes.
+ * size, the 7-day series' hourly ring, the latest reading's values and the
+ * metadata. The cost of a reading is one pane update per ring, whatever the
+ * window or the number of nodes; its memory, what the rings hold.
  *
  * For each range the merge of its closed panes (all but the current one) is
  * cached, so an evaluation is one merge; the cache is dropped when the window
@@ -63,23 +69,26 @@ export class NodeWindows {
   constructor(nodeId: string, aheadMs: number) {
     this.nodeId = nodeId;
     this.#aheadMs = aheadMs;
-    this.rings = PANE_SIZES.map(
-      ({ paneMs, history }) => new PaneRing(paneMs, history, Math.ceil(aheadMs / paneMs)),
+    this.rings = RINGS.map(
+      ({ paneMs, history, series }) =>
+        new PaneRing(paneMs, history, Math.ceil(aheadMs / paneMs), series ? SERIES_LAYOUT : FULL_LAYOUT),
     );
     this.changedPanes = this.rings.map(() => new Set<number>());
   }
 
   add(reading: Reading, now: number): AddOutcome {
     if (reading.timestamp > now + this.#aheadMs) return 'too_early';
-    const coarsest = this.rings[this.rings.length - 1] as PaneRing;
+    const coarsest = this.rings[HORIZON_RING] as PaneRing;
     if (coarsest.paneOf(reading.timestamp) < coarsest.paneOf(now) - coarsest.history) return 'too_late';
     for (let i = 0; i < this.rings.length; i++) {
       const pane = (this.rings[i] as PaneRing).add(reading, now);
       if (pane !== undefined) (this.changedPanes[i] as Set<number>).add(pane);
     }
-    for (const [range, base] of this.#bases) {
-      const pane = (this.rings[RING_OF_RANGE[range]] as PaneRing).paneOf(reading.timestamp);
-      if (pane >= base.first && pane < base.last) this.#bases.delete(range);
+    if (this.#bases.size > 0) {
+      for (const [range, base] of this.#bases) {
+        const pane = (this.rings[RING_OF_RANGE[range]] as PaneRing).paneOf(reading.timestamp);
+        if (pane >= base.first && pane < base.last) this.#bases.delete(range);
+      }
     }
     if (this.latest === undefined || reading.timestamp > this.latest.timestamp) {
       this.latest = {
@@ -109,7 +118,7 @@ export class NodeWindows {
     let base = this.#bases.get(range);
     if (base === undefined || base.first !== bounds.first || base.last !== bounds.last) {
       base = { first: bounds.first, last: bounds.last, pane: emptyPane() };
-      ring.mergeRange(base.pane, bounds.first, bounds.last - 1);
+      ring.mergeRange(base.pane, bounds.first, bounds.last - 1, mergePane);
       this.#bases.set(range, base);
     }
     const pane = base.pane.slice();
@@ -118,16 +127,22 @@ export class NodeWindows {
     return { range, bounds, end: Math.max(at, pane[PANE.newest] as number), pane };
   }
 
-  /** Hourly panes with at least one reading in the 7d window at `at`, oldest first. */
+  /** The hours with at least one reading in the 7d window at `at`, oldest first. */
   hourlySeries(at: number): HourlyPoint[] {
     const bounds = windowBounds('7d', at);
-    const ring = this.rings[RING_OF_RANGE['7d']] as PaneRing;
+    const ring = this.rings[SERIES_RING] as PaneRing;
     const points: HourlyPoint[] = [];
-    for (let hour = bounds.first; hour <= bounds.last; hour++) {
-      const offset = ring.offsetOf(hour);
-      if (offset >= 0 && (ring.data[offset + PANE.count] as number) > 0) {
-        points.push({ hour, pane: ring.data.subarray(offset, offset + PANE_WIDTH), at: hour * ring.paneMs });
-      }
+    const data = ring.data;
+    for (let hour = ring.paneOf(bounds.start), last = ring.paneOf(at); hour <= last; hour++) {
+      const o = ring.offsetOf(hour);
+      if (o < 0 || (data[o + SERIES.count] as number) === 0) continue;
+      points.push({
+        hour,
+        at: hour * ring.paneMs,
+        flow: (data[o + SERIES.flowN] as number) > 0 ? (data[o + SERIES.flowMean] as number) : undefined,
+        pressure:
+          (data[o + SERIES.pressureN] as number) > 0 ? (data[o + SERIES.pressureMean] as number) : undefined,
+      });
     }
     return points;
   }
@@ -140,9 +155,22 @@ export class NodeWindows {
     return (this.evaluate('30d', at).pane[PANE.count] as number) === 0;
   }
 
-  /** Restores a persisted pane (on start, or from a reconcile). */
+  /** Restores a persisted pane, in its ring's layout (on start, or from a reconcile). */
   restorePane(ring: number, pane: number, content: Float64Array, from = 0): void {
     (this.rings[ring] as PaneRing).put(pane, content, from);
     this.#bases.clear();
+  }
+
+  /** Sets a pane of any ring from a full pane (the backfill's). */
+  restoreFullPane(ring: number, pane: number, full: Float64Array, from = 0): void {
+    (this.rings[ring] as PaneRing).putFull(pane, full, from);
+    this.#bases.clear();
+  }
+
+  /** Bytes of pane data this node holds (memory accounting). */
+  get paneBytes(): number {
+    let bytes = 0;
+    for (const ring of this.rings) bytes += ring.bytes;
+    return bytes;
   }
 }

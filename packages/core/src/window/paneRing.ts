@@ -1,5 +1,10 @@
 import type { Reading } from '../reading.ts';
-import { addToPane, clearPane, mergePane, PANE, PANE_WIDTH } from './pane.ts';
+import { FULL_LAYOUT, type PaneLayout } from './pane.ts';
+
+/** A slot that holds no pane. Pane numbers are far above it (1-minute panes of 1973 are ~2e6). */
+const EMPTY = -2_147_483_648;
+/** Slots allocated on a ring's first pane. */
+const FIRST_CAPACITY = 4;
 
 /**
  * The panes of one size for one node: a ring indexed by pane number
@@ -7,27 +12,49 @@ import { addToPane, clearPane, mergePane, PANE, PANE_WIDTH } from './pane.ts';
  * behind the current one, the current one, and `ahead` panes for readings
  * stamped slightly in the future. A slot holding an older pane number is
  * stale: that pane has left every window, so it is simply overwritten.
+ *
+ * A node costs what it holds: the ring starts with no slots and doubles
+ * when a pane it must keep would land on a slot still holding another pane
+ * within reach, up to `maxCapacity` (history + 1 + ahead), where a clash
+ * can only be with a stale pane. A node that sent ten readings holds a few
+ * slots per ring, not the 30 days' worth.
  */
 export class PaneRing {
   readonly paneMs: number;
   readonly history: number;
   readonly ahead: number;
-  readonly capacity: number;
-  /** Pane number held by each slot, NaN when empty. */
-  readonly numbers: Float64Array;
-  readonly data: Float64Array;
+  readonly maxCapacity: number;
+  readonly layout: PaneLayout;
+  readonly width: number;
+  /** Pane number held by each slot, EMPTY when none. */
+  numbers: Int32Array;
+  data: Float64Array;
+  /** The newest pane as last persisted (the store keeps it apart from the others; see aggregateStore). */
+  persistedNewest = Number.NaN;
 
-  constructor(paneMs: number, history: number, ahead: number) {
+  constructor(paneMs: number, history: number, ahead: number, layout: PaneLayout = FULL_LAYOUT) {
     this.paneMs = paneMs;
     this.history = history;
     this.ahead = ahead;
-    this.capacity = history + 1 + ahead;
-    this.numbers = new Float64Array(this.capacity).fill(Number.NaN);
-    this.data = new Float64Array(this.capacity * PANE_WIDTH);
+    this.maxCapacity = history + 1 + ahead;
+    this.layout = layout;
+    this.width = layout.width;
+    this.numbers = NO_NUMBERS;
+    this.data = NO_DATA;
+  }
+
+  get capacity(): number {
+    return this.numbers.length;
   }
 
   paneOf(timestamp: number): number {
     return Math.floor(timestamp / this.paneMs);
+  }
+
+  /** Whether `pane` is within the ring's reach at `nowMs`. */
+  reaches(pane: number, nowMs: number): boolean {
+    const current = Math.floor(nowMs / this.paneMs);
+    return pane >= current - this.history && pane <= current + this.ahead;
   }
 
   /**
@@ -35,54 +62,100 @@ export class PaneRing {
    * @returns the pane number, or undefined when it is outside.
    */
   add(reading: Reading, nowMs: number): number | undefined {
-    const pane = this.paneOf(reading.timestamp);
-    const current = this.paneOf(nowMs);
-    if (pane < current - this.history || pane > current + this.ahead) return undefined;
-    addToPane(this.data, this.#slotFor(pane), reading);
+    const pane = Math.floor(reading.timestamp / this.paneMs);
+    if (!this.reaches(pane, nowMs)) return undefined;
+    // The slot first: finding it may grow (replace) `data`.
+    const at = this.#slotFor(pane);
+    this.layout.add(this.data, at, reading);
     return pane;
   }
 
   /** Offset of the pane's data, or -1 when the ring does not hold it. */
   offsetOf(pane: number): number {
-    const slot = mod(pane, this.capacity);
-    return this.numbers[slot] === pane ? slot * PANE_WIDTH : -1;
+    const capacity = this.numbers.length;
+    if (capacity === 0) return -1;
+    const slot = ((pane % capacity) + capacity) % capacity;
+    return this.numbers[slot] === pane ? slot * this.width : -1;
   }
 
-  /** Merges panes `first..last` (inclusive) into `into` at offset 0. */
-  mergeRange(into: Float64Array, first: number, last: number): void {
+  /** Merges panes `first..last` (inclusive) into `into` at offset 0, oldest first. */
+  mergeRange(into: Float64Array, first: number, last: number, merge: MergeFn): void {
+    if (this.numbers.length === 0) return;
     for (let pane = first; pane <= last; pane++) {
       const at = this.offsetOf(pane);
-      if (at >= 0) mergePane(into, 0, this.data, at);
+      if (at >= 0) merge(into, 0, this.data, at);
     }
   }
 
-  /** Sets a pane's content (restoring persisted state, or a reconcile). */
+  /** Sets a pane's content, in the ring's own layout (restoring persisted state). */
   put(pane: number, content: Float64Array, from = 0): void {
     const at = this.#slotFor(pane);
-    this.data.set(content.subarray(from, from + PANE_WIDTH), at);
+    this.data.set(content.subarray(from, from + this.width), at);
+  }
+
+  /** Sets a pane from a full pane (the backfill's panes, for any ring). */
+  putFull(pane: number, full: Float64Array, from = 0): void {
+    const at = this.#slotFor(pane);
+    this.layout.fromFull(this.data, at, full, from);
   }
 
   /** Pane numbers held with at least one reading, oldest first. */
   panes(): number[] {
     const held: number[] = [];
-    for (let slot = 0; slot < this.capacity; slot++) {
+    for (let slot = 0; slot < this.numbers.length; slot++) {
       const pane = this.numbers[slot] as number;
-      if (!Number.isNaN(pane) && (this.data[slot * PANE_WIDTH + PANE.count] as number) > 0) held.push(pane);
+      // Both layouts keep the pane's reading count first.
+      if (pane !== EMPTY && (this.data[slot * this.width] as number) > 0) held.push(pane);
     }
     return held.sort((a, b) => a - b);
   }
 
+  /** Bytes of the typed arrays this ring holds (memory accounting). */
+  get bytes(): number {
+    return this.numbers.byteLength + this.data.byteLength;
+  }
+
   #slotFor(pane: number): number {
-    const slot = mod(pane, this.capacity);
-    const at = slot * PANE_WIDTH;
-    if (this.numbers[slot] !== pane) {
-      this.numbers[slot] = pane;
-      clearPane(this.data, at);
+    for (;;) {
+      const capacity = this.numbers.length;
+      if (capacity > 0) {
+        const slot = ((pane % capacity) + capacity) % capacity;
+        const held = this.numbers[slot] as number;
+        const at = slot * this.width;
+        if (held === pane) return at;
+        // At full capacity two panes within reach never share a slot, so the
+        // one there is stale. Below it, a pane less than a full ring away may
+        // still be in reach: grow rather than lose it.
+        if (held === EMPTY || capacity === this.maxCapacity || Math.abs(pane - held) >= this.maxCapacity) {
+          this.numbers[slot] = pane;
+          this.layout.clear(this.data, at);
+          return at;
+        }
+      }
+      this.#grow(Math.min(Math.max(FIRST_CAPACITY, capacity * 2), this.maxCapacity));
     }
-    return at;
+  }
+
+  #grow(capacity: number): void {
+    const numbers = new Int32Array(capacity).fill(EMPTY);
+    const data = new Float64Array(capacity * this.width);
+    const width = this.width;
+    for (let old = 0; old < this.numbers.length; old++) {
+      const pane = this.numbers[old] as number;
+      if (pane === EMPTY) continue;
+      const slot = ((pane % capacity) + capacity) % capacity;
+      // Two panes meet in a slot only when a full ring apart (capacity is the
+      // maximum here): the older has left every window.
+      if ((numbers[slot] as number) !== EMPTY && (numbers[slot] as number) > pane) continue;
+      numbers[slot] = pane;
+      data.set(this.data.subarray(old * width, old * width + width), slot * width);
+    }
+    this.numbers = numbers;
+    this.data = data;
   }
 }
 
-function mod(a: number, n: number): number {
-  return ((a % n) + n) % n;
-}
+export type MergeFn = (dst: Float64Array, to: number, src: Float64Array, from: number) => void;
+
+const NO_NUMBERS = new Int32Array(0);
+const NO_DATA = new Float64Array(0);

@@ -1,5 +1,15 @@
 import { METADATA_KEYS, type NodeMetadata, NodeWindows } from './nodeWindows.ts';
-import { emptyPane, PANE, PANE_MEASUREMENTS, PANE_WIDTH, type PaneMeasurement, STAT } from './pane.ts';
+import {
+  emptyPane,
+  hasMeasurement,
+  PANE,
+  PANE_MEASUREMENTS,
+  PANE_WIDTH,
+  type PaneMeasurement,
+  SERIES,
+  SERIES_WIDTH,
+  STAT_AT,
+} from './pane.ts';
 import type { PaneRing } from './paneRing.ts';
 
 /** How a reconcile found one node's live windows against the warehouse's. */
@@ -21,6 +31,7 @@ const MEASUREMENT_NAME: Record<PaneMeasurement, string> = {
 };
 
 const EMPTY = emptyPane();
+const EMPTY_SERIES = new Float64Array(SERIES_WIDTH);
 
 /**
  * Makes `live` agree with `truth` (the warehouse's panes with the stream's
@@ -45,20 +56,24 @@ export function reconcileNode(
   live.rings.forEach((ring, r) => {
     const other = truth.rings[r] as PaneRing;
     const current = ring.paneOf(now);
-    const first = Math.max(current - ring.history, Math.ceil(since / ring.paneMs));
+    // Every pane holding a reading at or after `since` is rebuilt whole (panes may be longer than an hour).
+    const first = Math.max(current - ring.history, Math.floor(since / ring.paneMs));
+    const series = ring.layout.name === 'series';
+    const empty = series ? EMPTY_SERIES : EMPTY;
     for (let pane = first; pane <= current + ring.ahead; pane++) {
       const a = ring.offsetOf(pane);
       const b = other.offsetOf(pane);
-      const liveData = a >= 0 ? ring.data : EMPTY;
-      const truthData = b >= 0 ? other.data : EMPTY;
+      const liveData = a >= 0 ? ring.data : empty;
+      const truthData = b >= 0 ? other.data : empty;
       const at = Math.max(a, 0);
       const bt = Math.max(b, 0);
       if ((liveData[at + PANE.count] as number) === 0 && (truthData[bt + PANE.count] as number) === 0)
         continue;
       outcome.compared++;
-      if (samePane(liveData, at, truthData, bt)) continue;
+      if (series ? sameSeries(liveData, at, truthData, bt) : samePane(liveData, at, truthData, bt)) continue;
       outcome.changed++;
-      recordDrift(drift, liveData, at, truthData, bt);
+      // The series' hours hold nothing the windows' panes do not: drift is told by those.
+      if (!series) recordDrift(drift, liveData, at, truthData, bt);
       live.restorePane(r, pane, truthData, bt);
       (live.changedPanes[r] as Set<number>).add(pane);
     }
@@ -92,15 +107,28 @@ function samePane(a: Float64Array, at: number, b: Float64Array, bt: number): boo
     return false;
   if (a[at + PANE.newest] !== b[bt + PANE.newest]) return false;
   for (const m of PANE_MEASUREMENTS) {
-    const x = at + PANE[m];
-    const y = bt + PANE[m];
-    if (a[x + STAT.n] !== b[y + STAT.n]) return false;
-    if ((a[x + STAT.n] as number) === 0) continue;
-    if (a[x + STAT.min] !== b[y + STAT.min] || a[x + STAT.max] !== b[y + STAT.max]) return false;
-    if (!close(a[x + STAT.mean] as number, b[y + STAT.mean] as number)) return false;
-    if (!close(a[x + STAT.m2] as number, b[y + STAT.m2] as number)) return false;
+    const { n, mean, m2, min, max } = STAT_AT[m];
+    if (n !== undefined) {
+      if (a[at + n] !== b[bt + n]) return false;
+      if ((a[at + n] as number) === 0) continue;
+    }
+    if (min !== undefined && a[at + min] !== b[bt + min]) return false;
+    if (max !== undefined && a[at + max] !== b[bt + max]) return false;
+    if (mean !== undefined && !close(a[at + mean] as number, b[bt + mean] as number)) return false;
+    if (m2 !== undefined && !close(a[at + m2] as number, b[bt + m2] as number)) return false;
   }
   return true;
+}
+
+/** Series panes: counts exact, means within the same tolerance. */
+function sameSeries(a: Float64Array, at: number, b: Float64Array, bt: number): boolean {
+  for (const count of [SERIES.count, SERIES.flowN, SERIES.pressureN]) {
+    if (a[at + count] !== b[bt + count]) return false;
+  }
+  return (
+    close(a[at + SERIES.flowMean] as number, b[bt + SERIES.flowMean] as number) &&
+    close(a[at + SERIES.pressureMean] as number, b[bt + SERIES.pressureMean] as number)
+  );
 }
 
 function close(a: number, b: number): boolean {
@@ -116,17 +144,14 @@ function recordDrift(
 ): void {
   raise(drift, 'readings', Math.abs((a[at + PANE.count] as number) - (b[bt + PANE.count] as number)));
   for (const m of PANE_MEASUREMENTS) {
-    const x = at + PANE[m];
-    const y = bt + PANE[m];
+    const stats = STAT_AT[m];
     // With readings on one side only, the count says it all.
-    if ((a[x + STAT.n] as number) === 0 || (b[y + STAT.n] as number) === 0) continue;
+    if (!hasMeasurement(a, at, m) || !hasMeasurement(b, bt, m)) continue;
     const name = MEASUREMENT_NAME[m];
-    for (const [stat, offset] of [
-      ['mean', STAT.mean],
-      ['min', STAT.min],
-      ['max', STAT.max],
-    ] as const) {
-      raise(drift, `${name}.${stat}`, Math.abs((a[x + offset] as number) - (b[y + offset] as number)));
+    for (const stat of ['mean', 'min', 'max'] as const) {
+      const offset = stats[stat];
+      if (offset === undefined) continue;
+      raise(drift, `${name}.${stat}`, Math.abs((a[at + offset] as number) - (b[bt + offset] as number)));
     }
   }
 }
@@ -153,10 +178,8 @@ export function windowsFromPanes(
   for (let at = 0; at + BACKFILL_PANE_WIDTH <= panes.length; at += BACKFILL_PANE_WIDTH) {
     const ring = windows.rings[panes[at] as number];
     const pane = panes[at + 1] as number;
-    if (ring === undefined) continue;
-    const current = ring.paneOf(now);
-    if (pane < current - ring.history || pane > current + ring.ahead) continue;
-    windows.restorePane(panes[at] as number, pane, panes, at + 2);
+    if (ring === undefined || !ring.reaches(pane, now)) continue;
+    windows.restoreFullPane(panes[at] as number, pane, panes, at + 2);
   }
   return windows;
 }

@@ -21,7 +21,7 @@
 -- ARGV: token, commit id, TTL seconds, group, dead letters kept, whether to
 -- keep the applied mark ('1' or '0'), then sections, each a count followed
 -- by its items:
---   per changed node: field count, then field, value pairs
+--   per changed node: field count, then field, value pairs (an empty value: HDEL)
 --   added node ids; removed node ids; counters (name, by);
 --   dead letters (id, error, deliveries); errors to remember (id, error);
 --   entry ids to acknowledge; anomaly events (JSON) for the outbox
@@ -58,13 +58,22 @@ end
 local changed = tonumber(take())
 for n = 1, changed do
   local key = KEYS[NODE_KEYS + n]
-  local fields = tonumber(take())
-  if fields > 0 then
-    local pairs_ = {}
-    for f = 1, fields * 2 do
-      pairs_[f] = take()
+  -- An empty value deletes its field (no state is ever encoded as nothing).
+  local sets, gone = {}, {}
+  for _ = 1, tonumber(take()) do
+    local field, value = take(), take()
+    if value == '' then
+      gone[#gone + 1] = field
+    else
+      sets[#sets + 1] = field
+      sets[#sets + 1] = value
     end
-    call_chunked('HSET', key, pairs_)
+  end
+  if #sets > 0 then
+    call_chunked('HSET', key, sets)
+  end
+  if #gone > 0 then
+    call_chunked('HDEL', key, gone)
   end
   redis.call('EXPIRE', key, ttl)
 end

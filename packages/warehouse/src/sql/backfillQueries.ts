@@ -1,11 +1,11 @@
 import {
+  emptyPane,
   PANE,
   PANE_MEASUREMENTS,
-  PANE_SIZES,
-  PANE_WIDTH,
   type PaneMeasurement,
   type Reading,
-  STAT,
+  RINGS,
+  STAT_AT,
 } from '@streamgauge/core';
 import type { Dialect, Param, Statement } from './dialect.ts';
 
@@ -37,7 +37,7 @@ export interface Scope {
 
 export interface PaneStatement {
   readonly kind: 'panes';
-  /** Index into PANE_SIZES (the ring the panes belong to). */
+  /** Index into RINGS (the ring the panes belong to; the series' ring takes full panes too). */
   readonly ring: number;
   readonly statement: Statement;
 }
@@ -73,10 +73,11 @@ export function backfillStatements(
   const until = now + aheadMs;
   const statements: BackfillStatement[] = [];
   let horizon = now;
-  PANE_SIZES.forEach(({ paneMs, history }, ring) => {
+  RINGS.forEach(({ paneMs, history }, ring) => {
     const ringStart = (Math.floor(now / paneMs) - history) * paneMs;
     horizon = Math.min(horizon, ringStart);
-    const from = Math.max(ringStart, since);
+    // Every pane holding a reading at or after `since` is read whole (panes may be longer than an hour).
+    const from = Math.max(ringStart, Math.floor(since / paneMs) * paneMs);
     // Chunks end on day boundaries: a day is a whole number of every pane size.
     for (let start = from; start <= until; ) {
       const end = Math.min((Math.floor(start / DAY_MS) + 1) * DAY_MS - 1, until);
@@ -206,20 +207,21 @@ export function readingOfRow(row: Row): { reading: Reading; entry: string } {
   return { reading: reading as unknown as Reading, entry: String(row.stream_entry) };
 }
 
-/** A row of a pane statement as a pane (pane.ts layout). */
+/** A row of a pane statement as a pane (pane.ts layout: only the statistics a pane keeps). */
 export function paneOfRow(row: Row): Float64Array {
-  const pane = new Float64Array(PANE_WIDTH);
+  const pane = emptyPane();
   pane[PANE.count] = Number(row.count);
   pane[PANE.flowing] = Number(row.flowing);
   pane[PANE.newest] = Number(row.newest);
   for (const m of PANE_MEASUREMENTS) {
     const n = Number(row[`${m}_n`] ?? 0);
-    const at = PANE[m];
-    pane[at + STAT.n] = n;
-    pane[at + STAT.mean] = n > 0 ? Number(row[`${m}_mean`]) : 0;
-    pane[at + STAT.m2] = n > 0 ? Number(row[`${m}_m2`]) : 0;
-    pane[at + STAT.min] = n > 0 ? Number(row[`${m}_min`]) : Number.POSITIVE_INFINITY;
-    pane[at + STAT.max] = n > 0 ? Number(row[`${m}_max`]) : Number.NEGATIVE_INFINITY;
+    if (n === 0) continue;
+    const { n: nAt, mean, m2, min, max } = STAT_AT[m];
+    if (nAt !== undefined) pane[nAt] = n;
+    if (mean !== undefined) pane[mean] = Number(row[`${m}_mean`]);
+    if (m2 !== undefined) pane[m2] = Number(row[`${m}_m2`]);
+    if (min !== undefined) pane[min] = Number(row[`${m}_min`]);
+    if (max !== undefined) pane[max] = Number(row[`${m}_max`]);
   }
   return pane;
 }

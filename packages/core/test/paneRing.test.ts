@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import { decodePanes, encodePanes, NodeWindows, type Reading, RINGS, seededRandom } from '../src/index.ts';
+
+const MINUTE = 60_000;
+const DAY = 86_400_000;
+const now = Date.UTC(2026, 11, 1, 12, 34, 56);
+
+function reading(rand: () => number, timestamp: number): Reading {
+  const r: Reading = { node_id: 'N', timestamp };
+  if (rand() < 0.8) r.flow_rate = rand() < 0.2 ? 0 : rand() * 50;
+  if (rand() < 0.7) r.pressure = 2 + rand() * 3;
+  if (rand() < 0.4) r.temperature = 10 + rand() * 10;
+  if (rand() < 0.3) r.volume = 1000 + rand() * 100;
+  if (r.flow_rate === undefined && r.pressure === undefined) r.flow_rate = 1;
+  return r;
+}
+
+describe('pane rings', () => {
+  it('cost what they hold: ten readings take a few slots per ring, thirty days the full rings', () => {
+    const rand = seededRandom(3);
+    const small = new NodeWindows('N', 6 * MINUTE);
+    for (let i = 0; i < 10; i++) small.add(reading(rand, now - i * 10_000), now);
+    expect(small.paneBytes).toBeLessThan(4 * 1024);
+    const full = new NodeWindows('N', 6 * MINUTE);
+    for (let t = now - 30 * DAY; t <= now; t += MINUTE) full.add(reading(rand, t), now);
+    RINGS.forEach(({ history }, r) => {
+      const ring = full.rings[r];
+      expect(ring?.panes().length, `ring ${r}`).toBe(history + 1);
+      expect(ring?.capacity).toBeGreaterThanOrEqual(history + 1);
+    });
+    // The pane arrays of a full node: well under the 48 KB a node may cost.
+    expect(full.paneBytes).toBeLessThan(36 * 1024);
+  });
+
+  it('keep every pane in reach when they grow under readings in any order', () => {
+    const rand = seededRandom(11);
+    const times = Array.from({ length: 4000 }, () => now - Math.floor(rand() * 30 * DAY));
+    const grown = new NodeWindows('N', 6 * MINUTE);
+    const sorted = new NodeWindows('N', 6 * MINUTE);
+    const readings = times.map((t) => reading(rand, t));
+    for (const r of readings) grown.add(r, now);
+    for (const r of [...readings].sort((a, b) => a.timestamp - b.timestamp)) sorted.add(r, now);
+    grown.rings.forEach((ring, r) => {
+      const other = sorted.rings[r];
+      expect(ring.panes()).toEqual(other?.panes());
+      for (const pane of ring.panes()) {
+        expect(ring.data[ring.offsetOf(pane)], `ring ${r} pane ${pane} count`).toBe(
+          other?.data[other.offsetOf(pane)],
+        );
+      }
+    });
+  });
+
+  it('persist bit for bit: every ring decodes to the panes it encoded', () => {
+    const rand = seededRandom(5);
+    const windows = new NodeWindows('N', 6 * MINUTE);
+    for (let i = 0; i < 3000; i++) windows.add(reading(rand, now - Math.floor(rand() * 30 * DAY)), now);
+    const restored = new NodeWindows('N', 6 * MINUTE);
+    windows.rings.forEach((ring, r) => {
+      const target = restored.rings[r];
+      if (target === undefined) throw new Error('ring missing');
+      const held = ring.panes();
+      expect(decodePanes(target, encodePanes(ring, held))).toEqual(held);
+      for (const pane of held) {
+        const a = ring.data.subarray(ring.offsetOf(pane), ring.offsetOf(pane) + ring.width);
+        const b = target.data.subarray(target.offsetOf(pane), target.offsetOf(pane) + target.width);
+        expect([...b]).toEqual([...a]);
+      }
+    });
+    for (const range of ['1h', '24h', '30d'] as const) {
+      expect([...restored.evaluate(range, now).pane]).toEqual([...windows.evaluate(range, now).pane]);
+    }
+  });
+});

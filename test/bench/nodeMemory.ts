@@ -1,0 +1,92 @@
+/**
+ * What one node's live state costs in the aggregator's memory: N nodes each
+ * fed `DAYS` days of one reading every `STEP_SECONDS` (flow, pressure,
+ * temperature, volume), through NodeWindows and NodeDetector as the
+ * aggregator feeds them; heap before and after, with a forced GC.
+ * Also the state's persisted size (core's pane codec, as aggregateStore
+ * writes it) and a node of ten readings.
+ *
+ *   node --expose-gc test/bench/nodeMemory.ts [nodes=200] [days=30] [stepSeconds=60]
+ */
+import {
+  DEFAULT_ANOMALY_SETTINGS,
+  encodeDetectorState,
+  encodePanes,
+  NodeDetector,
+  NodeWindows,
+  type Reading,
+} from '@streamgauge/core';
+
+const gc = (globalThis as { gc?: () => void }).gc;
+if (gc === undefined) throw new Error('run with node --expose-gc');
+
+const nodes = Number(process.argv[2] ?? 200);
+const days = Number(process.argv[3] ?? 30);
+const step = Number(process.argv[4] ?? 60) * 1000;
+const now = Date.UTC(2026, 11, 1, 12, 0, 0);
+const AHEAD = 6 * 60_000;
+
+function reading(id: string, t: number, i: number): Reading {
+  return {
+    node_id: id,
+    timestamp: t,
+    flow_rate: 10 + 5 * Math.sin(i / 300) + (i % 7) * 0.01,
+    pressure: 3 + Math.cos(i / 500) * 0.5,
+    temperature: 12 + (i % 11) * 0.1,
+    volume: 1000 + i * 0.01,
+  };
+}
+
+interface Live {
+  windows: NodeWindows;
+  detector: NodeDetector;
+}
+
+function feed(count: number, readings: number, span: number): Live[] {
+  const live: Live[] = [];
+  for (let n = 0; n < count; n++) {
+    const id = `N${String(n).padStart(6, '0')}`;
+    const windows = new NodeWindows(id, AHEAD);
+    const detector = new NodeDetector(id, DEFAULT_ANOMALY_SETTINGS);
+    for (let i = 0; i < readings; i++) {
+      const r = reading(id, now - span + i * (span / readings), i);
+      windows.add(r, now);
+      detector.observe(r);
+    }
+    for (const changed of windows.changedPanes) changed.clear();
+    live.push({ windows, detector });
+  }
+  return live;
+}
+
+function heapPerNode(count: number, readings: number, span: number): { live: Live[]; bytes: number } {
+  gc?.();
+  const before = process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
+  const live = feed(count, readings, span);
+  gc?.();
+  const after = process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
+  return { live, bytes: (after - before) / count };
+}
+
+function persistedBytes(node: Live): number {
+  let bytes = 0;
+  for (const ring of node.windows.rings) bytes += encodePanes(ring, ring.panes()).byteLength;
+  const { numbers, json } = encodeDetectorState(node.detector.state());
+  bytes += 4 + Buffer.byteLength(json) + numbers.length * 8;
+  bytes += JSON.stringify(node.windows.latest).length + JSON.stringify(node.windows.metadata).length;
+  return bytes;
+}
+
+const readings = Math.round((days * 86_400_000) / step);
+const full = heapPerNode(nodes, readings, days * 86_400_000);
+const sample = full.live[0] as Live;
+const small = heapPerNode(nodes, 10, 10 * step);
+const kb = (b: number) => `${(b / 1024).toFixed(1)} KB`;
+console.log(`nodes: ${nodes}; ${days} days × 1/${step / 1000}s = ${readings} readings each`);
+console.log(`aggregator heap per node (windows + detector): ${kb(full.bytes)}`);
+console.log(`  of which pane arrays: ${kb(sample.windows.paneBytes)}`);
+console.log(`  panes held per ring: ${sample.windows.rings.map((r) => r.panes().length).join(', ')}`);
+console.log(`persisted state per node (pane codec + detector + latest/meta): ${kb(persistedBytes(sample))}`);
+console.log(
+  `a node of 10 readings: heap ${kb(small.bytes)}, persisted ${kb(persistedBytes(small.live[0] as Live))}`,
+);
