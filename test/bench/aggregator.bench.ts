@@ -5,6 +5,7 @@ import { Pool } from 'undici';
 import { ServiceProcess } from '../support/serviceProcess.ts';
 import { aggregatorDrain } from './aggregatorDrain.ts';
 import { CpuMeter, type CpuTarget } from './lib/cpu.ts';
+import { FreshnessLoad, postReadings } from './lib/freshness.ts';
 import { IngestProcess } from './lib/ingestProcess.ts';
 import { closedLoop } from './lib/load.ts';
 import { BENCH_DISTRICT, ReadingSource } from './lib/readings.ts';
@@ -88,18 +89,7 @@ async function startServices(context: SuiteContext): Promise<Services> {
   };
 }
 
-async function post(pool: Pool, token: string, body: Buffer, expected: number): Promise<void> {
-  const response = await pool.request({
-    path: '/v1/readings',
-    method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body,
-  });
-  const text = await response.body.text();
-  if (response.statusCode !== 200) throw new Error(`HTTP ${response.statusCode}: ${text.slice(0, 200)}`);
-  const reply = JSON.parse(text) as { accepted: number };
-  if (reply.accepted !== expected) throw new Error(`accepted ${reply.accepted} of ${expected}`);
-}
+const post = postReadings;
 
 /** HTTP batches of 1000 for a timed window, then until the group has applied everything. */
 async function endToEnd(context: SuiteContext, nodes: number): Promise<void> {
@@ -157,110 +147,63 @@ async function endToEnd(context: SuiteContext, nodes: number): Promise<void> {
 }
 
 /**
- * Open loop at `rate` readings/s in requests of 200 every 10 ms. Each request
- * carries one probe reading (a probe node, a newer timestamp each time); its
- * freshness is the time from the HTTP 200 to the moment `node:{probe}:latest`
- * shows it, detected through the change notifications.
+ * Open loop at `rate` readings/s in requests of `rate / 100` every 10 ms
+ * (FreshnessLoad): each request carries one probe reading, whose freshness is
+ * the time from the HTTP 200 to the moment `node:{probe}:latest` shows it.
+ * The scale suite runs it at 50k/s.
  */
-async function freshness(context: SuiteContext, nodes: number, rate: number): Promise<void> {
+export async function freshness(
+  context: SuiteContext,
+  nodes: number,
+  rate: number,
+  suite: string = SUITE,
+): Promise<void> {
   const services = await startServices(context);
   const source = new ReadingSource({ nodes });
   const pool = new Pool(services.ingest.url, { connections: 16, keepAliveTimeout: 60_000 });
-  const subscriber = new Redis(context.redis.url);
-  const reader = new Redis(context.redis.url);
-  const latencies = new LatencyRecorder();
-  const waiting = new Map<string, { timestamp: number; since: number }[]>();
-  const PROBES = 10;
-  const perRequest = Math.round(rate / 100);
+  const load = new FreshnessLoad({
+    redisUrl: context.redis.url,
+    pool,
+    token: services.token,
+    source,
+    rate,
+  });
   try {
     for (let i = 0; i < nodes; i += 1000) await post(pool, services.token, source.nextBody(1000), 1000);
     await waitForAggregator(context.redis.client, 1, 120_000);
 
-    const settle = async (node: string) => {
-      const pending = waiting.get(node);
-      if (!pending || pending.length === 0) return;
-      const shown = Date.parse((await reader.hget(readModelKeys.nodeLatest(node), 'timestamp')) ?? '');
-      const now = performance.now();
-      waiting.set(
-        node,
-        pending.filter((probe) => {
-          if (probe.timestamp > shown) return true;
-          latencies.add(now - probe.since);
-          return false;
-        }),
-      );
-    };
-    await subscriber.subscribe('streamgauge:changes');
-    subscriber.on('message', (_channel, message) => {
-      const notice = JSON.parse(message) as { nodes?: string[] };
-      for (const node of notice.nodes ?? []) if (node.startsWith('PROBE')) void settle(node);
-    });
-
     context.log(`freshness: offered ${rate} readings/s for ${context.options.seconds} s`);
     const cpu = new CpuMeter(services.targets);
     cpu.start();
-    const base = Date.now() - 60_000;
-    let sequence = 0;
-    let failures = 0;
-    const inFlight: Promise<void>[] = [];
     const started = performance.now();
     const end = started + context.options.seconds * 1000;
-    // An absolute schedule: request k leaves at started + 10k ms, whatever the
-    // event loop's delays, so the offered rate holds.
-    while (performance.now() < end) {
-      const due = Math.floor((performance.now() - started) / 10) + 1;
-      while (sequence < due) {
-        const seq = sequence++;
-        const probe = `PROBE${seq % PROBES}`;
-        const timestamp = base + seq;
-        const parts: string[] = [];
-        for (let i = 0; i < perRequest - 1; i++) parts.push(source.nextJson());
-        parts.push(
-          `{"node_id":"${probe}","timestamp":${timestamp},"flow_rate":1,"district_id":"${BENCH_DISTRICT}"}`,
-        );
-        inFlight.push(
-          post(pool, services.token, Buffer.from(`[${parts.join(',')}]`), perRequest).then(
-            () => {
-              const list = waiting.get(probe) ?? [];
-              list.push({ timestamp, since: performance.now() });
-              waiting.set(probe, list);
-              return settle(probe);
-            },
-            () => {
-              failures++;
-            },
-          ),
-        );
-      }
-      await new Promise((r) => setTimeout(r, 2));
-    }
-    await Promise.all(inFlight);
+    await load.run(() => performance.now() >= end);
     await waitForAggregator(context.redis.client, 1, 60_000);
-    for (let i = 0; i < PROBES; i++) await settle(`PROBE${i}`);
+    const result = await load.settle();
     const seconds = (performance.now() - started) / 1000;
     const usage = cpu.stop();
-    const unresolved = [...waiting.values()].reduce((n, list) => n + list.length, 0);
-    if (failures > 0 || unresolved > 0) {
-      throw new BenchFailure(`${failures} requests failed, ${unresolved} probes never became visible`);
+    if (result.failures > 0 || result.unresolved > 0) {
+      throw new BenchFailure(
+        `${result.failures} requests failed, ${result.unresolved} probes never became visible`,
+      );
     }
-    const [p50, p99] = latencies.percentiles(50, 99);
+    const [p50, p99] = result.latencies.percentiles(50, 99);
     context.record({
-      suite: SUITE,
+      suite,
       case: `freshness at offered ${rate.toLocaleString('en')} readings/s, ${nodes} nodes (HTTP 200 → latest)`,
-      batch: perRequest,
+      batch: load.perRequest,
       seconds,
-      readings: sequence * perRequest,
-      requests: sequence,
-      readingsPerSec: (sequence * perRequest) / seconds,
-      requestsPerSec: sequence / seconds,
+      readings: result.readings,
+      requests: result.requests,
+      readingsPerSec: result.readings / seconds,
+      requestsPerSec: result.requests / seconds,
       ...(p50 !== undefined && { p50Ms: p50 }),
       ...(p99 !== undefined && { p99Ms: p99 }),
       cpu: usage,
-      notes: [`${latencies.count} probes`],
+      notes: [`${result.latencies.count} probes`],
     });
   } finally {
-    subscriber.disconnect();
-    reader.disconnect();
+    load.close();
     await pool.close();
     await services.stop();
   }

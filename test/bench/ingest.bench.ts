@@ -1,12 +1,12 @@
 import { loadConfig, type Reading, shardKeys, systemClock } from '@streamgauge/core';
 import { connectRedis, ReadingLog, whenReady } from '@streamgauge/redis';
-import type { Redis } from 'ioredis';
 import { Pool } from 'undici';
 import type { CpuTarget } from './lib/cpu.ts';
 import { IngestProcess } from './lib/ingestProcess.ts';
 import { measureCase } from './lib/measure.ts';
+import { expectAdded, RAW_STREAM, rawXaddPipelineCase } from './lib/rawXadd.ts';
 import { BENCH_DISTRICT, ReadingSource } from './lib/readings.ts';
-import { countLogEntries, entriesAdded, expectLogGrowth, resetLog } from './lib/streams.ts';
+import { countLogEntries, expectLogGrowth, resetLog } from './lib/streams.ts';
 import type { SuiteContext } from './lib/types.ts';
 import { BenchFailure } from './lib/types.ts';
 
@@ -19,9 +19,6 @@ export const SUITE = 'ingest';
  */
 const DEFAULT_CASES = '1:32,100:16,1000:4';
 
-/** Per-reading XADD baseline: commands per pipeline, pipelines in flight. */
-const RAW_PIPELINE = 1000;
-const RAW_PIPELINES_IN_FLIGHT = 2;
 /** Batch XADD baseline: readings per entry, XADDs in flight. */
 const RAW_BATCH = 1000;
 const RAW_BATCH_IN_FLIGHT = 4;
@@ -30,7 +27,6 @@ const RAW_BATCH_IN_FLIGHT = 4;
  * batch XADD adds ~125 KB, gigabytes within a window, and the cost of
  * faulting in fresh memory would then be measured instead of XADD.
  */
-const RAW_MAXLEN = '100000';
 const RAW_BATCH_MAXLEN = '1000';
 
 /** ioredis sends EVALSHA, and EVAL once per connection to load the script. */
@@ -39,7 +35,6 @@ const SCRIPT_COMMANDS = ['evalsha', 'eval'];
 const GATEWAY = 'bench';
 const DIRECT_SOURCE = 'bench-direct';
 const LOG_STREAM = shardKeys(0, 1).stream;
-const RAW_STREAM = 'bench:raw:xadd';
 const RAW_BATCH_STREAM = 'bench:raw:xadd-batch';
 
 interface IngestReplyBody {
@@ -206,53 +201,7 @@ async function rawCases(context: SuiteContext, source: ReadingSource): Promise<v
   await resetLog(client, LOG_STREAM);
   // Raw XADD does not deduplicate: a pool of readings' JSON is reused.
   const jsons = Array.from({ length: 10_000 }, () => source.nextJson());
-  let cursor = 0;
-  context.record(
-    await measureCase<number>(context, {
-      suite: SUITE,
-      name: `raw XADD, 1 reading per entry, pipelines of ${RAW_PIPELINE}`,
-      batch: 1,
-      concurrency: RAW_PIPELINES_IN_FLIGHT,
-      readingsPerItem: RAW_PIPELINE,
-      requestsPerItem: RAW_PIPELINE,
-      maxItems: 1_000_000,
-      make: () => {
-        const first = cursor;
-        cursor = (cursor + RAW_PIPELINE) % jsons.length;
-        return first;
-      },
-      call: async (first) => {
-        const pipeline = client.pipeline();
-        for (let i = 0; i < RAW_PIPELINE; i++) {
-          const json = jsons[(first + i) % jsons.length] as string;
-          pipeline.xadd(
-            RAW_STREAM,
-            'MAXLEN',
-            '~',
-            RAW_MAXLEN,
-            '*',
-            'n',
-            '1',
-            'src',
-            GATEWAY,
-            'readings',
-            `[${json}]`,
-          );
-        }
-        const replies = await pipeline.exec();
-        const failed = replies?.find(([error]) => error !== null);
-        if (replies === null || replies.length !== RAW_PIPELINE || failed !== undefined) {
-          throw new Error(`pipeline failed: ${failed?.[0]?.message ?? 'no replies'}`);
-        }
-      },
-      cpuTargets: cpuTargets(context),
-      redisCommands: ['xadd'],
-      before: async () => {
-        await client.del(RAW_STREAM);
-      },
-      verify: (pipelines) => expectAdded(client, RAW_STREAM, pipelines * RAW_PIPELINE),
-    }),
-  );
+  context.record(await rawXaddPipelineCase(context, SUITE, jsons, cpuTargets(context)));
 
   const payloads = Array.from({ length: 10 }, (_, k) => {
     const parts: string[] = [];
@@ -295,14 +244,6 @@ async function rawCases(context: SuiteContext, source: ReadingSource): Promise<v
     }),
   );
   await client.del(RAW_BATCH_STREAM);
-}
-
-async function expectAdded(client: Redis, stream: string, expected: number): Promise<void> {
-  const added = await entriesAdded(client, stream);
-  // Before Redis 7.0 there is no entries-added; every reply was checked already.
-  if (added !== undefined && added !== expected) {
-    throw new BenchFailure(`${stream}: ${added} entries were added, expected ${expected}`);
-  }
 }
 
 interface LoadShape {

@@ -2,6 +2,7 @@ import { startAggregator } from '@streamgauge/aggregator';
 import { allShardKeys, loadConfig, type Reading, readModelKeys, systemClock } from '@streamgauge/core';
 import { ReadingLog } from '@streamgauge/redis';
 import { waitForAggregator } from '@streamgauge/testkit';
+import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { ServiceProcess } from '../support/serviceProcess.ts';
 import { CpuMeter, type CpuTarget } from './lib/cpu.ts';
@@ -115,32 +116,8 @@ async function settled(context: SuiteContext, shards: number): Promise<void> {
 async function bytesPerNode(context: SuiteContext, nodes: number): Promise<void> {
   await context.redis.flush();
   const redis = context.redis.client;
-  const now = Date.now();
-  const start = now - 30 * DAY + 2 * 3_600_000;
-  const perNode = Math.floor((now - MINUTE - start) / MINUTE);
-  context.log(`bytes per node: ${nodes} nodes × ${perNode} readings (30 days, one per minute)`);
-  const log = new ReadingLog(redis, {
-    shards: 1,
-    retentionMs: 48 * 3_600_000,
-    dedupeHorizonMs: 48 * 3_600_000,
-    clock: systemClock,
-  });
-  for (let m = 0; m < perNode; m += 100) {
-    const batch: Reading[] = [];
-    for (let k = m; k < Math.min(m + 100, perNode); k++) {
-      for (let n = 0; n < nodes; n++) {
-        batch.push({
-          node_id: `M${n}`,
-          timestamp: start + k * MINUTE,
-          flow_rate: 10 + Math.sin(k / 60) * 5 + n,
-          pressure: 3 + Math.cos(k / 90),
-          temperature: 14 + (k % 7) / 10,
-          volume: 1000 + k * 0.5,
-        });
-      }
-    }
-    await log.append(batch, 'bench');
-  }
+  context.log(`bytes per node: ${nodes} nodes × 30 days, one reading per minute`);
+  const perNode = await appendThirtyDays(redis, nodes);
   const started = performance.now();
   const aggregator = await startAggregator(
     loadConfig({ REDIS_URL: context.redis.url }),
@@ -182,4 +159,40 @@ async function bytesPerNode(context: SuiteContext, nodes: number): Promise<void>
       `${Math.round((state + readModel) / nodes)} bytes per node: state ${Math.round(state / nodes)} (${fields} hash fields), dashboard keys ${Math.round(readModel / nodes)}`,
     ],
   });
+}
+
+/**
+ * Appends 30 days of one reading per minute (all four measurements) for
+ * `nodes` nodes `M0`…, through the readings log (dedupe included), in entries
+ * of about 1000 readings (a few minutes of every node). Returns the readings
+ * per node. Shared by this suite and the scale suite.
+ */
+export async function appendThirtyDays(redis: Redis, nodes: number): Promise<number> {
+  const now = Date.now();
+  const start = now - 30 * DAY + 2 * 3_600_000;
+  const perNode = Math.floor((now - MINUTE - start) / MINUTE);
+  const log = new ReadingLog(redis, {
+    shards: 1,
+    retentionMs: 48 * 3_600_000,
+    dedupeHorizonMs: 48 * 3_600_000,
+    clock: systemClock,
+  });
+  const minutesPerEntry = Math.max(1, Math.floor(1000 / nodes));
+  for (let m = 0; m < perNode; m += minutesPerEntry) {
+    const batch: Reading[] = [];
+    for (let k = m; k < Math.min(m + minutesPerEntry, perNode); k++) {
+      for (let n = 0; n < nodes; n++) {
+        batch.push({
+          node_id: `M${n}`,
+          timestamp: start + k * MINUTE,
+          flow_rate: 10 + Math.sin(k / 60) * 5 + n,
+          pressure: 3 + Math.cos(k / 90),
+          temperature: 14 + (k % 7) / 10,
+          volume: 1000 + k * 0.5,
+        });
+      }
+    }
+    await log.append(batch, 'bench');
+  }
+  return perNode;
 }

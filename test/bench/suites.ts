@@ -1,6 +1,7 @@
 import { aggregatorBench } from './aggregator.bench.ts';
 import { ingestBench } from './ingest.bench.ts';
 import type { Suite } from './lib/types.ts';
+import { scaleBench } from './scale.bench.ts';
 import { scalingBench } from './scaling.bench.ts';
 import { warehouseBench } from './warehouse.bench.ts';
 
@@ -28,5 +29,11 @@ export const SUITES: readonly Suite[] = [
     description:
       'the archiver: 200k readings from the stream into DuckDB; the backfill: 30 days × 1000 nodes × 1/min',
     run: warehouseBench,
+  },
+  {
+    name: 'scale',
+    description:
+      'issue 16 scale: drain 100k nodes × 10; bytes per node at 30 days; e2e 10k nodes vs raw XADD; freshness at 50k/s; catch-up (BENCH_SCALE_CASES)',
+    run: scaleBench,
   },
 ];

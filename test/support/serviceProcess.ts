@@ -4,22 +4,25 @@ import { fileURLToPath } from 'node:url';
 const CLI_MAIN = fileURLToPath(new URL('../../services/cli/src/main.ts', import.meta.url));
 
 export interface ServiceProcessOptions {
-  /** `aggregate` (the default), `archive` or `ingest`. */
-  readonly command?: 'aggregate' | 'archive' | 'ingest';
+  /** `aggregate` (the default), `archive`, `ingest` or `start` (all three in one process). */
+  readonly command?: 'aggregate' | 'archive' | 'ingest' | 'start';
   /** Added to this process's environment (REDIS_URL, STREAM_SHARDS, AGGREGATOR_CONSUMER, …). */
   readonly env: Readonly<Record<string, string>>;
   /** Lines the aggregator logs at warn level or above (info lines are dropped). */
   readonly onOutput?: (line: string) => void;
   readonly cpuProfDir?: string;
+  /** Extra options for node itself (e.g. `--max-old-space-size=8192`). */
+  readonly nodeArgs?: readonly string[];
 }
 
 const READY = {
   aggregate: '"aggregator running"',
   archive: '"archiver running"',
   ingest: '"ingest listening"',
+  start: 'streamgauge is running',
 } as const;
 
-/** `streamgauge aggregate` (or `archive`, or `ingest`) in its own node process, as it runs in production. */
+/** `streamgauge aggregate` (or `archive`, `ingest`, `start`) in its own node process, as it runs in production. */
 export class ServiceProcess {
   readonly pid: number;
   readonly #child: ChildProcess;
@@ -34,7 +37,10 @@ export class ServiceProcess {
   /** Starts one and resolves once it logs that it is running (its free shards taken). */
   static async start(options: ServiceProcessOptions): Promise<ServiceProcess> {
     const command = options.command ?? 'aggregate';
-    const nodeArgs = options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : [];
+    const nodeArgs = [
+      ...(options.nodeArgs ?? []),
+      ...(options.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${options.cpuProfDir}`] : []),
+    ];
     const child = spawn(process.execPath, [...nodeArgs, CLI_MAIN, command], {
       env: { ...process.env, LOG_LEVEL: 'info', ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -82,6 +88,11 @@ export class ServiceProcess {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** Resolves with the exit code once it has exited (by itself or not). */
+  get exited(): Promise<number | null> {
+    return this.#exit;
   }
 
   /** Freezes it (SIGSTOP), to let work pile up for it. */

@@ -105,24 +105,8 @@ export class IngestProcess {
   }
 
   /** Issues a district-scoped gateway token with the CLI, as an operator would. */
-  async addGateway(name: string, district: string): Promise<string> {
-    const stdout = await new Promise<string>((resolve, reject) => {
-      execFile(
-        process.execPath,
-        [CLI_MAIN, 'gateways', 'add', name, '--district', district, '--json'],
-        { env: { ...process.env, REDIS_URL: this.#redisUrl, LOG_LEVEL: 'warn' } },
-        (error, out, err) => {
-          if (error)
-            reject(new BenchFailure(`streamgauge gateways add failed: ${err.trim() || error.message}`));
-          else resolve(out);
-        },
-      );
-    });
-    const issued = JSON.parse(stdout) as { name?: unknown; token?: unknown };
-    if (typeof issued.token !== 'string' || issued.name !== name) {
-      throw new BenchFailure(`unexpected output of streamgauge gateways add: ${stdout.trim()}`);
-    }
-    return issued.token;
+  addGateway(name: string, district: string): Promise<string> {
+    return addGateway(this.#redisUrl, name, district);
   }
 
   /** SIGTERM, then SIGKILL after 10 s. Resolves to the exit code. */
@@ -135,4 +119,28 @@ export class IngestProcess {
       clearTimeout(timer);
     }
   }
+}
+
+/**
+ * Issues a district-scoped gateway token with the CLI (`streamgauge gateways
+ * add <name> --district <district> --json`), as an operator would.
+ */
+export async function addGateway(redisUrl: string, name: string, district: string): Promise<string> {
+  const stdout = await new Promise<string>((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [CLI_MAIN, 'gateways', 'add', name, '--district', district, '--json'],
+      { env: { ...process.env, REDIS_URL: redisUrl, LOG_LEVEL: 'warn' } },
+      (error, out, err) => {
+        if (error)
+          reject(new BenchFailure(`streamgauge gateways add failed: ${err.trim() || error.message}`));
+        else resolve(out);
+      },
+    );
+  });
+  const issued = JSON.parse(stdout) as { name?: unknown; token?: unknown };
+  if (typeof issued.token !== 'string' || issued.name !== name) {
+    throw new BenchFailure(`unexpected output of streamgauge gateways add: ${stdout.trim()}`);
+  }
+  return issued.token;
 }

@@ -27,6 +27,8 @@ export interface CaseResult {
   /** Redis INFO commandstats over the timed window. */
   readonly redisCommands?: readonly CommandStat[];
   readonly notes?: readonly string[];
+  /** Named figures of the case beyond the columns (memory, drain time…), for --json. */
+  readonly figures?: Readonly<Record<string, number | string | boolean | null>>;
 }
 
 export interface CommandStat {
