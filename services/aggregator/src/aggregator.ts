@@ -110,6 +110,13 @@ const RECONCILE_CHUNK = 50;
  */
 const NODE_CHUNK = 2_000;
 
+/**
+ * Readings a slice applies before it yields to the event loop: a reading that
+ * creates a node costs far more than one that updates it (a few hundred µs),
+ * so a slice of new nodes' readings would otherwise hold the loop for seconds.
+ */
+const APPLY_CHUNK = 500;
+
 /** Lets timers and I/O run (the lease's renewal, a lost lease noticed) before going on. */
 const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -436,6 +443,7 @@ export class Aggregator {
     logEntries(this.#options.logger, batch.shard.stream, { ...sorted, dead: work.dead });
 
     const replayed = new Set<string>();
+    let sinceYield = 0;
     for (const entry of sorted.ready) {
       work.acks.push(entry.id);
       if (mark !== undefined && compareEntryIds(entry.id, mark) <= 0) {
@@ -449,6 +457,15 @@ export class Aggregator {
         continue;
       }
       for (const reading of entry.readings) {
+        if (++sinceYield > APPLY_CHUNK) {
+          // Nothing of the slice is committed yet: a lease lost meanwhile drops it all.
+          sinceYield = 0;
+          await yieldToLoop();
+          if (!this.holds(state)) {
+            this.#drop(state);
+            return undefined;
+          }
+        }
         counters.readings++;
         let node = this.#nodes.get(reading.node_id);
         if (node === undefined) {
@@ -732,9 +749,27 @@ export class Aggregator {
    * A call writes at most `limit` nodes of the round, sent on the metrics
    * connection without waiting (unless `wait`), so batches go on meanwhile.
    * One chunk is in flight at a time; the next call waits for it, so writes of
-   * a node never overtake each other.
+   * a node never overtake each other. Without `limit`, the round and anything
+   * owed since are written, NODE_CHUNK nodes at a time, yielding in between.
    */
   async flush(options: { limit?: number; wait?: boolean } = {}): Promise<void> {
+    const { limit } = options;
+    if (limit === undefined) {
+      // All of it, a chunk at a time, yielding in between: at 100k nodes
+      // writing every one is many seconds of CPU, longer than a lease. The
+      // system metrics are summed once, when the round is complete.
+      do {
+        await this.#flushChunk({ limit: NODE_CHUNK, wait: false, system: 'end' });
+        await yieldToLoop();
+      } while (this.#round !== undefined || this.#dirty.size > 0);
+      if (options.wait !== false) await this.#metricsInFlight;
+      if (this.#metricsError !== undefined) throw this.#metricsError;
+      return;
+    }
+    await this.#flushChunk({ ...options, limit });
+  }
+
+  async #flushChunk(options: { limit: number; wait?: boolean; system?: 'end' }): Promise<void> {
     await this.#metricsInFlight;
     if (this.#metricsError !== undefined) throw this.#metricsError;
     const now = this.#options.clock.now();
@@ -745,7 +780,7 @@ export class Aggregator {
       this.#dirty.clear();
     }
     const round = this.#round;
-    const nodes = round.nodes.splice(0, options.limit ?? round.nodes.length);
+    const nodes = round.nodes.splice(0, options.limit);
     for (const id of nodes) this.#writeNode(id, now, RANGES, { series: true, identity: false });
     const complete = round.nodes.length === 0;
     if (complete) {
@@ -753,7 +788,8 @@ export class Aggregator {
       this.#lastFlush = now;
     }
     if (nodes.length > 0) this.#writer.notify({ cause: 'readings', keys: 'all', at: isoTime(now), nodes });
-    const sums = nodes.length > 0 ? this.#partialSums(RANGES) : undefined;
+    const sums =
+      nodes.length > 0 && (complete || options.system !== 'end') ? this.#partialSums(RANGES) : undefined;
     const written = this.#persist(() => this.#writer.flush(), 'read model').then(async () => {
       if (sums !== undefined) await this.#writeSystem(RANGES, now, sums);
       if (complete) await this.#markWritten(round.upTo);
@@ -763,8 +799,6 @@ export class Aggregator {
     });
     if (options.wait !== false) await this.#metricsInFlight;
     if (this.#metricsError !== undefined) throw this.#metricsError;
-    // A full flush finishes the round it is in, and anything owed since.
-    if (options.limit === undefined && this.#dirty.size > 0) await this.flush(options);
   }
 
   async #markWritten(upTo: ReadonlyMap<ShardState, string>): Promise<void> {

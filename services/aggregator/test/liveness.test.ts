@@ -16,7 +16,7 @@ import {
   waitForAggregator,
 } from '@streamgauge/testkit';
 import { pino } from 'pino';
-import { Subject } from 'rxjs';
+import { filter, firstValueFrom, Subject } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BatchOutcome } from '../src/aggregator.ts';
 import { type RunningAggregator, startAggregator } from '../src/index.ts';
@@ -43,17 +43,15 @@ function setup(now: number, env: Record<string, string>) {
     },
   });
   const batches: BatchOutcome[] = [];
+  const ticks = new Subject<number>();
   const start = async () => {
-    const running = await startAggregator(config, pino({ level: 'info' }, sink), {
-      clock,
-      ticks$: new Subject<number>(),
-    });
+    const running = await startAggregator(config, pino({ level: 'info' }, sink), { clock, ticks$: ticks });
     running.processed$.subscribe((p) => {
       if (p.kind === 'batches' && p.outcome.entries > 0) batches.push(p.outcome);
     });
     return running;
   };
-  return { log, lines, batches, start };
+  return { log, lines, batches, start, clock, ticks };
 }
 
 /** Appends readings as entries of `size` readings each (one entry per append, one shard). */
@@ -83,10 +81,10 @@ describe('aggregator liveness', () => {
 
   it('drops the shard when the lease is taken in the middle of a batch, re-acquires it, and applies every reading once', async () => {
     const now = Date.now();
-    // One read takes every entry (READ_COUNT ≥ entries); each slice is two entries.
+    // One read takes every entry (READ_COUNT ≥ entries); each slice is one entry.
     const { log, lines, batches, start } = setup(now, {
       AGGREGATOR_READ_COUNT: '500',
-      AGGREGATOR_SLICE_READINGS: '100',
+      AGGREGATOR_SLICE_READINGS: '50',
     });
     const data = generateDataset({ nodes: 10, days: 3, intervalMs: 10 * 60_000, now, seed: 23 });
     await append(log, data.sent, 50);
@@ -177,4 +175,52 @@ describe('aggregator liveness', () => {
     const info = await db.client.info('commandstats');
     expect(Number(/cmdstat_xack:calls=(\d+)/.exec(info)?.[1])).toBe(slices);
   });
+
+  it('rewrites every node on acquisition and on a clock tick in chunks, the keys ending right', async () => {
+    const now = Date.UTC(2026, 10, 25, 12, 0, 30);
+    const { log, start, clock, ticks, lines } = setup(now, { AGGREGATOR_LEASE_MS: '3000' });
+    // More nodes than one chunk (2,000) of an acquisition or a tick.
+    const readings: Reading[] = [];
+    for (let n = 0; n < 2_500; n++) {
+      const node_id = `N${String(n).padStart(4, '0')}`;
+      readings.push({ node_id, timestamp: now - 50 * 60_000, flow_rate: n % 13, pressure: 2 + (n % 3) });
+      readings.push({ node_id, timestamp: now - 5 * 60_000, flow_rate: n % 11, pressure: 2 + (n % 4) });
+    }
+    await append(log, readings, 1_000);
+    // Checked while no aggregator runs: the oracle's seconds of CPU would stall it here, in this process.
+    const expectKeys = async () => {
+      const problems = await checkReadModel(db.client, readings, {
+        ttlSeconds: TTL,
+        horizonStart: horizonStart(now),
+      });
+      expect(problems.slice(0, 20)).toEqual([]);
+    };
+    running = await start();
+    await waitForAggregator(db.client, 1, 20_000);
+    await running.stop();
+    await expectKeys();
+
+    // Every node's keys are gone; the next acquisition writes them all again
+    // from the state, and half an hour later (no reading since) a tick slides
+    // every node's short windows past the older reading.
+    const keys = await db.client.keys('node:*');
+    expect(keys.length).toBeGreaterThan(2_500);
+    for (let i = 0; i < keys.length; i += 1_000) await db.client.del(...keys.slice(i, i + 1_000));
+    running = await start();
+    await waitForAggregator(db.client, 1, 20_000);
+    const later = now + 30 * 60_000;
+    clock.set(later);
+    const ticked = firstValueFrom(running.processed$.pipe(filter((p) => p.kind === 'tick')));
+    ticks.next(later);
+    await ticked;
+    await running.stop();
+    await expectKeys();
+    expect((await db.client.hgetall('node:N2499:metrics:1h')).reading_count).toBe('1');
+    expect((await db.client.hgetall('node:N0000:metrics:1h')).reading_count).toBe('1');
+    // Applying 2,500 new nodes (over a second of CPU at once before slices
+    // yielded), acquiring them and ticking them never held the event loop
+    // long enough for the lease to lapse.
+    expect(lines.filter((l) => /lease|lost/.test(l.msg)).map((l) => l.msg)).toEqual([]);
+    expect(lines.filter((l) => l.msg === 'shard acquired')).toHaveLength(2);
+  }, 60_000);
 });
