@@ -56,6 +56,12 @@ export interface AggregatorConfig {
   readonly consumer: string;
   /** Stream entries per read (each holds one request's readings). */
   readonly readCount: number;
+  /**
+   * Readings applied and committed at a time: a read is split into slices of
+   * at most this many (an entry larger than this is a slice of its own), each
+   * committed on its own, so no batch outlives the shard's lease.
+   */
+  readonly sliceReadings: number;
   readonly blockMs: number;
   /** Longest metrics, series and system metrics wait after a change. */
   readonly metricsIntervalMs: number;
@@ -272,6 +278,11 @@ export function loadConfig(env: Env): Config {
     aggregator: {
       consumer: read.text('AGGREGATOR_CONSUMER', 'aggregator-1'),
       readCount: read.number('AGGREGATOR_READ_COUNT', 500, { min: 1, max: 100_000, integer: true }),
+      sliceReadings: read.number('AGGREGATOR_SLICE_READINGS', 10_000, {
+        min: 1,
+        max: 10_000_000,
+        integer: true,
+      }),
       blockMs: read.number('AGGREGATOR_BLOCK_MS', 1000, { min: 10, max: 60_000, integer: true }),
       metricsIntervalMs: read.number('AGGREGATOR_METRICS_INTERVAL_MS', 1000, {
         min: 0,

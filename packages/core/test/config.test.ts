@@ -72,9 +72,17 @@ describe('loadConfig', () => {
       AGGREGATOR_LEASE_MS: '2000',
       AGGREGATOR_CLAIM_IDLE_MS: '5000',
       AGGREGATOR_MAX_DELIVERIES: '3',
+      AGGREGATOR_SLICE_READINGS: '2500',
     });
     expect(config.stream.shards).toBe(8);
-    expect(config.aggregator).toMatchObject({ leaseMs: 2000, claimIdleMs: 5000, maxDeliveries: 3 });
+    expect(config.aggregator).toMatchObject({
+      leaseMs: 2000,
+      claimIdleMs: 5000,
+      maxDeliveries: 3,
+      sliceReadings: 2500,
+    });
+    expect(loadConfig({}).aggregator.sliceReadings).toBe(10_000);
+    expect(() => loadConfig({ AGGREGATOR_SLICE_READINGS: '0' })).toThrow(/AGGREGATOR_SLICE_READINGS/);
     expect(() => loadConfig({ AGGREGATOR_MAX_DELIVERIES: '0' })).toThrow(
       'AGGREGATOR_MAX_DELIVERIES: expected a whole number from 1 to 1000, got 0',
     );

@@ -29,6 +29,7 @@ import {
   type AggregateStore,
   type DeadLetter,
   type DeliveredBatch,
+  type DeliveredEntry,
   exhausted,
   isUnavailable,
   LeaseLostError,
@@ -59,6 +60,13 @@ export interface AggregatorOptions {
   readonly shardCount: number;
   /** An entry that failed this many deliveries is dead-lettered. */
   readonly maxDeliveries: number;
+  /**
+   * AGGREGATOR_SLICE_READINGS: a delivered batch is applied and committed in
+   * slices of at most this many readings (an entry larger than this is a
+   * slice of its own), yielding between them, so that no batch outlives the
+   * shard's lease. Default: no limit.
+   */
+  readonly sliceReadings?: number;
   /** Called when a commit finds the shard's lease held by another replica (the shard is already dropped). */
   readonly onLeaseLost?: (shard: ShardKeys) => void;
   /** The anomaly detectors' settings (ANOMALY_*). */
@@ -94,6 +102,23 @@ const FLUSH_CHUNK = 100;
 
 /** Nodes of a backfill run loaded, and committed, at a time (a node's panes are ~190 KB). */
 const RECONCILE_CHUNK = 50;
+
+/**
+ * Nodes whose keys a clock tick or an acquisition rewrites before it yields
+ * to the event loop (timers, I/O: the leases' renewal): at 100k nodes a full
+ * rewrite is seconds of CPU, longer than a lease.
+ */
+const NODE_CHUNK = 2_000;
+
+/**
+ * Readings a slice applies before it yields to the event loop: a reading that
+ * creates a node costs far more than one that updates it (a few hundred µs),
+ * so a slice of new nodes' readings would otherwise hold the loop for seconds.
+ */
+const APPLY_CHUNK = 500;
+
+/** Lets timers and I/O run (the lease's renewal, a lost lease noticed) before going on. */
+const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 export interface BatchOutcome {
   readonly entries: number;
@@ -214,12 +239,27 @@ export class Aggregator {
       // State persisted before the applied mark existed: an empty commit sets
       // it from the group's position, as every commit does.
       const empty = { changed: [], added: [], removed: [], ackIds: [], deadLetters: [], failures: [] };
-      await this.#commit(state, state.store.prepare({ ...empty, group: this.#options.group, counters: {} }));
+      const prepared = state.store.prepare({ ...empty, group: this.#options.group, counters: {} });
+      if (!(await this.#commit(state, prepared))) return;
     }
     const now = this.#options.clock.now();
-    for (const [id, { windows, detector }] of loaded) {
-      this.#nodes.set(id, { windows, shard: state, detector: this.#detector(id, detector) });
-      this.#writeNode(id, now, RANGES, { series: true, identity: true });
+    const nodes = [...loaded];
+    for (let from = 0; from < nodes.length; from += NODE_CHUNK) {
+      if (from > 0) {
+        // A chunk at a time, each written out before the next, yielding in
+        // between: a lease lost meanwhile stops the acquisition (the drop
+        // took the nodes loaded so far).
+        await this.#persist(() => this.#writer.flush(), 'read model');
+        await yieldToLoop();
+        if (!this.holds(state)) {
+          this.#options.logger.warn({ stream: state.shard.stream }, 'shard lost while it was being acquired');
+          return;
+        }
+      }
+      for (const [id, { windows, detector }] of nodes.slice(from, from + NODE_CHUNK)) {
+        this.#nodes.set(id, { windows, shard: state, detector: this.#detector(id, detector) });
+        this.#writeNode(id, now, RANGES, { series: true, identity: true });
+      }
     }
     this.#writer.listNodes(loaded.keys());
     await this.#persist(() => this.#writer.flush(), 'read model');
@@ -259,8 +299,9 @@ export class Aggregator {
     if (this.holds(state)) this.#drop(state);
   }
 
+  /** Forgets everything of `state` (an acquisition that may no longer be the held one). */
   #drop(state: ShardState): void {
-    this.#shards.delete(state.shard.stream);
+    if (this.holds(state)) this.#shards.delete(state.shard.stream);
     this.#committed.delete(state);
     this.#written.delete(state);
     this.#applied.delete(state);
@@ -298,6 +339,13 @@ export class Aggregator {
    * the dead-letter stream. An entry delivered more often than that without
    * ever being acknowledged (a consumer died on it each time) is
    * dead-lettered without another attempt.
+   *
+   * The batch is applied in slices of at most `sliceReadings` readings, each
+   * committed on its own (its acknowledgements, state, counters and dead
+   * letters), yielding to the event loop in between, so that no batch
+   * outlives the lease. Once the shard is no longer held (the lease was lost
+   * meanwhile, or a slice's commit found it taken) it stops: the remaining
+   * entries stay pending for the holder.
    */
   async apply(batch: DeliveredBatch, state: ShardState): Promise<BatchOutcome> {
     const outcome = {
@@ -316,6 +364,36 @@ export class Aggregator {
       await this.flush({ wait: false });
       return outcome;
     }
+    const nodes = new Set<string>();
+    const slices = slicesOf(batch.entries, this.#options.sliceReadings ?? Number.POSITIVE_INFINITY);
+    for (const [i, entries] of slices.entries()) {
+      if (i > 0) await yieldToLoop();
+      if (!this.holds(state)) break;
+      const done = await this.#applySlice({ shard: batch.shard, entries }, state, nodes);
+      if (done === undefined) break;
+      for (const key of Object.keys(done) as (keyof BatchOutcome)[]) outcome[key] += done[key];
+    }
+    outcome.nodes = nodes.size;
+    return outcome;
+  }
+
+  /** Applies and commits one slice of a batch; undefined when the lease was lost (the shard is dropped). */
+  async #applySlice(
+    batch: DeliveredBatch,
+    state: ShardState,
+    nodes: Set<string>,
+  ): Promise<BatchOutcome | undefined> {
+    const outcome = {
+      entries: 0,
+      readings: 0,
+      applied: 0,
+      tooLate: 0,
+      tooEarly: 0,
+      dead: 0,
+      failed: 0,
+      replayed: 0,
+      nodes: 0,
+    };
     const now = this.#options.clock.now();
     const max = this.#options.maxDeliveries;
     const changed = new Set<string>();
@@ -365,6 +443,7 @@ export class Aggregator {
     logEntries(this.#options.logger, batch.shard.stream, { ...sorted, dead: work.dead });
 
     const replayed = new Set<string>();
+    let sinceYield = 0;
     for (const entry of sorted.ready) {
       work.acks.push(entry.id);
       if (mark !== undefined && compareEntryIds(entry.id, mark) <= 0) {
@@ -378,6 +457,15 @@ export class Aggregator {
         continue;
       }
       for (const reading of entry.readings) {
+        if (++sinceYield > APPLY_CHUNK) {
+          // Nothing of the slice is committed yet: a lease lost meanwhile drops it all.
+          sinceYield = 0;
+          await yieldToLoop();
+          if (!this.holds(state)) {
+            this.#drop(state);
+            return undefined;
+          }
+        }
         counters.readings++;
         let node = this.#nodes.get(reading.node_id);
         if (node === undefined) {
@@ -449,7 +537,7 @@ export class Aggregator {
       detectors: this.#detectorStates(work.detected),
       events: work.events,
     });
-    if (!(await this.#commit(state, commit))) return outcome;
+    if (!(await this.#commit(state, commit))) return undefined;
     const last = work.ids[work.ids.length - 1];
     if (last !== undefined) this.#advance(state, last);
     outcome.entries = counters.entries;
@@ -466,6 +554,7 @@ export class Aggregator {
       await this.flush({ limit: FLUSH_CHUNK, wait: false });
     }
     outcome.nodes = changed.size;
+    for (const id of changed) nodes.add(id);
     return outcome;
   }
 
@@ -660,9 +749,27 @@ export class Aggregator {
    * A call writes at most `limit` nodes of the round, sent on the metrics
    * connection without waiting (unless `wait`), so batches go on meanwhile.
    * One chunk is in flight at a time; the next call waits for it, so writes of
-   * a node never overtake each other.
+   * a node never overtake each other. Without `limit`, the round and anything
+   * owed since are written, NODE_CHUNK nodes at a time, yielding in between.
    */
   async flush(options: { limit?: number; wait?: boolean } = {}): Promise<void> {
+    const { limit } = options;
+    if (limit === undefined) {
+      // All of it, a chunk at a time, yielding in between: at 100k nodes
+      // writing every one is many seconds of CPU, longer than a lease. The
+      // system metrics are summed once, when the round is complete.
+      do {
+        await this.#flushChunk({ limit: NODE_CHUNK, wait: false, system: 'end' });
+        await yieldToLoop();
+      } while (this.#round !== undefined || this.#dirty.size > 0);
+      if (options.wait !== false) await this.#metricsInFlight;
+      if (this.#metricsError !== undefined) throw this.#metricsError;
+      return;
+    }
+    await this.#flushChunk({ ...options, limit });
+  }
+
+  async #flushChunk(options: { limit: number; wait?: boolean; system?: 'end' }): Promise<void> {
     await this.#metricsInFlight;
     if (this.#metricsError !== undefined) throw this.#metricsError;
     const now = this.#options.clock.now();
@@ -673,7 +780,7 @@ export class Aggregator {
       this.#dirty.clear();
     }
     const round = this.#round;
-    const nodes = round.nodes.splice(0, options.limit ?? round.nodes.length);
+    const nodes = round.nodes.splice(0, options.limit);
     for (const id of nodes) this.#writeNode(id, now, RANGES, { series: true, identity: false });
     const complete = round.nodes.length === 0;
     if (complete) {
@@ -681,7 +788,8 @@ export class Aggregator {
       this.#lastFlush = now;
     }
     if (nodes.length > 0) this.#writer.notify({ cause: 'readings', keys: 'all', at: isoTime(now), nodes });
-    const sums = nodes.length > 0 ? this.#partialSums(RANGES) : undefined;
+    const sums =
+      nodes.length > 0 && (complete || options.system !== 'end') ? this.#partialSums(RANGES) : undefined;
     const written = this.#persist(() => this.#writer.flush(), 'read model').then(async () => {
       if (sums !== undefined) await this.#writeSystem(RANGES, now, sums);
       if (complete) await this.#markWritten(round.upTo);
@@ -691,8 +799,6 @@ export class Aggregator {
     });
     if (options.wait !== false) await this.#metricsInFlight;
     if (this.#metricsError !== undefined) throw this.#metricsError;
-    // A full flush finishes the round it is in, and anything owed since.
-    if (options.limit === undefined && this.#dirty.size > 0) await this.flush(options);
   }
 
   async #markWritten(upTo: ReadonlyMap<ShardState, string>): Promise<void> {
@@ -720,22 +826,35 @@ export class Aggregator {
     const forgotten = new Map<ShardState, string[]>();
     // Silence and hysteresis are seen by the clock: offline nodes, anomalies clear long enough to close.
     const clocked = new Map<ShardState, { ids: Set<string>; events: AnomalyEvent[] }>();
-    for (const [id, node] of this.#nodes) {
-      const events = node.detector.tick(now);
-      if (events.length === 0) continue;
-      const entry = clocked.get(node.shard) ?? { ids: new Set<string>(), events: [] };
-      entry.ids.add(id);
-      entry.events.push(...events);
-      clocked.set(node.shard, entry);
-    }
-    for (const [id, node] of this.#nodes) {
-      if (hourly && node.windows.isSilent(now)) {
-        this.#forget(id);
-        forgotten.set(node.shard, [...(forgotten.get(node.shard) ?? []), id]);
-        continue;
+    const ids = [...this.#nodes.keys()];
+    for (let from = 0; from < ids.length; from += NODE_CHUNK) {
+      if (from > 0) {
+        // A chunk at a time, each written out before the next, yielding in
+        // between, so the leases are renewed meanwhile; a shard lost
+        // meanwhile has taken its nodes with it.
+        await this.#persist(() => this.#writer.flush(), 'read model');
+        await yieldToLoop();
       }
-      // Hourly, latest and metadata are rewritten too, which renews their TTL.
-      this.#writeNode(id, now, due, { series: due.includes('7d'), identity: hourly });
+      for (const id of ids.slice(from, from + NODE_CHUNK)) {
+        const node = this.#nodes.get(id);
+        if (node === undefined) continue;
+        const events = node.detector.tick(now);
+        if (events.length > 0) {
+          const entry = clocked.get(node.shard) ?? { ids: new Set<string>(), events: [] };
+          entry.ids.add(id);
+          entry.events.push(...events);
+          clocked.set(node.shard, entry);
+        }
+        if (hourly && node.windows.isSilent(now)) {
+          this.#forget(id);
+          const list = forgotten.get(node.shard);
+          if (list === undefined) forgotten.set(node.shard, [id]);
+          else list.push(id);
+          continue;
+        }
+        // Hourly, latest and metadata are rewritten too, which renews their TTL.
+        this.#writeNode(id, now, due, { series: due.includes('7d'), identity: hourly });
+      }
     }
     // Hourly (and at start) every node is listed again: cheap, and it repairs a
     // `nodes:all` that expired or was deleted.
@@ -749,6 +868,7 @@ export class Aggregator {
     await this.#persist(() => this.#writer.flush(), 'read model');
     await this.#writeSystem(due, now);
     for (const state of new Set([...forgotten.keys(), ...clocked.keys()])) {
+      if (!this.holds(state)) continue;
       const anomalies = clocked.get(state);
       const commit = state.store.prepare({
         changed: [],
@@ -821,21 +941,34 @@ export class Aggregator {
     }, 'system metrics');
   }
 
-  /** Runs a shard commit; false when the shard's lease was lost (its state is then dropped). */
-  /** Runs a prepared commit; false when the lease was lost (the shard is dropped). */
+  /**
+   * Runs a prepared commit; false when the shard is no longer held: the
+   * lease was lost (the commit was refused), or it was dropped meanwhile.
+   * Either way everything of this acquisition is forgotten, and a refused
+   * commit is never retried: the holder applies the entries instead.
+   */
   async #commit(state: ShardState, commit: () => Promise<string | undefined>): Promise<boolean> {
     try {
       const mark = await this.#persist(commit, 'state');
-      if (mark !== undefined && this.holds(state)) this.#applied.set(state, mark);
+      if (!this.holds(state)) {
+        // Dropped while the commit was in flight: nodes it created since are forgotten too.
+        this.#drop(state);
+        return false;
+      }
+      if (mark !== undefined) this.#applied.set(state, mark);
       return true;
     } catch (error) {
       if (!(error instanceof LeaseLostError)) throw error;
-      this.#options.logger.warn(
-        { stream: state.shard.stream },
-        'lease lost to another replica; dropping the shard',
-      );
+      const held = this.holds(state);
       this.#drop(state);
-      this.#options.onLeaseLost?.(state.shard);
+      // Reported once: a shard dropped already (its lease seen expired) may be held again under a new acquisition.
+      if (held) {
+        this.#options.logger.warn(
+          { stream: state.shard.stream },
+          'lease lost to another replica; dropping the shard',
+        );
+        this.#options.onLeaseLost?.(state.shard);
+      }
       return false;
     }
   }
@@ -879,6 +1012,28 @@ export class Aggregator {
       }
     }
   }
+}
+
+/**
+ * Splits a batch's entries, in order, into slices of at most `limit`
+ * readings; an entry holding more than that is a slice of its own.
+ */
+function slicesOf(entries: readonly DeliveredEntry[], limit: number): DeliveredEntry[][] {
+  const slices: DeliveredEntry[][] = [];
+  let slice: DeliveredEntry[] = [];
+  let readings = 0;
+  for (const entry of entries) {
+    const size = 'readings' in entry ? entry.readings.length : 0;
+    if (slice.length > 0 && readings + size > limit) {
+      slices.push(slice);
+      slice = [];
+      readings = 0;
+    }
+    slice.push(entry);
+    readings += size;
+  }
+  if (slice.length > 0) slices.push(slice);
+  return slices;
 }
 
 /** Dead letters are errors; failed entries that will be retried, warnings. */

@@ -114,6 +114,7 @@ export async function startAggregator(
       metricsIntervalMs: settings.metricsIntervalMs,
       shardCount: config.stream.shards,
       maxDeliveries: settings.maxDeliveries,
+      sliceReadings: settings.sliceReadings,
       clock,
       logger: log,
       onLeaseLost: (shard) => keeper.lost(shard),

@@ -27,15 +27,45 @@ export class RedisUnavailableError extends Error {
 const UNAVAILABLE_REPLIES =
   /^(OOM|LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|NOREPLICAS|NOSCRIPT)\b/;
 
+/** What ioredis (and ours) throw when a command could not reach Redis or got no answer in time. */
+const UNAVAILABLE_MESSAGES =
+  /^(Connection is closed|Stream isn't writeable|Command timed out|Reached the max retries per request limit|None of startup nodes is available|Failed to refresh slots cache|Redis did not become ready)/;
+
+/** ioredis' own errors for a connection that gave up (their `name` is their class). */
+const UNAVAILABLE_NAMES = new Set(['MaxRetriesPerRequestError', 'ClusterAllFailedError']);
+
+/** Socket errors: the connection failed, not the request. */
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTCONN',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EAI_AGAIN',
+]);
+
 /**
- * True for failures that say nothing about the request itself. Any error that
- * is not a reply from Redis (a closed socket, a timeout, no connection) is one;
- * a reply is one only when it names a server condition.
+ * True for failures that say nothing about the request itself, so that
+ * waiting and retrying can succeed: no connection (closed, refused, reset,
+ * not writeable, retries exhausted), no answer in time (ioredis' command
+ * timeout), RedisUnavailableError itself, and replies that name a server
+ * condition (OOM, LOADING, READONLY, …). Everything else is false: replies
+ * about the request, our own errors (LeaseLostError, PayloadGoneError, …)
+ * and bugs (TypeError & co.), which no retry can fix.
  */
 export function isUnavailable(error: unknown): boolean {
-  if (!(error instanceof Error)) return true;
-  if (error.name !== 'ReplyError') return true;
-  return UNAVAILABLE_REPLIES.test(error.message);
+  if (!(error instanceof Error)) return false;
+  if (error instanceof RedisUnavailableError) return true;
+  if (error.name === 'ReplyError') return UNAVAILABLE_REPLIES.test(error.message);
+  if (UNAVAILABLE_NAMES.has(error.name)) return true;
+  const code = (error as NodeJS.ErrnoException).code;
+  if (typeof code === 'string' && UNAVAILABLE_CODES.has(code)) return true;
+  return UNAVAILABLE_MESSAGES.test(error.message);
 }
 
 /**
