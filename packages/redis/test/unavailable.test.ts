@@ -83,6 +83,14 @@ describe('isUnavailable', () => {
     });
     expect((socket as NodeJS.ErrnoException).code).toBe('ECONNREFUSED');
     expect(isUnavailable(socket)).toBe(true);
+    // What ioredis rejects commands with when a connection or a cluster is lost.
+    for (const message of [
+      'Command aborted due to connection close',
+      "Cluster isn't ready and enableOfflineQueue options is false",
+      'Cluster is disconnected.',
+    ]) {
+      expect(isUnavailable(new Error(message)), message).toBe(true);
+    }
     for (const code of ['ECONNRESET', 'EPIPE', 'ETIMEDOUT']) {
       expect(isUnavailable(Object.assign(new Error(`write ${code}`), { code })), code).toBe(true);
     }

@@ -28,8 +28,22 @@ const UNAVAILABLE_REPLIES =
   /^(OOM|LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|NOREPLICAS|NOSCRIPT)\b/;
 
 /** What ioredis (and ours) throw when a command could not reach Redis or got no answer in time. */
-const UNAVAILABLE_MESSAGES =
-  /^(Connection is closed|Stream isn't writeable|Command timed out|Reached the max retries per request limit|None of startup nodes is available|Failed to refresh slots cache|Redis did not become ready)/;
+const UNAVAILABLE_MESSAGES = new RegExp(
+  `^(${[
+    'Connection is closed',
+    "Stream isn't writeable",
+    'Command timed out',
+    'Command aborted due to connection close',
+    'Socket timeout',
+    'Reached the max retries per request limit',
+    'None of startup nodes is available',
+    'Failed to refresh slots cache',
+    "Cluster isn't ready",
+    'Cluster is disconnected',
+    'Too many Cluster redirections',
+    'Redis did not become ready',
+  ].join('|')})`,
+);
 
 /** ioredis' own errors for a connection that gave up (their `name` is their class). */
 const UNAVAILABLE_NAMES = new Set(['MaxRetriesPerRequestError', 'ClusterAllFailedError']);
