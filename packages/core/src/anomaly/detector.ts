@@ -399,22 +399,45 @@ export class NodeDetector {
  * values). NaN stands for absent.
  */
 export function encodeDetectorState(state: PersistedDetectorState): { numbers: Float64Array; json: string } {
-  const out: number[] = [
-    1,
-    state.last ?? Number.NaN,
-    state.interval ?? Number.NaN,
-    state.above,
-    state.night?.day ?? Number.NaN,
-    state.night?.min ?? Number.NaN,
-  ];
+  const { window, windowAge, hours, nights } = state;
+  // Sized up front and filled in place: this runs for every node a batch touches.
+  const numbers = new Float64Array(
+    6 +
+      2 +
+      2 * (window.flow_rate.length + window.pressure.length) +
+      1 +
+      (hours ? hours.mean.length + hours.variance.length + hours.n.length : 0) +
+      1 +
+      nights.length,
+  );
+  let at = 0;
+  const put = (x: number) => {
+    numbers[at++] = x;
+  };
+  const putAll = (xs: readonly number[]) => {
+    for (let i = 0; i < xs.length; i++) numbers[at++] = xs[i] as number;
+  };
+  put(1);
+  put(state.last ?? Number.NaN);
+  put(state.interval ?? Number.NaN);
+  put(state.above);
+  put(state.night?.day ?? Number.NaN);
+  put(state.night?.min ?? Number.NaN);
   for (const m of ['flow_rate', 'pressure'] as const) {
-    out.push(state.window[m].length, ...state.window[m], ...state.windowAge[m]);
+    put(window[m].length);
+    putAll(window[m]);
+    putAll(windowAge[m]);
   }
-  if (state.hours) out.push(1, ...state.hours.mean, ...state.hours.variance, ...state.hours.n);
-  else out.push(0);
-  out.push(state.nights.length, ...state.nights);
+  if (hours) {
+    put(1);
+    putAll(hours.mean);
+    putAll(hours.variance);
+    putAll(hours.n);
+  } else put(0);
+  put(nights.length);
+  putAll(nights);
   const json = JSON.stringify({ nodeType: state.nodeType, runs: state.runs, open: state.open });
-  return { numbers: Float64Array.from(out), json };
+  return { numbers: at === numbers.length ? numbers : numbers.subarray(0, at), json };
 }
 
 export function decodeDetectorState(numbers: Float64Array, json: string): PersistedDetectorState {

@@ -45,13 +45,18 @@ export function decodePanes(ring: PaneRing, bytes: Uint8Array): number[] {
   const series = ring.layout.name === 'series';
   const pane = new Float64Array(series ? SERIES_WIDTH : PANE_WIDTH);
   const read: number[] = [];
+  const panes: Float64Array[] = [];
   let o = 0;
   while (o < bytes.byteLength) {
-    const number = view.getInt32(o, true);
+    read.push(view.getInt32(o, true));
     o = series ? readSeries(view, o + 4, pane) : readPane(view, o + 4, pane);
-    ring.put(number, pane);
-    read.push(number);
+    panes.push(pane.slice());
   }
+  // Sized once for what it will hold, rather than doubling pane by pane.
+  ring.reserve(read.length);
+  read.forEach((number, i) => {
+    ring.put(number, panes[i] as Float64Array);
+  });
   return read;
 }
 

@@ -110,6 +110,14 @@ export class PaneRing {
     return held.sort((a, b) => a - b);
   }
 
+  /** Makes room for `count` panes at once (restoring a persisted ring). */
+  reserve(count: number): void {
+    let capacity = Math.max(this.numbers.length, FIRST_CAPACITY);
+    while (capacity < count) capacity *= 2;
+    capacity = Math.min(capacity, this.maxCapacity);
+    if (capacity > this.numbers.length) this.#grow(capacity);
+  }
+
   /** Bytes of the typed arrays this ring holds (memory accounting). */
   get bytes(): number {
     return this.numbers.byteLength + this.data.byteLength;
