@@ -31,7 +31,10 @@ export async function aggregatorDrain(total: number, nodes: number, url?: string
     // the aggregator's start (state loaded, keys rewritten) until drained.
     const drain = async () => {
       const started = performance.now();
-      const aggregator = await startAggregator(config, pino({ level: 'silent' }));
+      const aggregator = await startAggregator(
+        config,
+        process.env.BENCH_LOG ? pino({ level: 'info' }, pino.destination(process.env.BENCH_LOG)) : pino({ level: 'silent' }),
+      );
       const loaded = performance.now();
       await waitForAggregator(redis, 1, 600_000);
       const finished = performance.now();

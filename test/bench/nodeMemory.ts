@@ -14,6 +14,7 @@ import {
   encodePanes,
   NodeDetector,
   NodeWindows,
+  RANGES,
   type Reading,
 } from '@streamgauge/core';
 
@@ -54,6 +55,8 @@ function feed(count: number, readings: number, span: number): Live[] {
       detector.observe(r);
     }
     for (const changed of windows.changedPanes) changed.clear();
+    // As the aggregator does when it writes the node's metrics: each range's closed panes are cached.
+    for (const range of RANGES) windows.evaluate(range, now);
     live.push({ windows, detector });
   }
   return live;

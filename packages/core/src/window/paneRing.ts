@@ -4,7 +4,7 @@ import { FULL_LAYOUT, type PaneLayout } from './pane.ts';
 /** A slot that holds no pane. Pane numbers are far above it (1-minute panes of 1973 are ~2e6). */
 const EMPTY = -2_147_483_648;
 /** Slots allocated on a ring's first pane. */
-const FIRST_CAPACITY = 4;
+const FIRST_CAPACITY = 2;
 
 /**
  * The panes of one size for one node: a ring indexed by pane number
