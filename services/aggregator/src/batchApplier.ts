@@ -45,6 +45,21 @@ export interface BatchOutcome {
   readonly nodes: number;
 }
 
+/** An outcome with nothing counted yet. */
+function noOutcome(): { -readonly [K in keyof BatchOutcome]: BatchOutcome[K] } {
+  return {
+    entries: 0,
+    readings: 0,
+    applied: 0,
+    tooLate: 0,
+    tooEarly: 0,
+    dead: 0,
+    failed: 0,
+    replayed: 0,
+    nodes: 0,
+  };
+}
+
 /** Counters kept per shard in Redis (see `streamgauge status`). */
 type Counters = {
   entries: number;
@@ -96,17 +111,7 @@ export class BatchApplier {
    * entries stay pending for the holder.
    */
   async apply(batch: DeliveredBatch, state: ShardState): Promise<BatchOutcome> {
-    const outcome = {
-      entries: 0,
-      readings: 0,
-      applied: 0,
-      tooLate: 0,
-      tooEarly: 0,
-      dead: 0,
-      failed: 0,
-      replayed: 0,
-      nodes: 0,
-    };
+    const outcome = noOutcome();
     if (!this.#live.holds(state)) return outcome;
     if (batch.entries.length === 0) {
       await this.#rounds.flush({ wait: false });
@@ -131,17 +136,7 @@ export class BatchApplier {
     state: ShardState,
     nodes: Set<string>,
   ): Promise<BatchOutcome | undefined> {
-    const outcome = {
-      entries: 0,
-      readings: 0,
-      applied: 0,
-      tooLate: 0,
-      tooEarly: 0,
-      dead: 0,
-      failed: 0,
-      replayed: 0,
-      nodes: 0,
-    };
+    const outcome = noOutcome();
     const now = this.#live.options.clock.now();
     const max = this.#live.options.maxDeliveries;
     const changed = new Set<string>();

@@ -5,9 +5,11 @@ import type { MetricsRounds } from './metricsRounds.ts';
 import type { SystemSums } from './systemSums.ts';
 
 /**
- * The lease rules: which shards this replica holds, taking one over and
- * letting it go, and what a refused commit means (the lease was lost: the
- * shard's state is dropped, never committed).
+ * The aggregator's side of the lease rules (LeaseKeeper decides which shards
+ * to hold): taking a shard over and letting it go, which acquisition is the
+ * current one (LiveState.holds, changed only here), and what a refused commit
+ * means (the lease was lost: the acquisition's state is dropped, never
+ * committed).
  */
 export class ShardOwnership {
   readonly #live: LiveState;
