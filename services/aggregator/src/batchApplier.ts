@@ -1,0 +1,341 @@
+import {
+  type AnomalyEvent,
+  compareEntryIds,
+  isoTime,
+  latestHash,
+  metadataHash,
+  type Range,
+} from '@streamgauge/core';
+import {
+  type DeadLetter,
+  type DeliveredBatch,
+  type DeliveredEntry,
+  exhausted,
+  type Triage,
+  triage,
+} from '@streamgauge/redis';
+import type { Logger } from 'pino';
+import { type LiveState, type ShardState, yieldToLoop } from './liveState.ts';
+import type { MetricsRounds } from './metricsRounds.ts';
+import type { ShardOwnership } from './shardOwnership.ts';
+
+const NO_METRICS: ReadonlyMap<Range, Record<string, string>> = new Map();
+
+/** Nodes whose metrics are prepared between two batches (~100 µs each): bounds the pause a batch sees. */
+const FLUSH_CHUNK = 100;
+
+/**
+ * Readings a slice applies before it yields to the event loop: a reading that
+ * creates a node costs far more than one that updates it (a few hundred µs),
+ * so a slice of new nodes' readings would otherwise hold the loop for seconds.
+ */
+const APPLY_CHUNK = 500;
+
+export interface BatchOutcome {
+  readonly entries: number;
+  readonly readings: number;
+  readonly applied: number;
+  readonly tooLate: number;
+  readonly tooEarly: number;
+  readonly dead: number;
+  /** Entries that failed and stay pending, to be delivered again. */
+  readonly failed: number;
+  /** Entries delivered again that the state already held (a replay): acknowledged, not applied. */
+  readonly replayed: number;
+  readonly nodes: number;
+}
+
+/** An outcome with nothing counted yet. */
+function noOutcome(): { -readonly [K in keyof BatchOutcome]: BatchOutcome[K] } {
+  return {
+    entries: 0,
+    readings: 0,
+    applied: 0,
+    tooLate: 0,
+    tooEarly: 0,
+    dead: 0,
+    failed: 0,
+    replayed: 0,
+    nodes: 0,
+  };
+}
+
+/** Counters kept per shard in Redis (see `streamgauge status`). */
+type Counters = {
+  entries: number;
+  readings: number;
+  applied: number;
+  too_late: number;
+  too_early: number;
+  dead: number;
+  failed: number;
+  /** Entries delivered more than once (claimed after a crash, or retried after failing). */
+  redelivered: number;
+  /** Entries at or below the applied mark, delivered again (a replay): not applied twice. */
+  replayed: number;
+};
+
+/**
+ * Applies delivered batches: readings to panes, the fast path (`latest`,
+ * metadata, `nodes:all`) right away, then the state committed with the
+ * entries' acknowledgements, per slice.
+ */
+export class BatchApplier {
+  readonly #live: LiveState;
+  readonly #ownership: ShardOwnership;
+  readonly #rounds: MetricsRounds;
+
+  constructor(live: LiveState, ownership: ShardOwnership, rounds: MetricsRounds) {
+    this.#live = live;
+    this.#ownership = ownership;
+    this.#rounds = rounds;
+  }
+
+  /**
+   * Applies one batch of a shard this replica holds (a batch of an earlier
+   * acquisition, or of a shard since lost, is ignored: its entries stay
+   * pending for the holder). An empty batch (the stream is quiet) writes
+   * the metrics still owed.
+   *
+   * An entry that cannot be processed stays pending with its error, to be
+   * delivered again; once it has failed `maxDeliveries` deliveries it goes to
+   * the dead-letter stream. An entry delivered more often than that without
+   * ever being acknowledged (a consumer died on it each time) is
+   * dead-lettered without another attempt.
+   *
+   * The batch is applied in slices of at most `sliceReadings` readings, each
+   * committed on its own (its acknowledgements, state, counters and dead
+   * letters), yielding to the event loop in between, so that no batch
+   * outlives the lease. Once the shard is no longer held (the lease was lost
+   * meanwhile, or a slice's commit found it taken) it stops: the remaining
+   * entries stay pending for the holder.
+   */
+  async apply(batch: DeliveredBatch, state: ShardState): Promise<BatchOutcome> {
+    const outcome = noOutcome();
+    if (!this.#live.holds(state)) return outcome;
+    if (batch.entries.length === 0) {
+      await this.#rounds.flush({ wait: false });
+      return outcome;
+    }
+    const nodes = new Set<string>();
+    const slices = slicesOf(batch.entries, this.#live.options.sliceReadings ?? Number.POSITIVE_INFINITY);
+    for (const [i, entries] of slices.entries()) {
+      if (i > 0) await yieldToLoop();
+      if (!this.#live.holds(state)) break;
+      const done = await this.#applySlice({ shard: batch.shard, entries }, state, nodes);
+      if (done === undefined) break;
+      for (const key of Object.keys(done) as (keyof BatchOutcome)[]) outcome[key] += done[key];
+    }
+    outcome.nodes = nodes.size;
+    return outcome;
+  }
+
+  /** Applies and commits one slice of a batch; undefined when the lease was lost (the shard is dropped). */
+  async #applySlice(
+    batch: DeliveredBatch,
+    state: ShardState,
+    nodes: Set<string>,
+  ): Promise<BatchOutcome | undefined> {
+    const outcome = noOutcome();
+    const now = this.#live.options.clock.now();
+    const max = this.#live.options.maxDeliveries;
+    const changed = new Set<string>();
+    const counters: Counters = {
+      entries: 0,
+      readings: 0,
+      applied: 0,
+      too_late: 0,
+      too_early: 0,
+      dead: 0,
+      failed: 0,
+      redelivered: 0,
+      replayed: 0,
+    };
+    const work = {
+      ids: [] as string[],
+      acks: [] as string[],
+      added: [] as string[],
+      dead: [] as DeadLetter[],
+      failures: [] as { id: string; error: string }[],
+      detected: new Set<string>(),
+      events: [] as AnomalyEvent[],
+    };
+    const lastErrors = await this.#live.persist(
+      () => state.store.lastErrors(exhausted(batch.entries, max)),
+      'errors',
+    );
+    const sorted = triage(batch.entries, max, lastErrors);
+    const mark = this.#live.applied.get(state);
+    // A replayed entry trimmed before it was claimed was applied long ago:
+    // acknowledged, not dead-lettered.
+    work.dead =
+      mark === undefined
+        ? sorted.dead
+        : sorted.dead.filter((dead) => {
+            const applied =
+              dead.deliveries === Number.POSITIVE_INFINITY && compareEntryIds(dead.id, mark) <= 0;
+            if (applied) work.acks.push(dead.id);
+            return !applied;
+          });
+    work.failures = sorted.failures;
+    counters.entries = batch.entries.length;
+    counters.redelivered = batch.entries.filter((e) => e.deliveries > 1).length;
+    counters.dead = work.dead.length;
+    counters.failed = sorted.failures.length;
+    for (const entry of batch.entries) work.ids.push(entry.id);
+    logEntries(this.#live.options.logger, batch.shard.stream, { ...sorted, dead: work.dead });
+
+    const replayed = new Set<string>();
+    let sinceYield = 0;
+    for (const entry of sorted.ready) {
+      work.acks.push(entry.id);
+      if (mark !== undefined && compareEntryIds(entry.id, mark) <= 0) {
+        // Delivered again (`streamgauge replay`): its readings are in the
+        // state already. Its nodes' keys are written again instead, which
+        // restores keys wiped or lost meanwhile.
+        counters.replayed++;
+        for (const reading of entry.readings) {
+          if (this.#live.nodes.get(reading.node_id)?.shard === state) replayed.add(reading.node_id);
+        }
+        continue;
+      }
+      for (const reading of entry.readings) {
+        if (++sinceYield > APPLY_CHUNK) {
+          // Nothing of the slice is committed yet: a lease lost meanwhile drops it all.
+          sinceYield = 0;
+          await yieldToLoop();
+          if (!this.#live.holds(state)) {
+            this.#ownership.forget(state);
+            return undefined;
+          }
+        }
+        counters.readings++;
+        let node = this.#live.nodes.get(reading.node_id);
+        if (node === undefined) {
+          node = this.#live.newNode(reading.node_id, state);
+          this.#live.nodes.set(reading.node_id, node);
+          work.added.push(reading.node_id);
+        }
+        const result = node.windows.add(reading, now);
+        if (result === 'applied') {
+          counters.applied++;
+          changed.add(reading.node_id);
+          const observed = node.detector.observe(reading);
+          if (observed.examined) work.detected.add(reading.node_id);
+          work.events.push(...observed.events);
+        } else if (result === 'too_late') {
+          counters.too_late++;
+        } else {
+          counters.too_early++;
+        }
+      }
+    }
+
+    // A node created by readings that were all too late or too early has
+    // nothing to show: it is not kept or listed until one of its readings counts.
+    work.added = work.added.filter((id) => {
+      if (changed.has(id)) return true;
+      this.#live.nodes.delete(id);
+      return false;
+    });
+
+    // Replayed nodes' keys are written again (latest and metadata now,
+    // metrics with the next round); their state did not change.
+    for (const id of replayed) {
+      const windows = this.#live.nodes.get(id)?.windows;
+      if (windows === undefined || changed.has(id)) continue;
+      windows.latestChanged = true;
+      changed.add(id);
+    }
+
+    // The fast path: latest values (and metadata, when it changed) right away.
+    for (const id of changed) {
+      const windows = this.#live.nodes.get(id)?.windows;
+      if (windows === undefined) continue;
+      this.#live.latestWriter.writeNode({
+        nodeId: id,
+        metrics: NO_METRICS,
+        ...(windows.latest !== undefined && { latest: latestHash(windows.latest) }),
+        ...(windows.latestChanged && { metadata: metadataHash(id, windows.metadata) }),
+      });
+      this.#rounds.owe(id);
+    }
+    this.#live.latestWriter.listNodes(replayed.size === 0 ? work.added : [...work.added, ...replayed]);
+    this.#live.latestWriter.notify({
+      cause: 'readings',
+      keys: 'latest',
+      at: isoTime(now),
+      nodes: [...changed],
+    });
+    await this.#live.persist(() => this.#live.latestWriter.flush(), 'read model');
+    this.#live.options.onLatestWritten?.(
+      changed,
+      (id) => this.#live.nodes.get(id)?.windows.latest?.timestamp,
+    );
+
+    const commit = state.store.prepare({
+      changed: [...changed].flatMap((id) => {
+        const node = this.#live.nodes.get(id);
+        return node ? [node.windows] : [];
+      }),
+      added: work.added,
+      removed: [],
+      group: this.#live.options.group,
+      ackIds: work.acks,
+      deadLetters: work.dead,
+      failures: work.failures,
+      counters,
+      detectors: this.#live.detectorStates(work.detected),
+      events: work.events,
+    });
+    if (!(await this.#ownership.commit(state, commit))) return undefined;
+    const last = work.ids[work.ids.length - 1];
+    if (last !== undefined) this.#live.advance(state, last);
+    outcome.entries = counters.entries;
+    outcome.readings = counters.readings;
+    outcome.applied = counters.applied;
+    outcome.tooLate = counters.too_late;
+    outcome.tooEarly = counters.too_early;
+    outcome.dead = counters.dead;
+    outcome.failed = counters.failed;
+    outcome.replayed = counters.replayed;
+    // Metrics when due (in chunks, between batches); otherwise they wait for
+    // the interval or a quiet stream.
+    if (this.#rounds.due(now)) {
+      await this.#rounds.flush({ limit: FLUSH_CHUNK, wait: false });
+    }
+    outcome.nodes = changed.size;
+    for (const id of changed) nodes.add(id);
+    return outcome;
+  }
+}
+
+/**
+ * Splits a batch's entries, in order, into slices of at most `limit`
+ * readings; an entry holding more than that is a slice of its own.
+ */
+function slicesOf(entries: readonly DeliveredEntry[], limit: number): DeliveredEntry[][] {
+  const slices: DeliveredEntry[][] = [];
+  let slice: DeliveredEntry[] = [];
+  let readings = 0;
+  for (const entry of entries) {
+    const size = 'readings' in entry ? entry.readings.length : 0;
+    if (slice.length > 0 && readings + size > limit) {
+      slices.push(slice);
+      slice = [];
+      readings = 0;
+    }
+    slice.push(entry);
+    readings += size;
+  }
+  if (slice.length > 0) slices.push(slice);
+  return slices;
+}
+
+/** Dead letters are errors; failed entries that will be retried, warnings. */
+function logEntries(logger: Logger, stream: string, sorted: Triage): void {
+  for (const dead of sorted.dead) logger.error({ stream, ...dead }, 'entry dead-lettered');
+  for (const failure of sorted.failures) {
+    logger.warn({ stream, ...failure }, 'entry failed; it stays pending and will be delivered again');
+  }
+}

@@ -1,0 +1,166 @@
+import {
+  type AnomalySettings,
+  type Clock,
+  compareEntryIds,
+  type NodeContribution,
+  NodeDetector,
+  NodeWindows,
+  type PersistedDetectorState,
+  RANGES,
+  type Range,
+  type ShardKeys,
+} from '@streamgauge/core';
+import {
+  type AggregateStore,
+  isUnavailable,
+  type ReadModelWriter,
+  type ReconcileOffers,
+} from '@streamgauge/redis';
+import type { Logger } from 'pino';
+
+export interface AggregatorOptions {
+  readonly group: string;
+  /** How far ahead of the clock a reading's event time may be and still count. */
+  readonly aheadMs: number;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /**
+   * Metrics, series and system metrics are written at most this often (each
+   * node once, however many readings it received meanwhile), and whenever
+   * the stream goes quiet. `latest` is written after every batch.
+   */
+  readonly metricsIntervalMs?: number;
+  /** STREAM_SHARDS: how many shards the system sums are split over. */
+  readonly shardCount: number;
+  /** An entry that failed this many deliveries is dead-lettered. */
+  readonly maxDeliveries: number;
+  /**
+   * AGGREGATOR_SLICE_READINGS: a delivered batch is applied and committed in
+   * slices of at most this many readings (an entry larger than this is a
+   * slice of its own), yielding between them, so that no batch outlives the
+   * shard's lease. Default: no limit.
+   */
+  readonly sliceReadings?: number;
+  /** Called when a commit finds the shard's lease held by another replica (the shard is already dropped). */
+  readonly onLeaseLost?: (shard: ShardKeys) => void;
+  /** The anomaly detectors' settings (ANOMALY_*). */
+  readonly anomalies: AnomalySettings;
+  /** Where backfill runs offer their panes (see `reconcile`). */
+  readonly offers?: ReconcileOffers;
+  /** How long a shard's reconcile report is kept, seconds. */
+  readonly reportTtlSeconds?: number;
+  /** After a batch's `latest` keys are written: the nodes written, and each one's latest event time (metrics). */
+  readonly onLatestWritten?: (
+    nodes: ReadonlySet<string>,
+    eventTime: (node: string) => number | undefined,
+  ) => void;
+}
+
+/** One node's live state: its windows and its anomaly detectors, and the shard it belongs to. */
+export interface LiveNode {
+  readonly windows: NodeWindows;
+  readonly detector: NodeDetector;
+  readonly shard: ShardState;
+}
+
+/** A shard this replica holds: one object per acquisition, so work from an earlier one is recognised. */
+export interface ShardState {
+  readonly shard: ShardKeys;
+  readonly store: AggregateStore;
+}
+
+/**
+ * Nodes whose keys a clock tick or an acquisition rewrites before it yields
+ * to the event loop (timers, I/O: the leases' renewal): at 100k nodes a full
+ * rewrite is seconds of CPU, longer than a lease.
+ */
+export const NODE_CHUNK = 2_000;
+
+/** Lets timers and I/O run (the lease's renewal, a lost lease noticed) before going on. */
+export const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * What the aggregator's parts share: the shards this replica holds, the live
+ * nodes, each shard's marks, the two writers and the retry every write goes
+ * through. Only ShardOwnership changes which shards are held.
+ */
+export class LiveState {
+  readonly options: AggregatorOptions;
+  /** The shards this replica holds, by stream. */
+  readonly shards = new Map<string, ShardState>();
+  readonly nodes = new Map<string, LiveNode>();
+  /** `latest` after each batch; metrics, series and system metrics, on their own connection. */
+  readonly latestWriter: ReadModelWriter;
+  readonly writer: ReadModelWriter;
+  /** Per node and range, what it adds to the system sums (as last evaluated). */
+  readonly contributions = new Map<Range, Map<string, NodeContribution>>(RANGES.map((r) => [r, new Map()]));
+  /** Per shard, the last committed entry. */
+  readonly committed = new Map<ShardState, string>();
+  /** Per shard, the highest entry id its state holds (the applied mark, as committed). */
+  readonly applied = new Map<ShardState, string>();
+  #stopping = false;
+
+  constructor(
+    writers: { readonly latest: ReadModelWriter; readonly metrics: ReadModelWriter },
+    options: AggregatorOptions,
+  ) {
+    this.latestWriter = writers.latest;
+    this.writer = writers.metrics;
+    this.options = options;
+  }
+
+  /** Whether `state` is the current acquisition of its shard (work of an earlier one is dropped). */
+  holds(state: ShardState): boolean {
+    return this.shards.get(state.shard.stream) === state;
+  }
+
+  advance(state: ShardState, id: string): void {
+    const current = this.committed.get(state);
+    if (current === undefined || compareEntryIds(id, current) > 0) this.committed.set(state, id);
+  }
+
+  /** Stops retrying failed writes (a stop while Redis is away leaves the batch pending). */
+  stop(): void {
+    this.#stopping = true;
+  }
+
+  newNode(id: string, shard: ShardState): LiveNode {
+    return { windows: new NodeWindows(id, this.options.aheadMs), detector: this.detector(id), shard };
+  }
+
+  detector(id: string, state?: PersistedDetectorState): NodeDetector {
+    return new NodeDetector(id, this.options.anomalies, state);
+  }
+
+  detectorStates(ids: Iterable<string>): Map<string, PersistedDetectorState> {
+    const states = new Map<string, PersistedDetectorState>();
+    for (const id of ids) {
+      const node = this.nodes.get(id);
+      if (node) states.set(id, node.detector.state());
+    }
+    return states;
+  }
+
+  forget(id: string): void {
+    this.nodes.delete(id);
+    for (const map of this.contributions.values()) map.delete(id);
+  }
+
+  /**
+   * Retries a write until Redis takes it. The in-memory state already holds
+   * the batch, so skipping the write would let memory and Redis disagree.
+   * Only unavailability is retried: any other failure cannot succeed by
+   * waiting, and ends the pipeline loudly (a restart rebuilds from Redis).
+   */
+  async persist<T>(write: () => Promise<T>, what: string): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await write();
+      } catch (error) {
+        if (this.#stopping || !isUnavailable(error)) throw error;
+        this.options.logger.warn({ err: error, attempt }, `writing the ${what} failed; retrying`);
+        await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 2_000)));
+      }
+    }
+  }
+}

@@ -1,0 +1,163 @@
+import {
+  isoTime,
+  latestHash,
+  metadataHash,
+  metricsHash,
+  RANGES,
+  type Range,
+  timeseriesJson,
+} from '@streamgauge/core';
+import type { NodeKeys } from '@streamgauge/redis';
+import { type LiveState, NODE_CHUNK, type ShardState, yieldToLoop } from './liveState.ts';
+import type { SystemSums } from './systemSums.ts';
+
+/**
+ * Writes what the fast path left out (metrics for every range, the series,
+ * the system metrics) in rounds: a round takes the nodes owed when it
+ * starts and the entries committed by then; once all its nodes are written,
+ * each shard's watermark advances to those entries. Nodes changed during a
+ * round wait for the next one.
+ */
+export class MetricsRounds {
+  readonly #live: LiveState;
+  readonly #sums: SystemSums;
+  /** The metrics chunk being written (at most one), and a failure it ended with. */
+  #metricsInFlight: Promise<void> = Promise.resolve();
+  #metricsError: unknown;
+  /** Nodes whose metrics and series are behind their state. */
+  readonly #dirty = new Set<string>();
+  /** The metrics round in progress: nodes still to write, and the entries it covers. */
+  #round: { nodes: string[]; upTo: ReadonlyMap<ShardState, string> } | undefined;
+  /** Per shard, the entry the keys fully reflect (the watermark). */
+  readonly #written = new Map<ShardState, string>();
+  #lastFlush = 0;
+  /** When a metrics round last wrote the system metrics. */
+  #lastSystem = 0;
+
+  constructor(live: LiveState, sums: SystemSums) {
+    this.#live = live;
+    this.#sums = sums;
+  }
+
+  /** A node's metrics and series are behind its state: the next round writes them. */
+  owe(id: string): void {
+    this.#dirty.add(id);
+  }
+
+  /** Whether metrics are due after a batch: a round goes on, or the interval has passed. */
+  due(now: number): boolean {
+    return (
+      this.#round !== undefined || now - this.#lastFlush >= (this.#live.options.metricsIntervalMs ?? 1000)
+    );
+  }
+
+  /** Forgets what is owed for a shard's nodes, once they are forgotten (the shard dropped). */
+  forgetShard(state: ShardState, ids: readonly string[]): void {
+    for (const id of ids) this.#dirty.delete(id);
+    this.#written.delete(state);
+    if (this.#round !== undefined) {
+      this.#round.nodes = this.#round.nodes.filter((id) => this.#live.nodes.has(id));
+      const upTo = new Map(this.#round.upTo);
+      upTo.delete(state);
+      this.#round.upTo = upTo;
+    }
+  }
+
+  /**
+   * A call writes at most `limit` nodes of the round, sent on the metrics
+   * connection without waiting (unless `wait`), so batches go on meanwhile.
+   * One chunk is in flight at a time; the next call waits for it, so writes of
+   * a node never overtake each other. Without `limit`, the round and anything
+   * owed since are written, NODE_CHUNK nodes at a time, yielding in between.
+   */
+  async flush(options: { limit?: number; wait?: boolean } = {}): Promise<void> {
+    const { limit } = options;
+    if (limit === undefined) {
+      // All of it, a chunk at a time, yielding in between: at 100k nodes
+      // writing every one is many seconds of CPU, longer than a lease. The
+      // system metrics are summed once, when the round is complete.
+      do {
+        await this.#flushChunk({ limit: NODE_CHUNK, wait: false, system: 'end' });
+        await yieldToLoop();
+      } while (this.#round !== undefined || this.#dirty.size > 0);
+      if (options.wait !== false) await this.#metricsInFlight;
+      if (this.#metricsError !== undefined) throw this.#metricsError;
+      return;
+    }
+    await this.#flushChunk({ ...options, limit });
+  }
+
+  async #flushChunk(options: { limit: number; wait?: boolean; system?: 'end' }): Promise<void> {
+    await this.#metricsInFlight;
+    if (this.#metricsError !== undefined) throw this.#metricsError;
+    const { writer, options: live } = this.#live;
+    const now = live.clock.now();
+    if (this.#round === undefined) {
+      const behind = [...this.#live.committed].some(([state, id]) => this.#written.get(state) !== id);
+      if (this.#dirty.size === 0 && !behind) return;
+      this.#round = { nodes: [...this.#dirty], upTo: new Map(this.#live.committed) };
+      this.#dirty.clear();
+    }
+    const round = this.#round;
+    const nodes = round.nodes.splice(0, options.limit);
+    for (const id of nodes) this.writeNode(id, now, RANGES, { series: true, identity: false });
+    const complete = round.nodes.length === 0;
+    if (complete) {
+      this.#round = undefined;
+      this.#lastFlush = now;
+    }
+    if (nodes.length > 0) writer.notify({ cause: 'readings', keys: 'all', at: isoTime(now), nodes });
+    // Summing is a pass over every node: once per round, or per interval
+    // while a long round goes on, never per chunk (at 100k nodes per chunk
+    // it was most of the aggregator's time).
+    const systemDue =
+      complete || (options.system !== 'end' && now - this.#lastSystem >= (live.metricsIntervalMs ?? 1000));
+    const sums = nodes.length > 0 && systemDue ? this.#sums.partials(RANGES) : undefined;
+    if (sums !== undefined) this.#lastSystem = now;
+    const written = this.#live
+      .persist(() => writer.flush(), 'read model')
+      .then(async () => {
+        if (sums !== undefined) await this.#sums.write(RANGES, now, sums);
+        if (complete) await this.#markWritten(round.upTo);
+      });
+    this.#metricsInFlight = written.catch((error: unknown) => {
+      this.#metricsError = error;
+    });
+    if (options.wait !== false) await this.#metricsInFlight;
+    if (this.#metricsError !== undefined) throw this.#metricsError;
+  }
+
+  async #markWritten(upTo: ReadonlyMap<ShardState, string>): Promise<void> {
+    for (const [state, id] of upTo) {
+      if (this.#written.get(state) === id || !this.#live.holds(state)) continue;
+      await this.#live.persist(() => state.store.markWritten(id), 'watermark');
+      this.#written.set(state, id);
+    }
+  }
+
+  /** Queues a node's keys on the metrics connection: metrics for `ranges`, and the series and identity if asked. */
+  writeNode(
+    id: string,
+    now: number,
+    ranges: readonly Range[],
+    parts: { series: boolean; identity: boolean },
+  ): void {
+    const node = this.#live.nodes.get(id);
+    if (node === undefined) return;
+    const { windows } = node;
+    const metrics = new Map<Range, Record<string, string>>();
+    for (const range of ranges) {
+      const summary = windows.evaluate(range, now);
+      metrics.set(range, metricsHash(summary, now));
+      this.#sums.contribute(id, range, summary);
+    }
+    const keys: NodeKeys = {
+      nodeId: id,
+      metrics,
+      ...(parts.identity && windows.latest !== undefined && { latest: latestHash(windows.latest) }),
+      ...(parts.identity && { metadata: metadataHash(id, windows.metadata) }),
+      ...(parts.series && { timeseries: timeseriesJson(windows.hourlySeries(now)) }),
+    };
+    this.#live.writer.writeNode(keys);
+  }
+}

@@ -1,0 +1,150 @@
+import { RANGES } from '@streamgauge/core';
+import { LeaseLostError } from '@streamgauge/redis';
+import { type LiveState, NODE_CHUNK, type ShardState, yieldToLoop } from './liveState.ts';
+import type { MetricsRounds } from './metricsRounds.ts';
+import type { SystemSums } from './systemSums.ts';
+
+/**
+ * The aggregator's side of the lease rules (LeaseKeeper decides which shards
+ * to hold): taking a shard over and letting it go, which acquisition is the
+ * current one (LiveState.holds, changed only here), and what a refused commit
+ * means (the lease was lost: the acquisition's state is dropped, never
+ * committed).
+ */
+export class ShardOwnership {
+  readonly #live: LiveState;
+  readonly #rounds: MetricsRounds;
+  readonly #sums: SystemSums;
+
+  constructor(live: LiveState, rounds: MetricsRounds, sums: SystemSums) {
+    this.#live = live;
+    this.#rounds = rounds;
+    this.#sums = sums;
+  }
+
+  /**
+   * Takes over a shard: loads its persisted state and rewrites its nodes'
+   * keys from it (they may have expired meanwhile, or been written by a
+   * replica that died before committing).
+   */
+  async acquire(state: ShardState): Promise<void> {
+    const live = this.#live;
+    const { options, writer } = live;
+    const [loaded, applied] = await live.persist(
+      () => Promise.all([state.store.load(options.aheadMs), state.store.appliedThrough()]),
+      'state (loading)',
+    );
+    live.shards.set(state.shard.stream, state);
+    if (applied !== undefined) live.applied.set(state, applied);
+    else if (loaded.size > 0) {
+      // State persisted before the applied mark existed: an empty commit sets
+      // it from the group's position, as every commit does.
+      const empty = { changed: [], added: [], removed: [], ackIds: [], deadLetters: [], failures: [] };
+      const prepared = state.store.prepare({ ...empty, group: options.group, counters: {} });
+      if (!(await this.commit(state, prepared))) return;
+    }
+    const now = options.clock.now();
+    const nodes = [...loaded];
+    for (let from = 0; from < nodes.length; from += NODE_CHUNK) {
+      if (from > 0) {
+        // A chunk at a time, each written out before the next, yielding in
+        // between: a lease lost meanwhile stops the acquisition (the drop
+        // took the nodes loaded so far).
+        await live.persist(() => writer.flush(), 'read model');
+        await yieldToLoop();
+        if (!live.holds(state)) {
+          options.logger.warn({ stream: state.shard.stream }, 'shard lost while it was being acquired');
+          return;
+        }
+      }
+      for (const [id, { windows, detector }] of nodes.slice(from, from + NODE_CHUNK)) {
+        live.nodes.set(id, { windows, shard: state, detector: live.detector(id, detector) });
+        this.#rounds.writeNode(id, now, RANGES, { series: true, identity: true });
+      }
+    }
+    writer.listNodes(loaded.keys());
+    await live.persist(() => writer.flush(), 'read model');
+    await this.#sums.write(RANGES, now);
+    options.logger.info({ stream: state.shard.stream, nodes: loaded.size }, 'shard acquired');
+  }
+
+  /**
+   * Lets go of a shard. Gracefully (another replica is to take it) its keys
+   * are written out first; after a lost lease its state is just dropped (it
+   * may hold changes that were never committed).
+   */
+  async release(state: ShardState, graceful: boolean): Promise<void> {
+    if (!this.#live.holds(state)) return;
+    if (graceful) await this.#rounds.flush();
+    this.forget(state);
+    this.#live.options.logger.info({ stream: state.shard.stream, graceful }, 'shard released');
+  }
+
+  /**
+   * After a shard's pending entries are done: every entry the group has
+   * delivered is applied (or dead-lettered, or failed), so the keys, once
+   * written, reflect the stream up to the group's position.
+   */
+  async settle(state: ShardState): Promise<void> {
+    if (!this.#live.holds(state)) return;
+    const delivered = await this.#live.persist(
+      () => state.store.lastDelivered(this.#live.options.group),
+      'group position',
+    );
+    if (delivered !== undefined) this.#live.advance(state, delivered);
+    await this.#rounds.flush();
+  }
+
+  /** Forgets a shard at once (its lease is gone): its state may hold uncommitted changes. */
+  drop(state: ShardState): void {
+    if (this.#live.holds(state)) this.forget(state);
+  }
+
+  /** Forgets everything of `state` (an acquisition that may no longer be the held one). */
+  forget(state: ShardState): void {
+    const live = this.#live;
+    if (live.holds(state)) live.shards.delete(state.shard.stream);
+    live.committed.delete(state);
+    live.applied.delete(state);
+    const forgotten: string[] = [];
+    for (const [id, node] of live.nodes) {
+      if (node.shard !== state) continue;
+      live.forget(id);
+      forgotten.push(id);
+    }
+    this.#rounds.forgetShard(state, forgotten);
+  }
+
+  /**
+   * Runs a prepared commit; false when the shard is no longer held: the
+   * lease was lost (the commit was refused), or it was dropped meanwhile.
+   * Either way everything of this acquisition is forgotten, and a refused
+   * commit is never retried: the holder applies the entries instead.
+   */
+  async commit(state: ShardState, commit: () => Promise<string | undefined>): Promise<boolean> {
+    const live = this.#live;
+    try {
+      const mark = await live.persist(commit, 'state');
+      if (!live.holds(state)) {
+        // Dropped while the commit was in flight: nodes it created since are forgotten too.
+        this.forget(state);
+        return false;
+      }
+      if (mark !== undefined) live.applied.set(state, mark);
+      return true;
+    } catch (error) {
+      if (!(error instanceof LeaseLostError)) throw error;
+      const held = live.holds(state);
+      this.forget(state);
+      // Reported once: a shard dropped already (its lease seen expired) may be held again under a new acquisition.
+      if (held) {
+        live.options.logger.warn(
+          { stream: state.shard.stream },
+          'lease lost to another replica; dropping the shard',
+        );
+        live.options.onLeaseLost?.(state.shard);
+      }
+      return false;
+    }
+  }
+}

@@ -1,0 +1,58 @@
+import {
+  addToSums,
+  contributionOf,
+  EMPTY_SUMS,
+  type Range,
+  type SystemSums as Sums,
+  systemMetricsHash,
+  type WindowSummary,
+} from '@streamgauge/core';
+import type { LiveState } from './liveState.ts';
+
+/**
+ * The system metrics: sums over every node of every replica, from each
+ * node's contribution as last evaluated.
+ */
+export class SystemSums {
+  readonly #live: LiveState;
+
+  constructor(live: LiveState) {
+    this.#live = live;
+  }
+
+  /** Records what a node's window, just evaluated, adds to the sums. */
+  contribute(id: string, range: Range, summary: WindowSummary): void {
+    this.#live.contributions.get(range)?.set(id, contributionOf(summary));
+  }
+
+  /** Per shard held and range, the sums over the shard's nodes (EMPTY_SUMS for a shard with none). */
+  partials(ranges: readonly Range[]): Map<number, Map<Range, Sums>> {
+    const partials = new Map<number, Map<Range, Sums>>();
+    for (const state of this.#live.shards.values()) {
+      partials.set(state.shard.shard, new Map(ranges.map((r) => [r, EMPTY_SUMS])));
+    }
+    for (const range of ranges) {
+      for (const [id, contribution] of this.#live.contributions.get(range) ?? []) {
+        const byRange = partials.get(this.#live.nodes.get(id)?.shard.shard.shard ?? -1);
+        if (byRange) byRange.set(range, addToSums(byRange.get(range) ?? EMPTY_SUMS, contribution));
+      }
+    }
+    return partials;
+  }
+
+  /**
+   * The system metrics are sums over every node of every replica: this
+   * replica's shards' partial sums are merged with the others' in Redis,
+   * and the totals written unless a newer total is already there.
+   */
+  async write(ranges: readonly Range[], now: number, sums = this.partials(ranges)): Promise<void> {
+    const { writer, options } = this.#live;
+    await this.#live.persist(async () => {
+      const { version, totals } = await writer.mergeSystemPartials(options.shardCount, sums);
+      for (const range of ranges) {
+        writer.writeSystem(range, systemMetricsHash(totals.get(range) ?? EMPTY_SUMS, now), version);
+      }
+      await writer.flush();
+    }, 'system metrics');
+  }
+}
