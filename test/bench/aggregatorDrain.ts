@@ -33,7 +33,9 @@ export async function aggregatorDrain(total: number, nodes: number, url?: string
       const started = performance.now();
       const aggregator = await startAggregator(
         config,
-        process.env.BENCH_LOG ? pino({ level: 'info' }, pino.destination(process.env.BENCH_LOG)) : pino({ level: 'silent' }),
+        process.env.BENCH_LOG
+          ? pino({ level: 'info' }, pino.destination(process.env.BENCH_LOG))
+          : pino({ level: 'silent' }),
       );
       const loaded = performance.now();
       await waitForAggregator(redis, 1, 600_000);

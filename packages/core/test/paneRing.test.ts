@@ -51,6 +51,20 @@ describe('pane rings', () => {
     });
   });
 
+  it('tell the panes still in reach from those a slot keeps after they left every window', () => {
+    const rand = seededRandom(8);
+    const windows = new NodeWindows('N', 6 * MINUTE);
+    // Three hours of readings, each as it happens: the clock moves with them.
+    for (let t = now - 3 * 3_600_000; t <= now; t += MINUTE) windows.add(reading(rand, t), t);
+    const minutes = windows.rings[0];
+    if (minutes === undefined) throw new Error('ring missing');
+    // The slots (at most 67: 60 behind, the current one, 6 ahead) hold more minutes than the 61 in reach.
+    expect(minutes.panes().length).toBeGreaterThan(61);
+    const live = minutes.livePanes(now);
+    expect(live).toHaveLength(61);
+    expect(live[0]).toBe(Math.floor(now / MINUTE) - 60);
+  });
+
   it('persist bit for bit: every ring decodes to the panes it encoded', () => {
     const rand = seededRandom(5);
     const windows = new NodeWindows('N', 6 * MINUTE);

@@ -1,5 +1,6 @@
 import {
   type AnomalyEvent,
+  type Clock,
   decodeDetectorState,
   decodeEntry,
   decodePanes,
@@ -54,12 +55,19 @@ export class AggregateStore {
   readonly #ttlSeconds: number;
   /** This replica's lease token: commits are refused unless it holds the shard's lease. */
   readonly #token: string;
+  /** The aggregator's clock: only panes still in reach are persisted. */
+  readonly #clock: Clock | undefined;
 
-  constructor(redis: RedisClient, shard: ShardKeys, options: { ttlSeconds: number; token: string }) {
+  constructor(
+    redis: RedisClient,
+    shard: ShardKeys,
+    options: { ttlSeconds: number; token: string; clock?: Clock },
+  ) {
     this.#redis = redis;
     this.#shard = shard;
     this.#ttlSeconds = options.ttlSeconds;
     this.#token = options.token;
+    this.#clock = options.clock;
   }
 
   get shard(): ShardKeys {
@@ -106,7 +114,7 @@ export class AggregateStore {
       },
       {
         ...commit,
-        writes: nodeWrites(shard, commit),
+        writes: nodeWrites(shard, commit, this.#clock?.now()),
         events: (commit.events ?? []).map((e) => JSON.stringify(e)),
         removed: commit.removed.map((id) => ({ id, key: shard.aggregateNode(id) })),
       },
@@ -192,10 +200,14 @@ export class AggregateStore {
 }
 
 /** Per node, the fields of its changed panes, latest values, metadata and detector state. */
-function nodeWrites(shard: ShardKeys, commit: ShardCommit): { key: string; fields: (string | Buffer)[] }[] {
+function nodeWrites(
+  shard: ShardKeys,
+  commit: ShardCommit,
+  now: number | undefined,
+): { key: string; fields: (string | Buffer)[] }[] {
   const detectors = commit.detectors ?? new Map<string, PersistedDetectorState>();
   const writes = new Map<string, (string | Buffer)[]>();
-  for (const node of commit.changed) writes.set(node.nodeId, encodeChanges(node));
+  for (const node of commit.changed) writes.set(node.nodeId, encodeChanges(node, now));
   for (const [id, state] of detectors) {
     const fields = writes.get(id) ?? [];
     fields.push('anom', encodeDetector(state));
@@ -230,7 +242,7 @@ function decodeDetector(buffer: Buffer): PersistedDetectorState {
  * newest, so a commit rewrites ~100 bytes per ring, and the rest of the ring
  * only when a pane closes or a late reading lands in an older one.
  */
-function encodeChanges(node: NodeWindows): (string | Buffer)[] {
+function encodeChanges(node: NodeWindows, now: number | undefined): (string | Buffer)[] {
   const fields: (string | Buffer)[] = [];
   node.rings.forEach((ring, r) => {
     const changed = node.changedPanes[r] as Set<number>;
@@ -238,7 +250,7 @@ function encodeChanges(node: NodeWindows): (string | Buffer)[] {
     if (changed.size === 1 && changed.has(ring.persistedNewest)) {
       fields.push(`c${r}`, bytes(encodePanes(ring, [ring.persistedNewest])));
     } else {
-      const held = ring.panes();
+      const held = now === undefined ? ring.panes() : ring.livePanes(now);
       const newest = held.pop();
       // An empty value deletes the field (commitShard).
       fields.push(`r${r}`, bytes(encodePanes(ring, held)));

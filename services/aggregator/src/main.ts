@@ -128,7 +128,7 @@ export async function startAggregator(
     claimIdleMs: settings.claimIdleMs,
     newState: (shard, leaseToken) => ({
       shard,
-      store: new AggregateStore(redis, shard, { ttlSeconds: STATE_TTL_SECONDS, token: leaseToken }),
+      store: new AggregateStore(redis, shard, { ttlSeconds: STATE_TTL_SECONDS, token: leaseToken, clock }),
     }),
     // The first 'ready' is the initial connection; later ones follow a drop.
     reconnected$: fromEvent(redis, 'ready').pipe(skip(redis.status === 'ready' ? 0 : 1)),

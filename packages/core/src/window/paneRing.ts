@@ -110,6 +110,15 @@ export class PaneRing {
     return held.sort((a, b) => a - b);
   }
 
+  /**
+   * The held panes still in reach at `nowMs`, oldest first: a slot keeps a
+   * pane that has left every window until the slot is reused. What is worth
+   * persisting.
+   */
+  livePanes(nowMs: number): number[] {
+    return this.panes().filter((pane) => this.reaches(pane, nowMs));
+  }
+
   /** Makes room for `count` panes at once (restoring a persisted ring). */
   reserve(count: number): void {
     let capacity = Math.max(this.numbers.length, FIRST_CAPACITY);
