@@ -106,6 +106,37 @@ describe('ReadingLog', () => {
     expect(await db.client.xlen('readings')).toBeLessThan(150);
   });
 
+  it('never trims what a consumer group has not acknowledged, then trims once it has', async () => {
+    const clock = new ManualClock(Date.now());
+    const log = new ReadingLog(db.client, { ...options, retentionMs: 1_000, clock });
+    await db.client.xgroup('CREATE', 'readings', 'slow', '0', 'MKSTREAM');
+    for (let i = 0; i < 300; i++) await log.append([reading('A', i + 1)], 'gw');
+    clock.advance(60_000);
+    await log.append([reading('A', 10_000)], 'gw');
+    // The group read nothing: every entry stays, past the retention.
+    expect(await db.client.xlen('readings')).toBe(301);
+    // It reads everything and acknowledges all but the last 50: those and what follows stay.
+    const read = (await db.client.xreadgroup(
+      'GROUP',
+      'slow',
+      'c',
+      'COUNT',
+      1000,
+      'STREAMS',
+      'readings',
+      '>',
+    )) as [string, [string, string[]][]][];
+    const ids = (read[0]?.[1] ?? []).map(([id]) => id);
+    expect(ids).toHaveLength(301);
+    await db.client.xack('readings', 'slow', ...ids.slice(0, 251));
+    await log.append([reading('A', 10_001)], 'gw');
+    const left = await db.client.xlen('readings');
+    expect(left).toBeLessThan(200);
+    expect(left).toBeGreaterThanOrEqual(51);
+    const first = (await db.client.xrange('readings', '-', '+', 'COUNT', 1))[0]?.[0] as string;
+    expect(compareIds(first, ids[251] as string)).toBeLessThanOrEqual(0);
+  });
+
   it('reports an unreachable Redis as RedisUnavailableError', async () => {
     const dead = new Redis('redis://127.0.0.1:1', {
       enableOfflineQueue: false,
@@ -119,3 +150,9 @@ describe('ReadingLog', () => {
     dead.disconnect();
   });
 });
+
+function compareIds(a: string, b: string): number {
+  const [am, as] = a.split('-').map(Number) as [number, number];
+  const [bm, bs] = b.split('-').map(Number) as [number, number];
+  return am === bm ? as - bs : am - bm;
+}

@@ -13,7 +13,8 @@
 --
 -- KEYS[1]   the shard's stream
 -- KEYS[2..] the dedupe sets (seen:{tag}:<node>:<hour>) of this batch, distinct
--- ARGV[1]   MINID for approximate trimming: entries older than this arrival time go
+-- ARGV[1]   MINID for approximate trimming: entries older than this arrival time
+--           go, unless a consumer group still needs them (see below)
 -- ARGV[2]   dedupe horizon, seconds: a set expires this long after its last acceptance
 -- ARGV[3]   the source (gateway name)
 -- ARGV[4]   the number of readings in the request
@@ -59,7 +60,35 @@ for p = 1, tonumber(ARGV[4]) do
   end
 end
 
-local entry = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[1], '*',
+-- Retention trims what every consumer group is done with, never more: an
+-- entry a group has not read, or read and not acknowledged, stays however
+-- old it is (a consumer down longer than the retention loses nothing; Redis'
+-- maxmemory, which refuses this script, is then the bound).
+local minid = ARGV[1]
+local function older(a, b)
+  local ams, aseq = string.match(a, '^(%d+)-(%d+)$')
+  local bms, bseq = string.match(b, '^(%d+)-(%d+)$')
+  if not ams then ams, aseq = a, '0' end
+  if not bms then bms, bseq = b, '0' end
+  if #ams ~= #bms then return #ams < #bms end
+  if ams ~= bms then return ams < bms end
+  return tonumber(aseq) < tonumber(bseq)
+end
+local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
+if ok then
+  for _, info in ipairs(groups) do
+    local name, delivered
+    for i = 1, #info, 2 do
+      if info[i] == 'name' then name = info[i + 1] end
+      if info[i] == 'last-delivered-id' then delivered = info[i + 1] end
+    end
+    if delivered and older(delivered, minid) then minid = delivered end
+    local pending = redis.call('XPENDING', KEYS[1], name)
+    if pending[2] and older(pending[2], minid) then minid = pending[2] end
+  end
+end
+
+local entry = redis.call('XADD', KEYS[1], 'MINID', '~', minid, '*',
   'n', accepted, 'src', ARGV[3], 'readings', '[' .. table.concat(ordered, ',') .. ']')
 
 -- unpack() is bounded by Lua's C stack, so large sets are added in chunks.
