@@ -168,3 +168,73 @@ describe('AggregateStore', () => {
     expect(await store.lastErrors(['9-0'])).toEqual(new Map());
   });
 });
+
+describe('state persisted in format 1 (23-double panes, field p<ring>.<slot>)', () => {
+  /** A format-1 pane: count, flowing, newest, then n, mean, m2, min, max of flow, pressure, temperature, volume. */
+  function oldPane(pane: number, readings: { t: number; flow: number; pressure: number }[]): Buffer {
+    const flows = readings.map((r) => r.flow);
+    const pressures = readings.map((r) => r.pressure);
+    const stats = (xs: number[]) => {
+      const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+      return [xs.length, mean, xs.reduce((a, x) => a + (x - mean) ** 2, 0), Math.min(...xs), Math.max(...xs)];
+    };
+    const empty = [0, 0, 0, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY];
+    const values = [
+      readings.length,
+      flows.filter((f) => f > 0).length,
+      Math.max(...readings.map((r) => r.t)),
+      ...stats(flows),
+      ...stats(pressures),
+      ...empty,
+      ...empty,
+    ];
+    const buffer = Buffer.alloc(8 + 23 * 8);
+    buffer.writeDoubleLE(pane, 0);
+    values.forEach((v, i) => {
+      buffer.writeDoubleLE(v, 8 + i * 8);
+    });
+    return buffer;
+  }
+
+  it('is read into the new rings, and the next commit writes the new fields and deletes the old ones', async () => {
+    const client = db.client;
+    const MINUTE = 60_000;
+    const HOUR = 3_600_000;
+    // Two readings 20 minutes ago (one 1-minute, 15-minute and hourly pane), one 3 hours ago.
+    const recent = [
+      { t: now - 20 * MINUTE, flow: 2, pressure: 3 },
+      { t: now - 20 * MINUTE + 10_000, flow: 4, pressure: 3.5 },
+    ];
+    const older = [{ t: now - 3 * HOUR, flow: 6, pressure: 2 }];
+    const key = shard.aggregateNode('OLD');
+    const paneOf = (t: number, ms: number) => Math.floor(t / ms);
+    await client.hset(key, {
+      'p0.5': oldPane(paneOf(recent[0]?.t as number, MINUTE), recent),
+      'p1.9': oldPane(paneOf(recent[0]?.t as number, 5 * MINUTE), recent),
+      'p2.7': oldPane(paneOf(recent[0]?.t as number, 15 * MINUTE), recent),
+      'p2.8': oldPane(paneOf(older[0]?.t as number, 15 * MINUTE), older),
+      'p3.1': oldPane(paneOf(recent[0]?.t as number, HOUR), recent),
+      'p3.2': oldPane(paneOf(older[0]?.t as number, HOUR), older),
+      latest: JSON.stringify({ timestamp: recent[1]?.t, flow_rate: 4, pressure: 3.5 }),
+      meta: JSON.stringify({}),
+    });
+    await client.sadd(shard.aggregateNodes, 'OLD');
+    const store = await storeOn(client);
+    const loaded = (await store.load(360_000)).get('OLD');
+    if (loaded === undefined) throw new Error('node not loaded');
+    const { windows } = loaded;
+    const count = (range: '1h' | '6h' | '24h' | '30d') => windows.evaluate(range, now).pane[0];
+    expect([count('1h'), count('6h'), count('24h'), count('30d')]).toEqual([2, 3, 3, 3]);
+    expect(windows.evaluate('30d', now).pane[4]).toBeCloseTo(4, 12); // flow mean of 2, 4, 6
+    expect(windows.hourlySeries(now).map((p) => p.flow)).toEqual([6, 3]);
+
+    await store.prepare({ ...commitOf([windows], []), deadLetters: [] })();
+    const fields = await client.hkeys(key);
+    expect(fields.filter((f) => f.startsWith('p'))).toEqual([]);
+    expect(fields.filter((f) => /^[rc]\d$/.test(f)).length).toBeGreaterThan(0);
+    const again = (await store.load(360_000)).get('OLD')?.windows;
+    for (const range of ['1h', '6h', '24h', '3d', '7d', '30d'] as const) {
+      expect([...(again?.evaluate(range, now).pane ?? [])]).toEqual([...windows.evaluate(range, now).pane]);
+    }
+  });
+});

@@ -64,16 +64,9 @@ end
 -- entry a group has not read, or read and not acknowledged, stays however
 -- old it is (a consumer down longer than the retention loses nothing; Redis'
 -- maxmemory, which refuses this script, is then the bound).
-local minid = ARGV[1]
-local function older(a, b)
-  local ams, aseq = string.match(a, '^(%d+)-(%d+)$')
-  local bms, bseq = string.match(b, '^(%d+)-(%d+)$')
-  if not ams then ams, aseq = a, '0' end
-  if not bms then bms, bseq = b, '0' end
-  if #ams ~= #bms then return #ams < #bms end
-  if ams ~= bms then return ams < bms end
-  return tonumber(aseq) < tonumber(bseq)
-end
+--@include entryIds
+
+local minid = ARGV[1] .. '-0'
 local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
 if ok then
   for _, info in ipairs(groups) do
@@ -82,9 +75,9 @@ if ok then
       if info[i] == 'name' then name = info[i + 1] end
       if info[i] == 'last-delivered-id' then delivered = info[i + 1] end
     end
-    if delivered and older(delivered, minid) then minid = delivered end
+    if delivered and before(delivered, minid) then minid = delivered end
     local pending = redis.call('XPENDING', KEYS[1], name)
-    if pending[2] and older(pending[2], minid) then minid = pending[2] end
+    if pending[2] and before(pending[2], minid) then minid = pending[2] end
   end
 end
 
