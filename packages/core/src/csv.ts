@@ -65,11 +65,7 @@ export function csvRecord(header: readonly string[], values: readonly string[]):
     } else if (TEXT_COLUMNS.has(column)) {
       record[column] = value;
     } else if (column === 'timestamp') {
-      record.timestamp = ZONELESS.test(value)
-        ? `${value.replace(' ', 'T')}Z`
-        : /^\d+$/.test(value)
-          ? Number(value)
-          : value;
+      record.timestamp = csvTimestamp(value);
     } else if (column === 'is_interpolated') {
       const flag = value.toLowerCase();
       record.is_interpolated =
@@ -77,4 +73,9 @@ export function csvRecord(header: readonly string[], values: readonly string[]):
     }
   });
   return record;
+}
+
+/** A CSV timestamp as `parseTimestamp` takes it: a zoneless time is UTC, digits are epoch milliseconds. */
+export function csvTimestamp(value: string): string | number {
+  return ZONELESS.test(value) ? `${value.replace(' ', 'T')}Z` : /^\d+$/.test(value) ? Number(value) : value;
 }

@@ -26,7 +26,10 @@ export {
   runDetectors,
   SEVERITY,
   SEVERITY_RANK,
+  scoreSeries,
   thresholdsProblem,
+  VALUE_SCORE_DOUBLES,
+  ValueScore,
 } from './anomaly/index.ts';
 export type { Clock } from './clock.ts';
 export { ManualClock, systemClock } from './clock.ts';
@@ -44,7 +47,7 @@ export type {
   StreamConfig,
 } from './config.ts';
 export { DEFAULT_METRICS_PORTS, liveAheadMs, loadConfig, metricsPort, redactUrl } from './config.ts';
-export { csvRecord, splitCsvLine } from './csv.ts';
+export { csvRecord, csvTimestamp, splitCsvLine } from './csv.ts';
 export { ConfigError } from './errors/ConfigError.ts';
 export type { GatewayRecord, GatewayScope } from './gateway.ts';
 export { checkScope, describeScope, GATEWAY_NAME } from './gateway.ts';

@@ -5,6 +5,7 @@ import {
   decodeDetectorState,
   encodeDetectorState,
   NodeDetector,
+  VALUE_SCORE_DOUBLES,
 } from '../src/index.ts';
 
 const start = Date.UTC(2026, 10, 1);
@@ -28,19 +29,22 @@ describe('NodeDetector state', () => {
     expect(state.hours?.n.some((n) => n > 0)).toBe(true);
     expect(state.nights.length).toBeGreaterThan(0);
     const { numbers, json } = encodeDetectorState(state);
-    expect(decodeDetectorState(numbers, json)).toEqual(JSON.parse(JSON.stringify(state)));
+    // toEqual: the same values, the scores as Float64Arrays (absent optionals compare equal).
+    expect(decodeDetectorState(numbers, json)).toEqual(state);
+    expect(state.scores.flow_rate).toHaveLength(VALUE_SCORE_DOUBLES);
   });
 });
 
 describe('AnomalyLifecycle', () => {
   it('keeps a condition that comes and goes within the hysteresis as one anomaly', () => {
-    const life = new AnomalyLifecycle('N1', 30 * 60_000);
+    const life = new AnomalyLifecycle('N1', { clearMs: 30 * 60_000, confirmReadings: 1 });
     const breach = {
       type: 'low_pressure',
       rule: 'threshold',
       value: 1,
       expected: { low: 1.5 },
       score: 1,
+      strong: true,
     } as const;
     const evaluated = new Set(['low_pressure'] as const);
     const events = [
@@ -58,5 +62,48 @@ describe('AnomalyLifecycle', () => {
       values: { first: 1, last: 0.8, min: 0.8, max: 1, count: 2 },
       severity: 'critical',
     });
+  });
+
+  it('opens a condition only once confirmed, dated from its first breach; critical only when strong', () => {
+    const life = new AnomalyLifecycle('N1', { clearMs: 30 * 60_000, confirmReadings: 2 });
+    const evaluated = new Set(['low_pressure'] as const);
+    const weak = {
+      type: 'low_pressure',
+      rule: 'sigma',
+      value: 3.49,
+      expected: { low: 3.5 },
+      score: 0.9,
+      strong: false,
+    } as const;
+    // One breaching reading between normal ones: a glitch, nothing opens.
+    expect(life.update(start, [weak], evaluated)).toEqual([]);
+    expect(life.update(start + 15 * 60_000, [], evaluated)).toEqual([]);
+    expect(life.pending.size).toBe(0);
+    // Two in a row: opened, from the first; weak, so one level below critical.
+    expect(life.update(start + 30 * 60_000, [weak], evaluated)).toEqual([]);
+    const [opened] = life.update(start + 45 * 60_000, [{ ...weak, value: 3.48 }], evaluated);
+    expect(opened?.event).toBe('open');
+    expect(opened?.anomaly).toMatchObject({
+      id: `N1:low_pressure:${start + 30 * 60_000}`,
+      opened_at: start + 30 * 60_000,
+      last_at: start + 45 * 60_000,
+      severity: 'warning',
+      values: { first: 3.49, last: 3.48, count: 2 },
+    });
+    // A strong breach in the run earns the type's own severity.
+    const other = new AnomalyLifecycle('N2', { clearMs: 30 * 60_000, confirmReadings: 2 });
+    other.update(start, [{ ...weak, value: 1.2, strong: true }], evaluated);
+    const [strong] = other.update(start + 15 * 60_000, [weak], evaluated);
+    expect(strong?.anomaly.severity).toBe('critical');
+    // A rule that is persistence by construction needs no second reading.
+    const offline = {
+      type: 'offline',
+      rule: 'offline',
+      value: 1,
+      expected: {},
+      score: 1,
+      strong: true,
+    } as const;
+    expect(other.update(start, [offline], new Set(['offline'] as const))[0]?.event).toBe('open');
   });
 });

@@ -1,5 +1,5 @@
 import { type AnomalyType, type Reading, seededRandom } from '@streamgauge/core';
-import { demandAt } from './network.ts';
+import { demandAt, readingOf, simulatedNetwork } from './network.ts';
 
 /** What the generator injects, and the anomaly type a detector should report for it. */
 export const INJECTED_KINDS = {
@@ -124,4 +124,37 @@ export function labelledReadings(options: LabelledOptions): LabelledData {
 function round(x: number, digits: number): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
+}
+
+/**
+ * The live simulator's network with nothing injected (`pnpm start`'s
+ * loggers: distribution, storage that fills in cycles, pressure-only
+ * monitoring points), one reading per node every `intervalMs`, 1 % of
+ * samples lost: what the detectors see every day on a clean network.
+ */
+export function simulatorNetworkReadings(options: {
+  readonly nodes: number;
+  readonly days: number;
+  readonly start: number;
+  readonly intervalMs: number;
+  readonly seed: number;
+}): Reading[] {
+  const random = seededRandom(options.seed);
+  const network = simulatedNetwork(options.nodes, random);
+  const readings: Reading[] = [];
+  const end = options.start + options.days * DAY;
+  for (let t = options.start; t < end; t += options.intervalMs) {
+    for (const node of network) {
+      const simulated = readingOf(node, t, options.intervalMs, random);
+      if (random() < 0.01) continue;
+      readings.push({
+        node_id: simulated.node_id,
+        node_type: simulated.node_type,
+        timestamp: t,
+        pressure: simulated.pressure,
+        ...(simulated.flow_rate !== undefined && { flow_rate: simulated.flow_rate }),
+      });
+    }
+  }
+  return readings;
 }

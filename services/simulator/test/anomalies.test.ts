@@ -1,13 +1,17 @@
 import {
   type AnomalyEvent,
   DEFAULT_ANOMALY_SETTINGS,
+  decodeDetectorState,
+  encodeDetectorState,
   NodeDetector,
   runDetectors,
   SEVERITY,
+  seededRandom,
 } from '@streamgauge/core';
 import { describe, expect, it } from 'vitest';
 import { evaluate } from '../src/evaluate.ts';
 import { INJECTED_KINDS, type InjectedKind, labelledReadings } from '../src/labelled.ts';
+import { readingOf, simulatedNetwork } from '../src/network.ts';
 
 const start = Date.UTC(2026, 9, 1);
 const kinds = Object.keys(INJECTED_KINDS) as InjectedKind[];
@@ -70,23 +74,61 @@ describe('the detectors on generated data', () => {
     const data = labelledReadings({ nodes: 1, days: 12, start, seed: 6, inject: ['pressure_drop'] });
     const [drop] = data.events;
     if (drop === undefined) throw new Error('no event injected');
-    // Straight through, and with a "restart" (state through JSON) in the middle of the drop.
+    // Straight through, and with "restarts" (state through its persisted
+    // encoding): between the drop's first breach and its confirmation, and
+    // while it is open.
+    const restarts = new Set([drop.start + 15 * 60_000, drop.start + 45 * 60_000]);
     const straight = new NodeDetector('LAB001', DEFAULT_ANOMALY_SETTINGS);
     let resumed = new NodeDetector('LAB001', DEFAULT_ANOMALY_SETTINGS);
     const a: AnomalyEvent[] = [];
     const b: AnomalyEvent[] = [];
+    const scoresA: number[] = [];
+    const scoresB: number[] = [];
     for (const reading of data.readings) {
-      a.push(...straight.observe(reading).events);
-      if (reading.timestamp === drop.start + 30 * 60_000) {
-        resumed = new NodeDetector(
-          'LAB001',
-          DEFAULT_ANOMALY_SETTINGS,
-          JSON.parse(JSON.stringify(resumed.state())),
-        );
+      const straightly = straight.observe(reading);
+      a.push(...straightly.events);
+      scoresA.push(straightly.score);
+      if (restarts.has(reading.timestamp)) {
+        const { numbers, json } = encodeDetectorState(resumed.state());
+        resumed = new NodeDetector('LAB001', DEFAULT_ANOMALY_SETTINGS, decodeDetectorState(numbers, json));
       }
-      b.push(...resumed.observe(reading).events);
+      const resumedly = resumed.observe(reading);
+      b.push(...resumedly.events);
+      scoresB.push(resumedly.score);
     }
+    expect(scoresB).toEqual(scoresA);
     expect(b).toEqual(a);
     expect(b.filter((e) => e.anomaly.type === 'low_pressure').map((e) => e.event)).toEqual(['open', 'close']);
+  });
+
+  it("open no anomaly for the README's example reading sent into the simulator's stream", () => {
+    // README: curl … -d '[{"node_id":"215542","timestamp":…,"flow_rate":12.5,"pressure":3.1}]'
+    // while `pnpm start` simulates node 215542 (one reading a second).
+    const random = seededRandom(3);
+    const node = simulatedNetwork(12, random).find((n) => n.id === '215542');
+    if (node === undefined) throw new Error('215542 is not simulated');
+    for (const intervalMs of [1_000, 60_000]) {
+      const detector = new NodeDetector('215542', DEFAULT_ANOMALY_SETTINGS);
+      const events: AnomalyEvent[] = [];
+      let t = start;
+      const next = () => {
+        const r = readingOf(node, t, intervalMs, random);
+        events.push(
+          ...detector.observe({
+            node_id: r.node_id,
+            timestamp: t,
+            flow_rate: r.flow_rate,
+            pressure: r.pressure,
+          }).events,
+        );
+        t += intervalMs;
+      };
+      for (let i = 0; i < 3_000; i++) next();
+      const example = detector.observe({ node_id: '215542', timestamp: t, flow_rate: 12.5, pressure: 3.1 });
+      t += intervalMs;
+      for (let i = 0; i < 100; i++) next();
+      expect(example.events, `one reading every ${intervalMs} ms`).toEqual([]);
+      expect(events, `one reading every ${intervalMs} ms`).toEqual([]);
+    }
   });
 });

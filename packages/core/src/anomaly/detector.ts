@@ -1,7 +1,8 @@
 import type { Reading } from '../reading.ts';
 import { AnomalyLifecycle } from './lifecycle.ts';
 import { type AnomalySettings, type Bounds, boundsFor } from './settings.ts';
-import type { AnomalyEvent, AnomalyRecord, AnomalyType, Breach } from './types.ts';
+import type { AnomalyEvent, AnomalyRecord, AnomalyType, Breach, PendingAnomaly } from './types.ts';
+import { VALUE_SCORE_DOUBLES, ValueScore } from './valueScore.ts';
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
@@ -28,6 +29,7 @@ function restore(persisted: PersistedDetectorState | undefined): DetectorState |
 }
 
 const NOT_EXAMINED: Observation = Object.freeze({ events: [], breaches: [], score: 0, examined: false });
+const MEASURED = ['flow_rate', 'pressure'] as const;
 
 /** A node's detector state, as persisted with its windows (plain JSON). */
 export interface DetectorState {
@@ -48,7 +50,11 @@ export interface DetectorState {
   /** Minimum night flow of recent normal nights; nights above the baseline in a row. */
   nights: number[];
   above: number;
+  /** Each measurement's calibrated score (its state, see ValueScore). */
+  scores: { flow_rate?: Float64Array; pressure?: Float64Array };
   open: AnomalyRecord[];
+  /** Breach runs not yet confirmed. */
+  pending: PendingAnomaly[];
 }
 
 interface Run {
@@ -57,10 +63,11 @@ interface Run {
   count: number;
 }
 
-/** What one reading did: the events it caused, what breached, and how anomalous it was (0..1). */
+/** What one reading did: the events it caused, what breached, and how anomalous it was. */
 export interface Observation {
   readonly events: AnomalyEvent[];
   readonly breaches: Breach[];
+  /** The reading's calibrated anomaly score (0..1; the larger of its measurements'). */
   readonly score: number;
   /** False for a reading older than the last one observed (not examined). */
   readonly examined: boolean;
@@ -84,6 +91,8 @@ export class NodeDetector {
     flow_rate: undefined,
     pressure: undefined,
   };
+  /** Each measurement's calibrated score, over the state's arrays (created on first use). */
+  readonly #scores: Record<Measured, ValueScore | undefined> = { flow_rate: undefined, pressure: undefined };
   /** Thresholds for the node's current type, resolved once per type. */
   #bounds: { nodeType: string | undefined; flow_rate?: Bounds; pressure?: Bounds } | undefined;
 
@@ -96,9 +105,11 @@ export class NodeDetector {
       runs: {},
       nights: [],
       above: 0,
+      scores: {},
       open: [],
+      pending: [],
     };
-    this.#lifecycle = new AnomalyLifecycle(nodeId, settings.clearMs, this.#state.open);
+    this.#lifecycle = new AnomalyLifecycle(nodeId, settings, this.#state.open, this.#state.pending);
   }
 
   get open(): AnomalyRecord[] {
@@ -119,6 +130,7 @@ export class NodeDetector {
       ...rest,
       windowAge: { flow_rate: ages(windowAt.flow_rate), pressure: ages(windowAt.pressure) },
       open: this.open,
+      pending: [...this.#lifecycle.pending.values()],
     };
   }
 
@@ -136,24 +148,38 @@ export class NodeDetector {
       s.interval = Math.round(s.interval === undefined ? gap : s.interval + 0.1 * (gap - s.interval));
     }
     s.last = t;
+    let score = 0;
     const flow = reading.flow_rate;
     if (flow !== undefined) {
-      this.#sigma('flow_rate', flow, t, breaches, evaluated);
+      const unlikely = this.#score('flow_rate').observe(t, flow);
+      score = unlikely;
+      this.#sigma('flow_rate', flow, t, unlikely, breaches, evaluated);
       this.#threshold('flow_rate', flow, breaches, evaluated);
       this.#stuck('flow_rate', flow, t, breaches, evaluated);
-      this.#diurnal(flow, t, breaches, evaluated);
+      this.#diurnal(flow, t, unlikely, breaches, evaluated);
       this.#night(flow, t, breaches, evaluated);
     }
     const pressure = reading.pressure;
     if (pressure !== undefined) {
-      this.#sigma('pressure', pressure, t, breaches, evaluated);
+      const unlikely = this.#score('pressure').observe(t, pressure);
+      if (unlikely > score) score = unlikely;
+      this.#sigma('pressure', pressure, t, unlikely, breaches, evaluated);
       this.#threshold('pressure', pressure, breaches, evaluated);
       this.#stuck('pressure', pressure, t, breaches, evaluated);
     }
     const events = this.#lifecycle.update(t, breaches, evaluated, reading);
-    let score = 0;
-    for (const b of breaches) if (b.score > score) score = b.score;
     return { events, breaches, score, examined: true };
+  }
+
+  #score(m: Measured): ValueScore {
+    let score = this.#scores[m];
+    if (score === undefined) {
+      score = new ValueScore(this.#state.scores[m]);
+      // The detector's state holds the scorer's own array: persisted as it is, no copy per reading.
+      this.#state.scores[m] = score.state;
+      this.#scores[m] = score;
+    }
+    return score;
   }
 
   /** The clock at `now` with no new reading: silence, and anomalies clear long enough to close. */
@@ -170,6 +196,7 @@ export class NodeDetector {
           value: silent,
           expected: { high: limit },
           score: 1,
+          strong: true,
         });
       }
     }
@@ -180,12 +207,20 @@ export class NodeDetector {
   }
 
   /**
-   * The dashboard's rule: beyond `sigma` standard deviations of the
-   * previous readings plus this one (and beyond `minDeviation`). With flow
+   * The dashboard's rule, where the reading is also unlikely (its calibrated
+   * score at least `alarmScore`): beyond `sigma` standard deviations of the
+   * previous readings plus this one, and beyond `minDeviation`. With flow
    * 0 while that mean exceeds `noFlowMean`, `no_flow` instead.
    */
-  #sigma(m: Measured, x: number, t: number, breaches: Breach[], evaluated: Set<AnomalyType>): void {
-    const { windowReadings, sigma, minDeviation, noFlowMean } = this.#settings;
+  #sigma(
+    m: Measured,
+    x: number,
+    t: number,
+    unlikely: number,
+    breaches: Breach[],
+    evaluated: Set<AnomalyType>,
+  ): void {
+    const { windowReadings, sigma, minDeviation, noFlowMean, alarmScore } = this.#settings;
     const window = this.#state.window[m];
     const times = this.#state.windowAt[m];
     // The window is the previous readings, but no older than they would be
@@ -209,23 +244,25 @@ export class NodeDetector {
       // Σ(v − mean)² from the running sums; clamped: rounding can make it a hair below 0.
       const sd = Math.sqrt(Math.max(0, (sums.squares + x * x - n * mean * mean) / (n - 1)));
       const band = Math.max(sigma * sd, minDeviation[m]);
-      if (m === 'flow_rate' && x === 0 && mean > noFlowMean) {
+      if (unlikely < alarmScore) {
+        // Usual for this node, however far from the window's mean.
+      } else if (m === 'flow_rate' && x === 0 && mean > noFlowMean) {
         breaches.push({
           type: 'no_flow',
           rule: 'no_flow',
           value: x,
           expected: { low: noFlowMean },
-          score: 1,
+          score: unlikely,
+          strong: true,
         });
       } else if (sd > 0 && Math.abs(x - mean) > band) {
-        const z = Math.abs(x - mean) / sd;
-        const score = 1 / (1 + Math.exp(-4 * (z / sigma - 1)));
         breaches.push({
           type: x > mean ? high : low,
           rule: 'sigma',
           value: x,
           expected: { low: mean - band, high: mean + band },
-          score: Math.max(score, 0.5),
+          score: unlikely,
+          strong: Math.abs(x - mean) - band >= minDeviation[m],
         });
       }
     }
@@ -266,8 +303,8 @@ export class NodeDetector {
    * large next to the same hour's usual flow. `high_flow` when above that
    * by `diurnalSigma` deviations and `diurnalRise` of it.
    */
-  #diurnal(x: number, t: number, breaches: Breach[], evaluated: Set<AnomalyType>): void {
-    const { diurnalSigma, diurnalRise, diurnalDays, minDeviation } = this.#settings;
+  #diurnal(x: number, t: number, unlikely: number, breaches: Breach[], evaluated: Set<AnomalyType>): void {
+    const { diurnalSigma, diurnalRise, diurnalDays, minDeviation, alarmScore } = this.#settings;
     this.#state.hours ??= {
       mean: new Array(24).fill(0),
       variance: new Array(24).fill(0),
@@ -286,7 +323,16 @@ export class NodeDetector {
       const limit = mean + Math.max(diurnalSigma * sd, diurnalRise * mean, minDeviation.flow_rate);
       if (x > limit) {
         breached = true;
-        breaches.push({ type: 'high_flow', rule: 'diurnal', value: x, expected: { high: limit }, score: 1 });
+        if (unlikely >= alarmScore) {
+          breaches.push({
+            type: 'high_flow',
+            rule: 'diurnal',
+            value: x,
+            expected: { high: limit },
+            score: unlikely,
+            strong: x - limit >= minDeviation.flow_rate,
+          });
+        }
       }
     }
     // A breach does not teach the baseline (a long burst would become normal).
@@ -319,7 +365,15 @@ export class NodeDetector {
       ...(bounds.min !== undefined && { low: bounds.min }),
       ...(bounds.max !== undefined && { high: bounds.max }),
     };
-    breaches.push({ type: below ? low : high, rule: 'threshold', value: x, expected, score: 1 });
+    const beyond = below ? (bounds.min as number) - x : x - (bounds.max as number);
+    breaches.push({
+      type: below ? low : high,
+      rule: 'threshold',
+      value: x,
+      expected,
+      score: 1,
+      strong: beyond >= this.#settings.minDeviation[m],
+    });
   }
 
   /** The same value over `stuckMs` and `stuckReadings` readings (a flow of 0 is no evidence: demand can stop). */
@@ -334,7 +388,7 @@ export class NodeDetector {
     run.count++;
     if (m === 'flow_rate' && x === 0) return;
     if (t - run.since >= this.#settings.stuckMs && run.count >= this.#settings.stuckReadings) {
-      breaches.push({ type: 'stuck_sensor', rule: 'stuck', value: x, expected: {}, score: 1 });
+      breaches.push({ type: 'stuck_sensor', rule: 'stuck', value: x, expected: {}, score: 1, strong: true });
     }
   }
 
@@ -379,6 +433,7 @@ export class NodeDetector {
           value: mnf,
           expected: { high: limit },
           score: 1,
+          strong: true,
         });
       }
       return;
@@ -391,15 +446,16 @@ export class NodeDetector {
 
 /**
  * A persisted state as numbers plus a little JSON (the node type, runs, open
- * anomalies): written with every batch that touches the node, where
- * JSON.stringify of a few hundred numbers would cost more than the
- * detectors themselves. Layout: version, last, interval, above, night day,
- * night min, then per measurement its window (count, values, ages), the
- * hours (flag, 24 means, 24 variances, 24 counts), the nights (count,
- * values). NaN stands for absent.
+ * and pending anomalies): written with every batch that touches the node,
+ * where JSON.stringify of a few hundred numbers would cost more than the
+ * detectors themselves. Layout (version 2): version, last, interval, above,
+ * night day, night min, then per measurement its window (count, values,
+ * ages), the hours (flag, 24 means, 24 variances, 24 counts), the nights
+ * (count, values), then per measurement its score (flag, VALUE_SCORE_DOUBLES).
+ * NaN stands for absent. Version 1 (no scores, no pending) still loads.
  */
 export function encodeDetectorState(state: PersistedDetectorState): { numbers: Float64Array; json: string } {
-  const { window, windowAge, hours, nights } = state;
+  const { window, windowAge, hours, nights, scores } = state;
   // Sized up front and filled in place: this runs for every node a batch touches.
   const numbers = new Float64Array(
     6 +
@@ -408,22 +464,25 @@ export function encodeDetectorState(state: PersistedDetectorState): { numbers: F
       1 +
       (hours ? hours.mean.length + hours.variance.length + hours.n.length : 0) +
       1 +
-      nights.length,
+      nights.length +
+      2 +
+      (scores.flow_rate ? VALUE_SCORE_DOUBLES : 0) +
+      (scores.pressure ? VALUE_SCORE_DOUBLES : 0),
   );
   let at = 0;
   const put = (x: number) => {
     numbers[at++] = x;
   };
-  const putAll = (xs: readonly number[]) => {
+  const putAll = (xs: ArrayLike<number>) => {
     for (let i = 0; i < xs.length; i++) numbers[at++] = xs[i] as number;
   };
-  put(1);
+  put(2);
   put(state.last ?? Number.NaN);
   put(state.interval ?? Number.NaN);
   put(state.above);
   put(state.night?.day ?? Number.NaN);
   put(state.night?.min ?? Number.NaN);
-  for (const m of ['flow_rate', 'pressure'] as const) {
+  for (const m of MEASURED) {
     put(window[m].length);
     putAll(window[m]);
     putAll(windowAge[m]);
@@ -436,7 +495,17 @@ export function encodeDetectorState(state: PersistedDetectorState): { numbers: F
   } else put(0);
   put(nights.length);
   putAll(nights);
-  const json = JSON.stringify({ nodeType: state.nodeType, runs: state.runs, open: state.open });
+  for (const m of MEASURED) {
+    const score = scores[m];
+    put(score ? 1 : 0);
+    if (score) putAll(score);
+  }
+  const json = JSON.stringify({
+    nodeType: state.nodeType,
+    runs: state.runs,
+    open: state.open,
+    ...(state.pending.length > 0 && { pending: state.pending }),
+  });
   return { numbers: at === numbers.length ? numbers : numbers.subarray(0, at), json };
 }
 
@@ -449,7 +518,8 @@ export function decodeDetectorState(numbers: Float64Array, json: string): Persis
     return values;
   };
   const optional = (x: number) => (Number.isNaN(x) ? undefined : x);
-  if (next() !== 1) throw new Error('unknown detector state version');
+  const version = next();
+  if (version !== 1 && version !== 2) throw new Error(`unknown detector state version ${version}`);
   const last = optional(next());
   const interval = optional(next());
   const above = next();
@@ -457,14 +527,26 @@ export function decodeDetectorState(numbers: Float64Array, json: string): Persis
   const nightMin = next();
   const window = { flow_rate: [] as number[], pressure: [] as number[] };
   const windowAge = { flow_rate: [] as number[], pressure: [] as number[] };
-  for (const m of ['flow_rate', 'pressure'] as const) {
+  for (const m of MEASURED) {
     const n = next();
     window[m] = take(n);
     windowAge[m] = take(n);
   }
   const hours = next() === 1 ? { mean: take(24), variance: take(24), n: take(24) } : undefined;
   const nights = take(next());
-  const rest = JSON.parse(json) as Pick<PersistedDetectorState, 'nodeType' | 'runs' | 'open'>;
+  const scores: PersistedDetectorState['scores'] = {};
+  // Version 1 had no scores: they start afresh, as for a new node.
+  if (version >= 2) {
+    for (const m of MEASURED) {
+      if (next() === 1) {
+        scores[m] = numbers.slice(at, at + VALUE_SCORE_DOUBLES);
+        at += VALUE_SCORE_DOUBLES;
+      }
+    }
+  }
+  const rest = JSON.parse(json) as Pick<PersistedDetectorState, 'nodeType' | 'runs' | 'open'> & {
+    pending?: PendingAnomaly[];
+  };
   return {
     ...(last !== undefined && { last }),
     ...(interval !== undefined && { interval }),
@@ -476,6 +558,8 @@ export function decodeDetectorState(numbers: Float64Array, json: string): Persis
     ...(nightDay !== undefined && { night: { day: nightDay, min: nightMin } }),
     nights,
     above,
+    scores,
     open: rest.open,
+    pending: rest.pending ?? [],
   };
 }

@@ -2,8 +2,17 @@ export type { DetectorState, Observation, PersistedDetectorState } from './detec
 export { decodeDetectorState, encodeDetectorState, NodeDetector } from './detector.ts';
 export { AnomalyLifecycle } from './lifecycle.ts';
 export type { DetectionRun, ScoredReading } from './offline.ts';
-export { runDetectors } from './offline.ts';
+export { runDetectors, scoreSeries } from './offline.ts';
 export type { AnomalySettings, Bounds, ThresholdRule, Thresholds } from './settings.ts';
 export { boundsFor, DEFAULT_ANOMALY_SETTINGS, thresholdsProblem } from './settings.ts';
-export type { AnomalyEvent, AnomalyRecord, AnomalyRule, AnomalyType, Breach, Severity } from './types.ts';
+export type {
+  AnomalyEvent,
+  AnomalyRecord,
+  AnomalyRule,
+  AnomalyType,
+  Breach,
+  PendingAnomaly,
+  Severity,
+} from './types.ts';
 export { ANOMALY_TYPES, SEVERITY, SEVERITY_RANK } from './types.ts';
+export { VALUE_SCORE_DOUBLES, ValueScore } from './valueScore.ts';

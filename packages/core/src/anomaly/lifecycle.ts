@@ -1,21 +1,43 @@
-import { type AnomalyEvent, type AnomalyRecord, type AnomalyType, type Breach, SEVERITY } from './types.ts';
+import {
+  type AnomalyEvent,
+  type AnomalyRecord,
+  type AnomalyType,
+  type Breach,
+  DEMOTED,
+  type PendingAnomaly,
+  SELF_CONFIRMING,
+  SEVERITY,
+} from './types.ts';
 
 /**
- * Opens, extends and closes one node's anomalies. A breach opens a record
- * (or extends the open one of its type); a type whose rule ran and found no
- * breach starts its clear time, and the record closes once it has been
- * clear for `clearMs` (hysteresis): a value wobbling around a threshold
- * stays one anomaly instead of flapping.
+ * Opens, extends and closes one node's anomalies. Breaches of a type are
+ * confirmed first: `confirmReadings` breaching readings in a row (one
+ * reading is a glitch as often as an event), or one breach of a rule that
+ * is persistence by construction. A confirmed run opens a record dated
+ * from its first breach, with its type's severity when a breach of the run
+ * was strong and one level lower otherwise. Further breaches extend it; a
+ * type whose rule ran and found no breach starts its clear time, and the
+ * record closes once it has been clear for `clearMs` (hysteresis): a value
+ * wobbling around a threshold stays one anomaly instead of flapping.
  */
 export class AnomalyLifecycle {
   readonly open: Map<AnomalyType, AnomalyRecord>;
+  readonly pending: Map<AnomalyType, PendingAnomaly>;
   readonly #nodeId: string;
   readonly #clearMs: number;
+  readonly #confirmReadings: number;
 
-  constructor(nodeId: string, clearMs: number, open: Iterable<AnomalyRecord> = []) {
+  constructor(
+    nodeId: string,
+    options: { readonly clearMs: number; readonly confirmReadings: number },
+    open: Iterable<AnomalyRecord> = [],
+    pending: Iterable<PendingAnomaly> = [],
+  ) {
     this.#nodeId = nodeId;
-    this.#clearMs = clearMs;
+    this.#clearMs = options.clearMs;
+    this.#confirmReadings = options.confirmReadings;
     this.open = new Map([...open].map((r) => [r.type, r]));
+    this.pending = new Map([...pending].map((p) => [p.type, p]));
   }
 
   /**
@@ -29,8 +51,8 @@ export class AnomalyLifecycle {
     evaluated: ReadonlySet<AnomalyType>,
     reading?: { readonly flow_rate?: number; readonly pressure?: number },
   ): AnomalyEvent[] {
-    // Most readings: nothing breached, nothing open.
-    if (breaches.length === 0 && this.open.size === 0) return [];
+    // Most readings: nothing breached, nothing open or pending.
+    if (breaches.length === 0 && this.open.size === 0 && this.pending.size === 0) return [];
     const events: AnomalyEvent[] = [];
     const byType = new Map<AnomalyType, Breach[]>();
     for (const b of breaches) byType.set(b.type, [...(byType.get(b.type) ?? []), b]);
@@ -38,22 +60,22 @@ export class AnomalyLifecycle {
       const worst = found.reduce((a, b) => (b.score > a.score ? b : a));
       const record = this.open.get(type);
       if (record === undefined) {
+        const run = this.#extendPending(type, at, found, worst, reading);
+        const confirmed =
+          run.count >= this.#confirmReadings || found.some((b) => SELF_CONFIRMING.has(b.rule));
+        if (!confirmed) continue;
+        this.pending.delete(type);
         const opened: AnomalyRecord = {
-          id: `${this.#nodeId}:${type}:${at}`,
+          id: `${this.#nodeId}:${type}:${run.since}`,
           node_id: this.#nodeId,
           type,
-          severity: SEVERITY[type],
-          rules: [...new Set(found.map((b) => b.rule))],
-          opened_at: at,
+          severity: run.strong ? SEVERITY[type] : DEMOTED[SEVERITY[type]],
+          rules: run.rules,
+          opened_at: run.since,
           last_at: at,
-          values: { first: worst.value, last: worst.value, min: worst.value, max: worst.value, count: 1 },
+          values: run.values,
           expected: { ...worst.expected },
-          ...(reading && {
-            reading: {
-              ...(reading.flow_rate !== undefined && { flow_rate: reading.flow_rate }),
-              ...(reading.pressure !== undefined && { pressure: reading.pressure }),
-            },
-          }),
+          ...(run.reading && { reading: run.reading }),
         };
         this.open.set(type, opened);
         events.push({ event: 'open', anomaly: { ...opened, values: { ...opened.values } } });
@@ -71,12 +93,53 @@ export class AnomalyLifecycle {
     }
     for (const type of evaluated) {
       if (byType.has(type)) continue;
+      this.pending.delete(type);
       const record = this.open.get(type);
       if (record === undefined) continue;
       record.clear_since ??= at;
       if (at - record.clear_since >= this.#clearMs) events.push(this.#close(record, at));
     }
     return events;
+  }
+
+  /** The unconfirmed run of `type`, started or extended by this reading's breaches. */
+  #extendPending(
+    type: AnomalyType,
+    at: number,
+    found: readonly Breach[],
+    worst: Breach,
+    reading: { readonly flow_rate?: number; readonly pressure?: number } | undefined,
+  ): PendingAnomaly {
+    let run = this.pending.get(type);
+    if (run === undefined) {
+      const v = worst.value;
+      run = {
+        type,
+        since: at,
+        count: 0,
+        strong: false,
+        rules: [],
+        values: { first: v, last: v, min: v, max: v, count: 0 },
+        ...(reading && {
+          reading: {
+            ...(reading.flow_rate !== undefined && { flow_rate: reading.flow_rate }),
+            ...(reading.pressure !== undefined && { pressure: reading.pressure }),
+          },
+        }),
+      };
+      this.pending.set(type, run);
+    }
+    run.count++;
+    for (const b of found) {
+      if (b.strong) run.strong = true;
+      if (!run.rules.includes(b.rule)) run.rules.push(b.rule);
+    }
+    const v = run.values;
+    v.last = worst.value;
+    v.min = Math.min(v.min, worst.value);
+    v.max = Math.max(v.max, worst.value);
+    v.count++;
+    return run;
   }
 
   /** Closes what has been clear long enough by `now` with no new evaluation (the clock moved on). */

@@ -2,11 +2,36 @@ import type { Reading } from '../reading.ts';
 import { NodeDetector } from './detector.ts';
 import type { AnomalySettings } from './settings.ts';
 import { type AnomalyEvent, type AnomalyType, SEVERITY_RANK } from './types.ts';
+import { ValueScore } from './valueScore.ts';
 
-/** Per reading: how anomalous it was, and the anomaly open on its node right after it (the most severe). */
+/**
+ * Per reading: its calibrated score, and the anomaly open on its node right
+ * after it (the most severe); for a bare series, `high_value` or
+ * `low_value` when the score reaches the alarm level.
+ */
 export interface ScoredReading {
   readonly score: number;
-  readonly type: AnomalyType | '';
+  readonly type: AnomalyType | 'high_value' | 'low_value' | '';
+}
+
+/**
+ * One series of any unit (`streamgauge detect --as value`): only the
+ * calibrated score, point by point in time order, no water rules.
+ */
+export function scoreSeries(
+  points: readonly { readonly t: number; readonly x: number }[],
+  settings: Pick<AnomalySettings, 'alarmScore'>,
+): ScoredReading[] {
+  const order = points.map((_, i) => i).sort((a, b) => (points[a]?.t as number) - (points[b]?.t as number));
+  const score = new ValueScore();
+  const scored: ScoredReading[] = new Array(points.length);
+  for (const i of order) {
+    const { t, x } = points[i] as { t: number; x: number };
+    const expected = score.level;
+    const s = score.observe(t, x);
+    scored[i] = { score: s, type: s < settings.alarmScore ? '' : x >= expected ? 'high_value' : 'low_value' };
+  }
+  return scored;
 }
 
 export interface DetectionRun {

@@ -41,6 +41,13 @@ export interface AnomalySettings {
   readonly offlineMinMs: number;
   /** Hysteresis: an anomaly closes once its condition has been clear this long. */
   readonly clearMs: number;
+  /**
+   * The calibrated score (0..1) from which a reading is unlikely enough for
+   * the statistical rules (σ, same hour, no flow) to breach at all.
+   */
+  readonly alarmScore: number;
+  /** Breaching readings in a row that confirm a condition (rules that are not persistence by construction). */
+  readonly confirmReadings: number;
   /** `gradual_leak`: the night, in UTC hours [start, end), when demand is lowest. */
   readonly nightStartHour: number;
   readonly nightEndHour: number;
@@ -67,6 +74,8 @@ export const DEFAULT_ANOMALY_SETTINGS: AnomalySettings = {
   offlineFactor: 4,
   offlineMinMs: 30 * 60_000,
   clearMs: 30 * 60_000,
+  alarmScore: 0.5,
+  confirmReadings: 2,
   nightStartHour: 2,
   nightEndHour: 5,
   leakBaselineNights: 5,

@@ -38,6 +38,16 @@ export const SEVERITY: Record<AnomalyType, Severity> = {
 
 export const SEVERITY_RANK: Record<Severity, number> = { critical: 3, warning: 2, info: 1 };
 
+/** The severity of a breach that is material but not strong: one level below its type's. */
+export const DEMOTED: Record<Severity, Severity> = { critical: 'warning', warning: 'info', info: 'info' };
+
+/**
+ * Rules whose breach is persistence by construction (hours of silence, of a
+ * frozen value, nights in a row): one breach opens. The others need
+ * `confirmReadings` breaching readings in a row.
+ */
+export const SELF_CONFIRMING: ReadonlySet<AnomalyRule> = new Set(['offline', 'stuck', 'night_flow']);
+
 /** Which rule saw the condition. */
 export type AnomalyRule = 'sigma' | 'diurnal' | 'threshold' | 'no_flow' | 'offline' | 'stuck' | 'night_flow';
 
@@ -48,8 +58,25 @@ export interface Breach {
   /** The measured value (the night's minimum flow for a leak, the silence in ms for offline). */
   readonly value: number;
   readonly expected: { readonly low?: number; readonly high?: number };
-  /** 0..1: how anomalous (0.5 at the rule's threshold for the σ rule; 1 for a rule that is breached). */
+  /** 0..1: how anomalous (the reading's calibrated score for a statistical rule; 1 for a rule breached by construction). */
   readonly score: number;
+  /**
+   * Beyond the rule's material deviation by a wide margin (a pressure well
+   * under its limit, not a few thousandths): only a strong breach, once
+   * confirmed, opens with its type's full severity; others one level lower.
+   */
+  readonly strong: boolean;
+}
+
+/** A breach run not yet confirmed (see `AnomalySettings.confirmReadings`). */
+export interface PendingAnomaly {
+  readonly type: AnomalyType;
+  readonly since: number;
+  count: number;
+  strong: boolean;
+  rules: AnomalyRule[];
+  values: { first: number; last: number; min: number; max: number; count: number };
+  reading?: { flow_rate?: number; pressure?: number };
 }
 
 /** An anomaly while it lasts: one record, from open to close. */

@@ -1,12 +1,23 @@
 import { closeSync, createReadStream, openSync, statSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { checkReading, csvRecord, type Reading, runDetectors, splitCsvLine } from '@streamgauge/core';
+import {
+  checkReading,
+  csvRecord,
+  csvTimestamp,
+  parseTimestamp,
+  type Reading,
+  runDetectors,
+  type ScoredReading,
+  scoreSeries,
+  splitCsvLine,
+} from '@streamgauge/core';
 import type { Command } from 'commander';
 import { configFromEnv } from '../context.ts';
 import { CommandError, EXIT } from '../exitCodes.ts';
 
 const MEASURED = ['flow_rate', 'pressure'] as const;
 type Measured = (typeof MEASURED)[number];
+const AS = ['value', ...MEASURED] as const;
 /** A history is judged as it was, whatever its age or the clock now. */
 const ANY_TIME = { nowMs: Number.MAX_SAFE_INTEGER / 2, maxFutureMs: 0 };
 
@@ -28,16 +39,21 @@ export function detectCommand(program: Command): void {
       '<file>',
       "a CSV with DATA_MODEL.md's columns (node_id, timestamp, ...) or two columns timestamp,value",
     )
-    .option('--as <measurement>', 'what a two-column file measures: flow_rate or pressure', 'flow_rate')
+    .option(
+      '--as <what>',
+      'what a two-column file measures: value (any series: the calibrated score only, no water rules), flow_rate or pressure (the score and the water rules)',
+      'flow_rate',
+    )
     .action(async (file: string, options: { as: string }) => {
       const config = configFromEnv();
-      if (!(MEASURED as readonly string[]).includes(options.as)) {
+      if (!(AS as readonly string[]).includes(options.as)) {
         throw new CommandError(
           EXIT.usage,
-          `--as: expected flow_rate or pressure (what the detectors examine), got ${JSON.stringify(options.as)}`,
+          `--as: expected value, flow_rate or pressure, got ${JSON.stringify(options.as)}`,
         );
       }
-      const as = options.as as Measured;
+      const asValue = options.as === 'value';
+      const as = (asValue ? 'flow_rate' : options.as) as Measured;
       try {
         closeSync(openSync(file, 'r'));
         if (!statSync(file).isFile()) throw new Error('not a file');
@@ -46,6 +62,7 @@ export function detectCommand(program: Command): void {
       }
       const rows: Row[] = [];
       const readings: Reading[] = [];
+      const points: { t: number; x: number }[] = [];
       const rejected: string[] = [];
       let header: string[] | undefined;
       let lineNumber = 0;
@@ -64,12 +81,29 @@ export function detectCommand(program: Command): void {
               `${file}: the header must be DATA_MODEL.md's columns (node_id, timestamp, ...) or timestamp,value; got ${header.join(',')}`,
             );
           }
+          if (asValue && !(header.length === 2 && header.includes('value'))) {
+            throw new CommandError(
+              EXIT.usage,
+              `${file}: --as value reads one series, the columns timestamp,value; got ${header.join(',')}`,
+            );
+          }
           continue;
         }
         const twoColumns = !header.includes('node_id');
         const cell = (name: string) => (fields[header?.indexOf(name) ?? -1] ?? '').trim();
         const timestamp = cell('timestamp');
         const value = twoColumns ? cell('value') : cell(as);
+        if (asValue) {
+          const problem = pointProblem(timestamp, value);
+          if (typeof problem === 'string') {
+            rejected.push(`line ${lineNumber}: ${problem}`);
+            rows.push({ line: lineNumber, timestamp, value });
+          } else {
+            rows.push({ line: lineNumber, timestamp, value, reading: points.length });
+            points.push(problem);
+          }
+          continue;
+        }
         let raw: Record<string, unknown>;
         try {
           raw = twoColumns
@@ -90,7 +124,10 @@ export function detectCommand(program: Command): void {
         readings.push(checked.reading);
       }
       if (header === undefined) throw new CommandError(EXIT.usage, `${file} is empty`);
-      const { scored } = runDetectors(readings, config.anomalies.settings);
+      const { settings } = config.anomalies;
+      const scored: readonly ScoredReading[] = asValue
+        ? scoreSeries(points, settings)
+        : runDetectors(readings, settings).scored;
       const out: string[] = ['timestamp,value,anomaly_score,anomaly_type'];
       for (const row of rows) {
         const result = row.reading === undefined ? undefined : scored[row.reading];
@@ -109,6 +146,15 @@ export function detectCommand(program: Command): void {
         for (const line of rejected.slice(0, 20)) process.stderr.write(`  ${line}\n`);
       }
     });
+}
+
+/** A row of `--as value`: any finite number at a valid time. */
+function pointProblem(timestamp: string, value: string): { t: number; x: number } | string {
+  const time = parseTimestamp(csvTimestamp(timestamp));
+  if (!time.ok) return `timestamp: ${time.error}`;
+  const x = value === '' ? Number.NaN : Number(value);
+  if (!Number.isFinite(x)) return `value: expected a finite number, got ${JSON.stringify(value)}`;
+  return { t: time.ms, x };
 }
 
 function csvField(value: string): string {
