@@ -1,4 +1,5 @@
 import { aggregatorBench } from './aggregator.bench.ts';
+import { anomalyBench } from './anomaly.bench.ts';
 import { ingestBench } from './ingest.bench.ts';
 import type { Suite } from './lib/types.ts';
 import { scaleBench } from './scale.bench.ts';
@@ -17,6 +18,12 @@ export const SUITES: readonly Suite[] = [
     description:
       'end to end (HTTP → keys) with 1k and 10k nodes; freshness at 20k readings/s; overview read; aggregator alone',
     run: aggregatorBench,
+  },
+  {
+    name: 'anomaly',
+    description:
+      'the anomaly detectors without Redis: µs per reading of the calibrated score and of a node, state bytes',
+    run: anomalyBench,
   },
   {
     name: 'scaling',

@@ -28,7 +28,7 @@ export {
   SEVERITY_RANK,
   scoreSeries,
   thresholdsProblem,
-  VALUE_SCORE_DOUBLES,
+  VALUE_SCORE_BYTES,
   ValueScore,
 } from './anomaly/index.ts';
 export type { Clock } from './clock.ts';

@@ -5,7 +5,7 @@ import {
   decodeDetectorState,
   encodeDetectorState,
   NodeDetector,
-  VALUE_SCORE_DOUBLES,
+  VALUE_SCORE_BYTES,
 } from '../src/index.ts';
 
 const start = Date.UTC(2026, 10, 1);
@@ -31,7 +31,7 @@ describe('NodeDetector state', () => {
     const { numbers, json } = encodeDetectorState(state);
     // toEqual: the same values, the scores as Float64Arrays (absent optionals compare equal).
     expect(decodeDetectorState(numbers, json)).toEqual(state);
-    expect(state.scores.flow_rate).toHaveLength(VALUE_SCORE_DOUBLES);
+    expect(state.scores.flow_rate).toHaveLength(VALUE_SCORE_BYTES);
   });
 });
 
@@ -45,6 +45,7 @@ describe('AnomalyLifecycle', () => {
       expected: { low: 1.5 },
       score: 1,
       strong: true,
+      unlikely: true,
     } as const;
     const evaluated = new Set(['low_pressure'] as const);
     const events = [
@@ -74,6 +75,7 @@ describe('AnomalyLifecycle', () => {
       expected: { low: 3.5 },
       score: 0.9,
       strong: false,
+      unlikely: true,
     } as const;
     // One breaching reading between normal ones: a glitch, nothing opens.
     expect(life.update(start, [weak], evaluated)).toEqual([]);
@@ -103,7 +105,17 @@ describe('AnomalyLifecycle', () => {
       expected: {},
       score: 1,
       strong: true,
+      unlikely: true,
     } as const;
     expect(other.update(start, [offline], new Set(['offline'] as const))[0]?.event).toBe('open');
+    // A material deviation the node shows every day (no reading of the run unlikely) never opens.
+    const usual = new AnomalyLifecycle('N3', { clearMs: 30 * 60_000, confirmReadings: 2 });
+    for (let i = 0; i < 10; i++) {
+      expect(
+        usual.update(start + i * 60_000, [{ ...weak, strong: true, unlikely: false }], evaluated),
+      ).toEqual([]);
+    }
+    const [late] = usual.update(start + 10 * 60_000, [{ ...weak, unlikely: true }], evaluated);
+    expect(late?.anomaly).toMatchObject({ opened_at: start, values: { count: 11 }, severity: 'critical' });
   });
 });

@@ -230,9 +230,10 @@ function encodeDetector(state: PersistedDetectorState): Buffer {
 function decodeDetector(buffer: Buffer): PersistedDetectorState {
   const length = buffer.readUInt32LE(0);
   const start = 4 + length;
-  const numbers = new Float64Array((buffer.length - start) / 8);
-  for (let i = 0; i < numbers.length; i++) numbers[i] = buffer.readDoubleLE(start + i * 8);
-  return decodeDetectorState(numbers, buffer.toString('utf8', 4, start));
+  // Copied as bytes, not number by number: the scores' state in it is not doubles.
+  const bytes = new Uint8Array(buffer.length - start);
+  bytes.set(buffer.subarray(start));
+  return decodeDetectorState(new Float64Array(bytes.buffer), buffer.toString('utf8', 4, start));
 }
 
 /**

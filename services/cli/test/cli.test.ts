@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { decodeEntry } from '@streamgauge/core';
+import { DEFAULT_ANOMALY_SETTINGS, decodeEntry } from '@streamgauge/core';
 import { freePort, type TestRedis, testRedis } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -342,7 +342,7 @@ describe('streamgauge CLI', () => {
   it('detect scores every row of a history offline: two columns or DATA_MODEL columns; bad input is named', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'streamgauge-detect-'));
     try {
-      // Ten days of a noisy diurnal flow every 15 minutes, one burst at night on day 8.
+      // Ten days of a noisy diurnal flow every 15 minutes, a 30-minute burst at night on day 8.
       const lines = ['timestamp,value'];
       let seed = 7;
       const noise = () => {
@@ -353,7 +353,8 @@ describe('streamgauge CLI', () => {
       const burst = start + 8 * 86_400_000 + 3 * 3_600_000;
       for (let t = start; t < start + 10 * 86_400_000; t += 900_000) {
         const hour = (t / 3_600_000) % 24;
-        const flow = (t === burst ? 40 : 10 + 8 * Math.exp(-(((hour - 7.5) / 2) ** 2))) * (1 + 0.1 * noise());
+        const bursting = t >= burst && t < burst + 30 * 60_000;
+        const flow = (bursting ? 40 : 10 + 8 * Math.exp(-(((hour - 7.5) / 2) ** 2))) * (1 + 0.1 * noise());
         lines.push(`${new Date(t).toISOString().replace('T', ' ').slice(0, 19)},${flow.toFixed(3)}`);
       }
       lines.push('2014-04-11 00:00:00,lots');
@@ -363,12 +364,17 @@ describe('streamgauge CLI', () => {
       const out = two.stdout.trim().split('\n');
       expect(out[0]).toBe('timestamp,value,anomaly_score,anomaly_type');
       expect(out).toHaveLength(lines.length);
-      const burstRow = out.find((l) =>
-        l.startsWith(new Date(burst).toISOString().replace('T', ' ').slice(0, 19)),
-      );
-      const [, , score, type] = burstRow?.split(',') ?? [];
-      expect(type).toBe('high_flow');
-      expect(Number(score)).toBeGreaterThanOrEqual(0.5);
+      const row = (t: number) => {
+        const at = new Date(t).toISOString().replace('T', ' ').slice(0, 19);
+        return (out.find((l) => l.startsWith(at)) ?? '').split(',');
+      };
+      const { alarmScore } = DEFAULT_ANOMALY_SETTINGS;
+      // Unlikely from its first reading; an anomaly once the second confirms it.
+      expect(Number(row(burst)[2])).toBeGreaterThanOrEqual(alarmScore);
+      expect(row(burst)[3]).toBe('');
+      expect(row(burst + 15 * 60_000)[3]).toBe('high_flow');
+      const quiet = out.slice(1).filter((l) => Number(l.split(',')[2]) >= alarmScore);
+      expect(quiet.length, 'rows at the alarm score').toBeLessThan(10);
       for (const row of out.slice(1)) {
         const s = row.split(',')[2] ?? '';
         if (s === '') continue;
@@ -384,15 +390,41 @@ describe('streamgauge CLI', () => {
           'node_id,timestamp,flow_rate,pressure',
           'A,2014-04-01 00:00:00,1,3',
           'A,2014-04-01 00:15:00,1,0.5',
+          'A,2014-04-01 00:30:00,1,0.4',
         ].join('\n'),
       );
       const model = await streamgauge(['detect', join(dir, 'model.csv'), '--as', 'pressure']);
       expect(model.code).toBe(0);
-      expect(model.stdout.trim().split('\n')).toEqual([
-        'timestamp,value,anomaly_score,anomaly_type',
-        '2014-04-01 00:00:00,3,0,',
-        '2014-04-01 00:15:00,0.5,1,low_pressure',
+      // Below the default 1.5 bar minimum twice in a row: low_pressure from the second.
+      expect(
+        model.stdout
+          .trim()
+          .split('\n')
+          .map((l) =>
+            l
+              .split(',')
+              .slice(0, 2)
+              .concat(l.split(',')[3] ?? ''),
+          ),
+      ).toEqual([
+        ['timestamp', 'value', 'anomaly_type'],
+        ['2014-04-01 00:00:00', '3', ''],
+        ['2014-04-01 00:15:00', '0.5', ''],
+        ['2014-04-01 00:30:00', '0.4', 'low_pressure'],
       ]);
+
+      // --as value: any series, the score alone; the burst's first reading is a high value.
+      const value = await streamgauge(['detect', join(dir, 'flow.csv'), '--as', 'value']);
+      expect(value.code).toBe(0);
+      const valued = value.stdout.trim().split('\n');
+      expect(valued).toHaveLength(lines.length);
+      const at = new Date(burst).toISOString().replace('T', ' ').slice(0, 19);
+      expect(valued.find((l) => l.startsWith(at))?.split(',')[3]).toBe('high_value');
+      expect(valued.at(-1)).toBe('2014-04-11 00:00:00,lots,,');
+      expect(value.stderr).toContain(`line ${lines.length}: value: expected a finite number, got "lots"`);
+      const wrongShape = await streamgauge(['detect', join(dir, 'model.csv'), '--as', 'value']);
+      expect(wrongShape.code).toBe(2);
+      expect(wrongShape.stderr).toContain('--as value reads one series, the columns timestamp,value');
 
       expect((await streamgauge(['detect', join(dir, 'flow.csv'), '--as', 'volume'])).code).toBe(2);
       writeFileSync(join(dir, 'bad.csv'), 'when,amount\n1,2\n');

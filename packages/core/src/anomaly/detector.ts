@@ -2,7 +2,7 @@ import type { Reading } from '../reading.ts';
 import { AnomalyLifecycle } from './lifecycle.ts';
 import { type AnomalySettings, type Bounds, boundsFor } from './settings.ts';
 import type { AnomalyEvent, AnomalyRecord, AnomalyType, Breach, PendingAnomaly } from './types.ts';
-import { VALUE_SCORE_DOUBLES, ValueScore } from './valueScore.ts';
+import { VALUE_SCORE_BYTES, ValueScore } from './valueScore.ts';
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
@@ -30,6 +30,8 @@ function restore(persisted: PersistedDetectorState | undefined): DetectorState |
 
 const NOT_EXAMINED: Observation = Object.freeze({ events: [], breaches: [], score: 0, examined: false });
 const MEASURED = ['flow_rate', 'pressure'] as const;
+/** A score's bytes in the persisted doubles. */
+const SCORE_DOUBLES = VALUE_SCORE_BYTES / 8;
 
 /** A node's detector state, as persisted with its windows (plain JSON). */
 export interface DetectorState {
@@ -50,8 +52,8 @@ export interface DetectorState {
   /** Minimum night flow of recent normal nights; nights above the baseline in a row. */
   nights: number[];
   above: number;
-  /** Each measurement's calibrated score (its state, see ValueScore). */
-  scores: { flow_rate?: Float64Array; pressure?: Float64Array };
+  /** Each measurement's calibrated score (its state's bytes, see ValueScore). */
+  scores: { flow_rate?: Uint8Array; pressure?: Uint8Array };
   open: AnomalyRecord[];
   /** Breach runs not yet confirmed. */
   pending: PendingAnomaly[];
@@ -151,19 +153,21 @@ export class NodeDetector {
     let score = 0;
     const flow = reading.flow_rate;
     if (flow !== undefined) {
-      const unlikely = this.#score('flow_rate').observe(t, flow);
-      score = unlikely;
-      this.#sigma('flow_rate', flow, t, unlikely, breaches, evaluated);
+      const scored = this.#score('flow_rate');
+      score = scored.observe(t, flow);
+      const surprise = this.#surprise(scored);
+      this.#sigma('flow_rate', flow, t, surprise, breaches, evaluated);
       this.#threshold('flow_rate', flow, breaches, evaluated);
       this.#stuck('flow_rate', flow, t, breaches, evaluated);
-      this.#diurnal(flow, t, unlikely, breaches, evaluated);
+      this.#diurnal(flow, t, surprise, breaches, evaluated);
       this.#night(flow, t, breaches, evaluated);
     }
     const pressure = reading.pressure;
     if (pressure !== undefined) {
-      const unlikely = this.#score('pressure').observe(t, pressure);
-      if (unlikely > score) score = unlikely;
-      this.#sigma('pressure', pressure, t, unlikely, breaches, evaluated);
+      const scored = this.#score('pressure');
+      score = Math.max(score, scored.observe(t, pressure));
+      const surprise = this.#surprise(scored);
+      this.#sigma('pressure', pressure, t, surprise, breaches, evaluated);
       this.#threshold('pressure', pressure, breaches, evaluated);
       this.#stuck('pressure', pressure, t, breaches, evaluated);
     }
@@ -175,8 +179,8 @@ export class NodeDetector {
     let score = this.#scores[m];
     if (score === undefined) {
       score = new ValueScore(this.#state.scores[m]);
-      // The detector's state holds the scorer's own array: persisted as it is, no copy per reading.
-      this.#state.scores[m] = score.state;
+      // The detector's state holds the scorer's own bytes: persisted as they are, no copy per reading.
+      this.#state.scores[m] = score.bytes;
       this.#scores[m] = score;
     }
     return score;
@@ -197,6 +201,7 @@ export class NodeDetector {
           expected: { high: limit },
           score: 1,
           strong: true,
+          unlikely: true,
         });
       }
     }
@@ -207,8 +212,8 @@ export class NodeDetector {
   }
 
   /**
-   * The dashboard's rule, where the reading is also unlikely (its calibrated
-   * score at least `alarmScore`): beyond `sigma` standard deviations of the
+   * The dashboard's rule (material), marked unlikely when the score's level
+   * 1 says so (see AnomalyLifecycle): beyond `sigma` standard deviations of the
    * previous readings plus this one, and beyond `minDeviation`. With flow
    * 0 while that mean exceeds `noFlowMean`, `no_flow` instead.
    */
@@ -216,11 +221,11 @@ export class NodeDetector {
     m: Measured,
     x: number,
     t: number,
-    unlikely: number,
+    surprise: number,
     breaches: Breach[],
     evaluated: Set<AnomalyType>,
   ): void {
-    const { windowReadings, sigma, minDeviation, noFlowMean, alarmScore } = this.#settings;
+    const { windowReadings, sigma, minDeviation, noFlowMean } = this.#settings;
     const window = this.#state.window[m];
     const times = this.#state.windowAt[m];
     // The window is the previous readings, but no older than they would be
@@ -244,16 +249,15 @@ export class NodeDetector {
       // Σ(v − mean)² from the running sums; clamped: rounding can make it a hair below 0.
       const sd = Math.sqrt(Math.max(0, (sums.squares + x * x - n * mean * mean) / (n - 1)));
       const band = Math.max(sigma * sd, minDeviation[m]);
-      if (unlikely < alarmScore) {
-        // Usual for this node, however far from the window's mean.
-      } else if (m === 'flow_rate' && x === 0 && mean > noFlowMean) {
+      if (m === 'flow_rate' && x === 0 && mean > noFlowMean) {
         breaches.push({
           type: 'no_flow',
           rule: 'no_flow',
           value: x,
           expected: { low: noFlowMean },
-          score: unlikely,
+          score: 1 - 10 ** -surprise,
           strong: true,
+          unlikely: this.#unlikely(surprise),
         });
       } else if (sd > 0 && Math.abs(x - mean) > band) {
         breaches.push({
@@ -261,8 +265,9 @@ export class NodeDetector {
           rule: 'sigma',
           value: x,
           expected: { low: mean - band, high: mean + band },
-          score: unlikely,
+          score: 1 - 10 ** -surprise,
           strong: Math.abs(x - mean) - band >= minDeviation[m],
+          unlikely: this.#unlikely(surprise),
         });
       }
     }
@@ -279,6 +284,19 @@ export class NodeDetector {
       sums.sum -= v;
       sums.squares -= v * v;
     }
+  }
+
+  /**
+   * The score's level 1, unless the reading is usual for its time of day
+   * (a tank that starts filling at 2 a.m. every day is not news at 2 a.m.).
+   */
+  #surprise(scored: ValueScore): number {
+    return scored.timeOfDayDeviation < this.#settings.timeOfDayDeviations ? 0 : scored.surprise;
+  }
+
+  /** The score's level 1 beyond the settings' probability (−log10 p). */
+  #unlikely(surprise: number): boolean {
+    return surprise >= -Math.log10(this.#settings.unlikelyProbability);
   }
 
   #windowSums(m: Measured): { sum: number; squares: number; updates: number } {
@@ -303,8 +321,8 @@ export class NodeDetector {
    * large next to the same hour's usual flow. `high_flow` when above that
    * by `diurnalSigma` deviations and `diurnalRise` of it.
    */
-  #diurnal(x: number, t: number, unlikely: number, breaches: Breach[], evaluated: Set<AnomalyType>): void {
-    const { diurnalSigma, diurnalRise, diurnalDays, minDeviation, alarmScore } = this.#settings;
+  #diurnal(x: number, t: number, surprise: number, breaches: Breach[], evaluated: Set<AnomalyType>): void {
+    const { diurnalSigma, diurnalRise, diurnalDays, minDeviation } = this.#settings;
     this.#state.hours ??= {
       mean: new Array(24).fill(0),
       variance: new Array(24).fill(0),
@@ -323,16 +341,15 @@ export class NodeDetector {
       const limit = mean + Math.max(diurnalSigma * sd, diurnalRise * mean, minDeviation.flow_rate);
       if (x > limit) {
         breached = true;
-        if (unlikely >= alarmScore) {
-          breaches.push({
-            type: 'high_flow',
-            rule: 'diurnal',
-            value: x,
-            expected: { high: limit },
-            score: unlikely,
-            strong: x - limit >= minDeviation.flow_rate,
-          });
-        }
+        breaches.push({
+          type: 'high_flow',
+          rule: 'diurnal',
+          value: x,
+          expected: { high: limit },
+          score: 1 - 10 ** -surprise,
+          strong: x - limit >= minDeviation.flow_rate,
+          unlikely: this.#unlikely(surprise),
+        });
       }
     }
     // A breach does not teach the baseline (a long burst would become normal).
@@ -373,6 +390,7 @@ export class NodeDetector {
       expected,
       score: 1,
       strong: beyond >= this.#settings.minDeviation[m],
+      unlikely: true,
     });
   }
 
@@ -388,7 +406,15 @@ export class NodeDetector {
     run.count++;
     if (m === 'flow_rate' && x === 0) return;
     if (t - run.since >= this.#settings.stuckMs && run.count >= this.#settings.stuckReadings) {
-      breaches.push({ type: 'stuck_sensor', rule: 'stuck', value: x, expected: {}, score: 1, strong: true });
+      breaches.push({
+        type: 'stuck_sensor',
+        rule: 'stuck',
+        value: x,
+        expected: {},
+        score: 1,
+        strong: true,
+        unlikely: true,
+      });
     }
   }
 
@@ -434,6 +460,7 @@ export class NodeDetector {
           expected: { high: limit },
           score: 1,
           strong: true,
+          unlikely: true,
         });
       }
       return;
@@ -451,7 +478,8 @@ export class NodeDetector {
  * detectors themselves. Layout (version 2): version, last, interval, above,
  * night day, night min, then per measurement its window (count, values,
  * ages), the hours (flag, 24 means, 24 variances, 24 counts), the nights
- * (count, values), then per measurement its score (flag, VALUE_SCORE_DOUBLES).
+ * (count, values), then per measurement its score (flag, then its
+ * VALUE_SCORE_BYTES copied as they are: they are not doubles).
  * NaN stands for absent. Version 1 (no scores, no pending) still loads.
  */
 export function encodeDetectorState(state: PersistedDetectorState): { numbers: Float64Array; json: string } {
@@ -466,8 +494,8 @@ export function encodeDetectorState(state: PersistedDetectorState): { numbers: F
       1 +
       nights.length +
       2 +
-      (scores.flow_rate ? VALUE_SCORE_DOUBLES : 0) +
-      (scores.pressure ? VALUE_SCORE_DOUBLES : 0),
+      (scores.flow_rate ? SCORE_DOUBLES : 0) +
+      (scores.pressure ? SCORE_DOUBLES : 0),
   );
   let at = 0;
   const put = (x: number) => {
@@ -498,7 +526,10 @@ export function encodeDetectorState(state: PersistedDetectorState): { numbers: F
   for (const m of MEASURED) {
     const score = scores[m];
     put(score ? 1 : 0);
-    if (score) putAll(score);
+    if (score) {
+      new Uint8Array(numbers.buffer, numbers.byteOffset + at * 8, VALUE_SCORE_BYTES).set(score);
+      at += SCORE_DOUBLES;
+    }
   }
   const json = JSON.stringify({
     nodeType: state.nodeType,
@@ -539,8 +570,8 @@ export function decodeDetectorState(numbers: Float64Array, json: string): Persis
   if (version >= 2) {
     for (const m of MEASURED) {
       if (next() === 1) {
-        scores[m] = numbers.slice(at, at + VALUE_SCORE_DOUBLES);
-        at += VALUE_SCORE_DOUBLES;
+        scores[m] = new Uint8Array(numbers.buffer, numbers.byteOffset + at * 8, VALUE_SCORE_BYTES).slice();
+        at += SCORE_DOUBLES;
       }
     }
   }

@@ -15,4 +15,4 @@ export type {
   Severity,
 } from './types.ts';
 export { ANOMALY_TYPES, SEVERITY, SEVERITY_RANK } from './types.ts';
-export { VALUE_SCORE_DOUBLES, ValueScore } from './valueScore.ts';
+export { VALUE_SCORE_BYTES, ValueScore } from './valueScore.ts';

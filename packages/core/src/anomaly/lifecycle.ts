@@ -13,7 +13,9 @@ import {
  * Opens, extends and closes one node's anomalies. Breaches of a type are
  * confirmed first: `confirmReadings` breaching readings in a row (one
  * reading is a glitch as often as an event), or one breach of a rule that
- * is persistence by construction. A confirmed run opens a record dated
+ * is persistence by construction; and for a statistical rule, one reading
+ * of the run must have been unlikely (a material deviation this node
+ * shows every day is not news). A confirmed run opens a record dated
  * from its first breach, with its type's severity when a breach of the run
  * was strong and one level lower otherwise. Further breaches extend it; a
  * type whose rule ran and found no breach starts its clear time, and the
@@ -62,7 +64,8 @@ export class AnomalyLifecycle {
       if (record === undefined) {
         const run = this.#extendPending(type, at, found, worst, reading);
         const confirmed =
-          run.count >= this.#confirmReadings || found.some((b) => SELF_CONFIRMING.has(b.rule));
+          run.unlikely &&
+          (run.count >= this.#confirmReadings || found.some((b) => SELF_CONFIRMING.has(b.rule)));
         if (!confirmed) continue;
         this.pending.delete(type);
         const opened: AnomalyRecord = {
@@ -118,6 +121,7 @@ export class AnomalyLifecycle {
         since: at,
         count: 0,
         strong: false,
+        unlikely: false,
         rules: [],
         values: { first: v, last: v, min: v, max: v, count: 0 },
         ...(reading && {
@@ -132,6 +136,7 @@ export class AnomalyLifecycle {
     run.count++;
     for (const b of found) {
       if (b.strong) run.strong = true;
+      if (b.unlikely) run.unlikely = true;
       if (!run.rules.includes(b.rule)) run.rules.push(b.rule);
     }
     const v = run.values;

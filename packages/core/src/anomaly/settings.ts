@@ -42,10 +42,20 @@ export interface AnomalySettings {
   /** Hysteresis: an anomaly closes once its condition has been clear this long. */
   readonly clearMs: number;
   /**
-   * The calibrated score (0..1) from which a reading is unlikely enough for
-   * the statistical rules (σ, same hour, no flow) to breach at all.
+   * The calibrated score (0..1, see ValueScore) from which a reading starts
+   * an anomalous event; `detect --as value` names such readings
+   * `high_value` or `low_value`.
    */
   readonly alarmScore: number;
+  /**
+   * A reading is unlikely for its node when its tail probability (level 1
+   * of the score, corrected for the number of views) is below this. A
+   * statistical rule's breach (σ, same hour, no flow) opens an anomaly only
+   * if a reading of its run was unlikely.
+   */
+  readonly unlikelyProbability: number;
+  /** Nor when it is within this many of its time of day's usual deviations from the daily profile. */
+  readonly timeOfDayDeviations: number;
   /** Breaching readings in a row that confirm a condition (rules that are not persistence by construction). */
   readonly confirmReadings: number;
   /** `gradual_leak`: the night, in UTC hours [start, end), when demand is lowest. */
@@ -74,7 +84,9 @@ export const DEFAULT_ANOMALY_SETTINGS: AnomalySettings = {
   offlineFactor: 4,
   offlineMinMs: 30 * 60_000,
   clearMs: 30 * 60_000,
-  alarmScore: 0.5,
+  alarmScore: 0.76,
+  unlikelyProbability: 0.01,
+  timeOfDayDeviations: 3,
   confirmReadings: 2,
   nightStartHour: 2,
   nightEndHour: 5,

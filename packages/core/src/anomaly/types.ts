@@ -66,6 +66,12 @@ export interface Breach {
    * confirmed, opens with its type's full severity; others one level lower.
    */
   readonly strong: boolean;
+  /**
+   * The reading was unlikely for this node (its calibrated score reached the
+   * alarm level). A statistical rule's breach run opens only if one of its
+   * readings was; other rules' breaches always are.
+   */
+  readonly unlikely: boolean;
 }
 
 /** A breach run not yet confirmed (see `AnomalySettings.confirmReadings`). */
@@ -74,6 +80,7 @@ export interface PendingAnomaly {
   readonly since: number;
   count: number;
   strong: boolean;
+  unlikely: boolean;
   rules: AnomalyRule[];
   values: { first: number; last: number; min: number; max: number; count: number };
   reading?: { flow_rate?: number; pressure?: number };

@@ -1,43 +1,409 @@
 /**
- * PLACEHOLDER (replaced by the tuned algorithm): an EW z-score turned into a
- * tail probability. Its shape is the contract: the whole state is one
- * Float64Array of VALUE_SCORE_DOUBLES, persisted as it is.
+ * The calibrated anomaly score of one series of any unit: how unlikely a
+ * reading is given the series' own recent behaviour, online, O(1) per
+ * reading, in one fixed-size buffer that is persisted as it is.
+ *
+ * Level 1, per reading. Four predictors of the next value ("views"): the
+ * last value, a slow level, a daily profile (48 half-hour buckets) and a
+ * weekly one (168 hourly buckets), the profiles only when readings come at
+ * most an hour apart. Each view's error is made unit-free (divided by the
+ * view's own mean absolute error, then logged), and two statistics of it
+ * (the error itself, and its short exponential mean, for shifts and
+ * variance changes) are each ranked against an exponentially decayed
+ * histogram of their own past (about 2,000 readings): the tail mass above
+ * the value, extrapolated exponentially beyond the few largest seen, so
+ * "larger than anything so far" is still ranked. The surprise is
+ * −log10 of the smallest tail probability, less log10 of the number of
+ * tests (Bonferroni).
+ *
+ * Level 2, as Numenta's anomaly likelihood: the surprise mapped to 0..1,
+ * its mean over the last 10 readings compared with the long-run mean and
+ * spread of that mean (a Gaussian tail), on a log scale: the score is
+ * −log10 Q(z) / 10, at most 1.
+ *
+ * Events, not repeats: an event starts when the score reaches 0.22 and
+ * lasts until 100 readings in a row stay below it; inside it a reading
+ * scores only when it beats 1.3 × the event's highest score so far, else 0.
+ * So an operator (or a threshold) sees an event once, at its onset, and
+ * again only when it gets markedly worse. `surprise` is the level-1 value
+ * of every reading, before any of this, for rules to be gated on.
+ *
+ * Evaluated on the Numenta Anomaly Benchmark's development split
+ * (docs/anomalies.md): one configuration for every series.
  */
-export const VALUE_SCORE_DOUBLES = 4;
 
+/** Readings before any score: the views and histograms need a history. */
+const WARM_UP = 150;
+/** Decay of the histograms per reading (a horizon of about 2,000 readings). */
+const HISTORY_DECAY = 0.0005;
+/** The short mean of a view's error (about 7 readings). */
+const SHORT_RATE = 0.25;
+/** A view's mean absolute error, its unit. */
+const SCALE_RATE = 0.002;
+/** The log floor, relative to the view's mean absolute error. */
+const LOG_FLOOR = 0.1;
+/** The slow level view; the profiles' own level (slower, to complement it). */
+const LEVEL_RATE = 0.05;
+const PROFILE_LEVEL_RATE = 0.02;
+/** A profile bucket's update per visit. */
+const PROFILE_RATE = 0.1;
+/** Extrapolate the tail beyond the K-th largest (effective) observation. */
+const TAIL_K = 3;
+/** Histogram bins over the log error in [BIN_LOW, BIN_LOW + BINS × BIN_WIDTH). */
+const BINS = 40;
+const BIN_LOW = -3;
+const BIN_WIDTH = 0.25;
+/** Level 1's surprise mapped to 0..1 between these (p = 0.1 → 0, p = 0.001 → 1). */
+const RAW_FROM = 1;
+const RAW_TO = 3;
+/** Level 2: the window, its long-run rate, the spread's floor; the output scale. */
+const WINDOW = 10;
+const LONG_RATE = 0.0005;
+const MIN_SPREAD = 0.02;
+const OUTPUT_SCALE = 10;
+/** Events: the score that starts one, the quiet readings that end it, the factor a new report must beat. */
+const EVENT_START = 0.22;
+const EVENT_QUIET = 100;
+const EVENT_RECORD = 1.3;
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+const WEEK = 7 * DAY;
+
+// The state: doubles, then float32 (histogram bins, profiles), then bytes (profile visit counts).
 const N = 0;
-const MEAN = 1;
-const VAR = 2;
-const LAST = 3;
+const LAST_X = 1;
+const LAST_T = 2;
+const INTERVAL = 3;
+const LEVEL = 4;
+const ABS_MEAN = 5;
+const RING_AT = 6;
+const RING_SUM = 7;
+const LIKELIHOOD_MEAN = 8;
+const LIKELIHOOD_VAR = 9;
+const LIKELIHOOD_N = 10;
+const EVENT_LEFT = 11;
+const EVENT_MAX = 12;
+const DAILY_LEVEL = 13;
+const WEEKLY_LEVEL = 14;
+/** Per view: mean absolute error, short mean of the log error, readings. */
+const VIEWS_AT = 15;
+const VIEW_DOUBLES = 3;
+const VIEWS = 4;
+/** Per histogram (two per view): total weight, current increment. */
+const HISTOGRAMS_AT = VIEWS_AT + VIEWS * VIEW_DOUBLES;
+const HISTOGRAMS = 2 * VIEWS;
+const RING = HISTOGRAMS_AT + 2 * HISTOGRAMS;
+const DOUBLES = RING + WINDOW;
+
+const DAILY_BUCKETS = 48;
+const WEEKLY_BUCKETS = 168;
+const BINS_AT = 0;
+const DAILY_AT = BINS_AT + HISTOGRAMS * BINS;
+const WEEKLY_AT = DAILY_AT + DAILY_BUCKETS;
+/** Per daily bucket, the profile's mean absolute error there: how far off that time of day usually is. */
+const DAILY_SPREAD_AT = WEEKLY_AT + WEEKLY_BUCKETS;
+const FLOATS = DAILY_SPREAD_AT + DAILY_BUCKETS;
+const COUNTS = DAILY_BUCKETS + WEEKLY_BUCKETS;
+
+const FLOATS_OFFSET = DOUBLES * 8;
+const COUNTS_OFFSET = FLOATS_OFFSET + FLOATS * 4;
+/** Bytes of one series' state (a multiple of 8). */
+export const VALUE_SCORE_BYTES = Math.ceil((COUNTS_OFFSET + COUNTS) / 8) * 8;
+
+const VIEW_LAST = 0;
+const VIEW_LEVEL = 1;
+const VIEW_DAILY = 2;
+const VIEW_WEEKLY = 3;
 
 export class ValueScore {
-  readonly state: Float64Array;
+  /** The whole state: persist these bytes, and pass them back to resume. */
+  readonly bytes: Uint8Array;
+  readonly #d: Float64Array;
+  readonly #f: Float32Array;
+  readonly #c: Uint8Array;
+  /** Level 1 of the last reading: −log10 of its (corrected) tail probability; 0 in the warm-up. */
+  surprise = 0;
+  /**
+   * The last reading's distance from the daily profile, in units of that
+   * time of day's usual distance (NaN until the profile knows the bucket):
+   * a change that comes at the same time every day is small here.
+   */
+  timeOfDayDeviation = Number.NaN;
+  /** The two statistics of the last view stepped (scratch, not state). */
+  #point = 0;
+  #short = 0;
 
-  constructor(state?: Float64Array) {
-    this.state = state ? Float64Array.from(state) : new Float64Array(VALUE_SCORE_DOUBLES);
+  /** Resumes from `bytes` (copied), or starts afresh. */
+  constructor(bytes?: Uint8Array) {
+    if (bytes !== undefined && bytes.length !== VALUE_SCORE_BYTES) {
+      throw new RangeError(`a ValueScore state is ${VALUE_SCORE_BYTES} bytes, got ${bytes.length}`);
+    }
+    const buffer = new ArrayBuffer(VALUE_SCORE_BYTES);
+    this.bytes = new Uint8Array(buffer);
+    this.#d = new Float64Array(buffer, 0, DOUBLES);
+    this.#f = new Float32Array(buffer, FLOATS_OFFSET, FLOATS);
+    this.#c = new Uint8Array(buffer, COUNTS_OFFSET, COUNTS);
+    if (bytes !== undefined) this.bytes.set(bytes);
+    else for (let h = 0; h < HISTOGRAMS; h++) this.#d[HISTOGRAMS_AT + 2 * h + 1] = 1;
   }
 
-  /** The value it expects next (NaN before any). */
+  /** The slow level: about what the series has been lately (NaN before any reading). */
   get level(): number {
-    return this.state[N] === 0 ? Number.NaN : (this.state[MEAN] as number);
+    return this.#d[N] === 0 ? Number.NaN : (this.#d[LEVEL] as number);
   }
 
+  /** Scores one reading (time in ms, any finite value), in time order; 0..1. */
   observe(t: number, x: number): number {
-    const s = this.state;
-    s[LAST] = t;
-    const n = s[N] as number;
-    if (n === 0) {
-      s[MEAN] = x;
-      s[N] = 1;
+    const d = this.#d;
+    this.surprise = 0;
+    this.timeOfDayDeviation = Number.NaN;
+    if (!Number.isFinite(x) || !Number.isFinite(t)) return 0;
+    const n = (d[N] as number) + 1;
+    d[N] = n;
+    if (n === 1) {
+      d[LAST_X] = x;
+      d[LAST_T] = t;
+      d[LEVEL] = x;
+      d[DAILY_LEVEL] = x;
+      d[WEEKLY_LEVEL] = x;
+      d[ABS_MEAN] = Math.abs(x);
       return 0;
     }
-    const d = x - (s[MEAN] as number);
-    const sd = Math.sqrt(s[VAR] as number) + 1e-9 * (Math.abs(s[MEAN] as number) + 1);
-    const z = Math.abs(d) / sd;
-    const a = Math.max(1 / (n + 1), 0.01);
-    s[N] = n + 1;
-    s[MEAN] = (s[MEAN] as number) + a * d;
-    s[VAR] = (1 - a) * ((s[VAR] as number) + a * d * d);
-    return n < 50 ? 0 : 1 - Math.exp(-0.5 * z * z);
+    const gap = Math.max(0, t - (d[LAST_T] as number));
+    const interval = d[INTERVAL] as number;
+    d[INTERVAL] = n === 2 ? gap : interval + 0.05 * (Math.min(gap, 3 * interval) - interval);
+    d[ABS_MEAN] = (d[ABS_MEAN] as number) + 0.01 * (Math.abs(x) - (d[ABS_MEAN] as number));
+    // A floor for a view's unit: a series that is flat (and zero) stays finite.
+    const floor = 1e-9 * ((d[ABS_MEAN] as number) + 1e-12);
+
+    let best = 0;
+    let tests = 0;
+    this.#view(VIEW_LAST, Math.abs(x - (d[LAST_X] as number)), floor);
+    best = Math.max(best, this.#point, this.#short);
+    tests += 2;
+    this.#view(VIEW_LEVEL, Math.abs(x - (d[LEVEL] as number)), floor);
+    best = Math.max(best, this.#point, this.#short);
+    tests += 2;
+    d[LEVEL] = (d[LEVEL] as number) + LEVEL_RATE * (x - (d[LEVEL] as number));
+    if ((d[INTERVAL] as number) <= HOUR) {
+      const daily = this.#profile(DAILY_LEVEL, DAILY_AT, 0, DAILY_BUCKETS, DAY, 0, 3, t, x);
+      this.#view(VIEW_DAILY, Math.abs(daily), floor);
+      if (this.#ready) {
+        best = Math.max(best, this.#point, this.#short);
+        tests += 2;
+      }
+      this.#timeOfDay(t, Math.abs(daily), floor);
+      const weekly = this.#profile(
+        WEEKLY_LEVEL,
+        WEEKLY_AT,
+        DAILY_BUCKETS,
+        WEEKLY_BUCKETS,
+        WEEK,
+        3 * DAY,
+        2,
+        t,
+        x,
+      );
+      this.#view(VIEW_WEEKLY, Math.abs(weekly), floor);
+      if (this.#ready) {
+        best = Math.max(best, this.#point, this.#short);
+        tests += 2;
+      }
+    }
+    d[LAST_X] = x;
+    d[LAST_T] = t;
+    if (n < WARM_UP) return 0;
+    const surprise = Math.max(0, best - Math.log10(tests));
+    this.surprise = surprise;
+    return this.#events(this.#likelihood(surprise));
   }
+
+  /** Level 2: the window's mean of level 1 against its long-run distribution. */
+  #likelihood(surprise: number): number {
+    const d = this.#d;
+    const raw = Math.min(1, Math.max(0, (surprise - RAW_FROM) / (RAW_TO - RAW_FROM)));
+    const slot = (d[RING_AT] as number) % WINDOW;
+    d[RING_SUM] = (d[RING_SUM] as number) + raw - (d[RING + slot] as number);
+    d[RING + slot] = raw;
+    d[RING_AT] = slot + 1;
+    const mean = (d[RING_SUM] as number) / WINDOW;
+    const seen = (d[LIKELIHOOD_N] as number) + 1;
+    d[LIKELIHOOD_N] = seen;
+    const longMean = d[LIKELIHOOD_MEAN] as number;
+    const spread = Math.max(Math.sqrt(d[LIKELIHOOD_VAR] as number), MIN_SPREAD);
+    const likelihood = seen > WINDOW ? minusLog10Q((mean - longMean) / spread) : 0;
+    const rate = Math.max(LONG_RATE, 1 / seen);
+    const delta = mean - longMean;
+    d[LIKELIHOOD_MEAN] = longMean + rate * delta;
+    d[LIKELIHOOD_VAR] = (1 - rate) * ((d[LIKELIHOOD_VAR] as number) + rate * delta * delta);
+    return Math.min(1, likelihood / OUTPUT_SCALE);
+  }
+
+  /** Reports an event once at its onset, then only markedly worse readings. */
+  #events(score: number): number {
+    const d = this.#d;
+    const left = d[EVENT_LEFT] as number;
+    if (left > 0) {
+      d[EVENT_LEFT] = score >= EVENT_START ? EVENT_QUIET : left - 1;
+      if (score > (d[EVENT_MAX] as number) * EVENT_RECORD) {
+        d[EVENT_MAX] = score;
+        return score;
+      }
+      return 0;
+    }
+    if (score >= EVENT_START) {
+      d[EVENT_LEFT] = EVENT_QUIET;
+      d[EVENT_MAX] = score;
+    }
+    return score;
+  }
+
+  /** One view's error: its two statistics ranked (into #point, #short), then learnt. */
+  #view(view: number, error: number, floor: number): void {
+    const d = this.#d;
+    const at = VIEWS_AT + view * VIEW_DOUBLES;
+    const seen = (d[at + 2] as number) + 1;
+    d[at + 2] = seen;
+    this.#point = 0;
+    this.#short = 0;
+    if (seen === 1) {
+      d[at] = error;
+      return;
+    }
+    const u = Math.log(error / ((d[at] as number) + floor + 1e-300) + LOG_FLOOR);
+    const short = (d[at + 1] as number) + SHORT_RATE * (u - (d[at + 1] as number));
+    d[at + 1] = short;
+    const pointHistogram = 2 * view;
+    this.#point = this.#tail(pointHistogram, u);
+    this.#short = this.#tail(pointHistogram + 1, short);
+    this.#learn(pointHistogram, u);
+    this.#learn(pointHistogram + 1, short);
+    d[at] = (d[at] as number) + Math.max(SCALE_RATE, 1 / seen) * (error - (d[at] as number));
+  }
+
+  /** Learns and measures how far off the daily profile usually is at this time of day. */
+  #timeOfDay(t: number, error: number, floor: number): void {
+    const f = this.#f;
+    const bucket = Math.floor(((t % DAY) / DAY) * DAILY_BUCKETS) % DAILY_BUCKETS;
+    const visited = this.#c[bucket] as number;
+    const usual = f[DAILY_SPREAD_AT + bucket] as number;
+    // The profile's own count was raised by this reading: the spread has seen one visit less.
+    if (visited > 3) this.timeOfDayDeviation = error / (usual + floor + 1e-300);
+    f[DAILY_SPREAD_AT + bucket] = usual + Math.max(PROFILE_RATE, 1 / visited) * (error - usual);
+  }
+
+  /** Whether the profile stepped last had seen its bucket often enough (scratch). */
+  #ready = false;
+
+  /**
+   * A seasonal profile: a level plus one offset per bucket of the period.
+   * Returns the error of its prediction, and learns.
+   */
+  #profile(
+    levelAt: number,
+    floatsAt: number,
+    countsAt: number,
+    buckets: number,
+    period: number,
+    offset: number,
+    visits: number,
+    t: number,
+    x: number,
+  ): number {
+    const d = this.#d;
+    const f = this.#f;
+    const c = this.#c;
+    const bucket = Math.floor((((t + offset) % period) / period) * buckets) % buckets;
+    const visited = c[countsAt + bucket] as number;
+    const seasonal = visited > 0 ? (f[floatsAt + bucket] as number) : 0;
+    const level = d[levelAt] as number;
+    const error = x - level - seasonal;
+    this.#ready = visited >= visits;
+    const nextLevel = level + PROFILE_LEVEL_RATE * (x - seasonal - level);
+    d[levelAt] = nextLevel;
+    f[floatsAt + bucket] = seasonal + Math.max(PROFILE_RATE, 1 / (visited + 1)) * (x - nextLevel - seasonal);
+    if (visited < 255) c[countsAt + bucket] = visited + 1;
+    return error;
+  }
+
+  /** −log10 of the tail probability of `u` in histogram `h`. */
+  #tail(h: number, u: number): number {
+    const d = this.#d;
+    const f = this.#f;
+    const total = d[HISTOGRAMS_AT + 2 * h] as number;
+    if (total <= 0) return 0;
+    const bins = BINS_AT + h * BINS;
+    const k = TAIL_K * (d[HISTOGRAMS_AT + 2 * h + 1] as number);
+    const bin = binOf(u);
+    let above = 0;
+    for (let i = BINS - 1; i > bin; i--) above += f[bins + i] as number;
+    const fraction = Math.min(1, Math.max(0, (BIN_LOW + (bin + 1) * BIN_WIDTH - u) / BIN_WIDTH));
+    const mass = above + fraction * (f[bins + bin] as number);
+    if (mass >= k) return -Math.log10(mass / total);
+    // Beyond the K largest: an exponential tail fitted between the median and the K-th largest.
+    let count = 0;
+    let kth = Number.NaN;
+    let median = Number.NaN;
+    for (let i = BINS - 1; i >= 0; i--) {
+      const inBin = f[bins + i] as number;
+      const next = count + inBin;
+      if (Number.isNaN(kth) && next >= k) kth = BIN_LOW + (i + (1 - (k - count) / inBin)) * BIN_WIDTH;
+      if (next >= total / 2) {
+        median = BIN_LOW + (i + (1 - (total / 2 - count) / inBin)) * BIN_WIDTH;
+        break;
+      }
+      count = next;
+    }
+    if (total < 2 * k) return 0;
+    if (Number.isNaN(kth) || Number.isNaN(median)) return -Math.log10(Math.max(mass, k) / total);
+    const slope = Math.max((kth - median) / Math.log(total / (2 * k)), 0.05);
+    return -Math.log10(k / total) + Math.max(0, u - kth) / slope / Math.LN10;
+  }
+
+  /** Adds `u` to histogram `h`: a growing increment stands for the decay of everything before. */
+  #learn(h: number, u: number): void {
+    const d = this.#d;
+    const f = this.#f;
+    const at = HISTOGRAMS_AT + 2 * h;
+    const bins = BINS_AT + h * BINS;
+    const increment = (d[at + 1] as number) / (1 - HISTORY_DECAY);
+    const bin = bins + binOf(u);
+    f[bin] = (f[bin] as number) + increment;
+    d[at] = (d[at] as number) + increment;
+    d[at + 1] = increment;
+    if (increment > 1e25) {
+      for (let i = 0; i < BINS; i++) f[bins + i] = (f[bins + i] as number) / increment;
+      d[at] = (d[at] as number) / increment;
+      d[at + 1] = 1;
+    }
+  }
+}
+
+function binOf(u: number): number {
+  const i = Math.floor((u - BIN_LOW) / BIN_WIDTH);
+  return i < 0 ? 0 : i >= BINS ? BINS - 1 : i;
+}
+
+/** −log10 of the upper Gaussian tail Q(z) (an erfc approximation that holds far in the tail). */
+function minusLog10Q(z: number): number {
+  const x = z / Math.SQRT2;
+  if (x <= 0) return 0;
+  const t = 1 / (1 + 0.5 * x);
+  const lnErfc =
+    Math.log(t) -
+    x * x -
+    1.26551223 +
+    t *
+      (1.00002368 +
+        t *
+          (0.37409196 +
+            t *
+              (0.09678418 +
+                t *
+                  (-0.18628806 +
+                    t *
+                      (0.27886807 +
+                        t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
+  return -(lnErfc + Math.log(0.5)) / Math.LN10;
 }
