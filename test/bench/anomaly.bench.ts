@@ -53,9 +53,9 @@ export async function anomalyBench(context: SuiteContext): Promise<void> {
       readingsPerSec: done / elapsed,
       requestsPerSec: done / elapsed,
       notes: [
-        `${((elapsed * 1e6) / done).toFixed(3)} µs per reading; state ${VALUE_SCORE_BYTES * 8} bytes per series (${Number.isFinite(sink) ? 'finite' : 'NaN!'})`,
+        `${((elapsed * 1e6) / done).toFixed(3)} µs per reading; state ${VALUE_SCORE_BYTES} bytes per series (${Number.isFinite(sink) ? 'finite' : 'NaN!'})`,
       ],
-      figures: { usPerReading: (elapsed * 1e6) / done, stateBytes: VALUE_SCORE_BYTES * 8 },
+      figures: { usPerReading: (elapsed * 1e6) / done, stateBytes: VALUE_SCORE_BYTES },
     });
   }
   {

@@ -182,6 +182,16 @@ function readAnomalies(read: Reader, env: Env): AnomalyConfig {
       stuckMs: read.number('ANOMALY_STUCK_MINUTES', d.stuckMs / 60_000, { min: 1 }) * 60_000,
       offlineFactor: read.number('ANOMALY_OFFLINE_FACTOR', d.offlineFactor, { min: 1, max: 1000 }),
       offlineMinMs: read.number('ANOMALY_OFFLINE_MIN_MINUTES', d.offlineMinMs / 60_000, { min: 1 }) * 60_000,
+      confirmReadings: read.number('ANOMALY_CONFIRM_READINGS', d.confirmReadings, {
+        min: 1,
+        max: 100,
+        integer: true,
+      }),
+      unlikelyProbability: read.number('ANOMALY_UNLIKELY_PROBABILITY', d.unlikelyProbability, {
+        min: 1e-9,
+        max: 1,
+      }),
+      alarmScore: read.number('ANOMALY_ALARM_SCORE', d.alarmScore, { min: 0, max: 1 }),
     },
     ...(topic && { topic }),
   };

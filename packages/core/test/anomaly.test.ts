@@ -29,9 +29,46 @@ describe('NodeDetector state', () => {
     expect(state.hours?.n.some((n) => n > 0)).toBe(true);
     expect(state.nights.length).toBeGreaterThan(0);
     const { numbers, json } = encodeDetectorState(state);
-    // toEqual: the same values, the scores as Float64Arrays (absent optionals compare equal).
-    expect(decodeDetectorState(numbers, json)).toEqual(state);
-    expect(state.scores.flow_rate).toHaveLength(VALUE_SCORE_BYTES);
+    // Everything but the scores, which are persisted apart (as their bytes) when due.
+    const { scores, scoresDue: _, ...rest } = state;
+    expect(decodeDetectorState(numbers, json)).toEqual({ ...rest, scores: {} });
+    expect(scores.flow_rate).toHaveLength(VALUE_SCORE_BYTES);
+    // Resumed from that and the scores' bytes, it goes on exactly as the original.
+    const resumed = new NodeDetector('N1', DEFAULT_ANOMALY_SETTINGS, {
+      ...decodeDetectorState(numbers, json),
+      scores,
+    });
+    for (let i = 0; i < 200; i++) {
+      const reading = {
+        node_id: 'N1',
+        timestamp: start + (24 * 4 * 6 + i) * 900_000,
+        flow_rate: 10 + (i % 5),
+        pressure: 4,
+      };
+      expect(resumed.observe(reading)).toEqual(detector.observe(reading));
+    }
+  });
+
+  it('hands its scores out to be persisted once per scoreCheckpointReadings readings, every time while an anomaly is open or pending', () => {
+    const settings = { ...DEFAULT_ANOMALY_SETTINGS, scoreCheckpointReadings: 10 };
+    const detector = new NodeDetector('N1', settings);
+    const due: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      detector.observe({
+        node_id: 'N1',
+        timestamp: start + i * 900_000,
+        flow_rate: 10 + (i % 3),
+        pressure: 4 + (i % 4) / 100,
+      });
+      if (detector.state().scoresDue) due.push(i);
+    }
+    expect(due).toEqual([9, 19, 29, 39]);
+    // Below the 1.5 bar minimum: pending, then open; due with every commit.
+    for (let i = 40; i < 43; i++) {
+      detector.observe({ node_id: 'N1', timestamp: start + i * 900_000, flow_rate: 10, pressure: 1 });
+      expect(detector.state().scoresDue).toBe(true);
+    }
+    expect(detector.open.map((a) => a.type)).toEqual(['low_pressure']);
   });
 });
 

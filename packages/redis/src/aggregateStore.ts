@@ -211,6 +211,12 @@ function nodeWrites(
   for (const [id, state] of detectors) {
     const fields = writes.get(id) ?? [];
     fields.push('anom', encodeDetector(state));
+    if (state.scoresDue) {
+      for (const m of SCORED) {
+        const score = state.scores[m];
+        if (score) fields.push(SCORE_FIELD[m], bytes(score));
+      }
+    }
     writes.set(id, fields);
   }
   return [...writes].map(([id, fields]) => ({ key: shard.aggregateNode(id), fields }));
@@ -269,6 +275,10 @@ function encodeChanges(node: NodeWindows, now: number | undefined): (string | Bu
   return fields;
 }
 
+const SCORED = ['flow_rate', 'pressure'] as const;
+/** A measurement's score state: its bytes, in a field of its own (written less often than `anom`). */
+const SCORE_FIELD = { flow_rate: 'score:flow_rate', pressure: 'score:pressure' } as const;
+
 /** Fields of an earlier format, deleted by the node's next commit. */
 const retired = new WeakMap<NodeWindows, string[]>();
 
@@ -282,9 +292,12 @@ function decodeNode(nodeId: string, hash: Record<string, Buffer>, aheadMs: numbe
   const node = new NodeWindows(nodeId, aheadMs);
   let detector: PersistedDetectorState | undefined;
   const legacy: [string, Buffer][] = [];
+  const scores: PersistedDetectorState['scores'] = {};
   for (const [field, value] of fields) {
     if (field === 'anom') {
       detector = decodeDetector(value);
+    } else if (field === SCORE_FIELD.flow_rate || field === SCORE_FIELD.pressure) {
+      scores[field === SCORE_FIELD.flow_rate ? 'flow_rate' : 'pressure'] = Uint8Array.from(value);
     } else if (field === 'latest') {
       node.latest = (JSON.parse(value.toString('utf8')) ?? undefined) as LatestValues | undefined;
     } else if (field === 'meta') {
@@ -305,5 +318,7 @@ function decodeNode(nodeId: string, hash: Record<string, Buffer>, aheadMs: numbe
       legacy.map(([field]) => field),
     );
   }
-  return detector === undefined ? { windows: node } : { windows: node, detector };
+  if (detector === undefined) return { windows: node };
+  // Scores persisted apart win over any inline ones of an earlier format.
+  return { windows: node, detector: { ...detector, scores: { ...detector.scores, ...scores } } };
 }

@@ -4,6 +4,7 @@ import {
   decodeDetectorState,
   encodeDetectorState,
   NodeDetector,
+  type PersistedDetectorState,
   runDetectors,
   SEVERITY,
   seededRandom,
@@ -80,6 +81,9 @@ describe('the detectors on generated data', () => {
     const restarts = new Set([drop.start + 15 * 60_000, drop.start + 45 * 60_000]);
     const straight = new NodeDetector('LAB001', DEFAULT_ANOMALY_SETTINGS);
     let resumed = new NodeDetector('LAB001', DEFAULT_ANOMALY_SETTINGS);
+    // What the aggregator persists after each reading: the state, and the scores when due.
+    let persisted = encodeDetectorState(resumed.state());
+    let persistedScores: PersistedDetectorState['scores'] = {};
     const a: AnomalyEvent[] = [];
     const b: AnomalyEvent[] = [];
     const scoresA: number[] = [];
@@ -89,12 +93,23 @@ describe('the detectors on generated data', () => {
       a.push(...straightly.events);
       scoresA.push(straightly.score);
       if (restarts.has(reading.timestamp)) {
-        const { numbers, json } = encodeDetectorState(resumed.state());
-        resumed = new NodeDetector('LAB001', DEFAULT_ANOMALY_SETTINGS, decodeDetectorState(numbers, json));
+        const loaded = decodeDetectorState(persisted.numbers, persisted.json);
+        resumed = new NodeDetector('LAB001', DEFAULT_ANOMALY_SETTINGS, {
+          ...loaded,
+          scores: persistedScores,
+        });
       }
       const resumedly = resumed.observe(reading);
       b.push(...resumedly.events);
       scoresB.push(resumedly.score);
+      const state = resumed.state();
+      persisted = encodeDetectorState(state);
+      if (state.scoresDue) {
+        persistedScores = {
+          ...(state.scores.flow_rate && { flow_rate: state.scores.flow_rate.slice() }),
+          ...(state.scores.pressure && { pressure: state.scores.pressure.slice() }),
+        };
+      }
     }
     expect(scoresB).toEqual(scoresA);
     expect(b).toEqual(a);

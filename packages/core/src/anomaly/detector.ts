@@ -15,11 +15,19 @@ type Measured = 'flow_rate' | 'pressure';
 export type PersistedDetectorState = Omit<DetectorState, 'windowAt'> & {
   /** Per window value, seconds before the last reading. */
   windowAge: { flow_rate: number[]; pressure: number[] };
+  /**
+   * Whether this commit should persist the scores too (not itself
+   * persisted). The rest of the state is persisted with every commit that
+   * touches the node; the scores (about 3 KB a measurement) with every one
+   * while an anomaly is open or pending, and otherwise once per
+   * `scoreCheckpointReadings` readings.
+   */
+  scoresDue?: boolean;
 };
 
 function restore(persisted: PersistedDetectorState | undefined): DetectorState | undefined {
   if (persisted === undefined) return undefined;
-  const { windowAge, ...rest } = persisted;
+  const { windowAge, scoresDue: _, ...rest } = persisted;
   const last = persisted.last ?? 0;
   const times = (ages: number[]) => ages.map((age) => last - age * 1000);
   return {
@@ -95,6 +103,8 @@ export class NodeDetector {
   };
   /** Each measurement's calibrated score, over the state's arrays (created on first use). */
   readonly #scores: Record<Measured, ValueScore | undefined> = { flow_rate: undefined, pressure: undefined };
+  /** Readings scored since the scores were last handed out to be persisted. */
+  #unsavedScores = 0;
   /** Thresholds for the node's current type, resolved once per type. */
   #bounds: { nodeType: string | undefined; flow_rate?: Bounds; pressure?: Bounds } | undefined;
 
@@ -128,11 +138,19 @@ export class NodeDetector {
     const last = s.last ?? 0;
     const ages = (times: number[]) => times.map((t) => Math.round((last - t) / 1000));
     const { windowAt, ...rest } = s;
+    const pending = [...this.#lifecycle.pending.values()];
+    const scoresDue =
+      this.#unsavedScores > 0 &&
+      (this.#lifecycle.open.size > 0 ||
+        pending.length > 0 ||
+        this.#unsavedScores >= this.#settings.scoreCheckpointReadings);
+    if (scoresDue) this.#unsavedScores = 0;
     return {
       ...rest,
       windowAge: { flow_rate: ages(windowAt.flow_rate), pressure: ages(windowAt.pressure) },
       open: this.open,
-      pending: [...this.#lifecycle.pending.values()],
+      pending,
+      scoresDue,
     };
   }
 
@@ -150,6 +168,7 @@ export class NodeDetector {
       s.interval = Math.round(s.interval === undefined ? gap : s.interval + 0.1 * (gap - s.interval));
     }
     s.last = t;
+    this.#unsavedScores++;
     let score = 0;
     const flow = reading.flow_rate;
     if (flow !== undefined) {
@@ -399,8 +418,15 @@ export class NodeDetector {
     evaluated.add('stuck_sensor');
     const runs = this.#state.runs;
     const run = runs[m];
-    if (run === undefined || run.value !== x) {
+    if (run === undefined) {
       runs[m] = { value: x, since: t, count: 1 };
+      return;
+    }
+    if (run.value !== x) {
+      // Reused, not replaced: a new object per changed value is most of what this rule costs.
+      run.value = x;
+      run.since = t;
+      run.count = 1;
       return;
     }
     run.count++;
@@ -475,15 +501,15 @@ export class NodeDetector {
  * A persisted state as numbers plus a little JSON (the node type, runs, open
  * and pending anomalies): written with every batch that touches the node,
  * where JSON.stringify of a few hundred numbers would cost more than the
- * detectors themselves. Layout (version 2): version, last, interval, above,
+ * detectors themselves. Layout (version 3): version, last, interval, above,
  * night day, night min, then per measurement its window (count, values,
  * ages), the hours (flag, 24 means, 24 variances, 24 counts), the nights
- * (count, values), then per measurement its score (flag, then its
- * VALUE_SCORE_BYTES copied as they are: they are not doubles).
- * NaN stands for absent. Version 1 (no scores, no pending) still loads.
+ * (count, values). NaN stands for absent. The scores are not in it: they
+ * are persisted apart, as their bytes, and less often (`scoresDue`).
+ * Versions 1 (no scores, no pending) and 2 (scores inline) still load.
  */
 export function encodeDetectorState(state: PersistedDetectorState): { numbers: Float64Array; json: string } {
-  const { window, windowAge, hours, nights, scores } = state;
+  const { window, windowAge, hours, nights } = state;
   // Sized up front and filled in place: this runs for every node a batch touches.
   const numbers = new Float64Array(
     6 +
@@ -492,10 +518,7 @@ export function encodeDetectorState(state: PersistedDetectorState): { numbers: F
       1 +
       (hours ? hours.mean.length + hours.variance.length + hours.n.length : 0) +
       1 +
-      nights.length +
-      2 +
-      (scores.flow_rate ? SCORE_DOUBLES : 0) +
-      (scores.pressure ? SCORE_DOUBLES : 0),
+      nights.length,
   );
   let at = 0;
   const put = (x: number) => {
@@ -504,7 +527,7 @@ export function encodeDetectorState(state: PersistedDetectorState): { numbers: F
   const putAll = (xs: ArrayLike<number>) => {
     for (let i = 0; i < xs.length; i++) numbers[at++] = xs[i] as number;
   };
-  put(2);
+  put(3);
   put(state.last ?? Number.NaN);
   put(state.interval ?? Number.NaN);
   put(state.above);
@@ -523,14 +546,6 @@ export function encodeDetectorState(state: PersistedDetectorState): { numbers: F
   } else put(0);
   put(nights.length);
   putAll(nights);
-  for (const m of MEASURED) {
-    const score = scores[m];
-    put(score ? 1 : 0);
-    if (score) {
-      new Uint8Array(numbers.buffer, numbers.byteOffset + at * 8, VALUE_SCORE_BYTES).set(score);
-      at += SCORE_DOUBLES;
-    }
-  }
   const json = JSON.stringify({
     nodeType: state.nodeType,
     runs: state.runs,
@@ -550,7 +565,8 @@ export function decodeDetectorState(numbers: Float64Array, json: string): Persis
   };
   const optional = (x: number) => (Number.isNaN(x) ? undefined : x);
   const version = next();
-  if (version !== 1 && version !== 2) throw new Error(`unknown detector state version ${version}`);
+  if (version !== 1 && version !== 2 && version !== 3)
+    throw new Error(`unknown detector state version ${version}`);
   const last = optional(next());
   const interval = optional(next());
   const above = next();
@@ -566,8 +582,8 @@ export function decodeDetectorState(numbers: Float64Array, json: string): Persis
   const hours = next() === 1 ? { mean: take(24), variance: take(24), n: take(24) } : undefined;
   const nights = take(next());
   const scores: PersistedDetectorState['scores'] = {};
-  // Version 1 had no scores: they start afresh, as for a new node.
-  if (version >= 2) {
+  // Version 1 had no scores (they start afresh, as for a new node); version 3 keeps them apart.
+  if (version === 2) {
     for (const m of MEASURED) {
       if (next() === 1) {
         scores[m] = new Uint8Array(numbers.buffer, numbers.byteOffset + at * 8, VALUE_SCORE_BYTES).slice();

@@ -54,6 +54,12 @@ export interface AnomalySettings {
    * if a reading of its run was unlikely.
    */
   readonly unlikelyProbability: number;
+  /**
+   * A quiet node's scores are persisted once per this many readings (every
+   * commit while it has an anomaly open or pending): a crash costs a quiet
+   * node at most this many readings of the scores' learning.
+   */
+  readonly scoreCheckpointReadings: number;
   /** Nor when it is within this many of its time of day's usual deviations from the daily profile. */
   readonly timeOfDayDeviations: number;
   /** Breaching readings in a row that confirm a condition (rules that are not persistence by construction). */
@@ -87,6 +93,7 @@ export const DEFAULT_ANOMALY_SETTINGS: AnomalySettings = {
   alarmScore: 0.76,
   unlikelyProbability: 0.01,
   timeOfDayDeviations: 3,
+  scoreCheckpointReadings: 64,
   confirmReadings: 2,
   nightStartHour: 2,
   nightEndHour: 5,

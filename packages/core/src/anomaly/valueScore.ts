@@ -56,6 +56,11 @@ const BIN_WIDTH = 0.25;
 /** Level 1's surprise mapped to 0..1 between these (p = 0.1 → 0, p = 0.001 → 1). */
 const RAW_FROM = 1;
 const RAW_TO = 3;
+/**
+ * A statistic whose tail holds more than this share of the weight scores 0:
+ * with at least 4 tests, −log10 of it less log10(4) is below RAW_FROM.
+ */
+const UNREMARKABLE = 10 ** -(RAW_FROM + Math.log10(4) - 0.1);
 /** Level 2: the window, its long-run rate, the spread's floor; the output scale. */
 const WINDOW = 10;
 const LONG_RATE = 0.0005;
@@ -122,7 +127,11 @@ export class ValueScore {
   readonly #d: Float64Array;
   readonly #f: Float32Array;
   readonly #c: Uint8Array;
-  /** Level 1 of the last reading: −log10 of its (corrected) tail probability; 0 in the warm-up. */
+  /**
+   * Level 1 of the last reading: −log10 of its tail probability, corrected
+   * for the number of tests (2 = 1 in 100); 0 in the warm-up and whenever
+   * it is unremarkable (below about 1 in 30 before the correction).
+   */
   surprise = 0;
   /**
    * The last reading's distance from the daily profile, in units of that
@@ -336,8 +345,15 @@ export class ValueScore {
     const bins = BINS_AT + h * BINS;
     const k = TAIL_K * (d[HISTOGRAMS_AT + 2 * h + 1] as number);
     const bin = binOf(u);
+    // From the top down, and no further than needed: a tail heavier than
+    // UNREMARKABLE of the weight cannot raise level 2 or pass a gate (see
+    // RAW_FROM), and most readings stop here after a bin or two.
+    const enough = Math.max(UNREMARKABLE * total, k);
     let above = 0;
-    for (let i = BINS - 1; i > bin; i--) above += f[bins + i] as number;
+    for (let i = BINS - 1; i > bin; i--) {
+      above += f[bins + i] as number;
+      if (above >= enough) return 0;
+    }
     const fraction = Math.min(1, Math.max(0, (BIN_LOW + (bin + 1) * BIN_WIDTH - u) / BIN_WIDTH));
     const mass = above + fraction * (f[bins + bin] as number);
     if (mass >= k) return -Math.log10(mass / total);
