@@ -184,6 +184,22 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('reads when an anomaly opens: confirmation, the unlikely probability, the alarm score', () => {
+    const { settings } = loadConfig({
+      ANOMALY_CONFIRM_READINGS: '3',
+      ANOMALY_UNLIKELY_PROBABILITY: '0.001',
+      ANOMALY_ALARM_SCORE: '0.9',
+    }).anomalies;
+    expect(settings).toMatchObject({ confirmReadings: 3, unlikelyProbability: 0.001, alarmScore: 0.9 });
+    expect(loadConfig({}).anomalies.settings).toMatchObject({
+      confirmReadings: 2,
+      unlikelyProbability: 0.01,
+    });
+    expect(() => loadConfig({ ANOMALY_CONFIRM_READINGS: '0' })).toThrow(/ANOMALY_CONFIRM_READINGS/);
+    expect(() => loadConfig({ ANOMALY_UNLIKELY_PROBABILITY: '2' })).toThrow(/ANOMALY_UNLIKELY_PROBABILITY/);
+    expect(() => loadConfig({ ANOMALY_ALARM_SCORE: 'high' })).toThrow(/ANOMALY_ALARM_SCORE/);
+  });
+
   it('rejects a REDIS_URL that is not a redis URL', () => {
     expect(() => loadConfig({ REDIS_URL: 'localhost:6379' })).toThrow(/REDIS_URL: expected redis:\/\//);
   });

@@ -10,7 +10,7 @@ export interface KindScore {
   readonly recall: number;
   /** Opens of the expected type that matched an injected event of the kind. */
   readonly precision: number;
-  /** Open time minus the event's start, minutes. */
+  /** When the open event was raised (the confirming reading) minus the event's start, minutes. */
   readonly delayMedianMin: number;
   readonly delayMaxMin: number;
 }
@@ -54,7 +54,8 @@ export function evaluate(
           o.opened_at <= event.end + grace,
       );
       if (hit === undefined) continue;
-      delays.push((hit.opened_at - event.start) / 60_000);
+      // From the event's start to the open event (last_at: the reading that confirmed it).
+      delays.push((hit.last_at - event.start) / 60_000);
       for (const o of opens) {
         if (o.node_id === event.nodeId && o.opened_at >= event.start && o.opened_at <= event.end + grace)
           matched.add(o.id);

@@ -72,8 +72,10 @@ for (const { anomaly } of networkOpens) {
   const key = `${anomaly.type} (${anomaly.severity})`;
   byType[key] = (byType[key] ?? 0) + 1;
 }
+// The first two days are the time of day's learning (ValueScore): counted apart as well.
+const learnt = networkOpens.filter(({ anomaly }) => anomaly.opened_at >= start + 2 * 86_400_000).length;
 console.log(
-  `\nthe simulator's clean network (12 loggers × ${networkDays} days, one reading a minute): ${networkOpens.length} anomalies opened = ${(networkOpens.length / (12 * networkDays)).toFixed(3)} per node and day ${JSON.stringify(byType)}`,
+  `\nthe simulator's clean network (12 loggers × ${networkDays} days, one reading a minute): ${networkOpens.length} anomalies opened = ${(networkOpens.length / (12 * networkDays)).toFixed(3)} per node and day ${JSON.stringify(byType)}; after the first two days ${learnt} = ${(learnt / (12 * (networkDays - 2))).toFixed(3)} per node and day`,
 );
 
 const corpus = text('corpus') ?? defaultCorpus();

@@ -90,7 +90,7 @@ export const DEFAULT_ANOMALY_SETTINGS: AnomalySettings = {
   offlineFactor: 4,
   offlineMinMs: 30 * 60_000,
   clearMs: 30 * 60_000,
-  alarmScore: 0.76,
+  alarmScore: 0.77,
   unlikelyProbability: 0.01,
   timeOfDayDeviations: 3,
   scoreCheckpointReadings: 64,

@@ -19,11 +19,12 @@
  * Level 2, as Numenta's anomaly likelihood: the surprise mapped to 0..1,
  * its mean over the last 10 readings compared with the long-run mean and
  * spread of that mean (a Gaussian tail), on a log scale: the score is
- * −log10 Q(z) / 10, at most 1.
+ * −log10 Q(z) / 10, at most 1. A reading extreme on its own (surprise
+ * ≥ 3.5) scores 1 without waiting for the mean.
  *
  * Events, not repeats: an event starts when the score reaches 0.22 and
  * lasts until 100 readings in a row stay below it; inside it a reading
- * scores only when it beats 1.3 × the event's highest score so far, else 0.
+ * scores only when it beats 1.32 × the event's highest score so far, else 0.
  * So an operator (or a threshold) sees an event once, at its onset, and
  * again only when it gets markedly worse. `surprise` is the level-1 value
  * of every reading, before any of this, for rules to be gated on.
@@ -33,11 +34,11 @@
  */
 
 /** Readings before any score: the views and histograms need a history. */
-const WARM_UP = 150;
+const WARM_UP = 100;
 /** Decay of the histograms per reading (a horizon of about 2,000 readings). */
 const HISTORY_DECAY = 0.0005;
-/** The short mean of a view's error (about 7 readings). */
-const SHORT_RATE = 0.25;
+/** The short mean of a view's error (about 8 readings). */
+const SHORT_RATE = 0.23;
 /** A view's mean absolute error, its unit. */
 const SCALE_RATE = 0.002;
 /** The log floor, relative to the view's mean absolute error. */
@@ -69,7 +70,13 @@ const OUTPUT_SCALE = 10;
 /** Events: the score that starts one, the quiet readings that end it, the factor a new report must beat. */
 const EVENT_START = 0.22;
 const EVENT_QUIET = 100;
-const EVENT_RECORD = 1.3;
+const EVENT_RECORD = 1.32;
+/**
+ * A reading whose surprise alone is this extreme (p < 10^-3.5 after the
+ * correction) scores 1 at once: level 2's mean over 10 readings would water
+ * down one extreme reading in a noisy series.
+ */
+const DIRECT = 3.5;
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -106,9 +113,19 @@ const WEEKLY_BUCKETS = 168;
 const BINS_AT = 0;
 const DAILY_AT = BINS_AT + HISTOGRAMS * BINS;
 const WEEKLY_AT = DAILY_AT + DAILY_BUCKETS;
-/** Per daily bucket, the profile's mean absolute error there: how far off that time of day usually is. */
-const DAILY_SPREAD_AT = WEEKLY_AT + WEEKLY_BUCKETS;
-const FLOATS = DAILY_SPREAD_AT + DAILY_BUCKETS;
+/**
+ * Per daily bucket, over days: the values' mean and mean absolute deviation
+ * there, and the weight of days seen (1 − (1 − rate)^days). What this time
+ * of day usually looks like, for the rules (not part of the score).
+ */
+const TIME_OF_DAY_MEAN_AT = WEEKLY_AT + WEEKLY_BUCKETS;
+const TIME_OF_DAY_SPREAD_AT = TIME_OF_DAY_MEAN_AT + DAILY_BUCKETS;
+const TIME_OF_DAY_WEIGHT_AT = TIME_OF_DAY_SPREAD_AT + DAILY_BUCKETS;
+const FLOATS = TIME_OF_DAY_WEIGHT_AT + DAILY_BUCKETS;
+/** The time of day's memory: a day weighs this much (about ten days). */
+const TIME_OF_DAY_RATE = 0.1;
+/** Known once the days seen weigh this much (two days at TIME_OF_DAY_RATE). */
+const TIME_OF_DAY_KNOWN = 0.15;
 const COUNTS = DAILY_BUCKETS + WEEKLY_BUCKETS;
 
 const FLOATS_OFFSET = DOUBLES * 8;
@@ -134,9 +151,11 @@ export class ValueScore {
    */
   surprise = 0;
   /**
-   * The last reading's distance from the daily profile, in units of that
-   * time of day's usual distance (NaN until the profile knows the bucket):
-   * a change that comes at the same time every day is small here.
+   * The last reading's distance from what its time of day (half-hour
+   * bucket) has looked like over recent days, in units of that time of
+   * day's usual distance (NaN until two days know the bucket). A change
+   * that comes at about the same time every day (a tank starting to fill)
+   * is small here; the same value at an odd hour is not.
    */
   timeOfDayDeviation = Number.NaN;
   /** The two statistics of the last view stepped (scratch, not state). */
@@ -202,7 +221,7 @@ export class ValueScore {
         best = Math.max(best, this.#point, this.#short);
         tests += 2;
       }
-      this.#timeOfDay(t, Math.abs(daily), floor);
+      this.#timeOfDay(t, x, floor);
       const weekly = this.#profile(
         WEEKLY_LEVEL,
         WEEKLY_AT,
@@ -225,7 +244,8 @@ export class ValueScore {
     if (n < WARM_UP) return 0;
     const surprise = Math.max(0, best - Math.log10(tests));
     this.surprise = surprise;
-    return this.#events(this.#likelihood(surprise));
+    const likelihood = this.#likelihood(surprise);
+    return this.#events(surprise >= DIRECT ? 1 : likelihood);
   }
 
   /** Level 2: the window's mean of level 1 against its long-run distribution. */
@@ -292,14 +312,23 @@ export class ValueScore {
   }
 
   /** Learns and measures how far off the daily profile usually is at this time of day. */
-  #timeOfDay(t: number, error: number, floor: number): void {
+  #timeOfDay(t: number, x: number, floor: number): void {
     const f = this.#f;
     const bucket = Math.floor(((t % DAY) / DAY) * DAILY_BUCKETS) % DAILY_BUCKETS;
-    const visited = this.#c[bucket] as number;
-    const usual = f[DAILY_SPREAD_AT + bucket] as number;
-    // The profile's own count was raised by this reading: the spread has seen one visit less.
-    if (visited > 3) this.timeOfDayDeviation = error / (usual + floor + 1e-300);
-    f[DAILY_SPREAD_AT + bucket] = usual + Math.max(PROFILE_RATE, 1 / visited) * (error - usual);
+    const weight = f[TIME_OF_DAY_WEIGHT_AT + bucket] as number;
+    const mean = f[TIME_OF_DAY_MEAN_AT + bucket] as number;
+    const spread = f[TIME_OF_DAY_SPREAD_AT + bucket] as number;
+    const deviation = Math.abs(x - mean);
+    if (weight >= TIME_OF_DAY_KNOWN) this.timeOfDayDeviation = deviation / (spread + floor + 1e-300);
+    // A day's worth per day, however many readings fall in the bucket.
+    const perBucket = Math.max(1, DAY / DAILY_BUCKETS / (this.#d[INTERVAL] as number));
+    const rate = TIME_OF_DAY_RATE / perBucket;
+    const next = weight + rate * (1 - weight);
+    // Bias-corrected: the first reading of a bucket is its mean.
+    const share = rate / next;
+    f[TIME_OF_DAY_WEIGHT_AT + bucket] = next;
+    f[TIME_OF_DAY_MEAN_AT + bucket] = mean + share * (x - mean);
+    f[TIME_OF_DAY_SPREAD_AT + bucket] = spread + share * (deviation - spread);
   }
 
   /** Whether the profile stepped last had seen its bucket often enough (scratch). */
