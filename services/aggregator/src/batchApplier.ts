@@ -5,6 +5,7 @@ import {
   latestHash,
   metadataHash,
   type Range,
+  type Reading,
 } from '@streamgauge/core';
 import {
   type DeadLetter,
@@ -15,7 +16,7 @@ import {
   triage,
 } from '@streamgauge/redis';
 import type { Logger } from 'pino';
-import { type LiveState, type ShardState, yieldToLoop } from './liveState.ts';
+import { type LiveNode, type LiveState, type ShardState, yieldToLoop } from './liveState.ts';
 import type { MetricsRounds } from './metricsRounds.ts';
 import type { ShardOwnership } from './shardOwnership.ts';
 
@@ -81,6 +82,9 @@ type Counters = {
  * entries' acknowledgements, per slice.
  */
 export class BatchApplier {
+  /** The entry's applied readings and their nodes, for the detectors (reused across entries). */
+  readonly #applied: Reading[] = [];
+  readonly #appliedNodes: LiveNode[] = [];
   readonly #live: LiveState;
   readonly #ownership: ShardOwnership;
   readonly #rounds: MetricsRounds;
@@ -188,6 +192,9 @@ export class BatchApplier {
     const replayed = new Set<string>();
     let sinceYield = 0;
     for (const entry of sorted.ready) {
+      // Nothing left over from a slice dropped half-way (a lost lease).
+      this.#applied.length = 0;
+      this.#appliedNodes.length = 0;
       work.acks.push(entry.id);
       if (mark !== undefined && compareEntryIds(entry.id, mark) <= 0) {
         // Delivered again (`streamgauge replay`): its readings are in the
@@ -220,15 +227,15 @@ export class BatchApplier {
         if (result === 'applied') {
           counters.applied++;
           changed.add(reading.node_id);
-          const observed = node.detector.observe(reading);
-          if (observed.examined) work.detected.add(reading.node_id);
-          work.events.push(...observed.events);
+          this.#appliedNodes.push(node);
+          this.#applied.push(reading);
         } else if (result === 'too_late') {
           counters.too_late++;
         } else {
           counters.too_early++;
         }
       }
+      this.#detect(work);
     }
 
     // A node created by readings that were all too late or too early has
@@ -307,6 +314,36 @@ export class BatchApplier {
     outcome.nodes = changed.size;
     for (const id of changed) nodes.add(id);
     return outcome;
+  }
+
+  /**
+   * The detectors see an entry's readings in event-time order: a gateway
+   * that sends its buffer newest first would otherwise have all but its
+   * newest reading judged late (not examined), and a condition could never
+   * be confirmed. Per entry, not per slice or batch: an entry is what
+   * every delivery has whole, so a redelivery after a crash sees the same.
+   */
+  #detect(work: { detected: Set<string>; events: AnomalyEvent[] }): void {
+    const readings = this.#applied;
+    const nodes = this.#appliedNodes;
+    let inOrder = true;
+    for (let i = 1; i < readings.length && inOrder; i++) {
+      if ((readings[i] as Reading).timestamp < (readings[i - 1] as Reading).timestamp) inOrder = false;
+    }
+    const order = inOrder
+      ? undefined
+      : readings
+          .map((_, i) => i)
+          .sort((a, b) => (readings[a] as Reading).timestamp - (readings[b] as Reading).timestamp);
+    for (let k = 0; k < readings.length; k++) {
+      const i = order === undefined ? k : (order[k] as number);
+      const reading = readings[i] as Reading;
+      const observed = (nodes[i] as LiveNode).detector.observe(reading);
+      if (observed.examined) work.detected.add(reading.node_id);
+      if (observed.events.length > 0) work.events.push(...observed.events);
+    }
+    readings.length = 0;
+    nodes.length = 0;
   }
 }
 

@@ -158,6 +158,12 @@ export class ValueScore {
    * is small here; the same value at an odd hour is not.
    */
   timeOfDayDeviation = Number.NaN;
+  /**
+   * Per histogram, its highest bin with any weight (derived from the state,
+   * not part of it): the tail's sum starts there instead of at the top, and
+   * skipping empty bins changes no sum.
+   */
+  readonly #highest = new Int8Array(HISTOGRAMS);
   /** The two statistics of the last view stepped (scratch, not state). */
   #point = 0;
   #short = 0;
@@ -174,6 +180,11 @@ export class ValueScore {
     this.#c = new Uint8Array(buffer, COUNTS_OFFSET, COUNTS);
     if (bytes !== undefined) this.bytes.set(bytes);
     else for (let h = 0; h < HISTOGRAMS; h++) this.#d[HISTOGRAMS_AT + 2 * h + 1] = 1;
+    for (let h = 0; h < HISTOGRAMS; h++) {
+      let top = BINS - 1;
+      while (top >= 0 && this.#f[BINS_AT + h * BINS + top] === 0) top--;
+      this.#highest[h] = top;
+    }
   }
 
   /** The slow level: about what the series has been lately (NaN before any reading). */
@@ -379,7 +390,7 @@ export class ValueScore {
     // RAW_FROM), and most readings stop here after a bin or two.
     const enough = Math.max(UNREMARKABLE * total, k);
     let above = 0;
-    for (let i = BINS - 1; i > bin; i--) {
+    for (let i = this.#highest[h] as number; i > bin; i--) {
       above += f[bins + i] as number;
       if (above >= enough) return 0;
     }
@@ -413,7 +424,9 @@ export class ValueScore {
     const at = HISTOGRAMS_AT + 2 * h;
     const bins = BINS_AT + h * BINS;
     const increment = (d[at + 1] as number) / (1 - HISTORY_DECAY);
-    const bin = bins + binOf(u);
+    const index = binOf(u);
+    if (index > (this.#highest[h] as number)) this.#highest[h] = index;
+    const bin = bins + index;
     f[bin] = (f[bin] as number) + increment;
     d[at] = (d[at] as number) + increment;
     d[at + 1] = increment;
