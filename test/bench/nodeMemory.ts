@@ -3,8 +3,8 @@
  * fed `DAYS` days of one reading every `STEP_SECONDS` (flow, pressure,
  * temperature, volume), through NodeWindows and NodeDetector as the
  * aggregator feeds them; heap before and after, with a forced GC.
- * Also the state's persisted size (core's pane codec, as aggregateStore
- * writes it) and a node of ten readings.
+ * Also the state's persisted size (core's pane codec and the detector's
+ * state with its scores, as aggregateStore writes them) and a node of ten readings.
  *
  *   node --expose-gc test/bench/nodeMemory.ts [nodes=200] [days=30] [stepSeconds=60]
  */
@@ -74,8 +74,11 @@ function heapPerNode(count: number, readings: number, span: number): { live: Liv
 function persistedBytes(node: Live): number {
   let bytes = 0;
   for (const ring of node.windows.rings) bytes += encodePanes(ring, ring.panes()).byteLength;
-  const { numbers, json } = encodeDetectorState(node.detector.state());
+  const state = node.detector.state();
+  const { numbers, json } = encodeDetectorState(state);
   bytes += 4 + Buffer.byteLength(json) + numbers.length * 8;
+  // The scores, persisted apart (fields score:<measurement>).
+  for (const score of Object.values(state.scores)) bytes += score?.byteLength ?? 0;
   bytes += JSON.stringify(node.windows.latest).length + JSON.stringify(node.windows.metadata).length;
   return bytes;
 }

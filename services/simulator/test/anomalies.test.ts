@@ -11,7 +11,12 @@ import {
 } from '@streamgauge/core';
 import { describe, expect, it } from 'vitest';
 import { evaluate } from '../src/evaluate.ts';
-import { INJECTED_KINDS, type InjectedKind, labelledReadings } from '../src/labelled.ts';
+import {
+  INJECTED_KINDS,
+  type InjectedKind,
+  labelledReadings,
+  simulatorNetworkReadings,
+} from '../src/labelled.ts';
 import { readingOf, simulatedNetwork } from '../src/network.ts';
 
 const start = Date.UTC(2026, 9, 1);
@@ -19,6 +24,8 @@ const kinds = Object.keys(INJECTED_KINDS) as InjectedKind[];
 
 /** The false-positive rate docs/anomalies.md promises on clean data. */
 const DOCUMENTED_FALSE_POSITIVES_PER_NODE_DAY = 0.01;
+/** And on the live simulator's network (storage tanks switching twice a day). */
+const DOCUMENTED_NETWORK_ALARMS_PER_NODE_DAY = 0.1;
 
 describe('the detectors on generated data', () => {
   it('detect every injected kind with its type and severity, on every node', () => {
@@ -68,6 +75,22 @@ describe('the detectors on generated data', () => {
         result.falsePositivesPerNodeDay,
         `seed ${seed}: ${JSON.stringify(result.falsePositiveTypes)}`,
       ).toBeLessThanOrEqual(DOCUMENTED_FALSE_POSITIVES_PER_NODE_DAY);
+    }
+  });
+
+  it(`raise fewer than ${DOCUMENTED_NETWORK_ALARMS_PER_NODE_DAY} alarms per node and day on the simulator's clean network (tanks included)`, () => {
+    const days = 14;
+    const start = Date.UTC(2026, 9, 1);
+    for (const seed of [1, 2]) {
+      const readings = simulatorNetworkReadings({ nodes: 12, days, start, intervalMs: 60_000, seed });
+      const opens = runDetectors(readings, DEFAULT_ANOMALY_SETTINGS).events.filter((e) => e.event === 'open');
+      const where = opens.map((e) => `${e.anomaly.node_id} ${e.anomaly.type}`);
+      expect(opens.length / (12 * days), `seed ${seed}: ${where.join(', ')}`).toBeLessThan(
+        DOCUMENTED_NETWORK_ALARMS_PER_NODE_DAY,
+      );
+      // Once a node's time of day is learnt (two days), about one in a hundred node-days.
+      const learnt = opens.filter((e) => e.anomaly.opened_at >= start + 2 * 86_400_000);
+      expect(learnt.length / (12 * (days - 2)), `seed ${seed}`).toBeLessThan(0.03);
     }
   });
 
