@@ -88,6 +88,23 @@ describe('ValueScore, the calibrated score of one series', () => {
     expect(flagged).toBeLessThanOrEqual(night + 1);
   });
 
+  it('learns a routine: a spike at the same hour every day stops being reported, an extreme one is not', () => {
+    const days = 14;
+    const cronAt = 36; // 03:00
+    const cron = (i: number, r: () => number) => 50 + gaussian(r) + (i % DAY_READINGS === cronAt ? 6 : 0);
+    const s = scores(cron, DAY_READINGS * days);
+    const atThree = (from: number) =>
+      alarms(s, DAY_READINGS * from).filter((i) => Math.floor((i % DAY_READINGS) / 12) === 3);
+    expect(
+      alarms(s, 0, DAY_READINGS * 4).filter((i) => Math.floor((i % DAY_READINGS) / 12) === 3).length,
+    ).toBeGreaterThan(0);
+    expect(atThree(5)).toEqual([]);
+    // The same hour, but 40 σ: extreme on its own, reported however routine the hour.
+    const worse = DAY_READINGS * 12 + cronAt;
+    const t = scores((i, r) => cron(i, r) + (i === worse ? 34 : 0), DAY_READINGS * days);
+    expect(alarms(t, worse, worse + 2)).toEqual([worse]);
+  });
+
   it('keeps a flat line at 0, and flags the first departure from it', () => {
     expect(scores(() => 5)).toEqual(new Array(4000).fill(0));
     expect(scores(() => 0)).toEqual(new Array(4000).fill(0));

@@ -26,7 +26,9 @@
  * lasts until 100 readings in a row stay below it; inside it a reading
  * scores only when it beats 1.32 × the event's highest score so far, else 0.
  * So an operator (or a threshold) sees an event once, at its onset, and
- * again only when it gets markedly worse. `surprise` is the level-1 value
+ * again only when it gets markedly worse. A report at an hour of day where
+ * the series has reported twice already (lately) is its routine, and
+ * dropped unless extreme. `surprise` is the level-1 value
  * of every reading, before any of this, for rules to be gated on.
  *
  * Evaluated on the Numenta Anomaly Benchmark's development split
@@ -77,6 +79,17 @@ const EVENT_RECORD = 1.32;
  * down one extreme reading in a noisy series.
  */
 const DIRECT = 3.5;
+/**
+ * Routine: a report of at least ROUTINE_REPORT at an hour of day (UTC) at
+ * which this series has already reported ROUTINE_COUNT times or more
+ * (counts halving every 30 days) is dropped, unless the reading is extreme
+ * on its own (DIRECT). What comes back at the same hour day after day (a
+ * cron job, a rush hour, a tank's filling) is the series' routine, not news.
+ */
+const ROUTINE_REPORT = 0.65;
+const ROUTINE_COUNT = 2;
+const ROUTINE_HALF_LIFE = 30 * 86_400_000;
+const ROUTINE_HOURS = 24;
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -98,8 +111,10 @@ const EVENT_LEFT = 11;
 const EVENT_MAX = 12;
 const DAILY_LEVEL = 13;
 const WEEKLY_LEVEL = 14;
+/** When the routine counts were last decayed. */
+const ROUTINE_DECAYED = 15;
 /** Per view: mean absolute error, short mean of the log error, readings. */
-const VIEWS_AT = 15;
+const VIEWS_AT = 16;
 const VIEW_DOUBLES = 3;
 const VIEWS = 4;
 /** Per histogram (two per view): total weight, current increment. */
@@ -121,7 +136,9 @@ const WEEKLY_AT = DAILY_AT + DAILY_BUCKETS;
 const TIME_OF_DAY_MEAN_AT = WEEKLY_AT + WEEKLY_BUCKETS;
 const TIME_OF_DAY_SPREAD_AT = TIME_OF_DAY_MEAN_AT + DAILY_BUCKETS;
 const TIME_OF_DAY_WEIGHT_AT = TIME_OF_DAY_SPREAD_AT + DAILY_BUCKETS;
-const FLOATS = TIME_OF_DAY_WEIGHT_AT + DAILY_BUCKETS;
+/** Per hour of day, the decayed count of reports there (see ROUTINE_REPORT). */
+const ROUTINE_AT = TIME_OF_DAY_WEIGHT_AT + DAILY_BUCKETS;
+const FLOATS = ROUTINE_AT + ROUTINE_HOURS;
 /** The time of day's memory: a day weighs this much (about ten days). */
 const TIME_OF_DAY_RATE = 0.1;
 /** Known once the days seen weigh this much (two days at TIME_OF_DAY_RATE). */
@@ -256,7 +273,23 @@ export class ValueScore {
     const surprise = Math.max(0, best - Math.log10(tests));
     this.surprise = surprise;
     const likelihood = this.#likelihood(surprise);
-    return this.#events(surprise >= DIRECT ? 1 : likelihood);
+    const score = this.#events(surprise >= DIRECT ? 1 : likelihood);
+    return score >= ROUTINE_REPORT && (d[INTERVAL] as number) <= HOUR
+      ? this.#routine(t, score, surprise)
+      : score;
+  }
+
+  /** A report at an hour of day where this series keeps reporting is dropped (see ROUTINE_REPORT). */
+  #routine(t: number, score: number, surprise: number): number {
+    const d = this.#d;
+    const f = this.#f;
+    const decay = 0.5 ** (Math.max(0, t - (d[ROUTINE_DECAYED] as number)) / ROUTINE_HALF_LIFE);
+    d[ROUTINE_DECAYED] = t;
+    for (let i = 0; i < ROUTINE_HOURS; i++) f[ROUTINE_AT + i] = (f[ROUTINE_AT + i] as number) * decay;
+    const hour = Math.floor(((((t % DAY) + DAY) % DAY) / DAY) * ROUTINE_HOURS) % ROUTINE_HOURS;
+    const routine = (f[ROUTINE_AT + hour] as number) >= ROUTINE_COUNT && surprise < DIRECT;
+    f[ROUTINE_AT + hour] = (f[ROUTINE_AT + hour] as number) + 1;
+    return routine ? 0 : score;
   }
 
   /** Level 2: the window's mean of level 1 against its long-run distribution. */
