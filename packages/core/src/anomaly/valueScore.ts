@@ -90,6 +90,25 @@ const ROUTINE_REPORT = 0.65;
 const ROUTINE_COUNT = 2;
 const ROUTINE_HALF_LIFE = 30 * 86_400_000;
 const ROUTINE_HOURS = 24;
+/**
+ * The pattern view, a second direct channel: the last PATTERN_WINDOW
+ * readings, scaled by the series' running range, matched against at most
+ * PATTERN_CATEGORIES learnt shapes (fuzzy adaptive resonance, complement
+ * coded: a shape matches when min(input, shape) covers PATTERN_VIGILANCE of
+ * the input; the best match learns slowly, no match replaces the least used
+ * shape). Its mismatch is ranked like the other views (point statistic
+ * only) and, corrected for one test more, scores 1 at PATTERN_DIRECT: a
+ * transition the series has not made before, whatever its size.
+ */
+const PATTERN_WINDOW = 3;
+const PATTERN_CATEGORIES = 16;
+const PATTERN_VIGILANCE = 0.94;
+const PATTERN_LEARNING = 0.1;
+const PATTERN_USAGE_DECAY = 0.999;
+/** Mismatches ranked before the pattern view may report. */
+const PATTERN_SEEN = 50;
+const PATTERN_DIRECT = 3;
+const PATTERN_INPUT = 2 * PATTERN_WINDOW;
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -113,15 +132,23 @@ const DAILY_LEVEL = 13;
 const WEEKLY_LEVEL = 14;
 /** When the routine counts were last decayed. */
 const ROUTINE_DECAYED = 15;
+/** The pattern view's running range, ring position and fill, and shapes learnt. */
+const LOW = 16;
+const HIGH = 17;
+const PATTERN_AT = 18;
+const PATTERN_FILLED = 19;
+const PATTERN_SHAPES = 20;
 /** Per view: mean absolute error, short mean of the log error, readings. */
-const VIEWS_AT = 16;
+const VIEWS_AT = 21;
 const VIEW_DOUBLES = 3;
-const VIEWS = 4;
-/** Per histogram (two per view): total weight, current increment. */
+/** The four predictors, and the pattern view (point statistic only). */
+const VIEWS = 5;
+/** Per histogram (two per predictor, one for the pattern): total weight, current increment. */
 const HISTOGRAMS_AT = VIEWS_AT + VIEWS * VIEW_DOUBLES;
-const HISTOGRAMS = 2 * VIEWS;
+const HISTOGRAMS = 2 * 4 + 1;
 const RING = HISTOGRAMS_AT + 2 * HISTOGRAMS;
-const DOUBLES = RING + WINDOW;
+const PATTERN_RING = RING + WINDOW;
+const DOUBLES = PATTERN_RING + PATTERN_WINDOW;
 
 const DAILY_BUCKETS = 48;
 const WEEKLY_BUCKETS = 168;
@@ -138,7 +165,10 @@ const TIME_OF_DAY_SPREAD_AT = TIME_OF_DAY_MEAN_AT + DAILY_BUCKETS;
 const TIME_OF_DAY_WEIGHT_AT = TIME_OF_DAY_SPREAD_AT + DAILY_BUCKETS;
 /** Per hour of day, the decayed count of reports there (see ROUTINE_REPORT). */
 const ROUTINE_AT = TIME_OF_DAY_WEIGHT_AT + DAILY_BUCKETS;
-const FLOATS = ROUTINE_AT + ROUTINE_HOURS;
+/** The pattern view's shapes (complement coded) and their decayed use. */
+const SHAPES_AT = ROUTINE_AT + ROUTINE_HOURS;
+const USAGE_AT = SHAPES_AT + PATTERN_CATEGORIES * PATTERN_INPUT;
+const FLOATS = USAGE_AT + PATTERN_CATEGORIES;
 /** The time of day's memory: a day weighs this much (about ten days). */
 const TIME_OF_DAY_RATE = 0.1;
 /** Known once the days seen weigh this much (two days at TIME_OF_DAY_RATE). */
@@ -154,6 +184,8 @@ const VIEW_LAST = 0;
 const VIEW_LEVEL = 1;
 const VIEW_DAILY = 2;
 const VIEW_WEEKLY = 3;
+const VIEW_PATTERN = 4;
+const PATTERN_HISTOGRAM = 8;
 
 export class ValueScore {
   /** The whole state: persist these bytes, and pass them back to resume. */
@@ -181,6 +213,13 @@ export class ValueScore {
    * skipping empty bins changes no sum.
    */
   readonly #highest = new Int8Array(HISTOGRAMS);
+  /**
+   * The pattern view's surprise for the last reading (−log10 p, corrected
+   * like `surprise` for one test more); 0 until it has ranked enough.
+   */
+  patternSurprise = 0;
+  /** The pattern view's input (scratch, not state). */
+  readonly #input = new Float64Array(PATTERN_INPUT);
   /** The two statistics of the last view stepped (scratch, not state). */
   #point = 0;
   #short = 0;
@@ -213,6 +252,7 @@ export class ValueScore {
   observe(t: number, x: number): number {
     const d = this.#d;
     this.surprise = 0;
+    this.patternSurprise = 0;
     this.timeOfDayDeviation = Number.NaN;
     if (!Number.isFinite(x) || !Number.isFinite(t)) return 0;
     const n = (d[N] as number) + 1;
@@ -224,6 +264,9 @@ export class ValueScore {
       d[DAILY_LEVEL] = x;
       d[WEEKLY_LEVEL] = x;
       d[ABS_MEAN] = Math.abs(x);
+      d[LOW] = x;
+      d[HIGH] = x;
+      this.#pattern(x);
       return 0;
     }
     const gap = Math.max(0, t - (d[LAST_T] as number));
@@ -267,13 +310,22 @@ export class ValueScore {
         tests += 2;
       }
     }
+    if (x < (d[LOW] as number)) d[LOW] = x;
+    if (x > (d[HIGH] as number)) d[HIGH] = x;
+    const mismatch = this.#pattern(x);
+    if (mismatch >= 0) this.#view(VIEW_PATTERN, mismatch, 1e-9);
     d[LAST_X] = x;
     d[LAST_T] = t;
     if (n < WARM_UP) return 0;
     const surprise = Math.max(0, best - Math.log10(tests));
     this.surprise = surprise;
+    const ranked = d[VIEWS_AT + VIEW_PATTERN * VIEW_DOUBLES + 2] as number;
+    const pattern =
+      mismatch >= 0 && ranked > PATTERN_SEEN ? Math.max(0, this.#point - Math.log10(tests + 1)) : 0;
+    this.patternSurprise = pattern;
     const likelihood = this.#likelihood(surprise);
-    const score = this.#events(surprise >= DIRECT ? 1 : likelihood);
+    const direct = surprise >= DIRECT || pattern >= PATTERN_DIRECT;
+    const score = this.#events(direct ? 1 : likelihood);
     return score >= ROUTINE_REPORT && (d[INTERVAL] as number) <= HOUR
       ? this.#routine(t, score, surprise)
       : score;
@@ -332,7 +384,79 @@ export class ValueScore {
     return score;
   }
 
-  /** One view's error: its two statistics ranked (into #point, #short), then learnt. */
+  /**
+   * The pattern view: the last readings (scaled by the running range)
+   * against the learnt shapes; returns the mismatch, 1 − the best match,
+   * or −1 while the window fills. Learns: the resonating shape moves
+   * towards the input, or the input becomes a shape (replacing the least
+   * used one when all are taken).
+   */
+  #pattern(x: number): number {
+    const d = this.#d;
+    const f = this.#f;
+    const slot = d[PATTERN_AT] as number;
+    d[PATTERN_RING + slot] = x;
+    const next = (slot + 1) % PATTERN_WINDOW;
+    d[PATTERN_AT] = next;
+    if ((d[PATTERN_FILLED] as number) < PATTERN_WINDOW) d[PATTERN_FILLED] = (d[PATTERN_FILLED] as number) + 1;
+    if ((d[PATTERN_FILLED] as number) < PATTERN_WINDOW) return -1;
+    const low = d[LOW] as number;
+    const range = (d[HIGH] as number) - low;
+    const input = this.#input;
+    for (let i = 0; i < PATTERN_WINDOW; i++) {
+      const a = range > 0 ? ((d[PATTERN_RING + ((next + i) % PATTERN_WINDOW)] as number) - low) / range : 0.5;
+      input[i] = a;
+      input[PATTERN_WINDOW + i] = 1 - a;
+    }
+    const shapes = d[PATTERN_SHAPES] as number;
+    let bestChoice = -1;
+    let chosen = -1;
+    let bestMatch = 0;
+    for (let j = 0; j < shapes; j++) {
+      let overlap = 0;
+      let weight = 0;
+      const at = SHAPES_AT + j * PATTERN_INPUT;
+      for (let i = 0; i < PATTERN_INPUT; i++) {
+        const w = f[at + i] as number;
+        const v = input[i] as number;
+        overlap += v < w ? v : w;
+        weight += w;
+      }
+      const match = overlap / PATTERN_WINDOW;
+      if (match > bestMatch) bestMatch = match;
+      if (match >= PATTERN_VIGILANCE) {
+        const choice = overlap / (1e-3 + weight);
+        if (choice > bestChoice) {
+          bestChoice = choice;
+          chosen = j;
+        }
+      }
+    }
+    for (let j = 0; j < shapes; j++) f[USAGE_AT + j] = (f[USAGE_AT + j] as number) * PATTERN_USAGE_DECAY;
+    if (chosen >= 0) {
+      const at = SHAPES_AT + chosen * PATTERN_INPUT;
+      for (let i = 0; i < PATTERN_INPUT; i++) {
+        const w = f[at + i] as number;
+        const v = input[i] as number;
+        f[at + i] = PATTERN_LEARNING * (v < w ? v : w) + (1 - PATTERN_LEARNING) * w;
+      }
+      f[USAGE_AT + chosen] = (f[USAGE_AT + chosen] as number) + 1;
+    } else {
+      let j = shapes;
+      if (j >= PATTERN_CATEGORIES) {
+        j = 0;
+        for (let k = 1; k < PATTERN_CATEGORIES; k++) {
+          if ((f[USAGE_AT + k] as number) < (f[USAGE_AT + j] as number)) j = k;
+        }
+      } else d[PATTERN_SHAPES] = shapes + 1;
+      const at = SHAPES_AT + j * PATTERN_INPUT;
+      for (let i = 0; i < PATTERN_INPUT; i++) f[at + i] = input[i] as number;
+      f[USAGE_AT + j] = 1;
+    }
+    return 1 - bestMatch;
+  }
+
+  /** One view's error: its statistics ranked (into #point, #short), then learnt. */
   #view(view: number, error: number, floor: number): void {
     const d = this.#d;
     const at = VIEWS_AT + view * VIEW_DOUBLES;
@@ -345,13 +469,18 @@ export class ValueScore {
       return;
     }
     const u = Math.log(error / ((d[at] as number) + floor + 1e-300) + LOG_FLOOR);
-    const short = (d[at + 1] as number) + SHORT_RATE * (u - (d[at + 1] as number));
-    d[at + 1] = short;
-    const pointHistogram = 2 * view;
-    this.#point = this.#tail(pointHistogram, u);
-    this.#short = this.#tail(pointHistogram + 1, short);
-    this.#learn(pointHistogram, u);
-    this.#learn(pointHistogram + 1, short);
+    if (view === VIEW_PATTERN) {
+      this.#point = this.#tail(PATTERN_HISTOGRAM, u);
+      this.#learn(PATTERN_HISTOGRAM, u);
+    } else {
+      const short = (d[at + 1] as number) + SHORT_RATE * (u - (d[at + 1] as number));
+      d[at + 1] = short;
+      const pointHistogram = 2 * view;
+      this.#point = this.#tail(pointHistogram, u);
+      this.#short = this.#tail(pointHistogram + 1, short);
+      this.#learn(pointHistogram, u);
+      this.#learn(pointHistogram + 1, short);
+    }
     d[at] = (d[at] as number) + Math.max(SCALE_RATE, 1 / seen) * (error - (d[at] as number));
   }
 
