@@ -419,7 +419,7 @@ export class ValueScore {
       for (let i = 0; i < PATTERN_INPUT; i++) {
         const w = f[at + i] as number;
         const v = input[i] as number;
-        overlap += v < w ? v : w;
+        overlap += Math.min(v, w);
         weight += w;
       }
       const match = overlap / PATTERN_WINDOW;
@@ -438,7 +438,7 @@ export class ValueScore {
       for (let i = 0; i < PATTERN_INPUT; i++) {
         const w = f[at + i] as number;
         const v = input[i] as number;
-        f[at + i] = PATTERN_LEARNING * (v < w ? v : w) + (1 - PATTERN_LEARNING) * w;
+        f[at + i] = PATTERN_LEARNING * Math.min(v, w) + (1 - PATTERN_LEARNING) * w;
       }
       f[USAGE_AT + chosen] = (f[USAGE_AT + chosen] as number) + 1;
     } else {
