@@ -14,6 +14,9 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postReadings } from '../support/postReadings.ts';
 
+/** A gateway loading 30 days at once: not held to the default rates. */
+const BULK_LOAD = { readingsPerSecond: 0, requestsPerSecond: 0 };
+
 let cluster: RedisCluster;
 let client: Cluster;
 
@@ -43,10 +46,14 @@ describe.runIf(redisServerOnPath())('the pipeline on a 3-master Redis Cluster', 
     const aggregator = await startAggregator(config, logger);
     const ingest = await startIngest(config, logger);
     try {
-      const { token } = await new GatewayRegistry(client, { now: () => Date.now() }).add('cluster', {
-        kind: 'district',
-        district: 'SELARGIUS',
-      });
+      const { token } = await new GatewayRegistry(client, { now: () => Date.now() }).add(
+        'cluster',
+        {
+          kind: 'district',
+          district: 'SELARGIUS',
+        },
+        BULK_LOAD,
+      );
       const { accepted } = await postReadings(ingest.url, data.sent, { batch: 500, token });
       expect(accepted).toBe(data.unique.length);
 

@@ -13,6 +13,9 @@ import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+/** A gateway loading 30 days at once: not held to the default rates. */
+const BULK_LOAD = { readingsPerSecond: 0, requestsPerSecond: 0 };
+
 let redis: TestRedis;
 let client: Redis;
 
@@ -37,10 +40,14 @@ describe('readings through HTTP to the dashboard keys', () => {
     const silent = pino({ level: 'silent' });
     const aggregator = await startAggregator(config, silent);
     const ingest = await startIngest(config, silent);
-    const { token } = await new GatewayRegistry(client, { now: () => Date.now() }).add('e2e', {
-      kind: 'district',
-      district: 'SELARGIUS',
-    });
+    const { token } = await new GatewayRegistry(client, { now: () => Date.now() }).add(
+      'e2e',
+      {
+        kind: 'district',
+        district: 'SELARGIUS',
+      },
+      BULK_LOAD,
+    );
 
     let accepted = 0;
     let duplicates = 0;

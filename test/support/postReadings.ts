@@ -12,8 +12,9 @@ export interface PostOptions {
 
 /**
  * Posts readings to ingest's HTTP API, `batch` per request, in order; throws
- * on any answer but 200 (and 503 when resending). Returns what ingest said
- * it accepted and found duplicate.
+ * on any answer but 200 (and 503 when resending). A 429 is resent after its
+ * Retry-After, as a gateway does. Returns what ingest said it accepted and
+ * found duplicate.
  */
 export async function postReadings(
   url: string,
@@ -36,6 +37,10 @@ export async function postReadings(
         accepted += reply.accepted;
         duplicates += reply.duplicates;
         break;
+      }
+      if (response.status === 429) {
+        await new Promise((r) => setTimeout(r, Number(response.headers.get('retry-after') ?? 1) * 1000));
+        continue;
       }
       if (response.status !== 503 || !options.resendUnavailable) {
         throw new Error(`ingest answered ${response.status}: ${text}`);

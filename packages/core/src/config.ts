@@ -5,6 +5,7 @@ import {
   thresholdsProblem,
 } from './anomaly/settings.ts';
 import { ConfigError } from './errors/ConfigError.ts';
+import type { GatewayLimits } from './gateway.ts';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -25,8 +26,24 @@ export interface IngestConfig {
   readonly maxFutureMs: number;
   readonly auth: boolean;
   readonly authCacheMs: number;
-  /** Longest ingest waits for Redis to confirm a write before answering 503. */
+  /** Longest ingest waits for Redis, over all of a request's calls, before answering 503. */
   readonly redisTimeoutMs: number;
+  /** INGEST_REQUEST_TIMEOUT_SECONDS: a request's headers and body must arrive within this (else 408). */
+  readonly requestTimeoutMs: number;
+  /** INGEST_HEADERS_TIMEOUT_SECONDS: a request's headers must arrive within this. */
+  readonly headersTimeoutMs: number;
+  /** INGEST_KEEP_ALIVE_SECONDS: an idle keep-alive connection is closed after this. */
+  readonly keepAliveMs: number;
+  /** INGEST_MAX_CONNECTIONS: connections open at once; more are refused. */
+  readonly maxConnections: number;
+  /** INGEST_RATE_READINGS, INGEST_RATE_REQUESTS: each gateway's default rates (0: no limit). */
+  readonly limits: GatewayLimits;
+  /** INGEST_AUTH_FAILURES_PER_MINUTE: failed authentications a client address may make (0: no limit). */
+  readonly authFailuresPerMinute: number;
+  /** INGEST_NEW_NODES_PER_HOUR: nodes a district gateway may add to its district per hour. */
+  readonly newNodesPerHour: number;
+  /** INGEST_TRUST_PROXY: take the client address from X-Forwarded-For (behind a proxy). */
+  readonly trustProxy: boolean;
   /** PUBSUB_*: readings pulled from a Pub/Sub subscription too (absent: HTTP only). */
   readonly pubsub?: PubSubSourceConfig;
 }
@@ -283,6 +300,17 @@ export function loadConfig(env: Env): Config {
         max: 600_000,
         integer: true,
       }),
+      requestTimeoutMs: read.number('INGEST_REQUEST_TIMEOUT_SECONDS', 30, { min: 1, max: 3600 }) * 1000,
+      headersTimeoutMs: read.number('INGEST_HEADERS_TIMEOUT_SECONDS', 10, { min: 1, max: 3600 }) * 1000,
+      keepAliveMs: read.number('INGEST_KEEP_ALIVE_SECONDS', 72, { min: 1, max: 3600 }) * 1000,
+      maxConnections: read.number('INGEST_MAX_CONNECTIONS', 4096, { min: 1, max: 1_000_000, integer: true }),
+      limits: {
+        readingsPerSecond: read.number('INGEST_RATE_READINGS', 20_000, { min: 0 }),
+        requestsPerSecond: read.number('INGEST_RATE_REQUESTS', 100, { min: 0 }),
+      },
+      authFailuresPerMinute: read.number('INGEST_AUTH_FAILURES_PER_MINUTE', 30, { min: 0, integer: true }),
+      newNodesPerHour: read.number('INGEST_NEW_NODES_PER_HOUR', 100, { min: 0, integer: true }),
+      trustProxy: read.choice('INGEST_TRUST_PROXY', 'off', ['on', 'off']) === 'on',
       ...readPubSubSource(read, env),
     },
     aggregator: {

@@ -49,8 +49,16 @@ export type {
 export { DEFAULT_METRICS_PORTS, liveAheadMs, loadConfig, metricsPort, redactUrl } from './config.ts';
 export { csvRecord, csvTimestamp, splitCsvLine } from './csv.ts';
 export { ConfigError } from './errors/ConfigError.ts';
-export type { GatewayRecord, GatewayScope } from './gateway.ts';
-export { checkScope, describeScope, GATEWAY_NAME } from './gateway.ts';
+export { TimeoutError } from './errors/TimeoutError.ts';
+export type { GatewayLimits, GatewayRecord, GatewayScope, NodeOwnership } from './gateway.ts';
+export {
+  checkOwnership,
+  checkScope,
+  describeScope,
+  districtToClaim,
+  GATEWAY_NAME,
+  limitsOf,
+} from './gateway.ts';
 export type { ReadingIdentity } from './identity.ts';
 export { IDENTITY_BUCKET_MS, identityLabel, identityOf } from './identity.ts';
 export type { ShardKeys } from './keys.ts';
@@ -63,6 +71,7 @@ export {
   gatewayKeys,
   NODES_ALL_MEMBERS,
   opsKeys,
+  rateKeys,
   readModelKeys,
   reconcileKeys,
   STREAM_BASE,
@@ -73,7 +82,7 @@ export { seededRandom } from './random.ts';
 export type { Range } from './ranges.ts';
 export { RANGE_MS, RANGES } from './ranges.ts';
 export type { CheckedReading, Measurement, Reading, ValidationPolicy } from './reading.ts';
-export { checkReading, KNOWN_NODE_TYPES, MEASUREMENTS } from './reading.ts';
+export { checkReading, isNodeId, KNOWN_NODE_TYPES, MEASUREMENTS, NODE_ID_RULE } from './reading.ts';
 export type { NodeContribution, SystemSums } from './readModel.ts';
 export {
   addToSums,

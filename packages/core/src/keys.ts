@@ -200,6 +200,22 @@ export const GROUPS = { aggregator: 'aggregator', archiver: 'archiver' } as cons
 export const gatewayKeys = {
   byName: '{gateways}:by-name',
   byTokenHash: '{gateways}:by-token',
-  /** node id → district, fixed by the first district gateway that sends the node. */
+  /** node id → district: the first district that sends the node (within the join cap), or an operator's choice. */
   nodeDistrict: '{gateways}:node-district',
+  /** node id → the node-scoped gateway that names it. */
+  nodeGateway: '{gateways}:node-gateway',
+  /** How many nodes a gateway bound to its district in an hour (the join cap's counter). */
+  joined: (gateway: string, hour: number) => `{gateways}:joined:${gateway}:${hour}`,
+  /** Channel announcing registry changes (revocations, node moves), so every ingest drops what it remembers. */
+  changes: 'streamgauge:gateways',
+} as const;
+
+/**
+ * Rate-limit buckets, shared by every ingest replica. Each is one key, so
+ * they spread over a Redis Cluster's slots.
+ */
+export const rateKeys = {
+  requests: (gateway: string) => `rate:gateway:${gateway}:requests`,
+  readings: (gateway: string) => `rate:gateway:${gateway}:readings`,
+  authFailures: (address: string) => `rate:address:${address}:auth-failures`,
 } as const;

@@ -1,4 +1,4 @@
-import { parseTimestamp, quote, typeName } from './timestamp.ts';
+import { asciiQuote, parseTimestamp, quote, typeName } from './timestamp.ts';
 
 /**
  * A validated reading, as ingest appends it and every consumer reads it.
@@ -50,9 +50,21 @@ export const KNOWN_NODE_TYPES = ['distribution', 'storage', 'monitoring', 'inter
 export const MAX_NODE_ID_LENGTH = 128;
 export const MAX_TEXT_LENGTH = 256;
 
-// Node ids become part of Redis keys and log lines: no whitespace or control
-// characters, and no braces, which would change a key's Redis Cluster slot.
-const NODE_ID = /^[^\s{}\p{Cc}]+$/u;
+/**
+ * Node ids become part of Redis keys, log lines and dashboard labels, so they
+ * keep to an alphabet that reads the same everywhere: ASCII letters, digits,
+ * `.`, `_` and `-`, starting with a letter or digit. Nothing invisible or
+ * look-alike (`odd` and `odd\u200b`), nothing a key pattern or a Redis
+ * Cluster hash tag would read (`*?[]`, `:`, braces), no quotes.
+ */
+const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+export function isNodeId(id: string): boolean {
+  return id.length <= MAX_NODE_ID_LENGTH && NODE_ID.test(id);
+}
+
+/** The node id rule in words, as rejections name it. */
+export const NODE_ID_RULE = `1 to ${MAX_NODE_ID_LENGTH} ASCII letters, digits, '.', '_' or '-', starting with a letter or digit`;
 
 export interface ValidationPolicy {
   /** The clock's reading when the batch arrived. */
@@ -85,12 +97,8 @@ export function checkReading(raw: unknown, policy: ValidationPolicy): CheckedRea
   if (nodeId.length > MAX_NODE_ID_LENGTH) {
     return bad(`node_id: longer than ${MAX_NODE_ID_LENGTH} characters`);
   }
-  // A lone surrogate would become U+FFFD in Redis keys, so two different ids
-  // would share one node's keys.
-  if (!nodeId.isWellFormed()) return bad('node_id: contains an unpaired UTF-16 surrogate');
-  if (!NODE_ID.test(nodeId)) {
-    return bad(`node_id: ${quote(nodeId)} contains whitespace, a control character or a brace`);
-  }
+  if (!NODE_ID.test(nodeId))
+    return bad(`node_id: ${asciiQuote(nodeId)} is not a node id: use ${NODE_ID_RULE}`);
 
   const ts = parseTimestamp(input.timestamp);
   if (!ts.ok) return bad(`timestamp: ${ts.error}`);

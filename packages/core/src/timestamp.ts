@@ -75,6 +75,19 @@ export function quote(text: string): string {
   return JSON.stringify(text.length > 64 ? `${text.slice(0, 64)}…` : text);
 }
 
+/**
+ * Like `quote`, with every character outside printable ASCII written as
+ * `\uXXXX`, so an invisible or look-alike character shows in the message.
+ */
+export function asciiQuote(text: string): string {
+  const cut = text.length > 64;
+  const escaped = JSON.stringify(cut ? text.slice(0, 64) : text).replace(
+    /[^\x20-\x7e]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+  return cut ? `${escaped.slice(0, -1)}…"` : escaped;
+}
+
 export function typeName(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'array';

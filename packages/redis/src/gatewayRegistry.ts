@@ -2,13 +2,18 @@ import { createHash, randomBytes } from 'node:crypto';
 import {
   type Clock,
   GATEWAY_NAME,
+  type GatewayLimits,
   type GatewayRecord,
   type GatewayScope,
   gatewayKeys,
+  isNodeId,
+  NODE_ID_RULE,
 } from '@streamgauge/core';
 import type { Cluster, Redis } from 'ioredis';
 import { GatewayExistsError } from './errors/GatewayExistsError.ts';
+import { NodeOwnedError } from './errors/NodeOwnedError.ts';
 import { UnknownGatewayError } from './errors/UnknownGatewayError.ts';
+import { publishRegistryChange } from './registryChanges.ts';
 import { runScript } from './scripts.ts';
 
 export interface IssuedGateway {
@@ -39,11 +44,21 @@ export class GatewayRegistry {
     this.#clock = clock;
   }
 
-  async add(name: string, scope: GatewayScope): Promise<IssuedGateway> {
+  /**
+   * Issues a token. A node-scoped gateway owns the nodes it names: no other
+   * gateway may write them, and no other live gateway may name them.
+   * `limits` are its own rates where they differ from ingest's defaults.
+   */
+  async add(name: string, scope: GatewayScope, limits?: Partial<GatewayLimits>): Promise<IssuedGateway> {
     if (!GATEWAY_NAME.test(name)) {
       throw new RangeError(
         `gateway name ${JSON.stringify(name)}: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit`,
       );
+    }
+    const nodes = scope.kind === 'nodes' ? scope.nodes : [];
+    const badNode = nodes.find((node) => !isNodeId(node));
+    if (badNode !== undefined) {
+      throw new RangeError(`node id ${JSON.stringify(badNode)}: use ${NODE_ID_RULE}`);
     }
     const token = `sg_${randomBytes(32).toString('base64url')}`;
     const record: GatewayRecord = {
@@ -51,16 +66,22 @@ export class GatewayRegistry {
       tokenHash: hashToken(token),
       scope,
       createdAt: new Date(this.#clock.now()).toISOString(),
+      ...(limits === undefined || Object.keys(limits).length === 0 ? {} : { limits }),
     };
     const added = await runScript(
       this.#redis,
       'addGateway',
-      [gatewayKeys.byName, gatewayKeys.byTokenHash],
-      [name, record.tokenHash, JSON.stringify(record)],
+      [gatewayKeys.byName, gatewayKeys.byTokenHash, gatewayKeys.nodeGateway],
+      [name, record.tokenHash, JSON.stringify(record), ...nodes],
     );
+    if (Array.isArray(added)) {
+      const [node, owner] = added as [string, string];
+      throw new NodeOwnedError(node, owner);
+    }
     if (added !== 1) {
       throw new GatewayExistsError(`gateway ${JSON.stringify(name)} exists; revoke it first`);
     }
+    if (nodes.length > 0) await publishRegistryChange(this.#redis, 'nodes');
     return { record, token };
   }
 
@@ -78,6 +99,7 @@ export class GatewayRegistry {
       [name, new Date(this.#clock.now()).toISOString()],
     );
     if (result === 0) throw new UnknownGatewayError(`no gateway named ${JSON.stringify(name)}`);
+    if (result === 1) await publishRegistryChange(this.#redis, 'gateways');
     return result === 1;
   }
 

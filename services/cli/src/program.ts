@@ -8,6 +8,7 @@ import { dlqCommand } from './commands/dlq.ts';
 import { gatewaysCommand } from './commands/gateways.ts';
 import { importCommand } from './commands/import.ts';
 import { ingestCommand } from './commands/ingest.ts';
+import { nodesCommand } from './commands/nodes.ts';
 import { rebuildCommand } from './commands/rebuild.ts';
 import { replayCommand } from './commands/replay.ts';
 import { simulateCommand } from './commands/simulate.ts';
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   archiveCommand(program);
   simulateCommand(program);
   gatewaysCommand(program);
+  nodesCommand(program);
   importCommand(program);
   backfillCommand(program);
   cacheStatsCommand(program);

@@ -98,6 +98,57 @@ describe('streamgauge CLI', () => {
     expect(unknown.stderr).toContain('no gateway named "nobody"');
   });
 
+  it('nodes: lists owners, assigns to a district, releases; refuses what a live gateway names; gateways carry their own rates', async () => {
+    const rated = await streamgauge([
+      'gateways',
+      'add',
+      'pump9',
+      '--nodes',
+      'P9',
+      '--requests-per-second',
+      '5',
+      '--readings-per-second',
+      '0',
+    ]);
+    expect(rated.code, rated.stderr).toBe(0);
+    expect((await streamgauge(['gateways', 'list'])).stdout).toMatch(
+      /pump9\tnodes P9\tcreated \S+\tactive\tlimits \{"readingsPerSecond":0,"requestsPerSecond":5\}/,
+    );
+    const badRate = await streamgauge([
+      'gateways',
+      'add',
+      'x',
+      '--district',
+      'D',
+      '--requests-per-second',
+      'fast',
+    ]);
+    expect(badRate.code).toBe(2);
+    expect(badRate.stderr).toContain('--requests-per-second: expected a number ≥ 0, got "fast"');
+    const taken = await streamgauge(['gateways', 'add', 'pump10', '--nodes', 'P9,P10']);
+    expect(taken.code).toBe(1);
+    expect(taken.stderr).toContain('node "P9" is named by gateway "pump9"; revoke that gateway first');
+
+    const assigned = await streamgauge(['nodes', 'assign', 'N7', 'N8,P9', '--district', 'SEL']);
+    expect(assigned.stdout).toContain('3 nodes assigned to district SEL');
+    expect((await streamgauge(['nodes', 'list', '--district', 'SEL'])).stdout).toBe(
+      'N7\tdistrict SEL\tgateway -\nN8\tdistrict SEL\tgateway -\nP9\tdistrict SEL\tgateway pump9\n',
+    );
+    const held = await streamgauge(['nodes', 'release', 'N7', 'P9']);
+    expect(held.code).toBe(1);
+    expect(held.stderr).toContain('node "P9" is named by gateway "pump9"; revoke that gateway first');
+    expect((await streamgauge(['nodes', 'release', 'N7'])).stdout).toContain('1 of 1 node released');
+    expect(JSON.parse((await streamgauge(['nodes', 'list', '--json'])).stdout)).toEqual([
+      { node: 'N8', district: 'SEL' },
+      { node: 'P9', district: 'SEL', gateway: 'pump9' },
+    ]);
+    const bad = await streamgauge(['nodes', 'assign', 'odd:1', '--district', 'SEL']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(
+      `node id "odd:1": use 1 to 128 ASCII letters, digits, '.', '_' or '-', starting with a letter or digit`,
+    );
+  });
+
   it('ingest finishes an in-flight request on SIGTERM, then exits 0', async () => {
     const port = await freePort();
     const child: ChildProcess = spawn(

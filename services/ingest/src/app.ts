@@ -1,8 +1,14 @@
-import { type Clock, checkScope, type IngestConfig, type Reading, withTimeout } from '@streamgauge/core';
+import type { Socket } from 'node:net';
+import {
+  type Clock,
+  checkScope,
+  type GatewayRecord,
+  type IngestConfig,
+  withTimeout,
+} from '@streamgauge/core';
 import type { RedisClient } from '@streamgauge/redis';
 import {
-  isUnavailable,
-  type NodeDistricts,
+  type NodeOwners,
   type ReadingLog,
   RedisUnavailableError,
   type StoredOutcome,
@@ -12,12 +18,16 @@ import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
   LogController,
 } from 'fastify';
 import type { Logger } from 'pino';
-import { type Authenticator, authorize } from './authenticator.ts';
 import { BodyError, type Item, jsonItems, ndjsonItems } from './body.ts';
 import { HttpError } from './errors/HttpError.ts';
+import type { Admission, Gatekeeper } from './gatekeeper.ts';
+import { keepOwnNodes } from './ownership.ts';
+import { RedisBudget } from './redisBudget.ts';
 import { BatchError, type CheckedBatch, checkBatch, type Rejection } from './validate.ts';
 
 export type { Rejection } from './validate.ts';
@@ -27,10 +37,10 @@ export interface IngestDependencies {
   readonly readingLog: ReadingLog;
   /** Used by /readyz. */
   readonly redis: RedisClient;
-  /** Absent only when authentication is switched off. */
-  readonly authenticator: Authenticator | undefined;
-  /** Binds nodes to districts, so a district gateway sends only its own nodes. */
-  readonly nodeDistricts: NodeDistricts | undefined;
+  /** Tokens and rates; absent only when authentication is switched off. */
+  readonly gatekeeper: Gatekeeper | undefined;
+  /** Who owns each node, so a gateway writes only its own; absent with authentication off. */
+  readonly nodeOwners: NodeOwners | undefined;
   readonly clock: Clock;
   readonly logger: Logger;
   /** Served at /metrics; counts this route's readings. */
@@ -57,11 +67,14 @@ const RETRY_AFTER_SECONDS = 1;
 
 const EMPTY_BODY = 'the body is empty; send a reading, an array of readings or {"readings": [...]}';
 
+/** What a request carries from admission to its handler. */
+interface Admitted {
+  readonly gateway: GatewayRecord | undefined;
+  readonly budget: RedisBudget;
+}
+
 export function buildIngestApp(deps: IngestDependencies): FastifyInstance {
-  const { config, readingLog, authenticator, nodeDistricts, clock } = deps;
-  const unavailable = (error: unknown) => {
-    throw isUnavailable(error) ? new RedisUnavailableError(error) : error;
-  };
+  const { config, readingLog, gatekeeper, nodeOwners, clock } = deps;
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     // Per-request access logs would dominate the hot path at small batches;
@@ -71,7 +84,19 @@ export function buildIngestApp(deps: IngestDependencies): FastifyInstance {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     requestIdHeader: 'x-request-id',
+    trustProxy: config.trustProxy,
+    // A client holds a connection only so long: headers, then the whole
+    // request (else 408), then idle between requests.
+    requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: config.keepAliveMs,
+    http: {
+      headersTimeout: Math.min(config.headersTimeoutMs, config.requestTimeoutMs),
+      // Node checks those deadlines on this period (30 s by default).
+      connectionsCheckingInterval: Math.min(1_000, config.headersTimeoutMs),
+    },
+    clientErrorHandler: answerClientError(config),
   });
+  app.server.maxConnections = config.maxConnections;
 
   // Bodies stay raw buffers: UTF-8 is checked strictly (a lenient decoder would
   // turn invalid bytes into U+FFFD and accept altered node ids), and parsing
@@ -127,46 +152,43 @@ export function buildIngestApp(deps: IngestDependencies): FastifyInstance {
     }
   });
 
-  app.post('/v1/readings', async (request, reply) => {
-    let source = 'anonymous';
-    let scopeOf: ((reading: Reading) => string | undefined) | undefined;
-    let district: string | undefined;
-    if (authenticator !== undefined) {
-      const outcome = await authorize(request.headers.authorization, authenticator).catch(unavailable);
-      if (!outcome.ok) {
-        if (outcome.status === 401) reply.header('www-authenticate', 'Bearer');
-        return reply.code(outcome.status).send({ error: outcome.error });
-      }
-      if (outcome.gateway) {
-        const { scope, name } = outcome.gateway;
-        source = name;
-        scopeOf = (reading) => checkScope(scope, reading);
-        if (scope.kind === 'district') district = scope.district;
-      }
-    }
+  const admitted = new WeakMap<FastifyRequest, Admitted>();
 
-    const body = request.body;
-    if (!Buffer.isBuffer(body)) throw new HttpError(400, EMPTY_BODY);
-    const [type = '', ...params] = (request.headers['content-type'] ?? '').toLowerCase().split(';');
-    const mediaType = type.trim();
-    const charset = params.map((p) => p.trim()).find((p) => p.startsWith('charset='));
-    if (charset !== undefined && !/^charset="?utf-?8"?$/.test(charset)) {
-      throw new HttpError(415, `${charset} is not supported: send UTF-8`);
+  // Runs before the body is read: a request that may not send is answered
+  // from its headers, and its connection closed with the body unread.
+  const admit = async (request: FastifyRequest, reply: FastifyReply) => {
+    const budget = new RedisBudget(config.redisTimeoutMs);
+    if (gatekeeper === undefined) {
+      admitted.set(request, { gateway: undefined, budget });
+      return;
     }
-    let items: Item[];
+    let admission: Admission;
     try {
-      items = mediaType === 'application/json' ? jsonItems(body) : ndjsonItems(body);
+      admission = await gatekeeper.admit(request.headers.authorization, request.ip, budget);
     } catch (error) {
-      if (error instanceof BodyError) throw new HttpError(400, error.message);
-      throw error;
+      if (!(error instanceof RedisUnavailableError)) throw error;
+      request.log.warn({ err: error }, 'redis unavailable before the body was read; answered 503');
+      return refuse(reply, 503, UNAVAILABLE.none, { stored: 'none', retryAfterSeconds: RETRY_AFTER_SECONDS });
     }
+    if (!admission.ok) {
+      if (admission.status === 401) reply.header('www-authenticate', 'Bearer');
+      return refuse(reply, admission.status, admission.error, admission);
+    }
+    admitted.set(request, { gateway: admission.gateway, budget });
+  };
+
+  app.post('/v1/readings', { onRequest: admit }, async function appendReadings(request, reply) {
+    const { gateway, budget } = admitted.get(request) as Admitted;
+    const source = gateway?.name ?? 'anonymous';
+
+    const items = decodeBody(request);
     let batch: CheckedBatch;
     try {
       batch = checkBatch(items, {
         policy: { nowMs: clock.now(), maxFutureMs: config.maxFutureMs },
         maxReadings: config.maxBatchReadings,
         unit: 'request',
-        scopeOf,
+        scopeOf: gateway === undefined ? undefined : (reading) => checkScope(gateway.scope, reading),
       });
     } catch (error) {
       if (!(error instanceof BatchError)) throw error;
@@ -175,38 +197,19 @@ export function buildIngestApp(deps: IngestDependencies): FastifyInstance {
     let valid = batch.valid;
     const rejected = batch.rejected;
 
-    // A district gateway may send only nodes of its district, or nodes no
-    // district has sent yet (which it then binds to its own).
-    let unbound: string[] = [];
-    if (district !== undefined && nodeDistricts !== undefined && valid.length > 0) {
-      const ids = [...new Set(valid.map((v) => v.reading.node_id))];
-      const bound = await nodeDistricts.lookup(ids).catch(unavailable);
-      unbound = ids.filter((id) => !bound.has(id));
-      valid = valid.filter(({ index, reading }) => {
-        const owner = bound.get(reading.node_id);
-        if (owner === undefined || owner === district) return true;
-        rejected.push({
-          index,
-          error: `node_id: ${JSON.stringify(reading.node_id)} belongs to district ${JSON.stringify(owner)}, outside this gateway's district ${JSON.stringify(district)}`,
-        });
-        return false;
-      });
-      rejected.sort((a, b) => a.index - b.index);
+    if (gateway !== undefined && gatekeeper !== undefined && nodeOwners !== undefined) {
+      const overRate = await gatekeeper.takeReadings(gateway, items.length, budget);
+      if (overRate !== undefined && !overRate.ok)
+        return refuse(reply, overRate.status, overRate.error, overRate);
+      valid = await keepOwnNodes(gateway, valid, rejected, nodeOwners, config.newNodesPerHour, budget);
     }
 
-    const { accepted, duplicates } = await readingLog.append(
-      valid.map((v) => v.reading),
-      source,
+    const { accepted, duplicates } = await budget.append(
+      readingLog.append(
+        valid.map((v) => v.reading),
+        source,
+      ),
     );
-    if (district !== undefined && unbound.length > 0) {
-      // The readings are stored: a failure here must not fail the request.
-      await nodeDistricts?.claim(unbound, district).catch((error: unknown) => {
-        request.log.warn(
-          { err: error },
-          'binding new nodes to their district failed; the next request retries',
-        );
-      });
-    }
     const result: IngestReply = { accepted, duplicates, rejected };
     counted?.add({ accepted, duplicates, rejected: rejected.length });
     if (rejected.length > 0) {
@@ -222,4 +225,67 @@ export function buildIngestApp(deps: IngestDependencies): FastifyInstance {
   });
 
   return app;
+}
+
+/** A body's items, by its content type; a body that cannot be read at all is a 400 or 415. */
+function decodeBody(request: FastifyRequest): Item[] {
+  const body = request.body;
+  if (!Buffer.isBuffer(body)) throw new HttpError(400, EMPTY_BODY);
+  const [type = '', ...params] = (request.headers['content-type'] ?? '').toLowerCase().split(';');
+  const mediaType = type.trim();
+  const charset = params.map((p) => p.trim()).find((p) => p.startsWith('charset='));
+  if (charset !== undefined && !/^charset="?utf-?8"?$/.test(charset)) {
+    throw new HttpError(415, `${charset} is not supported: send UTF-8`);
+  }
+  try {
+    return mediaType === 'application/json' ? jsonItems(body) : ndjsonItems(body);
+  } catch (error) {
+    if (error instanceof BodyError) throw new HttpError(400, error.message);
+    throw error;
+  }
+}
+
+/**
+ * Answers before the body is read, and closes the connection after: the
+ * unread body is never buffered, and the client cannot go on sending it.
+ */
+function refuse(
+  reply: FastifyReply,
+  status: number,
+  error: string,
+  extra: { stored?: StoredOutcome; retryAfterSeconds?: number | undefined },
+): FastifyReply {
+  if (extra.retryAfterSeconds !== undefined) reply.header('retry-after', String(extra.retryAfterSeconds));
+  return reply
+    .code(status)
+    .header('connection', 'close')
+    .send(extra.stored === undefined ? { error } : { error, stored: extra.stored });
+}
+
+/**
+ * Node reports a request that took longer than INGEST_REQUEST_TIMEOUT_SECONDS
+ * (or whose headers exceeded the header size) as a client error on the socket;
+ * it gets its status and our own words, then the socket is closed.
+ */
+function answerClientError(config: IngestConfig) {
+  return (error: NodeJS.ErrnoException, socket: Socket) => {
+    if (error.code === 'ECONNRESET' || socket.destroyed) return;
+    const [status, message] =
+      error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [
+            408,
+            `the request was not received within ${config.requestTimeoutMs / 1000} s (INGEST_REQUEST_TIMEOUT_SECONDS); nothing of it was stored`,
+          ]
+        : error.code === 'HPE_HEADER_OVERFLOW'
+          ? [431, 'the request headers are too large']
+          : [400, 'the request is not valid HTTP'];
+    if (socket.writable && socket.bytesWritten === 0) {
+      const body = JSON.stringify({ error: message });
+      socket.write(
+        `HTTP/1.1 ${status} ${status === 408 ? 'Request Timeout' : status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+          `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy(error);
+  };
 }

@@ -4,7 +4,7 @@ import type { Authentication, GatewayRegistry } from '@streamgauge/redis';
 /**
  * Resolves bearer tokens through the gateway registry, remembering answers
  * for a few seconds so a gateway's requests do not each cost a Redis round
- * trip. A revocation therefore takes effect within that time.
+ * trip. A registry change (a revocation) is pushed: `forget` drops them all.
  */
 export class Authenticator {
   readonly #registry: GatewayRegistry;
@@ -20,38 +20,48 @@ export class Authenticator {
     this.#now = now;
   }
 
-  async authenticate(token: string): Promise<Authentication> {
-    const now = this.#now();
+  /** The answer remembered for `token`, when there is one. */
+  remembered(token: string): Authentication | undefined {
     const hit = this.#cache.get(token);
-    if (hit !== undefined && hit.until > now) return hit.auth;
+    return hit !== undefined && hit.until > this.#now() ? hit.auth : undefined;
+  }
+
+  async authenticate(token: string): Promise<Authentication> {
+    const hit = this.remembered(token);
+    if (hit !== undefined) return hit;
     const auth = await this.#registry.authenticate(token);
     if (this.#ttlMs > 0) {
       // Random tokens must not grow the cache without bound.
       if (this.#cache.size >= Authenticator.MAX_ENTRIES) this.#cache.clear();
-      this.#cache.set(token, { auth, until: now + this.#ttlMs });
+      this.#cache.set(token, { auth, until: this.#now() + this.#ttlMs });
     }
     return auth;
+  }
+
+  /** Drops every remembered answer: the registry changed. */
+  forget(): void {
+    this.#cache.clear();
   }
 }
 
 export type AuthOutcome =
-  | { readonly ok: true; readonly gateway: GatewayRecord | undefined }
+  | { readonly ok: true; readonly gateway: GatewayRecord }
   | { readonly ok: false; readonly status: 401 | 403; readonly error: string };
 
 const BEARER = /^Bearer +([A-Za-z0-9._~+/=-]+) *$/i;
 
-export async function authorize(
-  header: string | undefined,
-  authenticator: Authenticator,
-): Promise<AuthOutcome> {
+/** The token of an `Authorization: Bearer` header, or why there is none. */
+export function bearerToken(header: string | undefined): { token: string } | { error: string } {
   if (header === undefined || header === '') {
-    return { ok: false, status: 401, error: 'missing "Authorization: Bearer <token>" header' };
+    return { error: 'missing "Authorization: Bearer <token>" header' };
   }
   const match = BEARER.exec(header);
-  if (match === null) {
-    return { ok: false, status: 401, error: 'the Authorization header must be "Bearer <token>"' };
-  }
-  const auth = await authenticator.authenticate(match[1] as string);
+  if (match === null) return { error: 'the Authorization header must be "Bearer <token>"' };
+  return { token: match[1] as string };
+}
+
+/** What an authentication means for a request. */
+export function outcomeOf(auth: Authentication): AuthOutcome {
   if (auth.status === 'unknown') return { ok: false, status: 401, error: 'unknown token' };
   if (auth.status === 'revoked') {
     return {

@@ -3,6 +3,7 @@ export { buildIngestApp } from './app.ts';
 export { Authenticator } from './authenticator.ts';
 export type { Item } from './body.ts';
 export { BodyError, jsonItems, ndjsonItems } from './body.ts';
+export { Gatekeeper } from './gatekeeper.ts';
 export type { RunningIngest } from './main.ts';
 export { startIngest } from './main.ts';
 export type { PubSubSourceStats } from './pubsubSource.ts';

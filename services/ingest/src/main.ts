@@ -5,14 +5,17 @@ import {
   connectRedis,
   GatewayRegistry,
   loadScripts,
-  NodeDistricts,
+  NodeOwners,
+  RateLimits,
   ReadingLog,
+  RegistryChanges,
   whenReady,
 } from '@streamgauge/redis';
 import { ProcessMetrics } from '@streamgauge/telemetry';
 import type { Logger } from 'pino';
 import { buildIngestApp } from './app.ts';
 import { Authenticator } from './authenticator.ts';
+import { Gatekeeper } from './gatekeeper.ts';
 import { PubSubSource } from './pubsubSource.ts';
 
 export interface RunningIngest {
@@ -61,21 +64,32 @@ export async function startIngest(
   // Without the process's metrics, its own: /metrics still answers, without the process series.
   const metrics = runtime.metrics ?? new ProcessMetrics({ service: 'ingest', defaultMetrics: false });
   const readingLog = new ReadingLog(redis, { ...config.stream, clock, onAppend: metrics.ingest.sent });
-  let authenticator: Authenticator | undefined;
+  const now = () => clock.now();
+  let gatekeeper: Gatekeeper | undefined;
+  let nodeOwners: NodeOwners | undefined;
+  let changes: RegistryChanges | undefined;
   if (config.ingest.auth) {
-    authenticator = new Authenticator(new GatewayRegistry(redis, clock), config.ingest.authCacheMs, () =>
-      clock.now(),
+    const authenticator = new Authenticator(
+      new GatewayRegistry(redis, clock),
+      config.ingest.authCacheMs,
+      now,
+    );
+    gatekeeper = new Gatekeeper(authenticator, new RateLimits(redis), config.ingest, now);
+    nodeOwners = new NodeOwners(redis, now);
+    const owners = nodeOwners;
+    // Revocations and node moves are pushed: every replica forgets at once.
+    changes = RegistryChanges.listen(config.redis, 'ingest-registry', (change) =>
+      change === 'gateways' ? authenticator.forget() : owners.forget(),
     );
   } else {
     logger.warn('INGEST_AUTH=off: any client can write readings for any node');
   }
-  const nodeDistricts = config.ingest.auth ? new NodeDistricts(redis) : undefined;
   const app = buildIngestApp({
     config: config.ingest,
     readingLog,
     redis,
-    authenticator,
-    nodeDistricts,
+    gatekeeper,
+    nodeOwners,
     clock,
     logger,
     metrics,
@@ -102,7 +116,7 @@ export async function startIngest(
     pubsub: source,
     async close() {
       // Both sources drain into Redis, so both stop before it closes.
-      await Promise.all([app.close(), source?.close()]);
+      await Promise.all([app.close(), source?.close(), changes?.close()]);
       if (runtime.pubsub === undefined) await client?.close().catch(() => {});
       await redis.quit().catch(() => redis.disconnect());
       logger.info('ingest stopped');

@@ -1,7 +1,8 @@
 /**
  * Fuzz test for POST /v1/readings: at least 10,000 generated hostile payloads
  * (wrong types, numbers as strings, NaN/Infinity, huge numbers, deep nesting,
- * invalid UTF-8, empty bodies, a 10 MB body, ...) must each get a 4xx, while
+ * invalid UTF-8, empty bodies, a 10 MB body, node ids outside the alphabet,
+ * nodes another district or gateway owns, ...) must each get a 4xx, while
  * the service stays up and keeps accepting valid readings, and nothing but
  * those valid readings reaches the `readings` stream.
  *
@@ -9,11 +10,11 @@
  * failure with FUZZ_SEED=<seed>; the failure report names the index.
  */
 import { decodeEntry, MEASUREMENTS, seededRandom, systemClock } from '@streamgauge/core';
-import { GatewayRegistry } from '@streamgauge/redis';
+import { GatewayRegistry, NodeOwners } from '@streamgauge/redis';
 import { type TestRedis, testRedis } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { issueToken, startTestIngest, type TestIngest } from './harness.ts';
+import { issueToken, startTestIngest, type TestIngest, UNLIMITED } from './harness.ts';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed_2024) >>> 0;
 const HOSTILE_COUNT = 10_000;
@@ -25,6 +26,8 @@ const GATEWAY = 'fuzz';
 const DISTRICT = 'FUZZ';
 const VALID_NODE = 'FUZZ-OK';
 const SCOPED_NODE = 'FUZZ-N1';
+/** Nodes of another district: the fuzz gateway's district token may not write them. */
+const FOREIGN_NODES = ['OTHER-1', 'OTHER-2'] as const;
 
 // ---------------------------------------------------------------- randomness
 
@@ -228,6 +231,48 @@ const breakNodeIdText: Breaker = (rng, ctx) => {
   }
   return toJson(fields);
 };
+
+/** Characters outside the node id alphabet that pass as text: invisible, look-alike, pattern and key syntax. */
+const UNSAFE_ID_CHARS = [
+  '\u200b', // zero-width space
+  '\u200d',
+  '\u2060',
+  '\u202e', // right-to-left override
+  '\u061c',
+  ':',
+  '*',
+  '?',
+  '[',
+  ']',
+  '"',
+  "'",
+  '`',
+  '/',
+  '\\',
+  '#',
+  '%',
+  'é',
+  'ß',
+  '\u0410', // Cyrillic A, a look-alike
+  '😀',
+] as const;
+
+const breakNodeIdAlphabet: Breaker = (rng, ctx) => {
+  const fields = validFields(rng, ctx);
+  const base = `FUZZ-A${ctx.index}`;
+  const r = rng();
+  if (r < 0.15) fields.node_id = pick(rng, ['-', '.', '_']) + base;
+  else {
+    const at = int(rng, 0, base.length);
+    const bad = Array.from({ length: int(rng, 1, 3) }, () => pick(rng, UNSAFE_ID_CHARS)).join('');
+    fields.node_id = base.slice(0, at) + bad + base.slice(at);
+  }
+  return toJson(fields);
+};
+
+/** A valid reading of a node that is not the fuzz district gateway's: another district's, or a node-scoped gateway's. */
+const notOwnNode: Breaker = (rng, ctx) =>
+  toJson({ ...validFields(rng, ctx), node_id: pick(rng, [...FOREIGN_NODES, SCOPED_NODE]) });
 
 function badTimestamp(rng: Rng, now: number): unknown {
   const ms = now - int(rng, 1_000, 30 * DAY_MS);
@@ -455,6 +500,8 @@ const ITEM_BREAKERS: readonly Breaker[] = [
   outOfScope,
   duplicateKeys,
   protoShaped,
+  breakNodeIdAlphabet,
+  notOwnNode,
   (rng) => pick(rng, ['null', '42', '"x"', 'true', '[]', '[1,2]', '{}', '-0', '""', '"readings"']),
 ];
 
@@ -850,6 +897,8 @@ const outsideNodesScope: Generator = (rng, ctx) => {
 const GENERATORS: readonly (readonly [Generator, number])[] = [
   [readings('node_id wrong type', breakNodeIdType), 6],
   [readings('node_id whitespace/brace/control/too long', breakNodeIdText), 6],
+  [readings('node_id outside the alphabet', breakNodeIdAlphabet), 6],
+  [readings('node of another district or gateway', notOwnNode), 4],
   [readings('timestamp invalid', breakTimestamp), 10],
   [readings('measurement wrong type', breakMeasurement), 6],
   [readings('numbers as strings', numbersAsStrings), 4],
@@ -953,13 +1002,16 @@ describe('ingest fuzz: hostile payloads get a 4xx', () => {
 
   beforeAll(async () => {
     redis = await testRedis();
-    ingest = await startTestIngest(redis.url);
-    token = await issueToken(redis.url, GATEWAY, { district: DISTRICT });
-    nodesToken = await issueToken(redis.url, 'fuzz-nodes', { nodes: [SCOPED_NODE] });
+    // Thousands of requests a second from one token and one address: the
+    // limits have tests of their own (hardening.test.ts).
+    ingest = await startTestIngest(redis.url, { INGEST_AUTH_FAILURES_PER_MINUTE: '0' });
+    token = await issueToken(redis.url, GATEWAY, { district: DISTRICT }, UNLIMITED);
+    nodesToken = await issueToken(redis.url, 'fuzz-nodes', { nodes: [SCOPED_NODE] }, UNLIMITED);
     revokedToken = await issueToken(redis.url, 'fuzz-revoked', { district: DISTRICT });
     const admin = new Redis(redis.url);
     try {
       await new GatewayRegistry(admin, systemClock).revoke('fuzz-revoked');
+      await new NodeOwners(admin).assign(FOREIGN_NODES, 'OTHER');
     } finally {
       admin.disconnect();
     }
@@ -1177,7 +1229,7 @@ describe('ingest fuzz: bugs the fuzzing found (regressions)', () => {
   beforeAll(async () => {
     redis = await testRedis();
     ingest = await startTestIngest(redis.url);
-    token = await issueToken(redis.url, GATEWAY, { district: DISTRICT });
+    token = await issueToken(redis.url, GATEWAY, { district: DISTRICT }, UNLIMITED);
   });
 
   afterAll(async () => {

@@ -1,4 +1,4 @@
-import { type Clock, loadConfig, systemClock } from '@streamgauge/core';
+import { type Clock, type GatewayLimits, loadConfig, systemClock } from '@streamgauge/core';
 import { GatewayRegistry } from '@streamgauge/redis';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -29,11 +29,15 @@ export async function startTestIngest(
   };
 }
 
+/** A gateway's own rates that hold it to nothing. */
+export const UNLIMITED: GatewayLimits = { readingsPerSecond: 0, requestsPerSecond: 0 };
+
 /** Registers a gateway directly in Redis and returns its token. */
 export async function issueToken(
   redisUrl: string,
   name: string,
   scope: { nodes: string[] } | { district: string },
+  limits?: Partial<GatewayLimits>,
 ): Promise<string> {
   const redis = new Redis(redisUrl);
   try {
@@ -43,6 +47,7 @@ export async function issueToken(
       'nodes' in scope
         ? { kind: 'nodes', nodes: scope.nodes }
         : { kind: 'district', district: scope.district },
+      limits,
     );
     return issued.token;
   } finally {

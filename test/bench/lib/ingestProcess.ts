@@ -54,6 +54,8 @@ export class IngestProcess {
         INGEST_PORT: String(port),
         INGEST_HOST: '127.0.0.1',
         INGEST_AUTH: 'on',
+        // A bench sends from one gateway to up to 100,000 nodes it introduces itself.
+        INGEST_NEW_NODES_PER_HOUR: '1000000',
         STREAM_SHARDS: '1',
         LOG_LEVEL: 'warn',
       },
@@ -123,13 +125,27 @@ export class IngestProcess {
 
 /**
  * Issues a district-scoped gateway token with the CLI (`streamgauge gateways
- * add <name> --district <district> --json`), as an operator would.
+ * add <name> --district <district> --json`), as an operator would. Its rates
+ * are far above what a bench sends, but set: the rate limits run as they do
+ * for any gateway.
  */
 export async function addGateway(redisUrl: string, name: string, district: string): Promise<string> {
   const stdout = await new Promise<string>((resolve, reject) => {
     execFile(
       process.execPath,
-      [CLI_MAIN, 'gateways', 'add', name, '--district', district, '--json'],
+      [
+        CLI_MAIN,
+        'gateways',
+        'add',
+        name,
+        '--district',
+        district,
+        '--readings-per-second',
+        '100000000',
+        '--requests-per-second',
+        '1000000',
+        '--json',
+      ],
       { env: { ...process.env, REDIS_URL: redisUrl, LOG_LEVEL: 'warn' } },
       (error, out, err) => {
         if (error)

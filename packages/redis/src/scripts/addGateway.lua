@@ -1,15 +1,29 @@
 #!lua
--- Registers a gateway: its record by name and by token hash, together.
--- A name that is in use by a gateway that was not revoked is refused.
+-- Registers a gateway: its record by name and by token hash, together, and,
+-- for a node-scoped gateway, the nodes it names as its own. A name in use by
+-- a gateway that was not revoked is refused, and so is a node that another
+-- live gateway names.
 --
--- KEYS[1] gateways by name   KEYS[2] gateways by token hash
--- ARGV[1] name   ARGV[2] token hash   ARGV[3] record (JSON)
--- Returns 1, or 0 when the name is taken.
+-- KEYS[1] gateways by name   KEYS[2] gateways by token hash   KEYS[3] node -> gateway
+-- ARGV[1] name   ARGV[2] token hash   ARGV[3] record (JSON)   ARGV[4..] node ids it names
+-- Returns 1; 0 when the name is taken; {node, gateway} for a node another gateway names.
 
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
 if existing and cjson.decode(existing).revokedAt == nil then
   return 0
 end
+for i = 4, #ARGV do
+  local owner = redis.call('HGET', KEYS[3], ARGV[i])
+  if owner and owner ~= ARGV[1] then
+    local record = redis.call('HGET', KEYS[1], owner)
+    if record and cjson.decode(record).revokedAt == nil then
+      return { ARGV[i], owner }
+    end
+  end
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+for i = 4, #ARGV do
+  redis.call('HSET', KEYS[3], ARGV[i], ARGV[1])
+end
 return 1

@@ -1,6 +1,6 @@
-import type { GatewayScope } from '@streamgauge/core';
+import type { GatewayLimits, GatewayScope } from '@streamgauge/core';
 import { describeScope } from '@streamgauge/core';
-import { GatewayExistsError, GatewayRegistry, UnknownGatewayError } from '@streamgauge/redis';
+import { GatewayExistsError, GatewayRegistry, NodeOwnedError, UnknownGatewayError } from '@streamgauge/redis';
 import type { Command } from 'commander';
 import { configFromEnv, opsRedis } from '../context.ts';
 import { CommandError, EXIT } from '../exitCodes.ts';
@@ -9,6 +9,8 @@ interface AddOptions {
   nodes?: string;
   district?: string;
   json?: boolean;
+  readingsPerSecond?: string;
+  requestsPerSecond?: string;
 }
 
 export function gatewaysCommand(program: Command): void {
@@ -22,11 +24,14 @@ export function gatewaysCommand(program: Command): void {
     .argument('<name>', 'gateway name (letters, digits, . _ -)')
     .option('--nodes <ids>', 'comma-separated node ids the gateway may send')
     .option('--district <id>', 'the district whose nodes the gateway may send')
+    .option('--readings-per-second <n>', 'its own readings rate (0: no limit); default INGEST_RATE_READINGS')
+    .option('--requests-per-second <n>', 'its own requests rate (0: no limit); default INGEST_RATE_REQUESTS')
     .option('--json', 'print {"name", "token"} as JSON')
     .action(async (name: string, options: AddOptions) => {
       const scope = scopeFrom(options);
+      const limits = limitsFrom(options);
       await withRegistry(async (registry) => {
-        const { token, record } = await registry.add(name, scope).catch(translate);
+        const { token, record } = await registry.add(name, scope, limits).catch(translate);
         if (options.json) {
           console.log(JSON.stringify({ name: record.name, token }));
         } else {
@@ -54,7 +59,8 @@ export function gatewaysCommand(program: Command): void {
         }
         for (const r of records) {
           const state = r.revokedAt ? `revoked ${r.revokedAt}` : 'active';
-          console.log(`${r.name}\t${describeScope(r.scope)}\tcreated ${r.createdAt}\t${state}`);
+          const limits = r.limits === undefined ? '' : `\tlimits ${JSON.stringify(r.limits)}`;
+          console.log(`${r.name}\t${describeScope(r.scope)}\tcreated ${r.createdAt}\t${state}${limits}`);
         }
       });
     });
@@ -69,6 +75,23 @@ export function gatewaysCommand(program: Command): void {
         console.log(changed ? `gateway ${name} revoked` : `gateway ${name} was already revoked`);
       });
     });
+}
+
+function limitsFrom(options: AddOptions): Partial<GatewayLimits> {
+  const rate = (flag: string, value: string | undefined) => {
+    if (value === undefined) return undefined;
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || n < 0) {
+      throw new CommandError(EXIT.usage, `${flag}: expected a number ≥ 0, got ${JSON.stringify(value)}`);
+    }
+    return n;
+  };
+  const readingsPerSecond = rate('--readings-per-second', options.readingsPerSecond);
+  const requestsPerSecond = rate('--requests-per-second', options.requestsPerSecond);
+  return {
+    ...(readingsPerSecond === undefined ? {} : { readingsPerSecond }),
+    ...(requestsPerSecond === undefined ? {} : { requestsPerSecond }),
+  };
 }
 
 function scopeFrom(options: AddOptions): GatewayScope {
@@ -102,7 +125,11 @@ async function withRegistry(work: (registry: GatewayRegistry) => Promise<void>):
 }
 
 function translate(error: unknown): never {
-  if (error instanceof GatewayExistsError || error instanceof UnknownGatewayError) {
+  if (
+    error instanceof GatewayExistsError ||
+    error instanceof UnknownGatewayError ||
+    error instanceof NodeOwnedError
+  ) {
     throw new CommandError(EXIT.failure, error.message);
   }
   if (error instanceof RangeError) throw new CommandError(EXIT.usage, error.message);

@@ -1,7 +1,7 @@
 import { startAggregator } from '@streamgauge/aggregator';
 import { CHANGES_CHANNEL, type Config } from '@streamgauge/core';
 import { startIngest } from '@streamgauge/ingest';
-import { GatewayRegistry } from '@streamgauge/redis';
+import { GatewayRegistry, NodeOwners } from '@streamgauge/redis';
 import { DISTRICT, GatewaySimulator } from '@streamgauge/simulator';
 import { ProcessMetrics } from '@streamgauge/telemetry';
 import { describeWarehouse } from '@streamgauge/warehouse';
@@ -81,6 +81,7 @@ export function startCommand(program: Command): void {
           rate: parsePositive('rate', options.rate, false),
           onError: (message) => logger.warn(`simulator: ${message}`),
         });
+        if (token !== undefined) await assignSimulatorNodes(config, simulator.nodeIds);
         simulator.start();
       }
       printBanner(config, ingest.url, server !== undefined, simulator, token);
@@ -107,14 +108,28 @@ export function startCommand(program: Command): void {
     });
 }
 
-/** A token for the built-in simulator: the previous one is revoked, a new one issued. */
+/**
+ * A token for the built-in simulator: the previous one is revoked, a new one
+ * issued. It is held to no rate, since `--rate` says how fast it sends.
+ */
 async function simulatorToken(config: Config): Promise<string> {
   const redis = await opsRedis(config);
   try {
     const registry = new GatewayRegistry(redis, { now: () => Date.now() });
     const existing = (await registry.list()).find((g) => g.name === 'simulator');
     if (existing && existing.revokedAt === undefined) await registry.revoke('simulator');
-    return (await registry.add('simulator', { kind: 'district', district: DISTRICT })).token;
+    const limits = { readingsPerSecond: 0, requestsPerSecond: 0 };
+    return (await registry.add('simulator', { kind: 'district', district: DISTRICT }, limits)).token;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** The simulator's nodes join its district as an operator's would: assigned, not claimed under the cap. */
+async function assignSimulatorNodes(config: Config, nodes: readonly string[]): Promise<void> {
+  const redis = await opsRedis(config);
+  try {
+    await new NodeOwners(redis).assign(nodes, DISTRICT);
   } finally {
     redis.disconnect();
   }

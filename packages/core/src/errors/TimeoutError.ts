@@ -1,0 +1,4 @@
+/** No answer came within the time allowed (`withTimeout`). */
+export class TimeoutError extends Error {
+  override readonly name = 'TimeoutError';
+}
