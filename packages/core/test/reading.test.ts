@@ -122,7 +122,9 @@ describe('checkReading', () => {
       ['a/b', '"a/b"'],
     ];
     for (const [id, shown] of refused) {
-      expect(rejected({ ...base, node_id: id, flow_rate: 1 }), id).toBe(`node_id: ${shown} is not a node id: ${rule}`);
+      expect(rejected({ ...base, node_id: id, flow_rate: 1 }), id).toBe(
+        `node_id: ${shown} is not a node id: ${rule}`,
+      );
     }
     expect(rejected({ ...base, flow_rate: 1, node_name: '\udc00' })).toContain(
       'node_name: contains an unpaired',

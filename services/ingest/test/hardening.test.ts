@@ -12,8 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { decodeEntry, type Reading } from '@streamgauge/core';
 import { GatewayRegistry, NodeOwners } from '@streamgauge/redis';
 import { RedisServer, useRedis } from '@streamgauge/testkit';
-import { Redis } from 'ioredis';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { afterEach, describe, expect, it } from 'vitest';
 import { issueToken, startTestIngest, type TestIngest, UNLIMITED } from './harness.ts';
 
 const db = useRedis({ flushEach: true });
