@@ -15,7 +15,8 @@ describe('importReadings', () => {
       '215542,2026-11-01 00:00:00,12.5,3.1,,1000,SELARGIUS,distribution,false,x',
       '215542,2026-11-01T00:15:00Z,13,3.2,14.5,1001.5,SELARGIUS,distribution,0,x',
       '215542,2026-11-01 00:00:00,99,9,,,SELARGIUS,distribution,false,x',
-      '"TANK,01",2026-11-01 00:00:00,1,,,,SELARGIUS,storage,true,x',
+      // Quoted fields, one holding the separator (node ids cannot: see NODE_ID_RULE).
+      '"TANK01",2026-11-01 00:00:00,1,,,,SELARGIUS,"storage, elevated",true,x',
       ',2026-11-01 00:00:00,1,,,,,,,',
       '281492,yesterday,1,,,,,,,',
       '281492,2026-11-01 00:00:00,abc,,,,,,,',
@@ -59,7 +60,7 @@ describe('importReadings', () => {
           source_file: 'history.csv',
         },
         {
-          node_id: 'TANK,01',
+          node_id: 'TANK01',
           ts: Date.UTC(2026, 10, 1),
           flow_rate: 1,
           temperature: null,

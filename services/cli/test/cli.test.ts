@@ -139,6 +139,9 @@ describe('streamgauge CLI', () => {
     expect(held.stderr).toContain('node "P9" is named by gateway "pump9"; revoke that gateway first');
     expect((await streamgauge(['nodes', 'release', 'N7'])).stdout).toContain('1 of 1 node released');
     expect(JSON.parse((await streamgauge(['nodes', 'list', '--json'])).stdout)).toEqual([
+      // Named by the gateway the test above added.
+      { node: 'A', gateway: 'south' },
+      { node: 'B', gateway: 'south' },
       { node: 'N8', district: 'SEL' },
       { node: 'P9', district: 'SEL', gateway: 'pump9' },
     ]);

@@ -169,6 +169,9 @@ describe('authentication before the body', () => {
       await sleep(500);
       clearInterval(sampler);
       peak = Math.max(peak, child.rssBytes());
+      console.log(
+        `30 unauthenticated 4.9 MB bodies: ingest RSS ${(before / 2 ** 20).toFixed(1)} MiB → peak ${(peak / 2 ** 20).toFixed(1)} MiB; closed after ≤ ${Math.round(Math.max(...closedAfter))} ms`,
+      );
       expect(statuses).toEqual(Array(30).fill(401));
       expect(Math.max(...closedAfter)).toBeLessThan(5_000);
       // Buffered, the bodies would be 147 MB; the connections themselves cost a few KB each.
@@ -438,6 +441,9 @@ describe('bounded waits', () => {
       const rate = await answer(limited, 3);
       // A known token with no rates, on a node it is known to own: the append itself hangs.
       const append = await answer(free, 4);
+      console.log(
+        `Redis paused, 600 ms budget: lookup ${Math.round(lookup.ms)} ms, rate limit ${Math.round(rate.ms)} ms, append ${Math.round(append.ms)} ms`,
+      );
       for (const step of [lookup, rate, append]) {
         expect(step.status).toBe(503);
         expect(step.ms).toBeGreaterThan(500);
@@ -473,6 +479,9 @@ describe('revocation', () => {
             await sleep(20);
           }
         }),
+      );
+      console.log(
+        `revocation seen by the replicas after ${tookMs.map((ms) => Math.round(ms)).join(' and ')} ms`,
       );
       expect(Math.max(...tookMs)).toBeLessThan(1_000);
     } finally {
