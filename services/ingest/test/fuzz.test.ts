@@ -1218,6 +1218,97 @@ describe('ingest fuzz: hostile payloads get a 4xx', () => {
 });
 
 /**
+ * The same hostile payloads from gateways held to their limits, and from an
+ * address that fails authentication over and over: every answer is the
+ * payload's own 4xx or a 429 with Retry-After, never a 5xx, and nothing but
+ * valid readings is stored.
+ */
+describe('ingest fuzz: hostile payloads under rate limits', () => {
+  const COUNT = 1_500;
+  let redis: TestRedis;
+  let ingest: TestIngest;
+  let token: string;
+  let nodesToken: string;
+  let revokedToken: string;
+
+  beforeAll(async () => {
+    redis = await testRedis();
+    ingest = await startTestIngest(redis.url, {
+      INGEST_RATE_REQUESTS: '200',
+      INGEST_RATE_READINGS: '2000',
+      INGEST_AUTH_FAILURES_PER_MINUTE: '20',
+    });
+    token = await issueToken(redis.url, GATEWAY, { district: DISTRICT });
+    nodesToken = await issueToken(redis.url, 'fuzz-nodes', { nodes: [SCOPED_NODE] });
+    revokedToken = await issueToken(redis.url, 'fuzz-revoked', { district: DISTRICT });
+    const admin = new Redis(redis.url);
+    try {
+      await new GatewayRegistry(admin, systemClock).revoke('fuzz-revoked');
+      await new NodeOwners(admin).assign(FOREIGN_NODES, 'OTHER');
+    } finally {
+      admin.disconnect();
+    }
+  });
+
+  afterAll(async () => {
+    await ingest?.close();
+    await redis?.close();
+  });
+
+  it(`answers ${COUNT} hostile payloads with their 4xx or a 429, and stores nothing of them (seed ${SEED})`, async () => {
+    const problems: string[] = [];
+    const statuses = new Map<number, number>();
+    const indices = Array.from({ length: COUNT }, (_, i) => HOSTILE_COUNT + i);
+    await runPool(indices, 16, async (index) => {
+      const generator = SCHEDULE[index % SCHEDULE.length] as Generator;
+      const payload = generator(rngFor(index), { index, now: Date.now(), nodesToken, revokedToken });
+      let response: Response;
+      try {
+        response = await fetch(`${ingest.url}/v1/readings`, {
+          method: 'POST',
+          headers: headersFor(payload, token),
+          body: payload.body,
+        });
+      } catch (error) {
+        // A body the server closed on mid-upload (a 401 or 429 from the headers) is an answer too.
+        if (typeof payload.body !== 'string' && payload.body.length > 1_000_000) return;
+        problems.push(`#${index} [${payload.category}] fetch threw: ${(error as Error).message}`);
+        return;
+      }
+      const text = await response.text();
+      statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
+      if (response.status === 429) {
+        if (!/^\d+$/.test(response.headers.get('retry-after') ?? '')) {
+          problems.push(`#${index} [${payload.category}] 429 without Retry-After`);
+        }
+      } else if (!payload.expect.includes(response.status)) {
+        problems.push(`#${index} [${payload.category}] status ${response.status}: ${text.slice(0, 160)}`);
+      }
+    });
+    const summary = [...statuses.entries()].sort((a, b) => a[0] - b[0]).map(([k, v]) => `${k}: ${v}`);
+    console.log(`fuzz under limits, seed ${SEED}: ${summary.join(', ')}`);
+    expect(problems.slice(0, 10), `seed ${SEED}: ${problems.length} payloads mishandled`).toEqual([]);
+    expect(statuses.get(429) ?? 0, 'some payloads were over a limit').toBeGreaterThan(0);
+
+    // The gateway is not locked out: after its Retry-After a valid reading is taken.
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const response = await ingest.post(
+      JSON.stringify({ node_id: VALID_NODE, timestamp: Date.now() - 1_000, flow_rate: 1 }),
+      { token },
+    );
+    expect(response.status, await response.text()).toBe(200);
+    const client = new Redis(redis.url);
+    try {
+      const entries = await client.xrange('readings', '-', '+');
+      const stored = entries.flatMap(([id, fields]) => decodeEntry(id, fields).readings);
+      expect(stored.map((r) => r.node_id)).toEqual([VALID_NODE]);
+    } finally {
+      client.disconnect();
+    }
+  }, 60_000);
+});
+
+/**
  * Service bugs the fuzzing found, now fixed: each test states the correct
  * behaviour, so a regression fails here.
  */
