@@ -42,8 +42,12 @@ export interface IngestConfig {
   readonly authFailuresPerMinute: number;
   /** INGEST_NEW_NODES_PER_HOUR: nodes a district gateway may add to its district per hour. */
   readonly newNodesPerHour: number;
-  /** INGEST_TRUST_PROXY: take the client address from X-Forwarded-For (behind a proxy). */
-  readonly trustProxy: boolean;
+  /**
+   * INGEST_TRUST_PROXY: behind proxies, which of them to believe about the
+   * client address (X-Forwarded-For): false (none), a number of hops, or
+   * their addresses and CIDR ranges (comma-separated).
+   */
+  readonly trustProxy: false | number | string;
   /** PUBSUB_*: readings pulled from a Pub/Sub subscription too (absent: HTTP only). */
   readonly pubsub?: PubSubSourceConfig;
 }
@@ -235,6 +239,19 @@ const PUBSUB_PROJECT = '[a-z][a-z0-9.:-]{1,62}[a-z0-9]';
 const SUBSCRIPTION_NAME = new RegExp(`^(projects/${PUBSUB_PROJECT}/subscriptions/)?${PUBSUB_ID}$`);
 const TOPIC_NAME = new RegExp(`^(projects/${PUBSUB_PROJECT}/topics/)?${PUBSUB_ID}$`);
 
+/**
+ * Never "every proxy": X-Forwarded-For's leftmost entry is whatever the
+ * client wrote, so trusting all of it would let a client choose the address
+ * its failed logins are counted against.
+ */
+function trustedProxies(value: string): false | number | string {
+  const text = value.trim();
+  if (text === 'off' || text === '') return false;
+  if (text === 'on') return 1;
+  if (/^\d+$/.test(text)) return Number(text);
+  return text;
+}
+
 function readPubSubSource(read: Reader, env: Env): { pubsub?: PubSubSourceConfig } {
   const subscription = env.PUBSUB_SUBSCRIPTION?.trim();
   if (!subscription) return {};
@@ -310,7 +327,7 @@ export function loadConfig(env: Env): Config {
       },
       authFailuresPerMinute: read.number('INGEST_AUTH_FAILURES_PER_MINUTE', 30, { min: 0, integer: true }),
       newNodesPerHour: read.number('INGEST_NEW_NODES_PER_HOUR', 100, { min: 0, integer: true }),
-      trustProxy: read.choice('INGEST_TRUST_PROXY', 'off', ['on', 'off']) === 'on',
+      trustProxy: trustedProxies(read.text('INGEST_TRUST_PROXY', 'off')),
       ...readPubSubSource(read, env),
     },
     aggregator: {

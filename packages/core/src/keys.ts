@@ -204,8 +204,8 @@ export const gatewayKeys = {
   nodeDistrict: '{gateways}:node-district',
   /** node id → the node-scoped gateway that names it. */
   nodeGateway: '{gateways}:node-gateway',
-  /** How many nodes a gateway bound to its district in an hour (the join cap's counter). */
-  joined: (gateway: string, hour: number) => `{gateways}:joined:${gateway}:${hour}`,
+  /** How many nodes a gateway bound to its district, per hour (the join cap's counters: `<this>:<hour>`, Redis' clock). */
+  joined: (gateway: string) => `{gateways}:joined:${gateway}`,
   /** Channel announcing registry changes (revocations, node moves), so every ingest drops what it remembers. */
   changes: 'streamgauge:gateways',
 } as const;

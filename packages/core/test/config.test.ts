@@ -200,6 +200,51 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ ANOMALY_ALARM_SCORE: 'high' })).toThrow(/ANOMALY_ALARM_SCORE/);
   });
 
+  it("reads ingest's limits and deadlines, names bad ones, and never trusts every proxy", () => {
+    const defaults = loadConfig({}).ingest;
+    expect({
+      requestTimeoutMs: defaults.requestTimeoutMs,
+      headersTimeoutMs: defaults.headersTimeoutMs,
+      keepAliveMs: defaults.keepAliveMs,
+      maxConnections: defaults.maxConnections,
+      limits: defaults.limits,
+      authFailuresPerMinute: defaults.authFailuresPerMinute,
+      newNodesPerHour: defaults.newNodesPerHour,
+      trustProxy: defaults.trustProxy,
+    }).toEqual({
+      requestTimeoutMs: 30_000,
+      headersTimeoutMs: 10_000,
+      keepAliveMs: 72_000,
+      maxConnections: 4096,
+      limits: { readingsPerSecond: 20_000, requestsPerSecond: 100 },
+      authFailuresPerMinute: 30,
+      newNodesPerHour: 100,
+      trustProxy: false,
+    });
+    const trust = (value: string) => loadConfig({ INGEST_TRUST_PROXY: value }).ingest.trustProxy;
+    expect([trust('off'), trust('on'), trust('2'), trust('10.0.0.0/8,192.168.1.5')]).toEqual([
+      false,
+      1,
+      2,
+      '10.0.0.0/8,192.168.1.5',
+    ]);
+    expect(() =>
+      loadConfig({
+        INGEST_RATE_READINGS: '-1',
+        INGEST_NEW_NODES_PER_HOUR: '1.5',
+        INGEST_MAX_CONNECTIONS: '0',
+      }),
+    ).toThrow(
+      expect.objectContaining({
+        problems: [
+          'INGEST_MAX_CONNECTIONS: expected a whole number from 1 to 1000000, got 0',
+          'INGEST_RATE_READINGS: expected a number ≥ 0, got -1',
+          'INGEST_NEW_NODES_PER_HOUR: expected a whole number ≥ 0, got 1.5',
+        ],
+      }),
+    );
+  });
+
   it('rejects a REDIS_URL that is not a redis URL', () => {
     expect(() => loadConfig({ REDIS_URL: 'localhost:6379' })).toThrow(/REDIS_URL: expected redis:\/\//);
   });

@@ -18,7 +18,6 @@ export interface OwnedNode extends NodeOwnership {
   readonly node: string;
 }
 
-const HOUR_MS = 3_600_000;
 const NO_OWNER: NodeOwnership = {};
 
 /**
@@ -30,8 +29,15 @@ const NO_OWNER: NodeOwnership = {};
 export class NodeOwners {
   readonly #redis: Redis | Cluster;
   readonly #now: () => number;
-  readonly #known = new Map<string, NodeOwnership>();
+  readonly #known = new Map<string, { owner: NodeOwnership; until: number }>();
+  /** Bumped by `forget`: an answer that began before a change is not remembered after it. */
+  #generation = 0;
   static readonly MAX_REMEMBERED = 200_000;
+  /**
+   * Changes are pushed (`forget`); this bounds how long an answer is kept
+   * should a push be missed.
+   */
+  static readonly REMEMBER_MS = 60_000;
 
   constructor(redis: Redis | Cluster, now: () => number = Date.now) {
     this.#redis = redis;
@@ -46,30 +52,34 @@ export class NodeOwners {
   async claim(claim: NodeClaim): Promise<Map<string, NodeOwnership>> {
     const owners = new Map<string, NodeOwnership>();
     const ask: string[] = [];
+    const now = this.#now();
     for (const [node, want] of claim.districts) {
       const known = this.#known.get(node);
-      if (known === undefined || (known.district === undefined && want !== '')) ask.push(node, want);
-      else owners.set(node, known);
+      if (known === undefined || known.until <= now || (known.owner.district === undefined && want !== '')) {
+        ask.push(node, want);
+      } else owners.set(node, known.owner);
     }
     if (ask.length === 0) return owners;
-    const hour = Math.floor(this.#now() / HOUR_MS);
+    const generation = this.#generation;
     const replies = (await runScript(
       this.#redis,
       'claimNodes',
-      [gatewayKeys.nodeDistrict, gatewayKeys.nodeGateway, gatewayKeys.joined(claim.gateway, hour)],
-      [claim.gateway, claim.newNodesPerHour, 7_200, ...ask],
+      [gatewayKeys.nodeDistrict, gatewayKeys.nodeGateway, gatewayKeys.joined(claim.gateway)],
+      [claim.gateway, claim.newNodesPerHour, ...ask],
     )) as [string, string][];
+    const remember = generation === this.#generation;
     replies.forEach(([district, gateway], i) => {
       const node = ask[2 * i] as string;
       const owner = ownership(district || undefined, gateway || undefined);
       owners.set(node, owner);
-      this.#remember(node, owner);
+      if (remember) this.#remember(node, owner, now);
     });
     return owners;
   }
 
   /** Drops what is remembered: the registry changed. */
   forget(): void {
+    this.#generation++;
     this.#known.clear();
   }
 
@@ -112,9 +122,9 @@ export class NodeOwners {
     return [...nodes].sort().map((node) => ({ node, ...ownership(districts[node], gateways[node]) }));
   }
 
-  #remember(node: string, owner: NodeOwnership): void {
+  #remember(node: string, owner: NodeOwnership, now: number): void {
     if (this.#known.size >= NodeOwners.MAX_REMEMBERED) this.#known.clear();
-    this.#known.set(node, owner);
+    this.#known.set(node, { owner, until: now + NodeOwners.REMEMBER_MS });
   }
 }
 

@@ -23,13 +23,18 @@ export class RateLimits {
    * Takes `cost` units from the bucket when they are there.
    * @returns 0 when taken, else the milliseconds until they will be (nothing is taken).
    */
-  async take(bucket: string, rate: Rate, cost: number): Promise<number> {
-    const waitUs = (await runScript(
-      this.#redis,
-      'takeRate',
-      [bucket],
-      [rate.perSecond, rate.burst, cost],
-    )) as number;
+  take(bucket: string, rate: Rate, cost: number): Promise<number> {
+    return this.#run(bucket, rate, cost, false);
+  }
+
+  /** Like `take`, taking nothing: 0 when `cost` units are there, else the milliseconds until they will be. */
+  peek(bucket: string, rate: Rate, cost: number): Promise<number> {
+    return this.#run(bucket, rate, cost, true);
+  }
+
+  async #run(bucket: string, rate: Rate, cost: number, peek: boolean): Promise<number> {
+    const args = [rate.perSecond, rate.burst, cost, peek ? '1' : '0'];
+    const waitUs = (await runScript(this.#redis, 'takeRate', [bucket], args)) as number;
     return Math.ceil(waitUs / 1000);
   }
 }

@@ -14,7 +14,7 @@ export async function publishRegistryChange(redis: Redis | Cluster, change: Regi
 /**
  * Listens for registry changes on a connection of its own (a subscribed
  * connection can do nothing else). A change missed while the connection was
- * down is assumed: `onChange` runs for both kinds on every reconnect.
+ * down is assumed: `onChange` runs for both kinds on every (re)connect.
  */
 export class RegistryChanges {
   readonly #subscriber: Redis | Cluster;
@@ -29,13 +29,11 @@ export class RegistryChanges {
     onChange: (change: RegistryChange) => void,
   ): RegistryChanges {
     const subscriber = connectRedis(config, { name });
-    let connectedBefore = false;
+    // A change published while not subscribed (before the first connection
+    // was up, or during an outage) is missed: assume one on every (re)connect.
     subscriber.on('ready', () => {
-      if (connectedBefore) {
-        onChange('gateways');
-        onChange('nodes');
-      }
-      connectedBefore = true;
+      onChange('gateways');
+      onChange('nodes');
     });
     subscriber.on('error', () => {
       // Reconnects by itself; the ready handler covers what was missed.

@@ -8,7 +8,7 @@ const clock = new ManualClock(Date.UTC(2026, 11, 3, 12));
 const db = useRedis({ flushEach: true });
 
 describe('NodeOwners', () => {
-  it('binds new nodes to the claiming district within the hourly cap, counted per gateway and hour', async () => {
+  it("binds new nodes to the claiming district within the hourly cap, counted per gateway and Redis' hour", async () => {
     const owners = new NodeOwners(db.client, () => clock.now());
     const claim = (gateway: string, nodes: string[], cap: number) =>
       owners.claim({ gateway, districts: new Map(nodes.map((n) => [n, 'SEL'])), newNodesPerHour: cap });
@@ -17,10 +17,15 @@ describe('NodeOwners', () => {
       N2: { district: 'SEL' },
       N3: {},
     });
-    // Another gateway has its own count; the next hour, a new one.
+    // Another gateway has its own count.
     expect((await claim('b', ['N3'], 2)).get('N3')).toEqual({ district: 'SEL' });
     expect((await claim('a', ['N4'], 2)).get('N4')).toEqual({});
-    clock.advance(3_600_000);
+    // The count is kept per hour of Redis' clock, for two hours: the next hour starts from zero.
+    const [seconds] = await db.client.time();
+    const counter = `{gateways}:joined:a:${Math.floor(Number(seconds) / 3600)}`;
+    expect(await db.client.get(counter)).toBe('2');
+    expect(await db.client.ttl(counter)).toBeGreaterThan(7_000);
+    await db.client.del(counter);
     expect((await claim('a', ['N4'], 2)).get('N4')).toEqual({ district: 'SEL' });
   });
 
@@ -86,6 +91,17 @@ describe('GatewayRegistry and node ownership', () => {
     await registry.revoke('old');
     await registry.add('new', { kind: 'nodes', nodes: ['P2', 'P3'] });
     expect(await db.client.hgetall('{gateways}:node-gateway')).toEqual({ P1: 'old', P2: 'new', P3: 'new' });
+  });
+
+  it("releases a revoked gateway's nodes when its name is taken again without them", async () => {
+    const registry = new GatewayRegistry(db.client, clock);
+    await registry.add('pump', { kind: 'nodes', nodes: ['P1', 'P2'] });
+    await registry.revoke('pump');
+    await registry.add('pump', { kind: 'district', district: 'SEL' });
+    expect(await db.client.hgetall('{gateways}:node-gateway')).toEqual({});
+    await registry.revoke('pump');
+    await registry.add('pump', { kind: 'nodes', nodes: ['P2'] });
+    expect(await db.client.hgetall('{gateways}:node-gateway')).toEqual({ P2: 'pump' });
   });
 
   it('refuses node ids outside the alphabet', async () => {

@@ -80,11 +80,13 @@ export function buildIngestApp(deps: IngestDependencies): FastifyInstance {
     // Per-request access logs would dominate the hot path at small batches;
     // the route logs what matters (rejections, failures) itself.
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: config.maxBodyBytes,
+    // Only the readings route takes a body (its own limit, after admission):
+    // anywhere else a body is refused, not read.
+    bodyLimit: 1024,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     requestIdHeader: 'x-request-id',
-    trustProxy: config.trustProxy,
+    trustProxy: trustProxyOption(config.trustProxy),
     // A client holds a connection only so long: headers, then the whole
     // request (else 408), then idle between requests.
     requestTimeout: config.requestTimeoutMs,
@@ -101,7 +103,7 @@ export function buildIngestApp(deps: IngestDependencies): FastifyInstance {
   // Bodies stay raw buffers: UTF-8 is checked strictly (a lenient decoder would
   // turn invalid bytes into U+FFFD and accept altered node ids), and parsing
   // failures get this service's own messages.
-  const raw = { parseAs: 'buffer' as const, bodyLimit: config.maxBodyBytes };
+  const raw = { parseAs: 'buffer' as const };
   const passThrough = (_req: unknown, body: Buffer, done: (err: null, body: Buffer) => void) =>
     done(null, body);
   app.removeAllContentTypeParsers();
@@ -130,6 +132,14 @@ export function buildIngestApp(deps: IngestDependencies): FastifyInstance {
   app.addHook('onSend', async (_request, reply, payload) => {
     if (closing) reply.header('connection', 'close');
     return payload;
+  });
+
+  // A request for no route is answered before its body is read, like a
+  // request without a token: only admitted requests are ever buffered.
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.is404) {
+      return refuse(reply, 404, `no route ${request.method} ${request.url.split('?')[0]}`, {});
+    }
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
@@ -177,54 +187,65 @@ export function buildIngestApp(deps: IngestDependencies): FastifyInstance {
     admitted.set(request, { gateway: admission.gateway, budget });
   };
 
-  app.post('/v1/readings', { onRequest: admit }, async function appendReadings(request, reply) {
-    const { gateway, budget } = admitted.get(request) as Admitted;
-    const source = gateway?.name ?? 'anonymous';
+  app.post(
+    '/v1/readings',
+    { onRequest: admit, bodyLimit: config.maxBodyBytes },
+    async function appendReadings(request, reply) {
+      const { gateway, budget } = admitted.get(request) as Admitted;
+      const source = gateway?.name ?? 'anonymous';
 
-    const items = decodeBody(request);
-    let batch: CheckedBatch;
-    try {
-      batch = checkBatch(items, {
-        policy: { nowMs: clock.now(), maxFutureMs: config.maxFutureMs },
-        maxReadings: config.maxBatchReadings,
-        unit: 'request',
-        scopeOf: gateway === undefined ? undefined : (reading) => checkScope(gateway.scope, reading),
-      });
-    } catch (error) {
-      if (!(error instanceof BatchError)) throw error;
-      throw new HttpError(error.reason === 'empty' ? 400 : 413, error.message);
-    }
-    let valid = batch.valid;
-    const rejected = batch.rejected;
+      const items = decodeBody(request);
+      let batch: CheckedBatch;
+      try {
+        batch = checkBatch(items, {
+          policy: { nowMs: clock.now(), maxFutureMs: config.maxFutureMs },
+          maxReadings: config.maxBatchReadings,
+          unit: 'request',
+          scopeOf: gateway === undefined ? undefined : (reading) => checkScope(gateway.scope, reading),
+        });
+      } catch (error) {
+        if (!(error instanceof BatchError)) throw error;
+        throw new HttpError(error.reason === 'empty' ? 400 : 413, error.message);
+      }
+      let valid = batch.valid;
+      const rejected = batch.rejected;
 
-    if (gateway !== undefined && gatekeeper !== undefined && nodeOwners !== undefined) {
-      const overRate = await gatekeeper.takeReadings(gateway, items.length, budget);
-      if (overRate !== undefined && !overRate.ok)
-        return refuse(reply, overRate.status, overRate.error, overRate);
-      valid = await keepOwnNodes(gateway, valid, rejected, nodeOwners, config.newNodesPerHour, budget);
-    }
+      if (gateway !== undefined && gatekeeper !== undefined && nodeOwners !== undefined) {
+        const overRate = await gatekeeper.takeReadings(gateway, items.length, budget);
+        if (overRate !== undefined && !overRate.ok)
+          return refuse(reply, overRate.status, overRate.error, overRate);
+        valid = await keepOwnNodes(gateway, valid, rejected, nodeOwners, config.newNodesPerHour, budget);
+      }
 
-    const { accepted, duplicates } = await budget.append(
-      readingLog.append(
-        valid.map((v) => v.reading),
-        source,
-      ),
-    );
-    const result: IngestReply = { accepted, duplicates, rejected };
-    counted?.add({ accepted, duplicates, rejected: rejected.length });
-    if (rejected.length > 0) {
-      request.log.info(
-        { gateway: source, rejected: rejected.length, first: rejected[0] },
-        'readings rejected',
+      const { accepted, duplicates } = await budget.append(
+        readingLog.append(
+          valid.map((v) => v.reading),
+          source,
+        ),
       );
-    }
-    request.log.debug({ gateway: source, accepted, duplicates }, 'batch appended');
-    // Nothing in the request was usable: a client error, with the same
-    // per-item detail, so a gateway does not mistake it for success.
-    return reply.code(valid.length === 0 ? 422 : 200).send(result);
-  });
+      const result: IngestReply = { accepted, duplicates, rejected };
+      counted?.add({ accepted, duplicates, rejected: rejected.length });
+      if (rejected.length > 0) {
+        request.log.info(
+          { gateway: source, rejected: rejected.length, first: rejected[0] },
+          'readings rejected',
+        );
+      }
+      request.log.debug({ gateway: source, accepted, duplicates }, 'batch appended');
+      // Nothing in the request was usable: a client error, with the same
+      // per-item detail, so a gateway does not mistake it for success.
+      return reply.code(valid.length === 0 ? 422 : 200).send(result);
+    },
+  );
 
   return app;
+}
+
+/** A hop count as the function fastify makes of one (its types take no number). */
+function trustProxyOption(
+  trust: false | number | string,
+): boolean | string | ((address: string, hop: number) => boolean) {
+  return typeof trust === 'number' ? (_address, hop) => hop < trust : trust;
 }
 
 /** A body's items, by its content type; a body that cannot be read at all is a 400 or 415. */
@@ -279,7 +300,10 @@ function answerClientError(config: IngestConfig) {
         : error.code === 'HPE_HEADER_OVERFLOW'
           ? [431, 'the request headers are too large']
           : [400, 'the request is not valid HTTP'];
-    if (socket.writable && socket.bytesWritten === 0) {
+    // As Node's own handler: write an answer unless one is under way (on a
+    // keep-alive connection earlier answers were written before this request).
+    const answering = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+    if (socket.writable && answering?.headersSent !== true) {
       const body = JSON.stringify({ error: message });
       socket.write(
         `HTTP/1.1 ${status} ${status === 408 ? 'Request Timeout' : status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +

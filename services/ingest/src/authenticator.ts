@@ -11,6 +11,8 @@ export class Authenticator {
   readonly #ttlMs: number;
   readonly #now: () => number;
   readonly #cache = new Map<string, { auth: Authentication; until: number }>();
+  /** Bumped by `forget`: a lookup that began before a change is not remembered after it. */
+  #generation = 0;
 
   static readonly MAX_ENTRIES = 10_000;
 
@@ -29,8 +31,9 @@ export class Authenticator {
   async authenticate(token: string): Promise<Authentication> {
     const hit = this.remembered(token);
     if (hit !== undefined) return hit;
+    const generation = this.#generation;
     const auth = await this.#registry.authenticate(token);
-    if (this.#ttlMs > 0) {
+    if (this.#ttlMs > 0 && generation === this.#generation) {
       // Random tokens must not grow the cache without bound.
       if (this.#cache.size >= Authenticator.MAX_ENTRIES) this.#cache.clear();
       this.#cache.set(token, { auth, until: this.#now() + this.#ttlMs });
@@ -40,6 +43,7 @@ export class Authenticator {
 
   /** Drops every remembered answer: the registry changed. */
   forget(): void {
+    this.#generation++;
     this.#cache.clear();
   }
 }

@@ -1,6 +1,6 @@
 import { type GatewayRecord, type IngestConfig, limitsOf, rateKeys } from '@streamgauge/core';
-import { type RateLimits, RedisUnavailableError } from '@streamgauge/redis';
-import { type Authenticator, bearerToken, outcomeOf } from './authenticator.ts';
+import { type Rate, type RateLimits, RedisUnavailableError } from '@streamgauge/redis';
+import { type Authenticator, type AuthOutcome, bearerToken, outcomeOf } from './authenticator.ts';
 import type { RedisBudget } from './redisBudget.ts';
 
 /** Whether a request may go on: its gateway, or the answer it gets. */
@@ -48,10 +48,19 @@ export class Gatekeeper {
         this.#blocked.delete(address);
       }
     }
-    const outcome =
-      'error' in bearer
-        ? ({ ok: false, status: 401, error: bearer.error } as const)
-        : outcomeOf(remembered ?? (await budget.before(this.#authenticator.authenticate(bearer.token))));
+    let outcome: AuthOutcome;
+    if ('error' in bearer) outcome = { ok: false, status: 401, error: bearer.error };
+    else if (remembered !== undefined) outcome = outcomeOf(remembered);
+    else {
+      // Another replica may have seen this address fail: its count is in
+      // Redis. Checked with the lookup, and answered 429 whatever the token
+      // was, so a guess that hits cannot be told from one that misses.
+      const [auth, blockedMs] = await budget.before(
+        Promise.all([this.#authenticator.authenticate(bearer.token), this.#failuresBlock(address)]),
+      );
+      if (blockedMs > 0) return this.#block(address, blockedMs);
+      outcome = outcomeOf(auth);
+    }
     if (!outcome.ok) {
       const waitMs = await this.#chargeFailure(address, budget);
       return waitMs > 0 ? this.#tooManyFailures(address, waitMs) : outcome;
@@ -97,20 +106,32 @@ export class Gatekeeper {
   async #chargeFailure(address: string, budget: RedisBudget): Promise<number> {
     const perMinute = this.#config.authFailuresPerMinute;
     if (perMinute <= 0) return 0;
-    const rate = { perSecond: perMinute / 60, burst: perMinute };
     let waitMs: number;
     try {
-      waitMs = await budget.before(this.#limits.take(rateKeys.authFailures(address), rate, 1));
+      waitMs = await budget.before(
+        this.#limits.take(rateKeys.authFailures(address), failureRate(perMinute), 1),
+      );
     } catch (error) {
       // The refusal stands without Redis; only its count is lost.
       if (error instanceof RedisUnavailableError) return 0;
       throw error;
     }
-    if (waitMs > 0) {
-      if (this.#blocked.size >= Gatekeeper.MAX_BLOCKED) this.#blocked.clear();
-      this.#blocked.set(address, this.#now() + waitMs);
-    }
+    if (waitMs > 0) this.#block(address, waitMs);
     return waitMs;
+  }
+
+  /** 0, or ms until `address` may fail again: how long it is blocked. */
+  #failuresBlock(address: string): Promise<number> {
+    const perMinute = this.#config.authFailuresPerMinute;
+    if (perMinute <= 0) return Promise.resolve(0);
+    return this.#limits.peek(rateKeys.authFailures(address), failureRate(perMinute), 1);
+  }
+
+  /** Blocks `address` here for `waitMs`, and says so. */
+  #block(address: string, waitMs: number): Admission {
+    if (this.#blocked.size >= Gatekeeper.MAX_BLOCKED) this.#blocked.clear();
+    this.#blocked.set(address, this.#now() + waitMs);
+    return this.#tooManyFailures(address, waitMs);
   }
 
   #tooManyFailures(address: string, waitMs: number): Admission {
@@ -119,6 +140,11 @@ export class Gatekeeper {
       waitMs,
     );
   }
+}
+
+/** A burst of `perMinute` failures, then one every 60/perMinute s. */
+function failureRate(perMinute: number): Rate {
+  return { perSecond: perMinute / 60, burst: perMinute };
 }
 
 function tooFast(reason: string, waitMs: number): Admission {

@@ -1207,6 +1207,19 @@ describe('ingest fuzz: hostile payloads get a 4xx', () => {
           !key.startsWith(`seen:{readings}:${VALID_NODE}:`),
       );
       expect(unexpected, `seed ${SEED}: keys written by hostile payloads`).toEqual([]);
+      // No node bound or counted but the valid one, and those arranged above.
+      expect(await client.hgetall('{gateways}:node-district'), `seed ${SEED}: node districts`).toEqual({
+        [VALID_NODE]: DISTRICT,
+        'OTHER-1': 'OTHER',
+        'OTHER-2': 'OTHER',
+      });
+      expect(await client.hgetall('{gateways}:node-gateway')).toEqual({ [SCOPED_NODE]: 'fuzz-nodes' });
+      const joined = keys.filter((key) => key.startsWith('{gateways}:joined:'));
+      expect(joined.length, `seed ${SEED}: join counters`).toBeLessThanOrEqual(2);
+      for (const key of joined) {
+        expect(key.startsWith(`{gateways}:joined:${GATEWAY}:`)).toBe(true);
+        expect(await client.get(key)).toBe('1');
+      }
     } finally {
       client.disconnect();
     }
@@ -1234,6 +1247,8 @@ describe('ingest fuzz: hostile payloads under rate limits', () => {
   beforeAll(async () => {
     redis = await testRedis();
     ingest = await startTestIngest(redis.url, {
+      // The valid token stays known, so the address being blocked cannot hide it.
+      INGEST_AUTH_CACHE_SECONDS: '3600',
       INGEST_RATE_REQUESTS: '200',
       INGEST_RATE_READINGS: '2000',
       INGEST_AUTH_FAILURES_PER_MINUTE: '20',
@@ -1258,6 +1273,7 @@ describe('ingest fuzz: hostile payloads under rate limits', () => {
   it(`answers ${COUNT} hostile payloads with their 4xx or a 429, and stores nothing of them (seed ${SEED})`, async () => {
     const problems: string[] = [];
     const statuses = new Map<number, number>();
+    let own = 0;
     const indices = Array.from({ length: COUNT }, (_, i) => HOSTILE_COUNT + i);
     await runPool(indices, 16, async (index) => {
       const generator = SCHEDULE[index % SCHEDULE.length] as Generator;
@@ -1277,6 +1293,7 @@ describe('ingest fuzz: hostile payloads under rate limits', () => {
       }
       const text = await response.text();
       statuses.set(response.status, (statuses.get(response.status) ?? 0) + 1);
+      if (payload.expect.includes(response.status)) own++;
       if (response.status === 429) {
         if (!/^\d+$/.test(response.headers.get('retry-after') ?? '')) {
           problems.push(`#${index} [${payload.category}] 429 without Retry-After`);
@@ -1289,6 +1306,8 @@ describe('ingest fuzz: hostile payloads under rate limits', () => {
     console.log(`fuzz under limits, seed ${SEED}: ${summary.join(', ')}`);
     expect(problems.slice(0, 10), `seed ${SEED}: ${problems.length} payloads mishandled`).toEqual([]);
     expect(statuses.get(429) ?? 0, 'some payloads were over a limit').toBeGreaterThan(0);
+    // Within the limits, each still gets its own answer: a 429 is not a catch-all.
+    expect(own, `seed ${SEED}: payloads answered with their own 4xx`).toBeGreaterThan(COUNT / 4);
 
     // The gateway is not locked out: after its Retry-After a valid reading is taken.
     await new Promise((resolve) => setTimeout(resolve, 1_100));

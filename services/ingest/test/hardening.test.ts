@@ -138,6 +138,27 @@ describe('authentication before the body', () => {
     expect(await streamReadings()).toEqual([]);
   });
 
+  it('answers a body sent to no route 404 from the headers, and closes the connection', async () => {
+    ingest = await startTestIngest(db.url);
+    for (const [method, path] of [
+      ['POST', '/nope'],
+      ['PUT', '/v1/readings'],
+      ['DELETE', '/healthz'],
+    ] as const) {
+      const socket = await open(ingest.url);
+      socket.write(
+        requestHead(path, { 'content-type': 'application/json', 'content-length': 5_000_000 }).replace(
+          /^POST/,
+          method,
+        ),
+      );
+      const answer = await response(socket);
+      expect(answer.status, `${method} ${path}`).toBe(404);
+      expect(JSON.parse(answer.body)).toEqual({ error: `no route ${method} ${path}` });
+      expect(await closedWithin(socket, 1_000)).toBeLessThan(1_000);
+    }
+  });
+
   it('holds no memory for 30 connections sending unauthenticated 4.9 MB bodies slowly', async () => {
     const child = await IngestChild.start(db.url);
     try {
@@ -234,6 +255,21 @@ describe('connection deadlines', () => {
     );
     expect((await response(idle)).status).toBe(200);
     expect(await closedWithin(idle, 3_000)).toBeLessThan(3_000);
+    await ingest.close();
+
+    // On a connection that has answered before, a stalled request still gets its 408.
+    ingest = await startTestIngest(db.url, { INGEST_REQUEST_TIMEOUT_SECONDS: '1' });
+    const reused = await open(ingest.url);
+    const head = requestHead('/v1/readings', {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      authorization: `Bearer ${token}`,
+    });
+    reused.write(head + body);
+    expect((await response(reused)).status).toBe(200);
+    reused.write(head + body.slice(0, 5));
+    expect((await response(reused)).status).toBe(408);
+    await closedWithin(reused, 1_000);
     await ingest.close();
 
     ingest = await startTestIngest(db.url, { INGEST_MAX_CONNECTIONS: '3' });
@@ -441,6 +477,15 @@ describe('bounded waits', () => {
       const rate = await answer(limited, 3);
       // A known token with no rates, on a node it is known to own: the append itself hangs.
       const append = await answer(free, 4);
+      // The same, on a node it has not sent before: binding the node hangs, before the write.
+      const started = performance.now();
+      const claim = await ingest.post(JSON.stringify(reading('H9', 5)), { token: free });
+      const claimMs = performance.now() - started;
+      expect({ status: claim.status, stored: (await json(claim)).stored }).toEqual({
+        status: 503,
+        stored: 'none',
+      });
+      expect(claimMs).toBeLessThan(900);
       console.log(
         `Redis paused, 600 ms budget: lookup ${Math.round(lookup.ms)} ms, rate limit ${Math.round(rate.ms)} ms, append ${Math.round(append.ms)} ms`,
       );

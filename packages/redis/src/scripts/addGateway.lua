@@ -2,7 +2,8 @@
 -- Registers a gateway: its record by name and by token hash, together, and,
 -- for a node-scoped gateway, the nodes it names as its own. A name in use by
 -- a gateway that was not revoked is refused, and so is a node that another
--- live gateway names.
+-- live gateway names. A revoked gateway's name taken again is a new gateway:
+-- the old one's nodes that the new one does not name are released.
 --
 -- KEYS[1] gateways by name   KEYS[2] gateways by token hash   KEYS[3] node -> gateway
 -- ARGV[1] name   ARGV[2] token hash   ARGV[3] record (JSON)   ARGV[4..] node ids it names
@@ -18,6 +19,20 @@ for i = 4, #ARGV do
     local record = redis.call('HGET', KEYS[1], owner)
     if record and cjson.decode(record).revokedAt == nil then
       return { ARGV[i], owner }
+    end
+  end
+end
+if existing then
+  local named = {}
+  for i = 4, #ARGV do
+    named[ARGV[i]] = true
+  end
+  local old = cjson.decode(existing).scope
+  if old.kind == 'nodes' then
+    for _, node in ipairs(old.nodes) do
+      if not named[node] and redis.call('HGET', KEYS[3], node) == ARGV[1] then
+        redis.call('HDEL', KEYS[3], node)
+      end
     end
   end
 end

@@ -2,17 +2,20 @@
 -- Binds nodes that have no district yet to the district their first reading
 -- names, at most a number of new nodes per gateway per hour, and returns who
 -- owns each node. A node that a gateway names (KEYS[2]) is bound only by
--- that gateway: a district gateway cannot take it.
+-- that gateway: a district gateway cannot take it. The hour is Redis' own,
+-- so every ingest replica counts in the same one.
 --
--- KEYS[1] node -> district   KEYS[2] node -> gateway   KEYS[3] nodes this gateway bound this hour
+-- KEYS[1] node -> district   KEYS[2] node -> gateway
+-- KEYS[3] prefix of this gateway's hourly counters (same slot; the hour is appended)
 -- ARGV[1] the claiming gateway   ARGV[2] new nodes it may bind per hour (-1: no cap)
--- ARGV[3] the counter's TTL, seconds   ARGV[4..] pairs: node id, district to bind it to ('': none)
+-- ARGV[3..] pairs: node id, district to bind it to ('': none)
 -- Returns, per pair, {district or '', gateway or ''}.
 
 local cap = tonumber(ARGV[2])
-local bound = tonumber(redis.call('GET', KEYS[3]) or '0')
+local counter = KEYS[3] .. ':' .. math.floor(tonumber(redis.call('TIME')[1]) / 3600)
+local bound = tonumber(redis.call('GET', counter) or '0')
 local owners = {}
-for i = 4, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   local node, want = ARGV[i], ARGV[i + 1]
   local district = redis.call('HGET', KEYS[1], node)
   local gateway = redis.call('HGET', KEYS[2], node)
@@ -21,8 +24,8 @@ for i = 4, #ARGV, 2 do
     district = want
     if cap >= 0 then
       bound = bound + 1
-      redis.call('INCR', KEYS[3])
-      redis.call('EXPIRE', KEYS[3], ARGV[3])
+      redis.call('INCR', counter)
+      redis.call('EXPIRE', counter, 7200)
     end
   end
   owners[#owners + 1] = { district or '', gateway or '' }

@@ -7,7 +7,8 @@
 --
 -- KEYS[1] the bucket
 -- ARGV[1] rate, units per second   ARGV[2] burst, units   ARGV[3] cost, units
--- Returns 0 when taken, else the microseconds until `cost` units are there.
+-- ARGV[4] '1': only look, take nothing
+-- Returns 0 when taken (or there to take), else the microseconds until `cost` units are there.
 
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
@@ -22,6 +23,9 @@ local after = tat + interval * cost
 local wait = after - interval * burst - now
 if wait > 0 then
   return math.ceil(wait)
+end
+if ARGV[4] == '1' then
+  return 0
 end
 redis.call('SET', KEYS[1], string.format('%.0f', after), 'PX', math.ceil((after - now) / 1000) + 1)
 return 0
