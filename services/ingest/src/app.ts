@@ -99,6 +99,10 @@ export function buildIngestApp(deps: IngestDependencies): FastifyInstance {
     clientErrorHandler: answerClientError(config),
   });
   app.server.maxConnections = config.maxConnections;
+  // A client that asks before sending its body (`Expect: 100-continue`, as
+  // curl does above 1 KiB) is told to go on only once admitted (in `admit`):
+  // Node would otherwise say so at once, and the body would come anyway.
+  app.server.on('checkContinue', (request, response) => app.server.emit('request', request, response));
 
   // Bodies stay raw buffers: UTF-8 is checked strictly (a lenient decoder would
   // turn invalid bytes into U+FFFD and accept altered node ids), and parsing
@@ -168,23 +172,27 @@ export function buildIngestApp(deps: IngestDependencies): FastifyInstance {
   // from its headers, and its connection closed with the body unread.
   const admit = async (request: FastifyRequest, reply: FastifyReply) => {
     const budget = new RedisBudget(config.redisTimeoutMs);
-    if (gatekeeper === undefined) {
-      admitted.set(request, { gateway: undefined, budget });
-      return;
+    let gateway: GatewayRecord | undefined;
+    if (gatekeeper !== undefined) {
+      let admission: Admission;
+      try {
+        admission = await gatekeeper.admit(request.headers.authorization, request.ip, budget);
+      } catch (error) {
+        if (!(error instanceof RedisUnavailableError)) throw error;
+        request.log.warn({ err: error }, 'redis unavailable before the body was read; answered 503');
+        return refuse(reply, 503, UNAVAILABLE.none, {
+          stored: 'none',
+          retryAfterSeconds: RETRY_AFTER_SECONDS,
+        });
+      }
+      if (!admission.ok) {
+        if (admission.status === 401) reply.header('www-authenticate', 'Bearer');
+        return refuse(reply, admission.status, admission.error, admission);
+      }
+      gateway = admission.gateway;
     }
-    let admission: Admission;
-    try {
-      admission = await gatekeeper.admit(request.headers.authorization, request.ip, budget);
-    } catch (error) {
-      if (!(error instanceof RedisUnavailableError)) throw error;
-      request.log.warn({ err: error }, 'redis unavailable before the body was read; answered 503');
-      return refuse(reply, 503, UNAVAILABLE.none, { stored: 'none', retryAfterSeconds: RETRY_AFTER_SECONDS });
-    }
-    if (!admission.ok) {
-      if (admission.status === 401) reply.header('www-authenticate', 'Bearer');
-      return refuse(reply, admission.status, admission.error, admission);
-    }
-    admitted.set(request, { gateway: admission.gateway, budget });
+    admitted.set(request, { gateway, budget });
+    if (request.headers.expect?.toLowerCase() === '100-continue') reply.raw.writeContinue();
   };
 
   app.post(

@@ -138,6 +138,41 @@ describe('authentication before the body', () => {
     expect(await streamReadings()).toEqual([]);
   });
 
+  it('tells a client that asks first (Expect: 100-continue) to send its body only once admitted', async () => {
+    ingest = await startTestIngest(db.url);
+    const token = await issueToken(db.url, 'sel', { district: 'SEL' });
+    const body = JSON.stringify(reading('ASK'));
+    const ask = async (authorization: string) => {
+      const socket = await open(ingest.url);
+      let seen = '';
+      socket.on('data', (chunk: Buffer) => {
+        seen += chunk.toString('latin1');
+      });
+      socket.write(
+        requestHead('/v1/readings', {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          expect: '100-continue',
+          authorization,
+        }),
+      );
+      await sleep(300);
+      return { socket, seen: () => seen };
+    };
+    const refused = await ask('Bearer sg_nobody');
+    expect(refused.seen()).toMatch(/^HTTP\/1\.1 401 /);
+    expect(refused.seen()).not.toContain('100 Continue');
+    await closedWithin(refused.socket, 1_000);
+
+    const admitted = await ask(`Bearer ${token}`);
+    expect(admitted.seen()).toBe('HTTP/1.1 100 Continue\r\n\r\n');
+    admitted.socket.write(body);
+    await sleep(300);
+    expect(admitted.seen()).toMatch(/HTTP\/1\.1 200 OK/);
+    expect(admitted.seen()).toContain('{"accepted":1,"duplicates":0,"rejected":[]}');
+    admitted.socket.destroy();
+  });
+
   it('answers a body sent to no route 404 from the headers, and closes the connection', async () => {
     ingest = await startTestIngest(db.url);
     for (const [method, path] of [
