@@ -6,6 +6,7 @@ RUN corepack enable
 COPY package.json pnpm-lock.yaml pnpm-workspace.yaml ./
 COPY packages/core/package.json packages/core/
 COPY packages/redis/package.json packages/redis/
+COPY packages/redis-server/package.json packages/redis-server/
 COPY packages/testkit/package.json packages/testkit/
 COPY services/ingest/package.json services/ingest/
 COPY services/aggregator/package.json services/aggregator/

@@ -5,8 +5,8 @@
  */
 import { startAggregator } from '@streamgauge/aggregator';
 import { loadConfig, ManualClock } from '@streamgauge/core';
-import { ReadingLog, RedisServer } from '@streamgauge/redis';
-import { waitForAggregator } from '@streamgauge/testkit';
+import { ReadingLog } from '@streamgauge/redis';
+import { RedisServer, waitForAggregator } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { fillLog } from './lib/streams.ts';

@@ -7,8 +7,8 @@
  */
 import { startAggregator } from '@streamgauge/aggregator';
 import { GROUPS, loadConfig, ManualClock, shardKeys } from '@streamgauge/core';
-import { ReadingLog, RedisServer, StreamReplay } from '@streamgauge/redis';
-import { waitForAggregator } from '@streamgauge/testkit';
+import { ReadingLog, StreamReplay } from '@streamgauge/redis';
+import { RedisServer, waitForAggregator } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { fillLog } from './lib/streams.ts';

@@ -26,7 +26,6 @@ export { isUnavailable, RedisUnavailableError } from './errors/RedisUnavailableE
 export type { RedriveRefusal } from './errors/RedriveRefusedError.ts';
 export { RedriveRefusedError } from './errors/RedriveRefusedError.ts';
 export { UnknownGatewayError } from './errors/UnknownGatewayError.ts';
-export { freePort } from './freePort.ts';
 export type { Authentication, IssuedGateway } from './gatewayRegistry.ts';
 export { GatewayRegistry, hashToken } from './gatewayRegistry.ts';
 export type { DeadLetter, GroupCommit, GroupCommitKeys } from './groupCommit.ts';
@@ -45,8 +44,6 @@ export type { ChangeNotice, NodeKeys } from './readModelWriter.ts';
 export { ReadModelWriter } from './readModelWriter.ts';
 export type { NodeBackfill, Offer, ReconcileScope, ShardReconcileReport } from './reconcileOffers.ts';
 export { PayloadGoneError, ReconcileOffers } from './reconcileOffers.ts';
-export type { RedisServerOptions } from './redisServer.ts';
-export { RedisServer, redisServerOnPath } from './redisServer.ts';
 export type { RegistryChange } from './registryChanges.ts';
 export { publishRegistryChange, RegistryChanges } from './registryChanges.ts';
 export type { ScriptName } from './scripts.ts';

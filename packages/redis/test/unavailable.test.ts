@@ -1,4 +1,5 @@
 import { connect } from 'node:net';
+import { RedisServer, redisServerOnPath } from '@streamgauge/testkit';
 import { Redis, ReplyError } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import {
@@ -6,9 +7,7 @@ import {
   isUnavailable,
   LeaseLostError,
   PayloadGoneError,
-  RedisServer,
   RedisUnavailableError,
-  redisServerOnPath,
 } from '../src/index.ts';
 
 /** The error a promise rejects with. */

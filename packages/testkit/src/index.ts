@@ -1,6 +1,6 @@
 // The Redis launcher is the product's own (streamgauge start uses it); tests reuse it.
-export type { RedisServerOptions } from '@streamgauge/redis';
-export { freePort, RedisServer, redisServerOnPath } from '@streamgauge/redis';
+export type { RedisServerOptions } from '@streamgauge/redis-server';
+export { freePort, RedisServer, redisServerOnPath } from '@streamgauge/redis-server';
 export type { Dataset, DatasetOptions } from './dataset.ts';
 export { generateDataset } from './dataset.ts';
 export { waitForAggregator, waitForDrain } from './drain.ts';

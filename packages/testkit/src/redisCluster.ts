@@ -1,4 +1,4 @@
-import { RedisServer } from '@streamgauge/redis';
+import { RedisServer } from '@streamgauge/redis-server';
 import { Cluster, Redis } from 'ioredis';
 
 const SLOTS = 16384;

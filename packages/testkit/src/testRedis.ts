@@ -1,4 +1,4 @@
-import { RedisServer, redisServerOnPath } from '@streamgauge/redis';
+import { RedisServer, redisServerOnPath } from '@streamgauge/redis-server';
 import { Redis } from 'ioredis';
 
 export interface TestRedis {

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { type Config, redactUrl } from '@streamgauge/core';
-import { connectRedis, RedisServer, redisServerOnPath, whenReady } from '@streamgauge/redis';
+import { connectRedis, whenReady } from '@streamgauge/redis';
+import { RedisServer, redisServerOnPath } from '@streamgauge/redis-server';
 import type { Logger } from 'pino';
 import { CommandError, EXIT } from './exitCodes.ts';
 

@@ -1,0 +1,3 @@
+export { freePort } from './freePort.ts';
+export type { RedisServerOptions } from './redisServer.ts';
+export { RedisServer, redisServerOnPath } from './redisServer.ts';
