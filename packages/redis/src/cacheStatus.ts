@@ -56,6 +56,17 @@ export class CacheStatus {
     await this.#redis.hdel(reconcileKeys.cacheStatus, 'refreshing_since', 'refreshing_run');
   }
 
+  /** When the last complete refresh finished (ms), or undefined when none did. */
+  async lastRefreshAt(): Promise<number | undefined> {
+    const iso = await this.#redis.hget(reconcileKeys.cacheStatus, 'last_refresh_at');
+    return iso === null ? undefined : Date.parse(iso);
+  }
+
+  /** Whether a refresh ever completed. */
+  async initialized(): Promise<boolean> {
+    return (await this.#redis.hexists(reconcileKeys.cacheStatus, 'initialized_at')) === 1;
+  }
+
   async read(refreshMs: number, now: number): Promise<CacheStats> {
     const raw = await this.#redis.hgetall(reconcileKeys.cacheStatus);
     const { keys, bytes, human } = await usage(this.#redis);

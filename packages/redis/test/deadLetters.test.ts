@@ -1,14 +1,9 @@
 import { GROUPS, type Reading, shardKeys } from '@streamgauge/core';
 import { useRedis } from '@streamgauge/testkit';
 import { describe, expect, it } from 'vitest';
-import {
-  DeadLetterGoneError,
-  DeadLetters,
-  lostSince,
-  markCut,
-  RedriveRefusedError,
-  runScript,
-} from '../src/index.ts';
+import { DeadLetterGoneError, DeadLetters, lostSince, markCut, RedriveRefusedError } from '../src/index.ts';
+// The script itself, as no caller outside the package can reach it.
+import { runScript } from '../src/scripts.ts';
 
 const db = useRedis({ flushEach: true });
 const shard = shardKeys(0, 1);

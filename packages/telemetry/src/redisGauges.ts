@@ -1,5 +1,5 @@
-import { ANOMALY_TYPES, reconcileKeys, type ShardKeys } from '@streamgauge/core';
-import { groupsOf, type RedisClient } from '@streamgauge/redis';
+import { ANOMALY_TYPES, type ShardKeys } from '@streamgauge/core';
+import { groupsOf, ReconcileControl, type RedisClient } from '@streamgauge/redis';
 import { type Counter, Gauge, type Registry } from 'prom-client';
 import { ScrapeSample, type ScrapeSampleOptions } from './scrapeSample.ts';
 import { DESTINATION, GROUP } from './series.ts';
@@ -212,8 +212,7 @@ export class ReconcileGauges {
   watch(redis: RedisClient): () => void {
     const sample = new ScrapeSample(
       async () => {
-        const raw = await redis.get(reconcileKeys.last);
-        return raw === null ? null : (JSON.parse(raw) as LastReport);
+        return (await new ReconcileControl(redis).lastReport()) as LastReport | null;
       },
       { ...this.#options, onFailure: () => this.#failures.inc() },
     );

@@ -6,7 +6,6 @@ import {
   type NodeMetadata,
   PANE_WIDTH,
   type Reading,
-  reconcileKeys,
   type ShardKeys,
   shardOf,
 } from '@streamgauge/core';
@@ -15,6 +14,7 @@ import {
   type CutMark,
   markCut,
   type NodeBackfill,
+  ReconcileControl,
   type ReconcileOffers,
   type ReconcileScope,
   type RedisClient,
@@ -112,6 +112,7 @@ class NodeAccumulator {
  */
 export class Reconciler {
   readonly #redis: RedisClient;
+  readonly #control: ReconcileControl;
   readonly #warehouse: Warehouse;
   readonly #offers: ReconcileOffers;
   readonly #status: CacheStatus;
@@ -124,6 +125,7 @@ export class Reconciler {
     options: ReconcilerOptions,
   ) {
     this.#redis = redis;
+    this.#control = new ReconcileControl(redis);
     this.#warehouse = warehouse;
     this.#offers = parts.offers;
     this.#status = parts.status;
@@ -150,9 +152,7 @@ export class Reconciler {
     const run = `${started}-${Math.random().toString(36).slice(2, 8)}`;
     // Also in Redis, for a `backfill --now` that asked this process for the run.
     const publish = (p: Record<string, unknown>) =>
-      this.#redis
-        .set(reconcileKeys.progress, JSON.stringify({ run, request: options.request, ...p, at: clock.now() }))
-        .catch(() => {});
+      this.#control.publishProgress({ run, request: options.request, ...p, at: clock.now() }).catch(() => {});
     let failed = false;
     const progress = (p: ReconcileProgress) => {
       if (failed) return;
@@ -245,7 +245,7 @@ export class Reconciler {
         shards: shards.length,
         reports,
       });
-      await this.#redis.set(reconcileKeys.last, JSON.stringify(report));
+      await this.#control.publishReport(report);
       // A rebuild of some nodes or recent panes is not a refresh of the whole cache.
       if (report.status === 'complete') {
         if (scope === undefined) await this.#status.refreshed(run, clock.now());

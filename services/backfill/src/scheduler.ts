@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { type Clock, readModelKeys, reconcileKeys } from '@streamgauge/core';
-import { type ReconcileScope, type RedisClient, runScript } from '@streamgauge/redis';
+import { type Clock, readModelKeys } from '@streamgauge/core';
+import { CacheStatus, ReconcileControl, type ReconcileScope, type RedisClient } from '@streamgauge/redis';
 import type { Logger } from 'pino';
 import type { ReconcileProgress, ReconcileReport, Reconciler } from './reconciler.ts';
 
@@ -28,6 +28,8 @@ const LOCK_MS = 60_000;
  */
 export class BackfillScheduler {
   readonly #redis: RedisClient;
+  readonly #control: ReconcileControl;
+  readonly #cache: CacheStatus;
   readonly #reconciler: Reconciler;
   readonly #options: SchedulerOptions;
   readonly #token = randomUUID();
@@ -43,6 +45,8 @@ export class BackfillScheduler {
 
   constructor(redis: RedisClient, reconciler: Reconciler, options: SchedulerOptions) {
     this.#redis = redis;
+    this.#control = new ReconcileControl(redis);
+    this.#cache = new CacheStatus(redis);
     this.#reconciler = reconciler;
     this.#options = options;
   }
@@ -112,7 +116,7 @@ export class BackfillScheduler {
     if (!holding || this.#busy || this.#stopped) return;
     const now = this.#options.clock.now();
     this.#nextAt ??= await this.#firstRun(now);
-    const raw = await this.#redis.getdel(reconcileKeys.request);
+    const raw = await this.#control.takeRequest();
     if (raw !== null) {
       let request: BackfillRequest;
       try {
@@ -139,9 +143,9 @@ export class BackfillScheduler {
 
   /** Now on a cold start (or when no run ever completed); otherwise a refresh interval after the last. */
   async #firstRun(now: number): Promise<number> {
-    const last = await this.#redis.hget(reconcileKeys.cacheStatus, 'last_refresh_at');
+    const last = await this.#cache.lastRefreshAt();
     if (await this.#cold(now)) return now;
-    return last === null ? now : Date.parse(last) + this.#options.refreshMs;
+    return last === undefined ? now : last + this.#options.refreshMs;
   }
 
   /**
@@ -153,9 +157,9 @@ export class BackfillScheduler {
     if (now < this.#coldTriedAt + this.#options.retryMs) return false;
     const [listed, initialized] = await Promise.all([
       this.#redis.exists(readModelKeys.nodesAll),
-      this.#redis.hexists(reconcileKeys.cacheStatus, 'initialized_at'),
+      this.#cache.initialized(),
     ]);
-    if (listed === 1 || initialized === 1) return false;
+    if (listed === 1 || initialized) return false;
     this.#coldTriedAt = now;
     this.#options.logger.info('read model is empty: cold start from the warehouse');
     return true;
@@ -167,7 +171,7 @@ export class BackfillScheduler {
   }
 
   async #lease(mode: 'acquire' | 'renew' | 'release'): Promise<boolean> {
-    return (await runScript(this.#redis, 'lease', [reconcileKeys.lock], [mode, this.#token, LOCK_MS])) === 1;
+    return this.#control.lease(mode, this.#token, LOCK_MS);
   }
 }
 

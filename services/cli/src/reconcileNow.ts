@@ -5,8 +5,8 @@ import {
   type ReconcileReport,
   startBackfill,
 } from '@streamgauge/backfill';
-import { type Config, reconcileKeys } from '@streamgauge/core';
-import type { ReconcileScope, RedisClient } from '@streamgauge/redis';
+import type { Config } from '@streamgauge/core';
+import { ReconcileControl, type ReconcileScope, type RedisClient } from '@streamgauge/redis';
 import { openWarehouse, type Warehouse, WarehouseOpenError } from '@streamgauge/warehouse';
 import { CommandError, EXIT } from './exitCodes.ts';
 import { commandLogger } from './logger.ts';
@@ -24,8 +24,9 @@ export async function reconcileNow(
   label = 'backfill',
 ): Promise<ReconcileReport> {
   const bar = new PhaseBar(label);
+  const control = new ReconcileControl(redis);
   let warehouse: Warehouse | undefined;
-  if ((await redis.exists(reconcileKeys.lock)) === 0) {
+  if (!(await control.held())) {
     warehouse = await openWarehouse(config).catch((error: Error) => {
       if (error instanceof WarehouseOpenError && error.locked) return undefined;
       throw new CommandError(EXIT.failure, error.message);
@@ -49,15 +50,12 @@ export async function reconcileNow(
     }
   }
   const request = randomUUID();
-  await redis.set(reconcileKeys.request, JSON.stringify({ request, ...(scope && { scope }) }));
+  await control.ask({ request, ...(scope && { scope }) });
   process.stderr.write('asked the running backfill (the process that holds the warehouse) for a run\n');
   const deadline = Date.now() + config.backfill.applyTimeoutMs + 3_600_000;
   while (Date.now() < deadline) {
-    const [rawProgress, last] = await Promise.all([
-      redis.get(reconcileKeys.progress),
-      redis.get(reconcileKeys.last),
-    ]);
-    const progress = (rawProgress === null ? {} : JSON.parse(rawProgress)) as Partial<
+    const [published, last] = await Promise.all([control.progress(), control.lastReport()]);
+    const progress = (published ?? {}) as Partial<
       Omit<ReconcileProgress, 'phase'> & {
         request: string;
         phase: ReconcileProgress['phase'] | 'failed';
@@ -67,7 +65,7 @@ export async function reconcileNow(
     if (progress.request === request && progress.phase !== undefined && progress.phase !== 'failed') {
       bar.update({ phase: progress.phase, done: progress.done ?? 0, total: progress.total ?? 0 });
     }
-    const report = last === null ? undefined : (JSON.parse(last) as ReconcileReport);
+    const report = last as ReconcileReport | null;
     if (report?.request === request) {
       bar.done();
       return report;

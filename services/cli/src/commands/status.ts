@@ -1,5 +1,11 @@
-import { allShardKeys, reconcileKeys } from '@streamgauge/core';
-import { CacheStatus, EXPECTED_GROUPS, type ShardStatus, shardStatus } from '@streamgauge/redis';
+import { allShardKeys } from '@streamgauge/core';
+import {
+  CacheStatus,
+  EXPECTED_GROUPS,
+  ReconcileControl,
+  type ShardStatus,
+  shardStatus,
+} from '@streamgauge/redis';
 import type { Command } from 'commander';
 import { configFromEnv, opsRedis } from '../context.ts';
 import { CommandError, EXIT } from '../exitCodes.ts';
@@ -39,14 +45,14 @@ export function statusCommand(program: Command): void {
         const shards = await Promise.all(
           allShardKeys(config.stream.shards).map((s) => shardStatus(redis, s, now)),
         );
-        const last = await redis.get(reconcileKeys.last);
+        const last = (await new ReconcileControl(redis).lastReport()) as LastReconcile | null;
         const cache = await new CacheStatus(redis).read(config.cacheRefreshMs, now);
         const problems = [...shards.flatMap((s) => shardProblems(s, limits)), ...cacheProblems(cache.status)];
         const report = {
           healthy: problems.length === 0,
           problems,
           shards,
-          reconcile: last === null ? null : JSON.parse(last),
+          reconcile: last,
           cache,
         };
         if (options.json) console.log(JSON.stringify(report));
@@ -96,11 +102,19 @@ function cacheProblems(status: string): string[] {
   return status === 'error' || status === 'stale' ? [`cache: ${status} (see streamgauge cache-stats)`] : [];
 }
 
+/** What status shows of the backfill's last report. */
+interface LastReconcile {
+  readonly run: string;
+  readonly status: string;
+  readonly finishedAt: string;
+  readonly panesChanged: number;
+}
+
 function print(report: {
   healthy: boolean;
   problems: string[];
   shards: ShardStatus[];
-  reconcile: { run: string; status: string; finishedAt: string; panesChanged: number } | null;
+  reconcile: LastReconcile | null;
   cache: { status: string; keys: number; memoryUsed: string; lastRefresh?: string };
 }): void {
   console.log(report.healthy ? 'healthy' : `UNHEALTHY: ${report.problems.length} problem(s)`);
