@@ -31,6 +31,11 @@ export {
   VALUE_SCORE_BYTES,
   ValueScore,
 } from './anomaly/index.ts';
+export type { BatchRules, CheckedBatch, Rejection } from './batch/checkBatch.ts';
+export { BatchError, checkBatch } from './batch/checkBatch.ts';
+export type { BatchFormat, DecodedBatch } from './batch/decodeBatch.ts';
+export { decodeBatch, formatOf } from './batch/decodeBatch.ts';
+export type { Item } from './batch/items.ts';
 export type { Clock } from './clock.ts';
 export { ManualClock, systemClock } from './clock.ts';
 export type {

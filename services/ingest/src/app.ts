@@ -1,9 +1,15 @@
 import type { Socket } from 'node:net';
 import {
+  BatchError,
+  type BatchRules,
   type Clock,
   checkScope,
+  type DecodedBatch,
+  decodeBatch,
+  formatOf,
   type GatewayRecord,
   type IngestConfig,
+  type Rejection,
   withTimeout,
 } from '@streamgauge/core';
 import type { RedisClient } from '@streamgauge/redis';
@@ -23,14 +29,12 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import type { Logger } from 'pino';
-import { BodyError, type Item, jsonItems, ndjsonItems } from './body.ts';
 import { HttpError } from './errors/HttpError.ts';
 import type { Admission, Gatekeeper } from './gatekeeper.ts';
 import { keepOwnNodes } from './ownership.ts';
 import { RedisBudget } from './redisBudget.ts';
-import { BatchError, type CheckedBatch, checkBatch, type Rejection } from './validate.ts';
 
-export type { Rejection } from './validate.ts';
+export type { Rejection } from '@streamgauge/core';
 
 export interface IngestDependencies {
   readonly config: IngestConfig;
@@ -202,24 +206,17 @@ export function buildIngestApp(deps: IngestDependencies): FastifyInstance {
       const { gateway, budget } = admitted.get(request) as Admitted;
       const source = gateway?.name ?? 'anonymous';
 
-      const items = decodeBody(request);
-      let batch: CheckedBatch;
-      try {
-        batch = checkBatch(items, {
-          policy: { nowMs: clock.now(), maxFutureMs: config.maxFutureMs },
-          maxReadings: config.maxBatchReadings,
-          unit: 'request',
-          scopeOf: gateway === undefined ? undefined : (reading) => checkScope(gateway.scope, reading),
-        });
-      } catch (error) {
-        if (!(error instanceof BatchError)) throw error;
-        throw new HttpError(error.reason === 'empty' ? 400 : 413, error.message);
-      }
+      const batch = readBatch(request, {
+        policy: { nowMs: clock.now(), maxFutureMs: config.maxFutureMs },
+        maxReadings: config.maxBatchReadings,
+        unit: 'request',
+        scopeOf: gateway === undefined ? undefined : (reading) => checkScope(gateway.scope, reading),
+      });
       let valid = batch.valid;
       const rejected = batch.rejected;
 
       if (gateway !== undefined && gatekeeper !== undefined && nodeOwners !== undefined) {
-        const overRate = await gatekeeper.takeReadings(gateway, items.length, budget);
+        const overRate = await gatekeeper.takeReadings(gateway, batch.items.length, budget);
         if (overRate !== undefined && !overRate.ok)
           return refuse(reply, overRate.status, overRate.error, overRate);
         valid = await keepOwnNodes(gateway, valid, rejected, nodeOwners, config.newNodesPerHour, budget);
@@ -256,21 +253,20 @@ function trustProxyOption(
   return typeof trust === 'number' ? (_address, hop) => hop < trust : trust;
 }
 
-/** A body's items, by its content type; a body that cannot be read at all is a 400 or 415. */
-function decodeBody(request: FastifyRequest): Item[] {
+/**
+ * The request's batch, read by its content type; one that cannot be taken at
+ * all is a 400 (unreadable, empty), 413 (too many readings) or 415.
+ */
+function readBatch(request: FastifyRequest, rules: BatchRules): DecodedBatch {
   const body = request.body;
   if (!Buffer.isBuffer(body)) throw new HttpError(400, EMPTY_BODY);
-  const [type = '', ...params] = (request.headers['content-type'] ?? '').toLowerCase().split(';');
-  const mediaType = type.trim();
-  const charset = params.map((p) => p.trim()).find((p) => p.startsWith('charset='));
-  if (charset !== undefined && !/^charset="?utf-?8"?$/.test(charset)) {
-    throw new HttpError(415, `${charset} is not supported: send UTF-8`);
-  }
+  const type = formatOf(request.headers['content-type'] ?? '');
+  if ('unsupported' in type) throw new HttpError(415, type.unsupported);
   try {
-    return mediaType === 'application/json' ? jsonItems(body) : ndjsonItems(body);
+    return decodeBatch(body, type.format, rules);
   } catch (error) {
-    if (error instanceof BodyError) throw new HttpError(400, error.message);
-    throw error;
+    if (!(error instanceof BatchError)) throw error;
+    throw new HttpError(error.reason === 'too-many' ? 413 : 400, error.message);
   }
 }
 

@@ -1,7 +1,12 @@
-import { checkOwnership, districtToClaim, type GatewayRecord, type Reading } from '@streamgauge/core';
+import {
+  checkOwnership,
+  districtToClaim,
+  type GatewayRecord,
+  type Reading,
+  type Rejection,
+} from '@streamgauge/core';
 import type { NodeOwners } from '@streamgauge/redis';
 import type { RedisBudget } from './redisBudget.ts';
-import type { Rejection } from './validate.ts';
 
 type Valid = { index: number; reading: Reading };
 

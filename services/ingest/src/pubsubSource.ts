@@ -7,11 +7,21 @@ import {
   SubscriptionCloseBehaviors,
   type Topic,
 } from '@google-cloud/pubsub';
-import { type Clock, GATEWAY_NAME, type IngestConfig, withTimeout } from '@streamgauge/core';
+import {
+  BatchError,
+  type BatchFormat,
+  type Clock,
+  type DecodedBatch,
+  decodeBatch,
+  formatOf,
+  GATEWAY_NAME,
+  type IngestConfig,
+  type Item,
+  type Rejection,
+  withTimeout,
+} from '@streamgauge/core';
 import { type AppendResult, type ReadingLog, RedisUnavailableError } from '@streamgauge/redis';
 import type { Logger } from 'pino';
-import { BodyError, type Item, jsonItems, ndjsonItems } from './body.ts';
-import { BatchError, type CheckedBatch, checkBatch, type Rejection } from './validate.ts';
 
 export type PubSubSourceSettings = NonNullable<IngestConfig['pubsub']>;
 
@@ -72,16 +82,12 @@ const INVALID_ARGUMENT = 3;
 /** Pub/Sub's limit for one attribute value. */
 const ATTRIBUTE_BYTES = 1024;
 
-const NDJSON_TYPES = new Set(['application/x-ndjson', 'application/ndjson']);
-
 /** The attributes a dead letter gets from this source (see docs/ingest.md). */
 const DEAD_LETTER_ATTRIBUTES = new Set(['error', 'rejected', 'rejected_count', 'message_id', 'subscription']);
 
-type Format = 'json' | 'ndjson';
-
 /** A message's data read as a batch, or why it cannot be. */
 type Checked =
-  | { readonly ok: true; readonly format: Format; readonly items: Item[]; readonly batch: CheckedBatch }
+  | { readonly ok: true; readonly format: BatchFormat; readonly batch: DecodedBatch }
   | { readonly ok: false; readonly error: string };
 
 /**
@@ -214,7 +220,8 @@ export class PubSubSource {
         deadLettered = true;
         log.info({ messageId: message.id, error: checked.error }, 'message dead-lettered');
       } else {
-        const { batch, items, format } = checked;
+        const { batch, format } = checked;
+        const { items } = batch;
         rejected = batch.rejected.length;
         // The rejected readings first: a failure of the append after it then
         // repeats a dead letter (recognisable by `message_id`), where the
@@ -275,28 +282,17 @@ export class PubSubSource {
     const declared = Object.entries(message.attributes).find(
       ([name]) => name.toLowerCase() === 'content-type',
     )?.[1];
-    const contentType = (declared ?? 'application/json').split(';')[0]?.trim().toLowerCase() ?? '';
-    const format: Format | undefined = NDJSON_TYPES.has(contentType)
-      ? 'ndjson'
-      : contentType === 'application/json'
-        ? 'json'
-        : undefined;
-    if (format === undefined) {
-      return {
-        ok: false,
-        error: `content-type ${JSON.stringify(contentType)} is not supported: send application/json or application/x-ndjson`,
-      };
-    }
+    const type = formatOf(declared ?? 'application/json');
+    if ('unsupported' in type) return { ok: false, error: type.unsupported };
     try {
-      const items = format === 'json' ? jsonItems(message.data) : ndjsonItems(message.data);
-      const batch = checkBatch(items, {
+      const batch = decodeBatch(message.data, type.format, {
         policy: { nowMs: this.#deps.clock.now(), maxFutureMs: this.#deps.config.maxFutureMs },
         maxReadings: this.#deps.config.maxBatchReadings,
         unit: 'message',
       });
-      return { ok: true, format, items, batch };
+      return { ok: true, format: type.format, batch };
     } catch (error) {
-      if (!(error instanceof BodyError || error instanceof BatchError)) throw error;
+      if (!(error instanceof BatchError)) throw error;
       return { ok: false, error: error.message };
     }
   }
@@ -381,7 +377,7 @@ export class PubSubSource {
  */
 function rejectedItems(
   data: Buffer,
-  format: Format,
+  format: BatchFormat,
   items: readonly Item[],
   rejected: readonly Rejection[],
 ): Buffer {

@@ -1,7 +1,12 @@
 import { readFileSync } from 'node:fs';
 import {
   allShardKeys,
+  BatchError,
+  type BatchRules,
   type Config,
+  checkBatch,
+  type DecodedBatch,
+  decodeBatch,
   decodeEntry,
   ENTRY_FIELDS,
   GROUPS,
@@ -9,14 +14,6 @@ import {
   type Reading,
   shardOf,
 } from '@streamgauge/core';
-import {
-  BatchError,
-  BodyError,
-  type CheckedBatch,
-  checkBatch,
-  type Item,
-  jsonItems,
-} from '@streamgauge/ingest';
 import {
   DeadLetterGoneError,
   type DeadLetterRecord,
@@ -390,37 +387,31 @@ function originalContent(letter: DeadLetterRecord, config: Config): Content {
   } catch (error) {
     return { source: '', problem: `${what} does not decode (${(error as Error).message})` };
   }
-  const checked = validate(
-    decoded.readings.map((raw) => ({ raw })),
-    letter,
-    config,
-  );
+  const items = decoded.readings.map((raw) => ({ raw }));
+  const checked = validate((rules) => ({ items, ...checkBatch(items, rules) }), letter, config);
   if (typeof checked === 'string') return { source: decoded.source, decoded, problem: `${what} ${checked}` };
   return { readings: checked, source: decoded.source, decoded };
 }
 
 function fileContent(text: string, letter: DeadLetterRecord, config: Config): Content {
-  let items: Item[];
-  try {
-    items = jsonItems(Buffer.from(text, 'utf8'));
-  } catch (error) {
-    if (error instanceof BodyError) return { source: '', problem: error.message.replace(/^the body /, '') };
-    throw error;
-  }
-  const checked = validate(items, letter, config);
+  const checked = validate((rules) => decodeBatch(Buffer.from(text, 'utf8'), 'json', rules), letter, config);
   if (typeof checked === 'string') return { source: '', problem: checked };
   return { readings: checked, source: 'dlq-redrive' };
 }
 
 /**
- * Ingest's rules (checkBatch: the reading schema, the batch limit), and
- * every reading of the dead letter's shard: the readings, or what is wrong
- * with them, item by item.
+ * Ingest's rules (the reading schema, the batch limit), and every reading of
+ * the dead letter's shard: the readings, or what is wrong with them, item by
+ * item. `read` checks the batch against the rules it is given.
  */
-function validate(items: readonly Item[], letter: DeadLetterRecord, config: Config): Reading[] | string {
-  let checked: CheckedBatch;
+function validate(
+  read: (rules: BatchRules) => DecodedBatch,
+  letter: DeadLetterRecord,
+  config: Config,
+): Reading[] | string {
+  let checked: DecodedBatch;
   try {
-    checked = checkBatch(items, {
+    checked = read({
       policy: { nowMs: Date.now(), maxFutureMs: config.ingest.maxFutureMs },
       maxReadings: config.ingest.maxBatchReadings,
       unit: 'entry',
@@ -432,7 +423,7 @@ function validate(items: readonly Item[], letter: DeadLetterRecord, config: Conf
       },
     });
   } catch (error) {
-    if (error instanceof BatchError) return error.message.replace(/^the entry /, '');
+    if (error instanceof BatchError) return error.message.replace(/^the (body|entry) /, '');
     throw error;
   }
   // Ingest drops a repeat inside one request; a redrive bypasses that, so it refuses one.
@@ -447,7 +438,7 @@ function validate(items: readonly Item[], letter: DeadLetterRecord, config: Conf
   rejected.sort((a, b) => a.index - b.index);
   if (rejected.length > 0) {
     const problems = rejected.map((r) => `reading ${r.index}: ${r.error}`);
-    return `has ${problems.length} invalid reading${problems.length === 1 ? '' : 's'} of ${items.length}:\n  ${problems.join('\n  ')}`;
+    return `has ${problems.length} invalid reading${problems.length === 1 ? '' : 's'} of ${checked.items.length}:\n  ${problems.join('\n  ')}`;
   }
   return checked.valid.map((v) => v.reading);
 }

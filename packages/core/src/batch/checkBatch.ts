@@ -1,5 +1,5 @@
-import { type CheckedReading, checkReading, type Reading, type ValidationPolicy } from '@streamgauge/core';
-import type { Item } from './body.ts';
+import { type CheckedReading, checkReading, type Reading, type ValidationPolicy } from '../reading.ts';
+import type { Item } from './items.ts';
 
 /** A reading of a batch that is not taken, by its position in the batch. */
 export interface Rejection {
@@ -24,12 +24,16 @@ export interface BatchRules {
   readonly scopeOf?: ((reading: Reading) => string | undefined) | undefined;
 }
 
-/** A batch that is refused whole, before any reading is looked at: nothing of it is appended. */
+/**
+ * A batch that is refused whole, before any reading is looked at: nothing of
+ * it is taken. `unreadable`: the body is not readings at all (not UTF-8, not
+ * JSON, ...); `empty`: it holds none; `too-many`: more than the limit.
+ */
 export class BatchError extends Error {
   override readonly name = 'BatchError';
-  readonly reason: 'empty' | 'too-many';
+  readonly reason: 'unreadable' | 'empty' | 'too-many';
 
-  constructor(reason: 'empty' | 'too-many', message: string) {
+  constructor(reason: 'unreadable' | 'empty' | 'too-many', message: string) {
     super(message);
     this.reason = reason;
   }

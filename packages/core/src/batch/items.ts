@@ -1,6 +1,7 @@
 /**
- * Turns a request body into the list of raw items it holds. Only a body that
- * cannot be read at all is an error here; a bad item is reported per item.
+ * Turns a body (an HTTP request's, a Pub/Sub message's, a file's) into the
+ * list of raw items it holds. Only a body that cannot be read at all is an
+ * error here; a bad item is reported per item.
  */
 export type Item = { readonly raw: unknown } | { readonly error: string };
 
@@ -10,7 +11,7 @@ export class BodyError extends Error {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-function decode(body: Buffer): string {
+function decode(body: Uint8Array): string {
   if (body.length === 0) {
     throw new BodyError('the body is empty; send a reading, an array of readings or {"readings": [...]}');
   }
@@ -22,7 +23,7 @@ function decode(body: Buffer): string {
 }
 
 /** `application/json`: one reading, an array of readings, or `{"readings": [...]}`. */
-export function jsonItems(body: Buffer): Item[] {
+export function jsonItems(body: Uint8Array): Item[] {
   const text = decode(body);
   let parsed: unknown;
   try {
@@ -43,7 +44,7 @@ export function jsonItems(body: Buffer): Item[] {
 }
 
 /** `application/x-ndjson`: one reading per line; blank lines are skipped. */
-export function ndjsonItems(body: Buffer): Item[] {
+export function ndjsonItems(body: Uint8Array): Item[] {
   const lines = decode(body).split('\n');
   const items: Item[] = [];
   let parsedAny = false;
