@@ -50,11 +50,17 @@ describe('BackfillScheduler', () => {
   it('runs on a cold start, then every refresh interval after the last run, and on request', async () => {
     const clock = new ManualClock(Date.UTC(2026, 10, 25, 12));
     const { runs, reconciler } = recordingReconciler(clock);
-    const options = schedule(clock, 6 * HOUR, 5 * 60_000);
+    const finished: string[] = [];
+    const options = {
+      ...schedule(clock, 6 * HOUR, 5 * 60_000),
+      onRun: (status: string) => finished.push(status),
+    };
     const scheduler = new BackfillScheduler(fixture.client, reconciler, options);
     scheduler.start();
     try {
       await until(() => runs.length === 1);
+      // The clock moves only once the run is over: the scheduler dates the next one from its end.
+      await until(() => finished.length === 1);
       await fixture.client.rpush(readModelKeys.nodesAll, 'N1');
       clock.advance(6 * HOUR - 1_000);
       await settle();
