@@ -10,7 +10,7 @@ import { sendBatchOrThrow } from './batch.ts';
 import type { RedisClient } from './connection.ts';
 import { DeadLetterGoneError, type RedriveLink } from './errors/DeadLetterGoneError.ts';
 import { type RedriveRefusal, RedriveRefusedError } from './errors/RedriveRefusedError.ts';
-import { runScript } from './scripts.ts';
+import { runScript, ScriptRefusal } from './scripts.ts';
 
 /** Dead letters read per round trip. */
 const PAGE = 1_000;
@@ -264,13 +264,10 @@ export class DeadLetters {
         args,
       )) as string[];
     } catch (error) {
-      const message = (error as Error).message ?? '';
-      if (message.startsWith('GONE ')) {
-        throw new DeadLetterGoneError(letter.handle, await this.link(letter.handle));
-      }
-      const refused = /^REFUSED (\w+) ?(.*)$/.exec(message);
-      if (refused) throw refusal(letter, refused[1] as RedriveRefusal, refused[2] ?? '');
-      throw error;
+      if (!(error instanceof ScriptRefusal)) throw error;
+      if (error.code === 'GONE') throw new DeadLetterGoneError(letter.handle, await this.link(letter.handle));
+      const [reason = '', ...groups] = error.detail.split(' ');
+      throw refusal(letter, reason as RedriveRefusal, groups.join(' '));
     }
     const [mode, newEntry, groups, applied, ...resolved] = reply as [string, string, string, string];
     return {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { RedisClient } from './connection.ts';
 import { LeaseLostError } from './errors/LeaseLostError.ts';
-import { runScript } from './scripts.ts';
+import { runScript, ScriptRefusal } from './scripts.ts';
 
 /** Dead letters kept per shard (approximately): the stream must not grow without bound. */
 const DEAD_LETTERS_KEPT = 100_000;
@@ -121,7 +121,8 @@ export function prepareCommit(
       ];
       return mark ?? undefined;
     } catch (error) {
-      if ((error as Error).message?.startsWith('LEASE_LOST')) throw new LeaseLostError(keys.stream);
+      if (error instanceof ScriptRefusal && error.code === 'LEASE_LOST')
+        throw new LeaseLostError(keys.stream);
       throw error;
     }
   };

@@ -48,7 +48,8 @@ export type { NodeBackfill, Offer, ReconcileScope, ShardReconcileReport } from '
 export { PayloadGoneError, ReconcileOffers } from './reconcileOffers.ts';
 export type { RegistryChange } from './registryChanges.ts';
 export { publishRegistryChange, RegistryChanges } from './registryChanges.ts';
-export { loadScripts } from './scripts.ts';
+export type { ScriptRefusalCode } from './scripts.ts';
+export { loadScripts, ScriptRefusal } from './scripts.ts';
 export { ShardLeases } from './shardLeases.ts';
 export type { ShardPull } from './shardReader.ts';
 export { ShardReader } from './shardReader.ts';

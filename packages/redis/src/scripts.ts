@@ -65,7 +65,35 @@ export function loadScripts(redis: Connection): void {
   loaded.add(redis);
 }
 
-export function runScript(
+/**
+ * What our scripts refuse by code: `redis.error_reply('<CODE> <detail>')`.
+ * - `LEASE_LOST`: another replica holds the shard's lease (commitShard);
+ * - `GONE`: the dead letter is no longer there (redriveDeadLetter);
+ * - `REFUSED`: the redrive cannot be done as asked; the detail starts with
+ *   the reason (redriveDeadLetter).
+ */
+export type ScriptRefusalCode = 'LEASE_LOST' | 'GONE' | 'REFUSED';
+
+const REFUSAL = /^(LEASE_LOST|GONE|REFUSED)(?: (.*))?$/s;
+
+/** A script said no, by one of its codes: a verdict about the request, not a failure of Redis. */
+export class ScriptRefusal extends Error {
+  override readonly name = 'ScriptRefusal';
+  readonly script: ScriptName;
+  readonly code: ScriptRefusalCode;
+  /** What follows the code. */
+  readonly detail: string;
+
+  constructor(script: ScriptName, code: ScriptRefusalCode, detail: string) {
+    super(`${script}: ${code} ${detail}`.trimEnd());
+    this.script = script;
+    this.code = code;
+    this.detail = detail;
+  }
+}
+
+/** Runs a script by name; a refusal by code rejects with ScriptRefusal, anything else as it came. */
+export async function runScript(
   redis: Connection,
   name: ScriptName,
   keys: readonly string[],
@@ -73,5 +101,12 @@ export function runScript(
 ): Promise<unknown> {
   loadScripts(redis);
   const fn = (redis as unknown as Record<ScriptName, ScriptFn>)[name];
-  return fn.call(redis, keys.length, keys, args);
+  try {
+    return await fn.call(redis, keys.length, keys, args);
+  } catch (error) {
+    const refused =
+      error instanceof Error && error.name === 'ReplyError' ? REFUSAL.exec(error.message) : null;
+    if (refused === null) throw error;
+    throw new ScriptRefusal(name, refused[1] as ScriptRefusalCode, refused[2] ?? '');
+  }
 }

@@ -8,6 +8,7 @@ import {
   LeaseLostError,
   PayloadGoneError,
   RedisUnavailableError,
+  ScriptRefusal,
 } from '../src/index.ts';
 
 /** The error a promise rejects with. */
@@ -43,6 +44,10 @@ describe('isUnavailable', () => {
       expect(isUnavailable(new ReplyError(reply)), reply).toBe(true);
     }
     expect(isUnavailable(new ReplyError('LEASE_LOST {readings}:lease is held by other'))).toBe(false);
+    // What runScript makes of such a reply: a verdict, never a reason to wait and retry.
+    expect(
+      isUnavailable(new ScriptRefusal('commitShard', 'LEASE_LOST', '{readings}:lease is held by other')),
+    ).toBe(false);
     expect(isUnavailable(new ReplyError('WRONGTYPE Operation against a key'))).toBe(false);
   });
 
