@@ -55,6 +55,7 @@ export { DEFAULT_METRICS_PORTS, liveAheadMs, loadConfig, metricsPort, redactUrl 
 export { csvRecord, csvTimestamp, splitCsvLine } from './csv.ts';
 export { ConfigError } from './errors/ConfigError.ts';
 export { TimeoutError } from './errors/TimeoutError.ts';
+export { fieldMap, fieldRecord } from './flatFields.ts';
 export type { GatewayLimits, GatewayRecord, GatewayScope, NodeOwnership } from './gateway.ts';
 export {
   checkOwnership,

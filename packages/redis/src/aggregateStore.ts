@@ -6,6 +6,7 @@ import {
   decodePanes,
   encodeDetectorState,
   encodePanes,
+  fieldMap,
   type LatestValues,
   type NodeMetadata,
   NodeWindows,
@@ -135,8 +136,7 @@ export class AggregateStore {
   async lastDelivered(group: string): Promise<string | undefined> {
     const groups = (await this.#redis.xinfo('GROUPS', this.#shard.stream).catch(() => [])) as unknown[][];
     for (const flat of groups) {
-      const info = new Map<unknown, unknown>();
-      for (let i = 0; i + 1 < flat.length; i += 2) info.set(flat[i], flat[i + 1]);
+      const info = fieldMap(flat);
       if (info.get('name') === group) return String(info.get('last-delivered-id'));
     }
     return undefined;

@@ -1,6 +1,7 @@
 import {
   allShardKeys,
   encodeReading,
+  fieldMap,
   GROUPS,
   identityOf,
   type Reading,
@@ -402,8 +403,7 @@ export class DeadLetters {
 type Row = [id: string, fields: string[]];
 
 function recordOf(shard: number, [deadId, flat]: Row): DeadLetterRecord {
-  const fields = new Map<string, string>();
-  for (let i = 0; i + 1 < flat.length; i += 2) fields.set(flat[i] as string, flat[i + 1] as string);
+  const fields = fieldMap(flat);
   return {
     handle: `${shard}:${deadId}`,
     shard,

@@ -1,5 +1,5 @@
 import { hostname, userInfo } from 'node:os';
-import { opsKeys } from '@streamgauge/core';
+import { fieldRecord, opsKeys } from '@streamgauge/core';
 import type { RedisClient } from './connection.ts';
 
 /** Actions kept in the ops log (approximately): enough for months of hands-on work. */
@@ -47,11 +47,7 @@ export class OpsLog {
   /** The newest `count` actions, newest first. */
   async recent(count = 100): Promise<OpsRecord[]> {
     const rows = (await this.#redis.xrevrange(opsKeys.log, '+', '-', 'COUNT', count)) as [string, string[]][];
-    return rows.map(([id, flat]) => {
-      const record: Record<string, string> = { id };
-      for (let i = 0; i + 1 < flat.length; i += 2) record[flat[i] as string] = flat[i + 1] as string;
-      return record as OpsRecord;
-    });
+    return rows.map(([id, flat]) => ({ id, ...fieldRecord(flat) }) as OpsRecord);
   }
 }
 

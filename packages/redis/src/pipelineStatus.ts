@@ -1,4 +1,4 @@
-import { GROUPS, type ShardKeys } from '@streamgauge/core';
+import { fieldMap, GROUPS, type ShardKeys } from '@streamgauge/core';
 import type { RedisClient } from './connection.ts';
 import { countAfter } from './streamPosition.ts';
 
@@ -33,12 +33,6 @@ export interface ShardStatus {
 
 type Flat = unknown[];
 
-function fields(flat: Flat): Map<string, unknown> {
-  const map = new Map<string, unknown>();
-  for (let i = 0; i + 1 < flat.length; i += 2) map.set(String(flat[i]), flat[i + 1]);
-  return map;
-}
-
 function timeOf(id: string | undefined): string | undefined {
   if (id === undefined) return undefined;
   return new Date(Number(id.slice(0, id.indexOf('-')))).toISOString();
@@ -60,7 +54,7 @@ export async function groupsOf(redis: RedisClient, stream: string): Promise<Grou
     throw error;
   })) as Flat[];
   return raw.map((flat) => {
-    const group = fields(flat);
+    const group = fieldMap(flat);
     const lag = group.get('lag');
     return {
       name: String(group.get('name')),
@@ -77,7 +71,7 @@ export async function groupsOf(redis: RedisClient, stream: string): Promise<Grou
  * letters and the archive watermark. Read with XINFO and XPENDING only.
  */
 export async function shardStatus(redis: RedisClient, shard: ShardKeys, now: number): Promise<ShardStatus> {
-  const info = fields(
+  const info = fieldMap(
     (await redis.xinfo('STREAM', shard.stream).catch((error: Error) => {
       if (/no such key/i.test(error.message)) return [];
       throw error;
@@ -102,7 +96,7 @@ export async function shardStatus(redis: RedisClient, shard: ShardKeys, now: num
       if (oldest) oldestPendingAgeMs = Math.max(0, now - Number(oldest.slice(0, oldest.indexOf('-'))));
     }
     const consumers = ((await redis.xinfo('CONSUMERS', shard.stream, name)) as Flat[]).map((c) => {
-      const consumer = fields(c);
+      const consumer = fieldMap(c);
       return {
         name: String(consumer.get('name')),
         pending: Number(consumer.get('pending')),

@@ -1,4 +1,5 @@
 import type { ShardKeys } from '@streamgauge/core';
+import { fieldMap } from '@streamgauge/core';
 import type { RedisClient } from './connection.ts';
 
 /** What XINFO STREAM says of a stream's history; zeros for a stream that does not exist. */
@@ -13,8 +14,7 @@ export async function streamHistory(redis: RedisClient, stream: string): Promise
     if (/no such key/i.test(error.message)) return [];
     throw error;
   })) as unknown[];
-  const fields = new Map<unknown, unknown>();
-  for (let i = 0; i + 1 < info.length; i += 2) fields.set(info[i], info[i + 1]);
+  const fields = fieldMap(info);
   return {
     lastGeneratedId: String(fields.get('last-generated-id') ?? '0-0'),
     entriesAdded: Number(fields.get('entries-added') ?? 0),

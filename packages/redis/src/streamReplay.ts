@@ -1,4 +1,4 @@
-import { compareEntryIds, ENTRY_FIELDS, type ShardKeys } from '@streamgauge/core';
+import { compareEntryIds, ENTRY_FIELDS, fieldMap, type ShardKeys } from '@streamgauge/core';
 import type { RedisClient } from './connection.ts';
 
 /** Replayed entries wait under a consumer `replay-<run>` until a live consumer of the group claims them. */
@@ -230,9 +230,7 @@ export class StreamReplay {
         string[],
       ][];
       for (const [, fields] of rows) {
-        const record = new Map<string, string>();
-        for (let i = 0; i + 1 < fields.length; i += 2)
-          record.set(fields[i] as string, fields[i + 1] as string);
+        const record = fieldMap(fields);
         if (record.get('group') === this.#range.group && record.get('stream') === this.#shard.stream) {
           ids.add(record.get('id') as string);
         }

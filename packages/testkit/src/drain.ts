@@ -1,4 +1,4 @@
-import { allShardKeys, GROUPS } from '@streamgauge/core';
+import { allShardKeys, fieldRecord, GROUPS } from '@streamgauge/core';
 import type { Cluster, Redis } from 'ioredis';
 
 /**
@@ -42,9 +42,7 @@ export async function waitForDrain(
 }
 
 function toObject(flat: unknown[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) out[String(flat[i])] = flat[i + 1];
-  return out;
+  return fieldRecord(flat);
 }
 
 /**

@@ -84,12 +84,10 @@ end
 local entry = redis.call('XADD', KEYS[1], 'MINID', '~', minid, '*',
   'n', accepted, 'src', ARGV[3], 'readings', '[' .. table.concat(ordered, ',') .. ']')
 
--- unpack() is bounded by Lua's C stack, so large sets are added in chunks.
+--@include slices
 for k, members in pairs(added) do
   if #members > 0 then
-    for first = 1, #members, 1000 do
-      redis.call('SADD', KEYS[k], unpack(members, first, math.min(first + 999, #members)))
-    end
+    call_in_slices('SADD', KEYS[k], members, 1, #members)
     redis.call('EXPIRE', KEYS[k], ARGV[2])
   end
 end

@@ -46,13 +46,7 @@ local function take()
   at = at + 1
   return v
 end
--- Large argument lists go out in slices: unpack() has a stack limit.
-local function call_chunked(command, key, items)
-  for i = 1, #items, 1000 do
-    redis.call(command, key, unpack(items, i, math.min(i + 999, #items)))
-  end
-end
-
+--@include slices
 --@include entryIds
 
 local changed = tonumber(take())
@@ -70,10 +64,10 @@ for n = 1, changed do
     end
   end
   if #sets > 0 then
-    call_chunked('HSET', key, sets)
+    call_in_slices('HSET', key, sets, 1, #sets)
   end
   if #gone > 0 then
-    call_chunked('HDEL', key, gone)
+    call_in_slices('HDEL', key, gone, 1, #gone)
   end
   redis.call('EXPIRE', key, ttl)
 end
@@ -83,7 +77,7 @@ for i = 1, tonumber(take()) do
   added[i] = take()
 end
 if #added > 0 then
-  call_chunked('SADD', KEYS[4], added)
+  call_in_slices('SADD', KEYS[4], added, 1, #added)
 end
 
 local removed = {}
@@ -92,7 +86,7 @@ for i = 1, tonumber(take()) do
   redis.call('DEL', KEYS[NODE_KEYS + changed + i])
 end
 if #removed > 0 then
-  call_chunked('SREM', KEYS[4], removed)
+  call_in_slices('SREM', KEYS[4], removed, 1, #removed)
 end
 
 for _ = 1, tonumber(take()) do
@@ -118,12 +112,9 @@ for i = 1, tonumber(take()) do
   acks[i] = take()
 end
 if #acks > 0 then
-  for i = 1, #acks, 1000 do
-    local slice = { unpack(acks, i, math.min(i + 999, #acks)) }
-    redis.call('XACK', KEYS[3], group, unpack(slice))
-    if redis.call('EXISTS', KEYS[7]) == 1 then
-      redis.call('HDEL', KEYS[7], unpack(slice))
-    end
+  call_in_slices('XACK', KEYS[3], acks, 1, #acks, group)
+  if redis.call('EXISTS', KEYS[7]) == 1 then
+    call_in_slices('HDEL', KEYS[7], acks, 1, #acks)
   end
 end
 

@@ -9,11 +9,11 @@
 -- ARGV[2] TTL, seconds   ARGV[3..] field, value pairs
 -- Returns { version, range, total, active, flow, pressureSum, pressureNodes, range, ... }
 
+--@include slices
+
 local shards = tonumber(ARGV[1])
--- In slices: unpack() has a stack limit.
-for i = 3, #ARGV, 1000 do
-  redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
-end
+-- Field, value pairs: slices of 1000 keep them together.
+call_in_slices('HSET', KEYS[1], ARGV, 3, #ARGV)
 local time = redis.call('TIME')
 local version = string.format('%d', tonumber(time[1]) * 1000000 + tonumber(time[2]))
 redis.call('EXPIRE', KEYS[1], ARGV[2])

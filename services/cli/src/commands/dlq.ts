@@ -9,6 +9,7 @@ import {
   decodeBatch,
   decodeEntry,
   ENTRY_FIELDS,
+  fieldRecord,
   GROUPS,
   identityLabel,
   type Reading,
@@ -609,10 +610,7 @@ function describeRedrive(o: RedriveOutcome, from: 'original' | 'file', readings:
 }
 
 function fieldsOf(flat: readonly string[] | null | undefined): Record<string, string> | null {
-  if (!flat) return null;
-  const fields: Record<string, string> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i] as string] = flat[i + 1] as string;
-  return fields;
+  return flat ? fieldRecord(flat) : null;
 }
 
 function shardsOf(option: string | undefined, config: Config): number[] {
