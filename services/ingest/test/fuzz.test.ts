@@ -9,7 +9,7 @@
  * Deterministic: every payload is generated from (seed, index). Re-run a
  * failure with FUZZ_SEED=<seed>; the failure report names the index.
  */
-import { decodeEntry, MEASUREMENTS, seededRandom, systemClock } from '@streamgauge/core';
+import { decodeEntry, type GatewayLimits, MEASUREMENTS, seededRandom, systemClock } from '@streamgauge/core';
 import { GatewayRegistry, NodeOwners } from '@streamgauge/redis';
 import { type TestRedis, testRedis } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
@@ -993,6 +993,25 @@ async function runPool<T>(
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
 }
 
+/**
+ * The gateways the payloads come from: the fuzz district's, a node-scoped
+ * one, a revoked one; and nodes of another district. `limits`: the first
+ * two gateways' own rates.
+ */
+async function arrangeGateways(redisUrl: string, limits?: GatewayLimits) {
+  const token = await issueToken(redisUrl, GATEWAY, { district: DISTRICT }, limits);
+  const nodesToken = await issueToken(redisUrl, 'fuzz-nodes', { nodes: [SCOPED_NODE] }, limits);
+  const revokedToken = await issueToken(redisUrl, 'fuzz-revoked', { district: DISTRICT });
+  const admin = new Redis(redisUrl);
+  try {
+    await new GatewayRegistry(admin, systemClock).revoke('fuzz-revoked');
+    await new NodeOwners(admin).assign(FOREIGN_NODES, 'OTHER');
+  } finally {
+    admin.disconnect();
+  }
+  return { token, nodesToken, revokedToken };
+}
+
 describe('ingest fuzz: hostile payloads get a 4xx', () => {
   let redis: TestRedis;
   let ingest: TestIngest;
@@ -1005,16 +1024,7 @@ describe('ingest fuzz: hostile payloads get a 4xx', () => {
     // Thousands of requests a second from one token and one address: the
     // limits have tests of their own (hardening.test.ts).
     ingest = await startTestIngest(redis.url, { INGEST_AUTH_FAILURES_PER_MINUTE: '0' });
-    token = await issueToken(redis.url, GATEWAY, { district: DISTRICT }, UNLIMITED);
-    nodesToken = await issueToken(redis.url, 'fuzz-nodes', { nodes: [SCOPED_NODE] }, UNLIMITED);
-    revokedToken = await issueToken(redis.url, 'fuzz-revoked', { district: DISTRICT });
-    const admin = new Redis(redis.url);
-    try {
-      await new GatewayRegistry(admin, systemClock).revoke('fuzz-revoked');
-      await new NodeOwners(admin).assign(FOREIGN_NODES, 'OTHER');
-    } finally {
-      admin.disconnect();
-    }
+    ({ token, nodesToken, revokedToken } = await arrangeGateways(redis.url, UNLIMITED));
     // The service connects to Redis in the background and answers 503 until then.
     for (let i = 0; i < 100; i++) {
       const response = await fetch(`${ingest.url}/readyz`);
@@ -1253,16 +1263,7 @@ describe('ingest fuzz: hostile payloads under rate limits', () => {
       INGEST_RATE_READINGS: '2000',
       INGEST_AUTH_FAILURES_PER_MINUTE: '20',
     });
-    token = await issueToken(redis.url, GATEWAY, { district: DISTRICT });
-    nodesToken = await issueToken(redis.url, 'fuzz-nodes', { nodes: [SCOPED_NODE] });
-    revokedToken = await issueToken(redis.url, 'fuzz-revoked', { district: DISTRICT });
-    const admin = new Redis(redis.url);
-    try {
-      await new GatewayRegistry(admin, systemClock).revoke('fuzz-revoked');
-      await new NodeOwners(admin).assign(FOREIGN_NODES, 'OTHER');
-    } finally {
-      admin.disconnect();
-    }
+    ({ token, nodesToken, revokedToken } = await arrangeGateways(redis.url));
   });
 
   afterAll(async () => {

@@ -61,6 +61,16 @@ function requestHead(path: string, headers: Record<string, string | number>): st
   return `POST ${path} HTTP/1.1\r\nHost: ingest\r\n${lines.join('\r\n')}\r\n\r\n`;
 }
 
+/** The head of a POST of `body` (JSON) to /v1/readings with that Authorization. */
+function readingsHead(body: string, authorization: string, extra: Record<string, string> = {}): string {
+  return requestHead('/v1/readings', {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    authorization,
+    ...extra,
+  });
+}
+
 /** The next response on `socket` (whole, by Content-Length). */
 function response(socket: Socket): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
@@ -148,14 +158,7 @@ describe('authentication before the body', () => {
       socket.on('data', (chunk: Buffer) => {
         seen += chunk.toString('latin1');
       });
-      socket.write(
-        requestHead('/v1/readings', {
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(body),
-          expect: '100-continue',
-          authorization,
-        }),
-      );
+      socket.write(readingsHead(body, authorization, { expect: '100-continue' }));
       await sleep(300);
       return { socket, seen: () => seen };
     };
@@ -247,13 +250,7 @@ describe('connection deadlines', () => {
     const token = await issueToken(db.url, 'sel', { district: 'SEL' });
     const socket = await open(ingest.url);
     const body = JSON.stringify(reading('SLOW'));
-    socket.write(
-      requestHead('/v1/readings', {
-        'content-type': 'application/json',
-        'content-length': Buffer.byteLength(body),
-        authorization: `Bearer ${token}`,
-      }),
-    );
+    socket.write(readingsHead(body, `Bearer ${token}`));
     socket.write(body.slice(0, 10));
     const started = performance.now();
     const answer = await response(socket);
@@ -281,13 +278,7 @@ describe('connection deadlines', () => {
     const token = await issueToken(db.url, 'sel', { district: 'SEL' });
     const idle = await open(ingest.url);
     const body = JSON.stringify(reading('KEEP'));
-    idle.write(
-      requestHead('/v1/readings', {
-        'content-type': 'application/json',
-        'content-length': Buffer.byteLength(body),
-        authorization: `Bearer ${token}`,
-      }) + body,
-    );
+    idle.write(readingsHead(body, `Bearer ${token}`) + body);
     expect((await response(idle)).status).toBe(200);
     expect(await closedWithin(idle, 3_000)).toBeLessThan(3_000);
     await ingest.close();
@@ -295,11 +286,7 @@ describe('connection deadlines', () => {
     // On a connection that has answered before, a stalled request still gets its 408.
     ingest = await startTestIngest(db.url, { INGEST_REQUEST_TIMEOUT_SECONDS: '1' });
     const reused = await open(ingest.url);
-    const head = requestHead('/v1/readings', {
-      'content-type': 'application/json',
-      'content-length': Buffer.byteLength(body),
-      authorization: `Bearer ${token}`,
-    });
+    const head = readingsHead(body, `Bearer ${token}`);
     reused.write(head + body);
     expect((await response(reused)).status).toBe(200);
     reused.write(head + body.slice(0, 5));

@@ -9,17 +9,16 @@
 -- ARGV[1] name   ARGV[2] token hash   ARGV[3] record (JSON)   ARGV[4..] node ids it names
 -- Returns 1; 0 when the name is taken; {node, gateway} for a node another gateway names.
 
+--@include gateways
+
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
-if existing and cjson.decode(existing).revokedAt == nil then
+if is_live(existing) then
   return 0
 end
 for i = 4, #ARGV do
   local owner = redis.call('HGET', KEYS[3], ARGV[i])
-  if owner and owner ~= ARGV[1] then
-    local record = redis.call('HGET', KEYS[1], owner)
-    if record and cjson.decode(record).revokedAt == nil then
-      return { ARGV[i], owner }
-    end
+  if owner and owner ~= ARGV[1] and is_live(redis.call('HGET', KEYS[1], owner)) then
+    return { ARGV[i], owner }
   end
 end
 if existing then

@@ -8,13 +8,12 @@
 -- Returns {node, gateway} for the first node a live gateway names (nothing
 -- is released then), else the number of nodes that had an owner.
 
+--@include gateways
+
 for i = 1, #ARGV do
   local owner = redis.call('HGET', KEYS[2], ARGV[i])
-  if owner then
-    local record = redis.call('HGET', KEYS[3], owner)
-    if record and cjson.decode(record).revokedAt == nil then
-      return { ARGV[i], owner }
-    end
+  if owner and is_live(redis.call('HGET', KEYS[3], owner)) then
+    return { ARGV[i], owner }
   end
 end
 local released = 0
