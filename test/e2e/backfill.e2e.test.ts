@@ -98,6 +98,36 @@ describe('backfill from the warehouse', () => {
     expect(after.keys).toBeGreaterThan(12 * 9);
   }, 120_000);
 
+  it('stops at once while a run waits for aggregators that are gone, and records why it ended', async () => {
+    const { redis, config } = await system({ BACKFILL_APPLY_TIMEOUT_SECONDS: '300' });
+    const now = Date.now();
+    const data = generateDataset({ nodes: 3, days: 1, intervalMs: 20 * 60_000, now, seed: 5 });
+    const warehouse = await DuckdbWarehouse.open(duckdbPath(config));
+    cleanup.push(() => warehouse.close());
+    await importReadings(ndjson(data.sent), warehouse, {
+      format: 'ndjson',
+      source: 'history.ndjson',
+      nowMs: now,
+      maxFutureMs: config.ingest.maxFutureMs,
+    });
+    const archiver = await startArchiver(config, logger, { warehouse });
+    cleanup.push(() => archiver.stop());
+    // A cold start: the run offers its panes and waits for reports no aggregator will write.
+    const backfill = await startBackfill(config, warehouse, logger);
+    await until('the offers', async () => ((await redis.exists('rec:{2}:offer')) === 1 ? true : undefined));
+    const stopping = Date.now();
+    await backfill.stop();
+    // Within the poll of its wait, not the 300 s apply timeout (Ctrl-C on `streamgauge start`).
+    expect(Date.now() - stopping).toBeLessThan(5_000);
+    const status = await new CacheStatus(redis).read(config.cacheRefreshMs, Date.now());
+    expect(status).toMatchObject({
+      initialized: false,
+      status: 'error',
+      lastError: 'the backfill scheduler stopped before the run completed',
+    });
+    expect(status.refreshingSince).toBeUndefined();
+  }, 60_000);
+
   it('repairs deleted panes, a phantom reading and a trimmed stream while readings keep arriving, and reports the drift', async () => {
     const { redis, config } = await system();
     const now = Date.now();

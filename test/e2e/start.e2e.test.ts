@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,27 +19,15 @@ describe('pnpm start (streamgauge start --simulate)', () => {
       const redisPort = await freePort();
       const ingestPort = await freePort();
       const started = Date.now();
-      const child = spawn(process.execPath, [MAIN, 'start', '--simulate'], {
-        env: {
-          ...process.env,
-          REDIS_URL: '',
-          REDIS_HOST: '127.0.0.1',
-          REDIS_PORT: String(redisPort),
-          INGEST_PORT: String(ingestPort),
-          DATA_DIR: dataDir,
-          LOG_LEVEL: '',
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let output = '';
-      child.stdout.on('data', (chunk: Buffer) => {
-        output += chunk.toString();
-      });
-      child.stderr.on('data', (chunk: Buffer) => {
-        output += chunk.toString();
-      });
+      const { child, output: out } = startCommand({ redisPort, ingestPort, dataDir });
+      const output = () => out.text;
       const exited = once(child, 'exit');
-      const redis = new Redis(redisPort, '127.0.0.1', { lazyConnect: true, retryStrategy: () => 100 });
+      // Bounded calls: a Redis that never comes up fails the test with start's output, not a timeout.
+      const redis = new Redis(redisPort, '127.0.0.1', {
+        lazyConnect: true,
+        retryStrategy: () => 100,
+        commandTimeout: 1_000,
+      });
       redis.on('error', () => {});
       try {
         // Fresh: a latest reading from the last 10 s, and metrics that count it.
@@ -52,11 +41,11 @@ describe('pnpm start (streamgauge start --simulate)', () => {
           await new Promise((r) => setTimeout(r, 100));
         }
         const elapsed = Date.now() - started;
-        expect(fresh.timestamp, output).toBeDefined();
-        expect(Number(metrics.reading_count), output).toBeGreaterThan(0);
-        expect(elapsed, output).toBeLessThan(10_000);
+        expect(fresh.timestamp, output()).toBeDefined();
+        expect(Number(metrics.reading_count), output()).toBeGreaterThan(0);
+        expect(elapsed, output()).toBeLessThan(10_000);
         expect((await redis.lrange('nodes:all', 0, -1)).length).toBe(12);
-        expect(output).toContain('LRANGE nodes:all 0 -1');
+        expect(output()).toContain('LRANGE nodes:all 0 -1');
         // One /metrics for the whole process, on the ingest port: every service's series.
         const scraped = await scrapeMetrics(`http://127.0.0.1:${ingestPort}/metrics`);
         expect(metricValue(scraped, 'streamgauge_readings_total', { outcome: 'accepted' })).toBeGreaterThan(
@@ -81,11 +70,84 @@ describe('pnpm start (streamgauge start --simulate)', () => {
       } finally {
         redis.disconnect();
         child.kill('SIGINT');
-        const [code] = await exited;
-        expect(code, output).toBe(0);
+        const [code] = await within(15_000, exited, output);
+        expect(code, output()).toBe(0);
         rmSync(dataDir, { recursive: true, force: true });
       }
     },
     30_000,
   );
+
+  it.skipIf(!redisServerOnPath())(
+    'stops cleanly on Ctrl-C while still starting, leaving no redis-server behind',
+    async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'streamgauge-start-'));
+      const redisPort = await freePort();
+      const ingestPort = await freePort();
+      const { child, output } = startCommand({ redisPort, ingestPort, dataDir });
+      const exited = once(child, 'exit');
+      try {
+        // Redis is up and the services are starting on it: the moment a stop used to pull Redis from under them.
+        await untilOutput(output, 'started redis-server', 15_000);
+        child.kill('SIGINT');
+        const [code, signal] = await within(20_000, exited, () => output.text);
+        expect({ code, signal }, output.text).toEqual({ code: 0, signal: null });
+        expect(output.text).not.toContain('error while stopping');
+        // Nothing listens on the Redis port any more: the server start launched is gone.
+        const probe = connect(redisPort, '127.0.0.1');
+        const [error] = (await once(probe, 'error').catch((e: unknown) => [e])) as [NodeJS.ErrnoException];
+        expect(error.code).toBe('ECONNREFUSED');
+      } finally {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    },
+    45_000,
+  );
 });
+
+/** `streamgauge start --simulate` on its own Redis port, ingest port and data directory; its output collected. */
+function startCommand(at: { redisPort: number; ingestPort: number; dataDir: string }) {
+  const child = spawn(process.execPath, [MAIN, 'start', '--simulate'], {
+    env: {
+      ...process.env,
+      REDIS_URL: '',
+      REDIS_HOST: '127.0.0.1',
+      REDIS_PORT: String(at.redisPort),
+      INGEST_PORT: String(at.ingestPort),
+      DATA_DIR: at.dataDir,
+      LOG_LEVEL: '',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output = { text: '' };
+  child.stdout.on('data', (chunk: Buffer) => {
+    output.text += chunk.toString();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    output.text += chunk.toString();
+  });
+  return { child, output };
+}
+
+async function untilOutput(output: { text: string }, text: string, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!output.text.includes(text)) {
+    if (Date.now() > deadline)
+      throw new Error(`"${text}" not printed within ${ms} ms; output:\n${output.text}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** The promise's value, or a failure naming the wait and showing the command's output so far. */
+async function within<T>(ms: number, promise: Promise<T>, output: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms; output:\n${output()}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -43,6 +43,7 @@ export class StreamConsumer {
   readonly #connectBlocking: (shard: ShardKeys) => RedisClient;
   readonly #blocking = new Map<string, RedisClient>();
   readonly #options: StreamConsumerOptions;
+  #closed = false;
 
   constructor(
     redis: RedisClient,
@@ -72,6 +73,8 @@ export class StreamConsumer {
     const { group, consumer, count, blockMs } = this.#options;
     let connection = this.#blocking.get(shard.stream);
     if (connection === undefined) {
+      // A loop's step still in flight when the consumer closed must not open a connection nobody closes.
+      if (this.#closed) throw new Error(`the stream consumer is closed: not reading ${shard.stream}`);
       connection = this.#connectBlocking(shard);
       this.#blocking.set(shard.stream, connection);
     }
@@ -134,6 +137,7 @@ export class StreamConsumer {
   }
 
   close(): void {
+    this.#closed = true;
     for (const connection of this.#blocking.values()) connection.disconnect();
     this.#blocking.clear();
   }

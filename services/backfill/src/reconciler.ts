@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   allShardKeys,
   BACKFILL_PANE_WIDTH,
@@ -143,8 +144,11 @@ export class Reconciler {
       scope?: ReconcileScope;
       onProgress?: (progress: ReconcileProgress) => void;
       holding?: () => Promise<boolean>;
+      /** Aborted when the process stops: the run ends at its next step rather than waiting out its timeouts. */
+      signal?: AbortSignal;
     } = {},
   ): Promise<ReconcileReport> {
+    const signal = options.signal;
     const scope = options.scope;
     const wanted = scope?.nodes === undefined ? undefined : new Set(scope.nodes);
     const { clock, logger } = this.#options;
@@ -162,6 +166,7 @@ export class Reconciler {
     await this.#status.started(run, started);
     try {
       const shards = allShardKeys(this.#options.shards);
+      signal?.throwIfAborted();
       const marks = await this.#cuts(shards);
       const cuts = marks.map((m) => m.cut);
       // Rows accepted before the earliest cut are within every shard's cut:
@@ -194,6 +199,7 @@ export class Reconciler {
         );
         progress({ phase: 'query', done: ++done, total: statements.length });
       });
+      signal?.throwIfAborted();
       const queryMs = clock.now() - started;
       if (options.holding && !(await options.holding())) {
         throw new Error(
@@ -229,7 +235,7 @@ export class Reconciler {
         progress({ phase: 'publish', done: s + 1, total: shards.length });
       }
 
-      const reports = await this.#awaitReports(run, shards.length, progress);
+      const reports = await this.#awaitReports(run, shards.length, progress, signal);
       const report = summarise({
         run,
         ...(options.request && { request: options.request }),
@@ -311,13 +317,16 @@ export class Reconciler {
     run: string,
     shards: number,
     progress: (p: ReconcileProgress) => void,
+    signal: AbortSignal | undefined,
   ): Promise<ShardReconcileReport[]> {
     const deadline = this.#options.clock.now() + this.#options.applyTimeoutMs;
     for (;;) {
+      signal?.throwIfAborted();
       const reports = await this.#offers.reports(run);
       progress({ phase: 'apply', done: reports.length, total: shards });
       if (reports.length >= shards || this.#options.clock.now() >= deadline) return reports;
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      // The offers stay in Redis: an aggregator that takes one after an abort applies it as usual.
+      await sleep(200, undefined, { signal }).catch(() => {});
     }
   }
 }

@@ -42,6 +42,8 @@ export class BackfillScheduler {
   #waiting: string | undefined;
   #polling: Promise<void> = Promise.resolve();
   #stopped = false;
+  /** Aborted by stop(): a run in hand ends at its next step instead of waiting for aggregators that may be gone. */
+  readonly #stopping = new AbortController();
 
   constructor(redis: RedisClient, reconciler: Reconciler, options: SchedulerOptions) {
     this.#redis = redis;
@@ -82,7 +84,11 @@ export class BackfillScheduler {
         this.#options.clock.now() + Math.min(this.#options.retryMs, this.#options.refreshMs);
       const started = performance.now();
       try {
-        const report = await this.#reconciler.run({ ...options, holding: () => this.#lock() });
+        const report = await this.#reconciler.run({
+          ...options,
+          holding: () => this.#lock(),
+          signal: this.#stopping.signal,
+        });
         this.#nextAt =
           report.status === 'complete' ? this.#options.clock.now() + this.#options.refreshMs : retry();
         this.#options.onRun?.(report.status, performance.now() - started);
@@ -101,6 +107,7 @@ export class BackfillScheduler {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#stopping.abort(new Error('the backfill scheduler stopped before the run completed'));
     if (this.#timer) clearTimeout(this.#timer);
     await this.#polling;
     await this.#running;

@@ -30,24 +30,3 @@ function stripUndefined(values: Record<string, string | undefined>): Record<stri
     string
   >;
 }
-
-/**
- * Runs a long-lived service until SIGTERM or SIGINT, then closes it
- * gracefully. A second signal exits at once.
- */
-export async function runUntilSignal(close: () => Promise<void>): Promise<void> {
-  await new Promise<void>((resolve) => {
-    let stopping = false;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (stopping) process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
-      stopping = true;
-      close().then(resolve, (error: unknown) => {
-        console.error(`streamgauge: error while stopping: ${(error as Error).message}`);
-        process.exitCode = EXIT.failure;
-        resolve();
-      });
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  });
-}

@@ -1,6 +1,7 @@
 import { startAggregator } from '@streamgauge/aggregator';
 import type { Command } from 'commander';
-import { configFromEnv, runUntilSignal } from '../context.ts';
+import { configFromEnv } from '../context.ts';
+import { runUntilSignal } from '../lifetime.ts';
 import { createLogger } from '../logger.ts';
 import { serveProcessMetrics, withMetricsEndpoint } from '../metricsEndpoint.ts';
 

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { configFromEnv, runUntilSignal } from '../context.ts';
+import { configFromEnv } from '../context.ts';
+import { runUntilSignal } from '../lifetime.ts';
 import { createLogger } from '../logger.ts';
 import { serveProcessMetrics, withMetricsEndpoint } from '../metricsEndpoint.ts';
 import { startWarehouseHost } from '../warehouseHost.ts';

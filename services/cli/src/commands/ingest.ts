@@ -1,7 +1,8 @@
 import { startIngest } from '@streamgauge/ingest';
 import { ProcessMetrics } from '@streamgauge/telemetry';
 import type { Command } from 'commander';
-import { configFromEnv, runUntilSignal } from '../context.ts';
+import { configFromEnv } from '../context.ts';
+import { runUntilSignal } from '../lifetime.ts';
 import { createLogger } from '../logger.ts';
 
 export function ingestCommand(program: Command): void {

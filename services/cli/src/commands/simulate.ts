@@ -1,7 +1,7 @@
 import { GatewaySimulator } from '@streamgauge/simulator';
 import type { Command } from 'commander';
-import { runUntilSignal } from '../context.ts';
 import { CommandError, EXIT } from '../exitCodes.ts';
+import { runUntilSignal } from '../lifetime.ts';
 
 export interface SimulateOptions {
   nodes: string;

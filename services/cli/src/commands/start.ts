@@ -6,8 +6,10 @@ import { DISTRICT, GatewaySimulator } from '@streamgauge/simulator';
 import { ProcessMetrics } from '@streamgauge/telemetry';
 import { describeWarehouse } from '@streamgauge/warehouse';
 import type { Command } from 'commander';
-import { configFromEnv, opsRedis, runUntilSignal } from '../context.ts';
+import type { Logger } from 'pino';
+import { configFromEnv, opsRedis } from '../context.ts';
 import { CommandError, EXIT } from '../exitCodes.ts';
+import { Lifetime, Stopping } from '../lifetime.ts';
 import { redisForStart } from '../localRedis.ts';
 import { createLogger } from '../logger.ts';
 import { startWarehouseHost } from '../warehouseHost.ts';
@@ -33,79 +35,80 @@ export function startCommand(program: Command): void {
       // The console stays readable: warnings and errors only, unless LOG_LEVEL says otherwise.
       const level = process.env.LOG_LEVEL ? base.logLevel : 'warn';
       const logger = createLogger(level, 'streamgauge');
-      const { config, server } = await redisForStart(base, logger);
-      // A service that fails to start stops the ones already running, so the command exits.
-      const started: { stop(): Promise<void> }[] = [];
-      const starting = async <T extends { stop(): Promise<void> }>(service: Promise<T>): Promise<T> => {
-        try {
-          const running = await service;
-          started.push(running);
-          return running;
-        } catch (error) {
-          for (const running of started.reverse()) await running.stop().catch(() => {});
-          await server?.stop();
-          throw error;
-        }
-      };
-      // One /metrics for the whole process, on the ingest port.
-      const metrics = new ProcessMetrics({ service: 'streamgauge' });
-      const aggregator = await starting(
-        startAggregator(config, createLogger(level, 'aggregator'), { metrics }),
-      );
-      const archiver = await starting(
-        startWarehouseHost(
-          config,
-          { archiver: createLogger(level, 'archiver'), backfill: createLogger(level, 'backfill') },
-          metrics,
-        ),
-      );
-      const ingest = await starting(
-        startIngest(config, createLogger(level, 'ingest'), undefined, { metrics }).then((running) => ({
-          ...running,
-          stop: () => running.close(),
-        })),
-      ).catch((error: Error) => {
-        throw (error as NodeJS.ErrnoException).code === 'EADDRINUSE'
-          ? new CommandError(EXIT.failure, `port ${config.ingest.port} is in use; set INGEST_PORT`)
-          : error;
-      });
-
-      let simulator: GatewaySimulator | undefined;
-      let token: string | undefined;
-      if (options.simulate) {
-        token = config.ingest.auth ? await simulatorToken(config) : undefined;
-        simulator = new GatewaySimulator({
-          url: ingest.url,
-          ...(token !== undefined && { token }),
-          nodes: parsePositive('nodes', options.nodes, true),
-          rate: parsePositive('rate', options.rate, false),
-          onError: (message) => logger.warn(`simulator: ${message}`),
-        });
-        if (token !== undefined) await assignSimulatorNodes(config, simulator.nodeIds);
-        simulator.start();
+      // Signals are taken from here on: a Ctrl-C while starting stops what already runs.
+      const lifetime = new Lifetime();
+      try {
+        await runServices(lifetime, base, options, logger, level);
+      } catch (error) {
+        // A part that fails because a signal stopped what it needed is no error of its own.
+        if (!(error instanceof Stopping || lifetime.stopping)) throw error;
+      } finally {
+        await lifetime.stop();
       }
-      printBanner(config, ingest.url, server !== undefined, simulator, token);
-
-      const status = setInterval(() => {
-        const s = simulator?.stats;
-        const sim = s
-          ? ` | simulator: sent ${s.sent}, accepted ${s.accepted}, duplicates ${s.duplicates}, failed requests ${s.failedRequests}`
-          : '';
-        console.log(`[${new Date().toISOString()}] nodes ${aggregator.nodeCount()}${sim}`);
-      }, 10_000);
-      await Promise.race([
-        runUntilSignal(async () => {
-          clearInterval(status);
-          await simulator?.stop();
-          await ingest.close();
-          await aggregator.stop();
-          await archiver.stop();
-          await server?.stop();
-        }),
-        aggregator.done,
-        archiver.done,
-      ]);
     });
+}
+
+async function runServices(
+  lifetime: Lifetime,
+  base: Config,
+  options: StartOptions,
+  logger: Logger,
+  level: string,
+): Promise<void> {
+  const { config, server } = await lifetime.adopt(
+    redisForStart(base, logger).then((local) => ({ ...local, stop: async () => local.server?.stop() })),
+  );
+  // One /metrics for the whole process, on the ingest port.
+  const metrics = new ProcessMetrics({ service: 'streamgauge' });
+  const aggregator = await lifetime.adopt(
+    startAggregator(config, createLogger(level, 'aggregator'), { metrics }),
+  );
+  const archiver = await lifetime.adopt(
+    startWarehouseHost(
+      config,
+      { archiver: createLogger(level, 'archiver'), backfill: createLogger(level, 'backfill') },
+      metrics,
+    ),
+  );
+  const ingest = await lifetime
+    .adopt(
+      startIngest(config, createLogger(level, 'ingest'), undefined, { metrics }).then((running) => ({
+        ...running,
+        stop: () => running.close(),
+      })),
+    )
+    .catch((error: Error) => {
+      throw (error as NodeJS.ErrnoException).code === 'EADDRINUSE'
+        ? new CommandError(EXIT.failure, `port ${config.ingest.port} is in use; set INGEST_PORT`)
+        : error;
+    });
+
+  let simulator: GatewaySimulator | undefined;
+  let token: string | undefined;
+  if (options.simulate) {
+    token = config.ingest.auth ? await simulatorToken(config) : undefined;
+    simulator = new GatewaySimulator({
+      url: ingest.url,
+      ...(token !== undefined && { token }),
+      nodes: parsePositive('nodes', options.nodes, true),
+      rate: parsePositive('rate', options.rate, false),
+      onError: (message) => logger.warn(`simulator: ${message}`),
+    });
+    if (token !== undefined) await assignSimulatorNodes(config, simulator.nodeIds);
+    await lifetime.adopt(Promise.resolve(simulator));
+    simulator.start();
+  }
+  printBanner(config, ingest.url, server !== undefined, simulator, token);
+
+  const status = setInterval(() => {
+    const s = simulator?.stats;
+    const sim = s
+      ? ` | simulator: sent ${s.sent}, accepted ${s.accepted}, duplicates ${s.duplicates}, failed requests ${s.failedRequests}`
+      : '';
+    console.log(`[${new Date().toISOString()}] nodes ${aggregator.nodeCount()}${sim}`);
+  }, 10_000);
+  lifetime.add(async () => clearInterval(status));
+  await Promise.race([lifetime.signalled, aggregator.done, archiver.done]);
 }
 
 /**
