@@ -11,6 +11,7 @@ COPY packages/testkit/package.json packages/testkit/
 COPY services/ingest/package.json services/ingest/
 COPY services/aggregator/package.json services/aggregator/
 COPY services/simulator/package.json services/simulator/
+COPY services/dashboard/package.json services/dashboard/
 COPY services/cli/package.json services/cli/
 COPY test/package.json test/
 RUN pnpm install --frozen-lockfile --prod --filter @streamgauge/cli...

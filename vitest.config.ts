@@ -23,6 +23,7 @@ export default defineConfig({
         'services/archiver',
         'services/backfill',
         'services/simulator',
+        'services/dashboard',
         'services/cli',
       ].map((root) => ({
         extends: true,

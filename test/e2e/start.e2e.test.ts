@@ -107,7 +107,12 @@ describe('pnpm start (streamgauge start --simulate)', () => {
 });
 
 /** `streamgauge start --simulate` on its own Redis port, ingest port and data directory; its output collected. */
-function startCommand(at: { redisPort: number; ingestPort: number; dataDir: string }) {
+function startCommand(at: {
+  redisPort: number;
+  ingestPort: number;
+  dashboardPort?: number;
+  dataDir: string;
+}) {
   const child = spawn(process.execPath, [MAIN, 'start', '--simulate'], {
     env: {
       ...process.env,
@@ -115,6 +120,7 @@ function startCommand(at: { redisPort: number; ingestPort: number; dataDir: stri
       REDIS_HOST: '127.0.0.1',
       REDIS_PORT: String(at.redisPort),
       INGEST_PORT: String(at.ingestPort),
+      DASHBOARD_PORT: String(at.dashboardPort ?? 0),
       DATA_DIR: at.dataDir,
       LOG_LEVEL: '',
     },

@@ -155,8 +155,21 @@ export interface AnomalyConfig {
   readonly topic?: string;
 }
 
+/** DASHBOARD_*: the read API and page. */
+export interface DashboardConfig {
+  /** DASHBOARD_HOST; unset: loopback for `start`, every interface for `dashboard`. */
+  readonly host: string | undefined;
+  readonly port: number;
+  /** IANA zone the page shows times in (stored times stay UTC). */
+  readonly timeZone: string;
+  /** A node whose newest reading is older is stale, then offline. */
+  readonly staleAfterMs: number;
+  readonly offlineAfterMs: number;
+}
+
 export interface Config {
   readonly redis: RedisConfig;
+  readonly dashboard: DashboardConfig;
   readonly anomalies: AnomalyConfig;
   readonly backfill: BackfillConfig;
   readonly bigquery?: BigQueryConfig;
@@ -368,9 +381,33 @@ export function loadConfig(env: Env): Config {
     },
     logLevel: read.choice('LOG_LEVEL', 'info', LOG_LEVELS),
     metrics: readMetrics(read, env),
+    dashboard: readDashboard(read, env),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+function readDashboard(read: Reader, env: Env): DashboardConfig {
+  const timeZone = read.text('DASHBOARD_TIME_ZONE', 'UTC');
+  try {
+    new Intl.DateTimeFormat('en', { timeZone });
+  } catch {
+    read.problem(
+      `DASHBOARD_TIME_ZONE: ${JSON.stringify(timeZone)} is not an IANA time zone (e.g. Europe/Rome)`,
+    );
+  }
+  const staleAfterMs = read.number('DASHBOARD_STALE_SECONDS', 900, { min: 1 }) * 1000;
+  const offlineAfterMs = read.number('DASHBOARD_OFFLINE_SECONDS', 3600, { min: 1 }) * 1000;
+  if (offlineAfterMs < staleAfterMs) {
+    read.problem('DASHBOARD_OFFLINE_SECONDS: must be at least DASHBOARD_STALE_SECONDS');
+  }
+  return {
+    host: env.DASHBOARD_HOST?.trim() || undefined,
+    port: read.number('DASHBOARD_PORT', 8090, { min: 0, max: 65535, integer: true }),
+    timeZone,
+    staleAfterMs,
+    offlineAfterMs,
+  };
 }
 
 function readMetrics(read: Reader, env: Env): MetricsConfig {

@@ -45,6 +45,7 @@ export type {
   BackfillConfig,
   BigQueryConfig,
   Config,
+  DashboardConfig,
   Env,
   IngestConfig,
   MetricsConfig,
@@ -83,6 +84,7 @@ export {
   STREAM_BASE,
   shardKeys,
   systemKeys,
+  viewerKeys,
 } from './keys.ts';
 export { seededRandom } from './random.ts';
 export type { Range } from './ranges.ts';

@@ -210,6 +210,12 @@ export const gatewayKeys = {
   changes: 'streamgauge:gateways',
 } as const;
 
+/** Dashboard viewers: records by name and by token hash, in one slot, apart from the gateways'. */
+export const viewerKeys = {
+  byName: '{viewers}:by-name',
+  byTokenHash: '{viewers}:by-token',
+} as const;
+
 /**
  * Rate-limit buckets, shared by every ingest replica. Each is one key, so
  * they spread over a Redis Cluster's slots.

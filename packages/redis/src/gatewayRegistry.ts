@@ -10,9 +10,9 @@ import {
   NODE_ID_RULE,
 } from '@streamgauge/core';
 import type { Cluster, Redis } from 'ioredis';
-import { GatewayExistsError } from './errors/GatewayExistsError.ts';
+import { NameTakenError } from './errors/NameTakenError.ts';
 import { NodeOwnedError } from './errors/NodeOwnedError.ts';
-import { UnknownGatewayError } from './errors/UnknownGatewayError.ts';
+import { UnknownNameError } from './errors/UnknownNameError.ts';
 import { publishRegistryChange } from './registryChanges.ts';
 import { runScript } from './scripts.ts';
 
@@ -79,7 +79,7 @@ export class GatewayRegistry {
       throw new NodeOwnedError(node, owner);
     }
     if (added !== 1) {
-      throw new GatewayExistsError(`gateway ${JSON.stringify(name)} exists; revoke it first`);
+      throw new NameTakenError(`gateway ${JSON.stringify(name)} exists; revoke it first`);
     }
     if (nodes.length > 0) await publishRegistryChange(this.#redis, 'nodes');
     return { record, token };
@@ -94,11 +94,11 @@ export class GatewayRegistry {
   async revoke(name: string): Promise<boolean> {
     const result = await runScript(
       this.#redis,
-      'revokeGateway',
+      'revokeToken',
       [gatewayKeys.byName, gatewayKeys.byTokenHash],
       [name, new Date(this.#clock.now()).toISOString()],
     );
-    if (result === 0) throw new UnknownGatewayError(`no gateway named ${JSON.stringify(name)}`);
+    if (result === 0) throw new UnknownNameError(`no gateway named ${JSON.stringify(name)}`);
     if (result === 1) await publishRegistryChange(this.#redis, 'gateways');
     return result === 1;
   }

@@ -18,14 +18,14 @@ export type {
 export { DeadLetters, IDEMPOTENT_GROUPS } from './deadLetters.ts';
 export type { RedriveLink } from './errors/DeadLetterGoneError.ts';
 export { DeadLetterGoneError } from './errors/DeadLetterGoneError.ts';
-export { GatewayExistsError } from './errors/GatewayExistsError.ts';
 export { LeaseLostError } from './errors/LeaseLostError.ts';
+export { NameTakenError } from './errors/NameTakenError.ts';
 export { NodeOwnedError } from './errors/NodeOwnedError.ts';
 export type { StoredOutcome } from './errors/RedisUnavailableError.ts';
 export { isUnavailable, RedisUnavailableError } from './errors/RedisUnavailableError.ts';
 export type { RedriveRefusal } from './errors/RedriveRefusedError.ts';
 export { RedriveRefusedError } from './errors/RedriveRefusedError.ts';
-export { UnknownGatewayError } from './errors/UnknownGatewayError.ts';
+export { UnknownNameError } from './errors/UnknownNameError.ts';
 export type { Authentication, IssuedGateway } from './gatewayRegistry.ts';
 export { GatewayRegistry, hashToken } from './gatewayRegistry.ts';
 export type { DeadLetter, GroupCommit, GroupCommitKeys } from './groupCommit.ts';
@@ -34,8 +34,22 @@ export type { NodeClaim, OwnedNode } from './nodeOwners.ts';
 export { NodeOwners } from './nodeOwners.ts';
 export type { OpsAction, OpsRecord } from './opsLog.ts';
 export { OpsLog } from './opsLog.ts';
-export type { ConsumerStatus, GroupCounts, GroupStatus, ShardStatus } from './pipelineStatus.ts';
-export { EXPECTED_GROUPS, groupsOf, shardStatus } from './pipelineStatus.ts';
+export type {
+  ConsumerStatus,
+  GroupCounts,
+  GroupStatus,
+  HealthLimits,
+  LastReconcile,
+  PipelineReport,
+  ShardStatus,
+} from './pipelineStatus.ts';
+export {
+  DEFAULT_HEALTH_LIMITS,
+  EXPECTED_GROUPS,
+  groupsOf,
+  pipelineReport,
+  shardStatus,
+} from './pipelineStatus.ts';
 export type { Rate } from './rateLimits.ts';
 export { RateLimits } from './rateLimits.ts';
 export type { AppendResult, ReadingLogOptions } from './readingLog.ts';
@@ -61,3 +75,5 @@ export type { ReplayRange, ShardReplay } from './streamReplay.ts';
 export { REPLAY_CONSUMER_PREFIX, ReplayGroupMissingError, StreamReplay } from './streamReplay.ts';
 export type { ReadableEntry, Triage } from './triage.ts';
 export { exhausted, triage } from './triage.ts';
+export type { ViewerAuthentication, ViewerRecord } from './viewerRegistry.ts';
+export { ViewerRegistry } from './viewerRegistry.ts';

@@ -1,5 +1,7 @@
-import { fieldMap, GROUPS, type ShardKeys } from '@streamgauge/core';
+import { allShardKeys, fieldMap, GROUPS, type ShardKeys } from '@streamgauge/core';
+import { type CacheStats, CacheStatus } from './cacheStatus.ts';
 import type { RedisClient } from './connection.ts';
+import { ReconcileControl } from './reconcileControl.ts';
 import { countAfter } from './streamPosition.ts';
 
 export interface ConsumerStatus {
@@ -131,3 +133,75 @@ export async function shardStatus(redis: RedisClient, shard: ShardKeys, now: num
 
 /** The groups every shard is expected to have. */
 export const EXPECTED_GROUPS: readonly string[] = [GROUPS.aggregator, GROUPS.archiver];
+
+/** When the pipeline counts as unhealthy. */
+export interface HealthLimits {
+  /** Entries a group may be behind. */
+  readonly lag: number;
+  /** How long an entry may stay pending, ms. */
+  readonly pendingAgeMs: number;
+  /** Dead letters a shard may hold; undefined: not checked. */
+  readonly deadLetters?: number;
+}
+
+export const DEFAULT_HEALTH_LIMITS: HealthLimits = { lag: 10_000, pendingAgeMs: 300_000 };
+
+/** What the pipeline status shows of the backfill's last report. */
+export interface LastReconcile {
+  readonly run: string;
+  readonly status: string;
+  readonly finishedAt: string;
+  readonly panesChanged: number;
+  readonly drift?: Record<string, number>;
+}
+
+/** `streamgauge status --json` and the dashboard's `/api/v1/pipeline`. */
+export interface PipelineReport {
+  readonly healthy: boolean;
+  readonly problems: string[];
+  readonly shards: ShardStatus[];
+  readonly reconcile: LastReconcile | null;
+  readonly cache: CacheStats;
+}
+
+/** Every shard's status, the last reconcile, the cache, and what is wrong with them. */
+export async function pipelineReport(
+  redis: RedisClient,
+  settings: { shards: number; cacheRefreshMs: number },
+  limits: HealthLimits,
+  now: number,
+): Promise<PipelineReport> {
+  const shards = await Promise.all(allShardKeys(settings.shards).map((s) => shardStatus(redis, s, now)));
+  const reconcile = (await new ReconcileControl(redis).lastReport()) as LastReconcile | null;
+  const cache = await new CacheStatus(redis).read(settings.cacheRefreshMs, now);
+  const problems = [...shards.flatMap((s) => shardProblems(s, limits)), ...cacheProblems(cache.status)];
+  return { healthy: problems.length === 0, problems, shards, reconcile, cache };
+}
+
+function shardProblems(shard: ShardStatus, limits: HealthLimits): string[] {
+  const problems: string[] = [];
+  const groups = new Map(shard.groups.map((g) => [g.name, g]));
+  for (const name of EXPECTED_GROUPS) {
+    const group = groups.get(name);
+    if (group === undefined) {
+      if (shard.length > 0)
+        problems.push(`${shard.stream}: group ${name} does not exist (has its consumer ever run?)`);
+      continue;
+    }
+    if (group.lag > limits.lag)
+      problems.push(`${shard.stream}: group ${name} is ${group.lag} entries behind (limit ${limits.lag})`);
+    if ((group.oldestPendingAgeMs ?? 0) > limits.pendingAgeMs) {
+      problems.push(
+        `${shard.stream}: group ${name} has an entry pending for ${Math.round((group.oldestPendingAgeMs ?? 0) / 1000)} s (limit ${limits.pendingAgeMs / 1000} s)`,
+      );
+    }
+  }
+  if (limits.deadLetters !== undefined && shard.deadLetters > limits.deadLetters) {
+    problems.push(`${shard.stream}: ${shard.deadLetters} dead letters (limit ${limits.deadLetters})`);
+  }
+  return problems;
+}
+
+function cacheProblems(status: string): string[] {
+  return status === 'error' || status === 'stale' ? [`cache: ${status} (see streamgauge cache-stats)`] : [];
+}

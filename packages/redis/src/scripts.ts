@@ -9,7 +9,8 @@ import type { Cluster, Redis } from 'ioredis';
 export type ScriptName =
   | 'appendReadings'
   | 'addGateway'
-  | 'revokeGateway'
+  | 'revokeToken'
+  | 'addViewer'
   | 'claimNodes'
   | 'releaseNodes'
   | 'takeRate'

@@ -1,7 +1,7 @@
 import { ManualClock } from '@streamgauge/core';
 import { useRedis } from '@streamgauge/testkit';
 import { describe, expect, it } from 'vitest';
-import { GatewayExistsError, GatewayRegistry, hashToken, UnknownGatewayError } from '../src/index.ts';
+import { GatewayRegistry, hashToken, NameTakenError, UnknownNameError } from '../src/index.ts';
 
 const clock = new ManualClock(Date.UTC(2026, 10, 25, 12));
 const db = useRedis({ flushEach: true });
@@ -21,9 +21,7 @@ describe('GatewayRegistry', () => {
   it('refuses a second gateway of the same name until the first is revoked', async () => {
     const registry = new GatewayRegistry(db.client, clock);
     const first = await registry.add('gw', { kind: 'nodes', nodes: ['A', 'B'] });
-    await expect(registry.add('gw', { kind: 'nodes', nodes: ['C'] })).rejects.toBeInstanceOf(
-      GatewayExistsError,
-    );
+    await expect(registry.add('gw', { kind: 'nodes', nodes: ['C'] })).rejects.toBeInstanceOf(NameTakenError);
     expect(await registry.revoke('gw')).toBe(true);
     expect(await registry.revoke('gw')).toBe(false);
     const revoked = await registry.authenticate(first.token);
@@ -38,7 +36,7 @@ describe('GatewayRegistry', () => {
 
   it('reports unknown names and invalid names', async () => {
     const registry = new GatewayRegistry(db.client, clock);
-    await expect(registry.revoke('nope')).rejects.toBeInstanceOf(UnknownGatewayError);
+    await expect(registry.revoke('nope')).rejects.toBeInstanceOf(UnknownNameError);
     await expect(registry.add('bad name', { kind: 'district', district: 'D' })).rejects.toThrow(RangeError);
   });
 });

@@ -24,6 +24,16 @@ export async function opsRedis(config: Config): Promise<RedisClient> {
   return redis;
 }
 
+/** Runs a short ops task on its own connection, closed afterwards. */
+export async function withOpsRedis<T>(work: (redis: RedisClient) => Promise<T>): Promise<T> {
+  const redis = await opsRedis(configFromEnv());
+  try {
+    return await work(redis);
+  } finally {
+    await redis.quit().catch(() => redis.disconnect());
+  }
+}
+
 function stripUndefined(values: Record<string, string | undefined>): Record<string, string> {
   return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as Record<
     string,

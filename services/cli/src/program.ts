@@ -3,6 +3,7 @@ import { aggregateCommand } from './commands/aggregate.ts';
 import { archiveCommand } from './commands/archive.ts';
 import { backfillCommand } from './commands/backfill.ts';
 import { cacheStatsCommand } from './commands/cacheStats.ts';
+import { dashboardCommand } from './commands/dashboard.ts';
 import { detectCommand } from './commands/detect.ts';
 import { dlqCommand } from './commands/dlq.ts';
 import { gatewaysCommand } from './commands/gateways.ts';
@@ -14,6 +15,7 @@ import { replayCommand } from './commands/replay.ts';
 import { simulateCommand } from './commands/simulate.ts';
 import { startCommand } from './commands/start.ts';
 import { statusCommand } from './commands/status.ts';
+import { viewersCommand } from './commands/viewers.ts';
 import { CommandError, EXIT } from './exitCodes.ts';
 
 export function buildProgram(): Command {
@@ -30,8 +32,10 @@ export function buildProgram(): Command {
   ingestCommand(program);
   aggregateCommand(program);
   archiveCommand(program);
+  dashboardCommand(program);
   simulateCommand(program);
   gatewaysCommand(program);
+  viewersCommand(program);
   nodesCommand(program);
   importCommand(program);
   backfillCommand(program);

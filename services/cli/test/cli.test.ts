@@ -98,6 +98,31 @@ describe('streamgauge CLI', () => {
     expect(unknown.stderr).toContain('no gateway named "nobody"');
   });
 
+  it('adds, lists and revokes dashboard viewers, apart from gateways', async () => {
+    const added = await streamgauge(['viewers', 'add', 'alice', '--json']);
+    expect(added.code).toBe(0);
+    const { token } = JSON.parse(added.stdout) as { token: string };
+    expect(token).toMatch(/^sgv_/);
+    const again = await streamgauge(['viewers', 'add', 'alice']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('viewer "alice" exists; revoke it first');
+    expect((await streamgauge(['viewers', 'add', 'bad name'])).code).toBe(2);
+    const listed = JSON.parse((await streamgauge(['viewers', 'list', '--json'])).stdout) as {
+      name: string;
+    }[];
+    expect(listed.map((v) => v.name)).toEqual(['alice']);
+    // A viewer is no gateway.
+    const gateways = JSON.parse((await streamgauge(['gateways', 'list', '--json'])).stdout) as {
+      name: string;
+    }[];
+    expect(gateways.map((g) => g.name)).not.toContain('alice');
+    expect((await streamgauge(['viewers', 'revoke', 'alice'])).stdout).toContain('viewer alice revoked');
+    expect((await streamgauge(['viewers', 'list'])).stdout).toMatch(/alice {2}created \S+ {2}REVOKED/);
+    const unknown = await streamgauge(['viewers', 'revoke', 'nobody']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('no viewer named "nobody"');
+  });
+
   it('nodes: lists owners, assigns to a district, releases; refuses what a live gateway names; gateways carry their own rates', async () => {
     const rated = await streamgauge([
       'gateways',

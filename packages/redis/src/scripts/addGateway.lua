@@ -9,7 +9,7 @@
 -- ARGV[1] name   ARGV[2] token hash   ARGV[3] record (JSON)   ARGV[4..] node ids it names
 -- Returns 1; 0 when the name is taken; {node, gateway} for a node another gateway names.
 
---@include gateways
+--@include credentials
 
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
 if is_live(existing) then

@@ -8,7 +8,7 @@
 -- Returns {node, gateway} for the first node a live gateway names (nothing
 -- is released then), else the number of nodes that had an owner.
 
---@include gateways
+--@include credentials
 
 for i = 1, #ARGV do
   local owner = redis.call('HGET', KEYS[2], ARGV[i])

@@ -1,8 +1,8 @@
 import type { GatewayLimits, GatewayScope } from '@streamgauge/core';
 import { describeScope } from '@streamgauge/core';
-import { GatewayExistsError, GatewayRegistry, NodeOwnedError, UnknownGatewayError } from '@streamgauge/redis';
+import { GatewayRegistry, NameTakenError, NodeOwnedError, UnknownNameError } from '@streamgauge/redis';
 import type { Command } from 'commander';
-import { configFromEnv, opsRedis } from '../context.ts';
+import { withOpsRedis } from '../context.ts';
 import { CommandError, EXIT } from '../exitCodes.ts';
 
 interface AddOptions {
@@ -115,19 +115,15 @@ function scopeFrom(options: AddOptions): GatewayScope {
   return { kind: 'nodes', nodes };
 }
 
-async function withRegistry(work: (registry: GatewayRegistry) => Promise<void>): Promise<void> {
-  const redis = await opsRedis(configFromEnv());
-  try {
-    await work(new GatewayRegistry(redis, { now: () => Date.now() }));
-  } finally {
-    await redis.quit().catch(() => redis.disconnect());
-  }
+function withRegistry(work: (registry: GatewayRegistry) => Promise<void>): Promise<void> {
+  return withOpsRedis((redis) => work(new GatewayRegistry(redis, { now: () => Date.now() })));
 }
 
-function translate(error: unknown): never {
+/** A registry's refusal (name taken, unknown, node owned, bad name) as the command's exit. */
+export function translate(error: unknown): never {
   if (
-    error instanceof GatewayExistsError ||
-    error instanceof UnknownGatewayError ||
+    error instanceof NameTakenError ||
+    error instanceof UnknownNameError ||
     error instanceof NodeOwnedError
   ) {
     throw new CommandError(EXIT.failure, error.message);

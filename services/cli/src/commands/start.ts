@@ -1,5 +1,6 @@
 import { startAggregator } from '@streamgauge/aggregator';
 import { CHANGES_CHANNEL, type Config } from '@streamgauge/core';
+import { startDashboard } from '@streamgauge/dashboard';
 import { startIngest } from '@streamgauge/ingest';
 import { GatewayRegistry, NodeOwners } from '@streamgauge/redis';
 import { DISTRICT, GatewaySimulator } from '@streamgauge/simulator';
@@ -83,6 +84,19 @@ async function runServices(
         : error;
     });
 
+  // On loopback unless DASHBOARD_HOST says otherwise: open to this machine only, no token needed.
+  const dashboard = await lifetime
+    .adopt(
+      startDashboard(config, createLogger(level, 'dashboard'), {
+        host: config.dashboard.host ?? '127.0.0.1',
+      }),
+    )
+    .catch((error: Error) => {
+      throw (error as NodeJS.ErrnoException).code === 'EADDRINUSE'
+        ? new CommandError(EXIT.failure, `port ${config.dashboard.port} is in use; set DASHBOARD_PORT`)
+        : error;
+    });
+
   let simulator: GatewaySimulator | undefined;
   let token: string | undefined;
   if (options.simulate) {
@@ -98,7 +112,13 @@ async function runServices(
     await lifetime.adopt(Promise.resolve(simulator));
     simulator.start();
   }
-  printBanner(config, ingest.url, server !== undefined, simulator, token);
+  printBanner(
+    config,
+    { ingest: ingest.url, dashboard: dashboard.url },
+    server !== undefined,
+    simulator,
+    token,
+  );
 
   const status = setInterval(() => {
     const s = simulator?.stats;
@@ -140,7 +160,7 @@ async function assignSimulatorNodes(config: Config, nodes: readonly string[]): P
 
 function printBanner(
   config: Config,
-  ingestUrl: string,
+  urls: { ingest: string; dashboard: string },
   ownRedis: boolean,
   simulator: GatewaySimulator | undefined,
   token: string | undefined,
@@ -149,8 +169,9 @@ function printBanner(
   const cli = `redis-cli -h ${redis.hostname} -p ${redis.port || 6379}${redis.pathname.length > 1 && redis.pathname !== '/0' ? ` -n ${redis.pathname.slice(1)}` : ''}`;
   const node = simulator?.nodeIds[0] ?? '<node id>';
   const lines = [
-    'streamgauge is running: ingest + aggregator + archiver',
-    `  ingest     POST ${ingestUrl}/v1/readings   (health: ${ingestUrl}/readyz, metrics: ${ingestUrl}/metrics)`,
+    'streamgauge is running: ingest + aggregator + archiver + dashboard',
+    `  dashboard  ${urls.dashboard}/   (open it in a browser; API: ${urls.dashboard}/api/v1/openapi.json)`,
+    `  ingest     POST ${urls.ingest}/v1/readings   (health: ${urls.ingest}/readyz, metrics: ${urls.ingest}/metrics)`,
     `  redis      ${config.redis.url}${ownRedis ? `   (started by streamgauge; files in ${config.dataDir}/redis)` : ''}`,
     `  warehouse  ${describeWarehouse(config)}   (every reading, one row each; backfill every ${config.cacheRefreshMs / 3_600_000} h)`,
   ];

@@ -1,11 +1,4 @@
-import { allShardKeys } from '@streamgauge/core';
-import {
-  CacheStatus,
-  EXPECTED_GROUPS,
-  ReconcileControl,
-  type ShardStatus,
-  shardStatus,
-} from '@streamgauge/redis';
+import { type PipelineReport, pipelineReport } from '@streamgauge/redis';
 import type { Command } from 'commander';
 import { configFromEnv, opsRedis } from '../context.ts';
 import { CommandError, EXIT } from '../exitCodes.ts';
@@ -41,23 +34,15 @@ export function statusCommand(program: Command): void {
       };
       const redis = await opsRedis(config);
       try {
-        const now = Date.now();
-        const shards = await Promise.all(
-          allShardKeys(config.stream.shards).map((s) => shardStatus(redis, s, now)),
+        const report = await pipelineReport(
+          redis,
+          { shards: config.stream.shards, cacheRefreshMs: config.cacheRefreshMs },
+          limits,
+          Date.now(),
         );
-        const last = (await new ReconcileControl(redis).lastReport()) as LastReconcile | null;
-        const cache = await new CacheStatus(redis).read(config.cacheRefreshMs, now);
-        const problems = [...shards.flatMap((s) => shardProblems(s, limits)), ...cacheProblems(cache.status)];
-        const report = {
-          healthy: problems.length === 0,
-          problems,
-          shards,
-          reconcile: last,
-          cache,
-        };
         if (options.json) console.log(JSON.stringify(report));
         else print(report);
-        if (problems.length > 0) process.exitCode = EXIT.failure;
+        if (!report.healthy) process.exitCode = EXIT.failure;
       } finally {
         redis.disconnect();
       }
@@ -71,52 +56,7 @@ function threshold(name: string, value: string): number {
   return n;
 }
 
-function shardProblems(
-  shard: ShardStatus,
-  limits: { lag: number; pendingAgeMs: number; deadLetters?: number },
-): string[] {
-  const problems: string[] = [];
-  const groups = new Map(shard.groups.map((g) => [g.name, g]));
-  for (const name of EXPECTED_GROUPS) {
-    const group = groups.get(name);
-    if (group === undefined) {
-      if (shard.length > 0)
-        problems.push(`${shard.stream}: group ${name} does not exist (has its consumer ever run?)`);
-      continue;
-    }
-    if (group.lag > limits.lag)
-      problems.push(`${shard.stream}: group ${name} is ${group.lag} entries behind (limit ${limits.lag})`);
-    if ((group.oldestPendingAgeMs ?? 0) > limits.pendingAgeMs) {
-      problems.push(
-        `${shard.stream}: group ${name} has an entry pending for ${Math.round((group.oldestPendingAgeMs ?? 0) / 1000)} s (limit ${limits.pendingAgeMs / 1000} s)`,
-      );
-    }
-  }
-  if (limits.deadLetters !== undefined && shard.deadLetters > limits.deadLetters) {
-    problems.push(`${shard.stream}: ${shard.deadLetters} dead letters (limit ${limits.deadLetters})`);
-  }
-  return problems;
-}
-
-function cacheProblems(status: string): string[] {
-  return status === 'error' || status === 'stale' ? [`cache: ${status} (see streamgauge cache-stats)`] : [];
-}
-
-/** What status shows of the backfill's last report. */
-interface LastReconcile {
-  readonly run: string;
-  readonly status: string;
-  readonly finishedAt: string;
-  readonly panesChanged: number;
-}
-
-function print(report: {
-  healthy: boolean;
-  problems: string[];
-  shards: ShardStatus[];
-  reconcile: LastReconcile | null;
-  cache: { status: string; keys: number; memoryUsed: string; lastRefresh?: string };
-}): void {
+function print(report: PipelineReport): void {
   console.log(report.healthy ? 'healthy' : `UNHEALTHY: ${report.problems.length} problem(s)`);
   for (const problem of report.problems) console.log(`  ! ${problem}`);
   for (const shard of report.shards) {

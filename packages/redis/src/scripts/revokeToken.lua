@@ -1,10 +1,10 @@
 #!lua
--- Marks a gateway revoked in both indexes, so its token is answered with 403
--- ("revoked") rather than being unknown.
+-- Marks a gateway's or a viewer's token revoked in both indexes, so it is
+-- answered with 403 ("revoked") rather than being unknown.
 --
--- KEYS[1] gateways by name   KEYS[2] gateways by token hash
+-- KEYS[1] records by name   KEYS[2] records by token hash
 -- ARGV[1] name   ARGV[2] revocation time (ISO-8601)
--- Returns 1, 0 when there is no such gateway, 2 when it was already revoked.
+-- Returns 1, 0 when there is no such name, 2 when it was already revoked.
 
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
 if not existing then

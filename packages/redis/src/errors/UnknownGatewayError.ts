@@ -1,4 +1,0 @@
-/** No gateway is registered under that name. */
-export class UnknownGatewayError extends Error {
-  override readonly name = 'UnknownGatewayError';
-}

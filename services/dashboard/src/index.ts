@@ -1,0 +1,2 @@
+export type { DashboardOptions, RunningDashboard } from './server.ts';
+export { startDashboard } from './server.ts';

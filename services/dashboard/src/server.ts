@@ -1,0 +1,230 @@
+import { type Config, DEFAULT_ANOMALY_SETTINGS, RANGES, SEVERITY_RANK } from '@streamgauge/core';
+import {
+  connectRedis,
+  DEFAULT_HEALTH_LIMITS,
+  pipelineReport,
+  type RedisClient,
+  ViewerRegistry,
+  whenReady,
+} from '@streamgauge/redis';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
+import type { Logger } from 'pino';
+import { isLoopback, tokenOf, ViewerAccess } from './access.ts';
+import { type Asset, buildAssets } from './assets.ts';
+import { EventHub } from './events.ts';
+import { NODE_STATUSES } from './model.ts';
+import { openApiDocument } from './openapi.ts';
+import {
+  BadParameter,
+  choiceOf,
+  integerOf,
+  NODE_SORTS,
+  type NodeQuery,
+  Queries,
+  rangeOf,
+} from './queries.ts';
+import { ReadModelView } from './view.ts';
+
+export interface RunningDashboard {
+  readonly url: string;
+  readonly view: ReadModelView;
+  readonly events: EventHub;
+  stop(): Promise<void>;
+}
+
+export interface DashboardOptions {
+  /** Where to listen; default DASHBOARD_HOST, else every interface. */
+  readonly host?: string;
+  readonly port?: number;
+  /** View refresh and polling intervals (tests shorten them), ms. */
+  readonly refreshMs?: number;
+  readonly pollMs?: number;
+}
+
+type Query = Record<string, string | undefined>;
+
+/**
+ * The read API, its live events and the page, from Redis only: a view of
+ * every node kept in memory by the aggregator's notices answers requests.
+ */
+export async function startDashboard(
+  config: Config,
+  logger: Logger,
+  options: DashboardOptions = {},
+): Promise<RunningDashboard> {
+  const host = options.host ?? config.dashboard.host ?? '0.0.0.0';
+  const port = options.port ?? config.dashboard.port;
+  const redis = connectRedis(config.redis, { name: 'dashboard' });
+  const subscriber = connectRedis(config.redis, { name: 'dashboard-changes' });
+  for (const connection of [redis, subscriber]) {
+    connection.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
+  }
+  const closeRedis = () => {
+    for (const connection of [redis, subscriber]) connection.disconnect();
+  };
+  try {
+    await whenReady(redis, 30_000);
+    const view = new ReadModelView(redis, subscriber, {
+      shards: config.stream.shards,
+      logger,
+      ...(options.refreshMs !== undefined && { refreshMs: options.refreshMs }),
+      ...(options.pollMs !== undefined && { pollMs: options.pollMs }),
+    });
+    const [assets] = await Promise.all([buildAssets(), view.start()]);
+    const events = new EventHub();
+    view.onChange((change) => events.publish(change));
+    const access = new ViewerAccess(new ViewerRegistry(redis, { now: () => Date.now() }), !isLoopback(host));
+    const queries = new Queries(view, {
+      staleAfterMs: config.dashboard.staleAfterMs,
+      offlineAfterMs: config.dashboard.offlineAfterMs,
+      nightHours: [
+        config.anomalies.settings.nightStartHour ?? DEFAULT_ANOMALY_SETTINGS.nightStartHour,
+        config.anomalies.settings.nightEndHour ?? DEFAULT_ANOMALY_SETTINGS.nightEndHour,
+      ],
+    });
+    const app = Fastify({
+      loggerInstance: logger.child({ component: 'dashboard' }) as FastifyBaseLogger,
+      disableRequestLogging: true,
+    });
+    routes(app, { config, redis, view, queries, events, access, assets });
+    const url = await app.listen({ host, port });
+    logger.info({ url, authRequired: access.required }, 'dashboard listening');
+    return {
+      url: url.replace('0.0.0.0', '127.0.0.1'),
+      view,
+      events,
+      async stop() {
+        events.close();
+        await app.close();
+        await view.stop();
+        closeRedis();
+      },
+    };
+  } catch (error) {
+    closeRedis();
+    throw error;
+  }
+}
+
+interface Parts {
+  readonly config: Config;
+  readonly redis: RedisClient;
+  readonly view: ReadModelView;
+  readonly queries: Queries;
+  readonly events: EventHub;
+  readonly access: ViewerAccess;
+  readonly assets: Map<string, Asset>;
+}
+
+function routes(app: FastifyInstance, parts: Parts): void {
+  const { config, redis, view, queries, events, access, assets } = parts;
+
+  app.setErrorHandler((error: Error, _request, reply) => {
+    if (error instanceof BadParameter) {
+      return reply.code(400).send({ error: error.message, parameter: error.parameter });
+    }
+    reply.log.error({ err: error }, 'dashboard request failed');
+    return reply.code(500).send({ error: 'internal error; see the dashboard log' });
+  });
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (!request.url.startsWith('/api/') || request.url.startsWith('/api/v1/openapi.json')) return;
+    const decision = await access.check(tokenOf(request.headers.authorization, request.query), Date.now());
+    if (!decision.allowed) {
+      if (decision.status === 401) reply.header('www-authenticate', 'Bearer realm="streamgauge dashboard"');
+      return reply.code(decision.status).send({ error: decision.message });
+    }
+  });
+
+  for (const [path, asset] of assets) {
+    app.get(path, (request, reply) => sendAsset(request, reply, asset));
+  }
+
+  app.get('/api/v1/openapi.json', async () => openApiDocument());
+
+  app.get('/api/v1/config', async () => ({
+    timeZone: config.dashboard.timeZone,
+    ranges: RANGES,
+    staleAfterSeconds: config.dashboard.staleAfterMs / 1000,
+    offlineAfterSeconds: config.dashboard.offlineAfterMs / 1000,
+    authRequired: access.required,
+  }));
+
+  app.get('/api/v1/overview', async (request) => {
+    const q = request.query as Query;
+    return queries.overview(rangeOf(q.range), q.district || undefined, Date.now());
+  });
+
+  app.get('/api/v1/nodes', async (request) => {
+    const q = request.query as Query;
+    const query: NodeQuery = {
+      range: rangeOf(q.range),
+      ...(q.district ? { district: q.district } : {}),
+      ...(q.status ? { status: choiceOf('status', q.status, NODE_STATUSES) } : {}),
+      ...(q.q ? { q: q.q } : {}),
+      sort: choiceOf('sort', q.sort, NODE_SORTS, 'node_id') ?? 'node_id',
+      order: choiceOf('order', q.order, ['asc', 'desc'] as const, 'asc') ?? 'asc',
+      offset: integerOf('offset', q.offset, 0, 0, Number.MAX_SAFE_INTEGER),
+      limit: integerOf('limit', q.limit, 50, 1, 500),
+    };
+    const now = Date.now();
+    const page = queries.nodes(query, now);
+    const items = await Promise.all(
+      page.items.map(async (node) => queries.summary(node, query.range, now, await view.series(node))),
+    );
+    return { range: query.range, total: page.total, offset: query.offset, limit: query.limit, items };
+  });
+
+  app.get('/api/v1/nodes/:id', async (request, reply) => {
+    const { id } = request.params as { id: string };
+    const node = view.nodes.get(id);
+    if (node === undefined)
+      return reply.code(404).send({ error: `no node ${JSON.stringify(id)} in nodes:all` });
+    return queries.detail(node, Date.now(), await view.series(node));
+  });
+
+  app.get('/api/v1/anomalies', async (request) => {
+    const q = request.query as Query;
+    return queries.anomalies({
+      state: choiceOf('state', q.state, ['open', 'recent', 'all'] as const, 'all'),
+      ...(q.type ? { type: q.type } : {}),
+      ...(q.severity
+        ? { severity: choiceOf('severity', q.severity, Object.keys(SEVERITY_RANK) as string[]) }
+        : {}),
+      ...(q.district ? { district: q.district } : {}),
+      ...(q.node ? { node: q.node } : {}),
+      limit: integerOf('limit', q.limit, 100, 1, 1000),
+    });
+  });
+
+  app.get('/api/v1/pipeline', async () =>
+    pipelineReport(
+      redis,
+      { shards: config.stream.shards, cacheRefreshMs: config.cacheRefreshMs },
+      DEFAULT_HEALTH_LIMITS,
+      Date.now(),
+    ),
+  );
+
+  app.get('/api/v1/events', (request, reply) => {
+    reply.hijack();
+    const lastEventId = request.headers['last-event-id'];
+    events.attach(reply.raw, Array.isArray(lastEventId) ? lastEventId[0] : lastEventId);
+  });
+}
+
+/** A bundled file, compressed as the client accepts, revalidated by its hash. */
+function sendAsset(request: FastifyRequest, reply: FastifyReply, asset: Asset) {
+  reply.header('content-type', asset.type).header('etag', asset.etag).header('vary', 'accept-encoding');
+  reply.header('cache-control', 'no-cache');
+  if (request.headers['if-none-match'] === asset.etag) return reply.code(304).send();
+  const accepted = String(request.headers['accept-encoding'] ?? '');
+  if (/\bbr\b/.test(accepted)) return reply.header('content-encoding', 'br').send(asset.brotli);
+  if (/\bgzip\b/.test(accepted)) return reply.header('content-encoding', 'gzip').send(asset.gzip);
+  return reply.send(asset.body);
+}

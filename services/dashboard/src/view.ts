@@ -1,0 +1,354 @@
+import {
+  type AnomalyRecord,
+  allShardKeys,
+  anomalyKeys,
+  CHANGES_CHANNEL,
+  GROUPS,
+  RANGES,
+  type Range,
+  readModelKeys,
+} from '@streamgauge/core';
+import { groupsOf, type RedisClient } from '@streamgauge/redis';
+import type { Logger } from 'pino';
+import {
+  type AnomalyView,
+  type Latest,
+  type Metrics,
+  type NodeMetadata,
+  openAnomalyView,
+  parseLatest,
+  parseMetadata,
+  parseMetrics,
+  parseSeries,
+  parseSystem,
+  recentAnomalyView,
+  type Series,
+  type SystemMetrics,
+} from './model.ts';
+
+/** One node as the view holds it. */
+export interface NodeEntry {
+  readonly id: string;
+  metadata: NodeMetadata;
+  latest: Latest | null;
+  metrics: Partial<Record<Range, Metrics | null>>;
+  open: AnomalyRecord[];
+  /** The 7-day series, read when first asked for and dropped when it changes. */
+  series: Series | undefined;
+}
+
+/** A change the view has taken in: what the page's clients are told. */
+export interface ViewChange {
+  readonly cause: string;
+  readonly keys?: string;
+  readonly nodes?: readonly string[];
+  readonly ranges?: readonly string[];
+  readonly at: string;
+}
+
+type Entry = [id: string, fields: string[]];
+
+/** The aggregator's notice on `streamgauge:changes` (docs/read-model.md). */
+interface ChangeNotice {
+  readonly cause: string;
+  readonly keys?: 'latest' | 'all';
+  readonly nodes?: string[];
+  readonly ranges?: string[];
+  readonly at: string;
+}
+
+export interface ViewOptions {
+  readonly shards: number;
+  readonly logger: Logger;
+  /** How often notices are taken in (they are coalesced in between), ms. */
+  readonly refreshMs?: number;
+  /** How often the anomalies stream and the consumer lag are looked at, ms. */
+  readonly pollMs?: number;
+  /** How often the node list is read again in full (nodes forgotten, notices lost), ms. */
+  readonly resyncMs?: number;
+}
+
+const CHUNK = 500;
+/** Series kept in memory: a few pages of sparklines and the detail views open (about 6 KB each). */
+const SERIES_KEPT = 2_000;
+
+/**
+ * Every node's dashboard keys in memory, kept current by the aggregator's
+ * change notices, so a request is answered from memory rather than with
+ * thousands of HGETALLs. Notices are coalesced: each refresh reads what
+ * changed since the last one, then tells `onChange`. Anomalies are followed
+ * on their own stream, the consumer lag polled.
+ */
+export class ReadModelView {
+  readonly nodes = new Map<string, NodeEntry>();
+  readonly system: Partial<Record<Range, SystemMetrics | null>> = {};
+  recent: Record<string, unknown>[] = [];
+  /** Entries not yet delivered, per consumer group, summed over shards. */
+  lag: Record<string, number> = { [GROUPS.aggregator]: 0, [GROUPS.archiver]: 0 };
+  /** Bumped by every refresh that changed something: caches key on it. */
+  version = 0;
+
+  readonly #redis: RedisClient;
+  readonly #subscriber: RedisClient;
+  readonly #options: Required<ViewOptions>;
+  readonly #listeners = new Set<(change: ViewChange) => void>();
+  #pending: ChangeNotice[] = [];
+  #lastAnomaly = '0-0';
+  #timers: NodeJS.Timeout[] = [];
+  #refreshing: Promise<void> = Promise.resolve();
+  #stopped = false;
+
+  constructor(redis: RedisClient, subscriber: RedisClient, options: ViewOptions) {
+    this.#redis = redis;
+    this.#subscriber = subscriber;
+    this.#options = { refreshMs: 200, pollMs: 2_000, resyncMs: 300_000, ...options };
+  }
+
+  onChange(listener: (change: ViewChange) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Subscribes first (nothing is missed between the load and the notices), then reads everything. */
+  async start(): Promise<void> {
+    this.#subscriber.on('message', (channel: string, message: string) => {
+      if (channel !== CHANGES_CHANNEL) return;
+      try {
+        this.#pending.push(JSON.parse(message) as ChangeNotice);
+      } catch {
+        this.#options.logger.warn({ message }, 'unreadable change notice');
+      }
+    });
+    // After a reconnection, notices sent meanwhile are lost: read everything again.
+    this.#subscriber.on('ready', () => {
+      if (this.version > 0)
+        this.#pending.push({ cause: 'resync', keys: 'all', at: new Date().toISOString() });
+    });
+    await this.#subscriber.subscribe(CHANGES_CHANNEL);
+    await this.#resync();
+    await this.#pollAnomalies(true);
+    await this.#pollLag();
+    this.version++;
+    const every = (ms: number, work: () => Promise<void>) => {
+      const tick = async () => {
+        if (this.#stopped) return;
+        await work().catch((error: unknown) =>
+          this.#options.logger.warn({ err: error }, 'dashboard view: refresh failed'),
+        );
+        if (!this.#stopped) this.#timers.push(setTimeout(tick, ms));
+      };
+      this.#timers.push(setTimeout(tick, ms));
+    };
+    every(this.#options.refreshMs, () => this.#serial(() => this.#takeNotices()));
+    every(this.#options.pollMs, () =>
+      this.#serial(async () => {
+        await this.#pollAnomalies(false);
+        await this.#pollLag();
+      }),
+    );
+    every(this.#options.resyncMs, () =>
+      this.#serial(() =>
+        this.#resync().then(() =>
+          this.#changed({ cause: 'resync', keys: 'all', at: new Date().toISOString() }),
+        ),
+      ),
+    );
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const timer of this.#timers) clearTimeout(timer);
+    await this.#refreshing;
+  }
+
+  /** The node's 7-day series, read once and kept until the node's keys change. */
+  async series(node: NodeEntry): Promise<Series> {
+    if (node.series !== undefined) return node.series;
+    const series = parseSeries(await this.#redis.get(readModelKeys.nodeTimeseries7d(node.id)));
+    const oldest = this.#seriesHeld.length >= SERIES_KEPT ? this.#seriesHeld.shift() : undefined;
+    if (oldest !== undefined) oldest.series = undefined;
+    node.series = series;
+    this.#seriesHeld.push(node);
+    return series;
+  }
+
+  readonly #seriesHeld: NodeEntry[] = [];
+
+  /** Refreshes one after another: a slow one never overlaps the next. */
+  #serial(work: () => Promise<void>): Promise<void> {
+    this.#refreshing = this.#refreshing.then(work, work);
+    return this.#refreshing;
+  }
+
+  async #takeNotices(): Promise<void> {
+    if (this.#pending.length === 0) return;
+    const notices = this.#pending;
+    this.#pending = [];
+    const latest = new Set<string>();
+    const all = new Set<string>();
+    const ranges = new Set<Range>();
+    let everything = false;
+    for (const notice of notices) {
+      if (notice.cause === 'resync') everything = true;
+      else if (notice.cause === 'clock') for (const r of notice.ranges ?? []) ranges.add(r as Range);
+      else for (const id of notice.nodes ?? []) (notice.keys === 'all' ? all : latest).add(id);
+    }
+    if (everything) await this.#resync();
+    else {
+      for (const id of all) latest.delete(id);
+      await this.#readNodes([...all], 'all');
+      await this.#readNodes([...latest], 'latest');
+      if (ranges.size > 0) await this.#readRanges([...this.nodes.keys()], [...ranges]);
+      if (all.size > 0 || ranges.size > 0) await this.#readSystem();
+    }
+    for (const notice of notices) this.#changed(notice);
+  }
+
+  #changed(change: ViewChange): void {
+    this.version++;
+    for (const listener of this.#listeners) listener(change);
+  }
+
+  /** The node list and every key, from scratch: at start, after a lost subscription, and now and then. */
+  async #resync(): Promise<void> {
+    const ids = await this.#redis.lrange(readModelKeys.nodesAll, 0, -1);
+    const listed = new Set(ids);
+    for (const id of this.nodes.keys()) if (!listed.has(id)) this.nodes.delete(id);
+    await this.#readNodes(ids, 'all');
+    await this.#readSystem();
+  }
+
+  async #readNodes(ids: readonly string[], what: 'latest' | 'all'): Promise<void> {
+    for (let i = 0; i < ids.length; i += CHUNK) {
+      const chunk = ids.slice(i, i + CHUNK);
+      await Promise.all(
+        chunk.map(async (id) => {
+          const [metadata, latest] = await Promise.all([
+            this.#redis.hgetall(readModelKeys.nodeMetadata(id)),
+            this.#redis.hgetall(readModelKeys.nodeLatest(id)),
+          ]);
+          const entry = this.#entry(id);
+          entry.metadata = parseMetadata(id, metadata);
+          entry.latest = parseLatest(latest);
+          if (what === 'latest' && Object.keys(entry.metrics).length > 0) return;
+          const [metrics, open] = await Promise.all([
+            Promise.all(RANGES.map((r) => this.#redis.hgetall(readModelKeys.nodeMetrics(id, r)))),
+            this.#redis.hvals(anomalyKeys.open(id)),
+          ]);
+          RANGES.forEach((r, k) => {
+            entry.metrics[r] = parseMetrics(metrics[k] ?? {});
+          });
+          entry.open = open.map((json) => JSON.parse(json) as AnomalyRecord);
+          entry.series = undefined;
+        }),
+      );
+    }
+  }
+
+  async #readRanges(ids: readonly string[], ranges: readonly Range[]): Promise<void> {
+    for (let i = 0; i < ids.length; i += CHUNK) {
+      await Promise.all(
+        ids.slice(i, i + CHUNK).flatMap((id) =>
+          ranges.map(async (r) => {
+            const entry = this.nodes.get(id);
+            const hash = await this.#redis.hgetall(readModelKeys.nodeMetrics(id, r));
+            if (entry === undefined) return;
+            entry.metrics[r] = parseMetrics(hash);
+            if (r === '7d') entry.series = undefined;
+          }),
+        ),
+      );
+    }
+  }
+
+  async #readSystem(): Promise<void> {
+    const hashes = await Promise.all(RANGES.map((r) => this.#redis.hgetall(readModelKeys.systemMetrics(r))));
+    RANGES.forEach((r, k) => {
+      this.system[r] = parseSystem(hashes[k] ?? {});
+    });
+  }
+
+  #entry(id: string): NodeEntry {
+    let entry = this.nodes.get(id);
+    if (entry === undefined) {
+      entry = {
+        id,
+        metadata: parseMetadata(id, {}),
+        latest: null,
+        metrics: {},
+        open: [],
+        series: undefined,
+      };
+      this.nodes.set(id, entry);
+    }
+    return entry;
+  }
+
+  /**
+   * Anomalies change apart from the notices (the aggregator's copy loop
+   * writes them): the `anomalies` stream says which nodes' open ones did.
+   */
+  async #pollAnomalies(first: boolean): Promise<void> {
+    if (first) {
+      const newest = (await this.#redis.xrevrange(anomalyKeys.stream, '+', '-', 'COUNT', 1)) as Entry[];
+      this.#lastAnomaly = newest[0]?.[0] ?? '0-0';
+      this.recent = await this.#readRecent();
+      return;
+    }
+    const entries = (await this.#redis.xrange(
+      anomalyKeys.stream,
+      `(${this.#lastAnomaly}`,
+      '+',
+      'COUNT',
+      10_000,
+    )) as Entry[];
+    if (entries.length === 0) return;
+    this.#lastAnomaly = entries[entries.length - 1]?.[0] ?? this.#lastAnomaly;
+    const nodes = new Set<string>();
+    for (const [, fields] of entries) {
+      const json = fields[fields.indexOf('event') + 1];
+      if (json === undefined) continue;
+      const nodeId = (JSON.parse(json) as { node_id?: string }).node_id;
+      if (nodeId !== undefined) nodes.add(nodeId);
+    }
+    await Promise.all(
+      [...nodes].map(async (id) => {
+        const open = await this.#redis.hvals(anomalyKeys.open(id));
+        const entry = this.nodes.get(id);
+        if (entry !== undefined) entry.open = open.map((json) => JSON.parse(json) as AnomalyRecord);
+      }),
+    );
+    this.recent = await this.#readRecent();
+    this.#changed({ cause: 'anomalies', nodes: [...nodes], at: new Date().toISOString() });
+  }
+
+  async #readRecent(): Promise<Record<string, unknown>[]> {
+    const list = await this.#redis.lrange(anomalyKeys.recent, 0, -1);
+    return list.map((json) => JSON.parse(json) as Record<string, unknown>);
+  }
+
+  async #pollLag(): Promise<void> {
+    const lag: Record<string, number> = { [GROUPS.aggregator]: 0, [GROUPS.archiver]: 0 };
+    for (const shard of allShardKeys(this.#options.shards)) {
+      for (const group of await groupsOf(this.#redis, shard.stream)) {
+        if (group.name in lag) lag[group.name] = (lag[group.name] ?? 0) + (group.lag ?? 0);
+      }
+    }
+    this.lag = lag;
+  }
+
+  /** Open anomalies of every node, as the API shows them. */
+  openAnomalies(): AnomalyView[] {
+    const all: AnomalyView[] = [];
+    for (const node of this.nodes.values()) {
+      for (const record of node.open) all.push(openAnomalyView(record, node.metadata.district_id));
+    }
+    return all;
+  }
+
+  recentAnomalies(): AnomalyView[] {
+    return this.recent.map((entry) =>
+      recentAnomalyView(entry, this.nodes.get(String(entry.node_id))?.metadata.district_id ?? ''),
+    );
+  }
+}

@@ -1,0 +1,404 @@
+import { startAggregator } from '@streamgauge/aggregator';
+import { RANGES, type Reading, readModelKeys } from '@streamgauge/core';
+import { type RunningDashboard, startDashboard } from '@streamgauge/dashboard';
+import { startIngest } from '@streamgauge/ingest';
+import { GatewayRegistry, ViewerRegistry } from '@streamgauge/redis';
+import { generateDataset, waitForAggregator } from '@streamgauge/testkit';
+import type { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { postReadings } from '../support/postReadings.ts';
+import { type TestSystem, testSystem } from '../support/system.ts';
+
+const silent = pino({ level: 'silent' });
+const cleanup: (() => Promise<void>)[] = [];
+let system: TestSystem;
+let ingestUrl: string;
+let dashboard: RunningDashboard;
+const now = Date.now();
+
+/** Districts by node: the dataset's nodes spread over two districts, so filters have something to tell apart. */
+const districtOf = (nodeId: string) => (Number(nodeId.slice(4)) % 2 === 0 ? 'EAST' : 'WEST');
+
+beforeAll(async () => {
+  system = await testSystem('dashboard', {}, (step) => cleanup.push(step));
+  const aggregator = await startAggregator(system.config, silent);
+  cleanup.push(() => aggregator.stop());
+  const ingest = await startIngest(system.config, silent);
+  cleanup.push(() => ingest.close());
+  ingestUrl = ingest.url;
+  const data = generateDataset({ nodes: 10, days: 3, intervalMs: 20 * 60_000, now, seed: 14 });
+  const readings: Reading[] = data.sent.map((r) => ({ ...r, district_id: districtOf(r.node_id) }));
+  // Pressure under the 1.5 bar floor, twice: a low_pressure anomaly on NODE002.
+  for (const ago of [90_000, 60_000]) {
+    readings.push({
+      node_id: 'NODE002',
+      timestamp: now - ago,
+      pressure: 0.4,
+      flow_rate: 3,
+      district_id: 'EAST',
+    });
+  }
+  await postReadings(ingestUrl, readings);
+  await waitForAggregator(system.redis, 1, 120_000);
+  dashboard = await startDashboard(system.config, silent, {
+    host: '127.0.0.1',
+    port: 0,
+    refreshMs: 50,
+    pollMs: 200,
+  });
+  cleanup.push(() => dashboard.stop());
+}, 180_000);
+
+afterAll(async () => {
+  for (const step of cleanup.splice(0).reverse()) await step().catch(() => {});
+});
+
+async function get(path: string, headers: Record<string, string> = {}, base = dashboard.url) {
+  const response = await fetch(`${base}${path}`, { headers });
+  // biome-ignore lint/suspicious/noExplicitAny: JSON answers, checked field by field against Redis.
+  return { status: response.status, body: (await response.json()) as any };
+}
+
+/** A hash as the contract defines it, read independently: decimal strings to numbers, times kept as text. */
+async function numbers(redis: Redis, key: string): Promise<Record<string, number | string> | null> {
+  const hash = await redis.hgetall(key);
+  if (Object.keys(hash).length === 0) return null;
+  return Object.fromEntries(
+    Object.entries(hash).map(([k, v]) => [
+      k,
+      /^(window_start|window_end|updated_at)$/.test(k) ? v : Number(v),
+    ]),
+  );
+}
+
+describe('the read API', () => {
+  it('answers the overview with system:metrics, every node counted once and open anomalies by severity', async () => {
+    const redis = system.redis;
+    const ids = await redis.lrange(readModelKeys.nodesAll, 0, -1);
+    for (const range of RANGES) {
+      const { status, body } = await get(`/api/v1/overview?range=${range}`);
+      expect(status).toBe(200);
+      const system24 = await numbers(redis, readModelKeys.systemMetrics(range));
+      expect(body.system).toEqual(system24);
+    }
+    const { body } = await get('/api/v1/overview?range=24h');
+    const counts = body.status as Record<string, number>;
+    expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(ids.length);
+    const open = await Promise.all(ids.map((id) => redis.hvals(`node:${id}:anomalies`)));
+    const severities = open.flat().map((json) => JSON.parse(json).severity as string);
+    expect(body.anomalies.openTotal).toBe(severities.length);
+    expect(body.anomalies.open.critical).toBe(severities.filter((s) => s === 'critical').length);
+    expect(body.anomalies.open.critical).toBeGreaterThanOrEqual(1);
+    expect(counts.anomaly).toBe(open.filter((list) => list.length > 0).length);
+    expect(body.districts).toEqual(['EAST', 'WEST']);
+    const newest = Math.max(
+      ...(await Promise.all(ids.map((id) => redis.hget(`node:${id}:latest`, 'timestamp')))).map((t) =>
+        Date.parse(t ?? ''),
+      ),
+    );
+    expect(body.freshness.newestReadingAt).toBe(new Date(newest).toISOString());
+    expect(body.freshness.lag).toEqual({ aggregator: 0, archiver: expect.any(Number) });
+  });
+
+  it('computes a district overview from that district’s node metrics by the aggregator’s rules', async () => {
+    const redis = system.redis;
+    const ids = (await redis.lrange(readModelKeys.nodesAll, 0, -1)).filter((id) => districtOf(id) === 'WEST');
+    const metrics = await Promise.all(ids.map((id) => numbers(redis, readModelKeys.nodeMetrics(id, '6h'))));
+    const withPressure = metrics.filter((m) => m !== null && (m.avg_pressure !== 0 || m.max_pressure !== 0));
+    const { body } = await get('/api/v1/overview?range=6h&district=WEST');
+    expect(body.system.total_nodes).toBe(ids.length);
+    expect(body.system.active_nodes).toBe(
+      metrics.filter((m) => Number(m?.uptime_percentage ?? 0) > 0.1).length,
+    );
+    expect(body.system.total_flow).toBeCloseTo(
+      metrics.reduce((sum, m) => sum + Number(m?.avg_flow ?? 0), 0),
+      9,
+    );
+    expect(body.system.avg_pressure).toBeCloseTo(
+      withPressure.reduce((sum, m) => sum + Number(m?.avg_pressure), 0) / withPressure.length,
+      9,
+    );
+  });
+
+  it('lists nodes with the keys’ values, sorted, filtered and paged', async () => {
+    const redis = system.redis;
+    const ids = await redis.lrange(readModelKeys.nodesAll, 0, -1);
+    const all = await get('/api/v1/nodes?range=1h&limit=500');
+    expect(all.body.total).toBe(ids.length);
+    expect(all.body.items.map((n: { node_id: string }) => n.node_id)).toEqual([...ids].sort());
+    for (const item of all.body.items) {
+      expect(item.metrics).toEqual(await numbers(redis, readModelKeys.nodeMetrics(item.node_id, '1h')));
+      const latest = await redis.hgetall(readModelKeys.nodeLatest(item.node_id));
+      expect(item.latest).toMatchObject({
+        timestamp: latest.timestamp,
+        flow_rate: Number(latest.flow_rate),
+        pressure: Number(latest.pressure),
+      });
+      expect(item.district_id).toBe(districtOf(item.node_id));
+      const series = JSON.parse((await redis.get(readModelKeys.nodeTimeseries7d(item.node_id))) ?? '{}');
+      expect(item.sparkline).toEqual(series.flow_rates.slice(-24));
+    }
+
+    const byFlow = await get('/api/v1/nodes?range=24h&sort=avg_flow&order=desc&limit=500');
+    const flows = byFlow.body.items.map((n: { metrics: { avg_flow: number } }) => n.metrics.avg_flow);
+    expect(flows).toEqual([...flows].sort((a: number, b: number) => b - a));
+
+    const page = await get('/api/v1/nodes?sort=node_id&offset=3&limit=4');
+    expect(page.body.items.map((n: { node_id: string }) => n.node_id)).toEqual([...ids].sort().slice(3, 7));
+
+    const east = await get('/api/v1/nodes?district=EAST&limit=500');
+    expect(east.body.total).toBe(ids.filter((id) => districtOf(id) === 'EAST').length);
+    const search = await get('/api/v1/nodes?q=node00');
+    expect(search.body.items.map((n: { node_id: string }) => n.node_id)).toEqual(
+      ids.filter((id) => id.toLowerCase().includes('node00')).sort(),
+    );
+    const flagged = await get('/api/v1/nodes?status=anomaly');
+    expect(flagged.body.items.map((n: { node_id: string }) => n.node_id)).toContain('NODE002');
+  });
+
+  it('answers one node with every range’s metrics, its 7-day series and its anomalies', async () => {
+    const redis = system.redis;
+    const { status, body } = await get('/api/v1/nodes/NODE002');
+    expect(status).toBe(200);
+    for (const range of RANGES) {
+      expect(body.metrics[range]).toEqual(await numbers(redis, readModelKeys.nodeMetrics('NODE002', range)));
+    }
+    const raw = JSON.parse((await redis.get(readModelKeys.nodeTimeseries7d('NODE002'))) ?? '{}');
+    expect(body.series.flow_rates).toEqual(raw.flow_rates);
+    expect(body.series.pressures).toEqual(raw.pressures);
+    expect(body.series.timestamps).toEqual(raw.timestamps.map((t: string) => `${t.replace(' ', 'T')}.000Z`));
+    const open = (await redis.hvals('node:NODE002:anomalies')).map((json) => JSON.parse(json));
+    expect(body.anomalies.open.map((a: { id: string }) => a.id).sort()).toEqual(open.map((a) => a.id).sort());
+    const low = body.anomalies.open.find((a: { type: string }) => a.type === 'low_pressure');
+    expect(low).toMatchObject({ severity: 'critical', unit: 'bar', expected_low: 1.5, value: 0.4 });
+    expect(low.deviation).toBeCloseTo(0.4 - 1.5, 9);
+    // Minimum night flow: per night, the lowest hourly mean in UTC [2, 5).
+    const nights = new Map<string, number>();
+    raw.timestamps.forEach((t: string, i: number) => {
+      const hour = Number(t.slice(11, 13));
+      if (hour >= 2 && hour < 5)
+        nights.set(t.slice(0, 10), Math.min(nights.get(t.slice(0, 10)) ?? Infinity, raw.flow_rates[i]));
+    });
+    expect(body.minimumNightFlow.nights).toEqual([...nights].map(([date, flow]) => ({ date, flow })));
+    expect((await get('/api/v1/nodes/NOPE')).status).toBe(404);
+  });
+
+  it('lists open anomalies and anomalies:recent, filtered', async () => {
+    const redis = system.redis;
+    const recent = (await redis.lrange(readModelKeys.anomaliesRecent, 0, -1)).map((json) => JSON.parse(json));
+    const { body } = await get('/api/v1/anomalies');
+    expect(body.recent.map((a: { id: string }) => a.id)).toEqual(recent.map((a) => a.id));
+    expect(body.recent[0]).toMatchObject({
+      node_id: recent[0].node_id,
+      type: recent[0].anomaly_type,
+      value: recent[0].value,
+    });
+    const critical = await get('/api/v1/anomalies?state=open&severity=critical');
+    expect(critical.body.recent).toEqual([]);
+    expect(critical.body.open.every((a: { severity: string }) => a.severity === 'critical')).toBe(true);
+    expect(critical.body.open.some((a: { node_id: string }) => a.node_id === 'NODE002')).toBe(true);
+    const west = await get('/api/v1/anomalies?district=WEST&state=open');
+    expect(west.body.open.every((a: { district_id: string }) => a.district_id === 'WEST')).toBe(true);
+  });
+
+  it('reports the pipeline as streamgauge status --json does', async () => {
+    const { status, body } = await get('/api/v1/pipeline');
+    expect(status).toBe(200);
+    expect(body.shards).toHaveLength(1);
+    expect(body.shards[0].length).toBe(await system.redis.xlen('readings'));
+    expect(body.cache).toMatchObject({ keys: expect.any(Number) });
+    expect(typeof body.healthy).toBe('boolean');
+  });
+
+  it('answers a clear 400 for each bad parameter', async () => {
+    for (const [path, parameter] of [
+      ['/api/v1/overview?range=2h', 'range'],
+      ['/api/v1/nodes?limit=0', 'limit'],
+      ['/api/v1/nodes?limit=501', 'limit'],
+      ['/api/v1/nodes?offset=-1', 'offset'],
+      ['/api/v1/nodes?sort=colour', 'sort'],
+      ['/api/v1/nodes?order=up', 'order'],
+      ['/api/v1/nodes?status=fine', 'status'],
+      ['/api/v1/anomalies?severity=bad', 'severity'],
+      ['/api/v1/anomalies?state=closed', 'state'],
+    ] as const) {
+      const { status, body } = await get(path);
+      expect({ path, status }).toEqual({ path, status: 400 });
+      expect(body.parameter).toBe(parameter);
+      expect(body.error).toMatch(new RegExp(`^${parameter}: expected`));
+    }
+  });
+
+  it('serves its OpenAPI description', async () => {
+    const { status, body } = await get('/api/v1/openapi.json');
+    expect(status).toBe(200);
+    expect(Object.keys(body.paths)).toEqual(
+      expect.arrayContaining([
+        '/api/v1/overview',
+        '/api/v1/nodes',
+        '/api/v1/nodes/{id}',
+        '/api/v1/anomalies',
+        '/api/v1/pipeline',
+        '/api/v1/events',
+      ]),
+    );
+  });
+});
+
+describe('access', () => {
+  it('needs a viewer token off loopback; gateway tokens do not open it and viewer tokens cannot ingest', async () => {
+    const open = await startDashboard(system.config, silent, { host: '0.0.0.0', port: 0 });
+    try {
+      const base = open.url;
+      const viewers = new ViewerRegistry(system.redis, { now: () => Date.now() });
+      const { token } = await viewers.add('alice');
+      const gateway = await new GatewayRegistry(system.redis, { now: () => Date.now() }).add('gw', {
+        kind: 'district',
+        district: 'EAST',
+      });
+      const none = await get('/api/v1/overview', {}, base);
+      expect(none.status).toBe(401);
+      expect(none.body.error).toMatch(/viewer token is required/);
+      expect((await get('/api/v1/overview', { authorization: `Bearer ${gateway.token}` }, base)).status).toBe(
+        401,
+      );
+      expect((await get('/api/v1/overview', { authorization: `Bearer ${token}` }, base)).status).toBe(200);
+      expect((await get(`/api/v1/nodes?access_token=${token}`, {}, base)).status).toBe(200);
+      // The page itself is no secret: it asks for the token.
+      expect((await fetch(`${base}/`)).status).toBe(200);
+      // On loopback nothing is needed, but a token sent must still be a viewer's.
+      expect((await get('/api/v1/overview')).status).toBe(200);
+      expect((await get('/api/v1/overview', { authorization: `Bearer ${gateway.token}` })).status).toBe(401);
+
+      const second = await viewers.add('bob');
+      await viewers.revoke('bob');
+      const revoked = await get('/api/v1/overview', { authorization: `Bearer ${second.token}` }, base);
+      expect(revoked.status).toBe(403);
+
+      // Ingest (auth on) refuses a viewer token.
+      const { startIngest: start } = await import('@streamgauge/ingest');
+      const ingest = await start(
+        { ...system.config, ingest: { ...system.config.ingest, auth: true } },
+        silent,
+      );
+      try {
+        const response = await fetch(`${ingest.url}/v1/readings`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+          body: JSON.stringify([{ node_id: 'NODE001', timestamp: now, flow_rate: 1 }]),
+        });
+        expect(response.status).toBe(401);
+      } finally {
+        await ingest.close();
+      }
+    } finally {
+      await open.stop();
+    }
+  });
+});
+
+describe('live events', () => {
+  it('tells every client of a node that appeared, and replays what a reconnecting client missed', async () => {
+    const first = await openEvents(`${dashboard.url}/api/v1/events`);
+    const second = await openEvents(`${dashboard.url}/api/v1/events`);
+    try {
+      await postReadings(ingestUrl, [
+        { node_id: 'LIVE01', timestamp: Date.now() - 1_000, flow_rate: 2.5, pressure: 3.1 },
+      ]);
+      for (const client of [first, second]) {
+        const event = await client.until(
+          (e) => e.event === 'change' && JSON.parse(e.data).nodes?.includes('LIVE01'),
+        );
+        expect(event.id).toMatch(/^\d+-\d+$/);
+      }
+      // The view took it in before telling: the node is there at once.
+      expect((await get('/api/v1/nodes/LIVE01')).body.latest.flow_rate).toBe(2.5);
+
+      // A second change; a client that saw only the first resumes from it and gets the second.
+      await postReadings(ingestUrl, [
+        { node_id: 'LIVE02', timestamp: Date.now() - 1_000, flow_rate: 1, pressure: 3 },
+      ]);
+      const missed = await first.until(
+        (e) => e.event === 'change' && JSON.parse(e.data).nodes?.includes('LIVE02'),
+      );
+      const seenBefore = first.events[first.events.indexOf(missed) - 1];
+      expect(seenBefore?.id).toBeDefined();
+      const resumed = await openEvents(`${dashboard.url}/api/v1/events`, seenBefore?.id);
+      try {
+        const replayed = await resumed.until((e) => e.id === missed.id);
+        expect(replayed.data).toBe(missed.data);
+        expect(resumed.events.find((e) => e.id === seenBefore?.id)).toBeUndefined();
+      } finally {
+        resumed.close();
+      }
+      const stranger = await openEvents(`${dashboard.url}/api/v1/events`, '1-1');
+      try {
+        expect((await stranger.until((e) => e.event === 'reset')).event).toBe('reset');
+      } finally {
+        stranger.close();
+      }
+    } finally {
+      first.close();
+      second.close();
+    }
+  }, 60_000);
+});
+
+interface SseEvent {
+  id?: string;
+  event: string;
+  data: string;
+}
+
+/** A minimal Server-Sent Events client (fetch + the text/event-stream format), as a browser's EventSource reads it. */
+async function openEvents(url: string, lastEventId?: string) {
+  const controller = new AbortController();
+  const response = await fetch(url, {
+    signal: controller.signal,
+    headers: lastEventId ? { 'last-event-id': lastEventId } : {},
+  });
+  expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
+  const events: SseEvent[] = [];
+  const waiters: (() => void)[] = [];
+  void (async () => {
+    const decoder = new TextDecoder();
+    let buffer = '';
+    try {
+      for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+        buffer += decoder.decode(chunk, { stream: true });
+        for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const event: SseEvent = { event: 'message', data: '' };
+          for (const line of block.split('\n')) {
+            if (line.startsWith('id: ')) event.id = line.slice(4);
+            else if (line.startsWith('event: ')) event.event = line.slice(7);
+            else if (line.startsWith('data: ')) event.data += line.slice(6);
+          }
+          if (event.data !== '' || event.id !== undefined) events.push(event);
+          for (const wake of waiters.splice(0)) wake();
+        }
+      }
+    } catch {
+      // aborted
+    }
+  })();
+  return {
+    events,
+    close: () => controller.abort(),
+    async until(match: (e: SseEvent) => boolean, timeoutMs = 15_000): Promise<SseEvent> {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const found = events.find(match);
+        if (found !== undefined) return found;
+        if (Date.now() > deadline)
+          throw new Error(`no matching event within ${timeoutMs} ms: ${JSON.stringify(events)}`);
+        await new Promise<void>((resolve) => {
+          waiters.push(resolve);
+          setTimeout(resolve, 200);
+        });
+      }
+    },
+  };
+}
