@@ -1,5 +1,6 @@
 import { aggregatorBench } from './aggregator.bench.ts';
 import { anomalyBench } from './anomaly.bench.ts';
+import { dashboardBench } from './dashboard.bench.ts';
 import { ingestBench } from './ingest.bench.ts';
 import type { Suite } from './lib/types.ts';
 import { scaleBench } from './scale.bench.ts';
@@ -36,6 +37,12 @@ export const SUITES: readonly Suite[] = [
     description:
       'the archiver: 200k readings from the stream into DuckDB; the backfill: 30 days × 1000 nodes × 1/min',
     run: warehouseBench,
+  },
+  {
+    name: 'dashboard',
+    description:
+      'the read API at 1k and 10k nodes: 100 clients polling overview and nodes; 500 SSE clients; page load in Chromium; page size',
+    run: dashboardBench,
   },
   {
     name: 'scale',

@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import { startAggregator } from '@streamgauge/aggregator';
 import { RANGES, type Reading, readModelKeys } from '@streamgauge/core';
 import { type RunningDashboard, startDashboard } from '@streamgauge/dashboard';
@@ -10,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postReadings } from '../support/postReadings.ts';
 import { type TestSystem, testSystem } from '../support/system.ts';
 
-const silent = pino({ level: 'silent' });
+const silent = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 const cleanup: (() => Promise<void>)[] = [];
 let system: TestSystem;
 let ingestUrl: string;
@@ -58,6 +59,23 @@ async function get(path: string, headers: Record<string, string> = {}, base = da
   const response = await fetch(`${base}${path}`, { headers });
   // biome-ignore lint/suspicious/noExplicitAny: JSON answers, checked field by field against Redis.
   return { status: response.status, body: (await response.json()) as any };
+}
+
+/** A GET sent as written (no URL normalisation, any Host header), by node:http. */
+function rawGet(
+  base: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number }> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const request = httpRequest({ host: hostname, port, path, method: 'GET', headers }, (response) => {
+      response.resume();
+      resolve({ status: response.statusCode ?? 0 });
+    });
+    request.on('error', reject);
+    request.end();
+  });
 }
 
 /** A hash as the contract defines it, read independently: decimal strings to numbers, times kept as text. */
@@ -248,7 +266,7 @@ describe('the read API', () => {
 
 describe('access', () => {
   it('needs a viewer token off loopback; gateway tokens do not open it and viewer tokens cannot ingest', async () => {
-    const open = await startDashboard(system.config, silent, { host: '0.0.0.0', port: 0 });
+    const open = await startDashboard(system.config, silent, { host: '0.0.0.0', port: 0, heartbeatMs: 500 });
     try {
       const base = open.url;
       const viewers = new ViewerRegistry(system.redis, { now: () => Date.now() });
@@ -271,8 +289,29 @@ describe('access', () => {
       expect((await get('/api/v1/overview')).status).toBe(200);
       expect((await get('/api/v1/overview', { authorization: `Bearer ${gateway.token}` })).status).toBe(401);
 
+      // The route decides, not the raw URL: an encoded or absolute-form path is no way around it.
+      expect((await rawGet(base, '/%61pi/v1/nodes')).status).toBe(401);
+      expect((await rawGet(base, `${base}/api/v1/nodes`)).status).toBe(401);
+      // Something shaped unlike a viewer token is refused without a lookup.
+      expect(
+        (await get('/api/v1/overview', { authorization: `Bearer sgv_${'x'.repeat(200)}` }, base)).status,
+      ).toBe(401);
+      // On loopback the Host must name this machine: a page that rebinds a name to 127.0.0.1 gets nothing.
+      const rebound = await rawGet(dashboard.url, '/api/v1/overview', { host: 'evil.example' });
+      expect(rebound.status).toBe(403);
+      expect((await rawGet(dashboard.url, '/api/v1/overview', { host: 'localhost' })).status).toBe(200);
+
       const second = await viewers.add('bob');
+      // A revoked viewer's open event stream ends at the next heartbeat.
+      const stream = await fetch(`${base}/api/v1/events?access_token=${second.token}`);
+      expect(stream.status).toBe(200);
+      const ended = (async () => {
+        for await (const _ of stream.body as AsyncIterable<Uint8Array>);
+      })();
       await viewers.revoke('bob');
+      const started = Date.now();
+      await ended;
+      expect(Date.now() - started).toBeLessThan(5_000);
       const revoked = await get('/api/v1/overview', { authorization: `Bearer ${second.token}` }, base);
       expect(revoked.status).toBe(403);
 
@@ -307,9 +346,15 @@ describe('live events', () => {
         { node_id: 'LIVE01', timestamp: Date.now() - 1_000, flow_rate: 2.5, pressure: 3.1 },
       ]);
       for (const client of [first, second]) {
-        const event = await client.until(
-          (e) => e.event === 'change' && JSON.parse(e.data).nodes?.includes('LIVE01'),
-        );
+        const event = await client
+          .until((e) => e.event === 'change' && JSON.parse(e.data).nodes?.includes('LIVE01'))
+          .catch(async (error: Error) => {
+            // What the service saw, to tell a lost notice from a lost stream.
+            const latest = await system.redis.hgetall(readModelKeys.nodeLatest('LIVE01'));
+            throw new Error(
+              `${error.message}; hub clients ${dashboard.events.clients}, view version ${dashboard.view.version}, LIVE01 in view ${dashboard.view.nodes.has('LIVE01')}, latest ${JSON.stringify(latest)}`,
+            );
+          });
         expect(event.id).toMatch(/^\d+-\d+$/);
       }
       // The view took it in before telling: the node is there at once.

@@ -46,6 +46,18 @@ describe('pnpm start (streamgauge start --simulate)', () => {
         expect(elapsed, output()).toBeLessThan(10_000);
         expect((await redis.lrange('nodes:all', 0, -1)).length).toBe(12);
         expect(output()).toContain('LRANGE nodes:all 0 -1');
+        // The banner names the dashboard, and it answers there with the page and the node.
+        const page = /dashboard\s+(http:\/\/127\.0\.0\.1:\d+)\//.exec(output())?.[1];
+        expect(page, output()).toBeDefined();
+        const html = await fetch(`${page}/`);
+        expect(html.headers.get('content-type')).toMatch(/^text\/html/);
+        // In the dashboard's view once the aggregator's notice for it was taken in.
+        let node: { node_id?: string } = {};
+        for (const deadline = Date.now() + 5_000; node.node_id === undefined && Date.now() < deadline; ) {
+          node = (await (await fetch(`${page}/api/v1/nodes/215542`)).json()) as { node_id?: string };
+          if (node.node_id === undefined) await new Promise((r) => setTimeout(r, 100));
+        }
+        expect(node.node_id).toBe('215542');
         // One /metrics for the whole process, on the ingest port: every service's series.
         const scraped = await scrapeMetrics(`http://127.0.0.1:${ingestPort}/metrics`);
         expect(metricValue(scraped, 'streamgauge_readings_total', { outcome: 'accepted' })).toBeGreaterThan(

@@ -10,6 +10,8 @@ export type Access =
   | { readonly allowed: false; readonly status: 401 | 403; readonly message: string };
 
 const REMEMBERED_MS = 2_000;
+/** What ViewerRegistry issues: `sgv_` and 32 random bytes in base64url. */
+const VIEWER_TOKEN = /^sgv_[A-Za-z0-9_-]{43}$/;
 
 /**
  * Who may read: anyone when the service listens on loopback only, otherwise
@@ -41,6 +43,8 @@ export class ViewerAccess {
           }
         : { allowed: true };
     }
+    // Not shaped like a viewer token: refused without asking Redis or remembering it.
+    if (!VIEWER_TOKEN.test(token)) return { allowed: false, status: 401, message: 'not a viewer token' };
     const remembered = this.#remembered.get(token);
     if (remembered !== undefined && remembered.until > now) return remembered.access;
     const answer = await this.#viewers.authenticate(token);

@@ -3,6 +3,16 @@ import type { ViewChange } from './view.ts';
 
 const KEPT = 1_000;
 const HEARTBEAT_MS = 15_000;
+/** Event streams one process serves; more are answered 503. */
+const MAX_CLIENTS = 10_000;
+/** A client that has not read this much of what was sent is dropped (it reconnects and resumes). */
+const MAX_BUFFERED_BYTES = 1 << 20;
+
+interface Client {
+  readonly response: ServerResponse;
+  /** Whether its credential still holds (a revoked viewer's stream ends at the next heartbeat). */
+  readonly allowed: () => Promise<boolean>;
+}
 
 /**
  * Server-Sent Events for every client of the process, fed by the view's
@@ -14,17 +24,22 @@ const HEARTBEAT_MS = 15_000;
 export class EventHub {
   readonly #epoch = Date.now();
   readonly #kept: { seq: number; frame: string }[] = [];
-  readonly #clients = new Set<ServerResponse>();
+  readonly #clients = new Set<Client>();
   #seq = 0;
+  #closed = false;
   readonly #heartbeat: NodeJS.Timeout;
 
   constructor(heartbeatMs = HEARTBEAT_MS) {
-    this.#heartbeat = setInterval(() => this.#broadcast(': heartbeat\n\n'), heartbeatMs);
+    this.#heartbeat = setInterval(() => this.#beat(), heartbeatMs);
     this.#heartbeat.unref();
   }
 
   get clients(): number {
     return this.#clients.size;
+  }
+
+  get full(): boolean {
+    return this.#clients.size >= MAX_CLIENTS;
   }
 
   publish(change: ViewChange): void {
@@ -36,7 +51,12 @@ export class EventHub {
   }
 
   /** Takes over a response: headers, what the client missed, then every event until it goes. */
-  attach(response: ServerResponse, lastEventId: string | undefined): void {
+  attach(response: ServerResponse, lastEventId: string | undefined, allowed: () => Promise<boolean>): void {
+    // Gone while it was being let in, or the hub is closing: nothing to hold.
+    if (this.#closed || response.destroyed || response.socket === null || response.socket.destroyed) {
+      response.destroy();
+      return;
+    }
     response.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache, no-transform',
@@ -49,13 +69,15 @@ export class EventHub {
     if (missed === 'reset') {
       response.write(`id: ${this.#epoch}-${this.#seq}\nevent: reset\ndata: {}\n\n`);
     } else for (const frame of missed) response.write(frame);
-    this.#clients.add(response);
-    response.on('close', () => this.#clients.delete(response));
+    const client: Client = { response, allowed };
+    this.#clients.add(client);
+    response.on('close', () => this.#clients.delete(client));
   }
 
   close(): void {
+    this.#closed = true;
     clearInterval(this.#heartbeat);
-    for (const client of this.#clients) client.end();
+    for (const client of this.#clients) client.response.end();
     this.#clients.clear();
   }
 
@@ -71,6 +93,28 @@ export class EventHub {
   }
 
   #broadcast(frame: string): void {
-    for (const client of this.#clients) client.write(frame);
+    for (const client of this.#clients) {
+      const { response } = client;
+      if (response.writableLength > MAX_BUFFERED_BYTES) {
+        this.#clients.delete(client);
+        response.destroy();
+      } else response.write(frame);
+    }
+  }
+
+  /** Keeps proxies from closing idle streams, and ends those whose credential no longer holds. */
+  #beat(): void {
+    this.#broadcast(': heartbeat\n\n');
+    for (const client of this.#clients) {
+      client.allowed().then(
+        (ok) => {
+          if (!ok) {
+            this.#clients.delete(client);
+            client.response.end();
+          }
+        },
+        () => {},
+      );
+    }
   }
 }

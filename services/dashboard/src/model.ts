@@ -99,16 +99,16 @@ export function parseSeries(json: string | null): Series {
   };
 }
 
-/** Open anomalies first decide; then the age of the newest reading. */
+/** Open anomalies first decide; then the age of the newest reading (`latestAt`, ms; NaN: none). */
 export function nodeStatus(
-  latest: Latest | null,
+  latestAt: number,
   openAnomalies: number,
   now: number,
   limits: { staleAfterMs: number; offlineAfterMs: number },
 ): NodeStatus {
   if (openAnomalies > 0) return 'anomaly';
-  if (latest === null) return 'offline';
-  const age = now - Date.parse(latest.timestamp);
+  if (Number.isNaN(latestAt)) return 'offline';
+  const age = now - latestAt;
   if (age > limits.offlineAfterMs) return 'offline';
   if (age > limits.staleAfterMs) return 'stale';
   return 'ok';

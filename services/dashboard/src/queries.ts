@@ -113,6 +113,8 @@ export class Queries {
     }
     let value = this.#cache.get(key) as T | undefined;
     if (value === undefined) {
+      // Bounded: a client cycling through every filter cannot grow it.
+      if (this.#cache.size >= 256) this.#cache.clear();
       value = compute();
       this.#cache.set(key, value);
     }
@@ -120,7 +122,7 @@ export class Queries {
   }
 
   status(node: NodeEntry, now: number): NodeStatus {
-    return nodeStatus(node.latest, node.open.length, now, this.#settings);
+    return nodeStatus(node.latestAt, node.open.length, now, this.#settings);
   }
 
   districts(): string[] {
@@ -141,7 +143,7 @@ export class Queries {
       for (const node of nodes) {
         status[this.status(node, now)]++;
         for (const a of node.open) open[a.severity]++;
-        const t = node.latest === null ? Number.NaN : Date.parse(node.latest.timestamp);
+        const t = node.latestAt;
         if (Number.isFinite(t) && (newest === undefined || t > newest)) newest = t;
       }
       const system: SystemMetrics | null =
@@ -173,6 +175,16 @@ export class Queries {
   /** The nodes matching the filter, sorted: computed once per query and second, then paged. */
   nodes(query: NodeQuery, now: number): { total: number; items: NodeEntry[] } {
     const { range, district, status, q, sort, order } = query;
+    // The default list needs no filtering or sorting per change: the view keeps it by id.
+    if (district === undefined && status === undefined && q === undefined && sort === 'node_id') {
+      const all = this.#view.byId();
+      const end = Math.max(0, all.length - query.offset);
+      const items =
+        order === 'asc'
+          ? all.slice(query.offset, query.offset + query.limit)
+          : all.slice(Math.max(0, end - query.limit), end).reverse();
+      return { total: all.length, items };
+    }
     const matching = this.#cached(
       `nodes:${range}:${district ?? ''}:${status ?? ''}:${q ?? ''}:${sort}:${order}`,
       now,
@@ -199,10 +211,11 @@ export class Queries {
 
   latestView(node: NodeEntry, now: number): LatestView | null {
     if (node.latest === null) return null;
-    return { ...node.latest, age_seconds: Math.max(0, (now - Date.parse(node.latest.timestamp)) / 1000) };
+    return { ...node.latest, age_seconds: Math.max(0, (now - node.latestAt) / 1000) };
   }
 
-  summary(node: NodeEntry, range: Range, now: number, series: Series) {
+  /** `series` null: it could not be read now (Redis away); the rest still answers. */
+  summary(node: NodeEntry, range: Range, now: number, series: Series | null) {
     return {
       node_id: node.id,
       ...node.metadata,
@@ -210,7 +223,7 @@ export class Queries {
       latest: this.latestView(node, now),
       metrics: node.metrics[range] ?? null,
       open_anomalies: node.open.length,
-      sparkline: series.flow_rates.slice(-24),
+      sparkline: series === null ? null : lastDay(series, now),
     };
   }
 
@@ -275,6 +288,13 @@ export class Queries {
   }
 }
 
+/** The hourly mean flow of the series' hours in the last 24 hours (an hour with no reading has no entry). */
+function lastDay(series: Series, now: number): number[] {
+  const since = new Date(now - 24 * 3_600_000).toISOString();
+  const first = series.timestamps.findIndex((t) => t >= since);
+  return first < 0 ? [] : series.flow_rates.slice(first);
+}
+
 type Key = number | string;
 
 function compare(a: Key, b: Key): number {
@@ -309,7 +329,7 @@ function sortKey(
     case 'status':
       return (n) => STATUS_RANK[status(n)];
     case 'age':
-      return (n) => (n.latest === null ? Number.NaN : now - Date.parse(n.latest.timestamp));
+      return (n) => now - n.latestAt;
     case 'flow_rate':
       return (n) => n.latest?.flow_rate ?? Number.NaN;
     case 'pressure':

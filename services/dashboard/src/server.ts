@@ -12,6 +12,7 @@ import Fastify, {
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
+  LogController,
 } from 'fastify';
 import type { Logger } from 'pino';
 import { isLoopback, tokenOf, ViewerAccess } from './access.ts';
@@ -44,6 +45,8 @@ export interface DashboardOptions {
   /** View refresh and polling intervals (tests shorten them), ms. */
   readonly refreshMs?: number;
   readonly pollMs?: number;
+  /** Event-stream heartbeat (and credential re-check), ms; default 15 s. */
+  readonly heartbeatMs?: number;
 }
 
 type Query = Record<string, string | undefined>;
@@ -61,24 +64,32 @@ export async function startDashboard(
   const port = options.port ?? config.dashboard.port;
   const redis = connectRedis(config.redis, { name: 'dashboard' });
   const subscriber = connectRedis(config.redis, { name: 'dashboard-changes' });
-  for (const connection of [redis, subscriber]) {
+  // What a request itself asks Redis (a series not yet held, the pipeline, a token) fails
+  // fast while Redis is away, so the rest of the answer still comes from memory.
+  const reads = connectRedis(config.redis, {
+    name: 'dashboard-reads',
+    failFast: true,
+    commandTimeoutMs: 2_000,
+  });
+  for (const connection of [redis, subscriber, reads]) {
     connection.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
   }
   const closeRedis = () => {
-    for (const connection of [redis, subscriber]) connection.disconnect();
+    for (const connection of [redis, subscriber, reads]) connection.disconnect();
   };
+  let view: ReadModelView | undefined;
   try {
     await whenReady(redis, 30_000);
-    const view = new ReadModelView(redis, subscriber, {
+    view = new ReadModelView(redis, subscriber, {
       shards: config.stream.shards,
       logger,
       ...(options.refreshMs !== undefined && { refreshMs: options.refreshMs }),
       ...(options.pollMs !== undefined && { pollMs: options.pollMs }),
     });
     const [assets] = await Promise.all([buildAssets(), view.start()]);
-    const events = new EventHub();
+    const events = new EventHub(options.heartbeatMs);
     view.onChange((change) => events.publish(change));
-    const access = new ViewerAccess(new ViewerRegistry(redis, { now: () => Date.now() }), !isLoopback(host));
+    const access = new ViewerAccess(new ViewerRegistry(reads, { now: () => Date.now() }), !isLoopback(host));
     const queries = new Queries(view, {
       staleAfterMs: config.dashboard.staleAfterMs,
       offlineAfterMs: config.dashboard.offlineAfterMs,
@@ -89,23 +100,30 @@ export async function startDashboard(
     });
     const app = Fastify({
       loggerInstance: logger.child({ component: 'dashboard' }) as FastifyBaseLogger,
-      disableRequestLogging: true,
+      logController: new LogController({ disableRequestLogging: true }),
+      // Event streams never end by themselves: a stop closes them.
+      forceCloseConnections: true,
     });
-    routes(app, { config, redis, view, queries, events, access, assets });
+    routes(app, { config, reads, view, queries, events, access, assets, loopback: !access.required });
     const url = await app.listen({ host, port });
     logger.info({ url, authRequired: access.required }, 'dashboard listening');
+    const running = view;
     return {
       url: url.replace('0.0.0.0', '127.0.0.1'),
       view,
       events,
       async stop() {
-        events.close();
-        await app.close();
-        await view.stop();
-        closeRedis();
+        try {
+          events.close();
+          await app.close();
+          await running.stop();
+        } finally {
+          closeRedis();
+        }
       },
     };
   } catch (error) {
+    await view?.stop();
     closeRedis();
     throw error;
   }
@@ -113,7 +131,10 @@ export async function startDashboard(
 
 interface Parts {
   readonly config: Config;
-  readonly redis: RedisClient;
+  /** Fail-fast reads for what a request asks Redis itself. */
+  readonly reads: RedisClient;
+  /** Listening on loopback only: the Host header must name this machine (no DNS rebinding). */
+  readonly loopback: boolean;
   readonly view: ReadModelView;
   readonly queries: Queries;
   readonly events: EventHub;
@@ -122,7 +143,8 @@ interface Parts {
 }
 
 function routes(app: FastifyInstance, parts: Parts): void {
-  const { config, redis, view, queries, events, access, assets } = parts;
+  const { config, reads, view, queries, events, access, assets, loopback } = parts;
+  let pipeline: { at: number; report: Promise<unknown> } | undefined;
 
   app.setErrorHandler((error: Error, _request, reply) => {
     if (error instanceof BadParameter) {
@@ -133,7 +155,14 @@ function routes(app: FastifyInstance, parts: Parts): void {
   });
 
   app.addHook('onRequest', async (request, reply) => {
-    if (!request.url.startsWith('/api/') || request.url.startsWith('/api/v1/openapi.json')) return;
+    if (loopback && !isLocalHost(request.headers.host)) {
+      return reply
+        .code(403)
+        .send({ error: `Host ${JSON.stringify(request.headers.host ?? '')} is not this machine` });
+    }
+    // By the route matched, not the raw URL (which may be percent-encoded or absolute).
+    const route = request.routeOptions.url;
+    if (route === undefined || !route.startsWith('/api/') || route === '/api/v1/openapi.json') return;
     const decision = await access.check(tokenOf(request.headers.authorization, request.query), Date.now());
     if (!decision.allowed) {
       if (decision.status === 401) reply.header('www-authenticate', 'Bearer realm="streamgauge dashboard"');
@@ -175,7 +204,9 @@ function routes(app: FastifyInstance, parts: Parts): void {
     const now = Date.now();
     const page = queries.nodes(query, now);
     const items = await Promise.all(
-      page.items.map(async (node) => queries.summary(node, query.range, now, await view.series(node))),
+      page.items.map(async (node) =>
+        queries.summary(node, query.range, now, await view.series(node, reads).catch(() => null)),
+      ),
     );
     return { range: query.range, total: page.total, offset: query.offset, limit: query.limit, items };
   });
@@ -185,7 +216,7 @@ function routes(app: FastifyInstance, parts: Parts): void {
     const node = view.nodes.get(id);
     if (node === undefined)
       return reply.code(404).send({ error: `no node ${JSON.stringify(id)} in nodes:all` });
-    return queries.detail(node, Date.now(), await view.series(node));
+    return queries.detail(node, Date.now(), await view.series(node, reads));
   });
 
   app.get('/api/v1/anomalies', async (request) => {
@@ -202,20 +233,43 @@ function routes(app: FastifyInstance, parts: Parts): void {
     });
   });
 
-  app.get('/api/v1/pipeline', async () =>
-    pipelineReport(
-      redis,
-      { shards: config.stream.shards, cacheRefreshMs: config.cacheRefreshMs },
-      DEFAULT_HEALTH_LIMITS,
-      Date.now(),
-    ),
-  );
+  // XINFO and XPENDING per shard: read at most once a second, whoever asks.
+  app.get('/api/v1/pipeline', async () => {
+    const now = Date.now();
+    if (pipeline === undefined || now - pipeline.at >= 1_000) {
+      const report = pipelineReport(
+        reads,
+        { shards: config.stream.shards, cacheRefreshMs: config.cacheRefreshMs },
+        DEFAULT_HEALTH_LIMITS,
+        now,
+      );
+      pipeline = { at: now, report };
+      report.catch(() => {
+        pipeline = undefined;
+      });
+    }
+    return pipeline.report;
+  });
 
   app.get('/api/v1/events', (request, reply) => {
+    if (events.full)
+      return reply.code(503).send({ error: 'too many event streams on this process; retry later' });
     reply.hijack();
     const lastEventId = request.headers['last-event-id'];
-    events.attach(reply.raw, Array.isArray(lastEventId) ? lastEventId[0] : lastEventId);
+    const token = tokenOf(request.headers.authorization, request.query);
+    events.attach(
+      reply.raw,
+      Array.isArray(lastEventId) ? lastEventId[0] : lastEventId,
+      async () => (await access.check(token, Date.now())).allowed,
+    );
   });
+}
+
+/** On loopback, only names of this machine: a page elsewhere cannot reach the API by rebinding a name to 127.0.0.1. */
+function isLocalHost(host: string | undefined): boolean {
+  if (host === undefined) return false;
+  const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : (host.split(':')[0] ?? '');
+  return name === 'localhost' || name === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(name);
 }
 
 /** A bundled file, compressed as the client accepts, revalidated by its hash. */

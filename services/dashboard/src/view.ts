@@ -8,7 +8,7 @@ import {
   type Range,
   readModelKeys,
 } from '@streamgauge/core';
-import { groupsOf, type RedisClient } from '@streamgauge/redis';
+import { groupsOf, isUnavailable, type RedisClient } from '@streamgauge/redis';
 import type { Logger } from 'pino';
 import {
   type AnomalyView,
@@ -31,10 +31,14 @@ export interface NodeEntry {
   readonly id: string;
   metadata: NodeMetadata;
   latest: Latest | null;
+  /** The latest reading's time, ms (NaN: none): parsed once, read by every status and age. */
+  latestAt: number;
   metrics: Partial<Record<Range, Metrics | null>>;
   open: AnomalyRecord[];
   /** The 7-day series, read when first asked for and dropped when it changes. */
   series: Series | undefined;
+  /** Bumped when the series changes, so a read in flight does not keep an old one. */
+  seriesGeneration: number;
 }
 
 /** A change the view has taken in: what the page's clients are told. */
@@ -47,6 +51,11 @@ export interface ViewChange {
 }
 
 type Entry = [id: string, fields: string[]];
+
+function dropSeries(entry: NodeEntry): void {
+  entry.series = undefined;
+  entry.seriesGeneration++;
+}
 
 /** The aggregator's notice on `streamgauge:changes` (docs/read-model.md). */
 interface ChangeNotice {
@@ -68,7 +77,7 @@ export interface ViewOptions {
   readonly resyncMs?: number;
 }
 
-const CHUNK = 500;
+const CHUNK = 100;
 /** Series kept in memory: a few pages of sparklines and the detail views open (about 6 KB each). */
 const SERIES_KEPT = 2_000;
 
@@ -94,9 +103,12 @@ export class ReadModelView {
   readonly #listeners = new Set<(change: ViewChange) => void>();
   #pending: ChangeNotice[] = [];
   #lastAnomaly = '0-0';
-  #timers: NodeJS.Timeout[] = [];
+  /** Nodes whose open anomalies were re-read at the last poll: read once more at the next (see #pollAnomalies). */
+  #anomalyNodes = new Set<string>();
+  readonly #timers = new Set<NodeJS.Timeout>();
   #refreshing: Promise<void> = Promise.resolve();
   #stopped = false;
+  #loaded = false;
 
   constructor(redis: RedisClient, subscriber: RedisClient, options: ViewOptions) {
     this.#redis = redis;
@@ -120,36 +132,45 @@ export class ReadModelView {
       }
     });
     // After a reconnection, notices sent meanwhile are lost: read everything again.
+    // A reconnection during the first load is covered by the load itself.
     this.#subscriber.on('ready', () => {
-      if (this.version > 0)
-        this.#pending.push({ cause: 'resync', keys: 'all', at: new Date().toISOString() });
+      if (this.#loaded) this.#pending.push({ cause: 'resync', keys: 'all', at: new Date().toISOString() });
     });
     await this.#subscriber.subscribe(CHANGES_CHANNEL);
-    await this.#resync();
+    // The anomalies stream's position first: events written during the load are taken at the first poll.
     await this.#pollAnomalies(true);
+    await this.#resync();
     await this.#pollLag();
+    this.#loaded = true;
     this.version++;
     const every = (ms: number, work: () => Promise<void>) => {
       const tick = async () => {
+        this.#timers.delete(timer);
         if (this.#stopped) return;
         await work().catch((error: unknown) =>
           this.#options.logger.warn({ err: error }, 'dashboard view: refresh failed'),
         );
-        if (!this.#stopped) this.#timers.push(setTimeout(tick, ms));
+        if (!this.#stopped) {
+          timer = setTimeout(tick, ms);
+          this.#timers.add(timer);
+        }
       };
-      this.#timers.push(setTimeout(tick, ms));
+      let timer = setTimeout(tick, ms);
+      this.#timers.add(timer);
     };
     every(this.#options.refreshMs, () => this.#serial(() => this.#takeNotices()));
     every(this.#options.pollMs, () =>
       this.#serial(async () => {
         await this.#pollAnomalies(false);
+        // The aggregator writes system:metrics after announcing a round: read them here too.
+        await this.#readSystem();
         await this.#pollLag();
       }),
     );
     every(this.#options.resyncMs, () =>
       this.#serial(() =>
         this.#resync().then(() =>
-          this.#changed({ cause: 'resync', keys: 'all', at: new Date().toISOString() }),
+          this.#changed([{ cause: 'resync', keys: 'all', at: new Date().toISOString() }]),
         ),
       ),
     );
@@ -158,13 +179,17 @@ export class ReadModelView {
   async stop(): Promise<void> {
     this.#stopped = true;
     for (const timer of this.#timers) clearTimeout(timer);
-    await this.#refreshing;
+    this.#timers.clear();
+    await this.#refreshing.catch(() => {});
   }
 
   /** The node's 7-day series, read once and kept until the node's keys change. */
-  async series(node: NodeEntry): Promise<Series> {
+  async series(node: NodeEntry, reads: RedisClient = this.#redis): Promise<Series> {
     if (node.series !== undefined) return node.series;
-    const series = parseSeries(await this.#redis.get(readModelKeys.nodeTimeseries7d(node.id)));
+    const generation = node.seriesGeneration;
+    const series = parseSeries(await reads.get(readModelKeys.nodeTimeseries7d(node.id)));
+    // Changed while it was read: answer it, keep nothing (the next ask reads the new one).
+    if (node.seriesGeneration !== generation || node.series !== undefined) return series;
     const oldest = this.#seriesHeld.length >= SERIES_KEPT ? this.#seriesHeld.shift() : undefined;
     if (oldest !== undefined) oldest.series = undefined;
     node.series = series;
@@ -173,6 +198,13 @@ export class ReadModelView {
   }
 
   readonly #seriesHeld: NodeEntry[] = [];
+  #sorted: NodeEntry[] | undefined;
+
+  /** Every node by id: the default order of the list, kept until a node comes or goes. */
+  byId(): readonly NodeEntry[] {
+    this.#sorted ??= [...this.nodes.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return this.#sorted;
+  }
 
   /** Refreshes one after another: a slow one never overlaps the next. */
   #serial(work: () => Promise<void>): Promise<void> {
@@ -193,27 +225,39 @@ export class ReadModelView {
       else if (notice.cause === 'clock') for (const r of notice.ranges ?? []) ranges.add(r as Range);
       else for (const id of notice.nodes ?? []) (notice.keys === 'all' ? all : latest).add(id);
     }
-    if (everything) await this.#resync();
-    else {
-      for (const id of all) latest.delete(id);
-      await this.#readNodes([...all], 'all');
-      await this.#readNodes([...latest], 'latest');
-      if (ranges.size > 0) await this.#readRanges([...this.nodes.keys()], [...ranges]);
-      if (all.size > 0 || ranges.size > 0) await this.#readSystem();
+    try {
+      if (everything) await this.#resync();
+      else {
+        for (const id of all) latest.delete(id);
+        await this.#readNodes([...all], 'all');
+        await this.#readNodes([...latest], 'latest');
+        if (ranges.size > 0) await this.#readRanges([...this.nodes.keys()], [...ranges]);
+        if (all.size > 0 || ranges.size > 0) await this.#readSystem();
+      }
+    } catch (error) {
+      // Taken again at the next refresh: a notice is never dropped for a failed read.
+      this.#pending = notices.concat(this.#pending);
+      throw error;
     }
-    for (const notice of notices) this.#changed(notice);
+    this.#changed(notices);
   }
 
-  #changed(change: ViewChange): void {
+  /** One version per refresh, however many notices it took in; each is announced. */
+  #changed(changes: readonly ViewChange[]): void {
     this.version++;
-    for (const listener of this.#listeners) listener(change);
+    for (const change of changes) for (const listener of this.#listeners) listener(change);
   }
 
   /** The node list and every key, from scratch: at start, after a lost subscription, and now and then. */
   async #resync(): Promise<void> {
     const ids = await this.#redis.lrange(readModelKeys.nodesAll, 0, -1);
     const listed = new Set(ids);
-    for (const id of this.nodes.keys()) if (!listed.has(id)) this.nodes.delete(id);
+    for (const id of this.nodes.keys()) {
+      if (!listed.has(id)) {
+        this.nodes.delete(id);
+        this.#sorted = undefined;
+      }
+    }
     await this.#readNodes(ids, 'all');
     await this.#readSystem();
   }
@@ -221,26 +265,40 @@ export class ReadModelView {
   async #readNodes(ids: readonly string[], what: 'latest' | 'all'): Promise<void> {
     for (let i = 0; i < ids.length; i += CHUNK) {
       const chunk = ids.slice(i, i + CHUNK);
-      await Promise.all(
-        chunk.map(async (id) => {
-          const [metadata, latest] = await Promise.all([
-            this.#redis.hgetall(readModelKeys.nodeMetadata(id)),
-            this.#redis.hgetall(readModelKeys.nodeLatest(id)),
-          ]);
-          const entry = this.#entry(id);
-          entry.metadata = parseMetadata(id, metadata);
-          entry.latest = parseLatest(latest);
-          if (what === 'latest' && Object.keys(entry.metrics).length > 0) return;
-          const [metrics, open] = await Promise.all([
-            Promise.all(RANGES.map((r) => this.#redis.hgetall(readModelKeys.nodeMetrics(id, r)))),
-            this.#redis.hvals(anomalyKeys.open(id)),
-          ]);
-          RANGES.forEach((r, k) => {
-            entry.metrics[r] = parseMetrics(metrics[k] ?? {});
-          });
-          entry.open = open.map((json) => JSON.parse(json) as AnomalyRecord);
-          entry.series = undefined;
-        }),
+      await Promise.all(chunk.map((id) => this.#readNode(id, what)));
+    }
+  }
+
+  /**
+   * One node's keys. A key this cannot read (a wrong type left by an older
+   * writer, an unreadable anomaly) is logged and the node skipped, so one
+   * bad key never stops the others from loading.
+   */
+  async #readNode(id: string, what: 'latest' | 'all'): Promise<void> {
+    try {
+      const [metadata, latest] = await Promise.all([
+        this.#redis.hgetall(readModelKeys.nodeMetadata(id)),
+        this.#redis.hgetall(readModelKeys.nodeLatest(id)),
+      ]);
+      const entry = this.#entry(id);
+      entry.metadata = parseMetadata(id, metadata);
+      entry.latest = parseLatest(latest);
+      entry.latestAt = entry.latest === null ? Number.NaN : Date.parse(entry.latest.timestamp);
+      if (what === 'latest' && this.#loaded && Object.keys(entry.metrics).length > 0) return;
+      const [metrics, open] = await Promise.all([
+        Promise.all(RANGES.map((r) => this.#redis.hgetall(readModelKeys.nodeMetrics(id, r)))),
+        this.#redis.hvals(anomalyKeys.open(id)),
+      ]);
+      RANGES.forEach((r, k) => {
+        entry.metrics[r] = parseMetrics(metrics[k] ?? {});
+      });
+      entry.open = open.map((json) => JSON.parse(json) as AnomalyRecord);
+      dropSeries(entry);
+    } catch (error) {
+      if (isUnavailable(error)) throw error;
+      this.#options.logger.warn(
+        { err: error, node: id },
+        'dashboard view: a key of this node cannot be read',
       );
     }
   }
@@ -254,7 +312,7 @@ export class ReadModelView {
             const hash = await this.#redis.hgetall(readModelKeys.nodeMetrics(id, r));
             if (entry === undefined) return;
             entry.metrics[r] = parseMetrics(hash);
-            if (r === '7d') entry.series = undefined;
+            if (r === '7d') dropSeries(entry);
           }),
         ),
       );
@@ -275,11 +333,14 @@ export class ReadModelView {
         id,
         metadata: parseMetadata(id, {}),
         latest: null,
+        latestAt: Number.NaN,
         metrics: {},
         open: [],
         series: undefined,
+        seriesGeneration: 0,
       };
       this.nodes.set(id, entry);
+      this.#sorted = undefined;
     }
     return entry;
   }
@@ -302,15 +363,16 @@ export class ReadModelView {
       'COUNT',
       10_000,
     )) as Entry[];
-    if (entries.length === 0) return;
-    this.#lastAnomaly = entries[entries.length - 1]?.[0] ?? this.#lastAnomaly;
-    const nodes = new Set<string>();
+    // The sink appends an event before it updates the node's open anomalies:
+    // nodes named at the last poll are read once more, so none is left behind.
+    const nodes = new Set<string>(this.#anomalyNodes);
     for (const [, fields] of entries) {
       const json = fields[fields.indexOf('event') + 1];
       if (json === undefined) continue;
       const nodeId = (JSON.parse(json) as { node_id?: string }).node_id;
       if (nodeId !== undefined) nodes.add(nodeId);
     }
+    if (nodes.size === 0) return;
     await Promise.all(
       [...nodes].map(async (id) => {
         const open = await this.#redis.hvals(anomalyKeys.open(id));
@@ -319,7 +381,9 @@ export class ReadModelView {
       }),
     );
     this.recent = await this.#readRecent();
-    this.#changed({ cause: 'anomalies', nodes: [...nodes], at: new Date().toISOString() });
+    this.#lastAnomaly = entries.at(-1)?.[0] ?? this.#lastAnomaly;
+    this.#anomalyNodes = new Set(entries.length === 0 ? [] : nodes);
+    this.#changed([{ cause: 'anomalies', nodes: [...nodes], at: new Date().toISOString() }]);
   }
 
   async #readRecent(): Promise<Record<string, unknown>[]> {
