@@ -1,16 +1,18 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { CHANGES_CHANNEL, RANGES, readModelKeys } from '@streamgauge/core';
 import { buildAssets } from '@streamgauge/dashboard';
 import { freePort } from '@streamgauge/testkit';
 import { chromium } from 'playwright-core';
-import { Pool } from 'undici';
 import { LatencyRecorder } from './lib/stats.ts';
 import type { SuiteContext } from './lib/types.ts';
 
 export const SUITE = 'dashboard';
 const MAIN = fileURLToPath(new URL('../../services/cli/src/main.ts', import.meta.url));
+const POLL_CLIENTS = fileURLToPath(new URL('./lib/pollClients.ts', import.meta.url));
+const run = promisify(execFile);
 const CHROMIUM = '/usr/bin/chromium';
 const CLIENTS = 100;
 const SSE_CLIENTS = 500;
@@ -169,7 +171,6 @@ async function startDashboardProcess(redisUrl: string, port: number): Promise<Ch
  * 250 ms, so the view and its caches keep changing.
  */
 async function pollingCase(context: SuiteContext, url: string, ids: readonly string[]): Promise<void> {
-  const pool = new Pool(url, { connections: CLIENTS, pipelining: 1 });
   const redis = context.redis.client;
   let offset = 0;
   const notices = setInterval(() => {
@@ -179,62 +180,43 @@ async function pollingCase(context: SuiteContext, url: string, ids: readonly str
       JSON.stringify({ cause: 'readings', keys: 'latest', at: new Date().toISOString(), nodes }),
     );
   }, 250);
-  const paths = { overview: '/api/v1/overview?range=24h', nodes: '/api/v1/nodes?range=24h&limit=50' };
-  const get = async (path: string) => {
-    const started = performance.now();
-    const response = await pool.request({ path, method: 'GET' });
-    await response.body.arrayBuffer();
-    if (response.statusCode !== 200) throw new Error(`${path}: ${response.statusCode}`);
-    return performance.now() - started;
-  };
-  const phase = async (mode: 'polling' | 'saturated', record: boolean, seconds: number) => {
-    const latencies = { overview: new LatencyRecorder(), nodes: new LatencyRecorder() };
-    const until = performance.now() + seconds * 1000;
-    await Promise.all(
-      Array.from({ length: CLIENTS }, async (_, c) => {
-        // Polling clients start spread over the first second, as independent pages would.
-        if (mode === 'polling') await new Promise((r) => setTimeout(r, (c * 1000) / CLIENTS));
-        while (performance.now() < until) {
-          const round = performance.now();
-          for (const which of ['overview', 'nodes'] as const) {
-            const ms = await get(paths[which]);
-            if (record) latencies[which].add(ms);
-          }
-          if (mode === 'polling')
-            await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (performance.now() - round))));
-        }
-      }),
-    );
-    return latencies;
-  };
   try {
     for (const mode of ['polling', 'saturated'] as const) {
       // The first case also warms the JIT: at least 3 s of warm-up.
-      await phase(mode, false, Math.max(3, context.options.warmupSeconds));
-      const started = performance.now();
-      const latencies = await phase(mode, true, context.options.seconds);
-      const seconds = (performance.now() - started) / 1000;
+      const warmup = Math.max(3, context.options.warmupSeconds);
+      const { stdout } = await run(process.execPath, [
+        POLL_CLIENTS,
+        url,
+        mode,
+        String(CLIENTS),
+        String(warmup),
+        String(context.options.seconds),
+      ]);
+      const result = JSON.parse(stdout) as {
+        seconds: number;
+        overview: { count: number; p50: number; p99: number };
+        nodes: { count: number; p50: number; p99: number };
+      };
       for (const which of ['overview', 'nodes'] as const) {
-        const [p50, p99] = latencies[which].percentiles(50, 99);
+        const { count, p50, p99 } = result[which];
         const what = which === 'overview' ? 'GET overview' : 'GET nodes (first 50)';
         context.record({
           suite: SUITE,
           case: `${what}, ${ids.length} nodes, ${CLIENTS} clients ${mode === 'polling' ? 'polling every 1 s' : 'back to back'}`,
           concurrency: CLIENTS,
-          seconds,
+          seconds: result.seconds,
           readings: 0,
-          requests: latencies[which].count,
+          requests: count,
           readingsPerSec: 0,
-          requestsPerSec: latencies[which].count / seconds,
-          ...(p50 !== undefined && { p50Ms: p50 }),
-          ...(p99 !== undefined && { p99Ms: p99 }),
-          notes: ['while notices for 1,000 nodes/s arrive'],
+          requestsPerSec: count / result.seconds,
+          p50Ms: p50,
+          p99Ms: p99,
+          notes: ['clients in a process of their own; notices for 1,000 nodes/s arrive meanwhile'],
         });
       }
     }
   } finally {
     clearInterval(notices);
-    await pool.close();
   }
 }
 
