@@ -66,6 +66,24 @@ describe('loadConfig', () => {
     );
   });
 
+  it('reads the dashboard settings: a real time zone, stale before offline', () => {
+    const config = loadConfig({ DASHBOARD_TIME_ZONE: 'Europe/Rome', DASHBOARD_PORT: '9000' });
+    expect(config.dashboard).toEqual({
+      host: undefined,
+      port: 9000,
+      timeZone: 'Europe/Rome',
+      staleAfterMs: 900_000,
+      offlineAfterMs: 3_600_000,
+    });
+    expect(loadConfig({}).dashboard.timeZone).toBe('UTC');
+    expect(() => loadConfig({ DASHBOARD_TIME_ZONE: 'Mars/Olympus' })).toThrow(
+      /DASHBOARD_TIME_ZONE: "Mars\/Olympus" is not an IANA time zone/,
+    );
+    expect(() => loadConfig({ DASHBOARD_STALE_SECONDS: '600', DASHBOARD_OFFLINE_SECONDS: '60' })).toThrow(
+      /DASHBOARD_OFFLINE_SECONDS: must be at least DASHBOARD_STALE_SECONDS/,
+    );
+  });
+
   it('reads the scale-out settings and rejects nonsense', () => {
     const config = loadConfig({
       STREAM_SHARDS: '8',
