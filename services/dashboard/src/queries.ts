@@ -288,10 +288,11 @@ export class Queries {
   }
 }
 
-/** The hourly mean flow of the series' hours in the last 24 hours (an hour with no reading has no entry). */
+/** The hourly mean flow of the series' hours that overlap the last 24 hours (an hour with no reading has no entry). */
 function lastDay(series: Series, now: number): number[] {
-  const since = new Date(now - 24 * 3_600_000).toISOString();
-  const first = series.timestamps.findIndex((t) => t >= since);
+  // An hour starting after now − 25 h ends after now − 24 h.
+  const since = new Date(now - 25 * 3_600_000).toISOString();
+  const first = series.timestamps.findIndex((t) => t > since);
   return first < 0 ? [] : series.flow_rates.slice(first);
 }
 

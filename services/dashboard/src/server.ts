@@ -62,7 +62,9 @@ export async function startDashboard(
 ): Promise<RunningDashboard> {
   const host = options.host ?? config.dashboard.host ?? '0.0.0.0';
   const port = options.port ?? config.dashboard.port;
-  const redis = connectRedis(config.redis, { name: 'dashboard' });
+  // A watchdog on every command of the view: a reply that never comes ends in an
+  // error and a retry of that refresh, never in a view that stops following.
+  const redis = connectRedis(config.redis, { name: 'dashboard', commandTimeoutMs: 10_000 });
   const subscriber = connectRedis(config.redis, { name: 'dashboard-changes' });
   // What a request itself asks Redis (a series not yet held, the pipeline, a token) fails
   // fast while Redis is away, so the rest of the answer still comes from memory.

@@ -158,14 +158,14 @@ export class ReadModelView {
       let timer = setTimeout(tick, ms);
       this.#timers.add(timer);
     };
-    every(this.#options.refreshMs, () => this.#serial(() => this.#takeNotices()));
+    every(this.#options.refreshMs, () => this.#serial(() => this.#takeNotices(), 'notices'));
     every(this.#options.pollMs, () =>
       this.#serial(async () => {
         await this.#pollAnomalies(false);
         // The aggregator writes system:metrics after announcing a round: read them here too.
         await this.#readSystem();
         await this.#pollLag();
-      }),
+      }, 'poll'),
     );
     every(this.#options.resyncMs, () =>
       this.#serial(() =>
@@ -200,15 +200,50 @@ export class ReadModelView {
   readonly #seriesHeld: NodeEntry[] = [];
   #sorted: NodeEntry[] | undefined;
 
-  /** Every node by id: the default order of the list, kept until a node comes or goes. */
+  /** Every node by id: the default order of the list, kept in order as nodes come and go. */
   byId(): readonly NodeEntry[] {
     this.#sorted ??= [...this.nodes.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     return this.#sorted;
   }
 
+  /** Where `id` is, or would go, in the sorted list (binary search). */
+  #sortedIndex(id: string): number {
+    const sorted = this.#sorted ?? [];
+    let low = 0;
+    let high = sorted.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if ((sorted[middle] as NodeEntry).id < id) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  }
+
+  /** How the view is keeping up: notices waiting, and the refresh in hand (for the log and for tests). */
+  state(): { pending: number; busy: string | undefined; lastRefreshAt: number; timers: number } {
+    return {
+      pending: this.#pending.length,
+      busy: this.#busy,
+      lastRefreshAt: this.#lastRefreshAt,
+      timers: this.#timers.size,
+    };
+  }
+
+  #busy: string | undefined;
+  #lastRefreshAt = 0;
+
   /** Refreshes one after another: a slow one never overlaps the next. */
-  #serial(work: () => Promise<void>): Promise<void> {
-    this.#refreshing = this.#refreshing.then(work, work);
+  #serial(work: () => Promise<void>, name = work.name): Promise<void> {
+    const run = async () => {
+      this.#busy = name;
+      try {
+        await work();
+      } finally {
+        this.#busy = undefined;
+        this.#lastRefreshAt = Date.now();
+      }
+    };
+    this.#refreshing = this.#refreshing.then(run, run);
     return this.#refreshing;
   }
 
@@ -255,7 +290,7 @@ export class ReadModelView {
     for (const id of this.nodes.keys()) {
       if (!listed.has(id)) {
         this.nodes.delete(id);
-        this.#sorted = undefined;
+        this.#sorted?.splice(this.#sortedIndex(id), 1);
       }
     }
     await this.#readNodes(ids, 'all');
@@ -340,7 +375,8 @@ export class ReadModelView {
         seriesGeneration: 0,
       };
       this.nodes.set(id, entry);
-      this.#sorted = undefined;
+      // Kept in order as nodes join (a re-sort of 100,000 took 175 ms).
+      this.#sorted?.splice(this.#sortedIndex(id), 0, entry);
     }
     return entry;
   }
