@@ -400,7 +400,7 @@ describe('live events', () => {
       first.close();
       second.close();
     }
-  }, 60_000);
+  }, 90_000);
 });
 
 interface SseEvent {
@@ -445,7 +445,7 @@ async function openEvents(url: string, lastEventId?: string) {
   return {
     events,
     close: () => controller.abort(),
-    async until(match: (e: SseEvent) => boolean, timeoutMs = 15_000): Promise<SseEvent> {
+    async until(match: (e: SseEvent) => boolean, timeoutMs = 30_000): Promise<SseEvent> {
       const deadline = Date.now() + timeoutMs;
       for (;;) {
         const found = events.find(match);
