@@ -42,6 +42,18 @@ beforeAll(async () => {
   }
   await postReadings(ingestUrl, readings);
   await waitForAggregator(system.redis, 1, 120_000);
+  // The anomaly reaches its keys by the aggregator's copy loop, after the
+  // watermark: the fixture is settled once it is there (the view would catch
+  // up within a poll, but the tests compare it with Redis at once).
+  for (const deadline = Date.now() + 30_000; ; ) {
+    const [open, recent] = await Promise.all([
+      system.redis.hlen('node:NODE002:anomalies'),
+      system.redis.lrange(readModelKeys.anomaliesRecent, 0, -1),
+    ]);
+    if (open > 0 && recent.some((json) => json.includes('"NODE002"'))) break;
+    if (Date.now() > deadline) throw new Error('the low_pressure anomaly of NODE002 never reached its keys');
+    await new Promise((r) => setTimeout(r, 100));
+  }
   dashboard = await startDashboard(system.config, silent, {
     host: '127.0.0.1',
     port: 0,
