@@ -70,6 +70,14 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard page (Chromium)', () => {
     return { page, requests, errors, local };
   }
 
+  /** A failed wait for a node, with what the service saw: a lost notice, a stuck view, or the page. */
+  async function explain(error: Error, node: string): Promise<never> {
+    const latest = await system.redis.hgetall(readModelKeys.nodeLatest(node));
+    throw new Error(
+      `${error.message}; view ${JSON.stringify({ ...dashboard.view.state(), version: dashboard.view.version, now: Date.now() })}, ${node} in view ${dashboard.view.nodes.has(node)}, hub clients ${dashboard.events.clients}, latest ${JSON.stringify(latest)}`,
+    );
+  }
+
   const shot = (page: Page, name: string) =>
     page.screenshot({ path: `${SCREENSHOTS}${name}.png`, fullPage: true });
 
@@ -85,7 +93,10 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard page (Chromium)', () => {
     await postReadings(ingestUrl, [
       { node_id: 'NODEX1', timestamp: Date.now() - 500, flow_rate: 4.2, pressure: 3.3 },
     ]);
-    await page.locator('#nodes-table tr[data-node-id="NODEX1"]').waitFor({ timeout: 10_000 });
+    await page
+      .locator('#nodes-table tr[data-node-id="NODEX1"]')
+      .waitFor({ timeout: 10_000 })
+      .catch((error: Error) => explain(error, 'NODEX1'));
     expect(page.url()).toBe(`${dashboard.url}/#/nodes`);
     expect(requests.length).toBeGreaterThan(3);
     expect(local()).toEqual([]);
@@ -175,7 +186,10 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard page (Chromium)', () => {
     await postReadings(ingestUrl, [
       { node_id: 'NODEX2', timestamp: Date.now() - 500, flow_rate: 1, pressure: 3 },
     ]);
-    await page.locator('#nodes-table tr[data-node-id="NODEX2"]').waitFor({ timeout: 15_000 });
+    await page
+      .locator('#nodes-table tr[data-node-id="NODEX2"]')
+      .waitFor({ timeout: 15_000 })
+      .catch((error: Error) => explain(error, 'NODEX2'));
     await page.close();
   }, 90_000);
 });

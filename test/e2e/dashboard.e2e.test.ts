@@ -415,6 +415,42 @@ describe('live events', () => {
   }, 90_000);
 });
 
+describe('lost notices', () => {
+  it('reads everything again when the aggregator moved on and no notice came', async () => {
+    const quiet = await testSystem('dashboard-lost-notice', {}, (step) => cleanup.push(step));
+    const redis = quiet.redis;
+    await redis.xgroup('CREATE', 'readings', 'aggregator', '0', 'MKSTREAM');
+    const view = await startDashboard(quiet.config, silent, {
+      host: '127.0.0.1',
+      port: 0,
+      refreshMs: 50,
+      pollMs: 200,
+    });
+    try {
+      // What an aggregator whose notice was lost leaves: the node's keys, and the group moved on.
+      await redis.rpush(readModelKeys.nodesAll, 'GHOST1');
+      await redis.hset(readModelKeys.nodeLatest('GHOST1'), {
+        timestamp: new Date().toISOString(),
+        flow_rate: '7',
+        pressure: '3',
+        temperature: '0',
+        volume: '0',
+      });
+      await redis.xadd('readings', '*', 'r', '1');
+      await redis.xreadgroup('GROUP', 'aggregator', 'a1', 'COUNT', 10, 'STREAMS', 'readings', '>');
+      let found: { latest?: { flow_rate: number } } = {};
+      for (const deadline = Date.now() + 15_000; found.latest === undefined && Date.now() < deadline; ) {
+        await new Promise((r) => setTimeout(r, 200));
+        found = (await get('/api/v1/nodes/GHOST1', {}, view.url)).body;
+      }
+      expect(found.latest?.flow_rate).toBe(7);
+      expect(view.view.state().lastFallbackAt).toBeGreaterThan(0);
+    } finally {
+      await view.stop();
+    }
+  }, 30_000);
+});
+
 interface SseEvent {
   id?: string;
   event: string;

@@ -78,6 +78,9 @@ export interface ViewOptions {
 }
 
 const CHUNK = 100;
+/** How long the aggregator may move on without a notice before the view reads everything again. */
+const NOTICE_GRACE_MS = 3_000;
+const FALLBACK_EVERY_MS = 30_000;
 /** Series kept in memory: a few pages of sparklines and the detail views open (about 6 KB each). */
 const SERIES_KEPT = 2_000;
 
@@ -127,6 +130,7 @@ export class ReadModelView {
       if (channel !== CHANGES_CHANNEL) return;
       try {
         this.#pending.push(JSON.parse(message) as ChangeNotice);
+        this.#lastNoticeAt = Date.now();
       } catch {
         this.#options.logger.warn({ message }, 'unreadable change notice');
       }
@@ -220,17 +224,31 @@ export class ReadModelView {
   }
 
   /** How the view is keeping up: notices waiting, and the refresh in hand (for the log and for tests). */
-  state(): { pending: number; busy: string | undefined; lastRefreshAt: number; timers: number } {
+  state(): {
+    pending: number;
+    busy: string | undefined;
+    lastRefreshAt: number;
+    lastNoticeAt: number;
+    lastFallbackAt: number;
+    timers: number;
+  } {
     return {
       pending: this.#pending.length,
       busy: this.#busy,
       lastRefreshAt: this.#lastRefreshAt,
+      lastNoticeAt: this.#lastNoticeAt,
+      lastFallbackAt: this.#lastFallbackAt,
       timers: this.#timers.size,
     };
   }
 
   #busy: string | undefined;
   #lastRefreshAt = 0;
+  /** When the last change notice arrived; what the aggregator had delivered at the last poll; since when it moved unannounced. */
+  #lastNoticeAt = 0;
+  #delivered: string | undefined;
+  #movedSince: number | undefined;
+  #lastFallbackAt = Number.NEGATIVE_INFINITY;
 
   /** Refreshes one after another: a slow one never overlaps the next. */
   #serial(work: () => Promise<void>, name = work.name): Promise<void> {
@@ -429,12 +447,38 @@ export class ReadModelView {
 
   async #pollLag(): Promise<void> {
     const lag: Record<string, number> = { [GROUPS.aggregator]: 0, [GROUPS.archiver]: 0 };
+    let delivered = '';
     for (const shard of allShardKeys(this.#options.shards)) {
       for (const group of await groupsOf(this.#redis, shard.stream)) {
         if (group.name in lag) lag[group.name] = (lag[group.name] ?? 0) + (group.lag ?? 0);
+        if (group.name === GROUPS.aggregator) delivered += `${group.lastDelivered},`;
       }
     }
     this.lag = lag;
+    this.#checkNotices(delivered);
+  }
+
+  /**
+   * Notices are hints (docs/read-model.md): one can be lost. When the
+   * aggregator has taken new entries but no notice came for a while, the
+   * view reads everything again (and subscribes again), at most every 30 s.
+   */
+  #checkNotices(delivered: string): void {
+    const now = Date.now();
+    const moved = this.#delivered !== undefined && delivered !== this.#delivered;
+    this.#delivered = delivered;
+    if (moved) this.#movedSince ??= now;
+    const silent = this.#movedSince !== undefined && this.#lastNoticeAt < this.#movedSince;
+    if (!silent || now - (this.#movedSince ?? now) < NOTICE_GRACE_MS) return;
+    this.#movedSince = undefined;
+    if (now - this.#lastFallbackAt < FALLBACK_EVERY_MS) return;
+    this.#lastFallbackAt = now;
+    this.#options.logger.warn(
+      { silentMs: now - this.#lastNoticeAt },
+      'dashboard view: the aggregator moved on but no change notice came; reading everything again',
+    );
+    void this.#subscriber.subscribe(CHANGES_CHANNEL).catch(() => {});
+    this.#pending.push({ cause: 'resync', keys: 'all', at: new Date(now).toISOString() });
   }
 
   /** Open anomalies of every node, as the API shows them. */
