@@ -165,6 +165,9 @@ describe.skipIf(!existsSync(CHROMIUM))('the dashboard page (Chromium)', () => {
   it('shows the pipeline', async () => {
     const { page, errors, local } = await open('/#/pipeline');
     await expect.poll(() => page.locator('main').textContent(), { timeout: 10_000 }).toContain('readings');
+    // Labelled as an operator reads them, with units.
+    await expect.poll(() => page.locator('#pipeline-cache').textContent()).toContain('Redis memory used');
+    expect(await page.locator('#pipeline-groups').textContent()).toContain('Lag (entries)');
     await shot(page, 'pipeline');
     expect(local()).toEqual([]);
     expect(errors).toEqual([]);

@@ -86,7 +86,14 @@ export class PipelineView implements View {
             'table',
             { id: 'pipeline-groups', class: 'data' },
             h('caption', null, 'Consumer groups per stream shard'),
-            head('Stream / group', 'Lag', 'Pending', 'Oldest pending', 'Consumers', 'Delivered up to'),
+            head(
+              'Stream / group',
+              'Lag (entries)',
+              'Pending (entries)',
+              'Oldest pending',
+              'Consumers',
+              'Delivered up to',
+            ),
             this.#groups,
           ),
         ),
@@ -306,16 +313,25 @@ export class PipelineView implements View {
     fill(
       this.#cache,
       h('p', { 'data-cache-status': text(c.status) }, 'Status: ', h('strong', null, text(c.status))),
-      this.#facts(Object.fromEntries(Object.entries(c).filter(([key]) => key !== 'status'))),
+      this.#facts(
+        // The byte count repeats memoryUsed, which says it readably.
+        Object.fromEntries(
+          Object.entries(c).filter(([key]) => key !== 'status' && key !== 'memoryUsedBytes'),
+        ),
+        CACHE_LABELS,
+      ),
     );
   }
 
-  /** Any object as a definition list: times formatted, nested values summarised. */
-  #facts(object: Json): HTMLElement {
+  /** Any object as a definition list: times formatted, nested values summarised; known keys by their label. */
+  #facts(object: Json, labels: Readonly<Record<string, string>> = {}): HTMLElement {
     return h(
       'dl',
       { class: 'facts' },
-      Object.entries(object).map(([key, value]) => [h('dt', null, key), h('dd', null, this.#value(value))]),
+      Object.entries(object).map(([key, value]) => [
+        h('dt', null, labels[key] ?? key),
+        h('dd', null, this.#value(value)),
+      ]),
     );
   }
 
@@ -333,3 +349,16 @@ export class PipelineView implements View {
     return object === undefined ? text(value) : this.#facts(object);
   }
 }
+
+/** The cache statistics' fields as an operator reads them (`streamgauge cache-stats`). */
+const CACHE_LABELS: Readonly<Record<string, string>> = {
+  keys: 'Keys in Redis',
+  memoryUsed: 'Redis memory used',
+  initialized: 'Initialized',
+  initializedAt: 'Initialized at',
+  lastRefresh: 'Last refresh',
+  lastRefreshRun: 'Last refresh run',
+  refreshingSince: 'Refreshing since',
+  lastError: 'Last error',
+  lastErrorAt: 'Last error at',
+};
