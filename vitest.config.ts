@@ -31,7 +31,11 @@ export default defineConfig({
       })),
       {
         extends: true,
-        test: { name: 'e2e', root: 'test', include: ['e2e/**/*.test.ts', 'fault/**/*.test.ts'] },
+        test: {
+          name: 'e2e',
+          root: 'test',
+          include: ['e2e/**/*.test.ts', 'fault/**/*.test.ts', 'infra/**/*.test.ts'],
+        },
       },
     ],
   },
