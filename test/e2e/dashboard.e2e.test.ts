@@ -1,10 +1,10 @@
 import { request as httpRequest } from 'node:http';
 import { startAggregator } from '@streamgauge/aggregator';
-import { RANGES, type Reading, readModelKeys } from '@streamgauge/core';
+import { loadConfig, RANGES, type Reading, readModelKeys } from '@streamgauge/core';
 import { type RunningDashboard, startDashboard } from '@streamgauge/dashboard';
 import { startIngest } from '@streamgauge/ingest';
 import { GatewayRegistry, ViewerRegistry } from '@streamgauge/redis';
-import { generateDataset, waitForAggregator } from '@streamgauge/testkit';
+import { generateDataset, testRedis, waitForAggregator } from '@streamgauge/testkit';
 import type { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -84,6 +84,27 @@ function rawGet(
     const request = httpRequest({ host: hostname, port, path, method: 'GET', headers }, (response) => {
       response.resume();
       resolve({ status: response.statusCode ?? 0 });
+    });
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+/** rawGet, with the JSON body. */
+function rawGetJson(
+  base: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: unknown }> {
+  const { hostname, port } = new URL(base);
+  return new Promise((resolve, reject) => {
+    const request = httpRequest({ host: hostname, port, path, method: 'GET', headers }, (response) => {
+      let text = '';
+      response.setEncoding('utf8');
+      response.on('data', (chunk: string) => {
+        text += chunk;
+      });
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(text) }));
     });
     request.on('error', reject);
     request.end();
@@ -305,6 +326,13 @@ describe('access', () => {
       expect((await get(`/api/v1/nodes?access_token=${token}`, {}, base)).status).toBe(200);
       // The page itself is no secret: it asks for the token.
       expect((await fetch(`${base}/`)).status).toBe(200);
+      // Nor are the deployment probes: a probe sends no token and names the pod's address.
+      const probeHost = { host: `10.1.2.3:${new URL(base).port}` };
+      expect(await rawGetJson(base, '/healthz', probeHost)).toEqual({ status: 200, body: { status: 'ok' } });
+      expect(await rawGetJson(base, '/readyz', probeHost)).toEqual({
+        status: 200,
+        body: { status: 'ready' },
+      });
       // On loopback nothing is needed, but a token sent must still be a viewer's.
       expect((await get('/api/v1/overview')).status).toBe(200);
       expect((await get('/api/v1/overview', { authorization: `Bearer ${gateway.token}` })).status).toBe(401);
@@ -355,6 +383,48 @@ describe('access', () => {
       await open.stop();
     }
   });
+});
+
+describe('probes', () => {
+  it('answers /readyz 503 while Redis does not answer a PING, and /healthz 200 throughout', async () => {
+    const redis = await testRedis();
+    cleanup.push(() => redis.close());
+    const probed = await startDashboard(loadConfig({ REDIS_URL: redis.url }), silent, {
+      host: '127.0.0.1',
+      port: 0,
+    });
+    try {
+      expect(await get('/readyz', {}, probed.url)).toEqual({ status: 200, body: { status: 'ready' } });
+      // On loopback the probes are no way around the Host check either.
+      expect((await rawGet(probed.url, '/healthz', { host: 'evil.example' })).status).toBe(403);
+      if (redis.server === undefined) return; // not our server: it cannot be frozen
+      redis.server.pause();
+      try {
+        const started = Date.now();
+        const frozen = await get('/readyz', {}, probed.url);
+        expect(frozen.status).toBe(503);
+        expect(frozen.body.reason).toMatch(/Redis did not answer a PING within 1000 ms/);
+        expect(Date.now() - started).toBeLessThan(3_000);
+        expect(await get('/healthz', {}, probed.url)).toEqual({ status: 200, body: { status: 'ok' } });
+      } finally {
+        redis.server.resume();
+      }
+      expect((await get('/readyz', {}, probed.url)).status).toBe(200);
+      // Gone altogether: a refused connection, answered at once.
+      await redis.server.kill();
+      for (const deadline = Date.now() + 5_000; ; ) {
+        const gone = await get('/readyz', {}, probed.url);
+        if (gone.status === 503) {
+          expect(gone.body.reason).toMatch(/^Redis did not answer a PING/);
+          break;
+        }
+        if (Date.now() > deadline) throw new Error(`/readyz still ${gone.status} with Redis killed`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      await probed.stop();
+    }
+  }, 30_000);
 });
 
 describe('live events', () => {

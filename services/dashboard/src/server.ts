@@ -176,6 +176,15 @@ function routes(app: FastifyInstance, parts: Parts): void {
     app.get(path, (request, reply) => sendAsset(request, reply, asset));
   }
 
+  // Deployment probes: no token (they are not under /api/), no Redis for liveness.
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_request, reply) => {
+    const reason = view.loaded ? await redisUnanswered(reads, READY_PING_MS) : 'the view is still loading';
+    if (reason !== undefined) return reply.code(503).send({ status: 'unavailable', reason });
+    return { status: 'ready' };
+  });
+
   app.get('/api/v1/openapi.json', async () => openApiDocument());
 
   app.get('/api/v1/config', async () => ({
@@ -265,6 +274,28 @@ function routes(app: FastifyInstance, parts: Parts): void {
       async () => (await access.check(token, Date.now())).allowed,
     );
   });
+}
+
+/** How long `/readyz` waits for Redis to answer a PING. */
+const READY_PING_MS = 1_000;
+
+/** Why Redis is not answering (a PING not back within `ms`, or failed); undefined when it answers. */
+async function redisUnanswered(reads: RedisClient, ms: number): Promise<string | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve(`Redis did not answer a PING within ${ms} ms`), ms);
+  });
+  try {
+    return await Promise.race([
+      reads.ping().then(
+        () => undefined,
+        (error: Error) => `Redis did not answer a PING: ${error.message}`,
+      ),
+      late,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** On loopback, only names of this machine: a page elsewhere cannot reach the API by rebinding a name to 127.0.0.1. */

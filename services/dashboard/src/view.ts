@@ -119,6 +119,11 @@ export class ReadModelView {
     this.#options = { refreshMs: 200, pollMs: 2_000, resyncMs: 300_000, ...options };
   }
 
+  /** Whether the first load of every node is done (requests are answered from it). */
+  get loaded(): boolean {
+    return this.#loaded;
+  }
+
   onChange(listener: (change: ViewChange) => void): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
