@@ -1,8 +1,8 @@
-export type { MetricsServer } from './metricsServer.ts';
+export type { MetricsServer, ReadinessCheck } from './metricsServer.ts';
 export { serveMetrics } from './metricsServer.ts';
 export type { ProcessMetricsOptions } from './processMetrics.ts';
 export { ProcessMetrics } from './processMetrics.ts';
-export { ConsumerGroupGauges, OpenAnomalyGauge, ReconcileGauges } from './redisGauges.ts';
+export { ConsumerGroupGauges, OpenAnomalyGauge, ReconcileGauges, RedisMemoryGauges } from './redisGauges.ts';
 export type { ScrapeSampleOptions } from './scrapeSample.ts';
 export { ScrapeSample } from './scrapeSample.ts';
 export type {

@@ -8,18 +8,46 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
+/** Resolves when the service can do its work (its Redis answers); rejects saying why not. */
+export type ReadinessCheck = () => Promise<void>;
+
+/** How long /readyz waits for the readiness check. */
+const READINESS_TIMEOUT_MS = 1_000;
+
 /**
  * GET /metrics on its own port, for the services that have no HTTP server
- * of their own (ingest serves /metrics beside its API). Anything else: 404.
+ * of their own (ingest serves /metrics beside its API), with the probes an
+ * orchestrator needs: /healthz (200 while the process answers) and /readyz
+ * (200 once `ready()` resolves within a second, else 503 with the reason).
+ * Anything else: 404.
  */
 export async function serveMetrics(
   registry: Registry,
-  options: { readonly host: string; readonly port: number },
+  options: { readonly host: string; readonly port: number; readonly ready?: ReadinessCheck },
 ): Promise<MetricsServer> {
   const server = createServer((request, response) => {
     const path = (request.url ?? '').split('?')[0];
-    if (path !== '/metrics' || (request.method !== 'GET' && request.method !== 'HEAD')) {
-      response.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /metrics\n');
+    const json = (status: number, body: object) =>
+      response.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`);
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      response
+        .writeHead(404, { 'content-type': 'text/plain' })
+        .end('not found: GET /metrics, /healthz, /readyz\n');
+      return;
+    }
+    if (path === '/healthz') return json(200, { status: 'ok' });
+    if (path === '/readyz') {
+      const check = options.ready ?? (() => Promise.resolve());
+      withTimeout(check(), READINESS_TIMEOUT_MS).then(
+        () => json(200, { status: 'ready' }),
+        (error: Error) => json(503, { status: 'unavailable', error: error.message }),
+      );
+      return;
+    }
+    if (path !== '/metrics') {
+      response
+        .writeHead(404, { 'content-type': 'text/plain' })
+        .end('not found: GET /metrics, /healthz, /readyz\n');
       return;
     }
     registry.metrics().then(
@@ -50,4 +78,12 @@ export async function serveMetrics(
         server.closeAllConnections();
       }),
   };
+}
+
+function withTimeout(work: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }

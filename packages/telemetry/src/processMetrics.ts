@@ -1,5 +1,5 @@
 import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
-import { ConsumerGroupGauges, OpenAnomalyGauge, ReconcileGauges } from './redisGauges.ts';
+import { ConsumerGroupGauges, OpenAnomalyGauge, ReconcileGauges, RedisMemoryGauges } from './redisGauges.ts';
 import type { ScrapeSampleOptions } from './scrapeSample.ts';
 import {
   AggregatorSeries,
@@ -41,6 +41,8 @@ export class ProcessMetrics {
   #consumerGroups: ConsumerGroupGauges | undefined;
   #openAnomalies: OpenAnomalyGauge | undefined;
   #reconcile: ReconcileGauges | undefined;
+  #redisMemory: RedisMemoryGauges | undefined;
+  #readiness: (() => Promise<void>) | undefined;
 
   constructor(options: ProcessMetricsOptions) {
     this.service = options.service;
@@ -103,6 +105,23 @@ export class ProcessMetrics {
   get reconcile(): ReconcileGauges {
     this.#reconcile ??= new ReconcileGauges(this.registry, this.#failures(), this.#scrape);
     return this.#reconcile;
+  }
+
+  /** Redis' memory used and its maxmemory, read at scrape time. */
+  get redisMemory(): RedisMemoryGauges {
+    this.#redisMemory ??= new RedisMemoryGauges(this.registry, this.#failures(), this.#scrape);
+    return this.#redisMemory;
+  }
+
+  /** What /readyz checks from now on: resolves when the service can work. Until set, /readyz says "starting". */
+  readyWhen(check: () => Promise<void>): void {
+    this.#readiness = check;
+  }
+
+  /** Resolves when the service is ready (see readyWhen). */
+  async ready(): Promise<void> {
+    if (this.#readiness === undefined) throw new Error('starting');
+    await this.#readiness();
   }
 
   /** The exposition, as /metrics answers it. */

@@ -20,6 +20,10 @@ interface GroupRow {
   /** Undefined when Redis cannot tell (after deletions): the series is left out rather than counted at scrape time. */
   readonly lag: number | undefined;
   readonly pending: number;
+  /** Age of the oldest entry delivered and not acknowledged (from its id's time), s; undefined with none pending. */
+  readonly oldestPendingAgeSeconds: number | undefined;
+  /** Entries in the shard's dead-letter stream (every group's). */
+  readonly deadLetters: number;
 }
 
 interface GroupWatch {
@@ -27,7 +31,11 @@ interface GroupWatch {
   readonly sample: ScrapeSample<GroupRow[]>;
 }
 
-/** `streamgauge_consumer_lag` and `streamgauge_consumer_pending`, per group and stream shard. */
+/**
+ * `streamgauge_consumer_lag`, `streamgauge_consumer_pending` and
+ * `streamgauge_consumer_pending_oldest_age_seconds` per group and stream
+ * shard, and `streamgauge_dead_letters` per shard.
+ */
 export class ConsumerGroupGauges {
   readonly #watches = new Set<GroupWatch>();
   readonly #failures: Counter.Internal;
@@ -61,19 +69,60 @@ export class ConsumerGroupGauges {
         for (const { group, row } of all) this.labels(group, row.stream).set(row.pending);
       },
     });
+    new Gauge({
+      name: 'streamgauge_consumer_pending_oldest_age_seconds',
+      help: "Age of the consumer group's oldest entry delivered and not yet acknowledged, from its id's time (absent with none pending).",
+      labelNames: [GROUP, DESTINATION],
+      registers: [registry],
+      async collect() {
+        const all = await rows();
+        this.reset();
+        for (const { group, row } of all)
+          if (row.oldestPendingAgeSeconds !== undefined)
+            this.labels(group, row.stream).set(row.oldestPendingAgeSeconds);
+      },
+    });
+    new Gauge({
+      name: 'streamgauge_dead_letters',
+      help: "Entries in the stream shard's dead-letter stream (every group's): given up on, waiting for `streamgauge dlq`.",
+      labelNames: [DESTINATION],
+      registers: [registry],
+      async collect() {
+        const all = await rows();
+        this.reset();
+        for (const { row } of all) this.labels(row.stream).set(row.deadLetters);
+      },
+    });
   }
 
   /** Reports `group` on these shards, read with `redis`, until the returned function is called. */
   watch(redis: RedisClient, group: string, shards: readonly ShardKeys[]): () => void {
     const sample = new ScrapeSample(
-      // One XINFO GROUPS per shard: nothing else is needed for these two series.
+      // Per shard: XINFO GROUPS, XLEN of the dead letters, and XPENDING's summary only when entries are pending.
       async () => {
-        const perShard = await Promise.all(shards.map((shard) => groupsOf(redis, shard.stream)));
-        return perShard.flatMap((groups, i) =>
-          groups
-            .filter((g) => g.name === group)
-            .map((g) => ({ stream: (shards[i] as ShardKeys).stream, lag: g.lag, pending: g.pending })),
+        const now = Date.now();
+        const perShard = await Promise.all(
+          shards.map(async (shard) => {
+            const [groups, deadLetters] = await Promise.all([
+              groupsOf(redis, shard.stream),
+              redis.xlen(shard.deadLetters),
+            ]);
+            const mine = groups.find((g) => g.name === group);
+            if (mine === undefined) return [];
+            const oldest = mine.pending > 0 ? await oldestPendingId(redis, shard.stream, group) : undefined;
+            return [
+              {
+                stream: shard.stream,
+                lag: mine.lag,
+                pending: mine.pending,
+                oldestPendingAgeSeconds:
+                  oldest === undefined ? undefined : Math.max(0, now - idTime(oldest)) / 1000,
+                deadLetters,
+              },
+            ];
+          }),
         );
+        return perShard.flat();
       },
       { ...this.#options, onFailure: () => this.#failures.inc() },
     );
@@ -97,6 +146,73 @@ export class ConsumerGroupGauges {
       }
     });
     return rows;
+  }
+}
+
+async function oldestPendingId(
+  redis: RedisClient,
+  stream: string,
+  group: string,
+): Promise<string | undefined> {
+  const summary = (await redis.xpending(stream, group)) as [number, string | null, ...unknown[]];
+  return summary[1] ?? undefined;
+}
+
+function idTime(id: string): number {
+  return Number(id.slice(0, id.indexOf('-')));
+}
+
+/**
+ * `streamgauge_redis_memory_used_bytes` and `streamgauge_redis_memory_max_bytes`
+ * (0: no maxmemory), from INFO memory at scrape time: what an alert compares
+ * to say Redis is about to refuse writes or evict.
+ */
+export class RedisMemoryGauges {
+  readonly #samples: ScrapeSample<{ used: number; max: number }>[] = [];
+  readonly #failures: Counter.Internal;
+  readonly #options: ScrapeSampleOptions;
+
+  constructor(registry: Registry, failures: Counter<'source'>, options: ScrapeSampleOptions = {}) {
+    this.#failures = failures.labels('redis_memory');
+    this.#failures.inc(0);
+    this.#options = options;
+    const memory = () => this.#samples[this.#samples.length - 1]?.get();
+    new Gauge({
+      name: 'streamgauge_redis_memory_used_bytes',
+      help: 'Memory Redis uses (INFO memory used_memory).',
+      registers: [registry],
+      async collect() {
+        const read = await memory();
+        this.reset();
+        if (read) this.set(read.used);
+      },
+    });
+    new Gauge({
+      name: 'streamgauge_redis_memory_max_bytes',
+      help: "Redis' maxmemory (0: none set, Redis grows until the machine runs out).",
+      registers: [registry],
+      async collect() {
+        const read = await memory();
+        this.reset();
+        if (read) this.set(read.max);
+      },
+    });
+  }
+
+  watch(redis: RedisClient): () => void {
+    const sample = new ScrapeSample(
+      async () => {
+        const info = await redis.info('memory');
+        const field = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? 0);
+        return { used: field('used_memory'), max: field('maxmemory') };
+      },
+      { ...this.#options, onFailure: () => this.#failures.inc() },
+    );
+    this.#samples.push(sample);
+    return () => {
+      const at = this.#samples.indexOf(sample);
+      if (at >= 0) this.#samples.splice(at, 1);
+    };
   }
 }
 

@@ -39,6 +39,7 @@ export interface ReadingCounter {
 export class IngestSeries {
   readonly #readings: Counter<'source' | 'outcome'>;
   readonly #sent: Counter<string>;
+  readonly #requests: Histogram<'http_request_method' | 'http_route' | 'http_response_status_code'>;
   readonly #counters = new Map<ReadingSource, ReadingCounter>();
   readonly #sentTo = new Map<string, Counter.Internal>();
 
@@ -55,6 +56,19 @@ export class IngestSeries {
       labelNames: ['messaging_system', 'messaging_operation_name', DESTINATION],
       registers: [registry],
     });
+    // OpenTelemetry's HTTP server semantic conventions, as its Prometheus exporter names them.
+    this.#requests = new Histogram({
+      name: 'http_server_request_duration_seconds',
+      help: 'HTTP requests answered, from their arrival to the answer, by method, route (the matched pattern; "unmatched" for none) and status code.',
+      labelNames: ['http_request_method', 'http_route', 'http_response_status_code'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10],
+      registers: [registry],
+    });
+  }
+
+  /** One HTTP request answered. */
+  request(method: string, route: string, status: number, seconds: number): void {
+    this.#requests.labels(method, route, String(status)).observe(seconds);
   }
 
   /** The counter of one source; its series exist (at 0) from this call on. */

@@ -114,6 +114,43 @@ describe('serveMetrics', () => {
     }
   });
 
+  it('answers the probes: /healthz while it runs, /readyz once the service says it is ready, with the reason when not', async () => {
+    const metrics = new ProcessMetrics({ service: 'aggregator', defaultMetrics: false });
+    const server = await serveMetrics(metrics.registry, {
+      host: '127.0.0.1',
+      port: 0,
+      ready: () => metrics.ready(),
+    });
+    const probe = async (path: string) => {
+      const response = await fetch(`${server.url}${path}`);
+      return { status: response.status, body: await response.json() };
+    };
+    try {
+      expect(await probe('/healthz')).toEqual({ status: 200, body: { status: 'ok' } });
+      expect(await probe('/readyz')).toEqual({
+        status: 503,
+        body: { status: 'unavailable', error: 'starting' },
+      });
+      let redisAnswers = true;
+      metrics.readyWhen(async () => {
+        if (!redisAnswers) throw new Error('Redis: connection refused');
+      });
+      expect(await probe('/readyz')).toEqual({ status: 200, body: { status: 'ready' } });
+      redisAnswers = false;
+      expect(await probe('/readyz')).toEqual({
+        status: 503,
+        body: { status: 'unavailable', error: 'Redis: connection refused' },
+      });
+      // A check that hangs (a stopped Redis) is answered within a second.
+      metrics.readyWhen(() => new Promise(() => {}));
+      const started = Date.now();
+      expect((await probe('/readyz')).status).toBe(503);
+      expect(Date.now() - started).toBeLessThan(2_000);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('fails to start on a port in use', async () => {
     const metrics = new ProcessMetrics({ service: 'archiver', defaultMetrics: false });
     const first = await serveMetrics(metrics.registry, { host: '127.0.0.1', port: 0 });

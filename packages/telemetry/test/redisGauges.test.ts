@@ -70,6 +70,45 @@ describe('consumer group gauges', () => {
     unwatchArchiver();
   });
 
+  it("report the oldest pending entry's age per group and the dead letters per shard", async () => {
+    const [a, b] = allShardKeys(2) as [ShardKeys, ShardKeys];
+    for (const stream of [a.stream, b.stream])
+      await db.client.xgroup('CREATE', stream, 'archiver', '0', 'MKSTREAM');
+    // An entry stamped 90 s ago, delivered and never acknowledged; shard b has none pending.
+    const id = `${Date.now() - 90_000}-0`;
+    await db.client.xadd(a.stream, id, 'n', '1');
+    await db.client.xreadgroup('GROUP', 'archiver', 'c1', 'COUNT', 10, 'STREAMS', a.stream, '>');
+    await db.client.xadd(a.deadLetters, '*', 'group', 'archiver');
+    await db.client.xadd(a.deadLetters, '*', 'group', 'aggregator');
+
+    const metrics = new ProcessMetrics(options);
+    metrics.consumerGroups.watch(db.client, 'archiver', allShardKeys(2));
+    const all = await samples(metrics);
+    const age = metricSamples(all, 'streamgauge_consumer_pending_oldest_age_seconds');
+    expect(age.map((s) => s.labels.messaging_destination_name)).toEqual([a.stream]);
+    expect(age[0]?.value).toBeGreaterThanOrEqual(90);
+    expect(age[0]?.value).toBeLessThan(100);
+    expect(
+      metricSamples(all, 'streamgauge_dead_letters').map((s) => [
+        s.labels.messaging_destination_name,
+        s.value,
+      ]),
+    ).toEqual([
+      [a.stream, 2],
+      [b.stream, 0],
+    ]);
+  });
+
+  it("report Redis' memory used and its maxmemory", async () => {
+    const metrics = new ProcessMetrics(options);
+    metrics.redisMemory.watch(db.client);
+    const info = await db.client.info('memory');
+    const max = Number(/^maxmemory:(\d+)/m.exec(info)?.[1]);
+    const all = await samples(metrics);
+    expect(metricValue(all, 'streamgauge_redis_memory_used_bytes')).toBeGreaterThan(100_000);
+    expect(metricValue(all, 'streamgauge_redis_memory_max_bytes')).toBe(max);
+  });
+
   it('leave the series out, and count the failure, when Redis does not answer', async () => {
     // Nothing listens on port 1: every command fails at once.
     const gone = connectRedis(

@@ -158,7 +158,12 @@ export async function startAggregator(
   const unwatch = [
     telemetry.consumerGroups.watch(metrics, GROUPS.aggregator, allShardKeys(config.stream.shards)),
     telemetry.openAnomalies.watch(() => aggregator.openAnomalies()),
+    telemetry.redisMemory.watch(metrics),
   ];
+  // /readyz: ready while its Redis answers.
+  telemetry.readyWhen(async () => {
+    await metrics.ping();
+  });
   const settled = new Set<string>();
   pipeline.processed$.subscribe({
     // The pipeline's failure is reported by `done` below.

@@ -102,6 +102,10 @@ export async function startArchiver(
   });
   const done = Promise.all(loops).then(() => {});
   const unwatch = telemetry.consumerGroups.watch(redis, GROUPS.archiver, allShardKeys(config.stream.shards));
+  // /readyz: ready while its Redis answers.
+  telemetry.readyWhen(async () => {
+    await redis.ping();
+  });
   log.info({ shards: config.stream.shards }, 'archiver running');
   return {
     done,

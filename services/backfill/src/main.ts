@@ -67,6 +67,10 @@ export async function startBackfill(
     onRun: (status, durationMs) => runs.run(status, durationMs / 1000),
   });
   const unwatch = telemetry.reconcile.watch(redis);
+  // /readyz: ready while its Redis answers.
+  telemetry.readyWhen(async () => {
+    await redis.ping();
+  });
   if (runtime.schedule !== false) scheduler.start();
   return {
     runNow: (options = {}) => scheduler.runNow(options),

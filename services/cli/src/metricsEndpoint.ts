@@ -28,7 +28,11 @@ export async function serveProcessMetrics(
   if (port === undefined) return { metrics, url: undefined, close: async () => {} };
   let server: MetricsServer;
   try {
-    server = await serveMetrics(metrics.registry, { host: config.metrics.host, port });
+    server = await serveMetrics(metrics.registry, {
+      host: config.metrics.host,
+      port,
+      ready: () => metrics.ready(),
+    });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
       if (config.metrics.port === undefined) {

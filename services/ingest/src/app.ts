@@ -153,6 +153,16 @@ export function buildIngestApp(deps: IngestDependencies): FastifyInstance {
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   const { metrics } = deps;
+  if (metrics !== undefined) {
+    app.addHook('onResponse', async (request, reply) => {
+      metrics.ingest.request(
+        request.method,
+        request.routeOptions.url ?? 'unmatched',
+        reply.statusCode,
+        reply.elapsedTime / 1000,
+      );
+    });
+  }
   const counted = metrics?.ingest.readings('http');
   if (metrics !== undefined) {
     app.get('/metrics', async (_request, reply) => {

@@ -61,6 +61,21 @@ describe('ingest /metrics and request logs', () => {
     expect(metricValue(samples, 'messaging_client_sent_messages_total')).toBe(2);
   });
 
+  it('counts requests answered by route and status code (what a 5xx alert divides)', async () => {
+    expect((await fetch(`${ingest.url}/nowhere`)).status).toBe(404);
+    const samples = await scrapeMetrics(`${ingest.url}/metrics`);
+    const answered = (route: string, status: string) =>
+      metricValue(samples, 'http_server_request_duration_seconds_count', {
+        http_request_method: route === 'unmatched' ? 'GET' : 'POST',
+        http_route: route,
+        http_response_status_code: status,
+      });
+    // The first test's two 200s and one 422 (this file's requests so far), and the 404.
+    expect(answered('/v1/readings', '200')).toBe(2);
+    expect(answered('/v1/readings', '422')).toBe(1);
+    expect(answered('unmatched', '404')).toBe(1);
+  });
+
   it("logs a request's rejections with its request id", () => {
     const rejected = logs.find((line) => line.msg === 'readings rejected' && line.reqId === 'gw-42');
     expect(rejected).toMatchObject({ rejected: 2, first: { index: 6 } });
