@@ -5,7 +5,15 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, metricSamples, metricValue, redisServerOnPath, scrapeMetrics } from '@streamgauge/testkit';
+import { isStreamgaugeKey } from '@streamgauge/core';
+import {
+  freePort,
+  metricSamples,
+  metricValue,
+  RedisServer,
+  redisServerOnPath,
+  scrapeMetrics,
+} from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 
@@ -78,6 +86,24 @@ describe('pnpm start (streamgauge start --simulate)', () => {
           expect(metricValue(scraped, name), name).toBeGreaterThanOrEqual(0);
         }
         expect(scraped.every((s) => s.labels.service === 'streamgauge')).toBe(true);
+        // The status line (every second here) counts what flows, not only the simulator.
+        await untilOutput(out, 'readings/s accepted', 5_000);
+        const status = output()
+          .split('\n')
+          .find((line) => line.includes('readings/s accepted') && !/keys written 0 /.test(line));
+        expect(status, output()).toMatch(
+          /\d+\.\d readings\/s accepted \| aggregator lag \d+ entries \| nodes 12 \| keys written \d+ \| open anomalies \d+/,
+        );
+        // Every key start wrote is one streamgauge knows as its own (what its check of a foreign Redis relies on).
+        const keys: string[] = [];
+        let cursor = '0';
+        do {
+          const [next, page] = await redis.scan(cursor, 'COUNT', 1000);
+          cursor = next;
+          keys.push(...page);
+        } while (cursor !== '0');
+        expect(keys.length).toBeGreaterThan(100);
+        expect(keys.filter((key) => !isStreamgaugeKey(key))).toEqual([]);
         console.log(`first fresh key after ${elapsed} ms`);
       } finally {
         redis.disconnect();
@@ -116,16 +142,56 @@ describe('pnpm start (streamgauge start --simulate)', () => {
     },
     45_000,
   );
+
+  it.skipIf(!redisServerOnPath())(
+    "refuses a Redis that holds another application's keys, writing nothing, unless told to share it",
+    async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'streamgauge-start-'));
+      const server = await RedisServer.start();
+      const redis = new Redis(server.port, '127.0.0.1');
+      try {
+        await redis.set('session:4f2a', 'another application');
+        await redis.hset('bull:emails:1', 'data', '{}');
+        const { child, output } = startCommand({ redisPort: server.port, ingestPort: 0, dataDir });
+        const [code] = await within(15_000, once(child, 'exit'), () => output.text);
+        expect(code, output.text).toBe(2);
+        expect(output.text).toContain(
+          `Redis at redis://127.0.0.1:${server.port}/0 holds keys that are not streamgauge's`,
+        );
+        expect(output.text).toContain('--allow-foreign-keys');
+        expect(output.text).not.toMatch(/\n\s+at /); // a message, not a stack trace
+        expect((await redis.keys('*')).sort()).toEqual(['bull:emails:1', 'session:4f2a']);
+
+        const shared = startCommand({ redisPort: server.port, ingestPort: 0, dataDir }, [
+          '--allow-foreign-keys',
+        ]);
+        const sharedExit = once(shared.child, 'exit');
+        await untilOutput(shared.output, 'streamgauge is running', 20_000);
+        shared.child.kill('SIGINT');
+        const [sharedCode] = await within(15_000, sharedExit, () => shared.output.text);
+        expect(sharedCode, shared.output.text).toBe(0);
+        expect(await redis.get('session:4f2a')).toBe('another application');
+      } finally {
+        redis.disconnect();
+        await server.dispose();
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+    },
+    60_000,
+  );
 });
 
 /** `streamgauge start --simulate` on its own Redis port, ingest port and data directory; its output collected. */
-function startCommand(at: {
-  redisPort: number;
-  ingestPort: number;
-  dashboardPort?: number;
-  dataDir: string;
-}) {
-  const child = spawn(process.execPath, [MAIN, 'start', '--simulate'], {
+function startCommand(
+  at: {
+    redisPort: number;
+    ingestPort: number;
+    dashboardPort?: number;
+    dataDir: string;
+  },
+  extra: string[] = [],
+) {
+  const child = spawn(process.execPath, [MAIN, 'start', '--simulate', '--status-seconds', '1', ...extra], {
     env: {
       ...process.env,
       REDIS_URL: '',

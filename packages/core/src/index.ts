@@ -76,6 +76,7 @@ export {
   CHANGES_CHANNEL,
   GROUPS,
   gatewayKeys,
+  isStreamgaugeKey,
   NODES_ALL_MEMBERS,
   opsKeys,
   rateKeys,

@@ -225,3 +225,35 @@ export const rateKeys = {
   readings: (gateway: string) => `rate:gateway:${gateway}:readings`,
   authFailures: (address: string) => `rate:address:${address}:auth-failures`,
 } as const;
+
+/**
+ * Whether `key` is one of the keys above (any shard, node or run): what
+ * `streamgauge start` checks before it writes into a Redis it did not start,
+ * so that it never mixes its keys into another application's database.
+ * The first part of every name is one of these; hash-tagged names (`{…}`)
+ * are all streamgauge's.
+ */
+export function isStreamgaugeKey(key: string): boolean {
+  if (key.startsWith('{')) return true;
+  const colon = key.indexOf(':');
+  const head = colon < 0 ? key : key.slice(0, colon);
+  return colon < 0 ? WHOLE_NAMES.has(head) : PREFIXES.has(head);
+}
+
+const PREFIXES = new Set([
+  'node',
+  'nodes',
+  'system',
+  'anomalies',
+  STREAM_BASE,
+  'seen',
+  'agg',
+  'arch',
+  'rec',
+  'reconcile',
+  'cache',
+  'ops',
+  'rate',
+  'streamgauge',
+]);
+const WHOLE_NAMES = new Set([STREAM_BASE, 'anomalies']);

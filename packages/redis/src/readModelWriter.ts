@@ -54,6 +54,9 @@ export class ReadModelWriter {
   #nodesAdded: string[] = [];
   #nodesRemoved: string[] = [];
   #notices: ChangeNotice[] = [];
+  /** Keys of the writes queued, and of those flushed. */
+  #keysQueued = 0;
+  #keysWritten = 0;
 
   constructor(redis: RedisClient, ttlSeconds: number) {
     this.#redis = redis;
@@ -88,6 +91,7 @@ export class ReadModelWriter {
       values.push(node.timeseries);
     }
     if (keys.length === 0) return;
+    this.#keysQueued += keys.length;
     if (this.#redis.isCluster) {
       keys.forEach((key, i) => {
         const args = [this.#ttl, JSON.stringify([values[i]])];
@@ -139,6 +143,7 @@ export class ReadModelWriter {
   /** `system:metrics:{range}`, unless a newer version of it is there already. */
   writeSystem(range: Range, fields: Record<string, string>, version: string): void {
     const keys = [readModelKeys.systemMetrics(range), systemKeys.version(range)];
+    this.#keysQueued += 1;
     const args: (string | number)[] = [version, this.#ttl];
     for (const [field, value] of Object.entries(fields)) args.push(field, value);
     this.#writes.push((batch) => queueScript(batch, 'writeSystemMetrics', keys, args));
@@ -157,6 +162,11 @@ export class ReadModelWriter {
     this.#notices.push(notice);
   }
 
+  /** Read-model keys written so far (a key written twice counts twice). */
+  get keysWritten(): number {
+    return this.#keysWritten;
+  }
+
   /** Writes queued for the next flush. */
   get pending(): number {
     return this.#writes.length;
@@ -172,6 +182,8 @@ export class ReadModelWriter {
     const added = this.#nodesAdded.splice(0);
     const removed = this.#nodesRemoved.splice(0);
     const notices = this.#notices.splice(0);
+    const keys = this.#keysQueued;
+    this.#keysQueued = 0;
     try {
       await sendBatchOrThrow(this.#redis, (batch) => {
         for (const write of writes) write(batch);
@@ -185,10 +197,12 @@ export class ReadModelWriter {
       this.#nodesAdded.unshift(...added);
       this.#nodesRemoved.unshift(...removed);
       this.#notices.unshift(...notices);
+      this.#keysQueued += keys;
       throw error instanceof Error && isUnavailable(error) && !(error instanceof RedisUnavailableError)
         ? new RedisUnavailableError(error)
         : error;
     }
+    this.#keysWritten += keys;
     for (const notice of notices) {
       for (const payload of chunked(notice)) {
         // A notice is a hint: losing one must not stop the keys from being written.

@@ -25,6 +25,10 @@ export interface RunningAggregator {
   readonly processed$: Observable<Processed>;
   /** Nodes in the live state. */
   nodeCount(): number;
+  /** Read-model keys this replica has written since it started. */
+  keysWritten(): number;
+  /** Anomalies open now on the nodes this replica holds, by type. */
+  openAnomalies(): ReadonlyMap<string, number>;
   /** The shards (stream names) this replica holds now. */
   heldShards(): string[];
   /** Finishes the batch in hand, commits it, writes what is owed, gives up its leases, closes connections. */
@@ -103,11 +107,12 @@ export async function startAggregator(
   const leases = new ShardLeases(redis, { token, leaseMs: settings.leaseMs });
   const keeper = new LeaseKeeper(leases, allShardKeys(config.stream.shards), log);
   const offers = new ReconcileOffers(redis);
+  const writers = {
+    latest: new ReadModelWriter(redis, config.cacheTtlSeconds),
+    metrics: new ReadModelWriter(metrics, config.cacheTtlSeconds),
+  };
   const aggregator = new Aggregator(
-    {
-      latest: new ReadModelWriter(redis, config.cacheTtlSeconds),
-      metrics: new ReadModelWriter(metrics, config.cacheTtlSeconds),
-    },
+    writers,
     {
       group: GROUPS.aggregator,
       aheadMs: liveAheadMs(config),
@@ -221,6 +226,8 @@ export async function startAggregator(
   return {
     processed$: pipeline.processed$,
     nodeCount: () => aggregator.nodeCount,
+    keysWritten: () => writers.latest.keysWritten + writers.metrics.keysWritten,
+    openAnomalies: () => aggregator.openAnomalies(),
     heldShards: () => keeper.held.map((s) => s.stream),
     done,
     async stop() {

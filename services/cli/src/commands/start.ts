@@ -1,8 +1,8 @@
-import { startAggregator } from '@streamgauge/aggregator';
-import { CHANGES_CHANNEL, type Config } from '@streamgauge/core';
+import { type RunningAggregator, startAggregator } from '@streamgauge/aggregator';
+import { allShardKeys, CHANGES_CHANNEL, type Config, GROUPS } from '@streamgauge/core';
 import { startDashboard } from '@streamgauge/dashboard';
 import { startIngest } from '@streamgauge/ingest';
-import { GatewayRegistry, NodeOwners } from '@streamgauge/redis';
+import { GatewayRegistry, groupsOf, NodeOwners, type RedisClient } from '@streamgauge/redis';
 import { DISTRICT, GatewaySimulator } from '@streamgauge/simulator';
 import { ProcessMetrics } from '@streamgauge/telemetry';
 import { describeWarehouse } from '@streamgauge/warehouse';
@@ -18,6 +18,8 @@ import { parsePositive } from './simulate.ts';
 
 interface StartOptions {
   simulate?: boolean;
+  allowForeignKeys?: boolean;
+  statusSeconds: string;
   nodes: string;
   rate: string;
 }
@@ -31,6 +33,11 @@ export function startCommand(program: Command): void {
     .option('--simulate', 'also run a gateway simulator that sends readings through the HTTP API')
     .option('--nodes <n>', 'simulated loggers', '12')
     .option('--rate <r>', 'simulated readings per second', '12')
+    .option('--status-seconds <s>', 'seconds between status lines', '10')
+    .option(
+      '--allow-foreign-keys',
+      "write into a Redis database that also holds another application's keys (refused otherwise)",
+    )
     .action(async (options: StartOptions) => {
       const base = configFromEnv();
       // The console stays readable: warnings and errors only, unless LOG_LEVEL says otherwise.
@@ -57,7 +64,10 @@ async function runServices(
   level: string,
 ): Promise<void> {
   const { config, server } = await lifetime.adopt(
-    redisForStart(base, logger).then((local) => ({ ...local, stop: async () => local.server?.stop() })),
+    redisForStart(base, logger, { allowForeignKeys: options.allowForeignKeys === true }).then((local) => ({
+      ...local,
+      stop: async () => local.server?.stop(),
+    })),
   );
   // One /metrics for the whole process, on the ingest port.
   const metrics = new ProcessMetrics({ service: 'streamgauge' });
@@ -120,15 +130,72 @@ async function runServices(
     token,
   );
 
-  const status = setInterval(() => {
-    const s = simulator?.stats;
-    const sim = s
-      ? ` | simulator: sent ${s.sent}, accepted ${s.accepted}, duplicates ${s.duplicates}, failed requests ${s.failedRequests}`
-      : '';
-    console.log(`[${new Date().toISOString()}] nodes ${aggregator.nodeCount()}${sim}`);
-  }, 10_000);
+  const statusRedis = await opsRedis(config);
+  lifetime.add(async () => statusRedis.disconnect());
+  const line = statusLine(config, statusRedis, metrics, aggregator, () => simulator?.stats);
+  const status = setInterval(
+    () => {
+      line().then(
+        (text) => console.log(text),
+        (error: Error) => logger.warn(`status line: ${error.message}`),
+      );
+    },
+    parsePositive('status-seconds', options.statusSeconds, false) * 1000,
+  );
   lifetime.add(async () => clearInterval(status));
   await Promise.race([lifetime.signalled, aggregator.done, archiver.done]);
+}
+
+/**
+ * The line `start` prints every --status-seconds (10 s): what ingest accepted per second since
+ * the last line, how far the aggregator is behind the stream, the keys it
+ * wrote, the anomalies open, and the simulator's counts.
+ */
+function statusLine(
+  config: Config,
+  redis: RedisClient,
+  metrics: ProcessMetrics,
+  aggregator: RunningAggregator,
+  simulated: () => GatewaySimulator['stats'] | undefined,
+): () => Promise<string> {
+  let last = { at: Date.now(), accepted: 0 };
+  return async () => {
+    const now = Date.now();
+    const accepted = await acceptedReadings(metrics);
+    const perSecond = (accepted - last.accepted) / Math.max(0.001, (now - last.at) / 1000);
+    last = { at: now, accepted };
+    const lag = await aggregatorLag(redis, config.stream.shards);
+    const open = [...aggregator.openAnomalies()].filter(([, n]) => n > 0);
+    const openTotal = open.reduce((sum, [, n]) => sum + n, 0);
+    const s = simulated();
+    return [
+      `[${new Date(now).toISOString()}] ${perSecond.toFixed(1)} readings/s accepted`,
+      `aggregator lag ${lag === undefined ? '?' : lag} entries`,
+      `nodes ${aggregator.nodeCount()}`,
+      `keys written ${aggregator.keysWritten()}`,
+      `open anomalies ${openTotal}${open.length > 0 ? ` (${open.map(([type, n]) => `${type} ${n}`).join(', ')})` : ''}`,
+      ...(s
+        ? [`simulator: sent ${s.sent}, accepted ${s.accepted}, failed requests ${s.failedRequests}`]
+        : []),
+    ].join(' | ');
+  };
+}
+
+async function acceptedReadings(metrics: ProcessMetrics): Promise<number> {
+  const counter = metrics.registry.getSingleMetric('streamgauge_readings_total');
+  const values = (await counter?.get())?.values ?? [];
+  return values.filter((v) => v.labels.outcome === 'accepted').reduce((sum, v) => sum + v.value, 0);
+}
+
+/** Entries of every shard not yet delivered to the aggregator group; undefined when Redis cannot say. */
+async function aggregatorLag(redis: RedisClient, shards: number): Promise<number | undefined> {
+  let lag = 0;
+  for (const shard of allShardKeys(shards)) {
+    const group = (await groupsOf(redis, shard.stream)).find((g) => g.name === GROUPS.aggregator);
+    if (group?.lag === undefined) return undefined;
+    lag += group.lag;
+  }
+  return lag;
 }
 
 /**
