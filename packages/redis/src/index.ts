@@ -64,7 +64,7 @@ export type { RegistryChange } from './registryChanges.ts';
 export { publishRegistryChange, RegistryChanges } from './registryChanges.ts';
 export type { ScriptRefusalCode } from './scripts.ts';
 export { loadScripts, ScriptRefusal } from './scripts.ts';
-export { ShardLeases } from './shardLeases.ts';
+export { heldShards, ShardLeases } from './shardLeases.ts';
 export type { ShardPull } from './shardReader.ts';
 export { ShardReader } from './shardReader.ts';
 export type { DeliveredBatch, DeliveredEntry, StreamConsumerOptions } from './streamConsumer.ts';

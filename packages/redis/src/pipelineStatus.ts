@@ -140,11 +140,20 @@ export interface HealthLimits {
   readonly lag: number;
   /** How long an entry may stay pending, ms. */
   readonly pendingAgeMs: number;
+  /**
+   * How long a group with entries waiting (lag or pending) may go without any
+   * consumer reading, ms: past it, nothing is working the group off.
+   */
+  readonly consumerIdleMs: number;
   /** Dead letters a shard may hold; undefined: not checked. */
   readonly deadLetters?: number;
 }
 
-export const DEFAULT_HEALTH_LIMITS: HealthLimits = { lag: 10_000, pendingAgeMs: 300_000 };
+export const DEFAULT_HEALTH_LIMITS: HealthLimits = {
+  lag: 10_000,
+  pendingAgeMs: 300_000,
+  consumerIdleMs: 60_000,
+};
 
 /** What the pipeline status shows of the backfill's last report. */
 export interface LastReconcile {
@@ -190,6 +199,15 @@ function shardProblems(shard: ShardStatus, limits: HealthLimits): string[] {
     }
     if (group.lag > limits.lag)
       problems.push(`${shard.stream}: group ${name} is ${group.lag} entries behind (limit ${limits.lag})`);
+    const waiting = group.lag + group.pending;
+    const live = group.consumers.some((c) => c.idleMs <= limits.consumerIdleMs);
+    if (waiting > 0 && !live) {
+      problems.push(
+        `${shard.stream}: group ${name} has ${waiting} entries waiting and no live consumer (${
+          group.consumers.length === 0 ? 'it has none' : `none read for ${limits.consumerIdleMs / 1000} s`
+        }; is its service running?)`,
+      );
+    }
     if ((group.oldestPendingAgeMs ?? 0) > limits.pendingAgeMs) {
       problems.push(
         `${shard.stream}: group ${name} has an entry pending for ${Math.round((group.oldestPendingAgeMs ?? 0) / 1000)} s (limit ${limits.pendingAgeMs / 1000} s)`,

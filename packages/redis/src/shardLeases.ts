@@ -62,3 +62,9 @@ export class ShardLeases {
     return runScript(this.#redis, 'replicas', [AGGREGATOR_REPLICAS], [mode, this.token, this.leaseMs]);
   }
 }
+
+/** The shards whose lease an aggregator replica holds now (a live replica renews its leases). */
+export async function heldShards(redis: RedisClient, shards: readonly ShardKeys[]): Promise<ShardKeys[]> {
+  const holders = await Promise.all(shards.map((shard) => redis.get(shard.lease)));
+  return shards.filter((_, i) => holders[i] !== null);
+}

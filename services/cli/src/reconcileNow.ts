@@ -5,8 +5,8 @@ import {
   type ReconcileReport,
   startBackfill,
 } from '@streamgauge/backfill';
-import type { Config } from '@streamgauge/core';
-import { ReconcileControl, type ReconcileScope, type RedisClient } from '@streamgauge/redis';
+import { allShardKeys, type Config } from '@streamgauge/core';
+import { heldShards, ReconcileControl, type ReconcileScope, type RedisClient } from '@streamgauge/redis';
 import { openWarehouse, type Warehouse, WarehouseOpenError } from '@streamgauge/warehouse';
 import { CommandError, EXIT } from './exitCodes.ts';
 import { commandLogger } from './logger.ts';
@@ -23,6 +23,7 @@ export async function reconcileNow(
   scope?: ReconcileScope,
   label = 'backfill',
 ): Promise<ReconcileReport> {
+  await requireAggregators(config, redis, label);
   const bar = new PhaseBar(label);
   const control = new ReconcileControl(redis);
   let warehouse: Warehouse | undefined;
@@ -83,6 +84,30 @@ export async function reconcileNow(
   );
 }
 
+/**
+ * A run offers panes that the aggregator holding each shard applies: with no
+ * aggregator running it could only wait BACKFILL_APPLY_TIMEOUT_SECONDS for
+ * nobody. Said at once instead; shards no replica holds now are named (a
+ * replica may take them over during the run).
+ */
+async function requireAggregators(config: Config, redis: RedisClient, label: string): Promise<void> {
+  const shards = allShardKeys(config.stream.shards);
+  const held = await heldShards(redis, shards);
+  if (held.length === 0) {
+    throw new CommandError(
+      EXIT.failure,
+      `no aggregator is running (no replica holds a shard): a ${label} run offers panes that the aggregators apply. ` +
+        'Start one (`streamgauge aggregate`, or `streamgauge start`) and run it again.',
+    );
+  }
+  if (held.length < shards.length) {
+    const free = shards.filter((shard) => !held.includes(shard)).map((shard) => shard.stream);
+    process.stderr.write(
+      `warning: no aggregator holds ${free.join(', ')} now; unless a replica takes them over, those shards will not apply the run\n`,
+    );
+  }
+}
+
 /** One bar over the three phases: warehouse statements, shards published, shards applied. */
 class PhaseBar {
   readonly #label: string;
@@ -103,8 +128,12 @@ class PhaseBar {
     const offset =
       p.phase === 'query' ? 0 : p.phase === 'publish' ? this.#statements : this.#statements + this.#shards;
     this.#done = offset + p.done;
-    const what = { query: 'warehouse queries', publish: 'shards offered', apply: 'shards applied' }[p.phase];
-    this.#bar.update(this.#done, `${p.done}/${p.total} ${what}`);
+    const what = {
+      query: 'phase 1/3, querying the warehouse: statements',
+      publish: 'phase 2/3, offering the panes: shards',
+      apply: 'phase 3/3, waiting for the aggregators to apply them: shards',
+    }[p.phase];
+    this.#bar.update(this.#done, `${what} ${p.done}/${p.total}`);
   }
 
   done(): void {
@@ -125,7 +154,9 @@ export function printReport(report: ReconcileReport, json: boolean, what = 'back
     `  panes compared ${report.panesCompared}, changed ${report.panesChanged}; nodes created ${report.nodesCreated}; shards applied ${report.shards.applied}/${report.shards.total}`,
   );
   const drift = Object.entries(report.drift);
-  if (drift.length === 0) console.log('  no drift: the live state matched the warehouse');
+  if (report.panesCompared === 0) {
+    console.log('  nothing compared: no pane was compared, so nothing is known about drift');
+  } else if (drift.length === 0) console.log('  no drift: the live state matched the warehouse');
   for (const [metric, value] of drift) console.log(`  largest drift ${metric}: ${value}`);
   for (const warning of report.warnings) console.log(`  warning: ${warning}`);
   if (report.shards.skipped.length > 0)

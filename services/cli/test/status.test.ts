@@ -110,11 +110,18 @@ describe('streamgauge status', () => {
       expect(human.stdout).toMatch(/^UNHEALTHY/);
       expect(human.stdout).toMatch(/group aggregator: lag [1-9]/);
       expect(human.stdout).toMatch(/consumer aggregator-1: pending 0, idle \d+ s/);
+      // Within the lag limit, but nobody works the group off: unhealthy once its consumers were idle too long.
+      await new Promise((r) => setTimeout(r, 1_500));
+      const idle = await status(['--json', '--max-consumer-idle', '1']);
+      expect(idle.code).toBe(1);
+      expect(JSON.parse(idle.stdout).problems.join('\n')).toMatch(
+        /group aggregator has \d+ entries waiting and no live consumer \(none read for 1 s; is its service running\?\)/,
+      );
 
       aggregator = await startAggregator(config, logger);
       await waitForAggregator(client, 2);
-      const drained = await status(['--json', '--max-lag', '0']);
-      expect(drained.code).toBe(0);
+      const drained = await status(['--json', '--max-lag', '0', '--max-consumer-idle', '1']);
+      expect(drained.code, drained.stdout).toBe(0);
       for (const shard of JSON.parse(drained.stdout).shards) {
         for (const group of shard.groups) expect(group.lag).toBe(0);
       }

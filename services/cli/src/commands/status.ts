@@ -7,6 +7,7 @@ interface StatusOptions {
   json?: boolean;
   maxLag: string;
   maxPendingAge: string;
+  maxConsumerIdle: string;
   maxDeadLetters?: string;
 }
 
@@ -20,6 +21,11 @@ export function statusCommand(program: Command): void {
     .option('--max-lag <entries>', 'unhealthy when a group is more entries behind than this', '10000')
     .option('--max-pending-age <seconds>', 'unhealthy when an entry has been pending longer than this', '300')
     .option(
+      '--max-consumer-idle <seconds>',
+      'unhealthy when a group has entries waiting and none of its consumers read for this long',
+      '60',
+    )
+    .option(
       '--max-dead-letters <count>',
       'unhealthy when a shard holds more dead letters than this (default: not checked)',
     )
@@ -28,6 +34,7 @@ export function statusCommand(program: Command): void {
       const limits = {
         lag: threshold('--max-lag', options.maxLag),
         pendingAgeMs: threshold('--max-pending-age', options.maxPendingAge) * 1000,
+        consumerIdleMs: threshold('--max-consumer-idle', options.maxConsumerIdle) * 1000,
         ...(options.maxDeadLetters !== undefined && {
           deadLetters: threshold('--max-dead-letters', options.maxDeadLetters),
         }),
