@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The image's HEALTHCHECK: asks the service this container runs (PID 1's
-// command) for /readyz on the port that service listens on. Exit 0 when ready.
+// command, or the command given: probe.js ingest) for /readyz on the port that
+// service listens on. Exit 0 when ready.
 import { readFileSync } from 'node:fs';
 
 const ports = {
@@ -11,7 +12,7 @@ const ports = {
   archive: ['METRICS_PORT', 9465],
   backfill: ['METRICS_PORT', 9466],
 };
-const argv = readFileSync('/proc/1/cmdline', 'utf8').split('\0');
+const argv = process.argv[2] ? [process.argv[2]] : readFileSync('/proc/1/cmdline', 'utf8').split('\0');
 const command = argv.find((arg) => Object.hasOwn(ports, arg));
 if (command === undefined) {
   // A one-off command (gateways add, status, ...): nothing to probe.
