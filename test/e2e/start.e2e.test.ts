@@ -199,10 +199,12 @@ function startCommand(
       REDIS_PORT: String(at.redisPort),
       INGEST_PORT: String(at.ingestPort),
       DASHBOARD_PORT: String(at.dashboardPort ?? 0),
-      DATA_DIR: at.dataDir,
+      // Relative, as the default ./data is: the Redis start runs must find its files all the same.
+      DATA_DIR: './data',
       LOG_LEVEL: '',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: at.dataDir,
   });
   const output = { text: '' };
   child.stdout.on('data', (chunk: Buffer) => {

@@ -1,7 +1,7 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort } from './freePort.ts';
 
@@ -36,7 +36,8 @@ export class RedisServer {
     this.port = port;
     this.#busPort = busPort;
     this.#ownsDir = options.dir === undefined;
-    this.dir = options.dir ?? mkdtempSync(join(tmpdir(), 'streamgauge-redis-'));
+    // Absolute: redis-server changes into --dir before it opens --logfile, so a relative path would be taken twice.
+    this.dir = resolve(options.dir ?? mkdtempSync(join(tmpdir(), 'streamgauge-redis-')));
     mkdirSync(this.dir, { recursive: true });
     this.#options = options;
   }
