@@ -21,6 +21,8 @@ export async function startWarehouseHost(
   loggers: { archiver: Logger; backfill: Logger },
   /** The process's metrics, served by the caller. */
   metrics?: ProcessMetrics,
+  /** Without the backfill scheduler: it runs elsewhere (`streamgauge backfill`, with BigQuery). */
+  options: { backfill: boolean } = { backfill: true },
 ): Promise<RunningWarehouseHost> {
   const warehouse = await openWarehouse(config);
   loggers.archiver.info({ warehouse: describeWarehouse(config) }, 'warehouse open');
@@ -28,11 +30,13 @@ export async function startWarehouseHost(
   try {
     const archiver = await startArchiver(config, loggers.archiver, { warehouse, metrics });
     started.push(archiver);
-    const backfill = await startBackfill(config, warehouse, loggers.backfill, { metrics });
+    const backfill = options.backfill
+      ? await startBackfill(config, warehouse, loggers.backfill, { metrics })
+      : undefined;
     return {
       done: archiver.done,
       async stop() {
-        await backfill.stop();
+        await backfill?.stop();
         await archiver.stop();
         await warehouse.close();
       },

@@ -290,6 +290,12 @@ describe('streamgauge CLI', () => {
     expect([...nodes].sort()).toEqual(expect.arrayContaining(['215542', '281492', '287156']));
   });
 
+  it('archive --no-backfill is refused with DuckDB, where no other process could run the backfill', async () => {
+    const refused = await streamgauge(['archive', '--no-backfill'], { REDIS_URL: 'redis://127.0.0.1:1' });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('archive --no-backfill needs the BigQuery warehouse (BIGQUERY_PROJECT)');
+  });
+
   it('aggregate runs until SIGTERM and exits 0', async () => {
     const child = spawn(process.execPath, [MAIN, 'aggregate', '--consumer', 'cli-test'], {
       env: { ...process.env, REDIS_URL: redis.url, LOG_LEVEL: 'info' },
