@@ -31,6 +31,7 @@ export {
   VALUE_SCORE_BYTES,
   ValueScore,
 } from './anomaly/index.ts';
+export { backoffMs, sleep } from './backoff.ts';
 export type { BatchRules, CheckedBatch, Rejection } from './batch/checkBatch.ts';
 export { BatchError, checkBatch } from './batch/checkBatch.ts';
 export type { BatchFormat, DecodedBatch } from './batch/decodeBatch.ts';

@@ -1,4 +1,5 @@
 import type { RedisConfig } from '@streamgauge/core';
+import { backoffMs } from '@streamgauge/core';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { SCRIPT_NAMES } from './scripts.ts';
 
@@ -25,7 +26,7 @@ export interface ConnectionOptions {
  * crosses slots; auto-pipelining batches commands per master.
  */
 export function connectRedis(config: RedisConfig, options: ConnectionOptions): RedisClient {
-  const retryStrategy = (attempt: number) => Math.min(50 * 2 ** Math.min(attempt, 5), 1_000);
+  const retryStrategy = (attempt: number) => backoffMs(attempt, { baseMs: 50, maxMs: 1_000 });
   const settings: RedisOptions = {
     connectionName: `streamgauge:${options.name}`,
     lazyConnect: false,

@@ -1,5 +1,6 @@
 import {
   type AnomalySettings,
+  backoffMs,
   type Clock,
   compareEntryIds,
   type NodeContribution,
@@ -9,6 +10,7 @@ import {
   RANGES,
   type Range,
   type ShardKeys,
+  sleep,
 } from '@streamgauge/core';
 import {
   type AggregateStore,
@@ -159,7 +161,7 @@ export class LiveState {
       } catch (error) {
         if (this.#stopping || !isUnavailable(error)) throw error;
         this.options.logger.warn({ err: error, attempt }, `writing the ${what} failed; retrying`);
-        await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 2_000)));
+        await sleep(backoffMs(attempt, { baseMs: 100, maxMs: 2_000 }));
       }
     }
   }

@@ -111,23 +111,20 @@ export async function startAggregator(
     latest: new ReadModelWriter(redis, config.cacheTtlSeconds),
     metrics: new ReadModelWriter(metrics, config.cacheTtlSeconds),
   };
-  const aggregator = new Aggregator(
-    writers,
-    {
-      group: GROUPS.aggregator,
-      aheadMs: liveAheadMs(config),
-      metricsIntervalMs: settings.metricsIntervalMs,
-      shardCount: config.stream.shards,
-      maxDeliveries: settings.maxDeliveries,
-      sliceReadings: settings.sliceReadings,
-      clock,
-      logger: log,
-      onLeaseLost: (shard) => keeper.lost(shard),
-      offers,
-      anomalies: config.anomalies.settings,
-      onLatestWritten: (nodes, eventTime) => aggregated.latestWritten(nodes, eventTime, clock.now()),
-    },
-  );
+  const aggregator = new Aggregator(writers, {
+    group: GROUPS.aggregator,
+    aheadMs: liveAheadMs(config),
+    metricsIntervalMs: settings.metricsIntervalMs,
+    shardCount: config.stream.shards,
+    maxDeliveries: settings.maxDeliveries,
+    sliceReadings: settings.sliceReadings,
+    clock,
+    logger: log,
+    onLeaseLost: (shard) => keeper.lost(shard),
+    offers,
+    anomalies: config.anomalies.settings,
+    onLatestWritten: (nodes, eventTime) => aggregated.latestWritten(nodes, eventTime, clock.now()),
+  });
 
   const pipeline = runPipeline(consumer, aggregator, keeper, runtime.ticks$ ?? paneBoundaries(clock), log, {
     claimIdleMs: settings.claimIdleMs,

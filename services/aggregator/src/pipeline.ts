@@ -1,4 +1,5 @@
 import type { ShardKeys } from '@streamgauge/core';
+import { backoffMs } from '@streamgauge/core';
 import {
   type DeliveredBatch,
   type Offer,
@@ -236,7 +237,7 @@ function shardLoop(
               { err: error, attempt, stream: state.shard.stream },
               'reading the stream failed; retrying',
             );
-            return timer(Math.min(100 * 2 ** attempt, 2_000));
+            return timer(backoffMs(attempt, { baseMs: 100, maxMs: 2_000 }));
           },
           resetOnSuccess: true,
         }),

@@ -1,4 +1,4 @@
-import { checkReading } from '@streamgauge/core';
+import { backoffMs, checkReading, sleep } from '@streamgauge/core';
 import {
   type ArchiveLog,
   type DeliveredBatch,
@@ -140,7 +140,7 @@ export class Archiver {
         if (this.#stopping) throw error;
         const level = isUnavailable(error) ? 'warn' : 'error';
         this.#options.logger[level]({ err: error, attempt }, `writing the ${what} failed; retrying`);
-        await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 5_000)));
+        await sleep(backoffMs(attempt, { baseMs: 100, maxMs: 5_000 }));
       }
     }
   }

@@ -1,4 +1,4 @@
-import { allShardKeys, type Config, GROUPS } from '@streamgauge/core';
+import { allShardKeys, backoffMs, type Config, GROUPS, sleep } from '@streamgauge/core';
 import { ArchiveLog, connectRedis, ShardReader, StreamConsumer, whenReady } from '@streamgauge/redis';
 import { ProcessMetrics } from '@streamgauge/telemetry';
 import { openWarehouse, type Warehouse } from '@streamgauge/warehouse';
@@ -96,7 +96,7 @@ export async function startArchiver(
         if (stopping) break;
         if ((error as Error).message?.includes('NOGROUP')) groupReady = false;
         log.warn({ err: error, attempt, stream: shard.stream }, 'reading the stream failed; retrying');
-        await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt++, 2_000)));
+        await sleep(backoffMs(attempt++, { baseMs: 100, maxMs: 2_000 }));
       }
     }
   });

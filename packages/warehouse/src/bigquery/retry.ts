@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { backoffMs } from '@streamgauge/core';
 
 /**
  * What BigQuery answers when trying again later may work: HTTP statuses of
@@ -81,7 +82,7 @@ export async function withRetries<T>(
       return await attempt(n);
     } catch (error) {
       if (!isTransient(error) || n >= policy.maxRetries) throw fail(error, n + 1);
-      const ceiling = Math.min(MAX_DELAY_MS, policy.baseDelayMs * 2 ** n);
+      const ceiling = backoffMs(n, { baseMs: policy.baseDelayMs, maxMs: MAX_DELAY_MS });
       await sleep(ceiling / 2 + Math.random() * (ceiling / 2));
     }
   }
