@@ -1,5 +1,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CHANGES_CHANNEL, RANGES, readModelKeys } from '@streamgauge/core';
@@ -16,6 +18,24 @@ const run = promisify(execFile);
 const CHROMIUM = '/usr/bin/chromium';
 const CLIENTS = 100;
 const SSE_CLIENTS = 500;
+/**
+ * Preloaded into the service (`--import` of this module as a data: URL): its
+ * garbage collections, as a `gc` PerformanceObserver sees them, written to
+ * SG_BENCH_GC_FILE on SIGUSR2 as [wall-clock ms, kind, duration ms].
+ */
+const GC_WATCH = `
+import { PerformanceObserver, performance } from 'node:perf_hooks';
+import { writeFileSync } from 'node:fs';
+const seen = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) seen.push([performance.timeOrigin + e.startTime, e.detail.kind, e.duration]);
+  if (seen.length > 50000) seen.splice(0, 25000);
+}).observe({ entryTypes: ['gc'] });
+process.on('SIGUSR2', () => writeFileSync(process.env.SG_BENCH_GC_FILE, JSON.stringify(seen)));
+`;
+/** perf_hooks' kinds: 1 a scavenge (young generation), 4 a mark-compact, 8 incremental marking, 16 weak callbacks. */
+const GC_SCAVENGE = 1;
+const GC_MARK_COMPACT = 4;
 
 /**
  * The dashboard's read path, in its own process (`streamgauge dashboard`)
@@ -32,15 +52,17 @@ export async function dashboardBench(context: SuiteContext): Promise<void> {
     context.log(`dashboard: writing the read model of ${nodes} nodes`);
     const ids = await seedReadModel(context, nodes);
     const port = await freePort();
-    const child = await startDashboardProcess(context.redis.url, port);
+    const gcDir = mkdtempSync(join(tmpdir(), 'sg-bench-gc-'));
+    const child = await startDashboardProcess(context.redis.url, port, join(gcDir, 'gc.json'));
     const url = `http://127.0.0.1:${port}`;
     try {
-      await pollingCase(context, url, ids);
+      await pollingCase(context, url, ids, () => collections(child, join(gcDir, 'gc.json')));
       await sseCase(context, url, ids);
       if (nodes === 1_000) await pageCase(context, url);
       rss[nodes] = await rssOf(child);
     } finally {
       child.kill('SIGTERM');
+      rmSync(gcDir, { recursive: true, force: true });
     }
   }
   const assets = await buildAssets();
@@ -140,9 +162,11 @@ async function seedReadModel(context: SuiteContext, nodes: number): Promise<stri
   return ids;
 }
 
-async function startDashboardProcess(redisUrl: string, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [MAIN, 'dashboard', '--host', '127.0.0.1', '--port', String(port)], {
-    env: { ...process.env, REDIS_URL: redisUrl, LOG_LEVEL: 'warn' },
+async function startDashboardProcess(redisUrl: string, port: number, gcFile: string): Promise<ChildProcess> {
+  const watch = `data:text/javascript,${encodeURIComponent(GC_WATCH)}`;
+  const args = ['--import', watch, MAIN, 'dashboard', '--host', '127.0.0.1', '--port', String(port)];
+  const child = spawn(process.execPath, args, {
+    env: { ...process.env, REDIS_URL: redisUrl, LOG_LEVEL: 'warn', SG_BENCH_GC_FILE: gcFile },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   let exited: number | null | undefined;
@@ -152,7 +176,9 @@ async function startDashboardProcess(redisUrl: string, port: number): Promise<Ch
   // Ready when it answers (its view of every node is loaded by then).
   for (const deadline = Date.now() + 120_000; ; ) {
     if (exited !== undefined) throw new Error(`streamgauge dashboard exited with ${exited}`);
-    const ok = await fetch(`http://127.0.0.1:${port}/api/v1/config`).then(
+    const ok = await fetch(`http://127.0.0.1:${port}/api/v1/config`, {
+      signal: AbortSignal.timeout(2_000),
+    }).then(
       (r) => r.ok,
       () => false,
     );
@@ -163,22 +189,52 @@ async function startDashboardProcess(redisUrl: string, port: number): Promise<Ch
   return child;
 }
 
+/** The service's garbage collections so far: [wall-clock ms, kind, duration ms]. */
+async function collections(child: ChildProcess, file: string): Promise<[number, number, number][]> {
+  rmSync(file, { force: true });
+  child.kill('SIGUSR2');
+  for (let tries = 0; tries < 50; tries++) {
+    await new Promise((r) => setTimeout(r, 100));
+    try {
+      return JSON.parse(readFileSync(file, 'utf8')) as [number, number, number][];
+    } catch {
+      // not (completely) written yet
+    }
+  }
+  return [];
+}
+
 /**
  * 100 dashboards polling: each asks for the overview and the first page of
  * nodes once a second (open loop, phases spread), for the timed window;
  * then the same 100 clients asking as fast as answers come (capacity).
- * Meanwhile the aggregator's notices say 250 nodes' latest changed every
- * 250 ms, so the view and its caches keep changing.
+ * Meanwhile the aggregator writes 250 nodes' latest reading and says so in
+ * a notice every 250 ms, so the view and its caches keep changing. The
+ * service's garbage collections in the timed window are recorded with it.
  */
-async function pollingCase(context: SuiteContext, url: string, ids: readonly string[]): Promise<void> {
+async function pollingCase(
+  context: SuiteContext,
+  url: string,
+  ids: readonly string[],
+  gc: () => Promise<[number, number, number][]>,
+): Promise<void> {
   const redis = context.redis.client;
   let offset = 0;
   const notices = setInterval(() => {
     const nodes = Array.from({ length: 250 }, () => ids[offset++ % ids.length] as string);
-    void redis.publish(
+    const now = Date.now();
+    const pipeline = redis.pipeline();
+    for (const [i, id] of nodes.entries()) {
+      pipeline.hset(readModelKeys.nodeLatest(id), {
+        timestamp: new Date(now - (i % 60) * 1000).toISOString(),
+        flow_rate: String(10 + ((now / 1000 + i) % 37)),
+      });
+    }
+    pipeline.publish(
       CHANGES_CHANNEL,
-      JSON.stringify({ cause: 'readings', keys: 'latest', at: new Date().toISOString(), nodes }),
+      JSON.stringify({ cause: 'readings', keys: 'latest', at: new Date(now).toISOString(), nodes }),
     );
+    void pipeline.exec();
   }, 250);
   try {
     for (const mode of ['polling', 'saturated'] as const) {
@@ -192,11 +248,17 @@ async function pollingCase(context: SuiteContext, url: string, ids: readonly str
         String(warmup),
         String(context.options.seconds),
       ]);
+      const ended = Date.now();
       const result = JSON.parse(stdout) as {
         seconds: number;
         overview: { count: number; p50: number; p99: number };
         nodes: { count: number; p50: number; p99: number };
       };
+      const window = (await gc()).filter(([at]) => at >= ended - result.seconds * 1000 && at <= ended);
+      const scavenges = window.filter(([, kind]) => kind === GC_SCAVENGE).map(([, , ms]) => ms);
+      const markCompacts = window.filter(([, kind]) => kind === GC_MARK_COMPACT).length;
+      const scavengeMs = scavenges.reduce((a, b) => a + b, 0);
+      const gcNote = `service: ${scavenges.length} scavenges in the window (mean ${(scavengeMs / Math.max(1, scavenges.length)).toFixed(1)} ms, longest ${Math.max(0, ...scavenges).toFixed(1)} ms), ${markCompacts} mark-compacts`;
       for (const which of ['overview', 'nodes'] as const) {
         const { count, p50, p99 } = result[which];
         const what = which === 'overview' ? 'GET overview' : 'GET nodes (first 50)';
@@ -211,7 +273,13 @@ async function pollingCase(context: SuiteContext, url: string, ids: readonly str
           requestsPerSec: count / result.seconds,
           p50Ms: p50,
           p99Ms: p99,
-          notes: ['clients in a process of their own; notices for 1,000 nodes/s arrive meanwhile'],
+          notes: ['clients in a process of their own; notices for 1,000 nodes/s arrive meanwhile', gcNote],
+          figures: {
+            scavenges: scavenges.length,
+            scavengeMeanMs: scavengeMs / Math.max(1, scavenges.length),
+            scavengeMaxMs: Math.max(0, ...scavenges),
+            markCompacts,
+          },
         });
       }
     }
@@ -281,10 +349,18 @@ async function openStream(url: string) {
     }
   })();
   return {
-    until: (needle: string) =>
-      new Promise<number>((resolve) => {
-        if (text.includes(needle)) resolve(performance.now());
-        else waiting.set(needle, resolve);
+    // A change that never comes fails the case rather than hanging the bench.
+    until: (needle: string, timeoutMs = 10_000) =>
+      new Promise<number>((resolve, reject) => {
+        if (text.includes(needle)) return resolve(performance.now());
+        const timer = setTimeout(() => {
+          waiting.delete(needle);
+          reject(new Error(`SSE: no event naming ${needle} within ${timeoutMs} ms`));
+        }, timeoutMs);
+        waiting.set(needle, (at) => {
+          clearTimeout(timer);
+          resolve(at);
+        });
       }),
     close: () => controller.abort(),
   };

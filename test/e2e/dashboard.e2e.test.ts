@@ -1,11 +1,11 @@
 import { request as httpRequest } from 'node:http';
 import { startAggregator } from '@streamgauge/aggregator';
-import { loadConfig, RANGES, type Reading, readModelKeys } from '@streamgauge/core';
+import { CHANGES_CHANNEL, loadConfig, RANGES, type Reading, readModelKeys } from '@streamgauge/core';
 import { type RunningDashboard, startDashboard } from '@streamgauge/dashboard';
 import { startIngest } from '@streamgauge/ingest';
 import { GatewayRegistry, ViewerRegistry } from '@streamgauge/redis';
 import { generateDataset, testRedis, waitForAggregator } from '@streamgauge/testkit';
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { postReadings } from '../support/postReadings.ts';
@@ -261,6 +261,35 @@ describe('the read API', () => {
     expect(west.body.open.every((a: { district_id: string }) => a.district_id === 'WEST')).toBe(true);
   });
 
+  it('revalidates the polled answers: an ETag per view version and second, 304 to If-None-Match', async () => {
+    for (const path of ['/api/v1/overview?range=24h', '/api/v1/nodes?range=24h&limit=5']) {
+      let revalidated = false;
+      // The view's version or the second may move between the two requests: a few tries.
+      for (let attempt = 0; attempt < 5 && !revalidated; attempt++) {
+        const first = await fetch(`${dashboard.url}${path}`);
+        const etag = first.headers.get('etag') ?? '';
+        expect(first.status).toBe(200);
+        expect(first.headers.get('content-type')).toBe('application/json; charset=utf-8');
+        expect(etag).toMatch(/^W\/"[0-9a-z]+:\d+\.\d+"$/);
+        expect(((await first.json()) as { range: string }).range).toBe('24h');
+        const again = await fetch(`${dashboard.url}${path}`, { headers: { 'if-none-match': etag } });
+        if (again.status === 304) {
+          expect(await again.text()).toBe('');
+          revalidated = true;
+        } else {
+          expect(again.status).toBe(200);
+          expect(again.headers.get('etag')).not.toBe(etag);
+        }
+      }
+      expect({ path, revalidated }).toEqual({ path, revalidated: true });
+    }
+    // Another query, another answer: the same generation never serves one query's body for another.
+    const five = (await get('/api/v1/nodes?range=24h&limit=5')).body;
+    const two = (await get('/api/v1/nodes?range=24h&limit=2')).body;
+    expect(five.items).toHaveLength(5);
+    expect(two.items).toHaveLength(2);
+  });
+
   it('reports the pipeline as streamgauge status --json does', async () => {
     const { status, body } = await get('/api/v1/pipeline');
     expect(status).toBe(200);
@@ -423,6 +452,69 @@ describe('probes', () => {
       }
     } finally {
       await probed.stop();
+    }
+  }, 30_000);
+});
+
+describe('a Redis that stops answering', () => {
+  it('fails a refresh step after the deadline, follows again once Redis answers, and a bad key costs only that key', async () => {
+    const redis = await testRedis();
+    cleanup.push(() => redis.close());
+    if (redis.server === undefined) return; // not our server: it cannot be frozen
+    const writer = new Redis(redis.url);
+    cleanup.push(async () => writer.disconnect());
+    const following = await startDashboard(loadConfig({ REDIS_URL: redis.url }), silent, {
+      host: '127.0.0.1',
+      port: 0,
+      refreshMs: 50,
+      pollMs: 200,
+      deadlineMs: 500,
+    });
+    try {
+      // Subscribed once started (ioredis could let SUBSCRIBE through before its ready check and lose it).
+      expect(await writer.pubsub('NUMSUB', CHANGES_CHANNEL)).toEqual([CHANGES_CHANNEL, 1]);
+      redis.server.pause();
+      const frozenAt = Date.now();
+      try {
+        await new Promise((r) => setTimeout(r, 2_000));
+        // The refreshes went on failing, one after another: none waits for a reply that does not come.
+        expect(following.view.state().lastRefreshAt).toBeGreaterThan(frozenAt + 400);
+      } finally {
+        redis.server.resume();
+      }
+      await writer.rpush(readModelKeys.nodesAll, 'THAWED');
+      await writer.hset(readModelKeys.nodeLatest('THAWED'), {
+        timestamp: new Date().toISOString(),
+        flow_rate: '4.5',
+        pressure: '3',
+        temperature: '0',
+        volume: '0',
+      });
+      await writer.publish(
+        CHANGES_CHANNEL,
+        JSON.stringify({ cause: 'readings', keys: 'all', at: new Date().toISOString(), nodes: ['THAWED'] }),
+      );
+      let found: { latest?: { flow_rate: number } } = {};
+      for (const deadline = Date.now() + 15_000; found.latest === undefined && Date.now() < deadline; ) {
+        await new Promise((r) => setTimeout(r, 100));
+        found = (await get('/api/v1/nodes/THAWED', {}, following.url)).body;
+      }
+      expect(found.latest?.flow_rate).toBe(4.5);
+
+      // A key of the wrong type (an older writer's) costs that key, not the node's latest reading.
+      await writer.set(readModelKeys.nodeMetrics('THAWED', '1h'), 'not a hash');
+      await writer.hset(readModelKeys.nodeLatest('THAWED'), { flow_rate: '5.5' });
+      await writer.publish(
+        CHANGES_CHANNEL,
+        JSON.stringify({ cause: 'readings', keys: 'all', at: new Date().toISOString(), nodes: ['THAWED'] }),
+      );
+      for (const deadline = Date.now() + 15_000; found.latest?.flow_rate !== 5.5 && Date.now() < deadline; ) {
+        await new Promise((r) => setTimeout(r, 100));
+        found = (await get('/api/v1/nodes/THAWED', {}, following.url)).body;
+      }
+      expect(found.latest?.flow_rate).toBe(5.5);
+    } finally {
+      await following.stop();
     }
   }, 30_000);
 });

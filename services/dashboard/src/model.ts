@@ -60,6 +60,26 @@ export function parseLatest(hash: Hash): Latest | null {
   };
 }
 
+/**
+ * Whether two parsed values hold the same fields and values (flat records of
+ * strings, numbers and null): the view keeps the object it has when a
+ * re-read brings nothing new, so the refresh leaves no new objects to survive
+ * the young-generation collections.
+ */
+export function sameFields<T extends object>(held: T | null | undefined, read: T | null): boolean {
+  if (held === read) return true;
+  if (held === null || held === undefined || read === null) return false;
+  const a = held as Record<string, unknown>;
+  const b = read as Record<string, unknown>;
+  let fields = 0;
+  for (const field in b) {
+    if (!Object.is(a[field], b[field])) return false;
+    fields++;
+  }
+  for (const _ in a) fields--;
+  return fields === 0;
+}
+
 export function parseMetrics(hash: Hash): Metrics | null {
   if (Object.keys(hash).length === 0) return null;
   const metrics: Record<string, number | string> = {};

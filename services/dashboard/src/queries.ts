@@ -125,13 +125,18 @@ export class Queries {
     return nodeStatus(node.latestAt, node.open.length, now, this.#settings);
   }
 
+  #districts: { membership: number; list: string[] } | undefined;
+
+  /** Recomputed only when a node joins, leaves or changes its metadata (not per version). */
   districts(): string[] {
-    return this.#cached('districts', Date.now(), () => {
+    const membership = this.#view.membership;
+    if (this.#districts?.membership !== membership) {
       const all = new Set<string>();
       for (const node of this.#view.nodes.values())
         if (node.metadata.district_id) all.add(node.metadata.district_id);
-      return [...all].sort();
-    });
+      this.#districts = { membership, list: [...all].sort() };
+    }
+    return this.#districts.list;
   }
 
   overview(range: Range, district: string | undefined, now: number) {
@@ -280,11 +285,13 @@ export class Queries {
     return { open, recent };
   }
 
-  #inDistrict(district: string | undefined): NodeEntry[] {
-    return this.#cached(`district:${district ?? ''}`, Date.now(), () => {
-      const all = [...this.#view.nodes.values()];
-      return district === undefined ? all : all.filter((n) => n.metadata.district_id === district);
-    });
+  /** Every node (the view's list by id, not a copy), or a district's. */
+  #inDistrict(district: string | undefined): readonly NodeEntry[] {
+    const all = this.#view.byId();
+    if (district === undefined) return all;
+    return this.#cached(`district:${district}`, Date.now(), () =>
+      all.filter((n) => n.metadata.district_id === district),
+    );
   }
 }
 

@@ -16,6 +16,7 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import { isLoopback, tokenOf, ViewerAccess } from './access.ts';
+import { type Answer, AnswerCache } from './answers.ts';
 import { type Asset, buildAssets } from './assets.ts';
 import { EventHub } from './events.ts';
 import { NODE_STATUSES } from './model.ts';
@@ -47,6 +48,8 @@ export interface DashboardOptions {
   readonly pollMs?: number;
   /** Event-stream heartbeat (and credential re-check), ms; default 15 s. */
   readonly heartbeatMs?: number;
+  /** How long a step of the view's refresh may wait for Redis before it fails, ms; default 10 s. */
+  readonly deadlineMs?: number;
 }
 
 type Query = Record<string, string | undefined>;
@@ -62,9 +65,8 @@ export async function startDashboard(
 ): Promise<RunningDashboard> {
   const host = options.host ?? config.dashboard.host ?? '0.0.0.0';
   const port = options.port ?? config.dashboard.port;
-  // A watchdog on every command of the view: a reply that never comes ends in an
-  // error and a retry of that refresh, never in a view that stops following.
-  const redis = connectRedis(config.redis, { name: 'dashboard', commandTimeoutMs: 10_000 });
+  // The view's own connection: its reads have a deadline per step (ReadModelView#read).
+  const redis = connectRedis(config.redis, { name: 'dashboard' });
   const subscriber = connectRedis(config.redis, { name: 'dashboard-changes' });
   // What a request itself asks Redis (a series not yet held, the pipeline, a token) fails
   // fast while Redis is away, so the rest of the answer still comes from memory.
@@ -87,6 +89,7 @@ export async function startDashboard(
       logger,
       ...(options.refreshMs !== undefined && { refreshMs: options.refreshMs }),
       ...(options.pollMs !== undefined && { pollMs: options.pollMs }),
+      ...(options.deadlineMs !== undefined && { deadlineMs: options.deadlineMs }),
     });
     const [assets] = await Promise.all([buildAssets(), view.start()]);
     const events = new EventHub(options.heartbeatMs);
@@ -195,12 +198,27 @@ function routes(app: FastifyInstance, parts: Parts): void {
     authRequired: access.required,
   }));
 
-  app.get('/api/v1/overview', async (request) => {
+  // What clients poll: serialized once per view version and second (AnswerCache).
+  const answers = new AnswerCache();
+  const generation = (now: number) => `${view.version}.${Math.floor(now / 1000)}`;
+
+  app.get('/api/v1/overview', async (request, reply) => {
     const q = request.query as Query;
-    return queries.overview(rangeOf(q.range), q.district || undefined, Date.now());
+    const range = rangeOf(q.range);
+    const district = q.district || undefined;
+    const now = Date.now();
+    const answer = await answers.answer(
+      `overview ${range} ${JSON.stringify(district ?? '')}`,
+      generation(now),
+      () => ({
+        value: queries.overview(range, district, now),
+        keep: true,
+      }),
+    );
+    return sendAnswer(request, reply, answer);
   });
 
-  app.get('/api/v1/nodes', async (request) => {
+  app.get('/api/v1/nodes', async (request, reply) => {
     const q = request.query as Query;
     const query: NodeQuery = {
       range: rangeOf(q.range),
@@ -213,13 +231,23 @@ function routes(app: FastifyInstance, parts: Parts): void {
       limit: integerOf('limit', q.limit, 50, 1, 500),
     };
     const now = Date.now();
-    const page = queries.nodes(query, now);
-    const items = await Promise.all(
-      page.items.map(async (node) =>
-        queries.summary(node, query.range, now, await view.series(node, reads).catch(() => null)),
-      ),
-    );
-    return { range: query.range, total: page.total, offset: query.offset, limit: query.limit, items };
+    const answer = await answers.answer(`nodes ${JSON.stringify(query)}`, generation(now), async () => {
+      const page = queries.nodes(query, now);
+      let complete = true;
+      const items = await Promise.all(
+        page.items.map(async (node) => {
+          const series = await view.series(node, reads).catch(() => null);
+          if (series === null) complete = false;
+          return queries.summary(node, query.range, now, series);
+        }),
+      );
+      return {
+        value: { range: query.range, total: page.total, offset: query.offset, limit: query.limit, items },
+        // A page whose sparklines could not all be read is answered, not kept.
+        keep: complete,
+      };
+    });
+    return sendAnswer(request, reply, answer);
   });
 
   app.get('/api/v1/nodes/:id', async (request, reply) => {
@@ -303,6 +331,15 @@ function isLocalHost(host: string | undefined): boolean {
   if (host === undefined) return false;
   const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : (host.split(':')[0] ?? '');
   return name === 'localhost' || name === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(name);
+}
+
+/** A serialized JSON answer; `304` when the client holds this very one. */
+function sendAnswer(request: FastifyRequest, reply: FastifyReply, answer: Answer) {
+  reply.header('content-type', 'application/json; charset=utf-8');
+  if (answer.etag === '') return reply.send(answer.body);
+  reply.header('etag', answer.etag).header('cache-control', 'no-cache');
+  if (request.headers['if-none-match'] === answer.etag) return reply.code(304).send();
+  return reply.send(answer.body);
 }
 
 /** A bundled file, compressed as the client accepts, revalidated by its hash. */

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import {
   type AnomalyRecord,
   allShardKeys,
@@ -8,7 +9,7 @@ import {
   type Range,
   readModelKeys,
 } from '@streamgauge/core';
-import { groupsOf, isUnavailable, type RedisClient } from '@streamgauge/redis';
+import { groupsOf, isUnavailable, type RedisClient, whenReady } from '@streamgauge/redis';
 import type { Logger } from 'pino';
 import {
   type AnomalyView,
@@ -24,6 +25,7 @@ import {
   recentAnomalyView,
   type Series,
   type SystemMetrics,
+  sameFields,
 } from './model.ts';
 
 /** One node as the view holds it. */
@@ -52,6 +54,12 @@ export interface ViewChange {
 
 type Entry = [id: string, fields: string[]];
 
+/** Whether any range's metrics were read (without allocating a key list, as this runs per notice). */
+function hasMetrics(entry: NodeEntry): boolean {
+  for (const _ in entry.metrics) return true;
+  return false;
+}
+
 function dropSeries(entry: NodeEntry): void {
   entry.series = undefined;
   entry.seriesGeneration++;
@@ -75,9 +83,13 @@ export interface ViewOptions {
   readonly pollMs?: number;
   /** How often the node list is read again in full (nodes forgotten, notices lost), ms. */
   readonly resyncMs?: number;
+  /** How long one step of a refresh (a chunk of nodes, a command) may wait for Redis, ms. */
+  readonly deadlineMs?: number;
 }
 
+/** Nodes read at once: while loading, and once clients are served (a chunk of 100 held the event loop 3–7 ms). */
 const CHUNK = 100;
+const CHUNK_SERVING = 25;
 /** How long the aggregator may move on without a notice before the view reads everything again. */
 const NOTICE_GRACE_MS = 3_000;
 const FALLBACK_EVERY_MS = 30_000;
@@ -99,6 +111,8 @@ export class ReadModelView {
   lag: Record<string, number> = { [GROUPS.aggregator]: 0, [GROUPS.archiver]: 0 };
   /** Bumped by every refresh that changed something: caches key on it. */
   version = 0;
+  /** Bumped when a node joins or leaves or its metadata changes (the district list keys on it). */
+  membership = 0;
 
   readonly #redis: RedisClient;
   readonly #subscriber: RedisClient;
@@ -116,7 +130,45 @@ export class ReadModelView {
   constructor(redis: RedisClient, subscriber: RedisClient, options: ViewOptions) {
     this.#redis = redis;
     this.#subscriber = subscriber;
-    this.#options = { refreshMs: 200, pollMs: 2_000, resyncMs: 300_000, ...options };
+    this.#options = { refreshMs: 200, pollMs: 2_000, resyncMs: 300_000, deadlineMs: 10_000, ...options };
+    // A standalone connection writes a step's commands at once itself (#read), so it
+    // needs no auto-pipelining: with it, the refreshes' commands and replies survived the
+    // young-generation collections (about 6 MB a scavenge at 1,000 notices a second,
+    // against under 1 MB without; docs/dashboard.md, Performance). A cluster keeps it
+    // (it routes each command to its node's connection).
+    if (!redis.isCluster) (redis.options as { enableAutoPipelining?: boolean }).enableAutoPipelining = false;
+  }
+
+  /**
+   * One step of a refresh: the commands `issue` sends (synchronously) go out
+   * in one write, the standalone connection's socket corked meanwhile (else
+   * each is a system call of its own: 10–40 ms of a refresh on the event
+   * loop); and a step not answered within `deadlineMs` fails, so a reply
+   * that never comes ends in an error and a retry of that refresh, never in
+   * a view that stops following. One timer per step, not one per command
+   * (with ioredis' commandTimeout about three times as much survived the
+   * young-generation collections).
+   */
+  #read<T>(issue: () => Promise<T>): Promise<T> {
+    const socket = this.#redis.isCluster ? undefined : (this.#redis as { stream?: Socket }).stream;
+    let pending: Promise<T>;
+    if (socket === undefined || socket.destroyed) pending = issue();
+    else {
+      socket.cork();
+      try {
+        pending = issue();
+      } finally {
+        socket.uncork();
+      }
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`no reply from Redis within ${this.#options.deadlineMs} ms`)),
+        this.#options.deadlineMs,
+      );
+    });
+    return Promise.race([pending, late]).finally(() => clearTimeout(timer));
   }
 
   /** Whether the first load of every node is done (requests are answered from it). */
@@ -140,9 +192,16 @@ export class ReadModelView {
         this.#options.logger.warn({ message }, 'unreadable change notice');
       }
     });
-    // After a reconnection, notices sent meanwhile are lost: read everything again.
+    // Subscribed only once the connection is ready: ioredis lets SUBSCRIBE through while it
+    // is still setting the connection up, its ready check (INFO) then fails in subscriber
+    // mode, and the reconnection that follows has forgotten the subscription, though
+    // subscribe() resolved (3 starts in 20 never heard a notice).
+    await whenReady(this.#subscriber, 30_000);
+    // After a reconnection, notices sent meanwhile are lost: read everything again. And
+    // subscribe again, whatever ioredis restores by itself (a second SUBSCRIBE is harmless).
     // A reconnection during the first load is covered by the load itself.
     this.#subscriber.on('ready', () => {
+      void this.#subscriber.subscribe(CHANGES_CHANNEL).catch(() => {});
       if (this.#loaded) this.#pending.push({ cause: 'resync', keys: 'all', at: new Date().toISOString() });
     });
     await this.#subscriber.subscribe(CHANGES_CHANNEL);
@@ -308,11 +367,12 @@ export class ReadModelView {
 
   /** The node list and every key, from scratch: at start, after a lost subscription, and now and then. */
   async #resync(): Promise<void> {
-    const ids = await this.#redis.lrange(readModelKeys.nodesAll, 0, -1);
+    const ids = await this.#read(() => this.#redis.lrange(readModelKeys.nodesAll, 0, -1));
     const listed = new Set(ids);
     for (const id of this.nodes.keys()) {
       if (!listed.has(id)) {
         this.nodes.delete(id);
+        this.membership++;
         this.#sorted?.splice(this.#sortedIndex(id), 1);
       }
     }
@@ -321,9 +381,11 @@ export class ReadModelView {
   }
 
   async #readNodes(ids: readonly string[], what: 'latest' | 'all'): Promise<void> {
-    for (let i = 0; i < ids.length; i += CHUNK) {
-      const chunk = ids.slice(i, i + CHUNK);
-      await Promise.all(chunk.map((id) => this.#readNode(id, what)));
+    // Smaller chunks once clients are served: each is one turn of the event loop.
+    const size = this.#loaded ? CHUNK_SERVING : CHUNK;
+    for (let i = 0; i < ids.length; i += size) {
+      const chunk = ids.slice(i, i + size);
+      await this.#read(() => Promise.all(chunk.map((id) => this.#readNode(id, what))));
     }
   }
 
@@ -333,22 +395,41 @@ export class ReadModelView {
    * bad key never stops the others from loading.
    */
   async #readNode(id: string, what: 'latest' | 'all'): Promise<void> {
+    // Every command of the node is sent before the first await (one corked write per chunk);
+    // metadata and latest are taken in even when a metrics or anomalies key cannot be read.
+    const held = this.nodes.get(id);
+    const everything = what === 'all' || !this.#loaded || held === undefined || !hasMetrics(held);
+    const first = Promise.all([
+      this.#redis.hgetall(readModelKeys.nodeMetadata(id)),
+      this.#redis.hgetall(readModelKeys.nodeLatest(id)),
+    ]);
+    const rest = everything
+      ? Promise.all([
+          Promise.all(RANGES.map((r) => this.#redis.hgetall(readModelKeys.nodeMetrics(id, r)))),
+          this.#redis.hvals(anomalyKeys.open(id)),
+        ])
+      : undefined;
+    // Awaited below; not an unhandled rejection when `first` fails before it is.
+    rest?.catch(() => {});
     try {
-      const [metadata, latest] = await Promise.all([
-        this.#redis.hgetall(readModelKeys.nodeMetadata(id)),
-        this.#redis.hgetall(readModelKeys.nodeLatest(id)),
-      ]);
+      const [metadata, latest] = await first;
       const entry = this.#entry(id);
-      entry.metadata = parseMetadata(id, metadata);
-      entry.latest = parseLatest(latest);
-      entry.latestAt = entry.latest === null ? Number.NaN : Date.parse(entry.latest.timestamp);
-      if (what === 'latest' && this.#loaded && Object.keys(entry.metrics).length > 0) return;
-      const [metrics, open] = await Promise.all([
-        Promise.all(RANGES.map((r) => this.#redis.hgetall(readModelKeys.nodeMetrics(id, r)))),
-        this.#redis.hvals(anomalyKeys.open(id)),
-      ]);
+      // What did not change stays the object already held (see sameFields).
+      const parsedMetadata = parseMetadata(id, metadata);
+      if (!sameFields(entry.metadata, parsedMetadata)) {
+        entry.metadata = parsedMetadata;
+        this.membership++;
+      }
+      const parsedLatest = parseLatest(latest);
+      if (!sameFields(entry.latest, parsedLatest)) {
+        entry.latest = parsedLatest;
+        entry.latestAt = parsedLatest === null ? Number.NaN : Date.parse(parsedLatest.timestamp);
+      }
+      if (rest === undefined) return;
+      const [metrics, open] = await rest;
       RANGES.forEach((r, k) => {
-        entry.metrics[r] = parseMetrics(metrics[k] ?? {});
+        const parsed = parseMetrics(metrics[k] ?? {});
+        if (!sameFields(entry.metrics[r], parsed)) entry.metrics[r] = parsed;
       });
       entry.open = open.map((json) => JSON.parse(json) as AnomalyRecord);
       dropSeries(entry);
@@ -362,23 +443,29 @@ export class ReadModelView {
   }
 
   async #readRanges(ids: readonly string[], ranges: readonly Range[]): Promise<void> {
-    for (let i = 0; i < ids.length; i += CHUNK) {
-      await Promise.all(
-        ids.slice(i, i + CHUNK).flatMap((id) =>
-          ranges.map(async (r) => {
-            const entry = this.nodes.get(id);
-            const hash = await this.#redis.hgetall(readModelKeys.nodeMetrics(id, r));
-            if (entry === undefined) return;
-            entry.metrics[r] = parseMetrics(hash);
-            if (r === '7d') dropSeries(entry);
-          }),
+    const size = this.#loaded ? CHUNK_SERVING : CHUNK;
+    for (let i = 0; i < ids.length; i += size) {
+      await this.#read(() =>
+        Promise.all(
+          ids.slice(i, i + size).flatMap((id) =>
+            ranges.map(async (r) => {
+              const entry = this.nodes.get(id);
+              const hash = await this.#redis.hgetall(readModelKeys.nodeMetrics(id, r));
+              if (entry === undefined) return;
+              const parsed = parseMetrics(hash);
+              if (!sameFields(entry.metrics[r], parsed)) entry.metrics[r] = parsed;
+              if (r === '7d') dropSeries(entry);
+            }),
+          ),
         ),
       );
     }
   }
 
   async #readSystem(): Promise<void> {
-    const hashes = await Promise.all(RANGES.map((r) => this.#redis.hgetall(readModelKeys.systemMetrics(r))));
+    const hashes = await this.#read(() =>
+      Promise.all(RANGES.map((r) => this.#redis.hgetall(readModelKeys.systemMetrics(r)))),
+    );
     RANGES.forEach((r, k) => {
       this.system[r] = parseSystem(hashes[k] ?? {});
     });
@@ -398,6 +485,7 @@ export class ReadModelView {
         seriesGeneration: 0,
       };
       this.nodes.set(id, entry);
+      this.membership++;
       // Kept in order as nodes join (a re-sort of 100,000 took 175 ms).
       this.#sorted?.splice(this.#sortedIndex(id), 0, entry);
     }
@@ -410,17 +498,15 @@ export class ReadModelView {
    */
   async #pollAnomalies(first: boolean): Promise<void> {
     if (first) {
-      const newest = (await this.#redis.xrevrange(anomalyKeys.stream, '+', '-', 'COUNT', 1)) as Entry[];
+      const newest = (await this.#read(() =>
+        this.#redis.xrevrange(anomalyKeys.stream, '+', '-', 'COUNT', 1),
+      )) as Entry[];
       this.#lastAnomaly = newest[0]?.[0] ?? '0-0';
       this.recent = await this.#readRecent();
       return;
     }
-    const entries = (await this.#redis.xrange(
-      anomalyKeys.stream,
-      `(${this.#lastAnomaly}`,
-      '+',
-      'COUNT',
-      10_000,
+    const entries = (await this.#read(() =>
+      this.#redis.xrange(anomalyKeys.stream, `(${this.#lastAnomaly}`, '+', 'COUNT', 10_000),
     )) as Entry[];
     // The sink appends an event before it updates the node's open anomalies:
     // nodes named at the last poll are read once more, so none is left behind.
@@ -432,12 +518,14 @@ export class ReadModelView {
       if (nodeId !== undefined) nodes.add(nodeId);
     }
     if (nodes.size === 0) return;
-    await Promise.all(
-      [...nodes].map(async (id) => {
-        const open = await this.#redis.hvals(anomalyKeys.open(id));
-        const entry = this.nodes.get(id);
-        if (entry !== undefined) entry.open = open.map((json) => JSON.parse(json) as AnomalyRecord);
-      }),
+    await this.#read(() =>
+      Promise.all(
+        [...nodes].map(async (id) => {
+          const open = await this.#redis.hvals(anomalyKeys.open(id));
+          const entry = this.nodes.get(id);
+          if (entry !== undefined) entry.open = open.map((json) => JSON.parse(json) as AnomalyRecord);
+        }),
+      ),
     );
     this.recent = await this.#readRecent();
     this.#lastAnomaly = entries.at(-1)?.[0] ?? this.#lastAnomaly;
@@ -446,7 +534,7 @@ export class ReadModelView {
   }
 
   async #readRecent(): Promise<Record<string, unknown>[]> {
-    const list = await this.#redis.lrange(anomalyKeys.recent, 0, -1);
+    const list = await this.#read(() => this.#redis.lrange(anomalyKeys.recent, 0, -1));
     return list.map((json) => JSON.parse(json) as Record<string, unknown>);
   }
 
@@ -454,7 +542,7 @@ export class ReadModelView {
     const lag: Record<string, number> = { [GROUPS.aggregator]: 0, [GROUPS.archiver]: 0 };
     let delivered = '';
     for (const shard of allShardKeys(this.#options.shards)) {
-      for (const group of await groupsOf(this.#redis, shard.stream)) {
+      for (const group of await this.#read(() => groupsOf(this.#redis, shard.stream))) {
         if (group.name in lag) lag[group.name] = (lag[group.name] ?? 0) + (group.lag ?? 0);
         if (group.name === GROUPS.aggregator) delivered += `${group.lastDelivered},`;
       }
