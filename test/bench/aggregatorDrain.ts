@@ -25,7 +25,7 @@ export async function aggregatorDrain(total: number, nodes: number, url?: string
       clock: new ManualClock(now),
     });
     const fill = (round: number) => fillLog(log, { total, nodes, now, round, perEntry });
-    const config = loadConfig({ REDIS_URL: redisUrl });
+    const config = loadConfig({ ...process.env, REDIS_URL: redisUrl });
     // Round 0: every node is new (cold). Round 1: the same nodes again, after a
     // restart that loads their state (steady state). Each round is timed from
     // the aggregator's start (state loaded, keys rewritten) until drained.

@@ -86,6 +86,8 @@ export interface AggregatorConfig {
   readonly blockMs: number;
   /** Longest metrics, series and system metrics wait after a change. */
   readonly metricsIntervalMs: number;
+  /** Under load, how often the ranges beyond 1 hour and the 7-day series are rewritten. */
+  readonly longRangesIntervalMs: number;
   /**
    * How long a replica's lease on a shard lasts without renewal: a dead
    * replica's shards are taken over, and shards rebalanced, within about 1.5×.
@@ -346,13 +348,18 @@ export function loadConfig(env: Env): Config {
     aggregator: {
       consumer: read.text('AGGREGATOR_CONSUMER', 'aggregator-1'),
       readCount: read.number('AGGREGATOR_READ_COUNT', 500, { min: 1, max: 100_000, integer: true }),
-      sliceReadings: read.number('AGGREGATOR_SLICE_READINGS', 10_000, {
+      sliceReadings: read.number('AGGREGATOR_SLICE_READINGS', 50_000, {
         min: 1,
         max: 10_000_000,
         integer: true,
       }),
       blockMs: read.number('AGGREGATOR_BLOCK_MS', 1000, { min: 10, max: 60_000, integer: true }),
       metricsIntervalMs: read.number('AGGREGATOR_METRICS_INTERVAL_MS', 1000, {
+        min: 0,
+        max: 3_600_000,
+        integer: true,
+      }),
+      longRangesIntervalMs: read.number('AGGREGATOR_LONG_RANGES_INTERVAL_MS', 30_000, {
         min: 0,
         max: 3_600_000,
         integer: true,

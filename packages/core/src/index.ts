@@ -7,6 +7,7 @@ export type {
   Bounds,
   Breach,
   DetectionRun,
+  DetectorCheckpoint,
   DetectorState,
   Observation,
   PersistedDetectorState,

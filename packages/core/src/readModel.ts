@@ -103,13 +103,26 @@ export function seriesTime(ms: number): string {
   return isoTime(ms).slice(0, 19).replace('T', ' ');
 }
 
+// Every node's series has the same hours: format each hour once (a week is
+// 169 of them), not 169 times per node written.
+const seriesTimeCache = new Map<number, string>();
+function cachedSeriesTime(ms: number): string {
+  let text = seriesTimeCache.get(ms);
+  if (text === undefined) {
+    if (seriesTimeCache.size >= 1024) seriesTimeCache.clear();
+    text = seriesTime(ms);
+    seriesTimeCache.set(ms, text);
+  }
+  return text;
+}
+
 /** `node:{id}:timeseries:7d`: hourly averages, one entry per hour with a reading. */
 export function timeseriesJson(points: readonly HourlyPoint[]): string {
   const timestamps: string[] = [];
   const flows: number[] = [];
   const pressures: number[] = [];
   for (const point of points) {
-    timestamps.push(seriesTime(point.at));
+    timestamps.push(cachedSeriesTime(point.at));
     flows.push(point.flow ?? 0);
     pressures.push(point.pressure ?? 0);
   }

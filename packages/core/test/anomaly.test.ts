@@ -30,7 +30,7 @@ describe('NodeDetector state', () => {
     expect(state.nights.length).toBeGreaterThan(0);
     const { numbers, json } = encodeDetectorState(state);
     // Everything but the scores, which are persisted apart (as their bytes) when due.
-    const { scores, scoresDue: _, ...rest } = state;
+    const { scores, ...rest } = state;
     expect(decodeDetectorState(numbers, json)).toEqual({ ...rest, scores: {} });
     expect(scores.flow_rate).toHaveLength(VALUE_SCORE_BYTES);
     // Resumed from that and the scores' bytes, it goes on exactly as the original.
@@ -49,8 +49,8 @@ describe('NodeDetector state', () => {
     }
   });
 
-  it('hands its scores out to be persisted once per scoreCheckpointReadings readings, every time while an anomaly is open or pending', () => {
-    const settings = { ...DEFAULT_ANOMALY_SETTINGS, scoreCheckpointReadings: 10 };
+  it('hands its state out to be persisted once per checkpointReadings readings, every time while an anomaly is open or pending, and once after', () => {
+    const settings = { ...DEFAULT_ANOMALY_SETTINGS, checkpointReadings: 10 };
     const detector = new NodeDetector('N1', settings);
     const due: number[] = [];
     for (let i = 0; i < 40; i++) {
@@ -60,15 +60,29 @@ describe('NodeDetector state', () => {
         flow_rate: 10 + (i % 3),
         pressure: 4 + (i % 4) / 100,
       });
-      if (detector.state().scoresDue) due.push(i);
+      if (detector.checkpoint() !== undefined) due.push(i);
     }
     expect(due).toEqual([9, 19, 29, 39]);
+    expect(detector.checkpoint(), 'nothing unsaved').toBeUndefined();
+    detector.observe({ node_id: 'N1', timestamp: start + 40 * 900_000, flow_rate: 10, pressure: 4 });
+    expect(detector.checkpoint(true), 'handed over, quiet: waits').toBeUndefined();
     // Below the 1.5 bar minimum: pending, then open; due with every commit.
-    for (let i = 40; i < 43; i++) {
+    for (let i = 41; i < 44; i++) {
       detector.observe({ node_id: 'N1', timestamp: start + i * 900_000, flow_rate: 10, pressure: 1 });
-      expect(detector.state().scoresDue).toBe(true);
+      expect(detector.checkpoint()?.state).toEqual(detector.state());
     }
     expect(detector.open.map((a) => a.type)).toEqual(['low_pressure']);
+    // The first commit after it closed persists that it did.
+    let closed = false;
+    for (let i = 44; i < 200 && !closed; i++) {
+      detector.observe({ node_id: 'N1', timestamp: start + i * 900_000, flow_rate: 10, pressure: 4 });
+      const state = detector.checkpoint();
+      if (detector.open.length === 0) {
+        closed = true;
+        expect(state?.state.open).toEqual([]);
+      }
+    }
+    expect(closed).toBe(true);
   });
 });
 

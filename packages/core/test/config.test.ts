@@ -99,7 +99,7 @@ describe('loadConfig', () => {
       maxDeliveries: 3,
       sliceReadings: 2500,
     });
-    expect(loadConfig({}).aggregator.sliceReadings).toBe(10_000);
+    expect(loadConfig({}).aggregator.sliceReadings).toBe(50_000);
     expect(() => loadConfig({ AGGREGATOR_SLICE_READINGS: '0' })).toThrow(/AGGREGATOR_SLICE_READINGS/);
     expect(() => loadConfig({ AGGREGATOR_MAX_DELIVERIES: '0' })).toThrow(
       'AGGREGATOR_MAX_DELIVERIES: expected a whole number from 1 to 1000, got 0',

@@ -1,6 +1,7 @@
 import {
   type AnomalyEvent,
   type Clock,
+  type DetectorCheckpoint,
   decodeDetectorState,
   decodeEntry,
   decodePanes,
@@ -38,8 +39,8 @@ export interface ShardCommit extends Omit<GroupCommit, 'writes' | 'removed' | 'e
   readonly changed: Iterable<NodeWindows>;
   readonly added: readonly string[];
   readonly removed: readonly string[];
-  /** Nodes whose anomaly detectors moved on, with their state. */
-  readonly detectors?: ReadonlyMap<string, PersistedDetectorState>;
+  /** Nodes whose detector state is due to be persisted, with it (and whether with its scores). */
+  readonly detectors?: ReadonlyMap<string, DetectorCheckpoint>;
   /** The anomalies the batch opened or closed (to the shard's outbox, with the state). */
   readonly events?: readonly AnomalyEvent[];
 }
@@ -205,15 +206,15 @@ function nodeWrites(
   commit: ShardCommit,
   now: number | undefined,
 ): { key: string; fields: (string | Buffer)[] }[] {
-  const detectors = commit.detectors ?? new Map<string, PersistedDetectorState>();
+  const detectors = commit.detectors ?? new Map<string, DetectorCheckpoint>();
   const writes = new Map<string, (string | Buffer)[]>();
   for (const node of commit.changed) writes.set(node.nodeId, encodeChanges(node, now));
   for (const [id, state] of detectors) {
     const fields = writes.get(id) ?? [];
-    fields.push('anom', encodeDetector(state));
-    if (state.scoresDue) {
+    fields.push('anom', encodeDetector(state.state));
+    if (state.scores) {
       for (const m of SCORED) {
-        const score = state.scores[m];
+        const score = state.state.scores[m];
         if (score) fields.push(SCORE_FIELD[m], bytes(score));
       }
     }
@@ -276,7 +277,7 @@ function encodeChanges(node: NodeWindows, now: number | undefined): (string | Bu
 }
 
 const SCORED = ['flow_rate', 'pressure'] as const;
-/** A measurement's score state: its bytes, in a field of its own (written less often than `anom`). */
+/** A measurement's score state: its bytes, in a field of its own. */
 const SCORE_FIELD = { flow_rate: 'score:flow_rate', pressure: 'score:pressure' } as const;
 
 /** Fields of an earlier format, deleted by the node's next commit. */

@@ -36,6 +36,13 @@ export type ChangeNotice =
 
 const NOTICE_CHUNK = 1000;
 
+/**
+ * Keys one `writeNodeKeys` call writes at most. Per call a pipelined client
+ * pays ~10 µs whatever it holds, so nodes share calls; a call of 500 keys
+ * holds Redis for a few ms, like one ingest request.
+ */
+const KEYS_PER_CALL = 500;
+
 /** One queued write: how to add it to a batch. */
 type Write = (batch: ChainableCommander) => void;
 
@@ -51,6 +58,9 @@ export class ReadModelWriter {
   readonly #redis: RedisClient;
   readonly #ttl: number;
   #writes: Write[] = [];
+  /** Node keys not yet sealed into a write: they share one script call. */
+  #openKeys: string[] = [];
+  #openValues: (Record<string, string> | string)[] = [];
   #nodesAdded: string[] = [];
   #nodesRemoved: string[] = [];
   #notices: ChangeNotice[] = [];
@@ -65,15 +75,18 @@ export class ReadModelWriter {
   }
 
   /**
-   * One script call per node writes all its keys, their values in one JSON
-   * argument: a pipelined client's cost is per argument, and this sends 11
-   * per node instead of about 230 (17 commands). The script repairs a key
-   * of the wrong type itself. On a cluster a node's keys lie in different
-   * slots, so there it is one call per key.
+   * Queues a node's keys. Consecutive nodes' keys are written by one script
+   * call (up to KEYS_PER_CALL keys), their values in one JSON argument: a
+   * pipelined client's cost is per command and per argument, and this sends
+   * two arguments per key instead of about 20, and one command per 500 keys
+   * instead of two per key. The script repairs a key of the wrong type
+   * itself. On a cluster the keys lie in different slots, so there it is one
+   * call per key.
    */
   writeNode(node: NodeKeys): void {
-    const keys: string[] = [];
-    const values: (Record<string, string> | string)[] = [];
+    const before = this.#openKeys.length;
+    const keys = this.#openKeys;
+    const values = this.#openValues;
     if (node.latest) {
       keys.push(readModelKeys.nodeLatest(node.nodeId));
       values.push(node.latest);
@@ -90,16 +103,25 @@ export class ReadModelWriter {
       keys.push(readModelKeys.nodeTimeseries7d(node.nodeId));
       values.push(node.timeseries);
     }
+    this.#keysQueued += keys.length - before;
+    if (this.#redis.isCluster || keys.length >= KEYS_PER_CALL) this.#seal();
+  }
+
+  /** Turns the open node keys into queued writes (one call, or one per key on a cluster). */
+  #seal(): void {
+    const keys = this.#openKeys;
+    const values = this.#openValues;
     if (keys.length === 0) return;
-    this.#keysQueued += keys.length;
+    this.#openKeys = [];
+    this.#openValues = [];
     if (this.#redis.isCluster) {
       keys.forEach((key, i) => {
-        const args = [this.#ttl, JSON.stringify([values[i]])];
+        const args = scriptArguments(this.#ttl, [values[i] as Record<string, string> | string]);
         this.#writes.push((batch) => queueScript(batch, 'writeNodeKeys', [key], args));
       });
       return;
     }
-    const args = [this.#ttl, JSON.stringify(values)];
+    const args = scriptArguments(this.#ttl, values);
     this.#writes.push((batch) => queueScript(batch, 'writeNodeKeys', keys, args));
   }
 
@@ -144,6 +166,7 @@ export class ReadModelWriter {
   writeSystem(range: Range, fields: Record<string, string>, version: string): void {
     const keys = [readModelKeys.systemMetrics(range), systemKeys.version(range)];
     this.#keysQueued += 1;
+    this.#seal();
     const args: (string | number)[] = [version, this.#ttl];
     for (const [field, value] of Object.entries(fields)) args.push(field, value);
     this.#writes.push((batch) => queueScript(batch, 'writeSystemMetrics', keys, args));
@@ -167,9 +190,9 @@ export class ReadModelWriter {
     return this.#keysWritten;
   }
 
-  /** Writes queued for the next flush. */
+  /** Keys queued for the next flush. */
   get pending(): number {
-    return this.#writes.length;
+    return this.#keysQueued;
   }
 
   /**
@@ -178,6 +201,7 @@ export class ReadModelWriter {
    * error is thrown: a RedisUnavailableError when a retry can succeed.
    */
   async flush(): Promise<void> {
+    this.#seal();
     const writes = this.#writes.splice(0);
     const added = this.#nodesAdded.splice(0);
     const removed = this.#nodesRemoved.splice(0);
@@ -221,6 +245,20 @@ function queueScript(
   const call = (batch as unknown as Record<string, (...a: (string | number)[]) => void>)[name];
   if (call === undefined) throw new Error(`script ${name} is not loaded`);
   call.call(batch, keys.length, ...keys, ...args);
+}
+
+/** writeNodeKeys' arguments: the TTL, the hashes as JSON, each string value an argument of its own. */
+function scriptArguments(
+  ttl: number,
+  values: readonly (Record<string, string> | string)[],
+): (string | number)[] {
+  const strings: string[] = [];
+  const items = values.map((value) => {
+    if (typeof value !== 'string') return value;
+    strings.push(value);
+    return strings.length;
+  });
+  return [ttl, JSON.stringify(items), ...strings];
 }
 
 function chunked(notice: ChangeNotice): string[] {

@@ -88,6 +88,11 @@ export class Aggregator {
     return this.#ownership.release(state, graceful);
   }
 
+  /** What a graceful stop owes of the detectors' state, for every shard held (see ShardOwnership.checkpoint). */
+  async checkpoint(): Promise<void> {
+    for (const state of this.#live.shards.values()) await this.#ownership.checkpoint(state);
+  }
+
   /** See ShardOwnership.settle. */
   settle(state: ShardState): Promise<void> {
     return this.#ownership.settle(state);

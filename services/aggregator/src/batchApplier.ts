@@ -252,10 +252,11 @@ export class BatchApplier {
       const windows = this.#live.nodes.get(id)?.windows;
       if (windows === undefined || changed.has(id)) continue;
       windows.latestChanged = true;
+      windows.metadataChanged = true;
       changed.add(id);
     }
 
-    // The fast path: latest values (and metadata, when it changed) right away.
+    // The fast path: latest values (and metadata, when a value changed) right away.
     for (const id of changed) {
       const windows = this.#live.nodes.get(id)?.windows;
       if (windows === undefined) continue;
@@ -263,8 +264,9 @@ export class BatchApplier {
         nodeId: id,
         metrics: NO_METRICS,
         ...(windows.latest !== undefined && { latest: latestHash(windows.latest) }),
-        ...(windows.latestChanged && { metadata: metadataHash(id, windows.metadata) }),
+        ...(windows.metadataChanged && { metadata: metadataHash(id, windows.metadata) }),
       });
+      windows.metadataChanged = false;
       this.#rounds.owe(id);
     }
     this.#live.latestWriter.listNodes(replayed.size === 0 ? work.added : [...work.added, ...replayed]);

@@ -3,6 +3,7 @@ import {
   backoffMs,
   type Clock,
   compareEntryIds,
+  type DetectorCheckpoint,
   type NodeContribution,
   NodeDetector,
   NodeWindows,
@@ -32,6 +33,12 @@ export interface AggregatorOptions {
    * the stream goes quiet. `latest` is written after every batch.
    */
   readonly metricsIntervalMs?: number;
+  /**
+   * Under sustained load the ranges beyond 1 hour and the 7-day series are
+   * written at most this often (light rounds write the 1-hour metrics in
+   * between); a quiet stream writes them at once. Default 0: every round.
+   */
+  readonly longRangesIntervalMs?: number;
   /** STREAM_SHARDS: how many shards the system sums are split over. */
   readonly shardCount: number;
   /** An entry that failed this many deliveries is dead-lettered. */
@@ -134,11 +141,12 @@ export class LiveState {
     return new NodeDetector(id, this.options.anomalies, state);
   }
 
-  detectorStates(ids: Iterable<string>): Map<string, PersistedDetectorState> {
-    const states = new Map<string, PersistedDetectorState>();
+  /** The detector states of these nodes due to be persisted (see NodeDetector.checkpoint for `handOver`). */
+  detectorStates(ids: Iterable<string>, handOver = false): Map<string, DetectorCheckpoint> {
+    const states = new Map<string, DetectorCheckpoint>();
     for (const id of ids) {
-      const node = this.nodes.get(id);
-      if (node) states.set(id, node.detector.state());
+      const state = this.nodes.get(id)?.detector.checkpoint(handOver);
+      if (state) states.set(id, state);
     }
     return states;
   }

@@ -115,6 +115,7 @@ export async function startAggregator(
     group: GROUPS.aggregator,
     aheadMs: liveAheadMs(config),
     metricsIntervalMs: settings.metricsIntervalMs,
+    longRangesIntervalMs: settings.longRangesIntervalMs,
     shardCount: config.stream.shards,
     maxDeliveries: settings.maxDeliveries,
     sliceReadings: settings.sliceReadings,
@@ -196,12 +197,13 @@ export async function startAggregator(
     await Promise.all([redis, metrics].map((c) => c.quit().catch(() => {})));
     for (const connection of [redis, metrics]) connection.disconnect();
   };
-  // A graceful stop writes what a coalesced flush still owed the dashboard,
-  // stops reading (a blocked read must not take entries after the successor
-  // has scanned what is pending), then hands its shards over at once
-  // (instead of after the lease expires).
+  // A graceful stop writes what a coalesced flush still owed the dashboard
+  // and the unsaved detector states of nodes in an anomaly, stops reading (a blocked read
+  // must not take entries after the successor has scanned what is pending),
+  // then hands its shards over at once (instead of after the lease expires).
   const done = pipeline.done
     .then(() => aggregator.flush())
+    .then(() => aggregator.checkpoint())
     .finally(() => consumer.close())
     .catch((error: unknown) => {
       log.error({ err: error }, 'aggregator stopped on an error');

@@ -11,12 +11,29 @@ import type { NodeKeys } from '@streamgauge/redis';
 import { type LiveState, NODE_CHUNK, type ShardState, yieldToLoop } from './liveState.ts';
 import type { SystemSums } from './systemSums.ts';
 
+/** A metrics round: the nodes still to write, and for a full round the entries it covers. */
+interface Round {
+  nodes: string[];
+  readonly full: boolean;
+  upTo: ReadonlyMap<ShardState, string>;
+}
+
+/** The ranges a light round writes: the one a single reading visibly moves. */
+const LIGHT_RANGES: readonly Range[] = ['1h'];
+
 /**
  * Writes what the fast path left out (metrics for every range, the series,
  * the system metrics) in rounds: a round takes the nodes owed when it
- * starts and the entries committed by then; once all its nodes are written,
- * each shard's watermark advances to those entries. Nodes changed during a
- * round wait for the next one.
+ * starts and the entries committed by then. Nodes changed during a round
+ * wait for the next one.
+ *
+ * Rounds are light or full. A full round writes every range and the series;
+ * once all its nodes are written, each shard's watermark advances to the
+ * entries it covers. Under load, between full rounds (at most every
+ * `longRangesIntervalMs`), light rounds write only the 1-hour metrics: the
+ * other ranges and the 7-day series move little with one more reading, and
+ * writing them is ~90 % of a node's metrics cost. A quiet stream, the clock's
+ * tick, an acquisition and a reconcile always end in a full round.
  */
 export class MetricsRounds {
   readonly #live: LiveState;
@@ -26,8 +43,12 @@ export class MetricsRounds {
   #metricsError: unknown;
   /** Nodes whose metrics and series are behind their state. */
   readonly #dirty = new Set<string>();
-  /** The metrics round in progress: nodes still to write, and the entries it covers. */
-  #round: { nodes: string[]; upTo: ReadonlyMap<ShardState, string> } | undefined;
+  /** Nodes a light round wrote: their long ranges and series are behind their state. */
+  readonly #longBehind = new Set<string>();
+  /** The metrics round in progress: nodes still to write, and for a full round the entries it covers. */
+  #round: Round | undefined;
+  /** When the last full round started. */
+  #lastFull = Number.NEGATIVE_INFINITY;
   /** Per shard, the entry the keys fully reflect (the watermark). */
   readonly #written = new Map<ShardState, string>();
   #lastFlush = 0;
@@ -66,7 +87,10 @@ export class MetricsRounds {
 
   /** Forgets what is owed for a shard's nodes, once they are forgotten (the shard dropped). */
   forgetShard(state: ShardState, ids: readonly string[]): void {
-    for (const id of ids) this.#dirty.delete(id);
+    for (const id of ids) {
+      this.#dirty.delete(id);
+      this.#longBehind.delete(id);
+    }
     this.#written.delete(state);
     if (this.#round !== undefined) {
       this.#round.nodes = this.#round.nodes.filter((id) => this.#live.nodes.has(id));
@@ -81,7 +105,8 @@ export class MetricsRounds {
    * connection without waiting (unless `wait`), so batches go on meanwhile.
    * One chunk is in flight at a time; the next call waits for it, so writes of
    * a node never overtake each other. Without `limit`, the round and anything
-   * owed since are written, NODE_CHUNK nodes at a time, yielding in between.
+   * owed since are written in full, NODE_CHUNK nodes at a time, yielding in
+   * between.
    */
   async flush(options: { limit?: number; wait?: boolean } = {}): Promise<void> {
     const { limit } = options;
@@ -90,9 +115,9 @@ export class MetricsRounds {
       // writing every one is many seconds of CPU, longer than a lease. The
       // system metrics are summed once, when the round is complete.
       do {
-        await this.#flushChunk({ limit: NODE_CHUNK, wait: false, system: 'end' });
+        await this.#flushChunk({ limit: NODE_CHUNK, wait: false, system: 'end', full: true });
         await yieldToLoop();
-      } while (this.#round !== undefined || this.#dirty.size > 0);
+      } while (this.#round !== undefined || this.#dirty.size > 0 || this.#longBehind.size > 0);
       if (options.wait !== false) await this.#metricsInFlight;
       if (this.#metricsError !== undefined) throw this.#metricsError;
       return;
@@ -103,20 +128,21 @@ export class MetricsRounds {
     this.#chunkCost = this.#chunkEnded - started;
   }
 
-  async #flushChunk(options: { limit: number; wait?: boolean; system?: 'end' }): Promise<void> {
+  async #flushChunk(options: {
+    limit: number;
+    wait?: boolean;
+    system?: 'end';
+    full?: boolean;
+  }): Promise<void> {
     await this.#metricsInFlight;
     if (this.#metricsError !== undefined) throw this.#metricsError;
     const { writer, options: live } = this.#live;
     const now = live.clock.now();
-    if (this.#round === undefined) {
-      const behind = [...this.#live.committed].some(([state, id]) => this.#written.get(state) !== id);
-      if (this.#dirty.size === 0 && !behind) return;
-      this.#round = { nodes: [...this.#dirty], upTo: new Map(this.#live.committed) };
-      this.#dirty.clear();
-    }
-    const round = this.#round;
+    if (this.#round === undefined && !this.#startRound(now, options.full === true)) return;
+    const round = this.#round as Round;
+    const ranges = round.full ? RANGES : LIGHT_RANGES;
     const nodes = round.nodes.splice(0, options.limit);
-    for (const id of nodes) this.writeNode(id, now, RANGES, { series: true, identity: false });
+    for (const id of nodes) this.writeNode(id, now, ranges, { series: round.full, identity: false });
     const complete = round.nodes.length === 0;
     if (complete) {
       this.#round = undefined;
@@ -128,19 +154,45 @@ export class MetricsRounds {
     // it was most of the aggregator's time).
     const systemDue =
       complete || (options.system !== 'end' && now - this.#lastSystem >= (live.metricsIntervalMs ?? 1000));
-    const sums = nodes.length > 0 && systemDue ? this.#sums.partials(RANGES) : undefined;
+    const sums = nodes.length > 0 && systemDue ? this.#sums.partials(ranges) : undefined;
     if (sums !== undefined) this.#lastSystem = now;
     const written = this.#live
       .persist(() => writer.flush(), 'read model')
       .then(async () => {
-        if (sums !== undefined) await this.#sums.write(RANGES, now, sums);
-        if (complete) await this.#markWritten(round.upTo);
+        if (sums !== undefined) await this.#sums.write(ranges, now, sums);
+        if (complete && round.full) await this.#markWritten(round.upTo);
       });
     this.#metricsInFlight = written.catch((error: unknown) => {
       this.#metricsError = error;
     });
     if (options.wait !== false) await this.#metricsInFlight;
     if (this.#metricsError !== undefined) throw this.#metricsError;
+  }
+
+  /**
+   * Starts a round: a full one when asked, or when the long ranges are due,
+   * with every node owed anything; otherwise a light one with the nodes
+   * changed since the last round. False when there is nothing to write.
+   */
+  #startRound(now: number, full: boolean): boolean {
+    const interval = this.#live.options.longRangesIntervalMs ?? 0;
+    if (full || now - this.#lastFull >= interval) {
+      const behind = [...this.#live.committed].some(([state, id]) => this.#written.get(state) !== id);
+      if (this.#dirty.size === 0 && this.#longBehind.size === 0 && !behind) return false;
+      const nodes = [...this.#dirty];
+      for (const id of this.#longBehind) if (!this.#dirty.has(id)) nodes.push(id);
+      this.#round = { nodes, full: true, upTo: new Map(this.#live.committed) };
+      this.#lastFull = now;
+      this.#dirty.clear();
+      this.#longBehind.clear();
+      return true;
+    }
+    if (this.#dirty.size === 0) return false;
+    const nodes = [...this.#dirty];
+    for (const id of nodes) this.#longBehind.add(id);
+    this.#round = { nodes, full: false, upTo: new Map() };
+    this.#dirty.clear();
+    return true;
   }
 
   async #markWritten(upTo: ReadonlyMap<ShardState, string>): Promise<void> {

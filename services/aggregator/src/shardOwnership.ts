@@ -4,6 +4,9 @@ import { type LiveState, NODE_CHUNK, type ShardState, yieldToLoop } from './live
 import type { MetricsRounds } from './metricsRounds.ts';
 import type { SystemSums } from './systemSums.ts';
 
+/** Nodes whose detector states one checkpoint commit carries. */
+const CHECKPOINT_CHUNK = 500;
+
 /**
  * The aggregator's side of the lease rules (LeaseKeeper decides which shards
  * to hold): taking a shard over and letting it go, which acquisition is the
@@ -75,7 +78,10 @@ export class ShardOwnership {
    */
   async release(state: ShardState, graceful: boolean): Promise<void> {
     if (!this.#live.holds(state)) return;
-    if (graceful) await this.#rounds.flush();
+    if (graceful) {
+      await this.#rounds.flush();
+      await this.checkpoint(state);
+    }
     this.forget(state);
     this.#live.options.logger.info({ stream: state.shard.stream, graceful }, 'shard released');
   }
@@ -93,6 +99,36 @@ export class ShardOwnership {
     );
     if (delivered !== undefined) this.#live.advance(state, delivered);
     await this.#rounds.flush();
+  }
+
+  /**
+   * Commits what a graceful hand-over owes of the detectors: the unsaved
+   * state of every node with an anomaly open or pending (NodeDetector.checkpoint),
+   * so the next holder goes on exactly from there. CHECKPOINT_CHUNK nodes per
+   * commit (a state is ~10 KB), yielding in between.
+   */
+  async checkpoint(state: ShardState): Promise<void> {
+    const live = this.#live;
+    const ids: string[] = [];
+    for (const [id, node] of live.nodes) if (node.shard === state) ids.push(id);
+    for (let from = 0; from < ids.length; from += CHECKPOINT_CHUNK) {
+      if (!live.holds(state)) return;
+      const detectors = live.detectorStates(ids.slice(from, from + CHECKPOINT_CHUNK), true);
+      if (detectors.size === 0) continue;
+      const commit = state.store.prepare({
+        changed: [],
+        added: [],
+        removed: [],
+        group: live.options.group,
+        ackIds: [],
+        deadLetters: [],
+        failures: [],
+        counters: {},
+        detectors,
+      });
+      if (!(await this.commit(state, commit))) return;
+      await yieldToLoop();
+    }
   }
 
   /** Forgets a shard at once (its lease is gone): its state may hold uncommitted changes. */

@@ -1,4 +1,11 @@
-import { horizonStart, loadConfig, ManualClock, type Reading, readModelKeys } from '@streamgauge/core';
+import {
+  allShardKeys,
+  horizonStart,
+  loadConfig,
+  ManualClock,
+  type Reading,
+  readModelKeys,
+} from '@streamgauge/core';
 import { ReadingLog } from '@streamgauge/redis';
 import {
   checkReadModel,
@@ -239,6 +246,42 @@ describe('aggregator', () => {
     running = await start();
     await drain();
     await expectExact(data, now);
+    await running.stop();
+    running = undefined;
+  });
+
+  it("persists a quiet node's detector state at checkpoints, not with every batch", async () => {
+    const now = Date.now();
+    const { log, start } = setup(now);
+    running = await start();
+    const readings: Reading[] = Array.from({ length: 10 }, (_, i) => ({
+      node_id: 'QUIET',
+      timestamp: now - 100_000 + i * 1000,
+      flow_rate: 5,
+      pressure: 4,
+    }));
+    await append(log, readings, 2);
+    await drain();
+    const key = (allShardKeys(1)[0] as { aggregateNode(id: string): string }).aggregateNode('QUIET');
+    // Its panes are committed with every batch; its detectors' state waits for a checkpoint (64 readings).
+    expect(await db.client.hexists(key, 'c0')).toBe(1);
+    expect(await db.client.hexists(key, 'anom')).toBe(0);
+    await append(
+      log,
+      readings
+        .map((r, i) => ({ ...r, timestamp: now - 50_000 + i * 1000 }))
+        .concat(
+          Array.from({ length: 44 }, (_, i) => ({
+            ...(readings[0] as Reading),
+            timestamp: now - 40_000 + i * 500,
+          })),
+        ),
+      2,
+    );
+    await drain();
+    // The 64th reading: state and scores.
+    expect(await db.client.hexists(key, 'anom')).toBe(1);
+    expect(await db.client.hexists(key, 'score:flow_rate')).toBe(1);
     await running.stop();
     running = undefined;
   });

@@ -1,4 +1,4 @@
-export type { DetectorState, Observation, PersistedDetectorState } from './detector.ts';
+export type { DetectorCheckpoint, DetectorState, Observation, PersistedDetectorState } from './detector.ts';
 export { decodeDetectorState, encodeDetectorState, NodeDetector } from './detector.ts';
 export { AnomalyLifecycle } from './lifecycle.ts';
 export type { DetectionRun, ScoredReading } from './offline.ts';

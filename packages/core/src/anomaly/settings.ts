@@ -55,11 +55,12 @@ export interface AnomalySettings {
    */
   readonly unlikelyProbability: number;
   /**
-   * A quiet node's scores are persisted once per this many readings (every
-   * commit while it has an anomaly open or pending): a crash costs a quiet
-   * node at most this many readings of the scores' learning.
+   * A quiet node's detector state (scores included) is persisted once per
+   * this many readings (every commit while it has an anomaly open or
+   * pending): a crash costs a quiet node at most this many readings of
+   * learning.
    */
-  readonly scoreCheckpointReadings: number;
+  readonly checkpointReadings: number;
   /** Nor when it is within this many of its time of day's usual deviations from the daily profile. */
   readonly timeOfDayDeviations: number;
   /** Breaching readings in a row that confirm a condition (rules that are not persistence by construction). */
@@ -93,7 +94,7 @@ export const DEFAULT_ANOMALY_SETTINGS: AnomalySettings = {
   alarmScore: 0.77,
   unlikelyProbability: 0.01,
   timeOfDayDeviations: 3,
-  scoreCheckpointReadings: 64,
+  checkpointReadings: 64,
   confirmReadings: 2,
   nightStartHour: 2,
   nightEndHour: 5,

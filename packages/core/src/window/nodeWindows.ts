@@ -57,7 +57,10 @@ export class NodeWindows {
   readonly changedPanes: Set<number>[];
   latest: LatestValues | undefined;
   metadata: NodeMetadata = {};
+  /** Latest values or metadata (a value or its event time) changed since the state was last persisted. */
   latestChanged = false;
+  /** A metadata value changed since the dashboard's `metadata` key was last written (a new node: true). */
+  metadataChanged = true;
   readonly #aheadMs: number;
 
   constructor(nodeId: string, aheadMs: number) {
@@ -92,6 +95,7 @@ export class NodeWindows {
       const value = reading[key];
       const known = this.metadata[key];
       if (value !== undefined && (known === undefined || reading.timestamp >= known.timestamp)) {
+        if (known?.value !== value) this.metadataChanged = true;
         if (known?.value !== value || known.timestamp !== reading.timestamp) this.latestChanged = true;
         this.metadata[key] = { value, timestamp: reading.timestamp };
       }

@@ -1,12 +1,15 @@
 #!lua
--- Writes one node's dashboard keys in one call, each with the TTL. Hashes are
+-- Writes nodes' dashboard keys in one call, each with the TTL. Hashes are
 -- replaced field by field (a key of another type, left by an older writer, is
--- deleted first); strings are set. The values come as one JSON document: one
--- argument instead of hundreds is what makes a pipelined writer fast.
+-- deleted first); strings are set. The hashes come as one JSON document: one
+-- argument instead of hundreds is what makes a pipelined writer fast. Strings
+-- (the 7-day series, kilobytes of JSON themselves) come as arguments of their
+-- own: decoding them as JSON strings would be most of the call's time.
 --
--- KEYS[i]  the node's keys
+-- KEYS[i]  the keys
 -- ARGV[1]  TTL, seconds
--- ARGV[2]  JSON array, one item per key: an object of fields (hash) or a string
+-- ARGV[2]  JSON array, one item per key: an object of fields (a hash), or a
+--          number n: the key is a string, its value ARGV[2 + n]
 -- Returns the number of keys written.
 
 local ttl = ARGV[1]
@@ -14,8 +17,8 @@ local values = cjson.decode(ARGV[2])
 for k = 1, #KEYS do
   local key = KEYS[k]
   local value = values[k]
-  if type(value) == 'string' then
-    redis.call('SET', key, value, 'EX', ttl)
+  if type(value) == 'number' then
+    redis.call('SET', key, ARGV[2 + value], 'EX', ttl)
   else
     local t = redis.call('TYPE', key)['ok']
     if t ~= 'hash' and t ~= 'none' then
