@@ -436,6 +436,8 @@ async function e2eLayout(
           INGEST_PORT: String(port),
           INGEST_HOST: '127.0.0.1',
           INGEST_AUTH: 'on',
+          // A bench sends from one gateway to the nodes it introduces itself (as IngestProcess).
+          INGEST_NEW_NODES_PER_HOUR: '1000000',
           DATA_DIR: dataDir,
           STREAM_SHARDS: '1',
           LOG_LEVEL: 'warn',

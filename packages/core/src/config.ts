@@ -70,6 +70,8 @@ export interface StreamConfig {
   readonly shards: number;
   readonly retentionMs: number;
   readonly dedupeHorizonMs: number;
+  /** STREAM_MAX_MB: each shard's stream is bounded to this many bytes (0: no bound). */
+  readonly maxBytes: number;
 }
 
 export interface AggregatorConfig {
@@ -385,6 +387,7 @@ export function loadConfig(env: Env): Config {
       shards: read.number('STREAM_SHARDS', 1, { min: 1, max: 1024, integer: true }),
       retentionMs: read.number('STREAM_RETENTION_HOURS', 48, { min: 1 / 60 }) * HOUR_MS,
       dedupeHorizonMs: read.number('DEDUPE_HORIZON_HOURS', 48, { min: 1 / 60 }) * HOUR_MS,
+      maxBytes: Math.round(read.number('STREAM_MAX_MB', 4096, { min: 0 }) * 1_048_576),
     },
     logLevel: read.choice('LOG_LEVEL', 'info', LOG_LEVELS),
     metrics: readMetrics(read, env),

@@ -14,7 +14,14 @@ describe('loadConfig', () => {
       maxFutureMs: 300_000,
       auth: true,
     });
-    expect(config.stream).toEqual({ shards: 1, retentionMs: 48 * 3600_000, dedupeHorizonMs: 48 * 3600_000 });
+    expect(config.stream).toEqual({
+      shards: 1,
+      retentionMs: 48 * 3600_000,
+      dedupeHorizonMs: 48 * 3600_000,
+      maxBytes: 4096 * 1_048_576,
+    });
+    expect(loadConfig({ STREAM_MAX_MB: '0' }).stream.maxBytes).toBe(0);
+    expect(() => loadConfig({ STREAM_MAX_MB: '-1' })).toThrow(/STREAM_MAX_MB/);
   });
 
   it('builds the Redis URL from REDIS_HOST, REDIS_PORT and REDIS_DB; REDIS_URL wins', () => {

@@ -25,6 +25,7 @@ export type { StoredOutcome } from './errors/RedisUnavailableError.ts';
 export { isUnavailable, RedisUnavailableError } from './errors/RedisUnavailableError.ts';
 export type { RedriveRefusal } from './errors/RedriveRefusedError.ts';
 export { RedriveRefusedError } from './errors/RedriveRefusedError.ts';
+export { StreamFullError } from './errors/StreamFullError.ts';
 export { UnknownNameError } from './errors/UnknownNameError.ts';
 export type { Authentication, IssuedGateway } from './gatewayRegistry.ts';
 export { GatewayRegistry, hashToken } from './gatewayRegistry.ts';

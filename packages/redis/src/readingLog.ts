@@ -9,12 +9,15 @@ import {
 } from '@streamgauge/core';
 import type { Cluster, Redis } from 'ioredis';
 import { isUnavailable, RedisUnavailableError } from './errors/RedisUnavailableError.ts';
-import { runScript } from './scripts.ts';
+import { StreamFullError } from './errors/StreamFullError.ts';
+import { runScript, ScriptRefusal } from './scripts.ts';
 
 export interface ReadingLogOptions {
   readonly shards: number;
   readonly retentionMs: number;
   readonly dedupeHorizonMs: number;
+  /** Each shard's stream is bounded to this many bytes (STREAM_MAX_MB); absent or 0: no bound. */
+  readonly maxBytes?: number;
   readonly clock: Clock;
   /** Called for each stream entry appended (metrics: one call per shard per append, not per reading). */
   readonly onAppend?: (stream: string) => void;
@@ -35,6 +38,7 @@ export class ReadingLog {
   readonly #shards: readonly ShardKeys[];
   readonly #retentionMs: number;
   readonly #dedupeSeconds: string;
+  readonly #maxBytes: number;
   readonly #clock: Clock;
   readonly #onAppend: ((stream: string) => void) | undefined;
 
@@ -43,6 +47,7 @@ export class ReadingLog {
     this.#shards = allShardKeys(options.shards);
     this.#retentionMs = options.retentionMs;
     this.#dedupeSeconds = String(Math.ceil(options.dedupeHorizonMs / 1000));
+    this.#maxBytes = Math.max(0, Math.floor(options.maxBytes ?? 0));
     this.#clock = options.clock;
     this.#onAppend = options.onAppend;
   }
@@ -56,7 +61,9 @@ export class ReadingLog {
    * nothing; with several, a failure may leave some shards appended, which a
    * retry of the same request completes without duplicating anything.
    *
-   * @throws RedisUnavailableError when Redis could not take the write.
+   * @throws RedisUnavailableError when Redis could not take the write;
+   *   StreamFullError (one) when a shard's stream is over its bound with
+   *   entries the consumers still need.
    */
   async append(readings: readonly Reading[], source: string): Promise<AppendResult> {
     if (readings.length === 0) return { accepted: 0, duplicates: 0 };
@@ -67,14 +74,25 @@ export class ReadingLog {
         this.#redis,
         'appendReadings',
         group.keys,
-        ([minId, this.#dedupeSeconds, source] as (string | number)[]).concat(group.args),
+        ([minId, this.#dedupeSeconds, source, this.#maxBytes] as (string | number)[]).concat(group.args),
       ),
     );
     const settled = await Promise.allSettled(calls);
     const failure = settled.find((outcome) => outcome.status === 'rejected');
     if (failure !== undefined) {
-      if (!isUnavailable(failure.reason)) throw failure.reason;
       const partial = settled.some((outcome) => outcome.status === 'fulfilled');
+      const full = settled.findIndex(
+        (o) =>
+          o.status === 'rejected' && o.reason instanceof ScriptRefusal && o.reason.code === 'STREAM_FULL',
+      );
+      if (full >= 0) {
+        const [held, bound] = ((settled[full] as PromiseRejectedResult).reason as ScriptRefusal).detail
+          .split(' ')
+          .map(Number);
+        const stored = partial ? 'partial' : 'none';
+        throw new StreamFullError((groups[full] as ShardBatch).stream, held ?? 0, bound ?? 0, stored);
+      }
+      if (!isUnavailable(failure.reason)) throw failure.reason;
       throw new RedisUnavailableError(failure.reason, partial ? 'partial' : undefined);
     }
     let accepted = 0;

@@ -71,11 +71,13 @@ export function loadScripts(redis: Connection): void {
  * - `LEASE_LOST`: another replica holds the shard's lease (commitShard);
  * - `GONE`: the dead letter is no longer there (redriveDeadLetter);
  * - `REFUSED`: the redrive cannot be done as asked; the detail starts with
- *   the reason (redriveDeadLetter).
+ *   the reason (redriveDeadLetter);
+ * - `STREAM_FULL`: the stream is over its bound in bytes with entries the
+ *   groups still need; the detail is the bytes held and the bound (appendReadings).
  */
-export type ScriptRefusalCode = 'LEASE_LOST' | 'GONE' | 'REFUSED';
+export type ScriptRefusalCode = 'LEASE_LOST' | 'GONE' | 'REFUSED' | 'STREAM_FULL';
 
-const REFUSAL = /^(LEASE_LOST|GONE|REFUSED)(?: (.*))?$/s;
+const REFUSAL = /^(LEASE_LOST|GONE|REFUSED|STREAM_FULL)(?: (.*))?$/s;
 
 /** A script said no, by one of its codes: a verdict about the request, not a failure of Redis. */
 export class ScriptRefusal extends Error {

@@ -2,7 +2,7 @@ import { decodeEntry, ManualClock, type Reading } from '@streamgauge/core';
 import { useRedis } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { ReadingLog, RedisUnavailableError } from '../src/index.ts';
+import { ReadingLog, RedisUnavailableError, StreamFullError } from '../src/index.ts';
 
 const HOUR = 3_600_000;
 const NOW = Date.UTC(2026, 10, 25, 12);
@@ -135,6 +135,53 @@ describe('ReadingLog', () => {
     expect(left).toBeGreaterThanOrEqual(51);
     const first = (await db.client.xrange('readings', '-', '+', 'COUNT', 1))[0]?.[0] as string;
     expect(compareIds(first, ids[251] as string)).toBeLessThanOrEqual(0);
+  });
+
+  it('bounds the stream in bytes: trims what every group is done with, however young, and refuses what would pass the bound with entries still needed', async () => {
+    const maxBytes = 64 * 1024;
+    // A day of retention: only the bound can trim here.
+    const log = new ReadingLog(db.client, { ...options, retentionMs: 24 * HOUR, maxBytes });
+    await db.client.xgroup('CREATE', 'readings', 'slow', '0', 'MKSTREAM');
+    const batch = (n: number) =>
+      Array.from({ length: 20 }, (_, i) => reading(`N${i}`, n + 1, n * 100 + i + 0.123456789));
+    let appended = 0;
+    let refused: unknown;
+    for (let n = 0; n < 2_000 && refused === undefined; n++) {
+      try {
+        await log.append(batch(n), 'gw');
+        appended++;
+      } catch (error) {
+        refused = error;
+      }
+    }
+    // The group read nothing: the stream fills to its bound, then appends are refused.
+    expect(refused).toBeInstanceOf(StreamFullError);
+    const full = refused as StreamFullError;
+    expect(full.stored).toBe('none');
+    expect(full.boundBytes).toBe(maxBytes);
+    expect(full.heldBytes).toBeGreaterThan(maxBytes);
+    expect(full.message).toMatch(/the stream readings holds .* MB that the consumers .*\(STREAM_MAX_MB\)/);
+    expect(await db.client.xlen('readings')).toBe(appended);
+    // Nothing of the refused request was marked seen: once there is room, it is accepted.
+    const refusedBatch = batch(appended);
+    const read = (await db.client.xreadgroup(
+      'GROUP',
+      'slow',
+      'c',
+      'COUNT',
+      100_000,
+      'STREAMS',
+      'readings',
+      '>',
+    )) as [string, [string, string[]][]][];
+    const ids = (read[0]?.[1] ?? []).map(([id]) => id);
+    expect(ids).toHaveLength(appended);
+    await db.client.xack('readings', 'slow', ...ids);
+    expect(await log.append(refusedBatch, 'gw')).toEqual({ accepted: 20, duplicates: 0 });
+    // What the group was done with went, young as it was (all but the last
+    // entry it read, the group's position); the new entry stayed.
+    expect(await db.client.xlen('readings')).toBe(2);
+    expect(Number(await db.client.memory('USAGE', 'readings'))).toBeLessThan(maxBytes);
   });
 
   it('reports an unreachable Redis as RedisUnavailableError', async () => {

@@ -72,7 +72,14 @@ export async function startAggregator(
     name: 'aggregator-metrics',
     commandTimeoutMs: COMMAND_TIMEOUT_MS,
   });
-  for (const connection of [redis, metrics]) {
+  // Lease renewals on their own connection too: queued behind a slice's
+  // state commit or a round of key writes (megabytes at 100,000 nodes), a
+  // renewal could come after the lease expired.
+  const leasing = connectRedis(config.redis, {
+    name: 'aggregator-leases',
+    commandTimeoutMs: COMMAND_TIMEOUT_MS,
+  });
+  for (const connection of [redis, metrics, leasing]) {
     connection.on('error', (error) => log.warn({ err: error }, 'redis connection error'));
   }
   await whenReady(redis, 30_000);
@@ -104,7 +111,7 @@ export async function startAggregator(
   );
   // Unique per process: two replicas never share a lease, even under one consumer name.
   const token = `${settings.consumer}/${randomUUID()}`;
-  const leases = new ShardLeases(redis, { token, leaseMs: settings.leaseMs });
+  const leases = new ShardLeases(leasing, { token, leaseMs: settings.leaseMs });
   const keeper = new LeaseKeeper(leases, allShardKeys(config.stream.shards), log);
   const offers = new ReconcileOffers(redis);
   const writers = {
@@ -194,8 +201,8 @@ export async function startAggregator(
     await topic?.close();
     if (runtime.pubsub === undefined) await pubsub?.close().catch(() => {});
     await keeper.stop();
-    await Promise.all([redis, metrics].map((c) => c.quit().catch(() => {})));
-    for (const connection of [redis, metrics]) connection.disconnect();
+    await Promise.all([redis, metrics, leasing].map((c) => c.quit().catch(() => {})));
+    for (const connection of [redis, metrics, leasing]) connection.disconnect();
   };
   // A graceful stop writes what a coalesced flush still owed the dashboard
   // and the unsaved detector states of nodes in an anomaly, stops reading (a blocked read

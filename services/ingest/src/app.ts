@@ -18,6 +18,7 @@ import {
   type ReadingLog,
   RedisUnavailableError,
   type StoredOutcome,
+  StreamFullError,
 } from '@streamgauge/redis';
 import type { ProcessMetrics } from '@streamgauge/telemetry';
 import Fastify, {
@@ -68,6 +69,8 @@ const UNAVAILABLE: Record<StoredOutcome, string> = {
 
 /** Seconds a client should wait before retrying after a 503. */
 const RETRY_AFTER_SECONDS = 1;
+/** After a 503 for a full stream: the consumers need time to catch up. */
+const STREAM_FULL_RETRY_AFTER_SECONDS = 5;
 
 const EMPTY_BODY = 'the body is empty; send a reading, an array of readings or {"readings": [...]}';
 
@@ -119,6 +122,13 @@ export function buildIngestApp(deps: IngestDependencies): FastifyInstance {
   app.addContentTypeParser(['application/x-ndjson', 'application/ndjson'], raw, passThrough);
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error instanceof StreamFullError) {
+      request.log.warn({ err: error, stored: error.stored }, 'stream full; answered 503');
+      return reply
+        .code(503)
+        .header('retry-after', String(STREAM_FULL_RETRY_AFTER_SECONDS))
+        .send({ error: error.message, stored: error.stored });
+    }
     if (error instanceof RedisUnavailableError) {
       request.log.warn({ err: error, stored: error.stored }, 'redis unavailable; answered 503');
       return reply

@@ -310,6 +310,54 @@ describe('limits and authentication settings', () => {
   });
 });
 
+describe('when the stream is full', () => {
+  it('answers 503 naming the bound and the lagging consumers, stores nothing, and takes the retry once they caught up', async () => {
+    // 64 KB: a stream the group below never reads fills it in a few dozen requests.
+    const ingest = await startTestIngest(db.url, { INGEST_AUTH: 'off', STREAM_MAX_MB: '0.0625' });
+    await db.redis.flush();
+    await db.client.xgroup('CREATE', 'readings', 'aggregator', '0', 'MKSTREAM');
+    const batch = (minute: number) =>
+      JSON.stringify(
+        Array.from({ length: 20 }, (_, i) => ({
+          node_id: `N${i}`,
+          timestamp: t(minute),
+          flow_rate: i + 0.5,
+        })),
+      );
+    try {
+      let minute = 600;
+      let response = await ingest.post(batch(minute));
+      while (response.status === 200 && minute > 0) response = await ingest.post(batch(--minute));
+      expect(response.status).toBe(503);
+      expect(response.headers.get('retry-after')).toBe('5');
+      const refusal = await json(response);
+      expect(refusal.stored).toBe('none');
+      expect(refusal.error).toMatch(
+        /^the stream readings holds [\d.]+ MB that the consumers \(aggregator, archiver\) have not processed, over its bound of 0\.1 MB \(STREAM_MAX_MB\): nothing from this request was stored; retry it/,
+      );
+      const held = await streamReadings();
+      expect(held.some((r) => r.timestamp === t(minute))).toBe(false);
+      // The aggregator reads and acknowledges everything: the retry goes in.
+      const read = (await db.client.xreadgroup(
+        'GROUP',
+        'aggregator',
+        'c',
+        'COUNT',
+        100_000,
+        'STREAMS',
+        'readings',
+        '>',
+      )) as [string, [string, string[]][]][];
+      await db.client.xack('readings', 'aggregator', ...(read[0]?.[1] ?? []).map(([id]) => id));
+      const retried = await ingest.post(batch(minute));
+      expect(retried.status).toBe(200);
+      expect(await json(retried)).toMatchObject({ accepted: 20, duplicates: 0 });
+    } finally {
+      await ingest.close();
+    }
+  });
+});
+
 describe('when Redis goes away', () => {
   it('answers 503 within a second, appends nothing partial, and recovers by itself', async () => {
     const server = await RedisServer.start({ appendfsync: 'always' });

@@ -13,7 +13,7 @@ export type StoredOutcome = 'none' | 'partial' | 'unknown';
  * loading, read-only, or a cluster without a master for the slot.
  */
 export class RedisUnavailableError extends Error {
-  override readonly name = 'RedisUnavailableError';
+  override readonly name: string = 'RedisUnavailableError';
   readonly stored: StoredOutcome;
 
   constructor(cause: unknown, stored: StoredOutcome = storedAfter(cause)) {

@@ -17,14 +17,16 @@
 --           go, unless a consumer group still needs them (see below)
 -- ARGV[2]   dedupe horizon, seconds: a set expires this long after its last acceptance
 -- ARGV[3]   the source (gateway name)
--- ARGV[4]   the number of readings in the request
--- ARGV[5..] per set, in KEYS order: a count m, m offsets (ms in the hour), the m
+-- ARGV[4]   the stream's bound in bytes (0: none), see below
+-- ARGV[5]   the number of readings in the request
+-- ARGV[6..] per set, in KEYS order: a count m, m offsets (ms in the hour), the m
 --           readings' positions in the request, then their JSON in the same order
--- Returns { accepted, duplicates, entry id or false }.
+-- Returns { accepted, duplicates, entry id or false }, or the error
+-- 'STREAM_FULL <bytes held> <bound>'.
 
 local fresh, added = {}, {}
 local accepted, duplicates = 0, 0
-local at = 5
+local at = 6
 
 for k = 2, #KEYS do
   local m = tonumber(ARGV[at])
@@ -54,7 +56,7 @@ end
 
 -- The entry keeps the readings in the order the request sent them.
 local ordered = {}
-for p = 1, tonumber(ARGV[4]) do
+for p = 1, tonumber(ARGV[5]) do
   if fresh[p] then
     ordered[#ordered + 1] = fresh[p]
   end
@@ -62,11 +64,16 @@ end
 
 -- Retention trims what every consumer group is done with, never more: an
 -- entry a group has not read, or read and not acknowledged, stays however
--- old it is (a consumer down longer than the retention loses nothing; Redis'
--- maxmemory, which refuses this script, is then the bound).
+-- old it is (a consumer down longer than the retention loses nothing).
+--
+-- It is bounded in bytes too: once the stream holds more than ARGV[4]
+-- bytes, everything every group is done with goes, however young; if what
+-- the groups still need is itself over the bound, the append is refused
+-- (nothing written): ingest answers 503 until the consumers catch up, rather
+-- than Redis running out of memory or trimming what nobody has read.
 --@include entryIds
 
-local minid = ARGV[1] .. '-0'
+local cut = nil -- the oldest entry some group still needs
 local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
 if ok then
   for _, info in ipairs(groups) do
@@ -75,9 +82,23 @@ if ok then
       if info[i] == 'name' then name = info[i + 1] end
       if info[i] == 'last-delivered-id' then delivered = info[i + 1] end
     end
-    if delivered and before(delivered, minid) then minid = delivered end
+    if delivered and (not cut or before(delivered, cut)) then cut = delivered end
     local pending = redis.call('XPENDING', KEYS[1], name)
-    if pending[2] and before(pending[2], minid) then minid = pending[2] end
+    if pending[2] and (not cut or before(pending[2], cut)) then cut = pending[2] end
+  end
+end
+local minid = ARGV[1] .. '-0'
+if cut and before(cut, minid) then minid = cut end
+
+local bound = tonumber(ARGV[4])
+if ok and bound > 0 then
+  local held = redis.call('MEMORY', 'USAGE', KEYS[1]) or 0
+  if held > bound and cut then
+    redis.call('XTRIM', KEYS[1], 'MINID', cut)
+    held = redis.call('MEMORY', 'USAGE', KEYS[1]) or 0
+  end
+  if held > bound then
+    return redis.error_reply('STREAM_FULL ' .. held .. ' ' .. bound)
   end
 end
 
