@@ -72,14 +72,7 @@ export async function startAggregator(
     name: 'aggregator-metrics',
     commandTimeoutMs: COMMAND_TIMEOUT_MS,
   });
-  // Lease renewals on their own connection too: queued behind a slice's
-  // state commit or a round of key writes (megabytes at 100,000 nodes), a
-  // renewal could come after the lease expired.
-  const leasing = connectRedis(config.redis, {
-    name: 'aggregator-leases',
-    commandTimeoutMs: COMMAND_TIMEOUT_MS,
-  });
-  for (const connection of [redis, metrics, leasing]) {
+  for (const connection of [redis, metrics]) {
     connection.on('error', (error) => log.warn({ err: error }, 'redis connection error'));
   }
   await whenReady(redis, 30_000);
@@ -111,7 +104,12 @@ export async function startAggregator(
   );
   // Unique per process: two replicas never share a lease, even under one consumer name.
   const token = `${settings.consumer}/${randomUUID()}`;
-  const leases = new ShardLeases(leasing, { token, leaseMs: settings.leaseMs });
+  // Renewals share the hot connection on purpose: queued behind a long
+  // script they wait, where on a connection of their own they would be
+  // answered BUSY while a script runs past lua-time-limit. Tried: with a
+  // lease connection of its own, a 100,000-node drain lost its lease over
+  // and over (docs/benchmarks.md, "Throughput: the second part of issue 16").
+  const leases = new ShardLeases(redis, { token, leaseMs: settings.leaseMs });
   const keeper = new LeaseKeeper(leases, allShardKeys(config.stream.shards), log);
   const offers = new ReconcileOffers(redis);
   const writers = {
@@ -201,8 +199,8 @@ export async function startAggregator(
     await topic?.close();
     if (runtime.pubsub === undefined) await pubsub?.close().catch(() => {});
     await keeper.stop();
-    await Promise.all([redis, metrics, leasing].map((c) => c.quit().catch(() => {})));
-    for (const connection of [redis, metrics, leasing]) connection.disconnect();
+    await Promise.all([redis, metrics].map((c) => c.quit().catch(() => {})));
+    for (const connection of [redis, metrics]) connection.disconnect();
   };
   // A graceful stop writes what a coalesced flush still owed the dashboard
   // and the unsaved detector states of nodes in an anomaly, stops reading (a blocked read
