@@ -20,9 +20,12 @@ export type { AggregatorOptions, BatchOutcome, ShardState };
  * not depend on how much else changed; then commit the changed state and XACK
  * the entries atomically per shard (exactly-once effect: see AggregateStore).
  * Metrics, series and system metrics cost far more per node and are written
- * at most every `metricsIntervalMs`, and when the stream goes quiet; after such
- * a full write the shard's watermark (`agg:{tag}:written`) records the last
- * entry whose effects are in every key.
+ * in rounds, at most every `metricsIntervalMs`, and when the stream goes
+ * quiet: under load light ones (the 1-hour metrics) between full ones (every
+ * range and the series, at most every `longRangesIntervalMs`); after a full
+ * round the shard's watermark (`agg:{tag}:written`) records the last entry
+ * whose effects are in every key. The detectors' state is checkpointed
+ * (NodeDetector.checkpoint), not committed with every batch.
  *
  * Keys are overwrites derived from state, so a crash at any point is repaired
  * by re-delivery (uncommitted entries are applied again to state that lacks

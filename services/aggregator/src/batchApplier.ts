@@ -32,6 +32,9 @@ const FLUSH_CHUNK = 100;
  */
 const APPLY_CHUNK = 500;
 
+/** Distinct nodes a slice holds at most (see slicesOf). */
+const SLICE_NODES = 10_000;
+
 export interface BatchOutcome {
   readonly entries: number;
   readonly readings: number;
@@ -351,21 +354,37 @@ export class BatchApplier {
 
 /**
  * Splits a batch's entries, in order, into slices of at most `limit`
- * readings; an entry holding more than that is a slice of its own.
+ * readings and about SLICE_NODES distinct nodes (an entry holding more than
+ * that is a slice of its own). The node bound keeps each commit, one script
+ * that holds Redis while it runs, to the size of SLICE_NODES nodes' state:
+ * 50,000 readings of as many new nodes made scripts long enough for ingest's
+ * writes to time out behind them.
  */
 function slicesOf(entries: readonly DeliveredEntry[], limit: number): DeliveredEntry[][] {
   const slices: DeliveredEntry[][] = [];
   let slice: DeliveredEntry[] = [];
   let readings = 0;
+  const nodes = new Set<string>();
   for (const entry of entries) {
-    const size = 'readings' in entry ? entry.readings.length : 0;
-    if (slice.length > 0 && readings + size > limit) {
-      slices.push(slice);
-      slice = [];
-      readings = 0;
+    const held = 'readings' in entry ? entry.readings : [];
+    if (slice.length > 0 && (readings + held.length > limit || nodes.size + held.length > SLICE_NODES)) {
+      // The node count is only checked when it could pass the bound.
+      let fits = readings + held.length <= limit;
+      if (fits) {
+        const seen = new Set<string>();
+        for (const reading of held) if (!nodes.has(reading.node_id)) seen.add(reading.node_id);
+        fits = nodes.size + seen.size <= SLICE_NODES;
+      }
+      if (!fits) {
+        slices.push(slice);
+        slice = [];
+        readings = 0;
+        nodes.clear();
+      }
     }
     slice.push(entry);
-    readings += size;
+    readings += held.length;
+    for (const reading of held) nodes.add(reading.node_id);
   }
   if (slice.length > 0) slices.push(slice);
   return slices;
