@@ -13,18 +13,23 @@ export function decimal(x: number): string {
   return Number.isFinite(x) ? String(x) : '0';
 }
 
+/** `format`, remembering up to `size` instants: for times every node written shares. */
+function memoized(format: (ms: number) => string, size: number): (ms: number) => string {
+  const cache = new Map<number, string>();
+  return (ms) => {
+    let text = cache.get(ms);
+    if (text === undefined) {
+      if (cache.size >= size) cache.clear();
+      text = format(ms);
+      cache.set(ms, text);
+    }
+    return text;
+  };
+}
+
 // Every node written in one flush shares T and each range's window start:
 // format each instant once, not once per node.
-const isoCache = new Map<number, string>();
-function iso(ms: number): string {
-  let text = isoCache.get(ms);
-  if (text === undefined) {
-    if (isoCache.size >= 256) isoCache.clear();
-    text = isoTime(ms);
-    isoCache.set(ms, text);
-  }
-  return text;
-}
+const iso = memoized(isoTime, 256);
 
 function stat(pane: Float64Array, m: PaneMeasurement, field: StatName): number {
   const at = STAT_AT[m][field];
@@ -105,16 +110,7 @@ export function seriesTime(ms: number): string {
 
 // Every node's series has the same hours: format each hour once (a week is
 // 169 of them), not 169 times per node written.
-const seriesTimeCache = new Map<number, string>();
-function cachedSeriesTime(ms: number): string {
-  let text = seriesTimeCache.get(ms);
-  if (text === undefined) {
-    if (seriesTimeCache.size >= 1024) seriesTimeCache.clear();
-    text = seriesTime(ms);
-    seriesTimeCache.set(ms, text);
-  }
-  return text;
-}
+const cachedSeriesTime = memoized(seriesTime, 1024);
 
 /** `node:{id}:timeseries:7d`: hourly averages, one entry per hour with a reading. */
 export function timeseriesJson(points: readonly HourlyPoint[]): string {

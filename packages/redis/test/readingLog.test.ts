@@ -14,6 +14,21 @@ const reading = (node: string, minutesAgo: number, flow = minutesAgo): Reading =
   flow_rate: flow,
 });
 
+/** Group `slow` reads everything new (as consumer `c`): the entry ids. */
+async function readAll(): Promise<string[]> {
+  const read = (await db.client.xreadgroup(
+    'GROUP',
+    'slow',
+    'c',
+    'COUNT',
+    100_000,
+    'STREAMS',
+    'readings',
+    '>',
+  )) as [string, [string, string[]][]][];
+  return (read[0]?.[1] ?? []).map(([id]) => id);
+}
+
 async function streamReadings(stream: string): Promise<Reading[]> {
   const entries = await db.client.xrange(stream, '-', '+');
   return entries.flatMap(([id, fields]) => decodeEntry(id, fields).readings);
@@ -116,17 +131,7 @@ describe('ReadingLog', () => {
     // The group read nothing: every entry stays, past the retention.
     expect(await db.client.xlen('readings')).toBe(301);
     // It reads everything and acknowledges all but the last 50: those and what follows stay.
-    const read = (await db.client.xreadgroup(
-      'GROUP',
-      'slow',
-      'c',
-      'COUNT',
-      1000,
-      'STREAMS',
-      'readings',
-      '>',
-    )) as [string, [string, string[]][]][];
-    const ids = (read[0]?.[1] ?? []).map(([id]) => id);
+    const ids = await readAll();
     expect(ids).toHaveLength(301);
     await db.client.xack('readings', 'slow', ...ids.slice(0, 251));
     await log.append([reading('A', 10_001)], 'gw');
@@ -164,17 +169,7 @@ describe('ReadingLog', () => {
     expect(await db.client.xlen('readings')).toBe(appended);
     // Nothing of the refused request was marked seen: once there is room, it is accepted.
     const refusedBatch = batch(appended);
-    const read = (await db.client.xreadgroup(
-      'GROUP',
-      'slow',
-      'c',
-      'COUNT',
-      100_000,
-      'STREAMS',
-      'readings',
-      '>',
-    )) as [string, [string, string[]][]][];
-    const ids = (read[0]?.[1] ?? []).map(([id]) => id);
+    const ids = await readAll();
     expect(ids).toHaveLength(appended);
     await db.client.xack('readings', 'slow', ...ids);
     expect(await log.append(refusedBatch, 'gw')).toEqual({ accepted: 20, duplicates: 0 });
