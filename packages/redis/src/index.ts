@@ -1,21 +1,32 @@
-export type { LoadedNode, ShardCommit } from './aggregateStore.ts';
-export { AggregateStore } from './aggregateStore.ts';
-export type { OutboxEvent } from './anomalySink.ts';
-export { AnomalySink, recentRecord } from './anomalySink.ts';
-export { ArchiveLog } from './archiveLog.ts';
-export type { CacheState, CacheStats } from './cacheStatus.ts';
-export { CacheStatus } from './cacheStatus.ts';
+export type { LoadedNode, ShardCommit } from './aggregate/aggregateStore.ts';
+export { AggregateStore } from './aggregate/aggregateStore.ts';
+export type { OutboxEvent } from './aggregate/anomalySink.ts';
+export { AnomalySink, recentRecord } from './aggregate/anomalySink.ts';
+export type { ChangeNotice, NodeKeys } from './aggregate/readModelWriter.ts';
+export { ReadModelWriter } from './aggregate/readModelWriter.ts';
+export type {
+  NodeBackfill,
+  Offer,
+  ReconcileScope,
+  ShardReconcileReport,
+} from './aggregate/reconcileOffers.ts';
+export { PayloadGoneError, ReconcileOffers } from './aggregate/reconcileOffers.ts';
+export { heldShards, ShardLeases } from './aggregate/shardLeases.ts';
+export { ArchiveLog } from './archive/archiveLog.ts';
 export type { ConnectionOptions, RedisClient } from './connection.ts';
 export { connectRedis, whenReady } from './connection.ts';
-export type {
-  DeadLetterPage,
-  DeadLetterRecord,
-  DropOutcome,
-  ListOptions,
-  RedriveOptions,
-  RedriveOutcome,
-} from './deadLetters.ts';
-export { DeadLetters, IDEMPOTENT_GROUPS } from './deadLetters.ts';
+export type { Authentication, IssuedGateway } from './control/gatewayRegistry.ts';
+export { GatewayRegistry, hashToken } from './control/gatewayRegistry.ts';
+export type { NodeClaim, OwnedNode } from './control/nodeOwners.ts';
+export { NodeOwners } from './control/nodeOwners.ts';
+export type { Rate } from './control/rateLimits.ts';
+export { RateLimits } from './control/rateLimits.ts';
+export type { LeaseMode } from './control/reconcileControl.ts';
+export { ReconcileControl } from './control/reconcileControl.ts';
+export type { RegistryChange } from './control/registryChanges.ts';
+export { publishRegistryChange, RegistryChanges } from './control/registryChanges.ts';
+export type { ViewerAuthentication, ViewerRecord } from './control/viewerRegistry.ts';
+export { ViewerRegistry } from './control/viewerRegistry.ts';
 export type { RedriveLink } from './errors/DeadLetterGoneError.ts';
 export { DeadLetterGoneError } from './errors/DeadLetterGoneError.ts';
 export { LeaseLostError } from './errors/LeaseLostError.ts';
@@ -27,14 +38,31 @@ export type { RedriveRefusal } from './errors/RedriveRefusedError.ts';
 export { RedriveRefusedError } from './errors/RedriveRefusedError.ts';
 export { StreamFullError } from './errors/StreamFullError.ts';
 export { UnknownNameError } from './errors/UnknownNameError.ts';
-export type { Authentication, IssuedGateway } from './gatewayRegistry.ts';
-export { GatewayRegistry, hashToken } from './gatewayRegistry.ts';
-export type { DeadLetter, GroupCommit, GroupCommitKeys } from './groupCommit.ts';
-export { lastErrors, prepareCommit } from './groupCommit.ts';
-export type { NodeClaim, OwnedNode } from './nodeOwners.ts';
-export { NodeOwners } from './nodeOwners.ts';
-export type { OpsAction, OpsRecord } from './opsLog.ts';
-export { OpsLog } from './opsLog.ts';
+export type { DeadLetter, GroupCommit, GroupCommitKeys } from './log/groupCommit.ts';
+export { lastErrors, prepareCommit } from './log/groupCommit.ts';
+export type { AppendResult, ReadingLogOptions } from './log/readingLog.ts';
+export { ReadingLog } from './log/readingLog.ts';
+export type { ShardPull } from './log/shardReader.ts';
+export { ShardReader } from './log/shardReader.ts';
+export type { DeliveredBatch, DeliveredEntry, StreamConsumerOptions } from './log/streamConsumer.ts';
+export { StreamConsumer } from './log/streamConsumer.ts';
+export type { CutMark, StreamHistory } from './log/streamPosition.ts';
+export { countAfter, lostSince, markCut, streamHistory } from './log/streamPosition.ts';
+export type { ReadableEntry, Triage } from './log/triage.ts';
+export { exhausted, triage } from './log/triage.ts';
+export type { CacheState, CacheStats } from './ops/cacheStatus.ts';
+export { CacheStatus } from './ops/cacheStatus.ts';
+export type {
+  DeadLetterPage,
+  DeadLetterRecord,
+  DropOutcome,
+  ListOptions,
+  RedriveOptions,
+  RedriveOutcome,
+} from './ops/deadLetters.ts';
+export { DeadLetters, IDEMPOTENT_GROUPS } from './ops/deadLetters.ts';
+export type { OpsAction, OpsRecord } from './ops/opsLog.ts';
+export { OpsLog } from './ops/opsLog.ts';
 export type {
   ConsumerStatus,
   GroupCounts,
@@ -43,38 +71,15 @@ export type {
   LastReconcile,
   PipelineReport,
   ShardStatus,
-} from './pipelineStatus.ts';
+} from './ops/pipelineStatus.ts';
 export {
   DEFAULT_HEALTH_LIMITS,
   EXPECTED_GROUPS,
   groupsOf,
   pipelineReport,
   shardStatus,
-} from './pipelineStatus.ts';
-export type { Rate } from './rateLimits.ts';
-export { RateLimits } from './rateLimits.ts';
-export type { AppendResult, ReadingLogOptions } from './readingLog.ts';
-export { ReadingLog } from './readingLog.ts';
-export type { ChangeNotice, NodeKeys } from './readModelWriter.ts';
-export { ReadModelWriter } from './readModelWriter.ts';
-export type { LeaseMode } from './reconcileControl.ts';
-export { ReconcileControl } from './reconcileControl.ts';
-export type { NodeBackfill, Offer, ReconcileScope, ShardReconcileReport } from './reconcileOffers.ts';
-export { PayloadGoneError, ReconcileOffers } from './reconcileOffers.ts';
-export type { RegistryChange } from './registryChanges.ts';
-export { publishRegistryChange, RegistryChanges } from './registryChanges.ts';
+} from './ops/pipelineStatus.ts';
+export type { ReplayRange, ShardReplay } from './ops/streamReplay.ts';
+export { REPLAY_CONSUMER_PREFIX, ReplayGroupMissingError, StreamReplay } from './ops/streamReplay.ts';
 export type { ScriptRefusalCode } from './scripts.ts';
 export { loadScripts, ScriptRefusal } from './scripts.ts';
-export { heldShards, ShardLeases } from './shardLeases.ts';
-export type { ShardPull } from './shardReader.ts';
-export { ShardReader } from './shardReader.ts';
-export type { DeliveredBatch, DeliveredEntry, StreamConsumerOptions } from './streamConsumer.ts';
-export { StreamConsumer } from './streamConsumer.ts';
-export type { CutMark, StreamHistory } from './streamPosition.ts';
-export { countAfter, lostSince, markCut, streamHistory } from './streamPosition.ts';
-export type { ReplayRange, ShardReplay } from './streamReplay.ts';
-export { REPLAY_CONSUMER_PREFIX, ReplayGroupMissingError, StreamReplay } from './streamReplay.ts';
-export type { ReadableEntry, Triage } from './triage.ts';
-export { exhausted, triage } from './triage.ts';
-export type { ViewerAuthentication, ViewerRecord } from './viewerRegistry.ts';
-export { ViewerRegistry } from './viewerRegistry.ts';

@@ -1,5 +1,5 @@
 import { decodeEntry, type Reading, type ShardKeys } from '@streamgauge/core';
-import type { RedisClient } from './connection.ts';
+import type { RedisClient } from '../connection.ts';
 
 export type DeliveredEntry =
   | {

@@ -7,11 +7,11 @@ import {
   type Reading,
   type ShardKeys,
 } from '@streamgauge/core';
-import { sendBatchOrThrow } from './batch.ts';
-import type { RedisClient } from './connection.ts';
-import { DeadLetterGoneError, type RedriveLink } from './errors/DeadLetterGoneError.ts';
-import { type RedriveRefusal, RedriveRefusedError } from './errors/RedriveRefusedError.ts';
-import { runScript, ScriptRefusal } from './scripts.ts';
+import { sendBatchOrThrow } from '../batch.ts';
+import type { RedisClient } from '../connection.ts';
+import { DeadLetterGoneError, type RedriveLink } from '../errors/DeadLetterGoneError.ts';
+import { type RedriveRefusal, RedriveRefusedError } from '../errors/RedriveRefusedError.ts';
+import { runScript, ScriptRefusal } from '../scripts.ts';
 
 /** Dead letters read per round trip. */
 const PAGE = 1_000;

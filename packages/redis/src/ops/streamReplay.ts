@@ -1,5 +1,5 @@
 import { compareEntryIds, ENTRY_FIELDS, fieldMap, type ShardKeys } from '@streamgauge/core';
-import type { RedisClient } from './connection.ts';
+import type { RedisClient } from '../connection.ts';
 
 /** Replayed entries wait under a consumer `replay-<run>` until a live consumer of the group claims them. */
 export const REPLAY_CONSUMER_PREFIX = 'replay-';

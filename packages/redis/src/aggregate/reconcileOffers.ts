@@ -5,10 +5,10 @@ import {
   reconcileKeys,
   type ShardKeys,
 } from '@streamgauge/core';
-import { sendBatchOrThrow } from './batch.ts';
-import type { RedisClient } from './connection.ts';
-import { runScript } from './scripts.ts';
-import type { CutMark } from './streamPosition.ts';
+import { sendBatchOrThrow } from '../batch.ts';
+import type { RedisClient } from '../connection.ts';
+import type { CutMark } from '../log/streamPosition.ts';
+import { runScript } from '../scripts.ts';
 
 /** What the warehouse says about one node: its panes, latest values and metadata. */
 export interface NodeBackfill {

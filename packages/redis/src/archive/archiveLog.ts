@@ -1,7 +1,7 @@
 import type { ShardKeys } from '@streamgauge/core';
-import type { RedisClient } from './connection.ts';
-import { type GroupCommit, lastErrors, prepareCommit } from './groupCommit.ts';
-import { runScript } from './scripts.ts';
+import type { RedisClient } from '../connection.ts';
+import { type GroupCommit, lastErrors, prepareCommit } from '../log/groupCommit.ts';
+import { runScript } from '../scripts.ts';
 
 /**
  * The archiver's bookkeeping on one shard: its acknowledgements, dead

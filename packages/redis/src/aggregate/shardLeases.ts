@@ -1,6 +1,6 @@
 import { AGGREGATOR_REPLICAS, type ShardKeys } from '@streamgauge/core';
-import type { RedisClient } from './connection.ts';
-import { runScript } from './scripts.ts';
+import type { RedisClient } from '../connection.ts';
+import { runScript } from '../scripts.ts';
 
 /**
  * Which aggregator replica processes which shard. A replica announces itself

@@ -1,6 +1,6 @@
 import { reconcileKeys } from '@streamgauge/core';
 import type { Cluster, Redis } from 'ioredis';
-import { runScript } from './scripts.ts';
+import { runScript } from '../scripts.ts';
 
 export type LeaseMode = 'acquire' | 'renew' | 'release';
 

@@ -1,6 +1,6 @@
 import { reconcileKeys } from '@streamgauge/core';
 import { Cluster } from 'ioredis';
-import type { RedisClient } from './connection.ts';
+import type { RedisClient } from '../connection.ts';
 
 export type CacheState = 'empty' | 'initializing' | 'ok' | 'stale' | 'error';
 

@@ -1,8 +1,8 @@
 import { gatewayKeys, type NodeOwnership } from '@streamgauge/core';
 import type { Cluster, Redis } from 'ioredis';
-import { NodeOwnedError } from './errors/NodeOwnedError.ts';
+import { NodeOwnedError } from '../errors/NodeOwnedError.ts';
+import { runScript } from '../scripts.ts';
 import { publishRegistryChange } from './registryChanges.ts';
-import { runScript } from './scripts.ts';
 
 /** What a gateway asks of the nodes of one request. */
 export interface NodeClaim {

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { type Clock, GATEWAY_NAME, viewerKeys } from '@streamgauge/core';
-import type { RedisClient } from './connection.ts';
-import { NameTakenError } from './errors/NameTakenError.ts';
-import { UnknownNameError } from './errors/UnknownNameError.ts';
+import type { RedisClient } from '../connection.ts';
+import { NameTakenError } from '../errors/NameTakenError.ts';
+import { UnknownNameError } from '../errors/UnknownNameError.ts';
+import { runScript } from '../scripts.ts';
 import { hashToken } from './gatewayRegistry.ts';
-import { runScript } from './scripts.ts';
 
 /** A dashboard viewer: read-only access to the read API and page. */
 export interface ViewerRecord {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { RedisClient } from './connection.ts';
-import { LeaseLostError } from './errors/LeaseLostError.ts';
-import { runScript, ScriptRefusal } from './scripts.ts';
+import type { RedisClient } from '../connection.ts';
+import { LeaseLostError } from '../errors/LeaseLostError.ts';
+import { runScript, ScriptRefusal } from '../scripts.ts';
 
 /** Dead letters kept per shard (approximately): the stream must not grow without bound. */
 const DEAD_LETTERS_KEPT = 100_000;

@@ -1,7 +1,7 @@
 import type { RedisConfig } from '@streamgauge/core';
 import { gatewayKeys } from '@streamgauge/core';
 import type { Cluster, Redis } from 'ioredis';
-import { connectRedis } from './connection.ts';
+import { connectRedis } from '../connection.ts';
 
 /** What changed in the gateway registry: a token (revoked or added) or node owners. */
 export type RegistryChange = 'gateways' | 'nodes';

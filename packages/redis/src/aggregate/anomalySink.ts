@@ -1,7 +1,7 @@
 import { type AnomalyEvent, type AnomalyRecord, anomalyKeys, type ShardKeys } from '@streamgauge/core';
-import { sendBatchOrThrow } from './batch.ts';
-import type { RedisClient } from './connection.ts';
-import { runScript } from './scripts.ts';
+import { sendBatchOrThrow } from '../batch.ts';
+import type { RedisClient } from '../connection.ts';
+import { runScript } from '../scripts.ts';
 
 /** Events in the `anomalies` stream (and ids remembered to recognise a republished one). */
 const STREAM_KEPT = 100_000;

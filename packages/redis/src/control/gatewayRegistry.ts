@@ -10,11 +10,11 @@ import {
   NODE_ID_RULE,
 } from '@streamgauge/core';
 import type { Cluster, Redis } from 'ioredis';
-import { NameTakenError } from './errors/NameTakenError.ts';
-import { NodeOwnedError } from './errors/NodeOwnedError.ts';
-import { UnknownNameError } from './errors/UnknownNameError.ts';
+import { NameTakenError } from '../errors/NameTakenError.ts';
+import { NodeOwnedError } from '../errors/NodeOwnedError.ts';
+import { UnknownNameError } from '../errors/UnknownNameError.ts';
+import { runScript } from '../scripts.ts';
 import { publishRegistryChange } from './registryChanges.ts';
-import { runScript } from './scripts.ts';
 
 export interface IssuedGateway {
   readonly record: GatewayRecord;

@@ -1,8 +1,8 @@
 import { allShardKeys, fieldMap, GROUPS, type ShardKeys } from '@streamgauge/core';
+import type { RedisClient } from '../connection.ts';
+import { ReconcileControl } from '../control/reconcileControl.ts';
+import { countAfter } from '../log/streamPosition.ts';
 import { type CacheStats, CacheStatus } from './cacheStatus.ts';
-import type { RedisClient } from './connection.ts';
-import { ReconcileControl } from './reconcileControl.ts';
-import { countAfter } from './streamPosition.ts';
 
 export interface ConsumerStatus {
   readonly name: string;

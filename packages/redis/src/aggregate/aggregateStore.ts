@@ -15,11 +15,11 @@ import {
   type Reading,
   type ShardKeys,
 } from '@streamgauge/core';
-import type { RedisClient } from './connection.ts';
-import { type GroupCommit, lastErrors, prepareCommit } from './groupCommit.ts';
+import type { RedisClient } from '../connection.ts';
+import { type GroupCommit, lastErrors, prepareCommit } from '../log/groupCommit.ts';
+import { type CutMark, lostSince } from '../log/streamPosition.ts';
+import { runScript } from '../scripts.ts';
 import { migrateLegacyPanes } from './legacyPanes.ts';
-import { runScript } from './scripts.ts';
-import { type CutMark, lostSince } from './streamPosition.ts';
 
 /**
  * Where the aggregator's state lives between batches and across restarts:

@@ -8,9 +8,9 @@ import {
   shardOf,
 } from '@streamgauge/core';
 import type { Cluster, Redis } from 'ioredis';
-import { isUnavailable, RedisUnavailableError } from './errors/RedisUnavailableError.ts';
-import { StreamFullError } from './errors/StreamFullError.ts';
-import { runScript, ScriptRefusal } from './scripts.ts';
+import { isUnavailable, RedisUnavailableError } from '../errors/RedisUnavailableError.ts';
+import { StreamFullError } from '../errors/StreamFullError.ts';
+import { runScript, ScriptRefusal } from '../scripts.ts';
 
 export interface ReadingLogOptions {
   readonly shards: number;

@@ -8,10 +8,10 @@ import {
   systemKeys,
 } from '@streamgauge/core';
 import type { ChainableCommander } from 'ioredis';
-import { sendBatchOrThrow } from './batch.ts';
-import type { RedisClient } from './connection.ts';
-import { isUnavailable, RedisUnavailableError } from './errors/RedisUnavailableError.ts';
-import { loadScripts, runScript } from './scripts.ts';
+import { sendBatchOrThrow } from '../batch.ts';
+import type { RedisClient } from '../connection.ts';
+import { isUnavailable, RedisUnavailableError } from '../errors/RedisUnavailableError.ts';
+import { loadScripts, runScript } from '../scripts.ts';
 
 /** What the aggregator writes for one node. Absent parts are left as they are. */
 export interface NodeKeys {

@@ -1,6 +1,6 @@
 import type { ShardKeys } from '@streamgauge/core';
 import { fieldMap } from '@streamgauge/core';
-import type { RedisClient } from './connection.ts';
+import type { RedisClient } from '../connection.ts';
 
 /** What XINFO STREAM says of a stream's history; zeros for a stream that does not exist. */
 export interface StreamHistory {

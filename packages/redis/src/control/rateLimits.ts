@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
-import { runScript } from './scripts.ts';
+import { runScript } from '../scripts.ts';
 
 /** A rate: so many units a second, up to `burst` at once. */
 export interface Rate {

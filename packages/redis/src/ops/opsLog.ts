@@ -1,6 +1,6 @@
 import { hostname, userInfo } from 'node:os';
 import { fieldRecord, opsKeys } from '@streamgauge/core';
-import type { RedisClient } from './connection.ts';
+import type { RedisClient } from '../connection.ts';
 
 /** Actions kept in the ops log (approximately): enough for months of hands-on work. */
 const KEPT = 10_000;
