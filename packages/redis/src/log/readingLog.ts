@@ -2,7 +2,6 @@ import {
   allShardKeys,
   type Clock,
   encodeReading,
-  identityOf,
   type Reading,
   type ShardKeys,
   shardOf,
@@ -11,6 +10,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { isUnavailable, RedisUnavailableError } from '../errors/RedisUnavailableError.ts';
 import { StreamFullError } from '../errors/StreamFullError.ts';
 import { runScript, ScriptRefusal } from '../scripts.ts';
+import { DedupeSets } from './dedupeSets.ts';
 
 export interface ReadingLogOptions {
   readonly shards: number;
@@ -134,14 +134,13 @@ class ShardBatch {
   }
 
   add(reading: Reading): void {
-    const identity = identityOf(reading);
-    const key = this.#shard.seen(identity);
+    const { set: key, member } = DedupeSets.memberOf(this.#shard, reading);
     let set = this.#sets.get(key);
     if (set === undefined) {
       set = { offsets: [], positions: [], json: [] };
       this.#sets.set(key, set);
     }
-    set.offsets.push(identity.offset);
+    set.offsets.push(member);
     set.positions.push(++this.#count);
     set.json.push(encodeReading(reading));
   }

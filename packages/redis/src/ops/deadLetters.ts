@@ -3,11 +3,9 @@ import {
   encodeReading,
   fieldMap,
   GROUPS,
-  identityOf,
   type Reading,
   type ShardKeys,
 } from '@streamgauge/core';
-import { sendBatchOrThrow } from '../batch.ts';
 import type { RedisClient } from '../connection.ts';
 import { DeadLetterGoneError, type RedriveLink } from '../errors/DeadLetterGoneError.ts';
 import { type RedriveRefusal, RedriveRefusedError } from '../errors/RedriveRefusedError.ts';
@@ -121,35 +119,6 @@ export class DeadLetters {
 
   get shardCount(): number {
     return this.#shards.length;
-  }
-
-  /**
-   * Which of these readings ingest has accepted already (their identity is in
-   * the shard's dedupe sets): a redrive would count them a second time.
-   */
-  async alreadyAccepted(shard: number, readings: readonly Reading[]): Promise<Reading[]> {
-    if (readings.length === 0) return [];
-    const keys = this.#keys(shard);
-    const replies = await sendBatchOrThrow(this.#redis, (batch) => {
-      for (const reading of readings) {
-        const identity = identityOf(reading);
-        batch.sismember(keys.seen(identity), String(identity.offset));
-      }
-    });
-    return readings.filter((_, i) => replies[i] === 1);
-  }
-
-  /** Marks the readings of a redrive as accepted, as ingest does, so a gateway resending one is told it is a duplicate. */
-  async markAccepted(shard: number, readings: readonly Reading[], horizonSeconds: number): Promise<void> {
-    if (readings.length === 0) return;
-    const keys = this.#keys(shard);
-    await sendBatchOrThrow(this.#redis, (batch) => {
-      for (const reading of readings) {
-        const identity = identityOf(reading);
-        batch.sadd(keys.seen(identity), String(identity.offset));
-        batch.expire(keys.seen(identity), horizonSeconds);
-      }
-    });
   }
 
   /** How many dead letters the shard holds. */

@@ -13,12 +13,14 @@ import {
   GROUPS,
   identityLabel,
   type Reading,
+  shardKeys,
   shardOf,
 } from '@streamgauge/core';
 import {
   DeadLetterGoneError,
   type DeadLetterRecord,
   DeadLetters,
+  DedupeSets,
   OpsLog,
   type RedisClient,
   type RedriveOutcome,
@@ -161,6 +163,10 @@ export function dlqCommand(program: Command): void {
       const text = options.file === undefined ? undefined : readText(options.file);
       await withDeadLetters(async ({ dead, config, redis, logger }) => {
         const letter = await found(dead, id, '; nothing was redriven');
+        const dedupeSets = (shard: number) =>
+          new DedupeSets(redis, shardKeys(shard, config.stream.shards), {
+            horizonMs: config.stream.dedupeHorizonMs,
+          });
         const content =
           text === undefined ? originalContent(letter, config) : fileContent(text, letter, config);
         if (text !== undefined && content.readings === undefined) {
@@ -175,7 +181,7 @@ export function dlqCommand(program: Command): void {
           // entry) would be counted twice: the original's own identities aside.
           const own = new Set(originalReadings(letter).map(identityLabel));
           const fresh = content.readings.filter((r) => !own.has(identityLabel(r)));
-          const accepted = await dead.alreadyAccepted(letter.shard, fresh);
+          const accepted = await dedupeSets(letter.shard).accepted(fresh);
           if (accepted.length > 0) {
             throw new CommandError(
               EXIT.failure,
@@ -221,11 +227,7 @@ export function dlqCommand(program: Command): void {
             readings,
           };
           if (outcome.mode === 'append' && content.readings !== undefined) {
-            await dead.markAccepted(
-              letter.shard,
-              content.readings,
-              Math.ceil(config.stream.dedupeHorizonMs / 1000),
-            );
+            await dedupeSets(letter.shard).mark(content.readings);
           }
           await new OpsLog(redis).record(action);
           logger.info(action, 'dead letter redriven');
