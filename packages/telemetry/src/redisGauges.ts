@@ -1,7 +1,7 @@
 import { ANOMALY_TYPES, type ShardKeys } from '@streamgauge/core';
 import { groupsOf, ReconcileControl, type RedisClient } from '@streamgauge/redis';
 import { type Counter, Gauge, type Registry } from 'prom-client';
-import { ScrapeSample, type ScrapeSampleOptions } from './scrapeSample.ts';
+import { ScrapeSample, type ScrapeSampleOptions, WatchedSample } from './scrapeSample.ts';
 import { DESTINATION, GROUP } from './series.ts';
 
 /**
@@ -168,21 +168,17 @@ function idTime(id: string): number {
  * to say Redis is about to refuse writes or evict.
  */
 export class RedisMemoryGauges {
-  readonly #samples: ScrapeSample<{ used: number; max: number }>[] = [];
-  readonly #failures: Counter.Internal;
-  readonly #options: ScrapeSampleOptions;
+  readonly #memory: WatchedSample<{ used: number; max: number }>;
 
   constructor(registry: Registry, failures: Counter<'source'>, options: ScrapeSampleOptions = {}) {
-    this.#failures = failures.labels('redis_memory');
-    this.#failures.inc(0);
-    this.#options = options;
-    const memory = () => this.#samples[this.#samples.length - 1]?.get();
+    const memory = new WatchedSample<{ used: number; max: number }>(failures, 'redis_memory', options);
+    this.#memory = memory;
     new Gauge({
       name: 'streamgauge_redis_memory_used_bytes',
       help: 'Memory Redis uses (INFO memory used_memory).',
       registers: [registry],
       async collect() {
-        const read = await memory();
+        const read = await memory.get();
         this.reset();
         if (read) this.set(read.used);
       },
@@ -192,7 +188,7 @@ export class RedisMemoryGauges {
       help: "Redis' maxmemory (0: none set, Redis grows until the machine runs out).",
       registers: [registry],
       async collect() {
-        const read = await memory();
+        const read = await memory.get();
         this.reset();
         if (read) this.set(read.max);
       },
@@ -200,19 +196,11 @@ export class RedisMemoryGauges {
   }
 
   watch(redis: RedisClient): () => void {
-    const sample = new ScrapeSample(
-      async () => {
-        const info = await redis.info('memory');
-        const field = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? 0);
-        return { used: field('used_memory'), max: field('maxmemory') };
-      },
-      { ...this.#options, onFailure: () => this.#failures.inc() },
-    );
-    this.#samples.push(sample);
-    return () => {
-      const at = this.#samples.indexOf(sample);
-      if (at >= 0) this.#samples.splice(at, 1);
-    };
+    return this.#memory.watch(async () => {
+      const info = await redis.info('memory');
+      const field = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? 0);
+      return { used: field('used_memory'), max: field('maxmemory') };
+    });
   }
 }
 
@@ -280,15 +268,12 @@ interface LastReport {
  * process did, and the last run before this process started).
  */
 export class ReconcileGauges {
-  readonly #samples: ScrapeSample<LastReport | null>[] = [];
-  readonly #failures: Counter.Internal;
-  readonly #options: ScrapeSampleOptions;
+  readonly #report: WatchedSample<LastReport | null>;
 
   constructor(registry: Registry, failures: Counter<'source'>, options: ScrapeSampleOptions = {}) {
-    this.#failures = failures.labels('reconcile');
-    this.#failures.inc(0);
-    this.#options = options;
-    const report = () => this.#samples[this.#samples.length - 1]?.get();
+    const last = new WatchedSample<LastReport | null>(failures, 'reconcile', options);
+    this.#report = last;
+    const report = () => last.get();
     new Gauge({
       name: 'streamgauge_reconcile_drift',
       help: 'How far the live panes had drifted from the warehouse at the last backfill run: the largest absolute difference per metric (readings: count; <measurement>.<mean|min|max>).',
@@ -326,16 +311,8 @@ export class ReconcileGauges {
   }
 
   watch(redis: RedisClient): () => void {
-    const sample = new ScrapeSample(
-      async () => {
-        return (await new ReconcileControl(redis).lastReport()) as LastReport | null;
-      },
-      { ...this.#options, onFailure: () => this.#failures.inc() },
+    return this.#report.watch(
+      async () => (await new ReconcileControl(redis).lastReport()) as LastReport | null,
     );
-    this.#samples.push(sample);
-    return () => {
-      const at = this.#samples.indexOf(sample);
-      if (at >= 0) this.#samples.splice(at, 1);
-    };
   }
 }

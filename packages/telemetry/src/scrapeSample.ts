@@ -1,3 +1,5 @@
+import type { Counter } from 'prom-client';
+
 export interface ScrapeSampleOptions {
   /** A value this recent is served again without reading (several gauges share one read per scrape). */
   readonly maxAgeMs?: number;
@@ -65,5 +67,36 @@ export class ScrapeSample<T> {
     } finally {
       clearTimeout(timer);
     }
+  }
+}
+
+/**
+ * A fact about the whole pipeline that any connection watching it can read:
+ * the newest watch's sample answers, and a stopped watch lets go. Its read
+ * failures count under one `source` of `streamgauge_scrape_read_failures_total`.
+ */
+export class WatchedSample<T> {
+  readonly #samples: ScrapeSample<T>[] = [];
+  readonly #failures: Counter.Internal;
+  readonly #options: ScrapeSampleOptions;
+
+  constructor(failures: Counter<'source'>, source: string, options: ScrapeSampleOptions = {}) {
+    this.#failures = failures.labels(source);
+    this.#failures.inc(0);
+    this.#options = options;
+  }
+
+  /** The value of the newest watch (undefined with none, or before its first read). */
+  get(): Promise<T | undefined> | undefined {
+    return this.#samples[this.#samples.length - 1]?.get();
+  }
+
+  watch(read: () => Promise<T>): () => void {
+    const sample = new ScrapeSample(read, { ...this.#options, onFailure: () => this.#failures.inc() });
+    this.#samples.push(sample);
+    return () => {
+      const at = this.#samples.indexOf(sample);
+      if (at >= 0) this.#samples.splice(at, 1);
+    };
   }
 }

@@ -40,12 +40,8 @@ if redis.call('GET', KEYS[2]) == commit_id then
   return { 0, keeps_mark and redis.call('GET', KEYS[8]) }
 end
 
-local at = 7
-local function take()
-  local v = ARGV[at]
-  at = at + 1
-  return v
-end
+--@include argvCursor
+local take = argv_cursor(7)
 --@include slices
 --@include entryIds
 

@@ -86,12 +86,8 @@ local function add(id, fields)
 end
 add(dead_id, found[1][2])
 
-local at = 10
-local function take()
-  local v = ARGV[at]
-  at = at + 1
-  return v
-end
+--@include argvCursor
+local take = argv_cursor(10)
 for _ = 1, tonumber(take()) do
   local id = take()
   local rows = redis.call('XRANGE', KEYS[1], id, id)
