@@ -9,7 +9,7 @@ const db = useRedis({ flushEach: true });
 
 describe('NodeOwners', () => {
   it("binds new nodes to the claiming district within the hourly cap, counted per gateway and Redis' hour", async () => {
-    const owners = new NodeOwners(db.client, () => clock.now());
+    const owners = new NodeOwners(db.client, clock);
     const claim = (gateway: string, nodes: string[], cap: number) =>
       owners.claim({ gateway, districts: new Map(nodes.map((n) => [n, 'SEL'])), newNodesPerHour: cap });
     expect(Object.fromEntries(await claim('a', ['N1', 'N2', 'N3'], 2))).toEqual({

@@ -1,4 +1,4 @@
-import type { GatewayRecord } from '@streamgauge/core';
+import type { Clock, GatewayRecord } from '@streamgauge/core';
 import type { Authentication, GatewayRegistry } from '@streamgauge/redis';
 
 /**
@@ -9,23 +9,23 @@ import type { Authentication, GatewayRegistry } from '@streamgauge/redis';
 export class Authenticator {
   readonly #registry: GatewayRegistry;
   readonly #ttlMs: number;
-  readonly #now: () => number;
+  readonly #clock: Clock;
   readonly #cache = new Map<string, { auth: Authentication; until: number }>();
   /** Bumped by `forget`: a lookup that began before a change is not remembered after it. */
   #generation = 0;
 
   static readonly MAX_ENTRIES = 10_000;
 
-  constructor(registry: GatewayRegistry, ttlMs: number, now: () => number) {
+  constructor(registry: GatewayRegistry, ttlMs: number, clock: Clock) {
     this.#registry = registry;
     this.#ttlMs = ttlMs;
-    this.#now = now;
+    this.#clock = clock;
   }
 
   /** The answer remembered for `token`, when there is one. */
   remembered(token: string): Authentication | undefined {
     const hit = this.#cache.get(token);
-    return hit !== undefined && hit.until > this.#now() ? hit.auth : undefined;
+    return hit !== undefined && hit.until > this.#clock.now() ? hit.auth : undefined;
   }
 
   async authenticate(token: string): Promise<Authentication> {
@@ -36,7 +36,7 @@ export class Authenticator {
     if (this.#ttlMs > 0 && generation === this.#generation) {
       // Random tokens must not grow the cache without bound.
       if (this.#cache.size >= Authenticator.MAX_ENTRIES) this.#cache.clear();
-      this.#cache.set(token, { auth, until: this.#now() + this.#ttlMs });
+      this.#cache.set(token, { auth, until: this.#clock.now() + this.#ttlMs });
     }
     return auth;
   }

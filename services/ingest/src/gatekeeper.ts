@@ -1,4 +1,4 @@
-import { type GatewayRecord, type IngestConfig, limitsOf, rateKeys } from '@streamgauge/core';
+import { type Clock, type GatewayRecord, type IngestConfig, limitsOf, rateKeys } from '@streamgauge/core';
 import { type Rate, type RateLimits, RedisUnavailableError } from '@streamgauge/redis';
 import { type Authenticator, type AuthOutcome, bearerToken, outcomeOf } from './authenticator.ts';
 import type { RedisBudget } from './redisBudget.ts';
@@ -25,17 +25,17 @@ export class Gatekeeper {
   readonly #authenticator: Authenticator;
   readonly #limits: RateLimits;
   readonly #config: IngestConfig;
-  readonly #now: () => number;
+  readonly #clock: Clock;
   /** Addresses Redis said were over their failure budget, until when (ms). */
   readonly #blocked = new Map<string, number>();
 
   static readonly MAX_BLOCKED = 10_000;
 
-  constructor(authenticator: Authenticator, limits: RateLimits, config: IngestConfig, now: () => number) {
+  constructor(authenticator: Authenticator, limits: RateLimits, config: IngestConfig, clock: Clock) {
     this.#authenticator = authenticator;
     this.#limits = limits;
     this.#config = config;
-    this.#now = now;
+    this.#clock = clock;
   }
 
   async admit(header: string | undefined, address: string, budget: RedisBudget): Promise<Admission> {
@@ -44,7 +44,7 @@ export class Gatekeeper {
     if (remembered?.status !== 'valid') {
       const until = this.#blocked.get(address);
       if (until !== undefined) {
-        if (until > this.#now()) return this.#tooManyFailures(address, until - this.#now());
+        if (until > this.#clock.now()) return this.#tooManyFailures(address, until - this.#clock.now());
         this.#blocked.delete(address);
       }
     }
@@ -130,7 +130,7 @@ export class Gatekeeper {
   /** Blocks `address` here for `waitMs`, and says so. */
   #block(address: string, waitMs: number): Admission {
     if (this.#blocked.size >= Gatekeeper.MAX_BLOCKED) this.#blocked.clear();
-    this.#blocked.set(address, this.#now() + waitMs);
+    this.#blocked.set(address, this.#clock.now() + waitMs);
     return this.#tooManyFailures(address, waitMs);
   }
 

@@ -64,7 +64,6 @@ export async function startIngest(
   // Without the process's metrics, its own: /metrics still answers, without the process series.
   const metrics = runtime.metrics ?? new ProcessMetrics({ service: 'ingest', defaultMetrics: false });
   const readingLog = new ReadingLog(redis, { ...config.stream, clock, onAppend: metrics.ingest.sent });
-  const now = () => clock.now();
   let gatekeeper: Gatekeeper | undefined;
   let nodeOwners: NodeOwners | undefined;
   let changes: RegistryChanges | undefined;
@@ -72,10 +71,10 @@ export async function startIngest(
     const authenticator = new Authenticator(
       new GatewayRegistry(redis, clock),
       config.ingest.authCacheMs,
-      now,
+      clock,
     );
-    gatekeeper = new Gatekeeper(authenticator, new RateLimits(redis), config.ingest, now);
-    nodeOwners = new NodeOwners(redis, now);
+    gatekeeper = new Gatekeeper(authenticator, new RateLimits(redis), config.ingest, clock);
+    nodeOwners = new NodeOwners(redis, clock);
     const owners = nodeOwners;
     // Revocations and node moves are pushed: every replica forgets at once.
     changes = RegistryChanges.listen(config.redis, 'ingest-registry', (change) =>

@@ -1,4 +1,4 @@
-import { gatewayKeys, type NodeOwnership } from '@streamgauge/core';
+import { type Clock, gatewayKeys, type NodeOwnership, systemClock } from '@streamgauge/core';
 import type { Cluster, Redis } from 'ioredis';
 import { NodeOwnedError } from '../errors/NodeOwnedError.ts';
 import { runScript } from '../scripts.ts';
@@ -28,7 +28,7 @@ const NO_OWNER: NodeOwnership = {};
  */
 export class NodeOwners {
   readonly #redis: Redis | Cluster;
-  readonly #now: () => number;
+  readonly #clock: Clock;
   readonly #known = new Map<string, { owner: NodeOwnership; until: number }>();
   /** Bumped by `forget`: an answer that began before a change is not remembered after it. */
   #generation = 0;
@@ -39,9 +39,9 @@ export class NodeOwners {
    */
   static readonly REMEMBER_MS = 60_000;
 
-  constructor(redis: Redis | Cluster, now: () => number = Date.now) {
+  constructor(redis: Redis | Cluster, clock: Clock = systemClock) {
     this.#redis = redis;
-    this.#now = now;
+    this.#clock = clock;
   }
 
   /**
@@ -52,7 +52,7 @@ export class NodeOwners {
   async claim(claim: NodeClaim): Promise<Map<string, NodeOwnership>> {
     const owners = new Map<string, NodeOwnership>();
     const ask: string[] = [];
-    const now = this.#now();
+    const now = this.#clock.now();
     for (const [node, want] of claim.districts) {
       const known = this.#known.get(node);
       if (known === undefined || known.until <= now || (known.owner.district === undefined && want !== '')) {
