@@ -16,6 +16,17 @@ export interface ConnectionOptions {
   readonly failFast?: boolean;
   /** Upper bound on one command's round trip, ms. */
   readonly commandTimeoutMs?: number;
+  /**
+   * Where connection errors are logged (as warnings: ioredis reconnects by
+   * itself). Without one the caller must listen to 'error': an 'error' event
+   * nobody listens to ends the process.
+   */
+  readonly logger?: ConnectionLogger;
+}
+
+/** What a connection needs of a logger (pino's satisfies it). */
+export interface ConnectionLogger {
+  warn(fields: object, message: string): void;
 }
 
 /**
@@ -44,6 +55,15 @@ export function connectRedis(config: RedisConfig, options: ConnectionOptions): R
     autoResendUnfulfilledCommands: true,
   };
   if (options.commandTimeoutMs !== undefined) settings.commandTimeout = options.commandTimeoutMs;
+  const client = open(config, settings, options);
+  const { logger } = options;
+  if (logger !== undefined)
+    client.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
+  return client;
+}
+
+function open(config: RedisConfig, settings: RedisOptions, options: ConnectionOptions): RedisClient {
+  const { retryStrategy } = settings;
   if (config.clusterNodes !== undefined) {
     return new Cluster(
       config.clusterNodes.map((n) => ({ host: n.host, port: n.port })),
@@ -56,7 +76,7 @@ export function connectRedis(config: RedisConfig, options: ConnectionOptions): R
         // master. Those are sent on their own (still to the master of their key).
         autoPipeliningIgnoredCommands: [...SCRIPT_NAMES, 'xgroup', 'xinfo'],
         enableOfflineQueue: !options.failFast,
-        clusterRetryStrategy: retryStrategy,
+        ...(retryStrategy !== undefined && { clusterRetryStrategy: retryStrategy }),
         // A slot moved or a master failed over: refresh the map and retry.
         maxRedirections: 16,
         retryDelayOnFailover: 100,

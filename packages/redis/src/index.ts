@@ -13,7 +13,7 @@ export type {
 export { PayloadGoneError, ReconcileOffers } from './aggregate/reconcileOffers.ts';
 export { heldShards, ShardLeases } from './aggregate/shardLeases.ts';
 export { ArchiveLog } from './archive/archiveLog.ts';
-export type { ConnectionOptions, RedisClient } from './connection.ts';
+export type { ConnectionLogger, ConnectionOptions, RedisClient } from './connection.ts';
 export { connectRedis, whenReady } from './connection.ts';
 export type { Authentication, IssuedGateway } from './control/gatewayRegistry.ts';
 export { GatewayRegistry, hashToken } from './control/gatewayRegistry.ts';

@@ -34,8 +34,7 @@ export async function startBackfill(
 ): Promise<RunningBackfill> {
   const clock = runtime.clock ?? systemClock;
   const log = logger.child({ component: 'backfill' });
-  const redis = connectRedis(config.redis, { name: 'backfill', commandTimeoutMs: 60_000 });
-  redis.on('error', (error) => log.warn({ err: error }, 'redis connection error'));
+  const redis = connectRedis(config.redis, { name: 'backfill', commandTimeoutMs: 60_000, logger: log });
   try {
     await whenReady(redis, 30_000);
   } catch (error) {

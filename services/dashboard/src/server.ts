@@ -66,18 +66,16 @@ export async function startDashboard(
   const host = options.host ?? config.dashboard.host ?? '0.0.0.0';
   const port = options.port ?? config.dashboard.port;
   // The view's own connection: its reads have a deadline per step (ReadModelView#read).
-  const redis = connectRedis(config.redis, { name: 'dashboard' });
-  const subscriber = connectRedis(config.redis, { name: 'dashboard-changes' });
+  const redis = connectRedis(config.redis, { name: 'dashboard', logger });
+  const subscriber = connectRedis(config.redis, { name: 'dashboard-changes', logger });
   // What a request itself asks Redis (a series not yet held, the pipeline, a token) fails
   // fast while Redis is away, so the rest of the answer still comes from memory.
   const reads = connectRedis(config.redis, {
     name: 'dashboard-reads',
     failFast: true,
     commandTimeoutMs: 2_000,
+    logger,
   });
-  for (const connection of [redis, subscriber, reads]) {
-    connection.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
-  }
   const closeRedis = () => {
     for (const connection of [redis, subscriber, reads]) connection.disconnect();
   };

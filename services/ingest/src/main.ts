@@ -53,8 +53,8 @@ export async function startIngest(
     name: 'ingest',
     failFast: true,
     commandTimeoutMs: config.ingest.redisTimeoutMs,
+    logger,
   });
-  redis.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
   loadScripts(redis);
   // Give Redis a moment so the first requests are not refused while it
   // connects; without it the service still starts, answering 503 until it can.
