@@ -66,6 +66,20 @@ export interface PubSubSourceConfig {
   readonly maxStreams: number;
 }
 
+/**
+ * How every Pub/Sub client connects (ingest's subscription, the anomaly
+ * topic): otherwise the standard Google way (credentials, project).
+ */
+export interface PubSubClientConfig {
+  /**
+   * PUBSUB_EMULATOR_HOST: `host:port` of an emulator; the client then talks
+   * to it only, looking up no credentials.
+   */
+  readonly emulatorHost?: string;
+  /** PUBSUB_PROJECT_ID, else GOOGLE_CLOUD_PROJECT: the project of ids given without `projects/…` (unset: the credentials'). */
+  readonly projectId?: string;
+}
+
 export interface StreamConfig {
   readonly shards: number;
   readonly retentionMs: number;
@@ -183,6 +197,7 @@ export interface Config {
   readonly cacheRefreshMs: number;
   readonly dataDir: string;
   readonly ingest: IngestConfig;
+  readonly pubsubClient: PubSubClientConfig;
   readonly stream: StreamConfig;
   readonly logLevel: string;
   readonly metrics: MetricsConfig;
@@ -267,6 +282,17 @@ function trustedProxies(value: string): false | number | string {
   if (text === 'on') return 1;
   if (/^\d+$/.test(text)) return Number(text);
   return text;
+}
+
+/**
+ * Not checked: the values go to Google's client as they are, and it takes
+ * more than an id or a `host:port` (an emulator URL with its scheme, a
+ * domain-scoped project).
+ */
+function readPubSubClient(env: Env): PubSubClientConfig {
+  const emulatorHost = env.PUBSUB_EMULATOR_HOST?.trim();
+  const projectId = env.PUBSUB_PROJECT_ID?.trim() || env.GOOGLE_CLOUD_PROJECT?.trim();
+  return { ...(emulatorHost && { emulatorHost }), ...(projectId && { projectId }) };
 }
 
 function readPubSubSource(read: Reader, env: Env): { pubsub?: PubSubSourceConfig } {
@@ -383,6 +409,7 @@ export function loadConfig(env: Env): Config {
     },
     ...readBigQuery(read, env),
     anomalies: readAnomalies(read, env),
+    pubsubClient: readPubSubClient(env),
     stream: {
       shards: read.number('STREAM_SHARDS', 1, { min: 1, max: 1024, integer: true }),
       retentionMs: read.number('STREAM_RETENTION_HOURS', 48, { min: 1 / 60 }) * HOUR_MS,

@@ -47,7 +47,7 @@ export { ReadingLog } from './log/readingLog.ts';
 export type { ShardPull } from './log/shardReader.ts';
 export { ShardReader } from './log/shardReader.ts';
 export type { DeliveredBatch, DeliveredEntry, StreamConsumerOptions } from './log/streamConsumer.ts';
-export { StreamConsumer } from './log/streamConsumer.ts';
+export { blockingConnections, StreamConsumer } from './log/streamConsumer.ts';
 export type { CutMark, StreamHistory } from './log/streamPosition.ts';
 export { countAfter, lostSince, markCut, streamHistory } from './log/streamPosition.ts';
 export type { ReadableEntry, Triage } from './log/triage.ts';
@@ -62,7 +62,7 @@ export type {
   RedriveOptions,
   RedriveOutcome,
 } from './ops/deadLetters.ts';
-export { DeadLetters, IDEMPOTENT_GROUPS } from './ops/deadLetters.ts';
+export { DeadLetterHandleError, DeadLetters, IDEMPOTENT_GROUPS } from './ops/deadLetters.ts';
 export type { OpsAction, OpsRecord } from './ops/opsLog.ts';
 export { OpsLog } from './ops/opsLog.ts';
 export type {

@@ -1,4 +1,6 @@
 import type { ShardKeys } from '@streamgauge/core';
+import type { AnomalyTopic } from '@streamgauge/pubsub';
+import type { AnomalySink, OutboxEvent } from '@streamgauge/redis';
 import type { Logger } from 'pino';
 
 /** Somewhere anomaly events go: copies what a shard's outbox holds beyond the target's own cursor. */
@@ -6,6 +8,29 @@ export interface AnomalyTarget {
   readonly name: string;
   /** Copies the next events of the shard; returns how many (0: nothing waiting). */
   copy(shard: ShardKeys): Promise<number>;
+}
+
+/** The dashboard's anomaly keys in Redis (AnomalySink.copy). */
+export function redisTarget(sink: AnomalySink): AnomalyTarget {
+  return { name: 'redis', copy: (shard) => sink.copy(shard) };
+}
+
+/**
+ * ANOMALY_TOPIC: the topic's cursor advances only once the topic has taken
+ * every event read, so a failed publish sends them all again (subscribers
+ * recognise repeats by `event_id`).
+ */
+export function pubsubTarget(sink: AnomalySink, topic: AnomalyTopic): AnomalyTarget {
+  return {
+    name: `pubsub:${topic.name}`,
+    copy: async (shard) => {
+      const events = await sink.read(shard, shard.anomalies.pubsub);
+      if (events.length === 0) return 0;
+      await topic.publish(events);
+      await sink.advance(shard.anomalies.pubsub, (events[events.length - 1] as OutboxEvent).entry);
+      return events.length;
+    },
+  };
 }
 
 /**

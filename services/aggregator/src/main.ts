@@ -5,6 +5,7 @@ import { AnomalyTopic, pubsubClient } from '@streamgauge/pubsub';
 import {
   AggregateStore,
   AnomalySink,
+  blockingConnections,
   connectRedis,
   ReadModelWriter,
   ReconcileOffers,
@@ -16,7 +17,7 @@ import { ProcessMetrics } from '@streamgauge/telemetry';
 import type { Logger } from 'pino';
 import { filter, firstValueFrom, fromEvent, type Observable, skip } from 'rxjs';
 import { Aggregator } from './aggregator.ts';
-import { AnomalyPublisher, type AnomalyTarget } from './anomalyPublisher.ts';
+import { AnomalyPublisher, pubsubTarget, redisTarget } from './anomalyPublisher.ts';
 import { LeaseKeeper } from './leaseKeeper.ts';
 import { type Processed, runPipeline } from './pipeline.ts';
 import { paneBoundaries } from './ticks.ts';
@@ -41,7 +42,7 @@ export interface AggregatorRuntime {
   readonly clock?: Clock;
   /** Replaces the pane-boundary timer (tests drive the clock themselves). */
   readonly ticks$?: Observable<number>;
-  /** The Pub/Sub client for ANOMALY_TOPIC (default: from the environment, honouring PUBSUB_EMULATOR_HOST). */
+  /** The Pub/Sub client for ANOMALY_TOPIC (default: from the configuration, honouring PUBSUB_EMULATOR_HOST). */
   readonly pubsub?: PubSub;
   /** The process's metrics (the caller serves them); default: this service's own, recorded but not served. */
   readonly metrics?: ProcessMetrics;
@@ -66,35 +67,27 @@ export async function startAggregator(
   const aggregated = telemetry.aggregator;
   // A watchdog on every command: a reply lost to a cut connection must end in
   // an error (then a retry: every write here is idempotent), never in a hang.
-  const redis = connectRedis(config.redis, { name: 'aggregator', commandTimeoutMs: COMMAND_TIMEOUT_MS });
+  const redis = connectRedis(config.redis, {
+    name: 'aggregator',
+    commandTimeoutMs: COMMAND_TIMEOUT_MS,
+    logger: log,
+  });
   // Metrics are written on their own connection, so `latest` writes never queue behind them.
   const metrics = connectRedis(config.redis, {
     name: 'aggregator-metrics',
     commandTimeoutMs: COMMAND_TIMEOUT_MS,
+    logger: log,
   });
-  for (const connection of [redis, metrics]) {
-    connection.on('error', (error) => log.warn({ err: error }, 'redis connection error'));
-  }
   await whenReady(redis, 30_000);
 
-  // A blocking read per shard, on its own connection, with a bounded BLOCK and
-  // a watchdog just beyond it.
   const consumer = new StreamConsumer(
     redis,
-    (shard) => {
-      // A read in flight when the connection drops is sent again once it is
-      // back (ioredis would otherwise leave it unsettled until the watchdog
-      // fires); what the lost one delivered is pending, and the shard's loop
-      // scans it after the reconnection.
-      const blocking = connectRedis(config.redis, {
-        name: `aggregator-read:${shard.shard}`,
-        commandTimeoutMs: settings.blockMs + COMMAND_TIMEOUT_MS,
-      });
-      blocking.on('error', (error) =>
-        log.warn({ err: error, stream: shard.stream }, 'redis connection error'),
-      );
-      return blocking;
-    },
+    blockingConnections(config.redis, {
+      name: 'aggregator-read',
+      blockMs: settings.blockMs,
+      marginMs: COMMAND_TIMEOUT_MS,
+      logger: log,
+    }),
     {
       group: GROUPS.aggregator,
       consumer: settings.consumer,
@@ -143,23 +136,11 @@ export async function startAggregator(
     offers,
   });
   const sink = new AnomalySink(metrics, { ttlSeconds: config.cacheTtlSeconds });
-  const targets: AnomalyTarget[] = [{ name: 'redis', copy: (shard) => sink.copy(shard) }];
   const topicName = config.anomalies.topic;
-  const pubsub = topicName === undefined ? undefined : (runtime.pubsub ?? pubsubClient(process.env));
+  const pubsub = topicName === undefined ? undefined : (runtime.pubsub ?? pubsubClient(config.pubsubClient));
   const topic =
     pubsub === undefined || topicName === undefined ? undefined : new AnomalyTopic(pubsub, topicName);
-  if (topic !== undefined) {
-    targets.push({
-      name: `pubsub:${topic.name}`,
-      copy: async (shard) => {
-        const events = await sink.read(shard, shard.anomalies.pubsub);
-        if (events.length === 0) return 0;
-        await topic.publish(events);
-        await sink.advance(shard.anomalies.pubsub, (events[events.length - 1] as { entry: string }).entry);
-        return events.length;
-      },
-    });
-  }
+  const targets = [redisTarget(sink), ...(topic === undefined ? [] : [pubsubTarget(sink, topic)])];
   const anomalies = new AnomalyPublisher(targets, () => keeper.held, log);
   anomalies.start();
   // Read when /metrics is scraped, on the connection that is not on the hot path.

@@ -1,5 +1,4 @@
 import type { ShardKeys } from '@streamgauge/core';
-import { backoffMs } from '@streamgauge/core';
 import {
   type DeliveredBatch,
   type Offer,
@@ -19,11 +18,9 @@ import {
   merge,
   mergeMap,
   type Observable,
-  retry,
   Subject,
   takeUntil,
   tap,
-  timer,
 } from 'rxjs';
 import type { Aggregator, BatchOutcome, ShardState } from './aggregator.ts';
 import type { LeaseKeeper } from './leaseKeeper.ts';
@@ -141,7 +138,6 @@ export function runPipeline(
     concatMap(async (job): Promise<Processed> => {
       switch (job.kind) {
         case 'acquire':
-          await consumer.ensureGroup(job.state.shard);
           await aggregator.acquire(job.state);
           job.done();
           return { kind: 'acquire', stream: job.state.shard.stream };
@@ -195,7 +191,8 @@ export function runPipeline(
 
 /**
  * One shard's jobs: its acquisition, then what the shard's reader pulls
- * (ShardReader: pending entries first, then new ones), one at a time.
+ * (ShardReader: pending entries first, then new ones), one at a time, each
+ * retried by the reader until it succeeds or the shard's jobs end.
  */
 function shardLoop(
   state: ShardState,
@@ -204,7 +201,12 @@ function shardLoop(
   logger: Logger,
 ): Observable<Job> {
   const pull$ = new BehaviorSubject<void>(undefined);
-  const reader = new ShardReader(consumer, state.shard, { claimIdleMs: options.claimIdleMs });
+  const ended = new AbortController();
+  const reader = new ShardReader(consumer, state.shard, {
+    claimIdleMs: options.claimIdleMs,
+    onRetry: (error, attempt) =>
+      logger.warn({ err: error, attempt, stream: state.shard.stream }, 'reading the stream failed; retrying'),
+  });
   let acquired = false;
   let settled = false;
   let offerChecked = 0;
@@ -213,6 +215,8 @@ function shardLoop(
 
   const fetch = async (): Promise<Job> => {
     if (!acquired) {
+      // The acquisition sets the shard's applied mark from the group's position: the group must exist first.
+      await reader.ensureGroup();
       acquired = true;
       return { kind: 'acquire', state, done: next };
     }
@@ -229,20 +233,13 @@ function shardLoop(
   };
 
   return pull$.pipe(
-    concatMap(() =>
-      defer(fetch).pipe(
-        retry({
-          delay: (error: Error, attempt) => {
-            logger.warn(
-              { err: error, attempt, stream: state.shard.stream },
-              'reading the stream failed; retrying',
-            );
-            return timer(backoffMs(attempt, { baseMs: 100, maxMs: 2_000 }));
-          },
-          resetOnSuccess: true,
-        }),
-      ),
-    ),
-    tap({ finalize: () => reconnected.unsubscribe() }),
+    concatMap(() => defer(() => reader.retry(fetch, ended.signal))),
+    tap({
+      finalize: () => {
+        reconnected.unsubscribe();
+        // A pull still failing after the shard was released or lost must stop retrying.
+        ended.abort();
+      },
+    }),
   );
 }

@@ -1,9 +1,10 @@
-import { allShardKeys, backoffMs, type Config, GROUPS, sleep } from '@streamgauge/core';
-import { ArchiveLog, connectRedis, ShardReader, StreamConsumer, whenReady } from '@streamgauge/redis';
+import { allShardKeys, type Config, GROUPS } from '@streamgauge/core';
+import { blockingConnections, connectRedis, StreamConsumer, whenReady } from '@streamgauge/redis';
 import { ProcessMetrics } from '@streamgauge/telemetry';
 import { openWarehouse, type Warehouse } from '@streamgauge/warehouse';
 import type { Logger } from 'pino';
 import { type ArchiveOutcome, Archiver } from './archiver.ts';
+import { archiveShard } from './shardLoop.ts';
 
 export interface RunningArchiver {
   /** Finishes the batches in hand, closes the warehouse and connections. */
@@ -23,11 +24,7 @@ export interface ArchiverRuntime {
 /** Longer than any write takes. */
 const COMMAND_TIMEOUT_MS = 30_000;
 
-/**
- * `streamgauge archive`: one loop per stream shard (its pending entries
- * first, then new ones; ShardReader), each batch written to the warehouse,
- * then acknowledged.
- */
+/** `streamgauge archive`: one loop per stream shard (archiveShard), all at once. */
 export async function startArchiver(
   config: Config,
   logger: Logger,
@@ -35,9 +32,11 @@ export async function startArchiver(
 ): Promise<RunningArchiver> {
   const log = logger.child({ consumer: config.archiver.consumer, group: GROUPS.archiver });
   const telemetry = runtime.metrics ?? new ProcessMetrics({ service: 'archiver', defaultMetrics: false });
-  const consumed = telemetry.consumer(GROUPS.archiver);
-  const redis = connectRedis(config.redis, { name: 'archiver', commandTimeoutMs: COMMAND_TIMEOUT_MS });
-  redis.on('error', (error) => log.warn({ err: error }, 'redis connection error'));
+  const redis = connectRedis(config.redis, {
+    name: 'archiver',
+    commandTimeoutMs: COMMAND_TIMEOUT_MS,
+    logger: log,
+  });
   let warehouse: Warehouse;
   try {
     await whenReady(redis, 30_000);
@@ -48,16 +47,12 @@ export async function startArchiver(
   }
   const consumer = new StreamConsumer(
     redis,
-    (shard) => {
-      const blocking = connectRedis(config.redis, {
-        name: `archiver-read:${shard.shard}`,
-        commandTimeoutMs: config.aggregator.blockMs + COMMAND_TIMEOUT_MS,
-      });
-      blocking.on('error', (error) =>
-        log.warn({ err: error, stream: shard.stream }, 'redis connection error'),
-      );
-      return blocking;
-    },
+    blockingConnections(config.redis, {
+      name: 'archiver-read',
+      blockMs: config.aggregator.blockMs,
+      marginMs: COMMAND_TIMEOUT_MS,
+      logger: log,
+    }),
     {
       group: GROUPS.archiver,
       consumer: config.archiver.consumer,
@@ -70,36 +65,22 @@ export async function startArchiver(
     maxDeliveries: config.aggregator.maxDeliveries,
     logger: log,
   });
-  let stopping = false;
-  const loops = allShardKeys(config.stream.shards).map(async (shard) => {
-    let groupReady = false;
-    const reader = new ShardReader(consumer, shard, { claimIdleMs: config.aggregator.claimIdleMs });
-    const archiveLog = new ArchiveLog(redis, shard);
-    redis.on('ready', () => reader.reconnected());
-    for (let attempt = 0; !stopping; ) {
-      try {
-        // (Again after Redis lost it: a restart without persistence, a flush.)
-        if (!groupReady) {
-          await consumer.ensureGroup(shard);
-          groupReady = true;
-        }
-        const { batch } = await reader.next();
-        attempt = 0;
-        if (batch.entries.length === 0) continue;
-        const started = performance.now();
-        const outcome = await archiver.apply(batch, archiveLog);
-        consumed.batch(shard.stream, outcome, (performance.now() - started) / 1000);
-        telemetry.archiver.rows(outcome.inserted, outcome.duplicates);
-        runtime.onBatch?.(outcome);
-        log.debug({ stream: shard.stream, ...outcome }, 'batch archived');
-      } catch (error) {
-        if (stopping) break;
-        if ((error as Error).message?.includes('NOGROUP')) groupReady = false;
-        log.warn({ err: error, attempt, stream: shard.stream }, 'reading the stream failed; retrying');
-        await sleep(backoffMs(attempt++, { baseMs: 100, maxMs: 2_000 }));
-      }
-    }
-  });
+  const stopped = new AbortController();
+  const loops = allShardKeys(config.stream.shards).map((shard) =>
+    archiveShard(
+      shard,
+      {
+        consumer,
+        redis,
+        archiver,
+        claimIdleMs: config.aggregator.claimIdleMs,
+        metrics: telemetry,
+        logger: log,
+        onBatch: runtime.onBatch,
+      },
+      stopped.signal,
+    ),
+  );
   const done = Promise.all(loops).then(() => {});
   const unwatch = telemetry.consumerGroups.watch(redis, GROUPS.archiver, allShardKeys(config.stream.shards));
   // /readyz: ready while its Redis answers.
@@ -110,7 +91,7 @@ export async function startArchiver(
   return {
     done,
     async stop() {
-      stopping = true;
+      stopped.abort();
       archiver.stop();
       // Ends the blocked reads; what they delivered stays pending for the next run.
       consumer.close();

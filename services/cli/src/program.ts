@@ -5,7 +5,6 @@ import { backfillCommand } from './commands/backfill.ts';
 import { cacheStatsCommand } from './commands/cacheStats.ts';
 import { dashboardCommand } from './commands/dashboard.ts';
 import { detectCommand } from './commands/detect.ts';
-import { dlqCommand } from './commands/dlq.ts';
 import { gatewaysCommand } from './commands/gateways.ts';
 import { importCommand } from './commands/import.ts';
 import { ingestCommand } from './commands/ingest.ts';
@@ -16,6 +15,7 @@ import { simulateCommand } from './commands/simulate.ts';
 import { startCommand } from './commands/start.ts';
 import { statusCommand } from './commands/status.ts';
 import { viewersCommand } from './commands/viewers.ts';
+import { dlqCommand } from './dlq/command.ts';
 import { CommandError, EXIT } from './exitCodes.ts';
 
 export function buildProgram(): Command {

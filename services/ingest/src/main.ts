@@ -28,7 +28,7 @@ export interface RunningIngest {
 }
 
 export interface IngestRuntime {
-  /** The Pub/Sub client (tests pass one for the emulator); default: from the environment. Left open. */
+  /** The Pub/Sub client (tests pass one for the emulator); default: from the configuration. Left open. */
   readonly pubsub?: PubSub;
   /** The process's metrics (served at /metrics); default: this service's own. */
   readonly metrics?: ProcessMetrics;
@@ -96,7 +96,8 @@ export async function startIngest(
   const url = await app.listen({ host: config.ingest.host, port: config.ingest.port });
   logger.info({ url, streams: readingLog.streams, auth: config.ingest.auth }, 'ingest listening');
   const { pubsub: pubsubConfig } = config.ingest;
-  const client = pubsubConfig === undefined ? undefined : (runtime.pubsub ?? pubsubClient(process.env));
+  const client =
+    pubsubConfig === undefined ? undefined : (runtime.pubsub ?? pubsubClient(config.pubsubClient));
   const source =
     pubsubConfig === undefined || client === undefined
       ? undefined

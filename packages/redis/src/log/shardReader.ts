@@ -1,11 +1,22 @@
-import type { ShardKeys } from '@streamgauge/core';
-import type { DeliveredBatch, StreamConsumer } from './streamConsumer.ts';
+import { setTimeout as delay } from 'node:timers/promises';
+import { backoffMs, type ShardKeys } from '@streamgauge/core';
+import { type DeliveredBatch, isGroupMissing, type StreamConsumer } from './streamConsumer.ts';
 
 export interface ShardPull {
   readonly batch: DeliveredBatch;
   /** This batch ends the scan of everything pending that follows the start. */
   readonly settled: boolean;
 }
+
+export interface ShardReaderOptions {
+  /** Entries pending this long on any consumer are claimed and delivered again. */
+  readonly claimIdleMs: number;
+  /** A step of `retry` failed and is retried after a backoff (`attempt` from 0): callers log it. */
+  readonly onRetry: (error: unknown, attempt: number) => void;
+}
+
+/** The same backoff for every consumer of the stream, whichever group it reads for. */
+const RETRY_BACKOFF = { baseMs: 100, maxMs: 2_000 } as const;
 
 /**
  * What a consumer pulls next from one shard: first a scan of everything
@@ -17,11 +28,16 @@ export interface ShardPull {
  * One pull at a time, the next only once the last batch is acknowledged:
  * then a scan can never claim entries that are in this process, waiting to
  * be processed, and scanning everything pending is safe.
+ *
+ * The group is created on first use, and again once Redis has lost it (a
+ * restart without persistence, a flush): a consumer then goes on from the
+ * stream's start instead of failing every read until someone recreates it.
  */
 export class ShardReader {
   readonly #consumer: StreamConsumer;
   readonly #shard: ShardKeys;
   readonly #claimIdleMs: number;
+  readonly #onRetry: (error: unknown, attempt: number) => void;
   #scan: { minIdleMs: number; cursor: string; settle: boolean } | undefined = {
     minIdleMs: 0,
     cursor: '0-0',
@@ -29,11 +45,13 @@ export class ShardReader {
   };
   #nextScanAt: number;
   #readFailed = false;
+  #groupExists = false;
 
-  constructor(consumer: StreamConsumer, shard: ShardKeys, options: { claimIdleMs: number }) {
+  constructor(consumer: StreamConsumer, shard: ShardKeys, options: ShardReaderOptions) {
     this.#consumer = consumer;
     this.#shard = shard;
     this.#claimIdleMs = options.claimIdleMs;
+    this.#onRetry = options.onRetry;
     this.#nextScanAt = Date.now() + options.claimIdleMs;
   }
 
@@ -42,7 +60,20 @@ export class ShardReader {
     this.#scan ??= { minIdleMs: 0, cursor: '0-0', settle: false };
   }
 
+  /**
+   * Creates the group on the shard unless this reader already did (and Redis
+   * has not lost it since): for a caller that reads the group's position
+   * before its first pull.
+   */
+  async ensureGroup(): Promise<void> {
+    if (this.#groupExists) return;
+    await this.#consumer.ensureGroup(this.#shard);
+    this.#groupExists = true;
+  }
+
+  /** The next pull; not retried (see `retry`). */
   async next(): Promise<ShardPull> {
+    await this.ensureGroup();
     if (this.#readFailed) {
       this.#readFailed = false;
       this.reconnected();
@@ -63,6 +94,28 @@ export class ShardReader {
     } catch (error) {
       this.#readFailed = true;
       throw error;
+    }
+  }
+
+  /**
+   * Runs `step` (a pull, or a pull and what the caller does with it) until it
+   * succeeds, reporting each failure to `onRetry` and backing off before the
+   * next attempt: a consumer must outlast a Redis that is restarting or
+   * unreachable. A failure that says the group is gone has the next pull
+   * create it again. Rejects only once `signal` is aborted: an attempt in
+   * flight then ends as it will, and no other starts.
+   */
+  async retry<T>(step: () => Promise<T>, signal: AbortSignal): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      signal.throwIfAborted();
+      try {
+        return await step();
+      } catch (error) {
+        if (signal.aborted) throw error;
+        if (isGroupMissing(error)) this.#groupExists = false;
+        this.#onRetry(error, attempt);
+        await delay(backoffMs(attempt, RETRY_BACKOFF), undefined, { signal });
+      }
     }
   }
 }

@@ -1,5 +1,5 @@
-import { decodeEntry, type Reading, type ShardKeys } from '@streamgauge/core';
-import type { RedisClient } from '../connection.ts';
+import { decodeEntry, type Reading, type RedisConfig, type ShardKeys } from '@streamgauge/core';
+import { type ConnectionLogger, connectRedis, type RedisClient } from '../connection.ts';
 
 export type DeliveredEntry =
   | {
@@ -161,6 +161,41 @@ export class StreamConsumer {
     for (const [id, , , times] of pending) counts.set(id, Number(times));
     return counts;
   }
+}
+
+/**
+ * Each shard's blocking reads on a connection of their own, named
+ * `<name>:<shard>`, with a watchdog `marginMs` beyond the BLOCK: a read
+ * whose reply was lost to a cut connection ends in an error, not a hang.
+ * A read in flight when the connection drops is sent again once it is back;
+ * what the lost one delivered is pending, and the shard's reader scans it
+ * after the reconnection.
+ */
+export function blockingConnections(
+  config: RedisConfig,
+  options: {
+    readonly name: string;
+    readonly blockMs: number;
+    readonly marginMs: number;
+    readonly logger: ConnectionLogger;
+  },
+): (shard: ShardKeys) => RedisClient {
+  const { logger } = options;
+  return (shard) =>
+    connectRedis(config, {
+      name: `${options.name}:${shard.shard}`,
+      commandTimeoutMs: options.blockMs + options.marginMs,
+      logger: { warn: (fields, message) => logger.warn({ ...fields, stream: shard.stream }, message) },
+    });
+}
+
+/**
+ * Redis answers a read, claim or pending query on a group it does not hold
+ * (lost to a restart without persistence, a flush, XGROUP DESTROY) with a
+ * NOGROUP error.
+ */
+export function isGroupMissing(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('NOGROUP');
 }
 
 function decodeRow([id, fields]: Row, deliveries: number): DeliveredEntry {

@@ -11,6 +11,27 @@ import { DeadLetterGoneError, type RedriveLink } from '../errors/DeadLetterGoneE
 import { type RedriveRefusal, RedriveRefusedError } from '../errors/RedriveRefusedError.ts';
 import { runScript, ScriptRefusal } from '../scripts.ts';
 
+/**
+ * A handle that cannot name a dead letter (malformed): a RangeError, as the
+ * other ways of naming one wrongly are. It carries the form expected, so
+ * that a caller can add where handles are shown.
+ */
+export class DeadLetterHandleError extends RangeError {
+  readonly handle: string;
+  readonly expected: string;
+  readonly example: string;
+
+  constructor(handle: string) {
+    const expected = '<shard>:<id>';
+    const example = '0:1718000000000-0';
+    super(`${JSON.stringify(handle)} is not a dead letter: expected ${expected} (e.g. ${example})`);
+    this.name = 'DeadLetterHandleError';
+    this.handle = handle;
+    this.expected = expected;
+    this.example = example;
+  }
+}
+
 /** Dead letters read per round trip. */
 const PAGE = 1_000;
 
@@ -158,7 +179,8 @@ export class DeadLetters {
    * One dead letter, with its original entry. A handle is `<shard>:<id>`,
    * or a bare dead-letter id (looked up in every shard).
    *
-   * @throws RangeError when the handle is malformed or a bare id is in several shards.
+   * @throws DeadLetterHandleError when the handle is malformed.
+   * @throws RangeError when a bare id is in several shards, or the shard does not exist.
    */
   async get(handle: string): Promise<DeadLetterRecord | undefined> {
     const { shards, deadId } = this.#parse(handle);
@@ -237,7 +259,7 @@ export class DeadLetters {
       if (!(error instanceof ScriptRefusal)) throw error;
       if (error.code === 'GONE') throw new DeadLetterGoneError(letter.handle, await this.link(letter.handle));
       const [reason = '', ...groups] = error.detail.split(' ');
-      throw refusal(letter, reason as RedriveRefusal, groups.join(' '));
+      throw new RedriveRefusedError(reason as RedriveRefusal, groups.join(' '), letter);
     }
     const [mode, newEntry, groups, applied, ...resolved] = reply as [string, string, string, string];
     return {
@@ -356,11 +378,7 @@ export class DeadLetters {
 
   #parse(handle: string): { shards: number[]; deadId: string } {
     const match = /^(?:(\d+):)?(\d+-\d+)$/.exec(handle.trim());
-    if (match === null) {
-      throw new RangeError(
-        `${JSON.stringify(handle)} is not a dead letter: expected <shard>:<id> as dlq list shows it (e.g. 0:1718000000000-0)`,
-      );
-    }
+    if (match === null) throw new DeadLetterHandleError(handle);
     const deadId = match[2] as string;
     if (match[1] === undefined) return { shards: this.#shards.map((s) => s.shard), deadId };
     const shard = Number(match[1]);
@@ -387,24 +405,4 @@ function recordOf(shard: number, [deadId, flat]: Row): DeadLetterRecord {
 
 function split(csv: string): string[] {
   return csv === '' ? [] : csv.split(',');
-}
-
-/** The script's refusal, as a message that says what to do instead. */
-function refusal(letter: DeadLetterRecord, reason: RedriveRefusal, groups: string): RedriveRefusedError {
-  const { entry, stream, handle } = letter;
-  const applied = groups.replaceAll(',', ', ');
-  const messages: Record<RedriveRefusal, string> = {
-    pending: `entry ${entry} of ${stream} is still pending in group ${groups} (it is being retried, and may yet be applied or dead-lettered); wait until it is done with it, then redrive: one redrive resolves every group's dead letter of an entry`,
-    unread: `group ${groups} has not read entry ${entry} of ${stream} yet; wait until it has (see streamgauge status)`,
-    content: `dead letter ${handle}: a new entry is needed, and there are no valid readings to put in it; give repaired readings with --file`,
-    partial: `dead letter ${handle}: group ${applied} applied entry ${entry} already and counts every reading it is given, so repaired readings cannot go back as a new entry (they would be counted twice); redrive without --file to re-deliver the original to group ${letter.group} only, or load the repaired readings into the warehouse with streamgauge import and drop the dead letter`,
-    trimmed: `dead letter ${handle}: group ${applied} applied entry ${entry} already, so only the original could be re-delivered, to group ${letter.group} only; but it is no longer in ${stream} (trimmed). Drop the dead letter (load its readings with streamgauge import if the warehouse needs them)`,
-    nogroup: `dead letter ${handle}: the groups that dead-lettered entry ${entry} no longer exist on ${stream}; drop it`,
-    stream: `dead letter ${handle} names stream ${groups}, which is not shard ${letter.shard}'s stream`,
-  };
-  return new RedriveRefusedError(
-    reason,
-    groups,
-    messages[reason] ?? `dead letter ${handle}: refused (${reason} ${groups})`,
-  );
 }

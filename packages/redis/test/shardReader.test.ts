@@ -1,0 +1,107 @@
+import { shardKeys } from '@streamgauge/core';
+import { useRedis } from '@streamgauge/testkit';
+import { Redis } from 'ioredis';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { ShardReader, StreamConsumer } from '../src/index.ts';
+
+const db = useRedis({ flushEach: true });
+const shard = shardKeys(0, 1);
+
+async function addEntry(n: number): Promise<string> {
+  const readings = JSON.stringify([{ node_id: `N${n}`, timestamp: 1.7e12 + n, flow_rate: n }]);
+  return (await db.client.xadd(shard.stream, '*', 'n', '1', 'src', 't', 'readings', readings)) as string;
+}
+
+const consumers: StreamConsumer[] = [];
+afterEach(() => {
+  for (const consumer of consumers.splice(0)) consumer.close();
+});
+
+/** A reader of group `g` that records each failure it retries. */
+function newReader(): { reader: ShardReader; failures: { error: unknown; attempt: number }[] } {
+  const consumer = new StreamConsumer(db.client, () => new Redis(db.url), {
+    group: 'g',
+    consumer: 'c',
+    count: 10,
+    blockMs: 50,
+  });
+  consumers.push(consumer);
+  const failures: { error: unknown; attempt: number }[] = [];
+  const reader = new ShardReader(consumer, shard, {
+    claimIdleMs: 60_000,
+    onRetry: (error, attempt) => failures.push({ error, attempt }),
+  });
+  return { reader, failures };
+}
+
+const groups = async () =>
+  ((await db.client.xinfo('GROUPS', shard.stream)) as unknown[][]).map((fields) => fields[1]);
+
+describe('ShardReader.retry', () => {
+  it('creates the group on its first pull, and again when Redis lost it, and goes on delivering', async () => {
+    const { reader, failures } = newReader();
+    const stop = new AbortController();
+    const delivered: string[] = [];
+    const pulling = (async () => {
+      while (!stop.signal.aborted) {
+        const { batch } = await reader.retry(() => reader.next(), stop.signal);
+        delivered.push(...batch.entries.map((e) => e.id));
+      }
+    })().catch(() => {});
+    try {
+      const first = await addEntry(1);
+      await vi.waitFor(() => expect(delivered).toContain(first), { timeout: 5_000 });
+      expect(await groups()).toEqual(['g']);
+
+      await db.client.xgroup('DESTROY', shard.stream, 'g');
+      const second = await addEntry(2);
+      await vi.waitFor(() => expect(delivered).toContain(second), { timeout: 5_000 });
+      expect(await groups()).toEqual(['g']);
+      expect(failures.map(({ error }) => (error as Error).message)).toContainEqual(
+        expect.stringMatching(/^NOGROUP/),
+      );
+    } finally {
+      stop.abort();
+      await pulling;
+    }
+  });
+
+  it('backs off 100 ms, then doubling, between attempts, and from 100 ms again after a success', async () => {
+    const { reader, failures } = newReader();
+    const failing = (times: number) => {
+      let calls = 0;
+      return async () => {
+        if (calls++ < times) throw new Error(`failure ${calls}`);
+        return calls;
+      };
+    };
+    const signal = new AbortController().signal;
+    const started = performance.now();
+    expect(await reader.retry(failing(2), signal)).toBe(3);
+    // Timers may fire a millisecond early.
+    expect(performance.now() - started).toBeGreaterThanOrEqual(100 + 200 - 5);
+    expect(await reader.retry(failing(1), signal)).toBe(2);
+    expect(failures.map(({ error, attempt }) => [(error as Error).message, attempt])).toEqual([
+      ['failure 1', 0],
+      ['failure 2', 1],
+      ['failure 1', 0],
+    ]);
+  });
+
+  it('stops retrying once told to stop, even while it waits', async () => {
+    const { reader, failures } = newReader();
+    const stop = new AbortController();
+    let calls = 0;
+    const started = performance.now();
+    const retried = reader.retry(async () => {
+      calls++;
+      if (calls === 3) setTimeout(() => stop.abort(), 50);
+      throw new Error('Redis is down');
+    }, stop.signal);
+    await expect(retried).rejects.toMatchObject({ name: 'AbortError' });
+    // Aborted 50 ms into the third wait: long before it would have ended.
+    expect(performance.now() - started).toBeLessThan(100 + 200 + 400);
+    expect(calls).toBe(3);
+    expect(failures.map((f) => f.attempt)).toEqual([0, 1, 2]);
+  });
+});
