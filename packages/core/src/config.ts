@@ -199,12 +199,17 @@ export interface Config {
   readonly ingest: IngestConfig;
   readonly pubsubClient: PubSubClientConfig;
   readonly stream: StreamConfig;
-  readonly logLevel: string;
+  /** LOG_LEVEL; unset, each command decides (services log from info, ops commands from warn). */
+  readonly logLevel: string | undefined;
+  /** LOG_FORMAT: `json`, `pretty`, or `auto` (pretty on a terminal, JSON otherwise). */
+  readonly logFormat: LogFormat;
   readonly metrics: MetricsConfig;
 }
 
 const HOUR_MS = 3_600_000;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 function readAnomalies(read: Reader, env: Env): AnomalyConfig {
   const d = DEFAULT_ANOMALY_SETTINGS;
@@ -416,7 +421,8 @@ export function loadConfig(env: Env): Config {
       dedupeHorizonMs: read.number('DEDUPE_HORIZON_HOURS', 48, { min: 1 / 60 }) * HOUR_MS,
       maxBytes: Math.round(read.number('STREAM_MAX_MB', 4096, { min: 0 }) * 1_048_576),
     },
-    logLevel: read.choice('LOG_LEVEL', 'info', LOG_LEVELS),
+    logLevel: env.LOG_LEVEL?.trim() ? read.choice('LOG_LEVEL', 'info', LOG_LEVELS) : undefined,
+    logFormat: read.choice('LOG_FORMAT', 'auto', LOG_FORMATS) as LogFormat,
     metrics: readMetrics(read, env),
     dashboard: readDashboard(read, env),
   };

@@ -50,6 +50,7 @@ export type {
   DashboardConfig,
   Env,
   IngestConfig,
+  LogFormat,
   MetricsConfig,
   RedisConfig,
   StreamConfig,

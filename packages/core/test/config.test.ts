@@ -180,6 +180,17 @@ describe('loadConfig', () => {
     });
   });
 
+  it('gives every Pub/Sub client the emulator and project the environment names', () => {
+    expect(loadConfig({}).pubsubClient).toEqual({});
+    expect(
+      loadConfig({ PUBSUB_EMULATOR_HOST: ' 127.0.0.1:8085 ', GOOGLE_CLOUD_PROJECT: 'utility' }).pubsubClient,
+    ).toEqual({ emulatorHost: '127.0.0.1:8085', projectId: 'utility' });
+    // PUBSUB_PROJECT_ID wins over the general Google variable.
+    expect(
+      loadConfig({ PUBSUB_PROJECT_ID: 'water', GOOGLE_CLOUD_PROJECT: 'utility' }).pubsubClient.projectId,
+    ).toBe('water');
+  });
+
   it('names every bad PUBSUB_* value, and requires a dead-letter topic with a subscription', () => {
     const problems = (env: Record<string, string>) => {
       try {

@@ -1,26 +1,35 @@
 import { Writable } from 'node:stream';
+import type { Config, LogFormat } from '@streamgauge/core';
 import { type DestinationStream, type Logger, pino } from 'pino';
+
+type LogSettings = Pick<Config, 'logLevel' | 'logFormat'>;
 
 /**
  * JSON logs, one line an event, for log shippers; on a terminal, lines a
  * person reads (local time, level, service, message, then the fields).
  * LOG_FORMAT=json or LOG_FORMAT=pretty decides instead of the terminal test.
+ * From `level` on, unless LOG_LEVEL says otherwise.
  */
-export function createLogger(level: string, service: string): Logger {
-  return pino({ level, base: { service } }, destination(process.stdout, 1));
+export function createLogger(settings: LogSettings, service: string, level = 'info'): Logger {
+  return pino(
+    { level: settings.logLevel ?? level, base: { service } },
+    destination(process.stdout, 1, settings.logFormat),
+  );
 }
 
 /**
  * For a command whose result is its stdout: logs go to stderr, warnings and
- * errors only unless LOG_LEVEL says otherwise.
+ * errors only unless LOG_LEVEL (or the command, with `level`) says otherwise.
  */
-export function commandLogger(service: string): Logger {
-  return pino({ level: process.env.LOG_LEVEL ?? 'warn', base: { service } }, destination(process.stderr, 2));
+export function commandLogger(settings: LogSettings, service: string, level = 'warn'): Logger {
+  return pino(
+    { level: settings.logLevel ?? level, base: { service } },
+    destination(process.stderr, 2, settings.logFormat),
+  );
 }
 
-function destination(stream: NodeJS.WriteStream, fd: 1 | 2): DestinationStream {
-  const format = process.env.LOG_FORMAT?.trim().toLowerCase();
-  const pretty = format === 'pretty' || (format !== 'json' && stream.isTTY === true);
+function destination(stream: NodeJS.WriteStream, fd: 1 | 2, format: LogFormat): DestinationStream {
+  const pretty = format === 'pretty' || (format === 'auto' && stream.isTTY === true);
   if (!pretty) return pino.destination(fd);
   return new Writable({
     write(chunk: Buffer, _encoding, done) {

@@ -34,7 +34,9 @@ export async function reconcileNow(
     });
   }
   if (warehouse !== undefined) {
-    const backfill = await startBackfill(config, warehouse, commandLogger('backfill'), { schedule: false });
+    const backfill = await startBackfill(config, warehouse, commandLogger(config, 'backfill'), {
+      schedule: false,
+    });
     try {
       const report = await backfill.runNow({ ...(scope && { scope }), onProgress: (p) => bar.update(p) });
       bar.done();

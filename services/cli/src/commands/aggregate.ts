@@ -12,7 +12,7 @@ export function aggregateCommand(program: Command): void {
     .option('--consumer <name>', 'consumer name in the group (AGGREGATOR_CONSUMER, default aggregator-1)')
     .action(async (options: { consumer?: string }) => {
       const config = configFromEnv({ AGGREGATOR_CONSUMER: options.consumer });
-      const logger = createLogger(config.logLevel, 'aggregator');
+      const logger = createLogger(config, 'aggregator');
       const endpoint = await serveProcessMetrics(config, 'aggregator', logger);
       await withMetricsEndpoint(endpoint, async (metrics) => {
         const aggregator = await startAggregator(config, logger, { metrics });

@@ -26,13 +26,13 @@ export function archiveCommand(program: Command): void {
           'archive --no-backfill needs the BigQuery warehouse (BIGQUERY_PROJECT): with DuckDB the backfill can only run in the process that holds the file',
         );
       }
-      const archiverLogger = createLogger(config.logLevel, 'archiver');
+      const archiverLogger = createLogger(config, 'archiver');
       // One /metrics for the process: the archiver's series and the backfill's beside them.
       const endpoint = await serveProcessMetrics(config, 'archiver', archiverLogger);
       await withMetricsEndpoint(endpoint, async (metrics) => {
         const host = await startWarehouseHost(
           config,
-          { archiver: archiverLogger, backfill: createLogger(config.logLevel, 'backfill') },
+          { archiver: archiverLogger, backfill: createLogger(config, 'backfill') },
           metrics,
           { backfill: options.backfill },
         );

@@ -40,7 +40,7 @@ export function backfillCommand(program: Command): void {
 }
 
 async function runScheduler(config: Config): Promise<void> {
-  const logger = createLogger(config.logLevel, 'backfill');
+  const logger = createLogger(config, 'backfill');
   const endpoint = await serveProcessMetrics(config, 'backfill', logger);
   await withMetricsEndpoint(endpoint, async (metrics) => {
     const warehouse = await openWarehouse(config).catch((error: Error) => {

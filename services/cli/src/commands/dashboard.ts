@@ -15,7 +15,7 @@ export function dashboardCommand(program: Command): void {
     )
     .action(async (options: { port?: string; host?: string }) => {
       const config = configFromEnv({ DASHBOARD_PORT: options.port, DASHBOARD_HOST: options.host });
-      const logger = createLogger(config.logLevel, 'dashboard');
+      const logger = createLogger(config, 'dashboard');
       const dashboard = await startDashboard(config, logger);
       console.log(`dashboard  ${dashboard.url}/`);
       await runUntilSignal(() => dashboard.stop());

@@ -13,7 +13,7 @@ export function ingestCommand(program: Command): void {
     .option('--host <host>', 'address to listen on (INGEST_HOST, default 0.0.0.0)')
     .action(async (options: { port?: string; host?: string }) => {
       const config = configFromEnv({ INGEST_PORT: options.port, INGEST_HOST: options.host });
-      const logger = createLogger(config.logLevel, 'ingest');
+      const logger = createLogger(config, 'ingest');
       // Served at /metrics on the ingest port.
       const metrics = new ProcessMetrics({ service: 'ingest' });
       const ingest = await startIngest(config, logger, undefined, { metrics });

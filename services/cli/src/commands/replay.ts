@@ -72,7 +72,7 @@ export function replayCommand(program: Command): void {
           readings: totals.readings,
           left_out: totals.pending + totals.undelivered + totals.deadLettered + totals.unsettled,
         });
-        commandLogger('replay').info({ ...range, entries: totals.replayed }, 'replay handed back');
+        commandLogger(config, 'replay').info({ ...range, entries: totals.replayed }, 'replay handed back');
         const outcome = { ...range, dryRun: false, shards: done };
         if (!options.wait || totals.replayed === 0) {
           report(outcome, options.json === true);

@@ -41,12 +41,11 @@ export function startCommand(program: Command): void {
     .action(async (options: StartOptions) => {
       const base = configFromEnv();
       // The console stays readable: warnings and errors only, unless LOG_LEVEL says otherwise.
-      const level = process.env.LOG_LEVEL ? base.logLevel : 'warn';
-      const logger = createLogger(level, 'streamgauge');
+      const logger = createLogger(base, 'streamgauge', 'warn');
       // Signals are taken from here on: a Ctrl-C while starting stops what already runs.
       const lifetime = new Lifetime();
       try {
-        await runServices(lifetime, base, options, logger, level);
+        await runServices(lifetime, base, options, logger);
       } catch (error) {
         // A part that fails because a signal stopped what it needed is no error of its own.
         if (!(error instanceof Stopping || lifetime.stopping)) throw error;
@@ -61,8 +60,8 @@ async function runServices(
   base: Config,
   options: StartOptions,
   logger: Logger,
-  level: string,
 ): Promise<void> {
+  const serviceLogger = (service: string) => createLogger(base, service, 'warn');
   const { config, server } = await lifetime.adopt(
     redisForStart(base, logger, { allowForeignKeys: options.allowForeignKeys === true }).then((local) => ({
       ...local,
@@ -71,19 +70,17 @@ async function runServices(
   );
   // One /metrics for the whole process, on the ingest port.
   const metrics = new ProcessMetrics({ service: 'streamgauge' });
-  const aggregator = await lifetime.adopt(
-    startAggregator(config, createLogger(level, 'aggregator'), { metrics }),
-  );
+  const aggregator = await lifetime.adopt(startAggregator(config, serviceLogger('aggregator'), { metrics }));
   const archiver = await lifetime.adopt(
     startWarehouseHost(
       config,
-      { archiver: createLogger(level, 'archiver'), backfill: createLogger(level, 'backfill') },
+      { archiver: serviceLogger('archiver'), backfill: serviceLogger('backfill') },
       metrics,
     ),
   );
   const ingest = await lifetime
     .adopt(
-      startIngest(config, createLogger(level, 'ingest'), undefined, { metrics }).then((running) => ({
+      startIngest(config, serviceLogger('ingest'), undefined, { metrics }).then((running) => ({
         ...running,
         stop: () => running.close(),
       })),
@@ -97,7 +94,7 @@ async function runServices(
   // On loopback unless DASHBOARD_HOST says otherwise: open to this machine only, no token needed.
   const dashboard = await lifetime
     .adopt(
-      startDashboard(config, createLogger(level, 'dashboard'), {
+      startDashboard(config, serviceLogger('dashboard'), {
         host: config.dashboard.host ?? '127.0.0.1',
       }),
     )

@@ -166,9 +166,8 @@ export function dlqCommand(program: Command): void {
 async function withDeadLetters(work: (session: Session) => Promise<void>): Promise<void> {
   const config = configFromEnv();
   const redis = await opsRedis(config);
-  const logger = commandLogger('dlq');
   // What a redrive or drop did goes to stderr by default (LOG_LEVEL still wins).
-  if (process.env.LOG_LEVEL === undefined) logger.level = 'info';
+  const logger = commandLogger(config, 'dlq', 'info');
   try {
     await work({ dead: new DeadLetters(redis, { shards: config.stream.shards }), config, redis, logger });
   } catch (error) {
