@@ -180,6 +180,17 @@ describe('loadConfig', () => {
     });
   });
 
+  it('leaves the log level to the command unless LOG_LEVEL is set, and refuses an unknown LOG_FORMAT', () => {
+    expect(loadConfig({})).toMatchObject({ logLevel: undefined, logFormat: 'auto' });
+    expect(loadConfig({ LOG_LEVEL: 'debug', LOG_FORMAT: 'JSON' })).toMatchObject({
+      logLevel: 'debug',
+      logFormat: 'json',
+    });
+    expect(() => loadConfig({ LOG_FORMAT: 'xml' })).toThrow(
+      'LOG_FORMAT: expected one of auto, json, pretty, got "xml"',
+    );
+  });
+
   it('gives every Pub/Sub client the emulator and project the environment names', () => {
     expect(loadConfig({}).pubsubClient).toEqual({});
     expect(
