@@ -81,7 +81,12 @@ export {
   pipelineReport,
   shardStatus,
 } from './ops/pipelineStatus.ts';
-export type { ReplayRange, ShardReplay } from './ops/streamReplay.ts';
-export { REPLAY_CONSUMER_PREFIX, ReplayGroupMissingError, StreamReplay } from './ops/streamReplay.ts';
+export type { ReplayCounts, ReplayRange, ShardReplay } from './ops/streamReplay.ts';
+export {
+  REPLAY_CONSUMER_PREFIX,
+  ReplayGroupMissingError,
+  replayTotals,
+  StreamReplay,
+} from './ops/streamReplay.ts';
 export type { ScriptRefusalCode } from './scripts.ts';
 export { loadScripts, ScriptRefusal } from './scripts.ts';

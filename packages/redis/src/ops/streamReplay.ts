@@ -20,9 +20,8 @@ export interface ReplayRange {
   readonly appliedThrough?: string;
 }
 
-/** What a replay does to one shard: the entries in range, and which of them go back to the group. */
-export interface ShardReplay {
-  readonly stream: string;
+/** What a replay counts: the entries in range, and which of them go back to the group. */
+export interface ReplayCounts {
   /** Entries of the stream in the range. */
   readonly entries: number;
   /** Entries delivered to the group again, and the readings they carry. */
@@ -36,6 +35,28 @@ export interface ShardReplay {
   readonly deadLettered: number;
   /** Left out: after the group's applied mark (an earlier entry is still being processed). */
   readonly unsettled: number;
+}
+
+const REPLAY_COUNTS = [
+  'entries',
+  'replayed',
+  'readings',
+  'pending',
+  'undelivered',
+  'deadLettered',
+  'unsettled',
+] as const satisfies readonly (keyof ReplayCounts)[];
+
+/** The counts of several shards' replays added up. */
+export function replayTotals(shards: readonly ReplayCounts[]): ReplayCounts {
+  const totals = Object.fromEntries(REPLAY_COUNTS.map((k) => [k, 0])) as Record<keyof ReplayCounts, number>;
+  for (const shard of shards) for (const k of REPLAY_COUNTS) totals[k] += shard[k];
+  return totals;
+}
+
+/** What a replay does to one shard. */
+export interface ShardReplay extends ReplayCounts {
+  readonly stream: string;
   readonly first?: string;
   readonly last?: string;
 }
@@ -151,13 +172,7 @@ export class StreamReplay {
     const dead = await this.#deadLettered();
     const result = {
       stream,
-      entries: 0,
-      replayed: 0,
-      readings: 0,
-      pending: 0,
-      undelivered: 0,
-      deadLettered: 0,
-      unsettled: 0,
+      ...(replayTotals([]) as Record<keyof ReplayCounts, number>),
       first: undefined as string | undefined,
       last: undefined as string | undefined,
     };

@@ -1,5 +1,11 @@
 import { allShardKeys, GROUPS } from '@streamgauge/core';
-import { OpsLog, ReplayGroupMissingError, type ShardReplay, StreamReplay } from '@streamgauge/redis';
+import {
+  OpsLog,
+  ReplayGroupMissingError,
+  replayTotals,
+  type ShardReplay,
+  StreamReplay,
+} from '@streamgauge/redis';
 import type { Command } from 'commander';
 import { configFromEnv, opsRedis } from '../context.ts';
 import { CommandError, EXIT } from '../exitCodes.ts';
@@ -61,7 +67,7 @@ export function replayCommand(program: Command): void {
         }
         const idleMs = config.aggregator.claimIdleMs;
         const done = await Promise.all(replays.map((r) => r.run(idleMs))).catch(usageOnMissingGroup);
-        const totals = sum(done);
+        const totals = replayTotals(done);
         await new OpsLog(redis).record({
           action: 'replay',
           run,
@@ -114,28 +120,6 @@ async function waitFor(
   return remaining;
 }
 
-function sum(shards: readonly ShardReplay[]) {
-  const totals = {
-    entries: 0,
-    replayed: 0,
-    readings: 0,
-    pending: 0,
-    undelivered: 0,
-    deadLettered: 0,
-    unsettled: 0,
-  };
-  for (const s of shards) {
-    totals.entries += s.entries;
-    totals.replayed += s.replayed;
-    totals.readings += s.readings;
-    totals.pending += s.pending;
-    totals.undelivered += s.undelivered;
-    totals.deadLettered += s.deadLettered;
-    totals.unsettled += s.unsettled;
-  }
-  return totals;
-}
-
 function report(
   outcome: {
     group: string;
@@ -147,7 +131,7 @@ function report(
   },
   json: boolean,
 ): void {
-  const totals = sum(outcome.shards);
+  const totals = replayTotals(outcome.shards);
   if (json) {
     console.log(JSON.stringify({ ...outcome, totals }));
     return;
