@@ -46,53 +46,51 @@ export class ConsumerGroupGauges {
     this.#failures.inc(0);
     this.#options = options;
     const rows = () => this.#rows();
-    new Gauge({
-      name: 'streamgauge_consumer_lag',
-      help: 'Stream entries not yet delivered to the consumer group (XINFO GROUPS lag).',
-      labelNames: [GROUP, DESTINATION],
-      registers: [registry],
-      async collect() {
-        const all = await rows();
-        this.reset();
-        for (const { group, row } of all)
-          if (row.lag !== undefined) this.labels(group, row.stream).set(row.lag);
-      },
-    });
-    new Gauge({
-      name: 'streamgauge_consumer_pending',
-      help: 'Stream entries delivered to the consumer group and not yet acknowledged (XINFO GROUPS pending).',
-      labelNames: [GROUP, DESTINATION],
-      registers: [registry],
-      async collect() {
-        const all = await rows();
-        this.reset();
-        for (const { group, row } of all) this.labels(group, row.stream).set(row.pending);
-      },
-    });
-    new Gauge({
-      name: 'streamgauge_consumer_pending_oldest_age_seconds',
-      help: "Age of the consumer group's oldest entry delivered and not yet acknowledged, from its id's time (absent with none pending).",
-      labelNames: [GROUP, DESTINATION],
-      registers: [registry],
-      async collect() {
-        const all = await rows();
-        this.reset();
-        for (const { group, row } of all)
-          if (row.oldestPendingAgeSeconds !== undefined)
-            this.labels(group, row.stream).set(row.oldestPendingAgeSeconds);
-      },
-    });
-    new Gauge({
-      name: 'streamgauge_dead_letters',
-      help: "Entries in the stream shard's dead-letter stream (every group's): given up on, waiting for `streamgauge dlq`.",
-      labelNames: [DESTINATION],
-      registers: [registry],
-      async collect() {
-        const all = await rows();
-        this.reset();
-        for (const { row } of all) this.labels(row.stream).set(row.deadLetters);
-      },
-    });
+    // One gauge per fact of a group's row, all from the same read per scrape; a fact
+    // Redis cannot tell now (undefined) leaves its series out.
+    const perRow = (
+      name: string,
+      help: string,
+      value: (row: GroupRow) => number | undefined,
+      perGroup = true,
+    ) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: perGroup ? [GROUP, DESTINATION] : [DESTINATION],
+        registers: [registry],
+        async collect() {
+          const all = await rows();
+          this.reset();
+          for (const { group, row } of all) {
+            const v = value(row);
+            if (v === undefined) continue;
+            if (perGroup) this.labels(group, row.stream).set(v);
+            else this.labels(row.stream).set(v);
+          }
+        },
+      });
+    perRow(
+      'streamgauge_consumer_lag',
+      'Stream entries not yet delivered to the consumer group (XINFO GROUPS lag).',
+      (row) => row.lag,
+    );
+    perRow(
+      'streamgauge_consumer_pending',
+      'Stream entries delivered to the consumer group and not yet acknowledged (XINFO GROUPS pending).',
+      (row) => row.pending,
+    );
+    perRow(
+      'streamgauge_consumer_pending_oldest_age_seconds',
+      "Age of the consumer group's oldest entry delivered and not yet acknowledged, from its id's time (absent with none pending).",
+      (row) => row.oldestPendingAgeSeconds,
+    );
+    perRow(
+      'streamgauge_dead_letters',
+      "Entries in the stream shard's dead-letter stream (every group's): given up on, waiting for `streamgauge dlq`.",
+      (row) => row.deadLetters,
+      false,
+    );
   }
 
   /** Reports `group` on these shards, read with `redis`, until the returned function is called. */
