@@ -1,7 +1,7 @@
 import { startAggregator } from '@streamgauge/aggregator';
-import { allShardKeys, horizonStart, loadConfig } from '@streamgauge/core';
+import { allShardKeys, fieldRecord, horizonStart, loadConfig, readModelKeys } from '@streamgauge/core';
 import { startIngest } from '@streamgauge/ingest';
-import { GatewayRegistry } from '@streamgauge/redis';
+import { GatewayRegistry, ReadModelReader } from '@streamgauge/redis';
 import {
   checkReadModel,
   generateDataset,
@@ -70,6 +70,16 @@ describe.runIf(redisServerOnPath())('the pipeline on a 3-master Redis Cluster', 
       const owners = new Set(slots.map((slot) => Math.floor(slot / Math.ceil(16384 / 3))));
       expect(owners.size).toBeGreaterThan(1);
       expect(logged.filter((line) => /CROSSSLOT|MOVED|ASK/.test(line))).toEqual([]);
+
+      // The dashboard's bulk reads, whose keys span masters, read what each key holds.
+      const nodes = [...new Set(data.unique.map((r) => r.node_id))].slice(0, 10);
+      const reads = nodes.flatMap((id) => [
+        { key: readModelKeys.nodeLatest(id), what: 'hash' as const },
+        { key: readModelKeys.nodeMetrics(id, '24h'), what: 'hash' as const },
+      ]);
+      const replies = await new ReadModelReader(client).read(reads);
+      const direct = await Promise.all(reads.map((r) => client.hgetall(r.key)));
+      expect(replies.map((flat) => fieldRecord(flat as string[]))).toEqual(direct);
     } finally {
       await ingest.close();
       await aggregator.stop();

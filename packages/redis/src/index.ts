@@ -2,6 +2,8 @@ export type { LoadedNode, ShardCommit } from './aggregate/aggregateStore.ts';
 export { AggregateStore } from './aggregate/aggregateStore.ts';
 export type { OutboxEvent } from './aggregate/anomalySink.ts';
 export { AnomalySink, recentRecord } from './aggregate/anomalySink.ts';
+export type { KeyRead, KeyReply } from './aggregate/readModelReader.ts';
+export { ReadModelReader } from './aggregate/readModelReader.ts';
 export type { ChangeNotice, NodeKeys } from './aggregate/readModelWriter.ts';
 export { ReadModelWriter } from './aggregate/readModelWriter.ts';
 export type {

@@ -17,6 +17,7 @@ export type ScriptName =
   | 'addNodes'
   | 'removeNodes'
   | 'writeNodeKeys'
+  | 'readKeys'
   | 'commitShard'
   | 'markWritten'
   | 'archiveWatermark'

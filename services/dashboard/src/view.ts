@@ -4,12 +4,20 @@ import {
   allShardKeys,
   anomalyKeys,
   CHANGES_CHANNEL,
+  fieldRecord,
   GROUPS,
   RANGES,
   type Range,
   readModelKeys,
 } from '@streamgauge/core';
-import { groupsOf, isUnavailable, type RedisClient, whenReady } from '@streamgauge/redis';
+import {
+  groupsOf,
+  type KeyRead,
+  type KeyReply,
+  ReadModelReader,
+  type RedisClient,
+  whenReady,
+} from '@streamgauge/redis';
 import type { Logger } from 'pino';
 import {
   type AnomalyView,
@@ -53,6 +61,20 @@ export interface ViewChange {
 }
 
 type Entry = [id: string, fields: string[]];
+
+/** A node's keys to read in a refresh, in the order `#takeNode` takes them. */
+interface NodePlan {
+  readonly id: string;
+  /** Metrics and open anomalies too, not only metadata and latest. */
+  readonly everything: boolean;
+  readonly reads: KeyRead[];
+}
+
+/** A key's flat reply; a key that could not be read throws what it said. */
+function flatOf(reply: KeyReply | undefined): string[] {
+  if (reply instanceof Error) throw reply;
+  return reply ?? [];
+}
 
 /** Whether any range's metrics were read (without allocating a key list, as this runs per notice). */
 function hasMetrics(entry: NodeEntry): boolean {
@@ -115,6 +137,7 @@ export class ReadModelView {
   membership = 0;
 
   readonly #redis: RedisClient;
+  readonly #keys: ReadModelReader;
   readonly #subscriber: RedisClient;
   readonly #options: Required<ViewOptions>;
   readonly #listeners = new Set<(change: ViewChange) => void>();
@@ -129,6 +152,7 @@ export class ReadModelView {
 
   constructor(redis: RedisClient, subscriber: RedisClient, options: ViewOptions) {
     this.#redis = redis;
+    this.#keys = new ReadModelReader(redis);
     this.#subscriber = subscriber;
     this.#options = { refreshMs: 200, pollMs: 2_000, resyncMs: 300_000, deadlineMs: 10_000, ...options };
     // A standalone connection writes a step's commands at once itself (#read), so it
@@ -385,56 +409,65 @@ export class ReadModelView {
     const size = this.#loaded ? CHUNK_SERVING : CHUNK;
     for (let i = 0; i < ids.length; i += size) {
       const chunk = ids.slice(i, i + size);
-      await this.#read(() => Promise.all(chunk.map((id) => this.#readNode(id, what))));
+      const plans = chunk.map((id) => this.#plan(id, what));
+      const replies = await this.#read(() => this.#keys.read(plans.flatMap((p) => p.reads)));
+      let at = 0;
+      for (const plan of plans) {
+        this.#takeNode(plan, replies.slice(at, at + plan.reads.length));
+        at += plan.reads.length;
+      }
     }
   }
 
-  /**
-   * One node's keys. A key this cannot read (a wrong type left by an older
-   * writer, an unreadable anomaly) is logged and the node skipped, so one
-   * bad key never stops the others from loading.
-   */
-  async #readNode(id: string, what: 'latest' | 'all'): Promise<void> {
-    // Every command of the node is sent before the first await (one corked write per chunk);
-    // metadata and latest are taken in even when a metrics or anomalies key cannot be read.
+  /** Which of a node's keys a refresh reads: metadata and latest, and the rest when asked or not yet held. */
+  #plan(id: string, what: 'latest' | 'all'): NodePlan {
     const held = this.nodes.get(id);
     const everything = what === 'all' || !this.#loaded || held === undefined || !hasMetrics(held);
-    const first = Promise.all([
-      this.#redis.hgetall(readModelKeys.nodeMetadata(id)),
-      this.#redis.hgetall(readModelKeys.nodeLatest(id)),
-    ]);
-    const rest = everything
-      ? Promise.all([
-          Promise.all(RANGES.map((r) => this.#redis.hgetall(readModelKeys.nodeMetrics(id, r)))),
-          this.#redis.hvals(anomalyKeys.open(id)),
-        ])
-      : undefined;
-    // Awaited below; not an unhandled rejection when `first` fails before it is.
-    rest?.catch(() => {});
+    const reads: KeyRead[] = [
+      { key: readModelKeys.nodeMetadata(id), what: 'hash' },
+      { key: readModelKeys.nodeLatest(id), what: 'hash' },
+    ];
+    if (everything) {
+      for (const r of RANGES) reads.push({ key: readModelKeys.nodeMetrics(id, r), what: 'hash' });
+      reads.push({ key: anomalyKeys.open(id), what: 'values' });
+    }
+    return { id, everything, reads };
+  }
+
+  /**
+   * Takes in one node's keys. A key this cannot read (a wrong type left by
+   * an older writer, an unreadable anomaly) is logged and the rest of the
+   * node skipped, so one bad key never stops the others from loading;
+   * metadata and latest are taken in even when a metrics or anomalies key
+   * cannot be read.
+   */
+  #takeNode(plan: NodePlan, replies: readonly KeyReply[]): void {
+    const { id } = plan;
     try {
-      const [metadata, latest] = await first;
+      const metadata = flatOf(replies[0]);
+      const latest = flatOf(replies[1]);
       const entry = this.#entry(id);
       // What did not change stays the object already held (see sameFields).
-      const parsedMetadata = parseMetadata(id, metadata);
+      const parsedMetadata = parseMetadata(id, fieldRecord(metadata));
       if (!sameFields(entry.metadata, parsedMetadata)) {
         entry.metadata = parsedMetadata;
         this.membership++;
       }
-      const parsedLatest = parseLatest(latest);
+      const parsedLatest = parseLatest(fieldRecord(latest));
       if (!sameFields(entry.latest, parsedLatest)) {
         entry.latest = parsedLatest;
         entry.latestAt = parsedLatest === null ? Number.NaN : Date.parse(parsedLatest.timestamp);
       }
-      if (rest === undefined) return;
-      const [metrics, open] = await rest;
+      if (!plan.everything) return;
+      const metrics = RANGES.map((_, k) => fieldRecord(flatOf(replies[2 + k])));
+      const open = flatOf(replies[2 + RANGES.length]).map((json) => JSON.parse(json) as AnomalyRecord);
       RANGES.forEach((r, k) => {
         const parsed = parseMetrics(metrics[k] ?? {});
         if (!sameFields(entry.metrics[r], parsed)) entry.metrics[r] = parsed;
       });
-      entry.open = open.map((json) => JSON.parse(json) as AnomalyRecord);
+      entry.open = open;
       dropSeries(entry);
     } catch (error) {
-      if (isUnavailable(error)) throw error;
       this.#options.logger.warn(
         { err: error, node: id },
         'dashboard view: a key of this node cannot be read',
@@ -445,20 +478,28 @@ export class ReadModelView {
   async #readRanges(ids: readonly string[], ranges: readonly Range[]): Promise<void> {
     const size = this.#loaded ? CHUNK_SERVING : CHUNK;
     for (let i = 0; i < ids.length; i += size) {
-      await this.#read(() =>
-        Promise.all(
-          ids.slice(i, i + size).flatMap((id) =>
-            ranges.map(async (r) => {
-              const entry = this.nodes.get(id);
-              const hash = await this.#redis.hgetall(readModelKeys.nodeMetrics(id, r));
-              if (entry === undefined) return;
-              const parsed = parseMetrics(hash);
-              if (!sameFields(entry.metrics[r], parsed)) entry.metrics[r] = parsed;
-              if (r === '7d') dropSeries(entry);
-            }),
-          ),
-        ),
+      const chunk = ids.slice(i, i + size);
+      const reads = chunk.flatMap((id) =>
+        ranges.map((r): KeyRead => ({ key: readModelKeys.nodeMetrics(id, r), what: 'hash' })),
       );
+      const replies = await this.#read(() => this.#keys.read(reads));
+      chunk.forEach((id, n) => {
+        const entry = this.nodes.get(id);
+        if (entry === undefined) return;
+        ranges.forEach((r, k) => {
+          const reply = replies[n * ranges.length + k];
+          if (reply instanceof Error) {
+            this.#options.logger.warn(
+              { err: reply, node: id },
+              'dashboard view: a key of this node cannot be read',
+            );
+            return;
+          }
+          const parsed = parseMetrics(fieldRecord(reply ?? []));
+          if (!sameFields(entry.metrics[r], parsed)) entry.metrics[r] = parsed;
+          if (r === '7d') dropSeries(entry);
+        });
+      });
     }
   }
 
