@@ -1,7 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
 import {
   type Clock,
-  GATEWAY_NAME,
   type GatewayLimits,
   type GatewayRecord,
   type GatewayScope,
@@ -12,9 +10,9 @@ import {
 import type { Cluster, Redis } from 'ioredis';
 import { NameTakenError } from '../errors/NameTakenError.ts';
 import { NodeOwnedError } from '../errors/NodeOwnedError.ts';
-import { UnknownNameError } from '../errors/UnknownNameError.ts';
 import { runScript } from '../scripts.ts';
 import { publishRegistryChange } from './registryChanges.ts';
+import { TokenRecords } from './tokenRecords.ts';
 
 export interface IssuedGateway {
   readonly record: GatewayRecord;
@@ -27,21 +25,13 @@ export type Authentication =
   | { readonly status: 'revoked'; readonly gateway: GatewayRecord }
   | { readonly status: 'unknown' };
 
-/**
- * Gateway tokens: 256 random bits, so a plain SHA-256 is a safe verifier
- * (a slow password hash guards low-entropy secrets, which these are not).
- */
-export function hashToken(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
-}
-
 export class GatewayRegistry {
   readonly #redis: Redis | Cluster;
-  readonly #clock: Clock;
+  readonly #records: TokenRecords<GatewayRecord>;
 
   constructor(redis: Redis | Cluster, clock: Clock) {
     this.#redis = redis;
-    this.#clock = clock;
+    this.#records = new TokenRecords(redis, { keys: gatewayKeys, kind: 'gateway', clock });
   }
 
   /**
@@ -50,22 +40,17 @@ export class GatewayRegistry {
    * `limits` are its own rates where they differ from ingest's defaults.
    */
   async add(name: string, scope: GatewayScope, limits?: Partial<GatewayLimits>): Promise<IssuedGateway> {
-    if (!GATEWAY_NAME.test(name)) {
-      throw new RangeError(
-        `gateway name ${JSON.stringify(name)}: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit`,
-      );
-    }
+    const { token, tokenHash, createdAt } = this.#records.issue(name, 'sg_');
     const nodes = scope.kind === 'nodes' ? scope.nodes : [];
     const badNode = nodes.find((node) => !isNodeId(node));
     if (badNode !== undefined) {
       throw new RangeError(`node id ${JSON.stringify(badNode)}: use ${NODE_ID_RULE}`);
     }
-    const token = `sg_${randomBytes(32).toString('base64url')}`;
     const record: GatewayRecord = {
       name,
-      tokenHash: hashToken(token),
+      tokenHash,
       scope,
-      createdAt: new Date(this.#clock.now()).toISOString(),
+      createdAt,
       ...(limits === undefined || Object.keys(limits).length === 0 ? {} : { limits }),
     };
     const added = await runScript(
@@ -85,28 +70,19 @@ export class GatewayRegistry {
     return { record, token };
   }
 
-  async list(): Promise<GatewayRecord[]> {
-    const all = await this.#redis.hvals(gatewayKeys.byName);
-    return all.map((json) => JSON.parse(json) as GatewayRecord).sort((a, b) => a.name.localeCompare(b.name));
+  list(): Promise<GatewayRecord[]> {
+    return this.#records.list();
   }
 
   /** @returns false when the gateway was already revoked. */
   async revoke(name: string): Promise<boolean> {
-    const result = await runScript(
-      this.#redis,
-      'revokeToken',
-      [gatewayKeys.byName, gatewayKeys.byTokenHash],
-      [name, new Date(this.#clock.now()).toISOString()],
-    );
-    if (result === 0) throw new UnknownNameError(`no gateway named ${JSON.stringify(name)}`);
-    if (result === 1) await publishRegistryChange(this.#redis, 'gateways');
-    return result === 1;
+    const revoked = await this.#records.revoke(name);
+    if (revoked) await publishRegistryChange(this.#redis, 'gateways');
+    return revoked;
   }
 
   async authenticate(token: string): Promise<Authentication> {
-    const json = await this.#redis.hget(gatewayKeys.byTokenHash, hashToken(token));
-    if (json === null) return { status: 'unknown' };
-    const gateway = JSON.parse(json) as GatewayRecord;
-    return gateway.revokedAt === undefined ? { status: 'valid', gateway } : { status: 'revoked', gateway };
+    const found = await this.#records.lookup(token);
+    return found.status === 'unknown' ? found : { status: found.status, gateway: found.record };
   }
 }
