@@ -66,6 +66,11 @@ describe('NodeDetector state', () => {
     expect(detector.checkpoint(), 'nothing unsaved').toBeUndefined();
     detector.observe({ node_id: 'N1', timestamp: start + 40 * 900_000, flow_rate: 10, pressure: 4 });
     expect(detector.checkpoint(true), 'handed over, quiet: waits').toBeUndefined();
+    expect(detector.checkpoint(true, true), 'a stop with the time: all of it, scores too').toEqual({
+      state: detector.state(),
+      scores: true,
+    });
+    expect(detector.checkpoint(true, true), 'then nothing is left').toBeUndefined();
     // Below the 1.5 bar minimum: pending, then open; due with every commit.
     for (let i = 41; i < 44; i++) {
       detector.observe({ node_id: 'N1', timestamp: start + i * 900_000, flow_rate: 10, pressure: 1 });

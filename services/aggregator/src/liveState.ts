@@ -141,11 +141,15 @@ export class LiveState {
     return new NodeDetector(id, this.options.anomalies, state);
   }
 
-  /** The detector states of these nodes due to be persisted (see NodeDetector.checkpoint for `handOver`). */
-  detectorStates(ids: Iterable<string>, handOver = false): Map<string, DetectorCheckpoint> {
+  /** The detector states of these nodes due to be persisted (see NodeDetector.checkpoint for `handOver` and `everything`). */
+  detectorStates(
+    ids: Iterable<string>,
+    handOver = false,
+    everything = false,
+  ): Map<string, DetectorCheckpoint> {
     const states = new Map<string, DetectorCheckpoint>();
     for (const id of ids) {
-      const state = this.nodes.get(id)?.detector.checkpoint(handOver);
+      const state = this.nodes.get(id)?.detector.checkpoint(handOver, everything);
       if (state) states.set(id, state);
     }
     return states;

@@ -8,6 +8,14 @@ import type { SystemSums } from './systemSums.ts';
 const CHECKPOINT_CHUNK = 500;
 
 /**
+ * How long a graceful hand-over spends, per shard, persisting quiet nodes'
+ * unsaved learning after the nodes in an anomaly (always all of them): all
+ * of it for thousands of nodes, a bounded part at 100,000 (~1 GB), so a
+ * stop stays well inside a pod's grace period.
+ */
+const QUIET_CHECKPOINT_MS = 5_000;
+
+/**
  * The aggregator's side of the lease rules (LeaseKeeper decides which shards
  * to hold): taking a shard over and letting it go, which acquisition is the
  * current one (LiveState.holds, changed only here), and what a refused commit
@@ -102,18 +110,38 @@ export class ShardOwnership {
   }
 
   /**
-   * Commits what a graceful hand-over owes of the detectors: the unsaved
-   * state of every node with an anomaly open or pending (NodeDetector.checkpoint),
-   * so the next holder goes on exactly from there. CHECKPOINT_CHUNK nodes per
-   * commit (a state is ~10 KB), yielding in between.
+   * Commits what a graceful hand-over owes of the detectors: first the
+   * unsaved state of every node with an anomaly open or pending
+   * (NodeDetector.checkpoint), so the next holder goes on exactly from
+   * there; then, for QUIET_CHECKPOINT_MS at most, every other node's unsaved
+   * learning, so a restart changes nothing where it has the time (what is
+   * left is logged). CHECKPOINT_CHUNK nodes per commit (a state is ~10 KB),
+   * yielding in between.
    */
   async checkpoint(state: ShardState): Promise<void> {
     const live = this.#live;
     const ids: string[] = [];
     for (const [id, node] of live.nodes) if (node.shard === state) ids.push(id);
+    if (!(await this.#checkpointChunks(state, ids, false))) return;
+    const until = performance.now() + QUIET_CHECKPOINT_MS;
     for (let from = 0; from < ids.length; from += CHECKPOINT_CHUNK) {
-      if (!live.holds(state)) return;
-      const detectors = live.detectorStates(ids.slice(from, from + CHECKPOINT_CHUNK), true);
+      if (performance.now() > until) {
+        live.options.logger.info(
+          { stream: state.shard.stream, nodes: ids.length - from },
+          "hand-over: quiet nodes' latest detector learning left unsaved (out of time)",
+        );
+        return;
+      }
+      if (!(await this.#checkpointChunks(state, ids.slice(from, from + CHECKPOINT_CHUNK), true))) return;
+    }
+  }
+
+  /** Commits the detector states these nodes owe (every unsaved one with `everything`); false once the shard is gone. */
+  async #checkpointChunks(state: ShardState, ids: readonly string[], everything: boolean): Promise<boolean> {
+    const live = this.#live;
+    for (let from = 0; from < ids.length; from += CHECKPOINT_CHUNK) {
+      if (!live.holds(state)) return false;
+      const detectors = live.detectorStates(ids.slice(from, from + CHECKPOINT_CHUNK), true, everything);
       if (detectors.size === 0) continue;
       const commit = state.store.prepare({
         changed: [],
@@ -126,9 +154,10 @@ export class ShardOwnership {
         counters: {},
         detectors,
       });
-      if (!(await this.commit(state, commit))) return;
+      if (!(await this.commit(state, commit))) return false;
       await yieldToLoop();
     }
+    return true;
   }
 
   /** Forgets a shard at once (its lease is gone): its state may hold uncommitted changes. */

@@ -161,12 +161,22 @@ export class NodeDetector {
    * (its windows of recent values, baselines and scores; the metrics are
    * exact regardless). `handOver` (a graceful stop or hand-over): a node
    * with an anomaly open or pending hands out everything unsaved, scores
-   * included, so a restart in the middle of an anomaly changes nothing;
-   * persisting every quiet node's unsaved learning too would be ~10 KB per
-   * node (1 GB at 100,000 nodes) on every stop.
+   * included, so a restart in the middle of an anomaly changes nothing.
+   * `everything`: any node hands out all it has unsaved, for a graceful
+   * stop that has the time (a quiet node's lost learning changes what it
+   * detects next: a baseline five hours old took a morning rise for a
+   * burst); ~10 KB a node, so a stop bounds it (ShardOwnership.checkpoint).
    */
-  checkpoint(handOver = false): DetectorCheckpoint | undefined {
+  checkpoint(handOver = false, everything = false): DetectorCheckpoint | undefined {
     const active = this.#lifecycle.open.size > 0 || this.#lifecycle.pending.size > 0;
+    if (everything) {
+      if (this.#unsaved === 0 && this.#unscored === 0) return undefined;
+      const scores = this.#unscored > 0;
+      this.#unsaved = 0;
+      this.#unscored = 0;
+      this.#savedActive = active;
+      return { state: this.state(), scores };
+    }
     const force = handOver && active;
     if (this.#unsaved === 0 && !(force && this.#unscored > 0)) return undefined;
     const every = this.#settings.checkpointReadings;
