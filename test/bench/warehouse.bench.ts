@@ -4,12 +4,14 @@ import { join } from 'node:path';
 import { startAggregator } from '@streamgauge/aggregator';
 import { startArchiver } from '@streamgauge/archiver';
 import { startBackfill } from '@streamgauge/backfill';
-import { GROUPS, horizonStart, loadConfig, systemClock } from '@streamgauge/core';
+import { GROUPS, horizonStart, loadConfig, sleep, systemClock } from '@streamgauge/core';
 import { ReadingLog } from '@streamgauge/redis';
 import { waitForDrain } from '@streamgauge/testkit';
 import { DuckdbWarehouse, duckdbPath } from '@streamgauge/warehouse';
 import { pino } from 'pino';
+import { ServiceProcess } from '../support/serviceProcess.ts';
 import { CpuMeter, type CpuTarget } from './lib/cpu.ts';
+import { ReadingSource } from './lib/readings.ts';
 import { fillLog } from './lib/streams.ts';
 import type { SuiteContext } from './lib/types.ts';
 
@@ -23,7 +25,82 @@ export const SUITE = 'warehouse';
  */
 export async function warehouseBench(context: SuiteContext): Promise<void> {
   await archiverBench(context);
+  // Waiting for more (the default) against writing each read at once, in the same run.
+  const lingers = [loadConfig({}).archiver.lingerMs, 0];
+  for (const lingerMs of lingers) await archiverKeepingUp(context, lingerMs);
   await reconcileBench(context);
+}
+
+/**
+ * The archiver as it runs most of the time: keeping up. `streamgauge
+ * archive` in a process of its own while readings arrive at
+ * BENCH_ARCHIVER_RATE (default 20,000/s; entries of 1000, 10,000 nodes) for
+ * BENCH_SECONDS; its CPU is measured from the first append until it has
+ * acknowledged the last entry, and divided by the readings.
+ */
+async function archiverKeepingUp(context: SuiteContext, lingerMs: number): Promise<void> {
+  await context.redis.flush();
+  const rate = Number(process.env.BENCH_ARCHIVER_RATE ?? 20_000);
+  const perEntry = 1000;
+  const dataDir = mkdtempSync(join(tmpdir(), 'streamgauge-bench-archiver-'));
+  const log = new ReadingLog(context.redis.client, {
+    shards: 1,
+    retentionMs: 48 * 3_600_000,
+    dedupeHorizonMs: 48 * 3_600_000,
+    clock: systemClock,
+  });
+  const archiver = await ServiceProcess.start({
+    command: 'archive',
+    env: {
+      REDIS_URL: context.redis.url,
+      DATA_DIR: dataDir,
+      METRICS_PORT: '0',
+      ARCHIVER_LINGER_MS: String(lingerMs),
+    },
+  });
+  try {
+    context.log(`archiver keeping up: ${rate} readings/s offered, ARCHIVER_LINGER_MS=${lingerMs}`);
+    const source = new ReadingSource({ nodes: 10_000 });
+    const cpu = new CpuMeter([
+      { name: 'archiver', pid: archiver.pid },
+      ...(context.redis.pid === undefined ? [] : [{ name: 'redis', pid: context.redis.pid }]),
+      { name: 'bench', pid: 'self' },
+    ]);
+    cpu.start();
+    const started = performance.now();
+    const windowMs = context.options.seconds * 1000;
+    let offered = 0;
+    for (let elapsed = 0; elapsed < windowMs; elapsed = performance.now() - started) {
+      // Paced every 50 ms: as many entries as the rate asks for by now.
+      while (offered < (rate * elapsed) / 1000) {
+        await log.append(
+          Array.from({ length: perEntry }, () => source.nextReading()),
+          'bench',
+        );
+        offered += perEntry;
+      }
+      await sleep(50);
+    }
+    await waitForDrain(context.redis.client, ['readings'], GROUPS.archiver, 600_000);
+    const seconds = (performance.now() - started) / 1000;
+    const usage = cpu.stop();
+    const cpuUs = (((usage.archiver ?? 0) / 100) * seconds * 1e6) / offered;
+    context.record({
+      suite: SUITE,
+      case: `archiver keeping up at ${rate}/s, ARCHIVER_LINGER_MS=${lingerMs}: CPU per reading`,
+      seconds,
+      readings: offered,
+      requests: offered / perEntry,
+      readingsPerSec: Math.round(offered / seconds),
+      requestsPerSec: offered / perEntry / seconds,
+      cpu: usage,
+      notes: [`archiver CPU ${cpuUs.toFixed(1)} µs per reading (its process, DuckDB's threads included)`],
+      figures: { archiverCpuUsPerReading: cpuUs, lingerMs },
+    });
+  } finally {
+    await archiver.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
 }
 
 async function archiverBench(context: SuiteContext): Promise<void> {

@@ -22,6 +22,8 @@ export interface ArchiverOptions {
 
 export interface ArchiveOutcome {
   readonly entries: number;
+  /** Readings of the entries that could be archived. */
+  readonly readings: number;
   readonly inserted: number;
   readonly duplicates: number;
   readonly dead: number;
@@ -95,6 +97,7 @@ export class Archiver {
         : await this.#retry(() => log.advanceWatermark(group, last), 'watermark');
     return {
       entries: batch.entries.length,
+      readings: rows.length,
       inserted: written.inserted,
       duplicates: written.duplicates,
       dead: sorted.dead.length,

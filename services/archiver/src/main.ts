@@ -74,6 +74,7 @@ export async function startArchiver(
         redis,
         archiver,
         claimIdleMs: config.aggregator.claimIdleMs,
+        lingerMs: config.archiver.lingerMs,
         metrics: telemetry,
         logger: log,
         onBatch: runtime.onBatch,
