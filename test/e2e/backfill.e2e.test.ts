@@ -217,11 +217,37 @@ describe('backfill from the warehouse', () => {
     expect(report.drift.readings).toBeGreaterThanOrEqual(1);
     expect(report.warnings).toEqual([]);
     expect(report.drift['flow_rate.max'] ?? report.drift['flow_rate.mean']).toBeGreaterThan(0);
+    // Only the two nodes that differed from the persisted state were offered.
+    expect({ offered: report.nodesOffered, matched: report.nodesMatched }).toEqual({
+      offered: 2,
+      matched: 10,
+    });
     const problems = await checkReadModel(redis, data.unique, {
       ttlSeconds: config.cacheTtlSeconds,
       horizonStart: horizonStart(now),
     });
     expect(problems.slice(0, 20)).toEqual([]);
+
+    // Nothing drifted since: a second run compares every node (the stream
+    // after the cut replayed onto the warehouse's panes) and offers none.
+    const again = await backfill.runNow();
+    expect(again.status).toBe('complete');
+    expect({ offered: again.nodesOffered, matched: again.nodesMatched, bytes: again.payloadBytes }).toEqual({
+      offered: 0,
+      matched: 12,
+      bytes: 0,
+    });
+    expect(again.panesCompared).toBeGreaterThan(1000);
+    expect(again.panesChanged).toBe(0);
+    expect(again.drift).toEqual({});
+    expect(
+      (
+        await checkReadModel(redis, data.unique, {
+          ttlSeconds: config.cacheTtlSeconds,
+          horizonStart: horizonStart(now),
+        })
+      ).slice(0, 20),
+    ).toEqual([]);
   }, 180_000);
 
   it('refuses a run for a shard whose stream lost entries after the cut, and says so', async () => {

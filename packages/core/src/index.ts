@@ -141,8 +141,8 @@ export {
 } from './window/pane.ts';
 export { decodePanes, encodePanes } from './window/paneCodec.ts';
 export { PaneRing } from './window/paneRing.ts';
-export type { NodeReconcile } from './window/reconcile.ts';
-export { BACKFILL_PANE_WIDTH, reconcileNode, windowsFromPanes } from './window/reconcile.ts';
+export type { NodeBackfill, NodeReconcile } from './window/reconcile.ts';
+export { BACKFILL_PANE_WIDTH, reconcileNode, truthOf, windowsFromPanes } from './window/reconcile.ts';
 export type { WindowBounds } from './window/windows.ts';
 export {
   horizonStart,

@@ -2,16 +2,12 @@ export type { LoadedNode, ShardCommit } from './aggregate/aggregateStore.ts';
 export { AggregateStore } from './aggregate/aggregateStore.ts';
 export type { OutboxEvent } from './aggregate/anomalySink.ts';
 export { AnomalySink, recentRecord } from './aggregate/anomalySink.ts';
+export { PERSISTED_CHUNK, PersistedWindows } from './aggregate/persistedWindows.ts';
 export type { KeyRead, KeyReply } from './aggregate/readModelReader.ts';
 export { ReadModelReader } from './aggregate/readModelReader.ts';
 export type { ChangeNotice, NodeKeys } from './aggregate/readModelWriter.ts';
 export { ReadModelWriter } from './aggregate/readModelWriter.ts';
-export type {
-  NodeBackfill,
-  Offer,
-  ReconcileScope,
-  ShardReconcileReport,
-} from './aggregate/reconcileOffers.ts';
+export type { Offer, ReconcileScope, ShardReconcileReport } from './aggregate/reconcileOffers.ts';
 export { PayloadGoneError, ReconcileOffers } from './aggregate/reconcileOffers.ts';
 export { heldShards, ShardLeases } from './aggregate/shardLeases.ts';
 export { ArchiveLog } from './archive/archiveLog.ts';
@@ -52,7 +48,7 @@ export { ShardReader } from './log/shardReader.ts';
 export type { DeliveredBatch, DeliveredEntry, StreamConsumerOptions } from './log/streamConsumer.ts';
 export { blockingConnections, StreamConsumer } from './log/streamConsumer.ts';
 export type { CutMark, StreamHistory } from './log/streamPosition.ts';
-export { countAfter, lostSince, markCut, streamHistory } from './log/streamPosition.ts';
+export { countAfter, lostSince, markCut, readingsBetween, streamHistory } from './log/streamPosition.ts';
 export type { ReadableEntry, Triage } from './log/triage.ts';
 export { exhausted, triage } from './log/triage.ts';
 export type { CacheState, CacheStats } from './ops/cacheStatus.ts';

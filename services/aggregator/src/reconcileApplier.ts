@@ -5,7 +5,7 @@ import {
   RANGES,
   type Reading,
   reconcileNode,
-  windowsFromPanes,
+  truthOf,
 } from '@streamgauge/core';
 import {
   type Offer,
@@ -88,9 +88,13 @@ export class ReconcileApplier {
       return { byNode, entries };
     }, 'stream tail');
 
-    // A rebuild covers some nodes, or panes from `since` on; the rest stays as it is.
+    // A rebuild covers some nodes, or panes from `since` on; an offer of the
+    // nodes that differ covers those (the backfill found the rest matching
+    // the persisted state, which this state has only added to since). The
+    // rest stays as it is.
     const since = offer.scope?.since;
-    const only = offer.scope?.nodes === undefined ? undefined : new Set(offer.scope.nodes);
+    const listed = offer.matched !== undefined ? offer.nodes : offer.scope?.nodes;
+    const only = listed === undefined ? undefined : new Set(listed);
     const drift: Record<string, number> = {};
     const totals = { compared: 0, changed: 0, created: 0, nodes: 0 };
     const seen = new Set<string>();
@@ -144,11 +148,7 @@ export class ReconcileApplier {
         );
         for (const backfill of chunk) {
           seen.add(backfill.nodeId);
-          const truth = windowsFromPanes(backfill.nodeId, aheadMs, backfill.panes, now);
-          truth.latest = backfill.latest;
-          truth.metadata = { ...backfill.metadata };
-          for (const reading of backfill.readings) truth.add(reading, now);
-          if (!(await settle(backfill.nodeId, truth))) return undefined;
+          if (!(await settle(backfill.nodeId, truthOf(backfill, aheadMs, now)))) return undefined;
         }
       }
     } catch (error) {

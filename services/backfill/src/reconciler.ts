@@ -4,6 +4,7 @@ import {
   BACKFILL_PANE_WIDTH,
   type Clock,
   compareEntryIds,
+  type NodeBackfill,
   type NodeMetadata,
   PANE_WIDTH,
   type Reading,
@@ -14,7 +15,6 @@ import {
   type CacheStatus,
   type CutMark,
   markCut,
-  type NodeBackfill,
   ReconcileControl,
   type ReconcileOffers,
   type ReconcileScope,
@@ -32,6 +32,7 @@ import {
   type Warehouse,
 } from '@streamgauge/warehouse';
 import type { Logger } from 'pino';
+import { compareWithPersisted } from './persistedComparison.ts';
 
 export interface ReconcileProgress {
   /** query: warehouse statements done; apply: shards whose aggregator applied the panes. */
@@ -65,6 +66,11 @@ export interface ReconcileReport {
     readonly pending: readonly number[];
     readonly skipped: readonly number[];
   };
+  /** Nodes offered to the aggregators: those whose persisted windows differ from the warehouse's. */
+  readonly nodesOffered: number;
+  /** Nodes that matched the aggregators' persisted windows: left out of the offer. */
+  readonly nodesMatched: number;
+  /** Panes compared: by the backfill in the nodes that matched, by the aggregators in those offered. */
   readonly panesCompared: number;
   readonly panesChanged: number;
   readonly nodesCreated: number;
@@ -218,18 +224,30 @@ export class Reconciler {
         });
       }
       let payloadBytes = 0;
+      const matched = { nodes: 0, panes: 0, offered: 0 };
       for (const [s, shard] of shards.entries()) {
-        const list = byShard[s] ?? [];
+        const mark = marks[s] as CutMark;
+        const comparison = await compareWithPersisted(this.#redis, shard, byShard[s] ?? [], {
+          cut: mark.cut,
+          aheadMs: this.#options.aheadMs,
+          now: clock.now(),
+          ...(wanted !== undefined && { wanted }),
+          ...(scope?.since !== undefined && { since: scope.since }),
+        });
+        matched.nodes += comparison.matched;
+        matched.offered += comparison.differing.length;
+        matched.panes += comparison.panesCompared;
         payloadBytes += await this.#offers.publish(
           shard,
           {
             run,
-            ...(marks[s] as CutMark),
+            ...mark,
             at: started,
-            nodes: list.map((n) => n.nodeId),
+            nodes: comparison.differing.map((n) => n.nodeId),
             ...(scope !== undefined && { scope }),
+            matched: comparison.matched,
           },
-          list,
+          comparison.differing,
           this.#options.ttlSeconds,
         );
         progress({ phase: 'publish', done: s + 1, total: shards.length });
@@ -248,6 +266,7 @@ export class Reconciler {
         rows,
         nodes: nodes.size,
         payloadBytes,
+        matched,
         shards: shards.length,
         reports,
       });
@@ -403,6 +422,7 @@ function summarise(run: {
   rows: number;
   nodes: number;
   payloadBytes: number;
+  matched: { nodes: number; panes: number; offered: number };
   shards: number;
   reports: readonly ShardReconcileReport[];
 }): ReconcileReport {
@@ -431,7 +451,9 @@ function summarise(run: {
     nodes: run.nodes,
     payloadBytes: run.payloadBytes,
     shards: { total: run.shards, applied: applied.size, pending, skipped },
-    panesCompared: sum((r) => r.panesCompared),
+    nodesOffered: run.matched.offered,
+    nodesMatched: run.matched.nodes,
+    panesCompared: run.matched.panes + sum((r) => r.panesCompared),
     panesChanged: sum((r) => r.panesChanged),
     nodesCreated: sum((r) => r.created),
     drift,

@@ -155,6 +155,12 @@ export function printReport(report: ReconcileReport, json: boolean, what = 'back
   console.log(
     `  panes compared ${report.panesCompared}, changed ${report.panesChanged}; nodes created ${report.nodesCreated}; shards applied ${report.shards.applied}/${report.shards.total}`,
   );
+  // Absent from the report of a scheduler that predates the comparison.
+  if (report.nodesOffered !== undefined) {
+    console.log(
+      `  nodes offered ${report.nodesOffered} (${(report.payloadBytes / 1e6).toFixed(1)} MB), left out ${report.nodesMatched}: they matched the aggregators' persisted state`,
+    );
+  }
   const drift = Object.entries(report.drift);
   if (report.panesCompared === 0) {
     console.log('  nothing compared: no pane was compared, so nothing is known about drift');

@@ -1,4 +1,5 @@
-import { METADATA_KEYS, type NodeMetadata, NodeWindows } from './nodeWindows.ts';
+import type { Reading } from '../reading.ts';
+import { type LatestValues, METADATA_KEYS, type NodeMetadata, NodeWindows } from './nodeWindows.ts';
 import {
   emptyPane,
   hasMeasurement,
@@ -182,4 +183,35 @@ export function windowsFromPanes(
     windows.restoreFullPane(panes[at] as number, pane, panes, at + 2);
   }
   return windows;
+}
+
+/** What the warehouse says about one node (a backfill run's part for it). */
+export interface NodeBackfill {
+  readonly nodeId: string;
+  /** `BACKFILL_PANE_WIDTH` doubles per pane: ring, pane number, pane (pane.ts layout). */
+  readonly panes: Float64Array;
+  readonly latest?: LatestValues;
+  readonly metadata: NodeMetadata;
+  /** Readings archived after the panes' cut time but within the shard's cut: added one by one. */
+  readonly readings: readonly Reading[];
+}
+
+/**
+ * A node's truth at `now`: the warehouse's panes, latest values and
+ * metadata, its readings archived after the panes were cut, then `tail`
+ * (the shard's stream after the cut, up to where the state compared with
+ * it has applied).
+ */
+export function truthOf(
+  node: NodeBackfill,
+  aheadMs: number,
+  now: number,
+  tail: readonly Reading[] = [],
+): NodeWindows {
+  const truth = windowsFromPanes(node.nodeId, aheadMs, node.panes, now);
+  truth.latest = node.latest;
+  truth.metadata = { ...node.metadata };
+  for (const reading of node.readings) truth.add(reading, now);
+  for (const reading of tail) truth.add(reading, now);
+  return truth;
 }

@@ -3,7 +3,6 @@ import {
   type Clock,
   type DetectorCheckpoint,
   decodeDetectorState,
-  decodeEntry,
   decodePanes,
   encodeDetectorState,
   encodePanes,
@@ -17,7 +16,7 @@ import {
 } from '@streamgauge/core';
 import type { RedisClient } from '../connection.ts';
 import { type GroupCommit, lastErrors, prepareCommit } from '../log/groupCommit.ts';
-import { type CutMark, lostSince } from '../log/streamPosition.ts';
+import { type CutMark, lostSince, readingsBetween } from '../log/streamPosition.ts';
 import { runScript } from '../scripts.ts';
 import { migrateLegacyPanes } from './legacyPanes.ts';
 
@@ -153,29 +152,9 @@ export class AggregateStore {
     );
   }
 
-  /**
-   * The readings of the shard's entries after `after` up to `upTo`
-   * (inclusive), a page at a time. Entries that do not decode are skipped:
-   * the aggregator dead-lettered them instead of applying them.
-   */
-  async *readingsBetween(after: string, upTo: string): AsyncGenerator<{ id: string; readings: Reading[] }> {
-    let from = `(${after}`;
-    for (;;) {
-      const rows = (await this.#redis.xrange(this.#shard.stream, from, upTo, 'COUNT', 1000)) as [
-        string,
-        string[],
-      ][];
-      for (const [id, fields] of rows) {
-        try {
-          yield { id, readings: decodeEntry(id, fields).readings };
-        } catch {
-          // Not an entry the aggregator could apply.
-        }
-      }
-      const last = rows[rows.length - 1];
-      if (rows.length < 1000 || last === undefined) return;
-      from = `(${last[0]}`;
-    }
+  /** The readings of the shard's entries after `after` up to `upTo` (see readingsBetween). */
+  readingsBetween(after: string, upTo: string): AsyncGenerator<{ id: string; readings: Reading[] }> {
+    return readingsBetween(this.#redis, this.#shard.stream, after, upTo);
   }
 
   /** Whether the shard's stream holds an entry after `after`, up to `upTo` (inclusive). */
@@ -287,7 +266,12 @@ function bytes(encoded: Uint8Array): Buffer {
   return Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
 }
 
-function decodeNode(nodeId: string, hash: Record<string, Buffer>, aheadMs: number): LoadedNode | undefined {
+/** A node's persisted hash as the aggregator loads it (undefined: nothing persisted). */
+export function decodeNode(
+  nodeId: string,
+  hash: Record<string, Buffer>,
+  aheadMs: number,
+): LoadedNode | undefined {
   const fields = Object.entries(hash);
   if (fields.length === 0) return undefined;
   const node = new NodeWindows(nodeId, aheadMs);

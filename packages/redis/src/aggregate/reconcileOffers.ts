@@ -1,5 +1,6 @@
 import {
   type LatestValues,
+  type NodeBackfill,
   type NodeMetadata,
   type Reading,
   reconcileKeys,
@@ -9,17 +10,6 @@ import { sendBatchOrThrow } from '../batch.ts';
 import type { RedisClient } from '../connection.ts';
 import type { CutMark } from '../log/streamPosition.ts';
 import { runScript } from '../scripts.ts';
-
-/** What the warehouse says about one node: its panes, latest values and metadata. */
-export interface NodeBackfill {
-  readonly nodeId: string;
-  /** `BACKFILL_PANE_WIDTH` doubles per pane: ring, pane number, pane (pane.ts layout). */
-  readonly panes: Float64Array;
-  readonly latest?: LatestValues;
-  readonly metadata: NodeMetadata;
-  /** Readings archived after the panes' cut time but within the shard's cut: added one by one. */
-  readonly readings: readonly Reading[];
-}
 
 /**
  * What a run covers when it is not the whole live state (`streamgauge
@@ -43,6 +33,12 @@ export interface Offer extends CutMark {
   readonly nodes: readonly string[];
   /** Absent: every node, every pane the live windows keep. */
   readonly scope?: ReconcileScope;
+  /**
+   * How many nodes the backfill compared with the persisted state and left
+   * out because they matched: `nodes` then lists only those that differ,
+   * and the rest are left as they are. Absent: `nodes` is every node.
+   */
+  readonly matched?: number;
 }
 
 /** A shard's report of how it applied a run. */
@@ -117,6 +113,7 @@ export class ReconcileOffers {
         at: String(offer.at),
         nodes: JSON.stringify(offer.nodes),
         ...(offer.scope !== undefined && { scope: JSON.stringify(offer.scope) }),
+        ...(offer.matched !== undefined && { matched: String(offer.matched) }),
       });
       batch.expire(shard.reconcile.offer, ttlSeconds);
     });
@@ -135,6 +132,7 @@ export class ReconcileOffers {
       at: Number(raw.at),
       nodes: JSON.parse(raw.nodes) as string[],
       ...(raw.scope !== undefined && { scope: JSON.parse(raw.scope) as ReconcileScope }),
+      ...(raw.matched !== undefined && { matched: Number(raw.matched) }),
     };
   }
 

@@ -1,5 +1,5 @@
-import type { ShardKeys } from '@streamgauge/core';
-import { fieldMap } from '@streamgauge/core';
+import type { Reading, ShardKeys } from '@streamgauge/core';
+import { decodeEntry, fieldMap } from '@streamgauge/core';
 import type { RedisClient } from '../connection.ts';
 
 /** What XINFO STREAM says of a stream's history; zeros for a stream that does not exist. */
@@ -76,4 +76,31 @@ export async function lostSince(redis: RedisClient, shard: ShardKeys, mark: CutM
 
 async function removedFrom(redis: RedisClient, shard: ShardKeys): Promise<number> {
   return Number((await redis.get(shard.streamRemoved)) ?? 0);
+}
+
+/**
+ * The readings of a stream's entries after `after` up to `upTo`
+ * (inclusive), a page at a time. Entries that do not decode are skipped:
+ * the aggregator dead-lettered them instead of applying them.
+ */
+export async function* readingsBetween(
+  redis: RedisClient,
+  stream: string,
+  after: string,
+  upTo: string,
+): AsyncGenerator<{ id: string; readings: Reading[] }> {
+  let from = `(${after}`;
+  for (;;) {
+    const rows = (await redis.xrange(stream, from, upTo, 'COUNT', 1000)) as [string, string[]][];
+    for (const [id, fields] of rows) {
+      try {
+        yield { id, readings: decodeEntry(id, fields).readings };
+      } catch {
+        // Not an entry the aggregator could apply.
+      }
+    }
+    const last = rows[rows.length - 1];
+    if (rows.length < 1000 || last === undefined) return;
+    from = `(${last[0]}`;
+  }
 }
