@@ -111,6 +111,9 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ AGGREGATOR_MAX_DELIVERIES: '0' })).toThrow(
       'AGGREGATOR_MAX_DELIVERIES: expected a whole number from 1 to 1000, got 0',
     );
+    expect(loadConfig({}).archiver.lingerMs).toBe(500);
+    expect(loadConfig({ ARCHIVER_LINGER_MS: '0' }).archiver.lingerMs).toBe(0);
+    expect(() => loadConfig({ ARCHIVER_LINGER_MS: '-1' })).toThrow(/ARCHIVER_LINGER_MS/);
   });
 
   it('uses BigQuery only when BIGQUERY_PROJECT is set; reads the backfill settings', () => {

@@ -1,4 +1,4 @@
-import { GROUPS, loadConfig, shardKeys } from '@streamgauge/core';
+import { fieldMap, GROUPS, loadConfig, shardKeys } from '@streamgauge/core';
 import { useRedis, waitForDrain } from '@streamgauge/testkit';
 import { DuckdbWarehouse } from '@streamgauge/warehouse';
 import { pino } from 'pino';
@@ -69,5 +69,29 @@ describe('archiver', () => {
       await archiver.stop();
       await warehouse.close();
     }
+  });
+
+  it('waits ARCHIVER_LINGER_MS after a small read, so more arrives for one write; a stop does not wait it out', async () => {
+    const warehouse = await DuckdbWarehouse.open(':memory:');
+    const config = loadConfig({ REDIS_URL: db.url, AGGREGATOR_BLOCK_MS: '50', ARCHIVER_LINGER_MS: '60000' });
+    const archiver = await startArchiver(config, pino({ level: 'silent' }), { warehouse });
+    try {
+      await entry([{ node_id: 'A', timestamp: at, flow_rate: 1 }]);
+      await waitForDrain(db.client, [shard.stream], GROUPS.archiver, 20_000);
+      // The first read found one reading: the next waits, and this entry with it.
+      await entry([{ node_id: 'B', timestamp: at, flow_rate: 2 }]);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect(await warehouse.query('SELECT node_id FROM readings ORDER BY node_id')).toEqual([
+        { node_id: 'A' },
+      ]);
+    } finally {
+      const stopping = performance.now();
+      await archiver.stop();
+      expect(performance.now() - stopping).toBeLessThan(5_000);
+      await warehouse.close();
+    }
+    // What it had not read is still there for the next archiver.
+    const [group] = (await db.client.xinfo('GROUPS', shard.stream)) as unknown[][];
+    expect(Number(fieldMap(group ?? []).get('lag'))).toBe(1);
   });
 });
