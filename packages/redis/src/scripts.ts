@@ -21,6 +21,7 @@ export type ScriptName =
   | 'commitShard'
   | 'markWritten'
   | 'archiveWatermark'
+  | 'forgetIdleConsumers'
   | 'lease'
   | 'replicas'
   | 'mergeSystemPartials'

@@ -105,3 +105,56 @@ describe('ShardReader.retry', () => {
     expect(failures.map((f) => f.attempt)).toEqual([0, 1, 2]);
   });
 });
+
+describe('ShardReader: consumers long gone', () => {
+  it('are removed after a scan of what is pending, unless they hold entries; the reader itself stays', async () => {
+    await db.client.xgroup('CREATE', shard.stream, 'g', '0', 'MKSTREAM');
+    // A replaced pod that had finished its work, and one whose entry is still pending.
+    await addEntry(1);
+    await db.client.xreadgroup('GROUP', 'g', 'gone', 'COUNT', 1, 'STREAMS', shard.stream, '>');
+    await db.client.xack(
+      shard.stream,
+      'g',
+      (await db.client.xrange(shard.stream, '-', '+'))[0]?.[0] as string,
+    );
+    const held = await addEntry(2);
+    await db.client.xreadgroup('GROUP', 'g', 'holder', 'COUNT', 1, 'STREAMS', shard.stream, '>');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+
+    const consumer = new StreamConsumer(db.client, () => new Redis(db.url), {
+      group: 'g',
+      consumer: 'c',
+      count: 10,
+      blockMs: 50,
+    });
+    consumers.push(consumer);
+    // Nothing is claimed until it has been idle a minute, so `holder` keeps its entry.
+    expect((await consumer.claim(shard, 60_000)).batch.entries).toEqual([]);
+    expect(await consumer.forgetIdle(shard, 50)).toEqual(['gone']);
+    const names = async () =>
+      ((await db.client.xinfo('CONSUMERS', shard.stream, 'g')) as unknown[][]).map((c) => c[1]).sort();
+    expect(await names()).toEqual(['holder']);
+
+    // The reader's first scan claims everything pending, then forgets the empty-handed.
+    const forgotten: string[] = [];
+    const reader = new ShardReader(consumer, shard, {
+      claimIdleMs: 60_000,
+      forgetIdleMs: 50,
+      onRetry: () => {},
+      onForgotten: (gone) => forgotten.push(...gone),
+    });
+    const pull = await reader.next();
+    expect(pull.batch.entries.map((e) => e.id)).toEqual([held]);
+    expect(forgotten).toEqual(['holder']);
+    expect(await names()).toEqual(['c']);
+    // Its entry was claimed, not dropped: it is pending on the reader until acknowledged.
+    const pending = (await db.client.xpending(shard.stream, 'g')) as [
+      number,
+      string,
+      string,
+      [string, string][],
+    ];
+    expect(pending[0]).toBe(1);
+    expect(pending[3]).toEqual([['c', '1']]);
+  });
+});

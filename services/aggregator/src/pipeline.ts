@@ -206,6 +206,11 @@ function shardLoop(
     claimIdleMs: options.claimIdleMs,
     onRetry: (error, attempt) =>
       logger.warn({ err: error, attempt, stream: state.shard.stream }, 'reading the stream failed; retrying'),
+    onForgotten: (consumers) =>
+      logger.info(
+        { stream: state.shard.stream, consumers },
+        'removed consumers idle for an hour with nothing pending',
+      ),
   });
   let acquired = false;
   let settled = false;

@@ -45,6 +45,11 @@ export async function archiveShard(
     claimIdleMs: options.claimIdleMs,
     onRetry: (error, attempt) =>
       logger.warn({ err: error, attempt, stream: shard.stream }, 'reading the stream failed; retrying'),
+    onForgotten: (consumers) =>
+      logger.info(
+        { stream: shard.stream, consumers },
+        'removed consumers idle for an hour with nothing pending',
+      ),
   });
   const reconnected = () => reader.reconnected();
   redis.on('ready', reconnected);

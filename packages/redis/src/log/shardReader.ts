@@ -13,7 +13,19 @@ export interface ShardReaderOptions {
   readonly claimIdleMs: number;
   /** A step of `retry` failed and is retried after a backoff (`attempt` from 0): callers log it. */
   readonly onRetry: (error: unknown, attempt: number) => void;
+  /** Consumers of the group removed as long gone (see FORGET_CONSUMERS_IDLE_MS): callers log them. */
+  readonly onForgotten?: (consumers: readonly string[]) => void;
+  /** How long a consumer must have been idle to be forgotten (default FORGET_CONSUMERS_IDLE_MS). */
+  readonly forgetIdleMs?: number;
 }
+
+/**
+ * A consumer with nothing pending that has not read, claimed or
+ * acknowledged for this long is gone (a live one blocks on a read every few
+ * seconds): the name of a replaced pod. It is removed from the group after
+ * a scan of what is pending, so the group lists the replicas that exist.
+ */
+export const FORGET_CONSUMERS_IDLE_MS = 3_600_000;
 
 /** The same backoff for every consumer of the stream, whichever group it reads for. */
 const RETRY_BACKOFF = { baseMs: 100, maxMs: 2_000 } as const;
@@ -38,6 +50,8 @@ export class ShardReader {
   readonly #shard: ShardKeys;
   readonly #claimIdleMs: number;
   readonly #onRetry: (error: unknown, attempt: number) => void;
+  readonly #onForgotten: ((consumers: readonly string[]) => void) | undefined;
+  readonly #forgetIdleMs: number;
   #scan: { minIdleMs: number; cursor: string; settle: boolean } | undefined = {
     minIdleMs: 0,
     cursor: '0-0',
@@ -52,6 +66,8 @@ export class ShardReader {
     this.#shard = shard;
     this.#claimIdleMs = options.claimIdleMs;
     this.#onRetry = options.onRetry;
+    this.#onForgotten = options.onForgotten;
+    this.#forgetIdleMs = options.forgetIdleMs ?? FORGET_CONSUMERS_IDLE_MS;
     this.#nextScanAt = Date.now() + options.claimIdleMs;
   }
 
@@ -86,7 +102,12 @@ export class ShardReader {
       const page = await this.#consumer.claim(this.#shard, scan.minIdleMs, scan.cursor);
       const finished = page.next === '0-0';
       this.#scan = finished ? undefined : { ...scan, cursor: page.next };
-      if (finished) this.#nextScanAt = Date.now() + this.#claimIdleMs / 2;
+      if (finished) {
+        this.#nextScanAt = Date.now() + this.#claimIdleMs / 2;
+        // Housekeeping: a failure must not cost the page just claimed; the next scan tries again.
+        const forgotten = await this.#consumer.forgetIdle(this.#shard, this.#forgetIdleMs).catch(() => []);
+        if (forgotten.length > 0) this.#onForgotten?.(forgotten);
+      }
       return { batch: page.batch, settled: finished && scan.settle };
     }
     try {

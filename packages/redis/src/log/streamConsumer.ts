@@ -1,5 +1,6 @@
 import { decodeEntry, type Reading, type RedisConfig, type ShardKeys } from '@streamgauge/core';
 import { type ConnectionLogger, connectRedis, type RedisClient } from '../connection.ts';
+import { runScript } from '../scripts.ts';
 
 export type DeliveredEntry =
   | {
@@ -128,6 +129,20 @@ export class StreamConsumer {
       });
     }
     return { batch: { shard, entries }, next };
+  }
+
+  /**
+   * Removes the group's other consumers that have nothing pending and have
+   * been idle at least `minIdleMs` (forgetIdleConsumers.lua); returns their names.
+   */
+  async forgetIdle(shard: ShardKeys, minIdleMs: number): Promise<string[]> {
+    const { group, consumer } = this.#options;
+    return (await runScript(
+      this.#redis,
+      'forgetIdleConsumers',
+      [shard.stream],
+      [group, minIdleMs, consumer],
+    )) as string[];
   }
 
   /** Stops reading the shard: closes its connection (a read in flight is abandoned; its entries stay pending). */
