@@ -17,8 +17,8 @@ afterEach(() => {
   for (const consumer of consumers.splice(0)) consumer.close();
 });
 
-/** A reader of group `g` that records each failure it retries. */
-function newReader(): { reader: ShardReader; failures: { error: unknown; attempt: number }[] } {
+/** Consumer `c` of group `g`. */
+function newConsumer(): StreamConsumer {
   const consumer = new StreamConsumer(db.client, () => new Redis(db.url), {
     group: 'g',
     consumer: 'c',
@@ -26,6 +26,12 @@ function newReader(): { reader: ShardReader; failures: { error: unknown; attempt
     blockMs: 50,
   });
   consumers.push(consumer);
+  return consumer;
+}
+
+/** A reader of group `g` that records each failure it retries. */
+function newReader(): { reader: ShardReader; failures: { error: unknown; attempt: number }[] } {
+  const consumer = newConsumer();
   const failures: { error: unknown; attempt: number }[] = [];
   const reader = new ShardReader(consumer, shard, {
     claimIdleMs: 60_000,
@@ -121,13 +127,7 @@ describe('ShardReader: consumers long gone', () => {
     await db.client.xreadgroup('GROUP', 'g', 'holder', 'COUNT', 1, 'STREAMS', shard.stream, '>');
     await new Promise((resolve) => setTimeout(resolve, 100));
 
-    const consumer = new StreamConsumer(db.client, () => new Redis(db.url), {
-      group: 'g',
-      consumer: 'c',
-      count: 10,
-      blockMs: 50,
-    });
-    consumers.push(consumer);
+    const consumer = newConsumer();
     // Nothing is claimed until it has been idle a minute, so `holder` keeps its entry.
     expect((await consumer.claim(shard, 60_000)).batch.entries).toEqual([]);
     expect(await consumer.forgetIdle(shard, 50)).toEqual(['gone']);
