@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { decodePanes, encodePanes, NodeWindows, type Reading, RINGS, seededRandom } from '../src/index.ts';
+import {
+  ByteArena,
+  decodePanes,
+  encodePanes,
+  NodeWindows,
+  type Reading,
+  RINGS,
+  seededRandom,
+} from '../src/index.ts';
 
 const MINUTE = 60_000;
 const DAY = 86_400_000;
@@ -84,5 +92,24 @@ describe('pane rings', () => {
     for (const range of ['1h', '24h', '30d'] as const) {
       expect([...restored.evaluate(range, now).pane]).toEqual([...windows.evaluate(range, now).pane]);
     }
+  });
+
+  it('encodes into a shared arena exactly as alone, and what it handed out stays intact as chunks fill', () => {
+    const rand = seededRandom(6);
+    const windows = new NodeWindows('N', 6 * MINUTE);
+    for (let i = 0; i < 3000; i++) windows.add(reading(rand, now - Math.floor(rand() * 30 * DAY)), now);
+    // A chunk smaller than one ring's encoding: every kind of overflow happens.
+    const arena = new ByteArena(256);
+    const shared = windows.rings.flatMap((ring) => [
+      encodePanes(ring, ring.panes(), arena),
+      encodePanes(ring, ring.panes().slice(-1), arena),
+      encodePanes(ring, [], arena),
+    ]);
+    const alone = windows.rings.flatMap((ring) => [
+      encodePanes(ring, ring.panes()),
+      encodePanes(ring, ring.panes().slice(-1)),
+      encodePanes(ring, []),
+    ]);
+    expect(shared.map((b) => [...b])).toEqual(alone.map((b) => [...b]));
   });
 });

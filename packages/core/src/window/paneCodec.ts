@@ -24,19 +24,50 @@ const V = STAT_AT.volume;
 /** Upper bound of one encoded pane, any layout (number included). */
 const MAX_PANE_BYTES = 4 + 1 + 4 + 4 + 8 + (4 + 32) + (4 + 24) + (4 + 24) + 16;
 
-/** Encodes the given panes of a ring (each must be held). */
-export function encodePanes(ring: PaneRing, panes: readonly number[]): Uint8Array {
-  const bytes = new Uint8Array(panes.length * MAX_PANE_BYTES);
-  const view = new DataView(bytes.buffer);
+/**
+ * Where encodings are written, one after another: a commit encodes a few
+ * panes for each of thousands of nodes, and one buffer per encoding (with
+ * its view) was most of that work's allocation. What was handed out is
+ * never written again (a full chunk is left to the encodings in it).
+ */
+export class ByteArena {
+  bytes: Uint8Array;
+  view: DataView;
+  used = 0;
+  readonly #chunkBytes: number;
+
+  constructor(chunkBytes: number) {
+    this.#chunkBytes = chunkBytes;
+    this.bytes = new Uint8Array(chunkBytes);
+    this.view = new DataView(this.bytes.buffer);
+  }
+
+  /** Makes room for `n` more bytes at `used`. */
+  room(n: number): void {
+    if (this.used + n <= this.bytes.length) return;
+    this.bytes = new Uint8Array(Math.max(this.#chunkBytes, n));
+    this.view = new DataView(this.bytes.buffer);
+    this.used = 0;
+  }
+}
+
+/** Encodes the given panes of a ring (each must be held), in `arena` when given. */
+export function encodePanes(ring: PaneRing, panes: readonly number[], arena?: ByteArena): Uint8Array {
+  const room = panes.length * MAX_PANE_BYTES;
+  const into = arena ?? new ByteArena(room);
+  into.room(room);
+  const { bytes, view } = into;
   const series = ring.layout.name === 'series';
-  let o = 0;
+  const start = into.used;
+  let o = start;
   for (const pane of panes) {
     const at = ring.offsetOf(pane);
     if (at < 0) continue;
     view.setInt32(o, pane, true);
     o = series ? writeSeries(view, o + 4, ring.data, at) : writePane(view, o + 4, ring.data, at);
   }
-  return bytes.subarray(0, o);
+  into.used = o;
+  return bytes.subarray(start, o);
 }
 
 /** Decodes a list into `ring`'s panes (see encodePanes); returns the pane numbers read. */

@@ -1,5 +1,6 @@
 import {
   type AnomalyEvent,
+  ByteArena,
   type Clock,
   type DetectorCheckpoint,
   decodeDetectorState,
@@ -187,7 +188,8 @@ function nodeWrites(
 ): { key: string; fields: (string | Buffer)[] }[] {
   const detectors = commit.detectors ?? new Map<string, DetectorCheckpoint>();
   const writes = new Map<string, (string | Buffer)[]>();
-  for (const node of commit.changed) writes.set(node.nodeId, encodeChanges(node, now));
+  const arena = new ByteArena(ARENA_CHUNK_BYTES);
+  for (const node of commit.changed) writes.set(node.nodeId, encodeChanges(node, now, arena));
   for (const [id, state] of detectors) {
     const fields = writes.get(id) ?? [];
     fields.push('anom', encodeDetector(state.state));
@@ -229,19 +231,19 @@ function decodeDetector(buffer: Buffer): PersistedDetectorState {
  * newest, so a commit rewrites ~100 bytes per ring, and the rest of the ring
  * only when a pane closes or a late reading lands in an older one.
  */
-function encodeChanges(node: NodeWindows, now: number | undefined): (string | Buffer)[] {
+function encodeChanges(node: NodeWindows, now: number | undefined, arena: ByteArena): (string | Buffer)[] {
   const fields: (string | Buffer)[] = [];
   node.rings.forEach((ring, r) => {
     const changed = node.changedPanes[r] as Set<number>;
     if (changed.size === 0) return;
     if (changed.size === 1 && changed.has(ring.persistedNewest)) {
-      fields.push(`c${r}`, bytes(encodePanes(ring, [ring.persistedNewest])));
+      fields.push(`c${r}`, bytes(encodePanes(ring, [ring.persistedNewest], arena)));
     } else {
       const held = now === undefined ? ring.panes() : ring.livePanes(now);
       const newest = held.pop();
       // An empty value deletes the field (commitShard).
-      fields.push(`r${r}`, bytes(encodePanes(ring, held)));
-      fields.push(`c${r}`, bytes(encodePanes(ring, newest === undefined ? [] : [newest])));
+      fields.push(`r${r}`, bytes(encodePanes(ring, held, arena)));
+      fields.push(`c${r}`, bytes(encodePanes(ring, newest === undefined ? [] : [newest], arena)));
       ring.persistedNewest = newest ?? Number.NaN;
     }
     changed.clear();
@@ -254,6 +256,13 @@ function encodeChanges(node: NodeWindows, now: number | undefined): (string | Bu
   retired.delete(node);
   return fields;
 }
+
+/**
+ * A commit's pane encodings share chunks of this size: small enough that a
+ * commit of a few nodes does not zero a megabyte, large enough that one of
+ * thousands takes few.
+ */
+const ARENA_CHUNK_BYTES = 64 * 1024;
 
 const SCORED = ['flow_rate', 'pressure'] as const;
 /** A measurement's score state: its bytes, in a field of its own. */
