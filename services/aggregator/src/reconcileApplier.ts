@@ -1,12 +1,4 @@
-import {
-  compareEntryIds,
-  isoTime,
-  NodeWindows,
-  RANGES,
-  type Reading,
-  reconcileNode,
-  truthOf,
-} from '@streamgauge/core';
+import { compareEntryIds, isoTime, NodeWindows, RANGES, reconcileNode, truthOf } from '@streamgauge/core';
 import {
   type Offer,
   PayloadGoneError,
@@ -74,19 +66,8 @@ export class ReconcileApplier {
         `entries after the cut ${offer.cut} were trimmed from ${state.shard.stream} before they could be replayed; the live state was left as it is`,
       );
     }
-    const tail = await this.#live.persist(async () => {
-      const byNode = new Map<string, Reading[]>();
-      let entries = 0;
-      for await (const entry of store.readingsBetween(offer.cut, position)) {
-        entries++;
-        for (const reading of entry.readings) {
-          const list = byNode.get(reading.node_id);
-          if (list === undefined) byNode.set(reading.node_id, [reading]);
-          else list.push(reading);
-        }
-      }
-      return { byNode, entries };
-    }, 'stream tail');
+    const tail = store.tailAfter(offer.cut);
+    await this.#live.persist(() => tail.readTo(position), 'stream tail');
 
     // A rebuild covers some nodes, or panes from `since` on; an offer of the
     // nodes that differ covers those (the backfill found the rest matching
@@ -123,7 +104,7 @@ export class ReconcileApplier {
       return ok;
     };
     const settle = async (id: string, truth: NodeWindows): Promise<boolean> => {
-      for (const reading of tail.byNode.get(id) ?? []) truth.add(reading, now);
+      for (const reading of tail.of(id)) truth.add(reading, now);
       let node = this.#live.nodes.get(id);
       if (node === undefined) {
         if (truth.isSilent(now)) return true;

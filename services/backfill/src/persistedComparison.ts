@@ -1,12 +1,5 @@
-import {
-  compareEntryIds,
-  type NodeBackfill,
-  type Reading,
-  reconcileNode,
-  type ShardKeys,
-  truthOf,
-} from '@streamgauge/core';
-import { PERSISTED_CHUNK, PersistedWindows, type RedisClient, readingsBetween } from '@streamgauge/redis';
+import { type NodeBackfill, reconcileNode, type ShardKeys, truthOf } from '@streamgauge/core';
+import { PERSISTED_CHUNK, PersistedWindows, type RedisClient, StreamTail } from '@streamgauge/redis';
 
 /** A shard's backfill against the aggregator's persisted windows. */
 export interface Comparison {
@@ -84,36 +77,4 @@ export async function compareWithPersisted(
     }
   }
   return { differing, matched, panesCompared };
-}
-
-/** A stream's readings after a cut, read as far as asked, by node. */
-class StreamTail {
-  readonly #redis: RedisClient;
-  readonly #stream: string;
-  #position: string;
-  readonly #byNode = new Map<string, { entry: string; reading: Reading }[]>();
-
-  constructor(redis: RedisClient, stream: string, cut: string) {
-    this.#redis = redis;
-    this.#stream = stream;
-    this.#position = cut;
-  }
-
-  async readTo(upTo: string): Promise<void> {
-    if (compareEntryIds(upTo, this.#position) <= 0) return;
-    for await (const { id, readings } of readingsBetween(this.#redis, this.#stream, this.#position, upTo)) {
-      for (const reading of readings) {
-        const list = this.#byNode.get(reading.node_id);
-        if (list === undefined) this.#byNode.set(reading.node_id, [{ entry: id, reading }]);
-        else list.push({ entry: id, reading });
-      }
-    }
-    this.#position = upTo;
-  }
-
-  /** The node's readings of entries up to `upTo`, in stream order. */
-  of(nodeId: string, upTo: string): Reading[] {
-    const list = this.#byNode.get(nodeId) ?? [];
-    return list.filter((e) => compareEntryIds(e.entry, upTo) <= 0).map((e) => e.reading);
-  }
 }

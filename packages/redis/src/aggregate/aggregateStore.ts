@@ -12,12 +12,12 @@ import {
   type NodeMetadata,
   NodeWindows,
   type PersistedDetectorState,
-  type Reading,
   type ShardKeys,
 } from '@streamgauge/core';
 import type { RedisClient } from '../connection.ts';
 import { type GroupCommit, lastErrors, prepareCommit } from '../log/groupCommit.ts';
-import { type CutMark, lostSince, readingsBetween } from '../log/streamPosition.ts';
+import { type CutMark, lostSince } from '../log/streamPosition.ts';
+import { StreamTail } from '../log/streamTail.ts';
 import { runScript } from '../scripts.ts';
 import { migrateLegacyPanes } from './legacyPanes.ts';
 
@@ -153,9 +153,9 @@ export class AggregateStore {
     );
   }
 
-  /** The readings of the shard's entries after `after` up to `upTo` (see readingsBetween). */
-  readingsBetween(after: string, upTo: string): AsyncGenerator<{ id: string; readings: Reading[] }> {
-    return readingsBetween(this.#redis, this.#shard.stream, after, upTo);
+  /** The shard's readings after `cut`, to be read as far as the caller asks. */
+  tailAfter(cut: string): StreamTail {
+    return new StreamTail(this.#redis, this.#shard.stream, cut);
   }
 
   /** Whether the shard's stream holds an entry after `after`, up to `upTo` (inclusive). */
