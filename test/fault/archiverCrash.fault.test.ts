@@ -31,12 +31,14 @@ afterAll(async () => {
 const spawnArchiver = () =>
   ServiceProcess.start({
     command: 'archive',
-    // Small reads: many batches, so a kill lands inside one.
+    // Small reads, one right after another: many batches, so a kill lands
+    // inside one (with the default linger, the archiver would mostly be waiting).
     env: {
       REDIS_URL: redis.url,
       DATA_DIR: dataDir,
       AGGREGATOR_CLAIM_IDLE_MS: '2000',
       AGGREGATOR_READ_COUNT: '4',
+      ARCHIVER_LINGER_MS: '0',
     },
     onOutput: (line) => output.push(line),
   });
