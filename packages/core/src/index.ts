@@ -139,6 +139,7 @@ export {
   SERIES_WIDTH,
   STAT_AT,
 } from './window/pane.ts';
+export { decodeNodeHead, encodeNodeHead } from './window/nodeHead.ts';
 export { ByteArena, decodePanes, encodePanes } from './window/paneCodec.ts';
 export { PaneRing } from './window/paneRing.ts';
 export type { NodeBackfill, NodeReconcile } from './window/reconcile.ts';

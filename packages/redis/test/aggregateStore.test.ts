@@ -1,4 +1,4 @@
-import { NodeWindows, shardKeys } from '@streamgauge/core';
+import { encodePanes, NodeWindows, shardKeys } from '@streamgauge/core';
 import { RedisServer, useRedis } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
@@ -230,11 +230,63 @@ describe('state persisted in format 1 (23-double panes, field p<ring>.<slot>)', 
 
     await store.prepare({ ...commitOf([windows], []), deadLetters: [] })();
     const fields = await client.hkeys(key);
-    expect(fields.filter((f) => f.startsWith('p'))).toEqual([]);
-    expect(fields.filter((f) => /^[rc]\d$/.test(f)).length).toBeGreaterThan(0);
+    expect(fields.filter((f) => f.startsWith('p') || f === 'latest' || f === 'meta')).toEqual([]);
+    expect(fields).toContain('h');
+    expect(fields.filter((f) => /^r\d$/.test(f)).length).toBeGreaterThan(0);
     const again = (await store.load(360_000)).get('OLD')?.windows;
     for (const range of ['1h', '6h', '24h', '3d', '7d', '30d'] as const) {
       expect([...(again?.evaluate(range, now).pane ?? [])]).toEqual([...windows.evaluate(range, now).pane]);
     }
+  });
+});
+
+describe('state persisted in format 2 (newest panes c<ring>, latest and meta as JSON)', () => {
+  it('is read whole, and the next commit moves it into the head and deletes the old fields', async () => {
+    const client = db.client;
+    const HOUR = 3_600_000;
+    const windows = new NodeWindows('F2', 360_000);
+    for (let i = 0; i < 200; i++) {
+      const t = now - 40 * HOUR + i * 12 * 60_000;
+      windows.add({ node_id: 'F2', timestamp: t, flow_rate: (i % 7) + 0.5, pressure: 3 + (i % 3) / 10 }, now);
+    }
+    windows.add(
+      { node_id: 'F2', timestamp: now - 1000, flow_rate: 9, node_name: 'Pump 9', district_id: 'D1' },
+      now,
+    );
+    // Format 2's fields, as its encodeChanges wrote them.
+    const hash: Record<string, Buffer | string> = {
+      latest: JSON.stringify(windows.latest),
+      meta: JSON.stringify(windows.metadata),
+    };
+    windows.rings.forEach((ring, r) => {
+      const held = ring.panes();
+      const newest = held.pop() as number;
+      hash[`r${r}`] = Buffer.from(encodePanes(ring, held));
+      hash[`c${r}`] = Buffer.from(encodePanes(ring, [newest]));
+    });
+    const key = shard.aggregateNode('F2');
+    await client.hset(key, hash);
+    await client.sadd(shard.aggregateNodes, 'F2');
+    const store = await storeOn(client);
+    const expectSame = (loaded: NodeWindows | undefined) => {
+      expect(loaded?.latest).toEqual(windows.latest);
+      expect(loaded?.metadata).toEqual(windows.metadata);
+      for (const range of ['1h', '6h', '24h', '3d', '7d', '30d'] as const) {
+        expect([...(loaded?.evaluate(range, now).pane ?? [])]).toEqual([
+          ...windows.evaluate(range, now).pane,
+        ]);
+      }
+      expect(loaded?.hourlySeries(now)).toEqual(windows.hourlySeries(now));
+    };
+    const loaded = (await store.load(360_000)).get('F2')?.windows;
+    expectSame(loaded);
+
+    // A reading in the newest panes: only the head changes, and it replaces the old fields.
+    const next = { node_id: 'F2', timestamp: now, flow_rate: 4, pressure: 3.3 };
+    loaded?.add(next, now);
+    windows.add(next, now);
+    await store.prepare({ ...commitOf(loaded ? [loaded] : [], []), deadLetters: [] })();
+    expect((await client.hkeys(key)).sort()).toEqual(['h', 'r0', 'r1', 'r2', 'r3', 'r4', 'r5']);
+    expectSame((await store.load(360_000)).get('F2')?.windows);
   });
 });

@@ -264,7 +264,7 @@ describe('aggregator', () => {
     await drain();
     const key = (allShardKeys(1)[0] as { aggregateNode(id: string): string }).aggregateNode('QUIET');
     // Its panes are committed with every batch; its detectors' state waits for a checkpoint (64 readings).
-    expect(await db.client.hexists(key, 'c0')).toBe(1);
+    expect(await db.client.hexists(key, 'h')).toBe(1);
     expect(await db.client.hexists(key, 'anom')).toBe(0);
     await append(
       log,

@@ -22,7 +22,7 @@ const T = STAT_AT.temperature;
 const V = STAT_AT.volume;
 
 /** Upper bound of one encoded pane, any layout (number included). */
-const MAX_PANE_BYTES = 4 + 1 + 4 + 4 + 8 + (4 + 32) + (4 + 24) + (4 + 24) + 16;
+export const MAX_PANE_BYTES = 4 + 1 + 4 + 4 + 8 + (4 + 32) + (4 + 24) + (4 + 24) + 16;
 
 /**
  * Where encodings are written, one after another: a commit encodes a few
@@ -56,32 +56,24 @@ export function encodePanes(ring: PaneRing, panes: readonly number[], arena?: By
   const room = panes.length * MAX_PANE_BYTES;
   const into = arena ?? new ByteArena(room);
   into.room(room);
-  const { bytes, view } = into;
-  const series = ring.layout.name === 'series';
   const start = into.used;
   let o = start;
-  for (const pane of panes) {
-    const at = ring.offsetOf(pane);
-    if (at < 0) continue;
-    view.setInt32(o, pane, true);
-    o = series ? writeSeries(view, o + 4, ring.data, at) : writePane(view, o + 4, ring.data, at);
-  }
+  for (const pane of panes) o = writeHeldPane(ring, pane, into.view, o);
   into.used = o;
-  return bytes.subarray(start, o);
+  return into.bytes.subarray(start, o);
 }
 
 /** Decodes a list into `ring`'s panes (see encodePanes); returns the pane numbers read. */
 export function decodePanes(ring: PaneRing, bytes: Uint8Array): number[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const series = ring.layout.name === 'series';
-  const pane = new Float64Array(series ? SERIES_WIDTH : PANE_WIDTH);
+  const scratch = new Float64Array(ring.layout.name === 'series' ? SERIES_WIDTH : PANE_WIDTH);
   const read: number[] = [];
   const panes: Float64Array[] = [];
   let o = 0;
   while (o < bytes.byteLength) {
     read.push(view.getInt32(o, true));
-    o = series ? readSeries(view, o + 4, pane) : readPane(view, o + 4, pane);
-    panes.push(pane.slice());
+    o = readPaneAt(ring, view, o, scratch);
+    panes.push(scratch.slice());
   }
   // Sized once for what it will hold, rather than doubling pane by pane.
   ring.reserve(read.length);
@@ -89,6 +81,28 @@ export function decodePanes(ring: PaneRing, bytes: Uint8Array): number[] {
     ring.put(number, panes[i] as Float64Array);
   });
   return read;
+}
+
+/**
+ * Writes `[pane number i32][pane]` at `o` (room for MAX_PANE_BYTES);
+ * returns the offset after it, `o` itself when the ring does not hold the pane.
+ */
+export function writeHeldPane(ring: PaneRing, pane: number, view: DataView, o: number): number {
+  const at = ring.offsetOf(pane);
+  if (at < 0) return o;
+  view.setInt32(o, pane, true);
+  return ring.layout.name === 'series'
+    ? writeSeries(view, o + 4, ring.data, at)
+    : writePane(view, o + 4, ring.data, at);
+}
+
+/**
+ * Reads the pane written at `o` (see writeHeldPane; its number is
+ * `view.getInt32(o, true)`) into `scratch`, in the ring's layout; returns
+ * the offset after it.
+ */
+export function readPaneAt(ring: PaneRing, view: DataView, o: number, scratch: Float64Array): number {
+  return ring.layout.name === 'series' ? readSeries(view, o + 4, scratch) : readPane(view, o + 4, scratch);
 }
 
 function writePane(view: DataView, o: number, d: Float64Array, at: number): number {

@@ -4,8 +4,10 @@ import {
   type Clock,
   type DetectorCheckpoint,
   decodeDetectorState,
+  decodeNodeHead,
   decodePanes,
   encodeDetectorState,
+  encodeNodeHead,
   encodePanes,
   fieldMap,
   type LatestValues,
@@ -23,9 +25,9 @@ import { migrateLegacyPanes } from './legacyPanes.ts';
 
 /**
  * Where the aggregator's state lives between batches and across restarts:
- * per node, a hash of its panes (per ring, `r<ring>` and `c<ring>`: see
- * encodeChanges; core's paneCodec) plus its latest values, metadata and
- * detectors' state.
+ * per node, a hash of its panes (per ring, `r<ring>`: see encodeChanges;
+ * core's paneCodec), its head (`h`: the rings' newest panes, latest values
+ * and metadata; core's nodeHead) and its detectors' state.
  *
  * Exactly-once effect: a batch's state changes and the XACK of its entries
  * are one script on keys of one slot (the shard's hash tag). Either both
@@ -225,37 +227,41 @@ function decodeDetector(buffer: Buffer): PersistedDetectorState {
 }
 
 /**
- * The hash fields of a node's changed panes, latest values and metadata;
- * clears its change marks. Per ring, the newest pane (`c<ring>`) is kept
- * apart from the others (`r<ring>`): in-order readings change only the
- * newest, so a commit rewrites ~100 bytes per ring, and the rest of the ring
- * only when a pane closes or a late reading lands in an older one.
+ * The hash fields of a node's changed state; clears its change marks. Per
+ * ring, the panes other than the newest are one field (`r<ring>`), written
+ * only when a pane closes or a late reading lands in an older one; the
+ * newest panes of every ring go with the latest values and the metadata in
+ * the node's head (`h`: core's nodeHead), the one field an in-order reading
+ * changes.
  */
 function encodeChanges(node: NodeWindows, now: number | undefined, arena: ByteArena): (string | Buffer)[] {
   const fields: (string | Buffer)[] = [];
+  let headChanged = node.latestChanged;
   node.rings.forEach((ring, r) => {
     const changed = node.changedPanes[r] as Set<number>;
     if (changed.size === 0) return;
-    if (changed.size === 1 && changed.has(ring.persistedNewest)) {
-      fields.push(`c${r}`, bytes(encodePanes(ring, [ring.persistedNewest], arena)));
-    } else {
+    headChanged = true;
+    if (changed.size > 1 || !changed.has(ring.persistedNewest)) {
       const held = now === undefined ? ring.panes() : ring.livePanes(now);
       const newest = held.pop();
       // An empty value deletes the field (commitShard).
       fields.push(`r${r}`, bytes(encodePanes(ring, held, arena)));
-      fields.push(`c${r}`, bytes(encodePanes(ring, newest === undefined ? [] : [newest], arena)));
       ring.persistedNewest = newest ?? Number.NaN;
     }
     changed.clear();
   });
-  if (node.latestChanged) {
-    fields.push('latest', JSON.stringify(node.latest ?? null), 'meta', JSON.stringify(node.metadata));
+  const retiring = retired.get(node);
+  // The fields of an earlier format go only with a head that replaces them.
+  if (headChanged || retiring !== undefined) {
+    fields.push(HEAD_FIELD, bytes(encodeNodeHead(node, arena)));
     node.latestChanged = false;
   }
-  for (const field of retired.get(node) ?? []) fields.push(field, '');
+  for (const field of retiring ?? []) fields.push(field, '');
   retired.delete(node);
   return fields;
 }
+
+const HEAD_FIELD = 'h';
 
 /**
  * A commit's pane encodings share chunks of this size: small enough that a
@@ -275,7 +281,12 @@ function bytes(encoded: Uint8Array): Buffer {
   return Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
 }
 
-/** A node's persisted hash as the aggregator loads it (undefined: nothing persisted). */
+/**
+ * A node's persisted hash as the aggregator loads it (undefined: nothing
+ * persisted). Earlier formats are read too, and their fields retired by the
+ * node's next commit: format 1's `p<ring>.<slot>` panes (legacyPanes), and
+ * format 2's newest panes (`c<ring>`), `latest` and `meta` (JSON), now in the head.
+ */
 export function decodeNode(
   nodeId: string,
   hash: Record<string, Buffer>,
@@ -285,33 +296,40 @@ export function decodeNode(
   if (fields.length === 0) return undefined;
   const node = new NodeWindows(nodeId, aheadMs);
   let detector: PersistedDetectorState | undefined;
+  let head: Buffer | undefined;
   const legacy: [string, Buffer][] = [];
+  const earlier: string[] = [];
   const scores: PersistedDetectorState['scores'] = {};
   for (const [field, value] of fields) {
-    if (field === 'anom') {
+    if (field === HEAD_FIELD) {
+      head = value;
+    } else if (field === 'anom') {
       detector = decodeDetector(value);
     } else if (field === SCORE_FIELD.flow_rate || field === SCORE_FIELD.pressure) {
       scores[field === SCORE_FIELD.flow_rate ? 'flow_rate' : 'pressure'] = Uint8Array.from(value);
     } else if (field === 'latest') {
       node.latest = (JSON.parse(value.toString('utf8')) ?? undefined) as LatestValues | undefined;
+      earlier.push(field);
     } else if (field === 'meta') {
       node.metadata = JSON.parse(value.toString('utf8')) as NodeMetadata;
+      earlier.push(field);
     } else if (field[0] === 'r' || field[0] === 'c') {
       const ring = node.rings[Number(field.slice(1))];
       if (ring === undefined) continue;
       const read = decodePanes(ring, value);
-      if (field[0] === 'c') ring.persistedNewest = read[0] ?? Number.NaN;
+      if (field[0] === 'c') {
+        ring.persistedNewest = read[0] ?? Number.NaN;
+        earlier.push(field);
+      }
     } else if (field[0] === 'p') {
       legacy.push([field, value]);
+      earlier.push(field);
     }
   }
-  if (legacy.length > 0) {
-    migrateLegacyPanes(node, legacy);
-    retired.set(
-      node,
-      legacy.map(([field]) => field),
-    );
-  }
+  // After the fields it replaces, whatever order the hash gave them in.
+  if (head !== undefined) decodeNodeHead(node, head);
+  if (legacy.length > 0) migrateLegacyPanes(node, legacy);
+  if (earlier.length > 0) retired.set(node, earlier);
   if (detector === undefined) return { windows: node };
   // Scores persisted apart win over any inline ones of an earlier format.
   return { windows: node, detector: { ...detector, scores: { ...detector.scores, ...scores } } };

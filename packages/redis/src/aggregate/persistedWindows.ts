@@ -2,8 +2,12 @@ import { type NodeWindows, RINGS, type ShardKeys } from '@streamgauge/core';
 import type { RedisClient } from '../connection.ts';
 import { decodeNode } from './aggregateStore.ts';
 
-/** The hash fields that hold a node's windows, latest values and metadata (not its detectors). */
-const WINDOW_FIELDS = ['latest', 'meta', ...RINGS.flatMap((_, r) => [`r${r}`, `c${r}`])];
+/**
+ * The hash fields that hold a node's windows, latest values and metadata
+ * (not its detectors): its head and rings, and format 2's fields the head
+ * replaced (a node not committed since the upgrade still has them).
+ */
+const WINDOW_FIELDS = ['h', ...RINGS.flatMap((_, r) => [`r${r}`, `c${r}`]), 'latest', 'meta'];
 
 /** Nodes whose persisted windows are read in one transaction. */
 export const PERSISTED_CHUNK = 200;
