@@ -116,6 +116,7 @@ export type { BatchEntry } from './streamEntry.ts';
 export { compareEntryIds, decodeEntry, ENTRY_FIELDS, encodeReading } from './streamEntry.ts';
 export { withTimeout } from './timeout.ts';
 export { isoTime, MIN_EPOCH_MS, parseTimestamp } from './timestamp.ts';
+export { decodeNodeHead, encodeNodeHead } from './window/nodeHead.ts';
 export type {
   AddOutcome,
   HourlyPoint,
@@ -139,7 +140,6 @@ export {
   SERIES_WIDTH,
   STAT_AT,
 } from './window/pane.ts';
-export { decodeNodeHead, encodeNodeHead } from './window/nodeHead.ts';
 export { ByteArena, decodePanes, encodePanes } from './window/paneCodec.ts';
 export { PaneRing } from './window/paneRing.ts';
 export type { NodeBackfill, NodeReconcile } from './window/reconcile.ts';
