@@ -4,6 +4,7 @@ import {
   decodePanes,
   encodePanes,
   NodeWindows,
+  type PaneRing,
   type Reading,
   RINGS,
   seededRandom,
@@ -111,5 +112,69 @@ describe('pane rings', () => {
       encodePanes(ring, []),
     ]);
     expect(shared.map((b) => [...b])).toEqual(alone.map((b) => [...b]));
+  });
+
+  it('leave out what follows from the rest, and restore it bit for bit', () => {
+    const windows = new NodeWindows('N', 0);
+    const [minute, , , , , series] = windows.rings as PaneRing[];
+    const start = Math.floor(now / 3_600_000) * 3_600_000;
+    // One reading a minute for an hour, every measurement every time; the
+    // last minute's reading has a flow of -0 and one minute two readings.
+    for (let i = 0; i < 60; i++) {
+      const flow = i === 59 ? -0 : i === 58 ? 0 : 10 + i;
+      windows.add(
+        {
+          node_id: 'N',
+          timestamp: start + i * MINUTE,
+          flow_rate: flow,
+          pressure: 3,
+          temperature: 9.5,
+          volume: 100 + i,
+        },
+        start + 60 * MINUTE,
+      );
+    }
+    windows.add(
+      { node_id: 'N', timestamp: start + 30 * MINUTE + 1, flow_rate: 7, pressure: 3.5 },
+      start + 60 * MINUTE,
+    );
+    const sizes = (ring: PaneRing) => ring.panes().map((pane) => encodePanes(ring, [pane]).length);
+    const minutes = sizes(minute as PaneRing);
+    // A single reading of four measurements: its number, a mask, the time and four values.
+    expect(minutes.filter((n) => n === 4 + 1 + 8 + 4 * 8)).toHaveLength(58);
+    // Two readings, one without temperature or volume: counts written; -0: written in full.
+    expect(minutes.filter((n) => n > 45)).toHaveLength(2);
+    // The hour: 61 readings, 60 with every measurement: pressure's count is implied, not temperature's.
+    expect(sizes(series as PaneRing)).toEqual([4 + 4 + 16]);
+
+    const restored = new NodeWindows('N', 0);
+    windows.rings.forEach((ring, r) => {
+      const target = restored.rings[r] as PaneRing;
+      decodePanes(target, encodePanes(ring, ring.panes()));
+      for (const pane of ring.panes()) {
+        const a = [...ring.data.subarray(ring.offsetOf(pane), ring.offsetOf(pane) + ring.width)];
+        const b = [...target.data.subarray(target.offsetOf(pane), target.offsetOf(pane) + target.width)];
+        // Object.is element by element: -0 must stay -0.
+        expect(b.every((x, i) => Object.is(x, a[i]))).toBe(true);
+      }
+    });
+  });
+
+  it('read panes written before counts were implied (every count written)', () => {
+    // Format 2's layout: mask, count, flowing, newest, then flow's n, mean, m2, min, max.
+    const bytes = new DataView(new ArrayBuffer(4 + 17 + 36));
+    bytes.setInt32(0, 12, true);
+    bytes.setUint8(4, 1);
+    bytes.setUint32(5, 2, true);
+    bytes.setUint32(9, 1, true);
+    bytes.setFloat64(13, 720_100, true);
+    bytes.setUint32(21, 2, true);
+    [5, 50, 0, 10].forEach((x, i) => {
+      bytes.setFloat64(25 + i * 8, x, true);
+    });
+    const ring = new NodeWindows('N', 0).rings[0] as PaneRing;
+    expect(decodePanes(ring, new Uint8Array(bytes.buffer))).toEqual([12]);
+    const at = ring.offsetOf(12);
+    expect([...ring.data.subarray(at, at + 8)]).toEqual([2, 1, 720_100, 2, 5, 50, 0, 10]);
   });
 });

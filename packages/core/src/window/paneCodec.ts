@@ -4,17 +4,34 @@ import type { PaneRing } from './paneRing.ts';
 /**
  * Panes as bytes, for the state the aggregator persists: compact, since
  * Redis holds every node's panes. Counts go as u32 and only the
- * measurements a pane holds are written (a presence mask), so a pane of
- * flow and pressure takes 85 bytes, one with all four 129, a series hour 32;
- * the doubles keep every bit (windows stay exact after a restart).
+ * measurements a pane holds are written (a presence mask); what follows
+ * from the rest is left out, and the doubles keep every bit (windows stay
+ * exact after a restart):
+ * - a pane of one reading (a 1-minute pane at one reading a minute) writes
+ *   each value once: mean, min and max are that value, M2 is 0;
+ * - a measurement's count, and the flowing count, go only when they differ
+ *   from the pane's count (a meter sends every measurement every time);
+ * - a series hour's two counts likewise.
+ * So a pane of flow and pressure takes 85 bytes at most, 45 with one value
+ * each of the four measurements, a series hour 32 (24 with its counts implied).
  *
- * A list is `[pane number i32][pane]...`, little-endian.
+ * A list is `[pane number i32][pane]...`, little-endian. Encodings written
+ * before the implied counts and single panes (their flag bits clear) read
+ * the same.
  */
 
 const FLOW = 1;
 const PRESSURE = 2;
 const TEMPERATURE = 4;
 const VOLUME = 8;
+/** One reading: each value once (see writeSingle). */
+const SINGLE = 16;
+/** Every present measurement's count is the pane's (not written). */
+const COUNTS_IMPLIED = 32;
+/** The flowing count is the pane's count (not written). */
+const ALL_FLOWING = 64;
+/** A series hour whose flow and pressure counts are its count (not written): the count's top bit. */
+const SERIES_COUNTS_IMPLIED = 0x80000000;
 
 const F = STAT_AT.flow;
 const P = STAT_AT.pressure;
@@ -106,28 +123,30 @@ export function readPaneAt(ring: PaneRing, view: DataView, o: number, scratch: F
 }
 
 function writePane(view: DataView, o: number, d: Float64Array, at: number): number {
+  const count = d[at + PANE.count] as number;
   const mask =
     ((d[at + (F.n as number)] as number) > 0 ? FLOW : 0) |
     ((d[at + (P.n as number)] as number) > 0 ? PRESSURE : 0) |
     ((d[at + (T.n as number)] as number) > 0 ? TEMPERATURE : 0) |
     ((d[at + (V.min as number)] as number) <= (d[at + (V.max as number)] as number) ? VOLUME : 0);
-  view.setUint8(o, mask);
-  view.setUint32(o + 1, d[at + PANE.count] as number, true);
-  view.setUint32(o + 5, d[at + PANE.flowing] as number, true);
-  view.setFloat64(o + 9, d[at + PANE.newest] as number, true);
-  o += 17;
-  if (mask & FLOW) {
-    view.setUint32(o, d[at + (F.n as number)] as number, true);
-    o = doubles(view, o + 4, d, at + (F.mean as number), 4);
+  if (count === 1 && isSingle(d, at, mask)) return writeSingle(view, o, d, at, mask);
+  const implied =
+    (!(mask & FLOW) || d[at + (F.n as number)] === count) &&
+    (!(mask & PRESSURE) || d[at + (P.n as number)] === count) &&
+    (!(mask & TEMPERATURE) || d[at + (T.n as number)] === count);
+  const flowing = d[at + PANE.flowing] === count;
+  view.setUint8(o, mask | (implied ? COUNTS_IMPLIED : 0) | (flowing ? ALL_FLOWING : 0));
+  view.setUint32(o + 1, count, true);
+  o += 5;
+  if (!flowing) {
+    view.setUint32(o, d[at + PANE.flowing] as number, true);
+    o += 4;
   }
-  if (mask & PRESSURE) {
-    view.setUint32(o, d[at + (P.n as number)] as number, true);
-    o = doubles(view, o + 4, d, at + (P.mean as number), 3);
-  }
-  if (mask & TEMPERATURE) {
-    view.setUint32(o, d[at + (T.n as number)] as number, true);
-    o = doubles(view, o + 4, d, at + (T.mean as number), 3);
-  }
+  view.setFloat64(o, d[at + PANE.newest] as number, true);
+  o += 8;
+  if (mask & FLOW) o = measurement(view, o, d, at + (F.n as number), 4, implied);
+  if (mask & PRESSURE) o = measurement(view, o, d, at + (P.n as number), 3, implied);
+  if (mask & TEMPERATURE) o = measurement(view, o, d, at + (T.n as number), 3, implied);
   if (mask & VOLUME) o = doubles(view, o, d, at + (V.min as number), 2);
   return o;
 }
@@ -140,42 +159,167 @@ function readPane(view: DataView, o: number, pane: Float64Array): number {
     pane[stats.max as number] = Number.NEGATIVE_INFINITY;
   }
   const mask = view.getUint8(o);
-  pane[PANE.count] = view.getUint32(o + 1, true);
-  pane[PANE.flowing] = view.getUint32(o + 5, true);
-  pane[PANE.newest] = view.getFloat64(o + 9, true);
-  o += 17;
-  if (mask & FLOW) {
-    pane[F.n as number] = view.getUint32(o, true);
-    o = readDoubles(view, o + 4, pane, F.mean as number, 4);
+  if (mask & SINGLE) return readSingle(view, o, pane, mask);
+  const count = view.getUint32(o + 1, true);
+  const implied = (mask & COUNTS_IMPLIED) !== 0;
+  pane[PANE.count] = count;
+  o += 5;
+  if (mask & ALL_FLOWING) {
+    pane[PANE.flowing] = count;
+  } else {
+    pane[PANE.flowing] = view.getUint32(o, true);
+    o += 4;
   }
-  if (mask & PRESSURE) {
-    pane[P.n as number] = view.getUint32(o, true);
-    o = readDoubles(view, o + 4, pane, P.mean as number, 3);
-  }
-  if (mask & TEMPERATURE) {
-    pane[T.n as number] = view.getUint32(o, true);
-    o = readDoubles(view, o + 4, pane, T.mean as number, 3);
-  }
+  pane[PANE.newest] = view.getFloat64(o, true);
+  o += 8;
+  if (mask & FLOW) o = readMeasurement(view, o, pane, F.n as number, 4, implied ? count : undefined);
+  if (mask & PRESSURE) o = readMeasurement(view, o, pane, P.n as number, 3, implied ? count : undefined);
+  if (mask & TEMPERATURE) o = readMeasurement(view, o, pane, T.n as number, 3, implied ? count : undefined);
   if (mask & VOLUME) o = readDoubles(view, o, pane, V.min as number, 2);
   return o;
 }
 
+/** A measurement's count (unless implied), then its `stats` doubles from the mean on. */
+function measurement(
+  view: DataView,
+  o: number,
+  d: Float64Array,
+  n: number,
+  stats: number,
+  implied: boolean,
+): number {
+  if (!implied) {
+    view.setUint32(o, d[n] as number, true);
+    o += 4;
+  }
+  return doubles(view, o, d, n + 1, stats);
+}
+
+function readMeasurement(
+  view: DataView,
+  o: number,
+  pane: Float64Array,
+  n: number,
+  stats: number,
+  count: number | undefined,
+): number {
+  if (count === undefined) {
+    pane[n] = view.getUint32(o, true);
+    o += 4;
+  } else {
+    pane[n] = count;
+  }
+  return readDoubles(view, o, pane, n + 1, stats);
+}
+
+/**
+ * Whether a pane of one reading is exactly what its values alone restore
+ * (checked bit for bit, not assumed: a pane merged from elsewhere, or a
+ * signed zero, is written in full).
+ */
+function isSingle(d: Float64Array, at: number, mask: number): boolean {
+  const one = (n: number) =>
+    d[at + n] === 1 && Object.is(d[at + n + 1], d[at + n + 2]) && Object.is(d[at + n + 2], d[at + n + 3]);
+  if (mask & FLOW) {
+    const f = F.n as number;
+    if (d[at + f] !== 1 || !Object.is(d[at + f + 2], 0)) return false;
+    const x = d[at + f + 1] as number;
+    if (!Object.is(x, d[at + f + 3]) || !Object.is(x, d[at + f + 4])) return false;
+    if (d[at + PANE.flowing] !== (x > 0 ? 1 : 0)) return false;
+  } else if (d[at + PANE.flowing] !== 0) {
+    return false;
+  }
+  if (mask & PRESSURE && !one(P.n as number)) return false;
+  if (mask & TEMPERATURE && !one(T.n as number)) return false;
+  if (mask & VOLUME && !Object.is(d[at + (V.min as number)], d[at + (V.max as number)])) return false;
+  return true;
+}
+
+/** `[mask][newest f64]` and one f64 per measurement present. */
+function writeSingle(view: DataView, o: number, d: Float64Array, at: number, mask: number): number {
+  view.setUint8(o, mask | SINGLE);
+  view.setFloat64(o + 1, d[at + PANE.newest] as number, true);
+  o += 9;
+  for (const [bit, from] of SINGLE_VALUE_AT) {
+    if (!(mask & bit)) continue;
+    view.setFloat64(o, d[at + from] as number, true);
+    o += 8;
+  }
+  return o;
+}
+
+function readSingle(view: DataView, o: number, pane: Float64Array, mask: number): number {
+  pane[PANE.count] = 1;
+  pane[PANE.newest] = view.getFloat64(o + 1, true);
+  o += 9;
+  if (mask & FLOW) {
+    const x = view.getFloat64(o, true);
+    o += 8;
+    pane[F.n as number] = 1;
+    pane[F.mean as number] = x;
+    pane[F.min as number] = x;
+    pane[F.max as number] = x;
+    pane[PANE.flowing] = x > 0 ? 1 : 0;
+  }
+  for (const stats of [P, T]) {
+    if (!(mask & (stats === P ? PRESSURE : TEMPERATURE))) continue;
+    const x = view.getFloat64(o, true);
+    o += 8;
+    pane[stats.n as number] = 1;
+    pane[stats.mean as number] = x;
+    pane[stats.min as number] = x;
+    pane[stats.max as number] = x;
+  }
+  if (mask & VOLUME) {
+    const x = view.getFloat64(o, true);
+    o += 8;
+    pane[V.min as number] = x;
+    pane[V.max as number] = x;
+  }
+  return o;
+}
+
+/** Where a single pane's one value per measurement is read from (the mean; volume's min). */
+const SINGLE_VALUE_AT: readonly (readonly [number, number])[] = [
+  [FLOW, F.mean as number],
+  [PRESSURE, P.mean as number],
+  [TEMPERATURE, T.mean as number],
+  [VOLUME, V.min as number],
+];
+
 function writeSeries(view: DataView, o: number, d: Float64Array, at: number): number {
-  view.setUint32(o, d[at + SERIES.count] as number, true);
-  view.setUint32(o + 4, d[at + SERIES.flowN] as number, true);
-  view.setUint32(o + 8, d[at + SERIES.pressureN] as number, true);
-  view.setFloat64(o + 12, d[at + SERIES.flowMean] as number, true);
-  view.setFloat64(o + 20, d[at + SERIES.pressureMean] as number, true);
-  return o + 28;
+  const count = d[at + SERIES.count] as number;
+  if (d[at + SERIES.flowN] === count && d[at + SERIES.pressureN] === count) {
+    view.setUint32(o, (count | SERIES_COUNTS_IMPLIED) >>> 0, true);
+    o += 4;
+  } else {
+    view.setUint32(o, count, true);
+    view.setUint32(o + 4, d[at + SERIES.flowN] as number, true);
+    view.setUint32(o + 8, d[at + SERIES.pressureN] as number, true);
+    o += 12;
+  }
+  view.setFloat64(o, d[at + SERIES.flowMean] as number, true);
+  view.setFloat64(o + 8, d[at + SERIES.pressureMean] as number, true);
+  return o + 16;
 }
 
 function readSeries(view: DataView, o: number, pane: Float64Array): number {
-  pane[SERIES.count] = view.getUint32(o, true);
-  pane[SERIES.flowN] = view.getUint32(o + 4, true);
-  pane[SERIES.pressureN] = view.getUint32(o + 8, true);
-  pane[SERIES.flowMean] = view.getFloat64(o + 12, true);
-  pane[SERIES.pressureMean] = view.getFloat64(o + 20, true);
-  return o + 28;
+  const head = view.getUint32(o, true);
+  if (head & SERIES_COUNTS_IMPLIED) {
+    const count = head & ~SERIES_COUNTS_IMPLIED;
+    pane[SERIES.count] = count;
+    pane[SERIES.flowN] = count;
+    pane[SERIES.pressureN] = count;
+    o += 4;
+  } else {
+    pane[SERIES.count] = head;
+    pane[SERIES.flowN] = view.getUint32(o + 4, true);
+    pane[SERIES.pressureN] = view.getUint32(o + 8, true);
+    o += 12;
+  }
+  pane[SERIES.flowMean] = view.getFloat64(o, true);
+  pane[SERIES.pressureMean] = view.getFloat64(o + 8, true);
+  return o + 16;
 }
 
 function doubles(view: DataView, o: number, d: Float64Array, from: number, count: number): number {
