@@ -138,14 +138,21 @@ describe('pane rings', () => {
       { node_id: 'N', timestamp: start + 30 * MINUTE + 1, flow_rate: 7, pressure: 3.5 },
       start + 60 * MINUTE,
     );
-    const sizes = (ring: PaneRing) => ring.panes().map((pane) => encodePanes(ring, [pane]).length);
+    // An event time with a fraction of a millisecond: the newest goes whole (f64), not as an offset.
+    windows.add({ node_id: 'N', timestamp: start + 45 * MINUTE + 0.25, pressure: 2 }, start + 60 * MINUTE);
+    // A pane alone: the list's marker, a run of one (its number and length), then the pane.
+    const sizes = (ring: PaneRing) => ring.panes().map((pane) => encodePanes(ring, [pane]).length - 4 - 6);
     const minutes = sizes(minute as PaneRing);
-    // A single reading of four measurements: its number, a mask, the time and four values.
-    expect(minutes.filter((n) => n === 4 + 1 + 8 + 4 * 8)).toHaveLength(58);
+    // A single reading of four measurements: a mask, the time in the pane and four values.
+    expect(minutes.filter((n) => n === 1 + 4 + 4 * 8)).toHaveLength(57);
     // Two readings, one without temperature or volume: counts written; -0: written in full.
-    expect(minutes.filter((n) => n > 45)).toHaveLength(2);
-    // The hour: 61 readings, 60 with every measurement: pressure's count is implied, not temperature's.
-    expect(sizes(series as PaneRing)).toEqual([4 + 4 + 16]);
+    expect(minutes.filter((n) => n > 37)).toHaveLength(3);
+    // The hour: 62 readings, each with pressure, not all with flow: its counts are written.
+    expect(sizes(series as PaneRing)).toEqual([12 + 16]);
+    // Consecutive panes share a run: the hour's sixty minutes take one number.
+    expect(encodePanes(minute as PaneRing, (minute as PaneRing).panes()).length).toBe(
+      4 + 6 + minutes.reduce((a, b) => a + b, 0),
+    );
 
     const restored = new NodeWindows('N', 0);
     windows.rings.forEach((ring, r) => {

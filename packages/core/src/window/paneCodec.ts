@@ -11,13 +11,15 @@ import type { PaneRing } from './paneRing.ts';
  *   each value once: mean, min and max are that value, M2 is 0;
  * - a measurement's count, and the flowing count, go only when they differ
  *   from the pane's count (a meter sends every measurement every time);
- * - a series hour's two counts likewise.
- * So a pane of flow and pressure takes 85 bytes at most, 45 with one value
- * each of the four measurements, a series hour 32 (24 with its counts implied).
+ * - a series hour's two counts likewise;
+ * - the newest event time goes as its offset in the pane (whole ms, u32).
+ * So a pane of flow and pressure takes 81 bytes at most, 37 with one value
+ * each of the four measurements, a series hour 28 (20 with its counts
+ * implied), plus a share of their run's 6 bytes; format 2 wrote 4 + 85, 4 + 129 and 4 + 28.
  *
- * A list is `[pane number i32][pane]...`, little-endian. Encodings written
- * before the implied counts and single panes (their flag bits clear) read
- * the same.
+ * A list goes in runs of consecutive panes, each number written once (see
+ * encodePanes), little-endian. Encodings written before the runs, the
+ * implied counts and the single panes (their flag bits clear) read the same.
  */
 
 const FLOW = 1;
@@ -30,6 +32,8 @@ const SINGLE = 16;
 const COUNTS_IMPLIED = 32;
 /** The flowing count is the pane's count (not written). */
 const ALL_FLOWING = 64;
+/** The newest event time goes as a u32 offset from the pane's start (ms), not an f64. */
+const NEWEST_OFFSET = 128;
 /** A series hour whose flow and pressure counts are its count (not written): the count's top bit. */
 const SERIES_COUNTS_IMPLIED = 0x80000000;
 
@@ -68,14 +72,45 @@ export class ByteArena {
   }
 }
 
-/** Encodes the given panes of a ring (each must be held), in `arena` when given. */
+/**
+ * A list in runs: `[RUNS i32]`, then per run of consecutive pane numbers
+ * `[first number i32][panes u16]` and the panes without their numbers. A
+ * list of format 2 is `[number i32][pane]...`; a pane number is never RUNS
+ * (the rings' empty slot), so the first four bytes tell the two apart.
+ */
+const RUNS = -2_147_483_648;
+/** A run's number and length. */
+const RUN_BYTES = 6;
+
+/**
+ * Encodes the given panes of a ring (ascending; each must be held), in
+ * `arena` when given. No pane held: no bytes (commitShard deletes the field).
+ */
 export function encodePanes(ring: PaneRing, panes: readonly number[], arena?: ByteArena): Uint8Array {
-  const room = panes.length * MAX_PANE_BYTES;
+  const room = 4 + panes.length * (RUN_BYTES + MAX_PANE_BYTES);
   const into = arena ?? new ByteArena(room);
   into.room(room);
+  const { view } = into;
   const start = into.used;
-  let o = start;
-  for (const pane of panes) o = writeHeldPane(ring, pane, into.view, o);
+  view.setInt32(start, RUNS, true);
+  let o = start + 4;
+  let run = -1;
+  let length = 0;
+  let last = Number.NaN;
+  for (const pane of panes) {
+    const at = ring.offsetOf(pane);
+    if (at < 0) continue;
+    if (run < 0 || pane !== last + 1 || length === 0xffff) {
+      run = o;
+      length = 0;
+      view.setInt32(o, pane, true);
+      o += RUN_BYTES;
+    }
+    o = writeBody(ring, pane, at, view, o);
+    view.setUint16(run + 4, ++length, true);
+    last = pane;
+  }
+  if (run < 0) o = start;
   into.used = o;
   return into.bytes.subarray(start, o);
 }
@@ -86,11 +121,23 @@ export function decodePanes(ring: PaneRing, bytes: Uint8Array): number[] {
   const scratch = new Float64Array(ring.layout.name === 'series' ? SERIES_WIDTH : PANE_WIDTH);
   const read: number[] = [];
   const panes: Float64Array[] = [];
-  let o = 0;
-  while (o < bytes.byteLength) {
-    read.push(view.getInt32(o, true));
-    o = readPaneAt(ring, view, o, scratch);
+  const take = (number: number, o: number) => {
+    read.push(number);
+    o = readBody(ring, number, view, o, scratch);
     panes.push(scratch.slice());
+    return o;
+  };
+  if (bytes.byteLength >= 4 && view.getInt32(0, true) === RUNS) {
+    let o = 4;
+    while (o < bytes.byteLength) {
+      const first = view.getInt32(o, true);
+      const length = view.getUint16(o + 4, true);
+      o += RUN_BYTES;
+      for (let i = 0; i < length; i++) o = take(first + i, o);
+    }
+  } else {
+    let o = 0;
+    while (o < bytes.byteLength) o = take(view.getInt32(o, true), o + 4);
   }
   // Sized once for what it will hold, rather than doubling pane by pane.
   ring.reserve(read.length);
@@ -108,9 +155,7 @@ export function writeHeldPane(ring: PaneRing, pane: number, view: DataView, o: n
   const at = ring.offsetOf(pane);
   if (at < 0) return o;
   view.setInt32(o, pane, true);
-  return ring.layout.name === 'series'
-    ? writeSeries(view, o + 4, ring.data, at)
-    : writePane(view, o + 4, ring.data, at);
+  return writeBody(ring, pane, at, view, o + 4);
 }
 
 /**
@@ -119,17 +164,34 @@ export function writeHeldPane(ring: PaneRing, pane: number, view: DataView, o: n
  * the offset after it.
  */
 export function readPaneAt(ring: PaneRing, view: DataView, o: number, scratch: Float64Array): number {
-  return ring.layout.name === 'series' ? readSeries(view, o + 4, scratch) : readPane(view, o + 4, scratch);
+  return readBody(ring, view.getInt32(o, true), view, o + 4, scratch);
 }
 
-function writePane(view: DataView, o: number, d: Float64Array, at: number): number {
+/** A pane's content, without its number. */
+function writeBody(ring: PaneRing, pane: number, at: number, view: DataView, o: number): number {
+  return ring.layout.name === 'series'
+    ? writeSeries(view, o, ring.data, at)
+    : writePane(view, o, ring.data, at, pane * ring.paneMs);
+}
+
+function readBody(ring: PaneRing, pane: number, view: DataView, o: number, scratch: Float64Array): number {
+  return ring.layout.name === 'series'
+    ? readSeries(view, o, scratch)
+    : readPane(view, o, scratch, pane * ring.paneMs);
+}
+
+function writePane(view: DataView, o: number, d: Float64Array, at: number, start: number): number {
   const count = d[at + PANE.count] as number;
+  const newest = d[at + PANE.newest] as number;
+  const offset = newest - start;
+  const short = Number.isInteger(offset) && offset >= 0 && offset <= 0xffffffff;
   const mask =
     ((d[at + (F.n as number)] as number) > 0 ? FLOW : 0) |
     ((d[at + (P.n as number)] as number) > 0 ? PRESSURE : 0) |
     ((d[at + (T.n as number)] as number) > 0 ? TEMPERATURE : 0) |
-    ((d[at + (V.min as number)] as number) <= (d[at + (V.max as number)] as number) ? VOLUME : 0);
-  if (count === 1 && isSingle(d, at, mask)) return writeSingle(view, o, d, at, mask);
+    ((d[at + (V.min as number)] as number) <= (d[at + (V.max as number)] as number) ? VOLUME : 0) |
+    (short ? NEWEST_OFFSET : 0);
+  if (count === 1 && isSingle(d, at, mask)) return writeSingle(view, o, d, at, mask, offset);
   const implied =
     (!(mask & FLOW) || d[at + (F.n as number)] === count) &&
     (!(mask & PRESSURE) || d[at + (P.n as number)] === count) &&
@@ -142,8 +204,7 @@ function writePane(view: DataView, o: number, d: Float64Array, at: number): numb
     view.setUint32(o, d[at + PANE.flowing] as number, true);
     o += 4;
   }
-  view.setFloat64(o, d[at + PANE.newest] as number, true);
-  o += 8;
+  o = writeNewest(view, o, mask, newest, offset);
   if (mask & FLOW) o = measurement(view, o, d, at + (F.n as number), 4, implied);
   if (mask & PRESSURE) o = measurement(view, o, d, at + (P.n as number), 3, implied);
   if (mask & TEMPERATURE) o = measurement(view, o, d, at + (T.n as number), 3, implied);
@@ -151,7 +212,7 @@ function writePane(view: DataView, o: number, d: Float64Array, at: number): numb
   return o;
 }
 
-function readPane(view: DataView, o: number, pane: Float64Array): number {
+function readPane(view: DataView, o: number, pane: Float64Array, start: number): number {
   pane.fill(0);
   pane[PANE.newest] = Number.NEGATIVE_INFINITY;
   for (const stats of [F, P, T, V]) {
@@ -159,7 +220,7 @@ function readPane(view: DataView, o: number, pane: Float64Array): number {
     pane[stats.max as number] = Number.NEGATIVE_INFINITY;
   }
   const mask = view.getUint8(o);
-  if (mask & SINGLE) return readSingle(view, o, pane, mask);
+  if (mask & SINGLE) return readSingle(view, o, pane, mask, start);
   const count = view.getUint32(o + 1, true);
   const implied = (mask & COUNTS_IMPLIED) !== 0;
   pane[PANE.count] = count;
@@ -170,8 +231,7 @@ function readPane(view: DataView, o: number, pane: Float64Array): number {
     pane[PANE.flowing] = view.getUint32(o, true);
     o += 4;
   }
-  pane[PANE.newest] = view.getFloat64(o, true);
-  o += 8;
+  o = readNewest(view, o, pane, mask, start);
   if (mask & FLOW) o = readMeasurement(view, o, pane, F.n as number, 4, implied ? count : undefined);
   if (mask & PRESSURE) o = readMeasurement(view, o, pane, P.n as number, 3, implied ? count : undefined);
   if (mask & TEMPERATURE) o = readMeasurement(view, o, pane, T.n as number, 3, implied ? count : undefined);
@@ -235,11 +295,17 @@ function isSingle(d: Float64Array, at: number, mask: number): boolean {
   return true;
 }
 
-/** `[mask][newest f64]` and one f64 per measurement present. */
-function writeSingle(view: DataView, o: number, d: Float64Array, at: number, mask: number): number {
+/** `[mask][newest]` and one f64 per measurement present. */
+function writeSingle(
+  view: DataView,
+  o: number,
+  d: Float64Array,
+  at: number,
+  mask: number,
+  offset: number,
+): number {
   view.setUint8(o, mask | SINGLE);
-  view.setFloat64(o + 1, d[at + PANE.newest] as number, true);
-  o += 9;
+  o = writeNewest(view, o + 1, mask, d[at + PANE.newest] as number, offset);
   for (const [bit, from] of SINGLE_VALUE_AT) {
     if (!(mask & bit)) continue;
     view.setFloat64(o, d[at + from] as number, true);
@@ -248,10 +314,9 @@ function writeSingle(view: DataView, o: number, d: Float64Array, at: number, mas
   return o;
 }
 
-function readSingle(view: DataView, o: number, pane: Float64Array, mask: number): number {
+function readSingle(view: DataView, o: number, pane: Float64Array, mask: number, start: number): number {
   pane[PANE.count] = 1;
-  pane[PANE.newest] = view.getFloat64(o + 1, true);
-  o += 9;
+  o = readNewest(view, o + 1, pane, mask, start);
   if (mask & FLOW) {
     const x = view.getFloat64(o, true);
     o += 8;
@@ -277,6 +342,25 @@ function readSingle(view: DataView, o: number, pane: Float64Array, mask: number)
     pane[V.max as number] = x;
   }
   return o;
+}
+
+/** The newest event time: its offset in the pane (u32) with NEWEST_OFFSET, else itself (f64). */
+function writeNewest(view: DataView, o: number, mask: number, newest: number, offset: number): number {
+  if (mask & NEWEST_OFFSET) {
+    view.setUint32(o, offset, true);
+    return o + 4;
+  }
+  view.setFloat64(o, newest, true);
+  return o + 8;
+}
+
+function readNewest(view: DataView, o: number, pane: Float64Array, mask: number, start: number): number {
+  if (mask & NEWEST_OFFSET) {
+    pane[PANE.newest] = start + view.getUint32(o, true);
+    return o + 4;
+  }
+  pane[PANE.newest] = view.getFloat64(o, true);
+  return o + 8;
 }
 
 /** Where a single pane's one value per measurement is read from (the mean; volume's min). */
