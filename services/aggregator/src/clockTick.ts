@@ -36,7 +36,7 @@ export class ClockTick {
     const hourly = due.includes('30d');
     const forgotten = new Map<ShardState, string[]>();
     // Silence and hysteresis are seen by the clock: offline nodes, anomalies clear long enough to close.
-    const clocked = new Map<ShardState, { ids: Set<string>; events: AnomalyEvent[] }>();
+    const clocked = new Map<ShardState, Map<string, AnomalyEvent[]>>();
     const ids = [...this.#live.nodes.keys()];
     for (let from = 0; from < ids.length; from += NODE_CHUNK) {
       if (from > 0) {
@@ -51,10 +51,9 @@ export class ClockTick {
         if (node === undefined) continue;
         const events = node.detector.tick(now);
         if (events.length > 0) {
-          const entry = clocked.get(node.shard) ?? { ids: new Set<string>(), events: [] };
-          entry.ids.add(id);
-          entry.events.push(...events);
-          clocked.set(node.shard, entry);
+          const nodes = clocked.get(node.shard) ?? new Map<string, AnomalyEvent[]>();
+          nodes.set(id, events);
+          clocked.set(node.shard, nodes);
         }
         if (hourly && node.windows.isSilent(now)) {
           this.#live.forget(id);
@@ -79,20 +78,29 @@ export class ClockTick {
     await this.#live.persist(() => this.#live.writer.flush(), 'read model');
     await this.#sums.write(due, now);
     for (const state of new Set([...forgotten.keys(), ...clocked.keys()])) {
-      if (!this.#live.holds(state)) continue;
-      const anomalies = clocked.get(state);
-      const commit = state.store.prepare({
-        changed: [],
-        added: [],
-        removed: forgotten.get(state) ?? [],
-        group: this.#live.options.group,
-        ackIds: [],
-        deadLetters: [],
-        failures: [],
-        counters: {},
-        ...(anomalies && { detectors: this.#live.detectorStates(anomalies.ids), events: anomalies.events }),
-      });
-      await this.#ownership.commit(state, commit);
+      // A chunk of nodes per commit, each node's state with its events: a
+      // fleet gone silent at once (a network outage) opens an anomaly on
+      // every node, and one commit of 50,000 held Redis 0.85 s.
+      const anomalies = [...(clocked.get(state) ?? [])];
+      let removed = forgotten.get(state) ?? [];
+      for (let from = 0; from === 0 || from < anomalies.length; from += NODE_CHUNK) {
+        if (!this.#live.holds(state)) break;
+        const chunk = anomalies.slice(from, from + NODE_CHUNK);
+        const commit = state.store.prepare({
+          changed: [],
+          added: [],
+          removed,
+          group: this.#live.options.group,
+          ackIds: [],
+          deadLetters: [],
+          failures: [],
+          counters: {},
+          detectors: this.#live.detectorStates(chunk.map(([id]) => id)),
+          events: chunk.flatMap(([, events]) => events),
+        });
+        if (!(await this.#ownership.commit(state, commit))) break;
+        removed = [];
+      }
     }
     return due;
   }

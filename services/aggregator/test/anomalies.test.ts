@@ -141,6 +141,34 @@ describe('anomalies in the aggregator', () => {
     expect(allShardKeys(1)).toHaveLength(1);
   }, 120_000);
 
+  it('opens offline once on every node of a fleet gone silent at once (committed a chunk of nodes at a time)', async () => {
+    const start = Math.floor(Date.now() / HOUR) * HOUR - 6 * HOUR;
+    // More nodes than one of the clock's commits takes (NODE_CHUNK, 2,000), and not a multiple of it.
+    const ids = Array.from({ length: 4_100 }, (_, i) => `FLEET${String(i).padStart(5, '0')}`);
+    const readings: Reading[] = [0, 1, 2].flatMap((k) =>
+      ids.map((node_id) => ({ node_id, timestamp: start + k * 10 * 60_000, flow_rate: 5 + k, pressure: 3 })),
+    );
+    const { clock, ticks, config, log } = liveSetup(db.client, db.url, start);
+    const aggregator = await startAggregator(config, pino({ level: 'silent' }), { clock, ticks$: ticks });
+    try {
+      await feedLive({ client: db.client, log, clock, ticks }, readings, [start, start + 30 * 60_000]);
+      // Two hours of silence: past four usual intervals and the 30-minute floor.
+      clock.set(start + 20 * 60_000 + 2 * HOUR);
+      ticks.next(clock.now());
+      const deadline = Date.now() + 20_000;
+      let offline: StreamEvent[] = [];
+      while (offline.length < ids.length && Date.now() < deadline) {
+        await copied();
+        offline = (await streamEvents()).filter((e) => e.type === 'offline');
+        if (offline.length < ids.length) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(offline.every((e) => e.event === 'open')).toBe(true);
+      expect(offline.map((e) => e.node_id).sort()).toEqual(ids);
+    } finally {
+      await aggregator.stop();
+    }
+  }, 60_000);
+
   it("judges an entry's readings in event-time order: a gateway's buffer sent newest first is confirmed", async () => {
     const start = Date.now() - HOUR;
     const { clock, ticks, config, log } = liveSetup(db.client, db.url, start);
