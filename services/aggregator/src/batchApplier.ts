@@ -286,12 +286,9 @@ export class BatchApplier {
       at: isoTime(now),
       nodes: [...changed],
     });
-    await this.#live.persist(() => this.#live.latestWriter.flush(), 'read model');
-    this.#live.options.onLatestWritten?.(
-      changed,
-      (id) => this.#live.nodes.get(id)?.windows.latest?.timestamp,
-    );
-
+    // The commit is encoded while Redis writes the keys; it is sent only
+    // once they are written, so the keys never lag the committed state.
+    const written = this.#live.persist(() => this.#live.latestWriter.flush(), 'read model');
     const commit = state.store.prepare({
       changed: [...changed].flatMap((id) => {
         const node = this.#live.nodes.get(id);
@@ -307,6 +304,11 @@ export class BatchApplier {
       detectors: this.#live.detectorStates(work.detected),
       events: work.events,
     });
+    await written;
+    this.#live.options.onLatestWritten?.(
+      changed,
+      (id) => this.#live.nodes.get(id)?.windows.latest?.timestamp,
+    );
     if (!(await this.#ownership.commit(state, commit))) return undefined;
     const last = work.ids[work.ids.length - 1];
     if (last !== undefined) this.#live.advance(state, last);
