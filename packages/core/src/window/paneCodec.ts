@@ -317,23 +317,19 @@ function writeSingle(
 function readSingle(view: DataView, o: number, pane: Float64Array, mask: number, start: number): number {
   pane[PANE.count] = 1;
   o = readNewest(view, o + 1, pane, mask, start);
-  if (mask & FLOW) {
-    const x = view.getFloat64(o, true);
-    o += 8;
-    pane[F.n as number] = 1;
-    pane[F.mean as number] = x;
-    pane[F.min as number] = x;
-    pane[F.max as number] = x;
-    pane[PANE.flowing] = x > 0 ? 1 : 0;
-  }
-  for (const stats of [P, T]) {
-    if (!(mask & (stats === P ? PRESSURE : TEMPERATURE))) continue;
+  for (const [bit, stats] of [
+    [FLOW, F],
+    [PRESSURE, P],
+    [TEMPERATURE, T],
+  ] as const) {
+    if (!(mask & bit)) continue;
     const x = view.getFloat64(o, true);
     o += 8;
     pane[stats.n as number] = 1;
     pane[stats.mean as number] = x;
     pane[stats.min as number] = x;
     pane[stats.max as number] = x;
+    if (bit === FLOW) pane[PANE.flowing] = x > 0 ? 1 : 0;
   }
   if (mask & VOLUME) {
     const x = view.getFloat64(o, true);
