@@ -82,13 +82,15 @@ export class NodeWindows {
       if (pane !== undefined) (this.changedPanes[i] as Set<number>).add(pane);
     }
     if (this.latest === undefined || reading.timestamp > this.latest.timestamp) {
-      this.latest = {
+      // Built field by field: spreading conditional objects allocated four more per reading.
+      const latest: { -readonly [K in keyof LatestValues]: LatestValues[K] } = {
         timestamp: reading.timestamp,
-        ...(reading.flow_rate !== undefined && { flow_rate: reading.flow_rate }),
-        ...(reading.pressure !== undefined && { pressure: reading.pressure }),
-        ...(reading.temperature !== undefined && { temperature: reading.temperature }),
-        ...(reading.volume !== undefined && { volume: reading.volume }),
       };
+      if (reading.flow_rate !== undefined) latest.flow_rate = reading.flow_rate;
+      if (reading.pressure !== undefined) latest.pressure = reading.pressure;
+      if (reading.temperature !== undefined) latest.temperature = reading.temperature;
+      if (reading.volume !== undefined) latest.volume = reading.volume;
+      this.latest = latest;
       this.latestChanged = true;
     }
     for (const key of METADATA_KEYS) {
