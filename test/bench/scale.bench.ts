@@ -559,6 +559,8 @@ async function catchup(context: SuiteContext): Promise<string | undefined> {
   const aggregator = await ServiceProcess.start({
     env: { REDIS_URL: context.redis.url, METRICS_PORT: '0' },
     onOutput: (line) => context.log(`[aggregator] ${line.slice(0, 300)}`),
+    // BENCH_CPU_PROF_DIR: the aggregator's profile while it absorbs the backlog.
+    ...(context.options.cpuProfDir !== undefined && { cpuProfDir: context.options.cpuProfDir }),
   });
   const ingest = await IngestProcess.start({
     redisUrl: context.redis.url,

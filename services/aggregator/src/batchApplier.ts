@@ -288,27 +288,37 @@ export class BatchApplier {
     });
     // The commit is encoded while Redis writes the keys; it is sent only
     // once they are written, so the keys never lag the committed state.
-    const written = this.#live.persist(() => this.#live.latestWriter.flush(), 'read model');
-    const commit = state.store.prepare({
-      changed: [...changed].flatMap((id) => {
-        const node = this.#live.nodes.get(id);
-        return node ? [node.windows] : [];
-      }),
-      added: work.added,
-      removed: [],
-      group: this.#live.options.group,
-      ackIds: work.acks,
-      deadLetters: work.dead,
-      failures: work.failures,
-      counters,
-      detectors: this.#live.detectorStates(work.detected),
-      events: work.events,
-    });
+    const written = this.#live
+      .persist(() => this.#live.latestWriter.flush(), 'read model')
+      .then(() =>
+        this.#live.options.onLatestWritten?.(
+          changed,
+          (id) => this.#live.nodes.get(id)?.windows.latest?.timestamp,
+        ),
+      );
+    let commit: () => Promise<string | undefined>;
+    try {
+      commit = state.store.prepare({
+        changed: [...changed].flatMap((id) => {
+          const node = this.#live.nodes.get(id);
+          return node ? [node.windows] : [];
+        }),
+        added: work.added,
+        removed: [],
+        group: this.#live.options.group,
+        ackIds: work.acks,
+        deadLetters: work.dead,
+        failures: work.failures,
+        counters,
+        detectors: this.#live.detectorStates(work.detected),
+        events: work.events,
+      });
+    } catch (error) {
+      // The keys' write still settles, and its own failure is not left unhandled.
+      await written.catch(() => undefined);
+      throw error;
+    }
     await written;
-    this.#live.options.onLatestWritten?.(
-      changed,
-      (id) => this.#live.nodes.get(id)?.windows.latest?.timestamp,
-    );
     if (!(await this.#ownership.commit(state, commit))) return undefined;
     const last = work.ids[work.ids.length - 1];
     if (last !== undefined) this.#live.advance(state, last);

@@ -81,11 +81,15 @@ export class ClockTick {
       // A chunk of nodes per commit, each node's state with its events: a
       // fleet gone silent at once (a network outage) opens an anomaly on
       // every node, and one commit of 50,000 held Redis 0.85 s.
-      const anomalies = [...(clocked.get(state) ?? [])];
+      // A forgotten node's last events go with the deletion of its state.
       let removed = forgotten.get(state) ?? [];
-      for (let from = 0; from === 0 || from < anomalies.length; from += NODE_CHUNK) {
+      const gone = new Set(removed);
+      const anomalies = [...(clocked.get(state) ?? [])];
+      let last = anomalies.filter(([id]) => gone.has(id)).flatMap(([, events]) => events);
+      const live = anomalies.filter(([id]) => !gone.has(id));
+      for (let from = 0; from === 0 || from < live.length; from += NODE_CHUNK) {
         if (!this.#live.holds(state)) break;
-        const chunk = anomalies.slice(from, from + NODE_CHUNK);
+        const chunk = live.slice(from, from + NODE_CHUNK);
         const commit = state.store.prepare({
           changed: [],
           added: [],
@@ -96,10 +100,11 @@ export class ClockTick {
           failures: [],
           counters: {},
           detectors: this.#live.detectorStates(chunk.map(([id]) => id)),
-          events: chunk.flatMap(([, events]) => events),
+          events: [...last, ...chunk.flatMap(([, events]) => events)],
         });
         if (!(await this.#ownership.commit(state, commit))) break;
         removed = [];
+        last = [];
       }
     }
     return due;

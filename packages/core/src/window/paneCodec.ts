@@ -184,7 +184,8 @@ function writePane(view: DataView, o: number, d: Float64Array, at: number, start
   const count = d[at + PANE.count] as number;
   const newest = d[at + PANE.newest] as number;
   const offset = newest - start;
-  const short = Number.isInteger(offset) && offset >= 0 && offset <= 0xffffffff;
+  const short =
+    Number.isInteger(offset) && offset >= 0 && offset <= 0xffffffff && Object.is(start + offset, newest);
   const mask =
     ((d[at + (F.n as number)] as number) > 0 ? FLOW : 0) |
     ((d[at + (P.n as number)] as number) > 0 ? PRESSURE : 0) |
