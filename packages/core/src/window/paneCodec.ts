@@ -279,21 +279,26 @@ function readMeasurement(
  * signed zero, is written in full).
  */
 function isSingle(d: Float64Array, at: number, mask: number): boolean {
-  const one = (n: number) =>
-    d[at + n] === 1 && Object.is(d[at + n + 1], d[at + n + 2]) && Object.is(d[at + n + 2], d[at + n + 3]);
   if (mask & FLOW) {
-    const f = F.n as number;
-    if (d[at + f] !== 1 || !Object.is(d[at + f + 2], 0)) return false;
-    const x = d[at + f + 1] as number;
-    if (!Object.is(x, d[at + f + 3]) || !Object.is(x, d[at + f + 4])) return false;
-    if (d[at + PANE.flowing] !== (x > 0 ? 1 : 0)) return false;
+    if (!oneValue(d, at, F) || !Object.is(d[at + (F.m2 as number)], 0)) return false;
+    if (d[at + PANE.flowing] !== ((d[at + (F.mean as number)] as number) > 0 ? 1 : 0)) return false;
   } else if (d[at + PANE.flowing] !== 0) {
     return false;
   }
-  if (mask & PRESSURE && !one(P.n as number)) return false;
-  if (mask & TEMPERATURE && !one(T.n as number)) return false;
+  if (mask & PRESSURE && !oneValue(d, at, P)) return false;
+  if (mask & TEMPERATURE && !oneValue(d, at, T)) return false;
   if (mask & VOLUME && !Object.is(d[at + (V.min as number)], d[at + (V.max as number)])) return false;
   return true;
+}
+
+/** A measurement of one value: its count is 1, its mean, min and max the same double. */
+function oneValue(d: Float64Array, at: number, stats: (typeof STAT_AT)[keyof typeof STAT_AT]): boolean {
+  const mean = d[at + (stats.mean as number)];
+  return (
+    d[at + (stats.n as number)] === 1 &&
+    Object.is(mean, d[at + (stats.min as number)]) &&
+    Object.is(mean, d[at + (stats.max as number)])
+  );
 }
 
 /** `[mask][newest]` and one f64 per measurement present. */
