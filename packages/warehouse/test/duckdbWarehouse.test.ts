@@ -74,6 +74,34 @@ describe('DuckdbWarehouse', () => {
     }
   });
 
+  it('writes a large call once when a row deep inside it is held or repeated: every other row, the first copy', async () => {
+    const warehouse = await DuckdbWarehouse.open(':memory:');
+    const row = (i: number, flow: number, entry: number) =>
+      rowOf(
+        { node_id: `N${i % 97}`, timestamp: at + i, flow_rate: flow },
+        { entry: `${entry}-0`, source: 'gw' },
+      );
+    try {
+      // Held before: the identity of row 5,000 (past the appender's first chunks).
+      expect(await warehouse.insert([row(5_000, -1, at)])).toEqual({ inserted: 1, duplicates: 0 });
+      const rows = Array.from({ length: 6_000 }, (_, i) => row(i, i, at + 1));
+      // Row 5,500 again at the end, with another value: the first copy wins.
+      rows.push(row(5_500, -2, at + 1));
+      expect(await warehouse.insert(rows)).toEqual({ inserted: 5_999, duplicates: 2 });
+      expect(await warehouse.count()).toBe(6_000);
+      const [sums] = await warehouse.query(
+        'SELECT sum(flow_rate)::DOUBLE AS total, count(DISTINCT (node_id, "timestamp"))::INTEGER AS identities FROM readings',
+      );
+      // 0 + 1 + … + 5,999, less row 5,000's value, plus the -1 held before it.
+      expect(sums).toEqual({ total: (5_999 * 6_000) / 2 - 5_000 - 1, identities: 6_000 });
+      // A call with nothing new (a redelivered batch) writes nothing.
+      expect(await warehouse.insert(rows.slice(0, 3_000))).toEqual({ inserted: 0, duplicates: 3_000 });
+      expect(await warehouse.count()).toBe(6_000);
+    } finally {
+      await warehouse.close();
+    }
+  });
+
   it('keeps what it committed in its file across a reopen', async () => {
     const path = join(dir, 'warehouse.duckdb');
     const warehouse = await DuckdbWarehouse.open(path);

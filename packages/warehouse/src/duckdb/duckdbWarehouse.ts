@@ -2,13 +2,17 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import {
   BIGINT,
+  BOOLEAN,
+  DOUBLE,
   type DuckDBAppender,
   type DuckDBConnection,
+  DuckDBDataChunk,
   DuckDBInstance,
   type DuckDBType,
   type DuckDBValue,
   TIMESTAMP,
   timestampValue,
+  VARCHAR,
 } from '@duckdb/node-api';
 import { type Dialect, duckdb, type Statement } from '../sql/dialect.ts';
 import { COLUMNS, READINGS_TABLE, type WarehouseRow } from '../table.ts';
@@ -16,6 +20,10 @@ import type { InsertOutcome, Warehouse } from '../warehouse.ts';
 
 const SQL_TYPE = { string: 'VARCHAR', timestamp: 'TIMESTAMP', double: 'DOUBLE', boolean: 'BOOLEAN' } as const;
 const STAGE = 'readings_stage';
+const DUCKDB_TYPE = { string: VARCHAR, timestamp: TIMESTAMP, double: DOUBLE, boolean: BOOLEAN } as const;
+const COLUMN_TYPES: readonly DuckDBType[] = COLUMNS.map((c) => DUCKDB_TYPE[c.type]);
+/** The most rows a DuckDB data chunk holds (its vector size). */
+const DUCKDB_VECTOR_SIZE = 2048;
 
 /** The DuckDB DDL of the readings table; the primary key is what keeps one row per identity. */
 export function duckdbReadingsDdl(): string {
@@ -27,13 +35,15 @@ export function duckdbReadingsDdl(): string {
 /**
  * The embedded warehouse: one DuckDB file (under DATA_DIR by default).
  *
- * A write appends the rows to a staging table with DuckDB's appender (its
- * fastest path: no SQL per row), then moves them in one transaction with
- * `INSERT … SELECT DISTINCT ON (identity) … ON CONFLICT DO NOTHING`: the
- * primary key skips identities already stored, DISTINCT ON keeps the first
- * copy within the call. The appender alone cannot skip conflicts, and the
- * transaction makes the write all or nothing, so a retry after a crash
- * writes each reading once.
+ * A write first appends the rows straight to the table with DuckDB's
+ * appender (its fastest path: no SQL per row), in one transaction. The
+ * appender cannot skip a row whose identity is stored, so if the primary key
+ * refuses one, the transaction is rolled back and the write takes the second
+ * path: the rows go to a staging table, then move in one transaction with
+ * `INSERT … SELECT DISTINCT ON (identity) … ON CONFLICT DO NOTHING`, where
+ * the primary key skips identities already stored and DISTINCT ON keeps the
+ * first copy within the call. Either path is all or nothing, so a retry
+ * after a crash writes each reading once.
  *
  * DuckDB lets one process write a database file; writes are serialised here.
  * Reads (`select`) each take a connection of their own, so they run in
@@ -71,35 +81,56 @@ export class DuckdbWarehouse implements Warehouse {
   insert(rows: readonly WarehouseRow[]): Promise<InsertOutcome> {
     return this.#serialised(async () => {
       if (rows.length === 0) return { inserted: 0, duplicates: 0 };
-      // The staging table is emptied before and after, whatever failed:
-      // rows of a failed call must never ride along with the next one.
-      await this.#connection.run(`DELETE FROM ${STAGE}`);
-      try {
-        const appender = await this.#connection.createAppender(STAGE, 'main', 'temp');
-        try {
-          for (const [seq, row] of rows.entries()) appendRow(appender, seq, row);
-        } finally {
-          appender.closeSync();
-        }
-        const names = COLUMNS.map((c) => `"${c.name}"`).join(', ');
-        await this.#connection.run('BEGIN TRANSACTION');
-        try {
-          const result = await this.#connection.run(
-            `INSERT INTO ${READINGS_TABLE} (${names})
-             SELECT DISTINCT ON ("node_id", "timestamp") ${names} FROM ${STAGE}
-             ORDER BY "node_id", "timestamp", seq
-             ON CONFLICT DO NOTHING`,
-          );
-          await this.#connection.run('COMMIT');
-          return { inserted: result.rowsChanged, duplicates: rows.length - result.rowsChanged };
-        } catch (error) {
-          await this.#connection.run('ROLLBACK').catch(() => {});
-          throw error;
-        }
-      } finally {
-        await this.#connection.run(`DELETE FROM ${STAGE}`);
-      }
+      const inserted = (await this.#appendAllNew(rows)) ? rows.length : await this.#insertSkippingHeld(rows);
+      return { inserted, duplicates: rows.length - inserted };
     });
+  }
+
+  /**
+   * The usual write, where no identity of `rows` is stored yet nor repeats
+   * among them: appended straight to the table, in one transaction. When the
+   * primary key refuses a row (a redelivered batch, a resend), or anything
+   * else fails, the transaction is rolled back and false returned, so the
+   * caller takes the path that skips what is held. Skipping conflicts costs
+   * DuckDB about twice as much per row, so it is paid only when needed.
+   */
+  async #appendAllNew(rows: readonly WarehouseRow[]): Promise<boolean> {
+    await this.#connection.run('BEGIN TRANSACTION');
+    try {
+      appendAll(await this.#connection.createAppender(READINGS_TABLE), rows, false);
+      await this.#connection.run('COMMIT');
+      return true;
+    } catch {
+      await this.#connection.run('ROLLBACK').catch(() => {});
+      return false;
+    }
+  }
+
+  /** Writes the rows whose identity is not stored, the first copy of each; returns how many. */
+  async #insertSkippingHeld(rows: readonly WarehouseRow[]): Promise<number> {
+    // The staging table is emptied before and after, whatever failed:
+    // rows of a failed call must never ride along with the next one.
+    await this.#connection.run(`DELETE FROM ${STAGE}`);
+    try {
+      appendAll(await this.#connection.createAppender(STAGE, 'main', 'temp'), rows, true);
+      const names = COLUMNS.map((c) => `"${c.name}"`).join(', ');
+      await this.#connection.run('BEGIN TRANSACTION');
+      try {
+        const result = await this.#connection.run(
+          `INSERT INTO ${READINGS_TABLE} (${names})
+           SELECT DISTINCT ON ("node_id", "timestamp") ${names} FROM ${STAGE}
+           ORDER BY "node_id", "timestamp", seq
+           ON CONFLICT DO NOTHING`,
+        );
+        await this.#connection.run('COMMIT');
+        return result.rowsChanged;
+      } catch (error) {
+        await this.#connection.run('ROLLBACK').catch(() => {});
+        throw error;
+      }
+    } finally {
+      await this.#connection.run(`DELETE FROM ${STAGE}`);
+    }
   }
 
   count(): Promise<number> {
@@ -147,15 +178,51 @@ export class DuckdbWarehouse implements Warehouse {
   }
 }
 
-function appendRow(appender: DuckDBAppender, seq: number, row: WarehouseRow): void {
-  appender.appendBigInt(BigInt(seq));
-  for (const column of COLUMNS) {
-    const value = row[column.name];
-    if (value === null || value === undefined) appender.appendNull();
-    else if (column.type === 'string') appender.appendVarchar(value as string);
-    else if (column.type === 'double') appender.appendDouble(value as number);
-    else if (column.type === 'boolean') appender.appendBoolean(value as boolean);
-    else appender.appendTimestamp(timestampValue(BigInt(value as number) * 1000n));
+/** Appends the rows and closes the appender; on a failure, nothing of them stays buffered. */
+function appendAll(appender: DuckDBAppender, rows: readonly WarehouseRow[], withSeq: boolean): void {
+  try {
+    appendChunks(appender, rows, withSeq);
+    appender.flushSync();
+  } catch (error) {
+    // What a refused flush leaves buffered would be flushed again when the
+    // appender is closed or collected, into whichever transaction is open then.
+    appender.clear();
+    throw error;
+  } finally {
+    appender.closeSync();
   }
-  appender.endRow();
+}
+
+/**
+ * Appends the rows a data chunk at a time (a column's doubles are one copy,
+ * not a call per value), after a `seq` column of their positions when
+ * `withSeq` (the staging table's first column).
+ */
+function appendChunks(appender: DuckDBAppender, rows: readonly WarehouseRow[], withSeq: boolean): void {
+  const types = withSeq ? [BIGINT, ...COLUMN_TYPES] : COLUMN_TYPES;
+  const offset = withSeq ? 1 : 0;
+  const size = DUCKDB_VECTOR_SIZE;
+  for (let start = 0; start < rows.length; start += size) {
+    const end = Math.min(rows.length, start + size);
+    const chunk = DuckDBDataChunk.create(types, end - start);
+    if (withSeq) {
+      const seqs = new Array<DuckDBValue>(end - start);
+      for (let i = start; i < end; i++) seqs[i - start] = BigInt(i);
+      chunk.setColumnValues(0, seqs);
+    }
+    for (const [c, column] of COLUMNS.entries()) {
+      const values = new Array<DuckDBValue>(end - start);
+      for (let i = start; i < end; i++) {
+        const value = (rows[i] as WarehouseRow)[column.name];
+        values[i - start] =
+          value === null || value === undefined
+            ? null
+            : column.type === 'timestamp'
+              ? timestampValue(BigInt(value as number) * 1000n)
+              : (value as DuckDBValue);
+      }
+      chunk.setColumnValues(c + offset, values);
+    }
+    appender.appendDataChunk(chunk);
+  }
 }
