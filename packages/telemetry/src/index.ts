@@ -1,6 +1,6 @@
 export type { MetricsServer, ReadinessCheck } from './metricsServer.ts';
 export { serveMetrics } from './metricsServer.ts';
-export type { ProcessMetricsOptions } from './processMetrics.ts';
+export type { ProcessMetricsOptions, SeriesSource } from './processMetrics.ts';
 export { ProcessMetrics } from './processMetrics.ts';
 export { ConsumerGroupGauges, OpenAnomalyGauge, ReconcileGauges, RedisMemoryGauges } from './redisGauges.ts';
 export type { ScrapeSampleOptions } from './scrapeSample.ts';

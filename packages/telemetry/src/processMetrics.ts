@@ -1,4 +1,11 @@
-import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
+import {
+  AggregatorRegistry,
+  Counter,
+  collectDefaultMetrics,
+  type MetricObjectWithValues,
+  type MetricValue,
+  Registry,
+} from 'prom-client';
 import { ConsumerGroupGauges, OpenAnomalyGauge, ReconcileGauges, RedisMemoryGauges } from './redisGauges.ts';
 import type { ScrapeSampleOptions } from './scrapeSample.ts';
 import {
@@ -10,6 +17,9 @@ import {
   IngestSeries,
   PubSubSeries,
 } from './series.ts';
+
+/** A registry's series as `getMetricsAsJSON()` gives them. */
+export type SeriesSource = () => Promise<MetricObjectWithValues<MetricValue<string>>[]>;
 
 export interface ProcessMetricsOptions {
   /** The `service` label on every series: ingest, aggregator, archiver, backfill, or streamgauge (`start`). */
@@ -43,6 +53,7 @@ export class ProcessMetrics {
   #reconcile: ReconcileGauges | undefined;
   #redisMemory: RedisMemoryGauges | undefined;
   #readiness: (() => Promise<void>) | undefined;
+  readonly #sources = new Set<SeriesSource>();
 
   constructor(options: ProcessMetricsOptions) {
     this.service = options.service;
@@ -124,9 +135,30 @@ export class ProcessMetrics {
     await this.#readiness();
   }
 
+  /**
+   * Series recorded elsewhere in the process (a worker thread's registry, as
+   * `getMetricsAsJSON()` gives them), served with this registry's: series of
+   * the same name and labels add up, as one registry's would. Returns the
+   * function that removes the source.
+   */
+  addSource(source: SeriesSource): () => void {
+    this.#sources.add(source);
+    return () => this.#sources.delete(source);
+  }
+
   /** The exposition, as /metrics answers it. */
   async scrape(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    if (this.#sources.size === 0) {
+      return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    }
+    const series = await Promise.all([
+      this.registry.getMetricsAsJSON(),
+      ...[...this.#sources].map((source) => source()),
+    ]);
+    return {
+      contentType: this.registry.contentType,
+      body: await AggregatorRegistry.aggregate(series).metrics(),
+    };
   }
 
   #failures(): Counter<'source'> {

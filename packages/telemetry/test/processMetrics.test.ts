@@ -85,6 +85,41 @@ describe('ProcessMetrics', () => {
     expect(metricValue(all, 'streamgauge_reconcile_duration_seconds_sum')).toBe(12.5);
   });
 
+  it("serves another registry's series with its own, adding up those of the same name and labels", async () => {
+    const main = new ProcessMetrics({ service: 'streamgauge' });
+    const thread = new ProcessMetrics({ service: 'streamgauge', defaultMetrics: false });
+    main.consumer('archiver').batch('readings', { entries: 4, failed: 0, dead: 0 }, 0.1);
+    thread.consumer('aggregator').batch('readings', { entries: 7, failed: 1, dead: 0 }, 0.3);
+    main.archiver.rows(5, 1);
+    thread.aggregator.readings({ applied: 40, tooLate: 0, tooEarly: 0 });
+    // The same series in both (one failure counted on each side): one sample, the sum.
+    main.consumer('aggregator').batch('readings', { entries: 2, failed: 1, dead: 0 }, 0.01);
+    const remove = main.addSource(() => thread.registry.getMetricsAsJSON());
+    const { body } = await main.scrape();
+    const all = parseMetrics(body);
+    const consumed = (group: string) =>
+      metricSamples(all, 'messaging_client_consumed_messages_total', {
+        messaging_consumer_group_name: group,
+      }).map((s) => s.value);
+    expect([consumed('archiver'), consumed('aggregator')]).toEqual([[4], [9]]);
+    expect(
+      metricValue(all, 'streamgauge_failed_entries_total', {
+        messaging_consumer_group_name: 'aggregator',
+        outcome: 'retried',
+      }),
+    ).toBe(2);
+    expect(metricValue(all, 'streamgauge_aggregator_readings_total', { outcome: 'applied' })).toBe(40);
+    expect(metricValue(all, 'streamgauge_archiver_rows_total', { outcome: 'inserted' })).toBe(5);
+    expect(metricValue(all, 'process_cpu_seconds_total')).toBeGreaterThan(0);
+    expect(all.every((s) => s.labels.service === 'streamgauge')).toBe(true);
+    // One HELP and one TYPE per family, however many registries hold it.
+    expect(body.match(/^# TYPE messaging_client_consumed_messages_total /gm)).toHaveLength(1);
+    remove();
+    expect(
+      metricValue(await samples(main), 'streamgauge_aggregator_readings_total', { outcome: 'applied' }),
+    ).toBe(undefined);
+  });
+
   it('includes the Node.js process series by default', async () => {
     const all = await samples(new ProcessMetrics({ service: 'aggregator' }));
     expect(metricValue(all, 'process_cpu_seconds_total', { service: 'aggregator' })).toBeGreaterThan(0);

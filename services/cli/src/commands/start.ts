@@ -1,4 +1,3 @@
-import { type RunningAggregator, startAggregator } from '@streamgauge/aggregator';
 import { allShardKeys, CHANGES_CHANNEL, type Config, GROUPS } from '@streamgauge/core';
 import { startDashboard } from '@streamgauge/dashboard';
 import { startIngest } from '@streamgauge/ingest';
@@ -8,6 +7,7 @@ import { ProcessMetrics } from '@streamgauge/telemetry';
 import { describeWarehouse } from '@streamgauge/warehouse';
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
+import { type AggregatorThread, startAggregatorThread } from '../aggregatorThread/thread.ts';
 import { configFromEnv, opsRedis } from '../context.ts';
 import { CommandError, EXIT } from '../exitCodes.ts';
 import { Lifetime, Stopping } from '../lifetime.ts';
@@ -28,7 +28,7 @@ export function startCommand(program: Command): void {
   program
     .command('start')
     .description(
-      'run ingest, the aggregator and the archiver in one process (starting Redis when none answers)',
+      'run ingest, the aggregator (on a thread of its own) and the archiver in one process (starting Redis when none answers)',
     )
     .option('--simulate', 'also run a gateway simulator that sends readings through the HTTP API')
     .option('--nodes <n>', 'simulated loggers', '12')
@@ -68,9 +68,10 @@ async function runServices(
       stop: async () => local.server?.stop(),
     })),
   );
-  // One /metrics for the whole process, on the ingest port.
+  // One /metrics for the whole process, on the ingest port (the aggregator's thread's series too).
   const metrics = new ProcessMetrics({ service: 'streamgauge' });
-  const aggregator = await lifetime.adopt(startAggregator(config, serviceLogger('aggregator'), { metrics }));
+  // On a thread of its own: the aggregator and the rest each have a core.
+  const aggregator = await lifetime.adopt(startAggregatorThread(config, metrics));
   const archiver = await lifetime.adopt(
     startWarehouseHost(
       config,
@@ -152,7 +153,7 @@ function statusLine(
   config: Config,
   redis: RedisClient,
   metrics: ProcessMetrics,
-  aggregator: RunningAggregator,
+  aggregator: AggregatorThread,
   simulated: () => GatewaySimulator['stats'] | undefined,
 ): () => Promise<string> {
   let last = { at: Date.now(), accepted: 0 };

@@ -1,0 +1,31 @@
+import type { Config } from '@streamgauge/core';
+import type { SeriesSource } from '@streamgauge/telemetry';
+
+/** What the aggregator's thread is started with. */
+export interface AggregatorThreadData {
+  readonly config: Config;
+  /** The log format the main thread chose (its terminal decides `auto`, which a thread cannot see). */
+  readonly logFormat: Config['logFormat'];
+  /** The `service` label of its series: the process's. */
+  readonly service: string;
+}
+
+/** What the status line and /metrics read of the aggregator, as of the thread's last report. */
+export interface AggregatorSnapshot {
+  readonly nodeCount: number;
+  readonly keysWritten: number;
+  readonly openAnomalies: readonly (readonly [type: string, open: number])[];
+}
+
+export type SeriesJson = Awaited<ReturnType<SeriesSource>>;
+
+/** From the main thread to the aggregator's. */
+export type ToAggregatorThread = { readonly kind: 'scrape'; readonly id: number } | { readonly kind: 'stop' };
+
+/** From the aggregator's thread to the main one. */
+export type FromAggregatorThread =
+  | { readonly kind: 'running'; readonly snapshot: AggregatorSnapshot }
+  | { readonly kind: 'snapshot'; readonly snapshot: AggregatorSnapshot }
+  | { readonly kind: 'series'; readonly id: number; readonly series: SeriesJson }
+  /** The aggregator ended: after a stop, or on an error (`error` says which). */
+  | { readonly kind: 'ended'; readonly error?: string };
