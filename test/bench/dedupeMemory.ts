@@ -1,7 +1,7 @@
 /**
- * Redis memory the dedupe sets cost per node: appends a full dedupe horizon
- * (48 h) of readings for a sample of nodes at a given interval and reads
- * used_memory before and after. Run: node test/bench/dedupeMemory.ts
+ * Redis memory the dedupe layout costs per node: appends a full dedupe
+ * horizon (48 h) of readings for a sample of nodes at a given interval and
+ * reads used_memory before and after. Run: node test/bench/dedupeMemory.ts
  */
 import { ManualClock, type Reading } from '@streamgauge/core';
 import { ReadingLog } from '@streamgauge/redis';
@@ -11,7 +11,7 @@ import { Redis } from 'ioredis';
 const HOUR = 3_600_000;
 const NODES = 200;
 
-export async function dedupeBytesPerNode(intervalSeconds: number): Promise<{ total: number; sets: number }> {
+export async function dedupeBytesPerNode(intervalSeconds: number): Promise<{ total: number; keys: number }> {
   const server = await RedisServer.start();
   const redis = new Redis(server.url);
   try {
@@ -36,8 +36,7 @@ export async function dedupeBytesPerNode(intervalSeconds: number): Promise<{ tot
       await redis.del('readings');
     }
     const after = await used();
-    const sets = (await redis.dbsize()) / NODES;
-    return { total: (after - before) / NODES, sets };
+    return { total: (after - before) / NODES, keys: await redis.dbsize() };
   } finally {
     redis.disconnect();
     await server.dispose();
@@ -46,9 +45,9 @@ export async function dedupeBytesPerNode(intervalSeconds: number): Promise<{ tot
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   for (const interval of [10, 60, 900]) {
-    const { total, sets } = await dedupeBytesPerNode(interval);
+    const { total, keys } = await dedupeBytesPerNode(interval);
     console.log(
-      `one reading per ${interval} s: ${(total / 1024).toFixed(1)} KiB per node (${sets} sets), ${(total / ((48 * 3600) / interval)).toFixed(1)} bytes per reading`,
+      `one reading per ${interval} s: ${(total / 1024).toFixed(1)} KiB per node (${keys} keys for ${NODES} nodes), ${(total / ((48 * 3600) / interval)).toFixed(1)} bytes per reading`,
     );
   }
 }

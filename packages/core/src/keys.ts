@@ -42,8 +42,18 @@ export interface ShardKeys {
   readonly errors: string;
   /** Which aggregator replica owns the shard (a string with a TTL): only it may commit. */
   readonly lease: string;
-  /** The dedupe set for one node and event-time hour of this shard. */
-  seen(identity: ReadingIdentity): string;
+  /**
+   * The identities accepted in one event-time hour (`bucket`, epoch ms) on
+   * this shard: a hash, node id → the readings' offsets in the hour, packed.
+   */
+  seen(bucket: number): string;
+  /**
+   * Where the layout before 2026-12-05 kept one node's hour: a set of
+   * offsets. Still read while such sets may live (see DedupeSets).
+   */
+  seenBefore(identity: ReadingIdentity): string;
+  /** Until when (epoch ms) sets of the layout before may hold identities: a string. */
+  readonly seenBeforeUntil: string;
   /** The aggregator's node ids of this shard (a set). */
   readonly aggregateNodes: string;
   /** The aggregator's counters for this shard (a hash). */
@@ -103,7 +113,9 @@ export function shardKeys(shard: number, shards: number): ShardKeys {
     streamRemoved: `{${tag}}:removed`,
     errors: `{${tag}}:errors`,
     lease: `{${tag}}:lease`,
-    seen: (id) => `${seenPrefix}${id.nodeId}:${id.bucket / 3_600_000}`,
+    seen: (bucket) => `${seenPrefix}${bucket / 3_600_000}`,
+    seenBefore: (id) => `${seenPrefix}${id.nodeId}:${id.bucket / 3_600_000}`,
+    seenBeforeUntil: `${seenPrefix}before`,
     aggregateNodes: `${aggregatePrefix}nodes`,
     aggregateStats: `${aggregatePrefix}stats`,
     aggregateWritten: `${aggregatePrefix}written`,

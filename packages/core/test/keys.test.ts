@@ -16,13 +16,18 @@ describe('key layout', () => {
     const one = shardKeys(0, 1);
     expect(one.stream).toBe('readings');
     const id = identityOf({ node_id: 'N1', timestamp: Date.UTC(2024, 0, 1, 5, 30) });
-    expect(one.seen(id)).toBe(`seen:{readings}:N1:${Date.UTC(2024, 0, 1, 5) / 3_600_000}`);
+    expect(one.seen(id.bucket)).toBe(`seen:{readings}:${Date.UTC(2024, 0, 1, 5) / 3_600_000}`);
+    expect(one.seenBefore(id)).toBe(`seen:{readings}:N1:${Date.UTC(2024, 0, 1, 5) / 3_600_000}`);
   });
 
   it('gives each of several shards its own hash tag', () => {
     const s3 = shardKeys(3, 8);
     expect(s3.stream).toBe('readings:{3}');
-    expect(s3.seen(identityOf({ node_id: 'N', timestamp: 3_600_000 * 500_000 }))).toBe('seen:{3}:N:500000');
+    expect(s3.seen(3_600_000 * 500_000)).toBe('seen:{3}:500000');
+    expect(s3.seenBefore(identityOf({ node_id: 'N', timestamp: 3_600_000 * 500_000 }))).toBe(
+      'seen:{3}:N:500000',
+    );
+    expect(s3.seenBeforeUntil).toBe('seen:{3}:before');
     expect(() => shardKeys(8, 8)).toThrow(RangeError);
   });
 

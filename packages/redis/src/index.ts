@@ -37,7 +37,6 @@ export type { RedriveRefusal } from './errors/RedriveRefusedError.ts';
 export { RedriveRefusedError } from './errors/RedriveRefusedError.ts';
 export { StreamFullError } from './errors/StreamFullError.ts';
 export { UnknownNameError } from './errors/UnknownNameError.ts';
-export type { DedupeMember } from './log/dedupeSets.ts';
 export { DedupeSets } from './log/dedupeSets.ts';
 export type { DeadLetter, GroupCommit, GroupCommitKeys } from './log/groupCommit.ts';
 export { lastErrors, prepareCommit } from './log/groupCommit.ts';

@@ -8,6 +8,7 @@ import type { Cluster, Redis } from 'ioredis';
  */
 export type ScriptName =
   | 'appendReadings'
+  | 'markSeen'
   | 'addGateway'
   | 'revokeToken'
   | 'addViewer'
@@ -57,8 +58,11 @@ type Connection = Redis | Cluster;
 type ScriptFn = (
   numKeys: number,
   keys: readonly string[],
-  args: readonly (string | number)[],
+  args: readonly ScriptArgument[],
 ) => Promise<unknown>;
+
+/** A script argument; a Buffer goes as its bytes (packed binary). */
+export type ScriptArgument = string | number | Buffer;
 
 const loaded = new WeakSet<Connection>();
 
@@ -102,7 +106,7 @@ export async function runScript(
   redis: Connection,
   name: ScriptName,
   keys: readonly string[],
-  args: readonly (string | number)[],
+  args: readonly ScriptArgument[],
 ): Promise<unknown> {
   loadScripts(redis);
   const fn = (redis as unknown as Record<ScriptName, ScriptFn>)[name];

@@ -77,16 +77,93 @@ describe('ReadingLog', () => {
     expect(await db.client.xlen('readings')).toBe(1);
   });
 
+  it('rebuilds the entry without the duplicates, byte for byte, whatever characters the readings hold', async () => {
+    const log = new ReadingLog(db.client, options);
+    const named = (node: string, minutesAgo: number, name: string): Reading => ({
+      ...reading(node, minutesAgo),
+      node_name: name,
+      district_id: 'Sèrra ✓ 水',
+    });
+    await log.append([named('Ü1', 2, 'first')], 'gw');
+    const batch = [
+      named('Ü1', 3, 'Pozzo «nord» 🚰'),
+      named('Ü1', 2, 'a duplicate ✗'),
+      named('B', 2, 'ß'),
+      named('B', 2, 'a repeat ✗'),
+      named('C', 1, ''),
+    ];
+    expect(await log.append(batch, 'gw')).toEqual({ accepted: 3, duplicates: 2 });
+    const entries = await db.client.xrange('readings', '-', '+');
+    expect(decodeEntry(...(entries[1] as [string, string[]])).readings).toEqual([
+      batch[0],
+      batch[2],
+      batch[4],
+    ]);
+  });
+
+  it("finds a node's earlier readings however many it sends at once and however many it holds", async () => {
+    const log = new ReadingLog(db.client, options);
+    const at = (ms: number): Reading => ({ node_id: 'L', timestamp: NOW - HOUR + ms, flow_rate: ms });
+    // 5,000 offsets held in one hour (a long list: the script indexes it rather than scanning it per reading).
+    const held = Array.from({ length: 5_000 }, (_, i) => at(i * 7));
+    expect(await log.append(held, 'gw')).toEqual({ accepted: 5_000, duplicates: 0 });
+    // 50 readings, every other one held before.
+    const mixed = Array.from({ length: 50 }, (_, i) => at(i % 2 === 0 ? i * 7 : i * 7 + 1));
+    expect(await log.append(mixed, 'gw')).toEqual({ accepted: 25, duplicates: 25 });
+    // Few readings against the long list (scanned), one held, one repeated within the request.
+    expect(await log.append([at(3), at(14), at(3)], 'gw')).toEqual({ accepted: 1, duplicates: 2 });
+    // 35,840 (00 8C 00 00) is not held, but its bytes straddle two held offsets
+    // (133 = 85 00 00 00, then 140 = 8C 00 00 00): no match off a 4-byte boundary.
+    expect(await log.append([at(35_840)], 'gw')).toEqual({ accepted: 1, duplicates: 0 });
+  });
+
+  it('consults the sets of the dedupe layout before while they may live, and records that they exist', async () => {
+    // A connection of its own: what a process learns of the layout before, it learns once.
+    const client = new Redis(db.url);
+    try {
+      const clock = new ManualClock(NOW);
+      const old = reading('A', 5);
+      const hour = old.timestamp - (old.timestamp % HOUR);
+      await client.sadd(`seen:{readings}:A:${hour / HOUR}`, String(old.timestamp % HOUR));
+      const log = new ReadingLog(client, { ...options, clock });
+      expect(await log.append([old, reading('A', 4)], 'gw')).toEqual({ accepted: 1, duplicates: 1 });
+      // The horizon (48 h) from the first look, and an hour for old replicas still running.
+      expect(await client.get('seen:{readings}:before')).toBe(String(NOW + 49 * HOUR));
+      expect(await log.append([old], 'gw')).toEqual({ accepted: 0, duplicates: 1 });
+      // Once they have all expired, they are no longer read.
+      clock.advance(49 * HOUR + 1);
+      expect(await log.append([old], 'gw')).toEqual({ accepted: 1, duplicates: 0 });
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it('records that a Redis without sets of the layout before needs no look at them', async () => {
+    const client = new Redis(db.url);
+    try {
+      const log = new ReadingLog(client, options);
+      await log.prepare();
+      expect(await client.get('seen:{readings}:before')).toBe('0');
+      expect(await log.append([reading('A', 1)], 'gw')).toEqual({ accepted: 1, duplicates: 0 });
+    } finally {
+      client.disconnect();
+    }
+  });
+
   it('remembers identities for the dedupe horizon after the last acceptance', async () => {
     const log = new ReadingLog(db.client, { ...options, dedupeHorizonMs: 2 * HOUR });
-    await log.append([reading('A', 90)], 'gw');
-    const keys = await db.client.keys('seen:*');
+    await log.append([reading('A', 90), reading('B', 91)], 'gw');
+    const keys = (await db.client.keys('seen:*')).filter((key) => key !== 'seen:{readings}:before');
     expect(keys).toHaveLength(1);
     const ttl = await db.client.ttl(keys[0] as string);
     expect(ttl).toBeGreaterThan(2 * 3600 - 5);
     expect(ttl).toBeLessThanOrEqual(2 * 3600);
-    // Members are millisecond offsets in the hour: Redis keeps them as an intset.
-    expect(await db.client.object('ENCODING', keys[0] as string)).toBe('intset');
+    // One hash per event-time hour; per node, each reading's millisecond offset in it, 4 bytes.
+    const offset = (reading('A', 90).timestamp as number) % HOUR;
+    const packed = Buffer.alloc(4);
+    packed.writeInt32LE(offset);
+    expect(await db.client.hgetBuffer(keys[0] as string, 'A')).toEqual(packed);
+    expect(await db.client.hstrlen(keys[0] as string, 'B')).toBe(4);
   });
 
   it('routes readings to shards by node, each shard its own stream', async () => {

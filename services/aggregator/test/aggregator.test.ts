@@ -301,11 +301,13 @@ describe('aggregator', () => {
     // INFO commandstats counts the commands scripts run too. One batch of 100
     // readings: latest and metadata once (fast path), its panes once (state
     // commit), six metrics hashes once (metrics round), the shard's partial
-    // system sums once and six system metrics hashes, the series once.
+    // system sums once and six system metrics hashes, the series once. And
+    // ingest's append: one dedupe hash per event-time hour of the readings.
+    const hours = new Set(readings.map((r) => Math.floor(r.timestamp / 3_600_000))).size;
     const stats = await db.client.info('commandstats');
     const calls = (command: string) =>
       Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
-    expect(calls('hset')).toBe(2 + 1 + 6 + 1 + 6);
+    expect(calls('hset')).toBe(2 + 1 + 6 + 1 + 6 + hours);
     // The series, the watermark, the commit id, the applied mark, six system metrics versions.
     expect(calls('set')).toBeLessThanOrEqual(4 + 6);
     expect((await db.client.hgetall('node:BUSY:metrics:1h')).reading_count).toBe('100');

@@ -6,11 +6,25 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { type RunningAggregator, startAggregator } from '@streamgauge/aggregator';
 import { type RunningArchiver, startArchiver } from '@streamgauge/archiver';
-import { allShardKeys, GROUPS, identityOf, loadConfig, opsKeys, shardKeys, shardOf } from '@streamgauge/core';
+import {
+  allShardKeys,
+  GROUPS,
+  loadConfig,
+  opsKeys,
+  type ShardKeys,
+  shardKeys,
+  shardOf,
+  systemClock,
+} from '@streamgauge/core';
+import { DedupeSets, ReadingLog } from '@streamgauge/redis';
 import { type TestRedis, testRedis, waitForAggregator, waitForDrain } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/** What ingest records of the readings it accepts (the dedupe horizon's identities). */
+const ingestDedupe = (client: Redis, shard: ShardKeys) =>
+  new DedupeSets(client, shard, { horizonMs: 48 * 3_600_000, clock: systemClock });
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 const exec = promisify(execFile);
@@ -194,8 +208,7 @@ describe('streamgauge dlq', () => {
       );
       // A reading ingest accepted already through another entry would count twice.
       const known = { node_id: 'P1', timestamp: at + 5000, flow_rate: 1 };
-      const identity = identityOf(known);
-      await client.sadd(p.seen(identity), String(identity.offset));
+      await ingestDedupe(client, p).mark([known]);
       const seenFile = join(dir, 'seen.json');
       writeFileSync(seenFile, JSON.stringify([known]));
       const seenRefused = await streamgauge(['dlq', 'redrive', forAggregator.id, '--file', seenFile]);
@@ -221,8 +234,14 @@ describe('streamgauge dlq', () => {
         `redrove ${forAggregator.id}: entry ${poison} of ${p.stream} replaced by new entry ${newEntry} (1 reading from the file), delivered to every group; resolved ${forAggregator.id}, ${forArchiver.id}\n`,
       );
       // Its identity is now known to ingest: a gateway resending it gets a duplicate.
-      const repairedIdentity = identityOf({ node_id: 'P1', timestamp: at });
-      expect(await client.sismember(p.seen(repairedIdentity), String(repairedIdentity.offset))).toBe(1);
+      expect(
+        await new ReadingLog(client, {
+          shards: SHARDS,
+          retentionMs: 48 * 3_600_000,
+          dedupeHorizonMs: 48 * 3_600_000,
+          clock: systemClock,
+        }).append([{ node_id: 'P1', timestamp: at, flow_rate: 4.25 }], 'gateway'),
+      ).toEqual({ accepted: 0, duplicates: 1 });
       expect(JSON.parse(redriven.stderr)).toMatchObject({
         service: 'dlq',
         msg: 'dead letter redriven',

@@ -64,6 +64,8 @@ export async function startIngest(
   // Without the process's metrics, its own: /metrics still answers, without the process series.
   const metrics = runtime.metrics ?? new ProcessMetrics({ service: 'ingest', defaultMetrics: false });
   const readingLog = new ReadingLog(redis, { ...config.stream, clock, onAppend: metrics.ingest.sent });
+  // Without Redis it is asked again by the first append.
+  await readingLog.prepare().catch(() => {});
   let gatekeeper: Gatekeeper | undefined;
   let nodeOwners: NodeOwners | undefined;
   let changes: RegistryChanges | undefined;

@@ -1,58 +1,214 @@
-import { identityOf, type Reading, type ShardKeys } from '@streamgauge/core';
+import { type Clock, identityOf, type Reading, type ShardKeys } from '@streamgauge/core';
+import type { Cluster, Redis } from 'ioredis';
 import { sendBatchOrThrow } from '../batch.ts';
 import type { RedisClient } from '../connection.ts';
-
-/** A reading's place in the dedupe sets: the set (node and event-time hour) and its member (ms in the hour). */
-export interface DedupeMember {
-  readonly set: string;
-  readonly member: number;
-}
+import { runScript, type ScriptArgument } from '../scripts.ts';
 
 /**
- * The dedupe protocol: per node and event-time hour, a set of the accepted
- * readings' millisecond offsets in that hour (integers below 3.6 million,
- * so Redis keeps it as an intset: 4 bytes a reading), expiring the horizon
- * after its last acceptance. Ingest checks and marks inside
- * appendReadings.lua, one atomic step with the XADD (through `memberOf`);
- * a redrive checks and marks here. Nothing else knows the layout.
+ * The dedupe protocol. Per shard and event-time hour, a hash
+ * `seen:{tag}:<hour>`: node id → the accepted readings' millisecond offsets
+ * in that hour, 4 bytes each (little-endian int32), in the order accepted.
+ * It expires the horizon after its last acceptance. Ingest checks and marks
+ * inside appendReadings.lua, one atomic step with the XADD (through
+ * `SeenHours`); a redrive checks and marks here. The scripts share
+ * `include/seenHours.lua`. Nothing else knows the layout.
+ *
+ * The layout before (until 2026-12-05) kept a set per node and hour,
+ * `seen:{tag}:<node>:<hour>`, which cost three Redis calls per node of a
+ * request. Its sets are still consulted until they have all expired: see
+ * `seenBeforeUntil`.
  */
 export class DedupeSets {
   readonly #redis: RedisClient;
   readonly #shard: ShardKeys;
-  readonly #horizonSeconds: number;
+  readonly #horizonMs: number;
+  readonly #clock: Clock;
 
-  constructor(redis: RedisClient, shard: ShardKeys, options: { readonly horizonMs: number }) {
+  constructor(
+    redis: RedisClient,
+    shard: ShardKeys,
+    options: { readonly horizonMs: number; readonly clock: Clock },
+  ) {
     this.#redis = redis;
     this.#shard = shard;
-    this.#horizonSeconds = Math.ceil(options.horizonMs / 1000);
-  }
-
-  static memberOf(shard: ShardKeys, reading: Pick<Reading, 'node_id' | 'timestamp'>): DedupeMember {
-    const identity = identityOf(reading);
-    return { set: shard.seen(identity), member: identity.offset };
+    this.#horizonMs = options.horizonMs;
+    this.#clock = options.clock;
   }
 
   /** Which of these readings were accepted already (within the horizon): sending them again would count them twice. */
   async accepted(readings: readonly Reading[]): Promise<Reading[]> {
     if (readings.length === 0) return [];
+    const before =
+      this.#clock.now() < (await seenBeforeUntil(this.#redis, this.#shard, this.#horizonMs, this.#clock));
     const replies = await sendBatchOrThrow(this.#redis, (batch) => {
       for (const reading of readings) {
-        const { set, member } = DedupeSets.memberOf(this.#shard, reading);
-        batch.sismember(set, String(member));
+        batch.hgetBuffer(this.#shard.seen(identityOf(reading).bucket), reading.node_id);
+        if (before) {
+          const identity = identityOf(reading);
+          batch.sismember(this.#shard.seenBefore(identity), String(identity.offset));
+        }
       }
     });
-    return readings.filter((_, i) => replies[i] === 1);
+    const step = before ? 2 : 1;
+    return readings.filter((reading, i) => {
+      const held = replies[i * step] as Buffer | null;
+      return holdsOffset(held, identityOf(reading).offset) || (before && replies[i * step + 1] === 1);
+    });
   }
 
   /** Marks readings as accepted, as ingest does, so a gateway resending one is told it is a duplicate. */
   async mark(readings: readonly Reading[]): Promise<void> {
     if (readings.length === 0) return;
-    await sendBatchOrThrow(this.#redis, (batch) => {
-      for (const reading of readings) {
-        const { set, member } = DedupeSets.memberOf(this.#shard, reading);
-        batch.sadd(set, String(member));
-        batch.expire(set, this.#horizonSeconds);
-      }
-    });
+    const hours = new SeenHours(this.#shard);
+    for (const [position, reading] of readings.entries()) hours.add(reading, position + 1);
+    await runScript(this.#redis, 'markSeen', hours.keys(), [
+      Math.ceil(this.#horizonMs / 1000),
+      ...hours.nodeArgs(false),
+    ]);
   }
+}
+
+/** Whether packed offsets (as the hash holds them) hold `offset`. */
+function holdsOffset(held: Buffer | null, offset: number): boolean {
+  if (held === null) return false;
+  for (let i = 0; i + 4 <= held.length; i += 4) if (held.readInt32LE(i) === offset) return true;
+  return false;
+}
+
+/**
+ * One request's readings of a shard, grouped as the dedupe hashes hold
+ * them: by event-time hour, then node, each reading's offset and its
+ * position (1-based) in the request.
+ */
+export class SeenHours {
+  readonly #shard: ShardKeys;
+  readonly #hours = new Map<number, Map<string, { offsets: number[]; positions: number[] }>>();
+
+  constructor(shard: ShardKeys) {
+    this.#shard = shard;
+  }
+
+  add(reading: Pick<Reading, 'node_id' | 'timestamp'>, position: number): void {
+    const { bucket, offset } = identityOf(reading);
+    let nodes = this.#hours.get(bucket);
+    if (nodes === undefined) {
+      nodes = new Map();
+      this.#hours.set(bucket, nodes);
+    }
+    let node = nodes.get(reading.node_id);
+    if (node === undefined) {
+      node = { offsets: [], positions: [] };
+      nodes.set(reading.node_id, node);
+    }
+    node.offsets.push(offset);
+    node.positions.push(position);
+  }
+
+  get hourCount(): number {
+    return this.#hours.size;
+  }
+
+  /** The hashes, one per hour, in the order of `nodeArgs`. */
+  keys(): string[] {
+    return [...this.#hours.keys()].map((bucket) => this.#shard.seen(bucket));
+  }
+
+  /** The sets of the layout before, one per node and hour, in the order of `nodeArgs`. */
+  keysBefore(): string[] {
+    const keys: string[] = [];
+    for (const [bucket, nodes] of this.#hours) {
+      for (const node of nodes.keys()) keys.push(this.#shard.seenBefore({ nodeId: node, bucket, offset: 0 }));
+    }
+    return keys;
+  }
+
+  /**
+   * Per hour: its node count, then per node its id and packed offsets; with
+   * `positions`, their packed positions too; with `beforeKeysFrom`, the
+   * index in KEYS of the node's set of the layout before (numbered from it).
+   */
+  nodeArgs(positions: boolean, beforeKeysFrom?: number): ScriptArgument[] {
+    const args: ScriptArgument[] = [];
+    let before = beforeKeysFrom;
+    for (const nodes of this.#hours.values()) {
+      args.push(nodes.size);
+      for (const [node, readings] of nodes) {
+        args.push(node, packInt32(readings.offsets));
+        if (positions) args.push(packInt32(readings.positions));
+        if (before !== undefined) args.push(before++);
+      }
+    }
+    return args;
+  }
+}
+
+function packInt32(values: readonly number[]): Buffer {
+  const packed = Buffer.allocUnsafe(values.length * 4);
+  for (let i = 0; i < values.length; i++) packed.writeInt32LE(values[i] as number, i * 4);
+  return packed;
+}
+
+/** The hours a deployment may still be rolling out old ingest replicas after the first new one starts. */
+const ROLLOUT_MARGIN_MS = 3_600_000;
+
+const known = new WeakMap<object, Map<string, Promise<number>>>();
+
+/**
+ * Until when (epoch ms) sets of the layout before may hold identities on
+ * this shard: 0 when none exist. The first process of this version to ask
+ * looks for one (a SCAN that stops at the first), and records the answer in
+ * `seenBeforeUntil` for the others: if one exists, the horizon from now
+ * plus an hour for old replicas still running. Until then, checks consult
+ * those sets too (one SMISMEMBER per node and hour, the old cost); after it,
+ * they have all expired. Asked once per process and shard.
+ */
+export function seenBeforeUntil(
+  redis: RedisClient,
+  shard: ShardKeys,
+  horizonMs: number,
+  clock: Clock,
+): Promise<number> {
+  let shards = known.get(redis);
+  if (shards === undefined) {
+    shards = new Map();
+    known.set(redis, shards);
+  }
+  let until = shards.get(shard.seenBeforeUntil);
+  if (until === undefined) {
+    until = lookUpSeenBefore(redis, shard, horizonMs, clock);
+    shards.set(shard.seenBeforeUntil, until);
+    // A failed look-up (Redis down) is asked again next time.
+    until.catch(() => shards?.delete(shard.seenBeforeUntil));
+  }
+  return until;
+}
+
+async function lookUpSeenBefore(
+  redis: RedisClient,
+  shard: ShardKeys,
+  horizonMs: number,
+  clock: Clock,
+): Promise<number> {
+  const recorded = await redis.get(shard.seenBeforeUntil);
+  if (recorded !== null) return Number(recorded);
+  // seen:{tag}:<node>:<hour>; the hashes (seen:{tag}:<hour>) have one colon fewer.
+  const pattern = `${shard.seenBeforeUntil.slice(0, -'before'.length)}*:*`;
+  const found = await anyKey(redis, pattern);
+  const until = found ? clock.now() + horizonMs + ROLLOUT_MARGIN_MS : 0;
+  await redis.set(shard.seenBeforeUntil, String(until), 'NX');
+  return Number((await redis.get(shard.seenBeforeUntil)) ?? until);
+}
+
+/** Whether any key matches `pattern`, on every master of a cluster. */
+async function anyKey(redis: RedisClient, pattern: string): Promise<boolean> {
+  const servers: Redis[] = redis.isCluster ? (redis as Cluster).nodes('master') : [redis as Redis];
+  for (const server of servers) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await server.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      if (keys.length > 0) return true;
+      cursor = next;
+    } while (cursor !== '0');
+  }
+  return false;
 }

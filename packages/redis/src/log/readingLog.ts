@@ -9,8 +9,8 @@ import {
 import type { Cluster, Redis } from 'ioredis';
 import { isUnavailable, RedisUnavailableError } from '../errors/RedisUnavailableError.ts';
 import { StreamFullError } from '../errors/StreamFullError.ts';
-import { runScript, ScriptRefusal } from '../scripts.ts';
-import { DedupeSets } from './dedupeSets.ts';
+import { runScript, type ScriptArgument, ScriptRefusal } from '../scripts.ts';
+import { SeenHours, seenBeforeUntil } from './dedupeSets.ts';
 
 export interface ReadingLogOptions {
   readonly shards: number;
@@ -38,6 +38,7 @@ export class ReadingLog {
   readonly #shards: readonly ShardKeys[];
   readonly #retentionMs: number;
   readonly #dedupeSeconds: string;
+  readonly #dedupeHorizonMs: number;
   readonly #maxBytes: number;
   readonly #clock: Clock;
   readonly #onAppend: ((stream: string) => void) | undefined;
@@ -47,9 +48,19 @@ export class ReadingLog {
     this.#shards = allShardKeys(options.shards);
     this.#retentionMs = options.retentionMs;
     this.#dedupeSeconds = String(Math.ceil(options.dedupeHorizonMs / 1000));
+    this.#dedupeHorizonMs = options.dedupeHorizonMs;
     this.#maxBytes = Math.max(0, Math.floor(options.maxBytes ?? 0));
     this.#clock = options.clock;
     this.#onAppend = options.onAppend;
+  }
+
+  /**
+   * Learns, per shard, whether dedupe sets of the layout before may still
+   * hold identities (one look-up per process; DedupeSets). An append asks
+   * for it anyway; asking at startup keeps it out of the first request.
+   */
+  async prepare(): Promise<void> {
+    await Promise.all(this.#shards.map((shard) => this.#seenBeforeUntil(shard)));
   }
 
   get streams(): readonly string[] {
@@ -67,16 +78,19 @@ export class ReadingLog {
    */
   async append(readings: readonly Reading[], source: string): Promise<AppendResult> {
     if (readings.length === 0) return { accepted: 0, duplicates: 0 };
-    const minId = String(Math.max(0, this.#clock.now() - this.#retentionMs));
+    const now = this.#clock.now();
+    const minId = String(Math.max(0, now - this.#retentionMs));
     const groups = this.#group(readings);
-    const calls = groups.map((group) =>
-      runScript(
-        this.#redis,
-        'appendReadings',
-        group.keys,
-        ([minId, this.#dedupeSeconds, source, this.#maxBytes] as (string | number)[]).concat(group.args),
-      ),
-    );
+    const calls = groups.map(async (group) => {
+      const before = now < (await this.#seenBeforeUntil(group.shard));
+      return runScript(this.#redis, 'appendReadings', group.keys(before), [
+        minId,
+        this.#dedupeSeconds,
+        source,
+        this.#maxBytes,
+        ...group.args(before),
+      ]);
+    });
     const settled = await Promise.allSettled(calls);
     const failure = settled.find((outcome) => outcome.status === 'rejected');
     if (failure !== undefined) {
@@ -107,6 +121,10 @@ export class ReadingLog {
     return { accepted, duplicates };
   }
 
+  #seenBeforeUntil(shard: ShardKeys): Promise<number> {
+    return seenBeforeUntil(this.#redis, shard, this.#dedupeHorizonMs, this.#clock);
+  }
+
   #group(readings: readonly Reading[]): ShardBatch[] {
     const shardCount = this.#shards.length;
     const batches = new Map<number, ShardBatch>();
@@ -125,44 +143,52 @@ export class ReadingLog {
 
 class ShardBatch {
   readonly #shard: ShardKeys;
-  /** Per dedupe set: the offsets, positions and JSON of its readings. */
-  readonly #sets = new Map<string, { offsets: number[]; positions: number[]; json: string[] }>();
-  #count = 0;
+  readonly #hours: SeenHours;
+  readonly #json: string[] = [];
 
   constructor(shard: ShardKeys) {
     this.#shard = shard;
+    this.#hours = new SeenHours(shard);
   }
 
   add(reading: Reading): void {
-    const { set: key, member } = DedupeSets.memberOf(this.#shard, reading);
-    let set = this.#sets.get(key);
-    if (set === undefined) {
-      set = { offsets: [], positions: [], json: [] };
-      this.#sets.set(key, set);
-    }
-    set.offsets.push(member);
-    set.positions.push(++this.#count);
-    set.json.push(encodeReading(reading));
+    this.#json.push(encodeReading(reading));
+    this.#hours.add(reading, this.#json.length);
   }
 
   get stream(): string {
     return this.#shard.stream;
   }
 
-  get keys(): string[] {
-    return [this.#shard.stream, ...this.#sets.keys()];
+  get shard(): ShardKeys {
+    return this.#shard;
   }
 
-  /** The script's per-set arguments, in the order of `keys`. */
-  get args(): (string | number)[] {
-    const args: (string | number)[] = [this.#count];
-    // Loops, not spreads: a spread of a very large batch overflows the call stack.
-    for (const { offsets, positions, json } of this.#sets.values()) {
-      args.push(offsets.length);
-      for (const offset of offsets) args.push(offset);
-      for (const position of positions) args.push(position);
-      for (const text of json) args.push(text);
+  /** The script's keys; with `before`, the sets of the layout before follow the hashes. */
+  keys(before: boolean): string[] {
+    const keys = [this.#shard.stream, ...this.#hours.keys()];
+    return before ? keys.concat(this.#hours.keysBefore()) : keys;
+  }
+
+  /** The script's arguments from ARGV[5] on (appendReadings.lua). */
+  args(before: boolean): ScriptArgument[] {
+    const json = this.#json;
+    // Where each reading starts in the array, in bytes (Lua's strings are bytes), 1-based.
+    const starts = Buffer.allocUnsafe((json.length + 1) * 4);
+    let at = 2;
+    for (let i = 0; i < json.length; i++) {
+      starts.writeInt32LE(at, i * 4);
+      at += Buffer.byteLength(json[i] as string) + 1;
     }
-    return args;
+    starts.writeInt32LE(at, json.length * 4);
+    const hours = this.#hours.hourCount;
+    return [
+      json.length,
+      `[${json.join(',')}]`,
+      starts,
+      hours,
+      before ? '1' : '0',
+      ...this.#hours.nodeArgs(true, before ? 2 + hours : undefined),
+    ];
   }
 }

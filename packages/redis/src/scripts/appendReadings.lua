@@ -8,58 +8,85 @@
 -- failure can never leave a reading marked "seen" without being in the stream
 -- (which would turn the gateway's retry into a silent loss).
 --
--- Cost: a constant number of calls per dedupe set (one node's event-time hour),
--- not per reading: one SMISMEMBER, one SADD, one EXPIRE.
+-- Cost: a constant number of calls per event-time hour of the batch, not per
+-- reading nor per node: one HMGET, one HSET, one EXPIRE (seenHours.lua); while
+-- sets of the layout before may hold identities, also one SMISMEMBER per node.
 --
--- KEYS[1]   the shard's stream
--- KEYS[2..] the dedupe sets (seen:{tag}:<node>:<hour>) of this batch, distinct
+-- KEYS[1]       the shard's stream
+-- KEYS[2..h+1]  the dedupe hashes (seen:{tag}:<hour>) of this batch, distinct
+-- KEYS[h+2..]   while sets of the layout before may hold identities: the
+--               sets (seen:{tag}:<node>:<hour>) of this batch's node-hours
 -- ARGV[1]   MINID for approximate trimming: entries older than this arrival time
 --           go, unless a consumer group still needs them (see below)
--- ARGV[2]   dedupe horizon, seconds: a set expires this long after its last acceptance
+-- ARGV[2]   dedupe horizon, seconds: a hash expires this long after its last acceptance
 -- ARGV[3]   the source (gateway name)
 -- ARGV[4]   the stream's bound in bytes (0: none), see below
--- ARGV[5]   the number of readings in the request
--- ARGV[6..] per set, in KEYS order: a count m, m offsets (ms in the hour), the m
---           readings' positions in the request, then their JSON in the same order
+-- ARGV[5]   n, the number of readings in the request
+-- ARGV[6]   the readings' JSON as one array, in the request's order
+-- ARGV[7]   where each reading's JSON starts in ARGV[6] (1-based bytes), then
+--           #ARGV[6] + 1: n + 1 packed little-endian int32
+-- ARGV[8]   h, the number of dedupe hashes
+-- ARGV[9]   '1' when KEYS holds sets of the layout before, else '0'
+-- ARGV[10..] per hash, in KEYS order: a count g of nodes, then per node its
+--           id, its readings' offsets in the hour (packed int32), their
+--           positions in the request (1-based, packed int32) and, with
+--           ARGV[9] = '1', the index in KEYS of its set of the layout before
 -- Returns { accepted, duplicates, entry id or false }, or the error
 -- 'STREAM_FULL <bytes held> <bound>'.
 
-local fresh, added = {}, {}
-local accepted, duplicates = 0, 0
-local at = 6
+--@include argvCursor
+--@include seenHours
 
-for k = 2, #KEYS do
-  local m = tonumber(ARGV[at])
-  local offsets = at + 1
-  local positions = at + 1 + m
-  local readings = at + 1 + 2 * m
-  local seen = redis.call('SMISMEMBER', KEYS[k], unpack(ARGV, offsets, offsets + m - 1))
-  local inBatch, members = {}, {}
-  for i = 0, m - 1 do
-    local member = ARGV[offsets + i]
-    if seen[i + 1] == 1 or inBatch[member] then
+local take = argv_cursor(10)
+local hours = tonumber(ARGV[8])
+local before = ARGV[9] == '1'
+local dropped, duplicates = {}, 0
+local writes = {}
+
+for k = 2, hours + 1 do
+  local g = tonumber(take())
+  local nodes, offsets, positions, sets = {}, {}, {}, {}
+  for j = 1, g do
+    nodes[j], offsets[j], positions[j] = take(), take(), take()
+    if before then sets[j] = KEYS[tonumber(take())] end
+  end
+  local held = hmget_all(KEYS[k], nodes)
+  local updates = {}
+  for j = 1, g do
+    local old = nil
+    if before then old = redis.call('SMISMEMBER', sets[j], unpack(offset_numbers(offsets[j]))) end
+    local added, repeats = fresh_offsets(held[j], offsets[j], old)
+    for _, r in ipairs(repeats) do
+      dropped[struct.unpack('<i4', positions[j], 4 * r + 1)] = true
       duplicates = duplicates + 1
-    else
-      inBatch[member] = true
-      members[#members + 1] = member
-      accepted = accepted + 1
-      fresh[tonumber(ARGV[positions + i])] = ARGV[readings + i]
+    end
+    if #added > 0 then
+      updates[#updates + 1] = nodes[j]
+      updates[#updates + 1] = (held[j] or '') .. added
     end
   end
-  added[k] = members
-  at = readings + m
+  writes[k] = updates
 end
 
+local n = tonumber(ARGV[5])
+local accepted = n - duplicates
 if accepted == 0 then
   return { 0, duplicates, false }
 end
 
--- The entry keeps the readings in the order the request sent them.
-local ordered = {}
-for p = 1, tonumber(ARGV[5]) do
-  if fresh[p] then
-    ordered[#ordered + 1] = fresh[p]
+-- The entry keeps the readings in the order the request sent them; when
+-- none is a duplicate (the usual case) the array is appended as it came.
+local payload = ARGV[6]
+if duplicates > 0 then
+  local starts, kept = ARGV[7], {}
+  for p = 1, n do
+    if not dropped[p] then
+      local from = struct.unpack('<i4', starts, 4 * (p - 1) + 1)
+      local after = struct.unpack('<i4', starts, 4 * p + 1)
+      kept[#kept + 1] = string.sub(payload, from, after - 2)
+    end
   end
+  payload = '[' .. table.concat(kept, ',') .. ']'
 end
 
 -- Retention trims what every consumer group is done with, never more: an
@@ -103,12 +130,12 @@ if ok and bound > 0 then
 end
 
 local entry = redis.call('XADD', KEYS[1], 'MINID', '~', minid, '*',
-  'n', accepted, 'src', ARGV[3], 'readings', '[' .. table.concat(ordered, ',') .. ']')
+  'n', accepted, 'src', ARGV[3], 'readings', payload)
 
 --@include slices
-for k, members in pairs(added) do
-  if #members > 0 then
-    call_in_slices('SADD', KEYS[k], members, 1, #members)
+for k, updates in pairs(writes) do
+  if #updates > 0 then
+    call_in_slices('HSET', KEYS[k], updates, 1, #updates)
     redis.call('EXPIRE', KEYS[k], ARGV[2])
   end
 end

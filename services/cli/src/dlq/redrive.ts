@@ -11,6 +11,7 @@ import {
   type Reading,
   shardKeys,
   shardOf,
+  systemClock,
 } from '@streamgauge/core';
 import {
   DeadLetterGoneError,
@@ -86,6 +87,7 @@ async function attempt(session: Session, request: RedriveRequest): Promise<Redri
       : fileContent(request.repaired, letter, config);
   const dedupeSets = new DedupeSets(redis, shardKeys(letter.shard, config.stream.shards), {
     horizonMs: config.stream.dedupeHorizonMs,
+    clock: systemClock,
   });
   if (from === 'file') {
     if (content.readings === undefined) {

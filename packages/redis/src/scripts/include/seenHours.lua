@@ -1,0 +1,70 @@
+-- The dedupe layout (DedupeSets): per shard and event-time hour, a hash of
+-- node id -> the accepted readings' millisecond offsets in that hour, 4 bytes
+-- each (little-endian int32), in the order they were accepted. One hash per
+-- hour costs one HMGET, one HSET and one EXPIRE per request and hour, where a
+-- set per node and hour cost three calls per node.
+
+-- Whether the packed offsets `held` contain the 4-byte `offset` (at a
+-- multiple of 4: a match straddling two offsets is no match).
+local function holds_offset(held, offset)
+  local from = 1
+  while true do
+    local at = string.find(held, offset, from, true)
+    if at == nil then return false end
+    if (at - 1) % 4 == 0 then return true end
+    from = at + 1
+  end
+end
+
+-- One node's packed `offsets` against those it `held` (a string, or false)
+-- and, while sets of the layout before may hold some, `before` (that set's
+-- SMISMEMBER reply, or nil). Returns the new offsets, packed, and the
+-- 0-based indexes of those that were accepted already (repeats within
+-- `offsets` included).
+local function fresh_offsets(held, offsets, before)
+  held = held or ''
+  local m = #offsets / 4
+  -- Many offsets against a long list: one table, not a scan per offset.
+  local lookup = nil
+  if m > 1 and m * #held > 16384 then
+    lookup = {}
+    for i = 1, #held, 4 do lookup[string.sub(held, i, i + 3)] = true end
+  end
+  local added, taken, repeats = {}, nil, {}
+  if m > 1 then taken = {} end
+  for r = 0, m - 1 do
+    local offset = string.sub(offsets, 4 * r + 1, 4 * r + 4)
+    local seen
+    if lookup then
+      seen = lookup[offset]
+    else
+      seen = #held > 0 and holds_offset(held, offset)
+    end
+    if not seen and taken then seen = taken[offset] end
+    if not seen and before then seen = before[r + 1] == 1 end
+    if seen then
+      repeats[#repeats + 1] = r
+    else
+      added[#added + 1] = offset
+      if taken then taken[offset] = true end
+    end
+  end
+  return table.concat(added), repeats
+end
+
+-- The packed offsets as numbers (the layout before kept them in sets).
+local function offset_numbers(offsets)
+  local numbers = {}
+  for i = 1, #offsets, 4 do numbers[#numbers + 1] = struct.unpack('<i4', offsets, i) end
+  return numbers
+end
+
+-- HMGET of many fields, in slices (unpack() is bounded by Lua's C stack).
+local function hmget_all(key, fields)
+  local values = {}
+  for i = 1, #fields, 1000 do
+    local part = redis.call('HMGET', key, unpack(fields, i, math.min(i + 999, #fields)))
+    for q = 1, #part do values[i + q - 1] = part[q] end
+  end
+  return values
+end
