@@ -126,10 +126,21 @@ describe('ReadingLog', () => {
       const hour = old.timestamp - (old.timestamp % HOUR);
       await client.sadd(`seen:{readings}:A:${hour / HOUR}`, String(old.timestamp % HOUR));
       const log = new ReadingLog(client, { ...options, clock });
-      expect(await log.append([old, reading('A', 4)], 'gw')).toEqual({ accepted: 1, duplicates: 1 });
-      // The horizon (48 h) from the first look, and an hour for old replicas still running.
+      const fresh = reading('A', 4);
+      expect(await log.append([old, fresh], 'gw')).toEqual({ accepted: 1, duplicates: 1 });
+      // The horizon (48 h) from the first look, and an hour for old replicas still running;
+      // the record itself lasts until every set it speaks of has expired.
       expect(await client.get('seen:{readings}:before')).toBe(String(NOW + 49 * HOUR));
+      expect(await client.pttl('seen:{readings}:before')).toBeGreaterThan(97 * HOUR - 60_000);
+      // What is accepted meanwhile goes into the sets too: an old replica still running finds it.
+      expect(await client.sismember(`seen:{readings}:A:${hour / HOUR}`, String(fresh.timestamp % HOUR))).toBe(
+        1,
+      );
       expect(await log.append([old], 'gw')).toEqual({ accepted: 0, duplicates: 1 });
+      // One node's 9,000 readings of an hour in one request: more than Lua unpacks at once.
+      const many = Array.from({ length: 9_000 }, (_, i) => ({ node_id: 'A', timestamp: hour + 10 + i }));
+      expect(await log.append(many, 'gw')).toEqual({ accepted: 9_000, duplicates: 0 });
+      expect(await log.append(many.slice(0, 10), 'gw')).toEqual({ accepted: 0, duplicates: 10 });
       // Once they have all expired, they are no longer read.
       clock.advance(49 * HOUR + 1);
       expect(await log.append([old], 'gw')).toEqual({ accepted: 1, duplicates: 0 });
@@ -144,6 +155,8 @@ describe('ReadingLog', () => {
       const log = new ReadingLog(client, options);
       await log.prepare();
       expect(await client.get('seen:{readings}:before')).toBe('0');
+      // Looked at again after a horizon (48 h): a downgrade and an upgrade since would be seen.
+      expect(await client.pttl('seen:{readings}:before')).toBeGreaterThan(48 * HOUR - 60_000);
       expect(await log.append([reading('A', 1)], 'gw')).toEqual({ accepted: 1, duplicates: 0 });
     } finally {
       client.disconnect();

@@ -155,9 +155,18 @@ export class ProcessMetrics {
       this.registry.getMetricsAsJSON(),
       ...[...this.#sources].map((source) => source()),
     ]);
+    // A series only one registry holds is served as it is: an aggregator
+    // meant for merging copies of one process (`omit` for its start time)
+    // must not drop it.
+    const holders = new Map<string, number>();
+    for (const metrics of series)
+      for (const m of metrics) holders.set(m.name, (holders.get(m.name) ?? 0) + 1);
+    const merged = series.map((metrics) =>
+      metrics.map((m) => (holders.get(m.name) === 1 ? { ...m, aggregator: 'first' as const } : m)),
+    );
     return {
       contentType: this.registry.contentType,
-      body: await AggregatorRegistry.aggregate(series).metrics(),
+      body: await AggregatorRegistry.aggregate(merged).metrics(),
     };
   }
 

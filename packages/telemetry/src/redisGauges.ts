@@ -58,6 +58,9 @@ export class ConsumerGroupGauges {
         name,
         help,
         labelNames: perGroup ? [GROUP, DESTINATION] : [DESTINATION],
+        // A shard's fact that every group's watch reports (its dead letters) is
+        // one value however many registries are merged (ProcessMetrics.addSource).
+        ...(perGroup ? {} : { aggregator: 'max' as const }),
         registers: [registry],
         async collect() {
           const all = await rows();

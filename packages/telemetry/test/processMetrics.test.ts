@@ -111,6 +111,8 @@ describe('ProcessMetrics', () => {
     expect(metricValue(all, 'streamgauge_aggregator_readings_total', { outcome: 'applied' })).toBe(40);
     expect(metricValue(all, 'streamgauge_archiver_rows_total', { outcome: 'inserted' })).toBe(5);
     expect(metricValue(all, 'process_cpu_seconds_total')).toBeGreaterThan(0);
+    // A series of one registry only comes through whatever prom-client's merge would do with copies of it.
+    expect(metricValue(all, 'process_start_time_seconds')).toBeGreaterThan(0);
     expect(all.every((s) => s.labels.service === 'streamgauge')).toBe(true);
     // One HELP and one TYPE per family, however many registries hold it.
     expect(body.match(/^# TYPE messaging_client_consumed_messages_total /gm)).toHaveLength(1);

@@ -14,6 +14,21 @@ async function samples(metrics: ProcessMetrics) {
 const options = { service: 'test', defaultMetrics: false, scrape: { maxAgeMs: 0 } };
 
 describe('consumer group gauges', () => {
+  it("count a shard's dead letters once when two threads' registries, each watching its group, are served as one", async () => {
+    const [shard] = allShardKeys(1) as [ShardKeys];
+    await db.client.xgroup('CREATE', shard.stream, 'aggregator', '$', 'MKSTREAM');
+    await db.client.xgroup('CREATE', shard.stream, 'archiver', '$');
+    for (let i = 0; i < 3; i++) await db.client.xadd(shard.deadLetters, '*', 'entry', String(i));
+    const main = new ProcessMetrics(options);
+    const thread = new ProcessMetrics(options);
+    main.consumerGroups.watch(db.client, 'archiver', [shard]);
+    thread.consumerGroups.watch(db.client, 'aggregator', [shard]);
+    main.addSource(() => thread.registry.getMetricsAsJSON());
+    const all = await samples(main);
+    expect(metricSamples(all, 'streamgauge_dead_letters').map((s) => s.value)).toEqual([3]);
+    expect(metricSamples(all, 'streamgauge_consumer_lag')).toHaveLength(2);
+  });
+
   it('report lag and pending per stream shard, for the groups watched', async () => {
     const [a, b] = allShardKeys(2) as [ShardKeys, ShardKeys];
     for (const stream of [a.stream, b.stream]) {

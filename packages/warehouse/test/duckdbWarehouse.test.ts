@@ -181,4 +181,35 @@ describe('DuckdbWarehouse after a failed write', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('writes by name into a file whose columns are in another order (where appending by position would swap values)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'streamgauge-order-'));
+    const path = join(dir, 'warehouse.duckdb');
+    try {
+      const other = await DuckDBInstance.create(path);
+      const connection = await other.connect();
+      // pressure before flow_rate: both DOUBLE, so a positional append would not fail, only swap them.
+      await connection.run(
+        'CREATE TABLE readings (node_id VARCHAR NOT NULL, "timestamp" TIMESTAMP NOT NULL, pressure DOUBLE, flow_rate DOUBLE, PRIMARY KEY (node_id, "timestamp"))',
+      );
+      connection.closeSync();
+      other.closeSync();
+      const warehouse = await DuckdbWarehouse.open(path);
+      try {
+        const at = Date.UTC(2026, 10, 2);
+        const row = rowOf(
+          { node_id: 'N', timestamp: at, flow_rate: 2.5, pressure: 3.75 },
+          { entry: `${at}-1`, source: 'gw' },
+        );
+        expect(await warehouse.insert([row])).toEqual({ inserted: 1, duplicates: 0 });
+        expect(await warehouse.query('SELECT flow_rate, pressure FROM readings')).toEqual([
+          { flow_rate: 2.5, pressure: 3.75 },
+        ]);
+      } finally {
+        await warehouse.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -148,19 +148,25 @@ function packInt32(values: readonly number[]): Buffer {
   return packed;
 }
 
-/** The hours a deployment may still be rolling out old ingest replicas after the first new one starts. */
+/** How long old ingest replicas may still be running after the first new one starts. */
 const ROLLOUT_MARGIN_MS = 3_600_000;
+/** Every shard's sets of the layout before (seen:{tag}:<node>:<hour>); the hashes have one colon fewer. */
+const SEEN_BEFORE_PATTERN = 'seen:{*}:*:*';
 
 const known = new WeakMap<object, Map<string, Promise<number>>>();
+const scanned = new WeakMap<object, Promise<boolean>>();
 
 /**
  * Until when (epoch ms) sets of the layout before may hold identities on
  * this shard: 0 when none exist. The first process of this version to ask
- * looks for one (a SCAN that stops at the first), and records the answer in
- * `seenBeforeUntil` for the others: if one exists, the horizon from now
- * plus an hour for old replicas still running. Until then, checks consult
- * those sets too (one SMISMEMBER per node and hour, the old cost); after it,
- * they have all expired. Asked once per process and shard.
+ * looks for one (a SCAN of the keyspace that stops at the first, shared by
+ * every shard), and records the answer in `seenBeforeUntil` for the others:
+ * if one exists, the horizon from now plus an hour for old replicas still
+ * running. Until then, appends consult those sets and write what they
+ * accept into them too (for old replicas, and a rollback). The record
+ * expires once no set can be left (the horizon after `until`), or after a
+ * horizon when none was found, so a later downgrade and upgrade is seen.
+ * Asked once per process and shard.
  */
 export function seenBeforeUntil(
   redis: RedisClient,
@@ -191,11 +197,17 @@ async function lookUpSeenBefore(
 ): Promise<number> {
   const recorded = await redis.get(shard.seenBeforeUntil);
   if (recorded !== null) return Number(recorded);
-  // seen:{tag}:<node>:<hour>; the hashes (seen:{tag}:<hour>) have one colon fewer.
-  const pattern = `${shard.seenBeforeUntil.slice(0, -'before'.length)}*:*`;
-  const found = await anyKey(redis, pattern);
-  const until = found ? clock.now() + horizonMs + ROLLOUT_MARGIN_MS : 0;
-  await redis.set(shard.seenBeforeUntil, String(until), 'NX');
+  let found = scanned.get(redis);
+  if (found === undefined) {
+    found = anyKey(redis, SEEN_BEFORE_PATTERN);
+    scanned.set(redis, found);
+    found.catch(() => scanned.delete(redis));
+  }
+  const now = clock.now();
+  const until = (await found) ? now + horizonMs + ROLLOUT_MARGIN_MS : 0;
+  // Relative: `now` is this process' clock (a test's may be far from Redis').
+  const ttlMs = until === 0 ? horizonMs : until + horizonMs - now;
+  await redis.set(shard.seenBeforeUntil, String(until), 'PX', ttlMs, 'NX');
   return Number((await redis.get(shard.seenBeforeUntil)) ?? until);
 }
 

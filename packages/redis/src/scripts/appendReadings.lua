@@ -9,8 +9,9 @@
 -- (which would turn the gateway's retry into a silent loss).
 --
 -- Cost: a constant number of calls per event-time hour of the batch, not per
--- reading nor per node: one HMGET, one HSET, one EXPIRE (seenHours.lua); while
--- sets of the layout before may hold identities, also one SMISMEMBER per node.
+-- reading nor per node: one HMGET, one HSET, one EXPIRE (seenHours.lua). While
+-- the layout before is consulted, each node and hour also costs one SMISMEMBER
+-- and, for what is accepted, one SADD and one EXPIRE of its set.
 --
 -- KEYS[1]       the shard's stream
 -- KEYS[2..h+1]  the dedupe hashes (seen:{tag}:<hour>) of this batch, distinct
@@ -39,23 +40,28 @@
 
 local take = argv_cursor(10)
 local hours = tonumber(ARGV[8])
-local before = ARGV[9] == '1'
+local layoutBefore = ARGV[9] == '1'
 local dropped, duplicates = {}, 0
 local writes = {}
+-- While the layout before is consulted, what is accepted goes into its sets
+-- too: an ingest replica of the version before, still running in a rolling
+-- upgrade (or back after a rollback), reads only those.
+local writesBefore = {}
 
 for k = 2, hours + 1 do
   local g = tonumber(take())
   local nodes, offsets, positions, sets = {}, {}, {}, {}
   for j = 1, g do
     nodes[j], offsets[j], positions[j] = take(), take(), take()
-    if before then sets[j] = KEYS[tonumber(take())] end
+    if layoutBefore then sets[j] = KEYS[tonumber(take())] end
   end
   local held = hmget_all(KEYS[k], nodes)
   local updates = {}
   for j = 1, g do
     local old = nil
-    if before then old = redis.call('SMISMEMBER', sets[j], unpack(offset_numbers(offsets[j]))) end
+    if layoutBefore then old = smismember_all(sets[j], offset_numbers(offsets[j])) end
     local added, repeats = fresh_offsets(held[j], offsets[j], old)
+    if layoutBefore and #added > 0 then writesBefore[sets[j]] = offset_numbers(added) end
     for _, r in ipairs(repeats) do
       dropped[struct.unpack('<i4', positions[j], 4 * r + 1)] = true
       duplicates = duplicates + 1
@@ -138,6 +144,10 @@ for k, updates in pairs(writes) do
     call_in_slices('HSET', KEYS[k], updates, 1, #updates)
     redis.call('EXPIRE', KEYS[k], ARGV[2])
   end
+end
+for set, members in pairs(writesBefore) do
+  call_in_slices('SADD', set, members, 1, #members)
+  redis.call('EXPIRE', set, ARGV[2])
 end
 
 return { accepted, duplicates, entry }

@@ -56,9 +56,17 @@ export class DuckdbWarehouse implements Warehouse {
   readonly #connection: DuckDBConnection;
   #queue: Promise<unknown> = Promise.resolve();
 
-  private constructor(instance: DuckDBInstance, connection: DuckDBConnection) {
+  /**
+   * Whether the table's columns are COLUMNS in their order: the appender
+   * fills columns by position. A file whose columns differ takes the second
+   * path (by name) every time.
+   */
+  readonly #appendable: boolean;
+
+  private constructor(instance: DuckDBInstance, connection: DuckDBConnection, appendable: boolean) {
     this.#instance = instance;
     this.#connection = connection;
+    this.#appendable = appendable;
   }
 
   /** Opens (creating if needed) the database at `path`; `:memory:` for a throw-away one. */
@@ -75,12 +83,20 @@ export class DuckdbWarehouse implements Warehouse {
     }
     const stageColumns = COLUMNS.map((c) => `"${c.name}" ${SQL_TYPE[c.type]}`).join(', ');
     await connection.run(`CREATE TEMP TABLE ${STAGE} (seq BIGINT, ${stageColumns})`);
-    return new DuckdbWarehouse(instance, connection);
+    const order = await connection.runAndReadAll(
+      `SELECT column_name FROM duckdb_columns()
+       WHERE database_name = current_database() AND schema_name = 'main' AND table_name = '${READINGS_TABLE}'
+       ORDER BY column_index`,
+    );
+    const names = order.getRowObjects().map((row) => String(row.column_name));
+    const appendable = names.length === COLUMNS.length && COLUMNS.every((c, i) => names[i] === c.name);
+    return new DuckdbWarehouse(instance, connection, appendable);
   }
 
   insert(rows: readonly WarehouseRow[]): Promise<InsertOutcome> {
     return this.#serialised(async () => {
       if (rows.length === 0) return { inserted: 0, duplicates: 0 };
+      // Whatever refused the fast path, the second path says it again if it is no conflict.
       const inserted = (await this.#appendAllNew(rows)) ? rows.length : await this.#insertSkippingHeld(rows);
       return { inserted, duplicates: rows.length - inserted };
     });
@@ -95,8 +111,9 @@ export class DuckdbWarehouse implements Warehouse {
    * DuckDB about twice as much per row, so it is paid only when needed.
    */
   async #appendAllNew(rows: readonly WarehouseRow[]): Promise<boolean> {
-    await this.#connection.run('BEGIN TRANSACTION');
+    if (!this.#appendable) return false;
     try {
+      await this.#connection.run('BEGIN TRANSACTION');
       appendAll(await this.#connection.createAppender(READINGS_TABLE), rows, false);
       await this.#connection.run('COMMIT');
       return true;

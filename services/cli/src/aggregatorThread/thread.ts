@@ -25,6 +25,8 @@ export interface AggregatorThread {
 
 /** A scrape does not wait longer than this for the thread's series; they are left out of that scrape. */
 const SCRAPE_TIMEOUT_MS = 2_000;
+/** How long a thread whose aggregator ended on an error has to close its connections. */
+const ENDED_GRACE_MS = 5_000;
 /** How long a stop waits for the batch in hand before the thread is terminated. */
 const STOP_TIMEOUT_MS = 60_000;
 
@@ -50,7 +52,7 @@ export async function startAggregatorThread(
   let snapshot: AggregatorSnapshot = { nodeCount: 0, keysWritten: 0, openAnomalies: [] };
   const scrapes = new Map<number, (series: SeriesJson) => void>();
   let nextScrape = 0;
-  let failure: string | undefined;
+  let failed: (error: Error) => void = () => {};
   let markRunning: () => void = () => {};
   const running = new Promise<void>((resolve) => {
     markRunning = resolve;
@@ -62,15 +64,17 @@ export async function startAggregatorThread(
     } else if (message.kind === 'series') {
       scrapes.get(message.id)?.(message.series);
     } else if (message.error !== undefined) {
-      failure = message.error;
+      // The aggregator ended on an error: `start` stops now, not when the thread has wound down.
+      failed(new Error(message.error));
+      setTimeout(() => void worker.terminate(), ENDED_GRACE_MS).unref();
     }
   });
   const done = new Promise<void>((resolve, reject) => {
+    failed = reject;
     worker.once('error', reject);
     worker.once('exit', (code) => {
       for (const answer of scrapes.values()) answer([]);
-      if (failure !== undefined) reject(new Error(failure));
-      else if (code !== 0) reject(new Error(`the aggregator's thread ended with exit code ${code}`));
+      if (code !== 0) reject(new Error(`the aggregator's thread ended with exit code ${code}`));
       else resolve();
     });
   });
@@ -83,7 +87,7 @@ export async function startAggregatorThread(
           scrapes.delete(id);
           resolve(series);
         };
-        const timer = setTimeout(() => answer([]), SCRAPE_TIMEOUT_MS);
+        const timer = setTimeout(() => answer([]), SCRAPE_TIMEOUT_MS).unref();
         scrapes.set(id, answer);
         send({ kind: 'scrape', id });
       }),

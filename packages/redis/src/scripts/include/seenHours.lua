@@ -59,6 +59,16 @@ local function offset_numbers(offsets)
   return numbers
 end
 
+-- SMISMEMBER of many members, in slices (unpack() is bounded by Lua's C stack).
+local function smismember_all(key, members)
+  local replies = {}
+  for i = 1, #members, 1000 do
+    local part = redis.call('SMISMEMBER', key, unpack(members, i, math.min(i + 999, #members)))
+    for q = 1, #part do replies[i + q - 1] = part[q] end
+  end
+  return replies
+end
+
 -- HMGET of many fields, in slices (unpack() is bounded by Lua's C stack).
 local function hmget_all(key, fields)
   local values = {}
