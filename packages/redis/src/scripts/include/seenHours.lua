@@ -21,9 +21,17 @@ end
 -- SMISMEMBER reply, or nil). Returns the new offsets, packed, and the
 -- 0-based indexes of those that were accepted already (repeats within
 -- `offsets` included).
+local NONE = {}
+local ONLY_ONE = { 0 }
+
 local function fresh_offsets(held, offsets, before)
   held = held or ''
   local m = #offsets / 4
+  -- One reading of the node in this request (a gateway's usual batch): no tables.
+  if m == 1 then
+    if (#held > 0 and holds_offset(held, offsets)) or (before and before[1] == 1) then return '', ONLY_ONE end
+    return offsets, NONE
+  end
   -- Many offsets against a long list: one table, not a scan per offset.
   local lookup = nil
   if m > 1 and m * #held > 16384 then
