@@ -1,32 +1,16 @@
 import { GROUPS, loadConfig, type Reading, systemClock } from '@streamgauge/core';
 import { ReadingLog } from '@streamgauge/redis';
 import { ProcessMetrics } from '@streamgauge/telemetry';
-import {
-  metricValue,
-  parseMetrics,
-  type TestRedis,
-  testRedis,
-  waitForAggregator,
-} from '@streamgauge/testkit';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { metricValue, parseMetrics, useRedis, waitForAggregator } from '@streamgauge/testkit';
+import { describe, expect, it } from 'vitest';
 import { startAggregatorThread } from '../src/aggregatorThread/thread.ts';
 
-let redis: TestRedis;
-let client: Redis;
-beforeAll(async () => {
-  redis = await testRedis();
-  client = new Redis(redis.url);
-});
-afterAll(async () => {
-  client.disconnect();
-  await redis.close();
-});
+const db = useRedis();
 
 describe("the aggregator on a thread of its own (streamgauge start's)", () => {
   it('applies what the stream holds, reports its counts and series to the main thread, and stops cleanly', async () => {
-    const config = loadConfig({ REDIS_URL: redis.url, STREAM_SHARDS: '1', LOG_LEVEL: 'warn' });
-    const log = new ReadingLog(client, {
+    const config = loadConfig({ REDIS_URL: db.url, STREAM_SHARDS: '1', LOG_LEVEL: 'warn' });
+    const log = new ReadingLog(db.client, {
       shards: 1,
       retentionMs: 48 * 3_600_000,
       dedupeHorizonMs: 48 * 3_600_000,
@@ -42,9 +26,9 @@ describe("the aggregator on a thread of its own (streamgauge start's)", () => {
     const metrics = new ProcessMetrics({ service: 'streamgauge' });
     const thread = await startAggregatorThread(config, metrics);
     try {
-      await waitForAggregator(client, 1, 20_000);
+      await waitForAggregator(db.client, 1, 20_000);
       // The newest of node T2 is reading 29, as the thread wrote it.
-      expect(await client.hget('node:T2:latest', 'flow_rate')).toBe('29');
+      expect(await db.client.hget('node:T2:latest', 'flow_rate')).toBe('29');
       // The counts come with the thread's next report (every second).
       for (const deadline = Date.now() + 5_000; thread.nodeCount() < 3 && Date.now() < deadline; ) {
         await new Promise((r) => setTimeout(r, 100));

@@ -55,11 +55,11 @@ for k = 2, hours + 1 do
     nodes[j], offsets[j], positions[j] = take(), take(), take()
     if layoutBefore then sets[j] = KEYS[tonumber(take())] end
   end
-  local held = hmget_all(KEYS[k], nodes)
+  local held = call_per_item('HMGET', KEYS[k], nodes)
   local updates = {}
   for j = 1, g do
     local old = nil
-    if layoutBefore then old = smismember_all(sets[j], offset_numbers(offsets[j])) end
+    if layoutBefore then old = call_per_item('SMISMEMBER', sets[j], offset_numbers(offsets[j])) end
     local added, repeats = fresh_offsets(held[j], offsets[j], old)
     if layoutBefore and #added > 0 then writesBefore[sets[j]] = offset_numbers(added) end
     for _, r in ipairs(repeats) do

@@ -21,7 +21,7 @@ for k = 1, #KEYS do
   for j = 1, g do
     nodes[j], offsets[j] = take(), take()
   end
-  local held = hmget_all(KEYS[k], nodes)
+  local held = call_per_item('HMGET', KEYS[k], nodes)
   local updates = {}
   for j = 1, g do
     local added = fresh_offsets(held[j], offsets[j], nil)

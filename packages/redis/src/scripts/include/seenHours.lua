@@ -67,22 +67,14 @@ local function offset_numbers(offsets)
   return numbers
 end
 
--- SMISMEMBER of many members, in slices (unpack() is bounded by Lua's C stack).
-local function smismember_all(key, members)
+-- redis.call(command, key, items...) for a command with one reply per item
+-- (HMGET, SMISMEMBER), in slices (unpack() is bounded by Lua's C stack): the
+-- replies as one list.
+local function call_per_item(command, key, items)
   local replies = {}
-  for i = 1, #members, 1000 do
-    local part = redis.call('SMISMEMBER', key, unpack(members, i, math.min(i + 999, #members)))
+  for i = 1, #items, 1000 do
+    local part = redis.call(command, key, unpack(items, i, math.min(i + 999, #items)))
     for q = 1, #part do replies[i + q - 1] = part[q] end
   end
   return replies
-end
-
--- HMGET of many fields, in slices (unpack() is bounded by Lua's C stack).
-local function hmget_all(key, fields)
-  local values = {}
-  for i = 1, #fields, 1000 do
-    local part = redis.call('HMGET', key, unpack(fields, i, math.min(i + 999, #fields)))
-    for q = 1, #part do values[i + q - 1] = part[q] end
-  end
-  return values
 end
