@@ -1,4 +1,10 @@
-import { type Clock, identityOf, type Reading, type ShardKeys } from '@streamgauge/core';
+import {
+  type Clock,
+  identityOf,
+  type Reading,
+  type ReadingIdentity,
+  type ShardKeys,
+} from '@streamgauge/core';
 import type { Cluster, Redis } from 'ioredis';
 import { sendBatchOrThrow } from '../batch.ts';
 import type { RedisClient } from '../connection.ts';
@@ -40,19 +46,19 @@ export class DedupeSets {
     if (readings.length === 0) return [];
     const before =
       this.#clock.now() < (await seenBeforeUntil(this.#redis, this.#shard, this.#horizonMs, this.#clock));
+    const identities = readings.map(identityOf);
     const replies = await sendBatchOrThrow(this.#redis, (batch) => {
-      for (const reading of readings) {
-        batch.hgetBuffer(this.#shard.seen(identityOf(reading).bucket), reading.node_id);
-        if (before) {
-          const identity = identityOf(reading);
-          batch.sismember(this.#shard.seenBefore(identity), String(identity.offset));
-        }
+      for (const identity of identities) {
+        batch.hgetBuffer(this.#shard.seen(identity.bucket), identity.nodeId);
+        if (before) batch.sismember(this.#shard.seenBefore(identity), String(identity.offset));
       }
     });
     const step = before ? 2 : 1;
-    return readings.filter((reading, i) => {
-      const held = replies[i * step] as Buffer | null;
-      return holdsOffset(held, identityOf(reading).offset) || (before && replies[i * step + 1] === 1);
+    return readings.filter((_, i) => {
+      const { offset } = identities[i] as ReadingIdentity;
+      return (
+        holdsOffset(replies[i * step] as Buffer | null, offset) || (before && replies[i * step + 1] === 1)
+      );
     });
   }
 
