@@ -54,7 +54,7 @@ function feed(count: number, readings: number, span: number): Live[] {
       windows.add(r, now);
       detector.observe(r);
     }
-    for (const changed of windows.changedPanes) changed.clear();
+    for (const ring of windows.rings) ring.clearChanges();
     // As the aggregator does when it writes the node's metrics: each range's closed panes are cached.
     for (const range of RANGES) windows.evaluate(range, now);
     live.push({ windows, detector });
@@ -62,12 +62,28 @@ function feed(count: number, readings: number, span: number): Live[] {
   return live;
 }
 
-function heapPerNode(count: number, readings: number, span: number): { live: Live[]; bytes: number } {
-  gc?.();
-  const before = process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
+/**
+ * Heap used plus array buffers once garbage is gone: array buffers' memory
+ * is released by the collector's sweeping after it returns, so one gc() left
+ * a varying share of the feed's discarded buffers counted (±3 KB a node).
+ */
+async function settledBytes(): Promise<number> {
+  for (let i = 0; i < 4; i++) {
+    gc?.();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const usage = process.memoryUsage();
+  return usage.heapUsed + usage.arrayBuffers;
+}
+
+async function heapPerNode(
+  count: number,
+  readings: number,
+  span: number,
+): Promise<{ live: Live[]; bytes: number }> {
+  const before = await settledBytes();
   const live = feed(count, readings, span);
-  gc?.();
-  const after = process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
+  const after = await settledBytes();
   return { live, bytes: (after - before) / count };
 }
 
@@ -84,9 +100,9 @@ function persistedBytes(node: Live): number {
 }
 
 const readings = Math.round((days * 86_400_000) / step);
-const full = heapPerNode(nodes, readings, days * 86_400_000);
+const full = await heapPerNode(nodes, readings, days * 86_400_000);
 const sample = full.live[0] as Live;
-const small = heapPerNode(nodes, 10, 10 * step);
+const small = await heapPerNode(nodes, 10, 10 * step);
 const kb = (b: number) => `${(b / 1024).toFixed(1)} KB`;
 console.log(`nodes: ${nodes}; ${days} days × 1/${step / 1000}s = ${readings} readings each`);
 console.log(`aggregator heap per node (windows + detector): ${kb(full.bytes)}`);

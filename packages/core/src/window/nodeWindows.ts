@@ -52,9 +52,8 @@ export type AddOutcome = 'applied' | 'too_late' | 'too_early';
  */
 export class NodeWindows {
   readonly nodeId: string;
+  /** The rings; each marks the panes changed since it was last persisted (PaneRing.changed). */
   readonly rings: readonly PaneRing[];
-  /** Panes changed since the last `takeChanges()`, per ring. */
-  readonly changedPanes: Set<number>[];
   latest: LatestValues | undefined;
   metadata: NodeMetadata = {};
   /** Latest values or metadata (a value or its event time) changed since the state was last persisted. */
@@ -70,17 +69,13 @@ export class NodeWindows {
       ({ paneMs, history, series }) =>
         new PaneRing(paneMs, history, Math.ceil(aheadMs / paneMs), series ? SERIES_LAYOUT : FULL_LAYOUT),
     );
-    this.changedPanes = this.rings.map(() => new Set<number>());
   }
 
   add(reading: Reading, now: number): AddOutcome {
     if (reading.timestamp > now + this.#aheadMs) return 'too_early';
     const coarsest = this.rings[HORIZON_RING] as PaneRing;
     if (coarsest.paneOf(reading.timestamp) < coarsest.paneOf(now) - coarsest.history) return 'too_late';
-    for (let i = 0; i < this.rings.length; i++) {
-      const pane = (this.rings[i] as PaneRing).add(reading, now);
-      if (pane !== undefined) (this.changedPanes[i] as Set<number>).add(pane);
-    }
+    for (let i = 0; i < this.rings.length; i++) (this.rings[i] as PaneRing).add(reading, now);
     if (this.latest === undefined || reading.timestamp > this.latest.timestamp) {
       // Built field by field: spreading conditional objects allocated four more per reading.
       const latest: { -readonly [K in keyof LatestValues]: LatestValues[K] } = {

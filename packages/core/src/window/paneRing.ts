@@ -5,6 +5,15 @@ import { FULL_LAYOUT, type PaneLayout } from './pane.ts';
 const EMPTY = -2_147_483_648;
 /** Slots allocated on a ring's first pane. */
 const FIRST_CAPACITY = 2;
+/** Change marks (see `markChanged`): no pane changed, or more than one. Pane numbers are above both. */
+const UNCHANGED = EMPTY;
+const SEVERAL = EMPTY + 1;
+
+/** The slot of `pane` in a ring of `capacity` slots (pane numbers below 0 wrap as well). */
+function slotOf(pane: number, capacity: number): number {
+  const slot = pane % capacity;
+  return slot < 0 ? slot + capacity : slot;
+}
 
 /**
  * The panes of one size for one node: a ring indexed by pane number
@@ -31,6 +40,13 @@ export class PaneRing {
   data: Float64Array;
   /** The newest pane as last persisted (the store keeps it apart from the others; see aggregateStore). */
   persistedNewest = Number.NaN;
+  /**
+   * What changed since the state was last persisted: UNCHANGED, one pane
+   * (its number) or SEVERAL. The store needs no more than that (is it only
+   * the newest pane?), and a Set of pane numbers per ring was the costliest
+   * line of a reading's window update.
+   */
+  #change = UNCHANGED;
 
   constructor(paneMs: number, history: number, ahead: number, layout: PaneLayout = FULL_LAYOUT) {
     this.paneMs = paneMs;
@@ -67,14 +83,35 @@ export class PaneRing {
     // The slot first: finding it may grow (replace) `data`.
     const at = this.#slotFor(pane);
     this.layout.add(this.data, at, reading);
+    this.markChanged(pane);
     return pane;
+  }
+
+  /** Records that `pane` changed (a reading, a reconcile or a migration) and must be persisted. */
+  markChanged(pane: number): void {
+    const change = this.#change;
+    if (change !== pane && change !== SEVERAL) this.#change = change === UNCHANGED ? pane : SEVERAL;
+  }
+
+  /** Whether any pane changed since `clearChanges()`. */
+  get changed(): boolean {
+    return this.#change !== UNCHANGED;
+  }
+
+  /** Whether `pane` is the only pane changed since `clearChanges()`. */
+  changedOnly(pane: number): boolean {
+    return this.#change === pane;
+  }
+
+  clearChanges(): void {
+    this.#change = UNCHANGED;
   }
 
   /** Offset of the pane's data, or -1 when the ring does not hold it. */
   offsetOf(pane: number): number {
     const capacity = this.numbers.length;
     if (capacity === 0) return -1;
-    const slot = ((pane % capacity) + capacity) % capacity;
+    const slot = slotOf(pane, capacity);
     return this.numbers[slot] === pane ? slot * this.width : -1;
   }
 
@@ -136,7 +173,7 @@ export class PaneRing {
     for (;;) {
       const capacity = this.numbers.length;
       if (capacity > 0) {
-        const slot = ((pane % capacity) + capacity) % capacity;
+        const slot = slotOf(pane, capacity);
         const held = this.numbers[slot] as number;
         const at = slot * this.width;
         if (held === pane) return at;
@@ -160,7 +197,7 @@ export class PaneRing {
     for (let old = 0; old < this.numbers.length; old++) {
       const pane = this.numbers[old] as number;
       if (pane === EMPTY) continue;
-      const slot = ((pane % capacity) + capacity) % capacity;
+      const slot = slotOf(pane, capacity);
       // Two panes meet in a slot only when a full ring apart (capacity is the
       // maximum here): the older has left every window.
       if ((numbers[slot] as number) !== EMPTY && (numbers[slot] as number) > pane) continue;

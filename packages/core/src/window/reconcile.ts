@@ -76,7 +76,7 @@ export function reconcileNode(
       // The series' hours hold nothing the windows' panes do not: drift is told by those.
       if (!series) recordDrift(drift, liveData, at, truthData, bt);
       live.restorePane(r, pane, truthData, bt);
-      (live.changedPanes[r] as Set<number>).add(pane);
+      ring.markChanged(pane);
     }
   });
   // The warehouse is read over the live horizon; a metadata field last sent

@@ -238,17 +238,16 @@ function encodeChanges(node: NodeWindows, now: number | undefined, arena: ByteAr
   const fields: (string | Buffer)[] = [];
   let headChanged = node.latestChanged;
   node.rings.forEach((ring, r) => {
-    const changed = node.changedPanes[r] as Set<number>;
-    if (changed.size === 0) return;
+    if (!ring.changed) return;
     headChanged = true;
-    if (changed.size > 1 || !changed.has(ring.persistedNewest)) {
+    if (!ring.changedOnly(ring.persistedNewest)) {
       const held = now === undefined ? ring.panes() : ring.livePanes(now);
       const newest = held.pop();
       // An empty value deletes the field (commitShard).
       fields.push(`r${r}`, bytes(encodePanes(ring, held, arena)));
       ring.persistedNewest = newest ?? Number.NaN;
     }
-    changed.clear();
+    ring.clearChanges();
   });
   const retiring = retired.get(node);
   // The fields of an earlier format go only with a head that replaces them.

@@ -41,7 +41,7 @@ export function migrateLegacyPanes(node: NodeWindows, fields: readonly [string, 
       const at = target.offsetOf(number);
       if (at >= 0 && r !== SERIES_RING) mergePane(target.data, at, pane, 0);
       else target.putFull(number, pane);
-      node.changedPanes[r]?.add(number);
+      target.markChanged(number);
     }
   }
   node.latestChanged = true;
