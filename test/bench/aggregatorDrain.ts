@@ -38,10 +38,13 @@ export async function aggregatorDrain(total: number, nodes: number, url?: string
           : pino({ level: 'silent' }),
       );
       const loaded = performance.now();
+      const cpu = process.cpuUsage();
       await waitForAggregator(redis, 1, 600_000);
       const finished = performance.now();
+      const used = process.cpuUsage(cpu);
       await aggregator.stop();
-      return { load: (loaded - started) / 1000, apply: (finished - loaded) / 1000 };
+      // The aggregator runs in this process: its CPU while it drains, ioredis included (Redis' own is not).
+      return { load: (loaded - started) / 1000, apply: (finished - loaded) / 1000, cpu: used.user + used.system };
     };
     await fill(0);
     const cold = await drain();
@@ -52,6 +55,8 @@ export async function aggregatorDrain(total: number, nodes: number, url?: string
       nodes,
       coldPerSecond: Math.round(total / cold.apply),
       warmPerSecond: Math.round(total / warm.apply),
+      coldCpuMicrosPerReading: Number((cold.cpu / total).toFixed(2)),
+      warmCpuMicrosPerReading: Number((warm.cpu / total).toFixed(2)),
       stateLoadSeconds: warm.load,
     };
   } finally {

@@ -5,7 +5,6 @@ import {
   latestHash,
   metadataHash,
   type Range,
-  type Reading,
 } from '@streamgauge/core';
 import {
   type DeadLetter,
@@ -18,6 +17,7 @@ import {
 import type { Logger } from 'pino';
 import { type LiveNode, type LiveState, type ShardState, yieldToLoop } from './liveState.ts';
 import type { MetricsRounds } from './metricsRounds.ts';
+import { ReadingsByNode } from './readingsByNode.ts';
 import type { ShardOwnership } from './shardOwnership.ts';
 
 const NO_METRICS: ReadonlyMap<Range, Record<string, string>> = new Map();
@@ -92,9 +92,10 @@ type Counters = {
  * entries' acknowledgements, per slice.
  */
 export class BatchApplier {
-  /** The entry's applied readings and their nodes, for the detectors (reused across entries). */
-  readonly #applied: Reading[] = [];
-  readonly #appliedNodes: LiveNode[] = [];
+  /** The slice's readings by node (reused across slices). */
+  readonly #byNode = new ReadingsByNode<LiveNode>();
+  /** A node's applied readings (indices in #byNode), for its detectors (reused across nodes). */
+  readonly #applied: number[] = [];
   readonly #live: LiveState;
   readonly #ownership: ShardOwnership;
   readonly #rounds: MetricsRounds;
@@ -200,11 +201,10 @@ export class BatchApplier {
     logEntries(this.#live.options.logger, batch.shard.stream, { ...sorted, dead: work.dead });
 
     const replayed = new Set<string>();
-    let sinceYield = 0;
-    for (const entry of sorted.ready) {
-      // Nothing left over from a slice dropped half-way (a lost lease).
-      this.#applied.length = 0;
-      this.#appliedNodes.length = 0;
+    const byNode = this.#byNode;
+    byNode.clear();
+    let created = 0;
+    for (const [e, entry] of sorted.ready.entries()) {
       work.acks.push(entry.id);
       if (mark !== undefined && compareEntryIds(entry.id, mark) <= 0) {
         // Delivered again (`streamgauge replay`): its readings are in the
@@ -217,36 +217,42 @@ export class BatchApplier {
         continue;
       }
       for (const reading of entry.readings) {
-        if (++sinceYield > APPLY_CHUNK) {
-          // Nothing of the slice is committed yet: a lease lost meanwhile drops it all.
-          sinceYield = 0;
-          await yieldToLoop();
-          if (!this.#live.holds(state)) {
-            this.#ownership.forget(state);
-            return undefined;
-          }
-        }
         counters.readings++;
         let node = this.#live.nodes.get(reading.node_id);
         if (node === undefined) {
+          if (++created % APPLY_CHUNK === 0 && !(await this.#yield(state))) return undefined;
           node = this.#live.newNode(reading.node_id, state);
           this.#live.nodes.set(reading.node_id, node);
           work.added.push(reading.node_id);
         }
-        const result = node.windows.add(reading, now);
+        byNode.add(node, reading, e);
+      }
+    }
+    // Node by node (see ReadingsByNode): the windows, then the detectors.
+    let sinceYield = 0;
+    for (let g = 0; g < byNode.size; g++) {
+      const node = byNode.node(g);
+      for (let at = byNode.first(g); at >= 0; at = byNode.next(at)) {
+        if (++sinceYield > APPLY_CHUNK) {
+          sinceYield = 0;
+          if (!(await this.#yield(state))) return undefined;
+        }
+        const result = node.windows.add(byNode.reading(at), now);
         if (result === 'applied') {
           counters.applied++;
-          changed.add(reading.node_id);
-          this.#appliedNodes.push(node);
-          this.#applied.push(reading);
+          this.#applied.push(at);
         } else if (result === 'too_late') {
           counters.too_late++;
         } else {
           counters.too_early++;
         }
       }
-      this.#detect(work);
+      if (this.#applied.length > 0) {
+        changed.add(node.windows.nodeId);
+        this.#detect(node, byNode, work);
+      }
     }
+    byNode.clear();
 
     // A node created by readings that were all too late or too early has
     // nothing to show: it is not kept or listed until one of its readings counts.
@@ -341,33 +347,52 @@ export class BatchApplier {
   }
 
   /**
-   * The detectors see an entry's readings in event-time order: a gateway
-   * that sends its buffer newest first would otherwise have all but its
-   * newest reading judged late (not examined), and a condition could never
-   * be confirmed. Per entry, not per slice or batch: an entry is what
+   * Nothing of the slice is committed yet: a lease lost while the loop
+   * yields drops it all. False when it was lost (the shard is forgotten).
+   */
+  async #yield(state: ShardState): Promise<boolean> {
+    await yieldToLoop();
+    if (this.#live.holds(state)) return true;
+    this.#ownership.forget(state);
+    return false;
+  }
+
+  /**
+   * The detectors see a node's readings of an entry in event-time order: a
+   * gateway that sends its buffer newest first would otherwise have all but
+   * its newest reading judged late (not examined), and a condition could
+   * never be confirmed. Per entry, not per slice or batch: an entry is what
    * every delivery has whole, so a redelivery after a crash sees the same.
    */
-  #detect(work: { detected: Set<string>; events: AnomalyEvent[] }): void {
-    const readings = this.#applied;
-    const nodes = this.#appliedNodes;
-    let inOrder = true;
-    for (let i = 1; i < readings.length && inOrder; i++) {
-      if ((readings[i] as Reading).timestamp < (readings[i - 1] as Reading).timestamp) inOrder = false;
+  #detect(
+    node: LiveNode,
+    byNode: ReadingsByNode<LiveNode>,
+    work: { detected: Set<string>; events: AnomalyEvent[] },
+  ): void {
+    const applied = this.#applied;
+    const timestamp = (at: number) => byNode.reading(at).timestamp;
+    let examined = false;
+    for (let start = 0; start < applied.length; ) {
+      const entry = byNode.entry(applied[start] as number);
+      let end = start + 1;
+      let inOrder = true;
+      for (; end < applied.length && byNode.entry(applied[end] as number) === entry; end++) {
+        if (timestamp(applied[end] as number) < timestamp(applied[end - 1] as number)) inOrder = false;
+      }
+      if (!inOrder) {
+        // A stable sort: readings of one event time keep the order they came in.
+        const run = applied.slice(start, end).sort((a, b) => timestamp(a) - timestamp(b));
+        for (let k = 0; k < run.length; k++) applied[start + k] = run[k] as number;
+      }
+      for (let k = start; k < end; k++) {
+        const observed = node.detector.observe(byNode.reading(applied[k] as number));
+        if (observed.examined) examined = true;
+        if (observed.events.length > 0) work.events.push(...observed.events);
+      }
+      start = end;
     }
-    const order = inOrder
-      ? undefined
-      : readings
-          .map((_, i) => i)
-          .sort((a, b) => (readings[a] as Reading).timestamp - (readings[b] as Reading).timestamp);
-    for (let k = 0; k < readings.length; k++) {
-      const i = order === undefined ? k : (order[k] as number);
-      const reading = readings[i] as Reading;
-      const observed = (nodes[i] as LiveNode).detector.observe(reading);
-      if (observed.examined) work.detected.add(reading.node_id);
-      if (observed.events.length > 0) work.events.push(...observed.events);
-    }
-    readings.length = 0;
-    nodes.length = 0;
+    if (examined) work.detected.add(node.windows.nodeId);
+    applied.length = 0;
   }
 }
 

@@ -169,25 +169,32 @@ describe('anomalies in the aggregator', () => {
     }
   }, 60_000);
 
-  it("judges an entry's readings in event-time order: a gateway's buffer sent newest first is confirmed", async () => {
+  it("judges an entry's readings in event-time order: gateways' buffers sent newest first, interleaved, are confirmed", async () => {
     const start = Date.now() - HOUR;
     const { clock, ticks, config, log } = liveSetup(db.client, db.url, start);
     const aggregator = await startAggregator(config, pino({ level: 'silent' }), { clock, ticks$: ticks });
     try {
-      // Below the default 1.5 bar minimum four times, sent newest first in one request.
-      const buffer = [3, 2, 1, 0].map((i) => ({
-        node_id: 'BUFFERED',
-        timestamp: start + i * 60_000,
-        flow_rate: 10,
-        pressure: 0.5,
-      }));
+      // Below the default 1.5 bar minimum four times, sent newest first in one request, two nodes interleaved
+      // (the aggregator applies a slice node by node: each node's readings must still be judged oldest first).
+      const buffer = [3, 2, 1, 0].flatMap((i) =>
+        ['BUFFERED', 'BUFFERED2'].map((node_id) => ({
+          node_id,
+          timestamp: start + i * 60_000,
+          flow_rate: 10,
+          pressure: 0.5,
+        })),
+      );
       await feedLive({ client: db.client, log, clock, ticks }, buffer, [start, start + HOUR]);
       await copied();
     } finally {
       await aggregator.stop();
     }
     const opens = (await streamEvents()).filter((e) => e.event === 'open');
-    expect(opens.map((e) => [e.node_id, e.type, e.opened_at])).toEqual([['BUFFERED', 'low_pressure', start]]);
+    expect(opens.map((e) => [e.node_id, e.type, e.opened_at]).sort()).toEqual([
+      ['BUFFERED', 'low_pressure', start],
+      ['BUFFERED2', 'low_pressure', start],
+    ]);
     expect(await db.client.hkeys(anomalyKeys.open('BUFFERED'))).toEqual(['low_pressure']);
+    expect(await db.client.hkeys(anomalyKeys.open('BUFFERED2'))).toEqual(['low_pressure']);
   });
 });
