@@ -1,5 +1,6 @@
 import type { Reading } from '../reading.ts';
 import { AnomalyLifecycle } from './lifecycle.ts';
+import { RecentValues } from './recentValues.ts';
 import { type AnomalySettings, type Bounds, boundsFor } from './settings.ts';
 import type { AnomalyEvent, AnomalyRecord, AnomalyType, Breach, PendingAnomaly } from './types.ts';
 import { VALUE_SCORE_BYTES, ValueScore } from './valueScore.ts';
@@ -18,20 +19,32 @@ export interface DetectorCheckpoint {
 }
 
 /** A detector's state as persisted (see `NodeDetector.state` and `checkpoint`). */
-export type PersistedDetectorState = Omit<DetectorState, 'windowAt'> & {
+export type PersistedDetectorState = DetectorState & {
+  /** The σ rule's window: the last `windowReadings` values of each measurement, oldest first. */
+  window: { flow_rate: number[]; pressure: number[] };
   /** Per window value, seconds before the last reading. */
   windowAge: { flow_rate: number[]; pressure: number[] };
 };
 
+/** The σ rule's windows of a persisted state (times to the second, as persisted). */
 function restore(persisted: PersistedDetectorState | undefined): DetectorState | undefined {
   if (persisted === undefined) return undefined;
-  const { windowAge, ...rest } = persisted;
-  const last = persisted.last ?? 0;
-  const times = (ages: number[]) => ages.map((age) => last - age * 1000);
-  return {
-    ...rest,
-    windowAt: { flow_rate: times(windowAge.flow_rate), pressure: times(windowAge.pressure) },
-  };
+  const { window: _window, windowAge: _windowAge, ...rest } = persisted;
+  return rest;
+}
+
+function restoreWindows(
+  persisted: PersistedDetectorState | undefined,
+  capacity: number,
+): Record<Measured, RecentValues> {
+  const last = persisted?.last ?? 0;
+  const windows = (m: Measured) =>
+    new RecentValues(
+      capacity,
+      persisted?.window[m],
+      persisted?.windowAge[m].map((age) => last - age * 1000),
+    );
+  return { flow_rate: windows('flow_rate'), pressure: windows('pressure') };
 }
 
 const NOT_EXAMINED: Observation = Object.freeze({ events: [], breaches: [], score: 0, examined: false });
@@ -39,16 +52,13 @@ const MEASURED = ['flow_rate', 'pressure'] as const;
 /** A score's bytes in the persisted doubles. */
 const SCORE_DOUBLES = VALUE_SCORE_BYTES / 8;
 
-/** A node's detector state, as persisted with its windows (plain JSON). */
+/** A node's detector state, as persisted with its windows (plain data; the σ rule's windows apart). */
 export interface DetectorState {
   /** Event time of the last reading observed (older ones are not examined). */
   last?: number;
   /** Usual interval between readings (EWMA of the gaps, ms). */
   interval?: number;
   nodeType?: string;
-  /** The last `windowReadings` values of each measurement, oldest first, with their event times. */
-  window: { flow_rate: number[]; pressure: number[] };
-  windowAt: { flow_rate: number[]; pressure: number[] };
   /** Flow by hour of day (UTC): an exponentially weighted mean and variance per hour. */
   hours?: { mean: number[]; variance: number[]; n: number[] };
   /** The current run of one repeated value per measurement. */
@@ -91,6 +101,8 @@ export class NodeDetector {
   readonly nodeId: string;
   readonly #settings: AnomalySettings;
   readonly #state: DetectorState;
+  /** The σ rule's window per measurement. */
+  readonly #windows: Record<Measured, RecentValues>;
   readonly #lifecycle: AnomalyLifecycle;
   /** Reused for every reading: the types whose rules ran (a Set per reading costs the hot path). */
   readonly #evaluated = new Set<AnomalyType>();
@@ -113,9 +125,8 @@ export class NodeDetector {
   constructor(nodeId: string, settings: AnomalySettings, persisted?: PersistedDetectorState) {
     this.nodeId = nodeId;
     this.#settings = settings;
+    this.#windows = restoreWindows(persisted, settings.windowReadings);
     this.#state = restore(persisted) ?? {
-      window: { flow_rate: [], pressure: [] },
-      windowAt: { flow_rate: [], pressure: [] },
       runs: {},
       nights: [],
       above: 0,
@@ -137,11 +148,11 @@ export class NodeDetector {
   state(): PersistedDetectorState {
     const s = this.#state;
     const last = s.last ?? 0;
-    const ages = (times: number[]) => times.map((t) => Math.round((last - t) / 1000));
-    const { windowAt, ...rest } = s;
+    const ages = (m: Measured) => this.#windows[m].times().map((t) => Math.round((last - t) / 1000));
     return {
-      ...rest,
-      windowAge: { flow_rate: ages(windowAt.flow_rate), pressure: ages(windowAt.pressure) },
+      ...s,
+      window: { flow_rate: this.#windows.flow_rate.values(), pressure: this.#windows.pressure.values() },
+      windowAge: { flow_rate: ages('flow_rate'), pressure: ages('pressure') },
       open: this.open,
       pending: [...this.#lifecycle.pending.values()],
     };
@@ -282,15 +293,13 @@ export class NodeDetector {
     evaluated: Set<AnomalyType>,
   ): void {
     const { windowReadings, sigma, minDeviation, noFlowMean } = this.#settings;
-    const window = this.#state.window[m];
-    const times = this.#state.windowAt[m];
+    const window = this.#windows[m];
     // The window is the previous readings, but no older than they would be
     // with no gap: after an outage its values are from another time of day.
     const oldest = t - 1.25 * windowReadings * (this.#state.interval ?? Number.POSITIVE_INFINITY);
     const sums = this.#windowSums(m);
-    while (times.length > 0 && (times[0] as number) < oldest) {
-      times.shift();
-      const v = window.shift() as number;
+    while (window.length > 0 && window.oldestTime < oldest) {
+      const v = window.dropOldest();
       sums.sum -= v;
       sums.squares -= v * v;
     }
@@ -329,16 +338,15 @@ export class NodeDetector {
     }
     // A value repeated exactly is no new information (a stuck sensor would
     // otherwise shrink σ, and every normal value after it would look wild).
-    if (window[window.length - 1] === x) return;
-    window.push(x);
-    times.push(t);
+    if (window.newest === x) return;
+    // The oldest leaves first, but is subtracted after x is added, as it always was: the sums stay bit for bit.
+    const dropped = window.full ? window.dropOldest() : undefined;
+    window.push(x, t);
     sums.sum += x;
     sums.squares += x * x;
-    if (window.length > windowReadings) {
-      times.shift();
-      const v = window.shift() as number;
-      sums.sum -= v;
-      sums.squares -= v * v;
+    if (dropped !== undefined) {
+      sums.sum -= dropped;
+      sums.squares -= dropped * dropped;
     }
   }
 
@@ -359,11 +367,7 @@ export class NodeDetector {
     let sums = this.#sums[m];
     // Recomputed now and then, so rounding in the running sums cannot build up.
     if (sums === undefined || sums.updates > 10_000) {
-      sums = { sum: 0, squares: 0, updates: 0 };
-      for (const v of this.#state.window[m]) {
-        sums.sum += v;
-        sums.squares += v * v;
-      }
+      sums = { ...this.#windows[m].sums(), updates: 0 };
       this.#sums[m] = sums;
     }
     sums.updates++;

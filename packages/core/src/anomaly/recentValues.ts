@@ -1,0 +1,106 @@
+/**
+ * The σ rule's window of one measurement: its last values with their event
+ * times, oldest first, in a ring in one typed array that grows by doubling
+ * up to `limit` (a node of ten readings holds ten). Arrays shifted at the
+ * front on every reading cost a copy of the window per reading and kept up
+ * to half their length again as spare capacity.
+ */
+export class RecentValues {
+  /** Values in [0, capacity), their times in [capacity, 2 × capacity). */
+  #slots: Float64Array = NONE;
+  #capacity = 0;
+  readonly #limit: number;
+  #start = 0;
+  #length = 0;
+
+  /** Holds at most `limit` values (persisted ones beyond it, the oldest, are dropped). */
+  constructor(limit: number, values: readonly number[] = [], times: readonly number[] = []) {
+    this.#limit = limit;
+    for (let i = Math.max(0, values.length - limit); i < values.length; i++) {
+      this.push(values[i] as number, times[i] as number);
+    }
+  }
+
+  get length(): number {
+    return this.#length;
+  }
+
+  /** The oldest value's event time (NaN when empty). */
+  get oldestTime(): number {
+    return this.#length === 0 ? Number.NaN : (this.#slots[this.#capacity + this.#start] as number);
+  }
+
+  /** The newest value (undefined when empty). */
+  get newest(): number | undefined {
+    return this.#length === 0 ? undefined : this.#slots[this.#at(this.#length - 1)];
+  }
+
+  /** Appends a value; the caller drops the oldest first when full (see `full`). */
+  push(value: number, time: number): void {
+    if (this.#length === this.#capacity) this.#grow();
+    const at = this.#at(this.#length);
+    this.#slots[at] = value;
+    this.#slots[this.#capacity + at] = time;
+    this.#length++;
+  }
+
+  /** Whether it holds `limit` values. */
+  get full(): boolean {
+    return this.#length === this.#limit;
+  }
+
+  /** Removes the oldest value and returns it. */
+  dropOldest(): number {
+    const value = this.#slots[this.#start] as number;
+    this.#start = this.#start + 1 === this.#capacity ? 0 : this.#start + 1;
+    this.#length--;
+    return value;
+  }
+
+  /** The values, oldest first. */
+  values(): number[] {
+    return Array.from({ length: this.#length }, (_, i) => this.#slots[this.#at(i)] as number);
+  }
+
+  /** Their event times, oldest first. */
+  times(): number[] {
+    return Array.from(
+      { length: this.#length },
+      (_, i) => this.#slots[this.#capacity + this.#at(i)] as number,
+    );
+  }
+
+  /** Σ values and Σ values², oldest first (as a running sum over the window would add them). */
+  sums(): { sum: number; squares: number } {
+    let sum = 0;
+    let squares = 0;
+    for (let i = 0; i < this.#length; i++) {
+      const v = this.#slots[this.#at(i)] as number;
+      sum += v;
+      squares += v * v;
+    }
+    return { sum, squares };
+  }
+
+  #grow(): void {
+    if (this.#capacity === this.#limit) throw new RangeError('RecentValues is full');
+    const capacity = Math.min(this.#limit, Math.max(FIRST_CAPACITY, 2 * this.#capacity));
+    const slots = new Float64Array(2 * capacity);
+    for (let i = 0; i < this.#length; i++) {
+      const at = this.#at(i);
+      slots[i] = this.#slots[at] as number;
+      slots[capacity + i] = this.#slots[this.#capacity + at] as number;
+    }
+    this.#slots = slots;
+    this.#capacity = capacity;
+    this.#start = 0;
+  }
+
+  #at(i: number): number {
+    const at = this.#start + i;
+    return at >= this.#capacity ? at - this.#capacity : at;
+  }
+}
+
+const NONE = new Float64Array(0);
+const FIRST_CAPACITY = 8;
