@@ -405,7 +405,9 @@ async function e2e(context: SuiteContext): Promise<string | undefined> {
   const raw = await rawXaddPipelineCase(context, SUITE, jsons, rawTargets);
   context.record(raw);
   await context.redis.client.del(RAW_STREAM);
-  for (const layout of ['start', 'separate'] as const) {
+  // BENCH_SCALE_E2E_LAYOUTS: `start`, `separate` or both (default), to repeat one layout's runs.
+  const layouts = (process.env.BENCH_SCALE_E2E_LAYOUTS ?? 'start,separate').split(',');
+  for (const layout of (['start', 'separate'] as const).filter((l) => layouts.includes(l))) {
     await context.redis.flush();
     await e2eLayout(context, layout, nodes, raw.readingsPerSec);
   }
