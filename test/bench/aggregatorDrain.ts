@@ -44,7 +44,11 @@ export async function aggregatorDrain(total: number, nodes: number, url?: string
       const used = process.cpuUsage(cpu);
       await aggregator.stop();
       // The aggregator runs in this process: its CPU while it drains, ioredis included (Redis' own is not).
-      return { load: (loaded - started) / 1000, apply: (finished - loaded) / 1000, cpu: used.user + used.system };
+      return {
+        load: (loaded - started) / 1000,
+        apply: (finished - loaded) / 1000,
+        cpu: used.user + used.system,
+      };
     };
     await fill(0);
     const cold = await drain();

@@ -47,6 +47,13 @@ function restoreWindows(
   return { flow_rate: windows('flow_rate'), pressure: windows('pressure') };
 }
 
+/**
+ * The types whose rules ran for the reading being observed: one Set for
+ * every detector (a Set per reading cost the hot path, one per node ~170
+ * bytes); observe runs to its end before another starts, and the lifecycle
+ * does not keep it.
+ */
+const EVALUATED = new Set<AnomalyType>();
 const NOT_EXAMINED: Observation = Object.freeze({ events: [], breaches: [], score: 0, examined: false });
 const MEASURED = ['flow_rate', 'pressure'] as const;
 /** A score's bytes in the persisted doubles. */
@@ -104,8 +111,6 @@ export class NodeDetector {
   /** The σ rule's window per measurement. */
   readonly #windows: Record<Measured, RecentValues>;
   readonly #lifecycle: AnomalyLifecycle;
-  /** Reused for every reading: the types whose rules ran (a Set per reading costs the hot path). */
-  readonly #evaluated = new Set<AnomalyType>();
   /** Running sums of each σ window (derived, not persisted: recomputed on load). */
   readonly #sums: Record<Measured, { sum: number; squares: number; updates: number } | undefined> = {
     flow_rate: undefined,
@@ -205,7 +210,7 @@ export class NodeDetector {
     if (s.last !== undefined && t <= s.last) return NOT_EXAMINED;
     if (reading.node_type !== undefined) s.nodeType = reading.node_type;
     const breaches: Breach[] = [];
-    const evaluated = this.#evaluated;
+    const evaluated = EVALUATED;
     evaluated.clear();
     evaluated.add('offline');
     if (s.last !== undefined) {

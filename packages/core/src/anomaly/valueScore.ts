@@ -187,12 +187,14 @@ const VIEW_WEEKLY = 3;
 const VIEW_PATTERN = 4;
 const PATTERN_HISTOGRAM = 8;
 
+/** The pattern view's input: scratch shared by every score (observe runs to its end before another starts). */
+const PATTERN_SCRATCH = new Float64Array(PATTERN_INPUT);
+
 export class ValueScore {
   /** The whole state: persist these bytes, and pass them back to resume. */
   readonly bytes: Uint8Array;
   readonly #d: Float64Array;
   readonly #f: Float32Array;
-  readonly #c: Uint8Array;
   /**
    * Level 1 of the last reading: −log10 of its tail probability, corrected
    * for the number of tests (2 = 1 in 100); 0 in the warm-up and whenever
@@ -212,14 +214,12 @@ export class ValueScore {
    * not part of it): the tail's sum starts there instead of at the top, and
    * skipping empty bins changes no sum.
    */
-  readonly #highest = new Int8Array(HISTOGRAMS);
+  readonly #highest: Int8Array;
   /**
    * The pattern view's surprise for the last reading (−log10 p, corrected
    * like `surprise` for one test more); 0 until it has ranked enough.
    */
   patternSurprise = 0;
-  /** The pattern view's input (scratch, not state). */
-  readonly #input = new Float64Array(PATTERN_INPUT);
   /** The two statistics of the last view stepped (scratch, not state). */
   #point = 0;
   #short = 0;
@@ -229,11 +229,13 @@ export class ValueScore {
     if (bytes !== undefined && bytes.length !== VALUE_SCORE_BYTES) {
       throw new RangeError(`a ValueScore state is ${VALUE_SCORE_BYTES} bytes, got ${bytes.length}`);
     }
-    const buffer = new ArrayBuffer(VALUE_SCORE_BYTES);
-    this.bytes = new Uint8Array(buffer);
+    // One buffer for the state and the derived #highest: a typed array's own
+    // buffer costs ~100 bytes of heap besides its contents, at 100,000 nodes × 2.
+    const buffer = new ArrayBuffer(VALUE_SCORE_BYTES + HISTOGRAMS);
+    this.bytes = new Uint8Array(buffer, 0, VALUE_SCORE_BYTES);
     this.#d = new Float64Array(buffer, 0, DOUBLES);
     this.#f = new Float32Array(buffer, FLOATS_OFFSET, FLOATS);
-    this.#c = new Uint8Array(buffer, COUNTS_OFFSET, COUNTS);
+    this.#highest = new Int8Array(buffer, VALUE_SCORE_BYTES, HISTOGRAMS);
     if (bytes !== undefined) this.bytes.set(bytes);
     else for (let h = 0; h < HISTOGRAMS; h++) this.#d[HISTOGRAMS_AT + 2 * h + 1] = 1;
     for (let h = 0; h < HISTOGRAMS; h++) {
@@ -402,7 +404,7 @@ export class ValueScore {
     if ((d[PATTERN_FILLED] as number) < PATTERN_WINDOW) return -1;
     const low = d[LOW] as number;
     const range = (d[HIGH] as number) - low;
-    const input = this.#input;
+    const input = PATTERN_SCRATCH;
     for (let i = 0; i < PATTERN_WINDOW; i++) {
       const a = range > 0 ? ((d[PATTERN_RING + ((next + i) % PATTERN_WINDOW)] as number) - low) / range : 0.5;
       input[i] = a;
@@ -524,9 +526,9 @@ export class ValueScore {
   ): number {
     const d = this.#d;
     const f = this.#f;
-    const c = this.#c;
+    const c = this.bytes;
     const bucket = Math.floor((((t + offset) % period) / period) * buckets) % buckets;
-    const visited = c[countsAt + bucket] as number;
+    const visited = c[COUNTS_OFFSET + countsAt + bucket] as number;
     const seasonal = visited > 0 ? (f[floatsAt + bucket] as number) : 0;
     const level = d[levelAt] as number;
     const error = x - level - seasonal;
@@ -534,7 +536,7 @@ export class ValueScore {
     const nextLevel = level + PROFILE_LEVEL_RATE * (x - seasonal - level);
     d[levelAt] = nextLevel;
     f[floatsAt + bucket] = seasonal + Math.max(PROFILE_RATE, 1 / (visited + 1)) * (x - nextLevel - seasonal);
-    if (visited < 255) c[countsAt + bucket] = visited + 1;
+    if (visited < 255) c[COUNTS_OFFSET + countsAt + bucket] = visited + 1;
     return error;
   }
 

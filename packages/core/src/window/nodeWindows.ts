@@ -1,7 +1,7 @@
 import type { Range } from '../ranges.ts';
 import type { Reading } from '../reading.ts';
 import { emptyPane, FULL_LAYOUT, mergePane, PANE, SERIES, SERIES_LAYOUT } from './pane.ts';
-import { PaneRing } from './paneRing.ts';
+import { PaneRing, type RingShape, ringShape } from './paneRing.ts';
 import { PANE_SIZES, RING_OF_RANGE, RINGS, SERIES_RING, type WindowBounds, windowBounds } from './windows.ts';
 
 export interface LatestValues {
@@ -32,6 +32,20 @@ export interface HourlyPoint {
   readonly at: number;
   readonly flow: number | undefined;
   readonly pressure: number | undefined;
+}
+
+/** The rings' shapes for each `aheadMs` in use (one, from the configuration), shared by every node. */
+const SHAPES = new Map<number, readonly RingShape[]>();
+
+function shapesFor(aheadMs: number): readonly RingShape[] {
+  let shapes = SHAPES.get(aheadMs);
+  if (shapes === undefined) {
+    shapes = RINGS.map(({ paneMs, history, series }) =>
+      ringShape(paneMs, history, Math.ceil(aheadMs / paneMs), series ? SERIES_LAYOUT : FULL_LAYOUT),
+    );
+    SHAPES.set(aheadMs, shapes);
+  }
+  return shapes;
 }
 
 /** The windows' coarsest ring: its reach is the live horizon. */
@@ -65,10 +79,7 @@ export class NodeWindows {
   constructor(nodeId: string, aheadMs: number) {
     this.nodeId = nodeId;
     this.#aheadMs = aheadMs;
-    this.rings = RINGS.map(
-      ({ paneMs, history, series }) =>
-        new PaneRing(paneMs, history, Math.ceil(aheadMs / paneMs), series ? SERIES_LAYOUT : FULL_LAYOUT),
-    );
+    this.rings = shapesFor(aheadMs).map((shape) => new PaneRing(shape));
   }
 
   add(reading: Reading, now: number): AddOutcome {

@@ -29,12 +29,8 @@ function slotOf(pane: number, capacity: number): number {
  * slots per ring, not the 30 days' worth.
  */
 export class PaneRing {
-  readonly paneMs: number;
-  readonly history: number;
-  readonly ahead: number;
-  readonly maxCapacity: number;
-  readonly layout: PaneLayout;
-  readonly width: number;
+  /** Shared by every node's ring of this size (six fields a ring, at 100,000 nodes × 6 rings). */
+  readonly shape: RingShape;
   /** Pane number held by each slot, EMPTY when none. */
   numbers: Int32Array;
   data: Float64Array;
@@ -48,15 +44,34 @@ export class PaneRing {
    */
   #change = UNCHANGED;
 
-  constructor(paneMs: number, history: number, ahead: number, layout: PaneLayout = FULL_LAYOUT) {
-    this.paneMs = paneMs;
-    this.history = history;
-    this.ahead = ahead;
-    this.maxCapacity = history + 1 + ahead;
-    this.layout = layout;
-    this.width = layout.width;
+  constructor(shape: RingShape) {
+    this.shape = shape;
     this.numbers = NO_NUMBERS;
     this.data = NO_DATA;
+  }
+
+  get paneMs(): number {
+    return this.shape.paneMs;
+  }
+
+  get history(): number {
+    return this.shape.history;
+  }
+
+  get ahead(): number {
+    return this.shape.ahead;
+  }
+
+  get maxCapacity(): number {
+    return this.shape.maxCapacity;
+  }
+
+  get layout(): PaneLayout {
+    return this.shape.layout;
+  }
+
+  get width(): number {
+    return this.shape.width;
   }
 
   get capacity(): number {
@@ -191,9 +206,11 @@ export class PaneRing {
   }
 
   #grow(capacity: number): void {
-    const numbers = new Int32Array(capacity).fill(EMPTY);
-    const data = new Float64Array(capacity * this.width);
     const width = this.width;
+    // Both in one buffer: a typed array's own buffer costs ~100 bytes of heap besides its contents.
+    const buffer = new ArrayBuffer(capacity * (width * 8 + 4));
+    const data = new Float64Array(buffer, 0, capacity * width);
+    const numbers = new Int32Array(buffer, capacity * width * 8, capacity).fill(EMPTY);
     for (let old = 0; old < this.numbers.length; old++) {
       const pane = this.numbers[old] as number;
       if (pane === EMPTY) continue;
@@ -207,6 +224,26 @@ export class PaneRing {
     this.numbers = numbers;
     this.data = data;
   }
+}
+
+/** A ring's size and reach: `history` panes behind the current one, `ahead` beyond it. */
+export interface RingShape {
+  readonly paneMs: number;
+  readonly history: number;
+  readonly ahead: number;
+  /** history + 1 + ahead. */
+  readonly maxCapacity: number;
+  readonly layout: PaneLayout;
+  readonly width: number;
+}
+
+export function ringShape(
+  paneMs: number,
+  history: number,
+  ahead: number,
+  layout: PaneLayout = FULL_LAYOUT,
+): RingShape {
+  return { paneMs, history, ahead, maxCapacity: history + 1 + ahead, layout, width: layout.width };
 }
 
 export type MergeFn = (dst: Float64Array, to: number, src: Float64Array, from: number) => void;
