@@ -202,57 +202,71 @@ export class BatchApplier {
 
     const replayed = new Set<string>();
     const byNode = this.#byNode;
-    byNode.clear();
-    let created = 0;
-    for (const [e, entry] of sorted.ready.entries()) {
-      work.acks.push(entry.id);
-      if (mark !== undefined && compareEntryIds(entry.id, mark) <= 0) {
-        // Delivered again (`streamgauge replay`): its readings are in the
-        // state already. Its nodes' keys are written again instead, which
-        // restores keys wiped or lost meanwhile.
-        counters.replayed++;
+    try {
+      let created = 0;
+      for (const [e, entry] of sorted.ready.entries()) {
+        work.acks.push(entry.id);
+        if (mark !== undefined && compareEntryIds(entry.id, mark) <= 0) {
+          // Delivered again (`streamgauge replay`): its readings are in the
+          // state already. Its nodes' keys are written again instead, which
+          // restores keys wiped or lost meanwhile.
+          counters.replayed++;
+          for (const reading of entry.readings) {
+            if (this.#live.nodes.get(reading.node_id)?.shard === state) replayed.add(reading.node_id);
+          }
+          continue;
+        }
         for (const reading of entry.readings) {
-          if (this.#live.nodes.get(reading.node_id)?.shard === state) replayed.add(reading.node_id);
-        }
-        continue;
-      }
-      for (const reading of entry.readings) {
-        counters.readings++;
-        let node = this.#live.nodes.get(reading.node_id);
-        if (node === undefined) {
-          if (++created % APPLY_CHUNK === 0 && !(await this.#yield(state))) return undefined;
-          node = this.#live.newNode(reading.node_id, state);
-          this.#live.nodes.set(reading.node_id, node);
-          work.added.push(reading.node_id);
-        }
-        byNode.add(node, reading, e);
-      }
-    }
-    // Node by node (see ReadingsByNode): the windows, then the detectors.
-    let sinceYield = 0;
-    for (let g = 0; g < byNode.size; g++) {
-      const node = byNode.node(g);
-      for (let at = byNode.first(g); at >= 0; at = byNode.next(at)) {
-        if (++sinceYield > APPLY_CHUNK) {
-          sinceYield = 0;
-          if (!(await this.#yield(state))) return undefined;
-        }
-        const result = node.windows.add(byNode.reading(at), now);
-        if (result === 'applied') {
-          counters.applied++;
-          this.#applied.push(at);
-        } else if (result === 'too_late') {
-          counters.too_late++;
-        } else {
-          counters.too_early++;
+          counters.readings++;
+          let node = this.#live.nodes.get(reading.node_id);
+          if (node === undefined) {
+            if (++created % APPLY_CHUNK === 0 && !(await this.#yield(state))) return undefined;
+            node = this.#live.newNode(reading.node_id, state);
+            this.#live.nodes.set(reading.node_id, node);
+            work.added.push(reading.node_id);
+          }
+          byNode.add(node, reading, e);
         }
       }
-      if (this.#applied.length > 0) {
+      // Node by node (see ReadingsByNode): the windows, then the detectors.
+      let sinceYield = 0;
+      for (let g = 0; g < byNode.size; g++) {
+        const node = byNode.node(g);
+        for (let at = byNode.first(g); at >= 0; at = byNode.next(at)) {
+          if (++sinceYield > APPLY_CHUNK) {
+            sinceYield = 0;
+            if (!(await this.#yield(state))) return undefined;
+          }
+          const result = node.windows.add(byNode.reading(at), now);
+          if (result === 'applied') {
+            counters.applied++;
+            this.#applied.push(at);
+          } else if (result === 'too_late') {
+            counters.too_late++;
+          } else {
+            counters.too_early++;
+          }
+        }
+        if (this.#applied.length === 0) continue;
         changed.add(node.windows.nodeId);
-        this.#detect(node, byNode, work);
+        // A node with thousands of readings in the slice yields between its entries' runs as well.
+        for (let from = 0; from < this.#applied.length; ) {
+          const to = this.#detect(node, byNode, work, from, APPLY_CHUNK - sinceYield);
+          sinceYield += to - from;
+          from = to;
+          if (sinceYield > APPLY_CHUNK) {
+            sinceYield = 0;
+            if (!(await this.#yield(state))) return undefined;
+          }
+        }
+        this.#applied.length = 0;
       }
+    } finally {
+      // Nothing of a slice dropped half-way (a lost lease) is left for the
+      // next: no reading indices of this one, no references to its nodes.
+      byNode.clear();
+      this.#applied.length = 0;
     }
-    byNode.clear();
 
     // A node created by readings that were all too late or too early has
     // nothing to show: it is not kept or listed until one of its readings counts.
@@ -368,11 +382,14 @@ export class BatchApplier {
     node: LiveNode,
     byNode: ReadingsByNode<LiveNode>,
     work: { detected: Set<string>; events: AnomalyEvent[] },
-  ): void {
+    from: number,
+    budget: number,
+  ): number {
     const applied = this.#applied;
     const timestamp = (at: number) => byNode.reading(at).timestamp;
-    let examined = false;
-    for (let start = 0; start < applied.length; ) {
+    let start = from;
+    // Whole entries' runs, at least one, until `budget` readings are observed; returns where it stopped.
+    do {
       const entry = byNode.entry(applied[start] as number);
       let end = start + 1;
       let inOrder = true;
@@ -386,13 +403,12 @@ export class BatchApplier {
       }
       for (let k = start; k < end; k++) {
         const observed = node.detector.observe(byNode.reading(applied[k] as number));
-        if (observed.examined) examined = true;
+        if (observed.examined) work.detected.add(node.windows.nodeId);
         if (observed.events.length > 0) work.events.push(...observed.events);
       }
       start = end;
-    }
-    if (examined) work.detected.add(node.windows.nodeId);
-    applied.length = 0;
+    } while (start < applied.length && start - from < budget);
+    return start;
   }
 }
 
