@@ -84,7 +84,8 @@ export function checkOwnership(
   reading: Reading,
   newNodesPerHour: number,
 ): string | undefined {
-  const node = JSON.stringify(reading.node_id);
+  // Quoted as JSON would: a valid id holds nothing to escape (and this runs for every reading).
+  const node = `"${reading.node_id}"`;
   if (owner.gateway !== undefined && owner.gateway !== gateway.name) {
     return `node_id: ${node} belongs to gateway ${JSON.stringify(owner.gateway)}, which names it in its scope`;
   }

@@ -70,6 +70,32 @@ describe('ReadingLog', () => {
     ]);
   });
 
+  it('keeps the right readings when a request interleaves nodes and hours', async () => {
+    const log = new ReadingLog(db.client, options);
+    await log.append([reading('A', 5), reading('B', 70), reading('C', 2)], 'gw');
+    // Three nodes over two hours, interleaved; the script gets them grouped by hour and node.
+    const batch = [
+      reading('B', 70, 100),
+      reading('A', 1, 101),
+      reading('B', 5, 102),
+      reading('A', 5, 103),
+      reading('C', 70, 104),
+      reading('A', 70, 105),
+      reading('B', 70, 106),
+      reading('C', 2, 107),
+      reading('A', 1, 108),
+    ];
+    expect(await log.append(batch, 'gw')).toEqual({ accepted: 4, duplicates: 5 });
+    const entries = await db.client.xrange('readings', '-', '+');
+    expect(decodeEntry(...(entries[1] as [string, string[]])).readings).toEqual([
+      batch[1],
+      batch[2],
+      batch[4],
+      batch[5],
+    ]);
+    expect(await log.append(batch, 'gw')).toEqual({ accepted: 0, duplicates: 9 });
+  });
+
   it('appends nothing and writes no entry when everything is a duplicate', async () => {
     const log = new ReadingLog(db.client, options);
     await log.append([reading('A', 1)], 'gw');
@@ -137,6 +163,15 @@ describe('ReadingLog', () => {
         1,
       );
       expect(await log.append([old], 'gw')).toEqual({ accepted: 0, duplicates: 1 });
+      // Two nodes interleaved in one hour: each is checked against its own set, and what is new goes into it.
+      const setOf = (node: string) => `seen:{readings}:${node}:${hour / HOUR}`;
+      const oldB = reading('B', 6);
+      await client.sadd(setOf('B'), String(oldB.timestamp % HOUR));
+      const [newA, newB] = [reading('A', 3), reading('B', 3)];
+      expect(await log.append([oldB, newA, old, newB], 'gw')).toEqual({ accepted: 2, duplicates: 2 });
+      expect(await client.smembers(setOf('A'))).toHaveLength(3);
+      expect(await client.sismember(setOf('B'), String(newB.timestamp % HOUR))).toBe(1);
+      expect(await client.scard(setOf('B'))).toBe(2);
       // One node's 9,000 readings of an hour in one request: more than Lua unpacks at once.
       const many = Array.from({ length: 9_000 }, (_, i) => ({ node_id: 'A', timestamp: hour + 10 + i }));
       expect(await log.append(many, 'gw')).toEqual({ accepted: 9_000, duplicates: 0 });

@@ -69,7 +69,7 @@ export class DedupeSets {
     for (const [position, reading] of readings.entries()) hours.add(reading, position + 1);
     await runScript(this.#redis, 'markSeen', hours.keys(), [
       Math.ceil(this.#horizonMs / 1000),
-      ...hours.nodeArgs(false),
+      ...hours.hourArgs(false),
     ]);
   }
 }
@@ -84,11 +84,13 @@ function holdsOffset(held: Buffer | null, offset: number): boolean {
 /**
  * One request's readings of a shard, grouped as the dedupe hashes hold
  * them: by event-time hour, then node, each reading's offset and its
- * position (1-based) in the request.
+ * position (1-based) in the request. Packed for the scripts a few arguments
+ * an hour, not a few a node (`include/seenHours.lua` unpacks them): a
+ * script argument costs ioredis, Redis' parser and Lua each an object.
  */
 export class SeenHours {
   readonly #shard: ShardKeys;
-  readonly #hours = new Map<number, Map<string, { offsets: number[]; positions: number[] }>>();
+  readonly #hours = new Map<number, HourReadings>();
 
   constructor(shard: ShardKeys) {
     this.#shard = shard;
@@ -96,55 +98,101 @@ export class SeenHours {
 
   add(reading: Pick<Reading, 'node_id' | 'timestamp'>, position: number): void {
     const { bucket, offset } = identityOf(reading);
-    let nodes = this.#hours.get(bucket);
-    if (nodes === undefined) {
-      nodes = new Map();
-      this.#hours.set(bucket, nodes);
+    let hour = this.#hours.get(bucket);
+    if (hour === undefined) {
+      hour = new HourReadings();
+      this.#hours.set(bucket, hour);
     }
-    let node = nodes.get(reading.node_id);
-    if (node === undefined) {
-      node = { offsets: [], positions: [] };
-      nodes.set(reading.node_id, node);
-    }
-    node.offsets.push(offset);
-    node.positions.push(position);
+    hour.add(reading.node_id, offset, position);
   }
 
   get hourCount(): number {
     return this.#hours.size;
   }
 
-  /** The hashes, one per hour, in the order of `nodeArgs`. */
+  /** The hashes, one per hour, in the order of `hourArgs`. */
   keys(): string[] {
     return [...this.#hours.keys()].map((bucket) => this.#shard.seen(bucket));
   }
 
-  /** The sets of the layout before, one per node and hour, in the order of `nodeArgs`. */
+  /** The sets of the layout before, one per node and hour, in the order of `hourArgs`. */
   keysBefore(): string[] {
     const keys: string[] = [];
-    for (const [bucket, nodes] of this.#hours) {
-      for (const node of nodes.keys()) keys.push(this.#shard.seenBefore({ nodeId: node, bucket, offset: 0 }));
+    for (const [bucket, hour] of this.#hours) {
+      for (const node of hour.nodes) keys.push(this.#shard.seenBefore({ nodeId: node, bucket, offset: 0 }));
     }
     return keys;
   }
 
   /**
-   * Per hour: its node count, then per node its id and packed offsets; with
-   * `positions`, their packed positions too; with `beforeKeysFrom`, the
-   * index in KEYS of the node's set of the layout before (numbered from it).
+   * Per hour, three arguments: its node ids joined by a line feed (an id
+   * never holds one: see `isNodeId`); each node's count of readings (packed
+   * int32), or an empty string when every node has one; their offsets,
+   * grouped by node in that order (packed int32). With `positions`, a
+   * fourth: the readings' positions, in the order of the offsets.
    */
-  nodeArgs(positions: boolean, beforeKeysFrom?: number): ScriptArgument[] {
+  hourArgs(positions: boolean): ScriptArgument[] {
     const args: ScriptArgument[] = [];
-    let before = beforeKeysFrom;
-    for (const nodes of this.#hours.values()) {
-      args.push(nodes.size);
-      for (const [node, readings] of nodes) {
-        args.push(node, packInt32(readings.offsets));
-        if (positions) args.push(packInt32(readings.positions));
-        if (before !== undefined) args.push(before++);
+    for (const hour of this.#hours.values()) hour.pushArgs(args, positions);
+    return args;
+  }
+}
+
+/** One hour's readings of a request, as `SeenHours.hourArgs` packs them. */
+class HourReadings {
+  readonly nodes: string[] = [];
+  readonly #slots = new Map<string, number>();
+  readonly #counts: number[] = [];
+  /** Per reading, in the order added: its node's slot, offset and position. */
+  readonly #slotOf: number[] = [];
+  readonly #offsets: number[] = [];
+  readonly #positions: number[] = [];
+
+  add(node: string, offset: number, position: number): void {
+    let slot = this.#slots.get(node);
+    if (slot === undefined) {
+      if (node.includes('\n')) throw new Error(`node id ${JSON.stringify(node)} holds a line feed`);
+      slot = this.nodes.length;
+      this.#slots.set(node, slot);
+      this.nodes.push(node);
+      this.#counts.push(0);
+    }
+    this.#counts[slot] = (this.#counts[slot] as number) + 1;
+    this.#slotOf.push(slot);
+    this.#offsets.push(offset);
+    this.#positions.push(position);
+  }
+
+  pushArgs(args: ScriptArgument[], withPositions: boolean): void {
+    const n = this.#offsets.length;
+    const offsets = Buffer.allocUnsafe(4 * n);
+    const positions = withPositions ? Buffer.allocUnsafe(4 * n) : undefined;
+    let counts: ScriptArgument = '';
+    if (this.nodes.length === n) {
+      // One reading a node (a gateway's usual request): already grouped.
+      for (let i = 0; i < n; i++) {
+        offsets.writeInt32LE(this.#offsets[i] as number, 4 * i);
+        positions?.writeInt32LE(this.#positions[i] as number, 4 * i);
+      }
+    } else {
+      counts = packInt32(this.#counts);
+      // Where each node's readings start, then each reading in its place (a stable counting sort).
+      const next = new Array<number>(this.nodes.length);
+      let at = 0;
+      for (let slot = 0; slot < this.nodes.length; slot++) {
+        next[slot] = at;
+        at += this.#counts[slot] as number;
+      }
+      for (let i = 0; i < n; i++) {
+        const slot = this.#slotOf[i] as number;
+        const to = next[slot] as number;
+        next[slot] = to + 1;
+        offsets.writeInt32LE(this.#offsets[i] as number, 4 * to);
+        positions?.writeInt32LE(this.#positions[i] as number, 4 * to);
       }
     }
-    return args;
+    args.push(this.nodes.join('\n'), counts, offsets);
+    if (positions !== undefined) args.push(positions);
   }
 }
 

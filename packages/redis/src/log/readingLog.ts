@@ -173,22 +173,20 @@ class ShardBatch {
   /** The script's arguments from ARGV[5] on (appendReadings.lua). */
   args(before: boolean): ScriptArgument[] {
     const json = this.#json;
-    // Where each reading starts in the array, in bytes (Lua's strings are bytes), 1-based.
+    const payload = `[${json.join(',')}]`;
+    // Where each reading starts in the array, in bytes (Lua's strings are
+    // bytes), 1-based. Characters are bytes when the whole array is ASCII
+    // (the usual case: ids are, numbers are), which one count tells.
+    const ascii = Buffer.byteLength(payload) === payload.length;
     const starts = Buffer.allocUnsafe((json.length + 1) * 4);
     let at = 2;
     for (let i = 0; i < json.length; i++) {
       starts.writeInt32LE(at, i * 4);
-      at += Buffer.byteLength(json[i] as string) + 1;
+      const reading = json[i] as string;
+      at += (ascii ? reading.length : Buffer.byteLength(reading)) + 1;
     }
     starts.writeInt32LE(at, json.length * 4);
     const hours = this.#hours.hourCount;
-    return [
-      json.length,
-      `[${json.join(',')}]`,
-      starts,
-      hours,
-      before ? '1' : '0',
-      ...this.#hours.nodeArgs(true, before ? 2 + hours : undefined),
-    ];
+    return [json.length, payload, starts, hours, before ? '1' : '0', ...this.#hours.hourArgs(true)];
   }
 }

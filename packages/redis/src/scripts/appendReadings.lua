@@ -27,18 +27,18 @@
 -- ARGV[7]   where each reading's JSON starts in ARGV[6] (1-based bytes), then
 --           #ARGV[6] + 1: n + 1 packed little-endian int32
 -- ARGV[8]   h, the number of dedupe hashes
--- ARGV[9]   '1' when KEYS holds sets of the layout before, else '0'
--- ARGV[10..] per hash, in KEYS order: a count g of nodes, then per node its
---           id, its readings' offsets in the hour (packed int32), their
---           positions in the request (1-based, packed int32) and, with
---           ARGV[9] = '1', the index in KEYS of its set of the layout before
+-- ARGV[9]   '1' when KEYS holds sets of the layout before (one per node of
+--           each hour, in the order of the ids below), else '0'
+-- ARGV[10..] per hash, in KEYS order, four arguments (SeenHours.hourArgs):
+--           its node ids joined by a line feed, each node's count of
+--           readings (packed int32; empty when each has one), their offsets
+--           in the hour grouped by node (packed int32), and their positions
+--           in the request (1-based, packed int32) in the same order
 -- Returns { accepted, duplicates, entry id or false }, or the error
 -- 'STREAM_FULL <bytes held> <bound>'.
 
---@include argvCursor
 --@include seenHours
 
-local take = argv_cursor(10)
 local hours = tonumber(ARGV[8])
 local layoutBefore = ARGV[9] == '1'
 local dropped, duplicates = {}, 0
@@ -48,22 +48,24 @@ local writes = {}
 -- upgrade (or back after a rollback), reads only those.
 local writesBefore = {}
 
+local setAt = hours + 2 -- the next node's set of the layout before, in KEYS
 for k = 2, hours + 1 do
-  local g = tonumber(take())
-  local nodes, offsets, positions, sets = {}, {}, {}, {}
-  for j = 1, g do
-    nodes[j], offsets[j], positions[j] = take(), take(), take()
-    if layoutBefore then sets[j] = KEYS[tonumber(take())] end
-  end
+  local arg = 10 + 4 * (k - 2)
+  local nodes, offsets, firsts = hour_nodes(ARGV[arg], ARGV[arg + 1], ARGV[arg + 2])
+  local positions = ARGV[arg + 3]
   local held = call_per_item('HMGET', KEYS[k], nodes)
   local updates = {}
-  for j = 1, g do
-    local old = nil
-    if layoutBefore then old = call_per_item('SMISMEMBER', sets[j], offset_numbers(offsets[j])) end
+  for j = 1, #nodes do
+    local old, set = nil, nil
+    if layoutBefore then
+      set = KEYS[setAt]
+      setAt = setAt + 1
+      old = call_per_item('SMISMEMBER', set, offset_numbers(offsets[j]))
+    end
     local added, repeats = fresh_offsets(held[j], offsets[j], old)
-    if layoutBefore and #added > 0 then writesBefore[sets[j]] = offset_numbers(added) end
+    if layoutBefore and #added > 0 then writesBefore[set] = offset_numbers(added) end
     for _, r in ipairs(repeats) do
-      dropped[struct.unpack('<i4', positions[j], 4 * r + 1)] = true
+      dropped[struct.unpack('<i4', positions, 4 * (firsts[j] + r) + 1)] = true
       duplicates = duplicates + 1
     end
     if #added > 0 then

@@ -5,25 +5,21 @@
 --
 -- KEYS[1..]  the dedupe hashes (seen:{tag}:<hour>), distinct
 -- ARGV[1]    dedupe horizon, seconds
--- ARGV[2..]  per hash, in KEYS order: a count g of nodes, then per node its
---            id and its readings' offsets in the hour (packed int32)
+-- ARGV[2..]  per hash, in KEYS order, three arguments (SeenHours.hourArgs):
+--            its node ids joined by a line feed, each node's count of
+--            readings (packed int32; empty when each has one), and their
+--            offsets in the hour grouped by node (packed int32)
 -- Returns the number of offsets that were new.
 
---@include argvCursor
 --@include seenHours
 --@include slices
 
-local take = argv_cursor(2)
 local marked = 0
 for k = 1, #KEYS do
-  local g = tonumber(take())
-  local nodes, offsets = {}, {}
-  for j = 1, g do
-    nodes[j], offsets[j] = take(), take()
-  end
+  local nodes, offsets = hour_nodes(ARGV[3 * k - 1], ARGV[3 * k], ARGV[3 * k + 1])
   local held = call_per_item('HMGET', KEYS[k], nodes)
   local updates = {}
-  for j = 1, g do
+  for j = 1, #nodes do
     local added = fresh_offsets(held[j], offsets[j], nil)
     if #added > 0 then
       marked = marked + #added / 4

@@ -4,6 +4,31 @@
 -- hour costs one HMGET, one HSET and one EXPIRE per request and hour, where a
 -- set per node and hour cost three calls per node.
 
+-- One hour's readings as SeenHours.hourArgs packs them: `ids`, the node ids
+-- joined by a line feed; `counts`, each node's count of readings (packed
+-- int32), empty when every node has one; `offsets`, their offsets grouped by
+-- node (packed int32). Returns the node ids, each node's packed offsets, and
+-- the 0-based index of each node's first offset (for a positions list packed
+-- in the same order).
+local function hour_nodes(ids, counts, offsets)
+  local nodes, packed, firsts = {}, {}, {}
+  local one = #counts == 0
+  local from, at, j = 1, 0, 0
+  local last = #ids
+  while from <= last do
+    local stop = string.find(ids, '\n', from, true) or (last + 1)
+    j = j + 1
+    nodes[j] = string.sub(ids, from, stop - 1)
+    local m = 1
+    if not one then m = struct.unpack('<i4', counts, 4 * j - 3) end
+    firsts[j] = at
+    packed[j] = string.sub(offsets, 4 * at + 1, 4 * (at + m))
+    at = at + m
+    from = stop + 1
+  end
+  return nodes, packed, firsts
+end
+
 -- Whether the packed offsets `held` contain the 4-byte `offset` (at a
 -- multiple of 4: a match straddling two offsets is no match).
 local function holds_offset(held, offset)
