@@ -70,7 +70,13 @@ export {
   limitsOf,
 } from './gateway.ts';
 export type { ReadingIdentity } from './identity.ts';
-export { IDENTITY_BUCKET_MS, identityLabel, identityOf } from './identity.ts';
+export {
+  IDENTITY_BUCKET_MS,
+  IDENTITY_SLOT_MS,
+  identityLabel,
+  identityOf,
+  identitySlotOf,
+} from './identity.ts';
 export type { ShardKeys } from './keys.ts';
 export {
   AGGREGATOR_REPLICAS,

@@ -43,16 +43,25 @@ export interface ShardKeys {
   /** Which aggregator replica owns the shard (a string with a TTL): only it may commit. */
   readonly lease: string;
   /**
-   * The identities accepted in one event-time hour (`bucket`, epoch ms) on
-   * this shard: a hash, node id → the readings' offsets in the hour, packed.
+   * The identities accepted in one dedupe slot (`slot`, its number: see
+   * `identitySlotOf`) on this shard: a hash, node id → the readings'
+   * offsets in the slot, packed.
    */
-  seen(bucket: number): string;
+  seen(slot: number): string;
+  /**
+   * Where the hour layout (the dedupe layout before the slots) kept an
+   * event-time hour (`bucket`, epoch ms): a hash, node id → offsets in the
+   * hour. Still read while such hashes may live (see DedupeSets).
+   */
+  seenHour(bucket: number): string;
+  /** Until when (epoch ms) hashes of the hour layout may hold identities: a string. */
+  readonly seenHoursUntil: string;
   /**
    * Where the layout before 2026-12-05 kept one node's hour: a set of
    * offsets. Still read while such sets may live (see DedupeSets).
    */
   seenBefore(identity: ReadingIdentity): string;
-  /** Until when (epoch ms) sets of the layout before may hold identities: a string. */
+  /** Until when (epoch ms) sets of the layout before 2026-12-05 may hold identities: a string. */
   readonly seenBeforeUntil: string;
   /** The aggregator's node ids of this shard (a set). */
   readonly aggregateNodes: string;
@@ -113,7 +122,9 @@ export function shardKeys(shard: number, shards: number): ShardKeys {
     streamRemoved: `{${tag}}:removed`,
     errors: `{${tag}}:errors`,
     lease: `{${tag}}:lease`,
-    seen: (bucket) => `${seenPrefix}${bucket / 3_600_000}`,
+    seen: (slot) => `${seenPrefix}s${slot}`,
+    seenHour: (bucket) => `${seenPrefix}${bucket / 3_600_000}`,
+    seenHoursUntil: `${seenPrefix}hours`,
     seenBefore: (id) => `${seenPrefix}${id.nodeId}:${id.bucket / 3_600_000}`,
     seenBeforeUntil: `${seenPrefix}before`,
     aggregateNodes: `${aggregatePrefix}nodes`,

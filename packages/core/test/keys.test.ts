@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { identityOf, readModelKeys, shardKeys, shardOf } from '../src/index.ts';
+import { identityOf, identitySlotOf, readModelKeys, shardKeys, shardOf } from '../src/index.ts';
 
 describe('key layout', () => {
   it('keeps the dashboard contract names', () => {
@@ -16,14 +16,19 @@ describe('key layout', () => {
     const one = shardKeys(0, 1);
     expect(one.stream).toBe('readings');
     const id = identityOf({ node_id: 'N1', timestamp: Date.UTC(2024, 0, 1, 5, 30) });
-    expect(one.seen(id.bucket)).toBe(`seen:{readings}:${Date.UTC(2024, 0, 1, 5) / 3_600_000}`);
+    expect(one.seen(identitySlotOf(Date.UTC(2024, 0, 1, 5, 30)).slot)).toBe(
+      `seen:{readings}:s${Date.UTC(2024, 0, 1, 5, 20) / 1_200_000}`,
+    );
+    expect(one.seenHour(id.bucket)).toBe(`seen:{readings}:${Date.UTC(2024, 0, 1, 5) / 3_600_000}`);
     expect(one.seenBefore(id)).toBe(`seen:{readings}:N1:${Date.UTC(2024, 0, 1, 5) / 3_600_000}`);
   });
 
   it('gives each of several shards its own hash tag', () => {
     const s3 = shardKeys(3, 8);
     expect(s3.stream).toBe('readings:{3}');
-    expect(s3.seen(3_600_000 * 500_000)).toBe('seen:{3}:500000');
+    expect(s3.seen(1_500_000)).toBe('seen:{3}:s1500000');
+    expect(s3.seenHour(3_600_000 * 500_000)).toBe('seen:{3}:500000');
+    expect(s3.seenHoursUntil).toBe('seen:{3}:hours');
     expect(s3.seenBefore(identityOf({ node_id: 'N', timestamp: 3_600_000 * 500_000 }))).toBe(
       'seen:{3}:N:500000',
     );
@@ -46,6 +51,12 @@ describe('key layout', () => {
       bucket: Date.UTC(2024, 0, 1, 5),
       offset: 30 * 60_000 + 15_007,
     });
+    // Dedupe slots: three an hour, none across two.
+    expect(identitySlotOf(ts)).toEqual({
+      slot: Date.UTC(2024, 0, 1, 5, 20) / 1_200_000,
+      offset: 10 * 60_000 + 15_007,
+    });
+    expect(identitySlotOf(Date.UTC(2024, 0, 1, 6) - 1).offset).toBe(1_199_999);
   });
 });
 

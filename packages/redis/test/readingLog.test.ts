@@ -1,10 +1,11 @@
-import { decodeEntry, ManualClock, type Reading } from '@streamgauge/core';
+import { decodeEntry, ManualClock, type Reading, shardKeys } from '@streamgauge/core';
 import { useRedis } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { ReadingLog, RedisUnavailableError, StreamFullError } from '../src/index.ts';
+import { DedupeSets, ReadingLog, RedisUnavailableError, StreamFullError } from '../src/index.ts';
 
 const HOUR = 3_600_000;
+const SLOT = 1_200_000;
 const NOW = Date.UTC(2026, 10, 25, 12);
 const db = useRedis({ flushEach: true });
 
@@ -184,12 +185,59 @@ describe('ReadingLog', () => {
     }
   });
 
+  it('consults the hour hashes of the layout before while they may live, and writes what it accepts into them too', async () => {
+    // A connection of its own: what a process learns of the layouts before, it learns once.
+    const client = new Redis(db.url);
+    try {
+      const clock = new ManualClock(NOW);
+      const hourKey = (r: Reading) => `seen:{readings}:${(r.timestamp - (r.timestamp % HOUR)) / HOUR}`;
+      const int32 = (...values: number[]) => {
+        const packed = Buffer.alloc(4 * values.length);
+        for (const [i, v] of values.entries()) packed.writeInt32LE(v, 4 * i);
+        return packed;
+      };
+      // Accepted by the version before: in the hour hash only.
+      const old = reading('A', 50);
+      await client.hset(hourKey(old), 'A', int32(old.timestamp % HOUR));
+      const log = new ReadingLog(client, { ...options, clock });
+      const fresh = reading('A', 49);
+      expect(await log.append([old, fresh], 'gw')).toEqual({ accepted: 1, duplicates: 1 });
+      expect(await client.get('seen:{readings}:hours')).toBe(String(NOW + 49 * HOUR));
+      // What is accepted meanwhile goes into the hour hash too: a replica of the version before finds it.
+      expect(await client.hgetBuffer(hourKey(old), 'A')).toEqual(
+        int32(old.timestamp % HOUR, fresh.timestamp % HOUR),
+      );
+      // One node in two slots of the same hour in one request: both reach the hour hash.
+      const [early, late] = [reading('B', 55), reading('B', 15)];
+      expect(await log.append([early, late, early], 'gw')).toEqual({ accepted: 2, duplicates: 1 });
+      expect(await client.hgetBuffer(hourKey(early), 'B')).toEqual(
+        int32(early.timestamp % HOUR, late.timestamp % HOUR),
+      );
+      // A redrive checks and marks there too.
+      const dedupe = new DedupeSets(client, shardKeys(0, 1), { horizonMs: options.dedupeHorizonMs, clock });
+      const redriven = reading('C', 30);
+      await client.hset(hourKey(redriven), 'C', int32(redriven.timestamp % HOUR));
+      expect(await dedupe.accepted([redriven, reading('C', 31), fresh])).toEqual([redriven, fresh]);
+      await dedupe.mark([reading('C', 31)]);
+      expect(await client.hgetBuffer(hourKey(redriven), 'C')).toEqual(
+        int32(redriven.timestamp % HOUR, reading('C', 31).timestamp % HOUR),
+      );
+      expect(await log.append([reading('C', 31)], 'gw')).toEqual({ accepted: 0, duplicates: 1 });
+      // Once they have all expired, they are no longer read.
+      clock.advance(49 * HOUR + 1);
+      expect(await log.append([old], 'gw')).toEqual({ accepted: 1, duplicates: 0 });
+    } finally {
+      client.disconnect();
+    }
+  });
+
   it('records that a Redis without sets of the layout before needs no look at them', async () => {
     const client = new Redis(db.url);
     try {
       const log = new ReadingLog(client, options);
       await log.prepare();
       expect(await client.get('seen:{readings}:before')).toBe('0');
+      expect(await client.get('seen:{readings}:hours')).toBe('0');
       // Looked at again after a horizon (48 h): a downgrade and an upgrade since would be seen.
       expect(await client.pttl('seen:{readings}:before')).toBeGreaterThan(48 * HOUR - 60_000);
       expect(await log.append([reading('A', 1)], 'gw')).toEqual({ accepted: 1, duplicates: 0 });
@@ -201,17 +249,18 @@ describe('ReadingLog', () => {
   it('remembers identities for the dedupe horizon after the last acceptance', async () => {
     const log = new ReadingLog(db.client, { ...options, dedupeHorizonMs: 2 * HOUR });
     await log.append([reading('A', 90), reading('B', 91)], 'gw');
-    const keys = (await db.client.keys('seen:*')).filter((key) => key !== 'seen:{readings}:before');
-    expect(keys).toHaveLength(1);
+    const keys = (await db.client.keys('seen:*')).filter((key) => !/:(before|hours)$/.test(key));
+    // One hash per 20-minute slot of event time (10:29 and 10:30 share one).
+    const slot = (NOW - 90 * 60_000 - ((NOW - 90 * 60_000) % SLOT)) / SLOT;
+    expect(keys).toEqual([`seen:{readings}:s${slot}`]);
     const ttl = await db.client.ttl(keys[0] as string);
     expect(ttl).toBeGreaterThan(2 * 3600 - 5);
     expect(ttl).toBeLessThanOrEqual(2 * 3600);
-    // One hash per event-time hour; per node, each reading's millisecond offset in it, 4 bytes.
-    const offset = (reading('A', 90).timestamp as number) % HOUR;
-    const packed = Buffer.alloc(4);
-    packed.writeInt32LE(offset);
+    // Per node, each reading's millisecond offset in the slot, 3 bytes.
+    const packed = Buffer.alloc(3);
+    packed.writeUIntLE((NOW - 90 * 60_000) % SLOT, 0, 3);
     expect(await db.client.hgetBuffer(keys[0] as string, 'A')).toEqual(packed);
-    expect(await db.client.hstrlen(keys[0] as string, 'B')).toBe(4);
+    expect(await db.client.hstrlen(keys[0] as string, 'B')).toBe(3);
   });
 
   it('routes readings to shards by node, each shard its own stream', async () => {

@@ -2,6 +2,7 @@ import {
   checkOwnership,
   districtToClaim,
   type GatewayRecord,
+  type NodeOwnership,
   type Reading,
   type Rejection,
 } from '@streamgauge/core';
@@ -9,6 +10,8 @@ import type { NodeOwners } from '@streamgauge/redis';
 import type { RedisBudget } from './redisBudget.ts';
 
 type Valid = { index: number; reading: Reading };
+
+const NO_OWNER: NodeOwnership = {};
 
 /**
  * Keeps the readings of nodes that are the gateway's own, binding new nodes
@@ -24,28 +27,35 @@ export async function keepOwnNodes(
   budget: RedisBudget,
 ): Promise<Valid[]> {
   if (valid.length === 0) return [];
-  const districts = new Map<string, string>();
-  for (const { reading } of valid) {
-    if (!districts.has(reading.node_id))
-      districts.set(reading.node_id, districtToClaim(gateway.scope, reading));
+  // Known nodes are settled from memory (the usual request); only the others are claimed.
+  const remembered = new Array<NodeOwnership | undefined>(valid.length);
+  let districts: Map<string, string> | undefined;
+  for (let i = 0; i < valid.length; i++) {
+    const { reading } = valid[i] as Valid;
+    const want = districtToClaim(gateway.scope, reading);
+    remembered[i] = owners.remembered(reading.node_id, want);
+    if (remembered[i] === undefined) {
+      districts ??= new Map();
+      if (!districts.has(reading.node_id)) districts.set(reading.node_id, want);
+    }
   }
-  const owned = await budget.before(
-    owners.claim({
-      gateway: gateway.name,
-      districts,
-      // A node-scoped gateway's nodes were named by an operator: no cap.
-      newNodesPerHour: gateway.scope.kind === 'district' ? newNodesPerHour : -1,
-    }),
-  );
+  const claimed =
+    districts === undefined
+      ? undefined
+      : await budget.before(
+          owners.claim({
+            gateway: gateway.name,
+            districts,
+            // A node-scoped gateway's nodes were named by an operator: no cap.
+            newNodesPerHour: gateway.scope.kind === 'district' ? newNodesPerHour : -1,
+          }),
+        );
   const kept: Valid[] = [];
   let refused = false;
-  for (const item of valid) {
-    const error = checkOwnership(
-      gateway,
-      owned.get(item.reading.node_id) ?? {},
-      item.reading,
-      newNodesPerHour,
-    );
+  for (let i = 0; i < valid.length; i++) {
+    const item = valid[i] as Valid;
+    const owner = remembered[i] ?? claimed?.get(item.reading.node_id) ?? NO_OWNER;
+    const error = checkOwnership(gateway, owner, item.reading, newNodesPerHour);
     if (error === undefined) kept.push(item);
     else {
       rejected.push({ index: item.index, error });

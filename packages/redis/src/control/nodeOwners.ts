@@ -54,10 +54,9 @@ export class NodeOwners {
     const ask: string[] = [];
     const now = this.#clock.now();
     for (const [node, want] of claim.districts) {
-      const known = this.#known.get(node);
-      if (known === undefined || known.until <= now || (known.owner.district === undefined && want !== '')) {
-        ask.push(node, want);
-      } else owners.set(node, known.owner);
+      const known = this.remembered(node, want, now);
+      if (known === undefined) ask.push(node, want);
+      else owners.set(node, known);
     }
     if (ask.length === 0) return owners;
     const generation = this.#generation;
@@ -75,6 +74,18 @@ export class NodeOwners {
       if (remember) this.#remember(node, owner, now);
     });
     return owners;
+  }
+
+  /**
+   * The node's owner as remembered, when that settles a claim of `want` (a
+   * district, or '') at `now`: no Redis call. Undefined when it must be claimed.
+   */
+  remembered(node: string, want: string, now: number = this.#clock.now()): NodeOwnership | undefined {
+    const known = this.#known.get(node);
+    if (known === undefined || known.until <= now || (known.owner.district === undefined && want !== '')) {
+      return undefined;
+    }
+    return known.owner;
   }
 
   /** Drops what is remembered: the registry changed. */

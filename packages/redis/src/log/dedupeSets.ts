@@ -1,8 +1,10 @@
 import {
   type Clock,
+  IDENTITY_BUCKET_MS,
+  IDENTITY_SLOT_MS,
   identityOf,
+  identitySlotOf,
   type Reading,
-  type ReadingIdentity,
   type ShardKeys,
 } from '@streamgauge/core';
 import type { Cluster, Redis } from 'ioredis';
@@ -11,18 +13,20 @@ import type { RedisClient } from '../connection.ts';
 import { runScript, type ScriptArgument } from '../scripts.ts';
 
 /**
- * The dedupe protocol. Per shard and event-time hour, a hash
- * `seen:{tag}:<hour>`: node id → the accepted readings' millisecond offsets
- * in that hour, 4 bytes each (little-endian int32), in the order accepted.
- * It expires the horizon after its last acceptance. Ingest checks and marks
- * inside appendReadings.lua, one atomic step with the XADD (through
- * `SeenHours`); a redrive checks and marks here. The scripts share
- * `include/seenHours.lua`. Nothing else knows the layout.
+ * The dedupe protocol. Per shard and 20-minute slot of event time, a hash
+ * `seen:{tag}:s<slot>`: node id → the accepted readings' millisecond
+ * offsets in that slot, 3 bytes each (little-endian), in the order
+ * accepted. It expires the horizon after its last acceptance. Ingest checks
+ * and marks inside appendReadings.lua, one atomic step with the XADD
+ * (through `SeenSlots`); a redrive checks and marks here. The scripts share
+ * `include/seenSlots.lua`. Nothing else knows the layout.
  *
- * The layout before (until 2026-12-05) kept a set per node and hour,
- * `seen:{tag}:<node>:<hour>`, which cost three Redis calls per node of a
- * request. Its sets are still consulted until they have all expired: see
- * `seenBeforeUntil`.
+ * Two layouts before are still consulted, and written, while they may hold
+ * identities (`olderLayouts`): the hour layout, a hash per hour,
+ * `seen:{tag}:<hour>` (node → 4-byte offsets in the hour), whose lists a
+ * request copied whole (twice the script's work of a slot's at one reading
+ * per 10 s); and before it the set layout, a set per node and hour,
+ * `seen:{tag}:<node>:<hour>`, three Redis calls per node of a request.
  */
 export class DedupeSets {
   readonly #redis: RedisClient;
@@ -44,20 +48,23 @@ export class DedupeSets {
   /** Which of these readings were accepted already (within the horizon): sending them again would count them twice. */
   async accepted(readings: readonly Reading[]): Promise<Reading[]> {
     if (readings.length === 0) return [];
-    const before =
-      this.#clock.now() < (await seenBeforeUntil(this.#redis, this.#shard, this.#horizonMs, this.#clock));
-    const identities = readings.map(identityOf);
+    const { hours, sets } = await this.#olderLayouts();
     const replies = await sendBatchOrThrow(this.#redis, (batch) => {
-      for (const identity of identities) {
-        batch.hgetBuffer(this.#shard.seen(identity.bucket), identity.nodeId);
-        if (before) batch.sismember(this.#shard.seenBefore(identity), String(identity.offset));
+      for (const reading of readings) {
+        batch.hgetBuffer(this.#shard.seen(identitySlotOf(reading.timestamp).slot), reading.node_id);
+        const identity = identityOf(reading);
+        if (hours) batch.hgetBuffer(this.#shard.seenHour(identity.bucket), reading.node_id);
+        if (sets) batch.sismember(this.#shard.seenBefore(identity), String(identity.offset));
       }
     });
-    const step = before ? 2 : 1;
-    return readings.filter((_, i) => {
-      const { offset } = identities[i] as ReadingIdentity;
+    const step = 1 + Number(hours) + Number(sets);
+    return readings.filter((reading, i) => {
+      const at = i * step;
+      const inHour = identityOf(reading).offset;
       return (
-        holdsOffset(replies[i * step] as Buffer | null, offset) || (before && replies[i * step + 1] === 1)
+        holdsOffset(replies[at] as Buffer | null, identitySlotOf(reading.timestamp).offset, 3) ||
+        (hours && holdsOffset(replies[at + 1] as Buffer | null, inHour, 4)) ||
+        (sets && replies[at + step - 1] === 1)
       );
     });
   }
@@ -65,81 +72,104 @@ export class DedupeSets {
   /** Marks readings as accepted, as ingest does, so a gateway resending one is told it is a duplicate. */
   async mark(readings: readonly Reading[]): Promise<void> {
     if (readings.length === 0) return;
-    const hours = new SeenHours(this.#shard);
-    for (const [position, reading] of readings.entries()) hours.add(reading, position + 1);
-    await runScript(this.#redis, 'markSeen', hours.keys(), [
+    const { hours } = await this.#olderLayouts();
+    const slots = new SeenSlots(this.#shard);
+    for (const [position, reading] of readings.entries()) slots.add(reading, position + 1);
+    await runScript(this.#redis, 'markSeen', hours ? slots.keys().concat(slots.hourKeys()) : slots.keys(), [
       Math.ceil(this.#horizonMs / 1000),
-      ...hours.hourArgs(false),
+      hours ? '1' : '0',
+      ...slots.slotArgs(false),
     ]);
+  }
+
+  async #olderLayouts(): Promise<OlderLayouts> {
+    return olderLayouts(this.#redis, this.#shard, this.#horizonMs, this.#clock);
   }
 }
 
-/** Whether packed offsets (as the hash holds them) hold `offset`. */
-function holdsOffset(held: Buffer | null, offset: number): boolean {
+/** Whether packed offsets (as a hash holds them, `width` bytes each) hold `offset`. */
+function holdsOffset(held: Buffer | null, offset: number, width: 3 | 4): boolean {
   if (held === null) return false;
-  for (let i = 0; i + 4 <= held.length; i += 4) if (held.readInt32LE(i) === offset) return true;
+  for (let i = 0; i + width <= held.length; i += width) if (held.readUIntLE(i, width) === offset) return true;
   return false;
 }
 
 /**
  * One request's readings of a shard, grouped as the dedupe hashes hold
- * them: by event-time hour, then node, each reading's offset and its
- * position (1-based) in the request. Packed for the scripts a few arguments
- * an hour, not a few a node (`include/seenHours.lua` unpacks them): a
- * script argument costs ioredis, Redis' parser and Lua each an object.
+ * them: by slot, then node, each reading's offset and its position
+ * (1-based) in the request. Packed for the scripts a few arguments a slot,
+ * not a few a node (`include/seenSlots.lua` unpacks them): a script
+ * argument costs ioredis, Redis' parser and Lua each an object.
  */
-export class SeenHours {
+export class SeenSlots {
   readonly #shard: ShardKeys;
-  readonly #hours = new Map<number, HourReadings>();
+  readonly #slots = new Map<number, SlotReadings>();
 
   constructor(shard: ShardKeys) {
     this.#shard = shard;
   }
 
   add(reading: Pick<Reading, 'node_id' | 'timestamp'>, position: number): void {
-    const { bucket, offset } = identityOf(reading);
-    let hour = this.#hours.get(bucket);
-    if (hour === undefined) {
-      hour = new HourReadings();
-      this.#hours.set(bucket, hour);
+    const { slot, offset } = identitySlotOf(reading.timestamp);
+    let readings = this.#slots.get(slot);
+    if (readings === undefined) {
+      readings = new SlotReadings();
+      this.#slots.set(slot, readings);
     }
-    hour.add(reading.node_id, offset, position);
+    readings.add(reading.node_id, offset, position);
   }
 
-  get hourCount(): number {
-    return this.#hours.size;
+  get slotCount(): number {
+    return this.#slots.size;
   }
 
-  /** The hashes, one per hour, in the order of `hourArgs`. */
+  /** The slots' hashes, in the order of `slotArgs`. */
   keys(): string[] {
-    return [...this.#hours.keys()].map((bucket) => this.#shard.seen(bucket));
+    return [...this.#slots.keys()].map((slot) => this.#shard.seen(slot));
   }
 
-  /** The sets of the layout before, one per node and hour, in the order of `hourArgs`. */
-  keysBefore(): string[] {
+  /** Each slot's hour hash of the layout before, in the order of `slotArgs` (an hour's two slots name it twice). */
+  hourKeys(): string[] {
+    return [...this.#slots.keys()].map((slot) => this.#shard.seenHour(hourOf(slot)));
+  }
+
+  /** The sets of the layout before that, one per node and slot, in the order of `slotArgs`. */
+  setKeys(): string[] {
     const keys: string[] = [];
-    for (const [bucket, hour] of this.#hours) {
-      for (const node of hour.nodes) keys.push(this.#shard.seenBefore({ nodeId: node, bucket, offset: 0 }));
+    for (const [slot, readings] of this.#slots) {
+      const bucket = hourOf(slot);
+      for (const node of readings.nodes)
+        keys.push(this.#shard.seenBefore({ nodeId: node, bucket, offset: 0 }));
     }
     return keys;
   }
 
   /**
-   * Per hour, three arguments: its node ids joined by a line feed (an id
-   * never holds one: see `isNodeId`); each node's count of readings (packed
-   * int32), or an empty string when every node has one; their offsets,
-   * grouped by node in that order (packed int32). With `positions`, a
-   * fourth: the readings' positions, in the order of the offsets.
+   * Per slot: its node ids joined by a line feed (an id never holds one:
+   * see `isNodeId`); each node's count of readings (packed int32), or an
+   * empty string when every node has one; their offsets, grouped by node in
+   * that order (3 bytes each); with `positions`, the readings' positions in
+   * the order of the offsets (packed int32); and how many ms after its
+   * hour's start the slot starts.
    */
-  hourArgs(positions: boolean): ScriptArgument[] {
+  slotArgs(positions: boolean): ScriptArgument[] {
     const args: ScriptArgument[] = [];
-    for (const hour of this.#hours.values()) hour.pushArgs(args, positions);
+    for (const [slot, readings] of this.#slots) {
+      readings.pushArgs(args, positions);
+      args.push(slot * IDENTITY_SLOT_MS - hourOf(slot));
+    }
     return args;
   }
 }
 
-/** One hour's readings of a request, as `SeenHours.hourArgs` packs them. */
-class HourReadings {
+/** The start (epoch ms) of the hour a slot is in. */
+function hourOf(slot: number): number {
+  const start = slot * IDENTITY_SLOT_MS;
+  return start - (start % IDENTITY_BUCKET_MS);
+}
+
+/** One slot's readings of a request, as `SeenSlots.slotArgs` packs them. */
+class SlotReadings {
   readonly nodes: string[] = [];
   readonly #slots = new Map<string, number>();
   readonly #counts: number[] = [];
@@ -165,13 +195,13 @@ class HourReadings {
 
   pushArgs(args: ScriptArgument[], withPositions: boolean): void {
     const n = this.#offsets.length;
-    const offsets = Buffer.allocUnsafe(4 * n);
+    const offsets = Buffer.allocUnsafe(3 * n);
     const positions = withPositions ? Buffer.allocUnsafe(4 * n) : undefined;
     let counts: ScriptArgument = '';
     if (this.nodes.length === n) {
       // One reading a node (a gateway's usual request): already grouped.
       for (let i = 0; i < n; i++) {
-        offsets.writeInt32LE(this.#offsets[i] as number, 4 * i);
+        offsets.writeUIntLE(this.#offsets[i] as number, 3 * i, 3);
         positions?.writeInt32LE(this.#positions[i] as number, 4 * i);
       }
     } else {
@@ -187,7 +217,7 @@ class HourReadings {
         const slot = this.#slotOf[i] as number;
         const to = next[slot] as number;
         next[slot] = to + 1;
-        offsets.writeInt32LE(this.#offsets[i] as number, 4 * to);
+        offsets.writeUIntLE(this.#offsets[i] as number, 3 * to, 3);
         positions?.writeInt32LE(this.#positions[i] as number, 4 * to);
       }
     }
@@ -204,65 +234,107 @@ function packInt32(values: readonly number[]): Buffer {
 
 /** How long old ingest replicas may still be running after the first new one starts. */
 const ROLLOUT_MARGIN_MS = 3_600_000;
-/** Every shard's sets of the layout before (seen:{tag}:<node>:<hour>); the hashes have one colon fewer. */
-const SEEN_BEFORE_PATTERN = 'seen:{*}:*:*';
 
-const known = new WeakMap<object, Map<string, Promise<number>>>();
-const scanned = new WeakMap<object, Promise<boolean>>();
+/** A dedupe layout before this one: where a shard records until when it may hold identities, and how its keys look. */
+interface OlderLayout {
+  readonly record: (shard: ShardKeys) => string;
+  /** Matches its keys (and may match others of the layouts before it), never this layout's. */
+  readonly pattern: string;
+}
+
+/** The hour hashes (seen:{tag}:<hour>; the sets before them, with a digit first, match too). */
+const HOUR_HASHES: OlderLayout = { record: (shard) => shard.seenHoursUntil, pattern: 'seen:{*}:[0-9]*' };
+/** The sets per node and hour (seen:{tag}:<node>:<hour>): one colon more than any hash. */
+const NODE_SETS: OlderLayout = { record: (shard) => shard.seenBeforeUntil, pattern: 'seen:{*}:*:*' };
+
+export interface OlderLayouts {
+  /** Whether the hour hashes may hold identities: appends consult and write them. */
+  readonly hours: boolean;
+  /** Whether the sets per node and hour may. */
+  readonly sets: boolean;
+}
 
 /**
- * Until when (epoch ms) sets of the layout before may hold identities on
- * this shard: 0 when none exist. The first process of this version to ask
- * looks for one (a SCAN of the keyspace that stops at the first, shared by
- * every shard), and records the answer in `seenBeforeUntil` for the others:
- * if one exists, the horizon from now plus an hour for old replicas still
- * running. Until then, appends consult those sets and write what they
- * accept into them too (for old replicas, and a rollback). The record
- * expires once no set can be left (the horizon after `until`), or after a
- * horizon when none was found, so a later downgrade and upgrade is seen.
- * Asked once per process and shard.
+ * Which layouts before this one may hold identities on this shard now. See
+ * `layoutUntil`; asked of Redis once per process, shard and layout.
  */
-export function seenBeforeUntil(
+export async function olderLayouts(
   redis: RedisClient,
   shard: ShardKeys,
   horizonMs: number,
   clock: Clock,
+): Promise<OlderLayouts> {
+  const [hours, sets] = await Promise.all([
+    layoutUntil(redis, shard, HOUR_HASHES, horizonMs, clock),
+    layoutUntil(redis, shard, NODE_SETS, horizonMs, clock),
+  ]);
+  const now = clock.now();
+  return { hours: now < hours, sets: now < sets };
+}
+
+const known = new WeakMap<object, Map<string, Promise<number>>>();
+const scanned = new WeakMap<object, Map<string, Promise<boolean>>>();
+
+/**
+ * Until when (epoch ms) keys of an older layout may hold identities on this
+ * shard: 0 when none exist. The first process of this version to ask looks
+ * for one (a SCAN of the keyspace that stops at the first, shared by every
+ * shard), and records the answer for the others: if one exists, the horizon
+ * from now plus an hour for old replicas still running. Until then, appends
+ * consult that layout and write what they accept into it too (for old
+ * replicas, and a rollback). The record expires once nothing of it can be
+ * left (the horizon after `until`), or after a horizon when none was found,
+ * so a later downgrade and upgrade is seen. Asked once per process and shard.
+ */
+function layoutUntil(
+  redis: RedisClient,
+  shard: ShardKeys,
+  layout: OlderLayout,
+  horizonMs: number,
+  clock: Clock,
 ): Promise<number> {
-  let shards = known.get(redis);
-  if (shards === undefined) {
-    shards = new Map();
-    known.set(redis, shards);
+  let records = known.get(redis);
+  if (records === undefined) {
+    records = new Map();
+    known.set(redis, records);
   }
-  let until = shards.get(shard.seenBeforeUntil);
+  const record = layout.record(shard);
+  let until = records.get(record);
   if (until === undefined) {
-    until = lookUpSeenBefore(redis, shard, horizonMs, clock);
-    shards.set(shard.seenBeforeUntil, until);
+    until = lookUpLayout(redis, record, layout.pattern, horizonMs, clock);
+    records.set(record, until);
     // A failed look-up (Redis down) is asked again next time.
-    until.catch(() => shards?.delete(shard.seenBeforeUntil));
+    until.catch(() => records?.delete(record));
   }
   return until;
 }
 
-async function lookUpSeenBefore(
+async function lookUpLayout(
   redis: RedisClient,
-  shard: ShardKeys,
+  record: string,
+  pattern: string,
   horizonMs: number,
   clock: Clock,
 ): Promise<number> {
-  const recorded = await redis.get(shard.seenBeforeUntil);
+  const recorded = await redis.get(record);
   if (recorded !== null) return Number(recorded);
-  let found = scanned.get(redis);
+  let patterns = scanned.get(redis);
+  if (patterns === undefined) {
+    patterns = new Map();
+    scanned.set(redis, patterns);
+  }
+  let found = patterns.get(pattern);
   if (found === undefined) {
-    found = anyKey(redis, SEEN_BEFORE_PATTERN);
-    scanned.set(redis, found);
-    found.catch(() => scanned.delete(redis));
+    found = anyKey(redis, pattern);
+    patterns.set(pattern, found);
+    found.catch(() => patterns?.delete(pattern));
   }
   const now = clock.now();
   const until = (await found) ? now + horizonMs + ROLLOUT_MARGIN_MS : 0;
   // Relative: `now` is this process' clock (a test's may be far from Redis').
   const ttlMs = until === 0 ? horizonMs : until + horizonMs - now;
-  await redis.set(shard.seenBeforeUntil, String(until), 'PX', ttlMs, 'NX');
-  return Number((await redis.get(shard.seenBeforeUntil)) ?? until);
+  await redis.set(record, String(until), 'PX', ttlMs, 'NX');
+  return Number((await redis.get(record)) ?? until);
 }
 
 /** Whether any key matches `pattern`, on every master of a cluster. */

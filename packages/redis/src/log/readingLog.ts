@@ -10,7 +10,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { isUnavailable, RedisUnavailableError } from '../errors/RedisUnavailableError.ts';
 import { StreamFullError } from '../errors/StreamFullError.ts';
 import { runScript, type ScriptArgument, ScriptRefusal } from '../scripts.ts';
-import { SeenHours, seenBeforeUntil } from './dedupeSets.ts';
+import { type OlderLayouts, olderLayouts, SeenSlots } from './dedupeSets.ts';
 
 export interface ReadingLogOptions {
   readonly shards: number;
@@ -55,12 +55,12 @@ export class ReadingLog {
   }
 
   /**
-   * Learns, per shard, whether dedupe sets of the layout before may still
+   * Learns, per shard, whether the dedupe layouts before may still
    * hold identities (one look-up per process; DedupeSets). An append asks
    * for it anyway; asking at startup keeps it out of the first request.
    */
   async prepare(): Promise<void> {
-    await Promise.all(this.#shards.map((shard) => this.#seenBeforeUntil(shard)));
+    await Promise.all(this.#shards.map((shard) => this.#olderLayouts(shard)));
   }
 
   get streams(): readonly string[] {
@@ -82,13 +82,13 @@ export class ReadingLog {
     const minId = String(Math.max(0, now - this.#retentionMs));
     const groups = this.#group(readings);
     const calls = groups.map(async (group) => {
-      const before = now < (await this.#seenBeforeUntil(group.shard));
-      return runScript(this.#redis, 'appendReadings', group.keys(before), [
+      const older = await this.#olderLayouts(group.shard);
+      return runScript(this.#redis, 'appendReadings', group.keys(older), [
         minId,
         this.#dedupeSeconds,
         source,
         this.#maxBytes,
-        ...group.args(before),
+        ...group.args(older),
       ]);
     });
     const settled = await Promise.allSettled(calls);
@@ -121,8 +121,8 @@ export class ReadingLog {
     return { accepted, duplicates };
   }
 
-  #seenBeforeUntil(shard: ShardKeys): Promise<number> {
-    return seenBeforeUntil(this.#redis, shard, this.#dedupeHorizonMs, this.#clock);
+  #olderLayouts(shard: ShardKeys): Promise<OlderLayouts> {
+    return olderLayouts(this.#redis, shard, this.#dedupeHorizonMs, this.#clock);
   }
 
   #group(readings: readonly Reading[]): ShardBatch[] {
@@ -143,17 +143,17 @@ export class ReadingLog {
 
 class ShardBatch {
   readonly #shard: ShardKeys;
-  readonly #hours: SeenHours;
+  readonly #slots: SeenSlots;
   readonly #json: string[] = [];
 
   constructor(shard: ShardKeys) {
     this.#shard = shard;
-    this.#hours = new SeenHours(shard);
+    this.#slots = new SeenSlots(shard);
   }
 
   add(reading: Reading): void {
     this.#json.push(encodeReading(reading));
-    this.#hours.add(reading, this.#json.length);
+    this.#slots.add(reading, this.#json.length);
   }
 
   get stream(): string {
@@ -164,14 +164,15 @@ class ShardBatch {
     return this.#shard;
   }
 
-  /** The script's keys; with `before`, the sets of the layout before follow the hashes. */
-  keys(before: boolean): string[] {
-    const keys = [this.#shard.stream, ...this.#hours.keys()];
-    return before ? keys.concat(this.#hours.keysBefore()) : keys;
+  /** The script's keys: the stream, the slots' hashes, then those of the older layouts consulted. */
+  keys(older: OlderLayouts): string[] {
+    let keys = [this.#shard.stream, ...this.#slots.keys()];
+    if (older.hours) keys = keys.concat(this.#slots.hourKeys());
+    return older.sets ? keys.concat(this.#slots.setKeys()) : keys;
   }
 
   /** The script's arguments from ARGV[5] on (appendReadings.lua). */
-  args(before: boolean): ScriptArgument[] {
+  args(older: OlderLayouts): ScriptArgument[] {
     const json = this.#json;
     const payload = `[${json.join(',')}]`;
     // Where each reading starts in the array, in bytes (Lua's strings are
@@ -186,7 +187,14 @@ class ShardBatch {
       at += (ascii ? reading.length : Buffer.byteLength(reading)) + 1;
     }
     starts.writeInt32LE(at, json.length * 4);
-    const hours = this.#hours.hourCount;
-    return [json.length, payload, starts, hours, before ? '1' : '0', ...this.#hours.hourArgs(true)];
+    return [
+      json.length,
+      payload,
+      starts,
+      this.#slots.slotCount,
+      older.hours ? '1' : '0',
+      older.sets ? '1' : '0',
+      ...this.#slots.slotArgs(true),
+    ];
   }
 }

@@ -8,15 +8,21 @@
 -- failure can never leave a reading marked "seen" without being in the stream
 -- (which would turn the gateway's retry into a silent loss).
 --
--- Cost: a constant number of calls per event-time hour of the batch, not per
--- reading nor per node: one HMGET, one HSET, one EXPIRE (seenHours.lua). While
--- the layout before is consulted, each node and hour also costs one SMISMEMBER
+-- Cost: a constant number of calls per dedupe slot (20 minutes of event
+-- time) of the batch, not per reading nor per node: one HMGET, one HSET, one
+-- EXPIRE (include/seenSlots.lua). While the hour hashes before may hold
+-- identities, each slot also costs one HMGET, HSET and EXPIRE of its hour's
+-- hash; while the sets before that may, each node and slot one SMISMEMBER
 -- and, for what is accepted, one SADD and one EXPIRE of its set.
 --
--- KEYS[1]       the shard's stream
--- KEYS[2..h+1]  the dedupe hashes (seen:{tag}:<hour>) of this batch, distinct
--- KEYS[h+2..]   while sets of the layout before may hold identities: the
---               sets (seen:{tag}:<node>:<hour>) of this batch's node-hours
+-- KEYS[1]        the shard's stream
+-- KEYS[2..s+1]   the dedupe hashes (seen:{tag}:s<slot>) of this batch, distinct
+-- then, while hour hashes may hold identities, each slot's hour hash
+--                (seen:{tag}:<hour>), in the same order (two slots of an
+--                hour name it twice)
+-- then, while sets may hold identities, each node's set
+--                (seen:{tag}:<node>:<hour>), slot by slot in the order of
+--                its node ids
 -- ARGV[1]   MINID for approximate trimming: entries older than this arrival time
 --           go, unless a consumer group still needs them (see below)
 -- ARGV[2]   dedupe horizon, seconds: a hash expires this long after its last acceptance
@@ -26,44 +32,60 @@
 -- ARGV[6]   the readings' JSON as one array, in the request's order
 -- ARGV[7]   where each reading's JSON starts in ARGV[6] (1-based bytes), then
 --           #ARGV[6] + 1: n + 1 packed little-endian int32
--- ARGV[8]   h, the number of dedupe hashes
--- ARGV[9]   '1' when KEYS holds sets of the layout before (one per node of
---           each hour, in the order of the ids below), else '0'
--- ARGV[10..] per hash, in KEYS order, four arguments (SeenHours.hourArgs):
+-- ARGV[8]   s, the number of dedupe slots
+-- ARGV[9]   '1' when KEYS holds the hour hashes, else '0'
+-- ARGV[10]  '1' when KEYS holds the sets, else '0'
+-- ARGV[11..] per slot, in KEYS order, five arguments (SeenSlots.slotArgs):
 --           its node ids joined by a line feed, each node's count of
 --           readings (packed int32; empty when each has one), their offsets
---           in the hour grouped by node (packed int32), and their positions
---           in the request (1-based, packed int32) in the same order
+--           in the slot grouped by node (3 bytes each), their positions in
+--           the request (1-based, packed int32) in the same order, and how
+--           many ms after its hour's start the slot starts
 -- Returns { accepted, duplicates, entry id or false }, or the error
 -- 'STREAM_FULL <bytes held> <bound>'.
 
---@include seenHours
+--@include seenSlots
 
-local hours = tonumber(ARGV[8])
-local layoutBefore = ARGV[9] == '1'
+local slots = tonumber(ARGV[8])
+local withHours = ARGV[9] == '1'
+local withSets = ARGV[10] == '1'
 local dropped, duplicates = {}, 0
 local writes = {}
--- While the layout before is consulted, what is accepted goes into its sets
--- too: an ingest replica of the version before, still running in a rolling
--- upgrade (or back after a rollback), reads only those.
-local writesBefore = {}
+-- While a layout before is consulted, what is accepted goes into it too: a
+-- replica of that version, still running in a rolling upgrade (or back after
+-- a rollback), reads only it.
+local hourWrites, setWrites = {}, {}
 
-local setAt = hours + 2 -- the next node's set of the layout before, in KEYS
-for k = 2, hours + 1 do
-  local arg = 10 + 4 * (k - 2)
-  local nodes, offsets, firsts = hour_nodes(ARGV[arg], ARGV[arg + 1], ARGV[arg + 2])
-  local positions = ARGV[arg + 3]
+local setAt = 2 + slots * (withHours and 2 or 1) -- the next node's set, in KEYS
+for k = 2, slots + 1 do
+  local arg = 11 + 5 * (k - 2)
+  local nodes, offsets, firsts = slot_nodes(ARGV[arg], ARGV[arg + 1], ARGV[arg + 2])
+  local positions, base = ARGV[arg + 3], tonumber(ARGV[arg + 4])
   local held = call_per_item('HMGET', KEYS[k], nodes)
+  local hourKey, heldHour, hourUpdates = nil, nil, nil
+  if withHours then
+    hourKey = KEYS[k + slots]
+    heldHour = call_per_item('HMGET', hourKey, nodes)
+    hourUpdates = hourWrites[hourKey] or {}
+    hourWrites[hourKey] = hourUpdates
+  end
   local updates = {}
   for j = 1, #nodes do
-    local old, set = nil, nil
-    if layoutBefore then
-      set = KEYS[setAt]
-      setAt = setAt + 1
-      old = call_per_item('SMISMEMBER', set, offset_numbers(offsets[j]))
+    local known, set, inHour = nil, nil, nil
+    if withHours or withSets then
+      inHour = hour_offsets(offsets[j], base)
+      known = {}
+      if withHours then held_in_hour(known, heldHour[j], inHour) end
+      if withSets then
+        set = KEYS[setAt]
+        setAt = setAt + 1
+        local members = call_per_item('SMISMEMBER', set, inHour)
+        for r = 1, #members do
+          if members[r] == 1 then known[r] = true end
+        end
+      end
     end
-    local added, repeats = fresh_offsets(held[j], offsets[j], old)
-    if layoutBefore and #added > 0 then writesBefore[set] = offset_numbers(added) end
+    local added, repeats = fresh_offsets(held[j], offsets[j], known)
     for _, r in ipairs(repeats) do
       dropped[struct.unpack('<i4', positions, 4 * (firsts[j] + r) + 1)] = true
       duplicates = duplicates + 1
@@ -71,6 +93,20 @@ for k = 2, hours + 1 do
     if #added > 0 then
       updates[#updates + 1] = nodes[j]
       updates[#updates + 1] = (held[j] or '') .. added
+      if withHours or withSets then
+        local addedInHour = hour_offsets(added, base)
+        if withHours then
+          -- Two slots of one hour: the second appends to what the first wrote.
+          local node = nodes[j]
+          local before = hourUpdates[node] or heldHour[j] or ''
+          hourUpdates[node] = before .. pack_int32(addedInHour)
+        end
+        if withSets then
+          local members = setWrites[set] or {}
+          for _, offset in ipairs(addedInHour) do members[#members + 1] = offset end
+          setWrites[set] = members
+        end
+      end
     end
   end
   writes[k] = updates
@@ -147,7 +183,18 @@ for k, updates in pairs(writes) do
     redis.call('EXPIRE', KEYS[k], ARGV[2])
   end
 end
-for set, members in pairs(writesBefore) do
+for key, values in pairs(hourWrites) do
+  local updates = {}
+  for node, value in pairs(values) do
+    updates[#updates + 1] = node
+    updates[#updates + 1] = value
+  end
+  if #updates > 0 then
+    call_in_slices('HSET', key, updates, 1, #updates)
+    redis.call('EXPIRE', key, ARGV[2])
+  end
+end
+for set, members in pairs(setWrites) do
   call_in_slices('SADD', set, members, 1, #members)
   redis.call('EXPIRE', set, ARGV[2])
 end

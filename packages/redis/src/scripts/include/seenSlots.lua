@@ -1,0 +1,130 @@
+-- The dedupe layout (DedupeSets): per shard and 20-minute slot of event
+-- time, a hash of node id -> the accepted readings' millisecond offsets in
+-- that slot, 3 bytes each (little-endian), in the order they were accepted.
+-- A request costs one HMGET, one HSET and one EXPIRE per slot it spans. A
+-- slot keeps each node's list short: the script copies it whole, through
+-- the HMGET reply, the new value and the HSET, and an hour's list cost it
+-- about 3 ns a byte.
+--
+-- The layouts before, still consulted while they may hold identities (and
+-- written too, for replicas of those versions still running): the hour
+-- layout, a hash per hour (seen:{tag}:<hour>, node -> 4-byte offsets in the
+-- hour), and before it the set layout, a set per node and hour of decimal
+-- offsets (seen:{tag}:<node>:<hour>).
+
+local WIDTH = 3
+
+-- Whether the packed offsets `held` (`width` bytes each) contain `offset`
+-- (at a multiple of `width`: a match straddling two offsets is no match).
+local function holds_offset(held, offset, width)
+  local from = 1
+  while true do
+    local at = string.find(held, offset, from, true)
+    if at == nil then return false end
+    if (at - 1) % width == 0 then return true end
+    from = at + 1
+  end
+end
+
+-- One node's packed slot `offsets` against those it `held` (a string, or
+-- false) and `known`, the 1-based indexes of offsets a layout before holds
+-- (or nil). Returns the new offsets, packed, and the 0-based indexes of
+-- those that were accepted already (repeats within `offsets` included).
+local NONE = {}
+local ONLY_ONE = { 0 }
+
+local function fresh_offsets(held, offsets, known)
+  held = held or ''
+  local m = #offsets / WIDTH
+  -- One reading of the node in this request (a gateway's usual batch): no tables.
+  if m == 1 then
+    if (#held > 0 and holds_offset(held, offsets, WIDTH)) or (known and known[1]) then return '', ONLY_ONE end
+    return offsets, NONE
+  end
+  -- Many offsets against a long list: one table, not a scan per offset.
+  local lookup = nil
+  if m * #held > 16384 then
+    lookup = {}
+    for i = 1, #held, WIDTH do lookup[string.sub(held, i, i + WIDTH - 1)] = true end
+  end
+  local added, taken, repeats = {}, {}, {}
+  for r = 0, m - 1 do
+    local offset = string.sub(offsets, WIDTH * r + 1, WIDTH * r + WIDTH)
+    local seen
+    if lookup then
+      seen = lookup[offset]
+    else
+      seen = #held > 0 and holds_offset(held, offset, WIDTH)
+    end
+    seen = seen or taken[offset] or (known and known[r + 1])
+    if seen then
+      repeats[#repeats + 1] = r
+    else
+      added[#added + 1] = offset
+      taken[offset] = true
+    end
+  end
+  return table.concat(added), repeats
+end
+
+-- One slot's readings as SeenSlots.slotArgs packs them: `ids`, the node ids
+-- joined by a line feed; `counts`, each node's count of readings (packed
+-- int32), empty when every node has one; `offsets`, their offsets grouped by
+-- node. Returns the node ids, each node's packed offsets, and the 0-based
+-- index of each node's first offset (for a list packed in the same order).
+local function slot_nodes(ids, counts, offsets)
+  local nodes, packed, firsts = {}, {}, {}
+  local one = #counts == 0
+  local from, at, j = 1, 0, 0
+  local last = #ids
+  while from <= last do
+    local stop = string.find(ids, '\n', from, true) or (last + 1)
+    j = j + 1
+    nodes[j] = string.sub(ids, from, stop - 1)
+    local m = 1
+    if not one then m = struct.unpack('<i4', counts, 4 * j - 3) end
+    firsts[j] = at
+    packed[j] = string.sub(offsets, WIDTH * at + 1, WIDTH * (at + m))
+    at = at + m
+    from = stop + 1
+  end
+  return nodes, packed, firsts
+end
+
+-- Packed slot offsets as offsets in their hour, the slot starting `base` ms
+-- after it: as numbers (the sets before), and packed int32 (the hour hashes).
+local function hour_offsets(offsets, base)
+  local numbers = {}
+  for i = 1, #offsets, WIDTH do numbers[#numbers + 1] = struct.unpack('<I3', offsets, i) + base end
+  return numbers
+end
+
+local function pack_int32(numbers)
+  local packed = {}
+  for i = 1, #numbers do packed[i] = struct.pack('<i4', numbers[i]) end
+  return table.concat(packed)
+end
+
+-- The 1-based indexes of `numbers` (offsets in the hour) that an hour
+-- hash's `held` (4-byte offsets, or false) holds, added to `known`.
+local function held_in_hour(known, held, numbers)
+  if not held or #held == 0 then return known end
+  for r = 1, #numbers do
+    if holds_offset(held, struct.pack('<i4', numbers[r]), 4) then known[r] = true end
+  end
+  return known
+end
+
+-- redis.call(command, key, items...) for a command with one reply per item
+-- (HMGET, SMISMEMBER), in slices (unpack() is bounded by Lua's C stack): the
+-- replies as one list.
+local function call_per_item(command, key, items)
+  if #items == 0 then return {} end
+  if #items <= 1000 then return redis.call(command, key, unpack(items)) end
+  local replies = {}
+  for i = 1, #items, 1000 do
+    local part = redis.call(command, key, unpack(items, i, math.min(i + 999, #items)))
+    for q = 1, #part do replies[i + q - 1] = part[q] end
+  end
+  return replies
+end
