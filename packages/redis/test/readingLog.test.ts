@@ -223,6 +223,12 @@ describe('ReadingLog', () => {
         int32(redriven.timestamp % HOUR, reading('C', 31).timestamp % HOUR),
       );
       expect(await log.append([reading('C', 31)], 'gw')).toEqual({ accepted: 0, duplicates: 1 });
+      // A long hour list against many readings of its node (looked up through a table).
+      const hourStart = NOW - 2 * HOUR;
+      const at = (ms: number): Reading => ({ node_id: 'D', timestamp: hourStart + ms, flow_rate: ms });
+      await client.hset(hourKey(at(0)), 'D', int32(...Array.from({ length: 3_000 }, (_, i) => i * 7)));
+      const mixed = Array.from({ length: 20 }, (_, i) => at(i % 2 === 0 ? i * 7 : i * 7 + 1));
+      expect(await log.append(mixed, 'gw')).toEqual({ accepted: 10, duplicates: 10 });
       // Once they have all expired, they are no longer read.
       clock.advance(49 * HOUR + 1);
       expect(await log.append([old], 'gw')).toEqual({ accepted: 1, duplicates: 0 });

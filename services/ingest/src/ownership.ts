@@ -27,16 +27,19 @@ export async function keepOwnNodes(
   budget: RedisBudget,
 ): Promise<Valid[]> {
   if (valid.length === 0) return [];
-  // Known nodes are settled from memory (the usual request); only the others are claimed.
-  const remembered = new Array<NodeOwnership | undefined>(valid.length);
+  // A node is settled once per request, by its first reading: from memory
+  // when its owner is remembered (the usual request), else by one claim.
+  const now = owners.now();
+  const settled = new Map<string, NodeOwnership | undefined>();
   let districts: Map<string, string> | undefined;
-  for (let i = 0; i < valid.length; i++) {
-    const { reading } = valid[i] as Valid;
+  for (const { reading } of valid) {
+    if (settled.has(reading.node_id)) continue;
     const want = districtToClaim(gateway.scope, reading);
-    remembered[i] = owners.remembered(reading.node_id, want);
-    if (remembered[i] === undefined) {
+    const owner = owners.remembered(reading.node_id, want, now);
+    settled.set(reading.node_id, owner);
+    if (owner === undefined) {
       districts ??= new Map();
-      if (!districts.has(reading.node_id)) districts.set(reading.node_id, want);
+      districts.set(reading.node_id, want);
     }
   }
   const claimed =
@@ -52,9 +55,9 @@ export async function keepOwnNodes(
         );
   const kept: Valid[] = [];
   let refused = false;
-  for (let i = 0; i < valid.length; i++) {
-    const item = valid[i] as Valid;
-    const owner = remembered[i] ?? claimed?.get(item.reading.node_id) ?? NO_OWNER;
+  for (const item of valid) {
+    const node = item.reading.node_id;
+    const owner = settled.get(node) ?? claimed?.get(node) ?? NO_OWNER;
     const error = checkOwnership(gateway, owner, item.reading, newNodesPerHour);
     if (error === undefined) kept.push(item);
     else {

@@ -333,6 +333,21 @@ describe('node ownership', () => {
     expect((await streamReadings()).map((r) => [r.node_id, r.district_id])).toEqual([['other-1', 'SEL']]);
   });
 
+  it("settles a node once per request, by its first reading: a node-scoped gateway's readings of it all take the district it binds", async () => {
+    ingest = await startTestIngest(db.url);
+    const token = await issueToken(db.url, 'pump8', { nodes: ['p-1'] });
+    // Known, without a district (and remembered so by ingest).
+    expect((await ingest.post(JSON.stringify(reading('p-1', 3)), { token })).status).toBe(200);
+    const both = await json(
+      await ingest.post(JSON.stringify([reading('p-1', 2, { district_id: 'SEL' }), reading('p-1', 1)]), {
+        token,
+      }),
+    );
+    expect(both).toEqual({ accepted: 2, duplicates: 0, rejected: [] });
+    expect(await db.client.hget('{gateways}:node-district', 'p-1')).toBe('SEL');
+    expect((await streamReadings()).map((r) => r.district_id)).toEqual([undefined, 'SEL', 'SEL']);
+  });
+
   it('lets a district gateway add at most INGEST_NEW_NODES_PER_HOUR new nodes; an operator assigns the rest', async () => {
     ingest = await startTestIngest(db.url, { INGEST_NEW_NODES_PER_HOUR: '3' });
     const token = await issueToken(db.url, 'sel', { district: 'SEL' });

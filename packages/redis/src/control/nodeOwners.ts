@@ -80,12 +80,17 @@ export class NodeOwners {
    * The node's owner as remembered, when that settles a claim of `want` (a
    * district, or '') at `now`: no Redis call. Undefined when it must be claimed.
    */
-  remembered(node: string, want: string, now: number = this.#clock.now()): NodeOwnership | undefined {
+  remembered(node: string, want: string, now: number): NodeOwnership | undefined {
     const known = this.#known.get(node);
     if (known === undefined || known.until <= now || (known.owner.district === undefined && want !== '')) {
       return undefined;
     }
     return known.owner;
+  }
+
+  /** The clock `remembered` is asked against. */
+  now(): number {
+    return this.#clock.now();
   }
 
   /** Drops what is remembered: the registry changed. */

@@ -170,25 +170,30 @@ function hourOf(slot: number): number {
 
 /** One slot's readings of a request, as `SeenSlots.slotArgs` packs them. */
 class SlotReadings {
-  readonly nodes: string[] = [];
-  readonly #slots = new Map<string, number>();
+  readonly #nodes: string[] = [];
+  /** Node id → its index in `nodes`. */
+  readonly #indexes = new Map<string, number>();
   readonly #counts: number[] = [];
-  /** Per reading, in the order added: its node's slot, offset and position. */
-  readonly #slotOf: number[] = [];
+  /** Per reading, in the order added: its node's index, offset and position. */
+  readonly #indexOf: number[] = [];
   readonly #offsets: number[] = [];
   readonly #positions: number[] = [];
 
+  get nodes(): readonly string[] {
+    return this.#nodes;
+  }
+
   add(node: string, offset: number, position: number): void {
-    let slot = this.#slots.get(node);
-    if (slot === undefined) {
+    let index = this.#indexes.get(node);
+    if (index === undefined) {
       if (node.includes('\n')) throw new Error(`node id ${JSON.stringify(node)} holds a line feed`);
-      slot = this.nodes.length;
-      this.#slots.set(node, slot);
-      this.nodes.push(node);
+      index = this.#nodes.length;
+      this.#indexes.set(node, index);
+      this.#nodes.push(node);
       this.#counts.push(0);
     }
-    this.#counts[slot] = (this.#counts[slot] as number) + 1;
-    this.#slotOf.push(slot);
+    this.#counts[index] = (this.#counts[index] as number) + 1;
+    this.#indexOf.push(index);
     this.#offsets.push(offset);
     this.#positions.push(position);
   }
@@ -198,7 +203,7 @@ class SlotReadings {
     const offsets = Buffer.allocUnsafe(3 * n);
     const positions = withPositions ? Buffer.allocUnsafe(4 * n) : undefined;
     let counts: ScriptArgument = '';
-    if (this.nodes.length === n) {
+    if (this.#nodes.length === n) {
       // One reading a node (a gateway's usual request): already grouped.
       for (let i = 0; i < n; i++) {
         offsets.writeUIntLE(this.#offsets[i] as number, 3 * i, 3);
@@ -207,21 +212,21 @@ class SlotReadings {
     } else {
       counts = packInt32(this.#counts);
       // Where each node's readings start, then each reading in its place (a stable counting sort).
-      const next = new Array<number>(this.nodes.length);
+      const next = new Array<number>(this.#nodes.length);
       let at = 0;
-      for (let slot = 0; slot < this.nodes.length; slot++) {
-        next[slot] = at;
-        at += this.#counts[slot] as number;
+      for (let index = 0; index < this.#nodes.length; index++) {
+        next[index] = at;
+        at += this.#counts[index] as number;
       }
       for (let i = 0; i < n; i++) {
-        const slot = this.#slotOf[i] as number;
-        const to = next[slot] as number;
-        next[slot] = to + 1;
+        const index = this.#indexOf[i] as number;
+        const to = next[index] as number;
+        next[index] = to + 1;
         offsets.writeUIntLE(this.#offsets[i] as number, 3 * to, 3);
         positions?.writeInt32LE(this.#positions[i] as number, 4 * to);
       }
     }
-    args.push(this.nodes.join('\n'), counts, offsets);
+    args.push(this.#nodes.join('\n'), counts, offsets);
     if (positions !== undefined) args.push(positions);
   }
 }

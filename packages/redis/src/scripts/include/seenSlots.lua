@@ -109,8 +109,15 @@ end
 -- hash's `held` (4-byte offsets, or false) holds, added to `known`.
 local function held_in_hour(known, held, numbers)
   if not held or #held == 0 then return known end
+  -- Many offsets against a long list: one table, not a scan per offset.
+  local lookup = nil
+  if #numbers * #held > 16384 then
+    lookup = {}
+    for i = 1, #held, 4 do lookup[string.sub(held, i, i + 3)] = true end
+  end
   for r = 1, #numbers do
-    if holds_offset(held, struct.pack('<i4', numbers[r]), 4) then known[r] = true end
+    local offset = struct.pack('<i4', numbers[r])
+    if (lookup and lookup[offset]) or (not lookup and holds_offset(held, offset, 4)) then known[r] = true end
   end
   return known
 end
