@@ -61,10 +61,10 @@ export function clearPane(buf: Float64Array, at: number): void {
   buf[at + PANE.newest] = Number.NEGATIVE_INFINITY;
   buf[at + F_MIN] = Number.POSITIVE_INFINITY;
   buf[at + F_MAX] = Number.NEGATIVE_INFINITY;
-  for (const n of [P_N, T_N]) {
-    buf[at + n + 2] = Number.POSITIVE_INFINITY;
-    buf[at + n + 3] = Number.NEGATIVE_INFINITY;
-  }
+  buf[at + P_N + 2] = Number.POSITIVE_INFINITY;
+  buf[at + P_N + 3] = Number.NEGATIVE_INFINITY;
+  buf[at + T_N + 2] = Number.POSITIVE_INFINITY;
+  buf[at + T_N + 3] = Number.NEGATIVE_INFINITY;
   buf[at + V_MIN] = Number.POSITIVE_INFINITY;
   buf[at + V_MAX] = Number.NEGATIVE_INFINITY;
 }

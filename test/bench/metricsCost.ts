@@ -1,0 +1,59 @@
+/**
+ * What a metrics round costs per node, the pure part: each range's window
+ * evaluated, its metrics hash, and the 7-day series as JSON, for nodes that
+ * hold 30 days at one reading a minute. A light round (every second) writes
+ * a changed node's 1-hour metrics; a full round (every 30 s) every range and
+ * the series. At one reading per 10 s a node is in a light round after
+ * each reading and in a full round every third, so these are per-reading
+ * costs at the deployment's rate. No I/O. Best of five passes.
+ *
+ *   node test/bench/metricsCost.ts [nodes=2000]
+ */
+import { metricsHash, NodeWindows, RANGES, type Reading, timeseriesJson } from '@streamgauge/core';
+
+const nodes = Number(process.argv[2] ?? 2000);
+const start = Date.UTC(2026, 10, 1);
+const STEP = 60_000;
+const PER_NODE = (30 * 24 * 3_600_000) / STEP;
+
+const all: NodeWindows[] = [];
+for (let n = 0; n < nodes; n++) {
+  const windows = new NodeWindows(`N${n}`, 6 * 60_000);
+  for (let i = 0; i < PER_NODE; i++) {
+    const reading: Reading = {
+      node_id: `N${n}`,
+      timestamp: start + i * STEP,
+      flow_rate: 10 + Math.sin(i / 30 + n) + (i % 7) * 0.01,
+      pressure: 3 + Math.cos(i / 50) * 0.5,
+      temperature: 12 + (i % 11) * 0.1,
+      volume: 1000 + i * 0.01,
+    };
+    windows.add(reading, reading.timestamp);
+  }
+  all.push(windows);
+}
+const now = start + PER_NODE * STEP;
+
+function microsPerNode(work: (windows: NodeWindows) => unknown): number {
+  let best = Number.POSITIVE_INFINITY;
+  let sink = 0;
+  for (let pass = 0; pass < 5; pass++) {
+    const started = performance.now();
+    for (const windows of all) sink += work(windows) === undefined ? 0 : 1;
+    best = Math.min(best, ((performance.now() - started) * 1000) / all.length);
+  }
+  if (sink < 0) console.log(sink);
+  return Number(best.toFixed(2));
+}
+
+const figures: Record<string, number> = {};
+for (const range of RANGES) figures[`evaluate ${range}`] = microsPerNode((w) => w.evaluate(range, now));
+figures['light round: 1h metrics as JSON'] = microsPerNode((w) =>
+  JSON.stringify(metricsHash(w.evaluate('1h', now), now)),
+);
+figures['7d series as JSON'] = microsPerNode((w) => timeseriesJson(w.hourlySeries(now)));
+figures['full round: every range and the series as JSON'] = microsPerNode((w) => {
+  for (const range of RANGES) JSON.stringify(metricsHash(w.evaluate(range, now), now));
+  return timeseriesJson(w.hourlySeries(now));
+});
+console.log({ nodes, microsPerNode: figures });
