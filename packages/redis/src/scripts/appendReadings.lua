@@ -44,6 +44,7 @@
 -- Returns { accepted, duplicates, entry id or false }, or the error
 -- 'STREAM_FULL <bytes held> <bound>'.
 
+--@include slices
 --@include seenSlots
 
 local slots = tonumber(ARGV[8])
@@ -176,24 +177,13 @@ end
 local entry = redis.call('XADD', KEYS[1], 'MINID', '~', minid, '*',
   'n', accepted, 'src', ARGV[3], 'readings', payload)
 
---@include slices
 for k, updates in pairs(writes) do
   if #updates > 0 then
     call_in_slices('HSET', KEYS[k], updates, 1, #updates)
     redis.call('EXPIRE', KEYS[k], ARGV[2])
   end
 end
-for key, values in pairs(hourWrites) do
-  local updates = {}
-  for node, value in pairs(values) do
-    updates[#updates + 1] = node
-    updates[#updates + 1] = value
-  end
-  if #updates > 0 then
-    call_in_slices('HSET', key, updates, 1, #updates)
-    redis.call('EXPIRE', key, ARGV[2])
-  end
-end
+write_hour_hashes(hourWrites, ARGV[2])
 for set, members in pairs(setWrites) do
   call_in_slices('SADD', set, members, 1, #members)
   redis.call('EXPIRE', set, ARGV[2])

@@ -15,8 +15,8 @@
 --            ms after its hour's start the slot starts
 -- Returns the number of offsets that were new.
 
---@include seenSlots
 --@include slices
+--@include seenSlots
 
 local withHours = ARGV[2] == '1'
 local slots = withHours and #KEYS / 2 or #KEYS
@@ -54,17 +54,5 @@ for k = 1, slots do
     redis.call('EXPIRE', KEYS[k], ARGV[1])
   end
 end
-for key, values in pairs(hourWrites) do
-  local updates = {}
-  for node, value in pairs(values) do
-    if #value > 0 then
-      updates[#updates + 1] = node
-      updates[#updates + 1] = value
-    end
-  end
-  if #updates > 0 then
-    call_in_slices('HSET', key, updates, 1, #updates)
-    redis.call('EXPIRE', key, ARGV[1])
-  end
-end
+write_hour_hashes(hourWrites, ARGV[1])
 return marked

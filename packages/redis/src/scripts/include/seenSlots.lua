@@ -11,6 +11,8 @@
 -- layout, a hash per hour (seen:{tag}:<hour>, node -> 4-byte offsets in the
 -- hour), and before it the set layout, a set per node and hour of decimal
 -- offsets (seen:{tag}:<node>:<hour>).
+--
+-- Needs include/slices before it.
 
 local WIDTH = 3
 
@@ -134,4 +136,23 @@ local function call_per_item(command, key, items)
     for q = 1, #part do replies[i + q - 1] = part[q] end
   end
   return replies
+end
+
+-- Writes what is owed to the hour hashes: `writes` maps each hash to node ->
+-- its whole new value (empty: nothing to write); each hash written expires
+-- `ttl` seconds from now.
+local function write_hour_hashes(writes, ttl)
+  for key, values in pairs(writes) do
+    local updates = {}
+    for node, value in pairs(values) do
+      if #value > 0 then
+        updates[#updates + 1] = node
+        updates[#updates + 1] = value
+      end
+    end
+    if #updates > 0 then
+      call_in_slices('HSET', key, updates, 1, #updates)
+      redis.call('EXPIRE', key, ttl)
+    end
+  end
 end
