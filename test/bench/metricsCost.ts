@@ -9,7 +9,7 @@
  *
  *   node test/bench/metricsCost.ts [nodes=2000]
  */
-import { metricsHash, NodeWindows, RANGES, type Reading, timeseriesJson } from '@streamgauge/core';
+import { metricsHash, NodeWindows, nodeSeriesJson, RANGES, type Reading } from '@streamgauge/core';
 
 const nodes = Number(process.argv[2] ?? 2000);
 const start = Date.UTC(2026, 10, 1);
@@ -33,6 +33,7 @@ for (let n = 0; n < nodes; n++) {
   all.push(windows);
 }
 const now = start + PER_NODE * STEP;
+const seriesJson = (windows: NodeWindows) => nodeSeriesJson(windows, now);
 
 function microsPerNode(work: (windows: NodeWindows) => unknown): number {
   let best = Number.POSITIVE_INFINITY;
@@ -51,9 +52,9 @@ for (const range of RANGES) figures[`evaluate ${range}`] = microsPerNode((w) => 
 figures['light round: 1h metrics as JSON'] = microsPerNode((w) =>
   JSON.stringify(metricsHash(w.evaluate('1h', now), now)),
 );
-figures['7d series as JSON'] = microsPerNode((w) => timeseriesJson(w.hourlySeries(now)));
+figures['7d series as JSON'] = microsPerNode(seriesJson);
 figures['full round: every range and the series as JSON'] = microsPerNode((w) => {
   for (const range of RANGES) JSON.stringify(metricsHash(w.evaluate(range, now), now));
-  return timeseriesJson(w.hourlySeries(now));
+  return seriesJson(w);
 });
 console.log({ nodes, microsPerNode: figures });

@@ -111,6 +111,7 @@ export {
   meanOf,
   metadataHash,
   metricsHash,
+  nodeSeriesJson,
   seriesTime,
   systemMetricsHash,
   systemSums,

@@ -1,5 +1,11 @@
 import { isoTime } from './timestamp.ts';
-import type { HourlyPoint, LatestValues, NodeMetadata, WindowSummary } from './window/nodeWindows.ts';
+import type {
+  HourlyPoint,
+  LatestValues,
+  NodeMetadata,
+  NodeWindows,
+  WindowSummary,
+} from './window/nodeWindows.ts';
 import { hasMeasurement, PANE, type PaneMeasurement, STAT_AT, type StatName } from './window/pane.ts';
 
 /**
@@ -108,10 +114,6 @@ export function seriesTime(ms: number): string {
   return isoTime(ms).slice(0, 19).replace('T', ' ');
 }
 
-// Every node's series has the same hours: format each hour once (a week is
-// 169 of them), not 169 times per node written; quoted, as JSON holds it.
-const cachedSeriesTimeJson = memoized((ms) => JSON.stringify(seriesTime(ms)), 1024);
-
 /**
  * `node:{id}:timeseries:7d`: hourly averages, one entry per hour with a
  * reading. The same text as `JSON.stringify({ timestamps, flow_rates,
@@ -120,16 +122,48 @@ const cachedSeriesTimeJson = memoized((ms) => JSON.stringify(seriesTime(ms)), 10
  * metrics round's time).
  */
 export function timeseriesJson(points: readonly HourlyPoint[]): string {
-  const timestamps = new Array<string>(points.length);
-  const flows = new Array<string>(points.length);
-  const pressures = new Array<string>(points.length);
-  for (let i = 0; i < points.length; i++) {
-    const point = points[i] as HourlyPoint;
-    timestamps[i] = cachedSeriesTimeJson(point.at);
-    flows[i] = jsonNumber(point.flow ?? 0);
-    pressures[i] = jsonNumber(point.pressure ?? 0);
+  const text = new SeriesText();
+  for (const point of points) text.add(point.at, point.flow, point.pressure);
+  return text.toString();
+}
+
+/** A node's `timeseries:7d` at `at`, as `timeseriesJson(windows.hourlySeries(at))` without the points. */
+export function nodeSeriesJson(windows: NodeWindows, at: number): string {
+  const text = new SeriesText();
+  windows.forEachSeriesHour(at, text.add);
+  return text.toString();
+}
+
+class SeriesText {
+  readonly #timestamps: string[] = [];
+  readonly #flows: string[] = [];
+  readonly #pressures: string[] = [];
+
+  readonly add = (start: number, flow: number | undefined, pressure: number | undefined): void => {
+    this.#timestamps.push(seriesTimeJson(start));
+    this.#flows.push(jsonNumber(flow ?? 0));
+    this.#pressures.push(jsonNumber(pressure ?? 0));
+  };
+
+  toString(): string {
+    return `{"timestamps":[${this.#timestamps.join(',')}],"flow_rates":[${this.#flows.join(',')}],"pressures":[${this.#pressures.join(',')}]}`;
   }
-  return `{"timestamps":[${timestamps.join(',')}],"flow_rates":[${flows.join(',')}],"pressures":[${pressures.join(',')}]}`;
+}
+
+// Every node's series has the same hours: format each hour once (a week is
+// 169 of them), not 169 times per node written; quoted, as JSON holds it.
+// Direct-mapped by hour (a Map's lookup was a tenth of the series' time).
+const SERIES_TIMES = 1024;
+const seriesTimeAt = new Float64Array(SERIES_TIMES).fill(Number.NaN);
+const seriesTimeText = new Array<string>(SERIES_TIMES).fill('');
+
+function seriesTimeJson(ms: number): string {
+  const slot = Math.floor(ms / 3_600_000) & (SERIES_TIMES - 1);
+  if (seriesTimeAt[slot] !== ms) {
+    seriesTimeText[slot] = JSON.stringify(seriesTime(ms));
+    seriesTimeAt[slot] = ms;
+  }
+  return seriesTimeText[slot] as string;
 }
 
 /** A number as JSON.stringify writes it. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type HourlyPoint, seriesTime, timeseriesJson } from '../src/index.ts';
+import { type HourlyPoint, NodeWindows, nodeSeriesJson, seriesTime, timeseriesJson } from '../src/index.ts';
 
 describe('timeseriesJson', () => {
   it('writes exactly what JSON.stringify writes, whatever the numbers', () => {
@@ -31,5 +31,23 @@ describe('timeseriesJson', () => {
     expect(timeseriesJson(points)).toBe(expected);
     expect(JSON.parse(timeseriesJson([]))).toEqual({ timestamps: [], flow_rates: [], pressures: [] });
     expect(timeseriesJson([])).toBe(JSON.stringify({ timestamps: [], flow_rates: [], pressures: [] }));
+  });
+
+  it("writes a node's series from its windows as from its points, and each hour's own time", () => {
+    const windows = new NodeWindows('N', 6 * 60_000);
+    const now = Date.UTC(2026, 10, 25, 12, 30);
+    for (let i = 0; i < 400; i++) {
+      const timestamp = now - i * 25 * 60_000;
+      windows.add(
+        { node_id: 'N', timestamp, ...(i % 5 === 0 ? {} : { flow_rate: i / 7 }), pressure: 3 + i / 11 },
+        now,
+      );
+    }
+    expect(nodeSeriesJson(windows, now)).toBe(timeseriesJson(windows.hourlySeries(now)));
+    // Hours 1024 apart share a place in the formatting cache: each keeps its own text.
+    const hour = Date.UTC(2026, 0, 1);
+    const far = hour + 1024 * 3_600_000;
+    const points = [hour, far, hour].map((at, i) => ({ hour: at / 3_600_000, at, flow: i, pressure: i }));
+    expect(JSON.parse(timeseriesJson(points)).timestamps).toEqual([hour, far, hour].map(seriesTime));
   });
 });

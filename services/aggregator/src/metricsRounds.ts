@@ -3,9 +3,9 @@ import {
   latestHash,
   metadataHash,
   metricsHash,
+  nodeSeriesJson,
   RANGES,
   type Range,
-  timeseriesJson,
 } from '@streamgauge/core';
 import type { NodeKeys } from '@streamgauge/redis';
 import { type LiveState, NODE_CHUNK, type ShardState, yieldToLoop } from './liveState.ts';
@@ -224,7 +224,7 @@ export class MetricsRounds {
       metrics,
       ...(parts.identity && windows.latest !== undefined && { latest: latestHash(windows.latest) }),
       ...(parts.identity && { metadata: metadataHash(id, windows.metadata) }),
-      ...(parts.series && { timeseries: timeseriesJson(windows.hourlySeries(now)) }),
+      ...(parts.series && { timeseries: nodeSeriesJson(windows, now) }),
     };
     this.#live.writer.writeNode(keys);
   }

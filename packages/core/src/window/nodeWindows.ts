@@ -2,7 +2,15 @@ import type { Range } from '../ranges.ts';
 import type { Reading } from '../reading.ts';
 import { emptyPane, FULL_LAYOUT, mergePane, PANE, SERIES, SERIES_LAYOUT } from './pane.ts';
 import { PaneRing, type RingShape, ringShape } from './paneRing.ts';
-import { PANE_SIZES, RING_OF_RANGE, RINGS, SERIES_RING, type WindowBounds, windowBounds } from './windows.ts';
+import {
+  PANE_SIZES,
+  RING_OF_RANGE,
+  RINGS,
+  SERIES_PANE_MS,
+  SERIES_RING,
+  type WindowBounds,
+  windowBounds,
+} from './windows.ts';
 
 export interface LatestValues {
   readonly timestamp: number;
@@ -143,22 +151,34 @@ export class NodeWindows {
 
   /** The hours with at least one reading in the 7d window at `at`, oldest first. */
   hourlySeries(at: number): HourlyPoint[] {
+    const points: HourlyPoint[] = [];
+    this.forEachSeriesHour(at, (start, flow, pressure) => {
+      points.push({ hour: start / SERIES_PANE_MS, at: start, flow, pressure });
+    });
+    return points;
+  }
+
+  /**
+   * `hourlySeries` without an object per hour (a full metrics round writes
+   * every node's series): `visit` gets each hour's start (ms) and its mean
+   * flow and pressure, undefined without one.
+   */
+  forEachSeriesHour(
+    at: number,
+    visit: (start: number, flow: number | undefined, pressure: number | undefined) => void,
+  ): void {
     const bounds = windowBounds('7d', at);
     const ring = this.rings[SERIES_RING] as PaneRing;
-    const points: HourlyPoint[] = [];
     const data = ring.data;
     for (let hour = ring.paneOf(bounds.start), last = ring.paneOf(at); hour <= last; hour++) {
       const o = ring.offsetOf(hour);
       if (o < 0 || (data[o + SERIES.count] as number) === 0) continue;
-      points.push({
-        hour,
-        at: hour * ring.paneMs,
-        flow: (data[o + SERIES.flowN] as number) > 0 ? (data[o + SERIES.flowMean] as number) : undefined,
-        pressure:
-          (data[o + SERIES.pressureN] as number) > 0 ? (data[o + SERIES.pressureMean] as number) : undefined,
-      });
+      visit(
+        hour * ring.paneMs,
+        (data[o + SERIES.flowN] as number) > 0 ? (data[o + SERIES.flowMean] as number) : undefined,
+        (data[o + SERIES.pressureN] as number) > 0 ? (data[o + SERIES.pressureMean] as number) : undefined,
+      );
     }
-    return points;
   }
 
   /**
