@@ -55,4 +55,19 @@ describe('reconcileNode', () => {
     reconcileNode(live, truth, now, {});
     expect(panes(live)).toEqual(wanted);
   });
+
+  it('with `since`, a window still reads its own panes: a coarser pane rebuilt whole does not leak older truth into it', () => {
+    const live = windowsOf(series((i) => i));
+    // Since 09:00; the truth also holds a reading at 07:30, in the 6-hour pane 06:00-12:00 rebuilt whole.
+    const since = Date.UTC(2026, 10, 25, 9);
+    const extra: Reading = { node_id: 'N', timestamp: Date.UTC(2026, 10, 25, 7, 31), flow_rate: 5 };
+    const truth = windowsOf([...series((i) => i), extra]);
+    const counts = () => (['1h', '6h', '24h'] as const).map((range) => live.evaluate(range, now).pane[0]);
+    const before = counts();
+    reconcileNode(live, truth, now, {}, since);
+    expect(counts()).toEqual(before);
+    // The whole rebuild takes it.
+    reconcileNode(live, truth, now, {});
+    expect(counts()).toEqual([before[0], (before[1] as number) + 1, (before[2] as number) + 1]);
+  });
 });
