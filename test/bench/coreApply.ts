@@ -10,6 +10,7 @@
  *   node test/bench/coreApply.ts [nodes=10000] [readings per node per pass=50] [group=1]
  */
 import { DEFAULT_ANOMALY_SETTINGS, NodeDetector, NodeWindows, type Reading } from '@streamgauge/core';
+import { seriesReading } from './lib/readings.ts';
 
 const nodes = Number(process.argv[2] ?? 10_000);
 const perPass = Number(process.argv[3] ?? 50);
@@ -25,14 +26,7 @@ for (let n = 0; n < nodes; n++) {
 }
 
 function reading(n: number, i: number): Reading {
-  return {
-    node_id: `N${n}`,
-    timestamp: start + i * STEP,
-    flow_rate: 10 + Math.sin(i / 30 + n) + (i % 7) * 0.01,
-    pressure: 3 + Math.cos(i / 50) * 0.5,
-    temperature: 12 + (i % 11) * 0.1,
-    volume: 1000 + i * 0.01,
-  };
+  return seriesReading(n, i, start, STEP);
 }
 
 const cpu = () => {

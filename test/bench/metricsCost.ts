@@ -9,7 +9,8 @@
  *
  *   node test/bench/metricsCost.ts [nodes=2000]
  */
-import { metricsHash, NodeWindows, nodeSeriesJson, RANGES, type Reading } from '@streamgauge/core';
+import { metricsHash, NodeWindows, nodeSeriesJson, RANGES } from '@streamgauge/core';
+import { seriesReading } from './lib/readings.ts';
 
 const nodes = Number(process.argv[2] ?? 2000);
 const start = Date.UTC(2026, 10, 1);
@@ -20,14 +21,7 @@ const all: NodeWindows[] = [];
 for (let n = 0; n < nodes; n++) {
   const windows = new NodeWindows(`N${n}`, 6 * 60_000);
   for (let i = 0; i < PER_NODE; i++) {
-    const reading: Reading = {
-      node_id: `N${n}`,
-      timestamp: start + i * STEP,
-      flow_rate: 10 + Math.sin(i / 30 + n) + (i % 7) * 0.01,
-      pressure: 3 + Math.cos(i / 50) * 0.5,
-      temperature: 12 + (i % 11) * 0.1,
-      volume: 1000 + i * 0.01,
-    };
+    const reading = seriesReading(n, i, start, STEP);
     windows.add(reading, reading.timestamp);
   }
   all.push(windows);

@@ -77,3 +77,18 @@ function pressure(g: number): number {
 function temperature(g: number): number {
   return 8 + ((g * 17) % 150) / 10;
 }
+
+/**
+ * Reading `i` of node `n` of a smooth synthetic series (the core benches'
+ * input: every measurement present, values that vary as a logger's do).
+ */
+export function seriesReading(n: number, i: number, start: number, stepMs: number): Reading {
+  return {
+    node_id: `N${n}`,
+    timestamp: start + i * stepMs,
+    flow_rate: 10 + Math.sin(i / 30 + n) + (i % 7) * 0.01,
+    pressure: 3 + Math.cos(i / 50) * 0.5,
+    temperature: 12 + (i % 11) * 0.1,
+    volume: 1000 + i * 0.01,
+  };
+}
