@@ -158,3 +158,24 @@ describe('ShardReader: consumers long gone', () => {
     expect(pending[3]).toEqual([['c', '1']]);
   });
 });
+
+describe('ShardReader.next', () => {
+  it('calls a read that found nothing quiet, and an empty page of a scan of pending entries not', async () => {
+    const { reader } = newReader();
+    // The scan of pending entries that follows the start: nothing pending, under whatever load.
+    const scan = await reader.next();
+    expect(scan.batch.entries).toEqual([]);
+    expect(scan).toMatchObject({ settled: true, quiet: false });
+    // A read that waited and found nothing new: the stream is quiet.
+    const read = await reader.next();
+    expect(read.batch.entries).toEqual([]);
+    expect(read.quiet).toBe(true);
+    // After a reconnection the scan comes first again, and is not quiet either.
+    reader.reconnected();
+    expect(await reader.next()).toMatchObject({ quiet: false });
+    await addEntry(1);
+    const next = await reader.next();
+    expect(next.batch.entries).toHaveLength(1);
+    expect(next.quiet).toBe(false);
+  });
+});

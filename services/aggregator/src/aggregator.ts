@@ -1,6 +1,6 @@
 import type { Range } from '@streamgauge/core';
 import type { DeliveredBatch, Offer, ReadModelWriter, ShardReconcileReport } from '@streamgauge/redis';
-import { BatchApplier, type BatchOutcome } from './batchApplier.ts';
+import { type AppliedBatch, BatchApplier, type BatchOutcome } from './batchApplier.ts';
 import { ClockTick } from './clockTick.ts';
 import { type AggregatorOptions, LiveState, type ShardState } from './liveState.ts';
 import { MetricsRounds } from './metricsRounds.ts';
@@ -8,7 +8,7 @@ import { ReconcileApplier } from './reconcileApplier.ts';
 import { ShardOwnership } from './shardOwnership.ts';
 import { SystemSums } from './systemSums.ts';
 
-export type { AggregatorOptions, BatchOutcome, ShardState };
+export type { AggregatorOptions, AppliedBatch, BatchOutcome, ShardState };
 
 /**
  * The live windows of every node of the shards this process owns, and what
@@ -112,8 +112,8 @@ export class Aggregator {
   }
 
   /** See BatchApplier.apply. */
-  apply(batch: DeliveredBatch, state: ShardState): Promise<BatchOutcome> {
-    return this.#batches.apply(batch, state);
+  apply(batch: DeliveredBatch, state: ShardState, quiet = false): Promise<AppliedBatch> {
+    return this.#batches.apply(batch, state, quiet);
   }
 
   /** See ReconcileApplier.reconcile. */
@@ -121,13 +121,14 @@ export class Aggregator {
     return this.#reconciles.reconcile(state, offer);
   }
 
-  /** See MetricsRounds.flush. */
-  flush(options: { limit?: number; wait?: boolean } = {}): Promise<void> {
-    return this.#rounds.flush(options);
+  /** See MetricsRounds.flush (after the commits in flight, so a full round covers them). */
+  async flush(options: { limit?: number; wait?: boolean } = {}): Promise<void> {
+    await this.#ownership.allCommitted();
+    await this.#rounds.flush(options);
   }
 
   /** See ClockTick.tick. */
-  tick(all = false): Promise<Range[]> {
+  tick(all = false): Promise<Range[] | undefined> {
     return this.#clock.tick(all);
   }
 }

@@ -1,8 +1,24 @@
 import { type AnomalyEvent, isoTime, RANGES, type Range, windowBounds } from '@streamgauge/core';
-import { type LiveState, NODE_CHUNK, type ShardState, yieldToLoop } from './liveState.ts';
+import type { LiveState, ShardState } from './liveState.ts';
 import type { MetricsRounds } from './metricsRounds.ts';
 import type { ShardOwnership } from './shardOwnership.ts';
 import type { SystemSums } from './systemSums.ts';
+
+/**
+ * Nodes a step of the clock's sweep goes through: at ~10–60 µs a node (the
+ * full ranges and the series are due hourly), a step holds the loop, and the
+ * batches waiting behind it, for at most a few tens of ms.
+ */
+export const SWEEP_CHUNK = 500;
+
+/** A pass of the clock over every node, a step at a time. */
+interface Sweep {
+  readonly due: Range[];
+  readonly hourly: boolean;
+  readonly all: boolean;
+  readonly ids: string[];
+  from: number;
+}
 
 /** The clock's part: windows slide, anomalies close, silent nodes are forgotten, with no reading arriving. */
 export class ClockTick {
@@ -12,6 +28,8 @@ export class ClockTick {
   readonly #sums: SystemSums;
   /** Per range, the pane it was last evaluated in. */
   readonly #evaluatedPane = new Map<Range, number>();
+  /** The sweep in progress. */
+  #sweep: Sweep | undefined;
 
   constructor(live: LiveState, ownership: ShardOwnership, rounds: MetricsRounds, sums: SystemSums) {
     this.#live = live;
@@ -25,88 +43,106 @@ export class ClockTick {
    * ranges whose current pane changed since they were last evaluated, so a
    * silent node's metrics empty out with no reading arriving. Hourly, nodes
    * with nothing left in any window are forgotten.
+   *
+   * A call takes one step of SWEEP_CHUNK nodes and returns undefined while
+   * the sweep goes on: the caller runs the batches that are waiting, then
+   * calls again. A pass over 100,000 nodes holds the loop for seconds, and
+   * freshness (`latest`) would wait that long behind it every minute. Each
+   * step is evaluated at its own time and commits its own nodes' events, so
+   * a batch in between never sees its events overtaken by older ones.
+   * Returns the ranges re-evaluated once the sweep is done.
    */
-  async tick(all = false): Promise<Range[]> {
-    const now = this.#live.options.clock.now();
-    const due = RANGES.filter((r) => all || this.#evaluatedPane.get(r) !== windowBounds(r, now).last);
-    if (due.length === 0) return due;
-    for (const r of due) this.#evaluatedPane.set(r, windowBounds(r, now).last);
-    // Pending key writes go first, so the tick's writes are the newest.
-    await this.#rounds.flush();
-    const hourly = due.includes('30d');
+  async tick(all = false): Promise<Range[] | undefined> {
+    const sweep = this.#sweep ?? this.#start(all);
+    if (sweep === undefined) return [];
+    const live = this.#live;
+    const now = live.options.clock.now();
+    const step = sweep.ids.slice(sweep.from, sweep.from + SWEEP_CHUNK);
+    sweep.from += step.length;
     const forgotten = new Map<ShardState, string[]>();
     // Silence and hysteresis are seen by the clock: offline nodes, anomalies clear long enough to close.
     const clocked = new Map<ShardState, Map<string, AnomalyEvent[]>>();
-    const ids = [...this.#live.nodes.keys()];
-    for (let from = 0; from < ids.length; from += NODE_CHUNK) {
-      if (from > 0) {
-        // A chunk at a time, each written out before the next, yielding in
-        // between, so the leases are renewed meanwhile; a shard lost
-        // meanwhile has taken its nodes with it.
-        await this.#live.persist(() => this.#live.writer.flush(), 'read model');
-        await yieldToLoop();
+    for (const id of step) {
+      const node = live.nodes.get(id);
+      if (node === undefined) continue;
+      const events = node.detector.tick(now);
+      if (events.length > 0) {
+        const nodes = clocked.get(node.shard) ?? new Map<string, AnomalyEvent[]>();
+        nodes.set(id, events);
+        clocked.set(node.shard, nodes);
       }
-      for (const id of ids.slice(from, from + NODE_CHUNK)) {
-        const node = this.#live.nodes.get(id);
-        if (node === undefined) continue;
-        const events = node.detector.tick(now);
-        if (events.length > 0) {
-          const nodes = clocked.get(node.shard) ?? new Map<string, AnomalyEvent[]>();
-          nodes.set(id, events);
-          clocked.set(node.shard, nodes);
-        }
-        if (hourly && node.windows.isSilent(now)) {
-          this.#live.forget(id);
-          const list = forgotten.get(node.shard);
-          if (list === undefined) forgotten.set(node.shard, [id]);
-          else list.push(id);
-          continue;
-        }
-        // Hourly, latest and metadata are rewritten too, which renews their TTL.
-        this.#rounds.writeNode(id, now, due, { series: due.includes('7d'), identity: hourly });
+      if (sweep.hourly && node.windows.isSilent(now)) {
+        live.forget(id);
+        const list = forgotten.get(node.shard);
+        if (list === undefined) forgotten.set(node.shard, [id]);
+        else list.push(id);
+        continue;
       }
+      // Hourly, latest and metadata are rewritten too, which renews their TTL.
+      this.#rounds.writeNode(id, now, sweep.due, {
+        series: sweep.due.includes('7d'),
+        identity: sweep.hourly,
+      });
     }
-    // Hourly (and at start) every node is listed again: cheap, and it repairs a
-    // `nodes:all` that expired or was deleted.
-    if (all || hourly) this.#live.writer.listNodes(this.#live.nodes.keys());
-    this.#live.writer.notify({ cause: 'clock', at: isoTime(now), ranges: due });
     const removed = [...forgotten.values()].flat();
     if (removed.length > 0) {
-      this.#live.writer.unlistNodes(removed);
-      this.#live.options.logger.info({ nodes: removed.length }, 'forgot nodes silent for 30 days');
+      live.writer.unlistNodes(removed);
+      live.options.logger.info({ nodes: removed.length }, 'forgot nodes silent for 30 days');
     }
-    await this.#live.persist(() => this.#live.writer.flush(), 'read model');
-    await this.#sums.write(due, now);
+    await live.persist(() => live.writer.flush(), 'read model');
+    await this.#commitStep(forgotten, clocked);
+    if (sweep.from < sweep.ids.length) return undefined;
+
+    this.#sweep = undefined;
+    // Hourly (and at start) every node is listed again: cheap, and it repairs a
+    // `nodes:all` that expired or was deleted.
+    if (sweep.all || sweep.hourly) live.writer.listNodes(live.nodes.keys());
+    live.writer.notify({ cause: 'clock', at: isoTime(now), ranges: sweep.due });
+    await live.persist(() => live.writer.flush(), 'read model');
+    await this.#sums.write(sweep.due, now);
+    return sweep.due;
+  }
+
+  /** A sweep over every node if a range's pane changed (or `all`); undefined when none did. */
+  #start(all: boolean): Sweep | undefined {
+    const now = this.#live.options.clock.now();
+    const due = RANGES.filter((r) => all || this.#evaluatedPane.get(r) !== windowBounds(r, now).last);
+    if (due.length === 0) return undefined;
+    for (const r of due) this.#evaluatedPane.set(r, windowBounds(r, now).last);
+    const sweep = { due, hourly: due.includes('30d'), all, ids: [...this.#live.nodes.keys()], from: 0 };
+    this.#sweep = sweep;
+    return sweep;
+  }
+
+  /**
+   * Commits a step's detector states with their events, and deletes its
+   * forgotten nodes' state (their last events go with the deletion). A
+   * fleet gone silent at once (a network outage) opens an anomaly on every
+   * node: a step's nodes per commit.
+   */
+  async #commitStep(
+    forgotten: ReadonlyMap<ShardState, string[]>,
+    clocked: ReadonlyMap<ShardState, Map<string, AnomalyEvent[]>>,
+  ): Promise<void> {
+    const live = this.#live;
     for (const state of new Set([...forgotten.keys(), ...clocked.keys()])) {
-      // A chunk of nodes per commit, each node's state with its events: a
-      // fleet gone silent at once (a network outage) opens an anomaly on
-      // every node, and one commit of 50,000 held Redis 0.85 s.
-      // A forgotten node's last events go with the deletion of its state.
-      let removed = forgotten.get(state) ?? [];
+      if (!live.holds(state)) continue;
+      const removed = forgotten.get(state) ?? [];
       const gone = new Set(removed);
       const anomalies = [...(clocked.get(state) ?? [])];
-      let last = anomalies.filter(([id]) => gone.has(id)).flatMap(([, events]) => events);
-      const live = anomalies.filter(([id]) => !gone.has(id));
-      for (let from = 0; from === 0 || from < live.length; from += NODE_CHUNK) {
-        if (!this.#live.holds(state)) break;
-        const chunk = live.slice(from, from + NODE_CHUNK);
-        const commit = state.store.prepare({
-          changed: [],
-          added: [],
-          removed,
-          group: this.#live.options.group,
-          ackIds: [],
-          deadLetters: [],
-          failures: [],
-          counters: {},
-          detectors: this.#live.detectorStates(chunk.map(([id]) => id)),
-          events: [...last, ...chunk.flatMap(([, events]) => events)],
-        });
-        if (!(await this.#ownership.commit(state, commit))) break;
-        removed = [];
-        last = [];
-      }
+      const commit = state.store.prepare({
+        changed: [],
+        added: [],
+        removed,
+        group: live.options.group,
+        ackIds: [],
+        deadLetters: [],
+        failures: [],
+        counters: {},
+        detectors: live.detectorStates(anomalies.filter(([id]) => !gone.has(id)).map(([id]) => id)),
+        events: anomalies.flatMap(([, events]) => events),
+      });
+      await this.#ownership.commit(state, commit);
     }
-    return due;
   }
 }

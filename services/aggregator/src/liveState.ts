@@ -79,9 +79,10 @@ export interface ShardState {
 }
 
 /**
- * Nodes whose keys a clock tick or an acquisition rewrites before it yields
- * to the event loop (timers, I/O: the leases' renewal): at 100k nodes a full
- * rewrite is seconds of CPU, longer than a lease.
+ * Nodes whose keys an acquisition or a full metrics round rewrites before it
+ * yields to the event loop (timers, I/O: the leases' renewal): at 100k nodes
+ * a full rewrite is seconds of CPU, longer than a lease. (The clock's sweep
+ * goes in smaller steps: ClockTick's SWEEP_CHUNK.)
  */
 export const NODE_CHUNK = 2_000;
 

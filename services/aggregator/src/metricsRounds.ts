@@ -32,8 +32,9 @@ const LIGHT_RANGES: readonly Range[] = ['1h'];
  * entries it covers. Under load, between full rounds (at most every
  * `longRangesIntervalMs`), light rounds write only the 1-hour metrics: the
  * other ranges and the 7-day series move little with one more reading, and
- * writing them is ~90 % of a node's metrics cost. A quiet stream, the clock's
- * tick, an acquisition and a reconcile always end in a full round.
+ * writing them is ~90 % of a node's metrics cost. A quiet stream, an
+ * acquisition and a reconcile always end in a full round; the clock's sweep
+ * rewrites the ranges that slid for every node itself.
  */
 export class MetricsRounds {
   readonly #live: LiveState;

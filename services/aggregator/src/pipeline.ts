@@ -12,6 +12,7 @@ import {
   BehaviorSubject,
   concatMap,
   defer,
+  EMPTY,
   filter,
   lastValueFrom,
   map,
@@ -33,6 +34,8 @@ export type Job =
       readonly batch: DeliveredBatch;
       /** The last page of the scan of pending entries that follows an acquisition. */
       readonly settle: boolean;
+      /** An empty read: the stream is quiet (see ShardPull). */
+      readonly quiet: boolean;
       readonly done: () => void;
     }
   | { readonly kind: 'release'; readonly state: ShardState; readonly graceful: boolean }
@@ -42,7 +45,8 @@ export type Job =
       readonly offer: Offer;
       readonly done: () => void;
     }
-  | { readonly kind: 'tick'; readonly at: number };
+  /** A pane boundary, or (`step`) the next step of the clock's sweep. */
+  | { readonly kind: 'tick'; readonly at: number; readonly step?: boolean };
 
 export type Processed =
   | {
@@ -73,7 +77,7 @@ export interface PipelineOptions {
 export interface RunningPipeline {
   /** Every processed job, for logs, metrics and tests. */
   readonly processed$: Observable<Processed>;
-  /** Resolves when the pipeline has stopped (after `stop()`, once the job in hand is done). */
+  /** Resolves when the pipeline has stopped (after `stop()`, once the job in hand and the commits sent are done). */
   readonly done: Promise<void>;
   stop(): void;
 }
@@ -82,14 +86,17 @@ export interface RunningPipeline {
  * The aggregator as an RxJS pipeline:
  *
  *   leases ──► per held shard: acquire, then pull ──► claim | XREADGROUP ──┐
- *   clock ──► pane boundaries ─────────────────────────────────────────────┼─ concatMap(job) ──► keys + commit
+ *   clock ──► pane boundaries, then each next step of the sweep ───────────┼─ concatMap(job) ──► keys + commit
  *   leases ──► release | lost ─────────────────────────────────────────────┘
  *
  * Jobs run one at a time. Each shard has one read or claim in flight at a
- * time, and the next is pulled only once its batch is committed, so memory
- * stays bounded however far behind the group is; and because a claim is just
- * another pull of the shard's loop, it never races a read of the same shard
- * (it cannot claim entries that are in this process, waiting to be applied).
+ * time, and the next is pulled once its batch is applied and its commit
+ * sent: the next batch is read and applied while that commit runs, and a
+ * batch's commit waits for the one before (at most one behind), so memory
+ * stays bounded however far behind the group is. A claim is just another
+ * pull of the shard's loop, so it never races a read of the same shard; the
+ * entries of the commit in flight it may deliver again are recognised as
+ * applied (BatchApplier).
  */
 export function runPipeline(
   consumer: StreamConsumer,
@@ -133,42 +140,69 @@ export function runPipeline(
     map((at): Job => ({ kind: 'tick', at })),
   );
 
-  const work$ = merge(shardJobs$, releases$, slides$).pipe(
+  const sweeps$ = new Subject<Job>();
+  let sweeping = false;
+  let boundaryDuringSweep = false;
+  const work$ = merge(shardJobs$, releases$, slides$, sweeps$).pipe(
     takeUntil(stop$),
-    concatMap(async (job): Promise<Processed> => {
+    concatMap(async (job): Promise<{ readonly processed: Promise<Processed> | undefined }> => {
       switch (job.kind) {
         case 'acquire':
           await aggregator.acquire(job.state);
           job.done();
-          return { kind: 'acquire', stream: job.state.shard.stream };
+          return now({ kind: 'acquire', stream: job.state.shard.stream });
         case 'batch': {
           const started = performance.now();
-          const outcome = await aggregator.apply(job.batch, job.state);
+          const applied = await aggregator.apply(job.batch, job.state, job.quiet);
+          const stream = job.state.shard.stream;
           // Settle before the next read: the group's position must not yet
           // include entries that are read but not applied.
-          if (job.settle) await aggregator.settle(job.state);
+          if (job.settle) {
+            await applied.committed;
+            await aggregator.settle(job.state);
+          }
+          // The next read goes while the batch's commit runs.
           job.done();
-          const stream = job.state.shard.stream;
-          const seconds = (performance.now() - started) / 1000;
-          return job.settle
-            ? { kind: 'batches', outcome, stream, seconds, settled: stream }
-            : { kind: 'batches', outcome, stream, seconds };
+          const processed = applied.committed.then((outcome): Processed => {
+            const seconds = (performance.now() - started) / 1000;
+            return job.settle
+              ? { kind: 'batches', outcome, stream, seconds, settled: stream }
+              : { kind: 'batches', outcome, stream, seconds };
+          });
+          // Reported (and a failure raised) in order, below.
+          processed.catch(() => {});
+          return { processed };
         }
         case 'release':
           await aggregator.release(job.state, job.graceful);
           if (job.graceful) await keeper.released(job.state.shard);
-          return { kind: 'release', stream: job.state.shard.stream };
+          return now({ kind: 'release', stream: job.state.shard.stream });
         case 'reconcile': {
           const report = await aggregator.reconcile(job.state, job.offer);
           job.done();
-          return report === undefined
-            ? { kind: 'reconcile', stream: job.state.shard.stream }
-            : { kind: 'reconcile', stream: job.state.shard.stream, report };
+          return now(
+            report === undefined
+              ? { kind: 'reconcile', stream: job.state.shard.stream }
+              : { kind: 'reconcile', stream: job.state.shard.stream, report },
+          );
         }
-        case 'tick':
-          return { kind: 'tick', ranges: await aggregator.tick() };
+        case 'tick': {
+          // A boundary during a sweep starts the next sweep once this one ends (one chain of steps at a time).
+          if (sweeping && job.step !== true) {
+            boundaryDuringSweep = true;
+            return { processed: undefined };
+          }
+          const ranges = await aggregator.tick();
+          sweeping = ranges === undefined || boundaryDuringSweep;
+          if (ranges !== undefined) boundaryDuringSweep = false;
+          // The next step goes behind the batches that arrived meanwhile.
+          if (sweeping) sweeps$.next({ kind: 'tick', at: job.at, step: true });
+          return ranges === undefined ? { processed: undefined } : now({ kind: 'tick', ranges });
+        }
       }
     }),
+    // A batch is reported once its commit is done, every job in the order it ran.
+    concatMap(({ processed }) => processed ?? EMPTY),
     tap((done) => processed$.next(done)),
   );
 
@@ -187,6 +221,10 @@ export function runPipeline(
       stop$.next();
     },
   };
+}
+
+function now(processed: Processed): { readonly processed: Promise<Processed> } {
+  return { processed: Promise.resolve(processed) };
 }
 
 /**
@@ -234,7 +272,14 @@ function shardLoop(
     }
     const pulled = await reader.next();
     if (pulled.settled) settled = true;
-    return { kind: 'batch', state, batch: pulled.batch, settle: pulled.settled, done: next };
+    return {
+      kind: 'batch',
+      state,
+      batch: pulled.batch,
+      settle: pulled.settled,
+      quiet: pulled.quiet,
+      done: next,
+    };
   };
 
   return pull$.pipe(

@@ -41,7 +41,8 @@ export class ReconcileApplier {
    */
   async reconcile(state: ShardState, offer: Offer): Promise<ShardReconcileReport | undefined> {
     const offers = this.#live.options.offers;
-    if (offers === undefined || !this.#live.holds(state)) return undefined;
+    // The position below is the last committed entry: a commit in flight first.
+    if (offers === undefined || !(await this.#ownership.committed(state))) return undefined;
     const { store } = state;
     const position =
       this.#live.committed.get(state) ??

@@ -26,6 +26,8 @@ export class ShardOwnership {
   readonly #live: LiveState;
   readonly #rounds: MetricsRounds;
   readonly #sums: SystemSums;
+  /** Per acquisition, its last commit sent (resolving false once the shard is no longer held). */
+  readonly #inFlight = new Map<ShardState, Promise<boolean>>();
 
   constructor(live: LiveState, rounds: MetricsRounds, sums: SystemSums) {
     this.#live = live;
@@ -87,6 +89,8 @@ export class ShardOwnership {
   async release(state: ShardState, graceful: boolean): Promise<void> {
     if (!this.#live.holds(state)) return;
     if (graceful) {
+      // The lease is given up once this returns: a commit still in flight would then be refused.
+      await this.committed(state);
       await this.#rounds.flush();
       await this.checkpoint(state);
     }
@@ -100,7 +104,7 @@ export class ShardOwnership {
    * written, reflect the stream up to the group's position.
    */
   async settle(state: ShardState): Promise<void> {
-    if (!this.#live.holds(state)) return;
+    if (!(await this.committed(state))) return;
     const delivered = await this.#live.persist(
       () => state.store.lastDelivered(this.#live.options.group),
       'group position',
@@ -181,12 +185,48 @@ export class ShardOwnership {
   }
 
   /**
-   * Runs a prepared commit; false when the shard is no longer held: the
-   * lease was lost (the commit was refused), or it was dropped meanwhile.
-   * Either way everything of this acquisition is forgotten, and a refused
-   * commit is never retried: the holder applies the entries instead.
+   * Runs a prepared commit once the shard's previous one is done (a shard's
+   * commits never overtake each other, and none runs after one was
+   * refused); false when the shard is no longer held: the lease was lost
+   * (the commit was refused), or it was dropped meanwhile. Either way
+   * everything of this acquisition is forgotten, and a refused commit is
+   * never retried: the holder applies the entries instead.
    */
-  async commit(state: ShardState, commit: () => Promise<string | undefined>): Promise<boolean> {
+  commit(state: ShardState, commit: () => Promise<string | undefined>): Promise<boolean> {
+    const previous = this.#inFlight.get(state);
+    const sent =
+      previous === undefined
+        ? this.#run(state, commit)
+        : previous.then((held) => (held ? this.#run(state, commit) : this.#behindRefused(state)));
+    this.#inFlight.set(state, sent);
+    const settled = () => {
+      if (this.#inFlight.get(state) === sent) this.#inFlight.delete(state);
+    };
+    // (Also marks a failure as handled here: whoever waits for the commit still gets it.)
+    sent.then(settled, settled);
+    return sent;
+  }
+
+  /**
+   * The shard's last commit sent, once it is done: true while the shard is
+   * held. Rejects with that commit's failure (one that ends the pipeline).
+   */
+  committed(state: ShardState): Promise<boolean> {
+    return this.#inFlight.get(state) ?? Promise.resolve(this.#live.holds(state));
+  }
+
+  /** Every shard's commits in flight, once they are done (rejects with the first failure). */
+  async allCommitted(): Promise<void> {
+    await Promise.all(this.#inFlight.values());
+  }
+
+  /** A commit behind a refused one is not sent; nodes this acquisition created meanwhile are forgotten too. */
+  #behindRefused(state: ShardState): false {
+    this.forget(state);
+    return false;
+  }
+
+  async #run(state: ShardState, commit: () => Promise<string | undefined>): Promise<boolean> {
     const live = this.#live;
     try {
       const mark = await live.persist(commit, 'state');

@@ -148,7 +148,8 @@ describe('aggregator', () => {
 
   it('resumes exactly after a graceful stop in the middle of the stream', async () => {
     const now = Date.now();
-    const { log, start } = setup(now);
+    // Small reads: the next batch is read while one commits, and the stop must still find entries unread.
+    const { log, start } = setup(now, { AGGREGATOR_READ_COUNT: '5' });
     const data = generateDataset({ nodes: 8, days: 10, intervalMs: 20 * 60_000, now, seed: 11 });
     const half = Math.floor(data.sent.length / 2);
     await append(log, data.sent.slice(0, half), 50);

@@ -143,7 +143,7 @@ describe('anomalies in the aggregator', () => {
 
   it('opens offline once on every node of a fleet gone silent at once (committed a chunk of nodes at a time)', async () => {
     const start = Math.floor(Date.now() / HOUR) * HOUR - 6 * HOUR;
-    // More nodes than one of the clock's commits takes (NODE_CHUNK, 2,000), and not a multiple of it.
+    // More nodes than a step of the clock's sweep commits (SWEEP_CHUNK, 500), and not a multiple of it.
     const ids = Array.from({ length: 4_100 }, (_, i) => `FLEET${String(i).padStart(5, '0')}`);
     const readings: Reading[] = [0, 1, 2].flatMap((k) =>
       ids.map((node_id) => ({ node_id, timestamp: start + k * 10 * 60_000, flow_rate: 5 + k, pressure: 3 })),

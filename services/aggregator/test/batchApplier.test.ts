@@ -1,59 +1,13 @@
-import { allShardKeys, DEFAULT_ANOMALY_SETTINGS, ManualClock, type Reading } from '@streamgauge/core';
-import { AggregateStore, type DeliveredEntry, ReadModelWriter } from '@streamgauge/redis';
+import { PANE, readModelKeys } from '@streamgauge/core';
 import { useRedis } from '@streamgauge/testkit';
-import { pino } from 'pino';
-import { describe, expect, it } from 'vitest';
-import { BatchApplier } from '../src/batchApplier.ts';
-import { LiveState, type ShardState } from '../src/liveState.ts';
-import { MetricsRounds } from '../src/metricsRounds.ts';
-import { ShardOwnership } from '../src/shardOwnership.ts';
-import { SystemSums } from '../src/systemSums.ts';
+import { describe, expect, it, vi } from 'vitest';
+import { liveParts, SHARD } from './support/liveParts.ts';
 
-const TTL = 24 * 3600;
 const db = useRedis({ flushEach: true });
-const SHARD = allShardKeys(1)[0] as ReturnType<typeof allShardKeys>[number];
 
 describe('BatchApplier', () => {
   it('leaves nothing of a slice dropped half-way (the lease lost while it yields) to the next one', async () => {
-    const now = Date.UTC(2026, 11, 4, 12);
-    const live = new LiveState(
-      { latest: new ReadModelWriter(db.client, TTL), metrics: new ReadModelWriter(db.client, TTL) },
-      {
-        group: 'aggregator',
-        aheadMs: 60_000,
-        clock: new ManualClock(now),
-        logger: pino({ level: 'silent' }),
-        shardCount: 1,
-        maxDeliveries: 5,
-        anomalies: DEFAULT_ANOMALY_SETTINGS,
-      },
-    );
-    const sums = new SystemSums(live);
-    const rounds = new MetricsRounds(live, sums);
-    const ownership = new ShardOwnership(live, rounds, sums);
-    const applier = new BatchApplier(live, ownership, rounds);
-    await db.client.set(SHARD.lease, 'T');
-    const acquire = (): ShardState => {
-      const state = {
-        shard: SHARD,
-        store: new AggregateStore(db.client, SHARD, { ttlSeconds: TTL, token: 'T' }),
-      };
-      live.shards.set(SHARD.stream, state);
-      return state;
-    };
-    const readings = (node_id: string, count: number): Reading[] =>
-      Array.from({ length: count }, (_, i) => ({
-        node_id,
-        timestamp: now - (count - i) * 1000,
-        flow_rate: 1 + i,
-      }));
-    const entry = (id: string, rs: Reading[]): DeliveredEntry => ({
-      id,
-      deliveries: 1,
-      source: 'test',
-      readings: rs,
-    });
-
+    const { live, applier, acquire, readings, entry } = await liveParts(db.client);
     // One node's 1,200 readings: the slice yields with some of them applied, and the shard is dropped right then.
     const first = acquire();
     let dropped = false;
@@ -64,23 +18,59 @@ describe('BatchApplier', () => {
       } else setImmediate(dropWhenApplying);
     };
     setImmediate(dropWhenApplying);
-    const lost = await applier.apply(
-      { shard: SHARD, entries: [entry('1-0', readings('BIG', 1_200))] },
-      first,
-    );
+    const lost = await (
+      await applier.apply({ shard: SHARD, entries: [entry('1-0', readings('BIG', 1_200))] }, first)
+    ).committed;
     expect(dropped).toBe(true);
     expect(lost.entries).toBe(0);
     expect(live.nodes.has('BIG')).toBe(false);
 
     // Acquired again: a small slice of another node is applied as it is, and only its readings reach its detectors.
     const second = acquire();
-    const outcome = await applier.apply(
-      { shard: SHARD, entries: [entry('2-0', readings('SMALL', 3))] },
-      second,
-    );
+    const outcome = await (
+      await applier.apply({ shard: SHARD, entries: [entry('2-0', readings('SMALL', 3))] }, second)
+    ).committed;
     expect(outcome).toMatchObject({ entries: 1, readings: 3, applied: 3 });
     const small = live.nodes.get('SMALL');
     expect(small?.detector.state().window.flow_rate).toEqual([1, 2, 3]);
     expect(live.nodes.has('BIG')).toBe(false);
+  });
+
+  it('counts once the entries a claim delivers again while their commit is still in flight', async () => {
+    const { now, live, applier, acquire, readings, entry } = await liveParts(db.client);
+    const state = acquire();
+    const sent = readings('N', 3);
+    // The first batch's commit is sent, not done, when the next read (a claim of idle entries) delivers its entry again.
+    const first = await applier.apply({ shard: SHARD, entries: [entry('1-0', sent)] }, state);
+    const again = { ...entry('1-0', sent), deliveries: 2 };
+    const next = entry('2-0', [{ node_id: 'N', timestamp: now, flow_rate: 9 }]);
+    const second = await applier.apply({ shard: SHARD, entries: [again, next] }, state);
+    expect(await first.committed).toMatchObject({ entries: 1, applied: 3 });
+    // Acknowledged again, but counted (and applied) by its own commit only.
+    expect(await second.committed).toMatchObject({ entries: 1, replayed: 0, applied: 1 });
+    expect(live.nodes.get('N')?.windows.evaluate('1h', now).pane[PANE.count]).toBe(4);
+    // And so does the committed state, loaded again.
+    const loaded = await state.store.load(60_000);
+    expect(loaded.get('N')?.windows.evaluate('1h', now).pane[PANE.count]).toBe(4);
+  });
+
+  it('writes every node owed after a quiet read, only a chunk after an empty page of a scan of pending entries', async () => {
+    const { now, applier, acquire, entry } = await liveParts(db.client);
+    const state = acquire();
+    const ids = Array.from({ length: 1_000 }, (_, i) => `Q${i}`);
+    const readings = ids.map((node_id) => ({ node_id, timestamp: now - 1_000, flow_rate: 1 }));
+    await (await applier.apply({ shard: SHARD, entries: [entry('1-0', readings)] }, state)).committed;
+    const written = async () => {
+      // The writers share this connection: a reply here comes after every write sent before.
+      await db.client.ping();
+      return db.client.exists(...ids.map((id) => readModelKeys.nodeMetrics(id, '1h')));
+    };
+    const empty = { shard: SHARD, entries: [] };
+    // A scan's empty page (every AGGREGATOR_CLAIM_IDLE_MS / 2, under any load) writes a chunk at most.
+    await (await applier.apply(empty, state)).committed;
+    expect(await written()).toBeLessThanOrEqual(200);
+    // A quiet stream: everything owed.
+    await (await applier.apply(empty, state, true)).committed;
+    await vi.waitFor(async () => expect(await written()).toBe(ids.length), { timeout: 5_000 });
   });
 });

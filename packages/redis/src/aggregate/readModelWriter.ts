@@ -199,8 +199,25 @@ export class ReadModelWriter {
    * Sends everything queued in one pipeline. On failure nothing is dropped:
    * the writes stay queued (ahead of newer ones) for the next flush, and the
    * error is thrown: a RedisUnavailableError when a retry can succeed.
+   *
+   * A flush called while another is in flight goes once that one is done,
+   * taking what it put back: two flushes failing together (a dropped
+   * connection) would otherwise put their writes back in the wrong order,
+   * and an older value could land last.
    */
-  async flush(): Promise<void> {
+  flush(): Promise<void> {
+    const sent = this.#flushing.then(
+      () => this.#send(),
+      () => this.#send(),
+    );
+    this.#flushing = sent;
+    return sent;
+  }
+
+  /** The last flush, settled or not. */
+  #flushing: Promise<void> = Promise.resolve();
+
+  async #send(): Promise<void> {
     this.#seal();
     const writes = this.#writes.splice(0);
     const added = this.#nodesAdded.splice(0);

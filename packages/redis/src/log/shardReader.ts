@@ -6,6 +6,11 @@ export interface ShardPull {
   readonly batch: DeliveredBatch;
   /** This batch ends the scan of everything pending that follows the start. */
   readonly settled: boolean;
+  /**
+   * A read of new entries that found none in its wait: the stream is quiet.
+   * (A page of a scan of pending entries may be empty under any load.)
+   */
+  readonly quiet: boolean;
 }
 
 export interface ShardReaderOptions {
@@ -37,9 +42,11 @@ const RETRY_BACKOFF = { baseMs: 100, maxMs: 2_000 } as const;
  * than `claimIdleMs` every so often, after a reconnection, and after a read
  * that failed (its reply may have been lost after Redis delivered it).
  *
- * One pull at a time, the next only once the last batch is acknowledged:
- * then a scan can never claim entries that are in this process, waiting to
- * be processed, and scanning everything pending is safe.
+ * One pull at a time, the next only once the caller asks: then a scan can
+ * never claim entries that are in this process, waiting to be processed.
+ * (The archiver asks once the last batch is acknowledged; the aggregator
+ * once its commit is sent, and recognises the entries of that commit if a
+ * scan delivers them again.)
  *
  * The group is created on first use, and again once Redis has lost it (a
  * restart without persistence, a flush): a consumer then goes on from the
@@ -108,10 +115,11 @@ export class ShardReader {
         const forgotten = await this.#consumer.forgetIdle(this.#shard, this.#forgetIdleMs).catch(() => []);
         if (forgotten.length > 0) this.#onForgotten?.(forgotten);
       }
-      return { batch: page.batch, settled: finished && scan.settle };
+      return { batch: page.batch, settled: finished && scan.settle, quiet: false };
     }
     try {
-      return { batch: await this.#consumer.read(this.#shard), settled: false };
+      const batch = await this.#consumer.read(this.#shard);
+      return { batch, settled: false, quiet: batch.entries.length === 0 };
     } catch (error) {
       this.#readFailed = true;
       throw error;
