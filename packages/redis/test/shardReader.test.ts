@@ -178,4 +178,23 @@ describe('ShardReader.next', () => {
     expect(next.batch.entries).toHaveLength(1);
     expect(next.quiet).toBe(false);
   });
+
+  it('claims a page of a scan only once beforeScan resolves: what the caller holds is acknowledged first', async () => {
+    const { reader } = newReader();
+    await reader.next(); // the scan that follows the start
+    const id = await addEntry(1);
+    expect((await reader.next()).batch.entries.map((e) => e.id)).toEqual([id]);
+    // The next pull scans everything pending (minimum idle 0), the entry in hand included.
+    reader.reconnected();
+    let open = () => {};
+    const gate = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const pulled = reader.next({ beforeScan: () => gate });
+    // Meanwhile the caller's commit acknowledges it; only then may the scan go.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await db.client.xack(shard.stream, 'g', id);
+    open();
+    expect((await pulled).batch.entries).toEqual([]);
+  });
 });

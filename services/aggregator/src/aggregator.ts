@@ -96,6 +96,11 @@ export class Aggregator {
     for (const state of this.#live.shards.values()) await this.#ownership.checkpoint(state);
   }
 
+  /** See ShardOwnership.committed. */
+  committed(state: ShardState): Promise<boolean> {
+    return this.#ownership.committed(state);
+  }
+
   /** See ShardOwnership.settle. */
   settle(state: ShardState): Promise<void> {
     return this.#ownership.settle(state);

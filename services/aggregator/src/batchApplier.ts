@@ -109,8 +109,6 @@ export class BatchApplier {
   readonly #byNode = new ReadingsByNode<LiveNode>();
   /** A node's applied readings (indices in #byNode), for its detectors (reused across nodes). */
   readonly #applied: number[] = [];
-  /** Per acquisition, the entries the last commit sent applied or dead-lettered (see apply). */
-  readonly #sentLast = new WeakMap<ShardState, ReadonlySet<string>>();
   readonly #live: LiveState;
   readonly #ownership: ShardOwnership;
   readonly #rounds: MetricsRounds;
@@ -147,13 +145,6 @@ export class BatchApplier {
    */
   async apply(batch: DeliveredBatch, state: ShardState, quiet = false): Promise<AppliedBatch> {
     if (!this.#live.holds(state)) return { committed: Promise.resolve(noOutcome()) };
-    // The entries of the commit that may still have been in flight when this
-    // batch was read (the last one sent): a claim can deliver them again.
-    // Every commit before it was done by then, its entries acknowledged; and
-    // this one is done before the next read, so this batch is the only one
-    // that can hold them (an operator's replay comes later, by the mark).
-    const inFlight = this.#sentLast.get(state);
-    this.#sentLast.delete(state);
     if (batch.entries.length === 0) {
       if (quiet) {
         // A quiet stream's round covers the last batch: its commit first.
@@ -173,7 +164,7 @@ export class BatchApplier {
     for (const [i, entries] of slices.entries()) {
       if (i > 0) await yieldToLoop();
       if (!this.#live.holds(state)) break;
-      const sent = await this.#applySlice({ shard: batch.shard, entries }, state, nodes, inFlight);
+      const sent = await this.#applySlice({ shard: batch.shard, entries }, state, nodes);
       if (sent === undefined) break;
       commits.push(sent.committed);
     }
@@ -200,7 +191,6 @@ export class BatchApplier {
     batch: DeliveredBatch,
     state: ShardState,
     nodes: Set<string>,
-    inFlight: ReadonlySet<string> | undefined,
   ): Promise<{ readonly committed: Promise<BatchOutcome | undefined> } | undefined> {
     const outcome = noOutcome();
     const now = this.#live.options.clock.now();
@@ -226,18 +216,11 @@ export class BatchApplier {
       detected: new Set<string>(),
       events: [] as AnomalyEvent[],
     };
-    // Delivered again while their commit was in flight (see apply): handled
-    // (applied or dead-lettered) and counted by that commit; only acknowledged.
-    let entries = batch.entries;
-    if (inFlight !== undefined && entries.some((e) => inFlight.has(e.id))) {
-      entries = entries.filter((e) => !inFlight.has(e.id));
-      for (const entry of batch.entries) if (inFlight.has(entry.id)) work.acks.push(entry.id);
-    }
     const lastErrors = await this.#live.persist(
-      () => state.store.lastErrors(exhausted(entries, max)),
+      () => state.store.lastErrors(exhausted(batch.entries, max)),
       'errors',
     );
-    const sorted = triage(entries, max, lastErrors);
+    const sorted = triage(batch.entries, max, lastErrors);
     const mark = this.#live.applied.get(state);
     // A replayed entry trimmed before it was claimed was applied long ago:
     // acknowledged, not dead-lettered.
@@ -251,13 +234,11 @@ export class BatchApplier {
             return !applied;
           });
     work.failures = sorted.failures;
-    counters.entries = entries.length;
-    counters.redelivered = entries.filter((e) => e.deliveries > 1).length;
+    counters.entries = batch.entries.length;
+    counters.redelivered = batch.entries.filter((e) => e.deliveries > 1).length;
     counters.dead = work.dead.length;
     counters.failed = sorted.failures.length;
     for (const entry of batch.entries) work.ids.push(entry.id);
-    // What this slice's commit handles: an entry a claim delivers again while it runs is recognised (see apply).
-    const handled = new Set<string>(work.dead.map((dead) => dead.id));
     logEntries(this.#live.options.logger, batch.shard.stream, { ...sorted, dead: work.dead });
 
     const replayed = new Set<string>();
@@ -276,7 +257,6 @@ export class BatchApplier {
           }
           continue;
         }
-        handled.add(entry.id);
         for (const reading of entry.readings) {
           counters.readings++;
           let node = this.#live.nodes.get(reading.node_id);
@@ -409,7 +389,6 @@ export class BatchApplier {
       await written;
       return commit();
     });
-    this.#sentLast.set(state, handled);
     const last = work.ids[work.ids.length - 1];
     outcome.entries = counters.entries;
     outcome.readings = counters.readings;

@@ -127,6 +127,7 @@ export async function startAggregator(
 
   const pipeline = runPipeline(consumer, aggregator, keeper, runtime.ticks$ ?? paneBoundaries(clock), log, {
     claimIdleMs: settings.claimIdleMs,
+    committed: (state) => aggregator.committed(state),
     newState: (shard, leaseToken) => ({
       shard,
       store: new AggregateStore(redis, shard, { ttlSeconds: STATE_TTL_SECONDS, token: leaseToken, clock }),

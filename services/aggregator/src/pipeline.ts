@@ -69,6 +69,8 @@ export interface PipelineOptions {
   readonly newState: (shard: ShardKeys, token: string) => ShardState;
   /** Emits when the connection came back after a drop: pending entries are scanned at once. */
   readonly reconnected$: Observable<unknown>;
+  /** Settles once the shard's commit in flight is done (see ShardOwnership.committed). */
+  readonly committed: (state: ShardState) => Promise<unknown>;
   /** Backfill offers, looked for between a shard's batches at most every `offerCheckMs`. */
   readonly offers?: ReconcileOffers;
   readonly offerCheckMs?: number;
@@ -94,9 +96,9 @@ export interface RunningPipeline {
  * sent: the next batch is read and applied while that commit runs, and a
  * batch's commit waits for the one before (at most one behind), so memory
  * stays bounded however far behind the group is. A claim is just another
- * pull of the shard's loop, so it never races a read of the same shard; the
- * entries of the commit in flight it may deliver again are recognised as
- * applied (BatchApplier).
+ * pull of the shard's loop, so it never races a read of the same shard, and
+ * it waits for the commit in flight: it never claims entries that are in
+ * this process.
  */
 export function runPipeline(
   consumer: StreamConsumer,
@@ -270,7 +272,9 @@ function shardLoop(
       const offer = await offers.current(state.shard);
       if (offer !== undefined) return { kind: 'reconcile', state, offer, done: next };
     }
-    const pulled = await reader.next();
+    // Reads go on while the last commit runs; a scan of pending entries waits
+    // for it, or it could claim that commit's entries and apply them twice.
+    const pulled = await reader.next({ beforeScan: () => options.committed(state).catch(() => {}) });
     if (pulled.settled) settled = true;
     return {
       kind: 'batch',

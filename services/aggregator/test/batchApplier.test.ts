@@ -1,4 +1,4 @@
-import { PANE, readModelKeys } from '@streamgauge/core';
+import { readModelKeys } from '@streamgauge/core';
 import { useRedis } from '@streamgauge/testkit';
 import { describe, expect, it, vi } from 'vitest';
 import { liveParts, SHARD } from './support/liveParts.ts';
@@ -34,24 +34,6 @@ describe('BatchApplier', () => {
     const small = live.nodes.get('SMALL');
     expect(small?.detector.state().window.flow_rate).toEqual([1, 2, 3]);
     expect(live.nodes.has('BIG')).toBe(false);
-  });
-
-  it('counts once the entries a claim delivers again while their commit is still in flight', async () => {
-    const { now, live, applier, acquire, readings, entry } = await liveParts(db.client);
-    const state = acquire();
-    const sent = readings('N', 3);
-    // The first batch's commit is sent, not done, when the next read (a claim of idle entries) delivers its entry again.
-    const first = await applier.apply({ shard: SHARD, entries: [entry('1-0', sent)] }, state);
-    const again = { ...entry('1-0', sent), deliveries: 2 };
-    const next = entry('2-0', [{ node_id: 'N', timestamp: now, flow_rate: 9 }]);
-    const second = await applier.apply({ shard: SHARD, entries: [again, next] }, state);
-    expect(await first.committed).toMatchObject({ entries: 1, applied: 3 });
-    // Acknowledged again, but counted (and applied) by its own commit only.
-    expect(await second.committed).toMatchObject({ entries: 1, replayed: 0, applied: 1 });
-    expect(live.nodes.get('N')?.windows.evaluate('1h', now).pane[PANE.count]).toBe(4);
-    // And so does the committed state, loaded again.
-    const loaded = await state.store.load(60_000);
-    expect(loaded.get('N')?.windows.evaluate('1h', now).pane[PANE.count]).toBe(4);
   });
 
   it('writes every node owed after a quiet read, only a chunk after an empty page of a scan of pending entries', async () => {

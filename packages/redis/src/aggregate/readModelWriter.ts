@@ -244,12 +244,13 @@ export class ReadModelWriter {
         : error;
     }
     this.#keysWritten += keys;
-    for (const notice of notices) {
-      for (const payload of chunked(notice)) {
-        // A notice is a hint: losing one must not stop the keys from being written.
-        await this.#redis.publish(CHANGES_CHANNEL, payload).catch(() => {});
-      }
-    }
+    // Together, not one round trip each: the next flush waits for these.
+    // A notice is a hint: losing one must not stop the keys from being written.
+    await Promise.all(
+      notices.flatMap((notice) =>
+        chunked(notice).map((payload) => this.#redis.publish(CHANGES_CHANNEL, payload).catch(() => {})),
+      ),
+    );
   }
 }
 

@@ -42,11 +42,11 @@ const RETRY_BACKOFF = { baseMs: 100, maxMs: 2_000 } as const;
  * than `claimIdleMs` every so often, after a reconnection, and after a read
  * that failed (its reply may have been lost after Redis delivered it).
  *
- * One pull at a time, the next only once the caller asks: then a scan can
- * never claim entries that are in this process, waiting to be processed.
- * (The archiver asks once the last batch is acknowledged; the aggregator
- * once its commit is sent, and recognises the entries of that commit if a
- * scan delivers them again.)
+ * One pull at a time, the next only once the caller asks, and a scan only
+ * once the caller's entries in hand are acknowledged (the archiver asks
+ * once its last batch is; the aggregator, whose commit runs while it reads
+ * on, passes `beforeScan`): then a scan can never claim entries that are in
+ * this process, waiting to be processed.
  *
  * The group is created on first use, and again once Redis has lost it (a
  * restart without persistence, a flush): a consumer then goes on from the
@@ -94,8 +94,13 @@ export class ShardReader {
     this.#groupExists = true;
   }
 
-  /** The next pull; not retried (see `retry`). */
-  async next(): Promise<ShardPull> {
+  /**
+   * The next pull; not retried (see `retry`). A page of a scan of pending
+   * entries is claimed only once `beforeScan` resolves: a caller with
+   * entries of its own still being acknowledged (the aggregator's commit in
+   * flight) waits for them, so a scan never claims what is in this process.
+   */
+  async next(options: { beforeScan?: () => Promise<unknown> } = {}): Promise<ShardPull> {
     await this.ensureGroup();
     if (this.#readFailed) {
       this.#readFailed = false;
@@ -106,6 +111,7 @@ export class ShardReader {
     }
     const scan = this.#scan;
     if (scan !== undefined) {
+      await options.beforeScan?.();
       const page = await this.#consumer.claim(this.#shard, scan.minIdleMs, scan.cursor);
       const finished = page.next === '0-0';
       this.#scan = finished ? undefined : { ...scan, cursor: page.next };
