@@ -126,6 +126,11 @@ export class Aggregator {
     return this.#reconciles.reconcile(state, offer);
   }
 
+  /** See MetricsRounds.step (a full round it starts covers the commits done; one in flight, the next round). */
+  metricsStep(): Promise<boolean> {
+    return this.#rounds.step();
+  }
+
   /** See MetricsRounds.flush (after the commits in flight, so a full round covers them). */
   async flush(options: { limit?: number; wait?: boolean } = {}): Promise<void> {
     await this.#ownership.allCommitted();

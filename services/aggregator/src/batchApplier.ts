@@ -44,6 +44,8 @@ const SLICE_NODES = 20_000;
 
 /** A batch applied to the state, its commit sent. */
 export interface AppliedBatch {
+  /** After a quiet read: metrics are still owed (MetricsRounds.step writes the rest). */
+  readonly owed?: boolean;
   /**
    * Settles once the batch is committed: the outcome of its slices whose
    * commit went through (a refused one drops the shard, and the rest with it).
@@ -123,7 +125,7 @@ export class BatchApplier {
    * Applies one batch of a shard this replica holds (a batch of an earlier
    * acquisition, or of a shard since lost, is ignored: its entries stay
    * pending for the holder). An empty batch of a `quiet` stream writes the
-   * metrics still owed.
+   * metrics still owed, a step at a time (`owed`).
    *
    * An entry that cannot be processed stays pending with its error, to be
    * delivered again; once it has failed `maxDeliveries` deliveries it goes to
@@ -149,8 +151,9 @@ export class BatchApplier {
       if (quiet) {
         // A quiet stream's round covers the last batch: its commit first.
         await this.#ownership.committed(state);
-        await this.#rounds.flush({ wait: false });
-      } else if (this.#rounds.due(this.#live.options.clock.now())) {
+        return { committed: Promise.resolve(noOutcome()), owed: await this.#rounds.step() };
+      }
+      if (this.#rounds.due(this.#live.options.clock.now())) {
         // An empty page of a scan of pending entries (every AGGREGATOR_CLAIM_IDLE_MS / 2,
         // under any load): a chunk when due, as after a batch. Writing everything owed
         // here held every batch behind it: 12 s at 100,000 nodes, every 15 s.

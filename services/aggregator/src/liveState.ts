@@ -36,7 +36,7 @@ export interface AggregatorOptions {
   /**
    * Under sustained load the ranges beyond 1 hour and the 7-day series are
    * written at most this often (light rounds write the 1-hour metrics in
-   * between); a quiet stream writes them at once. Default 0: every round.
+   * between); a quiet stream writes them straight away. Default 0: every round.
    */
   readonly longRangesIntervalMs?: number;
   /** STREAM_SHARDS: how many shards the system sums are split over. */

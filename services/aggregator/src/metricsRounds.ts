@@ -115,10 +115,7 @@ export class MetricsRounds {
       // All of it, a chunk at a time, yielding in between: at 100k nodes
       // writing every one is many seconds of CPU, longer than a lease. The
       // system metrics are summed once, when the round is complete.
-      do {
-        await this.#flushChunk({ limit: NODE_CHUNK, wait: false, system: 'end', full: true });
-        await yieldToLoop();
-      } while (this.#round !== undefined || this.#dirty.size > 0 || this.#longBehind.size > 0);
+      while (await this.step()) await yieldToLoop();
       if (options.wait !== false) await this.#metricsInFlight;
       if (this.#metricsError !== undefined) throw this.#metricsError;
       return;
@@ -127,6 +124,18 @@ export class MetricsRounds {
     await this.#flushChunk({ ...options, limit });
     this.#chunkEnded = performance.now();
     this.#chunkCost = this.#chunkEnded - started;
+  }
+
+  /**
+   * One chunk (NODE_CHUNK nodes) of what `flush()` writes in full, sent
+   * without waiting; true while more is owed. A quiet stream's rewrite goes
+   * a step at a time with batches in between (the pipeline calls again):
+   * at 100,000 nodes all of it is ~12 s, and readings arriving meanwhile
+   * would wait that long for `latest`.
+   */
+  async step(): Promise<boolean> {
+    await this.#flushChunk({ limit: NODE_CHUNK, wait: false, system: 'end', full: true });
+    return this.#round !== undefined || this.#dirty.size > 0 || this.#longBehind.size > 0;
   }
 
   async #flushChunk(options: {

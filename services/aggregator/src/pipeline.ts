@@ -46,7 +46,9 @@ export type Job =
       readonly done: () => void;
     }
   /** A pane boundary, or (`step`) the next step of the clock's sweep. */
-  | { readonly kind: 'tick'; readonly at: number; readonly step?: boolean };
+  | { readonly kind: 'tick'; readonly at: number; readonly step?: boolean }
+  /** The next step of the metrics a quiet stream still owes. */
+  | { readonly kind: 'metrics' };
 
 export type Processed =
   | {
@@ -88,7 +90,8 @@ export interface RunningPipeline {
  * The aggregator as an RxJS pipeline:
  *
  *   leases ──► per held shard: acquire, then pull ──► claim | XREADGROUP ──┐
- *   clock ──► pane boundaries, then each next step of the sweep ───────────┼─ concatMap(job) ──► keys + commit
+ *   clock ──► pane boundaries, then each next step of the sweep ───────────┤
+ *   a quiet read ──► each next step of the metrics owed ───────────────────┼─ concatMap(job) ──► keys + commit
  *   leases ──► release | lost ─────────────────────────────────────────────┘
  *
  * Jobs run one at a time. Each shard has one read or claim in flight at a
@@ -142,10 +145,14 @@ export function runPipeline(
     map((at): Job => ({ kind: 'tick', at })),
   );
 
-  const sweeps$ = new Subject<Job>();
+  const steps$ = new Subject<Job>();
   let sweeping = false;
+  /** The last read (of any shard) that was not an empty page of a scan found the stream quiet. */
+  let quiet = false;
+  /** A chain of metrics steps is going on (one queued at a time). */
+  let writingOwed = false;
   let boundaryDuringSweep = false;
-  const work$ = merge(shardJobs$, releases$, slides$, sweeps$).pipe(
+  const work$ = merge(shardJobs$, releases$, slides$, steps$).pipe(
     takeUntil(stop$),
     concatMap(async (job): Promise<{ readonly processed: Promise<Processed> | undefined }> => {
       switch (job.kind) {
@@ -156,6 +163,11 @@ export function runPipeline(
         case 'batch': {
           const started = performance.now();
           const applied = await aggregator.apply(job.batch, job.state, job.quiet);
+          if (job.quiet || job.batch.entries.length > 0) quiet = job.quiet;
+          if (applied.owed === true && !writingOwed) {
+            writingOwed = true;
+            steps$.next({ kind: 'metrics' });
+          }
           const stream = job.state.shard.stream;
           // Settle before the next read: the group's position must not yet
           // include entries that are read but not applied.
@@ -188,6 +200,12 @@ export function runPipeline(
               : { kind: 'reconcile', stream: job.state.shard.stream, report },
           );
         }
+        case 'metrics': {
+          // While the stream stays quiet; under load the rounds go on between batches.
+          writingOwed = quiet && (await aggregator.metricsStep());
+          if (writingOwed) steps$.next({ kind: 'metrics' });
+          return { processed: undefined };
+        }
         case 'tick': {
           // A boundary during a sweep starts the next sweep once this one ends (one chain of steps at a time).
           if (sweeping && job.step !== true) {
@@ -198,7 +216,7 @@ export function runPipeline(
           sweeping = ranges === undefined || boundaryDuringSweep;
           if (ranges !== undefined) boundaryDuringSweep = false;
           // The next step goes behind the batches that arrived meanwhile.
-          if (sweeping) sweeps$.next({ kind: 'tick', at: job.at, step: true });
+          if (sweeping) steps$.next({ kind: 'tick', at: job.at, step: true });
           return ranges === undefined ? { processed: undefined } : now({ kind: 'tick', ranges });
         }
       }

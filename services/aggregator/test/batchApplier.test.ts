@@ -1,6 +1,7 @@
 import { readModelKeys } from '@streamgauge/core';
 import { useRedis } from '@streamgauge/testkit';
 import { describe, expect, it, vi } from 'vitest';
+import { NODE_CHUNK } from '../src/liveState.ts';
 import { liveParts, SHARD } from './support/liveParts.ts';
 
 const db = useRedis({ flushEach: true });
@@ -36,10 +37,10 @@ describe('BatchApplier', () => {
     expect(live.nodes.has('BIG')).toBe(false);
   });
 
-  it('writes every node owed after a quiet read, only a chunk after an empty page of a scan of pending entries', async () => {
-    const { now, applier, acquire, entry } = await liveParts(db.client);
+  it('writes every node owed after a quiet read a step at a time, only a chunk after an empty page of a scan', async () => {
+    const { now, applier, rounds, acquire, entry } = await liveParts(db.client);
     const state = acquire();
-    const ids = Array.from({ length: 1_000 }, (_, i) => `Q${i}`);
+    const ids = Array.from({ length: NODE_CHUNK + 1_000 }, (_, i) => `Q${i}`);
     const readings = ids.map((node_id) => ({ node_id, timestamp: now - 1_000, flow_rate: 1 }));
     await (await applier.apply({ shard: SHARD, entries: [entry('1-0', readings)] }, state)).committed;
     const written = async () => {
@@ -51,8 +52,11 @@ describe('BatchApplier', () => {
     // A scan's empty page (every AGGREGATOR_CLAIM_IDLE_MS / 2, under any load) writes a chunk at most.
     await (await applier.apply(empty, state)).committed;
     expect(await written()).toBeLessThanOrEqual(200);
-    // A quiet stream: everything owed.
-    await (await applier.apply(empty, state, true)).committed;
+    // A quiet stream: everything owed, a step of NODE_CHUNK nodes at a time (batches may go in between).
+    const quiet = await applier.apply(empty, state, true);
+    expect(quiet.owed).toBe(true);
+    expect(await written()).toBeLessThanOrEqual(NODE_CHUNK + 200);
+    while (await rounds.step());
     await vi.waitFor(async () => expect(await written()).toBe(ids.length), { timeout: 5_000 });
   });
 });
