@@ -157,6 +157,7 @@ export async function freshness(
   nodes: number,
   rate: number,
   suite: string = SUITE,
+  windowSeconds: number = context.options.seconds,
 ): Promise<void> {
   const services = await startServices(context);
   const source = new ReadingSource({ nodes });
@@ -172,11 +173,11 @@ export async function freshness(
     for (let i = 0; i < nodes; i += 1000) await post(pool, services.token, source.nextBody(1000), 1000);
     await waitForAggregator(context.redis.client, 1, 120_000);
 
-    context.log(`freshness: offered ${rate} readings/s for ${context.options.seconds} s`);
+    context.log(`freshness: offered ${rate} readings/s for ${windowSeconds} s`);
     const cpu = new CpuMeter(services.targets);
     cpu.start();
     const started = performance.now();
-    const end = started + context.options.seconds * 1000;
+    const end = started + windowSeconds * 1000;
     await load.run(() => performance.now() >= end);
     await waitForAggregator(context.redis.client, 1, 60_000);
     const result = await load.settle();

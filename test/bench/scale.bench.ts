@@ -28,7 +28,7 @@ import { appendThirtyDays } from './scaling.bench.ts';
 
 export const SUITE = 'scale';
 
-const CASES = ['drain', 'bytes', 'e2e', 'fresh', 'catchup'] as const;
+const CASES = ['drain', 'bytes', 'e2e', 'fresh', 'deploy', 'catchup'] as const;
 type CaseName = (typeof CASES)[number];
 
 const GB = 2 ** 30;
@@ -48,6 +48,9 @@ const STREAM = allShardKeys(1)[0]?.stream ?? 'readings';
  *   separate processes, accepted and applied readings/s next to the raw
  *   per-reading XADD of the same run.
  * - fresh: freshness p50/p99 at 50k readings/s offered.
+ * - deploy: the brief's large deployment, 100,000 nodes at a reading every
+ *   10 s (10,000/s offered), for at least 75 s so that a minute boundary
+ *   (the clock's sweep over every node) falls inside: freshness p50/p99.
  * - catchup: a fleet's hour of readings appended at once while live readings
  *   arrive: the absorb rate and the live readings' freshness meanwhile.
  *
@@ -62,6 +65,7 @@ export async function scaleBench(context: SuiteContext): Promise<void> {
     bytes,
     e2e,
     fresh,
+    deploy,
     catchup,
   };
   for (const name of selected) {
@@ -538,6 +542,16 @@ async function fresh(context: SuiteContext): Promise<string | undefined> {
   const rate = Math.round(envNumber('BENCH_SCALE_FRESH_RATE', 50_000));
   const nodes = Math.round(envNumber('BENCH_SCALE_FRESH_NODES', 10_000));
   await freshness(context, nodes, rate, SUITE);
+  return undefined;
+}
+
+/**
+ * 4b. The large deployment's shape (BENCH_SCALE_DEPLOY_NODES, 100,000; one
+ * reading every 10 s each), at least 75 s (BENCH_SECONDS if longer).
+ */
+async function deploy(context: SuiteContext): Promise<string | undefined> {
+  const nodes = Math.round(envNumber('BENCH_SCALE_DEPLOY_NODES', 100_000));
+  await freshness(context, nodes, Math.round(nodes / 10), SUITE, Math.max(75, context.options.seconds));
   return undefined;
 }
 
