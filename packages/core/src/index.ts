@@ -103,6 +103,7 @@ export type { CheckedReading, Measurement, Reading, ValidationPolicy } from './r
 export { checkReading, isNodeId, KNOWN_NODE_TYPES, MEASUREMENTS, NODE_ID_RULE } from './reading.ts';
 export type { NodeContribution, SystemSums } from './readModel.ts';
 export {
+  addInto,
   addToSums,
   contributionOf,
   decimal,

@@ -73,6 +73,11 @@ export interface LiveNode {
 }
 
 /** A shard this replica holds: one object per acquisition, so work from an earlier one is recognised. */
+/** A node's contribution to the system sums, and the shard it counts in. */
+export interface ShardContribution extends NodeContribution {
+  readonly shard: number;
+}
+
 export interface ShardState {
   readonly shard: ShardKeys;
   readonly store: AggregateStore;
@@ -102,8 +107,8 @@ export class LiveState {
   /** `latest` after each batch; metrics, series and system metrics, on their own connection. */
   readonly latestWriter: ReadModelWriter;
   readonly writer: ReadModelWriter;
-  /** Per node and range, what it adds to the system sums (as last evaluated). */
-  readonly contributions = new Map<Range, Map<string, NodeContribution>>(RANGES.map((r) => [r, new Map()]));
+  /** Per node and range, what it adds to the system sums (as last evaluated), with the node's shard. */
+  readonly contributions = new Map<Range, Map<string, ShardContribution>>(RANGES.map((r) => [r, new Map()]));
   /** Per shard, the last committed entry. */
   readonly committed = new Map<ShardState, string>();
   /** Per shard, the highest entry id its state holds (the applied mark, as committed). */

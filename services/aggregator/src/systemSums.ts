@@ -1,5 +1,5 @@
 import {
-  addToSums,
+  addInto,
   contributionOf,
   EMPTY_SUMS,
   type Range,
@@ -22,20 +22,26 @@ export class SystemSums {
 
   /** Records what a node's window, just evaluated, adds to the sums. */
   contribute(id: string, range: Range, summary: WindowSummary): void {
-    this.#live.contributions.get(range)?.set(id, contributionOf(summary));
+    const shard = this.#live.nodes.get(id)?.shard.shard.shard;
+    if (shard === undefined) return;
+    this.#live.contributions.get(range)?.set(id, { ...contributionOf(summary), shard });
   }
 
   /** Per shard held and range, the sums over the shard's nodes (EMPTY_SUMS for a shard with none). */
   partials(ranges: readonly Range[]): Map<number, Map<Range, Sums>> {
     const partials = new Map<number, Map<Range, Sums>>();
-    for (const state of this.#live.shards.values()) {
-      partials.set(state.shard.shard, new Map(ranges.map((r) => [r, EMPTY_SUMS])));
-    }
+    for (const state of this.#live.shards.values()) partials.set(state.shard.shard, new Map());
     for (const range of ranges) {
-      for (const [id, contribution] of this.#live.contributions.get(range) ?? []) {
-        const byRange = partials.get(this.#live.nodes.get(id)?.shard.shard.shard ?? -1);
-        if (byRange) byRange.set(range, addToSums(byRange.get(range) ?? EMPTY_SUMS, contribution));
+      // Added in place, node by node in the same order: the same sums, no object per node.
+      const sums = new Map<number, { -readonly [K in keyof Sums]: number }>();
+      for (const shard of partials.keys()) sums.set(shard, { ...EMPTY_SUMS });
+      // A node's contribution goes when the node does (LiveState.forget), and
+      // a node never changes shard: the shard stored with it is the node's.
+      for (const contribution of this.#live.contributions.get(range)?.values() ?? []) {
+        const into = sums.get(contribution.shard);
+        if (into !== undefined) addInto(into, contribution);
       }
+      for (const [shard, byRange] of partials) byRange.set(range, sums.get(shard) ?? EMPTY_SUMS);
     }
     return partials;
   }
