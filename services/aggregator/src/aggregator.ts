@@ -1,7 +1,6 @@
-import type { Range } from '@streamgauge/core';
 import type { DeliveredBatch, Offer, ReadModelWriter, ShardReconcileReport } from '@streamgauge/redis';
 import { type AppliedBatch, BatchApplier, type BatchOutcome } from './batchApplier.ts';
-import { ClockTick } from './clockTick.ts';
+import { type ClockStep, ClockTick } from './clockTick.ts';
 import { type AggregatorOptions, LiveState, type ShardState } from './liveState.ts';
 import { MetricsRounds } from './metricsRounds.ts';
 import { ReconcileApplier } from './reconcileApplier.ts';
@@ -86,9 +85,10 @@ export class Aggregator {
     return this.#ownership.acquire(state);
   }
 
-  /** See ShardOwnership.release. */
-  release(state: ShardState, graceful: boolean): Promise<void> {
-    return this.#ownership.release(state, graceful);
+  /** See ShardOwnership.release (gracefully, after the clock's writes in flight). */
+  async release(state: ShardState, graceful: boolean): Promise<void> {
+    if (graceful) await this.#clock.settled();
+    await this.#ownership.release(state, graceful);
   }
 
   /** What a graceful stop owes of the detectors' state, for every shard held (see ShardOwnership.checkpoint). */
@@ -121,8 +121,9 @@ export class Aggregator {
     return this.#batches.apply(batch, state, quiet);
   }
 
-  /** See ReconcileApplier.reconcile. */
-  reconcile(state: ShardState, offer: Offer): Promise<ShardReconcileReport | undefined> {
+  /** See ReconcileApplier.reconcile (after the clock's writes in flight). */
+  async reconcile(state: ShardState, offer: Offer): Promise<ShardReconcileReport | undefined> {
+    await this.#clock.settled();
     return this.#reconciles.reconcile(state, offer);
   }
 
@@ -131,14 +132,25 @@ export class Aggregator {
     return this.#rounds.step();
   }
 
-  /** See MetricsRounds.flush (after the commits in flight, so a full round covers them). */
+  /**
+   * Settles once the commits and the metrics chunk in flight are done: the
+   * moment for the next step, which then holds the loop for its own work
+   * only. Never rejects (a failure is the commit's, or the next step's, to raise).
+   */
+  async metricsReady(): Promise<void> {
+    await this.#ownership.allCommitted().catch(() => {});
+    await this.#rounds.idle();
+  }
+
+  /** See MetricsRounds.flush (after the clock's writes and the commits in flight, so a full round covers them). */
   async flush(options: { limit?: number; wait?: boolean } = {}): Promise<void> {
+    await this.#clock.settled();
     await this.#ownership.allCommitted();
     await this.#rounds.flush(options);
   }
 
   /** See ClockTick.tick. */
-  tick(all = false): Promise<Range[] | undefined> {
+  tick(all = false): ClockStep {
     return this.#clock.tick(all);
   }
 }

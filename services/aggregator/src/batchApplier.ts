@@ -44,7 +44,7 @@ const SLICE_NODES = 20_000;
 
 /** A batch applied to the state, its commit sent. */
 export interface AppliedBatch {
-  /** After a quiet read: metrics are still owed (MetricsRounds.step writes the rest). */
+  /** After a quiet read: metrics are owed (MetricsRounds.step writes them). */
   readonly owed?: boolean;
   /**
    * Settles once the batch is committed: the outcome of its slices whose
@@ -124,8 +124,8 @@ export class BatchApplier {
   /**
    * Applies one batch of a shard this replica holds (a batch of an earlier
    * acquisition, or of a shard since lost, is ignored: its entries stay
-   * pending for the holder). An empty batch of a `quiet` stream writes the
-   * metrics still owed, a step at a time (`owed`).
+   * pending for the holder). An empty batch of a `quiet` stream says
+   * whether metrics are owed (`owed`): the pipeline writes them a step at a time.
    *
    * An entry that cannot be processed stays pending with its error, to be
    * delivered again; once it has failed `maxDeliveries` deliveries it goes to
@@ -149,9 +149,11 @@ export class BatchApplier {
     if (!this.#live.holds(state)) return { committed: Promise.resolve(noOutcome()) };
     if (batch.entries.length === 0) {
       if (quiet) {
-        // A quiet stream's round covers the last batch: its commit first.
-        await this.#ownership.committed(state);
-        return { committed: Promise.resolve(noOutcome()), owed: await this.#rounds.step() };
+        // What a quiet stream owes is written a step at a time by the
+        // pipeline, each once the commits and the chunk in flight are done
+        // (Aggregator.metricsReady): a round then covers the last batch, and
+        // no job waits for Redis.
+        return { committed: Promise.resolve(noOutcome()), owed: this.#rounds.owes() };
       }
       if (this.#rounds.due(this.#live.options.clock.now())) {
         // An empty page of a scan of pending entries (every AGGREGATOR_CLAIM_IDLE_MS / 2,

@@ -152,9 +152,14 @@ export function runPipeline(
   /** A chain of metrics steps is going on (one queued at a time). */
   let writingOwed = false;
   let boundaryDuringSweep = false;
+  // The next metrics step once the commits and the chunk in flight are done:
+  // a step then holds the loop for its own work only, never for Redis.
+  const nextMetricsStep = () => {
+    void aggregator.metricsReady().then(() => steps$.next({ kind: 'metrics' }));
+  };
   const work$ = merge(shardJobs$, releases$, slides$, steps$).pipe(
     takeUntil(stop$),
-    concatMap(async (job): Promise<{ readonly processed: Promise<Processed> | undefined }> => {
+    concatMap(async (job): Promise<{ readonly processed: Promise<Processed | undefined> | undefined }> => {
       switch (job.kind) {
         case 'acquire':
           await aggregator.acquire(job.state);
@@ -166,7 +171,7 @@ export function runPipeline(
           if (job.quiet || job.batch.entries.length > 0) quiet = job.quiet;
           if (applied.owed === true && !writingOwed) {
             writingOwed = true;
-            steps$.next({ kind: 'metrics' });
+            nextMetricsStep();
           }
           const stream = job.state.shard.stream;
           // Settle before the next read: the group's position must not yet
@@ -203,7 +208,7 @@ export function runPipeline(
         case 'metrics': {
           // While the stream stays quiet; under load the rounds go on between batches.
           writingOwed = quiet && (await aggregator.metricsStep());
-          if (writingOwed) steps$.next({ kind: 'metrics' });
+          if (writingOwed) nextMetricsStep();
           return { processed: undefined };
         }
         case 'tick': {
@@ -212,17 +217,27 @@ export function runPipeline(
             boundaryDuringSweep = true;
             return { processed: undefined };
           }
-          const ranges = await aggregator.tick();
+          const { ranges, written } = aggregator.tick();
           sweeping = ranges === undefined || boundaryDuringSweep;
           if (ranges !== undefined) boundaryDuringSweep = false;
-          // The next step goes behind the batches that arrived meanwhile.
-          if (sweeping) steps$.next({ kind: 'tick', at: job.at, step: true });
-          return ranges === undefined ? { processed: undefined } : now({ kind: 'tick', ranges });
+          // The next step once this one is written, behind the batches that arrived meanwhile.
+          if (sweeping)
+            written.then(
+              () => steps$.next({ kind: 'tick', at: job.at, step: true }),
+              () => {},
+            );
+          const processed = written.then((): Processed | undefined =>
+            ranges === undefined ? undefined : { kind: 'tick', ranges },
+          );
+          // Reported (and a failure raised) in order, below, once written.
+          processed.catch(() => {});
+          return { processed };
         }
       }
     }),
     // A batch is reported once its commit is done, every job in the order it ran.
     concatMap(({ processed }) => processed ?? EMPTY),
+    filter((done): done is Processed => done !== undefined),
     tap((done) => processed$.next(done)),
   );
 
@@ -243,7 +258,7 @@ export function runPipeline(
   };
 }
 
-function now(processed: Processed): { readonly processed: Promise<Processed> } {
+function now(processed: Processed): { readonly processed: Promise<Processed | undefined> } {
   return { processed: Promise.resolve(processed) };
 }
 

@@ -2,6 +2,7 @@ import { readModelKeys } from '@streamgauge/core';
 import { useRedis } from '@streamgauge/testkit';
 import { describe, expect, it, vi } from 'vitest';
 import { NODE_CHUNK } from '../src/liveState.ts';
+import { STEP_NODES } from '../src/metricsRounds.ts';
 import { liveParts, SHARD } from './support/liveParts.ts';
 
 const db = useRedis({ flushEach: true });
@@ -52,11 +53,44 @@ describe('BatchApplier', () => {
     // A scan's empty page (every AGGREGATOR_CLAIM_IDLE_MS / 2, under any load) writes a chunk at most.
     await (await applier.apply(empty, state)).committed;
     expect(await written()).toBeLessThanOrEqual(200);
-    // A quiet stream: everything owed, a step of NODE_CHUNK nodes at a time (batches may go in between).
+    // A quiet stream: everything owed, written a step of STEP_NODES nodes at a time (batches may go in between).
     const quiet = await applier.apply(empty, state, true);
     expect(quiet.owed).toBe(true);
-    expect(await written()).toBeLessThanOrEqual(NODE_CHUNK + 200);
-    while (await rounds.step());
+    expect(await written()).toBeLessThanOrEqual(200);
+    let steps = 0;
+    for (; await rounds.step(); steps++) await rounds.idle();
+    expect(steps).toBeGreaterThanOrEqual(Math.floor((ids.length - 200) / STEP_NODES));
     await vi.waitFor(async () => expect(await written()).toBe(ids.length), { timeout: 5_000 });
+  });
+
+  it('takes a metrics step without waiting for Redis: while a chunk is in flight, a step writes nothing', async () => {
+    const { now, applier, rounds, acquire, entry } = await liveParts(db.client);
+    const state = acquire();
+    const ids = Array.from({ length: 3 * STEP_NODES }, (_, i) => `S${i}`);
+    const readings = ids.map((node_id) => ({ node_id, timestamp: now - 1_000, flow_rate: 1 }));
+    await (await applier.apply({ shard: SHARD, entries: [entry('1-0', readings)] }, state)).committed;
+    await rounds.idle();
+    // Read on a connection of its own: on the writers' it would queue behind their paused writes.
+    const reader = db.client.duplicate();
+    const written = () => reader.exists(...ids.map((id) => readModelKeys.nodeMetrics(id, '1h')));
+    const before = await written();
+    // Redis takes no write for a while (as when it is busy with a long script).
+    await db.client.client('PAUSE', 2_000, 'WRITE');
+    const started = performance.now();
+    try {
+      expect(await rounds.step()).toBe(true);
+      // The chunk is in flight: the next step writes nothing, and returns at once.
+      expect(await rounds.step()).toBe(true);
+      expect(performance.now() - started).toBeLessThan(1_000);
+      expect(await written()).toBe(before);
+      await rounds.idle();
+      expect(performance.now() - started).toBeGreaterThan(1_000);
+      expect(await written()).toBe(Math.min(ids.length, before + STEP_NODES));
+      while (await rounds.step()) await rounds.idle();
+      await rounds.idle();
+      expect(await written()).toBe(ids.length);
+    } finally {
+      reader.disconnect();
+    }
   });
 });

@@ -22,7 +22,12 @@ describe('ClockTick', () => {
     // The next minute: the 1-hour window has slid for every node.
     clock.advance(60_000);
     const tick = new ClockTick(live, ownership, rounds, sums);
-    expect(await tick.tick()).toBeUndefined();
+    const step = async () => {
+      const { ranges, written } = tick.tick();
+      await written;
+      return ranges;
+    };
+    expect(await step()).toBeUndefined();
     const swept = await windowEnd('N0');
     expect(swept).toBe(new Date(now + 60_000).toISOString());
     // Not yet reached by the sweep.
@@ -38,11 +43,61 @@ describe('ClockTick', () => {
     ).committed;
     expect(await db.client.hget(readModelKeys.nodeLatest(late), 'flow_rate')).toBe('7');
 
-    expect(await tick.tick()).toBeUndefined();
-    expect(await tick.tick()).toEqual(expect.arrayContaining(['1h']));
+    expect(await step()).toBeUndefined();
+    expect(await step()).toEqual(expect.arrayContaining(['1h']));
     for (const id of [ids[0], ids[SWEEP_CHUNK], late] as string[]) expect(await windowEnd(id)).toBe(swept);
     // The node the batch reached counts both readings; the sweep did not undo it.
     const metrics = await db.client.hgetall(readModelKeys.nodeMetrics(late, '1h'));
     expect(metrics.reading_count).toBe('2');
+  });
+
+  it("returns from a step before Redis has its writes: the batches behind it wait for the step's work, not for Redis", async () => {
+    const { now, clock, live, sums, rounds, ownership, applier, acquire, entry } = await liveParts(db.client);
+    const state = acquire();
+    const ids = Array.from({ length: SWEEP_CHUNK + 10 }, (_, i) => `N${i}`);
+    await (
+      await applier.apply(
+        {
+          shard: SHARD,
+          entries: [
+            entry(
+              '1-0',
+              ids.map((node_id) => ({ node_id, timestamp: now - 30_000, flow_rate: 1 })),
+            ),
+          ],
+        },
+        state,
+      )
+    ).committed;
+    await rounds.flush();
+    clock.advance(60_000);
+    // Read on a connection of its own: on the writers' it would queue behind their paused writes.
+    const reader = db.client.duplicate();
+    const windowEnd = () => reader.hget(readModelKeys.nodeMetrics('N0', '1h'), 'window_end');
+    const before = await windowEnd();
+    const tick = new ClockTick(live, ownership, rounds, sums);
+    // Redis takes no write for a while (as when it is busy with a long script).
+    await db.client.client('PAUSE', 2_000, 'WRITE');
+    const started = performance.now();
+    const { ranges, written } = tick.tick();
+    expect(ranges).toBeUndefined();
+    let done = false;
+    void written.then(() => {
+      done = true;
+    });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(done).toBe(false);
+      expect(await windowEnd()).toBe(before);
+      await written;
+      // Written once Redis takes writes again, about when the pause ends.
+      expect(performance.now() - started).toBeGreaterThan(1_000);
+      expect(await windowEnd()).toBe(new Date(now + 60_000).toISOString());
+      const last = tick.tick();
+      await last.written;
+      expect(last.ranges).toEqual(expect.arrayContaining(['1h']));
+    } finally {
+      reader.disconnect();
+    }
   });
 });
