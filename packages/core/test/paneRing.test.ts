@@ -167,6 +167,22 @@ describe('pane rings', () => {
     });
   });
 
+  it('hand out summaries with panes of their own: one stays as it was while thousands more are evaluated', () => {
+    const rand = seededRandom(7);
+    const a = new NodeWindows('A', MINUTE);
+    const b = new NodeWindows('B', MINUTE);
+    for (let i = 0; i < 200; i++) {
+      a.add(reading(rand, now - i * MINUTE), now);
+      b.add(reading(rand, now - i * 7 * MINUTE), now);
+    }
+    const first = a.evaluate('1h', now);
+    const kept = Array.from(first.pane);
+    expect(kept[0]).toBeGreaterThan(0);
+    for (let i = 0; i < 3_000; i++) b.evaluate(i % 2 === 0 ? '24h' : '1h', now);
+    expect(Array.from(first.pane)).toEqual(kept);
+    expect(Array.from(a.evaluate('1h', now).pane)).toEqual(kept);
+  });
+
   it('read panes written before counts were implied (every count written)', () => {
     // Format 2's layout: mask, count, flowing, newest, then flow's n, mean, m2, min, max.
     const bytes = new DataView(new ArrayBuffer(4 + 17 + 36));
