@@ -6,6 +6,7 @@ import {
 } from './anomaly/settings.ts';
 import { ConfigError } from './errors/ConfigError.ts';
 import type { GatewayLimits } from './gateway.ts';
+import { CATCHUP } from './keys.ts';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -86,6 +87,12 @@ export interface StreamConfig {
   readonly dedupeHorizonMs: number;
   /** STREAM_MAX_MB: each shard's stream is bounded to this many bytes (0: no bound). */
   readonly maxBytes: number;
+  /**
+   * CATCHUP_AFTER_MINUTES: a reading whose event time is this far behind
+   * ingest's clock may go to the shard's catch-up lane (see CATCHUP); 0:
+   * never (every reading queues in arrival order).
+   */
+  readonly catchupAfterMs: number;
 }
 
 export interface AggregatorConfig {
@@ -93,6 +100,13 @@ export interface AggregatorConfig {
   readonly consumer: string;
   /** Stream entries per read (each holds one request's readings). */
   readonly readCount: number;
+  /**
+   * AGGREGATOR_CATCHUP_READINGS: readings moved from a shard's catch-up lane
+   * into its stream at a time (whole entries, at least one), once the
+   * aggregator has caught up with the stream: the most old readings a new
+   * one can find ahead of it.
+   */
+  readonly catchupReadings: number;
   /**
    * Readings applied and committed at a time: a read is split into slices of
    * at most this many (an entry larger than this is a slice of its own), each
@@ -387,6 +401,11 @@ export function loadConfig(env: Env): Config {
     aggregator: {
       consumer: read.text('AGGREGATOR_CONSUMER', 'aggregator-1'),
       readCount: read.number('AGGREGATOR_READ_COUNT', 500, { min: 1, max: 100_000, integer: true }),
+      catchupReadings: read.number('AGGREGATOR_CATCHUP_READINGS', 20_000, {
+        min: 1,
+        max: 10_000_000,
+        integer: true,
+      }),
       sliceReadings: read.number('AGGREGATOR_SLICE_READINGS', 50_000, {
         min: 1,
         max: 10_000_000,
@@ -427,6 +446,7 @@ export function loadConfig(env: Env): Config {
       retentionMs: read.number('STREAM_RETENTION_HOURS', 48, { min: 1 / 60 }) * HOUR_MS,
       dedupeHorizonMs: read.number('DEDUPE_HORIZON_HOURS', 48, { min: 1 / 60 }) * HOUR_MS,
       maxBytes: Math.round(read.number('STREAM_MAX_MB', 4096, { min: 0 }) * 1_048_576),
+      catchupAfterMs: read.number('CATCHUP_AFTER_MINUTES', CATCHUP.lateMs / 60_000, { min: 0 }) * 60_000,
     },
     logLevel: env.LOG_LEVEL?.trim() ? read.choice('LOG_LEVEL', 'info', LOG_LEVELS) : undefined,
     logFormat: read.choice('LOG_FORMAT', 'auto', LOG_FORMATS) as LogFormat,

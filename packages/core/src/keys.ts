@@ -29,6 +29,14 @@ export interface ShardKeys {
   readonly shard: number;
   /** The stream that holds this shard's readings. */
   readonly stream: string;
+  /**
+   * The shard's catch-up lane: a stream without consumer groups where
+   * ingest puts readings that arrive late while the aggregator is behind
+   * (a gateway sending an outage's backlog). The aggregator moves them into
+   * `stream` a chunk at a time whenever it has caught up with it, so newer
+   * readings never queue behind an hour of old ones (see CATCHUP).
+   */
+  readonly catchup: string;
   /** Entries that could not be processed, with the reason. */
   readonly deadLetters: string;
   /** What each redriven dead letter became (`streamgauge dlq redrive`): a hash, dead-letter id → outcome. */
@@ -117,6 +125,7 @@ export function shardKeys(shard: number, shards: number): ShardKeys {
   return {
     shard,
     stream,
+    catchup: catchupOf(stream),
     deadLetters: `{${tag}}:dead`,
     deadLettersRedriven: `{${tag}}:dead:redriven`,
     streamRemoved: `{${tag}}:removed`,
@@ -150,6 +159,34 @@ export function shardKeys(shard: number, shards: number): ShardKeys {
     },
   };
 }
+
+/** The catch-up lane of the shard whose stream is `stream` (ShardKeys.catchup). */
+export function catchupOf(stream: string): string {
+  if (stream === STREAM_BASE) return `{${STREAM_BASE}}:catchup`;
+  const tag = /^readings:\{([^}]+)\}$/.exec(stream)?.[1];
+  if (tag === undefined) throw new RangeError(`not a readings stream: ${stream}`);
+  return `{${tag}}:catchup`;
+}
+
+/**
+ * The catch-up lane's rules, shared by ingest (which routes) and the
+ * aggregator (which moves the lane into the stream):
+ *
+ * - `lateMs` is the default of how late a reading must arrive (its event
+ *   time that far before ingest's clock) to be eligible for the lane
+ *   (CATCHUP_AFTER_MINUTES).
+ * - Ingest routes an eligible reading to the lane while the lane holds
+ *   anything (so a node's old readings stay in their order) or while the
+ *   aggregator's group has `gateEntries` or more entries of the stream not
+ *   yet read; otherwise straight to the stream, as any other reading.
+ * - The aggregator moves entries (whole, in order) once the group has fewer
+ *   than `gateEntries` left to read: so at most one chunk of old readings
+ *   is ever ahead of a new one.
+ */
+export const CATCHUP = {
+  lateMs: 5 * 60_000,
+  gateEntries: 20,
+} as const;
 
 export function allShardKeys(shards: number): ShardKeys[] {
   return Array.from({ length: shards }, (_, i) => shardKeys(i, shards));

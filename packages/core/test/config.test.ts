@@ -19,8 +19,11 @@ describe('loadConfig', () => {
       retentionMs: 48 * 3600_000,
       dedupeHorizonMs: 48 * 3600_000,
       maxBytes: 4096 * 1_048_576,
+      catchupAfterMs: 5 * 60_000,
     });
     expect(loadConfig({ STREAM_MAX_MB: '0' }).stream.maxBytes).toBe(0);
+    expect(loadConfig({ CATCHUP_AFTER_MINUTES: '0' }).stream.catchupAfterMs).toBe(0);
+    expect(() => loadConfig({ CATCHUP_AFTER_MINUTES: '-1' })).toThrow(/CATCHUP_AFTER_MINUTES/);
     expect(() => loadConfig({ STREAM_MAX_MB: '-1' })).toThrow(/STREAM_MAX_MB/);
   });
 
@@ -107,6 +110,9 @@ describe('loadConfig', () => {
       sliceReadings: 2500,
     });
     expect(loadConfig({}).aggregator.sliceReadings).toBe(50_000);
+    expect(loadConfig({}).aggregator.catchupReadings).toBe(20_000);
+    expect(loadConfig({ AGGREGATOR_CATCHUP_READINGS: '500' }).aggregator.catchupReadings).toBe(500);
+    expect(() => loadConfig({ AGGREGATOR_CATCHUP_READINGS: '0' })).toThrow(/AGGREGATOR_CATCHUP_READINGS/);
     expect(() => loadConfig({ AGGREGATOR_SLICE_READINGS: '0' })).toThrow(/AGGREGATOR_SLICE_READINGS/);
     expect(() => loadConfig({ AGGREGATOR_MAX_DELIVERIES: '0' })).toThrow(
       'AGGREGATOR_MAX_DELIVERIES: expected a whole number from 1 to 1000, got 0',

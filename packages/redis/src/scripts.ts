@@ -8,6 +8,7 @@ import type { Cluster, Redis } from 'ioredis';
  */
 export type ScriptName =
   | 'appendReadings'
+  | 'admitCatchup'
   | 'markSeen'
   | 'addGateway'
   | 'revokeToken'

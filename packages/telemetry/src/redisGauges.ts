@@ -24,6 +24,8 @@ interface GroupRow {
   readonly oldestPendingAgeSeconds: number | undefined;
   /** Entries in the shard's dead-letter stream (every group's). */
   readonly deadLetters: number;
+  /** Entries waiting in the shard's catch-up lane. */
+  readonly catchup: number;
 }
 
 interface GroupWatch {
@@ -34,7 +36,7 @@ interface GroupWatch {
 /**
  * `streamgauge_consumer_lag`, `streamgauge_consumer_pending` and
  * `streamgauge_consumer_pending_oldest_age_seconds` per group and stream
- * shard, and `streamgauge_dead_letters` per shard.
+ * shard, and `streamgauge_dead_letters` and `streamgauge_catchup_entries` per shard.
  */
 export class ConsumerGroupGauges {
   readonly #watches = new Set<GroupWatch>();
@@ -94,19 +96,26 @@ export class ConsumerGroupGauges {
       (row) => row.deadLetters,
       false,
     );
+    perRow(
+      'streamgauge_catchup_entries',
+      "Entries of late readings waiting in the stream shard's catch-up lane for the aggregator to move them into the stream.",
+      (row) => row.catchup,
+      false,
+    );
   }
 
   /** Reports `group` on these shards, read with `redis`, until the returned function is called. */
   watch(redis: RedisClient, group: string, shards: readonly ShardKeys[]): () => void {
     const sample = new ScrapeSample(
-      // Per shard: XINFO GROUPS, XLEN of the dead letters, and XPENDING's summary only when entries are pending.
+      // Per shard: XINFO GROUPS, XLEN of the dead letters and of the catch-up lane, and XPENDING's summary only when entries are pending.
       async () => {
         const now = Date.now();
         const perShard = await Promise.all(
           shards.map(async (shard) => {
-            const [groups, deadLetters] = await Promise.all([
+            const [groups, deadLetters, catchup] = await Promise.all([
               groupsOf(redis, shard.stream),
               redis.xlen(shard.deadLetters),
+              redis.xlen(shard.catchup),
             ]);
             const mine = groups.find((g) => g.name === group);
             if (mine === undefined) return [];
@@ -119,6 +128,7 @@ export class ConsumerGroupGauges {
                 oldestPendingAgeSeconds:
                   oldest === undefined ? undefined : Math.max(0, now - idTime(oldest)) / 1000,
                 deadLetters,
+                catchup,
               },
             ];
           }),

@@ -1,9 +1,10 @@
-import { allShardKeys, fieldRecord, GROUPS } from '@streamgauge/core';
+import { allShardKeys, catchupOf, fieldRecord, GROUPS } from '@streamgauge/core';
 import type { Cluster, Redis } from 'ioredis';
 
 /**
  * Waits until a consumer group has read everything (its position is the
- * stream's last entry) and acknowledged it (pending 0) on every given stream.
+ * stream's last entry) and acknowledged it (pending 0) on every given
+ * stream, and nothing waits in the stream's catch-up lane.
  */
 export async function waitForDrain(
   redis: Redis | Cluster,
@@ -27,10 +28,12 @@ export async function waitForDrain(
       ];
       const mark = watermark ? await redis.get(watermark(stream)) : undefined;
       const delivered = info?.['last-delivered-id'];
+      const waiting = await redis.xlen(catchupOf(stream));
       states.push(
-        `${stream}: pending ${info?.pending}, last entry ${last}, delivered ${delivered}, watermark ${mark}`,
+        `${stream}: pending ${info?.pending}, last entry ${last}, delivered ${delivered}, watermark ${mark}, catch-up lane ${waiting}`,
       );
-      if (info === undefined || Number(info.pending) !== 0 || delivered !== last) drained = false;
+      if (info === undefined || Number(info.pending) !== 0 || delivered !== last || waiting > 0)
+        drained = false;
       else if (watermark && mark !== delivered) drained = false;
     }
     if (drained) return;

@@ -1,7 +1,9 @@
 import {
   allShardKeys,
+  CATCHUP,
   type Clock,
   encodeReading,
+  GROUPS,
   type Reading,
   type ShardKeys,
   shardOf,
@@ -18,6 +20,11 @@ export interface ReadingLogOptions {
   readonly dedupeHorizonMs: number;
   /** Each shard's stream is bounded to this many bytes (STREAM_MAX_MB); absent or 0: no bound. */
   readonly maxBytes?: number;
+  /**
+   * How late a reading must arrive to be eligible for the shard's catch-up
+   * lane (CATCHUP_AFTER_MINUTES; default CATCHUP.lateMs; 0: never).
+   */
+  readonly catchupAfterMs?: number;
   readonly clock: Clock;
   /** Called for each stream entry appended (metrics: one call per shard per append, not per reading). */
   readonly onAppend?: (stream: string) => void;
@@ -40,6 +47,7 @@ export class ReadingLog {
   readonly #dedupeSeconds: string;
   readonly #dedupeHorizonMs: number;
   readonly #maxBytes: number;
+  readonly #catchupAfterMs: number;
   readonly #clock: Clock;
   readonly #onAppend: ((stream: string) => void) | undefined;
 
@@ -50,6 +58,7 @@ export class ReadingLog {
     this.#dedupeSeconds = String(Math.ceil(options.dedupeHorizonMs / 1000));
     this.#dedupeHorizonMs = options.dedupeHorizonMs;
     this.#maxBytes = Math.max(0, Math.floor(options.maxBytes ?? 0));
+    this.#catchupAfterMs = options.catchupAfterMs ?? CATCHUP.lateMs;
     this.#clock = options.clock;
     this.#onAppend = options.onAppend;
   }
@@ -68,9 +77,11 @@ export class ReadingLog {
   }
 
   /**
-   * Appends the readings that are new. With one shard the call is all or
-   * nothing; with several, a failure may leave some shards appended, which a
-   * retry of the same request completes without duplicating anything.
+   * Appends the readings that are new, each to its shard's stream, or to
+   * the shard's catch-up lane when it arrived late while the aggregator is
+   * behind (see CATCHUP). With one shard the call is all or nothing; with
+   * several, a failure may leave some shards appended, which a retry of the
+   * same request completes without duplicating anything.
    *
    * @throws RedisUnavailableError when Redis could not take the write;
    *   StreamFullError (one) when a shard's stream is over its bound with
@@ -80,7 +91,8 @@ export class ReadingLog {
     if (readings.length === 0) return { accepted: 0, duplicates: 0 };
     const now = this.#clock.now();
     const minId = String(Math.max(0, now - this.#retentionMs));
-    const groups = this.#group(readings);
+    const lateBefore = this.#catchupAfterMs > 0 ? now - this.#catchupAfterMs : Number.NEGATIVE_INFINITY;
+    const groups = this.#group(readings, lateBefore);
     const calls = groups.map(async (group) => {
       const older = await this.#olderLayouts(group.shard);
       return runScript(this.#redis, 'appendReadings', group.keys(older), [
@@ -100,11 +112,19 @@ export class ReadingLog {
           o.status === 'rejected' && o.reason instanceof ScriptRefusal && o.reason.code === 'STREAM_FULL',
       );
       if (full >= 0) {
-        const [held, bound] = ((settled[full] as PromiseRejectedResult).reason as ScriptRefusal).detail
-          .split(' ')
-          .map(Number);
+        const [held, bound, key] = (
+          (settled[full] as PromiseRejectedResult).reason as ScriptRefusal
+        ).detail.split(' ');
         const stored = partial ? 'partial' : 'none';
-        throw new StreamFullError((groups[full] as ShardBatch).stream, held ?? 0, bound ?? 0, stored);
+        const shard = (groups[full] as ShardBatch).shard;
+        const lane = key === shard.catchup;
+        throw new StreamFullError(
+          lane ? shard.catchup : shard.stream,
+          Number(held),
+          Number(bound),
+          stored,
+          lane,
+        );
       }
       if (!isUnavailable(failure.reason)) throw failure.reason;
       throw new RedisUnavailableError(failure.reason, partial ? 'partial' : undefined);
@@ -125,14 +145,14 @@ export class ReadingLog {
     return olderLayouts(this.#redis, shard, this.#dedupeHorizonMs, this.#clock);
   }
 
-  #group(readings: readonly Reading[]): ShardBatch[] {
+  #group(readings: readonly Reading[], lateBefore: number): ShardBatch[] {
     const shardCount = this.#shards.length;
     const batches = new Map<number, ShardBatch>();
     for (const reading of readings) {
       const shard = shardOf(reading.node_id, shardCount);
       let batch = batches.get(shard);
       if (batch === undefined) {
-        batch = new ShardBatch(this.#shards[shard] as ShardKeys);
+        batch = new ShardBatch(this.#shards[shard] as ShardKeys, lateBefore);
         batches.set(shard, batch);
       }
       batch.add(reading);
@@ -145,15 +165,25 @@ class ShardBatch {
   readonly #shard: ShardKeys;
   readonly #slots: SeenSlots;
   readonly #json: string[] = [];
+  readonly #lateBefore: number;
+  /** Per reading, '1' when it may go to the catch-up lane; undefined while none may. */
+  #late: string[] | undefined;
 
-  constructor(shard: ShardKeys) {
+  constructor(shard: ShardKeys, lateBefore: number) {
     this.#shard = shard;
     this.#slots = new SeenSlots(shard);
+    this.#lateBefore = lateBefore;
   }
 
   add(reading: Reading): void {
     this.#json.push(encodeReading(reading));
     this.#slots.add(reading, this.#json.length);
+    if (reading.timestamp < this.#lateBefore) {
+      this.#late ??= Array.from({ length: this.#json.length - 1 }, () => '0');
+      this.#late.push('1');
+    } else {
+      this.#late?.push('0');
+    }
   }
 
   get stream(): string {
@@ -164,11 +194,13 @@ class ShardBatch {
     return this.#shard;
   }
 
-  /** The script's keys: the stream, the slots' hashes, then those of the older layouts consulted. */
+  /** The script's keys: the stream, the slots' hashes, those of the older layouts consulted, the lane. */
   keys(older: OlderLayouts): string[] {
     let keys = [this.#shard.stream, ...this.#slots.keys()];
     if (older.hours) keys = keys.concat(this.#slots.hourKeys());
-    return older.sets ? keys.concat(this.#slots.setKeys()) : keys;
+    if (older.sets) keys = keys.concat(this.#slots.setKeys());
+    keys.push(this.#shard.catchup);
+    return keys;
   }
 
   /** The script's arguments from ARGV[5] on (appendReadings.lua). */
@@ -194,6 +226,9 @@ class ShardBatch {
       this.#slots.slotCount,
       older.hours ? '1' : '0',
       older.sets ? '1' : '0',
+      this.#late?.join('') ?? '',
+      GROUPS.aggregator,
+      CATCHUP.gateEntries,
       ...this.#slots.slotArgs(true),
     ];
   }

@@ -1,4 +1,11 @@
-import { decodeEntry, type Reading, type RedisConfig, type ShardKeys } from '@streamgauge/core';
+import {
+  CATCHUP,
+  decodeEntry,
+  GROUPS,
+  type Reading,
+  type RedisConfig,
+  type ShardKeys,
+} from '@streamgauge/core';
 import { type ConnectionLogger, connectRedis, type RedisClient } from '../connection.ts';
 import { runScript } from '../scripts.ts';
 
@@ -23,6 +30,12 @@ export interface StreamConsumerOptions {
   readonly count: number;
   /** Longest a read blocks, ms: bounded so a stop or a dead connection is noticed. */
   readonly blockMs: number;
+  /**
+   * The aggregator's: before each read, move the shard's catch-up lane into
+   * its stream, this many readings at a time, once it has caught up
+   * (`admit`). `maxBytes`: the stream's bound (STREAM_MAX_MB, 0: none).
+   */
+  readonly catchup?: { readonly readings: number; readonly maxBytes: number };
 }
 
 type Row = [id: string, fields: string[] | null];
@@ -94,6 +107,24 @@ export class StreamConsumer {
     )) as XReadGroupReply;
     const rows = reply?.[0]?.[1] ?? [];
     return { shard, entries: rows.map((row) => decodeRow(row, 1)) };
+  }
+
+  /**
+   * Moves the next chunk of the shard's catch-up lane into its stream when
+   * the aggregator's group has (nearly) read all of it (admitCatchup.lua):
+   * what the next read finds. Returns the readings moved (0 without a
+   * `catchup` option, with an empty lane, or while the group is behind).
+   */
+  async admit(shard: ShardKeys): Promise<number> {
+    const catchup = this.#options.catchup;
+    if (catchup === undefined) return 0;
+    const [moved] = (await runScript(
+      this.#redis,
+      'admitCatchup',
+      [shard.stream, shard.catchup],
+      [GROUPS.aggregator, CATCHUP.gateEntries, catchup.readings, catchup.maxBytes],
+    )) as [number, number];
+    return moved;
   }
 
   /**

@@ -31,6 +31,10 @@ export interface ShardStatus {
   readonly deadLetters: number;
   /** Every entry up to it is in the warehouse. */
   readonly archiveWatermark?: string;
+  /** Entries of late readings waiting in the shard's catch-up lane for the aggregator to take them in. */
+  readonly catchup: number;
+  /** When the oldest of them arrived. */
+  readonly catchupSince?: string;
 }
 
 type Flat = unknown[];
@@ -114,10 +118,13 @@ export async function shardStatus(redis: RedisClient, shard: ShardKeys, now: num
       consumers,
     });
   }
-  const [deadLetters, archiveWatermark] = await Promise.all([
+  const [deadLetters, archiveWatermark, catchup, oldestCatchup] = await Promise.all([
     redis.xlen(shard.deadLetters),
     redis.get(shard.archive.watermark),
+    redis.xlen(shard.catchup),
+    redis.xrange(shard.catchup, '-', '+', 'COUNT', 1),
   ]);
+  const catchupSince = timeOf(oldestCatchup[0]?.[0]);
   const firstEntryAt = timeOf(first);
   const lastEntryAt = timeOf(last);
   return {
@@ -128,6 +135,8 @@ export async function shardStatus(redis: RedisClient, shard: ShardKeys, now: num
     groups: groups.sort((a, b) => a.name.localeCompare(b.name)),
     deadLetters,
     ...(archiveWatermark !== null && { archiveWatermark }),
+    catchup,
+    ...(catchupSince && { catchupSince }),
   };
 }
 
@@ -199,7 +208,8 @@ function shardProblems(shard: ShardStatus, limits: HealthLimits): string[] {
     }
     if (group.lag > limits.lag)
       problems.push(`${shard.stream}: group ${name} is ${group.lag} entries behind (limit ${limits.lag})`);
-    const waiting = group.lag + group.pending;
+    // The aggregator is also what takes the catch-up lane in.
+    const waiting = group.lag + group.pending + (name === GROUPS.aggregator ? shard.catchup : 0);
     const live = group.consumers.some((c) => c.idleMs <= limits.consumerIdleMs);
     if (waiting > 0 && !live) {
       problems.push(

@@ -23,6 +23,7 @@
 -- then, while sets may hold identities, each node's set
 --                (seen:{tag}:<node>:<hour>), slot by slot in the order of
 --                its node ids
+-- KEYS[#KEYS]    the shard's catch-up lane (ShardKeys.catchup)
 -- ARGV[1]   MINID for approximate trimming: entries older than this arrival time
 --           go, unless a consumer group still needs them (see below)
 -- ARGV[2]   dedupe horizon, seconds: a hash expires this long after its last acceptance
@@ -35,14 +36,20 @@
 -- ARGV[8]   s, the number of dedupe slots
 -- ARGV[9]   '1' when KEYS holds the hour hashes, else '0'
 -- ARGV[10]  '1' when KEYS holds the sets, else '0'
--- ARGV[11..] per slot, in KEYS order, five arguments (SeenSlots.slotArgs):
+-- ARGV[11]  which readings may go to the catch-up lane (late enough): one
+--           byte per reading in the request's order, '1' or '0'; empty
+--           when none may
+-- ARGV[12]  the group whose backlog sends them there (the aggregator's)
+-- ARGV[13]  from how many entries that group has not read on (CATCHUP.gateEntries)
+-- ARGV[14..] per slot, in KEYS order, five arguments (SeenSlots.slotArgs):
 --           its node ids joined by a line feed, each node's count of
 --           readings (packed int32; empty when each has one), their offsets
 --           in the slot grouped by node (3 bytes each), their positions in
 --           the request (1-based, packed int32) in the same order, and how
 --           many ms after its hour's start the slot starts
--- Returns { accepted, duplicates, entry id or false }, or the error
--- 'STREAM_FULL <bytes held> <bound>'.
+-- Returns { accepted, duplicates, entry id or false } (the stream's entry,
+-- or the lane's when all went there), or the error
+-- 'STREAM_FULL <bytes held> <bound> <key>'.
 
 --@include slices
 --@include seenSlots
@@ -59,7 +66,7 @@ local hourWrites, setWrites = {}, {}
 
 local setAt = 2 + slots * (withHours and 2 or 1) -- the next node's set, in KEYS
 for k = 2, slots + 1 do
-  local arg = 11 + 5 * (k - 2)
+  local arg = 14 + 5 * (k - 2)
   local nodes, offsets, firsts = slot_nodes(ARGV[arg], ARGV[arg + 1], ARGV[arg + 2])
   local positions, base = ARGV[arg + 3], tonumber(ARGV[arg + 4])
   local held = call_per_item('HMGET', KEYS[k], nodes)
@@ -119,21 +126,6 @@ if accepted == 0 then
   return { 0, duplicates, false }
 end
 
--- The entry keeps the readings in the order the request sent them; when
--- none is a duplicate (the usual case) the array is appended as it came.
-local payload = ARGV[6]
-if duplicates > 0 then
-  local starts, kept = ARGV[7], {}
-  for p = 1, n do
-    if not dropped[p] then
-      local from = struct.unpack('<i4', starts, 4 * (p - 1) + 1)
-      local after = struct.unpack('<i4', starts, 4 * p + 1)
-      kept[#kept + 1] = string.sub(payload, from, after - 2)
-    end
-  end
-  payload = '[' .. table.concat(kept, ',') .. ']'
-end
-
 -- Retention trims what every consumer group is done with, never more: an
 -- entry a group has not read, or read and not acknowledged, stays however
 -- old it is (a consumer down longer than the retention loses nothing).
@@ -145,38 +137,88 @@ end
 -- than Redis running out of memory or trimming what nobody has read.
 --@include entryIds
 
+local stream, lane = KEYS[1], KEYS[#KEYS]
 local cut = nil -- the oldest entry some group still needs
-local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
+local backlog = nil -- entries the gating group has not read (false: Redis does not know)
+local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', stream)
 if ok then
   for _, info in ipairs(groups) do
-    local name, delivered
+    local name, delivered, lag
     for i = 1, #info, 2 do
       if info[i] == 'name' then name = info[i + 1] end
       if info[i] == 'last-delivered-id' then delivered = info[i + 1] end
+      if info[i] == 'lag' then lag = info[i + 1] end
     end
     if delivered and (not cut or before(delivered, cut)) then cut = delivered end
-    local pending = redis.call('XPENDING', KEYS[1], name)
+    local pending = redis.call('XPENDING', stream, name)
     if pending[2] and (not cut or before(pending[2], cut)) then cut = pending[2] end
+    if name == ARGV[12] then backlog = lag end
   end
 end
-local minid = ARGV[1] .. '-0'
-if cut and before(cut, minid) then minid = cut end
+
+-- The catch-up lane: readings late enough go there while it holds anything
+-- (a node's old readings keep their order) or while the aggregator has a
+-- backlog in the stream; then newer readings do not queue behind them.
+local lateFlags = ARGV[11]
+local toLane = lateFlags ~= '' and
+  (redis.call('XLEN', lane) > 0 or (backlog and backlog >= tonumber(ARGV[13])))
+
+-- Each entry keeps its readings in the order the request sent them; when
+-- none is a duplicate and all go one way (the usual case) the array is
+-- appended as it came.
+local payload, lanePayload = ARGV[6], nil
+local inStream, inLane = accepted, 0
+if duplicates > 0 or toLane then
+  local starts, kept, late = ARGV[7], {}, {}
+  for p = 1, n do
+    if not dropped[p] then
+      local from = struct.unpack('<i4', starts, 4 * (p - 1) + 1)
+      local after = struct.unpack('<i4', starts, 4 * p + 1)
+      local reading = string.sub(payload, from, after - 2)
+      if toLane and string.byte(lateFlags, p) == 49 then
+        late[#late + 1] = reading
+      else
+        kept[#kept + 1] = reading
+      end
+    end
+  end
+  inStream, inLane = #kept, #late
+  payload = inStream > 0 and ('[' .. table.concat(kept, ',') .. ']') or nil
+  lanePayload = inLane > 0 and ('[' .. table.concat(late, ',') .. ']') or nil
+end
 
 local bound = tonumber(ARGV[4])
-if ok and bound > 0 then
-  local held = redis.call('MEMORY', 'USAGE', KEYS[1]) or 0
-  if held > bound and cut then
-    redis.call('XTRIM', KEYS[1], 'MINID', cut)
-    held = redis.call('MEMORY', 'USAGE', KEYS[1]) or 0
+local minid = ARGV[1] .. '-0'
+if cut and before(cut, minid) then minid = cut end
+if payload then
+  if ok and bound > 0 then
+    local held = redis.call('MEMORY', 'USAGE', stream) or 0
+    if held > bound and cut then
+      redis.call('XTRIM', stream, 'MINID', cut)
+      held = redis.call('MEMORY', 'USAGE', stream) or 0
+    end
+    if held > bound then
+      return redis.error_reply('STREAM_FULL ' .. held .. ' ' .. bound .. ' ' .. stream)
+    end
   end
+end
+-- The lane is never trimmed: the aggregator takes every entry out.
+if lanePayload and bound > 0 then
+  local held = redis.call('MEMORY', 'USAGE', lane) or 0
   if held > bound then
-    return redis.error_reply('STREAM_FULL ' .. held .. ' ' .. bound)
+    return redis.error_reply('STREAM_FULL ' .. held .. ' ' .. bound .. ' ' .. lane)
   end
 end
 
-local entry = redis.call('XADD', KEYS[1], 'MINID', '~', minid, '*',
-  'n', accepted, 'src', ARGV[3], 'readings', payload)
-
+local entry = false
+if payload then
+  entry = redis.call('XADD', stream, 'MINID', '~', minid, '*',
+    'n', inStream, 'src', ARGV[3], 'readings', payload)
+end
+if lanePayload then
+  local queued = redis.call('XADD', lane, '*', 'n', inLane, 'src', ARGV[3], 'readings', lanePayload)
+  entry = entry or queued
+end
 for k, updates in pairs(writes) do
   if #updates > 0 then
     call_in_slices('HSET', KEYS[k], updates, 1, #updates)

@@ -1,0 +1,259 @@
+import { CATCHUP, decodeEntry, GROUPS, ManualClock, type Reading, shardKeys } from '@streamgauge/core';
+import { useRedis } from '@streamgauge/testkit';
+import { Redis } from 'ioredis';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  DEFAULT_HEALTH_LIMITS,
+  pipelineReport,
+  ReadingLog,
+  ShardReader,
+  StreamConsumer,
+  StreamFullError,
+} from '../src/index.ts';
+
+const HOUR = 3_600_000;
+const NOW = Date.UTC(2026, 10, 25, 12);
+const db = useRedis({ flushEach: true });
+const shard = shardKeys(0, 1);
+const options = {
+  shards: 1,
+  retentionMs: 48 * HOUR,
+  dedupeHorizonMs: 48 * HOUR,
+  clock: new ManualClock(NOW),
+};
+
+const reading = (node: string, minutesAgo: number, flow = minutesAgo): Reading => ({
+  node_id: node,
+  timestamp: NOW - minutesAgo * 60_000,
+  flow_rate: flow,
+});
+
+async function readingsOf(key: string): Promise<Reading[][]> {
+  const entries = await db.client.xrange(key, '-', '+');
+  return entries.map(([id, fields]) => decodeEntry(id, fields).readings);
+}
+
+/** The aggregator's group, `behind` entries of fresh readings not yet read by it. */
+async function aggregatorBehind(log: ReadingLog, behind: number): Promise<void> {
+  await db.client.xgroup('CREATE', shard.stream, GROUPS.aggregator, '0', 'MKSTREAM');
+  for (let i = 0; i < behind; i++) await log.append([reading(`F${i}`, 0)], 'gw');
+}
+
+/** The aggregator's group reads and acknowledges everything in the stream. */
+async function aggregatorReadsAll(): Promise<string[]> {
+  const read = (await db.client.xreadgroup(
+    'GROUP',
+    GROUPS.aggregator,
+    'c',
+    'COUNT',
+    100_000,
+    'STREAMS',
+    shard.stream,
+    '>',
+  )) as [string, [string, string[]][]][] | null;
+  const ids = (read?.[0]?.[1] ?? []).map(([id]) => id);
+  if (ids.length > 0) await db.client.xack(shard.stream, GROUPS.aggregator, ...ids);
+  return ids;
+}
+
+const consumers: StreamConsumer[] = [];
+afterEach(() => {
+  for (const consumer of consumers.splice(0)) consumer.close();
+});
+
+function aggregatorConsumer(readings: number, maxBytes = 0): StreamConsumer {
+  const consumer = new StreamConsumer(db.client, () => new Redis(db.url), {
+    group: GROUPS.aggregator,
+    consumer: 'c',
+    count: 100,
+    blockMs: 50,
+    catchup: { readings, maxBytes },
+  });
+  consumers.push(consumer);
+  return consumer;
+}
+
+describe('the catch-up lane: ingest', () => {
+  it('sends late readings to the stream like any other while the aggregator keeps up', async () => {
+    const log = new ReadingLog(db.client, options);
+    await aggregatorBehind(log, CATCHUP.gateEntries - 1);
+    await log.append([reading('A', 90), reading('A', 0)], 'gw');
+    expect(await db.client.exists(shard.catchup)).toBe(0);
+    expect((await readingsOf(shard.stream)).at(-1)).toEqual([reading('A', 90), reading('A', 0)]);
+  });
+
+  it('sends late readings to the lane while the aggregator is behind, and new ones to the stream', async () => {
+    const log = new ReadingLog(db.client, options);
+    await aggregatorBehind(log, CATCHUP.gateEntries);
+    const sent = [reading('A', 90), reading('B', 4), reading('A', 60), reading('A', 0)];
+    expect(await log.append(sent, 'gw')).toEqual({ accepted: 4, duplicates: 0 });
+    // Five minutes is the default lateness (CATCHUP.lateMs): B's reading, four minutes old, is new.
+    expect(await readingsOf(shard.catchup)).toEqual([[reading('A', 90), reading('A', 60)]]);
+    expect((await readingsOf(shard.stream)).at(-1)).toEqual([reading('B', 4), reading('A', 0)]);
+    const [, fields] = (await db.client.xrange(shard.catchup, '-', '+'))[0] as [string, string[]];
+    expect(fields.slice(0, 4)).toEqual(['n', '2', 'src', 'gw']);
+  });
+
+  it('keeps sending late readings to the lane while it holds any, so a node’s old readings stay in order', async () => {
+    const log = new ReadingLog(db.client, options);
+    await aggregatorBehind(log, CATCHUP.gateEntries);
+    await log.append([reading('A', 90)], 'gw');
+    await aggregatorReadsAll();
+    await log.append([reading('A', 80), reading('A', 1)], 'gw');
+    expect(await readingsOf(shard.catchup)).toEqual([[reading('A', 90)], [reading('A', 80)]]);
+    expect((await readingsOf(shard.stream)).at(-1)).toEqual([reading('A', 1)]);
+  });
+
+  it('knows a reading in the lane as a duplicate, whichever way the resend goes', async () => {
+    const log = new ReadingLog(db.client, options);
+    await aggregatorBehind(log, CATCHUP.gateEntries);
+    await log.append([reading('A', 90)], 'gw');
+    expect(await log.append([reading('A', 90, 7), reading('A', 70)], 'gw')).toEqual({
+      accepted: 1,
+      duplicates: 1,
+    });
+    await aggregatorReadsAll();
+    await db.client.del(shard.catchup); // as if the aggregator had taken the lane in
+    expect(await log.append([reading('A', 90, 7), reading('A', 70, 7)], 'gw')).toEqual({
+      accepted: 0,
+      duplicates: 2,
+    });
+    expect(await readingsOf(shard.catchup)).toEqual([]);
+  });
+
+  it('never uses the lane with CATCHUP_AFTER_MINUTES=0', async () => {
+    const log = new ReadingLog(db.client, { ...options, catchupAfterMs: 0 });
+    await aggregatorBehind(log, CATCHUP.gateEntries);
+    await log.append([reading('A', 600)], 'gw');
+    expect(await db.client.exists(shard.catchup)).toBe(0);
+    expect((await readingsOf(shard.stream)).at(-1)).toEqual([reading('A', 600)]);
+  });
+
+  it('bounds the lane in bytes: refuses the whole request once it is over, naming the lane', async () => {
+    const log = new ReadingLog(db.client, { ...options, maxBytes: 16_384 });
+    await aggregatorBehind(log, CATCHUP.gateEntries);
+    let minutes = 600;
+    const hour = (m: number) => Array.from({ length: 20 }, (_, i) => reading(`N${i}`, m));
+    let refusal: unknown;
+    while (refusal === undefined && minutes > 10) {
+      refusal = await log.append([...hour(--minutes), reading('Z', minutes % 5)], 'gw').then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    }
+    expect(refusal).toBeInstanceOf(StreamFullError);
+    expect((refusal as StreamFullError).stream).toBe(shard.catchup);
+    expect((refusal as StreamFullError).message).toMatch(
+      /^the catch-up lane \{readings\}:catchup holds [\d.]+ MB of late readings that the aggregator has not taken in yet, over its bound of 0\.0 MB \(STREAM_MAX_MB\): nothing from this request was stored; retry it once the aggregator catches up/,
+    );
+    // Nothing of the refused request is anywhere, not even its new reading.
+    const held = [...(await readingsOf(shard.catchup)), ...(await readingsOf(shard.stream))].flat();
+    expect(held.filter((r) => r.timestamp === NOW - minutes * 60_000)).toEqual([]);
+  });
+});
+
+describe('the catch-up lane: the aggregator takes it in', () => {
+  it('moves whole entries in order, a chunk of readings at a time, only once the group has caught up', async () => {
+    const log = new ReadingLog(db.client, options);
+    await aggregatorBehind(log, CATCHUP.gateEntries);
+    const entries = [0, 1, 2, 3, 4].map((e) => [
+      reading(`A${e}`, 90),
+      reading(`B${e}`, 90),
+      reading(`C${e}`, 90),
+    ]);
+    for (const entry of entries) await log.append(entry, 'gw');
+    const consumer = aggregatorConsumer(7);
+    expect(await consumer.admit(shard)).toBe(0); // the group is behind
+    const streamLength = await db.client.xlen(shard.stream);
+    await aggregatorReadsAll();
+
+    // 3 + 3 readings fit in 7; a third entry would not.
+    expect(await consumer.admit(shard)).toBe(6);
+    expect((await readingsOf(shard.stream)).slice(streamLength)).toEqual(entries.slice(0, 2));
+    expect(await readingsOf(shard.catchup)).toEqual(entries.slice(2));
+    // Two entries unread are fewer than the gate: the next chunk goes in behind them.
+    expect(await consumer.admit(shard)).toBe(6);
+    expect(await consumer.admit(shard)).toBe(3);
+    expect((await readingsOf(shard.stream)).slice(streamLength)).toEqual(entries);
+    expect(await db.client.exists(shard.catchup)).toBe(0);
+    expect(await consumer.admit(shard)).toBe(0);
+  });
+
+  it('moves an entry larger than the chunk on its own', async () => {
+    const log = new ReadingLog(db.client, options);
+    await aggregatorBehind(log, CATCHUP.gateEntries);
+    const big = Array.from({ length: 10 }, (_, i) => reading(`N${i}`, 90));
+    await log.append(big, 'gw');
+    await log.append([reading('N0', 80)], 'gw');
+    await aggregatorReadsAll();
+    const consumer = aggregatorConsumer(4);
+    expect(await consumer.admit(shard)).toBe(10);
+    expect(await consumer.admit(shard)).toBe(1);
+  });
+
+  it('moves nothing while the stream is over its bound', async () => {
+    const log = new ReadingLog(db.client, options);
+    await aggregatorBehind(log, CATCHUP.gateEntries);
+    await log.append([reading('A', 90)], 'gw');
+    await aggregatorReadsAll();
+    expect(await aggregatorConsumer(100, 1).admit(shard)).toBe(0);
+    expect(await aggregatorConsumer(100, 0).admit(shard)).toBe(1);
+  });
+
+  it('a reader of the aggregator’s group finds the lane’s entries behind the new ones', async () => {
+    const log = new ReadingLog(db.client, options);
+    await aggregatorBehind(log, CATCHUP.gateEntries);
+    await log.append([reading('A', 90)], 'gw');
+    await aggregatorReadsAll();
+    await log.append([reading('A', 0)], 'gw');
+    const reader = new ShardReader(aggregatorConsumer(100), shard, {
+      claimIdleMs: 60_000,
+      onRetry: () => {},
+    });
+    await reader.next(); // the scan of pending entries: none
+    const { batch } = await reader.next();
+    expect(batch.entries.map((e) => ('readings' in e ? e.readings : []))).toEqual([
+      [reading('A', 0)],
+      [reading('A', 90)],
+    ]);
+    expect(await db.client.exists(shard.catchup)).toBe(0);
+  });
+
+  it('a reader of another group leaves the lane alone', async () => {
+    const log = new ReadingLog(db.client, options);
+    await aggregatorBehind(log, CATCHUP.gateEntries);
+    await log.append([reading('A', 90)], 'gw');
+    await aggregatorReadsAll();
+    const archiver = new StreamConsumer(db.client, () => new Redis(db.url), {
+      group: GROUPS.archiver,
+      consumer: 'c',
+      count: 100,
+      blockMs: 50,
+    });
+    consumers.push(archiver);
+    expect(await archiver.admit(shard)).toBe(0);
+    expect(await db.client.xlen(shard.catchup)).toBe(1);
+  });
+});
+
+describe('the catch-up lane: status', () => {
+  it('shows what waits in the lane, and calls it a problem when no aggregator is reading', async () => {
+    const log = new ReadingLog(db.client, options);
+    await aggregatorBehind(log, CATCHUP.gateEntries);
+    await log.append([reading('A', 90)], 'gw');
+    await log.append([reading('A', 80)], 'gw');
+    await aggregatorReadsAll();
+    const [first] = await db.client.xrange(shard.catchup, '-', '+', 'COUNT', 1);
+    const since = new Date(Number(first?.[0].split('-')[0])).toISOString();
+    const settings = { shards: 1, cacheRefreshMs: 6 * HOUR };
+    // The consumer read just now: alive. Then, past the idle limit, it is not.
+    const live = await pipelineReport(db.client, settings, DEFAULT_HEALTH_LIMITS, Date.now());
+    expect(live.shards[0]).toMatchObject({ catchup: 2, catchupSince: since });
+    expect(live.problems.filter((p) => p.includes(GROUPS.aggregator))).toEqual([]);
+    const limits = { ...DEFAULT_HEALTH_LIMITS, consumerIdleMs: -1 };
+    const stale = await pipelineReport(db.client, settings, limits, Date.now());
+    expect(stale.problems).toContain(
+      'readings: group aggregator has 2 entries waiting and no live consumer (none read for -0.001 s; is its service running?)',
+    );
+  });
+});
