@@ -591,7 +591,8 @@ async function catchup(context: SuiteContext): Promise<string | undefined> {
   });
   const appender = new Redis(context.redis.url);
   const pool = new Pool(ingest.url, { connections: 16, keepAliveTimeout: 60_000 });
-  const liveSource = new ReadingSource({ nodes: 1000 });
+  // Forward: the live readings must not turn late during a long catch-up.
+  const liveSource = new ReadingSource({ nodes: Math.max(1000, liveRate), forward: true });
   let load: FreshnessLoad | undefined;
   try {
     const token = await ingest.addGateway('bench', BENCH_DISTRICT);

@@ -102,9 +102,9 @@ export interface AggregatorConfig {
   readonly readCount: number;
   /**
    * AGGREGATOR_CATCHUP_READINGS: readings moved from a shard's catch-up lane
-   * into its stream at a time (whole entries, at least one), once the
-   * aggregator has caught up with the stream: the most old readings a new
-   * one can find ahead of it.
+   * into its stream at a time (whole entries, at least one, at most 100),
+   * while the aggregator has less than a read left in the stream: the most
+   * old readings a new one can find ahead of it (besides that read).
    */
   readonly catchupReadings: number;
   /**

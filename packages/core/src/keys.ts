@@ -33,8 +33,8 @@ export interface ShardKeys {
    * The shard's catch-up lane: a stream without consumer groups where
    * ingest puts readings that arrive late while the aggregator is behind
    * (a gateway sending an outage's backlog). The aggregator moves them into
-   * `stream` a chunk at a time whenever it has caught up with it, so newer
-   * readings never queue behind an hour of old ones (see CATCHUP).
+   * `stream` a chunk at a time whenever it has (nearly) caught up with it,
+   * so newer readings never queue behind an hour of old ones (see CATCHUP).
    */
   readonly catchup: string;
   /** Entries that could not be processed, with the reason. */
@@ -179,9 +179,11 @@ export function catchupOf(stream: string): string {
  *   anything (so a node's old readings stay in their order) or while the
  *   aggregator's group has `gateEntries` or more entries of the stream not
  *   yet read; otherwise straight to the stream, as any other reading.
- * - The aggregator moves entries (whole, in order) once the group has fewer
- *   than `gateEntries` left to read: so at most one chunk of old readings
- *   is ever ahead of a new one.
+ * - The aggregator moves entries (whole, in order) before each read while
+ *   its group has fewer entries left to read than the read takes: so a new
+ *   reading finds at most a read's worth and one chunk of old readings
+ *   (AGGREGATOR_CATCHUP_READINGS) ahead of it.
+ * - The stream and its lane share one bound in bytes (STREAM_MAX_MB).
  */
 export const CATCHUP = {
   lateMs: 5 * 60_000,

@@ -281,12 +281,69 @@ describe('state persisted in format 2 (newest panes c<ring>, latest and meta as 
     const loaded = (await store.load(360_000)).get('F2')?.windows;
     expectSame(loaded);
 
-    // A reading in the newest panes: only the head changes, and it replaces the old fields.
+    // A reading in new newest panes: the head replaces the old fields, and
+    // the panes it pushed out of the head go to the rings' recent fields.
     const next = { node_id: 'F2', timestamp: now, flow_rate: 4, pressure: 3.3 };
     loaded?.add(next, now);
     windows.add(next, now);
     await store.prepare({ ...commitOf(loaded ? [loaded] : [], []), deadLetters: [] })();
-    expect((await client.hkeys(key)).sort()).toEqual(['h', 'r0', 'r1', 'r2', 'r3', 'r4', 'r5']);
+    const rolled = windows.rings.flatMap((ring, r) =>
+      ring.paneOf(now) === ring.paneOf(now - 1000) ? [] : [`t${r}`],
+    );
+    expect(rolled.length).toBeGreaterThan(0);
+    expect((await client.hkeys(key)).sort()).toEqual(['h', 'r0', 'r1', 'r2', 'r3', 'r4', 'r5', ...rolled]);
     expectSame((await store.load(360_000)).get('F2')?.windows);
+  });
+});
+
+describe('a ring’s recent panes', () => {
+  it('are rewritten apart while a node reads in order, the older ones only now and then, and load back exact', async () => {
+    const client = db.client;
+    const MINUTE = 60_000;
+    const start = now - 3 * 3_600_000;
+    const live = new NodeWindows('N', 360_000);
+    const key = shard.aggregateNode('N');
+    const store = await storeOn(client);
+    const add = (i: number) => {
+      const at = start + i * 20_000;
+      const reading = { node_id: 'N', timestamp: at, flow_rate: (i % 11) + 0.25, pressure: 3 + (i % 5) / 10 };
+      live.add(reading, at);
+    };
+    // Three hours, a reading every 20 s, committed every minute (a pane of ring 0 closing each time).
+    const written: string[][] = [];
+    for (let i = 0; i < 540; i++) {
+      add(i);
+      if (i % 3 !== 2) continue;
+      const before = await client.hgetall(key);
+      await store.prepare({ ...commitOf([live], []), deadLetters: [] })();
+      const after = await client.hgetall(key);
+      written.push(Object.keys(after).filter((f) => after[f] !== before[f]));
+      if (i % 30 === 29) {
+        // What a replica would load now equals the live windows, window by window.
+        const at = start + i * 20_000;
+        const loaded = (await store.load(360_000)).get('N')?.windows;
+        for (const range of ['1h', '6h', '24h', '3d', '7d', '30d'] as const) {
+          expect([...(loaded?.evaluate(range, at).pane ?? [])]).toEqual([...live.evaluate(range, at).pane]);
+        }
+        expect(loaded?.hourlySeries(at)).toEqual(live.hourlySeries(at));
+      }
+    }
+    // Ring 0's older panes (an hour of minutes) went out once in every 12 minutes or so, not every minute.
+    const r0 = written.filter((fields) => fields.includes('r0')).length;
+    const t0 = written.filter((fields) => fields.includes('t0')).length;
+    expect(written.length).toBe(180);
+    expect(r0).toBeLessThanOrEqual(Math.ceil(180 / 12) + 1);
+    expect(r0 + t0).toBeGreaterThanOrEqual(179);
+
+    // A late reading in an older pane rewrites them, and drops the recent field.
+    const late = { node_id: 'N', timestamp: start + 539 * 20_000 - 40 * MINUTE, flow_rate: 99, pressure: 1 };
+    const at = start + 539 * 20_000;
+    live.add(late, at);
+    await store.prepare({ ...commitOf([live], []), deadLetters: [] })();
+    const fields = await client.hkeys(key);
+    expect(fields).toContain('r0');
+    expect(fields).not.toContain('t0');
+    const loaded = (await store.load(360_000)).get('N')?.windows;
+    expect([...(loaded?.evaluate('1h', at).pane ?? [])]).toEqual([...live.evaluate('1h', at).pane]);
   });
 });

@@ -61,13 +61,14 @@ afterEach(() => {
   for (const consumer of consumers.splice(0)) consumer.close();
 });
 
-function aggregatorConsumer(readings: number, maxBytes = 0): StreamConsumer {
+/** A consumer of the aggregator's group that takes the lane in, `readings` at a time, reading `count` entries. */
+function aggregatorConsumer(readings: number, count = 100): StreamConsumer {
   const consumer = new StreamConsumer(db.client, () => new Redis(db.url), {
     group: GROUPS.aggregator,
     consumer: 'c',
-    count: 100,
+    count,
     blockMs: 50,
-    catchup: { readings, maxBytes },
+    catchup: { readings },
   });
   consumers.push(consumer);
   return consumer;
@@ -129,7 +130,7 @@ describe('the catch-up lane: ingest', () => {
     expect((await readingsOf(shard.stream)).at(-1)).toEqual([reading('A', 600)]);
   });
 
-  it('bounds the lane in bytes: refuses the whole request once it is over, naming the lane', async () => {
+  it('bounds the stream and its lane together: refuses the whole request once they are over, saying so', async () => {
     const log = new ReadingLog(db.client, { ...options, maxBytes: 16_384 });
     await aggregatorBehind(log, CATCHUP.gateEntries);
     let minutes = 600;
@@ -142,9 +143,20 @@ describe('the catch-up lane: ingest', () => {
       );
     }
     expect(refusal).toBeInstanceOf(StreamFullError);
-    expect((refusal as StreamFullError).stream).toBe(shard.catchup);
-    expect((refusal as StreamFullError).message).toMatch(
-      /^the catch-up lane \{readings\}:catchup holds [\d.]+ MB of late readings that the aggregator has not taken in yet, over its bound of 0\.0 MB \(STREAM_MAX_MB\): nothing from this request was stored; retry it once the aggregator catches up/,
+    const full = refusal as StreamFullError;
+    const [stream, lane] = await Promise.all([
+      db.client.memory('USAGE', shard.stream),
+      db.client.memory('USAGE', shard.catchup),
+    ]);
+    expect(full).toMatchObject({
+      stream: shard.stream,
+      heldBytes: Number(stream) + Number(lane),
+      laneBytes: lane,
+    });
+    expect(full.heldBytes).toBeGreaterThan(16_384);
+    expect(Number(stream)).toBeLessThan(16_384);
+    expect(full.message).toMatch(
+      /^the stream readings and its catch-up lane hold [\d.]+ MB \([\d.]+ MB of late readings in the lane\) that the consumers \(aggregator, archiver\) have not processed, over its bound of 0\.0 MB \(STREAM_MAX_MB\): nothing from this request was stored; retry it once they catch up/,
     );
     // Nothing of the refused request is anywhere, not even its new reading.
     const held = [...(await readingsOf(shard.catchup)), ...(await readingsOf(shard.stream))].flat();
@@ -162,8 +174,8 @@ describe('the catch-up lane: the aggregator takes it in', () => {
       reading(`C${e}`, 90),
     ]);
     for (const entry of entries) await log.append(entry, 'gw');
-    const consumer = aggregatorConsumer(7);
-    expect(await consumer.admit(shard)).toBe(0); // the group is behind
+    const consumer = aggregatorConsumer(7, CATCHUP.gateEntries);
+    expect(await consumer.admit(shard)).toBe(0); // the group is a read or more behind
     const streamLength = await db.client.xlen(shard.stream);
     await aggregatorReadsAll();
 
@@ -171,7 +183,7 @@ describe('the catch-up lane: the aggregator takes it in', () => {
     expect(await consumer.admit(shard)).toBe(6);
     expect((await readingsOf(shard.stream)).slice(streamLength)).toEqual(entries.slice(0, 2));
     expect(await readingsOf(shard.catchup)).toEqual(entries.slice(2));
-    // Two entries unread are fewer than the gate: the next chunk goes in behind them.
+    // Two entries unread are fewer than a read takes: the next chunk goes in behind them.
     expect(await consumer.admit(shard)).toBe(6);
     expect(await consumer.admit(shard)).toBe(3);
     expect((await readingsOf(shard.stream)).slice(streamLength)).toEqual(entries);
@@ -191,13 +203,31 @@ describe('the catch-up lane: the aggregator takes it in', () => {
     expect(await consumer.admit(shard)).toBe(1);
   });
 
-  it('moves nothing while the stream is over its bound', async () => {
+  it('moves nothing while the group has a read’s worth or more left to read, whatever Redis knows of its lag', async () => {
     const log = new ReadingLog(db.client, options);
     await aggregatorBehind(log, CATCHUP.gateEntries);
     await log.append([reading('A', 90)], 'gw');
     await aggregatorReadsAll();
-    expect(await aggregatorConsumer(100, 1).admit(shard)).toBe(0);
-    expect(await aggregatorConsumer(100, 0).admit(shard)).toBe(1);
+    for (let i = 0; i < 3; i++) await log.append([reading(`L${i}`, 0)], 'gw');
+    // A read of 3 would leave the lane's entry behind; a read of 100 takes them all.
+    const small = new StreamConsumer(db.client, () => new Redis(db.url), {
+      group: GROUPS.aggregator,
+      consumer: 'c',
+      count: 3,
+      blockMs: 50,
+      catchup: { readings: 100 },
+    });
+    consumers.push(small);
+    expect(await small.admit(shard)).toBe(0);
+    // A deletion after the group's position: Redis no longer knows the lag, the script counts.
+    const [last] = await db.client.xrevrange(shard.stream, '+', '-', 'COUNT', 1);
+    await db.client.xdel(shard.stream, last?.[0] as string);
+    expect((await db.client.xinfo('GROUPS', shard.stream)) as unknown[][]).toEqual([
+      expect.arrayContaining(['lag', null]),
+    ]);
+    await log.append([reading('L9', 0)], 'gw');
+    expect(await small.admit(shard)).toBe(0);
+    expect(await aggregatorConsumer(100).admit(shard)).toBe(1);
   });
 
   it('a reader of the aggregator’s group finds the lane’s entries behind the new ones', async () => {

@@ -19,6 +19,8 @@ export async function waitForDrain(
     let drained = true;
     const states: string[] = [];
     for (const stream of streams) {
+      // The lane first: what the aggregator moves from it after this lands in the stream, read next.
+      const waiting = await redis.xlen(catchupOf(stream));
       const groups = (await redis.xinfo('GROUPS', stream).catch(() => [])) as unknown[][];
       const info = groups.map(toObject).find((g) => g.name === group);
       // Not the group's lag: Redis reports it as null when it does not know
@@ -28,7 +30,6 @@ export async function waitForDrain(
       ];
       const mark = watermark ? await redis.get(watermark(stream)) : undefined;
       const delivered = info?.['last-delivered-id'];
-      const waiting = await redis.xlen(catchupOf(stream));
       states.push(
         `${stream}: pending ${info?.pending}, last entry ${last}, delivered ${delivered}, watermark ${mark}, catch-up lane ${waiting}`,
       );

@@ -93,7 +93,7 @@ export async function startAggregator(
       consumer: settings.consumer,
       count: settings.readCount,
       blockMs: settings.blockMs,
-      catchup: { readings: settings.catchupReadings, maxBytes: config.stream.maxBytes },
+      catchup: { readings: settings.catchupReadings },
     },
   );
   // Unique per process: two replicas never share a lease, even under one consumer name.

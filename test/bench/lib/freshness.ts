@@ -79,7 +79,8 @@ export class FreshnessLoad {
       while (this.#sequence < due) {
         const seq = this.#sequence++;
         const probe = `PROBE${seq % this.#probes}`;
-        const timestamp = base + seq;
+        // One probe every 10 ms: its time keeps up with the clock, a minute behind.
+        const timestamp = base + (seq - first) * 10;
         const parts: string[] = [];
         for (let i = 0; i < this.#perRequest - 1; i++) parts.push(this.#source.nextJson());
         parts.push(

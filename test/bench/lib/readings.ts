@@ -8,17 +8,24 @@ export const BENCH_DISTRICT = 'BENCH';
  * are different nodes at the same instant (what a gateway polling its nodes
  * sends), and no (node_id, timestamp) repeats, so nothing is a duplicate as
  * long as one source is used per Redis database.
+ *
+ * `forward`: at `anchor + floor(g / nodes) s` instead, the anchor a minute
+ * ago: a live fleet's readings at up to `nodes` a second keep up with the
+ * clock (going back, a long run's readings would turn late, see CATCHUP).
  */
 export class ReadingSource {
   readonly nodes: number;
   readonly #anchorMs: number;
+  readonly #step: number;
   readonly #nodeIds: string[];
   #next = 0;
 
-  constructor(options: { nodes?: number; anchorMs?: number } = {}) {
+  constructor(options: { nodes?: number; anchorMs?: number; forward?: boolean } = {}) {
     this.nodes = options.nodes ?? 10_000;
+    this.#step = options.forward === true ? 1000 : -1000;
     // Whole seconds, so timestamps look like a logger's.
-    this.#anchorMs = Math.floor((options.anchorMs ?? Date.now()) / 1000) * 1000;
+    const anchor = options.anchorMs ?? Date.now() - (options.forward === true ? 60_000 : 0);
+    this.#anchorMs = Math.floor(anchor / 1000) * 1000;
     this.#nodeIds = Array.from({ length: this.nodes }, (_, i) => `B${String(i + 1).padStart(5, '0')}`);
   }
 
@@ -31,7 +38,7 @@ export class ReadingSource {
   nextJson(): string {
     const g = this.#next++;
     const node = this.#nodeIds[g % this.nodes] as string;
-    const timestamp = this.#anchorMs - Math.floor(g / this.nodes) * 1000;
+    const timestamp = this.#anchorMs + Math.floor(g / this.nodes) * this.#step;
     return (
       `{"node_id":"${node}","timestamp":${timestamp},"flow_rate":${flow(g)},` +
       `"pressure":${pressure(g)},"temperature":${temperature(g)},"district_id":"${BENCH_DISTRICT}"}`
@@ -43,7 +50,7 @@ export class ReadingSource {
     const g = this.#next++;
     return {
       node_id: this.#nodeIds[g % this.nodes] as string,
-      timestamp: this.#anchorMs - Math.floor(g / this.nodes) * 1000,
+      timestamp: this.#anchorMs + Math.floor(g / this.nodes) * this.#step,
       flow_rate: flow(g),
       pressure: pressure(g),
       temperature: temperature(g),

@@ -37,12 +37,19 @@ export class PaneRing {
   /** The newest pane as last persisted (the store keeps it apart from the others; see aggregateStore). */
   persistedNewest = Number.NaN;
   /**
+   * The first pane of the recent panes the store keeps apart (from it up to
+   * the newest, see aggregateStore); NaN while it keeps none.
+   */
+  persistedFrom = Number.NaN;
+  /**
    * What changed since the state was last persisted: UNCHANGED, one pane
    * (its number) or SEVERAL. The store needs no more than that (is it only
    * the newest pane?), and a Set of pane numbers per ring was the costliest
    * line of a reading's window update.
    */
   #change = UNCHANGED;
+  /** The lowest pane changed since the state was last persisted (+Infinity: none). */
+  #lowest = Number.POSITIVE_INFINITY;
 
   constructor(shape: RingShape) {
     this.shape = shape;
@@ -106,6 +113,12 @@ export class PaneRing {
   markChanged(pane: number): void {
     const change = this.#change;
     if (change !== pane && change !== SEVERAL) this.#change = change === UNCHANGED ? pane : SEVERAL;
+    if (pane < this.#lowest) this.#lowest = pane;
+  }
+
+  /** The lowest pane changed since `clearChanges()` (+Infinity: none). */
+  get lowestChanged(): number {
+    return this.#lowest;
   }
 
   /** Whether any pane changed since `clearChanges()`. */
@@ -120,6 +133,7 @@ export class PaneRing {
 
   clearChanges(): void {
     this.#change = UNCHANGED;
+    this.#lowest = Number.POSITIVE_INFINITY;
   }
 
   /** Offset of the pane's data, or -1 when the ring does not hold it. */

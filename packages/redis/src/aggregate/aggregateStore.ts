@@ -228,11 +228,14 @@ function decodeDetector(buffer: Buffer): PersistedDetectorState {
 
 /**
  * The hash fields of a node's changed state; clears its change marks. Per
- * ring, the panes other than the newest are one field (`r<ring>`), written
- * only when a pane closes or a late reading lands in an older one; the
- * newest panes of every ring go with the latest values and the metadata in
- * the node's head (`h`: core's nodeHead), the one field an in-order reading
- * changes.
+ * ring, the newest panes of every ring go with the latest values and the
+ * metadata in the node's head (`h`: core's nodeHead), the one field an
+ * in-order reading changes. The others: the recent ones, from the first
+ * pane that closed since the ring's older panes were last written, in a
+ * field of their own (`t<ring>`), rewritten when a pane closes; the older
+ * ones in one field (`r<ring>`), rewritten (and `t<ring>` deleted) only
+ * when a reading lands in one of them or more than RECENT_PANES are recent.
+ * So a node reading in order rewrites a few panes a minute, not its hour.
  */
 function encodeChanges(node: NodeWindows, now: number | undefined, arena: ByteArena): (string | Buffer)[] {
   const fields: (string | Buffer)[] = [];
@@ -243,8 +246,17 @@ function encodeChanges(node: NodeWindows, now: number | undefined, arena: ByteAr
     if (!ring.changedOnly(ring.persistedNewest)) {
       const held = now === undefined ? ring.panes() : ring.livePanes(now);
       const newest = held.pop();
-      // An empty value deletes the field (commitShard).
-      fields.push(`r${r}`, bytes(encodePanes(ring, held, arena)));
+      // Recent since the last write of the older panes: from the newest then on.
+      const from = Number.isNaN(ring.persistedFrom) ? ring.persistedNewest : ring.persistedFrom;
+      const firstRecent = from <= ring.lowestChanged ? held.findIndex((pane) => pane >= from) : -1;
+      if (firstRecent >= 0 && held.length - firstRecent <= RECENT_PANES) {
+        fields.push(`t${r}`, bytes(encodePanes(ring, held.slice(firstRecent), arena)));
+        ring.persistedFrom = from;
+      } else {
+        // An empty value deletes the field (commitShard).
+        fields.push(`r${r}`, bytes(encodePanes(ring, held, arena)), `t${r}`, '');
+        ring.persistedFrom = Number.NaN;
+      }
       ring.persistedNewest = newest ?? Number.NaN;
     }
     ring.clearChanges();
@@ -261,6 +273,14 @@ function encodeChanges(node: NodeWindows, now: number | undefined, arena: ByteAr
 }
 
 const HEAD_FIELD = 'h';
+
+/**
+ * Recent panes a ring keeps apart before its older panes are rewritten
+ * with them: a pane closing rewrites about half this many on average, and
+ * the ring's older panes (60 to 168) once every this many, near the least
+ * bytes for the 1-hour ring's 60.
+ */
+const RECENT_PANES = 12;
 
 /**
  * A commit's pane encodings share chunks of this size: small enough that a
@@ -297,6 +317,7 @@ export function decodeNode(
   let detector: PersistedDetectorState | undefined;
   let head: Buffer | undefined;
   const legacy: [string, Buffer][] = [];
+  const recent: [string, Buffer][] = [];
   const earlier: string[] = [];
   const scores: PersistedDetectorState['scores'] = {};
   for (const [field, value] of fields) {
@@ -312,6 +333,8 @@ export function decodeNode(
     } else if (field === 'meta') {
       node.metadata = JSON.parse(value.toString('utf8')) as NodeMetadata;
       earlier.push(field);
+    } else if (field[0] === 't') {
+      recent.push([field, value]);
     } else if (field[0] === 'r' || field[0] === 'c') {
       const ring = node.rings[Number(field.slice(1))];
       if (ring === undefined) continue;
@@ -324,6 +347,14 @@ export function decodeNode(
       legacy.push([field, value]);
       earlier.push(field);
     }
+  }
+  // Newer than the older panes, so after them: a ring full to its reach
+  // keeps the newer of two panes that meet in a slot (the older one has
+  // left every window, but a rewrite of the older panes may still hold it).
+  for (const [field, value] of recent) {
+    const ring = node.rings[Number(field.slice(1))];
+    if (ring === undefined) continue;
+    ring.persistedFrom = decodePanes(ring, value)[0] ?? Number.NaN;
   }
   // After the fields it replaces, whatever order the hash gave them in.
   if (head !== undefined) decodeNodeHead(node, head);

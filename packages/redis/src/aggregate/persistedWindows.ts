@@ -4,10 +4,10 @@ import { decodeNode } from './aggregateStore.ts';
 
 /**
  * The hash fields that hold a node's windows, latest values and metadata
- * (not its detectors): its head and rings, and format 2's fields the head
+ * (not its detectors): its head, rings and rings' recent panes, and format 2's fields the head
  * replaced (a node not committed since the upgrade still has them).
  */
-const WINDOW_FIELDS = ['h', ...RINGS.flatMap((_, r) => [`r${r}`, `c${r}`]), 'latest', 'meta'];
+const WINDOW_FIELDS = ['h', ...RINGS.flatMap((_, r) => [`r${r}`, `t${r}`, `c${r}`]), 'latest', 'meta'];
 
 /** Nodes whose persisted windows are read in one transaction. */
 export const PERSISTED_CHUNK = 200;

@@ -112,19 +112,13 @@ export class ReadingLog {
           o.status === 'rejected' && o.reason instanceof ScriptRefusal && o.reason.code === 'STREAM_FULL',
       );
       if (full >= 0) {
-        const [held, bound, key] = (
+        const [held = 0, bound = 0, inLane = 0] = (
           (settled[full] as PromiseRejectedResult).reason as ScriptRefusal
-        ).detail.split(' ');
+        ).detail
+          .split(' ')
+          .map(Number);
         const stored = partial ? 'partial' : 'none';
-        const shard = (groups[full] as ShardBatch).shard;
-        const lane = key === shard.catchup;
-        throw new StreamFullError(
-          lane ? shard.catchup : shard.stream,
-          Number(held),
-          Number(bound),
-          stored,
-          lane,
-        );
+        throw new StreamFullError((groups[full] as ShardBatch).stream, held, bound, stored, inLane);
       }
       if (!isUnavailable(failure.reason)) throw failure.reason;
       throw new RedisUnavailableError(failure.reason, partial ? 'partial' : undefined);

@@ -124,8 +124,6 @@ export class ShardReader {
       return { batch: page.batch, settled: finished && scan.settle, quiet: false };
     }
     try {
-      // Old readings waiting in the catch-up lane come in behind what the group has left to read.
-      await this.#consumer.admit(this.#shard);
       const batch = await this.#consumer.read(this.#shard);
       return { batch, settled: false, quiet: batch.entries.length === 0 };
     } catch (error) {

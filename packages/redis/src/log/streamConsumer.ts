@@ -1,11 +1,4 @@
-import {
-  CATCHUP,
-  decodeEntry,
-  GROUPS,
-  type Reading,
-  type RedisConfig,
-  type ShardKeys,
-} from '@streamgauge/core';
+import { decodeEntry, GROUPS, type Reading, type RedisConfig, type ShardKeys } from '@streamgauge/core';
 import { type ConnectionLogger, connectRedis, type RedisClient } from '../connection.ts';
 import { runScript } from '../scripts.ts';
 
@@ -32,10 +25,10 @@ export interface StreamConsumerOptions {
   readonly blockMs: number;
   /**
    * The aggregator's: before each read, move the shard's catch-up lane into
-   * its stream, this many readings at a time, once it has caught up
-   * (`admit`). `maxBytes`: the stream's bound (STREAM_MAX_MB, 0: none).
+   * its stream, this many readings at a time, while the group has fewer
+   * than `count` entries left to read (`admit`).
    */
-  readonly catchup?: { readonly readings: number; readonly maxBytes: number };
+  readonly catchup?: { readonly readings: number };
 }
 
 type Row = [id: string, fields: string[] | null];
@@ -82,16 +75,16 @@ export class StreamConsumer {
     }
   }
 
-  /** New entries of the shard (blocking up to `blockMs`); none after a quiet block. */
+  /**
+   * New entries of the shard (blocking up to `blockMs`); none after a quiet
+   * block. With a `catchup` option, first the next chunk of the shard's
+   * catch-up lane is moved into the stream when it may be (`admit`), so the
+   * read finds it behind what the group had left.
+   */
   async read(shard: ShardKeys): Promise<DeliveredBatch> {
     const { group, consumer, count, blockMs } = this.#options;
-    let connection = this.#blocking.get(shard.stream);
-    if (connection === undefined) {
-      // A loop's step still in flight when the consumer closed must not open a connection nobody closes.
-      if (this.#closed) throw new Error(`the stream consumer is closed: not reading ${shard.stream}`);
-      connection = this.#connectBlocking(shard);
-      this.#blocking.set(shard.stream, connection);
-    }
+    const connection = this.#connection(shard);
+    await this.#admit(connection, shard);
     const reply = (await connection.call(
       'XREADGROUP',
       'GROUP',
@@ -110,21 +103,40 @@ export class StreamConsumer {
   }
 
   /**
-   * Moves the next chunk of the shard's catch-up lane into its stream when
-   * the aggregator's group has (nearly) read all of it (admitCatchup.lua):
-   * what the next read finds. Returns the readings moved (0 without a
-   * `catchup` option, with an empty lane, or while the group is behind).
+   * Moves the next chunk of the shard's catch-up lane into its stream while
+   * the aggregator's group has fewer than `count` entries of it left to
+   * read (admitCatchup.lua): the next read takes those, then the chunk.
+   * Returns the readings moved (0 without a `catchup` option, with an empty
+   * lane, or while the group is further behind).
    */
-  async admit(shard: ShardKeys): Promise<number> {
-    const catchup = this.#options.catchup;
+  admit(shard: ShardKeys): Promise<number> {
+    return this.#admit(this.#connection(shard), shard);
+  }
+
+  // On the shard's read connection: not queued behind the commits and key
+  // writes of the shared one, which the next read must not wait for.
+  async #admit(connection: RedisClient, shard: ShardKeys): Promise<number> {
+    const { catchup, count } = this.#options;
     if (catchup === undefined) return 0;
     const [moved] = (await runScript(
-      this.#redis,
+      connection,
       'admitCatchup',
       [shard.stream, shard.catchup],
-      [GROUPS.aggregator, CATCHUP.gateEntries, catchup.readings, catchup.maxBytes],
+      [GROUPS.aggregator, count, catchup.readings],
     )) as [number, number];
     return moved;
+  }
+
+  /** The shard's own connection for blocking reads, opened on first use. */
+  #connection(shard: ShardKeys): RedisClient {
+    let connection = this.#blocking.get(shard.stream);
+    if (connection === undefined) {
+      // A loop's step still in flight when the consumer closed must not open a connection nobody closes.
+      if (this.#closed) throw new Error(`the stream consumer is closed: not reading ${shard.stream}`);
+      connection = this.#connectBlocking(shard);
+      this.#blocking.set(shard.stream, connection);
+    }
+    return connection;
   }
 
   /**

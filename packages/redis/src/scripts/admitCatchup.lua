@@ -1,41 +1,39 @@
 #!lua
 -- Moves the oldest entries of a shard's catch-up lane into its stream, whole
--- and in order, up to ARGV[3] readings (at least one entry), but only once
--- the gating group (the aggregator's) has fewer than ARGV[2] entries of the
--- stream left to read: a new reading then finds at most one such chunk of
--- old ones ahead of it (CATCHUP in keys.ts). Atomic: an entry is in the
--- lane or in the stream, never both, never neither.
+-- and in order, up to ARGV[3] readings (at least one entry, at most 100),
+-- but only while the gating group (the aggregator's) has fewer than ARGV[2]
+-- entries of the stream left to read: the caller's next read takes them
+-- all, and the moved entries come behind them (CATCHUP in keys.ts). Atomic:
+-- an entry is in the lane or in the stream, never both, never neither. The
+-- bound on the stream and its lane together (STREAM_MAX_MB) is ingest's to
+-- keep: a move changes neither.
 --
 -- KEYS[1] the shard's stream   KEYS[2] its catch-up lane
--- ARGV[1] the gating group   ARGV[2] CATCHUP.gateEntries
+-- ARGV[1] the gating group   ARGV[2] entries it may have left to read (its read's COUNT)
 -- ARGV[3] readings to move at most
--- ARGV[4] the stream's bound in bytes (0: none): nothing moves while the
---         stream holds more (ingest refuses appends then too)
 -- Returns { readings moved, entries left in the lane }.
+
+--@include unreadEntries
 
 local left = redis.call('XLEN', KEYS[2])
 if left == 0 then
   return { 0, 0 }
 end
 
+local limit = tonumber(ARGV[2])
 local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
 if ok then
   for _, info in ipairs(groups) do
-    local name, lag
+    local name, lag, delivered
     for i = 1, #info, 2 do
       if info[i] == 'name' then name = info[i + 1] end
       if info[i] == 'lag' then lag = info[i + 1] end
+      if info[i] == 'last-delivered-id' then delivered = info[i + 1] end
     end
-    -- A lag Redis does not know (after a deletion in the stream) holds nothing back.
-    if name == ARGV[1] and lag and lag >= tonumber(ARGV[2]) then
+    if name == ARGV[1] and unread_entries(KEYS[1], lag, delivered, limit) >= limit then
       return { 0, left }
     end
   end
-end
-
-local bound = tonumber(ARGV[4])
-if bound > 0 and (redis.call('MEMORY', 'USAGE', KEYS[1]) or 0) > bound then
-  return { 0, left }
 end
 
 local budget = tonumber(ARGV[3])

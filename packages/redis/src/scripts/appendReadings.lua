@@ -28,7 +28,7 @@
 --           go, unless a consumer group still needs them (see below)
 -- ARGV[2]   dedupe horizon, seconds: a hash expires this long after its last acceptance
 -- ARGV[3]   the source (gateway name)
--- ARGV[4]   the stream's bound in bytes (0: none), see below
+-- ARGV[4]   the bound in bytes of the stream and its lane together (0: none), see below
 -- ARGV[5]   n, the number of readings in the request
 -- ARGV[6]   the readings' JSON as one array, in the request's order
 -- ARGV[7]   where each reading's JSON starts in ARGV[6] (1-based bytes), then
@@ -40,7 +40,7 @@
 --           byte per reading in the request's order, '1' or '0'; empty
 --           when none may
 -- ARGV[12]  the group whose backlog sends them there (the aggregator's)
--- ARGV[13]  from how many entries that group has not read on (CATCHUP.gateEntries)
+-- ARGV[13]  from how many entries that group has not read it is behind (CATCHUP.gateEntries)
 -- ARGV[14..] per slot, in KEYS order, five arguments (SeenSlots.slotArgs):
 --           its node ids joined by a line feed, each node's count of
 --           readings (packed int32; empty when each has one), their offsets
@@ -49,7 +49,7 @@
 --           many ms after its hour's start the slot starts
 -- Returns { accepted, duplicates, entry id or false } (the stream's entry,
 -- or the lane's when all went there), or the error
--- 'STREAM_FULL <bytes held> <bound> <key>'.
+-- 'STREAM_FULL <bytes held> <bound> <bytes of them in the lane>'.
 
 --@include slices
 --@include seenSlots
@@ -130,16 +130,18 @@ end
 -- entry a group has not read, or read and not acknowledged, stays however
 -- old it is (a consumer down longer than the retention loses nothing).
 --
--- It is bounded in bytes too: once the stream holds more than ARGV[4]
--- bytes, everything every group is done with goes, however young; if what
+-- It is bounded in bytes too: once the stream (with its lane) holds more
+-- than ARGV[4] bytes, everything every group is done with goes, however young; if what
 -- the groups still need is itself over the bound, the append is refused
 -- (nothing written): ingest answers 503 until the consumers catch up, rather
 -- than Redis running out of memory or trimming what nobody has read.
 --@include entryIds
+--@include unreadEntries
 
 local stream, lane = KEYS[1], KEYS[#KEYS]
+local lateFlags, gate = ARGV[11], tonumber(ARGV[13])
 local cut = nil -- the oldest entry some group still needs
-local backlog = nil -- entries the gating group has not read (false: Redis does not know)
+local behind = false -- the gating group has `gate` entries or more left to read
 local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', stream)
 if ok then
   for _, info in ipairs(groups) do
@@ -152,16 +154,17 @@ if ok then
     if delivered and (not cut or before(delivered, cut)) then cut = delivered end
     local pending = redis.call('XPENDING', stream, name)
     if pending[2] and (not cut or before(pending[2], cut)) then cut = pending[2] end
-    if name == ARGV[12] then backlog = lag end
+    if name == ARGV[12] and lateFlags ~= '' then
+      behind = unread_entries(stream, lag, delivered, gate) >= gate
+    end
   end
 end
 
 -- The catch-up lane: readings late enough go there while it holds anything
--- (a node's old readings keep their order) or while the aggregator has a
--- backlog in the stream; then newer readings do not queue behind them.
-local lateFlags = ARGV[11]
-local toLane = lateFlags ~= '' and
-  (redis.call('XLEN', lane) > 0 or (backlog and backlog >= tonumber(ARGV[13])))
+-- (a node's old readings keep their order) or while the aggregator is
+-- behind in the stream; then newer readings do not queue behind them.
+local laneLength = redis.call('XLEN', lane)
+local toLane = lateFlags ~= '' and (laneLength > 0 or behind)
 
 -- Each entry keeps its readings in the order the request sent them; when
 -- none is a duplicate and all go one way (the usual case) the array is
@@ -187,26 +190,20 @@ if duplicates > 0 or toLane then
   lanePayload = inLane > 0 and ('[' .. table.concat(late, ',') .. ']') or nil
 end
 
+-- The bound holds the stream and its lane together: moving the lane into
+-- the stream changes neither.
 local bound = tonumber(ARGV[4])
 local minid = ARGV[1] .. '-0'
 if cut and before(cut, minid) then minid = cut end
-if payload then
-  if ok and bound > 0 then
-    local held = redis.call('MEMORY', 'USAGE', stream) or 0
-    if held > bound and cut then
-      redis.call('XTRIM', stream, 'MINID', cut)
-      held = redis.call('MEMORY', 'USAGE', stream) or 0
-    end
-    if held > bound then
-      return redis.error_reply('STREAM_FULL ' .. held .. ' ' .. bound .. ' ' .. stream)
-    end
+if ok and bound > 0 then
+  local inLaneBytes = laneLength > 0 and (redis.call('MEMORY', 'USAGE', lane) or 0) or 0
+  local held = (redis.call('MEMORY', 'USAGE', stream) or 0) + inLaneBytes
+  if held > bound and cut then
+    redis.call('XTRIM', stream, 'MINID', cut)
+    held = (redis.call('MEMORY', 'USAGE', stream) or 0) + inLaneBytes
   end
-end
--- The lane is never trimmed: the aggregator takes every entry out.
-if lanePayload and bound > 0 then
-  local held = redis.call('MEMORY', 'USAGE', lane) or 0
   if held > bound then
-    return redis.error_reply('STREAM_FULL ' .. held .. ' ' .. bound .. ' ' .. lane)
+    return redis.error_reply('STREAM_FULL ' .. held .. ' ' .. bound .. ' ' .. inLaneBytes)
   end
 end
 

@@ -162,13 +162,16 @@ function statusLine(
     const accepted = await acceptedReadings(metrics);
     const perSecond = (accepted - last.accepted) / Math.max(0.001, (now - last.at) / 1000);
     last = { at: now, accepted };
-    const lag = await aggregatorLag(redis, config.stream.shards);
+    const [lag, lane] = await Promise.all([
+      aggregatorLag(redis, config.stream.shards),
+      catchupEntries(redis, config.stream.shards),
+    ]);
     const open = [...aggregator.openAnomalies()].filter(([, n]) => n > 0);
     const openTotal = open.reduce((sum, [, n]) => sum + n, 0);
     const s = simulated();
     return [
       `[${new Date(now).toISOString()}] ${perSecond.toFixed(1)} readings/s accepted`,
-      `aggregator lag ${lag === undefined ? '?' : lag} entries`,
+      `aggregator lag ${lag === undefined ? '?' : lag} entries${lane > 0 ? ` (+${lane} in the catch-up lane)` : ''}`,
       `nodes ${aggregator.nodeCount()}`,
       `keys written ${aggregator.keysWritten()}`,
       `open anomalies ${openTotal}${open.length > 0 ? ` (${open.map(([type, n]) => `${type} ${n}`).join(', ')})` : ''}`,
@@ -194,6 +197,12 @@ async function aggregatorLag(redis: RedisClient, shards: number): Promise<number
     lag += group.lag;
   }
   return lag;
+}
+
+/** Entries of late readings waiting in every shard's catch-up lane. */
+async function catchupEntries(redis: RedisClient, shards: number): Promise<number> {
+  const lengths = await Promise.all(allShardKeys(shards).map((shard) => redis.xlen(shard.catchup)));
+  return lengths.reduce((sum, n) => sum + n, 0);
 }
 
 /**
