@@ -159,16 +159,20 @@ describe('backfill from the warehouse', () => {
     // a reading that never happened; the streams lose every entry.
     const [lossy, haunted] = ['NODE003', 'NODE007'];
     const stateOf = (id: string) => shardKeys(shardOf(id, 3), 3).aggregateNode(id);
-    // The 30-day ring's panes other than the newest (field `r<ring>`, core's pane codec):
-    // the readings sent so far span three weeks.
+    // The 30-day ring's panes other than the newest (fields `r<ring>` and its
+    // recent panes `t<ring>`, core's pane codec): the readings sent so far
+    // span three weeks. Written back all in `r<ring>`, as a full write does.
     const field = `r${RING_OF_RANGE['30d']}`;
+    const recent = `t${RING_OF_RANGE['30d']}`;
     const daily = async (id: string) => {
       const ring = new NodeWindows(id, 0).rings[RING_OF_RANGE['30d']] as PaneRing;
       decodePanes(ring, (await redis.hgetBuffer(stateOf(id), field)) ?? Buffer.alloc(0));
+      decodePanes(ring, (await redis.hgetBuffer(stateOf(id), recent)) ?? Buffer.alloc(0));
       return ring;
     };
     const save = async (id: string, ring: PaneRing, panes: number[]) => {
       await redis.hset(stateOf(id), field, Buffer.from(encodePanes(ring, panes)));
+      await redis.hdel(stateOf(id), recent);
     };
     const lossyRing = await daily(lossy);
     const kept = lossyRing.panes();

@@ -1,4 +1,4 @@
-import { encodePanes, NodeWindows, shardKeys } from '@streamgauge/core';
+import { encodePanes, ManualClock, NodeWindows, type PaneRing, shardKeys } from '@streamgauge/core';
 import { RedisServer, useRedis } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
@@ -297,38 +297,51 @@ describe('state persisted in format 2 (newest panes c<ring>, latest and meta as 
 });
 
 describe('a ring’s recent panes', () => {
-  it('are rewritten apart while a node reads in order, the older ones only now and then, and load back exact', async () => {
+  const MINUTE = 60_000;
+  const start = now - 3 * 3_600_000;
+  const readingAt = (i: number) => ({
+    node_id: 'N',
+    timestamp: start + i * 20_000,
+    flow_rate: (i % 11) + 0.25,
+    pressure: 3 + (i % 5) / 10,
+  });
+  const expectSameWindows = (loaded: NodeWindows | undefined, truth: NodeWindows, at: number) => {
+    for (const range of ['1h', '6h', '24h', '3d', '7d', '30d'] as const) {
+      expect([...(loaded?.evaluate(range, at).pane ?? [])]).toEqual([...truth.evaluate(range, at).pane]);
+    }
+    expect(loaded?.hourlySeries(at)).toEqual(truth.hourlySeries(at));
+  };
+
+  it('are rewritten apart while a node reads in order, the older ones now and then, and load back exact across restarts', async () => {
     const client = db.client;
-    const MINUTE = 60_000;
-    const start = now - 3 * 3_600_000;
-    const live = new NodeWindows('N', 360_000);
+    const clock = new ManualClock(start);
+    const leases = new ShardLeases(client, { token: 'replica-a', leaseMs: 60_000 });
+    const token = (await leases.acquire(shard)) as string;
+    const store = new AggregateStore(client, shard, { ttlSeconds: 3600, token, clock });
     const key = shard.aggregateNode('N');
-    const store = await storeOn(client);
-    const add = (i: number) => {
-      const at = start + i * 20_000;
-      const reading = { node_id: 'N', timestamp: at, flow_rate: (i % 11) + 0.25, pressure: 3 + (i % 5) / 10 };
-      live.add(reading, at);
-    };
-    // Three hours, a reading every 20 s, committed every minute (a pane of ring 0 closing each time).
+    const truth = new NodeWindows('N', 360_000);
+    let live = new NodeWindows('N', 360_000);
+    // Three hours, a reading every 20 s, committed every minute (a pane of
+    // ring 0 closing each time); every half hour the node is loaded back, as
+    // a restarted replica would, and goes on from what it loaded.
     const written: string[][] = [];
     for (let i = 0; i < 540; i++) {
-      add(i);
+      const reading = readingAt(i);
+      clock.set(reading.timestamp);
+      truth.add(reading, reading.timestamp);
+      live.add(reading, reading.timestamp);
       if (i % 3 !== 2) continue;
       const before = await client.hgetall(key);
       await store.prepare({ ...commitOf([live], []), deadLetters: [] })();
       const after = await client.hgetall(key);
-      written.push(Object.keys(after).filter((f) => after[f] !== before[f]));
-      if (i % 30 === 29) {
-        // What a replica would load now equals the live windows, window by window.
-        const at = start + i * 20_000;
+      written.push(Object.keys({ ...before, ...after }).filter((f) => after[f] !== before[f]));
+      if (i % 90 === 89) {
         const loaded = (await store.load(360_000)).get('N')?.windows;
-        for (const range of ['1h', '6h', '24h', '3d', '7d', '30d'] as const) {
-          expect([...(loaded?.evaluate(range, at).pane ?? [])]).toEqual([...live.evaluate(range, at).pane]);
-        }
-        expect(loaded?.hourlySeries(at)).toEqual(live.hourlySeries(at));
+        expectSameWindows(loaded, truth, reading.timestamp);
+        if (loaded) live = loaded;
       }
     }
-    // Ring 0's older panes (an hour of minutes) went out once in every 12 minutes or so, not every minute.
+    // Ring 0's older panes (an hour of minutes) went out about once in 12 minutes, not every minute.
     const r0 = written.filter((fields) => fields.includes('r0')).length;
     const t0 = written.filter((fields) => fields.includes('t0')).length;
     expect(written.length).toBe(180);
@@ -336,14 +349,34 @@ describe('a ring’s recent panes', () => {
     expect(r0 + t0).toBeGreaterThanOrEqual(179);
 
     // A late reading in an older pane rewrites them, and drops the recent field.
-    const late = { node_id: 'N', timestamp: start + 539 * 20_000 - 40 * MINUTE, flow_rate: 99, pressure: 1 };
     const at = start + 539 * 20_000;
+    const late = { node_id: 'N', timestamp: at - 40 * MINUTE, flow_rate: 99, pressure: 1 };
+    truth.add(late, at);
     live.add(late, at);
     await store.prepare({ ...commitOf([live], []), deadLetters: [] })();
     const fields = await client.hkeys(key);
     expect(fields).toContain('r0');
     expect(fields).not.toContain('t0');
-    const loaded = (await store.load(360_000)).get('N')?.windows;
-    expect([...(loaded?.evaluate('1h', at).pane ?? [])]).toEqual([...live.evaluate('1h', at).pane]);
+    expectSameWindows((await store.load(360_000)).get('N')?.windows, truth, at);
+  });
+
+  it('are ignored when not newer than the older panes (left behind by an aggregator that knew none)', async () => {
+    const client = db.client;
+    const store = await storeOn(client);
+    const key = shard.aggregateNode('N');
+    const truth = new NodeWindows('N', 360_000);
+    for (let i = 0; i < 60; i++) truth.add(readingAt(i), readingAt(i).timestamp);
+    await store.prepare({ ...commitOf([truth], []), deadLetters: [] })();
+    // A recent field from before: panes the older field now holds too, with other contents.
+    const ring = truth.rings[0] as PaneRing;
+    const stale = new NodeWindows('N', 360_000);
+    stale.add({ ...readingAt(3), flow_rate: 1000 }, readingAt(3).timestamp);
+    await client.hset(
+      key,
+      't0',
+      Buffer.from(encodePanes(stale.rings[0] as PaneRing, [ring.paneOf(readingAt(3).timestamp)])),
+    );
+    const at = readingAt(59).timestamp;
+    expectSameWindows((await store.load(360_000)).get('N')?.windows, truth, at);
   });
 });

@@ -115,6 +115,14 @@ export function encodePanes(ring: PaneRing, panes: readonly number[], arena?: By
   return into.bytes.subarray(start, o);
 }
 
+/** The first pane number of a list (see encodePanes); undefined when it holds none. */
+export function firstPaneOf(bytes: Uint8Array): number | undefined {
+  if (bytes.byteLength < 4) return undefined;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (view.getInt32(0, true) !== RUNS) return view.getInt32(0, true);
+  return bytes.byteLength >= 8 ? view.getInt32(4, true) : undefined;
+}
+
 /** Decodes a list into `ring`'s panes (see encodePanes); returns the pane numbers read. */
 export function decodePanes(ring: PaneRing, bytes: Uint8Array): number[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -10,9 +10,11 @@ import {
   encodeNodeHead,
   encodePanes,
   fieldMap,
+  firstPaneOf,
   type LatestValues,
   type NodeMetadata,
   NodeWindows,
+  type PaneRing,
   type PersistedDetectorState,
   type ShardKeys,
 } from '@streamgauge/core';
@@ -248,7 +250,9 @@ function encodeChanges(node: NodeWindows, now: number | undefined, arena: ByteAr
       const newest = held.pop();
       // Recent since the last write of the older panes: from the newest then on.
       const from = Number.isNaN(ring.persistedFrom) ? ring.persistedNewest : ring.persistedFrom;
-      const firstRecent = from <= ring.lowestChanged ? held.findIndex((pane) => pane >= from) : -1;
+      // Once `from` has left the ring's reach, a full write drops what left with it.
+      const apart = from <= ring.lowestChanged && (now === undefined || ring.reaches(from, now));
+      const firstRecent = apart ? held.findIndex((pane) => pane >= from) : -1;
       if (firstRecent >= 0 && held.length - firstRecent <= RECENT_PANES) {
         fields.push(`t${r}`, bytes(encodePanes(ring, held.slice(firstRecent), arena)));
         ring.persistedFrom = from;
@@ -318,6 +322,8 @@ export function decodeNode(
   let head: Buffer | undefined;
   const legacy: [string, Buffer][] = [];
   const recent: [string, Buffer][] = [];
+  /** Per ring, the newest of its older panes (`r<ring>`). */
+  const olderUpTo = new Map<PaneRing, number>();
   const earlier: string[] = [];
   const scores: PersistedDetectorState['scores'] = {};
   for (const [field, value] of fields) {
@@ -339,6 +345,7 @@ export function decodeNode(
       const ring = node.rings[Number(field.slice(1))];
       if (ring === undefined) continue;
       const read = decodePanes(ring, value);
+      if (field[0] === 'r') olderUpTo.set(ring, read[read.length - 1] ?? Number.NEGATIVE_INFINITY);
       if (field[0] === 'c') {
         ring.persistedNewest = read[0] ?? Number.NaN;
         earlier.push(field);
@@ -354,6 +361,12 @@ export function decodeNode(
   for (const [field, value] of recent) {
     const ring = node.rings[Number(field.slice(1))];
     if (ring === undefined) continue;
+    // Every recent pane is newer than the older ones; recent panes that are
+    // not were left by an aggregator that knew no recent panes (a rollback)
+    // and rewrote the older ones since: stale, ignored (the ring's next
+    // write is a full one, which deletes them).
+    const first = firstPaneOf(value);
+    if (first === undefined || first <= (olderUpTo.get(ring) ?? Number.NEGATIVE_INFINITY)) continue;
     ring.persistedFrom = decodePanes(ring, value)[0] ?? Number.NaN;
   }
   // After the fields it replaces, whatever order the hash gave them in.
