@@ -37,6 +37,12 @@ export interface ShardKeys {
    * so newer readings never queue behind an hour of old ones (see CATCHUP).
    */
   readonly catchup: string;
+  /**
+   * The nodes with readings in the catch-up lane (a hash: node id → the last
+   * lane entry holding its readings): their readings follow them into the
+   * lane, so a node's readings keep their order.
+   */
+  readonly catchupNodes: string;
   /** Entries that could not be processed, with the reason. */
   readonly deadLetters: string;
   /** What each redriven dead letter became (`streamgauge dlq redrive`): a hash, dead-letter id → outcome. */
@@ -126,6 +132,7 @@ export function shardKeys(shard: number, shards: number): ShardKeys {
     shard,
     stream,
     catchup: catchupOf(stream),
+    catchupNodes: `${catchupOf(stream)}:nodes`,
     deadLetters: `{${tag}}:dead`,
     deadLettersRedriven: `{${tag}}:dead:redriven`,
     streamRemoved: `{${tag}}:removed`,
@@ -175,10 +182,12 @@ export function catchupOf(stream: string): string {
  * - `lateMs` is the default of how late a reading must arrive (its event
  *   time that far before ingest's clock) to be eligible for the lane
  *   (CATCHUP_AFTER_MINUTES).
- * - Ingest routes an eligible reading to the lane while the lane holds
- *   anything (so a node's old readings stay in their order) or while the
- *   aggregator's group has `gateEntries` or more entries of the stream not
- *   yet read; otherwise straight to the stream, as any other reading.
+ * - Ingest sends a node's readings to the lane when the node has readings
+ *   there already, or when one of them is eligible while the lane holds
+ *   anything or the aggregator's group has `gateEntries` or more entries of
+ *   the stream not yet read; otherwise straight to the stream, as any
+ *   other reading. So each node's readings keep their order, and the nodes
+ *   that are not catching up are not held up by those that are.
  * - The aggregator moves entries (whole, in order) before each read while
  *   its group has fewer entries left to read than the read takes: so a new
  *   reading finds at most a read's worth and one chunk of old readings

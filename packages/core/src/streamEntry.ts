@@ -7,15 +7,18 @@ import type { Reading } from './reading.ts';
  * request while every reading inside keeps its own identity.
  *
  * Entry fields: `n` (count), `src` (the gateway that sent it), `readings`
- * (a JSON array of readings, `timestamp` in epoch ms).
+ * (a JSON array of readings, `timestamp` in epoch ms), and `lane` on an
+ * entry the aggregator moved in from the shard's catch-up lane.
  */
 export interface BatchEntry {
   readonly id: string;
   readonly source: string;
   readonly readings: Reading[];
+  /** Moved into the stream from the shard's catch-up lane (field `lane`). */
+  readonly fromLane?: true;
 }
 
-export const ENTRY_FIELDS = { count: 'n', source: 'src', readings: 'readings' } as const;
+export const ENTRY_FIELDS = { count: 'n', source: 'src', readings: 'readings', lane: 'lane' } as const;
 
 export function encodeReading(reading: Reading): string {
   return JSON.stringify(reading);
@@ -25,15 +28,19 @@ export function encodeReading(reading: Reading): string {
 export function decodeEntry(id: string, fields: readonly string[]): BatchEntry {
   let source = '';
   let payload: string | undefined;
+  let fromLane = false;
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const name = fields[i];
     if (name === ENTRY_FIELDS.readings) payload = fields[i + 1];
     else if (name === ENTRY_FIELDS.source) source = fields[i + 1] ?? '';
+    else if (name === ENTRY_FIELDS.lane) fromLane = true;
   }
   if (payload === undefined) throw new Error(`stream entry ${id} has no "readings" field`);
   const readings = JSON.parse(payload) as unknown;
   if (!Array.isArray(readings)) throw new Error(`stream entry ${id}: "readings" is not a JSON array`);
-  return { id, source, readings: readings as Reading[] };
+  return fromLane
+    ? { id, source, readings: readings as Reading[], fromLane: true }
+    : { id, source, readings: readings as Reading[] };
 }
 
 /** Orders stream entry ids (`<ms>-<seq>`) as Redis does. */

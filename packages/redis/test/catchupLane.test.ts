@@ -83,26 +83,32 @@ describe('the catch-up lane: ingest', () => {
     expect((await readingsOf(shard.stream)).at(-1)).toEqual([reading('A', 90), reading('A', 0)]);
   });
 
-  it('sends late readings to the lane while the aggregator is behind, and new ones to the stream', async () => {
+  it("sends a node with late readings to the lane while the aggregator is behind, every other node's to the stream", async () => {
     const log = new ReadingLog(db.client, options);
     await aggregatorBehind(log, CATCHUP.gateEntries);
     const sent = [reading('A', 90), reading('B', 4), reading('A', 60), reading('A', 0)];
     expect(await log.append(sent, 'gw')).toEqual({ accepted: 4, duplicates: 0 });
-    // Five minutes is the default lateness (CATCHUP.lateMs): B's reading, four minutes old, is new.
-    expect(await readingsOf(shard.catchup)).toEqual([[reading('A', 90), reading('A', 60)]]);
-    expect((await readingsOf(shard.stream)).at(-1)).toEqual([reading('B', 4), reading('A', 0)]);
-    const [, fields] = (await db.client.xrange(shard.catchup, '-', '+'))[0] as [string, string[]];
-    expect(fields.slice(0, 4)).toEqual(['n', '2', 'src', 'gw']);
+    // Five minutes is the default lateness (CATCHUP.lateMs): B's reading, four
+    // minutes old, is new; A's new one follows its old ones.
+    expect(await readingsOf(shard.catchup)).toEqual([[reading('A', 90), reading('A', 60), reading('A', 0)]]);
+    expect((await readingsOf(shard.stream)).at(-1)).toEqual([reading('B', 4)]);
+    const [id, fields] = (await db.client.xrange(shard.catchup, '-', '+'))[0] as [string, string[]];
+    expect(fields).toEqual(['n', '3', 'src', 'gw', 'readings', expect.any(String), 'nodes', 'A']);
+    expect(await db.client.hgetall(shard.catchupNodes)).toEqual({ A: id });
   });
 
-  it('keeps sending late readings to the lane while it holds any, so a node’s old readings stay in order', async () => {
+  it("sends a node's readings, late or not, to the lane while it has readings there: each node's stay in order", async () => {
     const log = new ReadingLog(db.client, options);
     await aggregatorBehind(log, CATCHUP.gateEntries);
     await log.append([reading('A', 90)], 'gw');
     await aggregatorReadsAll();
-    await log.append([reading('A', 80), reading('A', 1)], 'gw');
-    expect(await readingsOf(shard.catchup)).toEqual([[reading('A', 90)], [reading('A', 80)]]);
-    expect((await readingsOf(shard.stream)).at(-1)).toEqual([reading('A', 1)]);
+    await log.append([reading('A', 80), reading('A', 1), reading('C', 1), reading('D', 70)], 'gw');
+    // D's late reading goes to the lane too: it holds something.
+    expect(await readingsOf(shard.catchup)).toEqual([
+      [reading('A', 90)],
+      [reading('A', 80), reading('A', 1), reading('D', 70)],
+    ]);
+    expect((await readingsOf(shard.stream)).at(-1)).toEqual([reading('C', 1)]);
   });
 
   it('knows a reading in the lane as a duplicate, whichever way the resend goes', async () => {
@@ -114,7 +120,7 @@ describe('the catch-up lane: ingest', () => {
       duplicates: 1,
     });
     await aggregatorReadsAll();
-    await db.client.del(shard.catchup); // as if the aggregator had taken the lane in
+    await db.client.del(shard.catchup, shard.catchupNodes); // as if the aggregator had taken the lane in
     expect(await log.append([reading('A', 90, 7), reading('A', 70, 7)], 'gw')).toEqual({
       accepted: 0,
       duplicates: 2,
@@ -187,8 +193,32 @@ describe('the catch-up lane: the aggregator takes it in', () => {
     expect(await consumer.admit(shard)).toBe(6);
     expect(await consumer.admit(shard)).toBe(3);
     expect((await readingsOf(shard.stream)).slice(streamLength)).toEqual(entries);
-    expect(await db.client.exists(shard.catchup)).toBe(0);
+    expect(await db.client.exists(shard.catchup, shard.catchupNodes)).toBe(0);
     expect(await consumer.admit(shard)).toBe(0);
+    // As ingest wrote them, without the lane's list of their nodes, marked as the lane's.
+    for (const [, fields] of (await db.client.xrange(shard.stream, '-', '+')).slice(streamLength)) {
+      expect(fields.filter((_, i) => i % 2 === 0)).toEqual(['n', 'src', 'readings', 'lane']);
+    }
+  });
+
+  it('lets a node go once its last entry in the lane is moved: its readings go to the stream again', async () => {
+    const log = new ReadingLog(db.client, options);
+    await aggregatorBehind(log, CATCHUP.gateEntries);
+    await log.append([reading('A', 90), reading('B', 90)], 'gw');
+    await log.append([reading('A', 80)], 'gw');
+    await aggregatorReadsAll();
+    const consumer = aggregatorConsumer(2);
+    expect(await consumer.admit(shard)).toBe(2);
+    // B's last entry moved, A's not: B's new reading goes to the stream, A's follows its old ones.
+    expect(Object.keys(await db.client.hgetall(shard.catchupNodes))).toEqual(['A']);
+    await log.append([reading('A', 0), reading('B', 0)], 'gw');
+    expect((await readingsOf(shard.stream)).at(-1)).toEqual([reading('B', 0)]);
+    expect(await readingsOf(shard.catchup)).toEqual([[reading('A', 80)], [reading('A', 0)]]);
+    await aggregatorReadsAll();
+    expect(await consumer.admit(shard)).toBe(2);
+    expect(await db.client.exists(shard.catchup, shard.catchupNodes)).toBe(0);
+    await log.append([reading('A', 1)], 'gw');
+    expect((await readingsOf(shard.stream)).at(-1)).toEqual([reading('A', 1)]);
   });
 
   it('moves an entry larger than the chunk on its own', async () => {
@@ -235,7 +265,7 @@ describe('the catch-up lane: the aggregator takes it in', () => {
     await aggregatorBehind(log, CATCHUP.gateEntries);
     await log.append([reading('A', 90)], 'gw');
     await aggregatorReadsAll();
-    await log.append([reading('A', 0)], 'gw');
+    await log.append([reading('B', 0)], 'gw');
     const reader = new ShardReader(aggregatorConsumer(100), shard, {
       claimIdleMs: 60_000,
       onRetry: () => {},
@@ -243,9 +273,11 @@ describe('the catch-up lane: the aggregator takes it in', () => {
     await reader.next(); // the scan of pending entries: none
     const { batch } = await reader.next();
     expect(batch.entries.map((e) => ('readings' in e ? e.readings : []))).toEqual([
-      [reading('A', 0)],
+      [reading('B', 0)],
       [reading('A', 90)],
     ]);
+    // The aggregator applies the stream's own entries apart from the lane's, first.
+    expect(batch.entries.map((e) => 'readings' in e && e.fromLane === true)).toEqual([false, true]);
     expect(await db.client.exists(shard.catchup)).toBe(0);
   });
 

@@ -478,15 +478,27 @@ export class BatchApplier {
  * that is a slice of its own). The node bound keeps each commit, one script
  * that holds Redis while it runs, to the size of SLICE_NODES nodes' state:
  * 50,000 readings of as many new nodes made scripts long enough for ingest's
- * writes to time out behind them.
+ * writes to time out behind them. Entries moved from the catch-up lane start
+ * a slice of their own.
  */
 function slicesOf(entries: readonly DeliveredEntry[], limit: number): DeliveredEntry[][] {
   const slices: DeliveredEntry[][] = [];
   let slice: DeliveredEntry[] = [];
   let readings = 0;
   const nodes = new Set<string>();
+  let caughtUp = false;
   for (const entry of entries) {
     const held = 'readings' in entry ? entry.readings : [];
+    // The stream's own entries before what came from the catch-up lane, in a
+    // slice of their own: their keys are written before the backlog is applied.
+    const fromLane = 'readings' in entry && entry.fromLane === true;
+    if (slice.length > 0 && fromLane && !caughtUp) {
+      slices.push(slice);
+      slice = [];
+      readings = 0;
+      nodes.clear();
+    }
+    caughtUp = fromLane;
     if (slice.length > 0 && (readings + held.length > limit || nodes.size + held.length > SLICE_NODES)) {
       // The node count is only checked when it could pass the bound.
       let fits = readings + held.length <= limit;

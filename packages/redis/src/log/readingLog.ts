@@ -188,12 +188,12 @@ class ShardBatch {
     return this.#shard;
   }
 
-  /** The script's keys: the stream, the slots' hashes, those of the older layouts consulted, the lane. */
+  /** The script's keys: the stream, the slots' hashes, those of the older layouts consulted, the lane and its nodes. */
   keys(older: OlderLayouts): string[] {
     let keys = [this.#shard.stream, ...this.#slots.keys()];
     if (older.hours) keys = keys.concat(this.#slots.hourKeys());
     if (older.sets) keys = keys.concat(this.#slots.setKeys());
-    keys.push(this.#shard.catchup);
+    keys.push(this.#shard.catchup, this.#shard.catchupNodes);
     return keys;
   }
 

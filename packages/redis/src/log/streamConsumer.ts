@@ -8,6 +8,8 @@ export type DeliveredEntry =
       readonly deliveries: number;
       readonly source: string;
       readonly readings: Reading[];
+      /** Moved from the shard's catch-up lane (admitCatchup.lua). */
+      readonly fromLane?: true;
     }
   | { readonly id: string; readonly deliveries: number; readonly error: string };
 
@@ -121,7 +123,7 @@ export class StreamConsumer {
     const [moved] = (await runScript(
       connection,
       'admitCatchup',
-      [shard.stream, shard.catchup],
+      [shard.stream, shard.catchup, shard.catchupNodes],
       [GROUPS.aggregator, count, catchup.readings],
     )) as [number, number];
     return moved;
@@ -263,7 +265,9 @@ function decodeRow([id, fields]: Row, deliveries: number): DeliveredEntry {
   }
   try {
     const entry = decodeEntry(id, fields);
-    return { id, deliveries, source: entry.source, readings: entry.readings };
+    return entry.fromLane
+      ? { id, deliveries, source: entry.source, readings: entry.readings, fromLane: true }
+      : { id, deliveries, source: entry.source, readings: entry.readings };
   } catch (error) {
     return { id, deliveries, error: (error as Error).message };
   }

@@ -23,7 +23,8 @@
 -- then, while sets may hold identities, each node's set
 --                (seen:{tag}:<node>:<hour>), slot by slot in the order of
 --                its node ids
--- KEYS[#KEYS]    the shard's catch-up lane (ShardKeys.catchup)
+-- KEYS[#KEYS-1]  the shard's catch-up lane (ShardKeys.catchup)
+-- KEYS[#KEYS]    its nodes: node id → the last lane entry holding its readings
 -- ARGV[1]   MINID for approximate trimming: entries older than this arrival time
 --           go, unless a consumer group still needs them (see below)
 -- ARGV[2]   dedupe horizon, seconds: a hash expires this long after its last acceptance
@@ -36,9 +37,8 @@
 -- ARGV[8]   s, the number of dedupe slots
 -- ARGV[9]   '1' when KEYS holds the hour hashes, else '0'
 -- ARGV[10]  '1' when KEYS holds the sets, else '0'
--- ARGV[11]  which readings may go to the catch-up lane (late enough): one
---           byte per reading in the request's order, '1' or '0'; empty
---           when none may
+-- ARGV[11]  which readings are late enough for the catch-up lane: one byte
+--           per reading in the request's order, '1' or '0'; empty when none
 -- ARGV[12]  the group whose backlog sends them there (the aggregator's)
 -- ARGV[13]  from how many entries that group has not read it is behind (CATCHUP.gateEntries)
 -- ARGV[14..] per slot, in KEYS order, five arguments (SeenSlots.slotArgs):
@@ -64,6 +64,14 @@ local writes = {}
 -- a rollback), reads only it.
 local hourWrites, setWrites = {}, {}
 
+-- The catch-up lane (see below) is in play with late readings or while it
+-- holds anything: then each reading's node is noted, by its position.
+local lane, laneNodes = KEYS[#KEYS - 1], KEYS[#KEYS]
+local lateFlags = ARGV[11]
+local laneLength = redis.call('XLEN', lane)
+local lanePlay = lateFlags ~= '' or laneLength > 0
+local nodeAt, requestNodes, noted = {}, {}, {}
+
 local setAt = 2 + slots * (withHours and 2 or 1) -- the next node's set, in KEYS
 for k = 2, slots + 1 do
   local arg = 14 + 5 * (k - 2)
@@ -79,6 +87,16 @@ for k = 2, slots + 1 do
   end
   local updates = {}
   for j = 1, #nodes do
+    if lanePlay then
+      local id = nodes[j]
+      if not noted[id] then
+        noted[id] = true
+        requestNodes[#requestNodes + 1] = id
+      end
+      for r = 0, #offsets[j] / WIDTH - 1 do
+        nodeAt[struct.unpack('<i4', positions, 4 * (firsts[j] + r) + 1)] = id
+      end
+    end
     local known, set, inHour = nil, nil, nil
     if withHours or withSets then
       inHour = hour_offsets(offsets[j], base)
@@ -138,8 +156,8 @@ end
 --@include entryIds
 --@include unreadEntries
 
-local stream, lane = KEYS[1], KEYS[#KEYS]
-local lateFlags, gate = ARGV[11], tonumber(ARGV[13])
+local stream = KEYS[1]
+local gate = tonumber(ARGV[13])
 local cut = nil -- the oldest entry some group still needs
 local behind = false -- the gating group has `gate` entries or more left to read
 local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', stream)
@@ -160,34 +178,55 @@ if ok then
   end
 end
 
--- The catch-up lane: readings late enough go there while it holds anything
--- (a node's old readings keep their order) or while the aggregator is
--- behind in the stream; then newer readings do not queue behind them.
-local laneLength = redis.call('XLEN', lane)
-local toLane = lateFlags ~= '' and (laneLength > 0 or behind)
+-- The catch-up lane: a node's readings go there when it has readings in the
+-- lane already (so each node's readings stay in their order), or when one
+-- of them is late while the lane holds anything or the aggregator is behind
+-- in the stream; then the readings of the nodes that are not catching up
+-- do not queue behind the backlog of those that are.
+local inLane = {}
+if lanePlay then
+  if laneLength > 0 then
+    local held = call_per_item('HMGET', laneNodes, requestNodes)
+    for i, id in ipairs(requestNodes) do
+      if held[i] then inLane[id] = true end
+    end
+  end
+  if lateFlags ~= '' and (laneLength > 0 or behind) then
+    for p = 1, #lateFlags do
+      if string.byte(lateFlags, p) == 49 and not dropped[p] then inLane[nodeAt[p]] = true end
+    end
+  end
+end
+local toLane = next(inLane) ~= nil
 
 -- Each entry keeps its readings in the order the request sent them; when
 -- none is a duplicate and all go one way (the usual case) the array is
 -- appended as it came.
 local payload, lanePayload = ARGV[6], nil
-local inStream, inLane = accepted, 0
+local inStream, toLaneCount = accepted, 0
+local laneIds = {}
 if duplicates > 0 or toLane then
-  local starts, kept, late = ARGV[7], {}, {}
+  local starts, kept, late, listed = ARGV[7], {}, {}, {}
   for p = 1, n do
     if not dropped[p] then
       local from = struct.unpack('<i4', starts, 4 * (p - 1) + 1)
       local after = struct.unpack('<i4', starts, 4 * p + 1)
       local reading = string.sub(payload, from, after - 2)
-      if toLane and string.byte(lateFlags, p) == 49 then
+      local id = nodeAt[p]
+      if id and inLane[id] then
         late[#late + 1] = reading
+        if not listed[id] then
+          listed[id] = true
+          laneIds[#laneIds + 1] = id
+        end
       else
         kept[#kept + 1] = reading
       end
     end
   end
-  inStream, inLane = #kept, #late
+  inStream, toLaneCount = #kept, #late
   payload = inStream > 0 and ('[' .. table.concat(kept, ',') .. ']') or nil
-  lanePayload = inLane > 0 and ('[' .. table.concat(late, ',') .. ']') or nil
+  lanePayload = toLaneCount > 0 and ('[' .. table.concat(late, ',') .. ']') or nil
 end
 
 -- The bound holds the stream and its lane together: moving the lane into
@@ -213,7 +252,16 @@ if payload then
     'n', inStream, 'src', ARGV[3], 'readings', payload)
 end
 if lanePayload then
-  local queued = redis.call('XADD', lane, '*', 'n', inLane, 'src', ARGV[3], 'readings', lanePayload)
+  local nodesField = table.concat(laneIds, '\n')
+  local queued = redis.call('XADD', lane, '*',
+    'n', toLaneCount, 'src', ARGV[3], 'readings', lanePayload, 'nodes', nodesField)
+  -- Each node's last entry in the lane: until it is moved, the node's readings follow it.
+  local marks = {}
+  for _, id in ipairs(laneIds) do
+    marks[#marks + 1] = id
+    marks[#marks + 1] = queued
+  end
+  call_in_slices('HSET', laneNodes, marks, 1, #marks)
   entry = entry or queued
 end
 for k, updates in pairs(writes) do

@@ -124,20 +124,6 @@ local function held_in_hour(known, held, numbers)
   return known
 end
 
--- redis.call(command, key, items...) for a command with one reply per item
--- (HMGET, SMISMEMBER), in slices (unpack() is bounded by Lua's C stack): the
--- replies as one list.
-local function call_per_item(command, key, items)
-  if #items == 0 then return {} end
-  if #items <= 1000 then return redis.call(command, key, unpack(items)) end
-  local replies = {}
-  for i = 1, #items, 1000 do
-    local part = redis.call(command, key, unpack(items, i, math.min(i + 999, #items)))
-    for q = 1, #part do replies[i + q - 1] = part[q] end
-  end
-  return replies
-end
-
 -- Writes what is owed to the hour hashes: `writes` maps each hash to node ->
 -- its whole new value (empty: nothing to write); each hash written expires
 -- `ttl` seconds from now.
