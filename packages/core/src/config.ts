@@ -401,7 +401,7 @@ export function loadConfig(env: Env): Config {
     aggregator: {
       consumer: read.text('AGGREGATOR_CONSUMER', 'aggregator-1'),
       readCount: read.number('AGGREGATOR_READ_COUNT', 500, { min: 1, max: 100_000, integer: true }),
-      catchupReadings: read.number('AGGREGATOR_CATCHUP_READINGS', 20_000, {
+      catchupReadings: read.number('AGGREGATOR_CATCHUP_READINGS', 50_000, {
         min: 1,
         max: 10_000_000,
         integer: true,

@@ -151,7 +151,7 @@ export {
   STAT_AT,
 } from './window/pane.ts';
 export { ByteArena, decodePanes, encodePanes, firstPaneOf } from './window/paneCodec.ts';
-export { PaneRing } from './window/paneRing.ts';
+export { NO_PANE, PaneRing } from './window/paneRing.ts';
 export type { NodeBackfill, NodeReconcile } from './window/reconcile.ts';
 export { BACKFILL_PANE_WIDTH, reconcileNode, truthOf, windowsFromPanes } from './window/reconcile.ts';
 export type { WindowBounds } from './window/windows.ts';

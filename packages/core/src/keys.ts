@@ -187,7 +187,8 @@ export function catchupOf(stream: string): string {
  *   anything or the aggregator's group has `gateEntries` or more entries of
  *   the stream not yet read; otherwise straight to the stream, as any
  *   other reading. So each node's readings keep their order, and the nodes
- *   that are not catching up are not held up by those that are.
+ *   that are not catching up (no late reading) are not held up by those
+ *   that are.
  * - The aggregator moves entries (whole, in order) before each read while
  *   its group has fewer entries left to read than the read takes: so a new
  *   reading finds at most a read's worth and one chunk of old readings

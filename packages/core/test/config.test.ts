@@ -110,7 +110,7 @@ describe('loadConfig', () => {
       sliceReadings: 2500,
     });
     expect(loadConfig({}).aggregator.sliceReadings).toBe(50_000);
-    expect(loadConfig({}).aggregator.catchupReadings).toBe(20_000);
+    expect(loadConfig({}).aggregator.catchupReadings).toBe(50_000);
     expect(loadConfig({ AGGREGATOR_CATCHUP_READINGS: '500' }).aggregator.catchupReadings).toBe(500);
     expect(() => loadConfig({ AGGREGATOR_CATCHUP_READINGS: '0' })).toThrow(/AGGREGATOR_CATCHUP_READINGS/);
     expect(() => loadConfig({ AGGREGATOR_SLICE_READINGS: '0' })).toThrow(/AGGREGATOR_SLICE_READINGS/);

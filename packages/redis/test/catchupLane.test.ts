@@ -221,6 +221,12 @@ describe('the catch-up lane: the aggregator takes it in', () => {
     expect((await readingsOf(shard.stream)).at(-1)).toEqual([reading('A', 1)]);
   });
 
+  it('forgets nodes still listed once the lane is empty (moved by an aggregator before the list)', async () => {
+    await db.client.hset(shard.catchupNodes, 'X', '1-0');
+    expect(await aggregatorConsumer(100).admit(shard)).toBe(0);
+    expect(await db.client.exists(shard.catchupNodes)).toBe(0);
+  });
+
   it('moves an entry larger than the chunk on its own', async () => {
     const log = new ReadingLog(db.client, options);
     await aggregatorBehind(log, CATCHUP.gateEntries);

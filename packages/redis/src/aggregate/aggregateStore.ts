@@ -12,6 +12,7 @@ import {
   fieldMap,
   firstPaneOf,
   type LatestValues,
+  NO_PANE,
   type NodeMetadata,
   NodeWindows,
   type PaneRing,
@@ -249,7 +250,7 @@ function encodeChanges(node: NodeWindows, now: number | undefined, arena: ByteAr
       const held = now === undefined ? ring.panes() : ring.livePanes(now);
       const newest = held.pop();
       // Recent since the last write of the older panes: from the newest then on.
-      const from = Number.isNaN(ring.persistedFrom) ? ring.persistedNewest : ring.persistedFrom;
+      const from = ring.persistedFrom === NO_PANE ? ring.persistedNewest : ring.persistedFrom;
       // Once `from` has left the ring's reach, a full write drops what left with it.
       const apart = from <= ring.lowestChanged && (now === undefined || ring.reaches(from, now));
       const firstRecent = apart ? held.findIndex((pane) => pane >= from) : -1;
@@ -259,7 +260,7 @@ function encodeChanges(node: NodeWindows, now: number | undefined, arena: ByteAr
       } else {
         // An empty value deletes the field (commitShard).
         fields.push(`r${r}`, bytes(encodePanes(ring, held, arena)), `t${r}`, '');
-        ring.persistedFrom = Number.NaN;
+        ring.persistedFrom = NO_PANE;
       }
       ring.persistedNewest = newest ?? Number.NaN;
     }
@@ -367,7 +368,7 @@ export function decodeNode(
     // write is a full one, which deletes them).
     const first = firstPaneOf(value);
     if (first === undefined || first <= (olderUpTo.get(ring) ?? Number.NEGATIVE_INFINITY)) continue;
-    ring.persistedFrom = decodePanes(ring, value)[0] ?? Number.NaN;
+    ring.persistedFrom = decodePanes(ring, value)[0] ?? NO_PANE;
   }
   // After the fields it replaces, whatever order the hash gave them in.
   if (head !== undefined) decodeNodeHead(node, head);

@@ -22,6 +22,8 @@
 
 local left = redis.call('XLEN', KEYS[2])
 if left == 0 then
+  -- Nodes listed by entries an aggregator before the list moved.
+  redis.call('DEL', KEYS[3])
   return { 0, 0 }
 end
 
