@@ -31,12 +31,7 @@ local limit = tonumber(ARGV[2])
 local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', KEYS[1])
 if ok then
   for _, info in ipairs(groups) do
-    local name, lag, delivered
-    for i = 1, #info, 2 do
-      if info[i] == 'name' then name = info[i + 1] end
-      if info[i] == 'lag' then lag = info[i + 1] end
-      if info[i] == 'last-delivered-id' then delivered = info[i + 1] end
-    end
+    local name, delivered, lag = group_fields(info)
     if name == ARGV[1] and unread_entries(KEYS[1], lag, delivered, limit) >= limit then
       return { 0, left }
     end

@@ -163,12 +163,7 @@ local behind = false -- the gating group has `gate` entries or more left to read
 local ok, groups = pcall(redis.call, 'XINFO', 'GROUPS', stream)
 if ok then
   for _, info in ipairs(groups) do
-    local name, delivered, lag
-    for i = 1, #info, 2 do
-      if info[i] == 'name' then name = info[i + 1] end
-      if info[i] == 'last-delivered-id' then delivered = info[i + 1] end
-      if info[i] == 'lag' then lag = info[i + 1] end
-    end
+    local name, delivered, lag = group_fields(info)
     if delivered and (not cut or before(delivered, cut)) then cut = delivered end
     local pending = redis.call('XPENDING', stream, name)
     if pending[2] and (not cut or before(pending[2], cut)) then cut = pending[2] end
