@@ -21,6 +21,7 @@ import {
 } from '@streamgauge/core';
 import type { RedisClient } from '../connection.ts';
 import { type GroupCommit, lastErrors, prepareCommit } from '../log/groupCommit.ts';
+import { PackedHashWrites } from '../log/packedHashWrites.ts';
 import { type CutMark, lostSince } from '../log/streamPosition.ts';
 import { StreamTail } from '../log/streamTail.ts';
 import { runScript } from '../scripts.ts';
@@ -186,27 +187,34 @@ export class AggregateStore {
 }
 
 /** Per node, the fields of its changed panes, latest values, metadata and detector state. */
-function nodeWrites(
-  shard: ShardKeys,
-  commit: ShardCommit,
-  now: number | undefined,
-): { key: string; fields: (string | Buffer)[] }[] {
+function nodeWrites(shard: ShardKeys, commit: ShardCommit, now: number | undefined): PackedHashWrites {
   const detectors = commit.detectors ?? new Map<string, DetectorCheckpoint>();
-  const writes = new Map<string, (string | Buffer)[]>();
+  const writes = new PackedHashWrites();
   const arena = new ByteArena(ARENA_CHUNK_BYTES);
-  for (const node of commit.changed) writes.set(node.nodeId, encodeChanges(node, now, arena));
-  for (const [id, state] of detectors) {
-    const fields = writes.get(id) ?? [];
-    fields.push('anom', encodeDetector(state.state));
-    if (state.scores) {
-      for (const m of SCORED) {
-        const score = state.state.scores[m];
-        if (score) fields.push(SCORE_FIELD[m], bytes(score));
-      }
-    }
-    writes.set(id, fields);
+  const written = new Set<string>();
+  for (const node of commit.changed) {
+    if (written.has(node.nodeId)) continue;
+    written.add(node.nodeId);
+    writes.hash(shard.aggregateNode(node.nodeId));
+    encodeChanges(node, now, arena, writes);
+    const detector = detectors.get(node.nodeId);
+    if (detector !== undefined) writeDetector(detector, writes);
   }
-  return [...writes].map(([id, fields]) => ({ key: shard.aggregateNode(id), fields }));
+  for (const [id, detector] of detectors) {
+    if (written.has(id)) continue;
+    writes.hash(shard.aggregateNode(id));
+    writeDetector(detector, writes);
+  }
+  return writes;
+}
+
+function writeDetector({ state, scores }: DetectorCheckpoint, writes: PackedHashWrites): void {
+  writes.set('anom', encodeDetector(state));
+  if (!scores) return;
+  for (const m of SCORED) {
+    const score = state.scores[m];
+    if (score) writes.set(SCORE_FIELD[m], score);
+  }
 }
 
 /** A detector's state as `[json length u32][json][doubles, little-endian]` (core's encodeDetectorState). */
@@ -240,8 +248,12 @@ function decodeDetector(buffer: Buffer): PersistedDetectorState {
  * when a reading lands in one of them or more than RECENT_PANES are recent.
  * So a node reading in order rewrites a few panes a minute, not its hour.
  */
-function encodeChanges(node: NodeWindows, now: number | undefined, arena: ByteArena): (string | Buffer)[] {
-  const fields: (string | Buffer)[] = [];
+function encodeChanges(
+  node: NodeWindows,
+  now: number | undefined,
+  arena: ByteArena,
+  writes: PackedHashWrites,
+): void {
   let headChanged = node.latestChanged;
   node.rings.forEach((ring, r) => {
     if (!ring.changed) return;
@@ -255,11 +267,12 @@ function encodeChanges(node: NodeWindows, now: number | undefined, arena: ByteAr
       const apart = from <= ring.lowestChanged && (now === undefined || ring.reaches(from, now));
       const firstRecent = apart ? held.findIndex((pane) => pane >= from) : -1;
       if (firstRecent >= 0 && held.length - firstRecent <= RECENT_PANES) {
-        fields.push(`t${r}`, bytes(encodePanes(ring, held.slice(firstRecent), arena)));
+        writes.set(`t${r}`, encodePanes(ring, held.slice(firstRecent), arena));
         ring.persistedFrom = from;
       } else {
-        // An empty value deletes the field (commitShard).
-        fields.push(`r${r}`, bytes(encodePanes(ring, held, arena)), `t${r}`, '');
+        // No pane held: no bytes, and the field goes.
+        writes.set(`r${r}`, encodePanes(ring, held, arena));
+        writes.delete(`t${r}`);
         ring.persistedFrom = NO_PANE;
       }
       ring.persistedNewest = newest ?? Number.NaN;
@@ -269,12 +282,11 @@ function encodeChanges(node: NodeWindows, now: number | undefined, arena: ByteAr
   const retiring = retired.get(node);
   // The fields of an earlier format go only with a head that replaces them.
   if (headChanged || retiring !== undefined) {
-    fields.push(HEAD_FIELD, bytes(encodeNodeHead(node, arena)));
+    writes.set(HEAD_FIELD, encodeNodeHead(node, arena));
     node.latestChanged = false;
   }
-  for (const field of retiring ?? []) fields.push(field, '');
+  for (const field of retiring ?? []) writes.delete(field);
   retired.delete(node);
-  return fields;
 }
 
 const HEAD_FIELD = 'h';
@@ -300,10 +312,6 @@ const SCORE_FIELD = { flow_rate: 'score:flow_rate', pressure: 'score:pressure' }
 
 /** Fields of an earlier format, deleted by the node's next commit. */
 const retired = new WeakMap<NodeWindows, string[]>();
-
-function bytes(encoded: Uint8Array): Buffer {
-  return Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
-}
 
 /**
  * A node's persisted hash as the aggregator loads it (undefined: nothing

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { RedisClient } from '../connection.ts';
 import { LeaseLostError } from '../errors/LeaseLostError.ts';
 import { runScript, ScriptRefusal } from '../scripts.ts';
+import type { PackedHashWrites } from './packedHashWrites.ts';
 
 /** Dead letters kept per shard (approximately): the stream must not grow without bound. */
 const DEAD_LETTERS_KEPT = 100_000;
@@ -34,8 +35,8 @@ export interface GroupCommitKeys {
 /** What one batch changes, acknowledges and counts (commitShard.lua). */
 export interface GroupCommit {
   readonly group: string;
-  /** State hashes to update: key and field/value pairs. */
-  readonly writes?: readonly { readonly key: string; readonly fields: readonly (string | Buffer)[] }[];
+  /** State hashes to update, their fields packed. */
+  readonly writes?: PackedHashWrites;
   readonly added?: readonly string[];
   /** State hashes to delete, with the ids to drop from the node set. */
   readonly removed?: readonly { readonly id: string; readonly key: string }[];
@@ -85,12 +86,12 @@ export function prepareCommit(
     DEAD_LETTERS_KEPT,
     keys.applied === undefined ? '0' : '1',
   ];
-  const writes = commit.writes ?? [];
-  args.push(writes.length);
-  for (const { key, fields } of writes) {
-    scriptKeys.push(key);
-    args.push(fields.length / 2);
-    for (const field of fields) args.push(field);
+  const writes = commit.writes;
+  if (writes === undefined) args.push(0, '');
+  else {
+    const packed = writes.bytes();
+    for (const key of writes.keys) scriptKeys.push(key);
+    args.push(writes.keys.length, packed.length > 0 ? packed : '');
   }
   pushList(args, commit.added ?? []);
   const removed = commit.removed ?? [];

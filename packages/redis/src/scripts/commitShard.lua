@@ -19,9 +19,9 @@
 -- KEYS[9..] the state hashes of the changed nodes, then of the removed ones,
 --   then (only when there are events) the anomaly outbox stream
 -- ARGV: token, commit id, TTL seconds, group, dead letters kept, whether to
--- keep the applied mark ('1' or '0'), then sections, each a count followed
--- by its items:
---   per changed node: field count, then field, value pairs (an empty value: HDEL)
+-- keep the applied mark ('1' or '0'), the number of changed nodes and their
+-- fields packed in one argument (see packed_fields), then sections, each a
+-- count followed by its items:
 --   added node ids; removed node ids; counters (name, by);
 --   dead letters (id, error, deliveries); errors to remember (id, error);
 --   entry ids to acknowledge; anomaly events (JSON) for the outbox
@@ -46,12 +46,14 @@ local take = argv_cursor(7)
 --@include entryIds
 
 local changed = tonumber(take())
+--@include packedFields
+local next_fields = packed_fields(take())
 for n = 1, changed do
   local key = KEYS[NODE_KEYS + n]
   -- An empty value deletes its field (no state is ever encoded as nothing).
   local sets, gone = {}, {}
-  for _ = 1, tonumber(take()) do
-    local field, value = take(), take()
+  for _ = 1, next_fields.count() do
+    local field, value = next_fields.field()
     if value == '' then
       gone[#gone + 1] = field
     else

@@ -1,7 +1,7 @@
 #!lua
 -- Writes nodes' dashboard keys in one call, each with the TTL. Hashes are
 -- replaced field by field (a key of another type, left by an older writer, is
--- deleted first); strings are set. The hashes come as one JSON document: one
+-- deleted and written again); strings are set. The hashes come as one JSON document: one
 -- argument instead of hundreds is what makes a pipelined writer fast. Strings
 -- (the 7-day series, kilobytes of JSON themselves) come as arguments of their
 -- own: decoding them as JSON strings would be most of the call's time.
@@ -20,16 +20,18 @@ for k = 1, #KEYS do
   if type(value) == 'number' then
     redis.call('SET', key, ARGV[2 + value], 'EX', ttl)
   else
-    local t = redis.call('TYPE', key)['ok']
-    if t ~= 'hash' and t ~= 'none' then
-      redis.call('DEL', key)
-    end
     local pairs_ = {}
     for field, v in pairs(value) do
       pairs_[#pairs_ + 1] = field
       pairs_[#pairs_ + 1] = v
     end
-    redis.call('HSET', key, unpack(pairs_))
+    -- HSET refuses a key of another type; only then is it deleted and written
+    -- again (a TYPE before every HSET cost ~0.7 µs a key, a third of the HSET).
+    local written = redis.pcall('HSET', key, unpack(pairs_))
+    if type(written) == 'table' and written.err then
+      redis.call('DEL', key)
+      redis.call('HSET', key, unpack(pairs_))
+    end
     redis.call('EXPIRE', key, ttl)
   end
 end
