@@ -150,7 +150,7 @@ export {
   SERIES_WIDTH,
   STAT_AT,
 } from './window/pane.ts';
-export { ByteArena, decodePanes, encodePanes, firstPaneOf } from './window/paneCodec.ts';
+export { ByteArena, decodePanes, encodePanes, firstPaneOf, GrowingArena } from './window/paneCodec.ts';
 export { NO_PANE, PaneRing } from './window/paneRing.ts';
 export type { NodeBackfill, NodeReconcile } from './window/reconcile.ts';
 export { BACKFILL_PANE_WIDTH, reconcileNode, truthOf, windowsFromPanes } from './window/reconcile.ts';

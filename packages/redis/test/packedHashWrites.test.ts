@@ -24,7 +24,8 @@ describe('a commit of packed hash writes', () => {
     // Values of every byte and of several sizes, past the writer's first buffer many times over.
     const value = (n: number, field: number) =>
       Uint8Array.from({ length: 1 + ((n * 37 + field * 101) % 3000) }, (_, i) => (i * 7 + n + field) % 256);
-    for (let n = 0; n < nodes; n += 3) await redis.hset(shard.aggregateNode(`N${n}`), { gone: 'x', kept: 'y' });
+    for (let n = 0; n < nodes; n += 3)
+      await redis.hset(shard.aggregateNode(`N${n}`), { gone: 'x', kept: 'y' });
 
     const writes = new PackedHashWrites(64);
     for (let n = 0; n < nodes; n++) {

@@ -73,6 +73,21 @@ export class ByteArena {
 }
 
 /**
+ * An arena whose encodings stay one run of bytes: it grows by copying
+ * instead of starting a chunk, so what is written into it can be sent as
+ * one value (encodings handed out before a growth are views of the old bytes).
+ */
+export class GrowingArena extends ByteArena {
+  override room(n: number): void {
+    if (this.used + n <= this.bytes.length) return;
+    const grown = new Uint8Array(Math.max(2 * this.bytes.length, this.used + n));
+    grown.set(this.bytes.subarray(0, this.used));
+    this.bytes = grown;
+    this.view = new DataView(grown.buffer);
+  }
+}
+
+/**
  * A list in runs: `[RUNS i32]`, then per run of consecutive pane numbers
  * `[first number i32][panes u16]` and the panes without their numbers. A
  * list of format 2 is `[number i32][pane]...`; a pane number is never RUNS

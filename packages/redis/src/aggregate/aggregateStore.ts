@@ -1,6 +1,6 @@
 import {
   type AnomalyEvent,
-  ByteArena,
+  type ByteArena,
   type Clock,
   type DetectorCheckpoint,
   decodeDetectorState,
@@ -189,14 +189,15 @@ export class AggregateStore {
 /** Per node, the fields of its changed panes, latest values, metadata and detector state. */
 function nodeWrites(shard: ShardKeys, commit: ShardCommit, now: number | undefined): PackedHashWrites {
   const detectors = commit.detectors ?? new Map<string, DetectorCheckpoint>();
-  const writes = new PackedHashWrites();
-  const arena = new ByteArena(ARENA_CHUNK_BYTES);
+  const changed = [...commit.changed];
+  // Sized for a head and a few panes a node: growing is a copy of everything so far.
+  const writes = new PackedHashWrites(changed.length * NODE_BYTES + detectors.size * DETECTOR_BYTES);
   const written = new Set<string>();
-  for (const node of commit.changed) {
+  for (const node of changed) {
     if (written.has(node.nodeId)) continue;
     written.add(node.nodeId);
     writes.hash(shard.aggregateNode(node.nodeId));
-    encodeChanges(node, now, arena, writes);
+    encodeChanges(node, now, writes);
     const detector = detectors.get(node.nodeId);
     if (detector !== undefined) writeDetector(detector, writes);
   }
@@ -208,8 +209,12 @@ function nodeWrites(shard: ShardKeys, commit: ShardCommit, now: number | undefin
   return writes;
 }
 
+/** About what a node's changed fields take, and a detector's state with its scores. */
+const NODE_BYTES = 768;
+const DETECTOR_BYTES = 4096;
+
 function writeDetector({ state, scores }: DetectorCheckpoint, writes: PackedHashWrites): void {
-  writes.set('anom', encodeDetector(state));
+  writes.setEncoded('anom', (arena) => encodeDetector(state, arena));
   if (!scores) return;
   for (const m of SCORED) {
     const score = state.scores[m];
@@ -218,15 +223,18 @@ function writeDetector({ state, scores }: DetectorCheckpoint, writes: PackedHash
 }
 
 /** A detector's state as `[json length u32][json][doubles, little-endian]` (core's encodeDetectorState). */
-function encodeDetector(state: PersistedDetectorState): Buffer {
+function encodeDetector(state: PersistedDetectorState, arena: ByteArena): void {
   const { numbers, json } = encodeDetectorState(state);
-  const text = Buffer.from(json, 'utf8');
-  const buffer = Buffer.allocUnsafe(4 + text.length + numbers.length * 8);
-  buffer.writeUInt32LE(text.length, 0);
-  text.copy(buffer, 4);
-  Buffer.from(numbers.buffer, numbers.byteOffset, numbers.length * 8).copy(buffer, 4 + text.length);
-  return buffer;
+  arena.room(4 + 3 * json.length + numbers.length * 8);
+  const start = arena.used;
+  const { written } = utf8.encodeInto(json, arena.bytes.subarray(start + 4));
+  arena.view.setUint32(start, written, true);
+  const doubles = new Uint8Array(numbers.buffer, numbers.byteOffset, numbers.length * 8);
+  arena.bytes.set(doubles, start + 4 + written);
+  arena.used = start + 4 + written + doubles.length;
 }
+
+const utf8 = new TextEncoder();
 
 function decodeDetector(buffer: Buffer): PersistedDetectorState {
   const length = buffer.readUInt32LE(0);
@@ -248,12 +256,7 @@ function decodeDetector(buffer: Buffer): PersistedDetectorState {
  * when a reading lands in one of them or more than RECENT_PANES are recent.
  * So a node reading in order rewrites a few panes a minute, not its hour.
  */
-function encodeChanges(
-  node: NodeWindows,
-  now: number | undefined,
-  arena: ByteArena,
-  writes: PackedHashWrites,
-): void {
+function encodeChanges(node: NodeWindows, now: number | undefined, writes: PackedHashWrites): void {
   let headChanged = node.latestChanged;
   node.rings.forEach((ring, r) => {
     if (!ring.changed) return;
@@ -267,11 +270,12 @@ function encodeChanges(
       const apart = from <= ring.lowestChanged && (now === undefined || ring.reaches(from, now));
       const firstRecent = apart ? held.findIndex((pane) => pane >= from) : -1;
       if (firstRecent >= 0 && held.length - firstRecent <= RECENT_PANES) {
-        writes.set(`t${r}`, encodePanes(ring, held.slice(firstRecent), arena));
+        const recent = held.slice(firstRecent);
+        writes.setEncoded(`t${r}`, (arena) => encodePanes(ring, recent, arena));
         ring.persistedFrom = from;
       } else {
         // No pane held: no bytes, and the field goes.
-        writes.set(`r${r}`, encodePanes(ring, held, arena));
+        writes.setEncoded(`r${r}`, (arena) => encodePanes(ring, held, arena));
         writes.delete(`t${r}`);
         ring.persistedFrom = NO_PANE;
       }
@@ -282,7 +286,7 @@ function encodeChanges(
   const retiring = retired.get(node);
   // The fields of an earlier format go only with a head that replaces them.
   if (headChanged || retiring !== undefined) {
-    writes.set(HEAD_FIELD, encodeNodeHead(node, arena));
+    writes.setEncoded(HEAD_FIELD, (arena) => encodeNodeHead(node, arena));
     node.latestChanged = false;
   }
   for (const field of retiring ?? []) writes.delete(field);
@@ -298,13 +302,6 @@ const HEAD_FIELD = 'h';
  * bytes for the 1-hour ring's 60.
  */
 const RECENT_PANES = 12;
-
-/**
- * A commit's pane encodings share chunks of this size: small enough that a
- * commit of a few nodes does not zero a megabyte, large enough that one of
- * thousands takes few.
- */
-const ARENA_CHUNK_BYTES = 64 * 1024;
 
 const SCORED = ['flow_rate', 'pressure'] as const;
 /** A measurement's score state: its bytes, in a field of its own. */

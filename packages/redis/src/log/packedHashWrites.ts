@@ -1,76 +1,85 @@
+import { type ByteArena, GrowingArena } from '@streamgauge/core';
+
 /**
  * Field writes to many hashes, packed into one script argument (read by
- * commitShard.lua's `packed_fields`): per hash, `[fields u32]`, then per
- * field `[name length u16][name][value length u32][value]`, little-endian.
- * An empty value deletes the field (no state is ever encoded as nothing).
+ * the scripts' `packed_fields`): per hash, `[fields u32]`, then per field
+ * `[name length u16][name][value length u32][value]`, little-endian. An
+ * empty value deletes the field (no state is ever encoded as nothing).
  *
  * Why one argument: a pipelined client frames every argument on its own
  * (ioredis: a header string, a copy, a separator, each a call into the
  * runtime), a few hundred ns apiece. A commit of 10,000 nodes with two
  * fields each is 50,000 arguments that way: ~5 µs of the aggregator a node,
- * against ~1.8 µs with the fields packed (docs/benchmarks.md).
+ * against ~1.8 µs with the fields packed (docs/benchmarks.md). Values are
+ * encoded in place (`setEncoded`), not encoded and then copied in.
  */
 export class PackedHashWrites {
   /** The hashes written, in the order of their fields in `bytes()`. */
   readonly keys: string[] = [];
-  #buffer: Buffer;
-  #used = 0;
+  readonly #arena: GrowingArena;
   /** Where the current hash's field count goes, and the count so far. */
   #countAt = -1;
   #count = 0;
 
-  constructor(initialBytes = 64 * 1024) {
-    this.#buffer = Buffer.allocUnsafe(initialBytes);
+  /** `expectedBytes`: about what the writes will take (the arena grows past it by copying). */
+  constructor(expectedBytes = 64 * 1024) {
+    this.#arena = new GrowingArena(Math.max(64, expectedBytes));
   }
 
   /** Starts the fields of another hash. */
   hash(key: string): void {
     this.#close();
     this.keys.push(key);
-    this.#room(4);
-    this.#countAt = this.#used;
-    this.#used += 4;
+    const arena = this.#arena;
+    arena.room(4);
+    this.#countAt = arena.used;
+    arena.used += 4;
   }
 
   /**
    * Sets a field of the current hash (`name`: ASCII, as every state field
-   * is); an empty value deletes it.
+   * is) to what `encode` writes at the arena's end; nothing written
+   * deletes the field.
    */
-  set(name: string, value: Uint8Array): void {
+  setEncoded(name: string, encode: (arena: ByteArena) => unknown): void {
     if (this.#countAt < 0) throw new Error(`hash field ${name} before any hash`);
-    this.#room(6 + name.length + value.byteLength);
-    const buffer = this.#buffer;
-    let at = buffer.writeUInt16LE(name.length, this.#used);
-    for (let i = 0; i < name.length; i++) buffer[at++] = name.charCodeAt(i);
-    at = buffer.writeUInt32LE(value.byteLength, at);
-    buffer.set(value, at);
-    this.#used = at + value.byteLength;
+    const arena = this.#arena;
+    arena.room(6 + name.length);
+    let at = arena.used;
+    arena.view.setUint16(at, name.length, true);
+    at += 2;
+    for (let i = 0; i < name.length; i++) arena.bytes[at++] = name.charCodeAt(i);
+    const lengthAt = at;
+    arena.used = at + 4;
+    encode(arena);
+    arena.view.setUint32(lengthAt, arena.used - lengthAt - 4, true);
     this.#count++;
+  }
+
+  /** Sets a field of the current hash to a copy of `value` (empty: deletes it). */
+  set(name: string, value: Uint8Array): void {
+    this.setEncoded(name, (arena) => {
+      arena.room(value.byteLength);
+      arena.bytes.set(value, arena.used);
+      arena.used += value.byteLength;
+    });
   }
 
   /** Deletes a field of the current hash. */
   delete(name: string): void {
-    this.set(name, EMPTY);
+    this.setEncoded(name, () => {});
   }
 
-  /** The packed fields of every hash (a view of this writer's buffer). */
+  /** The packed fields of every hash. */
   bytes(): Buffer {
     this.#close();
-    return this.#buffer.subarray(0, this.#used);
+    const { bytes, used } = this.#arena;
+    return Buffer.from(bytes.buffer, bytes.byteOffset, used);
   }
 
   #close(): void {
-    if (this.#countAt >= 0) this.#buffer.writeUInt32LE(this.#count, this.#countAt);
+    if (this.#countAt >= 0) this.#arena.view.setUint32(this.#countAt, this.#count, true);
     this.#countAt = -1;
     this.#count = 0;
   }
-
-  #room(n: number): void {
-    if (this.#used + n <= this.#buffer.length) return;
-    const grown = Buffer.allocUnsafe(Math.max(2 * this.#buffer.length, this.#used + n));
-    this.#buffer.copy(grown, 0, 0, this.#used);
-    this.#buffer = grown;
-  }
 }
-
-const EMPTY = new Uint8Array(0);
