@@ -31,10 +31,21 @@ export async function aggregatorBench(context: SuiteContext): Promise<void> {
     const total = nodes === 1_000 ? 200_000 : 400_000;
     context.log(`aggregator alone: ${total} readings, ${nodes} nodes`);
     const drained = await aggregatorDrain(total, nodes, context.redis.url);
-    for (const [phase, rate] of [
-      ['cold: every node new', drained.coldPerSecond],
-      ['warm: restart, state loaded', drained.warmPerSecond],
+    for (const [phase, rate, cpu, redisCpu] of [
+      [
+        'cold: every node new',
+        drained.coldPerSecond,
+        drained.coldCpuMicrosPerReading,
+        drained.coldRedisCpuMicrosPerReading,
+      ],
+      [
+        'warm: restart, state loaded',
+        drained.warmPerSecond,
+        drained.warmCpuMicrosPerReading,
+        drained.warmRedisCpuMicrosPerReading,
+      ],
     ] as const) {
+      const cost = `CPU a reading: aggregator ${cpu} µs, Redis ${redisCpu} µs`;
       context.record({
         suite: SUITE,
         case: `aggregator alone, ${nodes} nodes, ${phase}`,
@@ -45,8 +56,8 @@ export async function aggregatorBench(context: SuiteContext): Promise<void> {
         readingsPerSec: rate,
         requestsPerSec: rate / 1000,
         notes: phase.startsWith('warm')
-          ? [`state load ${drained.stateLoadSeconds.toFixed(2)} s (not in the rate)`]
-          : [],
+          ? [cost, `state load ${drained.stateLoadSeconds.toFixed(2)} s (not in the rate)`]
+          : [cost],
       });
     }
   }

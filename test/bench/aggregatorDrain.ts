@@ -1,6 +1,7 @@
 /**
  * Aggregator alone: fills the stream with N readings for K nodes (entries of
- * 1000 readings, as ingest writes them), then times the group draining it.
+ * 1000 readings, as ingest writes them), then times the group draining it:
+ * readings/s, the aggregator's CPU and Redis' (INFO cpu) per reading.
  * Run: node test/bench/aggregatorDrain.ts [readings] [nodes] [readings per entry (1000)]
  */
 import { startAggregator } from '@streamgauge/aggregator';
@@ -29,7 +30,14 @@ export async function aggregatorDrain(total: number, nodes: number, url?: string
     // Round 0: every node is new (cold). Round 1: the same nodes again, after a
     // restart that loads their state (steady state). Each round is timed from
     // the aggregator's start (state loaded, keys rewritten) until drained.
+    // Redis' own CPU (INFO cpu: its main thread and the rest of the server), seconds.
+    const redisCpu = async () => {
+      const info = await redis.info('cpu');
+      const field = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? Number.NaN);
+      return field('used_cpu_user') + field('used_cpu_sys');
+    };
     const drain = async () => {
+      const redisBefore = await redisCpu();
       const started = performance.now();
       const aggregator = await startAggregator(
         config,
@@ -42,12 +50,15 @@ export async function aggregatorDrain(total: number, nodes: number, url?: string
       await waitForAggregator(redis, 1, 600_000);
       const finished = performance.now();
       const used = process.cpuUsage(cpu);
+      const redisUsed = (await redisCpu()) - redisBefore;
       await aggregator.stop();
       // The aggregator runs in this process: its CPU while it drains, ioredis included (Redis' own is not).
       return {
         load: (loaded - started) / 1000,
         apply: (finished - loaded) / 1000,
         cpu: used.user + used.system,
+        // From the aggregator's start (its state loaded and keys rewritten) until drained.
+        redisCpu: redisUsed * 1e6,
       };
     };
     await fill(0);
@@ -61,6 +72,8 @@ export async function aggregatorDrain(total: number, nodes: number, url?: string
       warmPerSecond: Math.round(total / warm.apply),
       coldCpuMicrosPerReading: Number((cold.cpu / total).toFixed(2)),
       warmCpuMicrosPerReading: Number((warm.cpu / total).toFixed(2)),
+      coldRedisCpuMicrosPerReading: Number((cold.redisCpu / total).toFixed(2)),
+      warmRedisCpuMicrosPerReading: Number((warm.redisCpu / total).toFixed(2)),
       stateLoadSeconds: warm.load,
     };
   } finally {

@@ -1,21 +1,13 @@
 import { shardKeys } from '@streamgauge/core';
 import { useRedis } from '@streamgauge/testkit';
 import { describe, expect, it } from 'vitest';
+import { aggregateCommitKeys } from '../src/aggregate/aggregateStore.ts';
 import { prepareCommit } from '../src/index.ts';
 import { PackedHashWrites } from '../src/log/packedHashWrites.ts';
 
 const db = useRedis({ flushEach: true });
 
 const shard = shardKeys(0, 1);
-const keys = {
-  lease: shard.lease,
-  commit: shard.aggregateCommit,
-  stream: shard.stream,
-  nodes: shard.aggregateNodes,
-  stats: shard.aggregateStats,
-  deadLetters: shard.deadLetters,
-  errors: shard.errors,
-};
 
 describe('a commit of packed hash writes', () => {
   it('sets and deletes every field of every hash, binary values byte for byte, each hash with the TTL', async () => {
@@ -38,7 +30,7 @@ describe('a commit of packed hash writes', () => {
     }
     await prepareCommit(
       redis,
-      keys,
+      aggregateCommitKeys(shard),
       {
         group: 'g',
         writes,

@@ -20,7 +20,7 @@ import {
   type ShardKeys,
 } from '@streamgauge/core';
 import type { RedisClient } from '../connection.ts';
-import { type GroupCommit, lastErrors, prepareCommit } from '../log/groupCommit.ts';
+import { type GroupCommit, type GroupCommitKeys, lastErrors, prepareCommit } from '../log/groupCommit.ts';
 import { PackedHashWrites } from '../log/packedHashWrites.ts';
 import { type CutMark, lostSince } from '../log/streamPosition.ts';
 import { StreamTail } from '../log/streamTail.ts';
@@ -109,17 +109,7 @@ export class AggregateStore {
     const shard = this.#shard;
     return prepareCommit(
       this.#redis,
-      {
-        lease: shard.lease,
-        commit: shard.aggregateCommit,
-        stream: shard.stream,
-        nodes: shard.aggregateNodes,
-        stats: shard.aggregateStats,
-        deadLetters: shard.deadLetters,
-        errors: shard.errors,
-        applied: shard.aggregateApplied,
-        outbox: shard.anomalies.outbox,
-      },
+      aggregateCommitKeys(shard),
       {
         ...commit,
         writes: nodeWrites(shard, commit, this.#clock?.now()),
@@ -184,6 +174,21 @@ export class AggregateStore {
     const raw = await this.#redis.hgetall(this.#shard.aggregateStats);
     return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Number(v)]));
   }
+}
+
+/** The keys the aggregator's commit on a shard touches. */
+export function aggregateCommitKeys(shard: ShardKeys): GroupCommitKeys {
+  return {
+    lease: shard.lease,
+    commit: shard.aggregateCommit,
+    stream: shard.stream,
+    nodes: shard.aggregateNodes,
+    stats: shard.aggregateStats,
+    deadLetters: shard.deadLetters,
+    errors: shard.errors,
+    applied: shard.aggregateApplied,
+    outbox: shard.anomalies.outbox,
+  };
 }
 
 /** Per node, the fields of its changed panes, latest values, metadata and detector state. */
