@@ -10,53 +10,63 @@ const db = useRedis({ flushEach: true });
 const shard = shardKeys(0, 1);
 
 describe('a commit of packed hash writes', () => {
-  it('sets and deletes every field of every hash, binary values byte for byte, each hash with the TTL', async () => {
-    const redis = db.client;
-    const nodes = 300;
-    // Values of every byte and of several sizes, past the writer's first buffer many times over.
-    const value = (n: number, field: number) =>
-      Uint8Array.from({ length: 1 + ((n * 37 + field * 101) % 3000) }, (_, i) => (i * 7 + n + field) % 256);
-    for (let n = 0; n < nodes; n += 3)
-      await redis.hset(shard.aggregateNode(`N${n}`), { gone: 'x', kept: 'y' });
+  it.each([
+    ['one argument', undefined],
+    ['arguments of ~5 KB', 5_000],
+  ])(
+    'sets and deletes every field of every hash, binary values byte for byte, each hash with the TTL (%s)',
+    async (_, chunkBytes) => {
+      const redis = db.client;
+      const nodes = 300;
+      // Values of every byte and of several sizes, past the writer's first buffer many times over.
+      const value = (n: number, field: number) =>
+        Uint8Array.from({ length: 1 + ((n * 37 + field * 101) % 3000) }, (_, i) => (i * 7 + n + field) % 256);
+      for (let n = 0; n < nodes; n += 3)
+        await redis.hset(shard.aggregateNode(`N${n}`), { gone: 'x', kept: 'y' });
 
-    const writes = new PackedHashWrites(64);
-    for (let n = 0; n < nodes; n++) {
-      writes.hash(shard.aggregateNode(`N${n}`));
-      if (n % 5 === 4) continue; // a hash with no fields: only its TTL is renewed
-      writes.set('h', value(n, 0));
-      writes.set(`t${n % 4}`, value(n, 1));
-      writes.delete('gone');
-      writes.set('r0', new Uint8Array(0)); // an empty value deletes, too
-    }
-    await prepareCommit(
-      redis,
-      aggregateCommitKeys(shard),
-      {
-        group: 'g',
-        writes,
-        ackIds: [],
-        deadLetters: [],
-        failures: [],
-        counters: {},
-      },
-      { token: '', ttlSeconds: 3600 },
-    )();
-
-    for (let n = 0; n < nodes; n++) {
-      const key = shard.aggregateNode(`N${n}`);
-      const hash = await redis.hgetallBuffer(key);
-      const expected: Record<string, Buffer> = {};
-      if (n % 3 === 0) expected.kept = Buffer.from('y');
-      if (n % 3 === 0 && n % 5 === 4) expected.gone = Buffer.from('x');
-      if (n % 5 !== 4) {
-        expected.h = Buffer.from(value(n, 0));
-        expected[`t${n % 4}`] = Buffer.from(value(n, 1));
+      const writes = new PackedHashWrites(64, chunkBytes);
+      for (let n = 0; n < nodes; n++) {
+        writes.hash(shard.aggregateNode(`N${n}`));
+        if (n % 5 === 4) continue; // a hash with no fields: only its TTL is renewed
+        writes.set('h', value(n, 0));
+        writes.set(`t${n % 4}`, value(n, 1));
+        writes.delete('gone');
+        writes.set('r0', new Uint8Array(0)); // an empty value deletes, too
       }
-      expect(hash, key).toEqual(expected);
-      const ttl = await redis.ttl(key);
-      if (Object.keys(expected).length > 0) expect(ttl, key).toBeGreaterThan(3500);
-    }
-  });
+      await prepareCommit(
+        redis,
+        aggregateCommitKeys(shard),
+        {
+          group: 'g',
+          writes,
+          ackIds: [],
+          deadLetters: [],
+          failures: [],
+          // Read after the packed arguments: the script took every one of them.
+          counters: { applied: 7 },
+        },
+        { token: '', ttlSeconds: 3600 },
+      )();
+      if (chunkBytes === undefined) expect(writes.chunks()).toHaveLength(1);
+      else expect(writes.chunks().length).toBeGreaterThan(100);
+      expect(await redis.hget(shard.aggregateStats, 'applied')).toBe('7');
+
+      for (let n = 0; n < nodes; n++) {
+        const key = shard.aggregateNode(`N${n}`);
+        const hash = await redis.hgetallBuffer(key);
+        const expected: Record<string, Buffer> = {};
+        if (n % 3 === 0) expected.kept = Buffer.from('y');
+        if (n % 3 === 0 && n % 5 === 4) expected.gone = Buffer.from('x');
+        if (n % 5 !== 4) {
+          expected.h = Buffer.from(value(n, 0));
+          expected[`t${n % 4}`] = Buffer.from(value(n, 1));
+        }
+        expect(hash, key).toEqual(expected);
+        const ttl = await redis.ttl(key);
+        if (Object.keys(expected).length > 0) expect(ttl, key).toBeGreaterThan(3500);
+      }
+    },
+  );
 
   it('refuses a field before any hash', () => {
     expect(() => new PackedHashWrites().set('h', new Uint8Array(1))).toThrow(/before any hash/);

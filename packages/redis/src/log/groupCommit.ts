@@ -87,11 +87,12 @@ export function prepareCommit(
     keys.applied === undefined ? '0' : '1',
   ];
   const writes = commit.writes;
-  if (writes === undefined) args.push(0, '');
+  if (writes === undefined) args.push(0, 0);
   else {
-    const packed = writes.bytes();
+    const chunks = writes.chunks();
     for (const key of writes.keys) scriptKeys.push(key);
-    args.push(writes.keys.length, packed.length > 0 ? packed : '');
+    args.push(writes.keys.length, chunks.length);
+    for (const chunk of chunks) args.push(chunk);
   }
   pushList(args, commit.added ?? []);
   const removed = commit.removed ?? [];

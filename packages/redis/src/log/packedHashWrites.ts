@@ -1,5 +1,8 @@
 import { type ByteArena, GrowingArena } from '@streamgauge/core';
 
+/** Bytes an argument holds before the next is started (see the constructor). */
+const CHUNK_BYTES = 64 * 1024 * 1024;
+
 /**
  * Field writes to many hashes, packed into one script argument (read by
  * the scripts' `packed_fields`): per hash, `[fields u32]`, then per field
@@ -14,22 +17,32 @@ import { type ByteArena, GrowingArena } from '@streamgauge/core';
  * encoded in place (`setEncoded`), not encoded and then copied in.
  */
 export class PackedHashWrites {
-  /** The hashes written, in the order of their fields in `bytes()`. */
+  /** The hashes written, in the order of their fields in `chunks()`. */
   readonly keys: string[] = [];
   readonly #arena: GrowingArena;
   /** Where the current hash's field count goes, and the count so far. */
   #countAt = -1;
   #count = 0;
+  /** Where each argument but the first starts (always before a count or a field). */
+  readonly #cuts: number[] = [];
+  readonly #chunkBytes: number;
 
-  /** `expectedBytes`: about what the writes will take (the arena grows past it by copying). */
-  constructor(expectedBytes = 64 * 1024) {
+  /**
+   * `expectedBytes`: about what the writes will take (the arena grows past
+   * it by copying). `chunkBytes`: an argument is cut once it holds this
+   * many (Redis refuses a single argument over `proto-max-bulk-len`, 512
+   * MB by default; 20,000 nodes rewriting 30 days of state come near).
+   */
+  constructor(expectedBytes = 64 * 1024, chunkBytes = CHUNK_BYTES) {
     this.#arena = new GrowingArena(Math.max(64, expectedBytes));
+    this.#chunkBytes = chunkBytes;
   }
 
   /** Starts the fields of another hash. */
   hash(key: string): void {
     this.#close();
     this.keys.push(key);
+    this.#cutWhenFull();
     const arena = this.#arena;
     arena.room(4);
     this.#countAt = arena.used;
@@ -43,6 +56,7 @@ export class PackedHashWrites {
    */
   setEncoded(name: string, encode: (arena: ByteArena) => unknown): void {
     if (this.#countAt < 0) throw new Error(`hash field ${name} before any hash`);
+    this.#cutWhenFull();
     const arena = this.#arena;
     arena.room(6 + name.length);
     let at = arena.used;
@@ -70,11 +84,20 @@ export class PackedHashWrites {
     this.setEncoded(name, () => {});
   }
 
-  /** The packed fields of every hash. */
-  bytes(): Buffer {
+  /** The packed fields of every hash, as arguments of at most about `chunkBytes` (none without hashes). */
+  chunks(): Buffer[] {
     this.#close();
     const { bytes, used } = this.#arena;
-    return Buffer.from(bytes.buffer, bytes.byteOffset, used);
+    if (used === 0) return [];
+    const starts = [0, ...this.#cuts];
+    return starts.map((start, i) =>
+      Buffer.from(bytes.buffer, bytes.byteOffset + start, (starts[i + 1] ?? used) - start),
+    );
+  }
+
+  #cutWhenFull(): void {
+    const used = this.#arena.used;
+    if (used - (this.#cuts.at(-1) ?? 0) >= this.#chunkBytes) this.#cuts.push(used);
   }
 
   #close(): void {

@@ -19,8 +19,9 @@
 -- KEYS[9..] the state hashes of the changed nodes, then of the removed ones,
 --   then (only when there are events) the anomaly outbox stream
 -- ARGV: token, commit id, TTL seconds, group, dead letters kept, whether to
--- keep the applied mark ('1' or '0'), the number of changed nodes and their
--- fields packed in one argument (see packed_fields), then sections, each a
+-- keep the applied mark ('1' or '0'), the number of changed nodes, the
+-- number of arguments their fields are packed in and those arguments (see
+-- packed_fields), then sections, each a
 -- count followed by its items:
 --   added node ids; removed node ids; counters (name, by);
 --   dead letters (id, error, deliveries); errors to remember (id, error);
@@ -47,7 +48,7 @@ local take = argv_cursor(7)
 
 local changed = tonumber(take())
 --@include packedFields
-local next_fields = packed_fields(take())
+local next_fields = packed_fields(take, tonumber(take()))
 for n = 1, changed do
   local key = KEYS[NODE_KEYS + n]
   -- An empty value deletes its field (no state is ever encoded as nothing).
@@ -69,6 +70,7 @@ for n = 1, changed do
   end
   redis.call('EXPIRE', key, ttl)
 end
+next_fields.finish()
 
 local added = {}
 for i = 1, tonumber(take()) do
