@@ -21,8 +21,7 @@
 -- ARGV: token, commit id, TTL seconds, group, dead letters kept, whether to
 -- keep the applied mark ('1' or '0'), the number of changed nodes, the
 -- number of arguments their fields are packed in and those arguments (see
--- packed_fields), then sections, each a
--- count followed by its items:
+-- packed_fields), then sections, each a count followed by its items:
 --   added node ids; removed node ids; counters (name, by);
 --   dead letters (id, error, deliveries); errors to remember (id, error);
 --   entry ids to acknowledge; anomaly events (JSON) for the outbox
