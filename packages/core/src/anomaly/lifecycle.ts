@@ -9,6 +9,14 @@ import {
   SEVERITY,
 } from './types.ts';
 
+/** The types whose rules ran: a Set of them, or the detectors' EvaluatedTypes. */
+export interface Evaluated {
+  forEach(visit: (type: AnomalyType) => void): void;
+}
+
+/** What most readings cause: one frozen array for all, not a new one each. */
+export const NO_EVENTS: readonly AnomalyEvent[] = Object.freeze([]);
+
 /**
  * Opens, extends and closes one node's anomalies. Breaches of a type are
  * confirmed first: `confirmReadings` breaching readings in a row (one
@@ -42,6 +50,11 @@ export class AnomalyLifecycle {
     this.pending = new Map([...pending].map((p) => [p.type, p]));
   }
 
+  /** Nothing open or pending: a reading without a breach changes nothing. */
+  get idle(): boolean {
+    return this.open.size === 0 && this.pending.size === 0;
+  }
+
   /**
    * Applies what the rules found at `at`: `breaches`, and the types they
    * evaluated (a type not evaluated keeps its state: a nightly rule says
@@ -50,11 +63,11 @@ export class AnomalyLifecycle {
   update(
     at: number,
     breaches: readonly Breach[],
-    evaluated: ReadonlySet<AnomalyType>,
+    evaluated: Evaluated,
     reading?: { readonly flow_rate?: number; readonly pressure?: number },
-  ): AnomalyEvent[] {
+  ): readonly AnomalyEvent[] {
     // Most readings: nothing breached, nothing open or pending.
-    if (breaches.length === 0 && this.open.size === 0 && this.pending.size === 0) return [];
+    if (breaches.length === 0 && this.idle) return NO_EVENTS;
     const events: AnomalyEvent[] = [];
     const byType = new Map<AnomalyType, Breach[]>();
     for (const b of breaches) byType.set(b.type, [...(byType.get(b.type) ?? []), b]);
@@ -94,14 +107,14 @@ export class AnomalyLifecycle {
       v.count++;
       record.expected = { ...worst.expected };
     }
-    for (const type of evaluated) {
-      if (byType.has(type)) continue;
+    evaluated.forEach((type) => {
+      if (byType.has(type)) return;
       this.pending.delete(type);
       const record = this.open.get(type);
-      if (record === undefined) continue;
+      if (record === undefined) return;
       record.clear_since ??= at;
       if (at - record.clear_since >= this.#clearMs) events.push(this.#close(record, at));
-    }
+    });
     return events;
   }
 

@@ -189,6 +189,15 @@ const PATTERN_HISTOGRAM = 8;
 
 /** The pattern view's input: scratch shared by every score (observe runs to its end before another starts). */
 const PATTERN_SCRATCH = new Float64Array(PATTERN_INPUT);
+/**
+ * The two statistics of the last view stepped, its point and its short
+ * term (scratch shared the same way). Not fields: a double stored in a
+ * field or returned from a call that is not inlined is a new heap number,
+ * and four views a reading made them most of a score's garbage.
+ */
+const VIEWED = new Float64Array(2);
+const POINT = 0;
+const SHORT = 1;
 
 export class ValueScore {
   /** The whole state: persist these bytes, and pass them back to resume. */
@@ -220,9 +229,6 @@ export class ValueScore {
    * like `surprise` for one test more); 0 until it has ranked enough.
    */
   patternSurprise = 0;
-  /** The two statistics of the last view stepped (scratch, not state). */
-  #point = 0;
-  #short = 0;
 
   /** Resumes from `bytes` (copied), or starts afresh. */
   constructor(bytes?: Uint8Array) {
@@ -281,17 +287,17 @@ export class ValueScore {
     let best = 0;
     let tests = 0;
     this.#view(VIEW_LAST, Math.abs(x - (d[LAST_X] as number)), floor);
-    best = Math.max(best, this.#point, this.#short);
+    best = Math.max(best, VIEWED[POINT] as number, VIEWED[SHORT] as number);
     tests += 2;
     this.#view(VIEW_LEVEL, Math.abs(x - (d[LEVEL] as number)), floor);
-    best = Math.max(best, this.#point, this.#short);
+    best = Math.max(best, VIEWED[POINT] as number, VIEWED[SHORT] as number);
     tests += 2;
     d[LEVEL] = (d[LEVEL] as number) + LEVEL_RATE * (x - (d[LEVEL] as number));
     if ((d[INTERVAL] as number) <= HOUR) {
       const daily = this.#profile(DAILY_LEVEL, DAILY_AT, 0, DAILY_BUCKETS, DAY, 0, 3, t, x);
       this.#view(VIEW_DAILY, Math.abs(daily), floor);
       if (this.#ready) {
-        best = Math.max(best, this.#point, this.#short);
+        best = Math.max(best, VIEWED[POINT] as number, VIEWED[SHORT] as number);
         tests += 2;
       }
       this.#timeOfDay(t, x, floor);
@@ -308,7 +314,7 @@ export class ValueScore {
       );
       this.#view(VIEW_WEEKLY, Math.abs(weekly), floor);
       if (this.#ready) {
-        best = Math.max(best, this.#point, this.#short);
+        best = Math.max(best, VIEWED[POINT] as number, VIEWED[SHORT] as number);
         tests += 2;
       }
     }
@@ -323,7 +329,9 @@ export class ValueScore {
     this.surprise = surprise;
     const ranked = d[VIEWS_AT + VIEW_PATTERN * VIEW_DOUBLES + 2] as number;
     const pattern =
-      mismatch >= 0 && ranked > PATTERN_SEEN ? Math.max(0, this.#point - Math.log10(tests + 1)) : 0;
+      mismatch >= 0 && ranked > PATTERN_SEEN
+        ? Math.max(0, (VIEWED[POINT] as number) - Math.log10(tests + 1))
+        : 0;
     this.patternSurprise = pattern;
     const likelihood = this.#likelihood(surprise);
     const direct = surprise >= DIRECT || pattern >= PATTERN_DIRECT;
@@ -458,28 +466,28 @@ export class ValueScore {
     return 1 - bestMatch;
   }
 
-  /** One view's error: its statistics ranked (into #point, #short), then learnt. */
+  /** One view's error: its statistics ranked (into VIEWED), then learnt. */
   #view(view: number, error: number, floor: number): void {
     const d = this.#d;
     const at = VIEWS_AT + view * VIEW_DOUBLES;
     const seen = (d[at + 2] as number) + 1;
     d[at + 2] = seen;
-    this.#point = 0;
-    this.#short = 0;
+    VIEWED[POINT] = 0;
+    VIEWED[SHORT] = 0;
     if (seen === 1) {
       d[at] = error;
       return;
     }
     const u = Math.log(error / ((d[at] as number) + floor + 1e-300) + LOG_FLOOR);
     if (view === VIEW_PATTERN) {
-      this.#point = this.#tail(PATTERN_HISTOGRAM, u);
+      VIEWED[POINT] = this.#tail(PATTERN_HISTOGRAM, u);
       this.#learn(PATTERN_HISTOGRAM, u);
     } else {
       const short = (d[at + 1] as number) + SHORT_RATE * (u - (d[at + 1] as number));
       d[at + 1] = short;
       const pointHistogram = 2 * view;
-      this.#point = this.#tail(pointHistogram, u);
-      this.#short = this.#tail(pointHistogram + 1, short);
+      VIEWED[POINT] = this.#tail(pointHistogram, u);
+      VIEWED[SHORT] = this.#tail(pointHistogram + 1, short);
       this.#learn(pointHistogram, u);
       this.#learn(pointHistogram + 1, short);
     }
