@@ -198,6 +198,14 @@ const PATTERN_SCRATCH = new Float64Array(PATTERN_INPUT);
 const VIEWED = new Float64Array(2);
 const POINT = 0;
 const SHORT = 1;
+/**
+ * The doubles #view and #tail take, passed here for the same reason: those
+ * two are too large to be inlined, and a double passed to a call is boxed.
+ */
+const ARGS = new Float64Array(3);
+const ERROR = 0;
+const FLOOR = 1;
+const U = 2;
 
 export class ValueScore {
   /** The whole state: persist these bytes, and pass them back to resume. */
@@ -286,16 +294,20 @@ export class ValueScore {
 
     let best = 0;
     let tests = 0;
-    this.#view(VIEW_LAST, Math.abs(x - (d[LAST_X] as number)), floor);
+    ARGS[FLOOR] = floor;
+    ARGS[ERROR] = Math.abs(x - (d[LAST_X] as number));
+    this.#view(VIEW_LAST);
     best = Math.max(best, VIEWED[POINT] as number, VIEWED[SHORT] as number);
     tests += 2;
-    this.#view(VIEW_LEVEL, Math.abs(x - (d[LEVEL] as number)), floor);
+    ARGS[ERROR] = Math.abs(x - (d[LEVEL] as number));
+    this.#view(VIEW_LEVEL);
     best = Math.max(best, VIEWED[POINT] as number, VIEWED[SHORT] as number);
     tests += 2;
     d[LEVEL] = (d[LEVEL] as number) + LEVEL_RATE * (x - (d[LEVEL] as number));
     if ((d[INTERVAL] as number) <= HOUR) {
       const daily = this.#profile(DAILY_LEVEL, DAILY_AT, 0, DAILY_BUCKETS, DAY, 0, 3, t, x);
-      this.#view(VIEW_DAILY, Math.abs(daily), floor);
+      ARGS[ERROR] = Math.abs(daily);
+      this.#view(VIEW_DAILY);
       if (this.#ready) {
         best = Math.max(best, VIEWED[POINT] as number, VIEWED[SHORT] as number);
         tests += 2;
@@ -312,7 +324,8 @@ export class ValueScore {
         t,
         x,
       );
-      this.#view(VIEW_WEEKLY, Math.abs(weekly), floor);
+      ARGS[ERROR] = Math.abs(weekly);
+      this.#view(VIEW_WEEKLY);
       if (this.#ready) {
         best = Math.max(best, VIEWED[POINT] as number, VIEWED[SHORT] as number);
         tests += 2;
@@ -321,7 +334,11 @@ export class ValueScore {
     if (x < (d[LOW] as number)) d[LOW] = x;
     if (x > (d[HIGH] as number)) d[HIGH] = x;
     const mismatch = this.#pattern(x);
-    if (mismatch >= 0) this.#view(VIEW_PATTERN, mismatch, 1e-9);
+    if (mismatch >= 0) {
+      ARGS[ERROR] = mismatch;
+      ARGS[FLOOR] = 1e-9;
+      this.#view(VIEW_PATTERN);
+    }
     d[LAST_X] = x;
     d[LAST_T] = t;
     if (n < WARM_UP) return 0;
@@ -467,7 +484,9 @@ export class ValueScore {
   }
 
   /** One view's error: its statistics ranked (into VIEWED), then learnt. */
-  #view(view: number, error: number, floor: number): void {
+  #view(view: number): void {
+    const error = ARGS[ERROR] as number;
+    const floor = ARGS[FLOOR] as number;
     const d = this.#d;
     const at = VIEWS_AT + view * VIEW_DOUBLES;
     const seen = (d[at + 2] as number) + 1;
@@ -480,14 +499,17 @@ export class ValueScore {
     }
     const u = Math.log(error / ((d[at] as number) + floor + 1e-300) + LOG_FLOOR);
     if (view === VIEW_PATTERN) {
-      VIEWED[POINT] = this.#tail(PATTERN_HISTOGRAM, u);
+      ARGS[U] = u;
+      VIEWED[POINT] = this.#tail(PATTERN_HISTOGRAM);
       this.#learn(PATTERN_HISTOGRAM, u);
     } else {
       const short = (d[at + 1] as number) + SHORT_RATE * (u - (d[at + 1] as number));
       d[at + 1] = short;
       const pointHistogram = 2 * view;
-      VIEWED[POINT] = this.#tail(pointHistogram, u);
-      VIEWED[SHORT] = this.#tail(pointHistogram + 1, short);
+      ARGS[U] = u;
+      VIEWED[POINT] = this.#tail(pointHistogram);
+      ARGS[U] = short;
+      VIEWED[SHORT] = this.#tail(pointHistogram + 1);
       this.#learn(pointHistogram, u);
       this.#learn(pointHistogram + 1, short);
     }
@@ -548,8 +570,9 @@ export class ValueScore {
     return error;
   }
 
-  /** −log10 of the tail probability of `u` in histogram `h`. */
-  #tail(h: number, u: number): number {
+  /** −log10 of the tail probability of `u` (ARGS[U]) in histogram `h`. */
+  #tail(h: number): number {
+    const u = ARGS[U] as number;
     const d = this.#d;
     const f = this.#f;
     const total = d[HISTOGRAMS_AT + 2 * h] as number;
