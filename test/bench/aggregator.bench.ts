@@ -185,6 +185,7 @@ export async function freshness(
     await waitForAggregator(context.redis.client, 1, 120_000);
 
     context.log(`freshness: offered ${rate} readings/s for ${windowSeconds} s`);
+    await context.redis.resetStats();
     const cpu = new CpuMeter(services.targets);
     cpu.start();
     const started = performance.now();
@@ -194,6 +195,7 @@ export async function freshness(
     const result = await load.settle();
     const seconds = (performance.now() - started) / 1000;
     const usage = cpu.stop();
+    const redisCommands = await context.redis.commandStats();
     if (result.failures > 0 || result.unresolved > 0) {
       throw new BenchFailure(
         `${result.failures} requests failed, ${result.unresolved} probes never became visible`,
@@ -212,6 +214,7 @@ export async function freshness(
       ...(p50 !== undefined && { p50Ms: p50 }),
       ...(p99 !== undefined && { p99Ms: p99 }),
       cpu: usage,
+      redisCommands,
       notes: [`${result.latencies.count} probes`],
     });
   } finally {

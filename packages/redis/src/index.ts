@@ -88,4 +88,4 @@ export {
   StreamReplay,
 } from './ops/streamReplay.ts';
 export type { ScriptRefusalCode } from './scripts.ts';
-export { loadScripts, ScriptRefusal } from './scripts.ts';
+export { loadScripts, ScriptRefusal, scriptNamesBySha } from './scripts.ts';

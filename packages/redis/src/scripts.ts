@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { Cluster, Redis } from 'ioredis';
 
@@ -53,6 +54,16 @@ const sources: ReadonlyMap<string, string> = new Map(
 
 /** Every script's name, as ioredis knows the command. */
 export const SCRIPT_NAMES: readonly string[] = [...sources.keys()];
+
+/**
+ * Each script's name by the SHA1 `EVALSHA` calls it by: what a `SLOWLOG`
+ * or `MONITOR` line shows, to say which script Redis spent its time in.
+ */
+export function scriptNamesBySha(): Map<string, string> {
+  return new Map(
+    [...sources].map(([name, lua]) => [createHash('sha1').update(lua).digest('hex'), name] as const),
+  );
+}
 
 type Connection = Redis | Cluster;
 // ioredis flattens array arguments, so large argument lists are passed as arrays, not spread.
