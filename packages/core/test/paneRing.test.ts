@@ -4,9 +4,11 @@ import {
   decodePanes,
   encodePanes,
   NodeWindows,
+  PANE,
   type PaneRing,
   type Reading,
   RINGS,
+  STAT_AT,
   seededRandom,
 } from '../src/index.ts';
 
@@ -72,6 +74,34 @@ describe('pane rings', () => {
     const live = minutes.livePanes(now);
     expect(live).toHaveLength(61);
     expect(live[0]).toBe(Math.floor(now / MINUTE) - 60);
+  });
+
+  it('reuse the slot of a pane that left every window instead of growing, as the clock moves on', () => {
+    const windows = new NodeWindows('N', 6 * MINUTE);
+    const start = now - DAY;
+    const flows: { t: number; flow: number }[] = [];
+    for (let t = start, i = 0; t <= now; t += MINUTE, i++) {
+      flows.push({ t, flow: 5 + (i % 13) });
+      windows.add({ node_id: 'N', timestamp: t, flow_rate: 5 + (i % 13) }, t + 2_000);
+    }
+    const minutes = windows.rings[0] as PaneRing;
+    // 61 minutes in reach fit 64 slots; growing to the 67 the reach allows
+    // (60 behind, the current one, 6 ahead) cost 0.4 KB a node for nothing.
+    expect(minutes.capacity).toBe(64);
+    const hour = windows.evaluate('1h', now);
+    const from = hour.bounds.start;
+    const inHour = flows.filter((r) => r.t >= from && r.t <= now);
+    expect(inHour).toHaveLength(61);
+    expect(hour.pane[PANE.count]).toBe(inHour.length);
+    expect(hour.pane[STAT_AT.flow.min as number]).toBe(Math.min(...inHour.map((r) => r.flow)));
+    expect(hour.pane[STAT_AT.flow.mean as number]).toBeCloseTo(
+      inHour.reduce((a, r) => a + r.flow, 0) / inHour.length,
+      12,
+    );
+    // A reading six minutes ahead lands on a slot still in reach: the ring grows rather than lose it.
+    windows.add({ node_id: 'N', timestamp: now + 5 * MINUTE, flow_rate: 1 }, now);
+    expect(minutes.capacity).toBe(67);
+    expect(windows.evaluate('1h', now).pane[PANE.count]).toBe(inHour.length);
   });
 
   it('persist bit for bit: every ring decodes to the panes it encoded', () => {

@@ -1,7 +1,7 @@
 import type { Reading } from '../reading.ts';
 import { FULL_LAYOUT, type PaneLayout } from './pane.ts';
 
-/** A slot that holds no pane. Pane numbers are far above it (1-minute panes of 1973 are ~2e6). */
+/** Below every pane number (1-minute panes of 1973 are ~2e6). */
 const EMPTY = -2_147_483_648;
 /** Slots allocated on a ring's first pane. */
 const FIRST_CAPACITY = 2;
@@ -26,8 +26,13 @@ function slotOf(pane: number, capacity: number): number {
  * The panes of one size for one node: a ring indexed by pane number
  * (`floor(timestamp / paneMs)`). It holds the `history` panes a window needs
  * behind the current one, the current one, and `ahead` panes for readings
- * stamped slightly in the future. A slot holding an older pane number is
- * stale: that pane has left every window, so it is simply overwritten.
+ * stamped slightly in the future.
+ *
+ * Its slots hold the `capacity` panes up to the newest it has taken (`top`),
+ * each in slot `pane mod capacity`, so a slot's pane number follows from
+ * its place and `top` and none is stored: a slot of those panes that no
+ * reading reached is an empty pane. A pane newer than `top` takes over the
+ * slots of the oldest ones, which have left every window.
  *
  * A node costs what it holds: the ring starts with no slots and doubles
  * when a pane it must keep would land on a slot still holding another pane
@@ -38,9 +43,11 @@ function slotOf(pane: number, capacity: number): number {
 export class PaneRing {
   /** Shared by every node's ring of this size (six fields a ring, at 100,000 nodes × 6 rings). */
   readonly shape: RingShape;
-  /** Pane number held by each slot, EMPTY when none. */
-  numbers: Int32Array;
+  /** The slots' panes, `width` doubles each. */
   data: Float64Array;
+  /** The newest pane the slots hold (EMPTY before the first). */
+  #top = EMPTY;
+  #capacity = 0;
   /** The newest pane as last persisted (the store keeps it apart from the others; see aggregateStore). */
   persistedNewest = Number.NaN;
   /**
@@ -60,7 +67,6 @@ export class PaneRing {
 
   constructor(shape: RingShape) {
     this.shape = shape;
-    this.numbers = NO_NUMBERS;
     this.data = NO_DATA;
   }
 
@@ -89,7 +95,7 @@ export class PaneRing {
   }
 
   get capacity(): number {
-    return this.numbers.length;
+    return this.#capacity;
   }
 
   paneOf(timestamp: number): number {
@@ -110,7 +116,9 @@ export class PaneRing {
     const pane = Math.floor(reading.timestamp / this.paneMs);
     if (!this.reaches(pane, nowMs)) return undefined;
     // The slot first: finding it may grow (replace) `data`.
-    const at = this.#slotFor(pane);
+    const at = this.#slotFor(pane, Math.floor(nowMs / this.paneMs) - this.history);
+    // Older than every pane a full ring holds: only after the clock went back.
+    if (at < 0) return undefined;
     this.layout.add(this.data, at, reading);
     this.markChanged(pane);
     return pane;
@@ -143,17 +151,16 @@ export class PaneRing {
     this.#lowest = NONE_CHANGED;
   }
 
-  /** Offset of the pane's data, or -1 when the ring does not hold it. */
+  /** Offset of the pane's data (an empty pane when no reading reached it), or -1 when the ring does not hold it. */
   offsetOf(pane: number): number {
-    const capacity = this.numbers.length;
-    if (capacity === 0) return -1;
-    const slot = slotOf(pane, capacity);
-    return this.numbers[slot] === pane ? slot * this.width : -1;
+    const capacity = this.#capacity;
+    if (pane > this.#top || pane <= this.#top - capacity) return -1;
+    return slotOf(pane, capacity) * this.width;
   }
 
   /** Merges panes `first..last` (inclusive) into `into` at offset 0, oldest first. */
   mergeRange(into: Float64Array, first: number, last: number, merge: MergeFn): void {
-    if (this.numbers.length === 0) return;
+    if (this.#capacity === 0) return;
     for (let pane = first; pane <= last; pane++) {
       const at = this.offsetOf(pane);
       if (at >= 0) merge(into, 0, this.data, at);
@@ -163,24 +170,24 @@ export class PaneRing {
   /** Sets a pane's content, in the ring's own layout (restoring persisted state). */
   put(pane: number, content: Float64Array, from = 0): void {
     const at = this.#slotFor(pane);
-    this.data.set(content.subarray(from, from + this.width), at);
+    if (at >= 0) this.data.set(content.subarray(from, from + this.width), at);
   }
 
   /** Sets a pane from a full pane (the backfill's panes, for any ring). */
   putFull(pane: number, full: Float64Array, from = 0): void {
     const at = this.#slotFor(pane);
-    this.layout.fromFull(this.data, at, full, from);
+    if (at >= 0) this.layout.fromFull(this.data, at, full, from);
   }
 
   /** Pane numbers held with at least one reading, oldest first. */
   panes(): number[] {
     const held: number[] = [];
-    for (let slot = 0; slot < this.numbers.length; slot++) {
-      const pane = this.numbers[slot] as number;
+    const capacity = this.#capacity;
+    for (let pane = this.#top - capacity + 1; pane <= this.#top; pane++) {
       // Both layouts keep the pane's reading count first.
-      if (pane !== EMPTY && (this.data[slot * this.width] as number) > 0) held.push(pane);
+      if ((this.data[slotOf(pane, capacity) * this.width] as number) > 0) held.push(pane);
     }
-    return held.sort((a, b) => a - b);
+    return held;
   }
 
   /**
@@ -194,56 +201,83 @@ export class PaneRing {
 
   /** Makes room for `count` panes at once (restoring a persisted ring). */
   reserve(count: number): void {
-    let capacity = Math.max(this.numbers.length, FIRST_CAPACITY);
+    let capacity = Math.max(this.#capacity, FIRST_CAPACITY);
     while (capacity < count) capacity *= 2;
     capacity = Math.min(capacity, this.maxCapacity);
-    if (capacity > this.numbers.length) this.#grow(capacity);
+    if (capacity > this.#capacity) this.#grow(capacity, EMPTY);
   }
 
   /** Bytes of the typed arrays this ring holds (memory accounting). */
   get bytes(): number {
-    return this.numbers.byteLength + this.data.byteLength;
+    return this.data.byteLength;
   }
 
-  #slotFor(pane: number): number {
+  /**
+   * The offset of `pane`'s slot, growing the ring when it must; -1 when the
+   * pane is older than every pane a full ring holds (it left every window).
+   * A newer pane takes over the slots of the oldest: below the full
+   * capacity, only those of panes that left every window, those below
+   * `reachFrom` (when known: a reading's `add`) or a full ring older than
+   * `pane`. Without `reachFrom` a ring of 1-minute panes fed once a minute
+   * went from 64 slots to its maximum of 67 as soon as the clock moved on.
+   */
+  #slotFor(pane: number, reachFrom = NO_PANE): number {
     for (;;) {
-      const capacity = this.numbers.length;
+      const capacity = this.#capacity;
+      const top = this.#top;
       if (capacity > 0) {
-        const slot = slotOf(pane, capacity);
-        const held = this.numbers[slot] as number;
-        const at = slot * this.width;
-        if (held === pane) return at;
-        // At full capacity two panes within reach never share a slot, so the
-        // one there is stale. Below it, a pane less than a full ring away may
-        // still be in reach: grow rather than lose it.
-        if (held === EMPTY || capacity === this.maxCapacity || Math.abs(pane - held) >= this.maxCapacity) {
-          this.numbers[slot] = pane;
-          this.layout.clear(this.data, at);
-          return at;
+        if (pane <= top) {
+          if (pane > top - capacity) return slotOf(pane, capacity) * this.width;
+          if (capacity === this.maxCapacity || top - pane >= this.maxCapacity) return -1;
+        } else if (capacity === this.maxCapacity || this.#leftBehind(pane, reachFrom)) {
+          this.#advance(pane);
+          return slotOf(pane, capacity) * this.width;
         }
       }
-      this.#grow(Math.min(Math.max(FIRST_CAPACITY, capacity * 2), this.maxCapacity));
+      this.#grow(Math.min(Math.max(FIRST_CAPACITY, capacity * 2), this.maxCapacity), pane);
     }
   }
 
-  #grow(capacity: number): void {
-    const width = this.width;
-    // Both in one buffer: a typed array's own buffer costs ~100 bytes of heap besides its contents.
-    const buffer = new ArrayBuffer(capacity * (width * 8 + 4));
-    const data = new Float64Array(buffer, 0, capacity * width);
-    const numbers = new Int32Array(buffer, capacity * width * 8, capacity).fill(EMPTY);
-    for (let old = 0; old < this.numbers.length; old++) {
-      const pane = this.numbers[old] as number;
-      if (pane === EMPTY) continue;
-      const slot = slotOf(pane, capacity);
-      // Two panes meet in a slot only when a full ring apart (capacity is the
-      // maximum here): the older has left every window.
-      if ((numbers[slot] as number) !== EMPTY && (numbers[slot] as number) > pane) continue;
-      numbers[slot] = pane;
-      data.set(this.data.subarray(old * width, old * width + width), slot * width);
+  /** Whether every pane held that `pane` (newer than `top`) would take the slot of has left every window. */
+  #leftBehind(pane: number, reachFrom: number): boolean {
+    const capacity = this.#capacity;
+    const oldest = this.#top - capacity + 1;
+    // The newest of the panes that lose their slot decides: the others are older.
+    for (let lost = Math.min(this.#top, pane - capacity); lost >= oldest; lost--) {
+      if ((this.data[slotOf(lost, capacity) * this.width] as number) > 0) {
+        return lost < reachFrom || pane - lost >= this.maxCapacity;
+      }
     }
-    this.numbers = numbers;
+    return true;
+  }
+
+  /** Makes `pane` the newest: the slots of the panes it passes are emptied for them. */
+  #advance(pane: number): void {
+    const capacity = this.#capacity;
+    const width = this.width;
+    for (let next = Math.max(this.#top + 1, pane - capacity + 1); next <= pane; next++) {
+      this.layout.clear(this.data, slotOf(next, capacity) * width);
+    }
+    this.#top = pane;
+  }
+
+  /** Grows to `capacity` slots, keeping every pane held; `pane` becomes the newest if the ring held none. */
+  #grow(capacity: number, pane: number): void {
+    const width = this.width;
+    const data = new Float64Array(capacity * width);
+    for (let slot = 0; slot < capacity; slot++) this.layout.clear(data, slot * width);
+    const old = this.#capacity;
+    if (old === 0) {
+      this.#top = pane;
+    } else {
+      // The same newest pane: the slots now reach further back, and hold every pane they held.
+      for (let held = this.#top - old + 1; held <= this.#top; held++) {
+        const from = slotOf(held, old) * width;
+        data.set(this.data.subarray(from, from + width), slotOf(held, capacity) * width);
+      }
+    }
     this.data = data;
+    this.#capacity = capacity;
   }
 }
 
@@ -269,5 +303,4 @@ export function ringShape(
 
 export type MergeFn = (dst: Float64Array, to: number, src: Float64Array, from: number) => void;
 
-const NO_NUMBERS = new Int32Array(0);
 const NO_DATA = new Float64Array(0);
