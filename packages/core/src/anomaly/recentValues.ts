@@ -16,9 +16,11 @@ export class RecentValues {
   /** Holds at most `limit` values (persisted ones beyond it, the oldest, are dropped). */
   constructor(limit: number, values: readonly number[] = [], times: readonly number[] = []) {
     this.#limit = limit;
-    for (let i = Math.max(0, values.length - limit); i < values.length; i++) {
-      this.push(values[i] as number, times[i] as number);
-    }
+    const from = Math.max(0, values.length - limit);
+    // Sized once, as the pushes would have grown it (one array, not up to
+    // five): every node's two windows are restored when its shard is acquired.
+    if (values.length > from) this.#resize(this.#capacityFor(values.length - from));
+    for (let i = from; i < values.length; i++) this.push(values[i] as number, times[i] as number);
   }
 
   get length(): number {
@@ -84,7 +86,17 @@ export class RecentValues {
 
   #grow(): void {
     if (this.#capacity === this.#limit) throw new RangeError('RecentValues is full');
-    const capacity = Math.min(this.#limit, Math.max(FIRST_CAPACITY, 2 * this.#capacity));
+    this.#resize(Math.min(this.#limit, Math.max(FIRST_CAPACITY, 2 * this.#capacity)));
+  }
+
+  /** The capacity pushing `count` values from empty grows to. */
+  #capacityFor(count: number): number {
+    let capacity = FIRST_CAPACITY;
+    while (capacity < count) capacity *= 2;
+    return Math.min(capacity, this.#limit);
+  }
+
+  #resize(capacity: number): void {
     const slots = new Float64Array(2 * capacity);
     for (let i = 0; i < this.#length; i++) {
       const at = this.#at(i);
