@@ -8,6 +8,7 @@ import { CpuMeter, type CpuTarget } from './lib/cpu.ts';
 import { FreshnessLoad, postReadings } from './lib/freshness.ts';
 import { IngestProcess } from './lib/ingestProcess.ts';
 import { closedLoop } from './lib/load.ts';
+import { formatBytes, processMemory } from './lib/memory.ts';
 import { BENCH_DISTRICT, ReadingSource } from './lib/readings.ts';
 import { LatencyRecorder } from './lib/stats.ts';
 import type { SuiteContext } from './lib/types.ts';
@@ -196,6 +197,8 @@ export async function freshness(
     const seconds = (performance.now() - started) / 1000;
     const usage = cpu.stop();
     const redisCommands = await context.redis.commandStats();
+    // The aggregator's peak resident size over its life (nodes posted, the window, the drain).
+    const aggregatorPeak = processMemory(services.aggregator.pid)?.peak;
     if (result.failures > 0 || result.unresolved > 0) {
       throw new BenchFailure(
         `${result.failures} requests failed, ${result.unresolved} probes never became visible`,
@@ -215,7 +218,10 @@ export async function freshness(
       ...(p99 !== undefined && { p99Ms: p99 }),
       cpu: usage,
       redisCommands,
-      notes: [`${result.latencies.count} probes`],
+      notes: [
+        `${result.latencies.count} probes`,
+        `aggregator peak RSS (VmHWM) ${aggregatorPeak === undefined ? '-' : formatBytes(aggregatorPeak)}`,
+      ],
     });
   } finally {
     load.close();
