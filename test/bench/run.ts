@@ -26,7 +26,7 @@ const USAGE = `usage: pnpm bench [suite...] [--json] [--list]
 Suites: ${SUITES.map((s) => s.name).join(', ')} (default: all)
 Environment: BENCH_SECONDS (timed window per case, default 5), BENCH_WARMUP_SECONDS (default 1),
   BENCH_REDIS_URL (a scratch Redis instead of a throw-away redis-server; BENCH_REDIS_FLUSH=1 to
-  allow emptying a non-empty one), BENCH_CPU_PROF_DIR (write --cpu-prof profiles of the ingest service),
+  allow emptying a non-empty one), BENCH_CPU_PROF_DIR (write --cpu-prof profiles of the services a case starts),
   BENCH_INGEST_CASES (batch:in-flight pairs, default 1:32,100:16,1000:4),
   BENCH_QUIET_WAIT_SECONDS (on a shared machine: wait up to this long before each case for it to be idle)`;
 

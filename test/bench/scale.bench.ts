@@ -434,6 +434,8 @@ async function e2eLayout(
   const stops: (() => Promise<unknown>)[] = [];
   const targets: CpuTarget[] = [];
   let ingestUrl: string;
+  const { cpuProfDir } = context.options;
+  const profiled = cpuProfDir !== undefined ? { cpuProfDir } : {};
   try {
     if (layout === 'start') {
       const port = await freePort();
@@ -451,17 +453,18 @@ async function e2eLayout(
           LOG_LEVEL: 'warn',
         },
         onOutput,
+        ...profiled,
       });
       stops.push(() => start.stop());
       targets.push({ name: 'start', pid: start.pid });
       ingestUrl = `http://127.0.0.1:${port}`;
     } else {
       const env = { REDIS_URL: context.redis.url, METRICS_PORT: '0', DATA_DIR: dataDir, STREAM_SHARDS: '1' };
-      const aggregator = await ServiceProcess.start({ env, onOutput });
+      const aggregator = await ServiceProcess.start({ env, onOutput, ...profiled });
       stops.push(() => aggregator.stop());
-      const archiver = await ServiceProcess.start({ command: 'archive', env, onOutput });
+      const archiver = await ServiceProcess.start({ command: 'archive', env, onOutput, ...profiled });
       stops.push(() => archiver.stop());
-      const ingest = await IngestProcess.start({ redisUrl: context.redis.url, onOutput });
+      const ingest = await IngestProcess.start({ redisUrl: context.redis.url, onOutput, cpuProfDir });
       stops.unshift(() => ingest.stop());
       targets.push(
         { name: 'ingest', pid: ingest.pid },

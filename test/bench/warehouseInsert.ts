@@ -32,9 +32,10 @@ for (let b = 0; b < batches; b++) {
   cpuPerRow.push((used.user + used.system) / rowsPerWrite);
 }
 const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)] ?? Number.NaN;
+const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / a.length;
 const shown = (values: number[]) => values.map((x) => x.toFixed(1)).join(', ');
 console.log(
-  `${batches} writes of ${rowsPerWrite} rows: CPU per row median ${median(cpuPerRow).toFixed(1)} µs ` +
+  `${batches} writes of ${rowsPerWrite} rows: CPU per row median ${median(cpuPerRow).toFixed(1)} µs, mean ${mean(cpuPerRow).toFixed(1)} µs ` +
     `(first five ${shown(cpuPerRow.slice(0, 5))}; last five ${shown(cpuPerRow.slice(-5))}); wall per write median ${median(wallMs).toFixed(0)} ms`,
 );
 await warehouse.close();

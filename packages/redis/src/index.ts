@@ -40,6 +40,7 @@ export { UnknownNameError } from './errors/UnknownNameError.ts';
 export { DedupeSets } from './log/dedupeSets.ts';
 export type { DeadLetter, GroupCommit, GroupCommitKeys } from './log/groupCommit.ts';
 export { lastErrors, prepareCommit } from './log/groupCommit.ts';
+export { PackedHashWrites } from './log/packedHashWrites.ts';
 export type { AppendResult, ReadingLogOptions } from './log/readingLog.ts';
 export { ReadingLog } from './log/readingLog.ts';
 export type { ShardPull } from './log/shardReader.ts';

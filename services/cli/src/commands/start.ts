@@ -7,13 +7,16 @@ import { ProcessMetrics } from '@streamgauge/telemetry';
 import { describeWarehouse } from '@streamgauge/warehouse';
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
-import { type AggregatorThread, startAggregatorThread } from '../aggregatorThread/thread.ts';
 import { configFromEnv, opsRedis } from '../context.ts';
 import { CommandError, EXIT } from '../exitCodes.ts';
 import { Lifetime, Stopping } from '../lifetime.ts';
 import { redisForStart } from '../localRedis.ts';
 import { createLogger } from '../logger.ts';
-import { startWarehouseHost } from '../warehouseHost.ts';
+import {
+  type AggregatorThread,
+  startAggregatorThread,
+  startWarehouseThread,
+} from '../serviceThreads/services.ts';
 import { parsePositive } from './simulate.ts';
 
 interface StartOptions {
@@ -28,7 +31,7 @@ export function startCommand(program: Command): void {
   program
     .command('start')
     .description(
-      'run ingest, the aggregator (on a thread of its own) and the archiver in one process (starting Redis when none answers)',
+      'run ingest, the aggregator and the archiver (each on a thread of its own) in one process (starting Redis when none answers)',
     )
     .option('--simulate', 'also run a gateway simulator that sends readings through the HTTP API')
     .option('--nodes <n>', 'simulated loggers', '12')
@@ -70,15 +73,11 @@ async function runServices(
   );
   // One /metrics for the whole process, on the ingest port (the aggregator's thread's series too).
   const metrics = new ProcessMetrics({ service: 'streamgauge' });
-  // On a thread of its own: the aggregator and the rest each have a core.
+  // The aggregator and the archiver (with the backfill) each on a thread of
+  // its own, beside ingest and the dashboard on this one: each busy part can
+  // take a core.
   const aggregator = await lifetime.adopt(startAggregatorThread(config, metrics));
-  const archiver = await lifetime.adopt(
-    startWarehouseHost(
-      config,
-      { archiver: serviceLogger('archiver'), backfill: serviceLogger('backfill') },
-      metrics,
-    ),
-  );
+  const archiver = await lifetime.adopt(startWarehouseThread(config, metrics));
   const ingest = await lifetime
     .adopt(
       startIngest(config, serviceLogger('ingest'), undefined, { metrics }).then((running) => ({

@@ -1,8 +1,8 @@
 import type { Config } from '@streamgauge/core';
 import type { SeriesSource } from '@streamgauge/telemetry';
 
-/** What the aggregator's thread is started with. */
-export interface AggregatorThreadData {
+/** What a service's thread is started with. */
+export interface ServiceThreadData {
   readonly config: Config;
   /** The log format the main thread chose (its terminal decides `auto`, which a thread cannot see). */
   readonly logFormat: Config['logFormat'];
@@ -19,13 +19,13 @@ export interface AggregatorSnapshot {
 
 export type SeriesJson = Awaited<ReturnType<SeriesSource>>;
 
-/** From the main thread to the aggregator's. */
-export type ToAggregatorThread = { readonly kind: 'scrape'; readonly id: number } | { readonly kind: 'stop' };
+/** From the main thread to a service's. */
+export type ToServiceThread = { readonly kind: 'scrape'; readonly id: number } | { readonly kind: 'stop' };
 
-/** From the aggregator's thread to the main one. */
-export type FromAggregatorThread =
-  | { readonly kind: 'running'; readonly snapshot: AggregatorSnapshot }
-  | { readonly kind: 'snapshot'; readonly snapshot: AggregatorSnapshot }
+/** From a service's thread to the main one; `S` is what it reports of itself every second. */
+export type FromServiceThread<S> =
+  | { readonly kind: 'running'; readonly snapshot: S }
+  | { readonly kind: 'snapshot'; readonly snapshot: S }
   | { readonly kind: 'series'; readonly id: number; readonly series: SeriesJson }
-  /** The aggregator ended: after a stop, or on an error (`error` says which). */
+  /** The service ended: after a stop, or on an error (`error` says which). */
   | { readonly kind: 'ended'; readonly error?: string };
