@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DuckdbWarehouse, rowOf } from '../src/index.ts';
+import { COLUMNS, DuckdbWarehouse, rowOf, type WarehouseRow } from '../src/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'streamgauge-duckdb-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -69,6 +69,49 @@ describe('DuckdbWarehouse', () => {
           ingested: at + 1000,
         },
       ]);
+    } finally {
+      await warehouse.close();
+    }
+  });
+
+  it('stores every column of every row as given, NULLs included, over several chunks, by either path', async () => {
+    const warehouse = await DuckdbWarehouse.open(':memory:');
+    // 5000 rows (three of DuckDB's 2048-row chunks), each column NULL in some
+    // rows; event times from before 1970 to 2200, to the millisecond.
+    const rowAt = (i: number, call: number): WarehouseRow => ({
+      node_id: `N-${call}-${i}-é`,
+      timestamp: -86_400_000 * 365 + i * 1_234_567_891 + call,
+      flow_rate: i % 7 === 0 ? null : i * 0.1 - 50,
+      pressure: i % 5 === 0 ? null : 1 / (i + 3),
+      pressure_1: i % 3 === 0 ? null : -i,
+      pressure_2: i % 11 === 0 ? null : i * 1e9,
+      temperature: i % 2 === 0 ? null : 14.25,
+      volume: i % 13 === 0 ? null : Number.MAX_SAFE_INTEGER - i,
+      data_quality_score: i % 17 === 0 ? null : 0.5,
+      district_id: i % 4 === 0 ? null : `D${i % 9}`,
+      node_name: i % 6 === 0 ? null : `Logger ${i} — 水`,
+      node_type: i % 8 === 0 ? null : 'pressure',
+      is_interpolated: i % 3 === 0 ? null : i % 3 === 1,
+      source_file: i % 10 === 0 ? null : 'gw-1',
+      ingestion_timestamp: at + i,
+      stream_entry: i % 9 === 0 ? null : `${at + i}-${i % 4}`,
+    });
+    try {
+      const direct = Array.from({ length: 5000 }, (_, i) => rowAt(i, 0));
+      expect(await warehouse.insert(direct)).toEqual({ inserted: 5000, duplicates: 0 });
+      // A repeat inside the call refuses the direct append: the staged path writes the rest.
+      const staged = Array.from({ length: 5000 }, (_, i) => rowAt(i, 1));
+      expect(await warehouse.insert([...staged, rowAt(4999, 1)])).toEqual({ inserted: 5000, duplicates: 1 });
+      const selected = COLUMNS.map((c) =>
+        c.type === 'timestamp' ? `epoch_ms("${c.name}")::DOUBLE AS "${c.name}"` : `"${c.name}"`,
+      );
+      const stored = await warehouse.query(
+        `SELECT ${selected.join(', ')} FROM readings ORDER BY ingestion_timestamp, "timestamp"`,
+      );
+      const expected = [...direct, ...staged].sort(
+        (a, b) => a.ingestion_timestamp - b.ingestion_timestamp || a.timestamp - b.timestamp,
+      );
+      expect(stored).toEqual(expected);
     } finally {
       await warehouse.close();
     }

@@ -6,7 +6,6 @@ import {
   DOUBLE,
   type DuckDBAppender,
   type DuckDBConnection,
-  DuckDBDataChunk,
   DuckDBInstance,
   type DuckDBType,
   type DuckDBValue,
@@ -17,13 +16,36 @@ import {
 import { type Dialect, duckdb, type Statement } from '../sql/dialect.ts';
 import { COLUMNS, READINGS_TABLE, type WarehouseRow } from '../table.ts';
 import type { InsertOutcome, Warehouse } from '../warehouse.ts';
+import { appendChunks, type ChunkColumn } from './columnChunks.ts';
 
 const SQL_TYPE = { string: 'VARCHAR', timestamp: 'TIMESTAMP', double: 'DOUBLE', boolean: 'BOOLEAN' } as const;
 const STAGE = 'readings_stage';
 const DUCKDB_TYPE = { string: VARCHAR, timestamp: TIMESTAMP, double: DOUBLE, boolean: BOOLEAN } as const;
 const COLUMN_TYPES: readonly DuckDBType[] = COLUMNS.map((c) => DUCKDB_TYPE[c.type]);
-/** The most rows a DuckDB data chunk holds (its vector size). */
-const DUCKDB_VECTOR_SIZE = 2048;
+/** The staging table's: a `seq` of the rows' positions first. */
+const STAGE_TYPES: readonly DuckDBType[] = [BIGINT, ...COLUMN_TYPES];
+
+/** Each column's value, a function of its own (one property load each, not one by name). */
+const VALUE: { readonly [K in keyof WarehouseRow]: (row: WarehouseRow) => WarehouseRow[K] } = {
+  node_id: (r) => r.node_id,
+  timestamp: (r) => r.timestamp,
+  flow_rate: (r) => r.flow_rate,
+  pressure: (r) => r.pressure,
+  pressure_1: (r) => r.pressure_1,
+  pressure_2: (r) => r.pressure_2,
+  temperature: (r) => r.temperature,
+  volume: (r) => r.volume,
+  data_quality_score: (r) => r.data_quality_score,
+  district_id: (r) => r.district_id,
+  node_name: (r) => r.node_name,
+  node_type: (r) => r.node_type,
+  is_interpolated: (r) => r.is_interpolated,
+  source_file: (r) => r.source_file,
+  ingestion_timestamp: (r) => r.ingestion_timestamp,
+  stream_entry: (r) => r.stream_entry,
+};
+const ROW_COLUMNS: readonly ChunkColumn[] = COLUMNS.map((c) => ({ type: c.type, value: VALUE[c.name] }));
+const STAGE_COLUMNS: readonly ChunkColumn[] = [{ type: 'seq', value: (_, index) => index }, ...ROW_COLUMNS];
 
 /** The DuckDB DDL of the readings table; the primary key is what keeps one row per identity. */
 export function duckdbReadingsDdl(): string {
@@ -198,7 +220,7 @@ export class DuckdbWarehouse implements Warehouse {
 /** Appends the rows and closes the appender; on a failure, nothing of them stays buffered. */
 function appendAll(appender: DuckDBAppender, rows: readonly WarehouseRow[], withSeq: boolean): void {
   try {
-    appendChunks(appender, rows, withSeq);
+    appendChunks(appender, withSeq ? STAGE_TYPES : COLUMN_TYPES, withSeq ? STAGE_COLUMNS : ROW_COLUMNS, rows);
     appender.flushSync();
   } catch (error) {
     // What a refused flush leaves buffered would be flushed again when the
@@ -207,39 +229,5 @@ function appendAll(appender: DuckDBAppender, rows: readonly WarehouseRow[], with
     throw error;
   } finally {
     appender.closeSync();
-  }
-}
-
-/**
- * Appends the rows a data chunk at a time (a column's doubles are one copy,
- * not a call per value), after a `seq` column of their positions when
- * `withSeq` (the staging table's first column).
- */
-function appendChunks(appender: DuckDBAppender, rows: readonly WarehouseRow[], withSeq: boolean): void {
-  const types = withSeq ? [BIGINT, ...COLUMN_TYPES] : COLUMN_TYPES;
-  const offset = withSeq ? 1 : 0;
-  const size = DUCKDB_VECTOR_SIZE;
-  for (let start = 0; start < rows.length; start += size) {
-    const end = Math.min(rows.length, start + size);
-    const chunk = DuckDBDataChunk.create(types, end - start);
-    if (withSeq) {
-      const seqs = new Array<DuckDBValue>(end - start);
-      for (let i = start; i < end; i++) seqs[i - start] = BigInt(i);
-      chunk.setColumnValues(0, seqs);
-    }
-    for (const [c, column] of COLUMNS.entries()) {
-      const values = new Array<DuckDBValue>(end - start);
-      for (let i = start; i < end; i++) {
-        const value = (rows[i] as WarehouseRow)[column.name];
-        values[i - start] =
-          value === null || value === undefined
-            ? null
-            : column.type === 'timestamp'
-              ? timestampValue(BigInt(value as number) * 1000n)
-              : (value as DuckDBValue);
-      }
-      chunk.setColumnValues(c + offset, values);
-    }
-    appender.appendDataChunk(chunk);
   }
 }
