@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { type RedisConfig, shardKeys } from '@streamgauge/core';
-import { connectRedis, PackedHashWrites, prepareCommit } from '@streamgauge/redis';
+import { aggregateCommitKeys, connectRedis, PackedHashWrites, prepareCommit } from '@streamgauge/redis';
 
 const url = process.argv[2];
 if (url === undefined) throw new Error('usage: commitScript.ts <redis-url> [nodes] [commits]');
@@ -16,17 +16,7 @@ const nodes = Number(process.argv[3] ?? 10_000);
 const commits = Number(process.argv[4] ?? 20);
 const redis = connectRedis({ url } as RedisConfig, { name: 'bench' });
 const shard = shardKeys(0, 1);
-// The aggregator's commit keys (AggregateStore's).
-const keys = {
-  lease: shard.lease,
-  commit: shard.aggregateCommit,
-  stream: shard.stream,
-  nodes: shard.aggregateNodes,
-  stats: shard.aggregateStats,
-  deadLetters: shard.deadLetters,
-  errors: shard.errors,
-  applied: shard.aggregateApplied,
-};
+const keys = aggregateCommitKeys(shard);
 const token = 'bench-token';
 await redis.set(shard.lease, token);
 const head = randomBytes(545);

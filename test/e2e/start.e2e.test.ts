@@ -12,6 +12,7 @@ import {
   metricValue,
   RedisServer,
   redisServerOnPath,
+  scanKeys,
   scrapeMetrics,
 } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
@@ -99,20 +100,10 @@ describe('pnpm start (streamgauge start --simulate)', () => {
         // 7-day series come with the first full metrics round (at most
         // AGGREGATOR_LONG_RANGES_INTERVAL_MS, 30 s, after the nodes' first
         // readings), unless a cold-start backfill found the readings first.
-        const allKeys = async () => {
-          const keys: string[] = [];
-          let cursor = '0';
-          do {
-            const [next, page] = await redis.scan(cursor, 'COUNT', 1000);
-            cursor = next;
-            keys.push(...page);
-          } while (cursor !== '0');
-          return keys;
-        };
-        let keys = await allKeys();
+        let keys = await scanKeys(redis);
         for (const deadline = Date.now() + 40_000; keys.length <= 100 && Date.now() < deadline; ) {
           await new Promise((r) => setTimeout(r, 500));
-          keys = await allKeys();
+          keys = await scanKeys(redis);
         }
         expect(keys.length).toBeGreaterThan(100);
         expect(keys.filter((key) => !isStreamgaugeKey(key))).toEqual([]);

@@ -1,5 +1,5 @@
 export type { LoadedNode, ShardCommit } from './aggregate/aggregateStore.ts';
-export { AggregateStore } from './aggregate/aggregateStore.ts';
+export { AggregateStore, aggregateCommitKeys } from './aggregate/aggregateStore.ts';
 export type { OutboxEvent } from './aggregate/anomalySink.ts';
 export { AnomalySink, recentRecord } from './aggregate/anomalySink.ts';
 export { PERSISTED_CHUNK, PersistedWindows } from './aggregate/persistedWindows.ts';

@@ -4,6 +4,7 @@ export { freePort, RedisServer, redisServerOnPath } from '@streamgauge/redis-ser
 export type { Dataset, DatasetOptions } from './dataset.ts';
 export { generateDataset } from './dataset.ts';
 export { waitForAggregator, waitForDrain } from './drain.ts';
+export { scanKeys } from './keys.ts';
 export type { MetricSample } from './metricsText.ts';
 export { metricSamples, metricValue, parseMetrics, scrapeMetrics } from './metricsText.ts';
 export type { OracleMetrics, OracleSeries, OracleSystem } from './oracle.ts';

@@ -11,7 +11,7 @@
  */
 import { decodeEntry, type GatewayLimits, MEASUREMENTS, seededRandom, systemClock } from '@streamgauge/core';
 import { GatewayRegistry, NodeOwners } from '@streamgauge/redis';
-import { type TestRedis, testRedis } from '@streamgauge/testkit';
+import { scanKeys, type TestRedis, testRedis } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issueToken, startTestIngest, type TestIngest, UNLIMITED } from './harness.ts';
@@ -1203,13 +1203,7 @@ describe('ingest fuzz: hostile payloads get a 4xx', () => {
       );
       expect([...sources]).toEqual([GATEWAY]);
 
-      const keys: string[] = [];
-      let cursor = '0';
-      do {
-        const [nextCursor, batch] = await client.scan(cursor, 'COUNT', 1000);
-        cursor = nextCursor;
-        keys.push(...batch);
-      } while (cursor !== '0');
+      const keys = await scanKeys(client);
       const unexpected = keys.filter(
         (key) =>
           key !== 'readings' &&
