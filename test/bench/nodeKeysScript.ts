@@ -1,7 +1,9 @@
 /**
  * Redis's side of the dashboard key writes (writeNodeKeys.lua): N nodes'
  * `latest` and `metadata` hashes through ReadModelWriter, the script's time
- * per key (INFO commandstats), against the Redis at <url>.
+ * per key (INFO commandstats), against the Redis at <url>; and this
+ * process's CPU per key (the writer's encoding and sending, the hashes'
+ * formatting included).
  *
  *   node test/bench/nodeKeysScript.ts <redis-url> [nodes=10000] [rounds=10]
  */
@@ -19,7 +21,9 @@ const evalsha = async () => {
   return stats ? Number(stats[2]) : 0;
 };
 const perKey: number[] = [];
+const clientPerKey: number[] = [];
 for (let r = 0; r < rounds; r++) {
+  const cpu = process.cpuUsage();
   const at = Date.UTC(2026, 11, 5) + r * 10_000;
   for (let n = 0; n < nodes; n++) {
     writer.writeNode({
@@ -42,9 +46,11 @@ for (let r = 0; r < rounds; r++) {
   const before = await evalsha();
   await writer.flush();
   perKey.push(((await evalsha()) - before) / (2 * nodes));
+  const used = process.cpuUsage(cpu);
+  clientPerKey.push((used.user + used.system) / (2 * nodes));
 }
-perKey.sort((a, b) => a - b);
+const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]?.toFixed(2);
 console.log(
-  `${rounds} rounds of ${nodes} nodes' latest + metadata: writeNodeKeys.lua ${perKey[Math.floor(rounds / 2)]?.toFixed(2)} µs a key (median)`,
+  `${rounds} rounds of ${nodes} nodes' latest + metadata: writeNodeKeys.lua ${median(perKey)} µs a key, this process ${median(clientPerKey)} µs a key (medians)`,
 );
 redis.disconnect();

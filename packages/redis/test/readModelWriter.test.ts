@@ -47,4 +47,41 @@ describe('ReadModelWriter', () => {
     }
     expect(await redis.lrange(readModelKeys.nodesAll, 0, -1)).toEqual([]);
   });
+
+  it('writes every hash exactly, whatever its values hold and however many field lists a call has', async () => {
+    const redis = db.client;
+    const writer = new ReadModelWriter(redis, 3600);
+    const expected = new Map<string, Record<string, string> | string>();
+    const metadata = (id: string, name: string) => ({ node_id: id, node_name: name, district_id: 'D1' });
+    // Free text in metadata: the unit separator the script cuts values at,
+    // commas, line feeds, JSON's specials, empty values, non-ASCII.
+    const names = ['plain', 'a\x1fb', '\x1f', 'x,y\nz', '"{}[]\\', '', 'Zürich 💧', 'end\x1f'];
+    for (const [n, name] of names.entries()) {
+      const id = `N${n}`;
+      const latest = { timestamp: `2026-12-05T00:00:0${n}.000Z`, flow_rate: `${n}.5` };
+      writer.writeNode({ nodeId: id, latest, metadata: metadata(id, name), metrics: new Map() });
+      expected.set(readModelKeys.nodeLatest(id), latest);
+      expected.set(readModelKeys.nodeMetadata(id), metadata(id, name));
+    }
+    // More distinct field lists than one call can name (254), strings between them.
+    for (let n = 0; n < 300; n++) {
+      const id = `M${n}`;
+      const hash = { [`field_${n}`]: String(n), shared: `v${n}` };
+      const series = n % 50 === 0 ? `{"n":${n}}` : undefined;
+      writer.writeNode({
+        nodeId: id,
+        metrics: new Map([['1h', hash]]),
+        ...(series !== undefined && { timeseries: series }),
+      });
+      expected.set(readModelKeys.nodeMetrics(id, '1h'), hash);
+      if (series !== undefined) expected.set(readModelKeys.nodeTimeseries7d(id), series);
+    }
+    await writer.flush();
+
+    for (const [key, value] of expected) {
+      if (typeof value === 'string') expect(await redis.get(key), key).toBe(value);
+      else expect(await redis.hgetall(key), key).toEqual(value);
+      expect(await redis.ttl(key), key).toBeGreaterThan(3500);
+    }
+  });
 });

@@ -76,10 +76,10 @@ export class ReadModelWriter {
 
   /**
    * Queues a node's keys. Consecutive nodes' keys are written by one script
-   * call (up to KEYS_PER_CALL keys), their values in one JSON argument: a
-   * pipelined client's cost is per command and per argument, and this sends
-   * two arguments per key instead of about 20, and one command per 500 keys
-   * instead of two per key. The script repairs a key of the wrong type
+   * call (up to KEYS_PER_CALL keys), the hashes' values joined in one
+   * argument (see writeNodeKeys.lua): a pipelined client's cost is per
+   * command and per argument, and this sends one argument per key instead of
+   * about 20, and one command per 500 keys instead of two per key. The script repairs a key of the wrong type
    * itself. On a cluster the keys lie in different slots, so there it is one
    * call per key.
    */
@@ -258,25 +258,77 @@ function queueScript(
   batch: ChainableCommander,
   name: 'addNodes' | 'removeNodes' | 'writeNodeKeys' | 'writeSystemMetrics',
   keys: string[],
-  args: (string | number)[],
+  args: (string | number | Buffer)[],
 ): void {
-  const call = (batch as unknown as Record<string, (...a: (string | number)[]) => void>)[name];
+  const call = (batch as unknown as Record<string, (...a: (string | number | Buffer)[]) => void>)[name];
   if (call === undefined) throw new Error(`script ${name} is not loaded`);
   call.call(batch, keys.length, ...keys, ...args);
 }
 
-/** writeNodeKeys' arguments: the TTL, the hashes as JSON, each string value an argument of its own. */
+/** writeNodeKeys' marks for a key (see the script): a string, or a hash sent as JSON. */
+const STRING_KEY = 0;
+const JSON_HASH = 255;
+/** The field lists one call can name (the marks between the two above). */
+const MAX_FIELD_LISTS = 254;
+/** What follows each hash value in the joined argument. */
+const SEPARATOR = '\x1f';
+
+/**
+ * writeNodeKeys' arguments: the TTL, the field lists, a mark per key, the
+ * hashes' values joined, then each string value (and each hash sent as JSON)
+ * as an argument of its own.
+ */
 function scriptArguments(
   ttl: number,
   values: readonly (Record<string, string> | string)[],
-): (string | number)[] {
+): (string | number | Buffer)[] {
+  const lists: string[][] = [];
+  const marks = Buffer.allocUnsafe(values.length);
+  const joined: string[] = [];
   const strings: string[] = [];
-  const items = values.map((value) => {
-    if (typeof value !== 'string') return value;
-    strings.push(value);
-    return strings.length;
+  values.forEach((value, i) => {
+    if (typeof value === 'string') {
+      marks[i] = STRING_KEY;
+      strings.push(value);
+      return;
+    }
+    const names = Object.keys(value);
+    const list = fieldList(names, lists);
+    const from = joined.length;
+    if (list !== undefined) {
+      for (const name of names) {
+        const v = value[name] as string;
+        if (v.includes(SEPARATOR)) break;
+        joined.push(v);
+      }
+    }
+    if (list === undefined || joined.length - from < names.length) {
+      joined.length = from;
+      marks[i] = JSON_HASH;
+      strings.push(JSON.stringify(value));
+      return;
+    }
+    marks[i] = list;
   });
-  return [ttl, JSON.stringify(items), ...strings];
+  const text = joined.length > 0 ? `${joined.join(SEPARATOR)}${SEPARATOR}` : '';
+  return [ttl, lists.map((names) => names.join(',')).join('\n'), marks, text, ...strings];
+}
+
+/**
+ * The number (1-based) of the field list `names` in `lists`, added when new;
+ * undefined when it cannot be named in one. A call holds a few lists
+ * (`latest`, metadata, each range's metrics), so a scan finds it at once.
+ */
+function fieldList(names: readonly string[], lists: string[][]): number | undefined {
+  for (let l = 0; l < lists.length; l++) {
+    const list = lists[l] as string[];
+    if (list.length === names.length && list.every((name, n) => name === names[n])) return l + 1;
+  }
+  // No fields, or a name the script could not cut out again: sent as JSON.
+  if (names.length === 0 || lists.length >= MAX_FIELD_LISTS) return undefined;
+  if (names.some((name) => name === '' || name.includes(',') || name.includes('\n'))) return undefined;
+  lists.push([...names]);
+  return lists.length;
 }
 
 function chunked(notice: ChangeNotice): string[] {
