@@ -1,10 +1,11 @@
 /**
  * Redis's side of the aggregator's state commit (commitShard.lua): commits
- * of N nodes, each a head (545 bytes) and a detector (845 bytes), as the e2e
- * case writes them, against the Redis at <url>; the script's time per call
- * (INFO commandstats) and per node.
+ * of N nodes, each a head (545 bytes) and a detector (845 bytes; `head`: the
+ * head alone, the usual commit, the detector's state going every 64
+ * readings), as the e2e case writes them, against the Redis at <url>; the
+ * script's time per call (INFO commandstats) and per node.
  *
- *   node test/bench/commitScript.ts <redis-url> [nodes=10000] [commits=20]
+ *   node test/bench/commitScript.ts <redis-url> [nodes=10000] [commits=20] [head]
  */
 import { randomBytes } from 'node:crypto';
 import { type RedisConfig, shardKeys } from '@streamgauge/core';
@@ -14,6 +15,7 @@ const url = process.argv[2];
 if (url === undefined) throw new Error('usage: commitScript.ts <redis-url> [nodes] [commits]');
 const nodes = Number(process.argv[3] ?? 10_000);
 const commits = Number(process.argv[4] ?? 20);
+const headOnly = process.argv[5] === 'head';
 const redis = connectRedis({ url } as RedisConfig, { name: 'bench' });
 const shard = shardKeys(0, 1);
 const keys = aggregateCommitKeys(shard);
@@ -31,7 +33,7 @@ for (let c = 0; c < commits; c++) {
   for (let n = 0; n < nodes; n++) {
     writes.hash(shard.aggregateNode(`N${n}`));
     writes.set('h', head);
-    writes.set('anom', anom);
+    if (!headOnly) writes.set('anom', anom);
   }
   const run = prepareCommit(
     redis,

@@ -379,4 +379,39 @@ describe('a ring’s recent panes', () => {
     const at = readingAt(59).timestamp;
     expectSameWindows((await store.load(360_000)).get('N')?.windows, truth, at);
   });
+
+  // A node's hash gains or loses a field (the TTL is set) at least once an
+  // hour of its readings: its 1-minute ring's recent panes are rewritten
+  // with the older ones once the first of them leaves the ring's hour.
+  it.each([
+    ['every 10 s', 10_000],
+    ['every 7 min', 7 * 60_000],
+    ['every 2 h', 2 * 3600_000],
+  ])(
+    "renews a node's state TTL while it receives readings (%s), though not at every commit",
+    async (_, every) => {
+      const client = db.client;
+      const clock = new ManualClock(now);
+      const store = new AggregateStore(client, shard, { ttlSeconds: 3600, token: '', clock });
+      const windows = new NodeWindows('N', 360_000);
+      const key = shard.aggregateNode('N');
+      const renewals: number[] = [];
+      let commits = 0;
+      for (let at = now; at < now + 6 * 3600_000; at += every) {
+        clock.set(at + 1_000);
+        windows.add({ node_id: 'N', timestamp: at, flow_rate: 2 }, clock.now());
+        await store.prepare({ ...commitOf([windows], []), deadLetters: [] })();
+        commits++;
+        // Lowered after each commit: a TTL above it again is one the next commit set.
+        if ((await client.ttl(key)) > 1_000) renewals.push(at);
+        await client.expire(key, 1_000);
+      }
+      expect(renewals[0]).toBe(now);
+      const gaps = renewals.slice(1).map((at, i) => at - (renewals[i] as number));
+      const longest = Math.max(...gaps, now + 6 * 3600_000 - (renewals.at(-1) as number));
+      expect(longest).toBeLessThanOrEqual(3600_000 + every);
+      if (every >= 3600_000) expect(renewals).toHaveLength(commits);
+      else expect(renewals.length).toBeLessThan(commits / 2);
+    },
+  );
 });

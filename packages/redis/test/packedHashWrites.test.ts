@@ -14,7 +14,7 @@ describe('a commit of packed hash writes', () => {
     ['one argument', undefined],
     ['arguments of ~5 KB', 5_000],
   ])(
-    'sets and deletes every field of every hash, binary values byte for byte, each hash with the TTL (%s)',
+    'sets and deletes every field of every hash, binary values byte for byte, each hash written with the TTL (%s)',
     async (_, chunkBytes) => {
       const redis = db.client;
       const nodes = 300;
@@ -27,7 +27,7 @@ describe('a commit of packed hash writes', () => {
       const writes = new PackedHashWrites(64, chunkBytes);
       for (let n = 0; n < nodes; n++) {
         writes.hash(shard.aggregateNode(`N${n}`));
-        if (n % 5 === 4) continue; // a hash with no fields: only its TTL is renewed
+        if (n % 5 === 4) continue; // a hash with no fields: left as it is
         writes.set('h', value(n, 0));
         writes.set(`t${n % 4}`, value(n, 1));
         writes.delete('gone');
@@ -63,10 +63,55 @@ describe('a commit of packed hash writes', () => {
         }
         expect(hash, key).toEqual(expected);
         const ttl = await redis.ttl(key);
-        if (Object.keys(expected).length > 0) expect(ttl, key).toBeGreaterThan(3500);
+        if (n % 5 !== 4) expect(ttl, key).toBeGreaterThan(3500);
+        else expect(ttl, key).toBe(n % 3 === 0 ? -1 : -2);
       }
     },
   );
+
+  it("renews a hash's TTL when it gains or loses a field, not when its fields are only rewritten", async () => {
+    const redis = db.client;
+    const key = (name: string) => shard.aggregateNode(name);
+    const commit = async (write: (writes: PackedHashWrites) => void) => {
+      const writes = new PackedHashWrites();
+      write(writes);
+      const run = prepareCommit(
+        redis,
+        aggregateCommitKeys(shard),
+        { group: 'g', writes, ackIds: [], deadLetters: [], failures: [], counters: {} },
+        { token: '', ttlSeconds: 3600 },
+      );
+      await run();
+    };
+    const bytes = (n: number) => new Uint8Array([n]);
+    await commit((w) => {
+      for (const name of ['same', 'gains', 'loses']) {
+        w.hash(key(name));
+        w.set('h', bytes(1));
+        w.set('t0', bytes(1));
+      }
+    });
+    for (const name of ['same', 'gains', 'loses']) {
+      expect(await redis.ttl(key(name)), name).toBeGreaterThan(3500);
+      await redis.expire(key(name), 100);
+    }
+    await commit((w) => {
+      w.hash(key('same'));
+      w.set('h', bytes(2));
+      w.set('t0', bytes(2));
+      w.hash(key('gains'));
+      w.set('h', bytes(2));
+      w.set('t1', bytes(2));
+      w.hash(key('loses'));
+      w.set('h', bytes(2));
+      w.delete('t0');
+    });
+    expect(await redis.hgetallBuffer(key('same'))).toEqual({ h: Buffer.from([2]), t0: Buffer.from([2]) });
+    expect(await redis.ttl(key('same'))).toBeLessThanOrEqual(100);
+    expect(await redis.ttl(key('gains'))).toBeGreaterThan(3500);
+    expect(await redis.ttl(key('loses'))).toBeGreaterThan(3500);
+    expect(await redis.hgetallBuffer(key('loses'))).toEqual({ h: Buffer.from([2]) });
+  });
 
   it('refuses a field before any hash', () => {
     expect(() => new PackedHashWrites().set('h', new Uint8Array(1))).toThrow(/before any hash/);

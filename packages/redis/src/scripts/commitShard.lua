@@ -48,26 +48,42 @@ local take = argv_cursor(7)
 local changed = tonumber(take())
 --@include packedFields
 local next_fields = packed_fields(take, tonumber(take()))
+-- One pair of tables for every node (a pair each was garbage Lua collected),
+-- filled up to `s` and `g`: what is past them is the node before's.
+local sets, gone = {}, {}
 for n = 1, changed do
   local key = KEYS[NODE_KEYS + n]
   -- An empty value deletes its field (no state is ever encoded as nothing).
-  local sets, gone = {}, {}
+  local s, g = 0, 0
   for _ = 1, next_fields.count() do
     local field, value = next_fields.field()
     if value == '' then
-      gone[#gone + 1] = field
+      g = g + 1
+      gone[g] = field
     else
-      sets[#sets + 1] = field
-      sets[#sets + 1] = value
+      sets[s + 1] = field
+      sets[s + 2] = value
+      s = s + 2
     end
   end
-  if #sets > 0 then
-    call_in_slices('HSET', key, sets, 1, #sets)
+  -- A node with one changed field (its head: the usual commit) needs no slices.
+  local added = 0
+  if s == 2 then
+    added = redis.call('HSET', key, sets[1], sets[2])
+  elseif s > 0 then
+    added = call_in_slices('HSET', key, sets, 1, s)
   end
-  if #gone > 0 then
-    call_in_slices('HDEL', key, gone, 1, #gone)
+  if g > 0 then
+    call_in_slices('HDEL', key, gone, 1, g)
   end
-  redis.call('EXPIRE', key, ttl)
+  -- The TTL is set when the hash gains or loses a field, not at every
+  -- commit (an EXPIRE was a sixth of a node's commit): a new node's hash
+  -- gets it, and a node receiving readings changes fields within minutes
+  -- (its recent panes `t<ring>` come and go as its 1-minute panes fill),
+  -- far inside a TTL of days.
+  if added > 0 or g > 0 then
+    redis.call('EXPIRE', key, ttl)
+  end
 end
 next_fields.finish()
 

@@ -1,16 +1,21 @@
 -- unpack() is bounded by Lua's C stack: long argument lists go to Redis in
 -- slices of 1000.
 
--- redis.call(command, key, [extra,] items[first..last]), a slice at a time.
+-- redis.call(command, key, [extra,] items[first..last]), a slice at a time;
+-- the sum of the replies (for commands that count what they did).
 local function call_in_slices(command, key, items, first, last, extra)
+  local total = 0
   for i = first, last, 1000 do
     local j = math.min(i + 999, last)
+    local reply
     if extra == nil then
-      redis.call(command, key, unpack(items, i, j))
+      reply = redis.call(command, key, unpack(items, i, j))
     else
-      redis.call(command, key, extra, unpack(items, i, j))
+      reply = redis.call(command, key, extra, unpack(items, i, j))
     end
+    if type(reply) == 'number' then total = total + reply end
   end
+  return total
 end
 
 -- redis.call(command, key, items...) for a command with one reply per item
