@@ -12,13 +12,13 @@
 local out = {}
 for k = 1, #KEYS do
   local key = KEYS[k]
-  local t = redis.call('TYPE', key)['ok']
-  if t == 'hash' then
-    out[k] = redis.call(ARGV[k] == 'v' and 'HVALS' or 'HGETALL', key)
-  elseif t == 'none' then
-    out[k] = {}
+  -- Read first, TYPE only for a key that refuses it (a missing key reads as
+  -- empty): a TYPE before every read cost about 0.1 of 0.7 µs a `latest`.
+  local read = redis.pcall(ARGV[k] == 'v' and 'HVALS' or 'HGETALL', key)
+  if type(read) == 'table' and read.err then
+    out[k] = redis.call('TYPE', key)['ok']
   else
-    out[k] = t
+    out[k] = read
   end
 end
 return out
