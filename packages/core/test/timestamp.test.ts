@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseTimestamp } from '../src/index.ts';
+import { isoTime, parseTimestamp } from '../src/index.ts';
 
 const ok = (value: unknown) => {
   const result = parseTimestamp(value);
@@ -47,5 +47,38 @@ describe('parseTimestamp', () => {
     expect(error(true)).toContain('got boolean');
     expect(error(undefined)).toBe('is required');
     expect(error(null)).toBe('is required');
+  });
+});
+
+describe('isoTime', () => {
+  it('writes what toISOString writes, hour after hour and at every edge', () => {
+    const edges = [
+      0,
+      1,
+      3_599_999,
+      3_600_000,
+      Date.UTC(2026, 11, 5, 12, 59, 59, 999),
+      Date.UTC(2026, 11, 5, 13),
+      Date.UTC(2024, 1, 29, 23, 59, 59, 999),
+      Date.UTC(9999, 11, 31, 23, 59, 59, 999),
+      // toISOString's own forms: before 1970, past year 9999, between milliseconds.
+      -1,
+      Date.UTC(1969, 6, 20, 20, 17, 40),
+      Date.UTC(10000, 0, 1),
+      1.5,
+      Date.UTC(2026, 11, 5) + 0.25,
+    ];
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 48271) % 2147483647;
+      return seed / 2147483647;
+    };
+    const base = Date.UTC(2026, 11, 5, 12);
+    // Times a few hours around one instant (the cached hour reused and replaced), and anywhere.
+    const near = Array.from({ length: 20_000 }, () => base + Math.floor(random() * 4 * 3_600_000));
+    const anywhere = Array.from({ length: 20_000 }, () => Math.floor(random() * Date.UTC(9999, 11, 31)));
+    for (const ms of [...edges, ...near, ...anywhere, ...edges]) {
+      expect(isoTime(ms), String(ms)).toBe(new Date(ms).toISOString());
+    }
   });
 });
