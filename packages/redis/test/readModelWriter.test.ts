@@ -63,7 +63,7 @@ describe('ReadModelWriter', () => {
       expected.set(readModelKeys.nodeLatest(id), latest);
       expected.set(readModelKeys.nodeMetadata(id), metadata(id, name));
     }
-    // More distinct field lists than one call can name (254), strings between them.
+    // More distinct field lists than one call can name (126), strings between them.
     for (let n = 0; n < 300; n++) {
       const id = `M${n}`;
       const hash = { [`field_${n}`]: String(n), shared: `v${n}` };

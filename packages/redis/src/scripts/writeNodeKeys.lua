@@ -15,14 +15,14 @@
 -- ARGV[1]  TTL, seconds
 -- ARGV[2]  the field lists: each one's names joined by ',', lists joined by '\n'
 -- ARGV[3]  one byte per key: 0, the key is a string, its value the next
---          string argument; 255, a hash whose fields are the next string
+--          string argument; 127, a hash whose fields are the next string
 --          argument, a JSON object; else a hash with the field list of that
 --          number (1-based), its values the next ones in ARGV[4]
 -- ARGV[4]  the values of those hashes, key by key, each followed by 0x1F
 -- ARGV[5..] the string arguments, in the order of their keys
 -- Returns the number of keys written.
 
-local STRING, JSON_HASH = 0, 255
+local STRING, JSON_HASH = 0, 127
 local ttl, kinds, values = ARGV[1], ARGV[3], ARGV[4]
 local find, sub, byte = string.find, string.sub, string.byte
 
