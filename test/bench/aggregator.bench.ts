@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { readModelKeys } from '@streamgauge/core';
 import { waitForAggregator } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
@@ -205,6 +206,9 @@ export async function freshness(
       );
     }
     const [p50, p99] = result.latencies.percentiles(50, 99);
+    // BENCH_FRESHNESS_TRACE=<file>: every probe's time sent and freshness, to see where the tail falls.
+    const tracePath = process.env.BENCH_FRESHNESS_TRACE;
+    if (tracePath) writeFileSync(tracePath, load.traceCsv());
     context.record({
       suite,
       case: `freshness at offered ${rate.toLocaleString('en')} readings/s, ${nodes} nodes (HTTP 200 → latest)`,

@@ -45,6 +45,9 @@ export class FreshnessLoad {
   readonly #subscriber: Redis;
   readonly #reader: Redis;
   readonly #latencies = new LatencyRecorder();
+  /** Per probe seen: ms from the load's start to its 200, and its freshness (BENCH_FRESHNESS_TRACE). */
+  readonly #trace: [sentAt: number, freshness: number][] = [];
+  #started = 0;
   readonly #waiting = new Map<string, { timestamp: number; since: number }[]>();
   readonly #probes = 10;
   #sequence = 0;
@@ -73,6 +76,7 @@ export class FreshnessLoad {
     const base = Date.now() - 60_000;
     const inFlight: Promise<void>[] = [];
     const started = performance.now();
+    this.#started = started;
     const first = this.#sequence;
     while (!until()) {
       const due = first + Math.floor((performance.now() - started) / 10) + 1;
@@ -117,6 +121,17 @@ export class FreshnessLoad {
     };
   }
 
+  /**
+   * Each probe's time sent (ms from the start of `run`, and the wall clock's
+   * ISO time: the aggregator's rounds and sweeps follow the wall clock) and
+   * freshness, as CSV lines, in the order seen.
+   */
+  traceCsv(): string {
+    const line = ([at, ms]: [number, number]) =>
+      `${at.toFixed(1)},${new Date(performance.timeOrigin + this.#started + at).toISOString()},${ms.toFixed(1)}`;
+    return `sent_ms,sent_at,freshness_ms\n${this.#trace.map(line).join('\n')}\n`;
+  }
+
   close(): void {
     this.#subscriber.disconnect();
     this.#reader.disconnect();
@@ -132,6 +147,7 @@ export class FreshnessLoad {
       pending.filter((probe) => {
         if (probe.timestamp > shown) return true;
         this.#latencies.add(now - probe.since);
+        this.#trace.push([probe.since - this.#started, now - probe.since]);
         return false;
       }),
     );
