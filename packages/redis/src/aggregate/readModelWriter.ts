@@ -78,9 +78,9 @@ export class ReadModelWriter {
    * Queues a node's keys. Consecutive nodes' keys are written by one script
    * call (up to KEYS_PER_CALL keys), the hashes' values joined in one
    * argument (see writeNodeKeys.lua): a pipelined client's cost is per
-   * command and per argument, and this sends one argument per key instead of
-   * about 20, and one command per 500 keys instead of two per key. The script repairs a key of the wrong type
-   * itself. On a cluster the keys lie in different slots, so there it is one
+   * command and per argument, and this sends one argument per key instead
+   * of about 20, and one command per 500 keys instead of two per key. The
+   * script repairs a key of the wrong type itself. On a cluster the keys lie in different slots, so there it is one
    * call per key.
    */
   writeNode(node: NodeKeys): void {
@@ -325,7 +325,7 @@ function scriptArguments(
  * undefined when it cannot be named in one. A call holds a few lists
  * (`latest`, metadata, each range's metrics), so a scan finds it at once.
  */
-function fieldList(names: readonly string[], lists: string[][]): number | undefined {
+function fieldList(names: string[], lists: string[][]): number | undefined {
   for (let l = 0; l < lists.length; l++) {
     const list = lists[l] as string[];
     if (list.length === names.length && list.every((name, n) => name === names[n])) return l + 1;
@@ -333,7 +333,7 @@ function fieldList(names: readonly string[], lists: string[][]): number | undefi
   // No fields, or a name the script could not cut out again: sent as JSON.
   if (names.length === 0 || lists.length >= MAX_FIELD_LISTS) return undefined;
   if (names.some((name) => name === '' || name.includes(',') || name.includes('\n'))) return undefined;
-  lists.push([...names]);
+  lists.push(names);
   return lists.length;
 }
 
