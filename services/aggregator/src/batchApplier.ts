@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import { type LiveNode, type LiveState, type ShardState, yieldToLoop } from './liveState.ts';
 import type { MetricsRounds } from './metricsRounds.ts';
 import { ReadingsByNode } from './readingsByNode.ts';
-import type { ShardOwnership } from './shardOwnership.ts';
+import { COMMIT_NODES, type ShardOwnership } from './shardOwnership.ts';
 
 const NO_METRICS: ReadonlyMap<Range, Record<string, string>> = new Map();
 
@@ -33,14 +33,13 @@ const FLUSH_CHUNK = 100;
 const APPLY_CHUNK = 500;
 
 /**
- * Distinct nodes a slice holds at most (see slicesOf). At ~6 µs of Redis a
- * node (a node with new readings in its newest panes writes one field, its
- * head), a commit of 20,000 holds Redis ~120 ms, what 10,000 nodes held it
- * when each wrote a dozen fields. Below the number of nodes a shard serves,
- * a slice holds about one reading per node, and each reading pays a node's
- * whole commit: at 10,010 nodes, a bound of 10,000 halved the throughput.
+ * Distinct nodes a slice holds at most (see slicesOf): no more than a
+ * commit writes (ShardOwnership.stage), so that one slice never makes a
+ * longer commit. Below the number of nodes a shard serves, a slice holds
+ * about one reading per node: at 10,010 nodes, a bound of 10,000 halved
+ * the throughput when every slice was committed on its own.
  */
-const SLICE_NODES = 20_000;
+const SLICE_NODES = COMMIT_NODES;
 
 /** A batch applied to the state, its commit sent. */
 export interface AppliedBatch {
@@ -133,17 +132,19 @@ export class BatchApplier {
    * ever being acknowledged (a consumer died on it each time) is
    * dead-lettered without another attempt.
    *
-   * The batch is applied in slices of at most `sliceReadings` readings, each
-   * committed on its own (its acknowledgements, state, counters and dead
-   * letters), yielding to the event loop in between, so that no batch
-   * outlives the lease. Once the shard is no longer held (the lease was lost
-   * meanwhile, or a slice's commit found it taken) it stops: the remaining
+   * The batch is applied in slices of at most `sliceReadings` readings,
+   * yielding to the event loop in between, so that no batch outlives the
+   * lease; each slice's `latest` keys are written when it is applied, and
+   * its commit (its acknowledgements, state, counters and dead letters) is
+   * staged: slices applied while a commit runs go together in the next one
+   * (ShardOwnership.stage). Once the shard is no longer held (the lease was
+   * lost meanwhile, or a commit found it taken) it stops: the remaining
    * entries stay pending for the holder.
    *
-   * It returns once the batch is applied and its last commit sent, the
-   * commit before that one done: the shard's next batch is read and applied
-   * while the last commit runs (the critical path is then the larger of the
-   * two, not their sum), and never two commits ahead.
+   * It returns once the batch is applied and its commit staged, the commit
+   * ahead of it done when it was sent at once: the shard's next batch is
+   * read and applied while a commit runs (the critical path is then the
+   * larger of the two, not their sum), and never two commits ahead.
    */
   async apply(batch: DeliveredBatch, state: ShardState, quiet = false): Promise<AppliedBatch> {
     if (!this.#live.holds(state)) return { committed: Promise.resolve(noOutcome()) };
@@ -166,10 +167,15 @@ export class BatchApplier {
     const nodes = new Set<string>();
     const commits: Promise<BatchOutcome | undefined>[] = [];
     const slices = slicesOf(batch.entries, this.#live.options.sliceReadings ?? Number.POSITIVE_INFINITY);
-    for (const [i, entries] of slices.entries()) {
+    for (const [i, slice] of slices.entries()) {
       if (i > 0) await yieldToLoop();
       if (!this.#live.holds(state)) break;
-      const sent = await this.#applySlice({ shard: batch.shard, entries }, state, nodes);
+      const sent = await this.#applySlice(
+        { shard: batch.shard, entries: slice.entries },
+        slice.nodes,
+        state,
+        nodes,
+      );
       if (sent === undefined) break;
       commits.push(sent.committed);
     }
@@ -187,13 +193,14 @@ export class BatchApplier {
   }
 
   /**
-   * Applies one slice of a batch and sends its commit; resolves once the
-   * commit before it is done, with the slice's own commit (its outcome, or
-   * undefined when it was refused). Undefined when the lease was lost (the
-   * shard is dropped).
+   * Applies one slice of a batch (its readings naming `named`) and stages its
+   * commit; resolves once the commit ahead of it is done if it was sent at
+   * once, with the outcome of the commit that holds the slice (undefined when
+   * it was refused). Undefined when the lease was lost (the shard is dropped).
    */
   async #applySlice(
     batch: DeliveredBatch,
+    named: ReadonlySet<string>,
     state: ShardState,
     nodes: Set<string>,
   ): Promise<{ readonly committed: Promise<BatchOutcome | undefined> } | undefined> {
@@ -226,6 +233,8 @@ export class BatchApplier {
       'errors',
     );
     const sorted = triage(batch.entries, max, lastErrors);
+    // From here the state moves ahead of what the shard's commits acknowledge, until the slice is staged.
+    this.#ownership.applying(state, named);
     const mark = this.#live.applied.get(state);
     // A replayed entry trimmed before it was claimed was applied long ago:
     // acknowledged, not dead-lettered.
@@ -352,8 +361,6 @@ export class BatchApplier {
       at: isoTime(now),
       nodes: [...changed],
     });
-    // The commit is encoded while Redis writes the keys; it runs only once
-    // they are written, so the keys never lag the committed state.
     const written = this.#live
       .persist(() => this.#live.latestWriter.flush(), 'read model')
       .then(() =>
@@ -362,37 +369,22 @@ export class BatchApplier {
           (id) => this.#live.nodes.get(id)?.windows.latest?.timestamp,
         ),
       );
-    // Waited for by the commit, which may first wait behind the one before.
+    // Waited for by the commit, which may first wait behind the ones before.
     written.catch(ignore);
-    let commit: () => Promise<string | undefined>;
-    try {
-      commit = state.store.prepare({
-        changed: [...changed].flatMap((id) => {
-          const node = this.#live.nodes.get(id);
-          return node ? [node.windows] : [];
-        }),
-        added: work.added,
-        removed: [],
-        group: this.#live.options.group,
-        ackIds: work.acks,
-        deadLetters: work.dead,
-        failures: work.failures,
-        counters,
-        detectors: this.#live.detectorStates(work.detected),
-        events: work.events,
-      });
-    } catch (error) {
-      // The keys' write still settles, and its own failure is not left unhandled.
-      await written.catch(() => undefined);
-      throw error;
-    }
-    // The slice before may still be committing: this commit goes after it,
-    // and the slice returns once that one is done. So the next slice (or
-    // the next read) is applied while a commit runs, never two ahead.
-    const before = this.#ownership.committed(state);
-    const sent = this.#ownership.commit(state, async () => {
-      await written;
-      return commit();
+    // Committed with the slices before it that are not sent yet, or on its
+    // own (ShardOwnership.stage); once their keys are written, so the keys
+    // never lag the committed state.
+    const { committed: sent, before } = this.#ownership.stage(state, {
+      changed,
+      added: work.added,
+      acks: work.acks,
+      deadLetters: work.dead,
+      failures: work.failures,
+      counters,
+      detected: work.detected,
+      events: work.events,
+      readings: counters.readings,
+      written,
     });
     const last = work.ids[work.ids.length - 1];
     outcome.entries = counters.entries;
@@ -472,34 +464,43 @@ export class BatchApplier {
   }
 }
 
+/** A slice of a batch: its entries, and the nodes their readings name. */
+interface Slice {
+  readonly entries: DeliveredEntry[];
+  readonly nodes: Set<string>;
+}
+
 /**
  * Splits a batch's entries, in order, into slices of at most `limit`
  * readings and about SLICE_NODES distinct nodes (an entry holding more than
- * that is a slice of its own). The node bound keeps each commit, one script
- * that holds Redis while it runs, to the size of SLICE_NODES nodes' state:
- * 50,000 readings of as many new nodes made scripts long enough for ingest's
- * writes to time out behind them. Entries moved from the catch-up lane start
- * a slice of their own.
+ * that is a slice of its own). The node bound keeps a slice within what one
+ * commit, a script that holds Redis while it runs, writes: 50,000 readings
+ * of as many new nodes made scripts long enough for ingest's writes to time
+ * out behind them. Entries moved from the catch-up lane start a slice of
+ * their own.
  */
-function slicesOf(entries: readonly DeliveredEntry[], limit: number): DeliveredEntry[][] {
-  const slices: DeliveredEntry[][] = [];
-  let slice: DeliveredEntry[] = [];
+function slicesOf(entries: readonly DeliveredEntry[], limit: number): Slice[] {
+  const slices: Slice[] = [];
+  let slice: Slice = { entries: [], nodes: new Set() };
   let readings = 0;
-  const nodes = new Set<string>();
   let caughtUp = false;
+  const cut = () => {
+    slices.push(slice);
+    slice = { entries: [], nodes: new Set() };
+    readings = 0;
+  };
   for (const entry of entries) {
     const held = 'readings' in entry ? entry.readings : [];
     // The stream's own entries before what came from the catch-up lane, in a
     // slice of their own: their keys are written before the backlog is applied.
     const fromLane = 'readings' in entry && entry.fromLane === true;
-    if (slice.length > 0 && fromLane && !caughtUp) {
-      slices.push(slice);
-      slice = [];
-      readings = 0;
-      nodes.clear();
-    }
+    if (slice.entries.length > 0 && fromLane && !caughtUp) cut();
     caughtUp = fromLane;
-    if (slice.length > 0 && (readings + held.length > limit || nodes.size + held.length > SLICE_NODES)) {
+    const nodes = slice.nodes;
+    if (
+      slice.entries.length > 0 &&
+      (readings + held.length > limit || nodes.size + held.length > SLICE_NODES)
+    ) {
       // The node count is only checked when it could pass the bound.
       let fits = readings + held.length <= limit;
       if (fits) {
@@ -507,18 +508,13 @@ function slicesOf(entries: readonly DeliveredEntry[], limit: number): DeliveredE
         for (const reading of held) if (!nodes.has(reading.node_id)) seen.add(reading.node_id);
         fits = nodes.size + seen.size <= SLICE_NODES;
       }
-      if (!fits) {
-        slices.push(slice);
-        slice = [];
-        readings = 0;
-        nodes.clear();
-      }
+      if (!fits) cut();
     }
-    slice.push(entry);
+    slice.entries.push(entry);
     readings += held.length;
-    for (const reading of held) nodes.add(reading.node_id);
+    for (const reading of held) slice.nodes.add(reading.node_id);
   }
-  if (slice.length > 0) slices.push(slice);
+  if (slice.entries.length > 0) slices.push(slice);
   return slices;
 }
 

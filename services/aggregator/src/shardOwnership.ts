@@ -2,6 +2,7 @@ import { RANGES } from '@streamgauge/core';
 import { LeaseLostError } from '@streamgauge/redis';
 import { type LiveState, NODE_CHUNK, type ShardState, yieldToLoop } from './liveState.ts';
 import type { MetricsRounds } from './metricsRounds.ts';
+import { PendingCommit, type SliceCommit } from './pendingCommit.ts';
 import type { SystemSums } from './systemSums.ts';
 
 /** Nodes whose detector states one checkpoint commit carries. */
@@ -16,6 +17,22 @@ const CHECKPOINT_CHUNK = 500;
 const QUIET_CHECKPOINT_MS = 5_000;
 
 /**
+ * Distinct nodes a commit writes at most: at ~5–12 µs of Redis a node, a
+ * commit of 20,000 holds Redis 100–250 ms (a script holds every client).
+ */
+export const COMMIT_NODES = 20_000;
+
+/** Readings a commit acknowledges at most, however few nodes they touch. */
+const COMMIT_READINGS = 250_000;
+
+/**
+ * After a commit, a shard's next one waits this many times as long as that
+ * one ran (see stage), and never longer than MAX_LINGER_MS.
+ */
+const LINGER_FACTOR = 3;
+const MAX_LINGER_MS = 1_000;
+
+/**
  * The aggregator's side of the lease rules (LeaseKeeper decides which shards
  * to hold): taking a shard over and letting it go, which acquisition is the
  * current one (LiveState.holds, changed only here), and what a refused commit
@@ -28,6 +45,14 @@ export class ShardOwnership {
   readonly #sums: SystemSums;
   /** Per acquisition, its last commit sent (resolving false once the shard is no longer held). */
   readonly #inFlight = new Map<ShardState, Promise<boolean>>();
+  /** Per acquisition, the slices applied and not yet sent (see stage). */
+  readonly #pending = new Map<ShardState, PendingCommit>();
+  /** Per acquisition, the earliest moment (performance.now) its next pending commit goes. */
+  readonly #lingerUntil = new Map<ShardState, number>();
+  /** Acquisitions whose pending commit is already due to be sent (a timer, or behind the commit in flight). */
+  readonly #waking = new Set<ShardState>();
+  /** Acquisitions with a slice being applied: their state is ahead of what is pending, and nothing may be prepared. */
+  readonly #applying = new Set<ShardState>();
 
   constructor(live: LiveState, rounds: MetricsRounds, sums: SystemSums) {
     this.#live = live;
@@ -175,6 +200,10 @@ export class ShardOwnership {
     if (live.holds(state)) live.shards.delete(state.shard.stream);
     live.committed.delete(state);
     live.applied.delete(state);
+    this.#pending.get(state)?.settle(false);
+    this.#pending.delete(state);
+    this.#lingerUntil.delete(state);
+    this.#applying.delete(state);
     const forgotten: string[] = [];
     for (const [id, node] of live.nodes) {
       if (node.shard !== state) continue;
@@ -185,14 +214,91 @@ export class ShardOwnership {
   }
 
   /**
-   * Runs a prepared commit once the shard's previous one is done (a shard's
-   * commits never overtake each other, and none runs after one was
-   * refused); false when the shard is no longer held: the lease was lost
-   * (the commit was refused), or it was dropped meanwhile. Either way
-   * everything of this acquisition is forgotten, and a refused commit is
-   * never retried: the holder applies the entries instead.
+   * A slice naming `nodes` is about to be applied to the shard's state: until
+   * it is staged, no commit of the shard may be prepared (it would write
+   * state whose entries it does not acknowledge). What is pending goes first
+   * if the slice could take it past COMMIT_NODES: once applied, the slice
+   * can only be committed with it.
+   */
+  applying(state: ShardState, nodes: ReadonlySet<string>): void {
+    const pending = this.#pending.get(state);
+    if (pending !== undefined && pending.nodes + nodes.size > COMMIT_NODES) {
+      let added = 0;
+      for (const id of nodes) if (!pending.has(id)) added++;
+      if (pending.nodes + added > COMMIT_NODES) this.#send(state);
+    }
+    this.#applying.add(state);
+  }
+
+  /**
+   * Stages an applied slice's commit: slices applied while a commit runs,
+   * or soon after, are merged and committed together (PendingCommit). A
+   * shard's next commit goes LINGER_FACTOR times the last one's duration
+   * after it ended (at most MAX_LINGER_MS), or at once when the pending
+   * commit reaches COMMIT_NODES nodes or COMMIT_READINGS readings, or
+   * when anyone waits for it (committed, a commit of the shard's own).
+   *
+   * Why: at thousands of readings a second per thousand nodes, every read's
+   * slice holds most of a shard's nodes, and each node commit cost Redis
+   * 5–12 µs and the aggregator a head's encoding whatever the readings it
+   * carried; a commit is durability, not freshness (`latest` is written per
+   * slice), and an idle shard's commit still goes at once. `committed`
+   * resolves with the outcome of the commit that holds the slice; `before`
+   * once the commit ahead of it is done when it was sent now (the next read
+   * waits for it: never two commits ahead), at once when it stays pending.
+   */
+  stage(
+    state: ShardState,
+    slice: SliceCommit,
+  ): { readonly committed: Promise<boolean>; readonly before: Promise<boolean> } {
+    this.#applying.delete(state);
+    let pending = this.#pending.get(state);
+    if (pending === undefined) {
+      pending = new PendingCommit();
+      this.#pending.set(state, pending);
+    }
+    pending.add(slice);
+    const committed = pending.done;
+    if (pending.nodes >= COMMIT_NODES || pending.readings >= COMMIT_READINGS) {
+      const before = this.#inFlight.get(state) ?? Promise.resolve(this.#live.holds(state));
+      this.#send(state);
+      return { committed, before };
+    }
+    this.#schedule(state);
+    return { committed, before: Promise.resolve(this.#live.holds(state)) };
+  }
+
+  /**
+   * Runs a prepared commit once the shard's previous one (and what is
+   * pending, sent first) is done: a shard's commits never overtake each
+   * other, and none runs after one was refused; false when the shard is no
+   * longer held: the lease was lost (the commit was refused), or it was
+   * dropped meanwhile. Either way everything of this acquisition is
+   * forgotten, and a refused commit is never retried: the holder applies
+   * the entries instead.
    */
   commit(state: ShardState, commit: () => Promise<string | undefined>): Promise<boolean> {
+    this.#send(state);
+    return this.#chain(state, commit);
+  }
+
+  /**
+   * The shard's last commit, once it is done (what is pending is sent
+   * first): true while the shard is held. Rejects with that commit's
+   * failure (one that ends the pipeline).
+   */
+  committed(state: ShardState): Promise<boolean> {
+    this.#send(state);
+    return this.#inFlight.get(state) ?? Promise.resolve(this.#live.holds(state));
+  }
+
+  /** Every shard's commits, pending ones sent, once they are done (rejects with the first failure). */
+  async allCommitted(): Promise<void> {
+    for (const state of this.#pending.keys()) this.#send(state);
+    await Promise.all(this.#inFlight.values());
+  }
+
+  #chain(state: ShardState, commit: () => Promise<string | undefined>): Promise<boolean> {
     const previous = this.#inFlight.get(state);
     const sent =
       previous === undefined
@@ -207,17 +313,52 @@ export class ShardOwnership {
     return sent;
   }
 
-  /**
-   * The shard's last commit sent, once it is done: true while the shard is
-   * held. Rejects with that commit's failure (one that ends the pipeline).
-   */
-  committed(state: ShardState): Promise<boolean> {
-    return this.#inFlight.get(state) ?? Promise.resolve(this.#live.holds(state));
+  /** Sends the pending commit once nothing is in flight and its linger is over. */
+  #schedule(state: ShardState): void {
+    if (!this.#pending.has(state) || this.#waking.has(state)) return;
+    const inFlight = this.#inFlight.get(state);
+    const wait = (this.#lingerUntil.get(state) ?? 0) - performance.now();
+    if (inFlight === undefined && wait <= 0) {
+      this.#send(state);
+      return;
+    }
+    this.#waking.add(state);
+    const wake = () => {
+      this.#waking.delete(state);
+      this.#schedule(state);
+    };
+    if (inFlight !== undefined) inFlight.then(wake, wake);
+    else setTimeout(wake, wait);
   }
 
-  /** Every shard's commits in flight, once they are done (rejects with the first failure). */
-  async allCommitted(): Promise<void> {
-    await Promise.all(this.#inFlight.values());
+  /**
+   * Prepares the pending commit from the state now and sends it behind the
+   * one in flight. Not while a slice is being applied: `stage` sends it then.
+   */
+  #send(state: ShardState): void {
+    const pending = this.#pending.get(state);
+    if (pending === undefined || this.#applying.has(state)) return;
+    this.#pending.delete(state);
+    let prepared: () => Promise<string | undefined>;
+    try {
+      prepared = state.store.prepare(pending.commit(this.#live));
+    } catch (error) {
+      pending.settle(Promise.reject(error));
+      return;
+    }
+    const written = pending.written();
+    pending.settle(
+      this.#chain(state, async () => {
+        await written;
+        const started = performance.now();
+        try {
+          return await prepared();
+        } finally {
+          const ended = performance.now();
+          this.#lingerUntil.set(state, ended + Math.min(MAX_LINGER_MS, LINGER_FACTOR * (ended - started)));
+        }
+      }),
+    );
   }
 
   /** A commit behind a refused one is not sent; nodes this acquisition created meanwhile are forgotten too. */

@@ -1,4 +1,5 @@
-import { readModelKeys } from '@streamgauge/core';
+import { metricsHash, readModelKeys } from '@streamgauge/core';
+import { AggregateStore } from '@streamgauge/redis';
 import { useRedis } from '@streamgauge/testkit';
 import { describe, expect, it, vi } from 'vitest';
 import { NODE_CHUNK } from '../src/liveState.ts';
@@ -92,5 +93,94 @@ describe('BatchApplier', () => {
     } finally {
       reader.disconnect();
     }
+  });
+
+  describe('commits', () => {
+    /** XACK calls since the last RESETSTAT: one per commit that acknowledges entries. */
+    const xacks = async () =>
+      Number(/cmdstat_xack:calls=(\d+)/.exec(await db.client.info('commandstats'))?.[1] ?? 0);
+
+    /** Each node's persisted 24-hour reading count, loaded as a new holder would load it. */
+    const persistedCounts = async (now: number) => {
+      const store = new AggregateStore(db.client, SHARD, { ttlSeconds: 3600, token: 'T' });
+      const counts: Record<string, string | undefined> = {};
+      for (const [id, { windows }] of await store.load(60_000)) {
+        counts[id] = metricsHash(windows.evaluate('24h', now), now).reading_count;
+      }
+      return counts;
+    };
+
+    /** Redis takes no write for `ms` (as when a long script holds it), from a connection of its own. */
+    const pauseWrites = async (ms: number) => {
+      const admin = db.client.duplicate();
+      await admin.client('PAUSE', ms, 'WRITE');
+      admin.disconnect();
+    };
+
+    it('commits the slices applied while a commit runs together: each entry acknowledged once, the state exact', async () => {
+      const { applier, ownership, acquire, readings, entry, now } = await liveParts(db.client);
+      const state = acquire();
+      await db.client.config('RESETSTAT');
+      await pauseWrites(800);
+      const started = performance.now();
+      // The first slice's commit goes at once and waits for Redis; the next three are applied meanwhile.
+      const batches = [
+        [entry('1-0', readings('A', 3))],
+        [entry('2-0', readings('A', 5)), entry('2-1', readings('B', 2))],
+        [entry('3-0', readings('B', 4))],
+        [entry('4-0', readings('C', 1))],
+      ];
+      const applied = [];
+      for (const entries of batches) applied.push(await applier.apply({ shard: SHARD, entries }, state));
+      expect(performance.now() - started).toBeLessThan(600);
+      const outcomes = await Promise.all(applied.map((a) => a.committed));
+      expect(outcomes.map((o) => [o.entries, o.readings, o.applied])).toEqual([
+        [1, 3, 3],
+        [2, 7, 7],
+        [1, 4, 4],
+        [1, 1, 1],
+      ]);
+      // Two commits: the first slice's, then the three others' in one.
+      expect(await xacks()).toBe(2);
+      // Every slice's readings are in the state the commits wrote, once.
+      expect(await persistedCounts(now)).toEqual({ A: '8', B: '6', C: '1' });
+    });
+
+    it('never prepares a commit while a slice is half applied: what is asked for meanwhile goes with that slice', async () => {
+      const { live, applier, ownership, acquire, readings, entry, now } = await liveParts(db.client);
+      const state = acquire();
+      await db.client.config('RESETSTAT');
+      await pauseWrites(800);
+      await applier.apply({ shard: SHARD, entries: [entry('1-0', readings('X', 3))] }, state);
+      // Pending behind the first commit, which Redis holds.
+      await applier.apply({ shard: SHARD, entries: [entry('2-0', readings('BIG', 10))] }, state);
+      // A slice of 1,200 readings yields half-way; a commit is asked for right then
+      // (as the metrics' readiness does): BIG's state is ahead of the entries pending.
+      let asked: Promise<void> | undefined;
+      const askWhenHalfApplied = () => {
+        const latest = live.nodes.get('BIG')?.windows.latest?.timestamp ?? 0;
+        if (latest > now - 1_200_000 + 10_000 && asked === undefined) asked = ownership.allCommitted();
+        else if (asked === undefined) setImmediate(askWhenHalfApplied);
+      };
+      const many = readings('BIG', 1_200);
+      setImmediate(askWhenHalfApplied);
+      const third = await applier.apply({ shard: SHARD, entries: [entry('3-0', many)] }, state);
+      expect(asked).toBeDefined();
+      await asked;
+      await third.committed;
+      // The pending slice went with the half-applied one once it was whole: two commits, not three.
+      expect(await xacks()).toBe(2);
+      expect(await persistedCounts(now)).toEqual({ X: '3', BIG: '1210' });
+    });
+
+    it('sends what is pending when every commit is waited for (a stop), not after its linger', async () => {
+      const { applier, ownership, acquire, readings, entry, now } = await liveParts(db.client);
+      const state = acquire();
+      await pauseWrites(300);
+      await applier.apply({ shard: SHARD, entries: [entry('1-0', readings('A', 2))] }, state);
+      await applier.apply({ shard: SHARD, entries: [entry('2-0', readings('B', 3))] }, state);
+      await ownership.allCommitted();
+      expect(await persistedCounts(now)).toEqual({ A: '2', B: '3' });
+    });
   });
 });

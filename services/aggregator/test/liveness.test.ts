@@ -128,7 +128,7 @@ describe('aggregator liveness', () => {
     expect(Number(stats.redelivered)).toBeGreaterThan(0);
   });
 
-  it('applies one read far larger than the slice size in several commits, each entry once', async () => {
+  it('applies one read far larger than the slice size in slices, each entry once', async () => {
     const now = Date.now();
     const { log, batches, start } = setup(now, {
       AGGREGATOR_READ_COUNT: '500',
@@ -170,10 +170,13 @@ describe('aggregator liveness', () => {
     // One read delivered every entry ...
     expect(batches).toHaveLength(1);
     expect(batches[0]?.entries).toBe(sizes.length);
-    // ... and it was committed slice by slice: each commit acknowledges its
-    // own entries with one XACK (INFO commandstats counts commands scripts run).
+    // ... applied slice by slice, and the slices applied while a commit ran
+    // were committed together: fewer commits than slices, each acknowledging
+    // its entries with one XACK (INFO commandstats counts commands scripts run).
     const info = await db.client.info('commandstats');
-    expect(Number(/cmdstat_xack:calls=(\d+)/.exec(info)?.[1])).toBe(slices);
+    const commits = Number(/cmdstat_xack:calls=(\d+)/.exec(info)?.[1]);
+    expect(commits).toBeGreaterThanOrEqual(1);
+    expect(commits).toBeLessThan(slices);
   });
 
   it('rewrites every node on acquisition and on a clock tick in chunks, the keys ending right', async () => {
