@@ -172,7 +172,7 @@ export class BatchApplier {
       if (!this.#live.holds(state)) break;
       const sent = await this.#applySlice(
         { shard: batch.shard, entries: slice.entries },
-        slice.nodes,
+        slice,
         state,
         nodes,
       );
@@ -193,14 +193,15 @@ export class BatchApplier {
   }
 
   /**
-   * Applies one slice of a batch (its readings naming `named`) and stages its
+   * Applies one slice of a batch (`named`: the nodes its readings name, and
+   * how many there are) and stages its
    * commit; resolves once the commit ahead of it is done if it was sent at
    * once, with the outcome of the commit that holds the slice (undefined when
    * it was refused). Undefined when the lease was lost (the shard is dropped).
    */
   async #applySlice(
     batch: DeliveredBatch,
-    named: ReadonlySet<string>,
+    named: { readonly nodes: ReadonlySet<string>; readonly readings: number },
     state: ShardState,
     nodes: Set<string>,
   ): Promise<{ readonly committed: Promise<BatchOutcome | undefined> } | undefined> {
@@ -232,9 +233,10 @@ export class BatchApplier {
       () => state.store.lastErrors(exhausted(batch.entries, max)),
       'errors',
     );
+    if (!(await this.#ownership.room(state, named.nodes, named.readings))) return undefined;
     const sorted = triage(batch.entries, max, lastErrors);
     // From here the state moves ahead of what the shard's commits acknowledge, until the slice is staged.
-    this.#ownership.applying(state, named);
+    this.#ownership.applying(state);
     const mark = this.#live.applied.get(state);
     // A replayed entry trimmed before it was claimed was applied long ago:
     // acknowledged, not dead-lettered.
@@ -464,10 +466,11 @@ export class BatchApplier {
   }
 }
 
-/** A slice of a batch: its entries, and the nodes their readings name. */
+/** A slice of a batch: its entries, the nodes their readings name, and how many readings. */
 interface Slice {
   readonly entries: DeliveredEntry[];
   readonly nodes: Set<string>;
+  readings: number;
 }
 
 /**
@@ -481,13 +484,11 @@ interface Slice {
  */
 function slicesOf(entries: readonly DeliveredEntry[], limit: number): Slice[] {
   const slices: Slice[] = [];
-  let slice: Slice = { entries: [], nodes: new Set() };
-  let readings = 0;
+  let slice: Slice = { entries: [], nodes: new Set(), readings: 0 };
   let caughtUp = false;
   const cut = () => {
     slices.push(slice);
-    slice = { entries: [], nodes: new Set() };
-    readings = 0;
+    slice = { entries: [], nodes: new Set(), readings: 0 };
   };
   for (const entry of entries) {
     const held = 'readings' in entry ? entry.readings : [];
@@ -499,10 +500,10 @@ function slicesOf(entries: readonly DeliveredEntry[], limit: number): Slice[] {
     const nodes = slice.nodes;
     if (
       slice.entries.length > 0 &&
-      (readings + held.length > limit || nodes.size + held.length > SLICE_NODES)
+      (slice.readings + held.length > limit || nodes.size + held.length > SLICE_NODES)
     ) {
       // The node count is only checked when it could pass the bound.
-      let fits = readings + held.length <= limit;
+      let fits = slice.readings + held.length <= limit;
       if (fits) {
         const seen = new Set<string>();
         for (const reading of held) if (!nodes.has(reading.node_id)) seen.add(reading.node_id);
@@ -511,7 +512,7 @@ function slicesOf(entries: readonly DeliveredEntry[], limit: number): Slice[] {
       if (!fits) cut();
     }
     slice.entries.push(entry);
-    readings += held.length;
+    slice.readings += held.length;
     for (const reading of held) slice.nodes.add(reading.node_id);
   }
   if (slice.entries.length > 0) slices.push(slice);

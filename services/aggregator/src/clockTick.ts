@@ -76,6 +76,9 @@ export class ClockTick {
     const now = live.options.clock.now();
     const step = sweep.ids.slice(sweep.from, sweep.from + SWEEP_CHUNK);
     sweep.from += step.length;
+    // The batches' commits still pending go first, from the state they left:
+    // the step moves the detectors and forgets nodes.
+    this.#ownership.sendPending();
     const forgotten = new Map<ShardState, string[]>();
     // Silence and hysteresis are seen by the clock: offline nodes, anomalies clear long enough to close.
     const clocked = new Map<ShardState, Map<string, AnomalyEvent[]>>();
@@ -171,18 +174,19 @@ export class ClockTick {
       const removed = forgotten.get(state) ?? [];
       const gone = new Set(removed);
       const anomalies = [...(clocked.get(state) ?? [])];
-      const commit = state.store.prepare({
-        changed: [],
-        added: [],
-        removed,
-        group: live.options.group,
-        ackIds: [],
-        deadLetters: [],
-        failures: [],
-        counters: {},
-        detectors: live.detectorStates(anomalies.filter(([id]) => !gone.has(id)).map(([id]) => id)),
-        events: anomalies.flatMap(([, events]) => events),
-      });
+      const commit = () =>
+        state.store.prepare({
+          changed: [],
+          added: [],
+          removed,
+          group: live.options.group,
+          ackIds: [],
+          deadLetters: [],
+          failures: [],
+          counters: {},
+          detectors: live.detectorStates(anomalies.filter(([id]) => !gone.has(id)).map(([id]) => id)),
+          events: anomalies.flatMap(([, events]) => events),
+        });
       commits.push(this.#ownership.commit(state, commit));
     }
     return Promise.all(commits);

@@ -177,6 +177,8 @@ export function runPipeline(
           // Settle before the next read: the group's position must not yet
           // include entries that are read but not applied.
           if (job.settle) {
+            // What the batch staged goes now, not after its linger (a failure is raised below).
+            aggregator.committed(job.state).catch(() => {});
             await applied.committed;
             await aggregator.settle(job.state);
           }

@@ -88,8 +88,7 @@ export class ReconcileApplier {
       changed = [];
       added = [];
       if (chunk.changed.length === 0 && chunk.added.length === 0) return true;
-      const ok = await this.#ownership.commit(
-        state,
+      const ok = await this.#ownership.commit(state, () =>
         store.prepare({
           changed: chunk.changed,
           added: chunk.added,

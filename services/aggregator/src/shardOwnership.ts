@@ -56,6 +56,10 @@ export class ShardOwnership {
   readonly #waking = new Set<ShardState>();
   /** Acquisitions with a slice being applied: their state is ahead of what is pending, and nothing may be prepared. */
   readonly #applying = new Set<ShardState>();
+  /** Per acquisition, the last pending commit sent (its slices' outcomes are counted when it settles). */
+  readonly #lastSent = new Map<ShardState, Promise<boolean>>();
+  /** Acquisitions whose commit failed (not refused): nothing more of theirs is committed. */
+  readonly #failed = new Map<ShardState, { readonly error: unknown }>();
 
   constructor(live: LiveState, rounds: MetricsRounds, sums: SystemSums) {
     this.#live = live;
@@ -81,7 +85,7 @@ export class ShardOwnership {
       // State persisted before the applied mark existed: an empty commit sets
       // it from the group's position, as every commit does.
       const empty = { changed: [], added: [], removed: [], ackIds: [], deadLetters: [], failures: [] };
-      const prepared = state.store.prepare({ ...empty, group: options.group, counters: {} });
+      const prepared = () => state.store.prepare({ ...empty, group: options.group, counters: {} });
       if (!(await this.commit(state, prepared))) return;
     }
     const now = options.clock.now();
@@ -173,19 +177,22 @@ export class ShardOwnership {
     const live = this.#live;
     for (let from = 0; from < ids.length; from += CHECKPOINT_CHUNK) {
       if (!live.holds(state)) return false;
+      // What is pending takes its nodes' detector states first.
+      this.#send(state);
       const detectors = live.detectorStates(ids.slice(from, from + CHECKPOINT_CHUNK), true, everything);
       if (detectors.size === 0) continue;
-      const commit = state.store.prepare({
-        changed: [],
-        added: [],
-        removed: [],
-        group: live.options.group,
-        ackIds: [],
-        deadLetters: [],
-        failures: [],
-        counters: {},
-        detectors,
-      });
+      const commit = () =>
+        state.store.prepare({
+          changed: [],
+          added: [],
+          removed: [],
+          group: live.options.group,
+          ackIds: [],
+          deadLetters: [],
+          failures: [],
+          counters: {},
+          detectors,
+        });
       if (!(await this.commit(state, commit))) return false;
       await yieldToLoop();
     }
@@ -207,6 +214,7 @@ export class ShardOwnership {
     this.#pending.delete(state);
     this.#lingerUntil.delete(state);
     this.#applying.delete(state);
+    this.#lastSent.delete(state);
     const forgotten: string[] = [];
     for (const [id, node] of live.nodes) {
       if (node.shard !== state) continue;
@@ -217,19 +225,32 @@ export class ShardOwnership {
   }
 
   /**
-   * A slice naming `nodes` is about to be applied to the shard's state: until
-   * it is staged, no commit of the shard may be prepared (it would write
-   * state whose entries it does not acknowledge). What is pending goes first
-   * if the slice could take it past COMMIT_NODES: once applied, the slice
-   * can only be committed with it.
+   * Makes room for a slice naming `nodes` with `readings` readings, before
+   * it is applied: once applied, it can only be committed with what is
+   * pending, so what is pending goes first if the slice could take it past
+   * COMMIT_NODES or COMMIT_READINGS. Resolves once the commit ahead of that
+   * one is done (never two commits ahead): false when the shard is no longer held.
    */
-  applying(state: ShardState, nodes: ReadonlySet<string>): void {
+  room(state: ShardState, nodes: ReadonlySet<string>, readings: number): Promise<boolean> {
     const pending = this.#pending.get(state);
-    if (pending !== undefined && pending.nodes + nodes.size > COMMIT_NODES) {
+    let full = pending !== undefined && pending.readings + readings > COMMIT_READINGS;
+    if (pending !== undefined && !full && pending.nodes + nodes.size > COMMIT_NODES) {
       let added = 0;
       for (const id of nodes) if (!pending.has(id)) added++;
-      if (pending.nodes + added > COMMIT_NODES) this.#send(state);
+      full = pending.nodes + added > COMMIT_NODES;
     }
+    if (!full) return this.#ahead(state, false);
+    const ahead = this.#ahead(state);
+    this.#send(state);
+    return ahead;
+  }
+
+  /**
+   * A slice is being applied to the shard's state: until it is staged, no
+   * commit of the shard may be prepared (it would write state whose entries
+   * it does not acknowledge).
+   */
+  applying(state: ShardState): void {
     this.#applying.add(state);
   }
 
@@ -263,56 +284,97 @@ export class ShardOwnership {
     pending.add(slice);
     const committed = pending.done;
     if (pending.nodes >= COMMIT_NODES || pending.readings >= COMMIT_READINGS) {
-      const before = this.#inFlight.get(state) ?? Promise.resolve(this.#live.holds(state));
+      const before = this.#ahead(state);
       this.#send(state);
       return { committed, before };
     }
     this.#schedule(state);
-    return { committed, before: Promise.resolve(this.#live.holds(state)) };
+    return { committed, before: this.#ahead(state, false) };
   }
 
   /**
-   * Runs a prepared commit once the shard's previous one (and what is
-   * pending, sent first) is done: a shard's commits never overtake each
-   * other, and none runs after one was refused; false when the shard is no
-   * longer held: the lease was lost (the commit was refused), or it was
-   * dropped meanwhile. Either way everything of this acquisition is
-   * forgotten, and a refused commit is never retried: the holder applies
-   * the entries instead.
+   * Prepares a commit of the shard's own (`prepare` encodes it from the
+   * state now, and returns what runs it) once what is pending is sent, so
+   * that it sees the detectors' state after that commit took its part, and
+   * runs it once the shard's previous commits are done: a shard's commits
+   * never overtake each other, and none runs after one was refused or
+   * failed. False when the shard is no longer held: the lease was lost (the
+   * commit was refused), or it was dropped meanwhile. Either way everything
+   * of this acquisition is forgotten, and a refused commit is never
+   * retried: the holder applies the entries instead.
    */
-  commit(state: ShardState, commit: () => Promise<string | undefined>): Promise<boolean> {
+  commit(state: ShardState, prepare: () => () => Promise<string | undefined>): Promise<boolean> {
     this.#send(state);
-    return this.#chain(state, commit);
+    return this.#chain(state, prepare());
   }
 
   /**
-   * The shard's last commit, once it is done (what is pending is sent
-   * first): true while the shard is held. Rejects with that commit's
-   * failure (one that ends the pipeline).
+   * The shard's last commit, once it is done and its slices' outcomes are
+   * counted (what is pending is sent first): true while the shard is held.
+   * Rejects with a commit's failure (one that ends the pipeline).
    */
   committed(state: ShardState): Promise<boolean> {
     this.#send(state);
-    return this.#inFlight.get(state) ?? Promise.resolve(this.#live.holds(state));
+    const failure = this.#failed.get(state);
+    if (failure !== undefined) return Promise.reject(failure.error);
+    const inFlight = this.#inFlight.get(state);
+    const sent = this.#lastSent.get(state);
+    if (inFlight === undefined && sent === undefined) return Promise.resolve(this.#live.holds(state));
+    // After the handlers the slices put on their commit (the committed
+    // position advances there): a reconcile reads it next.
+    return Promise.all([inFlight, sent]).then(() => inFlight ?? (sent as Promise<boolean>));
+  }
+
+  /**
+   * Sends every shard's pending commit now (but one whose slice is half
+   * applied, which goes when the slice is staged): before the clock moves
+   * the detectors or forgets nodes, the slices applied before it are
+   * committed from the state they left.
+   */
+  sendPending(): void {
+    for (const state of [...this.#pending.keys()]) this.#send(state);
   }
 
   /** Every shard's commits, pending ones sent, once they are done (rejects with the first failure). */
   async allCommitted(): Promise<void> {
-    for (const state of this.#pending.keys()) this.#send(state);
-    await Promise.all(this.#inFlight.values());
+    this.sendPending();
+    await Promise.all([...this.#inFlight.values(), ...this.#lastSent.values()]);
+    for (const failure of this.#failed.values()) throw failure.error;
+  }
+
+  /**
+   * What a slice waits for before it goes on: the commit in flight (with
+   * `wait`), else whether the shard is held; a failure rejects.
+   */
+  #ahead(state: ShardState, wait = true): Promise<boolean> {
+    const failure = this.#failed.get(state);
+    if (failure !== undefined) return Promise.reject(failure.error);
+    const inFlight = wait ? this.#inFlight.get(state) : undefined;
+    return inFlight ?? Promise.resolve(this.#live.holds(state));
   }
 
   #chain(state: ShardState, commit: () => Promise<string | undefined>): Promise<boolean> {
+    const failure = this.#failed.get(state);
+    if (failure !== undefined) return Promise.reject(failure.error);
     const previous = this.#inFlight.get(state);
     const sent =
       previous === undefined
         ? this.#run(state, commit)
         : previous.then((held) => (held ? this.#run(state, commit) : this.#behindRefused(state)));
     this.#inFlight.set(state, sent);
-    const settled = () => {
-      if (this.#inFlight.get(state) === sent) this.#inFlight.delete(state);
-    };
-    // (Also marks a failure as handled here: whoever waits for the commit still gets it.)
-    sent.then(settled, settled);
+    sent.then(
+      () => {
+        if (this.#inFlight.get(state) === sent) this.#inFlight.delete(state);
+      },
+      (error: unknown) => {
+        // Nothing of this shard runs after a failure (it ends the pipeline):
+        // a later commit would write state holding this one's readings
+        // without acknowledging their entries.
+        if (!this.#failed.has(state)) this.#failed.set(state, { error });
+        this.#pending.get(state)?.settle(Promise.reject(error));
+        this.#pending.delete(state);
+      },
+    );
     return sent;
   }
 
@@ -321,7 +383,7 @@ export class ShardOwnership {
     if (!this.#pending.has(state) || this.#waking.has(state)) return;
     const inFlight = this.#inFlight.get(state);
     const wait = (this.#lingerUntil.get(state) ?? 0) - performance.now();
-    if (inFlight === undefined && wait <= 0) {
+    if ((inFlight === undefined && wait <= 0) || this.#failed.has(state)) {
       this.#send(state);
       return;
     }
@@ -342,10 +404,12 @@ export class ShardOwnership {
     const pending = this.#pending.get(state);
     if (pending === undefined || this.#applying.has(state)) return;
     this.#pending.delete(state);
+    this.#lastSent.set(state, pending.done);
     let prepared: () => Promise<string | undefined>;
     try {
       prepared = state.store.prepare(pending.commit(this.#live));
     } catch (error) {
+      this.#failed.set(state, { error });
       pending.settle(Promise.reject(error));
       return;
     }

@@ -182,5 +182,35 @@ describe('BatchApplier', () => {
       await ownership.allCommitted();
       expect(await persistedCounts(now)).toEqual({ A: '2', B: '3' });
     });
+
+    it('commits nothing more of a shard once a commit failed: a later slice is refused, not committed without its predecessor', async () => {
+      const { applier, ownership, acquire, readings, entry, now } = await liveParts(db.client);
+      const state = acquire();
+      await db.client.config('RESETSTAT');
+      // The commit script's first read of its commit id meets a hash: an error reply (not Redis being away).
+      await db.client.hset(SHARD.aggregateCommit, 'x', '1');
+      const first = await applier.apply({ shard: SHARD, entries: [entry('1-0', readings('A', 3))] }, state);
+      await expect(first.committed).rejects.toThrow(/WRONGTYPE/);
+      // Redis is right again, but A's readings are in the state and their entry is not acknowledged:
+      // a commit now would write them as if they were.
+      await db.client.del(SHARD.aggregateCommit);
+      const second = applier
+        .apply({ shard: SHARD, entries: [entry('2-0', readings('B', 2))] }, state)
+        .then((applied) => applied.committed);
+      await expect(second).rejects.toThrow(/WRONGTYPE/);
+      await expect(ownership.committed(state)).rejects.toThrow(/WRONGTYPE/);
+      expect(await xacks()).toBe(0);
+      expect(await persistedCounts(now)).toEqual({});
+    });
+
+    it('once committed() resolves, the committed position includes every slice it covered (a reconcile reads it next)', async () => {
+      const { live, applier, ownership, acquire, readings, entry } = await liveParts(db.client);
+      const state = acquire();
+      await pauseWrites(300);
+      await applier.apply({ shard: SHARD, entries: [entry('1-0', readings('A', 2))] }, state);
+      await applier.apply({ shard: SHARD, entries: [entry('2-0', readings('B', 2))] }, state);
+      expect(await ownership.committed(state)).toBe(true);
+      expect(live.committed.get(state)).toBe('2-0');
+    });
   });
 });
