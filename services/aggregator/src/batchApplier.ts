@@ -388,6 +388,8 @@ export class BatchApplier {
       readings: counters.readings,
       written,
     });
+    // Awaited below, after a metrics chunk maybe: a failure is not unhandled meanwhile.
+    before.catch(ignore);
     const last = work.ids[work.ids.length - 1];
     outcome.entries = counters.entries;
     outcome.readings = counters.readings;

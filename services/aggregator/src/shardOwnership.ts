@@ -404,6 +404,11 @@ export class ShardOwnership {
     const pending = this.#pending.get(state);
     if (pending === undefined || this.#applying.has(state)) return;
     this.#pending.delete(state);
+    const failure = this.#failed.get(state);
+    if (failure !== undefined) {
+      pending.settle(Promise.reject(failure.error));
+      return;
+    }
     this.#lastSent.set(state, pending.done);
     let prepared: () => Promise<string | undefined>;
     try {
