@@ -173,12 +173,22 @@ describe('BatchApplier', () => {
       expect(await persistedCounts(now)).toEqual({ X: '3', BIG: '1210' });
     });
 
-    it('sends what is pending when every commit is waited for (a stop), not after its linger', async () => {
-      const { applier, ownership, acquire, readings, entry, now } = await liveParts(db.client);
-      const state = acquire();
+    /** Two slices applied while Redis holds writes: the first one's commit waits, the second is pending behind it. */
+    const applyTwoHeld = async () => {
+      const parts = await liveParts(db.client);
+      const state = parts.acquire();
       await pauseWrites(300);
-      await applier.apply({ shard: SHARD, entries: [entry('1-0', readings('A', 2))] }, state);
-      await applier.apply({ shard: SHARD, entries: [entry('2-0', readings('B', 3))] }, state);
+      for (const [id, node, count] of [['1-0', 'A', 2] as const, ['2-0', 'B', 3] as const]) {
+        await parts.applier.apply(
+          { shard: SHARD, entries: [parts.entry(id, parts.readings(node, count))] },
+          state,
+        );
+      }
+      return { ...parts, state };
+    };
+
+    it('sends what is pending when every commit is waited for (a stop), not after its linger', async () => {
+      const { ownership, now } = await applyTwoHeld();
       await ownership.allCommitted();
       expect(await persistedCounts(now)).toEqual({ A: '2', B: '3' });
     });
@@ -204,11 +214,7 @@ describe('BatchApplier', () => {
     });
 
     it('once committed() resolves, the committed position includes every slice it covered (a reconcile reads it next)', async () => {
-      const { live, applier, ownership, acquire, readings, entry } = await liveParts(db.client);
-      const state = acquire();
-      await pauseWrites(300);
-      await applier.apply({ shard: SHARD, entries: [entry('1-0', readings('A', 2))] }, state);
-      await applier.apply({ shard: SHARD, entries: [entry('2-0', readings('B', 2))] }, state);
+      const { live, ownership, state } = await applyTwoHeld();
       expect(await ownership.committed(state)).toBe(true);
       expect(live.committed.get(state)).toBe('2-0');
     });
