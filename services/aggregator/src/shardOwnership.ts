@@ -239,7 +239,7 @@ export class ShardOwnership {
       for (const id of nodes) if (!pending.has(id)) added++;
       full = pending.nodes + added > COMMIT_NODES;
     }
-    if (!full) return this.#ahead(state, false);
+    if (!full) return this.#held(state);
     const ahead = this.#ahead(state);
     this.#send(state);
     return ahead;
@@ -289,7 +289,7 @@ export class ShardOwnership {
       return { committed, before };
     }
     this.#schedule(state);
-    return { committed, before: this.#ahead(state, false) };
+    return { committed, before: this.#held(state) };
   }
 
   /**
@@ -342,15 +342,16 @@ export class ShardOwnership {
     for (const failure of this.#failed.values()) throw failure.error;
   }
 
-  /**
-   * What a slice waits for before it goes on: the commit in flight (with
-   * `wait`), else whether the shard is held; a failure rejects.
-   */
-  #ahead(state: ShardState, wait = true): Promise<boolean> {
+  /** What a slice sent now waits for: the commit ahead of it (or `#held`). */
+  #ahead(state: ShardState): Promise<boolean> {
+    return this.#failed.has(state) ? this.#held(state) : (this.#inFlight.get(state) ?? this.#held(state));
+  }
+
+  /** What a slice left pending waits for: nothing, but a failure rejects; false once the shard is not held. */
+  #held(state: ShardState): Promise<boolean> {
     const failure = this.#failed.get(state);
     if (failure !== undefined) return Promise.reject(failure.error);
-    const inFlight = wait ? this.#inFlight.get(state) : undefined;
-    return inFlight ?? Promise.resolve(this.#live.holds(state));
+    return Promise.resolve(this.#live.holds(state));
   }
 
   #chain(state: ShardState, commit: () => Promise<string | undefined>): Promise<boolean> {
