@@ -4,6 +4,9 @@
  * readings/s, the aggregator's CPU and Redis' (INFO cpu) per reading.
  * Run: node test/bench/aggregatorDrain.ts [readings] [nodes] [readings per entry (1000)]
  */
+
+import { writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
 import { startAggregator } from '@streamgauge/aggregator';
 import { loadConfig, ManualClock } from '@streamgauge/core';
 import { ReadingLog } from '@streamgauge/redis';
@@ -40,6 +43,22 @@ export async function aggregatorDrain(total: number, nodes: number, url?: string
       const field = (name: string) => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? Number.NaN);
       return field('used_cpu_user') + field('used_cpu_sys');
     };
+    // BENCH_CPU_PROF_DIR: a CPU profile of each drain alone (the fill is not in it).
+    const profileDir = process.env.BENCH_CPU_PROF_DIR;
+    const profiled = async <T>(name: string, work: () => Promise<T>): Promise<T> => {
+      if (!profileDir) return work();
+      const session = new Session();
+      session.connect();
+      await session.post('Profiler.enable');
+      await session.post('Profiler.start');
+      try {
+        return await work();
+      } finally {
+        const { profile } = await session.post('Profiler.stop');
+        await writeFile(`${profileDir}/aggregatorDrain-${name}.cpuprofile`, JSON.stringify(profile));
+        session.disconnect();
+      }
+    };
     const drain = async () => {
       const redisBefore = await redisCpu();
       const started = performance.now();
@@ -68,9 +87,9 @@ export async function aggregatorDrain(total: number, nodes: number, url?: string
       };
     };
     await fill(0);
-    const cold = await drain();
+    const cold = await profiled('cold', drain);
     await fill(1);
-    const warm = await drain();
+    const warm = await profiled('warm', drain);
     return {
       readings: total,
       nodes,

@@ -72,12 +72,12 @@ export interface LiveNode {
   readonly shard: ShardState;
 }
 
-/** A shard this replica holds: one object per acquisition, so work from an earlier one is recognised. */
-/** A node's contribution to the system sums, and the shard it counts in. */
-export interface ShardContribution extends NodeContribution {
+/** A node's contribution to the system sums (updated in place as the node is evaluated again), and the shard it counts in. */
+export type ShardContribution = { -readonly [K in keyof NodeContribution]: NodeContribution[K] } & {
   readonly shard: number;
-}
+};
 
+/** A shard this replica holds: one object per acquisition, so work from an earlier one is recognised. */
 export interface ShardState {
   readonly shard: ShardKeys;
   readonly store: AggregateStore;

@@ -23,8 +23,18 @@ export class SystemSums {
   /** Records what a node's window, just evaluated, adds to the sums. */
   contribute(id: string, range: Range, summary: WindowSummary): void {
     const shard = this.#live.nodes.get(id)?.shard.shard.shard;
-    if (shard === undefined) return;
-    this.#live.contributions.get(range)?.set(id, { ...contributionOf(summary), shard });
+    const contributions = this.#live.contributions.get(range);
+    if (shard === undefined || contributions === undefined) return;
+    const contribution = contributionOf(summary);
+    // In place: a new one per evaluation lived until the node's next (seconds), garbage for the old generation.
+    const held = contributions.get(id);
+    if (held === undefined) {
+      contributions.set(id, { ...contribution, shard });
+      return;
+    }
+    held.avgFlow = contribution.avgFlow;
+    held.avgPressure = contribution.avgPressure;
+    held.uptime = contribution.uptime;
   }
 
   /** Per shard held and range, the sums over the shard's nodes (EMPTY_SUMS for a shard with none). */

@@ -20,6 +20,14 @@ export interface LatestValues {
   readonly volume?: number;
 }
 
+interface MutableLatest {
+  timestamp: number;
+  flow_rate: number | undefined;
+  pressure: number | undefined;
+  temperature: number | undefined;
+  volume: number | undefined;
+}
+
 export const METADATA_KEYS = ['node_name', 'node_type', 'district_id'] as const;
 export type MetadataKey = (typeof METADATA_KEYS)[number];
 /** Each metadata field with the event time of the reading that carried it. */
@@ -76,8 +84,15 @@ export class NodeWindows {
   readonly nodeId: string;
   /** The rings; each marks the panes changed since it was last persisted (PaneRing.changed). */
   readonly rings: readonly PaneRing[];
-  latest: LatestValues | undefined;
-  metadata: NodeMetadata = {};
+  /**
+   * The latest values and the metadata are records this node owns and
+   * updates in place with each reading (set from outside, they are copied
+   * in): made anew per reading, each lived until the node's next reading,
+   * seconds, long enough to be copied by the young generation's collections
+   * and to end as garbage in the old one (three to four objects a reading).
+   */
+  #latest: MutableLatest | undefined;
+  #metadata: NodeMetadata = {};
   /** Latest values or metadata (a value or its event time) changed since the state was last persisted. */
   latestChanged = false;
   /** A metadata value changed since the dashboard's `metadata` key was last written (a new node: true). */
@@ -95,28 +110,68 @@ export class NodeWindows {
     const coarsest = this.rings[HORIZON_RING] as PaneRing;
     if (coarsest.paneOf(reading.timestamp) < coarsest.paneOf(now) - coarsest.history) return 'too_late';
     for (let i = 0; i < this.rings.length; i++) (this.rings[i] as PaneRing).add(reading, now);
-    if (this.latest === undefined || reading.timestamp > this.latest.timestamp) {
-      // Built field by field: spreading conditional objects allocated four more per reading.
-      const latest: { -readonly [K in keyof LatestValues]: LatestValues[K] } = {
-        timestamp: reading.timestamp,
-      };
-      if (reading.flow_rate !== undefined) latest.flow_rate = reading.flow_rate;
-      if (reading.pressure !== undefined) latest.pressure = reading.pressure;
-      if (reading.temperature !== undefined) latest.temperature = reading.temperature;
-      if (reading.volume !== undefined) latest.volume = reading.volume;
-      this.latest = latest;
+    if (this.#latest === undefined || reading.timestamp > this.#latest.timestamp) {
+      this.#setLatest(reading);
       this.latestChanged = true;
     }
     for (const key of METADATA_KEYS) {
       const value = reading[key];
-      const known = this.metadata[key];
-      if (value !== undefined && (known === undefined || reading.timestamp >= known.timestamp)) {
-        if (known?.value !== value) this.metadataChanged = true;
-        if (known?.value !== value || known.timestamp !== reading.timestamp) this.latestChanged = true;
-        this.metadata[key] = { value, timestamp: reading.timestamp };
+      const known = this.#metadata[key];
+      if (value === undefined || (known !== undefined && reading.timestamp < known.timestamp)) continue;
+      if (known === undefined) {
+        this.#metadata[key] = { value, timestamp: reading.timestamp };
+        this.metadataChanged = true;
+        this.latestChanged = true;
+        continue;
       }
+      if (known.value !== value) this.metadataChanged = true;
+      if (known.value !== value || known.timestamp !== reading.timestamp) this.latestChanged = true;
+      known.value = value;
+      known.timestamp = reading.timestamp;
     }
     return 'applied';
+  }
+
+  /** The values of the reading with the newest event time (undefined before any). */
+  get latest(): LatestValues | undefined {
+    return this.#latest;
+  }
+
+  /** Copied in: the node's record stays its own. */
+  set latest(values: LatestValues | undefined) {
+    if (values === undefined) this.#latest = undefined;
+    else this.#setLatest(values);
+  }
+
+  /** Each metadata field with the event time of the reading that carried it. */
+  get metadata(): NodeMetadata {
+    return this.#metadata;
+  }
+
+  /** Copied in, field by field: the node's records stay its own. */
+  set metadata(metadata: NodeMetadata) {
+    const owned: NodeMetadata = {};
+    for (const key of METADATA_KEYS) {
+      const field = metadata[key];
+      if (field !== undefined) owned[key] = { value: field.value, timestamp: field.timestamp };
+    }
+    this.#metadata = owned;
+  }
+
+  #setLatest(values: LatestValues): void {
+    // Every field always present (undefined when the reading lacks it): one shape for every node.
+    const latest = (this.#latest ??= {
+      timestamp: 0,
+      flow_rate: undefined,
+      pressure: undefined,
+      temperature: undefined,
+      volume: undefined,
+    });
+    latest.timestamp = values.timestamp;
+    latest.flow_rate = values.flow_rate;
+    latest.pressure = values.pressure;
+    latest.temperature = values.temperature;
+    latest.volume = values.volume;
   }
 
   /** The window of `range` at time `at`, merged. */
