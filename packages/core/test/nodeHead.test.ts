@@ -3,6 +3,7 @@ import {
   ByteArena,
   decodeNodeHead,
   encodeNodeHead,
+  NO_PANE,
   NodeWindows,
   type Reading,
   seededRandom,
@@ -13,7 +14,7 @@ const now = Date.UTC(2026, 11, 1, 12, 34, 56);
 
 /** Each ring's newest pane becomes what the store last persisted, as after a commit. */
 function persisted(windows: NodeWindows): NodeWindows {
-  for (const ring of windows.rings) ring.persistedNewest = ring.panes().at(-1) ?? Number.NaN;
+  for (const ring of windows.rings) ring.persistedNewest = ring.panes().at(-1) ?? NO_PANE;
   return windows;
 }
 
@@ -71,7 +72,7 @@ describe('a node head', () => {
     expect(restored.latest).toBeUndefined();
     expect(restored.metadata).toEqual({});
     expect(
-      restored.rings.every((ring) => ring.panes().length === 0 && Number.isNaN(ring.persistedNewest)),
+      restored.rings.every((ring) => ring.panes().length === 0 && ring.persistedNewest === NO_PANE),
     ).toBe(true);
   });
 

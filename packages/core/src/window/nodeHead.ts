@@ -1,6 +1,7 @@
 import { type LatestValues, METADATA_KEYS, type NodeMetadata, type NodeWindows } from './nodeWindows.ts';
 import { PANE_WIDTH, SERIES_WIDTH } from './pane.ts';
 import { type ByteArena, MAX_PANE_BYTES, readPaneAt, writeHeldPane } from './paneCodec.ts';
+import { NO_PANE } from './paneRing.ts';
 
 /**
  * A node's head: what an in-order reading changes, as one value. The
@@ -74,7 +75,7 @@ export function encodeNodeHead(node: NodeWindows, arena: ByteArena): Uint8Array 
 
   node.rings.forEach((ring, r) => {
     const newest = ring.persistedNewest;
-    if (Number.isNaN(newest)) return;
+    if (newest === NO_PANE) return;
     const after = writeHeldPane(ring, newest, view, o + 1);
     if (after === o + 1) return;
     view.setUint8(o, r);

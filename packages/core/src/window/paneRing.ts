@@ -48,8 +48,13 @@ export class PaneRing {
   /** The newest pane the slots hold (EMPTY before the first). */
   #top = EMPTY;
   #capacity = 0;
-  /** The newest pane as last persisted (the store keeps it apart from the others; see aggregateStore). */
-  persistedNewest = Number.NaN;
+  /**
+   * The newest pane as last persisted (the store keeps it apart from the
+   * others; see aggregateStore); NO_PANE while none is. A small integer
+   * either way: NaN here kept a boxed number per ring, six objects a node
+   * for the collector to mark.
+   */
+  persistedNewest = NO_PANE;
   /**
    * The first pane of the recent panes the store keeps apart (from it up to
    * the newest, see aggregateStore); NO_PANE while it keeps none.

@@ -272,7 +272,8 @@ function encodeChanges(node: NodeWindows, now: number | undefined, writes: Packe
       // Recent since the last write of the older panes: from the newest then on.
       const from = ring.persistedFrom === NO_PANE ? ring.persistedNewest : ring.persistedFrom;
       // Once `from` has left the ring's reach, a full write drops what left with it.
-      const apart = from <= ring.lowestChanged && (now === undefined || ring.reaches(from, now));
+      const apart =
+        from !== NO_PANE && from <= ring.lowestChanged && (now === undefined || ring.reaches(from, now));
       const firstRecent = apart ? held.findIndex((pane) => pane >= from) : -1;
       if (firstRecent >= 0 && held.length - firstRecent <= RECENT_PANES) {
         const recent = held.slice(firstRecent);
@@ -284,7 +285,7 @@ function encodeChanges(node: NodeWindows, now: number | undefined, writes: Packe
         writes.delete(`t${r}`);
         ring.persistedFrom = NO_PANE;
       }
-      ring.persistedNewest = newest ?? Number.NaN;
+      ring.persistedNewest = newest ?? NO_PANE;
     }
     ring.clearChanges();
   });
@@ -358,7 +359,7 @@ export function decodeNode(
       const read = decodePanes(ring, value);
       if (field[0] === 'r') olderUpTo.set(ring, read[read.length - 1] ?? Number.NEGATIVE_INFINITY);
       if (field[0] === 'c') {
-        ring.persistedNewest = read[0] ?? Number.NaN;
+        ring.persistedNewest = read[0] ?? NO_PANE;
         earlier.push(field);
       }
     } else if (field[0] === 'p') {
