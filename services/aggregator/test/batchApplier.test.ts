@@ -118,7 +118,7 @@ describe('BatchApplier', () => {
     };
 
     it('commits the slices applied while a commit runs together: each entry acknowledged once, the state exact', async () => {
-      const { applier, ownership, acquire, readings, entry, now } = await liveParts(db.client);
+      const { applier, acquire, readings, entry, now } = await liveParts(db.client);
       const state = acquire();
       await db.client.config('RESETSTAT');
       await pauseWrites(800);

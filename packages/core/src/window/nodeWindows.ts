@@ -160,13 +160,14 @@ export class NodeWindows {
 
   #setLatest(values: LatestValues): void {
     // Every field always present (undefined when the reading lacks it): one shape for every node.
-    const latest = (this.#latest ??= {
+    this.#latest ??= {
       timestamp: 0,
       flow_rate: undefined,
       pressure: undefined,
       temperature: undefined,
       volume: undefined,
-    });
+    };
+    const latest = this.#latest;
     latest.timestamp = values.timestamp;
     latest.flow_rate = values.flow_rate;
     latest.pressure = values.pressure;
