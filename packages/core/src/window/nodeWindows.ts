@@ -102,7 +102,9 @@ export class NodeWindows {
   constructor(nodeId: string, aheadMs: number) {
     this.nodeId = nodeId;
     this.#aheadMs = aheadMs;
-    this.rings = shapesFor(aheadMs).map((shape) => new PaneRing(shape));
+    const rings: PaneRing[] = [];
+    for (const shape of shapesFor(aheadMs)) rings.push(new PaneRing(shape, rings));
+    this.rings = rings;
   }
 
   add(reading: Reading, now: number): AddOutcome {

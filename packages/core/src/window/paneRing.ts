@@ -69,10 +69,14 @@ export class PaneRing {
   #change = UNCHANGED;
   /** The lowest pane changed since the state was last persisted (NONE_CHANGED: none). */
   #lowest = NONE_CHANGED;
+  /** The node's rings, this one among them, when they share one buffer (see `oneBuffer`). */
+  readonly #siblings: readonly PaneRing[] | undefined;
 
-  constructor(shape: RingShape) {
+  /** `siblings`: the node's rings (this one to be added), sharing one buffer; without, a buffer of its own. */
+  constructor(shape: RingShape, siblings?: readonly PaneRing[]) {
     this.shape = shape;
     this.data = NO_DATA;
+    this.#siblings = siblings;
   }
 
   get paneMs(): number {
@@ -269,7 +273,10 @@ export class PaneRing {
   /** Grows to `capacity` slots, keeping every pane held; `pane` becomes the newest if the ring held none. */
   #grow(capacity: number, pane: number): void {
     const width = this.width;
-    const data = new Float64Array(capacity * width);
+    const data =
+      this.#siblings === undefined
+        ? new Float64Array(capacity * width)
+        : oneBuffer(this.#siblings, this, capacity * width);
     for (let slot = 0; slot < capacity; slot++) this.layout.clear(data, slot * width);
     const old = this.#capacity;
     if (old === 0) {
@@ -284,6 +291,39 @@ export class PaneRing {
     this.data = data;
     this.#capacity = capacity;
   }
+}
+
+/**
+ * One buffer for the rings of a node, where `ring` takes `length` doubles
+ * (returned: its old `data` stays as it was, for the caller to copy from)
+ * and every other ring's `data` moves, copied, to its part.
+ *
+ * A ring of its own held a `Float64Array`, an `ArrayBuffer` and a backing
+ * store: three objects a ring for the collector to mark and sweep, 18 a
+ * node, where views of one buffer are eight. A ring that grows moves the
+ * node's every pane (rings grow a few times in a node's life). Only a
+ * ring's own methods grow it, one at a time, so no ring's `data` is
+ * replaced in the middle of another's work.
+ */
+function oneBuffer(rings: readonly PaneRing[], ring: PaneRing, length: number): Float64Array {
+  const bytes = Float64Array.BYTES_PER_ELEMENT;
+  let total = length;
+  for (const held of rings) if (held !== ring) total += held.data.length;
+  const buffer = new ArrayBuffer(total * bytes);
+  let offset = 0;
+  let resized = NO_DATA;
+  for (const held of rings) {
+    if (held === ring) {
+      resized = new Float64Array(buffer, offset * bytes, length);
+      offset += length;
+    } else if (held.data.length > 0) {
+      const part = new Float64Array(buffer, offset * bytes, held.data.length);
+      part.set(held.data);
+      held.data = part;
+      offset += part.length;
+    }
+  }
+  return resized;
 }
 
 /** A ring's size and reach: `history` panes behind the current one, `ahead` beyond it. */
