@@ -44,18 +44,37 @@ export async function aggregatorDrain(total: number, nodes: number, url?: string
       return field('used_cpu_user') + field('used_cpu_sys');
     };
     // BENCH_CPU_PROF_DIR: a CPU profile of each drain alone (the fill is not in it).
+    // BENCH_HEAP_PROF_DIR: a sampling profile of what each drain allocates,
+    // garbage included (what the collector's time is spent on).
     const profileDir = process.env.BENCH_CPU_PROF_DIR;
+    const heapDir = process.env.BENCH_HEAP_PROF_DIR;
     const profiled = async <T>(name: string, work: () => Promise<T>): Promise<T> => {
-      if (!profileDir) return work();
+      if (!profileDir && !heapDir) return work();
       const session = new Session();
       session.connect();
-      await session.post('Profiler.enable');
-      await session.post('Profiler.start');
+      if (profileDir) {
+        await session.post('Profiler.enable');
+        await session.post('Profiler.start');
+      }
+      if (heapDir) {
+        await session.post('HeapProfiler.enable');
+        await session.post('HeapProfiler.startSampling', {
+          samplingInterval: 16_384,
+          includeObjectsCollectedByMajorGC: true,
+          includeObjectsCollectedByMinorGC: true,
+        });
+      }
       try {
         return await work();
       } finally {
-        const { profile } = await session.post('Profiler.stop');
-        await writeFile(`${profileDir}/aggregatorDrain-${name}.cpuprofile`, JSON.stringify(profile));
+        if (profileDir) {
+          const { profile } = await session.post('Profiler.stop');
+          await writeFile(`${profileDir}/aggregatorDrain-${name}.cpuprofile`, JSON.stringify(profile));
+        }
+        if (heapDir) {
+          const { profile } = await session.post('HeapProfiler.stopSampling');
+          await writeFile(`${heapDir}/aggregatorDrain-${name}.heapprofile`, JSON.stringify(profile));
+        }
         session.disconnect();
       }
     };

@@ -57,43 +57,113 @@ export function uptimeOf(pane: Float64Array): number {
   return count === 0 ? 0 : (pane[PANE.flowing] as number) / count;
 }
 
-/** `node:{id}:metrics:{range}`. */
-export function metricsHash(summary: WindowSummary, updatedAt: number): Record<string, string> {
+/**
+ * A hash as its field names and its values in that order: what the
+ * dashboard's key writer sends, built without an object keyed by field
+ * (which the writer had to take apart again). Only for values that cannot
+ * hold FIELD_END (numbers, times); a hash of free text is a plain record.
+ */
+export class PackedHash {
+  readonly fields: readonly string[];
+  readonly values: readonly string[];
+
+  constructor(fields: readonly string[], values: readonly string[]) {
+    this.fields = fields;
+    this.values = values;
+  }
+
+  /** The same hash as a record. */
+  toRecord(): Record<string, string> {
+    const record: Record<string, string> = {};
+    this.fields.forEach((field, i) => {
+      record[field] = this.values[i] as string;
+    });
+    return record;
+  }
+}
+
+/**
+ * What the writer puts after each value of a hash it sends joined (the
+ * ASCII unit separator): no number or time holds it.
+ */
+export const FIELD_END = '\x1f';
+
+/** A metrics hash's fields, in the order of its packed values. */
+export const METRICS_FIELDS: readonly string[] = [
+  'reading_count',
+  'avg_flow',
+  'min_flow',
+  'max_flow',
+  'stddev_flow',
+  'avg_pressure',
+  'min_pressure',
+  'max_pressure',
+  'uptime_percentage',
+  'avg_temperature',
+  'min_temperature',
+  'max_temperature',
+  'volume_delta',
+  'window_start',
+  'window_end',
+  'updated_at',
+];
+
+/** `node:{id}:metrics:{range}`, packed (METRICS_FIELDS). */
+export function packedMetrics(summary: WindowSummary, updatedAt: number): PackedHash {
   const p = summary.pane;
   const n = stat(p, 'flow', 'n');
   const value = (m: PaneMeasurement, field: 'mean' | 'min' | 'max') =>
     has(p, m) ? decimal(stat(p, m, field)) : '0';
-  return {
-    reading_count: decimal(p[PANE.count] as number),
-    avg_flow: value('flow', 'mean'),
-    min_flow: value('flow', 'min'),
-    max_flow: value('flow', 'max'),
+  return new PackedHash(METRICS_FIELDS, [
+    decimal(p[PANE.count] as number),
+    value('flow', 'mean'),
+    value('flow', 'min'),
+    value('flow', 'max'),
     // Sample standard deviation, as SQL's STDDEV.
-    stddev_flow: n >= 2 ? decimal(Math.sqrt(Math.max(0, stat(p, 'flow', 'm2')) / (n - 1))) : '0',
-    avg_pressure: value('pressure', 'mean'),
-    min_pressure: value('pressure', 'min'),
-    max_pressure: value('pressure', 'max'),
+    n >= 2 ? decimal(Math.sqrt(Math.max(0, stat(p, 'flow', 'm2')) / (n - 1))) : '0',
+    value('pressure', 'mean'),
+    value('pressure', 'min'),
+    value('pressure', 'max'),
     // A fraction (0..1) despite its name: the dashboard compares it with 0.1.
-    uptime_percentage: decimal(uptimeOf(p)),
-    avg_temperature: value('temperature', 'mean'),
-    min_temperature: value('temperature', 'min'),
-    max_temperature: value('temperature', 'max'),
-    volume_delta: has(p, 'volume') ? decimal(stat(p, 'volume', 'max') - stat(p, 'volume', 'min')) : '0',
-    window_start: iso(summary.bounds.start),
-    window_end: iso(summary.end),
-    updated_at: iso(updatedAt),
-  };
+    decimal(uptimeOf(p)),
+    value('temperature', 'mean'),
+    value('temperature', 'min'),
+    value('temperature', 'max'),
+    has(p, 'volume') ? decimal(stat(p, 'volume', 'max') - stat(p, 'volume', 'min')) : '0',
+    iso(summary.bounds.start),
+    iso(summary.end),
+    iso(updatedAt),
+  ]);
+}
+
+/** `node:{id}:metrics:{range}`. */
+export function metricsHash(summary: WindowSummary, updatedAt: number): Record<string, string> {
+  return packedMetrics(summary, updatedAt).toRecord();
+}
+
+/** A `latest` hash's fields, in the order of its packed values. */
+export const LATEST_FIELDS: readonly string[] = [
+  'timestamp',
+  'flow_rate',
+  'pressure',
+  'temperature',
+  'volume',
+];
+
+/** `node:{id}:latest`, packed (LATEST_FIELDS). */
+export function packedLatest(latest: LatestValues): PackedHash {
+  return new PackedHash(LATEST_FIELDS, [
+    isoTime(latest.timestamp),
+    decimal(latest.flow_rate ?? 0),
+    decimal(latest.pressure ?? 0),
+    decimal(latest.temperature ?? 0),
+    decimal(latest.volume ?? 0),
+  ]);
 }
 
 /** `node:{id}:latest`: the values of the reading with the newest event time. */
 export function latestHash(latest: LatestValues): Record<string, string> {
-  return {
-    timestamp: isoTime(latest.timestamp),
-    flow_rate: decimal(latest.flow_rate ?? 0),
-    pressure: decimal(latest.pressure ?? 0),
-    temperature: decimal(latest.temperature ?? 0),
-    volume: decimal(latest.volume ?? 0),
-  };
+  return packedLatest(latest).toRecord();
 }
 
 /**

@@ -1,4 +1,4 @@
-import { readModelKeys } from '@streamgauge/core';
+import { LATEST_FIELDS, PackedHash, readModelKeys } from '@streamgauge/core';
 import { useRedis } from '@streamgauge/testkit';
 import { describe, expect, it } from 'vitest';
 import { ReadModelWriter } from '../src/index.ts';
@@ -75,7 +75,43 @@ describe('ReadModelWriter', () => {
       });
       expected.set(readModelKeys.nodeMetrics(id, '1h'), hash);
       if (series !== undefined) expected.set(readModelKeys.nodeTimeseries7d(id), series);
+      // Packed hashes between them: their lists shared with the records' by
+      // content, and sent as JSON like a record once a call has no list left.
+      if (n % 7 === 0) {
+        const values = [`2026-12-05T00:00:00.${String(n).padStart(3, '0')}Z`, `${n}.25`, '0', '-1e-7', '12'];
+        writer.writeNode({
+          nodeId: `P${n}`,
+          latest: new PackedHash(LATEST_FIELDS, values),
+          metrics: new Map(),
+        });
+        expected.set(
+          readModelKeys.nodeLatest(`P${n}`),
+          Object.fromEntries(LATEST_FIELDS.map((field, i) => [field, values[i] as string])),
+        );
+        const own = [`packed_${n}`, 'shared'];
+        writer.writeNode({
+          nodeId: `P${n}`,
+          metrics: new Map([['24h', new PackedHash(own, [`${n}`, `p${n}`])]]),
+        });
+        expected.set(readModelKeys.nodeMetrics(`P${n}`, '24h'), { [`packed_${n}`]: `${n}`, shared: `p${n}` });
+      }
     }
+    // A packed latest and a record latest with the same fields, in one call.
+    writer.writeNode({
+      nodeId: 'N0',
+      latest: new PackedHash(LATEST_FIELDS, ['t', '1', '2', '3', '4']),
+      metrics: new Map(),
+    });
+    const record = { timestamp: 'u', flow_rate: '5', pressure: '6', temperature: '7', volume: '8' };
+    writer.writeNode({ nodeId: 'N1', latest: record, metrics: new Map() });
+    expected.set(readModelKeys.nodeLatest('N0'), {
+      timestamp: 't',
+      flow_rate: '1',
+      pressure: '2',
+      temperature: '3',
+      volume: '4',
+    });
+    expected.set(readModelKeys.nodeLatest('N1'), record);
     await writer.flush();
 
     for (const [key, value] of expected) {

@@ -2,8 +2,8 @@ import {
   type AnomalyEvent,
   compareEntryIds,
   isoTime,
-  latestHash,
   metadataHash,
+  packedLatest,
   type Range,
 } from '@streamgauge/core';
 import {
@@ -350,7 +350,7 @@ export class BatchApplier {
       this.#live.latestWriter.writeNode({
         nodeId: id,
         metrics: NO_METRICS,
-        ...(windows.latest !== undefined && { latest: latestHash(windows.latest) }),
+        ...(windows.latest !== undefined && { latest: packedLatest(windows.latest) }),
         ...(windows.metadataChanged && { metadata: metadataHash(id, windows.metadata) }),
       });
       windows.metadataChanged = false;

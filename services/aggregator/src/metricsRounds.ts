@@ -1,10 +1,11 @@
 import {
   isoTime,
-  latestHash,
   metadataHash,
-  metricsHash,
   type NodeWindows,
   nodeSeriesJson,
+  type PackedHash,
+  packedLatest,
+  packedMetrics,
   RANGES,
   type Range,
 } from '@streamgauge/core';
@@ -261,10 +262,10 @@ export class MetricsRounds {
     const node = this.#live.nodes.get(id);
     if (node === undefined) return;
     const { windows } = node;
-    const metrics = new Map<Range, Record<string, string>>();
+    const metrics = new Map<Range, PackedHash>();
     for (const range of ranges) {
       const summary = windows.evaluate(range, now);
-      metrics.set(range, metricsHash(summary, now));
+      metrics.set(range, packedMetrics(summary, now));
       this.#sums.contribute(id, range, summary);
     }
     const keys: NodeKeys = {
@@ -284,12 +285,12 @@ export class MetricsRounds {
   }
 }
 
-const NO_METRICS: ReadonlyMap<Range, Record<string, string>> = new Map();
+const NO_METRICS: ReadonlyMap<Range, PackedHash> = new Map();
 
 /** A node's `latest` (once it has a reading) and metadata hashes. */
 function identityOf(id: string, windows: NodeWindows): Pick<NodeKeys, 'latest' | 'metadata'> {
   return {
-    ...(windows.latest !== undefined && { latest: latestHash(windows.latest) }),
+    ...(windows.latest !== undefined && { latest: packedLatest(windows.latest) }),
     metadata: metadataHash(id, windows.metadata),
   };
 }

@@ -1,6 +1,8 @@
 import {
   CHANGES_CHANNEL,
+  FIELD_END,
   NODES_ALL_MEMBERS,
+  PackedHash,
   RANGES,
   type Range,
   readModelKeys,
@@ -13,12 +15,15 @@ import type { RedisClient } from '../connection.ts';
 import { isUnavailable, RedisUnavailableError } from '../errors/RedisUnavailableError.ts';
 import { loadScripts, runScript } from '../scripts.ts';
 
+/** A hash's value: a record, or packed (numbers and times, built without a record). */
+export type HashValue = Record<string, string> | PackedHash;
+
 /** What the aggregator writes for one node. Absent parts are left as they are. */
 export interface NodeKeys {
   readonly nodeId: string;
-  readonly latest?: Record<string, string>;
-  readonly metadata?: Record<string, string>;
-  readonly metrics: ReadonlyMap<Range, Record<string, string>>;
+  readonly latest?: HashValue;
+  readonly metadata?: HashValue;
+  readonly metrics: ReadonlyMap<Range, HashValue>;
   readonly timeseries?: string;
 }
 
@@ -60,7 +65,7 @@ export class ReadModelWriter {
   #writes: Write[] = [];
   /** Node keys not yet sealed into a write: they share one script call. */
   #openKeys: string[] = [];
-  #openValues: (Record<string, string> | string)[] = [];
+  #openValues: (HashValue | string)[] = [];
   #nodesAdded: string[] = [];
   #nodesRemoved: string[] = [];
   #notices: ChangeNotice[] = [];
@@ -116,7 +121,7 @@ export class ReadModelWriter {
     this.#openValues = [];
     if (this.#redis.isCluster) {
       keys.forEach((key, i) => {
-        const args = scriptArguments(this.#ttl, [values[i] as Record<string, string> | string]);
+        const args = scriptArguments(this.#ttl, [values[i] as HashValue | string]);
         this.#writes.push((batch) => queueScript(batch, 'writeNodeKeys', [key], args));
       });
       return;
@@ -276,45 +281,48 @@ const JSON_HASH = 127;
 /** The field lists one call can name (the marks between the two above). */
 const MAX_FIELD_LISTS = 126;
 /** What follows each hash value in the joined argument. */
-const SEPARATOR = '\x1f';
+const SEPARATOR = FIELD_END;
 
 /**
  * writeNodeKeys' arguments: the TTL, the field lists, a mark per key, the
  * hashes' values joined, then each string value (and each hash sent as JSON)
  * as an argument of its own.
  */
-function scriptArguments(
-  ttl: number,
-  values: readonly (Record<string, string> | string)[],
-): (string | number)[] {
-  const lists: string[][] = [];
+function scriptArguments(ttl: number, values: readonly (HashValue | string)[]): (string | number)[] {
+  const lists: (readonly string[])[] = [];
   const marks: number[] = new Array(values.length);
   const joined: string[] = [];
   const strings: string[] = [];
-  values.forEach((value, i) => {
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i] as HashValue | string;
     if (typeof value === 'string') {
       marks[i] = STRING_KEY;
       strings.push(value);
-      return;
+      continue;
     }
-    const names = Object.keys(value);
+    // Packed: numbers and times, which never hold the separator.
+    const packed = value instanceof PackedHash;
+    const names = packed ? value.fields : Object.keys(value);
     const list = fieldList(names, lists);
     const from = joined.length;
     if (list !== undefined) {
-      for (const name of names) {
-        const v = value[name] as string;
-        if (v.includes(SEPARATOR)) break;
-        joined.push(v);
+      if (packed) for (const v of value.values) joined.push(v);
+      else {
+        for (const name of names) {
+          const v = value[name] as string;
+          if (v.includes(SEPARATOR)) break;
+          joined.push(v);
+        }
       }
     }
     if (list === undefined || joined.length - from < names.length) {
       joined.length = from;
       marks[i] = JSON_HASH;
-      strings.push(JSON.stringify(value));
-      return;
+      strings.push(JSON.stringify(packed ? value.toRecord() : value));
+      continue;
     }
     marks[i] = list;
-  });
+  }
   const text = joined.length > 0 ? `${joined.join(SEPARATOR)}${SEPARATOR}` : '';
   const kinds = String.fromCharCode(...marks);
   return [ttl, lists.map((names) => names.join(',')).join('\n'), kinds, text, ...strings];
@@ -325,9 +333,11 @@ function scriptArguments(
  * undefined when it cannot be named in one. A call holds a few lists
  * (`latest`, metadata, each range's metrics), so a scan finds it at once.
  */
-function fieldList(names: string[], lists: string[][]): number | undefined {
+function fieldList(names: readonly string[], lists: (readonly string[])[]): number | undefined {
   for (let l = 0; l < lists.length; l++) {
-    const list = lists[l] as string[];
+    const list = lists[l] as readonly string[];
+    // A packed hash's list is a constant: found by identity.
+    if (list === names) return l + 1;
     if (list.length === names.length && list.every((name, n) => name === names[n])) return l + 1;
   }
   // No fields, or a name the script could not cut out again: sent as JSON.
