@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { remainder } from '../src/anomaly/valueScore.ts';
 import { DEFAULT_ANOMALY_SETTINGS, seededRandom, VALUE_SCORE_BYTES, ValueScore } from '../src/index.ts';
 
 const FIVE_MINUTES = 300_000;
@@ -131,6 +132,32 @@ describe('ValueScore, the calibrated score of one series', () => {
     for (const s of [gaps, irregular]) {
       expect(s.every((v) => Number.isFinite(v))).toBe(true);
       expect(alarms(s).length).toBeLessThanOrEqual(4);
+    }
+  });
+
+  it("finds a time's place in a period as `%` does, for any time", () => {
+    const random = seededRandom(11);
+    const periods = [86_400_000, 604_800_000, 3_600_000, 7, 1];
+    const times = [0, 1, 86_399_999, 86_400_000, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER - 1];
+    // Epoch milliseconds of every era, near and on multiples of each period
+    // (up to 2^53, where the quotient is closest to rounding up), negative and fractional.
+    for (let i = 0; i < 20_000; i++) {
+      const t = Math.floor(random() * 2 ** (1 + Math.floor(random() * 52)));
+      times.push(t, t + 0.5, -t, t * 86_400_000, t * 86_400_000 - 1);
+    }
+    for (const period of periods) {
+      const top = Math.floor(Number.MAX_SAFE_INTEGER / period);
+      for (let m = top; m > top - 2000 && m > 0; m--) times.push(m * period - 1, m * period);
+    }
+    times.push(2 ** 53, 2 ** 60 + 1024, -0, Number.NaN, Number.POSITIVE_INFINITY);
+    for (const period of periods) {
+      for (const t of times) {
+        // The same number (-0 % period is -0, the remainder may be 0: the same place), or both NaN.
+        const [got, expected] = [remainder(t, period), t % period];
+        expect(got === expected || (Number.isNaN(got) && Number.isNaN(expected)), `${t} % ${period}`).toBe(
+          true,
+        );
+      }
     }
   });
 });

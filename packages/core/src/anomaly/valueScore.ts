@@ -109,6 +109,10 @@ const PATTERN_USAGE_DECAY = 0.999;
 const PATTERN_SEEN = 50;
 const PATTERN_DIRECT = 3;
 const PATTERN_INPUT = 2 * PATTERN_WINDOW;
+/** log10 of the number of tests (at most 2 per view and one more), as Math.log10 gives it. */
+const LOG10 = Float64Array.from({ length: 2 * 4 + 2 }, (_, n) => Math.log10(n));
+/** Below this overlap a shape cannot resonate: the exact test (a division) is skipped. */
+const RESONANT_OVERLAP = PATTERN_VIGILANCE * PATTERN_WINDOW * (1 - 1e-9);
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -342,12 +346,12 @@ export class ValueScore {
     d[LAST_X] = x;
     d[LAST_T] = t;
     if (n < WARM_UP) return 0;
-    const surprise = Math.max(0, best - Math.log10(tests));
+    const surprise = Math.max(0, best - (LOG10[tests] as number));
     this.surprise = surprise;
     const ranked = d[VIEWS_AT + VIEW_PATTERN * VIEW_DOUBLES + 2] as number;
     const pattern =
       mismatch >= 0 && ranked > PATTERN_SEEN
-        ? Math.max(0, (VIEWED[POINT] as number) - Math.log10(tests + 1))
+        ? Math.max(0, (VIEWED[POINT] as number) - (LOG10[tests + 1] as number))
         : 0;
     this.patternSurprise = pattern;
     const likelihood = this.#likelihood(surprise);
@@ -430,29 +434,44 @@ export class ValueScore {
     const low = d[LOW] as number;
     const range = (d[HIGH] as number) - low;
     const input = PATTERN_SCRATCH;
-    for (let i = 0; i < PATTERN_WINDOW; i++) {
-      const a = range > 0 ? ((d[PATTERN_RING + ((next + i) % PATTERN_WINDOW)] as number) - low) / range : 0.5;
+    // Oldest first: the ring from `next` round to it.
+    for (let i = 0, at = next; i < PATTERN_WINDOW; i++, at = at + 1 === PATTERN_WINDOW ? 0 : at + 1) {
+      const a = range > 0 ? ((d[PATTERN_RING + at] as number) - low) / range : 0.5;
       input[i] = a;
       input[PATTERN_WINDOW + i] = 1 - a;
     }
+    // The input in locals, and each shape's overlap written out: this loop
+    // is the largest part of a score's time. A shape's weight is summed only
+    // when it resonates (the sums are the same, in the same order).
+    const v0 = input[0] as number;
+    const v1 = input[1] as number;
+    const v2 = input[2] as number;
+    const v3 = input[3] as number;
+    const v4 = input[4] as number;
+    const v5 = input[5] as number;
     const shapes = d[PATTERN_SHAPES] as number;
     let bestChoice = -1;
     let chosen = -1;
-    let bestMatch = 0;
+    // The best match is the best overlap's: dividing by PATTERN_WINDOW keeps the order.
+    let bestOverlap = 0;
     for (let j = 0; j < shapes; j++) {
-      let overlap = 0;
-      let weight = 0;
       const at = SHAPES_AT + j * PATTERN_INPUT;
-      for (let i = 0; i < PATTERN_INPUT; i++) {
-        const w = f[at + i] as number;
-        const v = input[i] as number;
-        overlap += Math.min(v, w);
-        weight += w;
-      }
-      const match = overlap / PATTERN_WINDOW;
-      if (match > bestMatch) bestMatch = match;
-      if (match >= PATTERN_VIGILANCE) {
-        const choice = overlap / (1e-3 + weight);
+      const w0 = f[at] as number;
+      const w1 = f[at + 1] as number;
+      const w2 = f[at + 2] as number;
+      const w3 = f[at + 3] as number;
+      const w4 = f[at + 4] as number;
+      const w5 = f[at + 5] as number;
+      const overlap =
+        (v0 < w0 ? v0 : w0) +
+        (v1 < w1 ? v1 : w1) +
+        (v2 < w2 ? v2 : w2) +
+        (v3 < w3 ? v3 : w3) +
+        (v4 < w4 ? v4 : w4) +
+        (v5 < w5 ? v5 : w5);
+      if (overlap > bestOverlap) bestOverlap = overlap;
+      if (overlap >= RESONANT_OVERLAP && overlap / PATTERN_WINDOW >= PATTERN_VIGILANCE) {
+        const choice = overlap / (1e-3 + (w0 + w1 + w2 + w3 + w4 + w5));
         if (choice > bestChoice) {
           bestChoice = choice;
           chosen = j;
@@ -480,7 +499,7 @@ export class ValueScore {
       for (let i = 0; i < PATTERN_INPUT; i++) f[at + i] = input[i] as number;
       f[USAGE_AT + j] = 1;
     }
-    return 1 - bestMatch;
+    return 1 - bestOverlap / PATTERN_WINDOW;
   }
 
   /** One view's error: its statistics ranked (into VIEWED), then learnt. */
@@ -519,7 +538,7 @@ export class ValueScore {
   /** Learns and measures how far off the daily profile usually is at this time of day. */
   #timeOfDay(t: number, x: number, floor: number): void {
     const f = this.#f;
-    const bucket = Math.floor(((t % DAY) / DAY) * DAILY_BUCKETS) % DAILY_BUCKETS;
+    const bucket = Math.floor((remainder(t, DAY) / DAY) * DAILY_BUCKETS) % DAILY_BUCKETS;
     const weight = f[TIME_OF_DAY_WEIGHT_AT + bucket] as number;
     const mean = f[TIME_OF_DAY_MEAN_AT + bucket] as number;
     const spread = f[TIME_OF_DAY_SPREAD_AT + bucket] as number;
@@ -557,7 +576,7 @@ export class ValueScore {
     const d = this.#d;
     const f = this.#f;
     const c = this.bytes;
-    const bucket = Math.floor((((t + offset) % period) / period) * buckets) % buckets;
+    const bucket = Math.floor((remainder(t + offset, period) / period) * buckets) % buckets;
     const visited = c[COUNTS_OFFSET + countsAt + bucket] as number;
     const seasonal = visited > 0 ? (f[floatsAt + bucket] as number) : 0;
     const level = d[levelAt] as number;
@@ -631,6 +650,20 @@ export class ValueScore {
       d[at + 1] = 1;
     }
   }
+}
+
+/**
+ * `t % period` (period a positive integer), the same value: for a time in
+ * whole milliseconds by integer arithmetic in doubles instead of `%`'s
+ * floating-point remainder, a call into the runtime (three a reading).
+ * Exact below 2^53: the quotient t / period is m − k / period (k ≥ 1) or
+ * m itself, and half an ulp of m (m < 2^53 / period) is less than
+ * 1 / period, so it never rounds up to the next whole number; the product
+ * and the difference are whole numbers below 2^53.
+ */
+export function remainder(t: number, period: number): number {
+  if (!(t >= 0 && t <= Number.MAX_SAFE_INTEGER && Number.isInteger(t))) return t % period;
+  return t - Math.floor(t / period) * period;
 }
 
 function binOf(u: number): number {
