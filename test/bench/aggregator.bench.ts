@@ -79,6 +79,7 @@ async function startServices(context: SuiteContext): Promise<Services> {
   const aggregator = await ServiceProcess.start({
     env: { REDIS_URL: context.redis.url },
     onOutput: log,
+    nodeArgs: context.options.aggregatorNodeArgs,
     ...(context.options.cpuProfDir !== undefined && { cpuProfDir: context.options.cpuProfDir }),
   });
   const ingest = await IngestProcess.start({ redisUrl: context.redis.url, onOutput: log });

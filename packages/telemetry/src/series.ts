@@ -1,4 +1,5 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
+import { PlainHistogram } from './plainHistogram.ts';
 
 /**
  * Every series streamgauge records as it works (the ones read from Redis
@@ -263,7 +264,7 @@ export class AggregatorSeries {
   readonly #applied: Counter.Internal;
   readonly #tooLate: Counter.Internal;
   readonly #tooEarly: Counter.Internal;
-  readonly #eventAge: Histogram<string>;
+  readonly #eventAge: PlainHistogram;
 
   constructor(registry: Registry) {
     const readings = new Counter({
@@ -276,7 +277,7 @@ export class AggregatorSeries {
     this.#tooLate = readings.labels('too_late');
     this.#tooEarly = readings.labels('too_early');
     for (const child of [this.#applied, this.#tooLate, this.#tooEarly]) child.inc(0);
-    this.#eventAge = new Histogram({
+    this.#eventAge = new PlainHistogram({
       name: 'streamgauge_reading_event_age_seconds',
       help: 'How old the data in a node’s latest key is when the aggregator writes it: now minus the event time of its latest reading, once per node written per batch.',
       buckets: EVENT_AGE_BUCKETS,

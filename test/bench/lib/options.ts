@@ -11,6 +11,8 @@ export interface BenchOptions {
   readonly quietWaitSeconds: number;
   /** Directory for `node --cpu-prof` profiles of the ingest process (BENCH_CPU_PROF_DIR). */
   readonly cpuProfDir: string | undefined;
+  /** Extra flags for the aggregator's node in the freshness cases, e.g. `--trace-gc-nvp` (BENCH_AGGREGATOR_NODE_ARGS). */
+  readonly aggregatorNodeArgs: readonly string[];
 }
 
 export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): BenchOptions {
@@ -20,6 +22,7 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): BenchOptio
     redisUrl: text(env, 'BENCH_REDIS_URL'),
     quietWaitSeconds: positive(env, 'BENCH_QUIET_WAIT_SECONDS', 0, true),
     cpuProfDir: text(env, 'BENCH_CPU_PROF_DIR'),
+    aggregatorNodeArgs: text(env, 'BENCH_AGGREGATOR_NODE_ARGS')?.split(/\s+/) ?? [],
   };
 }
 
