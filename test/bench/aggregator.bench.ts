@@ -174,7 +174,13 @@ export async function freshness(
   windowSeconds: number = context.options.seconds,
 ): Promise<void> {
   const services = await startServices(context);
-  const source = new ReadingSource({ nodes });
+  // A live fleet: each node's readings newer than the last, `nodes / rate` s
+  // apart, so that every one moves `latest` and is examined by the detectors.
+  const source = new ReadingSource({
+    nodes,
+    forward: true,
+    stepMs: Math.max(1, Math.round((1000 * nodes) / rate)),
+  });
   const pool = new Pool(services.ingest.url, { connections: 16, keepAliveTimeout: 60_000 });
   const load = new FreshnessLoad({
     redisUrl: context.redis.url,

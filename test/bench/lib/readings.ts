@@ -4,14 +4,20 @@ export const BENCH_DISTRICT = 'BENCH';
 
 /**
  * Unique readings for the benchmarks. Reading number g is node
- * `B<(g mod nodes) + 1>` at `anchor - floor(g / nodes) s`: consecutive readings
- * are different nodes at the same instant (what a gateway polling its nodes
- * sends), and no (node_id, timestamp) repeats, so nothing is a duplicate as
- * long as one source is used per Redis database.
+ * `B<(g mod nodes) + 1>` at `anchor - floor(g / nodes) × step` (step 1 s by
+ * default): consecutive readings are different nodes at the same instant
+ * (what a gateway polling its nodes sends), and no (node_id, timestamp)
+ * repeats, so nothing is a duplicate as long as one source is used per
+ * Redis database.
  *
- * `forward`: at `anchor + floor(g / nodes) s` instead, the anchor a minute
- * ago: a live fleet's readings at up to `nodes` a second keep up with the
- * clock (going back, a long run's readings would turn late, see CATCHUP).
+ * Going back, each node's readings after its first are older than its
+ * newest: they count in the windows, but leave `latest` as it is and are
+ * not examined by the detectors (which judge readings in time order). A
+ * case that stands for a live fleet goes `forward`: at
+ * `anchor + floor(g / nodes) × step`, the anchor a minute ago, a step of
+ * `nodes / rate` seconds keeping the readings' times with the clock at
+ * `rate` readings a second (going back, a long run's readings would also
+ * turn late, see CATCHUP).
  */
 export class ReadingSource {
   readonly nodes: number;
@@ -20,9 +26,10 @@ export class ReadingSource {
   readonly #nodeIds: string[];
   #next = 0;
 
-  constructor(options: { nodes?: number; anchorMs?: number; forward?: boolean } = {}) {
+  constructor(options: { nodes?: number; anchorMs?: number; forward?: boolean; stepMs?: number } = {}) {
     this.nodes = options.nodes ?? 10_000;
-    this.#step = options.forward === true ? 1000 : -1000;
+    const step = options.stepMs ?? 1000;
+    this.#step = options.forward === true ? step : -step;
     // Whole seconds, so timestamps look like a logger's.
     const anchor = options.anchorMs ?? Date.now() - (options.forward === true ? 60_000 : 0);
     this.#anchorMs = Math.floor(anchor / 1000) * 1000;
