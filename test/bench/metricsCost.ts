@@ -9,24 +9,15 @@
  *
  *   node test/bench/metricsCost.ts [nodes=2000]
  */
-import { metricsHash, NodeWindows, nodeSeriesJson, RANGES } from '@streamgauge/core';
-import { seriesReading } from './lib/readings.ts';
+import { metricsHash, type NodeWindows, nodeSeriesJson, RANGES } from '@streamgauge/core';
+import { filledWindows } from './lib/readings.ts';
 
 const nodes = Number(process.argv[2] ?? 2000);
 const start = Date.UTC(2026, 10, 1);
 const STEP = 60_000;
 const PER_NODE = (30 * 24 * 3_600_000) / STEP;
 
-const all: NodeWindows[] = [];
-for (let n = 0; n < nodes; n++) {
-  const windows = new NodeWindows(`N${n}`, 6 * 60_000);
-  for (let i = 0; i < PER_NODE; i++) {
-    const reading = seriesReading(n, i, start, STEP);
-    windows.add(reading, reading.timestamp);
-  }
-  all.push(windows);
-}
-const now = start + PER_NODE * STEP;
+const { windows: all, now } = filledWindows(nodes, PER_NODE, start, STEP);
 const seriesJson = (windows: NodeWindows) => nodeSeriesJson(windows, now);
 
 function microsPerNode(work: (windows: NodeWindows) => unknown): number {

@@ -11,10 +11,10 @@
  *   node test/bench/metricsWrite.ts [nodes=5000] [rounds=8]
  */
 import * as core from '@streamgauge/core';
-import { NodeWindows, RANGES, type Range, type RedisConfig } from '@streamgauge/core';
+import { RANGES, type Range, type RedisConfig } from '@streamgauge/core';
 import { connectRedis, ReadModelWriter } from '@streamgauge/redis';
 import { RedisServer } from '@streamgauge/testkit';
-import { seriesReading } from './lib/readings.ts';
+import { filledWindows } from './lib/readings.ts';
 
 const nodes = Number(process.argv[2] ?? 5000);
 const rounds = Number(process.argv[3] ?? 8);
@@ -23,16 +23,7 @@ const STEP = 60_000;
 // A day at one reading a minute: every range's window has panes to merge.
 const PER_NODE = 1440;
 
-const all: NodeWindows[] = [];
-for (let n = 0; n < nodes; n++) {
-  const windows = new NodeWindows(`N${n}`, 6 * 60_000);
-  for (let i = 0; i < PER_NODE; i++) {
-    const reading = seriesReading(n, i, start, STEP);
-    windows.add(reading, reading.timestamp);
-  }
-  all.push(windows);
-}
-const now = start + PER_NODE * STEP;
+const { windows: all, now } = filledWindows(nodes, PER_NODE, start, STEP);
 
 const server = await RedisServer.start();
 const redis = connectRedis({ url: server.url } as RedisConfig, { name: 'bench' });

@@ -1,4 +1,4 @@
-import type { Reading } from '@streamgauge/core';
+import { NodeWindows, type Reading } from '@streamgauge/core';
 
 export const BENCH_DISTRICT = 'BENCH';
 
@@ -105,4 +105,27 @@ export function seriesReading(n: number, i: number, start: number, stepMs: numbe
     temperature: 12 + (i % 11) * 0.1,
     volume: 1000 + i * 0.01,
   };
+}
+
+/**
+ * `nodes` nodes' windows, each fed `perNode` readings of `seriesReading`
+ * from `start`, `stepMs` apart (the metrics benches' input); `now` is just
+ * after the last reading.
+ */
+export function filledWindows(
+  nodes: number,
+  perNode: number,
+  start: number,
+  stepMs: number,
+): { windows: NodeWindows[]; now: number } {
+  const windows: NodeWindows[] = [];
+  for (let n = 0; n < nodes; n++) {
+    const node = new NodeWindows(`N${n}`, 6 * 60_000);
+    for (let i = 0; i < perNode; i++) {
+      const reading = seriesReading(n, i, start, stepMs);
+      node.add(reading, reading.timestamp);
+    }
+    windows.push(node);
+  }
+  return { windows, now: start + perNode * stepMs };
 }
