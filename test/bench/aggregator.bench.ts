@@ -175,12 +175,12 @@ export async function freshness(
 ): Promise<void> {
   const services = await startServices(context);
   // A live fleet: each node's readings newer than the last, `nodes / rate` s
-  // apart, so that every one moves `latest` and is examined by the detectors.
-  const source = new ReadingSource({
-    nodes,
-    forward: true,
-    stepMs: Math.max(1, Math.round((1000 * nodes) / rate)),
-  });
+  // apart, so that every one moves `latest` and is examined by the detectors,
+  // their time keeping up with the clock (a minute behind).
+  if (nodes * 1000 < rate) {
+    throw new BenchFailure(`freshness: ${nodes} nodes cannot take ${rate} readings/s at most one a ms each`);
+  }
+  const source = new ReadingSource({ nodes, forward: true, stepMs: Math.round((1000 * nodes) / rate) });
   const pool = new Pool(services.ingest.url, { connections: 16, keepAliveTimeout: 60_000 });
   const load = new FreshnessLoad({
     redisUrl: context.redis.url,

@@ -67,7 +67,19 @@ export class PackedHash {
   readonly fields: readonly string[];
   readonly values: readonly string[];
 
+  /**
+   * Throws a RangeError when the values do not pair with the fields or one
+   * holds FIELD_END: the writer joins the values as they are, and one value
+   * too many or cut in two would shift every hash after it in the call.
+   */
   constructor(fields: readonly string[], values: readonly string[]) {
+    if (values.length !== fields.length) {
+      throw new RangeError(`a packed hash of ${fields.length} fields got ${values.length} values`);
+    }
+    for (const value of values) {
+      if (value.includes(FIELD_END))
+        throw new RangeError('a packed hash value holds the unit separator (\\x1f)');
+    }
     this.fields = fields;
     this.values = values;
   }

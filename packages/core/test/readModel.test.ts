@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { type HourlyPoint, NodeWindows, nodeSeriesJson, seriesTime, timeseriesJson } from '../src/index.ts';
+import {
+  type HourlyPoint,
+  LATEST_FIELDS,
+  NodeWindows,
+  nodeSeriesJson,
+  PackedHash,
+  seriesTime,
+  timeseriesJson,
+} from '../src/index.ts';
 
 describe('timeseriesJson', () => {
   it('writes exactly what JSON.stringify writes, whatever the numbers', () => {
@@ -49,5 +57,21 @@ describe('timeseriesJson', () => {
     const far = hour + 1024 * 3_600_000;
     const points = [hour, far, hour].map((at, i) => ({ hour: at / 3_600_000, at, flow: i, pressure: i }));
     expect(JSON.parse(timeseriesJson(points)).timestamps).toEqual([hour, far, hour].map(seriesTime));
+  });
+});
+
+describe('PackedHash', () => {
+  it('pairs each value with its field, and refuses values that would not cut apart again', () => {
+    const values = ['2026-12-06T00:00:00.000Z', '1.5', '0', '3.25', '7'];
+    expect(new PackedHash(LATEST_FIELDS, values).toRecord()).toEqual({
+      timestamp: values[0],
+      flow_rate: '1.5',
+      pressure: '0',
+      temperature: '3.25',
+      volume: '7',
+    });
+    expect(() => new PackedHash(LATEST_FIELDS, values.slice(1))).toThrow('5 fields got 4 values');
+    expect(() => new PackedHash(LATEST_FIELDS, [...values, '8'])).toThrow('5 fields got 6 values');
+    expect(() => new PackedHash(LATEST_FIELDS, ['a\x1fb', ...values.slice(1)])).toThrow(/unit separator/);
   });
 });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { remainder } from '../src/anomaly/valueScore.ts';
 import { DEFAULT_ANOMALY_SETTINGS, seededRandom, VALUE_SCORE_BYTES, ValueScore } from '../src/index.ts';
@@ -159,5 +160,29 @@ describe('ValueScore, the calibrated score of one series', () => {
         );
       }
     }
+  });
+
+  it('scores bit for bit as the implementation it was tuned with, overflowing readings included', () => {
+    // Every output of every reading, hashed. The expected hash is what the
+    // score gave before its hot loops were rewritten for speed (d4c2430): a
+    // rewrite must not move a single bit. (Not the state's bytes: once an
+    // input is NaN, a NaN's bits there can differ from one JIT tier to the next.)
+    const hash = createHash('sha256');
+    const random = seededRandom(5);
+    const score = new ValueScore();
+    let t = Date.UTC(2026, 0, 1);
+    let level = 10;
+    for (let i = 0; i < 6000; i++) {
+      t += i % 997 === 0 ? 7_200_000 : 300_000;
+      level += (random() - 0.5) * 0.2;
+      let x = level + 3 * Math.sin((2 * Math.PI * (t % 86_400_000)) / 86_400_000) + (random() - 0.5);
+      if (i % 431 === 0) x += 40;
+      // Readings whose range overflows: the pattern view's inputs are NaN.
+      if (i >= 5000 && i < 5050) x = i % 2 === 0 ? 1.7e308 : -1.7e308;
+      if (i >= 5050 && i < 5100) x = 1e308 * random();
+      const s = score.observe(t, x);
+      hash.update(`${s},${score.surprise},${score.patternSurprise},${score.timeOfDayDeviation};`);
+    }
+    expect(hash.digest('hex')).toBe('db7891c27ced5a19246bd1475f6b9c7083d67bd7add6222663aa84140fdff3a4');
   });
 });

@@ -462,13 +462,15 @@ export class ValueScore {
       const w3 = f[at + 3] as number;
       const w4 = f[at + 4] as number;
       const w5 = f[at + 5] as number;
+      // Math.min, not a comparison: an input is NaN once the running range
+      // overflows (readings near ±1e308), and a NaN overlap never resonates.
       const overlap =
-        (v0 < w0 ? v0 : w0) +
-        (v1 < w1 ? v1 : w1) +
-        (v2 < w2 ? v2 : w2) +
-        (v3 < w3 ? v3 : w3) +
-        (v4 < w4 ? v4 : w4) +
-        (v5 < w5 ? v5 : w5);
+        Math.min(v0, w0) +
+        Math.min(v1, w1) +
+        Math.min(v2, w2) +
+        Math.min(v3, w3) +
+        Math.min(v4, w4) +
+        Math.min(v5, w5);
       if (overlap > bestOverlap) bestOverlap = overlap;
       if (overlap >= RESONANT_OVERLAP && overlap / PATTERN_WINDOW >= PATTERN_VIGILANCE) {
         const choice = overlap / (1e-3 + (w0 + w1 + w2 + w3 + w4 + w5));
