@@ -96,6 +96,13 @@ describe('ReadModelWriter', () => {
         expected.set(readModelKeys.nodeMetrics(`P${n}`, '24h'), { [`packed_${n}`]: `${n}`, shared: `p${n}` });
       }
     }
+    // Hashes without fields write nothing, and fail nothing else in the call.
+    writer.writeNode({
+      nodeId: 'E0',
+      latest: {},
+      metadata: new PackedHash([], []),
+      metrics: new Map([['1h', {}]]),
+    });
     // A packed latest and a record latest with the same fields, in one call.
     writer.writeNode({
       nodeId: 'N0',
@@ -114,6 +121,13 @@ describe('ReadModelWriter', () => {
     expected.set(readModelKeys.nodeLatest('N1'), record);
     await writer.flush();
 
+    for (const key of [
+      readModelKeys.nodeLatest('E0'),
+      readModelKeys.nodeMetadata('E0'),
+      readModelKeys.nodeMetrics('E0', '1h'),
+    ]) {
+      expect(await redis.exists(key), key).toBe(0);
+    }
     for (const [key, value] of expected) {
       if (typeof value === 'string') expect(await redis.get(key), key).toBe(value);
       else expect(await redis.hgetall(key), key).toEqual(value);

@@ -92,15 +92,18 @@ export class ReadModelWriter {
     const before = this.#openKeys.length;
     const keys = this.#openKeys;
     const values = this.#openValues;
-    if (node.latest) {
+    // A hash without fields writes nothing (an HSET of no fields is an
+    // error, which would fail the whole call and every retry of it).
+    if (node.latest && hasFields(node.latest)) {
       keys.push(readModelKeys.nodeLatest(node.nodeId));
       values.push(node.latest);
     }
-    if (node.metadata) {
+    if (node.metadata && hasFields(node.metadata)) {
       keys.push(readModelKeys.nodeMetadata(node.nodeId));
       values.push(node.metadata);
     }
     for (const [range, fields] of node.metrics) {
+      if (!hasFields(fields)) continue;
       keys.push(readModelKeys.nodeMetrics(node.nodeId, range));
       values.push(fields);
     }
@@ -257,6 +260,12 @@ export class ReadModelWriter {
       ),
     );
   }
+}
+
+function hasFields(hash: HashValue): boolean {
+  if (hash instanceof PackedHash) return hash.fields.length > 0;
+  for (const _ in hash) return true;
+  return false;
 }
 
 function queueScript(
