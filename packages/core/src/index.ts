@@ -98,6 +98,7 @@ export {
   systemKeys,
   viewerKeys,
 } from './keys.ts';
+export { unlessNaN } from './missing.ts';
 export { seededRandom } from './random.ts';
 export type { Range } from './ranges.ts';
 export { RANGE_MS, RANGES } from './ranges.ts';

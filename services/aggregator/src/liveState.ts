@@ -4,12 +4,9 @@ import {
   type Clock,
   compareEntryIds,
   type DetectorCheckpoint,
-  type NodeContribution,
   NodeDetector,
   NodeWindows,
   type PersistedDetectorState,
-  RANGES,
-  type Range,
   type ShardKeys,
   sleep,
 } from '@streamgauge/core';
@@ -20,6 +17,7 @@ import {
   type ReconcileOffers,
 } from '@streamgauge/redis';
 import type { Logger } from 'pino';
+import { NodeContributions } from './nodeContributions.ts';
 
 export interface AggregatorOptions {
   readonly group: string;
@@ -72,11 +70,6 @@ export interface LiveNode {
   readonly shard: ShardState;
 }
 
-/** A node's contribution to the system sums (updated in place as the node is evaluated again), and the shard it counts in. */
-export type ShardContribution = { -readonly [K in keyof NodeContribution]: NodeContribution[K] } & {
-  readonly shard: number;
-};
-
 /** A shard this replica holds: one object per acquisition, so work from an earlier one is recognised. */
 export interface ShardState {
   readonly shard: ShardKeys;
@@ -108,7 +101,7 @@ export class LiveState {
   readonly latestWriter: ReadModelWriter;
   readonly writer: ReadModelWriter;
   /** Per node and range, what it adds to the system sums (as last evaluated), with the node's shard. */
-  readonly contributions = new Map<Range, Map<string, ShardContribution>>(RANGES.map((r) => [r, new Map()]));
+  readonly contributions = new NodeContributions();
   /** Per shard, the last committed entry. */
   readonly committed = new Map<ShardState, string>();
   /** Per shard, the highest entry id its state holds (the applied mark, as committed). */
@@ -163,7 +156,7 @@ export class LiveState {
 
   forget(id: string): void {
     this.nodes.delete(id);
-    for (const map of this.contributions.values()) map.delete(id);
+    this.contributions.delete(id);
   }
 
   /**

@@ -1,5 +1,4 @@
 import {
-  addInto,
   contributionOf,
   EMPTY_SUMS,
   type Range,
@@ -23,18 +22,8 @@ export class SystemSums {
   /** Records what a node's window, just evaluated, adds to the sums. */
   contribute(id: string, range: Range, summary: WindowSummary): void {
     const shard = this.#live.nodes.get(id)?.shard.shard.shard;
-    const contributions = this.#live.contributions.get(range);
-    if (shard === undefined || contributions === undefined) return;
-    const contribution = contributionOf(summary);
-    // In place: a new one per evaluation lived until the node's next (seconds), garbage for the old generation.
-    const held = contributions.get(id);
-    if (held === undefined) {
-      contributions.set(id, { ...contribution, shard });
-      return;
-    }
-    held.avgFlow = contribution.avgFlow;
-    held.avgPressure = contribution.avgPressure;
-    held.uptime = contribution.uptime;
+    if (shard === undefined) return;
+    this.#live.contributions.set(id, shard, range, contributionOf(summary));
   }
 
   /** Per shard held and range, the sums over the shard's nodes (EMPTY_SUMS for a shard with none). */
@@ -47,10 +36,7 @@ export class SystemSums {
       for (const shard of partials.keys()) sums.set(shard, { ...EMPTY_SUMS });
       // A node's contribution goes when the node does (LiveState.forget), and
       // a node never changes shard: the shard stored with it is the node's.
-      for (const contribution of this.#live.contributions.get(range)?.values() ?? []) {
-        const into = sums.get(contribution.shard);
-        if (into !== undefined) addInto(into, contribution);
-      }
+      this.#live.contributions.addTo(range, sums);
       for (const [shard, byRange] of partials) byRange.set(range, sums.get(shard) ?? EMPTY_SUMS);
     }
     return partials;

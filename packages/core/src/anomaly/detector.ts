@@ -1,3 +1,4 @@
+import { unlessNaN } from '../missing.ts';
 import type { Reading } from '../reading.ts';
 import { EvaluatedTypes } from './evaluatedTypes.ts';
 import { AnomalyLifecycle, NO_EVENTS } from './lifecycle.ts';
@@ -26,13 +27,6 @@ export type PersistedDetectorState = DetectorState & {
   /** Per window value, seconds before the last reading. */
   windowAge: { flow_rate: number[]; pressure: number[] };
 };
-
-/** The σ rule's windows of a persisted state (times to the second, as persisted). */
-function restore(persisted: PersistedDetectorState | undefined): DetectorState | undefined {
-  if (persisted === undefined) return undefined;
-  const { window: _window, windowAge: _windowAge, ...rest } = persisted;
-  return rest;
-}
 
 function restoreWindows(
   persisted: PersistedDetectorState | undefined,
@@ -66,6 +60,59 @@ const NOT_EXAMINED: Observation = Object.freeze({
 const MEASURED = ['flow_rate', 'pressure'] as const;
 /** A score's bytes in the persisted doubles. */
 const SCORE_DOUBLES = VALUE_SCORE_BYTES / 8;
+
+/*
+ * A detector's numbers, in one Float64Array (NaN: absent). As fields of
+ * plain objects (the state's `last` and `interval`, a run, the night, the
+ * σ window's running sums, the hours' arrays) each double was a heap
+ * number of its own: with the records and arrays, 27 of the 90 objects a
+ * node held, which every full collection marks (test/bench/nodeObjects.ts).
+ */
+const LAST = 0;
+const INTERVAL = 1;
+const NIGHT_DAY = 2;
+const NIGHT_MIN = 3;
+/** A measurement's run of one repeated value: value, since, count (count 0: none). */
+const RUN_AT: Readonly<Record<Measured, number>> = { flow_rate: 4, pressure: 7 };
+/** A measurement's σ window's running sums: sum, squares, updates (updates NaN: not computed). */
+const SUMS_AT: Readonly<Record<Measured, number>> = { flow_rate: 10, pressure: 13 };
+/** 1 once the hours below learn (persisted only then). */
+const HOURS_KEPT = 16;
+/** Flow by hour of day: 24 means, then 24 variances, then 24 counts. */
+const HOUR_MEAN = 17;
+const HOUR_VARIANCE = HOUR_MEAN + 24;
+const HOUR_N = HOUR_VARIANCE + 24;
+const NUMBERS = HOUR_N + 24;
+
+/** The numbers of a persisted state (or of a new detector). */
+function numbersOf(persisted: PersistedDetectorState | undefined): Float64Array {
+  const n = new Float64Array(NUMBERS).fill(Number.NaN);
+  for (const m of MEASURED) n[RUN_AT[m] + 2] = 0;
+  n[HOURS_KEPT] = 0;
+  n.fill(0, HOUR_MEAN, NUMBERS);
+  if (persisted === undefined) return n;
+  n[LAST] = persisted.last ?? Number.NaN;
+  n[INTERVAL] = persisted.interval ?? Number.NaN;
+  if (persisted.night !== undefined) {
+    n[NIGHT_DAY] = persisted.night.day;
+    n[NIGHT_MIN] = persisted.night.min;
+  }
+  for (const m of MEASURED) {
+    const run = persisted.runs[m];
+    if (run === undefined) continue;
+    n[RUN_AT[m]] = run.value;
+    n[RUN_AT[m] + 1] = run.since;
+    n[RUN_AT[m] + 2] = run.count;
+  }
+  const hours = persisted.hours;
+  if (hours !== undefined) {
+    n[HOURS_KEPT] = 1;
+    n.set(hours.mean, HOUR_MEAN);
+    n.set(hours.variance, HOUR_VARIANCE);
+    n.set(hours.n, HOUR_N);
+  }
+  return n;
+}
 
 /** A node's detector state, as persisted with its windows (plain data; the σ rule's windows apart). */
 export interface DetectorState {
@@ -115,9 +162,15 @@ export interface Observation {
 export class NodeDetector {
   readonly nodeId: string;
   readonly #settings: AnomalySettings;
-  readonly #state: DetectorState;
+  /** The state's numbers (see LAST and after); the rest of it in the fields below. */
+  readonly #n: Float64Array;
+  #nodeType: string | undefined;
+  /** Minimum night flow of recent normal nights; nights above the baseline in a row. */
+  readonly #nights: number[];
+  #above: number;
   /** The σ rule's window per measurement. */
-  readonly #windows: Record<Measured, RecentValues>;
+  readonly #flowWindow: RecentValues;
+  readonly #pressureWindow: RecentValues;
   readonly #lifecycle: AnomalyLifecycle;
   /**
    * Nothing open or pending (derived from the lifecycle after each change):
@@ -125,13 +178,16 @@ export class NodeDetector {
    * miss a reading at 10,000 nodes.
    */
   #idle: boolean;
-  /** Running sums of each σ window (derived, not persisted: recomputed on load). */
-  readonly #sums: Record<Measured, { sum: number; squares: number; updates: number } | undefined> = {
-    flow_rate: undefined,
-    pressure: undefined,
-  };
-  /** Each measurement's calibrated score, over the state's arrays (created on first use). */
-  readonly #scores: Record<Measured, ValueScore | undefined> = { flow_rate: undefined, pressure: undefined };
+  /**
+   * Each measurement's calibrated score (created on first use, from its
+   * persisted bytes if any): its bytes are the state's, persisted as they
+   * are, no copy per reading.
+   */
+  #flowScore: ValueScore | undefined;
+  #pressureScore: ValueScore | undefined;
+  /** Persisted scores not yet resumed (the measurement not seen since the load). */
+  #restoredFlow: Uint8Array | undefined;
+  #restoredPressure: Uint8Array | undefined;
   /** Changes (readings observed, clock events) since the state was last handed out to be persisted. */
   #unsaved = 0;
   /** Readings observed since the scores were last handed out. */
@@ -144,16 +200,16 @@ export class NodeDetector {
   constructor(nodeId: string, settings: AnomalySettings, persisted?: PersistedDetectorState) {
     this.nodeId = nodeId;
     this.#settings = settings;
-    this.#windows = restoreWindows(persisted, settings.windowReadings);
-    this.#state = restore(persisted) ?? {
-      runs: {},
-      nights: [],
-      above: 0,
-      scores: {},
-      open: [],
-      pending: [],
-    };
-    this.#lifecycle = new AnomalyLifecycle(nodeId, settings, this.#state.open, this.#state.pending);
+    const windows = restoreWindows(persisted, settings.windowReadings);
+    this.#flowWindow = windows.flow_rate;
+    this.#pressureWindow = windows.pressure;
+    this.#n = numbersOf(persisted);
+    this.#nodeType = persisted?.nodeType;
+    this.#nights = persisted?.nights ?? [];
+    this.#above = persisted?.above ?? 0;
+    this.#restoredFlow = persisted?.scores.flow_rate;
+    this.#restoredPressure = persisted?.scores.pressure;
+    this.#lifecycle = new AnomalyLifecycle(nodeId, settings, persisted?.open ?? [], persisted?.pending ?? []);
     this.#idle = this.#lifecycle.idle;
   }
 
@@ -166,13 +222,39 @@ export class NodeDetector {
    * reading (not epoch milliseconds).
    */
   state(): PersistedDetectorState {
-    const s = this.#state;
-    const last = s.last ?? 0;
-    const ages = (m: Measured) => this.#windows[m].times().map((t) => Math.round((last - t) / 1000));
+    const n = this.#n;
+    const last = unlessNaN(n[LAST] as number);
+    const interval = unlessNaN(n[INTERVAL] as number);
+    const ages = (window: RecentValues) => window.times().map((t) => Math.round(((last ?? 0) - t) / 1000));
+    const runs: DetectorState['runs'] = {};
+    for (const m of MEASURED) {
+      const at = RUN_AT[m];
+      const count = n[at + 2] as number;
+      if (count > 0) runs[m] = { value: n[at] as number, since: n[at + 1] as number, count };
+    }
+    const flow = this.#flowScore?.bytes ?? this.#restoredFlow;
+    const pressure = this.#pressureScore?.bytes ?? this.#restoredPressure;
+    const scores: DetectorState['scores'] = {
+      ...(flow !== undefined && { flow_rate: flow }),
+      ...(pressure !== undefined && { pressure }),
+    };
+    const hours = (from: number) => Array.from(n.subarray(from, from + 24));
     return {
-      ...s,
-      window: { flow_rate: this.#windows.flow_rate.values(), pressure: this.#windows.pressure.values() },
-      windowAge: { flow_rate: ages('flow_rate'), pressure: ages('pressure') },
+      ...(last !== undefined && { last }),
+      ...(interval !== undefined && { interval }),
+      ...(this.#nodeType !== undefined && { nodeType: this.#nodeType }),
+      ...(n[HOURS_KEPT] === 1 && {
+        hours: { mean: hours(HOUR_MEAN), variance: hours(HOUR_VARIANCE), n: hours(HOUR_N) },
+      }),
+      runs,
+      ...(!Number.isNaN(n[NIGHT_DAY] as number) && {
+        night: { day: n[NIGHT_DAY] as number, min: n[NIGHT_MIN] as number },
+      }),
+      nights: this.#nights,
+      above: this.#above,
+      scores,
+      window: { flow_rate: this.#flowWindow.values(), pressure: this.#pressureWindow.values() },
+      windowAge: { flow_rate: ages(this.#flowWindow), pressure: ages(this.#pressureWindow) },
       open: this.open,
       pending: [...this.#lifecycle.pending.values()],
     };
@@ -220,26 +302,28 @@ export class NodeDetector {
   }
 
   observe(reading: Reading): Observation {
-    const s = this.#state;
+    const n = this.#n;
     const t = reading.timestamp;
-    if (s.last !== undefined && t <= s.last) return NOT_EXAMINED;
-    if (reading.node_type !== undefined) s.nodeType = reading.node_type;
+    const last = n[LAST] as number;
+    if (t <= last) return NOT_EXAMINED;
+    if (reading.node_type !== undefined) this.#nodeType = reading.node_type;
     const breaches = BREACHES;
     breaches.length = 0;
     const evaluated = EVALUATED;
     evaluated.clear();
     evaluated.add('offline');
-    if (s.last !== undefined) {
-      const gap = Math.min(t - s.last, 6 * HOUR_MS);
-      s.interval = Math.round(s.interval === undefined ? gap : s.interval + 0.1 * (gap - s.interval));
+    if (!Number.isNaN(last)) {
+      const gap = Math.min(t - last, 6 * HOUR_MS);
+      const interval = n[INTERVAL] as number;
+      n[INTERVAL] = Math.round(Number.isNaN(interval) ? gap : interval + 0.1 * (gap - interval));
     }
-    s.last = t;
+    n[LAST] = t;
     this.#unsaved++;
     this.#unscored++;
     let score = 0;
     const flow = reading.flow_rate;
     if (flow !== undefined) {
-      const scored = this.#score('flow_rate');
+      const scored = this.#flowScore ?? this.#resume('flow_rate');
       score = scored.observe(t, flow);
       const surprise = this.#surprise(scored);
       this.#sigma('flow_rate', flow, t, surprise, breaches, evaluated);
@@ -250,7 +334,7 @@ export class NodeDetector {
     }
     const pressure = reading.pressure;
     if (pressure !== undefined) {
-      const scored = this.#score('pressure');
+      const scored = this.#pressureScore ?? this.#resume('pressure');
       score = Math.max(score, scored.observe(t, pressure));
       const surprise = this.#surprise(scored);
       this.#sigma('pressure', pressure, t, surprise, breaches, evaluated);
@@ -269,24 +353,26 @@ export class NodeDetector {
     };
   }
 
-  #score(m: Measured): ValueScore {
-    let score = this.#scores[m];
-    if (score === undefined) {
-      score = new ValueScore(this.#state.scores[m]);
-      // The detector's state holds the scorer's own bytes: persisted as they are, no copy per reading.
-      this.#state.scores[m] = score.bytes;
-      this.#scores[m] = score;
+  /** A measurement's score on its first use: from its persisted bytes, or afresh. */
+  #resume(m: Measured): ValueScore {
+    if (m === 'flow_rate') {
+      this.#flowScore = new ValueScore(this.#restoredFlow);
+      this.#restoredFlow = undefined;
+      return this.#flowScore;
     }
-    return score;
+    this.#pressureScore = new ValueScore(this.#restoredPressure);
+    this.#restoredPressure = undefined;
+    return this.#pressureScore;
   }
 
   /** The clock at `now` with no new reading: silence, and anomalies clear long enough to close. */
   tick(now: number): AnomalyEvent[] {
-    const s = this.#state;
+    const last = this.#n[LAST] as number;
+    const interval = this.#n[INTERVAL] as number;
     const breaches: Breach[] = [];
-    if (s.last !== undefined && s.interval !== undefined) {
-      const limit = Math.max(this.#settings.offlineFactor * s.interval, this.#settings.offlineMinMs);
-      const silent = now - s.last;
+    if (!Number.isNaN(last) && !Number.isNaN(interval)) {
+      const limit = Math.max(this.#settings.offlineFactor * interval, this.#settings.offlineMinMs);
+      const silent = now - last;
       if (silent > limit) {
         breaches.push({
           type: 'offline',
@@ -323,15 +409,18 @@ export class NodeDetector {
     evaluated: EvaluatedTypes,
   ): void {
     const { windowReadings, sigma, minDeviation, noFlowMean } = this.#settings;
-    const window = this.#windows[m];
+    const window = m === 'flow_rate' ? this.#flowWindow : this.#pressureWindow;
+    const n = this.#n;
     // The window is the previous readings, but no older than they would be
     // with no gap: after an outage its values are from another time of day.
-    const oldest = t - 1.25 * windowReadings * (this.#state.interval ?? Number.POSITIVE_INFINITY);
-    const sums = this.#windowSums(m);
+    const interval = n[INTERVAL] as number;
+    const oldest = t - 1.25 * windowReadings * (Number.isNaN(interval) ? Number.POSITIVE_INFINITY : interval);
+    const sum = this.#windowSums(m, window);
+    const squares = sum + 1;
     while (window.length > 0 && window.oldestTime < oldest) {
       const v = window.dropOldest();
-      sums.sum -= v;
-      sums.squares -= v * v;
+      n[sum] = (n[sum] as number) - v;
+      n[squares] = (n[squares] as number) - v * v;
     }
     const high = m === 'flow_rate' ? 'high_flow' : 'high_pressure';
     const low = m === 'flow_rate' ? 'low_flow' : 'low_pressure';
@@ -339,10 +428,10 @@ export class NodeDetector {
       evaluated.add(high);
       evaluated.add(low);
       if (m === 'flow_rate') evaluated.add('no_flow');
-      const n = window.length + 1;
-      const mean = (sums.sum + x) / n;
+      const count = window.length + 1;
+      const mean = ((n[sum] as number) + x) / count;
       // Σ(v − mean)² from the running sums; clamped: rounding can make it a hair below 0.
-      const sd = Math.sqrt(Math.max(0, (sums.squares + x * x - n * mean * mean) / (n - 1)));
+      const sd = Math.sqrt(Math.max(0, ((n[squares] as number) + x * x - count * mean * mean) / (count - 1)));
       const band = Math.max(sigma * sd, minDeviation[m]);
       if (m === 'flow_rate' && x === 0 && mean > noFlowMean) {
         breaches.push({
@@ -372,11 +461,11 @@ export class NodeDetector {
     // The oldest leaves first, but is subtracted after x is added, as it always was: the sums stay bit for bit.
     const dropped = window.full ? window.dropOldest() : undefined;
     window.push(x, t);
-    sums.sum += x;
-    sums.squares += x * x;
+    n[sum] = (n[sum] as number) + x;
+    n[squares] = (n[squares] as number) + x * x;
     if (dropped !== undefined) {
-      sums.sum -= dropped;
-      sums.squares -= dropped * dropped;
+      n[sum] = (n[sum] as number) - dropped;
+      n[squares] = (n[squares] as number) - dropped * dropped;
     }
   }
 
@@ -393,15 +482,19 @@ export class NodeDetector {
     return surprise >= -Math.log10(this.#settings.unlikelyProbability);
   }
 
-  #windowSums(m: Measured): { sum: number; squares: number; updates: number } {
-    let sums = this.#sums[m];
+  /** Where the running sum of `m`'s σ window is in the numbers (its squares next). */
+  #windowSums(m: Measured, window: RecentValues): number {
+    const n = this.#n;
+    const at = SUMS_AT[m];
+    const updates = n[at + 2] as number;
     // Recomputed now and then, so rounding in the running sums cannot build up.
-    if (sums === undefined || sums.updates > 10_000) {
-      sums = { ...this.#windows[m].sums(), updates: 0 };
-      this.#sums[m] = sums;
-    }
-    sums.updates++;
-    return sums;
+    if (!(updates <= 10_000)) {
+      const { sum, squares } = window.sums();
+      n[at] = sum;
+      n[at + 1] = squares;
+      n[at + 2] = 1;
+    } else n[at + 2] = updates + 1;
+    return at;
   }
 
   /**
@@ -413,17 +506,14 @@ export class NodeDetector {
    */
   #diurnal(x: number, t: number, surprise: number, breaches: Breach[], evaluated: EvaluatedTypes): void {
     const { diurnalSigma, diurnalRise, diurnalDays, minDeviation } = this.#settings;
-    this.#state.hours ??= {
-      mean: new Array(24).fill(0),
-      variance: new Array(24).fill(0),
-      n: new Array(24).fill(0),
-    };
-    const hours = this.#state.hours;
+    const numbers = this.#n;
+    numbers[HOURS_KEPT] = 1;
     const h = Math.floor((t % DAY_MS) / HOUR_MS);
-    const n = hours.n[h] as number;
-    const mean = hours.mean[h] as number;
-    const variance = hours.variance[h] as number;
-    const perHour = Math.max(1, Math.round(HOUR_MS / (this.#state.interval ?? HOUR_MS)));
+    const n = numbers[HOUR_N + h] as number;
+    const mean = numbers[HOUR_MEAN + h] as number;
+    const variance = numbers[HOUR_VARIANCE + h] as number;
+    const interval = numbers[INTERVAL] as number;
+    const perHour = Math.max(1, Math.round(HOUR_MS / (Number.isNaN(interval) ? HOUR_MS : interval)));
     let breached = false;
     if (n >= diurnalDays * perHour) {
       evaluated.add('high_flow');
@@ -446,13 +536,13 @@ export class NodeDetector {
     if (breached) return;
     const alpha = Math.max(1 / (n + 1), 1 / (diurnalDays * 2 * perHour));
     const delta = x - mean;
-    hours.mean[h] = mean + alpha * delta;
-    hours.variance[h] = (1 - alpha) * (variance + alpha * delta * delta);
-    hours.n[h] = n + 1;
+    numbers[HOUR_MEAN + h] = mean + alpha * delta;
+    numbers[HOUR_VARIANCE + h] = (1 - alpha) * (variance + alpha * delta * delta);
+    numbers[HOUR_N + h] = n + 1;
   }
 
   #threshold(m: Measured, x: number, breaches: Breach[], evaluated: EvaluatedTypes): void {
-    const nodeType = this.#state.nodeType;
+    const nodeType = this.#nodeType;
     if (this.#bounds === undefined || this.#bounds.nodeType !== nodeType) {
       const { thresholds } = this.#settings;
       const flow = boundsFor(thresholds, this.nodeId, nodeType, 'flow_rate');
@@ -487,22 +577,19 @@ export class NodeDetector {
   /** The same value over `stuckMs` and `stuckReadings` readings (a flow of 0 is no evidence: demand can stop). */
   #stuck(m: Measured, x: number, t: number, breaches: Breach[], evaluated: EvaluatedTypes): void {
     evaluated.add('stuck_sensor');
-    const runs = this.#state.runs;
-    const run = runs[m];
-    if (run === undefined) {
-      runs[m] = { value: x, since: t, count: 1 };
+    const n = this.#n;
+    const at = RUN_AT[m];
+    // No run yet (count 0, value NaN) starts one as a changed value does.
+    if (n[at] !== x || n[at + 2] === 0) {
+      n[at] = x;
+      n[at + 1] = t;
+      n[at + 2] = 1;
       return;
     }
-    if (run.value !== x) {
-      // Reused, not replaced: a new object per changed value is most of what this rule costs.
-      run.value = x;
-      run.since = t;
-      run.count = 1;
-      return;
-    }
-    run.count++;
+    const count = (n[at + 2] as number) + 1;
+    n[at + 2] = count;
     if (m === 'flow_rate' && x === 0) return;
-    if (t - run.since >= this.#settings.stuckMs && run.count >= this.#settings.stuckReadings) {
+    if (t - (n[at + 1] as number) >= this.#settings.stuckMs && count >= this.#settings.stuckReadings) {
       breaches.push({
         type: 'stuck_sensor',
         rule: 'stuck',
@@ -522,37 +609,38 @@ export class NodeDetector {
    * above them open `gradual_leak`, one normal night closes it.
    */
   #night(flow: number, t: number, breaches: Breach[], evaluated: EvaluatedTypes): void {
-    const s = this.#state;
+    const n = this.#n;
     const { nightStartHour, nightEndHour } = this.#settings;
     const day = Math.floor(t / DAY_MS);
     const hour = (t % DAY_MS) / HOUR_MS;
     const inNight = hour >= nightStartHour && hour < nightEndHour;
-    if (s.night !== undefined && (s.night.day !== day || hour >= nightEndHour)) {
-      this.#judgeNight(s.night.min, breaches, evaluated);
-      s.night = undefined;
+    const night = n[NIGHT_DAY] as number;
+    if (!Number.isNaN(night) && (night !== day || hour >= nightEndHour)) {
+      this.#judgeNight(n[NIGHT_MIN] as number, breaches, evaluated);
+      n[NIGHT_DAY] = Number.NaN;
+      n[NIGHT_MIN] = Number.NaN;
     }
     if (!inNight) return;
-    // Updated in place: a new object per night reading was garbage.
-    if (s.night === undefined) s.night = { day, min: flow };
-    else s.night.min = Math.min(s.night.min, flow);
+    if (Number.isNaN(n[NIGHT_DAY] as number)) {
+      n[NIGHT_DAY] = day;
+      n[NIGHT_MIN] = flow;
+    } else n[NIGHT_MIN] = Math.min(n[NIGHT_MIN] as number, flow);
   }
 
   #judgeNight(mnf: number, breaches: Breach[], evaluated: EvaluatedTypes): void {
-    const s = this.#state;
+    const nights = this.#nights;
     const { leakBaselineNights, leakNights, leakRise, leakMinRise } = this.#settings;
-    if (s.nights.length < leakBaselineNights) {
-      s.nights.push(mnf);
+    if (nights.length < leakBaselineNights) {
+      nights.push(mnf);
       return;
     }
     evaluated.add('gradual_leak');
-    const mean = s.nights.reduce((a, b) => a + b, 0) / s.nights.length;
-    const sd = Math.sqrt(
-      s.nights.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, s.nights.length - 1),
-    );
+    const mean = nights.reduce((a, b) => a + b, 0) / nights.length;
+    const sd = Math.sqrt(nights.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, nights.length - 1));
     const limit = mean + Math.max(leakRise * mean, leakMinRise, 3 * sd);
     if (mnf > limit) {
-      s.above++;
-      if (s.above >= leakNights) {
+      this.#above++;
+      if (this.#above >= leakNights) {
         breaches.push({
           type: 'gradual_leak',
           rule: 'night_flow',
@@ -565,9 +653,9 @@ export class NodeDetector {
       }
       return;
     }
-    s.above = 0;
-    s.nights.push(mnf);
-    if (s.nights.length > BASELINE_NIGHTS) s.nights.shift();
+    this.#above = 0;
+    nights.push(mnf);
+    if (nights.length > BASELINE_NIGHTS) nights.shift();
   }
 }
 
@@ -637,14 +725,13 @@ export function decodeDetectorState(numbers: Float64Array, json: string): Persis
     at += n;
     return values;
   };
-  const optional = (x: number) => (Number.isNaN(x) ? undefined : x);
   const version = next();
   if (version !== 1 && version !== 2 && version !== 3)
     throw new Error(`unknown detector state version ${version}`);
-  const last = optional(next());
-  const interval = optional(next());
+  const last = unlessNaN(next());
+  const interval = unlessNaN(next());
   const above = next();
-  const nightDay = optional(next());
+  const nightDay = unlessNaN(next());
   const nightMin = next();
   const window = { flow_rate: [] as number[], pressure: [] as number[] };
   const windowAge = { flow_rate: [] as number[], pressure: [] as number[] };

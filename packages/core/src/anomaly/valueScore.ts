@@ -183,6 +183,16 @@ const FLOATS_OFFSET = DOUBLES * 8;
 const COUNTS_OFFSET = FLOATS_OFFSET + FLOATS * 4;
 /** Bytes of one series' state (a multiple of 8). */
 export const VALUE_SCORE_BYTES = Math.ceil((COUNTS_OFFSET + COUNTS) / 8) * 8;
+/**
+ * After the state and #highest, in the same buffer: the last reading's
+ * level-1 surprise, its time-of-day deviation and the pattern view's
+ * surprise (see the getters), as doubles of the whole buffer's view. As
+ * fields, each was a heap number of its own for the collector to mark.
+ */
+const SURPRISE = Math.ceil((VALUE_SCORE_BYTES + HISTOGRAMS) / 8);
+const TIME_OF_DAY_DEVIATION = SURPRISE + 1;
+const PATTERN_SURPRISE = SURPRISE + 2;
+const BUFFER_BYTES = (PATTERN_SURPRISE + 1) * 8;
 
 const VIEW_LAST = 0;
 const VIEW_LEVEL = 1;
@@ -217,11 +227,21 @@ export class ValueScore {
   readonly #d: Float64Array;
   readonly #f: Float32Array;
   /**
+   * Per histogram, its highest bin with any weight (derived from the state,
+   * not part of it): the tail's sum starts there instead of at the top, and
+   * skipping empty bins changes no sum.
+   */
+  readonly #highest: Int8Array;
+
+  /**
    * Level 1 of the last reading: −log10 of its tail probability, corrected
    * for the number of tests (2 = 1 in 100); 0 in the warm-up and whenever
    * it is unremarkable (below about 1 in 30 before the correction).
    */
-  surprise = 0;
+  get surprise(): number {
+    return this.#d[SURPRISE] as number;
+  }
+
   /**
    * The last reading's distance from what its time of day (half-hour
    * bucket) has looked like over recent days, in units of that time of
@@ -229,18 +249,17 @@ export class ValueScore {
    * that comes at about the same time every day (a tank starting to fill)
    * is small here; the same value at an odd hour is not.
    */
-  timeOfDayDeviation = Number.NaN;
-  /**
-   * Per histogram, its highest bin with any weight (derived from the state,
-   * not part of it): the tail's sum starts there instead of at the top, and
-   * skipping empty bins changes no sum.
-   */
-  readonly #highest: Int8Array;
+  get timeOfDayDeviation(): number {
+    return this.#d[TIME_OF_DAY_DEVIATION] as number;
+  }
+
   /**
    * The pattern view's surprise for the last reading (−log10 p, corrected
    * like `surprise` for one test more); 0 until it has ranked enough.
    */
-  patternSurprise = 0;
+  get patternSurprise(): number {
+    return this.#d[PATTERN_SURPRISE] as number;
+  }
 
   /** Resumes from `bytes` (copied), or starts afresh. */
   constructor(bytes?: Uint8Array) {
@@ -249,9 +268,11 @@ export class ValueScore {
     }
     // One buffer for the state and the derived #highest: a typed array's own
     // buffer costs ~100 bytes of heap besides its contents, at 100,000 nodes × 2.
-    const buffer = new ArrayBuffer(VALUE_SCORE_BYTES + HISTOGRAMS);
+    const buffer = new ArrayBuffer(BUFFER_BYTES);
     this.bytes = new Uint8Array(buffer, 0, VALUE_SCORE_BYTES);
-    this.#d = new Float64Array(buffer, 0, DOUBLES);
+    // The whole buffer: the state's doubles, and the last reading's at SURPRISE and after.
+    this.#d = new Float64Array(buffer);
+    this.#d[TIME_OF_DAY_DEVIATION] = Number.NaN;
     this.#f = new Float32Array(buffer, FLOATS_OFFSET, FLOATS);
     this.#highest = new Int8Array(buffer, VALUE_SCORE_BYTES, HISTOGRAMS);
     if (bytes !== undefined) this.bytes.set(bytes);
@@ -271,9 +292,9 @@ export class ValueScore {
   /** Scores one reading (time in ms, any finite value), in time order; 0..1. */
   observe(t: number, x: number): number {
     const d = this.#d;
-    this.surprise = 0;
-    this.patternSurprise = 0;
-    this.timeOfDayDeviation = Number.NaN;
+    d[SURPRISE] = 0;
+    d[PATTERN_SURPRISE] = 0;
+    d[TIME_OF_DAY_DEVIATION] = Number.NaN;
     if (!Number.isFinite(x) || !Number.isFinite(t)) return 0;
     const n = (d[N] as number) + 1;
     d[N] = n;
@@ -347,13 +368,13 @@ export class ValueScore {
     d[LAST_T] = t;
     if (n < WARM_UP) return 0;
     const surprise = Math.max(0, best - (LOG10[tests] as number));
-    this.surprise = surprise;
+    d[SURPRISE] = surprise;
     const ranked = d[VIEWS_AT + VIEW_PATTERN * VIEW_DOUBLES + 2] as number;
     const pattern =
       mismatch >= 0 && ranked > PATTERN_SEEN
         ? Math.max(0, (VIEWED[POINT] as number) - (LOG10[tests + 1] as number))
         : 0;
-    this.patternSurprise = pattern;
+    this.#d[PATTERN_SURPRISE] = pattern;
     const likelihood = this.#likelihood(surprise);
     const direct = surprise >= DIRECT || pattern >= PATTERN_DIRECT;
     const score = this.#events(direct ? 1 : likelihood);
@@ -545,7 +566,7 @@ export class ValueScore {
     const mean = f[TIME_OF_DAY_MEAN_AT + bucket] as number;
     const spread = f[TIME_OF_DAY_SPREAD_AT + bucket] as number;
     const deviation = Math.abs(x - mean);
-    if (weight >= TIME_OF_DAY_KNOWN) this.timeOfDayDeviation = deviation / (spread + floor + 1e-300);
+    if (weight >= TIME_OF_DAY_KNOWN) this.#d[TIME_OF_DAY_DEVIATION] = deviation / (spread + floor + 1e-300);
     // A day's worth per day, however many readings fall in the bucket.
     const perBucket = Math.max(1, DAY / DAILY_BUCKETS / (this.#d[INTERVAL] as number));
     const rate = TIME_OF_DAY_RATE / perBucket;

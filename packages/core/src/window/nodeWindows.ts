@@ -1,3 +1,4 @@
+import { unlessNaN } from '../missing.ts';
 import type { Range } from '../ranges.ts';
 import type { Reading } from '../reading.ts';
 import { emptyPane, FULL_LAYOUT, mergePane, PANE, SERIES, SERIES_LAYOUT } from './pane.ts';
@@ -18,14 +19,6 @@ export interface LatestValues {
   readonly pressure?: number;
   readonly temperature?: number;
   readonly volume?: number;
-}
-
-interface MutableLatest {
-  timestamp: number;
-  flow_rate: number | undefined;
-  pressure: number | undefined;
-  temperature: number | undefined;
-  volume: number | undefined;
 }
 
 export const METADATA_KEYS = ['node_name', 'node_type', 'district_id'] as const;
@@ -64,6 +57,16 @@ function shapesFor(aheadMs: number): readonly RingShape[] {
   return shapes;
 }
 
+/**
+ * A node's identity numbers, in one Float64Array (NaN: absent): the latest
+ * reading's event time and values, then each metadata field's event time.
+ */
+const LATEST_TIME = 0;
+const LATEST_VALUES = ['flow_rate', 'pressure', 'temperature', 'volume'] as const;
+const LATEST_AT = 1;
+const METADATA_TIME = LATEST_AT + LATEST_VALUES.length;
+const IDENTITY_NUMBERS = METADATA_TIME + METADATA_KEYS.length;
+
 /** The windows' coarsest ring: its reach is the live horizon. */
 const HORIZON_RING = PANE_SIZES.length - 1;
 
@@ -85,14 +88,17 @@ export class NodeWindows {
   /** The rings; each marks the panes changed since it was last persisted (PaneRing.changed). */
   readonly rings: readonly PaneRing[];
   /**
-   * The latest values and the metadata are records this node owns and
-   * updates in place with each reading (set from outside, they are copied
-   * in): made anew per reading, each lived until the node's next reading,
-   * seconds, long enough to be copied by the young generation's collections
-   * and to end as garbage in the old one (three to four objects a reading).
+   * The latest values and the metadata's event times (see LATEST_TIME),
+   * updated in place with each reading; `latest` and `metadata` are made
+   * from them when asked (records that die young). As records held here,
+   * with a heap number per value and time, they were eight to eleven
+   * objects a node that every full collection marked.
    */
-  #latest: MutableLatest | undefined;
-  #metadata: NodeMetadata = {};
+  readonly #numbers = new Float64Array(IDENTITY_NUMBERS).fill(Number.NaN);
+  /** The metadata's values, in METADATA_KEYS' order (each with its time in #numbers). */
+  #nodeName: string | undefined;
+  #nodeType: string | undefined;
+  #districtId: string | undefined;
   /** Latest values or metadata (a value or its event time) changed since the state was last persisted. */
   latestChanged = false;
   /** A metadata value changed since the dashboard's `metadata` key was last written (a new node: true). */
@@ -112,69 +118,99 @@ export class NodeWindows {
     const coarsest = this.rings[HORIZON_RING] as PaneRing;
     if (coarsest.paneOf(reading.timestamp) < coarsest.paneOf(now) - coarsest.history) return 'too_late';
     for (let i = 0; i < this.rings.length; i++) (this.rings[i] as PaneRing).add(reading, now);
-    if (this.#latest === undefined || reading.timestamp > this.#latest.timestamp) {
+    const numbers = this.#numbers;
+    // NaN (no latest yet) compares false: the first reading is the latest.
+    if (!(reading.timestamp <= (numbers[LATEST_TIME] as number))) {
       this.#setLatest(reading);
       this.latestChanged = true;
     }
-    for (const key of METADATA_KEYS) {
-      const value = reading[key];
-      const known = this.#metadata[key];
-      if (value === undefined || (known !== undefined && reading.timestamp < known.timestamp)) continue;
+    for (let k = 0; k < METADATA_KEYS.length; k++) {
+      const value = reading[METADATA_KEYS[k] as MetadataKey];
+      const at = METADATA_TIME + k;
+      const time = numbers[at] as number;
+      if (value === undefined || reading.timestamp < time) continue;
+      const known = this.#metadataValue(k);
       if (known === undefined) {
-        this.#metadata[key] = { value, timestamp: reading.timestamp };
+        this.#setMetadataValue(k, value);
+        numbers[at] = reading.timestamp;
         this.metadataChanged = true;
         this.latestChanged = true;
         continue;
       }
-      if (known.value !== value) this.metadataChanged = true;
-      if (known.value !== value || known.timestamp !== reading.timestamp) this.latestChanged = true;
-      known.value = value;
-      known.timestamp = reading.timestamp;
+      if (known !== value) this.metadataChanged = true;
+      if (known !== value || time !== reading.timestamp) this.latestChanged = true;
+      this.#setMetadataValue(k, value);
+      numbers[at] = reading.timestamp;
     }
     return 'applied';
   }
 
-  /** The values of the reading with the newest event time (undefined before any). */
+  /** The values of the reading with the newest event time (undefined before any); a record of its own. */
   get latest(): LatestValues | undefined {
-    return this.#latest;
+    const numbers = this.#numbers;
+    const timestamp = numbers[LATEST_TIME] as number;
+    if (Number.isNaN(timestamp)) return undefined;
+    // Every field always present (undefined when the reading lacked it): one shape for every record.
+    return {
+      timestamp,
+      flow_rate: unlessNaN(numbers[LATEST_AT] as number),
+      pressure: unlessNaN(numbers[LATEST_AT + 1] as number),
+      temperature: unlessNaN(numbers[LATEST_AT + 2] as number),
+      volume: unlessNaN(numbers[LATEST_AT + 3] as number),
+    };
   }
 
-  /** Copied in: the node's record stays its own. */
+  /** The latest reading's event time (NaN before any), without a record. */
+  get latestTime(): number {
+    return this.#numbers[LATEST_TIME] as number;
+  }
+
+  /** Copied in. */
   set latest(values: LatestValues | undefined) {
-    if (values === undefined) this.#latest = undefined;
+    if (values === undefined) this.#numbers.fill(Number.NaN, LATEST_TIME, METADATA_TIME);
     else this.#setLatest(values);
   }
 
-  /** Each metadata field with the event time of the reading that carried it. */
+  /** Each metadata field with the event time of the reading that carried it; a record of its own. */
   get metadata(): NodeMetadata {
-    return this.#metadata;
+    const metadata: NodeMetadata = {};
+    for (let k = 0; k < METADATA_KEYS.length; k++) {
+      const value = this.#metadataValue(k);
+      if (value !== undefined) {
+        metadata[METADATA_KEYS[k] as MetadataKey] = {
+          value,
+          timestamp: this.#numbers[METADATA_TIME + k] as number,
+        };
+      }
+    }
+    return metadata;
   }
 
-  /** Copied in, field by field: the node's records stay its own. */
+  /** Copied in, field by field. */
   set metadata(metadata: NodeMetadata) {
-    const owned: NodeMetadata = {};
-    for (const key of METADATA_KEYS) {
-      const field = metadata[key];
-      if (field !== undefined) owned[key] = { value: field.value, timestamp: field.timestamp };
+    for (let k = 0; k < METADATA_KEYS.length; k++) {
+      const field = metadata[METADATA_KEYS[k] as MetadataKey];
+      this.#setMetadataValue(k, field?.value);
+      this.#numbers[METADATA_TIME + k] = field === undefined ? Number.NaN : field.timestamp;
     }
-    this.#metadata = owned;
+  }
+
+  #metadataValue(k: number): string | undefined {
+    return k === 0 ? this.#nodeName : k === 1 ? this.#nodeType : this.#districtId;
+  }
+
+  #setMetadataValue(k: number, value: string | undefined): void {
+    if (k === 0) this.#nodeName = value;
+    else if (k === 1) this.#nodeType = value;
+    else this.#districtId = value;
   }
 
   #setLatest(values: LatestValues): void {
-    // Every field always present (undefined when the reading lacks it): one shape for every node.
-    this.#latest ??= {
-      timestamp: 0,
-      flow_rate: undefined,
-      pressure: undefined,
-      temperature: undefined,
-      volume: undefined,
-    };
-    const latest = this.#latest;
-    latest.timestamp = values.timestamp;
-    latest.flow_rate = values.flow_rate;
-    latest.pressure = values.pressure;
-    latest.temperature = values.temperature;
-    latest.volume = values.volume;
+    const numbers = this.#numbers;
+    numbers[LATEST_TIME] = values.timestamp;
+    for (let i = 0; i < LATEST_VALUES.length; i++) {
+      numbers[LATEST_AT + i] = values[LATEST_VALUES[i] as (typeof LATEST_VALUES)[number]] ?? Number.NaN;
+    }
   }
 
   /** The window of `range` at time `at`, merged. */
