@@ -184,6 +184,13 @@ const COUNTS_OFFSET = FLOATS_OFFSET + FLOATS * 4;
 /** Bytes of one series' state (a multiple of 8). */
 export const VALUE_SCORE_BYTES = Math.ceil((COUNTS_OFFSET + COUNTS) / 8) * 8;
 /**
+ * Per histogram, one more than its highest bin with any weight (0: none),
+ * after the state in its buffer (derived from the state, not part of it):
+ * the tail's sum starts there instead of at the top, and skipping empty
+ * bins changes no sum.
+ */
+const HIGHEST_AT = VALUE_SCORE_BYTES;
+/**
  * After the state and #highest, in the same buffer: the last reading's
  * level-1 surprise, its time-of-day deviation and the pattern view's
  * surprise (see the getters), as doubles of the whole buffer's view. As
@@ -223,15 +230,14 @@ const U = 2;
 
 export class ValueScore {
   /** The whole state: persist these bytes, and pass them back to resume. */
-  readonly bytes: Uint8Array;
+  get bytes(): Uint8Array {
+    return this.#u8.subarray(0, VALUE_SCORE_BYTES);
+  }
+
+  /** The whole buffer as bytes: the state's counts, and #highest after the state. */
+  readonly #u8: Uint8Array;
   readonly #d: Float64Array;
   readonly #f: Float32Array;
-  /**
-   * Per histogram, its highest bin with any weight (derived from the state,
-   * not part of it): the tail's sum starts there instead of at the top, and
-   * skipping empty bins changes no sum.
-   */
-  readonly #highest: Int8Array;
 
   /**
    * Level 1 of the last reading: −log10 of its tail probability, corrected
@@ -266,21 +272,21 @@ export class ValueScore {
     if (bytes !== undefined && bytes.length !== VALUE_SCORE_BYTES) {
       throw new RangeError(`a ValueScore state is ${VALUE_SCORE_BYTES} bytes, got ${bytes.length}`);
     }
-    // One buffer for the state and the derived #highest: a typed array's own
-    // buffer costs ~100 bytes of heap besides its contents, at 100,000 nodes × 2.
+    // One buffer for the state, the derived #highest and the last reading's
+    // outputs, and three views of it: each typed array is a heap object,
+    // and each buffer one more and a backing store, at 100,000 nodes × 2.
     const buffer = new ArrayBuffer(BUFFER_BYTES);
-    this.bytes = new Uint8Array(buffer, 0, VALUE_SCORE_BYTES);
+    this.#u8 = new Uint8Array(buffer);
     // The whole buffer: the state's doubles, and the last reading's at SURPRISE and after.
     this.#d = new Float64Array(buffer);
     this.#d[TIME_OF_DAY_DEVIATION] = Number.NaN;
     this.#f = new Float32Array(buffer, FLOATS_OFFSET, FLOATS);
-    this.#highest = new Int8Array(buffer, VALUE_SCORE_BYTES, HISTOGRAMS);
-    if (bytes !== undefined) this.bytes.set(bytes);
+    if (bytes !== undefined) this.#u8.set(bytes);
     else for (let h = 0; h < HISTOGRAMS; h++) this.#d[HISTOGRAMS_AT + 2 * h + 1] = 1;
     for (let h = 0; h < HISTOGRAMS; h++) {
       let top = BINS - 1;
       while (top >= 0 && this.#f[BINS_AT + h * BINS + top] === 0) top--;
-      this.#highest[h] = top;
+      this.#u8[HIGHEST_AT + h] = top + 1;
     }
   }
 
@@ -598,7 +604,7 @@ export class ValueScore {
   ): number {
     const d = this.#d;
     const f = this.#f;
-    const c = this.bytes;
+    const c = this.#u8;
     const bucket = Math.floor((remainder(t + offset, period) / period) * buckets) % buckets;
     const visited = c[COUNTS_OFFSET + countsAt + bucket] as number;
     const seasonal = visited > 0 ? (f[floatsAt + bucket] as number) : 0;
@@ -627,7 +633,7 @@ export class ValueScore {
     // RAW_FROM), and most readings stop here after a bin or two.
     const enough = Math.max(UNREMARKABLE * total, k);
     let above = 0;
-    for (let i = this.#highest[h] as number; i > bin; i--) {
+    for (let i = (this.#u8[HIGHEST_AT + h] as number) - 1; i > bin; i--) {
       above += f[bins + i] as number;
       if (above >= enough) return 0;
     }
@@ -662,7 +668,7 @@ export class ValueScore {
     const bins = BINS_AT + h * BINS;
     const increment = (d[at + 1] as number) / (1 - HISTORY_DECAY);
     const index = binOf(u);
-    if (index > (this.#highest[h] as number)) this.#highest[h] = index;
+    if (index + 1 > (this.#u8[HIGHEST_AT + h] as number)) this.#u8[HIGHEST_AT + h] = index + 1;
     const bin = bins + index;
     f[bin] = (f[bin] as number) + increment;
     d[at] = (d[at] as number) + increment;

@@ -43,8 +43,14 @@ function slotOf(pane: number, capacity: number): number {
 export class PaneRing {
   /** Shared by every node's ring of this size (six fields a ring, at 100,000 nodes × 6 rings). */
   readonly shape: RingShape;
-  /** The slots' panes, `width` doubles each. */
+  /**
+   * The slots' panes, `width` doubles each, from `offsetOf`'s offsets: with
+   * siblings, one view of the node's buffer shared by its rings, each ring
+   * from its own base.
+   */
   data: Float64Array;
+  /** Where this ring's slots start in `data`. */
+  #base = 0;
   /** The newest pane the slots hold (EMPTY before the first). */
   #top = EMPTY;
   #capacity = 0;
@@ -69,7 +75,7 @@ export class PaneRing {
   #change = UNCHANGED;
   /** The lowest pane changed since the state was last persisted (NONE_CHANGED: none). */
   #lowest = NONE_CHANGED;
-  /** The node's rings, this one among them, when they share one buffer (see `oneBuffer`). */
+  /** The node's rings, this one among them, when they share one buffer (see `#oneBuffer`). */
   readonly #siblings: readonly PaneRing[] | undefined;
 
   /** `siblings`: the node's rings (this one to be added), sharing one buffer; without, a buffer of its own. */
@@ -164,7 +170,7 @@ export class PaneRing {
   offsetOf(pane: number): number {
     const capacity = this.#capacity;
     if (pane > this.#top || pane <= this.#top - capacity) return -1;
-    return slotOf(pane, capacity) * this.width;
+    return this.#base + slotOf(pane, capacity) * this.width;
   }
 
   /** Merges panes `first..last` (inclusive) into `into` at offset 0, oldest first. */
@@ -194,7 +200,7 @@ export class PaneRing {
     const capacity = this.#capacity;
     for (let pane = this.#top - capacity + 1; pane <= this.#top; pane++) {
       // Both layouts keep the pane's reading count first.
-      if ((this.data[slotOf(pane, capacity) * this.width] as number) > 0) held.push(pane);
+      if ((this.data[this.#base + slotOf(pane, capacity) * this.width] as number) > 0) held.push(pane);
     }
     return held;
   }
@@ -216,9 +222,9 @@ export class PaneRing {
     if (capacity > this.#capacity) this.#grow(capacity, EMPTY);
   }
 
-  /** Bytes of the typed arrays this ring holds (memory accounting). */
+  /** Bytes of the slots this ring holds (memory accounting). */
   get bytes(): number {
-    return this.data.byteLength;
+    return this.#capacity * this.width * Float64Array.BYTES_PER_ELEMENT;
   }
 
   /**
@@ -236,11 +242,11 @@ export class PaneRing {
       const top = this.#top;
       if (capacity > 0) {
         if (pane <= top) {
-          if (pane > top - capacity) return slotOf(pane, capacity) * this.width;
+          if (pane > top - capacity) return this.#base + slotOf(pane, capacity) * this.width;
           if (capacity === this.maxCapacity || top - pane >= this.maxCapacity) return -1;
         } else if (capacity === this.maxCapacity || this.#leftBehind(pane, reachFrom)) {
           this.#advance(pane);
-          return slotOf(pane, capacity) * this.width;
+          return this.#base + slotOf(pane, capacity) * this.width;
         }
       }
       this.#grow(Math.min(Math.max(FIRST_CAPACITY, capacity * 2), this.maxCapacity), pane);
@@ -253,7 +259,7 @@ export class PaneRing {
     const oldest = this.#top - capacity + 1;
     // The newest of the panes that lose their slot decides: the others are older.
     for (let lost = Math.min(this.#top, pane - capacity); lost >= oldest; lost--) {
-      if ((this.data[slotOf(lost, capacity) * this.width] as number) > 0) {
+      if ((this.data[this.#base + slotOf(lost, capacity) * this.width] as number) > 0) {
         return lost < reachFrom || pane - lost >= this.maxCapacity;
       }
     }
@@ -265,7 +271,7 @@ export class PaneRing {
     const capacity = this.#capacity;
     const width = this.width;
     for (let next = Math.max(this.#top + 1, pane - capacity + 1); next <= pane; next++) {
-      this.layout.clear(this.data, slotOf(next, capacity) * width);
+      this.layout.clear(this.data, this.#base + slotOf(next, capacity) * width);
     }
     this.#top = pane;
   }
@@ -273,57 +279,66 @@ export class PaneRing {
   /** Grows to `capacity` slots, keeping every pane held; `pane` becomes the newest if the ring held none. */
   #grow(capacity: number, pane: number): void {
     const width = this.width;
-    const data =
-      this.#siblings === undefined
-        ? new Float64Array(capacity * width)
-        : oneBuffer(this.#siblings, this, capacity * width);
-    for (let slot = 0; slot < capacity; slot++) this.layout.clear(data, slot * width);
     const old = this.#capacity;
+    const oldData = this.data;
+    const oldBase = this.#base;
+    let data: Float64Array = NO_DATA;
+    let base = 0;
+    if (this.#siblings === undefined) data = new Float64Array(capacity * width);
+    else ({ data, base } = PaneRing.#oneBuffer(this.#siblings, this, capacity * width));
+    for (let slot = 0; slot < capacity; slot++) this.layout.clear(data, base + slot * width);
     if (old === 0) {
       this.#top = pane;
     } else {
       // The same newest pane: the slots now reach further back, and hold every pane they held.
       for (let held = this.#top - old + 1; held <= this.#top; held++) {
-        const from = slotOf(held, old) * width;
-        data.set(this.data.subarray(from, from + width), slotOf(held, capacity) * width);
+        const from = oldBase + slotOf(held, old) * width;
+        data.set(oldData.subarray(from, from + width), base + slotOf(held, capacity) * width);
       }
     }
     this.data = data;
+    this.#base = base;
     this.#capacity = capacity;
   }
-}
 
-/**
- * One buffer for the rings of a node, where `ring` takes `length` doubles
- * (returned: its old `data` stays as it was, for the caller to copy from)
- * and every other ring's `data` moves, copied, to its part.
- *
- * A ring of its own held a `Float64Array`, an `ArrayBuffer` and a backing
- * store: three objects a ring for the collector to mark and sweep, 18 a
- * node, where views of one buffer are eight. A ring that grows moves the
- * node's every pane (rings grow a few times in a node's life). Only a
- * ring's own methods grow it, one at a time, so no ring's `data` is
- * replaced in the middle of another's work.
- */
-function oneBuffer(rings: readonly PaneRing[], ring: PaneRing, length: number): Float64Array {
-  const bytes = Float64Array.BYTES_PER_ELEMENT;
-  let total = length;
-  for (const held of rings) if (held !== ring) total += held.data.length;
-  const buffer = new ArrayBuffer(total * bytes);
-  let offset = 0;
-  let resized = NO_DATA;
-  for (const held of rings) {
-    if (held === ring) {
-      resized = new Float64Array(buffer, offset * bytes, length);
-      offset += length;
-    } else if (held.data.length > 0) {
-      const part = new Float64Array(buffer, offset * bytes, held.data.length);
-      part.set(held.data);
-      held.data = part;
-      offset += part.length;
+  /**
+   * One buffer for the rings of a node, and one view of it they share,
+   * where `ring` gets `length` doubles (returned, with the view: its old
+   * `data` stays as it was, for the caller to copy from) and every other
+   * ring's slots move, copied, to their part.
+   *
+   * A ring of its own held a `Float64Array`, an `ArrayBuffer` and a backing
+   * store: three objects a ring for the collector to mark and sweep, 18 a
+   * node; a view of one buffer each made it eight; one view for them all,
+   * three. A ring that grows moves the node's every pane (rings grow a few
+   * times in a node's life). Only a ring's own methods grow it, one at a
+   * time, so no ring's `data` is replaced in the middle of another's work.
+   */
+  static #oneBuffer(
+    rings: readonly PaneRing[],
+    ring: PaneRing,
+    length: number,
+  ): { data: Float64Array; base: number } {
+    let total = length;
+    for (const held of rings) if (held !== ring) total += held.#capacity * held.width;
+    const data = new Float64Array(total);
+    let offset = 0;
+    let base = 0;
+    for (const held of rings) {
+      if (held === ring) {
+        base = offset;
+        offset += length;
+        continue;
+      }
+      const part = held.#capacity * held.width;
+      if (part === 0) continue;
+      data.set(held.data.subarray(held.#base, held.#base + part), offset);
+      held.data = data;
+      held.#base = offset;
+      offset += part;
     }
+    return { data, base };
   }
-  return resized;
 }
 
 /** A ring's size and reach: `history` panes behind the current one, `ahead` beyond it. */
