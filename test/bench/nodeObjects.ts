@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeHeapSnapshot } from 'node:v8';
-import { DEFAULT_ANOMALY_SETTINGS, NodeDetector, NodeWindows, type Reading } from '@streamgauge/core';
+import { feedNodes } from './lib/nodeStates.ts';
 
 interface Snapshot {
   snapshot: { meta: { node_fields: string[]; node_types: [string[]] } };
@@ -43,33 +43,14 @@ const now = Date.UTC(2026, 10, 20, 12, 0, 0);
 const dir = mkdtempSync(join(tmpdir(), 'node-objects-'));
 try {
   const before = objectsByKind(dir, 'before.heapsnapshot');
-  const held: unknown[] = [];
-  for (let n = 0; n < nodes; n++) {
-    const id = `node-${n}`;
-    const windows = new NodeWindows(id, 360_000);
-    const detector = new NodeDetector(id, DEFAULT_ANOMALY_SETTINGS);
-    for (let i = 0; i < readings; i++) {
-      const reading: Reading = {
-        node_id: id,
-        timestamp: now - (readings - i) * 60_000,
-        flow_rate: 10 + Math.sin(i),
-        pressure: 3 + Math.cos(i) / 10,
-        node_name: `Node ${n}`,
-        district_id: 'D1',
-        node_type: 'flow',
-      };
-      windows.add(reading, now);
-      detector.observe(reading);
-    }
-    held.push(windows, detector);
-  }
+  const held = feedNodes({ nodes, readings, stepMs: 60_000, now });
   const after = objectsByKind(dir, 'after.heapsnapshot');
   const perNode = [...after]
     .map(([kind, count]) => [kind, (count - (before.get(kind) ?? 0)) / nodes] as const)
     .filter(([, count]) => count >= 0.5)
     .sort((a, b) => b[1] - a[1]);
   const total = perNode.reduce((sum, [, count]) => sum + count, 0);
-  console.log(`nodes: ${held.length / 2}, ${readings} readings each: ${total.toFixed(1)} objects a node`);
+  console.log(`nodes: ${held.windows.length}, ${readings} readings each: ${total.toFixed(1)} objects a node`);
   for (const [kind, count] of perNode) console.log(`  ${count.toFixed(1).padStart(5)}  ${kind}`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
