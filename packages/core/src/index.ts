@@ -108,6 +108,7 @@ export type { NodeContribution, SystemSums } from './readModel.ts';
 export {
   addInto,
   addToSums,
+  addValuesInto,
   contributionOf,
   decimal,
   EMPTY_SUMS,

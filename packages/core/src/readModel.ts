@@ -296,11 +296,35 @@ export function addToSums(sums: SystemSums, c: NodeContribution): SystemSums {
  * that made an object per node took ~0.2 s, every second (the metrics rounds).
  */
 export function addInto(sums: { -readonly [K in keyof SystemSums]: number }, c: NodeContribution): void {
+  const { avgFlow, avgPressure } = c;
+  addValuesInto(
+    sums,
+    avgFlow ?? 0,
+    avgFlow !== undefined,
+    avgPressure ?? 0,
+    avgPressure !== undefined,
+    c.uptime,
+  );
+}
+
+/**
+ * `addInto` from a contribution's values kept apart from a record, each
+ * mean with whether the node has one: a number-or-undefined that is not a
+ * small integer is a heap number, made anew per node and pass.
+ */
+export function addValuesInto(
+  sums: { -readonly [K in keyof SystemSums]: number },
+  avgFlow: number,
+  hasFlow: boolean,
+  avgPressure: number,
+  hasPressure: boolean,
+  uptime: number,
+): void {
   sums.total += 1;
-  sums.active += c.uptime > 0.1 ? 1 : 0;
-  sums.flow += c.avgFlow ?? 0;
-  sums.pressureSum += c.avgPressure ?? 0;
-  sums.pressureNodes += c.avgPressure === undefined ? 0 : 1;
+  sums.active += uptime > 0.1 ? 1 : 0;
+  sums.flow += hasFlow ? avgFlow : 0;
+  sums.pressureSum += hasPressure ? avgPressure : 0;
+  sums.pressureNodes += hasPressure ? 1 : 0;
 }
 
 /**

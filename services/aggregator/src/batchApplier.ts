@@ -5,6 +5,7 @@ import {
   metadataHash,
   packedLatest,
   type Range,
+  unlessNaN,
 } from '@streamgauge/core';
 import {
   type DeadLetter,
@@ -347,10 +348,12 @@ export class BatchApplier {
     for (const id of changed) {
       const windows = this.#live.nodes.get(id)?.windows;
       if (windows === undefined) continue;
+      // A record made when asked: once.
+      const latest = windows.latest;
       this.#live.latestWriter.writeNode({
         nodeId: id,
         metrics: NO_METRICS,
-        ...(windows.latest !== undefined && { latest: packedLatest(windows.latest) }),
+        ...(latest !== undefined && { latest: packedLatest(latest) }),
         ...(windows.metadataChanged && { metadata: metadataHash(id, windows.metadata) }),
       });
       windows.metadataChanged = false;
@@ -366,9 +369,8 @@ export class BatchApplier {
     const written = this.#live
       .persist(() => this.#live.latestWriter.flush(), 'read model')
       .then(() =>
-        this.#live.options.onLatestWritten?.(
-          changed,
-          (id) => this.#live.nodes.get(id)?.windows.latest?.timestamp,
+        this.#live.options.onLatestWritten?.(changed, (id) =>
+          unlessNaN(this.#live.nodes.get(id)?.windows.latestTime ?? Number.NaN),
         ),
       );
     // Waited for by the commit, which may first wait behind the ones before.

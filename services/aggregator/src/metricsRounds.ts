@@ -289,8 +289,10 @@ const NO_METRICS: ReadonlyMap<Range, PackedHash> = new Map();
 
 /** A node's `latest` (once it has a reading) and metadata hashes. */
 function identityOf(id: string, windows: NodeWindows): Pick<NodeKeys, 'latest' | 'metadata'> {
+  // A record made when asked: once.
+  const latest = windows.latest;
   return {
-    ...(windows.latest !== undefined && { latest: packedLatest(windows.latest) }),
+    ...(latest !== undefined && { latest: packedLatest(latest) }),
     metadata: metadataHash(id, windows.metadata),
   };
 }

@@ -1,16 +1,16 @@
-import {
-  addInto,
-  type NodeContribution,
-  RANGES,
-  type Range,
-  type SystemSums,
-  unlessNaN,
-} from '@streamgauge/core';
+import { addValuesInto, type NodeContribution, RANGES, type Range, type SystemSums } from '@streamgauge/core';
 
 type MutableSums = { -readonly [K in keyof SystemSums]: number };
 
-/** A contribution's doubles: mean flow, mean pressure (NaN: none), uptime (NaN: not evaluated). */
-const FIELDS = 3;
+/**
+ * A contribution's doubles: mean flow, mean pressure, uptime (NaN: not
+ * evaluated in the range), and which means it has (FLOW_HELD | PRESSURE_HELD).
+ * Held apart from the values: a mean can itself be NaN (readings whose sum
+ * overflows), and counts as such in the sums.
+ */
+const FIELDS = 4;
+const FLOW_HELD = 1;
+const PRESSURE_HELD = 2;
 const ROW = RANGES.length * FIELDS;
 const RANGE_AT = new Map<Range, number>(RANGES.map((range, i) => [range, i * FIELDS]));
 const FIRST_ROWS = 64;
@@ -23,19 +23,15 @@ const FIRST_ROWS = 64;
  * 100,000 nodes a quarter of the aggregator's.
  *
  * A node's row is its place in `#ids`; a forgotten node's row takes the
- * last one, so the rows stay dense and the sums run over them in order.
+ * last one, so the rows stay dense and the sums run over them in order
+ * (not in the order nodes were first evaluated in each range: a sum may
+ * differ in its last bits from one over the same values in another order).
  */
 export class NodeContributions {
   readonly #rows = new Map<string, number>();
   readonly #ids: string[] = [];
   #shards = new Int32Array(FIRST_ROWS);
   #values = new Float64Array(FIRST_ROWS * ROW);
-  /** One record for every row `addTo` passes to core's addInto: none per node. */
-  readonly #scratch: { avgFlow: number | undefined; avgPressure: number | undefined; uptime: number } = {
-    avgFlow: undefined,
-    avgPressure: undefined,
-    uptime: 0,
-  };
 
   get size(): number {
     return this.#ids.length;
@@ -48,9 +44,12 @@ export class NodeContributions {
     let row = this.#rows.get(id);
     if (row === undefined) row = this.#add(id, shard);
     const o = row * ROW + at;
-    this.#values[o] = contribution.avgFlow ?? Number.NaN;
-    this.#values[o + 1] = contribution.avgPressure ?? Number.NaN;
+    const { avgFlow, avgPressure } = contribution;
+    this.#values[o] = avgFlow ?? 0;
+    this.#values[o + 1] = avgPressure ?? 0;
     this.#values[o + 2] = contribution.uptime;
+    this.#values[o + 3] =
+      (avgFlow === undefined ? 0 : FLOW_HELD) | (avgPressure === undefined ? 0 : PRESSURE_HELD);
   }
 
   /** The node's contribution in `range` (undefined while it has none). */
@@ -61,9 +60,10 @@ export class NodeContributions {
     const o = row * ROW + at;
     const uptime = this.#values[o + 2] as number;
     if (Number.isNaN(uptime)) return undefined;
+    const held = this.#values[o + 3] as number;
     return {
-      avgFlow: unlessNaN(this.#values[o] as number),
-      avgPressure: unlessNaN(this.#values[o + 1] as number),
+      avgFlow: held & FLOW_HELD ? (this.#values[o] as number) : undefined,
+      avgPressure: held & PRESSURE_HELD ? (this.#values[o + 1] as number) : undefined,
       uptime,
     };
   }
@@ -90,16 +90,20 @@ export class NodeContributions {
     const at = RANGE_AT.get(range);
     if (at === undefined) throw new RangeError(`no range ${range}`);
     const values = this.#values;
-    const scratch = this.#scratch;
     for (let row = 0, o = at; row < this.#ids.length; row++, o += ROW) {
       const uptime = values[o + 2] as number;
       if (Number.isNaN(uptime)) continue;
       const sums = into.get(this.#shards[row] as number);
       if (sums === undefined) continue;
-      scratch.avgFlow = unlessNaN(values[o] as number);
-      scratch.avgPressure = unlessNaN(values[o + 1] as number);
-      scratch.uptime = uptime;
-      addInto(sums, scratch);
+      const held = values[o + 3] as number;
+      addValuesInto(
+        sums,
+        values[o] as number,
+        (held & FLOW_HELD) !== 0,
+        values[o + 1] as number,
+        (held & PRESSURE_HELD) !== 0,
+        uptime,
+      );
     }
   }
 

@@ -74,6 +74,22 @@ describe('NodeContributions', () => {
     }
   });
 
+  it('counts a mean that is NaN (readings whose sum overflows) as NaN, as a record did, not as no mean', () => {
+    const table = new NodeContributions();
+    table.set('a', 0, '1h', { avgFlow: 2, avgPressure: 3, uptime: 1 });
+    table.set('x', 0, '1h', { avgFlow: Number.NaN, avgPressure: Number.NaN, uptime: 1 });
+    expect(table.get('x', '1h')).toEqual({ avgFlow: Number.NaN, avgPressure: Number.NaN, uptime: 1 });
+    const sums = new Map<number, Sums>([[0, { ...EMPTY_SUMS }]]);
+    table.addTo('1h', sums);
+    expect(sums.get(0)).toEqual({
+      total: 2,
+      active: 2,
+      flow: Number.NaN,
+      pressureSum: Number.NaN,
+      pressureNodes: 2,
+    });
+  });
+
   it('forgets a node entirely, and a node set again after that starts empty in every range', () => {
     const table = new NodeContributions();
     table.set('a', 0, '1h', { avgFlow: 2, avgPressure: 3, uptime: 1 });
