@@ -62,11 +62,23 @@ describe('the archiver', () => {
     expect((await postReadings(ingest.url, data.sent, { batch: 250 })).accepted).toBe(data.unique.length);
     archiver.resume();
     const random = seededRandom(7);
+    // Each kill waits until the archiver holds entries it read and has not
+    // acknowledged (a kill at a fixed delay could land while a slow start
+    // was still loading, and then left nothing to redeliver), then lands a
+    // moment later, mid-batch.
+    // (No group yet: the archiver has not read.)
+    const pending = async () =>
+      Number((await client.xpending('readings', GROUPS.archiver).catch(() => [0]))[0] ?? 0);
+    let leftPending = 0;
     for (let kills = 0; kills < 5; kills++) {
-      await new Promise((r) => setTimeout(r, 50 + random() * 400));
+      const deadline = Date.now() + 10_000;
+      while ((await pending()) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, random() * 50));
       await archiver.kill();
+      if ((await pending()) > 0) leftPending++;
       archiver = await spawnArchiver();
     }
+    expect(leftPending, 'kills that left entries read and not acknowledged').toBeGreaterThan(0);
 
     // A gateway resends everything (ingest drops it as duplicates), and a
     // copy of some readings reaches the stream past ingest's dedupe (resent
