@@ -117,6 +117,57 @@ describe('DuckdbWarehouse', () => {
     }
   });
 
+  it('stores each row its own strings when entries of every length share or split chunks (a chunk-wide string is written once)', async () => {
+    const warehouse = await DuckdbWarehouse.open(':memory:');
+    // Entries of 1 to 2,500 rows, some at the length that ends a chunk early
+    // (256) and one under it; within an entry the district and gateway are
+    // one value or change at its last row, node_name is NULL throughout or
+    // for all but one row, and the whole call shares one node_type.
+    const lengths = [1, 300, 2_500, 5, 255, 256, 1_000, 3, 2_048, 700];
+    const rows: WarehouseRow[] = [];
+    lengths.forEach((length, e) => {
+      for (let i = 0; i < length; i++) {
+        const last = i === length - 1;
+        rows.push({
+          node_id: `N${rows.length % 123}`,
+          timestamp: at + rows.length,
+          flow_rate: rows.length * 0.5,
+          pressure: null,
+          pressure_1: null,
+          pressure_2: null,
+          temperature: null,
+          volume: null,
+          data_quality_score: null,
+          district_id: e % 3 === 0 && last ? 'OTHER' : `D${e}`,
+          node_name: e % 2 === 0 ? null : last ? `Logger ${e} — 水` : null,
+          node_type: 'distribution',
+          is_interpolated: null,
+          source_file: e % 4 === 1 && last ? 'gw-late' : `gw-${e % 2}`,
+          ingestion_timestamp: at + e,
+          stream_entry: `${at + e}-0`,
+        });
+      }
+    });
+    try {
+      expect(await warehouse.insert(rows)).toEqual({ inserted: rows.length, duplicates: 0 });
+      // The staged path (a repeat inside the call refuses the direct append) writes them the same way.
+      const staged = rows.map((row) => ({ ...row, timestamp: row.timestamp + 1e6 }));
+      expect(await warehouse.insert([...staged, staged[0] as WarehouseRow])).toEqual({
+        inserted: staged.length,
+        duplicates: 1,
+      });
+      const selected = COLUMNS.map((c) =>
+        c.type === 'timestamp' ? `epoch_ms("${c.name}")::DOUBLE AS "${c.name}"` : `"${c.name}"`,
+      );
+      const stored = await warehouse.query(
+        `SELECT ${selected.join(', ')} FROM readings ORDER BY "timestamp"`,
+      );
+      expect(stored).toEqual([...rows, ...staged]);
+    } finally {
+      await warehouse.close();
+    }
+  });
+
   it('writes a large call once when a row deep inside it is held or repeated: every other row, the first copy', async () => {
     const warehouse = await DuckdbWarehouse.open(':memory:');
     const row = (i: number, flow: number, entry: number) =>

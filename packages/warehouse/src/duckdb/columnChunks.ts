@@ -13,7 +13,20 @@ export interface ChunkColumn {
   readonly type: ColumnType | 'seq';
   /** The column's value for the row at `index` of the call (null or undefined: SQL NULL). */
   readonly value: (row: WarehouseRow, index: number) => string | number | boolean | null | undefined;
+  /**
+   * The rows come in runs of one value (a stream entry's rows): a chunk
+   * ends where a run of at least MIN_RUN rows does, so that the run's
+   * strings (its entry, its gateway) are one constant for the chunk.
+   */
+  readonly runs?: true;
 }
+
+/**
+ * A run this long ends its chunk early. Shorter runs (entries of a few
+ * readings) share chunks: a chunk of few rows costs DuckDB more per row
+ * than the constants save.
+ */
+const MIN_RUN = 256;
 
 /**
  * Appends `rows` a data chunk at a time, writing each column's values
@@ -22,6 +35,9 @@ export interface ChunkColumn {
  * strings one native call each, NULLs as one copy of the validity mask.
  * The node API's per-value writers (an object and a BigInt mask operation
  * a value) cost the archiver more than DuckDB's own append of the rows.
+ * A string column that holds one value throughout a chunk (the rows' stream
+ * entry, gateway, often their district) is written as a constant: one
+ * native call instead of one a row, and DuckDB copies the string once.
  */
 export function appendChunks(
   appender: DuckDBAppender,
@@ -33,11 +49,19 @@ export function appendChunks(
   const words = new Uint32Array(CHUNK_ROWS * 2);
   const flags = new Uint8Array(CHUNK_ROWS);
   const mask = new Uint8Array(MASK_BYTES);
-  for (let start = 0; start < rows.length; start += CHUNK_ROWS) {
-    const count = Math.min(CHUNK_ROWS, rows.length - start);
+  const runs = columns.find((column) => column.runs === true);
+  for (let start = 0; start < rows.length; ) {
+    const count = chunkRows(rows, start, runs);
     const chunk = DuckDBDataChunk.create(types as DuckDBType[], count);
     columns.forEach((column, c) => {
       const vector = duckdb.data_chunk_get_vector(chunk.chunk, c);
+      if (column.type === 'string') {
+        const constant = constantString(rows, start, count, column);
+        if (constant !== undefined) {
+          duckdb.vector_reference_value(vector, duckdb.create_varchar(constant));
+          return;
+        }
+      }
       mask.fill(0xff);
       let nulls = 0;
       for (let i = 0; i < count; i++) {
@@ -68,5 +92,32 @@ export function appendChunks(
       }
     });
     appender.appendDataChunk(chunk);
+    start += count;
   }
+}
+
+/** How many rows from `start` go in one chunk: CHUNK_ROWS, or fewer to end with a long run. */
+function chunkRows(rows: readonly WarehouseRow[], start: number, runs: ChunkColumn | undefined): number {
+  const most = Math.min(CHUNK_ROWS, rows.length - start);
+  if (runs === undefined) return most;
+  const value = runs.value(rows[start] as WarehouseRow, start);
+  let length = 1;
+  while (length < most && runs.value(rows[start + length] as WarehouseRow, start + length) === value)
+    length++;
+  return length >= MIN_RUN ? length : most;
+}
+
+/** The string every row of the chunk holds in `column`, if they all hold the same one (not NULL). */
+function constantString(
+  rows: readonly WarehouseRow[],
+  start: number,
+  count: number,
+  column: ChunkColumn,
+): string | undefined {
+  const value = column.value(rows[start] as WarehouseRow, start);
+  if (typeof value !== 'string') return undefined;
+  for (let i = 1; i < count; i++) {
+    if (column.value(rows[start + i] as WarehouseRow, start + i) !== value) return undefined;
+  }
+  return value;
 }

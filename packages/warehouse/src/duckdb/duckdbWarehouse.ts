@@ -44,7 +44,12 @@ const VALUE: { readonly [K in keyof WarehouseRow]: (row: WarehouseRow) => Wareho
   ingestion_timestamp: (r) => r.ingestion_timestamp,
   stream_entry: (r) => r.stream_entry,
 };
-const ROW_COLUMNS: readonly ChunkColumn[] = COLUMNS.map((c) => ({ type: c.type, value: VALUE[c.name] }));
+const ROW_COLUMNS: readonly ChunkColumn[] = COLUMNS.map((c) =>
+  // The archiver's rows come entry by entry.
+  c.name === 'stream_entry'
+    ? { type: c.type, value: VALUE[c.name], runs: true }
+    : { type: c.type, value: VALUE[c.name] },
+);
 const STAGE_COLUMNS: readonly ChunkColumn[] = [{ type: 'seq', value: (_, index) => index }, ...ROW_COLUMNS];
 
 /** The DuckDB DDL of the readings table; the primary key is what keeps one row per identity. */

@@ -1,0 +1,80 @@
+/**
+ * The archiver alone: fills the stream with N readings of K nodes (entries
+ * of 1000, as ingest writes them, each reading as the e2e case's load sends
+ * it), then times `startArchiver` draining it into a fresh DuckDB file, and
+ * again with as many new readings into the same file (a table that holds
+ * the first round). Readings/s, and the process' CPU a reading (DuckDB's
+ * threads included; the fill is not counted).
+ * BENCH_CPU_PROF_DIR: a CPU profile of each drain.
+ * Run: node test/bench/archiverDrain.ts [readings=400000] [nodes=10000]
+ */
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startArchiver } from '@streamgauge/archiver';
+import { GROUPS, loadConfig, ManualClock, shardKeys } from '@streamgauge/core';
+import { ReadingLog } from '@streamgauge/redis';
+import { RedisServer, waitForDrain } from '@streamgauge/testkit';
+import { Redis } from 'ioredis';
+import { pino } from 'pino';
+import { ReadingSource } from './lib/readings.ts';
+
+const total = Number(process.argv[2] ?? 400_000);
+const nodes = Number(process.argv[3] ?? 10_000);
+const perEntry = 1000;
+
+const server = await RedisServer.start();
+const redis = new Redis(server.url);
+const dataDir = mkdtempSync(join(tmpdir(), 'streamgauge-archiver-drain-'));
+try {
+  const now = Date.UTC(2026, 10, 20, 12, 0, 0);
+  const log = new ReadingLog(redis, {
+    shards: 1,
+    retentionMs: 48 * 3_600_000,
+    dedupeHorizonMs: 48 * 3_600_000,
+    clock: new ManualClock(now),
+  });
+  const source = new ReadingSource({ nodes, anchorMs: now - 3_600_000, forward: true });
+  const fill = async () => {
+    for (let i = 0; i < total; i += perEntry)
+      await log.append(source.nextReadings(perEntry), 'bench-gateway');
+  };
+  const config = loadConfig({ ...process.env, REDIS_URL: server.url, DATA_DIR: dataDir });
+  const profileDir = process.env.BENCH_CPU_PROF_DIR;
+  const drain = async (name: string) => {
+    const session = profileDir ? new Session() : undefined;
+    if (session) {
+      session.connect();
+      await session.post('Profiler.enable');
+      await session.post('Profiler.start');
+    }
+    const started = performance.now();
+    const cpu = process.cpuUsage();
+    const archiver = await startArchiver(config, pino({ level: 'silent' }));
+    await waitForDrain(redis, [shardKeys(0, 1).stream], GROUPS.archiver, 600_000);
+    const seconds = (performance.now() - started) / 1000;
+    const used = process.cpuUsage(cpu);
+    await archiver.stop();
+    if (session) {
+      const { profile } = await session.post('Profiler.stop');
+      await writeFile(`${profileDir}/archiverDrain-${name}.cpuprofile`, JSON.stringify(profile));
+      session.disconnect();
+    }
+    return {
+      perSecond: Math.round(total / seconds),
+      cpuMicrosPerReading: Number(((used.user + used.system) / total).toFixed(2)),
+    };
+  };
+  await fill();
+  const first = await drain('first');
+  await fill();
+  const second = await drain('second');
+  console.log({ readings: total, nodes, first, second });
+} finally {
+  redis.disconnect();
+  await server.dispose();
+  rmSync(dataDir, { recursive: true, force: true });
+}
