@@ -29,6 +29,8 @@ interface Sweep {
   readonly all: boolean;
   readonly ids: string[];
   from: number;
+  /** The commits its steps' anomaly events were staged with (ShardOwnership.stageClocked). */
+  readonly staged: Promise<boolean>[];
 }
 
 /** The clock's part: windows slide, anomalies close, silent nodes are forgotten, with no reading arriving. */
@@ -61,8 +63,10 @@ export class ClockTick {
    * the sweep goes on): the caller runs the batches that are waiting, then
    * calls again. A pass over 100,000 nodes holds the loop for seconds, and
    * freshness (`latest`) would wait that long behind it every minute. Each
-   * step is evaluated at its own time and commits its own nodes' events, so
-   * a batch in between never sees its events overtaken by older ones.
+   * step is evaluated at its own time and stages its nodes' events with the
+   * shard's pending commit, in order with the batches' (or, when it forgets
+   * nodes, commits them itself), so a batch in between never sees its
+   * events overtaken by older ones.
    *
    * A step's writes and commits are sent, not waited for (`written`): they
    * queue behind the metrics chunk in flight, and waiting for them held the
@@ -76,9 +80,12 @@ export class ClockTick {
     const now = live.options.clock.now();
     const step = sweep.ids.slice(sweep.from, sweep.from + SWEEP_CHUNK);
     sweep.from += step.length;
-    // The batches' commits still pending go first, from the state they left:
-    // the step moves the detectors and forgets nodes.
-    this.#ownership.sendPending();
+    // A step that forgets nodes deletes their state in a commit of its own:
+    // the batches' commits still pending go first, from the state they left
+    // (before the step moves the detectors). Otherwise its events go with
+    // what is pending (see ShardOwnership.stageClocked).
+    const forgets = sweep.hourly && step.some((id) => live.nodes.get(id)?.windows.isSilent(now) === true);
+    if (forgets) this.#ownership.sendPending();
     const forgotten = new Map<ShardState, string[]>();
     // Silence and hysteresis are seen by the clock: offline nodes, anomalies clear long enough to close.
     const clocked = new Map<ShardState, Map<string, AnomalyEvent[]>>();
@@ -91,7 +98,7 @@ export class ClockTick {
         nodes.set(id, events);
         clocked.set(node.shard, nodes);
       }
-      if (sweep.hourly && node.windows.isSilent(now)) {
+      if (forgets && node.windows.isSilent(now)) {
         live.forget(id);
         const list = forgotten.get(node.shard);
         if (list === undefined) forgotten.set(node.shard, [id]);
@@ -109,11 +116,20 @@ export class ClockTick {
       live.writer.unlistNodes(removed);
       live.options.logger.info({ nodes: removed.length }, 'forgot nodes silent for 30 days');
     }
+    if (!forgets) {
+      for (const [state, nodes] of clocked) {
+        if (!live.holds(state)) continue;
+        sweep.staged.push(this.#ownership.stageClocked(state, [...nodes.keys()], [...nodes.values()].flat()));
+      }
+    }
     const keys = Promise.all([
       live.persist(() => live.writer.flush(), 'read model'),
       sweep.hourly && live.persist(() => live.latestWriter.flush(), 'read model'),
-      this.#commitStep(forgotten, clocked),
+      forgets && this.#commitStep(forgotten, clocked),
     ]);
+    // A step waits for its keys, not for the commit its events were staged
+    // with (it may linger for the batches to come); the sweep's end waits
+    // for all of them.
     if (sweep.from < sweep.ids.length) return this.#step(undefined, keys);
 
     this.#sweep = undefined;
@@ -126,7 +142,7 @@ export class ClockTick {
     // round's merge in between must not be overtaken by older sums.
     return this.#step(
       sweep.due,
-      Promise.all([keys, listed]).then(() => this.#sums.write(sweep.due, now)),
+      Promise.all([keys, listed, ...sweep.staged]).then(() => this.#sums.write(sweep.due, now)),
     );
   }
 
@@ -151,16 +167,22 @@ export class ClockTick {
     const due = RANGES.filter((r) => all || this.#evaluatedPane.get(r) !== windowBounds(r, now).last);
     if (due.length === 0) return undefined;
     for (const r of due) this.#evaluatedPane.set(r, windowBounds(r, now).last);
-    const sweep = { due, hourly: due.includes('30d'), all, ids: [...this.#live.nodes.keys()], from: 0 };
+    const sweep = {
+      due,
+      hourly: due.includes('30d'),
+      all,
+      ids: [...this.#live.nodes.keys()],
+      from: 0,
+      staged: [],
+    };
     this.#sweep = sweep;
     return sweep;
   }
 
   /**
-   * Commits a step's detector states with their events, and deletes its
-   * forgotten nodes' state (their last events go with the deletion). A
-   * fleet gone silent at once (a network outage) opens an anomaly on every
-   * node: a step's nodes per commit.
+   * Commits the detector states and events of a step that forgets nodes,
+   * and deletes the forgotten nodes' state (their last events go with the
+   * deletion): a step's nodes per commit.
    */
   #commitStep(
     forgotten: ReadonlyMap<ShardState, string[]>,

@@ -30,6 +30,8 @@ export interface SliceCommit {
 export class PendingCommit {
   readonly #changed = new Set<string>();
   readonly #detected = new Set<string>();
+  /** Nodes only the clock's events bring to the commit (their detectors, not their windows). */
+  readonly #clocked = new Set<string>();
   readonly #added: string[] = [];
   readonly #acks: string[] = [];
   readonly #deadLetters: DeadLetter[] = [];
@@ -52,6 +54,7 @@ export class PendingCommit {
 
   add(slice: SliceCommit): void {
     for (const id of slice.changed) this.#changed.add(id);
+    if (this.#clocked.size > 0) for (const id of slice.changed) this.#clocked.delete(id);
     for (const id of slice.detected) this.#detected.add(id);
     append(this.#added, slice.added);
     append(this.#acks, slice.acks);
@@ -64,14 +67,27 @@ export class PendingCommit {
     this.#readings += slice.readings;
   }
 
+  /**
+   * Anomaly events the clock raised (ClockTick), and the nodes whose
+   * detectors raised them: committed with the slices, from the detectors'
+   * state when the commit is prepared, which holds the events.
+   */
+  addClocked(ids: readonly string[], events: readonly AnomalyEvent[]): void {
+    for (const id of ids) {
+      this.#detected.add(id);
+      if (!this.#changed.has(id)) this.#clocked.add(id);
+    }
+    append(this.#events, events);
+  }
+
   /** Whether the commit writes this node. */
   has(id: string): boolean {
-    return this.#changed.has(id);
+    return this.#changed.has(id) || this.#clocked.has(id);
   }
 
   /** Nodes the commit writes. */
   get nodes(): number {
-    return this.#changed.size;
+    return this.#changed.size + this.#clocked.size;
   }
 
   get readings(): number {

@@ -1,4 +1,4 @@
-import { RANGES } from '@streamgauge/core';
+import { type AnomalyEvent, RANGES } from '@streamgauge/core';
 import { LeaseLostError } from '@streamgauge/redis';
 import { type LiveState, NODE_CHUNK, type ShardState, yieldToLoop } from './liveState.ts';
 import type { MetricsRounds } from './metricsRounds.ts';
@@ -276,20 +276,47 @@ export class ShardOwnership {
     slice: SliceCommit,
   ): { readonly committed: Promise<boolean>; readonly before: Promise<boolean> } {
     this.#applying.delete(state);
-    let pending = this.#pending.get(state);
-    if (pending === undefined) {
-      pending = new PendingCommit();
-      this.#pending.set(state, pending);
-    }
+    const pending = this.#pendingOf(state);
     pending.add(slice);
     const committed = pending.done;
-    if (pending.nodes >= COMMIT_NODES || pending.readings >= COMMIT_READINGS) {
+    if (this.#full(pending)) {
       const before = this.#ahead(state);
       this.#send(state);
       return { committed, before };
     }
     this.#schedule(state);
     return { committed, before: this.#held(state) };
+  }
+
+  /**
+   * Stages anomaly events the clock raised on the shard's nodes with its
+   * pending commit (PendingCommit.addClocked), which goes as a slice's
+   * does. Not a commit of their own: that one would have to send what is
+   * pending first, from the state the slices left, before the clock moved
+   * the detectors, and a sweep's step every few batches then cut the
+   * slices' commits apart, each encoding the shard's nodes again (3–4 s of
+   * the aggregator's time in a minute's sweep over 10,000 nodes catching
+   * up). Resolves with the outcome of the commit that holds them.
+   */
+  stageClocked(state: ShardState, ids: readonly string[], events: readonly AnomalyEvent[]): Promise<boolean> {
+    const pending = this.#pendingOf(state);
+    pending.addClocked(ids, events);
+    if (this.#full(pending)) this.#send(state);
+    else this.#schedule(state);
+    return pending.done;
+  }
+
+  #pendingOf(state: ShardState): PendingCommit {
+    let pending = this.#pending.get(state);
+    if (pending === undefined) {
+      pending = new PendingCommit();
+      this.#pending.set(state, pending);
+    }
+    return pending;
+  }
+
+  #full(pending: PendingCommit): boolean {
+    return pending.nodes >= COMMIT_NODES || pending.readings >= COMMIT_READINGS;
   }
 
   /**

@@ -1,4 +1,5 @@
 import { readModelKeys } from '@streamgauge/core';
+import type { ShardCommit } from '@streamgauge/redis';
 import { useRedis } from '@streamgauge/testkit';
 import { describe, expect, it } from 'vitest';
 import { ClockTick, SWEEP_CHUNK } from '../src/clockTick.ts';
@@ -49,6 +50,63 @@ describe('ClockTick', () => {
     // The node the batch reached counts both readings; the sweep did not undo it.
     const metrics = await db.client.hgetall(readModelKeys.nodeMetrics(late, '1h'));
     expect(metrics.reading_count).toBe('2');
+  });
+
+  it("commits a step's anomaly events with the slices pending before it, in one commit, not each apart", async () => {
+    const { now, clock, live, sums, rounds, ownership, applier, acquire, readings, entry } = await liveParts(
+      db.client,
+    );
+    const state = acquire();
+    const fleet = Array.from({ length: 10 }, (_, i) => `F${i}`);
+    await (
+      await applier.apply(
+        {
+          shard: SHARD,
+          entries: [
+            entry(
+              '1-0',
+              fleet.flatMap((id) => readings(id, 5)),
+            ),
+          ],
+        },
+        state,
+      )
+    ).committed;
+    // Every commit the shard prepares from here on.
+    const commits: ShardCommit[] = [];
+    const prepare = state.store.prepare.bind(state.store);
+    state.store.prepare = (commit) => {
+      commits.push(commit);
+      return prepare(commit);
+    };
+    // Two hours on, one node reads (its slice's commit lingers), then the
+    // clock's sweep finds the fleet silent: offline on each of its nodes.
+    clock.advance(2 * 3_600_000);
+    const late = await applier.apply(
+      {
+        shard: SHARD,
+        entries: [entry('2-0', [{ node_id: 'LATE', timestamp: now + 2 * 3_600_000 - 1_000, flow_rate: 3 }])],
+      },
+      state,
+    );
+    const tick = new ClockTick(live, ownership, rounds, sums);
+    let step = tick.tick();
+    while (step.ranges === undefined) {
+      await step.written;
+      step = tick.tick();
+    }
+    await step.written;
+    expect(await late.committed).toMatchObject({ entries: 1, applied: 1 });
+    expect(commits).toHaveLength(1);
+    const [commit] = commits as [ShardCommit];
+    expect(commit.ackIds).toEqual(['2-0']);
+    expect(commit.events?.map((e) => `${e.event} ${e.anomaly.type} ${e.anomaly.node_id}`).sort()).toEqual(
+      fleet.map((id) => `open offline ${id}`),
+    );
+    // Their detectors' state went with the events: each has its anomaly open.
+    expect([...(commit.detectors?.keys() ?? [])].sort()).toEqual(expect.arrayContaining(fleet));
+    for (const id of fleet)
+      expect(commit.detectors?.get(id)?.state.open.map((a) => a.type)).toEqual(['offline']);
   });
 
   it("returns from a step before Redis has its writes: the batches behind it wait for the step's work, not for Redis", async () => {
