@@ -20,6 +20,7 @@ export {
   ANOMALY_TYPES,
   AnomalyLifecycle,
   boundsFor,
+  checkpointPhase,
   DEFAULT_ANOMALY_SETTINGS,
   decodeDetectorState,
   encodeDetectorState,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   AnomalyLifecycle,
+  checkpointPhase,
   DEFAULT_ANOMALY_SETTINGS,
   decodeDetectorState,
   encodeDetectorState,
@@ -53,6 +54,7 @@ describe('NodeDetector state', () => {
     const settings = { ...DEFAULT_ANOMALY_SETTINGS, checkpointReadings: 10 };
     const detector = new NodeDetector('N1', settings);
     const due: number[] = [];
+    const scored: number[] = [];
     for (let i = 0; i < 40; i++) {
       detector.observe({
         node_id: 'N1',
@@ -60,9 +62,15 @@ describe('NodeDetector state', () => {
         flow_rate: 10 + (i % 3),
         pressure: 4 + (i % 4) / 100,
       });
-      if (detector.checkpoint() !== undefined) due.push(i);
+      const checkpoint = detector.checkpoint();
+      if (checkpoint !== undefined) due.push(i);
+      if (checkpoint?.scores === true) scored.push(i);
     }
-    expect(due).toEqual([9, 19, 29, 39]);
+    // The first after the node's phase (its share of the period already counted), then every 10.
+    const first = 9 - checkpointPhase('N1', 10);
+    expect(checkpointPhase('N1', 10)).toBeGreaterThan(0);
+    expect(due).toEqual([first, first + 10, first + 20, first + 30]);
+    expect(scored).toEqual(due);
     expect(detector.checkpoint(), 'nothing unsaved').toBeUndefined();
     detector.observe({ node_id: 'N1', timestamp: start + 40 * 900_000, flow_rate: 10, pressure: 4 });
     expect(detector.checkpoint(true), 'handed over, quiet: waits').toBeUndefined();
@@ -88,6 +96,23 @@ describe('NodeDetector state', () => {
       }
     }
     expect(closed).toBe(true);
+  });
+});
+
+describe('checkpointPhase', () => {
+  it('spreads the checkpoints of nodes that start together over the period, the same on every start', () => {
+    // 10,000 nodes named as a fleet's often are, reading in step: how many are due at each reading.
+    const every = DEFAULT_ANOMALY_SETTINGS.checkpointReadings;
+    const counts = new Array<number>(every).fill(0);
+    for (let i = 0; i < 10_000; i++) {
+      const phase = checkpointPhase(`PT-${String(i).padStart(5, '0')}`, every);
+      expect(phase).toBe(checkpointPhase(`PT-${String(i).padStart(5, '0')}`, every));
+      counts[phase] = (counts[phase] as number) + 1;
+    }
+    // Even would be 156 a reading; without phases all 10,000 at one.
+    expect(Math.max(...counts)).toBeLessThan(250);
+    expect(Math.min(...counts)).toBeGreaterThan(75);
+    expect(checkpointPhase('N1', 1)).toBe(0);
   });
 });
 
