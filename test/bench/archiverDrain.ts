@@ -1,12 +1,13 @@
 /**
  * The archiver alone: fills the stream with N readings of K nodes (entries
  * of 1000, as ingest writes them, each reading as the e2e case's load sends
- * it), then times `startArchiver` draining it into a fresh DuckDB file, and
- * again with as many new readings into the same file (a table that holds
- * the first round). Readings/s, and the process' CPU a reading (DuckDB's
- * threads included; the fill is not counted).
+ * it), then times `startArchiver` draining it into a fresh DuckDB file;
+ * then R - 1 rounds more of as many new readings into the same file (a
+ * table that grows: whether a reading costs more as it does). Readings/s,
+ * and the process' CPU a reading (DuckDB's threads included; the fill is
+ * not counted), each round.
  * BENCH_CPU_PROF_DIR: a CPU profile of each drain.
- * Run: node test/bench/archiverDrain.ts [readings=400000] [nodes=10000]
+ * Run: node test/bench/archiverDrain.ts [readings=400000] [nodes=10000] [rounds=2]
  */
 
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -24,6 +25,7 @@ import { ReadingSource } from './lib/readings.ts';
 
 const total = Number(process.argv[2] ?? 400_000);
 const nodes = Number(process.argv[3] ?? 10_000);
+const rounds = Number(process.argv[4] ?? 2);
 const perEntry = 1000;
 
 const server = await RedisServer.start();
@@ -68,11 +70,10 @@ try {
       cpuMicrosPerReading: Number(((used.user + used.system) / total).toFixed(2)),
     };
   };
-  await fill();
-  const first = await drain('first');
-  await fill();
-  const second = await drain('second');
-  console.log({ readings: total, nodes, first, second });
+  for (let round = 1; round <= rounds; round++) {
+    await fill();
+    console.log({ round, readings: total, nodes, ...(await drain(`round${round}`)) });
+  }
 } finally {
   redis.disconnect();
   await server.dispose();

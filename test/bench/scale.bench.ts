@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -735,6 +735,9 @@ async function catchup(context: SuiteContext): Promise<string | undefined> {
     await waitForAggregator(client, 1, timeout * 1000).catch(() => {});
     const live = await load.settle();
     const [p50, p99] = live.latencies.percentiles(50, 99);
+    // BENCH_FRESHNESS_TRACE=<file>: every live probe's time sent and freshness.
+    const tracePath = process.env.BENCH_FRESHNESS_TRACE;
+    if (tracePath) writeFileSync(tracePath, load.traceCsv());
     const outcome =
       appendFailure ?? (absorbedSeconds === undefined ? `did not absorb in ${timeout} s` : undefined);
     const seconds = absorbedSeconds ?? (performance.now() - started) / 1000;
