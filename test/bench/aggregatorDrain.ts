@@ -9,11 +9,10 @@ import { writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import { startAggregator } from '@streamgauge/aggregator';
 import { loadConfig, ManualClock } from '@streamgauge/core';
-import { ReadingLog } from '@streamgauge/redis';
 import { RedisServer, waitForAggregator } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { fillLog } from './lib/streams.ts';
+import { benchLog, fillLog } from './lib/streams.ts';
 
 export async function aggregatorDrain(total: number, nodes: number, url?: string, perEntry = 1000) {
   const server = url ? undefined : await RedisServer.start();
@@ -26,12 +25,7 @@ export async function aggregatorDrain(total: number, nodes: number, url?: string
     // clock opened between 700 and 20,000 anomalies a round from one minute to
     // the next, and the warm round's cost with them.
     const now = Date.UTC(2026, 10, 20, 12, 0, 0);
-    const log = new ReadingLog(redis, {
-      shards: 1,
-      retentionMs: 48 * 3_600_000,
-      dedupeHorizonMs: 48 * 3_600_000,
-      clock: new ManualClock(now),
-    });
+    const log = benchLog(redis, new ManualClock(now));
     const fill = (round: number) => fillLog(log, { total, nodes, now, round, perEntry });
     const config = loadConfig({ ...process.env, REDIS_URL: redisUrl });
     // Round 0: every node is new (cold). Round 1: the same nodes again, after a

@@ -17,11 +17,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startArchiver } from '@streamgauge/archiver';
 import { GROUPS, loadConfig, ManualClock, shardKeys } from '@streamgauge/core';
-import { ReadingLog } from '@streamgauge/redis';
 import { RedisServer, waitForDrain } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { ReadingSource } from './lib/readings.ts';
+import { benchLog } from './lib/streams.ts';
 
 const total = Number(process.argv[2] ?? 400_000);
 const nodes = Number(process.argv[3] ?? 10_000);
@@ -33,12 +33,7 @@ const redis = new Redis(server.url);
 const dataDir = mkdtempSync(join(tmpdir(), 'streamgauge-archiver-drain-'));
 try {
   const now = Date.UTC(2026, 10, 20, 12, 0, 0);
-  const log = new ReadingLog(redis, {
-    shards: 1,
-    retentionMs: 48 * 3_600_000,
-    dedupeHorizonMs: 48 * 3_600_000,
-    clock: new ManualClock(now),
-  });
+  const log = benchLog(redis, new ManualClock(now));
   const source = new ReadingSource({ nodes, anchorMs: now - 3_600_000, forward: true });
   const fill = async () => {
     for (let i = 0; i < total; i += perEntry)

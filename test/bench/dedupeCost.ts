@@ -7,9 +7,9 @@
  * Run: node test/bench/dedupeCost.ts [nodes=1000] [interval seconds=10]
  */
 import { ManualClock, type Reading } from '@streamgauge/core';
-import { ReadingLog } from '@streamgauge/redis';
 import { RedisServer } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
+import { benchLog } from './lib/streams.ts';
 
 const HOUR = 3_600_000;
 
@@ -19,12 +19,7 @@ export async function dedupeCost(nodes: number, intervalSeconds: number) {
   try {
     const start = Date.UTC(2026, 10, 25, 10);
     const rounds = HOUR / (intervalSeconds * 1000);
-    const log = new ReadingLog(redis, {
-      shards: 1,
-      retentionMs: 48 * HOUR,
-      dedupeHorizonMs: 48 * HOUR,
-      clock: new ManualClock(start + 2 * HOUR),
-    });
+    const log = benchLog(redis, new ManualClock(start + 2 * HOUR));
     await log.prepare();
     const ids = Array.from({ length: nodes }, (_, i) => `N${i}`);
     const round = async (r: number) => {

@@ -4,9 +4,9 @@
  * reads used_memory before and after. Run: node test/bench/dedupeMemory.ts
  */
 import { ManualClock, type Reading } from '@streamgauge/core';
-import { ReadingLog } from '@streamgauge/redis';
 import { RedisServer } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
+import { benchLog } from './lib/streams.ts';
 
 const HOUR = 3_600_000;
 const NODES = 200;
@@ -16,12 +16,7 @@ export async function dedupeBytesPerNode(intervalSeconds: number): Promise<{ tot
   const redis = new Redis(server.url);
   try {
     const now = Date.UTC(2026, 10, 25, 12);
-    const log = new ReadingLog(redis, {
-      shards: 1,
-      retentionMs: 48 * HOUR,
-      dedupeHorizonMs: 48 * HOUR,
-      clock: new ManualClock(now),
-    });
+    const log = benchLog(redis, new ManualClock(now));
     // The stream itself is not part of the dedupe cost: drop it as we go.
     const used = async () => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1]);
     const before = await used();

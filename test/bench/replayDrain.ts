@@ -7,23 +7,18 @@
  */
 import { startAggregator } from '@streamgauge/aggregator';
 import { GROUPS, loadConfig, ManualClock, shardKeys } from '@streamgauge/core';
-import { ReadingLog, StreamReplay } from '@streamgauge/redis';
+import { StreamReplay } from '@streamgauge/redis';
 import { RedisServer, waitForAggregator } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { fillLog } from './lib/streams.ts';
+import { benchLog, fillLog } from './lib/streams.ts';
 
 export async function replayDrain(total: number, nodes: number, perEntry = 1000) {
   const server = await RedisServer.start();
   const redis = new Redis(server.url);
   try {
     const now = Date.now();
-    const log = new ReadingLog(redis, {
-      shards: 1,
-      retentionMs: 48 * 3_600_000,
-      dedupeHorizonMs: 48 * 3_600_000,
-      clock: new ManualClock(now),
-    });
+    const log = benchLog(redis, new ManualClock(now));
     await fillLog(log, { total, nodes, now, perEntry });
     const claimIdleMs = 200;
     const config = loadConfig({ REDIS_URL: server.url, AGGREGATOR_CLAIM_IDLE_MS: String(claimIdleMs) });

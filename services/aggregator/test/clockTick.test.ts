@@ -9,7 +9,8 @@ const db = useRedis({ flushEach: true });
 
 describe('ClockTick', () => {
   it('sweeps the nodes a step at a time, a batch going between two steps', async () => {
-    const { now, clock, live, sums, rounds, ownership, applier, acquire, entry } = await liveParts(db.client);
+    const { now, clock, live, sums, rounds, ownership, applier, acquire, entry, commitEntry } =
+      await liveParts(db.client);
     const state = acquire();
     const nodes = 2 * SWEEP_CHUNK + 200;
     const ids = Array.from({ length: nodes }, (_, i) => `N${i}`);
@@ -36,12 +37,7 @@ describe('ClockTick', () => {
 
     // Between two steps a batch goes through: its node's `latest` at once.
     const late = `N${nodes - 1}`;
-    await (
-      await applier.apply(
-        { shard: SHARD, entries: [entry('2-0', [{ node_id: late, timestamp: now + 59_000, flow_rate: 7 }])] },
-        state,
-      )
-    ).committed;
+    await commitEntry(state, '2-0', [{ node_id: late, timestamp: now + 59_000, flow_rate: 7 }]);
     expect(await db.client.hget(readModelKeys.nodeLatest(late), 'flow_rate')).toBe('7');
 
     expect(await step()).toBeUndefined();
@@ -53,25 +49,15 @@ describe('ClockTick', () => {
   });
 
   it("commits a step's anomaly events with the slices pending before it, in one commit, not each apart", async () => {
-    const { now, clock, live, sums, rounds, ownership, applier, acquire, readings, entry } = await liveParts(
-      db.client,
-    );
+    const { now, clock, live, sums, rounds, ownership, acquire, readings, applyEntry, commitEntry } =
+      await liveParts(db.client);
     const state = acquire();
     const fleet = Array.from({ length: 10 }, (_, i) => `F${i}`);
-    await (
-      await applier.apply(
-        {
-          shard: SHARD,
-          entries: [
-            entry(
-              '1-0',
-              fleet.flatMap((id) => readings(id, 5)),
-            ),
-          ],
-        },
-        state,
-      )
-    ).committed;
+    await commitEntry(
+      state,
+      '1-0',
+      fleet.flatMap((id) => readings(id, 5)),
+    );
     // Every commit the shard prepares from here on.
     const commits: ShardCommit[] = [];
     const prepare = state.store.prepare.bind(state.store);
@@ -82,13 +68,9 @@ describe('ClockTick', () => {
     // Two hours on, one node reads (its slice's commit lingers), then the
     // clock's sweep finds the fleet silent: offline on each of its nodes.
     clock.advance(2 * 3_600_000);
-    const late = await applier.apply(
-      {
-        shard: SHARD,
-        entries: [entry('2-0', [{ node_id: 'LATE', timestamp: now + 2 * 3_600_000 - 1_000, flow_rate: 3 }])],
-      },
-      state,
-    );
+    const late = await applyEntry(state, '2-0', [
+      { node_id: 'LATE', timestamp: now + 2 * 3_600_000 - 1_000, flow_rate: 3 },
+    ]);
     const tick = new ClockTick(live, ownership, rounds, sums);
     let step = tick.tick();
     while (step.ranges === undefined) {
@@ -110,23 +92,14 @@ describe('ClockTick', () => {
   });
 
   it("returns from a step before Redis has its writes: the batches behind it wait for the step's work, not for Redis", async () => {
-    const { now, clock, live, sums, rounds, ownership, applier, acquire, entry } = await liveParts(db.client);
+    const { now, clock, live, sums, rounds, ownership, acquire, commitEntry } = await liveParts(db.client);
     const state = acquire();
     const ids = Array.from({ length: SWEEP_CHUNK + 10 }, (_, i) => `N${i}`);
-    await (
-      await applier.apply(
-        {
-          shard: SHARD,
-          entries: [
-            entry(
-              '1-0',
-              ids.map((node_id) => ({ node_id, timestamp: now - 30_000, flow_rate: 1 })),
-            ),
-          ],
-        },
-        state,
-      )
-    ).committed;
+    await commitEntry(
+      state,
+      '1-0',
+      ids.map((node_id) => ({ node_id, timestamp: now - 30_000, flow_rate: 1 })),
+    );
     await rounds.flush();
     clock.advance(60_000);
     // Read on a connection of its own: on the writers' it would queue behind their paused writes.

@@ -1,7 +1,17 @@
-import { ENTRY_FIELDS, type Reading } from '@streamgauge/core';
-import type { ReadingLog } from '@streamgauge/redis';
+import { type Clock, ENTRY_FIELDS, type Reading } from '@streamgauge/core';
+import { ReadingLog } from '@streamgauge/redis';
 import type { Redis } from 'ioredis';
 import { BenchFailure } from './types.ts';
+
+/** The benches' readings log: one shard, 48 h of retention and of dedupe, on `clock`. */
+export function benchLog(redis: Redis, clock: Clock): ReadingLog {
+  return new ReadingLog(redis, {
+    shards: 1,
+    retentionMs: 48 * 3_600_000,
+    dedupeHorizonMs: 48 * 3_600_000,
+    clock,
+  });
+}
 
 /**
  * Deletes the readings log and its dedupe sets (`seen:*`), so a case starts

@@ -52,5 +52,24 @@ export async function liveParts(client: Redis) {
     source: 'test',
     readings: rs,
   });
-  return { now, clock, live, sums, rounds, ownership, applier, acquire, readings, entry };
+  /** Applies one entry's readings to the shard (the applied batch: its commit may still be pending). */
+  const applyEntry = (state: ShardState, id: string, rs: Reading[]) =>
+    applier.apply({ shard: SHARD, entries: [entry(id, rs)] }, state);
+  /** Applies one entry's readings and waits for the commit that holds them. */
+  const commitEntry = async (state: ShardState, id: string, rs: Reading[]) =>
+    (await applyEntry(state, id, rs)).committed;
+  return {
+    now,
+    clock,
+    live,
+    sums,
+    rounds,
+    ownership,
+    applier,
+    acquire,
+    readings,
+    entry,
+    applyEntry,
+    commitEntry,
+  };
 }
