@@ -84,7 +84,10 @@ export class ClockTick {
     // the batches' commits still pending go first, from the state they left
     // (before the step moves the detectors). Otherwise its events go with
     // what is pending (see ShardOwnership.stageClocked).
-    const forgets = sweep.hourly && step.some((id) => live.nodes.get(id)?.windows.isSilent(now) === true);
+    const silent = sweep.hourly
+      ? new Set(step.filter((id) => live.nodes.get(id)?.windows.isSilent(now) === true))
+      : undefined;
+    const forgets = silent !== undefined && silent.size > 0;
     if (forgets) this.#ownership.sendPending();
     const forgotten = new Map<ShardState, string[]>();
     // Silence and hysteresis are seen by the clock: offline nodes, anomalies clear long enough to close.
@@ -98,7 +101,7 @@ export class ClockTick {
         nodes.set(id, events);
         clocked.set(node.shard, nodes);
       }
-      if (forgets && node.windows.isSilent(now)) {
+      if (silent?.has(id) === true) {
         live.forget(id);
         const list = forgotten.get(node.shard);
         if (list === undefined) forgotten.set(node.shard, [id]);

@@ -294,9 +294,10 @@ export class ShardOwnership {
    * does. Not a commit of their own: that one would have to send what is
    * pending first, from the state the slices left, before the clock moved
    * the detectors, and a sweep's step every few batches then cut the
-   * slices' commits apart, each encoding the shard's nodes again (3–4 s of
-   * the aggregator's time in a minute's sweep over 10,000 nodes catching
-   * up). Resolves with the outcome of the commit that holds them.
+   * slices' commits apart, each encoding the shard's nodes again (with
+   * 10,000 nodes catching up, the clock's share of the aggregator rose to
+   * 21–41 % for 14 s after each minute, 80 % of it those commits; see
+   * docs/benchmarks.md). Resolves with the outcome of the commit that holds them.
    */
   stageClocked(state: ShardState, ids: readonly string[], events: readonly AnomalyEvent[]): Promise<boolean> {
     const pending = this.#pendingOf(state);
