@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { Cluster, Redis } from 'ioredis';
+import { holdsLargeBuffers, runFramed, type ScriptSource } from './framedScriptCall.ts';
 
 /**
  * Every Redis script lives in `scripts/<name>.lua`, is read once here, and is
@@ -52,6 +53,13 @@ const sources: ReadonlyMap<string, string> = new Map(
     .map((file) => [file.slice(0, -4), withIncludes(readFileSync(new URL(file, directory), 'utf8'))]),
 );
 
+const sha1 = (lua: string) => createHash('sha1').update(lua).digest('hex');
+
+/** Each script's source and SHA1, by name (for the calls that go framed). */
+const scripts: ReadonlyMap<string, ScriptSource> = new Map(
+  [...sources].map(([name, lua]) => [name, { sha: sha1(lua), lua }]),
+);
+
 /** Every script's name, as ioredis knows the command. */
 export const SCRIPT_NAMES: readonly string[] = [...sources.keys()];
 
@@ -60,9 +68,7 @@ export const SCRIPT_NAMES: readonly string[] = [...sources.keys()];
  * or `MONITOR` line shows, to say which script Redis spent its time in.
  */
 export function scriptNamesBySha(): Map<string, string> {
-  return new Map(
-    [...sources].map(([name, lua]) => [createHash('sha1').update(lua).digest('hex'), name] as const),
-  );
+  return new Map([...scripts].map(([name, { sha }]) => [sha, name] as const));
 }
 
 type Connection = Redis | Cluster;
@@ -113,7 +119,12 @@ export class ScriptRefusal extends Error {
   }
 }
 
-/** Runs a script by name; a refusal by code rejects with ScriptRefusal, anything else as it came. */
+/**
+ * Runs a script by name; a refusal by code rejects with ScriptRefusal,
+ * anything else as it came. A call whose Buffer arguments are large (a
+ * commit's packed state) goes framed, its Buffers written to the socket
+ * without a copy (framedScriptCall.ts).
+ */
 export async function runScript(
   redis: Connection,
   name: ScriptName,
@@ -123,6 +134,7 @@ export async function runScript(
   loadScripts(redis);
   const fn = (redis as unknown as Record<ScriptName, ScriptFn>)[name];
   try {
+    if (holdsLargeBuffers(args)) return await runFramed(redis, scripts.get(name) as ScriptSource, keys, args);
     return await fn.call(redis, keys.length, keys, args);
   } catch (error) {
     const refused =

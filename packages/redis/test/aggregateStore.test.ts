@@ -169,6 +169,84 @@ describe('AggregateStore', () => {
   });
 });
 
+/** `count` nodes with `readings` readings each, a minute apart (their rings' recent and older panes). */
+function busyNodes(prefix: string, count: number, readings: number, at = now): NodeWindows[] {
+  return Array.from({ length: count }, (_, i) => {
+    const windows = new NodeWindows(`${prefix}${i}`, 360_000);
+    for (let k = readings - 1; k >= 0; k--)
+      windows.add(
+        {
+          node_id: `${prefix}${i}`,
+          timestamp: at - k * 61_000,
+          flow_rate: i + k / 7,
+          pressure: (k * 3) % 11,
+        },
+        at,
+      );
+    return windows;
+  });
+}
+
+/** What a node's windows say, every range, and its latest values. */
+const seen = (windows: NodeWindows, at: number) => ({
+  latest: windows.latest,
+  ranges: ['1h', '24h', '7d'].map((range) => windows.evaluate(range as '1h', at)),
+});
+
+describe('commits of many nodes (packed state of megabytes, framed as it is)', () => {
+  it('load back as they were', async () => {
+    const store = new AggregateStore(db.client, shard, {
+      ttlSeconds: 3600,
+      token: (await new ShardLeases(db.client, { token: 'r', leaseMs: 60_000 }).acquire(shard)) as string,
+      clock: new ManualClock(now),
+    });
+    const nodes = busyNodes('n', 400, 30);
+    await store.prepare({ ...commitOf(nodes, []), deadLetters: [] })();
+    expect(await db.client.hget(shard.aggregateStats, 'readings')).toBe('1');
+    const loaded = await store.load(360_000);
+    expect(loaded.size).toBe(400);
+    for (const n of nodes)
+      expect(seen(loaded.get(n.nodeId)?.windows as NodeWindows, now)).toEqual(seen(n, now));
+  });
+
+  it('are packed into the memory of commits done; one that failed keeps its bytes until it is applied', async () => {
+    const server = await RedisServer.start({ appendfsync: 'always' });
+    const client = new Redis(server.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false });
+    client.on('error', () => {});
+    try {
+      await new Promise((resolve) => client.once('ready', resolve));
+      const clock = new ManualClock(now);
+      const token = await new ShardLeases(client, { token: 'r', leaseMs: 600_000 }).acquire(shard);
+      const store = new AggregateStore(client, shard, { ttlSeconds: 3600, token: token as string, clock });
+      const first = busyNodes('a', 300, 40);
+      const second = busyNodes('b', 200, 20);
+      await store.prepare({ ...commitOf(first, ['1-0']), deadLetters: [] })();
+      // In the first one's memory; Redis goes away before it is sent.
+      const failing = store.prepare({ ...commitOf(second, ['2-0']), deadLetters: [] });
+      await server.kill();
+      await expect(failing()).rejects.toThrow();
+      await server.start();
+      for (let i = 0; i < 100 && client.status !== 'ready'; i++) await new Promise((r) => setTimeout(r, 50));
+      // A commit prepared meanwhile packs elsewhere: the failed one still holds its bytes.
+      const later = now + 120_000;
+      clock.set(later);
+      for (const n of first.slice(0, 100))
+        n.add({ node_id: n.nodeId, timestamp: later - 1_000, flow_rate: -1, pressure: 99 }, later);
+      const third = store.prepare({ ...commitOf(first.slice(0, 100), ['3-0']), deadLetters: [] });
+      await failing();
+      await third();
+      expect(await client.hget(shard.aggregateStats, 'entries')).toBe('6');
+      const loaded = await store.load(360_000);
+      expect(loaded.size).toBe(500);
+      for (const n of [...first, ...second])
+        expect(seen(loaded.get(n.nodeId)?.windows as NodeWindows, later)).toEqual(seen(n, later));
+    } finally {
+      client.disconnect();
+      await server.dispose();
+    }
+  });
+});
+
 describe('state persisted in format 1 (23-double panes, field p<ring>.<slot>)', () => {
   /** A format-1 pane: count, flowing, newest, then n, mean, m2, min, max of flow, pressure, temperature, volume. */
   function oldPane(pane: number, readings: { t: number; flow: number; pressure: number }[]): Buffer {

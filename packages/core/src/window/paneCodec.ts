@@ -78,6 +78,18 @@ export class ByteArena {
  * one value (encodings handed out before a growth are views of the old bytes).
  */
 export class GrowingArena extends ByteArena {
+  /**
+   * Starts over at the first byte, with room for `n`: the memory is used
+   * again. Fresh memory costs its first touch (3 ms a MB on these VMs, in
+   * page faults), which a commit of 10–20 MB paid every time
+   * (docs/benchmarks.md, "A commit's bytes written once"). Whatever was
+   * handed out before is overwritten.
+   */
+  reset(n: number): void {
+    this.used = 0;
+    this.room(n);
+  }
+
   override room(n: number): void {
     if (this.used + n <= this.bytes.length) return;
     const grown = new Uint8Array(Math.max(2 * this.bytes.length, this.used + n));

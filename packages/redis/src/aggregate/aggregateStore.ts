@@ -11,6 +11,7 @@ import {
   encodePanes,
   fieldMap,
   firstPaneOf,
+  type GrowingArena,
   type LatestValues,
   NO_PANE,
   type NodeMetadata,
@@ -18,6 +19,7 @@ import {
   type PaneRing,
   type PersistedDetectorState,
   type ShardKeys,
+  VALUE_SCORE_BYTES,
 } from '@streamgauge/core';
 import type { RedisClient } from '../connection.ts';
 import { type GroupCommit, type GroupCommitKeys, lastErrors, prepareCommit } from '../log/groupCommit.ts';
@@ -66,6 +68,14 @@ export class AggregateStore {
   /** The aggregator's clock: only panes still in reach are persisted. */
   readonly #clock: Clock | undefined;
 
+  /**
+   * The memory of commits done, for the next ones to pack into (see
+   * GrowingArena.reset): a shard has a commit in flight and the next one
+   * prepared at most, so two. Dropped once commits pause for SPARE_IDLE_MS.
+   */
+  readonly #spares: GrowingArena[] = [];
+  #sparesIdle: NodeJS.Timeout | undefined;
+
   constructor(
     redis: RedisClient,
     shard: ShardKeys,
@@ -107,17 +117,32 @@ export class AggregateStore {
    */
   prepare(commit: ShardCommit): () => Promise<string | undefined> {
     const shard = this.#shard;
+    const writes = nodeWrites(shard, commit, this.#clock?.now(), this.#spares.pop());
     return prepareCommit(
       this.#redis,
       aggregateCommitKeys(shard),
       {
         ...commit,
-        writes: nodeWrites(shard, commit, this.#clock?.now()),
+        writes,
         events: (commit.events ?? []).map((e) => JSON.stringify(e)),
         removed: commit.removed.map((id) => ({ id, key: shard.aggregateNode(id) })),
       },
-      { token: this.#token, ttlSeconds: this.#ttlSeconds },
+      { token: this.#token, ttlSeconds: this.#ttlSeconds, onCommitted: () => this.#spare(writes.arena) },
     );
+  }
+
+  #spare(arena: GrowingArena): void {
+    if (this.#spares.length >= 2 || arena.bytes.length > MAX_SPARE_BYTES) return;
+    this.#spares.push(arena);
+    if (this.#sparesIdle === undefined) {
+      this.#sparesIdle = setTimeout(() => {
+        this.#spares.length = 0;
+        this.#sparesIdle = undefined;
+      }, SPARE_IDLE_MS);
+      this.#sparesIdle.unref();
+    } else {
+      this.#sparesIdle.refresh();
+    }
   }
 
   /**
@@ -176,6 +201,11 @@ export class AggregateStore {
   }
 }
 
+/** A commit's memory kept for the next up to this size (larger ones are rare: a stop's checkpoint). */
+const MAX_SPARE_BYTES = 64 * 1024 * 1024;
+/** Spare memory is let go after commits paused this long. */
+const SPARE_IDLE_MS = 5_000;
+
 /** The keys the aggregator's commit on a shard touches. */
 export function aggregateCommitKeys(shard: ShardKeys): GroupCommitKeys {
   return {
@@ -192,11 +222,20 @@ export function aggregateCommitKeys(shard: ShardKeys): GroupCommitKeys {
 }
 
 /** Per node, the fields of its changed panes, latest values, metadata and detector state. */
-function nodeWrites(shard: ShardKeys, commit: ShardCommit, now: number | undefined): PackedHashWrites {
+function nodeWrites(
+  shard: ShardKeys,
+  commit: ShardCommit,
+  now: number | undefined,
+  arena: GrowingArena | undefined,
+): PackedHashWrites {
   const detectors = commit.detectors ?? new Map<string, DetectorCheckpoint>();
   const changed = [...commit.changed];
-  // Sized for a head and a few panes a node: growing is a copy of everything so far.
-  const writes = new PackedHashWrites(changed.length * NODE_BYTES + detectors.size * DETECTOR_BYTES);
+  // Sized for a head and a few panes a node, and each detector's state (and
+  // scores) as due: growing is a copy of everything so far.
+  let expected = changed.length * NODE_BYTES;
+  for (const { scores } of detectors.values())
+    expected += scores ? DETECTOR_BYTES + SCORES_BYTES : DETECTOR_BYTES;
+  const writes = new PackedHashWrites(expected, undefined, arena);
   const written = new Set<string>();
   for (const node of changed) {
     if (written.has(node.nodeId)) continue;
@@ -214,9 +253,16 @@ function nodeWrites(shard: ShardKeys, commit: ShardCommit, now: number | undefin
   return writes;
 }
 
-/** About what a node's changed fields take, and a detector's state with its scores. */
+const SCORED = ['flow_rate', 'pressure'] as const;
+
+/**
+ * About what a node's changed fields take (a head is ~550 bytes), a
+ * detector's state (~2.3 KB) and its scores (two series' ValueScore and
+ * their fields' framing).
+ */
 const NODE_BYTES = 768;
-const DETECTOR_BYTES = 4096;
+const DETECTOR_BYTES = 2560;
+const SCORES_BYTES = SCORED.length * (VALUE_SCORE_BYTES + 32);
 
 function writeDetector({ state, scores }: DetectorCheckpoint, writes: PackedHashWrites): void {
   writes.setEncoded('anom', (arena) => encodeDetector(state, arena));
@@ -309,7 +355,6 @@ const HEAD_FIELD = 'h';
  */
 const RECENT_PANES = 12;
 
-const SCORED = ['flow_rate', 'pressure'] as const;
 /** A measurement's score state: its bytes, in a field of its own. */
 const SCORE_FIELD = { flow_rate: 'score:flow_rate', pressure: 'score:pressure' } as const;
 

@@ -56,13 +56,15 @@ export interface GroupCommit {
  * commit's id: if an attempt was applied but its reply lost, the next
  * attempt does nothing, so counters and dead letters are never applied
  * twice. With a lease `token`, throws LeaseLostError when the lease is held
- * under another; with an empty one there is no lease to check.
+ * under another; with an empty one there is no lease to check. Once an
+ * attempt succeeds, `onCommitted` is called (the writes' memory may then be
+ * used again) and later calls resolve as it did, sending nothing.
  */
 export function prepareCommit(
   redis: RedisClient,
   keys: GroupCommitKeys,
   commit: GroupCommit,
-  options: { readonly token: string; readonly ttlSeconds: number },
+  options: { readonly token: string; readonly ttlSeconds: number; readonly onCommitted?: () => void },
 ): () => Promise<string | undefined> {
   const scriptKeys = [
     keys.lease,
@@ -115,13 +117,19 @@ export function prepareCommit(
     if (keys.outbox === undefined) throw new Error('a commit with anomaly events needs an outbox key');
     scriptKeys.push(keys.outbox);
   }
+  let committed: { readonly mark: string | undefined } | undefined;
   return async () => {
+    if (committed !== undefined) return committed.mark;
     try {
       const [, mark] = (await runScript(redis, 'commitShard', scriptKeys, args as (string | number)[])) as [
         number,
         string | null,
       ];
-      return mark ?? undefined;
+      if (committed === undefined) {
+        committed = { mark: mark ?? undefined };
+        options.onCommitted?.();
+      }
+      return committed.mark;
     } catch (error) {
       if (error instanceof ScriptRefusal && error.code === 'LEASE_LOST')
         throw new LeaseLostError(keys.stream);

@@ -33,9 +33,21 @@ export class PackedHashWrites {
    * many (Redis refuses a single argument over `proto-max-bulk-len`, 512
    * MB by default; 20,000 nodes rewriting 30 days of state come near).
    */
-  constructor(expectedBytes = 64 * 1024, chunkBytes = CHUNK_BYTES) {
-    this.#arena = new GrowingArena(Math.max(64, expectedBytes));
+  constructor(expectedBytes = 64 * 1024, chunkBytes = CHUNK_BYTES, arena?: GrowingArena) {
+    if (arena === undefined) this.#arena = new GrowingArena(Math.max(64, expectedBytes));
+    else {
+      arena.reset(expectedBytes);
+      this.#arena = arena;
+    }
     this.#chunkBytes = chunkBytes;
+  }
+
+  /**
+   * The memory the writes are packed in, to be given to later writes once
+   * these are sent and done with (the chunks are views of it).
+   */
+  get arena(): GrowingArena {
+    return this.#arena;
   }
 
   /** Starts the fields of another hash. */
