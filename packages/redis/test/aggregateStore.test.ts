@@ -35,6 +35,33 @@ async function storeOn(
   return new AggregateStore(client, shard, { ttlSeconds: 3600, token });
 }
 
+/**
+ * Runs `test` with a client of a Redis of its own that `away` stops while
+ * its callback runs and starts again (AOF: the lease, like everything
+ * Redis acknowledged, survives). The client fails commands at once while
+ * Redis is away, and is ready again when `away` returns.
+ */
+async function withRedisThatGoesAway(
+  test: (client: Redis, away: (meanwhile: () => Promise<void>) => Promise<void>) => Promise<void>,
+): Promise<void> {
+  const server = await RedisServer.start({ appendfsync: 'always' });
+  const client = new Redis(server.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false });
+  client.on('error', () => {});
+  const away = async (meanwhile: () => Promise<void>) => {
+    await server.kill();
+    await meanwhile();
+    await server.start();
+    for (let i = 0; i < 100 && client.status !== 'ready'; i++) await new Promise((r) => setTimeout(r, 50));
+  };
+  try {
+    await new Promise((resolve) => client.once('ready', resolve));
+    await test(client, away);
+  } finally {
+    client.disconnect();
+    await server.dispose();
+  }
+}
+
 describe('AggregateStore', () => {
   it('moves the applied mark to the highest committed entry, but never past one still pending', async () => {
     const client = db.client;
@@ -87,26 +114,17 @@ describe('AggregateStore', () => {
   });
 
   it('applies a commit that failed while Redis was away once it is back', async () => {
-    // AOF: the lease, like everything Redis acknowledged, survives the crash.
-    const server = await RedisServer.start({ appendfsync: 'always' });
-    const client = new Redis(server.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false });
-    client.on('error', () => {});
-    try {
-      await new Promise((resolve) => client.once('ready', resolve));
+    await withRedisThatGoesAway(async (client, away) => {
       const store = await storeOn(client);
       const commit = store.prepare(commitOf([node('N2')], ['5-0']));
-      await server.kill();
-      await expect(commit()).rejects.toThrow();
-      await server.start();
-      for (let i = 0; i < 100 && client.status !== 'ready'; i++) await new Promise((r) => setTimeout(r, 50));
+      await away(async () => {
+        await expect(commit()).rejects.toThrow();
+      });
       await commit();
       await commit();
       expect(await client.hget(shard.aggregateStats, 'entries')).toBe('2');
       expect((await store.load(360_000)).has('N2')).toBe(true);
-    } finally {
-      client.disconnect();
-      await server.dispose();
-    }
+    });
   });
 
   it('refuses the commit of a replica whose lease another holds, and changes nothing', async () => {
@@ -210,11 +228,7 @@ describe('commits of many nodes (packed state of megabytes, framed as it is)', (
   });
 
   it('are packed into the memory of commits done; one that failed keeps its bytes until it is applied', async () => {
-    const server = await RedisServer.start({ appendfsync: 'always' });
-    const client = new Redis(server.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false });
-    client.on('error', () => {});
-    try {
-      await new Promise((resolve) => client.once('ready', resolve));
+    await withRedisThatGoesAway(async (client, away) => {
       const clock = new ManualClock(now);
       const token = await new ShardLeases(client, { token: 'r', leaseMs: 600_000 }).acquire(shard);
       const store = new AggregateStore(client, shard, { ttlSeconds: 3600, token: token as string, clock });
@@ -223,10 +237,9 @@ describe('commits of many nodes (packed state of megabytes, framed as it is)', (
       await store.prepare({ ...commitOf(first, ['1-0']), deadLetters: [] })();
       // In the first one's memory; Redis goes away before it is sent.
       const failing = store.prepare({ ...commitOf(second, ['2-0']), deadLetters: [] });
-      await server.kill();
-      await expect(failing()).rejects.toThrow();
-      await server.start();
-      for (let i = 0; i < 100 && client.status !== 'ready'; i++) await new Promise((r) => setTimeout(r, 50));
+      await away(async () => {
+        await expect(failing()).rejects.toThrow();
+      });
       // A commit prepared meanwhile packs elsewhere: the failed one still holds its bytes.
       const later = now + 120_000;
       clock.set(later);
@@ -240,10 +253,7 @@ describe('commits of many nodes (packed state of megabytes, framed as it is)', (
       expect(loaded.size).toBe(500);
       for (const n of [...first, ...second])
         expect(seen(loaded.get(n.nodeId)?.windows as NodeWindows, later)).toEqual(seen(n, later));
-    } finally {
-      client.disconnect();
-      await server.dispose();
-    }
+    });
   });
 });
 
