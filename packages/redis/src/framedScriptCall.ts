@@ -27,7 +27,11 @@ export function holdsLargeBuffers(args: readonly unknown[]): boolean {
  *
  * Sent with `sendCommand` on the client itself, never in a pipeline: a
  * pipeline collects its commands' writables and writes them at its end,
- * while this one writes to the socket as it frames.
+ * while this one writes to the socket as it frames. So it goes ahead of
+ * commands auto-pipelined earlier in the same tick (those are sent at the
+ * tick's end), each reply still to its own command: a caller whose call
+ * must follow another waits for that one's reply first, as the
+ * aggregator's commit waits for its slices' `latest` writes.
  */
 class FramedCommand extends Command {
   override toWritable(socket: Socket): string | Buffer {
