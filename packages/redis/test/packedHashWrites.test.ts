@@ -24,7 +24,7 @@ describe('a commit of packed hash writes', () => {
       for (let n = 0; n < nodes; n += 3)
         await redis.hset(shard.aggregateNode(`N${n}`), { gone: 'x', kept: 'y' });
 
-      const writes = new PackedHashWrites(64, chunkBytes);
+      const writes = new PackedHashWrites(64, { chunkBytes });
       for (let n = 0; n < nodes; n++) {
         writes.hash(shard.aggregateNode(`N${n}`));
         if (n % 5 === 4) continue; // a hash with no fields: left as it is

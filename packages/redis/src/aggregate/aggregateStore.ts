@@ -235,7 +235,7 @@ function nodeWrites(
   let expected = changed.length * NODE_BYTES;
   for (const { scores } of detectors.values())
     expected += scores ? DETECTOR_BYTES + SCORES_BYTES : DETECTOR_BYTES;
-  const writes = new PackedHashWrites(expected, undefined, arena);
+  const writes = new PackedHashWrites(expected, { arena });
   const written = new Set<string>();
   for (const node of changed) {
     if (written.has(node.nodeId)) continue;

@@ -32,8 +32,12 @@ export class PackedHashWrites {
    * it by copying). `chunkBytes`: an argument is cut once it holds this
    * many (Redis refuses a single argument over `proto-max-bulk-len`, 512
    * MB by default; 20,000 nodes rewriting 30 days of state come near).
+   * `arena`: memory of earlier writes, done with, to pack these into.
    */
-  constructor(expectedBytes = 64 * 1024, chunkBytes = CHUNK_BYTES, arena?: GrowingArena) {
+  constructor(
+    expectedBytes = 64 * 1024,
+    { chunkBytes = CHUNK_BYTES, arena }: { readonly chunkBytes?: number; readonly arena?: GrowingArena } = {},
+  ) {
     if (arena === undefined) this.#arena = new GrowingArena(Math.max(64, expectedBytes));
     else {
       arena.reset(expectedBytes);
