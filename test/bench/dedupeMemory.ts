@@ -8,7 +8,6 @@ import { RedisServer } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { benchLog } from './lib/streams.ts';
 
-const HOUR = 3_600_000;
 const NODES = 200;
 
 export async function dedupeBytesPerNode(intervalSeconds: number): Promise<{ total: number; keys: number }> {

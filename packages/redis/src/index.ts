@@ -52,6 +52,8 @@ export { countAfter, lostSince, markCut, streamHistory } from './log/streamPosit
 export { StreamTail } from './log/streamTail.ts';
 export type { ReadableEntry, Triage } from './log/triage.ts';
 export { exhausted, triage } from './log/triage.ts';
+export type { WatchedCommit } from './log/watchedCommit.ts';
+export { CommitConnection } from './log/watchedCommit.ts';
 export type { CacheState, CacheStats } from './ops/cacheStatus.ts';
 export { CacheStatus } from './ops/cacheStatus.ts';
 export type {

@@ -60,6 +60,11 @@ const scripts: ReadonlyMap<string, ScriptSource> = new Map(
   [...sources].map(([name, lua]) => [name, { sha: sha1(lua), lua }]),
 );
 
+/** A script's source and SHA1. */
+export function scriptSource(name: ScriptName): ScriptSource {
+  return scripts.get(name) as ScriptSource;
+}
+
 /** Every script's name, as ioredis knows the command. */
 export const SCRIPT_NAMES: readonly string[] = [...sources.keys()];
 

@@ -1,8 +1,8 @@
 import { encodePanes, ManualClock, NodeWindows, type PaneRing, shardKeys } from '@streamgauge/core';
 import { RedisServer, useRedis } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
-import { describe, expect, it } from 'vitest';
-import { AggregateStore, LeaseLostError, ShardLeases } from '../src/index.ts';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { AggregateStore, CommitConnection, LeaseLostError, ShardLeases } from '../src/index.ts';
 
 const db = useRedis({ flushEach: true });
 const shard = shardKeys(0, 1);
@@ -24,6 +24,13 @@ const commitOf = (windows: NodeWindows[], ackIds: string[]) => ({
   failures: [],
   counters: { entries: 2, readings: 1 },
 });
+
+/** A commit connection beside `client`, once it is up. */
+async function commitConnectionBeside(client: Redis): Promise<CommitConnection> {
+  const connection = CommitConnection.beside(client, 'test-commits') as CommitConnection;
+  for (let i = 0; i < 100 && !connection.ready; i++) await new Promise((r) => setTimeout(r, 10));
+  return connection;
+}
 
 /** A store whose replica holds the shard's lease. */
 async function storeOn(
@@ -212,19 +219,33 @@ const seen = (windows: NodeWindows, at: number) => ({
 });
 
 describe('commits of many nodes (packed state of megabytes, framed as it is)', () => {
-  it('load back as they were', async () => {
-    const store = new AggregateStore(db.client, shard, {
-      ttlSeconds: 3600,
-      token: (await new ShardLeases(db.client, { token: 'r', leaseMs: 60_000 }).acquire(shard)) as string,
-      clock: new ManualClock(now),
-    });
-    const nodes = busyNodes('n', 400, 30);
-    await store.prepare({ ...commitOf(nodes, []), deadLetters: [] })();
-    expect(await db.client.hget(shard.aggregateStats, 'readings')).toBe('1');
-    const loaded = await store.load(360_000);
-    expect(loaded.size).toBe(400);
-    for (const n of nodes)
-      expect(seen(loaded.get(n.nodeId)?.windows as NodeWindows, now)).toEqual(seen(n, now));
+  it.each([
+    ['a script call', false],
+    ['a transaction', true],
+  ])('load back as they were (sent as %s)', async (_, asTransaction) => {
+    const connection = asTransaction ? await commitConnectionBeside(db.client) : undefined;
+    try {
+      const store = new AggregateStore(db.client, shard, {
+        ttlSeconds: 3600,
+        token: (await new ShardLeases(db.client, { token: 'r', leaseMs: 60_000 }).acquire(shard)) as string,
+        clock: new ManualClock(now),
+        ...(connection && { connection }),
+      });
+      const nodes = busyNodes('n', 400, 30);
+      await db.client.config('RESETSTAT');
+      await store.prepare({ ...commitOf(nodes, []), deadLetters: [] })();
+      // It went the way asked.
+      expect(await db.client.info('commandstats')).toMatch(
+        asTransaction ? /cmdstat_exec:/ : /cmdstat_evalsha:/,
+      );
+      expect(await db.client.hget(shard.aggregateStats, 'readings')).toBe('1');
+      const loaded = await store.load(360_000);
+      expect(loaded.size).toBe(400);
+      for (const n of nodes)
+        expect(seen(loaded.get(n.nodeId)?.windows as NodeWindows, now)).toEqual(seen(n, now));
+    } finally {
+      await connection?.close();
+    }
   });
 
   it('are packed into the memory of commits done; one that failed keeps its bytes until it is applied', async () => {
@@ -400,53 +421,66 @@ describe('a ring’s recent panes', () => {
     expect(loaded?.hourlySeries(at)).toEqual(truth.hourlySeries(at));
   };
 
-  it('are rewritten apart while a node reads in order, the older ones now and then, and load back exact across restarts', async () => {
-    const client = db.client;
-    const clock = new ManualClock(start);
-    const leases = new ShardLeases(client, { token: 'replica-a', leaseMs: 60_000 });
-    const token = (await leases.acquire(shard)) as string;
-    const store = new AggregateStore(client, shard, { ttlSeconds: 3600, token, clock });
-    const key = shard.aggregateNode('N');
-    const truth = new NodeWindows('N', 360_000);
-    let live = new NodeWindows('N', 360_000);
-    // Three hours, a reading every 20 s, committed every minute (a pane of
-    // ring 0 closing each time); every half hour the node is loaded back, as
-    // a restarted replica would, and goes on from what it loaded.
-    const written: string[][] = [];
-    for (let i = 0; i < 540; i++) {
-      const reading = readingAt(i);
-      clock.set(reading.timestamp);
-      truth.add(reading, reading.timestamp);
-      live.add(reading, reading.timestamp);
-      if (i % 3 !== 2) continue;
-      const before = await client.hgetall(key);
-      await store.prepare({ ...commitOf([live], []), deadLetters: [] })();
-      const after = await client.hgetall(key);
-      written.push(Object.keys({ ...before, ...after }).filter((f) => after[f] !== before[f]));
-      if (i % 90 === 89) {
-        const loaded = (await store.load(360_000)).get('N')?.windows;
-        expectSameWindows(loaded, truth, reading.timestamp);
-        if (loaded) live = loaded;
+  it.each([
+    ['a script call', false],
+    ['a transaction', true],
+  ])(
+    'are rewritten apart while a node reads in order, the older ones now and then, and load back exact across restarts (commits sent as %s)',
+    async (_, asTransaction) => {
+      const client = db.client;
+      const clock = new ManualClock(start);
+      const leases = new ShardLeases(client, { token: 'replica-a', leaseMs: 60_000 });
+      const token = (await leases.acquire(shard)) as string;
+      const connection = asTransaction ? await commitConnectionBeside(client) : undefined;
+      onTestFinished(() => connection?.close());
+      const store = new AggregateStore(client, shard, {
+        ttlSeconds: 3600,
+        token,
+        clock,
+        ...(connection && { connection }),
+      });
+      const key = shard.aggregateNode('N');
+      const truth = new NodeWindows('N', 360_000);
+      let live = new NodeWindows('N', 360_000);
+      // Three hours, a reading every 20 s, committed every minute (a pane of
+      // ring 0 closing each time); every half hour the node is loaded back, as
+      // a restarted replica would, and goes on from what it loaded.
+      const written: string[][] = [];
+      for (let i = 0; i < 540; i++) {
+        const reading = readingAt(i);
+        clock.set(reading.timestamp);
+        truth.add(reading, reading.timestamp);
+        live.add(reading, reading.timestamp);
+        if (i % 3 !== 2) continue;
+        const before = await client.hgetall(key);
+        await store.prepare({ ...commitOf([live], []), deadLetters: [] })();
+        const after = await client.hgetall(key);
+        written.push(Object.keys({ ...before, ...after }).filter((f) => after[f] !== before[f]));
+        if (i % 90 === 89) {
+          const loaded = (await store.load(360_000)).get('N')?.windows;
+          expectSameWindows(loaded, truth, reading.timestamp);
+          if (loaded) live = loaded;
+        }
       }
-    }
-    // Ring 0's older panes (an hour of minutes) went out about once in 12 minutes, not every minute.
-    const r0 = written.filter((fields) => fields.includes('r0')).length;
-    const t0 = written.filter((fields) => fields.includes('t0')).length;
-    expect(written.length).toBe(180);
-    expect(r0).toBeLessThanOrEqual(Math.ceil(180 / 12) + 1);
-    expect(r0 + t0).toBeGreaterThanOrEqual(179);
+      // Ring 0's older panes (an hour of minutes) went out about once in 12 minutes, not every minute.
+      const r0 = written.filter((fields) => fields.includes('r0')).length;
+      const t0 = written.filter((fields) => fields.includes('t0')).length;
+      expect(written.length).toBe(180);
+      expect(r0).toBeLessThanOrEqual(Math.ceil(180 / 12) + 1);
+      expect(r0 + t0).toBeGreaterThanOrEqual(179);
 
-    // A late reading in an older pane rewrites them, and drops the recent field.
-    const at = start + 539 * 20_000;
-    const late = { node_id: 'N', timestamp: at - 40 * MINUTE, flow_rate: 99, pressure: 1 };
-    truth.add(late, at);
-    live.add(late, at);
-    await store.prepare({ ...commitOf([live], []), deadLetters: [] })();
-    const fields = await client.hkeys(key);
-    expect(fields).toContain('r0');
-    expect(fields).not.toContain('t0');
-    expectSameWindows((await store.load(360_000)).get('N')?.windows, truth, at);
-  });
+      // A late reading in an older pane rewrites them, and drops the recent field.
+      const at = start + 539 * 20_000;
+      const late = { node_id: 'N', timestamp: at - 40 * MINUTE, flow_rate: 99, pressure: 1 };
+      truth.add(late, at);
+      live.add(late, at);
+      await store.prepare({ ...commitOf([live], []), deadLetters: [] })();
+      const fields = await client.hkeys(key);
+      expect(fields).toContain('r0');
+      expect(fields).not.toContain('t0');
+      expectSameWindows((await store.load(360_000)).get('N')?.windows, truth, at);
+    },
+  );
 
   it('are ignored when not newer than the older panes (left behind by an aggregator that knew none)', async () => {
     const client = db.client;

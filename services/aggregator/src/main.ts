@@ -6,6 +6,7 @@ import {
   AggregateStore,
   AnomalySink,
   blockingConnections,
+  CommitConnection,
   connectRedis,
   ReadModelWriter,
   ReconcileOffers,
@@ -79,6 +80,8 @@ export async function startAggregator(
     logger: log,
   });
   await whenReady(redis, 30_000);
+  // Commits go as transactions on a connection of their own (standalone Redis; see CommitConnection).
+  const commits = CommitConnection.beside(redis, 'streamgauge:aggregator-commits');
 
   const consumer = new StreamConsumer(
     redis,
@@ -131,7 +134,12 @@ export async function startAggregator(
     committed: (state) => aggregator.committed(state),
     newState: (shard, leaseToken) => ({
       shard,
-      store: new AggregateStore(redis, shard, { ttlSeconds: STATE_TTL_SECONDS, token: leaseToken, clock }),
+      store: new AggregateStore(redis, shard, {
+        ttlSeconds: STATE_TTL_SECONDS,
+        token: leaseToken,
+        clock,
+        ...(commits !== undefined && { connection: commits }),
+      }),
     }),
     // The first 'ready' is the initial connection; later ones follow a drop.
     reconnected$: fromEvent(redis, 'ready').pipe(skip(redis.status === 'ready' ? 0 : 1)),
@@ -182,6 +190,7 @@ export async function startAggregator(
     await topic?.close();
     if (runtime.pubsub === undefined) await pubsub?.close().catch(() => {});
     await keeper.stop();
+    await commits?.close();
     await Promise.all([redis, metrics].map((c) => c.quit().catch(() => {})));
     for (const connection of [redis, metrics]) connection.disconnect();
   };

@@ -440,6 +440,7 @@ export class ShardOwnership {
     }
     this.#lastSent.set(state, pending.done);
     let prepared: () => Promise<string | undefined>;
+    const encodingStarted = performance.now();
     try {
       prepared = state.store.prepare(pending.commit(this.#live));
     } catch (error) {
@@ -447,6 +448,8 @@ export class ShardOwnership {
       pending.settle(Promise.reject(error));
       return;
     }
+    // The commit's cost is its encoding here and its round trip, both.
+    const encoding = performance.now() - encodingStarted;
     const written = pending.written();
     pending.settle(
       this.#chain(state, async () => {
@@ -456,7 +459,10 @@ export class ShardOwnership {
           return await prepared();
         } finally {
           const ended = performance.now();
-          this.#lingerUntil.set(state, ended + Math.min(MAX_LINGER_MS, LINGER_FACTOR * (ended - started)));
+          this.#lingerUntil.set(
+            state,
+            ended + Math.min(MAX_LINGER_MS, LINGER_FACTOR * (encoding + ended - started)),
+          );
         }
       }),
     );

@@ -24,8 +24,10 @@ import {
 import type { RedisClient } from '../connection.ts';
 import { type GroupCommit, type GroupCommitKeys, lastErrors, prepareCommit } from '../log/groupCommit.ts';
 import { PackedHashWrites } from '../log/packedHashWrites.ts';
+import { SpareArenas } from '../log/spareArenas.ts';
 import { type CutMark, lostSince } from '../log/streamPosition.ts';
 import { StreamTail } from '../log/streamTail.ts';
+import type { CommitConnection } from '../log/watchedCommit.ts';
 import { runScript } from '../scripts.ts';
 import { migrateLegacyPanes } from './legacyPanes.ts';
 
@@ -36,11 +38,13 @@ import { migrateLegacyPanes } from './legacyPanes.ts';
  * and metadata; core's nodeHead) and its detectors' state.
  *
  * Exactly-once effect: a batch's state changes and the XACK of its entries
- * are one script on keys of one slot (the shard's hash tag). Either both
+ * go together on keys of one slot (the shard's hash tag): one transaction,
+ * the state as commands and the rest as the commit script (CommitConnection,
+ * on a standalone Redis), or one script call (a Cluster). Either both
  * happen or neither does; an unacknowledged entry is re-delivered and
- * re-applied to state that does not contain it. The script commits only for
- * the holder of the shard's lease, so a replica that lost the shard (paused
- * past its lease) cannot overwrite what its successor committed.
+ * re-applied to state that does not contain it. A commit goes through only
+ * for the holder of the shard's lease, so a replica that lost the shard
+ * (paused past its lease) cannot overwrite what its successor committed.
  */
 export interface ShardCommit extends Omit<GroupCommit, 'writes' | 'removed' | 'events'> {
   /** Nodes whose panes, latest values or metadata changed. */
@@ -67,25 +71,23 @@ export class AggregateStore {
   readonly #token: string;
   /** The aggregator's clock: only panes still in reach are persisted. */
   readonly #clock: Clock | undefined;
+  /** Where commits go as transactions (see CommitConnection); without it, as script calls. */
+  readonly #connection: CommitConnection | undefined;
 
-  /**
-   * The memory of commits done, for the next ones to pack into (see
-   * GrowingArena.reset): a shard has a commit in flight and the next one
-   * prepared at most, so two. Dropped once commits pause for SPARE_IDLE_MS.
-   */
-  readonly #spares: GrowingArena[] = [];
-  #sparesIdle: NodeJS.Timeout | undefined;
+  /** A shard has a commit in flight and the next one prepared at most: two arenas. */
+  readonly #spares = new SpareArenas(2);
 
   constructor(
     redis: RedisClient,
     shard: ShardKeys,
-    options: { ttlSeconds: number; token: string; clock?: Clock },
+    options: { ttlSeconds: number; token: string; clock?: Clock; connection?: CommitConnection },
   ) {
     this.#redis = redis;
     this.#shard = shard;
     this.#ttlSeconds = options.ttlSeconds;
     this.#token = options.token;
     this.#clock = options.clock;
+    this.#connection = options.connection;
   }
 
   get shard(): ShardKeys {
@@ -117,7 +119,7 @@ export class AggregateStore {
    */
   prepare(commit: ShardCommit): () => Promise<string | undefined> {
     const shard = this.#shard;
-    const writes = nodeWrites(shard, commit, this.#clock?.now(), this.#spares.pop());
+    const writes = nodeWrites(shard, commit, this.#clock?.now(), this.#spares.take());
     return prepareCommit(
       this.#redis,
       aggregateCommitKeys(shard),
@@ -127,22 +129,13 @@ export class AggregateStore {
         events: (commit.events ?? []).map((e) => JSON.stringify(e)),
         removed: commit.removed.map((id) => ({ id, key: shard.aggregateNode(id) })),
       },
-      { token: this.#token, ttlSeconds: this.#ttlSeconds, onCommitted: () => this.#spare(writes.arena) },
+      {
+        token: this.#token,
+        ttlSeconds: this.#ttlSeconds,
+        onCommitted: () => this.#spares.give(writes.arena),
+        ...(this.#connection !== undefined && { connection: this.#connection }),
+      },
     );
-  }
-
-  #spare(arena: GrowingArena): void {
-    if (this.#spares.length >= 2 || arena.bytes.length > MAX_SPARE_BYTES) return;
-    this.#spares.push(arena);
-    if (this.#sparesIdle === undefined) {
-      this.#sparesIdle = setTimeout(() => {
-        this.#spares.length = 0;
-        this.#sparesIdle = undefined;
-      }, SPARE_IDLE_MS);
-      this.#sparesIdle.unref();
-    } else {
-      this.#sparesIdle.refresh();
-    }
   }
 
   /**
@@ -200,11 +193,6 @@ export class AggregateStore {
     return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Number(v)]));
   }
 }
-
-/** A commit's memory kept for the next up to this size (larger ones are rare: a stop's checkpoint). */
-const MAX_SPARE_BYTES = 64 * 1024 * 1024;
-/** Spare memory is let go after commits paused this long. */
-const SPARE_IDLE_MS = 5_000;
 
 /** The keys the aggregator's commit on a shard touches. */
 export function aggregateCommitKeys(shard: ShardKeys): GroupCommitKeys {

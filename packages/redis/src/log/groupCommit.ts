@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { RedisClient } from '../connection.ts';
 import { LeaseLostError } from '../errors/LeaseLostError.ts';
-import { runScript, ScriptRefusal } from '../scripts.ts';
+import { runScript, ScriptRefusal, scriptSource } from '../scripts.ts';
 import type { PackedHashWrites } from './packedHashWrites.ts';
+import type { CommitConnection, WatchedCommit } from './watchedCommit.ts';
 
 /** Dead letters kept per shard (approximately): the stream must not grow without bound. */
 const DEAD_LETTERS_KEPT = 100_000;
@@ -52,7 +53,8 @@ export interface GroupCommit {
 
 /**
  * Encodes a commit once and returns a function that runs it as one script
- * call; it may be run again after a failure. The script records the
+ * call, or, with a `connection` and state to write, as one transaction
+ * (CommitConnection); it may be run again after a failure. The script records the
  * commit's id: if an attempt was applied but its reply lost, the next
  * attempt does nothing, so counters and dead letters are never applied
  * twice. With a lease `token`, throws LeaseLostError when the lease is held
@@ -64,9 +66,15 @@ export function prepareCommit(
   redis: RedisClient,
   keys: GroupCommitKeys,
   commit: GroupCommit,
-  options: { readonly token: string; readonly ttlSeconds: number; readonly onCommitted?: () => void },
+  options: {
+    readonly token: string;
+    readonly ttlSeconds: number;
+    readonly onCommitted?: () => void;
+    /** Where a commit with state goes as a transaction (standalone Redis); without it, a script call. */
+    readonly connection?: CommitConnection;
+  },
 ): () => Promise<string | undefined> {
-  const scriptKeys = [
+  const baseKeys = [
     keys.lease,
     keys.commit,
     keys.stream,
@@ -80,7 +88,7 @@ export function prepareCommit(
   // One id per prepared commit, the same across its retries: an entry id
   // would not do, since a replayed entry is committed a second time.
   const commitId = randomUUID();
-  const args: (string | number | Buffer)[] = [
+  const head: (string | number)[] = [
     options.token,
     commitId,
     options.ttlSeconds,
@@ -88,53 +96,89 @@ export function prepareCommit(
     DEAD_LETTERS_KEPT,
     keys.applied === undefined ? '0' : '1',
   ];
-  const writes = commit.writes;
-  if (writes === undefined) args.push(0, 0);
-  else {
-    const chunks = writes.chunks();
-    for (const key of writes.keys) scriptKeys.push(key);
-    args.push(writes.keys.length, chunks.length);
-    for (const chunk of chunks) args.push(chunk);
-  }
-  pushList(args, commit.added ?? []);
+  // After the state's writes: the same whether they are packed in or sent as commands.
+  const tailKeys: string[] = [];
+  const tail: (string | number)[] = [];
+  pushList(tail, commit.added ?? []);
   const removed = commit.removed ?? [];
   pushList(
-    args,
+    tail,
     removed.map((r) => r.id),
   );
-  for (const { key } of removed) scriptKeys.push(key);
+  for (const { key } of removed) tailKeys.push(key);
   const counters = Object.entries(commit.counters).filter(([, by]) => by !== 0);
-  args.push(counters.length);
-  for (const [name, by] of counters) args.push(name, by);
-  args.push(commit.deadLetters.length);
-  for (const dead of commit.deadLetters) args.push(dead.id, dead.error, dead.deliveries);
-  args.push(commit.failures.length);
-  for (const failure of commit.failures) args.push(failure.id, failure.error);
-  pushList(args, commit.ackIds);
+  tail.push(counters.length);
+  for (const [name, by] of counters) tail.push(name, by);
+  tail.push(commit.deadLetters.length);
+  for (const dead of commit.deadLetters) tail.push(dead.id, dead.error, dead.deliveries);
+  tail.push(commit.failures.length);
+  for (const failure of commit.failures) tail.push(failure.id, failure.error);
+  pushList(tail, commit.ackIds);
   const events = commit.events ?? [];
-  pushList(args, events);
+  pushList(tail, events);
   if (events.length > 0) {
     if (keys.outbox === undefined) throw new Error('a commit with anomaly events needs an outbox key');
-    scriptKeys.push(keys.outbox);
+    tailKeys.push(keys.outbox);
   }
+
+  const writes = commit.writes;
+  const { connection } = options;
+  const watched: WatchedCommit | undefined =
+    connection !== undefined && writes !== undefined && options.token !== '' && keys.applied !== undefined
+      ? {
+          lease: keys.lease,
+          commit: keys.commit,
+          applied: keys.applied,
+          stream: keys.stream,
+          token: options.token,
+          commitId,
+          ttlSeconds: options.ttlSeconds,
+          writes,
+          script: {
+            source: scriptSource('commitShard'),
+            keys: [...baseKeys, ...tailKeys],
+            args: [...head, 0, 0, ...tail],
+          },
+        }
+      : undefined;
+  const asScript = () => {
+    const scriptKeys = [...baseKeys];
+    const args: (string | number | Buffer)[] = [...head];
+    if (writes === undefined) args.push(0, 0);
+    else {
+      const chunks = writes.chunks();
+      for (const key of writes.keys) scriptKeys.push(key);
+      args.push(writes.keys.length, chunks.length);
+      for (const chunk of chunks) args.push(chunk);
+    }
+    for (const key of tailKeys) scriptKeys.push(key);
+    for (const arg of tail) args.push(arg);
+    return { scriptKeys, args };
+  };
+
   let committed: { readonly mark: string | undefined } | undefined;
   return async () => {
     if (committed !== undefined) return committed.mark;
-    try {
-      const [, mark] = (await runScript(redis, 'commitShard', scriptKeys, args as (string | number)[])) as [
-        number,
-        string | null,
-      ];
-      if (committed === undefined) {
-        committed = { mark: mark ?? undefined };
-        options.onCommitted?.();
+    let done = watched === undefined ? undefined : await connection?.commit(watched);
+    if (done === undefined) {
+      const { scriptKeys, args } = asScript();
+      try {
+        const [, mark] = (await runScript(redis, 'commitShard', scriptKeys, args as (string | number)[])) as [
+          number,
+          string | null,
+        ];
+        done = { mark: mark ?? undefined };
+      } catch (error) {
+        if (error instanceof ScriptRefusal && error.code === 'LEASE_LOST')
+          throw new LeaseLostError(keys.stream);
+        throw error;
       }
-      return committed.mark;
-    } catch (error) {
-      if (error instanceof ScriptRefusal && error.code === 'LEASE_LOST')
-        throw new LeaseLostError(keys.stream);
-      throw error;
     }
+    if (committed === undefined) {
+      committed = done;
+      options.onCommitted?.();
+    }
+    return committed.mark;
   };
 }
 

@@ -1,7 +1,15 @@
 import { type ByteArena, GrowingArena } from '@streamgauge/core';
 
-/** Bytes an argument holds before the next is started (see the constructor). */
-const CHUNK_BYTES = 64 * 1024 * 1024;
+/**
+ * Bytes an argument holds before the next is started. Small, because Redis
+ * copies every script argument into a Lua string, and an argument of tens
+ * of MB is fresh memory on each call (its query buffer and the Lua string,
+ * page faults at ~3 ms a MB on these VMs): a 41 MB commit took Redis
+ * 220–280 ms before its script ran a line as one argument, 55–60 ms as
+ * arguments of 64 KB, which its allocator reuses (docs/benchmarks.md, "A
+ * commit in arguments Redis reuses memory for").
+ */
+const CHUNK_BYTES = 64 * 1024;
 
 /**
  * Field writes to many hashes, packed into one script argument (read by
@@ -30,8 +38,8 @@ export class PackedHashWrites {
   /**
    * `expectedBytes`: about what the writes will take (the arena grows past
    * it by copying). `chunkBytes`: an argument is cut once it holds this
-   * many (Redis refuses a single argument over `proto-max-bulk-len`, 512
-   * MB by default; 20,000 nodes rewriting 30 days of state come near).
+   * many (a field is never cut, so one larger than this is an argument of
+   * its own size).
    * `arena`: memory of earlier writes, done with, to pack these into.
    */
   constructor(
@@ -109,6 +117,31 @@ export class PackedHashWrites {
     return starts.map((start, i) =>
       Buffer.from(bytes.buffer, bytes.byteOffset + start, (starts[i + 1] ?? used) - start),
     );
+  }
+
+  /**
+   * Each hash in the order written, with its fields: `fields` holds four
+   * offsets into `bytes` per field, where its name starts and ends and
+   * where its value starts and ends (an empty value deletes the field). The
+   * list is used again for the next hash.
+   */
+  forEachHash(visit: (key: string, fields: readonly number[], bytes: Uint8Array) => void): void {
+    this.#close();
+    const { bytes, view } = this.#arena;
+    const fields: number[] = [];
+    let at = 0;
+    for (const key of this.keys) {
+      const count = view.getUint32(at, true);
+      at += 4;
+      fields.length = 0;
+      for (let f = 0; f < count; f++) {
+        const nameEnd = at + 2 + view.getUint16(at, true);
+        const valueEnd = nameEnd + 4 + view.getUint32(nameEnd, true);
+        fields.push(at + 2, nameEnd, nameEnd + 4, valueEnd);
+        at = valueEnd;
+      }
+      visit(key, fields, bytes);
+    }
   }
 
   #cutWhenFull(): void {

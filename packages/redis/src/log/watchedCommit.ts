@@ -1,0 +1,334 @@
+import type { Socket } from 'node:net';
+import { GrowingArena } from '@streamgauge/core';
+import { Command, type Redis } from 'ioredis';
+import type { RedisClient } from '../connection.ts';
+import { LeaseLostError } from '../errors/LeaseLostError.ts';
+import type { ScriptSource } from '../framedScriptCall.ts';
+import type { PackedHashWrites } from './packedHashWrites.ts';
+import { SpareArenas } from './spareArenas.ts';
+
+/** Transactions tried before the caller is told to run the commit as a script. */
+const ATTEMPTS = 3;
+
+/** A commit as the transaction takes it (see CommitConnection.commit). */
+export interface WatchedCommit {
+  readonly lease: string;
+  /** The key holding the id of the last commit applied. */
+  readonly commit: string;
+  /** The applied mark's key (what the commit's script moves). */
+  readonly applied: string;
+  readonly stream: string;
+  readonly token: string;
+  readonly commitId: string;
+  readonly ttlSeconds: number;
+  readonly writes: PackedHashWrites;
+  /** commitShard, with none of the writes (they go as commands). */
+  readonly script: {
+    readonly source: ScriptSource;
+    readonly keys: readonly string[];
+    readonly args: readonly (string | number)[];
+  };
+}
+
+/**
+ * A connection of its own for the aggregator's commits, each sent as one
+ * transaction: the state's hashes written with HSET, HDEL and EXPIRE, and
+ * commitShard (acknowledgements, counters, dead letters, the applied mark)
+ * with none of them, between MULTI and EXEC.
+ *
+ * Why: as one script, Redis copied every value it wrote four times (into
+ * the script's arguments, out of the packed bytes, into the command, into
+ * the hash), with Lua's allocator and collector in between: a 41 MB commit
+ * took 210–430 ms of Redis's CPU that way against 50–60 ms as commands,
+ * and Redis does nothing else while a script runs (docs/benchmarks.md, "A
+ * commit as commands").
+ *
+ * What the script checked first, the transaction checks by WATCH: the
+ * lease and the last commit id are read after WATCH, and EXEC does nothing
+ * if either changed since (a renewal, a new holder, an expiry). So only the
+ * lease holder writes, and a commit whose reply was lost is not applied
+ * twice. Replies are off for the transaction (CLIENT REPLY OFF … ON): a
+ * commit is tens of thousands of commands, and a reply each was as many
+ * commands for the client to track. Whether it took is read after it (the
+ * commit id is there or not); one that did not take (the lease renewed
+ * meanwhile, or a command refused) is tried again, and after ATTEMPTS the
+ * caller runs the commit as the script, whose error then says why.
+ *
+ * Standalone Redis only (a Cluster's commits stay scripts). Its commands
+ * are never queued while it is down nor sent again after a reconnect: the
+ * WATCH would not hold on the new connection. Commits on it go one at a time.
+ */
+export class CommitConnection {
+  readonly #redis: Redis;
+  #turn: Promise<unknown> = Promise.resolve();
+  readonly #spares = new SpareArenas(1);
+
+  private constructor(redis: Redis) {
+    this.#redis = redis;
+    // The shared connection reports the same outages; a commit tried while
+    // this one is down goes as a script on the shared one.
+    redis.on('error', () => {});
+  }
+
+  /** A connection beside `client` (undefined for a Cluster). */
+  static beside(client: RedisClient, name: string): CommitConnection | undefined {
+    if (client.isCluster) return undefined;
+    return new CommitConnection(
+      (client as Redis).duplicate({
+        connectionName: name,
+        enableAutoPipelining: false,
+        enableOfflineQueue: false,
+        autoResendUnfulfilledCommands: false,
+        maxRetriesPerRequest: 0,
+      }),
+    );
+  }
+
+  /**
+   * Runs the commit: resolves to the applied mark after it when it was
+   * applied (now, or by an earlier attempt whose reply was lost), or to
+   * undefined when it did not take (the caller runs it as a script). Throws
+   * LeaseLostError when another acquisition holds the lease.
+   */
+  commit(commit: WatchedCommit): Promise<{ readonly mark: string | undefined } | undefined> {
+    const run = this.#turn.then(() => this.#commit(commit));
+    this.#turn = run.catch(() => {});
+    return run;
+  }
+
+  /** Whether the connection is up (a commit tried while it is not goes as a script). */
+  get ready(): boolean {
+    return this.#redis.status === 'ready';
+  }
+
+  async close(): Promise<void> {
+    await this.#turn;
+    this.#redis.disconnect();
+  }
+
+  async #commit(commit: WatchedCommit): Promise<{ readonly mark: string | undefined } | undefined> {
+    const redis = this.#redis;
+    if (redis.status !== 'ready') return undefined;
+    // The framing only: values of VIEW_BYTES and more are sent from the writes' own memory.
+    const arena = this.#spares.take() ?? new GrowingArena(256 * 1024);
+    arena.reset(256 * 1024);
+    const out = new RespWriter(arena);
+    encodeTransaction(commit, out);
+    const parts = out.parts();
+    try {
+      for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+        const [, seen] = await Promise.all([
+          redis.watch(commit.lease, commit.commit),
+          redis.mget(commit.lease, commit.commit, commit.applied),
+        ]);
+        const [owner, last, mark] = seen;
+        if (owner !== commit.token) {
+          await redis.unwatch().catch(() => {});
+          throw new LeaseLostError(commit.stream);
+        }
+        if (last === commit.commitId) {
+          await redis.unwatch();
+          return { mark: mark ?? undefined };
+        }
+        await (redis as unknown as { sendCommand(command: Command): Promise<unknown> }).sendCommand(
+          new TransactionCommand(parts),
+        );
+        const [after, markAfter] = await redis.mget(commit.commit, commit.applied);
+        if (after === commit.commitId) return { mark: markAfter ?? undefined };
+      }
+      return undefined;
+    } finally {
+      // The bytes are sent: the reply after them came.
+      this.#spares.give(arena);
+    }
+  }
+}
+
+/**
+ * The transaction's bytes, with its replies off: per hash, HSET of the
+ * fields set, HDEL of those deleted and EXPIRE (the TTL renewed whenever
+ * the hash is written), then the script, then EXEC.
+ */
+function encodeTransaction(commit: WatchedCommit, out: RespWriter): void {
+  out.array(3);
+  out.ascii('CLIENT');
+  out.ascii('REPLY');
+  out.ascii('OFF');
+  out.array(1);
+  out.ascii('MULTI');
+  const ttl = String(commit.ttlSeconds);
+  commit.writes.forEachHash((key, fields, bytes) => {
+    if (fields.length === 0) return;
+    // Per field: name start and end, value start and end.
+    let sets = 0;
+    for (let f = 0; f < fields.length; f += 4)
+      if ((fields[f + 3] as number) > (fields[f + 2] as number)) sets++;
+    const deletes = fields.length / 4 - sets;
+    if (sets > 0) {
+      out.array(2 + 2 * sets);
+      out.ascii('HSET');
+      out.text(key);
+      for (let f = 0; f < fields.length; f += 4) {
+        const start = fields[f + 2] as number;
+        const end = fields[f + 3] as number;
+        if (end === start) continue;
+        out.bytes(bytes, fields[f] as number, fields[f + 1] as number);
+        out.bytes(bytes, start, end);
+      }
+    }
+    if (deletes > 0) {
+      out.array(2 + deletes);
+      out.ascii('HDEL');
+      out.text(key);
+      for (let f = 0; f < fields.length; f += 4)
+        if (fields[f + 3] === fields[f + 2]) out.bytes(bytes, fields[f] as number, fields[f + 1] as number);
+    }
+    out.array(3);
+    out.ascii('EXPIRE');
+    out.text(key);
+    out.ascii(ttl);
+  });
+  const { source, keys, args } = commit.script;
+  // EVAL, not EVALSHA: a script Redis does not know (a restart emptied its
+  // cache) would fail inside EXEC after the writes had run.
+  out.array(3 + keys.length + args.length);
+  out.ascii('EVAL');
+  out.text(source.lua);
+  out.ascii(String(keys.length));
+  for (const key of keys) out.text(key);
+  for (const arg of args) out.text(String(arg));
+  out.array(1);
+  out.ascii('EXEC');
+}
+
+/** The transaction's bytes, written as they are, then CLIENT REPLY ON: its one reply. */
+class TransactionCommand extends Command {
+  readonly #parts: readonly Uint8Array[];
+
+  constructor(parts: readonly Uint8Array[]) {
+    super('client', ['reply', 'on'], { replyEncoding: 'utf8' });
+    this.#parts = parts;
+  }
+
+  override toWritable(socket: Socket): string {
+    socket.cork();
+    for (const part of this.#parts) socket.write(part);
+    // The caller writes what is returned, still corked: one writev for all.
+    process.nextTick(() => socket.uncork());
+    return '*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$2\r\nON\r\n';
+  }
+}
+
+/**
+ * Values from this size are sent as views of the memory they were encoded
+ * in, not copied next to their framing: copying a commit of 10–45 MB into
+ * memory of its own was most of what sending it as commands cost the
+ * aggregator (page faults included, when that memory was new).
+ */
+const VIEW_BYTES = 512;
+
+const encoder = new TextEncoder();
+
+/**
+ * RESP (arrays of bulk strings) written into an arena, but for large values:
+ * those are parts of their own (views, see VIEW_BYTES), between the
+ * arena's runs of framing.
+ */
+class RespWriter {
+  readonly #arena: GrowingArena;
+  readonly #parts: Uint8Array[] = [];
+  /** Where the arena's current run of framing starts. */
+  #from = 0;
+
+  constructor(arena: GrowingArena) {
+    this.#arena = arena;
+  }
+
+  /** What to send, in order (views: valid until the arena and the values' memory are used again). */
+  parts(): Uint8Array[] {
+    this.#cut();
+    return this.#parts;
+  }
+
+  array(n: number): void {
+    this.#head(0x2a, n);
+  }
+
+  /** A bulk string of one-byte characters (command names, numbers). */
+  ascii(s: string): void {
+    this.#head(0x24, s.length);
+    const arena = this.#arena;
+    this.#room(s.length + 2);
+    const { bytes } = arena;
+    let at = arena.used;
+    for (let i = 0; i < s.length; i++) bytes[at++] = s.charCodeAt(i);
+    arena.used = at;
+    this.#crlf();
+  }
+
+  /** A bulk string of any text, as UTF-8. */
+  text(s: string): void {
+    const length = Buffer.byteLength(s);
+    this.#head(0x24, length);
+    const arena = this.#arena;
+    this.#room(length + 2);
+    encoder.encodeInto(s, arena.bytes.subarray(arena.used, arena.used + length));
+    arena.used += length;
+    this.#crlf();
+  }
+
+  /** A bulk string of `source[start..end)`. */
+  bytes(source: Uint8Array, start: number, end: number): void {
+    this.#head(0x24, end - start);
+    const arena = this.#arena;
+    if (end - start >= VIEW_BYTES) {
+      this.#cut();
+      this.#parts.push(source.subarray(start, end));
+    } else {
+      this.#room(end - start + 2);
+      arena.bytes.set(source.subarray(start, end), arena.used);
+      arena.used += end - start;
+    }
+    this.#crlf();
+  }
+
+  /** `*n\r\n` or `$n\r\n`. */
+  #head(kind: number, n: number): void {
+    const arena = this.#arena;
+    this.#room(16);
+    const { bytes } = arena;
+    let at = arena.used;
+    bytes[at++] = kind;
+    let digits = 1;
+    for (let rest = n; rest >= 10; rest = Math.floor(rest / 10)) digits++;
+    for (let d = digits - 1, rest = n; d >= 0; d--, rest = Math.floor(rest / 10))
+      bytes[at + d] = 0x30 + (rest % 10);
+    at += digits;
+    bytes[at++] = 0x0d;
+    bytes[at++] = 0x0a;
+    arena.used = at;
+  }
+
+  #crlf(): void {
+    this.#room(2);
+    const arena = this.#arena;
+    arena.bytes[arena.used++] = 0x0d;
+    arena.bytes[arena.used++] = 0x0a;
+  }
+
+  /** Room for `n` more bytes; a growth copies, so the run so far is cut first (its view stays valid). */
+  #room(n: number): void {
+    const arena = this.#arena;
+    if (arena.used + n <= arena.bytes.length) return;
+    this.#cut();
+    arena.room(n);
+    this.#from = arena.used;
+  }
+
+  /** Ends the current run of framing as a part. */
+  #cut(): void {
+    const arena = this.#arena;
+    if (arena.used > this.#from) this.#parts.push(arena.bytes.subarray(this.#from, arena.used));
+    this.#from = arena.used;
+  }
+}

@@ -1,0 +1,261 @@
+import { shardKeys } from '@streamgauge/core';
+import { useRedis } from '@streamgauge/testkit';
+import { Cluster, Redis } from 'ioredis';
+import { afterEach, describe, expect, it } from 'vitest';
+import { aggregateCommitKeys } from '../src/aggregate/aggregateStore.ts';
+import {
+  CommitConnection,
+  LeaseLostError,
+  PackedHashWrites,
+  prepareCommit,
+  ShardLeases,
+} from '../src/index.ts';
+import { scriptSource } from '../src/scripts.ts';
+
+const db = useRedis({ flushEach: true });
+const shard = shardKeys(0, 1);
+const keys = aggregateCommitKeys(shard);
+
+let connection: CommitConnection | undefined;
+afterEach(async () => {
+  await connection?.close();
+  connection = undefined;
+});
+
+/** A connection beside the test's client, once it is ready. */
+async function commitConnection(client: Redis = db.client): Promise<CommitConnection> {
+  connection = CommitConnection.beside(client, 'test-commits') as CommitConnection;
+  for (let i = 0; i < 100 && !connection.ready; i++) await new Promise((r) => setTimeout(r, 10));
+  return connection;
+}
+
+async function holdLease(client: Redis = db.client): Promise<string> {
+  const token = await new ShardLeases(client, { token: 'replica-a', leaseMs: 60_000 }).acquire(shard);
+  if (token === undefined) throw new Error('the lease is taken');
+  return token;
+}
+
+/** Values of every byte and of several sizes. */
+const value = (n: number, field: number) =>
+  Uint8Array.from({ length: 1 + ((n * 37 + field * 101) % 5000) }, (_, i) => (i * 7 + n + field) % 256);
+
+/** Writes to `nodes` hashes: two fields set, one deleted, every fifth hash with no fields. */
+function writesTo(nodes: number, round = 0): PackedHashWrites {
+  const writes = new PackedHashWrites(64);
+  for (let n = 0; n < nodes; n++) {
+    writes.hash(shard.aggregateNode(`N${n}`));
+    if (n % 5 === 4) continue;
+    writes.set('h', value(n + round, 0));
+    writes.set(`t${n % 4}`, value(n + round, 1));
+    writes.delete('gone');
+  }
+  return writes;
+}
+
+async function expectWritten(redis: Redis, nodes: number, round = 0): Promise<void> {
+  for (let n = 0; n < nodes; n++) {
+    const key = shard.aggregateNode(`N${n}`);
+    const expected: Record<string, Buffer> = {};
+    if (n % 5 !== 4) {
+      expected.h = Buffer.from(value(n + round, 0));
+      expected[`t${n % 4}`] = Buffer.from(value(n + round, 1));
+    }
+    expect(await redis.hgetallBuffer(key), key).toEqual(expected);
+    if (n % 5 !== 4) expect(await redis.ttl(key), key).toBeGreaterThan(3500);
+  }
+}
+
+const commitOf = (writes: PackedHashWrites, ackIds: string[] = []) => ({
+  group: 'aggregator',
+  writes,
+  added: ['N0'],
+  ackIds,
+  deadLetters: [{ id: '1-0', error: 'bad entry ✗', deliveries: 3 }],
+  failures: [{ id: '2-0', error: 'failed once' }],
+  counters: { applied: 7 },
+  events: ['{"node_id":"N0","état":"opened"}'],
+});
+
+describe('a commit sent as a transaction', () => {
+  it('writes every field byte for byte, deletes, renews the TTL and does all the script does', async () => {
+    const redis = db.client;
+    const token = await holdLease();
+    for (let n = 0; n < 300; n += 15) await redis.hset(shard.aggregateNode(`N${n}`), { gone: 'x' });
+    await redis.xgroup('CREATE', shard.stream, 'aggregator', '0', 'MKSTREAM');
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push((await redis.xadd(shard.stream, '*', 'n', '1')) as string);
+    await redis.xreadgroup('GROUP', 'aggregator', 'c', 'STREAMS', shard.stream, '>');
+    const run = prepareCommit(redis, keys, commitOf(writesTo(300), ids), {
+      token,
+      ttlSeconds: 3600,
+      connection: await commitConnection(),
+    });
+    const mark = await run();
+
+    await expectWritten(redis, 300);
+    expect(mark).toBe(ids[2]);
+    expect(await redis.get(shard.aggregateApplied)).toBe(ids[2]);
+    expect(await redis.xpending(shard.stream, 'aggregator')).toEqual([0, null, null, null]);
+    expect(await redis.hget(shard.aggregateStats, 'applied')).toBe('7');
+    expect(await redis.smembers(shard.aggregateNodes)).toEqual(['N0']);
+    const [dead] = (await redis.xrange(shard.deadLetters, '-', '+')) as [string, string[]][];
+    expect(dead?.[1]).toEqual(expect.arrayContaining(['error', 'bad entry ✗']));
+    expect(await redis.hget(shard.errors, '2-0')).toBe('failed once');
+    const [event] = (await redis.xrange(shard.anomalies.outbox, '-', '+')) as [string, string[]][];
+    expect(event?.[1]).toEqual(['event', '{"node_id":"N0","état":"opened"}']);
+  });
+
+  it('is applied once when run again after it took (a lost reply)', async () => {
+    const redis = db.client;
+    const token = await holdLease();
+    const commits = await commitConnection();
+    const writes = writesTo(10);
+    const watched = {
+      lease: keys.lease,
+      commit: keys.commit,
+      applied: shard.aggregateApplied,
+      stream: keys.stream,
+      token,
+      commitId: 'commit-1',
+      ttlSeconds: 3600,
+      writes,
+      script: {
+        keys: [keys.lease, keys.commit, keys.stream, keys.nodes, keys.stats, keys.deadLetters, keys.errors],
+        args: [token, 'commit-1', 3600, 'aggregator', 100, '0', 0, 0, 0, 0, 1, 'applied', 5, 0, 0, 0, 0],
+      },
+    };
+    const commit = { ...watched, script: { ...watched.script, source: scriptSource('commitShard') } };
+    expect(await commits.commit(commit)).toEqual({ mark: undefined });
+    expect(await commits.commit(commit)).toEqual({ mark: undefined });
+    expect(await redis.hget(shard.aggregateStats, 'applied')).toBe('5');
+    await expectWritten(redis, 10);
+  });
+
+  it('refuses a replica whose lease another holds, writing nothing', async () => {
+    const redis = db.client;
+    await redis.set(shard.lease, 'replica-b/other', 'PX', 60_000);
+    const run = prepareCommit(redis, keys, commitOf(writesTo(20)), {
+      token: 'replica-a/gone',
+      ttlSeconds: 3600,
+      connection: await commitConnection(),
+    });
+    await expect(run()).rejects.toBeInstanceOf(LeaseLostError);
+    expect(await redis.exists(shard.aggregateNode('N0'), shard.aggregateStats, shard.aggregateCommit)).toBe(
+      0,
+    );
+  });
+
+  it('writes nothing when another replica takes the lease while the transaction is on its way', async () => {
+    const redis = db.client;
+    const token = await holdLease();
+    const commits = await commitConnection();
+    // The moment the commit has checked the lease, another replica takes
+    // it: the transaction (~15 MB) is still being sent.
+    const monitor = await redis.monitor();
+    const taker = new Redis(db.url);
+    let taken: Promise<unknown> | undefined;
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (taken === undefined && args[0]?.toLowerCase() === 'mget')
+        taken = taker.set(shard.lease, 'replica-b/other', 'PX', 60_000);
+    });
+    try {
+      const run = prepareCommit(redis, keys, commitOf(writesTo(3000)), {
+        token,
+        ttlSeconds: 3600,
+        connection: commits,
+      });
+      await expect(run()).rejects.toBeInstanceOf(LeaseLostError);
+    } finally {
+      await monitor.disconnect();
+      await taken;
+      taker.disconnect();
+    }
+    expect(await redis.get(shard.lease)).toBe('replica-b/other');
+    expect(await redis.exists(shard.aggregateNode('N0'), shard.aggregateStats, shard.aggregateCommit)).toBe(
+      0,
+    );
+  });
+
+  it('applies every commit once while the lease is renewed all the time (WATCH fires, the commit is tried again)', async () => {
+    const redis = db.client;
+    const token = await holdLease();
+    const commits = await commitConnection();
+    const renewer = new Redis(db.url);
+    let renewing = true;
+    let renewals = 0;
+    const renew = (async () => {
+      while (renewing) {
+        await renewer.set(shard.lease, token, 'PX', 60_000);
+        renewals++;
+      }
+    })();
+    await redis.config('RESETSTAT');
+    try {
+      for (let round = 0; round < 20; round++) {
+        const run = prepareCommit(
+          redis,
+          keys,
+          { ...commitOf(writesTo(200, round)), counters: { applied: 1 } },
+          {
+            token,
+            ttlSeconds: 3600,
+            connection: commits,
+          },
+        );
+        await run();
+      }
+    } finally {
+      renewing = false;
+      await renew;
+      renewer.disconnect();
+    }
+    // Some transactions did not take and were sent again (or the commit went as the script).
+    const stats = await redis.info('commandstats');
+    const calls = (name: string) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+    expect(calls('exec') + calls('evalsha') + calls('eval')).toBeGreaterThan(20);
+    expect(renewals).toBeGreaterThan(100);
+    await expectWritten(redis, 200, 19);
+    expect(await redis.hget(shard.aggregateStats, 'applied')).toBe('20');
+    expect(await redis.xlen(shard.anomalies.outbox)).toBe(20);
+  });
+
+  it('works after Redis forgot its scripts (a restart), and says why when Redis refuses it', async () => {
+    const redis = db.client;
+    const token = await holdLease();
+    const commits = await commitConnection();
+    await redis.script('FLUSH');
+    await prepareCommit(redis, keys, commitOf(writesTo(20)), {
+      token,
+      ttlSeconds: 3600,
+      connection: commits,
+    })();
+    await expectWritten(redis, 20);
+
+    // Writes refused (out of memory): the transaction does not take, the
+    // script then says why, and nothing of the commit is applied.
+    await redis.config('SET', 'maxmemory', '1');
+    try {
+      const run = prepareCommit(
+        redis,
+        keys,
+        { ...commitOf(writesTo(20, 1)), counters: { applied: 1 } },
+        {
+          token,
+          ttlSeconds: 3600,
+          connection: commits,
+        },
+      );
+      await expect(run()).rejects.toThrow(/OOM/);
+    } finally {
+      await redis.config('SET', 'maxmemory', '0');
+    }
+    await expectWritten(redis, 20);
+    expect(await redis.hget(shard.aggregateStats, 'applied')).toBe('7');
+  });
+
+  it('is not offered for a Cluster (its commits stay scripts)', () => {
+    const cluster = new Cluster([{ host: '127.0.0.1', port: 1 }], { lazyConnect: true });
+    expect(CommitConnection.beside(cluster, 'test')).toBeUndefined();
+    cluster.disconnect();
+  });
+});
