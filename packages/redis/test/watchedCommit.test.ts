@@ -253,6 +253,41 @@ describe('a commit sent as a transaction', () => {
     expect(await redis.hget(shard.aggregateStats, 'applied')).toBe('7');
   });
 
+  it('gives way to the script when Redis will not turn replies off (an ACL without CLIENT), and commits stay exact', async () => {
+    const redis = db.client;
+    await redis.acl('SETUSER', 'noclient', 'on', '>secret', '~*', '&*', '+@all', '-client');
+    const limited = new Redis(db.url, { username: 'noclient', password: 'secret' });
+    try {
+      const token = await holdLease(limited);
+      const warnings: string[] = [];
+      connection = CommitConnection.beside(limited, 'test-commits', {
+        warn: (_fields, message) => warnings.push(message),
+      }) as CommitConnection;
+      for (let i = 0; i < 100 && !connection.ready; i++) await new Promise((r) => setTimeout(r, 10));
+      for (let round = 0; round < 3; round++) {
+        const run = prepareCommit(
+          limited,
+          keys,
+          { ...commitOf(writesTo(50, round)), counters: { applied: 1 } },
+          {
+            token,
+            ttlSeconds: 3600,
+            connection,
+          },
+        );
+        await run();
+        await expectWritten(redis, 50, round);
+      }
+      expect(await redis.hget(shard.aggregateStats, 'applied')).toBe('3');
+      expect(await redis.xlen(shard.anomalies.outbox)).toBe(3);
+      expect(connection.ready).toBe(false);
+      expect(warnings).toEqual([expect.stringMatching(/commits go as scripts/)]);
+    } finally {
+      limited.disconnect();
+      await redis.acl('DELUSER', 'noclient');
+    }
+  });
+
   it('is not offered for a Cluster (its commits stay scripts)', () => {
     const cluster = new Cluster([{ host: '127.0.0.1', port: 1 }], { lazyConnect: true });
     expect(CommitConnection.beside(cluster, 'test')).toBeUndefined();

@@ -81,7 +81,7 @@ export async function startAggregator(
   });
   await whenReady(redis, 30_000);
   // Commits go as transactions on a connection of their own (standalone Redis; see CommitConnection).
-  const commits = CommitConnection.beside(redis, 'streamgauge:aggregator-commits');
+  const commits = CommitConnection.beside(redis, 'streamgauge:aggregator-commits', log);
 
   const consumer = new StreamConsumer(
     redis,

@@ -17,8 +17,9 @@ const CHECKPOINT_CHUNK = 500;
 const QUIET_CHECKPOINT_MS = 5_000;
 
 /**
- * Distinct nodes a commit writes at most: at ~5–12 µs of Redis a node, a
- * commit of 20,000 holds Redis 100–250 ms (a script holds every client).
+ * Distinct nodes a commit writes at most: at ~5–12 µs of Redis a node as
+ * a script (~2–5 as a transaction), a commit of 20,000 holds Redis
+ * 100–250 ms (a script or a transaction holds every client).
  */
 export const COMMIT_NODES = 20_000;
 
@@ -27,7 +28,10 @@ const COMMIT_READINGS = 250_000;
 
 /**
  * After a commit, a shard's next one waits this many times as long as that
- * one ran (see stage), and never longer than MAX_LINGER_MS. At 50,000
+ * one took (its encoding here and its round trip: since commits go as
+ * transactions the round trip is the smaller part, and counting it alone
+ * made commits more frequent and the aggregator busier; see stage), and
+ * never longer than MAX_LINGER_MS. At 50,000
  * readings/s over 10,000 nodes, 8 against 3 and 1: Redis 45 % of a core
  * against 47–49 and 53, freshness p50 57–133 ms against 115–152 and 224–378
  * (docs/benchmarks.md, "Commits that wait for each other").

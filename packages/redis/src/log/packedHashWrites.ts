@@ -3,26 +3,29 @@ import { type ByteArena, GrowingArena } from '@streamgauge/core';
 /**
  * Bytes an argument holds before the next is started. Small, because Redis
  * copies every script argument into a Lua string, and an argument of tens
- * of MB is fresh memory on each call (its query buffer and the Lua string,
- * page faults at ~3 ms a MB on these VMs): a 41 MB commit took Redis
- * 220–280 ms before its script ran a line as one argument, 55–60 ms as
- * arguments of 64 KB, which its allocator reuses (docs/benchmarks.md, "A
- * commit in arguments Redis reuses memory for").
+ * of MB is fresh memory on each call (its query buffer and the Lua string:
+ * page faults at ~3 ms a MB on these VMs): a commit of 41 MB took Redis
+ * 556 ms of CPU as one argument, 448 ms as arguments of 64 KB, which its
+ * allocator reuses (test/bench/commitWays.ts; docs/benchmarks.md, "A
+ * commit as commands"). Since then a commit goes this way on a Cluster,
+ * or when its transaction did not take (CommitConnection).
  */
 const CHUNK_BYTES = 64 * 1024;
 
 /**
- * Field writes to many hashes, packed into one script argument (read by
+ * Field writes to many hashes, packed into a few script arguments (read by
  * the scripts' `packed_fields`): per hash, `[fields u32]`, then per field
  * `[name length u16][name][value length u32][value]`, little-endian. An
  * empty value deletes the field (no state is ever encoded as nothing).
  *
- * Why one argument: a pipelined client frames every argument on its own
+ * Why packed: a pipelined client frames every argument on its own
  * (ioredis: a header string, a copy, a separator, each a call into the
  * runtime), a few hundred ns apiece. A commit of 10,000 nodes with two
  * fields each is 50,000 arguments that way: 3.3–5.8 µs of the aggregator a
  * node, against 1.5–1.8 µs with the fields packed (test/bench/commitFraming.ts). Values are
- * encoded in place (`setEncoded`), not encoded and then copied in.
+ * encoded in place (`setEncoded`), not encoded and then copied in. A
+ * commit sent as a transaction (CommitConnection) reads them back from
+ * here (`forEachHash`) and sends the large ones from this memory as it is.
  */
 export class PackedHashWrites {
   /** The hashes written, in the order of their fields in `chunks()`. */

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { GrowingArena } from '@streamgauge/core';
 import { Command, type Redis } from 'ioredis';
-import type { RedisClient } from '../connection.ts';
+import type { ConnectionLogger, RedisClient } from '../connection.ts';
 import { LeaseLostError } from '../errors/LeaseLostError.ts';
 import type { ScriptSource } from '../framedScriptCall.ts';
 import type { PackedHashWrites } from './packedHashWrites.ts';
@@ -38,10 +38,10 @@ export interface WatchedCommit {
  *
  * Why: as one script, Redis copied every value it wrote four times (into
  * the script's arguments, out of the packed bytes, into the command, into
- * the hash), with Lua's allocator and collector in between: a 41 MB commit
- * took 210–430 ms of Redis's CPU that way against 50–60 ms as commands,
- * and Redis does nothing else while a script runs (docs/benchmarks.md, "A
- * commit as commands").
+ * the hash), with Lua's allocator and collector in between: a commit of
+ * 10,000 nodes (41 MB) took 448 ms of Redis' CPU that way against 196 ms
+ * as commands (test/bench/commitWays.ts), and Redis does nothing else
+ * while a script runs (docs/benchmarks.md, "A commit as commands").
  *
  * What the script checked first, the transaction checks by WATCH: the
  * lease and the last commit id are read after WATCH, and EXEC does nothing
@@ -52,7 +52,9 @@ export interface WatchedCommit {
  * commands for the client to track. Whether it took is read after it (the
  * commit id is there or not); one that did not take (the lease renewed
  * meanwhile, or a command refused) is tried again, and after ATTEMPTS the
- * caller runs the commit as the script, whose error then says why.
+ * caller runs the commit as the script, whose error then says why. A
+ * reply where none was due (replies refused by an ACL) ends the
+ * connection's use: from then on commits go as scripts.
  *
  * Standalone Redis only (a Cluster's commits stay scripts). Its commands
  * are never queued while it is down nor sent again after a reconnect: the
@@ -62,16 +64,20 @@ export class CommitConnection {
   readonly #redis: Redis;
   #turn: Promise<unknown> = Promise.resolve();
   readonly #spares = new SpareArenas(1);
+  readonly #logger: ConnectionLogger | undefined;
+  /** Set once a transaction's reply was not the one due: commits then go as scripts. */
+  #unusable = false;
 
-  private constructor(redis: Redis) {
+  private constructor(redis: Redis, logger: ConnectionLogger | undefined) {
     this.#redis = redis;
+    this.#logger = logger;
     // The shared connection reports the same outages; a commit tried while
     // this one is down goes as a script on the shared one.
     redis.on('error', () => {});
   }
 
-  /** A connection beside `client` (undefined for a Cluster). */
-  static beside(client: RedisClient, name: string): CommitConnection | undefined {
+  /** A connection beside `client` (undefined for a Cluster); `logger` hears when it stops being used. */
+  static beside(client: RedisClient, name: string, logger?: ConnectionLogger): CommitConnection | undefined {
     if (client.isCluster) return undefined;
     return new CommitConnection(
       (client as Redis).duplicate({
@@ -81,6 +87,7 @@ export class CommitConnection {
         autoResendUnfulfilledCommands: false,
         maxRetriesPerRequest: 0,
       }),
+      logger,
     );
   }
 
@@ -96,9 +103,9 @@ export class CommitConnection {
     return run;
   }
 
-  /** Whether the connection is up (a commit tried while it is not goes as a script). */
+  /** Whether the connection is up and used (a commit tried while it is not goes as a script). */
   get ready(): boolean {
-    return this.#redis.status === 'ready';
+    return this.#redis.status === 'ready' && !this.#unusable;
   }
 
   async close(): Promise<void> {
@@ -108,7 +115,7 @@ export class CommitConnection {
 
   async #commit(commit: WatchedCommit): Promise<{ readonly mark: string | undefined } | undefined> {
     const redis = this.#redis;
-    if (redis.status !== 'ready') return undefined;
+    if (redis.status !== 'ready' || this.#unusable) return undefined;
     // The framing only: values of VIEW_BYTES and more are sent from the writes' own memory.
     const arena = this.#spares.take() ?? new GrowingArena(256 * 1024);
     arena.reset(256 * 1024);
@@ -130,9 +137,25 @@ export class CommitConnection {
           await redis.unwatch();
           return { mark: mark ?? undefined };
         }
-        await (redis as unknown as { sendCommand(command: Command): Promise<unknown> }).sendCommand(
-          new TransactionCommand(parts),
-        );
+        const reply = await (redis as unknown as { sendCommand(command: Command): Promise<unknown> })
+          .sendCommand(new TransactionCommand(parts))
+          .catch((error: unknown) => {
+            if (error instanceof Error && error.name === 'ReplyError') return error;
+            throw error;
+          });
+        if (reply !== 'OK') {
+          // A reply where none was due (CLIENT REPLY refused, by an ACL say):
+          // later commands would take the transaction's replies for their
+          // own, a lease read among them. The connection is closed, with what
+          // is still on its way, and commits go as scripts from here on.
+          this.#unusable = true;
+          redis.disconnect();
+          this.#logger?.warn(
+            { err: reply },
+            'commits go as scripts: the commit connection could not send a transaction with its replies off',
+          );
+          return undefined;
+        }
         const [after, markAfter] = await redis.mget(commit.commit, commit.applied);
         if (after === commit.commitId) return { mark: markAfter ?? undefined };
       }
@@ -223,9 +246,11 @@ class TransactionCommand extends Command {
  * Values from this size are sent as views of the memory they were encoded
  * in, not copied next to their framing: copying a commit of 10–45 MB into
  * memory of its own was most of what sending it as commands cost the
- * aggregator (page faults included, when that memory was new).
+ * aggregator (page faults included, when that memory was new). Smaller
+ * ones (a node's head, ~550 bytes) are copied: a part of its own costs
+ * the socket's write more than the copy.
  */
-const VIEW_BYTES = 512;
+const VIEW_BYTES = 2048;
 
 const encoder = new TextEncoder();
 
