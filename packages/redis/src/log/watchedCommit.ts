@@ -246,11 +246,10 @@ class TransactionCommand extends Command {
  * Values from this size are sent as views of the memory they were encoded
  * in, not copied next to their framing: copying a commit of 10–45 MB into
  * memory of its own was most of what sending it as commands cost the
- * aggregator (page faults included, when that memory was new). Smaller
- * ones (a node's head, ~550 bytes) are copied: a part of its own costs
- * the socket's write more than the copy.
+ * aggregator (page faults included, when that memory was new). Tried
+ * 2 KB (a node's head, ~550 bytes, copied): even or worse in the drain.
  */
-const VIEW_BYTES = 2048;
+const VIEW_BYTES = 512;
 
 const encoder = new TextEncoder();
 
