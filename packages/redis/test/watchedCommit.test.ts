@@ -76,6 +76,19 @@ const commitOf = (writes: PackedHashWrites, ackIds: string[] = []) => ({
   events: ['{"node_id":"N0","état":"opened"}'],
 });
 
+/** Commits round `round` of the writes to `nodes` hashes, counting 1 applied. */
+const commitRound = (client: Redis, nodes: number, round: number, token: string, through: CommitConnection) =>
+  prepareCommit(
+    client,
+    keys,
+    { ...commitOf(writesTo(nodes, round)), counters: { applied: 1 } },
+    {
+      token,
+      ttlSeconds: 3600,
+      connection: through,
+    },
+  )();
+
 describe('a commit sent as a transaction', () => {
   it('writes every field byte for byte, deletes, renews the TTL and does all the script does', async () => {
     const redis = db.client;
@@ -192,17 +205,7 @@ describe('a commit sent as a transaction', () => {
     await redis.config('RESETSTAT');
     try {
       for (let round = 0; round < 20; round++) {
-        const run = prepareCommit(
-          redis,
-          keys,
-          { ...commitOf(writesTo(200, round)), counters: { applied: 1 } },
-          {
-            token,
-            ttlSeconds: 3600,
-            connection: commits,
-          },
-        );
-        await run();
+        await commitRound(redis, 200, round, token, commits);
       }
     } finally {
       renewing = false;
@@ -235,17 +238,7 @@ describe('a commit sent as a transaction', () => {
     // script then says why, and nothing of the commit is applied.
     await redis.config('SET', 'maxmemory', '1');
     try {
-      const run = prepareCommit(
-        redis,
-        keys,
-        { ...commitOf(writesTo(20, 1)), counters: { applied: 1 } },
-        {
-          token,
-          ttlSeconds: 3600,
-          connection: commits,
-        },
-      );
-      await expect(run()).rejects.toThrow(/OOM/);
+      await expect(commitRound(redis, 20, 1, token, commits)).rejects.toThrow(/OOM/);
     } finally {
       await redis.config('SET', 'maxmemory', '0');
     }
@@ -265,17 +258,7 @@ describe('a commit sent as a transaction', () => {
       }) as CommitConnection;
       for (let i = 0; i < 100 && !connection.ready; i++) await new Promise((r) => setTimeout(r, 10));
       for (let round = 0; round < 3; round++) {
-        const run = prepareCommit(
-          limited,
-          keys,
-          { ...commitOf(writesTo(50, round)), counters: { applied: 1 } },
-          {
-            token,
-            ttlSeconds: 3600,
-            connection,
-          },
-        );
-        await run();
+        await commitRound(limited, 50, round, token, connection);
         await expectWritten(redis, 50, round);
       }
       expect(await redis.hget(shard.aggregateStats, 'applied')).toBe('3');
