@@ -74,7 +74,11 @@ describe('NodeDetector state', () => {
     expect(detector.checkpoint(), 'nothing unsaved').toBeUndefined();
     detector.observe({ node_id: 'N1', timestamp: start + 40 * 900_000, flow_rate: 10, pressure: 4 });
     expect(detector.checkpoint(true), 'handed over, quiet: waits').toBeUndefined();
-    expect(detector.checkpoint(true, true), 'a stop with the time: all of it, scores too').toEqual({
+    const stop = detector.checkpoint(true, true);
+    expect(
+      { state: stop?.state, scores: stop?.scores },
+      'a stop with the time: all of it, scores too',
+    ).toEqual({
       state: detector.state(),
       scores: true,
     });

@@ -72,6 +72,21 @@ export class RecentValues {
     );
   }
 
+  /**
+   * Writes the values, oldest first, then the seconds from each one's time
+   * to `last` (rounded), as doubles from `o` (little-endian), as a
+   * persisted state lays them out; returns the offset after them.
+   */
+  writeWithAges(view: DataView, o: number, last: number): number {
+    for (let i = 0; i < this.#length; i++, o += 8)
+      view.setFloat64(o, this.#slots[this.#at(i)] as number, true);
+    for (let i = 0; i < this.#length; i++, o += 8) {
+      const t = this.#slots[this.#capacity + this.#at(i)] as number;
+      view.setFloat64(o, Math.round((last - t) / 1000), true);
+    }
+    return o;
+  }
+
   /** Σ values and Σ values², oldest first (as a running sum over the window would add them). */
   sums(): { sum: number; squares: number } {
     let sum = 0;

@@ -1,12 +1,10 @@
 import {
   type AnomalyEvent,
-  type ByteArena,
   type Clock,
   type DetectorCheckpoint,
   decodeDetectorState,
   decodeNodeHead,
   decodePanes,
-  encodeDetectorState,
   encodeNodeHead,
   encodePanes,
   fieldMap,
@@ -252,28 +250,15 @@ const NODE_BYTES = 768;
 const DETECTOR_BYTES = 2560;
 const SCORES_BYTES = SCORED.length * (VALUE_SCORE_BYTES + 32);
 
-function writeDetector({ state, scores }: DetectorCheckpoint, writes: PackedHashWrites): void {
-  writes.setEncoded('anom', (arena) => encodeDetector(state, arena));
-  if (!scores) return;
+function writeDetector(checkpoint: DetectorCheckpoint, writes: PackedHashWrites): void {
+  // `[json length u32][json][doubles, little-endian]` (core's NodeDetector.encodeState).
+  writes.setEncoded('anom', (arena) => checkpoint.encode(arena));
+  if (!checkpoint.scores) return;
   for (const m of SCORED) {
-    const score = state.scores[m];
+    const score = checkpoint.scoreBytes(m);
     if (score) writes.set(SCORE_FIELD[m], score);
   }
 }
-
-/** A detector's state as `[json length u32][json][doubles, little-endian]` (core's encodeDetectorState). */
-function encodeDetector(state: PersistedDetectorState, arena: ByteArena): void {
-  const { numbers, json } = encodeDetectorState(state);
-  arena.room(4 + 3 * json.length + numbers.length * 8);
-  const start = arena.used;
-  const { written } = utf8.encodeInto(json, arena.bytes.subarray(start + 4));
-  arena.view.setUint32(start, written, true);
-  const doubles = new Uint8Array(numbers.buffer, numbers.byteOffset, numbers.length * 8);
-  arena.bytes.set(doubles, start + 4 + written);
-  arena.used = start + 4 + written + doubles.length;
-}
-
-const utf8 = new TextEncoder();
 
 function decodeDetector(buffer: Buffer): PersistedDetectorState {
   const length = buffer.readUInt32LE(0);
