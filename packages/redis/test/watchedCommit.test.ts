@@ -76,6 +76,12 @@ const commitOf = (writes: PackedHashWrites, ackIds: string[] = []) => ({
   events: ['{"node_id":"N0","état":"opened"}'],
 });
 
+/** Calls of a command since the last RESETSTAT (INFO commandstats). */
+async function commandCalls(redis: Redis): Promise<(name: string) => number> {
+  const stats = await redis.info('commandstats');
+  return (name) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+}
+
 /** Commits round `round` of the writes to `nodes` hashes, counting 1 applied. */
 const commitRound = (client: Redis, nodes: number, round: number, token: string, through: CommitConnection) =>
   prepareCommit(
@@ -213,13 +219,63 @@ describe('a commit sent as a transaction', () => {
       renewer.disconnect();
     }
     // Some transactions did not take and were sent again (or the commit went as the script).
-    const stats = await redis.info('commandstats');
-    const calls = (name: string) => Number(new RegExp(`cmdstat_${name}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+    const calls = await commandCalls(redis);
     expect(calls('exec') + calls('evalsha') + calls('eval')).toBeGreaterThan(20);
     expect(renewals).toBeGreaterThan(100);
     await expectWritten(redis, 200, 19);
     expect(await redis.hget(shard.aggregateStats, 'applied')).toBe('20');
     expect(await redis.xlen(shard.anomalies.outbox)).toBe(20);
+  });
+
+  it('sends every transaction once when the renewals go between them on its connection, and renews all the while', async () => {
+    const redis = db.client;
+    const token = await holdLease();
+    const commits = await commitConnection();
+    const leases = new ShardLeases(commits.client, { token: 'replica-a', leaseMs: 60_000 });
+    let renewing = true;
+    let renewals = 0;
+    const renew = (async () => {
+      while (renewing) {
+        expect(await commits.between(() => leases.renew(shard, token), 10_000)).toBe(true);
+        renewals++;
+      }
+    })();
+    await redis.config('RESETSTAT');
+    try {
+      for (let round = 0; round < 20; round++) await commitRound(redis, 300, round, token, commits);
+    } finally {
+      renewing = false;
+      await renew;
+    }
+    // One transaction a commit: none aborted, so none sent again (nor, after three, as the script).
+    expect((await commandCalls(redis))('exec')).toBe(20);
+    expect(renewals).toBeGreaterThanOrEqual(20);
+    await expectWritten(redis, 300, 19);
+    expect(await redis.hget(shard.aggregateStats, 'applied')).toBe('20');
+  });
+
+  it('leaves to the caller what cannot run between transactions in time, and never runs it late', async () => {
+    const redis = db.client;
+    const token = await holdLease();
+    const commits = await commitConnection();
+    // Redis takes no write for 400 ms: the transaction sent now waits that long.
+    const admin = new Redis(db.url);
+    await admin.client('PAUSE', 400, 'WRITE');
+    admin.disconnect();
+    const committed = commitRound(redis, 50, 0, token, commits);
+    await new Promise((r) => setTimeout(r, 20));
+    let ran = false;
+    const work = async () => {
+      ran = true;
+      return 'done';
+    };
+    expect(await commits.between(work, 50)).toBeUndefined();
+    await committed;
+    await commitRound(redis, 50, 1, token, commits);
+    expect(ran).toBe(false);
+    await expectWritten(redis, 50, 1);
+    // Once nothing is ahead, it runs.
+    expect(await commits.between(work, 50)).toBe('done');
   });
 
   it('works after Redis forgot its scripts (a restart), and says why when Redis refuses it', async () => {

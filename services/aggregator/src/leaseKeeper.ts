@@ -1,5 +1,5 @@
 import { assignShards, type ShardKeys } from '@streamgauge/core';
-import type { ShardLeases } from '@streamgauge/redis';
+import type { CommitConnection, ShardLeases } from '@streamgauge/redis';
 import type { Logger } from 'pino';
 import { Subject } from 'rxjs';
 
@@ -10,6 +10,28 @@ export type Ownership =
   | { readonly kind: 'release'; readonly shard: ShardKeys }
   /** The lease is gone (expired, or taken): drop the shard at once. */
   | { readonly kind: 'lost'; readonly shard: ShardKeys };
+
+/**
+ * Renews held leases (shard, token) somewhere other than the keeper's own
+ * connection, resolving to whether each is still held, or undefined when
+ * it could not (the keeper then renews them itself): the aggregator renews
+ * on its commit connection, between two transactions (CommitConnection.between).
+ */
+export type Renewals = (held: readonly (readonly [ShardKeys, string])[]) => Promise<boolean[] | undefined>;
+
+/**
+ * Renewals on `commits`' connection between two of its transactions, with
+ * `leases` bound to that connection; waiting at most a third of the lease
+ * for the transactions ahead, so a lease is still renewed at least every
+ * two thirds of its time.
+ */
+export function renewalsBetween(commits: CommitConnection, leases: ShardLeases): Renewals {
+  return (held) =>
+    commits.between(
+      () => Promise.all(held.map(([shard, token]) => leases.renew(shard, token))),
+      leases.leaseMs / 3,
+    );
+}
 
 /**
  * Keeps this replica's share of the shards. Every `leaseMs / 3` it renews
@@ -29,11 +51,19 @@ export class LeaseKeeper {
   #timer: NodeJS.Timeout | undefined;
   #beat: Promise<void> = Promise.resolve();
   #stopped = false;
+  readonly #renewals: Renewals | undefined;
 
-  constructor(leases: ShardLeases, shards: readonly ShardKeys[], logger: Logger) {
+  /** `renewals`: where the held leases are renewed first (see Renewals); else, or when that fails, on `leases`. */
+  constructor(
+    leases: ShardLeases,
+    shards: readonly ShardKeys[],
+    logger: Logger,
+    options: { readonly renewals?: Renewals } = {},
+  ) {
     this.#leases = leases;
     this.#shards = shards;
     this.#logger = logger;
+    this.#renewals = options.renewals;
   }
 
   readonly events$ = this.#events.asObservable();
@@ -88,7 +118,9 @@ export class LeaseKeeper {
       assignShards(members, this.#leases.token, this.#shards.length).map((i) => this.#shards[i] as ShardKeys),
     );
     const held = [...this.#held];
-    const renewed = await Promise.all(held.map(([shard, token]) => this.#leases.renew(shard, token)));
+    const renewed =
+      (held.length > 0 ? await this.#renewals?.(held).catch(() => undefined) : []) ??
+      (await Promise.all(held.map(([shard, token]) => this.#leases.renew(shard, token))));
     if (this.#stopped) return;
     held.forEach(([shard], i) => {
       if (!renewed[i]) {

@@ -19,7 +19,7 @@ import type { Logger } from 'pino';
 import { filter, firstValueFrom, fromEvent, type Observable, skip } from 'rxjs';
 import { Aggregator } from './aggregator.ts';
 import { AnomalyPublisher, pubsubTarget, redisTarget } from './anomalyPublisher.ts';
-import { LeaseKeeper } from './leaseKeeper.ts';
+import { LeaseKeeper, renewalsBetween } from './leaseKeeper.ts';
 import { type Processed, runPipeline } from './pipeline.ts';
 import { paneBoundaries } from './ticks.ts';
 
@@ -107,7 +107,18 @@ export async function startAggregator(
   // lease connection of its own, a 100,000-node drain lost its lease over
   // and over (docs/benchmarks.md, "Throughput: the second part of issue 16").
   const leases = new ShardLeases(redis, { token, leaseMs: settings.leaseMs });
-  const keeper = new LeaseKeeper(leases, allShardKeys(config.stream.shards), log);
+  // Renewed first between two commit transactions, on their connection: a
+  // renewal landing while a transaction is on its way (it WATCHes the lease)
+  // aborts it. When that fails (BUSY, the connection down, the transactions
+  // ahead too long), on the shared connection, as above.
+  const keeper = new LeaseKeeper(leases, allShardKeys(config.stream.shards), log, {
+    ...(commits && {
+      renewals: renewalsBetween(
+        commits,
+        new ShardLeases(commits.client, { token, leaseMs: settings.leaseMs }),
+      ),
+    }),
+  });
   const offers = new ReconcileOffers(redis);
   const writers = {
     latest: new ReadModelWriter(redis, config.cacheTtlSeconds),
