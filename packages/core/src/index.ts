@@ -23,6 +23,7 @@ export {
   checkpointPhase,
   DEFAULT_ANOMALY_SETTINGS,
   decodeDetectorState,
+  decodeEncodedState,
   encodeDetectorState,
   NodeDetector,
   runDetectors,

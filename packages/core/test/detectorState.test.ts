@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_ANOMALY_SETTINGS,
-  decodeDetectorState,
+  decodeEncodedState,
   encodeDetectorState,
   GrowingArena,
   NodeDetector,
@@ -31,11 +31,7 @@ describe('NodeDetector.encodeState', () => {
       const direct = Buffer.from(arena.bytes.subarray(0, arena.used));
       expect(direct.equals(throughRecords(state)), `step ${compared}`).toBe(true);
       // And it loads back to the same state.
-      const json = direct.readUInt32LE(0);
-      const numbers = new Float64Array(
-        direct.buffer.slice(direct.byteOffset + 4 + json, direct.byteOffset + direct.length),
-      );
-      expect(decodeDetectorState(numbers, direct.toString('utf8', 4, 4 + json))).toEqual({
+      expect(decodeEncodedState(direct)).toEqual({
         ...state,
         scores: {},
       });

@@ -826,6 +826,19 @@ export function encodeDetectorState(state: PersistedDetectorState): { numbers: F
   return { numbers: at === numbers.length ? numbers : numbers.subarray(0, at), json };
 }
 
+/**
+ * A state as NodeDetector.encodeState lays it out (`[json length u32][json]
+ * [numbers, f64 little-endian]`), read back.
+ */
+export function decodeEncodedState(bytes: Uint8Array): PersistedDetectorState {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const start = 4 + view.getUint32(0, true);
+  // Copied as bytes, not number by number: NaN's bits and all, into aligned memory.
+  const numbers = new Uint8Array(bytes.length - start);
+  numbers.set(bytes.subarray(start));
+  return decodeDetectorState(new Float64Array(numbers.buffer), fromUtf8.decode(bytes.subarray(4, start)));
+}
+
 /** How many numbers a persisted state holds: its head, the windows' values and ages, the hours, the nights. */
 function stateNumbers(windowValues: number, hourNumbers: number, nights: number): number {
   return 6 + 2 + 2 * windowValues + 1 + hourNumbers + 1 + nights;
@@ -850,6 +863,7 @@ function putDouble(view: DataView, o: number, x: number): number {
 }
 
 const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
 
 export function decodeDetectorState(numbers: Float64Array, json: string): PersistedDetectorState {
   let at = 0;

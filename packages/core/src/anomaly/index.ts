@@ -1,5 +1,11 @@
 export type { DetectorCheckpoint, DetectorState, Observation, PersistedDetectorState } from './detector.ts';
-export { checkpointPhase, decodeDetectorState, encodeDetectorState, NodeDetector } from './detector.ts';
+export {
+  checkpointPhase,
+  decodeDetectorState,
+  decodeEncodedState,
+  encodeDetectorState,
+  NodeDetector,
+} from './detector.ts';
 export { AnomalyLifecycle } from './lifecycle.ts';
 export type { DetectionRun, ScoredReading } from './offline.ts';
 export { runDetectors, scoreSeries } from './offline.ts';

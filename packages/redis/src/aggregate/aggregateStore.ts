@@ -2,7 +2,7 @@ import {
   type AnomalyEvent,
   type Clock,
   type DetectorCheckpoint,
-  decodeDetectorState,
+  decodeEncodedState,
   decodeNodeHead,
   decodePanes,
   encodeNodeHead,
@@ -260,15 +260,6 @@ function writeDetector(checkpoint: DetectorCheckpoint, writes: PackedHashWrites)
   }
 }
 
-function decodeDetector(buffer: Buffer): PersistedDetectorState {
-  const length = buffer.readUInt32LE(0);
-  const start = 4 + length;
-  // Copied as bytes, not number by number: the scores' state in it is not doubles.
-  const bytes = new Uint8Array(buffer.length - start);
-  bytes.set(buffer.subarray(start));
-  return decodeDetectorState(new Float64Array(bytes.buffer), buffer.toString('utf8', 4, start));
-}
-
 /**
  * The hash fields of a node's changed state; clears its change marks. Per
  * ring, the newest panes of every ring go with the latest values and the
@@ -360,7 +351,7 @@ export function decodeNode(
     if (field === HEAD_FIELD) {
       head = value;
     } else if (field === 'anom') {
-      detector = decodeDetector(value);
+      detector = decodeEncodedState(value);
     } else if (field === SCORE_FIELD.flow_rate || field === SCORE_FIELD.pressure) {
       scores[field === SCORE_FIELD.flow_rate ? 'flow_rate' : 'pressure'] = Uint8Array.from(value);
     } else if (field === 'latest') {
