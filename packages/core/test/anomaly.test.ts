@@ -3,8 +3,11 @@ import {
   AnomalyLifecycle,
   checkpointPhase,
   DEFAULT_ANOMALY_SETTINGS,
+  type DetectorCheckpoint,
   decodeDetectorState,
+  decodeEncodedState,
   encodeDetectorState,
+  GrowingArena,
   NodeDetector,
   VALUE_SCORE_BYTES,
 } from '../src/index.ts';
@@ -83,20 +86,54 @@ describe('NodeDetector state', () => {
       scores: true,
     });
     expect(detector.checkpoint(true, true), 'then nothing is left').toBeUndefined();
-    // Below the 1.5 bar minimum: pending, then open; due with every commit.
-    for (let i = 41; i < 44; i++) {
-      detector.observe({ node_id: 'N1', timestamp: start + i * 900_000, flow_rate: 10, pressure: 1 });
-      expect(detector.checkpoint()?.state).toEqual(detector.state());
+    // Below the 1.5 bar minimum: pending, then open. Its lifecycle is due
+    // with every commit, apart from the learning (due at its checkpoint).
+    const lifecycle = (checkpoint: DetectorCheckpoint | undefined) => {
+      if (checkpoint?.part !== 'lifecycle') return undefined;
+      const arena = new GrowingArena(64);
+      checkpoint.encodeLifecycle(arena);
+      return arena.bytes.slice(0, arena.used);
+    };
+    // The whole state as persisted last (encoded when handed out: a checkpoint reads the detector as it is).
+    const whole = (checkpoint: DetectorCheckpoint) => {
+      const arena = new GrowingArena(64);
+      checkpoint.encode(arena);
+      return arena.bytes.slice(0, arena.used);
+    };
+    let persisted = whole(stop as DetectorCheckpoint);
+    const parts: string[] = [];
+    for (let i = 41; i < 61; i++) {
+      const pressure = 1 + (i % 3) / 100;
+      detector.observe({ node_id: 'N1', timestamp: start + i * 900_000, flow_rate: 10 + (i % 3), pressure });
+      const checkpoint = detector.checkpoint();
+      parts.push(checkpoint?.part ?? 'none');
+      if (checkpoint?.part === 'state') {
+        expect(checkpoint.replacesLifecycle, 'a lifecycle went apart before it').toBe(
+          parts.includes('lifecycle'),
+        );
+        persisted = whole(checkpoint);
+        continue;
+      }
+      // What a load finds: the learning of the last whole state, this lifecycle.
+      const loaded = decodeEncodedState(persisted, lifecycle(checkpoint));
+      expect(loaded?.open).toEqual(detector.open);
+      expect(loaded?.pending).toEqual(detector.state().pending);
+      expect(loaded?.last, 'the learning waits').toBeLessThan(start + i * 900_000);
     }
     expect(detector.open.map((a) => a.type)).toEqual(['low_pressure']);
-    // The first commit after it closed persists that it did.
+    // Every commit while open; the whole state once per 10 readings only.
+    expect(parts.filter((p) => p === 'none')).toEqual([]);
+    expect(parts.filter((p) => p === 'state')).toHaveLength(2);
+    // The first commit after it closed persists that it did, and no more after that.
     let closed = false;
-    for (let i = 44; i < 200 && !closed; i++) {
+    for (let i = 61; i < 200 && !closed; i++) {
       detector.observe({ node_id: 'N1', timestamp: start + i * 900_000, flow_rate: 10, pressure: 4 });
-      const state = detector.checkpoint();
+      const checkpoint = detector.checkpoint();
       if (detector.open.length === 0) {
         closed = true;
-        expect(state?.state.open).toEqual([]);
+        expect(checkpoint?.state.open).toEqual([]);
+        detector.observe({ node_id: 'N1', timestamp: start + (i + 1) * 900_000, flow_rate: 10, pressure: 4 });
+        expect(detector.checkpoint()?.part).not.toBe('lifecycle');
       }
     }
     expect(closed).toBe(true);

@@ -1,4 +1,12 @@
-import { encodePanes, ManualClock, NodeWindows, type PaneRing, shardKeys } from '@streamgauge/core';
+import {
+  DEFAULT_ANOMALY_SETTINGS,
+  encodePanes,
+  ManualClock,
+  NodeDetector,
+  NodeWindows,
+  type PaneRing,
+  shardKeys,
+} from '@streamgauge/core';
 import { RedisServer, useRedis } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -276,6 +284,66 @@ describe('commits of many nodes (packed state of megabytes, framed as it is)', (
         expect(seen(loaded.get(n.nodeId)?.windows as NodeWindows, later)).toEqual(seen(n, later));
     });
   });
+});
+
+describe('a detector’s lifecycle, persisted apart while an anomaly is open', () => {
+  it.each([
+    ['a script call', false],
+    ['a transaction', true],
+  ])(
+    'loads with the learning of its last whole state; the next whole state deletes it (sent as %s)',
+    async (_, asTransaction) => {
+      const connection = asTransaction ? await commitConnectionBeside(db.client) : undefined;
+      try {
+        const store = new AggregateStore(db.client, shard, {
+          ttlSeconds: 3600,
+          token: (await new ShardLeases(db.client, { token: 'r', leaseMs: 60_000 }).acquire(shard)) as string,
+          ...(connection && { connection }),
+        });
+        const key = shard.aggregateNode('n1');
+        const windows = node('n1');
+        const detector = new NodeDetector('n1', { ...DEFAULT_ANOMALY_SETTINGS, checkpointReadings: 10 });
+        /** The reading time of the last whole state committed. */
+        let learntUpTo: number | undefined;
+        const parts: string[] = [];
+        const commitAt = async (i: number, pressure: number) => {
+          const t = now - 3_600_000 + i * 60_000;
+          detector.observe({ node_id: 'n1', timestamp: t, flow_rate: 5 + (i % 3), pressure });
+          const checkpoint = detector.checkpoint();
+          if (checkpoint === undefined) return;
+          parts.push(checkpoint.part);
+          if (checkpoint.part === 'state') learntUpTo = t;
+          await store.prepare({
+            ...commitOf([windows], []),
+            deadLetters: [],
+            detectors: new Map([['n1', checkpoint]]),
+          })();
+        };
+        const loaded = async () => (await store.load(360_000)).get('n1')?.detector;
+        // Learning, then below the 1.5 bar minimum: pending, open.
+        let i = 0;
+        for (; i < 12; i++) await commitAt(i, 4 + (i % 2) / 10);
+        for (; !parts.includes('lifecycle') || detector.open.length === 0; i++)
+          await commitAt(i, 1 + (i % 3) / 100);
+        expect(await db.client.hexists(key, 'anom:life')).toBe(1);
+        const apart = await loaded();
+        expect(apart?.open).toEqual(detector.open);
+        expect(apart?.lifecycleApart).toBe(true);
+        expect(apart?.last, 'the learning of the last whole state').toBe(learntUpTo);
+        expect(learntUpTo).toBeLessThan(now - 3_600_000 + (i - 1) * 60_000);
+        // Still open at the next whole state: it holds the lifecycle, the part apart is gone.
+        while (parts.at(-1) !== 'state') await commitAt(i++, 1 + (i % 3) / 100);
+        expect(await db.client.hexists(key, 'anom:life')).toBe(0);
+        const whole = await loaded();
+        expect(whole?.open).toEqual(detector.open);
+        expect(whole?.open).toHaveLength(1);
+        expect(whole?.lifecycleApart).toBeUndefined();
+        expect(whole?.last).toBe(learntUpTo);
+      } finally {
+        await connection?.close();
+      }
+    },
+  );
 });
 
 describe('state persisted in format 1 (23-double panes, field p<ring>.<slot>)', () => {

@@ -16,16 +16,27 @@ const BASELINE_NIGHTS = 14;
 type Measured = 'flow_rate' | 'pressure';
 
 /**
- * A detector's state to persist now, and whether with its scores
- * (`NodeDetector.checkpoint`). It reads the detector as it is: encode it
- * before the detector observes or ticks again.
+ * A detector's state to persist now (`NodeDetector.checkpoint`). It reads
+ * the detector as it is: encode it before the detector observes or ticks
+ * again.
+ *
+ * `part`: `'state'`, the whole state (`encode`), and the scores with it
+ * when `scores`; `'lifecycle'`, only what decides the anomalies' events
+ * (`encodeLifecycle`: node type, runs, anomalies open and pending), the
+ * state's JSON part, persisted apart and newer than the state's own; the
+ * learning (windows, baselines, scores) waits for its checkpoint.
  */
 export interface DetectorCheckpoint {
+  readonly part: 'state' | 'lifecycle';
   readonly scores: boolean;
+  /** A whole state that replaces a lifecycle persisted apart before it: delete that. */
+  readonly replacesLifecycle: boolean;
   /** The state as records (made when asked). */
   readonly state: PersistedDetectorState;
   /** Writes the state as persisted into `arena` (NodeDetector.encodeState). */
   encode(arena: ByteArena): void;
+  /** Writes the lifecycle part as persisted apart into `arena` (NodeDetector.encodeLifecycle). */
+  encodeLifecycle(arena: ByteArena): void;
   /** A measurement's score state, as persisted (undefined before any). */
   scoreBytes(m: Measured): Uint8Array | undefined;
 }
@@ -36,6 +47,11 @@ export type PersistedDetectorState = DetectorState & {
   window: { flow_rate: number[]; pressure: number[] };
   /** Per window value, seconds before the last reading. */
   windowAge: { flow_rate: number[]; pressure: number[] };
+  /**
+   * The lifecycle part was loaded from where it is persisted apart
+   * (decodeEncodedState), so the next whole state replaces it.
+   */
+  lifecycleApart?: true;
 };
 
 function restoreWindows(
@@ -212,8 +228,12 @@ export class NodeDetector {
    */
   #unsavedAhead: number;
   #unscoredAhead: number;
-  /** Whether the state last handed out had an anomaly open or pending. */
+  /** Whether the lifecycle last handed out had an anomaly open or pending. */
   #savedActive = false;
+  /** Changes to the lifecycle part (readings observed, clock events) since it was last handed out. */
+  #lifecycleUnsaved = false;
+  /** Whether the lifecycle persisted last went apart from the state (newer than the state's own). */
+  #lifecycleApart: boolean;
   /** Thresholds for the node's current type, resolved once per type. */
   #bounds: { nodeType: string | undefined; flow_rate?: Bounds; pressure?: Bounds } | undefined;
 
@@ -233,6 +253,7 @@ export class NodeDetector {
     this.#idle = this.#lifecycle.idle;
     this.#unsavedAhead = checkpointPhase(nodeId, settings.checkpointReadings);
     this.#unscoredAhead = this.#unsavedAhead;
+    this.#lifecycleApart = persisted?.lifecycleApart === true;
   }
 
   get open(): AnomalyRecord[] {
@@ -326,6 +347,17 @@ export class NodeDetector {
     arena.used = o;
   }
 
+  /**
+   * The lifecycle part as persisted apart (the UTF-8 JSON of encodeState's
+   * JSON part): what decides the anomalies' events, due with every commit
+   * that changed it while one is open or pending (see checkpoint).
+   */
+  encodeLifecycle(arena: ByteArena): void {
+    const json = stateJson(this.#nodeType, this.#runs(), this.open, [...this.#lifecycle.pending.values()]);
+    arena.room(3 * json.length);
+    arena.used += utf8.encodeInto(json, arena.bytes.subarray(arena.used)).written;
+  }
+
   /** A measurement's score state, as persisted (undefined before any). */
   scoreBytes(m: Measured): Uint8Array | undefined {
     return m === 'flow_rate'
@@ -346,33 +378,45 @@ export class NodeDetector {
   }
 
   /** What `checkpoint` hands out: this detector, as it is until it next changes. */
-  #checkpointOf(scores: boolean): DetectorCheckpoint {
+  #checkpointOf(part: DetectorCheckpoint['part'], scores: boolean): DetectorCheckpoint {
     const detector = this;
+    const replacesLifecycle = part === 'state' && this.#lifecycleApart;
+    this.#lifecycleUnsaved = false;
+    this.#lifecycleApart = part === 'lifecycle';
     return {
+      part,
       scores,
+      replacesLifecycle,
       get state() {
         return detector.state();
       },
       encode: (arena) => detector.encodeState(arena),
+      encodeLifecycle: (arena) => detector.encodeLifecycle(arena),
       scoreBytes: (m) => detector.scoreBytes(m),
     };
   }
 
   /**
-   * The state to persist with this commit, or undefined when it can wait.
+   * What to persist with this commit, or undefined when it can wait.
    *
-   * It is due with every commit while an anomaly is open or pending, and
-   * with the first after the last one closed, so the anomalies' lifecycle is
-   * always persisted as it is: across a crash an event is never produced
-   * twice or lost. Otherwise it is due once per `checkpointReadings`
-   * readings: persisting it with every batch was most of the aggregator's
-   * Redis time at 10,000 nodes. The scores (8 KB of a node's ~10) go with
-   * it once per `checkpointReadings` readings only, open anomaly or not. A
-   * crash or a restart costs a node at most that many readings of learning
-   * (its windows of recent values, baselines and scores; the metrics are
-   * exact regardless). `handOver` (a graceful stop or hand-over): a node
-   * with an anomaly open or pending hands out everything unsaved, scores
-   * included, so a restart in the middle of an anomaly changes nothing.
+   * The lifecycle part (`part: 'lifecycle'`: the anomalies open and
+   * pending, the runs, the node type; a few hundred bytes) is due with
+   * every commit that changed it while an anomaly is open or pending, and
+   * with the first after the last one closed, so the lifecycle is always
+   * persisted as it is: across a crash an event is never produced twice or
+   * lost. The whole state (`'state'`, ~2.4 KB) is due once per
+   * `checkpointReadings` readings, anomaly or not: it went with every
+   * commit while an anomaly was open, and after an outage every node
+   * catching up had one (`offline`) for half an hour of its readings: a
+   * third of the catch-up's commits' bytes (docs/benchmarks.md, "The
+   * lifecycle apart"). Persisting it with every batch was most of the
+   * aggregator's Redis time at 10,000 nodes. The scores (8 KB of a node's
+   * ~10) go with it once per `checkpointReadings` readings. A crash or a
+   * restart costs a node at most that many readings of learning (its
+   * windows of recent values, baselines and scores; the metrics are exact
+   * regardless). `handOver` (a graceful stop or hand-over): a node with an
+   * anomaly open or pending hands out everything unsaved, scores included,
+   * so a restart in the middle of an anomaly changes nothing.
    * `everything`: any node hands out all it has unsaved, for a graceful
    * stop that has the time (a quiet node's lost learning changes what it
    * detects next: a baseline five hours old took a morning rise for a
@@ -388,13 +432,17 @@ export class NodeDetector {
       this.#unsavedAhead = 0;
       this.#unscoredAhead = 0;
       this.#savedActive = active;
-      return this.#checkpointOf(scores);
+      return this.#checkpointOf('state', scores);
     }
     const force = handOver && active;
     if (this.#unsaved === 0 && !(force && this.#unscored > 0)) return undefined;
     const every = this.#settings.checkpointReadings;
-    if (!(active || this.#savedActive || this.#unsaved + this.#unsavedAhead >= every)) return undefined;
     const scores = (force && this.#unscored > 0) || this.#unscored + this.#unscoredAhead >= every;
+    if (!(force || scores || this.#unsaved + this.#unsavedAhead >= every)) {
+      if (!(this.#lifecycleUnsaved && (active || this.#savedActive))) return undefined;
+      this.#savedActive = active;
+      return this.#checkpointOf('lifecycle', false);
+    }
     this.#unsaved = 0;
     this.#unsavedAhead = 0;
     if (scores) {
@@ -402,7 +450,7 @@ export class NodeDetector {
       this.#unscoredAhead = 0;
     }
     this.#savedActive = active;
-    return this.#checkpointOf(scores);
+    return this.#checkpointOf('state', scores);
   }
 
   observe(reading: Reading): Observation {
@@ -424,6 +472,7 @@ export class NodeDetector {
     n[LAST] = t;
     this.#unsaved++;
     this.#unscored++;
+    this.#lifecycleUnsaved = true;
     let score = 0;
     const flow = reading.flow_rate;
     if (flow !== undefined) {
@@ -494,7 +543,10 @@ export class NodeDetector {
       ...this.#lifecycle.expire(now),
     ];
     this.#idle = this.#lifecycle.idle;
-    if (events.length > 0) this.#unsaved++;
+    if (events.length > 0) {
+      this.#unsaved++;
+      this.#lifecycleUnsaved = true;
+    }
     return events;
   }
 
@@ -827,16 +879,30 @@ export function encodeDetectorState(state: PersistedDetectorState): { numbers: F
 }
 
 /**
- * A state as NodeDetector.encodeState lays it out (`[json length u32][json]
- * [numbers, f64 little-endian]`), read back.
+ * A state as persisted, read back: `state` as NodeDetector.encodeState
+ * lays it out (`[json length u32][json][numbers, f64 little-endian]`), and
+ * `lifecycle`, its JSON part persisted apart since (encodeLifecycle),
+ * which wins over the state's own. Either may be missing: a node whose
+ * first checkpoint was its lifecycle's starts its learning afresh.
  */
-export function decodeEncodedState(bytes: Uint8Array): PersistedDetectorState {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const start = 4 + view.getUint32(0, true);
-  // Copied as bytes, not number by number: NaN's bits and all, into aligned memory.
-  const numbers = new Uint8Array(bytes.length - start);
-  numbers.set(bytes.subarray(start));
-  return decodeDetectorState(new Float64Array(numbers.buffer), fromUtf8.decode(bytes.subarray(4, start)));
+export function decodeEncodedState(
+  state: Uint8Array | undefined,
+  lifecycle?: Uint8Array,
+): PersistedDetectorState | undefined {
+  if (state === undefined && lifecycle === undefined) return undefined;
+  let numbers = NO_LEARNING;
+  let json = '';
+  if (state !== undefined) {
+    const view = new DataView(state.buffer, state.byteOffset, state.byteLength);
+    const start = 4 + view.getUint32(0, true);
+    // Copied as bytes, not number by number: NaN's bits and all, into aligned memory.
+    const copy = new Uint8Array(state.length - start);
+    copy.set(state.subarray(start));
+    numbers = new Float64Array(copy.buffer);
+    json = fromUtf8.decode(state.subarray(4, start));
+  }
+  if (lifecycle === undefined) return decodeDetectorState(numbers, json);
+  return { ...decodeDetectorState(numbers, fromUtf8.decode(lifecycle)), lifecycleApart: true };
 }
 
 /** How many numbers a persisted state holds: its head, the windows' values and ages, the hours, the nights. */
@@ -846,6 +912,20 @@ function stateNumbers(windowValues: number, hourNumbers: number, nights: number)
 
 /** The persisted state's version (see encodeDetectorState). */
 const STATE_VERSION = 3;
+
+/** The numbers of a state that has learnt nothing yet (encodeDetectorState's layout). */
+const NO_LEARNING = Float64Array.of(
+  STATE_VERSION,
+  Number.NaN,
+  Number.NaN,
+  0,
+  Number.NaN,
+  Number.NaN,
+  0,
+  0,
+  0,
+  0,
+);
 
 /** The persisted state's JSON part. */
 function stateJson(

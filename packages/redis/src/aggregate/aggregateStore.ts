@@ -219,8 +219,9 @@ function nodeWrites(
   // Sized for a head and a few panes a node, and each detector's state (and
   // scores) as due: growing is a copy of everything so far.
   let expected = changed.length * NODE_BYTES;
-  for (const { scores } of detectors.values())
-    expected += scores ? DETECTOR_BYTES + SCORES_BYTES : DETECTOR_BYTES;
+  for (const { part, scores } of detectors.values())
+    expected +=
+      part === 'lifecycle' ? LIFECYCLE_BYTES : scores ? DETECTOR_BYTES + SCORES_BYTES : DETECTOR_BYTES;
   const writes = new PackedHashWrites(expected, { arena });
   const written = new Set<string>();
   for (const node of changed) {
@@ -243,16 +244,22 @@ const SCORED = ['flow_rate', 'pressure'] as const;
 
 /**
  * About what a node's changed fields take (a head is ~550 bytes), a
- * detector's state (~2.3 KB) and its scores (two series' ValueScore and
- * their fields' framing).
+ * detector's state (~2.3 KB), its lifecycle part alone and its scores (two
+ * series' ValueScore and their fields' framing).
  */
 const NODE_BYTES = 768;
 const DETECTOR_BYTES = 2560;
+const LIFECYCLE_BYTES = 512;
 const SCORES_BYTES = SCORED.length * (VALUE_SCORE_BYTES + 32);
 
 function writeDetector(checkpoint: DetectorCheckpoint, writes: PackedHashWrites): void {
+  if (checkpoint.part === 'lifecycle') {
+    writes.setEncoded(LIFECYCLE_FIELD, (arena) => checkpoint.encodeLifecycle(arena));
+    return;
+  }
   // `[json length u32][json][doubles, little-endian]` (core's NodeDetector.encodeState).
-  writes.setEncoded('anom', (arena) => checkpoint.encode(arena));
+  writes.setEncoded(STATE_FIELD, (arena) => checkpoint.encode(arena));
+  if (checkpoint.replacesLifecycle) writes.delete(LIFECYCLE_FIELD);
   if (!checkpoint.scores) return;
   for (const m of SCORED) {
     const score = checkpoint.scoreBytes(m);
@@ -319,6 +326,12 @@ const HEAD_FIELD = 'h';
  */
 const RECENT_PANES = 12;
 
+/**
+ * A detector's state, and its lifecycle part when persisted apart since
+ * (newer than the state's own; NodeDetector.checkpoint).
+ */
+const STATE_FIELD = 'anom';
+const LIFECYCLE_FIELD = 'anom:life';
 /** A measurement's score state: its bytes, in a field of its own. */
 const SCORE_FIELD = { flow_rate: 'score:flow_rate', pressure: 'score:pressure' } as const;
 
@@ -339,7 +352,8 @@ export function decodeNode(
   const fields = Object.entries(hash);
   if (fields.length === 0) return undefined;
   const node = new NodeWindows(nodeId, aheadMs);
-  let detector: PersistedDetectorState | undefined;
+  let state: Buffer | undefined;
+  let lifecycle: Buffer | undefined;
   let head: Buffer | undefined;
   const legacy: [string, Buffer][] = [];
   const recent: [string, Buffer][] = [];
@@ -350,8 +364,10 @@ export function decodeNode(
   for (const [field, value] of fields) {
     if (field === HEAD_FIELD) {
       head = value;
-    } else if (field === 'anom') {
-      detector = decodeEncodedState(value);
+    } else if (field === STATE_FIELD) {
+      state = value;
+    } else if (field === LIFECYCLE_FIELD) {
+      lifecycle = value;
     } else if (field === SCORE_FIELD.flow_rate || field === SCORE_FIELD.pressure) {
       scores[field === SCORE_FIELD.flow_rate ? 'flow_rate' : 'pressure'] = Uint8Array.from(value);
     } else if (field === 'latest') {
@@ -394,6 +410,7 @@ export function decodeNode(
   if (head !== undefined) decodeNodeHead(node, head);
   if (legacy.length > 0) migrateLegacyPanes(node, legacy);
   if (earlier.length > 0) retired.set(node, earlier);
+  const detector = decodeEncodedState(state, lifecycle);
   if (detector === undefined) return { windows: node };
   // Scores persisted apart win over any inline ones of an earlier format.
   return { windows: node, detector: { ...detector, scores: { ...detector.scores, ...scores } } };
