@@ -270,6 +270,8 @@ function readAnomalies(read: Reader, env: Env): AnomalyConfig {
         max: 1,
       }),
       alarmScore: read.number('ANOMALY_ALARM_SCORE', d.alarmScore, { min: 0, max: 1 }),
+      checkpointMs:
+        read.number('ANOMALY_CHECKPOINT_SECONDS', d.checkpointMs / 1000, { min: 0, max: 3600 }) * 1000,
     },
     ...(topic && { topic }),
   };

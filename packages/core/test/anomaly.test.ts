@@ -140,6 +140,52 @@ describe('NodeDetector state', () => {
   });
 });
 
+describe('NodeDetector checkpoints in time', () => {
+  it('hands its learning out at most once per checkpointMs of the caller’s time, its lifecycle every time', () => {
+    const settings = { ...DEFAULT_ANOMALY_SETTINGS, checkpointReadings: 10, checkpointMs: 60_000 };
+    /** Readings `every` ms apart (event time 15 min apart), `now` moving with them: where the state and the scores were due. */
+    const run = (every: number, readings: number, pressure = (i: number) => 4 + (i % 4) / 100) => {
+      const detector = new NodeDetector('N1', settings);
+      const due: { i: number; part: string; scores: boolean }[] = [];
+      for (let i = 0; i < readings; i++) {
+        detector.observe({
+          node_id: 'N1',
+          timestamp: start + i * 900_000,
+          flow_rate: 10 + (i % 3),
+          pressure: pressure(i),
+        });
+        const checkpoint = detector.checkpoint(false, false, 1_000_000 + i * every);
+        if (checkpoint) due.push({ i, part: checkpoint.part, scores: checkpoint.scores });
+      }
+      return { detector, due };
+    };
+    const first = 9 - checkpointPhase('N1', 10);
+    // Read a minute apart: every 10 readings, as with no time at all.
+    expect(run(60_000, 40).due).toEqual(
+      [first, first + 10, first + 20, first + 30].map((i) => ({ i, part: 'state', scores: true })),
+    );
+    // Read a second apart (catching up): the first when due, then once a minute.
+    expect(run(1_000, 200).due.map(({ i }) => i)).toEqual([first, first + 60, first + 120, first + 180]);
+    // Caught up in 5 s per reading: the first 10 after a minute since the last.
+    expect(run(5_000, 60).due.map(({ i }) => i)).toEqual([
+      first,
+      first + 12,
+      first + 24,
+      first + 36,
+      first + 48,
+    ]);
+    // An anomaly open meanwhile: its lifecycle with every reading, its learning still once a minute.
+    const { detector, due } = run(1_000, 120, (i) => (i >= 30 ? 1 : 4) + (i % 4) / 100);
+    expect(detector.open.map((a) => a.type)).toEqual(['low_pressure']);
+    expect(due.filter((d) => d.part === 'state').map(({ i }) => i)).toEqual([first, first + 60]);
+    expect(due.filter((d) => d.i >= 31).every((d, k) => d.i === 31 + k)).toBe(true);
+    // A stop (everything) and a hand-over in an anomaly do not wait.
+    expect(detector.checkpoint(true, false, 1_000_000 + 120 * 1_000)?.part).toBe('state');
+    detector.observe({ node_id: 'N1', timestamp: start + 120 * 900_000, flow_rate: 10, pressure: 4 });
+    expect(detector.checkpoint(false, true, 1_000_000 + 121 * 1_000)?.part).toBe('state');
+  });
+});
+
 describe('checkpointPhase', () => {
   it('spreads the checkpoints of nodes that start together over the period, the same on every start', () => {
     // 10,000 nodes named as a fleet's often are, reading in step: how many are due at each reading.

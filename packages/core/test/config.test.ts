@@ -256,6 +256,14 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ ANOMALY_ALARM_SCORE: 'high' })).toThrow(/ANOMALY_ALARM_SCORE/);
   });
 
+  it('reads how often a node’s learning may be checkpointed', () => {
+    expect(loadConfig({}).anomalies.settings.checkpointMs).toBe(60_000);
+    expect(loadConfig({ ANOMALY_CHECKPOINT_SECONDS: '5' }).anomalies.settings.checkpointMs).toBe(5_000);
+    expect(loadConfig({ ANOMALY_CHECKPOINT_SECONDS: '0' }).anomalies.settings.checkpointMs).toBe(0);
+    expect(() => loadConfig({ ANOMALY_CHECKPOINT_SECONDS: '-1' })).toThrow(/ANOMALY_CHECKPOINT_SECONDS/);
+    expect(() => loadConfig({ ANOMALY_CHECKPOINT_SECONDS: 'often' })).toThrow(/ANOMALY_CHECKPOINT_SECONDS/);
+  });
+
   it("reads ingest's limits and deadlines, names bad ones, and never trusts every proxy", () => {
     const defaults = loadConfig({}).ingest;
     expect({

@@ -140,15 +140,21 @@ export class LiveState {
     return new NodeDetector(id, this.options.anomalies, state);
   }
 
-  /** The detector states of these nodes due to be persisted (see NodeDetector.checkpoint for `handOver` and `everything`). */
+  /**
+   * The detector states of these nodes due to be persisted (see
+   * NodeDetector.checkpoint for `handOver` and `everything`). Their time is
+   * this process's monotonic clock: how often a node's learning is
+   * checkpointed bounds what a crash of this process costs, in its time.
+   */
   detectorStates(
     ids: Iterable<string>,
     handOver = false,
     everything = false,
   ): Map<string, DetectorCheckpoint> {
     const states = new Map<string, DetectorCheckpoint>();
+    const now = performance.now();
     for (const id of ids) {
-      const state = this.nodes.get(id)?.detector.checkpoint(handOver, everything);
+      const state = this.nodes.get(id)?.detector.checkpoint(handOver, everything, now);
       if (state) states.set(id, state);
     }
     return states;

@@ -288,6 +288,37 @@ describe('aggregator', () => {
     running = undefined;
   });
 
+  it.each([
+    ['waits a minute', {}, false],
+    ['goes every 64 readings with ANOMALY_CHECKPOINT_SECONDS=0', { ANOMALY_CHECKPOINT_SECONDS: '0' }, true],
+  ])('checkpoints a node reading fast (catching up) at most once a minute: %s', async (_, env, again) => {
+    const now = Date.now();
+    const { log, start } = setup(now, env);
+    running = await start();
+    const every = DEFAULT_ANOMALY_SETTINGS.checkpointReadings;
+    const readings: Reading[] = Array.from({ length: 3 * every }, (_, i) => ({
+      node_id: 'FAST',
+      timestamp: now - 3_600_000 + i * 10_000,
+      flow_rate: 5 + (i % 7),
+      pressure: 4 + (i % 5) / 10,
+    }));
+    const key = SHARD.aggregateNode('FAST');
+    // Its first checkpoint is due within its first 64 readings.
+    await append(log, readings.slice(0, every), 16);
+    await drain();
+    const first = await db.client.hgetBuffer(key, 'score:flow_rate');
+    expect(first).not.toBeNull();
+    // Two periods more within seconds: the learning waits for the minute (the
+    // windows, in the head, go with every commit).
+    const head = await db.client.hgetBuffer(key, 'h');
+    await append(log, readings.slice(every), 16);
+    await drain();
+    expect((await db.client.hgetBuffer(key, 'h'))?.equals(head as Buffer)).toBe(false);
+    expect((await db.client.hgetBuffer(key, 'score:flow_rate'))?.equals(first as Buffer)).toBe(!again);
+    await running.stop();
+    running = undefined;
+  });
+
   it('writes a node once per batch, however many readings it received', async () => {
     const now = Date.now();
     const { start } = setup(now);

@@ -228,6 +228,9 @@ export class NodeDetector {
    */
   #unsavedAhead: number;
   #unscoredAhead: number;
+  /** When (checkpoint's `now`) the whole state and the scores were last handed out. */
+  #stateAt = Number.NEGATIVE_INFINITY;
+  #scoredAt = Number.NEGATIVE_INFINITY;
   /** Whether the lifecycle last handed out had an anomaly open or pending. */
   #savedActive = false;
   /** Changes to the lifecycle part (readings observed, clock events) since it was last handed out. */
@@ -378,11 +381,15 @@ export class NodeDetector {
   }
 
   /** What `checkpoint` hands out: this detector, as it is until it next changes. */
-  #checkpointOf(part: DetectorCheckpoint['part'], scores: boolean): DetectorCheckpoint {
+  #checkpointOf(part: DetectorCheckpoint['part'], scores: boolean, now?: number): DetectorCheckpoint {
     const detector = this;
     const replacesLifecycle = part === 'state' && this.#lifecycleApart;
     this.#lifecycleUnsaved = false;
     this.#lifecycleApart = part === 'lifecycle';
+    if (part === 'state' && now !== undefined) {
+      this.#stateAt = now;
+      if (scores) this.#scoredAt = now;
+    }
     return {
       part,
       scores,
@@ -411,10 +418,14 @@ export class NodeDetector {
    * third of the catch-up's commits' bytes (docs/benchmarks.md, "The
    * lifecycle apart"). Persisting it with every batch was most of the
    * aggregator's Redis time at 10,000 nodes. The scores (8 KB of a node's
-   * ~10) go with it once per `checkpointReadings` readings. A crash or a
-   * restart costs a node at most that many readings of learning (its
-   * windows of recent values, baselines and scores; the metrics are exact
-   * regardless). `handOver` (a graceful stop or hand-over): a node with an
+   * ~10) go with it once per `checkpointReadings` readings. Neither goes
+   * more often than once per `checkpointMs` of `now` (the caller's time;
+   * none given, no such limit): a node catching up after an outage reads
+   * its `checkpointReadings` in seconds, and checkpoints of ~10 KB every
+   * few seconds were half the catch-up's commits' bytes. A crash or a
+   * restart costs a node at most that many readings of learning, or those
+   * of the last `checkpointMs` when it read faster (its windows of recent
+   * values, baselines and scores; the metrics are exact regardless). `handOver` (a graceful stop or hand-over): a node with an
    * anomaly open or pending hands out everything unsaved, scores included,
    * so a restart in the middle of an anomaly changes nothing.
    * `everything`: any node hands out all it has unsaved, for a graceful
@@ -422,7 +433,7 @@ export class NodeDetector {
    * detects next: a baseline five hours old took a morning rise for a
    * burst); ~10 KB a node, so a stop bounds it (ShardOwnership.checkpoint).
    */
-  checkpoint(handOver = false, everything = false): DetectorCheckpoint | undefined {
+  checkpoint(handOver = false, everything = false, now?: number): DetectorCheckpoint | undefined {
     const active = !this.#idle;
     if (everything) {
       if (this.#unsaved === 0 && this.#unscored === 0) return undefined;
@@ -432,13 +443,16 @@ export class NodeDetector {
       this.#unsavedAhead = 0;
       this.#unscoredAhead = 0;
       this.#savedActive = active;
-      return this.#checkpointOf('state', scores);
+      return this.#checkpointOf('state', scores, now);
     }
     const force = handOver && active;
     if (this.#unsaved === 0 && !(force && this.#unscored > 0)) return undefined;
-    const every = this.#settings.checkpointReadings;
-    const scores = (force && this.#unscored > 0) || this.#unscored + this.#unscoredAhead >= every;
-    if (!(force || scores || this.#unsaved + this.#unsavedAhead >= every)) {
+    const { checkpointReadings: every, checkpointMs } = this.#settings;
+    const soon = now === undefined ? Number.POSITIVE_INFINITY : now - checkpointMs;
+    const scores =
+      (force && this.#unscored > 0) ||
+      (this.#unscored + this.#unscoredAhead >= every && this.#scoredAt <= soon);
+    if (!(force || scores || (this.#unsaved + this.#unsavedAhead >= every && this.#stateAt <= soon))) {
       if (!(this.#lifecycleUnsaved && (active || this.#savedActive))) return undefined;
       this.#savedActive = active;
       return this.#checkpointOf('lifecycle', false);
@@ -450,7 +464,7 @@ export class NodeDetector {
       this.#unscoredAhead = 0;
     }
     this.#savedActive = active;
-    return this.#checkpointOf('state', scores);
+    return this.#checkpointOf('state', scores, now);
   }
 
   observe(reading: Reading): Observation {

@@ -55,12 +55,20 @@ export interface AnomalySettings {
    */
   readonly unlikelyProbability: number;
   /**
-   * A quiet node's detector state (scores included) is persisted once per
-   * this many readings (every commit while it has an anomaly open or
-   * pending): a crash costs a quiet node at most this many readings of
-   * learning.
+   * A node's detector state (scores included) is persisted once per this
+   * many readings (its lifecycle with every commit while it has an anomaly
+   * open or pending), and not more often than once per `checkpointMs` of
+   * the caller's time: a crash costs a node at most this many readings of
+   * learning, or those of the last `checkpointMs` when it read faster.
    */
   readonly checkpointReadings: number;
+  /**
+   * At most one checkpoint of a node's learning (state, scores) this often
+   * (NodeDetector.checkpoint's `now`): a node catching up after an outage,
+   * or read back by a replay, reads its 64 readings in seconds, and each
+   * checkpoint is ~10 KB (docs/anomalies.md).
+   */
+  readonly checkpointMs: number;
   /** Nor when it is within this many of its time of day's usual deviations from the daily profile. */
   readonly timeOfDayDeviations: number;
   /** Breaching readings in a row that confirm a condition (rules that are not persistence by construction). */
@@ -95,6 +103,7 @@ export const DEFAULT_ANOMALY_SETTINGS: AnomalySettings = {
   unlikelyProbability: 0.01,
   timeOfDayDeviations: 3,
   checkpointReadings: 64,
+  checkpointMs: 60_000,
   confirmReadings: 2,
   nightStartHour: 2,
   nightEndHour: 5,
