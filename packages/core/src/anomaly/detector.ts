@@ -108,14 +108,23 @@ const HOURS_KEPT = 16;
 const HOUR_MEAN = 17;
 const HOUR_VARIANCE = HOUR_MEAN + 24;
 const HOUR_N = HOUR_VARIANCE + 24;
-const NUMBERS = HOUR_N + 24;
+const HOURS_END = HOUR_N + 24;
+/**
+ * When (checkpoint's `now`) the whole state and the scores were last
+ * handed out (not persisted: a load starts with none).
+ */
+const STATE_AT = HOURS_END;
+const SCORED_AT = STATE_AT + 1;
+const NUMBERS = SCORED_AT + 1;
 
 /** The numbers of a persisted state (or of a new detector). */
 function numbersOf(persisted: PersistedDetectorState | undefined): Float64Array {
   const n = new Float64Array(NUMBERS).fill(Number.NaN);
   for (const m of MEASURED) n[RUN_AT[m] + 2] = 0;
   n[HOURS_KEPT] = 0;
-  n.fill(0, HOUR_MEAN, NUMBERS);
+  n.fill(0, HOUR_MEAN, HOURS_END);
+  n[STATE_AT] = Number.NEGATIVE_INFINITY;
+  n[SCORED_AT] = Number.NEGATIVE_INFINITY;
   if (persisted === undefined) return n;
   n[LAST] = persisted.last ?? Number.NaN;
   n[INTERVAL] = persisted.interval ?? Number.NaN;
@@ -228,9 +237,6 @@ export class NodeDetector {
    */
   #unsavedAhead: number;
   #unscoredAhead: number;
-  /** When (checkpoint's `now`) the whole state and the scores were last handed out. */
-  #stateAt = Number.NEGATIVE_INFINITY;
-  #scoredAt = Number.NEGATIVE_INFINITY;
   /** Whether the lifecycle last handed out had an anomaly open or pending. */
   #savedActive = false;
   /** Changes to the lifecycle part (readings observed, clock events) since it was last handed out. */
@@ -319,7 +325,7 @@ export class NodeDetector {
     const nights = this.#nights;
     const doubles = stateNumbers(
       flow.length + pressure.length,
-      hoursKept ? NUMBERS - HOUR_MEAN : 0,
+      hoursKept ? HOURS_END - HOUR_MEAN : 0,
       nights.length,
     );
     arena.room(4 + 3 * json.length + 8 * doubles);
@@ -344,7 +350,7 @@ export class NodeDetector {
       o = window.writeWithAges(view, o, last);
     }
     o = putDouble(view, o, hoursKept ? 1 : 0);
-    if (hoursKept) for (let i = HOUR_MEAN; i < NUMBERS; i++) o = putDouble(view, o, n[i] as number);
+    if (hoursKept) for (let i = HOUR_MEAN; i < HOURS_END; i++) o = putDouble(view, o, n[i] as number);
     o = putDouble(view, o, nights.length);
     for (const x of nights) o = putDouble(view, o, x);
     arena.used = o;
@@ -387,8 +393,8 @@ export class NodeDetector {
     this.#lifecycleUnsaved = false;
     this.#lifecycleApart = part === 'lifecycle';
     if (part === 'state' && now !== undefined) {
-      this.#stateAt = now;
-      if (scores) this.#scoredAt = now;
+      this.#n[STATE_AT] = now;
+      if (scores) this.#n[SCORED_AT] = now;
     }
     return {
       part,
@@ -449,10 +455,13 @@ export class NodeDetector {
     if (this.#unsaved === 0 && !(force && this.#unscored > 0)) return undefined;
     const { checkpointReadings: every, checkpointMs } = this.#settings;
     const soon = now === undefined ? Number.POSITIVE_INFINITY : now - checkpointMs;
+    const n = this.#n;
     const scores =
       (force && this.#unscored > 0) ||
-      (this.#unscored + this.#unscoredAhead >= every && this.#scoredAt <= soon);
-    if (!(force || scores || (this.#unsaved + this.#unsavedAhead >= every && this.#stateAt <= soon))) {
+      (this.#unscored + this.#unscoredAhead >= every && (n[SCORED_AT] as number) <= soon);
+    if (
+      !(force || scores || (this.#unsaved + this.#unsavedAhead >= every && (n[STATE_AT] as number) <= soon))
+    ) {
       if (!(this.#lifecycleUnsaved && (active || this.#savedActive))) return undefined;
       this.#savedActive = active;
       return this.#checkpointOf('lifecycle', false);
