@@ -36,7 +36,11 @@ export type Job =
       readonly settle: boolean;
       /** An empty read: the stream is quiet (see ShardPull). */
       readonly quiet: boolean;
-      readonly done: () => void;
+      /**
+       * Pulls the shard's next read while this batch is applied (`applied`
+       * settles once it is staged: a scan of pending entries waits for that).
+       */
+      readonly done: (applied?: Promise<unknown>) => void;
     }
   | { readonly kind: 'release'; readonly state: ShardState; readonly graceful: boolean }
   | {
@@ -95,13 +99,14 @@ export interface RunningPipeline {
  *   leases ──► release | lost ─────────────────────────────────────────────┘
  *
  * Jobs run one at a time. Each shard has one read or claim in flight at a
- * time, and the next is pulled once its batch is applied and its commit
- * sent: the next batch is read and applied while that commit runs, and a
- * batch's commit waits for the one before (at most one behind), so memory
- * stays bounded however far behind the group is. A claim is just another
- * pull of the shard's loop, so it never races a read of the same shard, and
- * it waits for the commit in flight: it never claims entries that are in
- * this process.
+ * time, and the next is pulled as its batch starts to be applied: the next
+ * batch is read while this one is applied and applied while its commit
+ * runs, and a batch's commit waits for the one before (at most one
+ * behind), so memory stays bounded (a batch read ahead, one applied, the
+ * commits) however far behind the group is. A claim is just another pull of
+ * the shard's loop, so it never races a read of the same shard, and it
+ * waits for the batch being applied and the commit in flight: it never
+ * claims entries that are in this process.
  */
 export function runPipeline(
   consumer: StreamConsumer,
@@ -167,7 +172,14 @@ export function runPipeline(
           return now({ kind: 'acquire', stream: job.state.shard.stream });
         case 'batch': {
           const started = performance.now();
-          const applied = await aggregator.apply(job.batch, job.state, job.quiet);
+          const applying = aggregator.apply(job.batch, job.state, job.quiet);
+          // The next read goes while this batch is applied: a lane chunk's
+          // read took 0.2–0.4 s of a busy Redis, and a live reading waited
+          // for the reads and the slices in turn (docs/benchmarks.md, "The
+          // next read while a batch is applied"). Not after the last page of
+          // a scan, which settles the shard first.
+          if (!job.settle) job.done(applying);
+          const applied = await applying;
           if (job.quiet || job.batch.entries.length > 0) quiet = job.quiet;
           if (applied.owed === true && !writingOwed) {
             writingOwed = true;
@@ -182,8 +194,8 @@ export function runPipeline(
             await applied.committed;
             await aggregator.settle(job.state);
           }
-          // The next read goes while the batch's commit runs.
-          job.done();
+          // Otherwise the next read goes now, while the batch's commit runs.
+          if (job.settle) job.done();
           const processed = applied.committed.then((outcome): Processed => {
             const seconds = (performance.now() - started) / 1000;
             return job.settle
@@ -291,7 +303,12 @@ function shardLoop(
   let settled = false;
   let offerChecked = 0;
   const reconnected = options.reconnected$.subscribe(() => reader.reconnected());
-  const next = () => pull$.next();
+  /** The batch being applied while the next read goes (until it is staged). */
+  let applying: Promise<unknown> = Promise.resolve();
+  const next = (applied?: Promise<unknown>) => {
+    applying = applied ?? Promise.resolve();
+    pull$.next();
+  };
 
   const fetch = async (): Promise<Job> => {
     if (!acquired) {
@@ -307,9 +324,18 @@ function shardLoop(
       const offer = await offers.current(state.shard);
       if (offer !== undefined) return { kind: 'reconcile', state, offer, done: next };
     }
-    // Reads go on while the last commit runs; a scan of pending entries waits
-    // for it, or it could claim that commit's entries and apply them twice.
-    const pulled = await reader.next({ beforeScan: () => options.committed(state).catch(() => {}) });
+    // Reads go on while a batch is applied and while the last commit runs; a
+    // scan of pending entries waits for both, or it could claim their
+    // entries and apply them twice.
+    const pulled = await reader.next({
+      beforeScan: () =>
+        applying
+          .then(
+            () => options.committed(state),
+            () => {},
+          )
+          .catch(() => {}),
+    });
     if (pulled.settled) settled = true;
     return {
       kind: 'batch',
