@@ -92,4 +92,54 @@ describe('the catch-up lane', () => {
     expect(Number(stats.applied)).toBe(sent.length);
     expect(Number(stats.entries)).toBe(await db.client.xlen(SHARD.stream));
   });
+
+  it('applies a backlog read a chunk ahead exactly once, with scans of pending entries every 50 ms', async () => {
+    const now = Date.now();
+    const clock = new ManualClock(now);
+    const config = loadConfig({
+      REDIS_URL: db.url,
+      AGGREGATOR_BLOCK_MS: '50',
+      AGGREGATOR_LEASE_MS: '1000',
+      // The next chunk is read while one (20,000 readings) is applied, and
+      // scans of pending entries every 50 ms claim what has waited 100 ms.
+      AGGREGATOR_CLAIM_IDLE_MS: '100',
+      AGGREGATOR_CATCHUP_READINGS: '20000',
+    });
+    const log = new ReadingLog(db.client, { ...config.stream, clock });
+    const sent: Reading[] = [];
+    await db.client.xgroup('CREATE', SHARD.stream, GROUPS.aggregator, '0', 'MKSTREAM');
+    for (let i = 0; i < CATCHUP.gateEntries; i++) {
+      const reading = { node_id: `F${i}`, timestamp: now - 1_000, flow_rate: i };
+      await log.append([reading], 'gw');
+      sent.push(reading);
+    }
+    // 500 nodes' hour, a reading every 30 s, oldest first: into the lane.
+    const fleet = Array.from({ length: 500 }, (_, n) => `G${n}`);
+    for (let step = 0; step < 120; step += 2) {
+      const round: Reading[] = [];
+      for (const s of [step, step + 1]) {
+        const at = now - 70 * 60_000 + s * 30_000;
+        for (const [n, id] of fleet.entries())
+          round.push({ node_id: id, timestamp: at, flow_rate: n + s / 10 });
+      }
+      await log.append(round, 'gw');
+      sent.push(...round);
+    }
+    expect(await db.client.xlen(SHARD.catchup)).toBeGreaterThan(50);
+
+    running = await startAggregator(config, pino({ level: 'silent' }), { clock, ticks$: new Subject() });
+    await waitForAggregator(db.client);
+    await running.stop();
+    running = undefined;
+    expect(await db.client.exists(SHARD.catchup, SHARD.catchupNodes)).toBe(0);
+    const problems = await checkReadModel(db.client, sent, {
+      ttlSeconds: 24 * 3600,
+      horizonStart: horizonStart(now),
+    });
+    expect(problems.slice(0, 20)).toEqual([]);
+    // Every entry applied once.
+    const stats = await db.client.hgetall(SHARD.aggregateStats);
+    expect(Number(stats.applied)).toBe(sent.length);
+    expect(Number(stats.entries)).toBe(await db.client.xlen(SHARD.stream));
+  });
 });
