@@ -318,7 +318,7 @@ export class NodeDetector {
    */
   encodeState(arena: ByteArena): void {
     const n = this.#n;
-    const json = stateJson(this.#nodeType, this.#runs(), this.open, [...this.#lifecycle.pending.values()]);
+    const json = this.#stateJson();
     const flow = this.#flowWindow;
     const pressure = this.#pressureWindow;
     const hoursKept = n[HOURS_KEPT] === 1;
@@ -362,9 +362,14 @@ export class NodeDetector {
    * that changed it while one is open or pending (see checkpoint).
    */
   encodeLifecycle(arena: ByteArena): void {
-    const json = stateJson(this.#nodeType, this.#runs(), this.open, [...this.#lifecycle.pending.values()]);
+    const json = this.#stateJson();
     arena.room(3 * json.length);
     arena.used += utf8.encodeInto(json, arena.bytes.subarray(arena.used)).written;
+  }
+
+  /** The state's JSON part: what encodeState and encodeLifecycle write of it. */
+  #stateJson(): string {
+    return stateJson(this.#nodeType, this.#runs(), this.open, [...this.#lifecycle.pending.values()]);
   }
 
   /** A measurement's score state, as persisted (undefined before any). */
@@ -421,7 +426,7 @@ export class NodeDetector {
    * `checkpointReadings` readings, anomaly or not: it went with every
    * commit while an anomaly was open, and after an outage every node
    * catching up had one (`offline`) for half an hour of its readings: a
-   * third of the catch-up's commits' bytes (docs/benchmarks.md, "The
+   * quarter of the catch-up's commits' bytes (docs/benchmarks.md, "The
    * lifecycle apart"). Persisting it with every batch was most of the
    * aggregator's Redis time at 10,000 nodes. The scores (8 KB of a node's
    * ~10) go with it once per `checkpointReadings` readings. Neither goes
@@ -431,9 +436,10 @@ export class NodeDetector {
    * few seconds were half the catch-up's commits' bytes. A crash or a
    * restart costs a node at most that many readings of learning, or those
    * of the last `checkpointMs` when it read faster (its windows of recent
-   * values, baselines and scores; the metrics are exact regardless). `handOver` (a graceful stop or hand-over): a node with an
-   * anomaly open or pending hands out everything unsaved, scores included,
-   * so a restart in the middle of an anomaly changes nothing.
+   * values, baselines and scores; the metrics are exact regardless).
+   * `handOver` (a graceful stop or hand-over): a node with an anomaly open
+   * or pending hands out everything unsaved, scores included, so a restart
+   * in the middle of an anomaly changes nothing.
    * `everything`: any node hands out all it has unsaved, for a graceful
    * stop that has the time (a quiet node's lost learning changes what it
    * detects next: a baseline five hours old took a morning rise for a
@@ -936,19 +942,17 @@ function stateNumbers(windowValues: number, hourNumbers: number, nights: number)
 /** The persisted state's version (see encodeDetectorState). */
 const STATE_VERSION = 3;
 
-/** The numbers of a state that has learnt nothing yet (encodeDetectorState's layout). */
-const NO_LEARNING = Float64Array.of(
-  STATE_VERSION,
-  Number.NaN,
-  Number.NaN,
-  0,
-  Number.NaN,
-  Number.NaN,
-  0,
-  0,
-  0,
-  0,
-);
+/** The numbers of a state that has learnt nothing yet (a node whose first checkpoint was its lifecycle's). */
+const NO_LEARNING = encodeDetectorState({
+  runs: {},
+  nights: [],
+  above: 0,
+  scores: {},
+  open: [],
+  pending: [],
+  window: { flow_rate: [], pressure: [] },
+  windowAge: { flow_rate: [], pressure: [] },
+}).numbers;
 
 /** The persisted state's JSON part. */
 function stateJson(
