@@ -179,22 +179,21 @@ describe('ShardReader.next', () => {
     expect(next.quiet).toBe(false);
   });
 
-  it('claims a page of a scan only once beforeScan resolves: what the caller holds is acknowledged first', async () => {
+  it('leaves out of a scan the entries the caller holds (read, not yet acknowledged), and only those', async () => {
     const { reader } = newReader();
     await reader.next(); // the scan that follows the start
-    const id = await addEntry(1);
-    expect((await reader.next()).batch.entries.map((e) => e.id)).toEqual([id]);
-    // The next pull scans everything pending (minimum idle 0), the entry in hand included.
+    const held = await addEntry(1);
+    const lost = await addEntry(2);
+    expect((await reader.next()).batch.entries.map((e) => e.id)).toEqual([held, lost]);
+    // The next pull scans everything pending (minimum idle 0): the entry the
+    // caller still holds is left to it, the other (its reply lost, say) comes again.
     reader.reconnected();
-    let open = () => {};
-    const gate = new Promise<void>((resolve) => {
-      open = resolve;
-    });
-    const pulled = reader.next({ beforeScan: () => gate });
-    // Meanwhile the caller's commit acknowledges it; only then may the scan go.
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    await db.client.xack(shard.stream, 'g', id);
-    open();
-    expect((await pulled).batch.entries).toEqual([]);
+    const scan = await reader.next({ holding: new Set([held]) });
+    expect(scan.scanned).toBe(true);
+    expect(scan.batch.entries.map((e) => [e.id, e.deliveries])).toEqual([[lost, 2]]);
+    // Once acknowledged by the caller, it is no longer pending: the next scan finds nothing.
+    await db.client.xack(shard.stream, 'g', held, lost);
+    reader.reconnected();
+    expect((await reader.next()).batch.entries).toEqual([]);
   });
 });

@@ -117,8 +117,13 @@ export class Aggregator {
   }
 
   /** See BatchApplier.apply. */
-  apply(batch: DeliveredBatch, state: ShardState, quiet = false): Promise<AppliedBatch> {
-    return this.#batches.apply(batch, state, quiet);
+  apply(
+    batch: DeliveredBatch,
+    state: ShardState,
+    quiet = false,
+    onYield?: () => void,
+  ): Promise<AppliedBatch> {
+    return this.#batches.apply(batch, state, quiet, onYield);
   }
 
   /** See ReconcileApplier.reconcile (after the clock's writes in flight). */

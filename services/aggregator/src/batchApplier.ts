@@ -146,8 +146,15 @@ export class BatchApplier {
    * ahead of it done when it was sent at once: the shard's next batch is
    * read and applied while a commit runs (the critical path is then the
    * larger of the two, not their sum), and never two commits ahead.
+   * `onYield` is called each time it yields to the event loop (every few
+   * hundred readings), to pull the next read at the right moment.
    */
-  async apply(batch: DeliveredBatch, state: ShardState, quiet = false): Promise<AppliedBatch> {
+  async apply(
+    batch: DeliveredBatch,
+    state: ShardState,
+    quiet = false,
+    onYield?: () => void,
+  ): Promise<AppliedBatch> {
     if (!this.#live.holds(state)) return { committed: Promise.resolve(noOutcome()) };
     if (batch.entries.length === 0) {
       if (quiet) {
@@ -169,13 +176,17 @@ export class BatchApplier {
     const commits: Promise<BatchOutcome | undefined>[] = [];
     const slices = slicesOf(batch.entries, this.#live.options.sliceReadings ?? Number.POSITIVE_INFINITY);
     for (const [i, slice] of slices.entries()) {
-      if (i > 0) await yieldToLoop();
+      if (i > 0) {
+        onYield?.();
+        await yieldToLoop();
+      }
       if (!this.#live.holds(state)) break;
       const sent = await this.#applySlice(
         { shard: batch.shard, entries: slice.entries },
         slice,
         state,
         nodes,
+        onYield,
       );
       if (sent === undefined) break;
       commits.push(sent.committed);
@@ -205,6 +216,7 @@ export class BatchApplier {
     named: { readonly nodes: ReadonlySet<string>; readonly readings: number },
     state: ShardState,
     nodes: Set<string>,
+    onYield: (() => void) | undefined,
   ): Promise<{ readonly committed: Promise<BatchOutcome | undefined> } | undefined> {
     const outcome = noOutcome();
     const now = this.#live.options.clock.now();
@@ -278,7 +290,7 @@ export class BatchApplier {
           counters.readings++;
           let node = this.#live.nodes.get(reading.node_id);
           if (node === undefined) {
-            if (++created % APPLY_CHUNK === 0 && !(await this.#yield(state))) return undefined;
+            if (++created % APPLY_CHUNK === 0 && !(await this.#yield(state, onYield))) return undefined;
             node = this.#live.newNode(reading.node_id, state);
             this.#live.nodes.set(reading.node_id, node);
             work.added.push(reading.node_id);
@@ -293,7 +305,7 @@ export class BatchApplier {
         for (let at = byNode.first(g); at >= 0; at = byNode.next(at)) {
           if (++sinceYield > APPLY_CHUNK) {
             sinceYield = 0;
-            if (!(await this.#yield(state))) return undefined;
+            if (!(await this.#yield(state, onYield))) return undefined;
           }
           const result = node.windows.add(byNode.reading(at), now);
           if (result === 'applied') {
@@ -314,7 +326,7 @@ export class BatchApplier {
           from = to;
           if (sinceYield > APPLY_CHUNK) {
             sinceYield = 0;
-            if (!(await this.#yield(state))) return undefined;
+            if (!(await this.#yield(state, onYield))) return undefined;
           }
         }
         this.#applied.length = 0;
@@ -422,7 +434,8 @@ export class BatchApplier {
    * Nothing of the slice is committed yet: a lease lost while the loop
    * yields drops it all. False when it was lost (the shard is forgotten).
    */
-  async #yield(state: ShardState): Promise<boolean> {
+  async #yield(state: ShardState, onYield: (() => void) | undefined): Promise<boolean> {
+    onYield?.();
     await yieldToLoop();
     if (this.#live.holds(state)) return true;
     this.#ownership.forget(state);

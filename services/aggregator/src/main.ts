@@ -142,7 +142,6 @@ export async function startAggregator(
 
   const pipeline = runPipeline(consumer, aggregator, keeper, runtime.ticks$ ?? paneBoundaries(clock), log, {
     claimIdleMs: settings.claimIdleMs,
-    committed: (state) => aggregator.committed(state),
     newState: (shard, leaseToken) => ({
       shard,
       store: new AggregateStore(redis, shard, {

@@ -23,8 +23,9 @@ import {
   takeUntil,
   tap,
 } from 'rxjs';
-import type { Aggregator, BatchOutcome, ShardState } from './aggregator.ts';
+import type { Aggregator, AppliedBatch, BatchOutcome, ShardState } from './aggregator.ts';
 import type { LeaseKeeper } from './leaseKeeper.ts';
+import { ReadAheadPace } from './readAheadPace.ts';
 
 export type Job =
   | { readonly kind: 'acquire'; readonly state: ShardState; readonly done: () => void }
@@ -36,11 +37,14 @@ export type Job =
       readonly settle: boolean;
       /** An empty read: the stream is quiet (see ShardPull). */
       readonly quiet: boolean;
+      /** When the shard's next read goes while a lane chunk of it is applied. */
+      readonly pace: ReadAheadPace;
       /**
-       * Pulls the shard's next read while this batch is applied (`applied`
-       * settles once it is staged: a scan of pending entries waits for that).
+       * Pulls the shard's next read, once this batch is applied or while it
+       * is (`applied`: until its commit settles, a scan of pending entries
+       * leaves its entries out).
        */
-      readonly done: (applied?: Promise<unknown>) => void;
+      readonly done: (applied: Promise<AppliedBatch>) => void;
     }
   | { readonly kind: 'release'; readonly state: ShardState; readonly graceful: boolean }
   | {
@@ -75,8 +79,6 @@ export interface PipelineOptions {
   readonly newState: (shard: ShardKeys, token: string) => ShardState;
   /** Emits when the connection came back after a drop: pending entries are scanned at once. */
   readonly reconnected$: Observable<unknown>;
-  /** Settles once the shard's commit in flight is done (see ShardOwnership.committed). */
-  readonly committed: (state: ShardState) => Promise<unknown>;
   /** Backfill offers, looked for between a shard's batches at most every `offerCheckMs`. */
   readonly offers?: ReconcileOffers;
   readonly offerCheckMs?: number;
@@ -100,14 +102,15 @@ export interface RunningPipeline {
  *
  * Jobs run one at a time. Each shard has one read or claim in flight at a
  * time, and the next is pulled once its batch is applied and its commit
- * sent (or, for a catch-up lane's chunk, as it starts to be applied): the
- * next batch is read and applied while that commit runs, and a batch's
- * commit waits for the one before (at most one behind), so memory stays
- * bounded (a batch read ahead, one applied, the commits) however far
- * behind the group is. A claim is just another pull of
- * the shard's loop, so it never races a read of the same shard, and it
- * waits for the batch being applied and the commit in flight: it never
- * claims entries that are in this process.
+ * sent (or, for a catch-up lane's chunk, while it is applied): the next
+ * batch is read and applied while that commit runs, and a batch's commit
+ * waits for the one before (at most one behind), so memory stays bounded
+ * (a batch read ahead, one applied, the commits) however far behind the
+ * group is. A claim is just another pull of the shard's loop, so it never
+ * races a read of the same shard, and it leaves out the entries this
+ * process holds (read, not yet acknowledged) without waiting for them:
+ * a scan that waited for the commit in flight held the shard's loop up to
+ * 2.7 s during a catch-up (docs/benchmarks.md).
  */
 export function runPipeline(
   consumer: StreamConsumer,
@@ -173,19 +176,39 @@ export function runPipeline(
           return now({ kind: 'acquire', stream: job.state.shard.stream });
         case 'batch': {
           const started = performance.now();
-          const applying = aggregator.apply(job.batch, job.state, job.quiet);
           // A catch-up lane's chunk: the next read goes while it is applied.
           // Such a read took 0.2–0.4 s of a Redis busy with the backlog's
           // appends, and the loop waited for it after every chunk: read
           // ahead, the backlog is absorbed ~1.7× as fast (docs/benchmarks.md,
-          // "The next read while a lane chunk is applied"). Not otherwise: a
+          // "The next read while a lane chunk is applied"), and as late as
+          // its reply still comes in time (ReadAheadPace), the live entries
+          // that came meanwhile go before the next chunk. Not otherwise: a
           // live batch is applied in milliseconds, and a reading that came
           // meanwhile would wait for the batch read ahead without it. Nor
           // after the last page of a scan, which settles the shard first.
-          const readAhead =
-            !job.settle && job.batch.entries.some((e) => 'readings' in e && e.fromLane === true);
-          if (readAhead) job.done(applying);
+          const readAhead = !job.settle && holdsLaneChunk(job.batch);
+          const readings = readAhead ? readingsOf(job.batch) : 0;
+          let pulled = false;
+          const pull = () => {
+            if (pulled) return;
+            pulled = true;
+            job.done(applying);
+          };
+          const applying: Promise<AppliedBatch> = aggregator.apply(
+            job.batch,
+            job.state,
+            job.quiet,
+            readAhead
+              ? () => {
+                  if (job.pace.due(readings, performance.now() - started)) pull();
+                }
+              : undefined,
+          );
           const applied = await applying;
+          if (readAhead) {
+            job.pace.applied(readings, performance.now() - started);
+            pull();
+          }
           if (job.quiet || job.batch.entries.length > 0) quiet = job.quiet;
           if (applied.owed === true && !writingOwed) {
             writingOwed = true;
@@ -201,7 +224,7 @@ export function runPipeline(
             await aggregator.settle(job.state);
           }
           // Otherwise the next read goes now, while the batch's commit runs.
-          if (!readAhead) job.done();
+          if (!readAhead) job.done(applying);
           const processed = applied.committed.then((outcome): Processed => {
             const seconds = (performance.now() - started) / 1000;
             return job.settle
@@ -309,12 +332,15 @@ function shardLoop(
   let settled = false;
   let offerChecked = 0;
   const reconnected = options.reconnected$.subscribe(() => reader.reconnected());
-  /** The batch being applied while the next read goes (until it is staged). */
-  let applying: Promise<unknown> = Promise.resolve();
-  const next = (applied?: Promise<unknown>) => {
-    applying = applied ?? Promise.resolve();
-    pull$.next();
-  };
+  const pace = new ReadAheadPace();
+  const next = () => pull$.next();
+  /**
+   * Entries read and not yet acknowledged: reads go on while a batch is
+   * applied and while its commit runs, and a scan of pending entries (which
+   * may claim them, once idle long enough or after a reconnection) leaves
+   * them out, or they would be applied twice.
+   */
+  const holding = new Set<string>();
 
   const fetch = async (): Promise<Job> => {
     if (!acquired) {
@@ -330,26 +356,29 @@ function shardLoop(
       const offer = await offers.current(state.shard);
       if (offer !== undefined) return { kind: 'reconcile', state, offer, done: next };
     }
-    // Reads go on while a batch is applied and while the last commit runs; a
-    // scan of pending entries waits for both, or it could claim their
-    // entries and apply them twice.
-    const pulled = await reader.next({
-      beforeScan: () =>
-        applying
-          .then(
-            () => options.committed(state),
-            () => {},
-          )
-          .catch(() => {}),
-    });
+    const started = performance.now();
+    const pulled = await reader.next({ holding });
     if (pulled.settled) settled = true;
+    if (!pulled.scanned && holdsLaneChunk(pulled.batch)) pace.read(performance.now() - started);
+    const ids = pulled.batch.entries.map((e) => e.id);
+    for (const id of ids) holding.add(id);
     return {
       kind: 'batch',
       state,
       batch: pulled.batch,
       settle: pulled.settled,
       quiet: pulled.quiet,
-      done: next,
+      pace,
+      done: (applied) => {
+        // A failed commit ends the pipeline (raised where the batch is reported).
+        void applied
+          .then((batch) => batch.committed)
+          .catch(() => {})
+          .finally(() => {
+            for (const id of ids) holding.delete(id);
+          });
+        next();
+      },
     };
   };
 
@@ -363,4 +392,15 @@ function shardLoop(
       },
     }),
   );
+}
+
+/** Entries moved from the shard's catch-up lane are among the batch's (admitCatchup.lua). */
+function holdsLaneChunk(batch: DeliveredBatch): boolean {
+  return batch.entries.some((e) => 'readings' in e && e.fromLane === true);
+}
+
+function readingsOf(batch: DeliveredBatch): number {
+  let readings = 0;
+  for (const entry of batch.entries) if ('readings' in entry) readings += entry.readings.length;
+  return readings;
 }

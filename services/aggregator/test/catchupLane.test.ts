@@ -93,17 +93,31 @@ describe('the catch-up lane', () => {
     running = undefined;
   });
 
-  it('applies a backlog read a chunk ahead exactly once, with scans of pending entries every 50 ms', async () => {
+  it('applies a backlog read a chunk ahead exactly once, live readings coming throughout, with scans of pending entries every 50 ms', async () => {
     // 500 nodes' hour. The next chunk is read while one (20,000 readings)
-    // is applied, and scans of pending entries every 50 ms claim what has
-    // waited 100 ms.
-    const { now, clock, config, sent } = await behindWithFleetHour(
+    // is applied, from the second chunk on as late as its reply comes in
+    // time, so the live entries that came meanwhile go before it; scans of
+    // pending entries every 50 ms claim what has waited 100 ms.
+    const { now, clock, config, sent, append } = await behindWithFleetHour(
       { AGGREGATOR_CLAIM_IDLE_MS: '100', AGGREGATOR_CATCHUP_READINGS: '20000' },
       500,
     );
     expect(await db.client.xlen(SHARD.catchup)).toBeGreaterThan(50);
 
     running = await startAggregator(config, pino({ level: 'silent' }), { clock, ticks$: new Subject() });
+    // Live readings until the lane is empty: nodes of their own (to the
+    // stream) and fleet nodes (behind their hour, in the lane while it holds
+    // some of it, then to the stream).
+    let k = 0;
+    while ((await db.client.exists(SHARD.catchup)) === 1) {
+      k++;
+      await append([
+        { node_id: `L${k % 7}`, timestamp: now - 60_000 + k, flow_rate: k },
+        { node_id: `G${(k * 37) % 500}`, timestamp: now - 60_000 + k, flow_rate: k / 4 },
+      ]);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(k).toBeGreaterThan(10);
     await waitForAggregator(db.client);
     await running.stop();
     running = undefined;

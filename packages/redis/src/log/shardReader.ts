@@ -11,6 +11,8 @@ export interface ShardPull {
    * (A page of a scan of pending entries may be empty under any load.)
    */
   readonly quiet: boolean;
+  /** A page of a scan of pending entries, not a read of new ones. */
+  readonly scanned: boolean;
 }
 
 export interface ShardReaderOptions {
@@ -42,11 +44,11 @@ const RETRY_BACKOFF = { baseMs: 100, maxMs: 2_000 } as const;
  * than `claimIdleMs` every so often, after a reconnection, and after a read
  * that failed (its reply may have been lost after Redis delivered it).
  *
- * One pull at a time, the next only once the caller asks, and a scan only
- * once the caller's entries in hand are acknowledged (the archiver asks
- * once its last batch is; the aggregator, whose commit runs while it reads
- * on, passes `beforeScan`): then a scan can never claim entries that are in
- * this process, waiting to be processed.
+ * One pull at a time, the next only once the caller asks. A scan never
+ * hands back entries that are in this process, waiting to be processed or
+ * acknowledged: the archiver asks for the next pull once its last batch is
+ * acknowledged; the aggregator, whose commits run while it reads on, says
+ * which entries it holds (`holding`).
  *
  * The group is created on first use, and again once Redis has lost it (a
  * restart without persistence, a flush): a consumer then goes on from the
@@ -96,11 +98,12 @@ export class ShardReader {
 
   /**
    * The next pull; not retried (see `retry`). A page of a scan of pending
-   * entries is claimed only once `beforeScan` resolves: a caller with
-   * entries of its own still being acknowledged (the aggregator's commit in
-   * flight) waits for them, so a scan never claims what is in this process.
+   * entries leaves out those the caller `holding` still has in hand (read,
+   * not yet acknowledged): the scan claims them with the rest (resetting
+   * their idle time), but they are the caller's to acknowledge, and applied
+   * again they would count twice.
    */
-  async next(options: { beforeScan?: () => Promise<unknown> } = {}): Promise<ShardPull> {
+  async next(options: { holding?: ReadonlySet<string> } = {}): Promise<ShardPull> {
     await this.ensureGroup();
     if (this.#readFailed) {
       this.#readFailed = false;
@@ -111,8 +114,12 @@ export class ShardReader {
     }
     const scan = this.#scan;
     if (scan !== undefined) {
-      await options.beforeScan?.();
       const page = await this.#consumer.claim(this.#shard, scan.minIdleMs, scan.cursor);
+      const { holding } = options;
+      const batch =
+        holding === undefined || holding.size === 0
+          ? page.batch
+          : { shard: page.batch.shard, entries: page.batch.entries.filter((e) => !holding.has(e.id)) };
       const finished = page.next === '0-0';
       this.#scan = finished ? undefined : { ...scan, cursor: page.next };
       if (finished) {
@@ -121,11 +128,11 @@ export class ShardReader {
         const forgotten = await this.#consumer.forgetIdle(this.#shard, this.#forgetIdleMs).catch(() => []);
         if (forgotten.length > 0) this.#onForgotten?.(forgotten);
       }
-      return { batch: page.batch, settled: finished && scan.settle, quiet: false };
+      return { batch, settled: finished && scan.settle, quiet: false, scanned: true };
     }
     try {
       const batch = await this.#consumer.read(this.#shard);
-      return { batch, settled: false, quiet: batch.entries.length === 0 };
+      return { batch, settled: false, quiet: batch.entries.length === 0, scanned: false };
     } catch (error) {
       this.#readFailed = true;
       throw error;
