@@ -9,20 +9,22 @@
 -- keep: a move changes neither.
 --
 -- KEYS[1] the shard's stream   KEYS[2] its catch-up lane
--- KEYS[3] the lane's nodes (node id → its last entry in the lane): a node
---         whose last entry moves leaves it, and its readings go to the
---         stream again
+-- KEYS[3] the lane's nodes (node id → its last entry in the lane), deleted
+--         with the lane once it is empty. Not kept up as entries move: a
+--         node whose last entry is older than the lane's first has left it
+--         (appendReadings.lua), its readings go to the stream again.
+--         Keeping it up cost a lookup per node of every entry moved: 170 ms
+--         of Redis, holding every other client, per chunk of 50,000
+--         readings of 10,000 nodes (docs/benchmarks.md).
 -- ARGV[1] the gating group   ARGV[2] entries it may have left to read (its read's COUNT)
 -- ARGV[3] readings to move at most
 -- Returns { readings moved, entries left in the lane }.
 
 --@include unreadEntries
---@include entryIds
---@include slices
 
 local left = redis.call('XLEN', KEYS[2])
 if left == 0 then
-  -- Nodes listed by entries an aggregator before the list moved.
+  -- A list of nodes without its lane (the lane deleted by hand): none is in it.
   redis.call('DEL', KEYS[3])
   return { 0, 0 }
 end
@@ -39,34 +41,34 @@ if ok then
 end
 
 local budget = tonumber(ARGV[3])
-local moved, ids = 0, {}
-for _, entry in ipairs(redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 100)) do
-  local fields, n, kept, nodes = entry[2], 0, {}, nil
-  for i = 1, #fields, 2 do
-    if fields[i] == 'n' then n = tonumber(fields[i + 1]) end
-    if fields[i] == 'nodes' then
-      nodes = fields[i + 1]
-    else
-      kept[#kept + 1] = fields[i]
-      kept[#kept + 1] = fields[i + 1]
+local moved, ids, from, full = 0, {}, '-', false
+-- In pages: an entry read is copied into the script whether it moves or not
+-- (a chunk is ~50 entries of 1000 readings; reading 100 took twice the time).
+while not full and #ids < 100 do
+  local page = redis.call('XRANGE', KEYS[2], from, '+', 'COUNT', math.min(10, 100 - #ids))
+  if #page == 0 then break end
+  for _, entry in ipairs(page) do
+    local fields, n, kept = entry[2], 0, {}
+    for i = 1, #fields, 2 do
+      if fields[i] == 'n' then n = tonumber(fields[i + 1]) end
+      -- An entry of an earlier version lists its nodes: the stream does not need them.
+      if fields[i] ~= 'nodes' then
+        kept[#kept + 1] = fields[i]
+        kept[#kept + 1] = fields[i + 1]
+      end
     end
-  end
-  if #ids > 0 and moved + n > budget then break end
-  -- Marked as the lane's: the aggregator applies the entries before it apart.
-  kept[#kept + 1] = 'lane'
-  kept[#kept + 1] = 'catchup'
-  redis.call('XADD', KEYS[1], '*', unpack(kept))
-  ids[#ids + 1] = entry[1]
-  moved = moved + n
-  if nodes and nodes ~= '' then
-    local listed, gone = {}, {}
-    for id in string.gmatch(nodes, '[^\n]+') do listed[#listed + 1] = id end
-    local last = call_per_item('HMGET', KEYS[3], listed)
-    for i, id in ipairs(listed) do
-      if last[i] and not before(entry[1], last[i]) then gone[#gone + 1] = id end
+    if #ids > 0 and moved + n > budget then
+      full = true
+      break
     end
-    if #gone > 0 then call_in_slices('HDEL', KEYS[3], gone, 1, #gone) end
+    -- Marked as the lane's: the aggregator applies the entries before it apart.
+    kept[#kept + 1] = 'lane'
+    kept[#kept + 1] = 'catchup'
+    redis.call('XADD', KEYS[1], '*', unpack(kept))
+    ids[#ids + 1] = entry[1]
+    moved = moved + n
   end
+  from = '(' .. page[#page][1]
 end
 if #ids == left then
   redis.call('DEL', KEYS[2], KEYS[3])

@@ -25,6 +25,7 @@
 --                its node ids
 -- KEYS[#KEYS-1]  the shard's catch-up lane (ShardKeys.catchup)
 -- KEYS[#KEYS]    its nodes: node id → the last lane entry holding its readings
+--                (the node is in the lane while that entry is)
 -- ARGV[1]   MINID for approximate trimming: entries older than this arrival time
 --           go, unless a consumer group still needs them (see below)
 -- ARGV[2]   dedupe horizon, seconds: a hash expires this long after its last acceptance
@@ -181,9 +182,12 @@ end
 local inLane = {}
 if lanePlay then
   if laneLength > 0 then
+    -- The aggregator moves the lane's oldest entries (admitCatchup.lua): a
+    -- node whose last entry there is older than the first has left it.
+    local first = redis.call('XRANGE', lane, '-', '+', 'COUNT', 1)[1][1]
     local held = call_per_item('HMGET', laneNodes, requestNodes)
     for i, id in ipairs(requestNodes) do
-      if held[i] then inLane[id] = true end
+      if held[i] and not before(held[i], first) then inLane[id] = true end
     end
   end
   if lateFlags ~= '' and (laneLength > 0 or behind) then
@@ -247,9 +251,8 @@ if payload then
     'n', inStream, 'src', ARGV[3], 'readings', payload)
 end
 if lanePayload then
-  local nodesField = table.concat(laneIds, '\n')
   local queued = redis.call('XADD', lane, '*',
-    'n', toLaneCount, 'src', ARGV[3], 'readings', lanePayload, 'nodes', nodesField)
+    'n', toLaneCount, 'src', ARGV[3], 'readings', lanePayload)
   -- Each node's last entry in the lane: until it is moved, the node's readings follow it.
   local marks = {}
   for _, id in ipairs(laneIds) do
