@@ -121,7 +121,7 @@ export class Aggregator {
     batch: DeliveredBatch,
     state: ShardState,
     quiet = false,
-    onYield?: () => void,
+    onYield?: (left: number) => void,
   ): Promise<AppliedBatch> {
     return this.#batches.apply(batch, state, quiet, onYield);
   }

@@ -147,13 +147,14 @@ export class BatchApplier {
    * read and applied while a commit runs (the critical path is then the
    * larger of the two, not their sum), and never two commits ahead.
    * `onYield` is called each time it yields to the event loop (every few
-   * hundred readings), to pull the next read at the right moment.
+   * hundred readings) with the batch's readings not yet applied, to pull
+   * the next read at the right moment.
    */
   async apply(
     batch: DeliveredBatch,
     state: ShardState,
     quiet = false,
-    onYield?: () => void,
+    onYield?: (left: number) => void,
   ): Promise<AppliedBatch> {
     if (!this.#live.holds(state)) return { committed: Promise.resolve(noOutcome()) };
     if (batch.entries.length === 0) {
@@ -175,9 +176,11 @@ export class BatchApplier {
     const nodes = new Set<string>();
     const commits: Promise<BatchOutcome | undefined>[] = [];
     const slices = slicesOf(batch.entries, this.#live.options.sliceReadings ?? Number.POSITIVE_INFINITY);
+    const progress: Progress = { left: 0, report: onYield };
+    for (const slice of slices) progress.left += slice.readings;
     for (const [i, slice] of slices.entries()) {
       if (i > 0) {
-        onYield?.();
+        onYield?.(progress.left);
         await yieldToLoop();
       }
       if (!this.#live.holds(state)) break;
@@ -186,7 +189,7 @@ export class BatchApplier {
         slice,
         state,
         nodes,
-        onYield,
+        progress,
       );
       if (sent === undefined) break;
       commits.push(sent.committed);
@@ -216,7 +219,7 @@ export class BatchApplier {
     named: { readonly nodes: ReadonlySet<string>; readonly readings: number },
     state: ShardState,
     nodes: Set<string>,
-    onYield: (() => void) | undefined,
+    progress: Progress,
   ): Promise<{ readonly committed: Promise<BatchOutcome | undefined> } | undefined> {
     const outcome = noOutcome();
     const now = this.#live.options.clock.now();
@@ -290,7 +293,7 @@ export class BatchApplier {
           counters.readings++;
           let node = this.#live.nodes.get(reading.node_id);
           if (node === undefined) {
-            if (++created % APPLY_CHUNK === 0 && !(await this.#yield(state, onYield))) return undefined;
+            if (++created % APPLY_CHUNK === 0 && !(await this.#yield(state, progress))) return undefined;
             node = this.#live.newNode(reading.node_id, state);
             this.#live.nodes.set(reading.node_id, node);
             work.added.push(reading.node_id);
@@ -305,8 +308,9 @@ export class BatchApplier {
         for (let at = byNode.first(g); at >= 0; at = byNode.next(at)) {
           if (++sinceYield > APPLY_CHUNK) {
             sinceYield = 0;
-            if (!(await this.#yield(state, onYield))) return undefined;
+            if (!(await this.#yield(state, progress))) return undefined;
           }
+          progress.left--;
           const result = node.windows.add(byNode.reading(at), now);
           if (result === 'applied') {
             counters.applied++;
@@ -326,7 +330,7 @@ export class BatchApplier {
           from = to;
           if (sinceYield > APPLY_CHUNK) {
             sinceYield = 0;
-            if (!(await this.#yield(state, onYield))) return undefined;
+            if (!(await this.#yield(state, progress))) return undefined;
           }
         }
         this.#applied.length = 0;
@@ -434,8 +438,8 @@ export class BatchApplier {
    * Nothing of the slice is committed yet: a lease lost while the loop
    * yields drops it all. False when it was lost (the shard is forgotten).
    */
-  async #yield(state: ShardState, onYield: (() => void) | undefined): Promise<boolean> {
-    onYield?.();
+  async #yield(state: ShardState, progress: Progress): Promise<boolean> {
+    progress.report?.(progress.left);
     await yieldToLoop();
     if (this.#live.holds(state)) return true;
     this.#ownership.forget(state);
@@ -481,6 +485,12 @@ export class BatchApplier {
     } while (start < applied.length && start - from < budget);
     return start;
   }
+}
+
+/** A batch's readings not yet applied, reported at each yield to the event loop. */
+interface Progress {
+  left: number;
+  readonly report: ((left: number) => void) | undefined;
 }
 
 /** A slice of a batch: its entries, the nodes their readings name, and how many readings. */

@@ -187,7 +187,7 @@ export function runPipeline(
           // meanwhile would wait for the batch read ahead without it. Nor
           // after the last page of a scan, which settles the shard first.
           const readAhead = !job.settle && holdsLaneChunk(job.batch);
-          const readings = readAhead ? readingsOf(job.batch) : 0;
+          const due = job.pace.during();
           let pulled = false;
           const pull = () => {
             if (pulled) return;
@@ -199,16 +199,13 @@ export function runPipeline(
             job.state,
             job.quiet,
             readAhead
-              ? () => {
-                  if (job.pace.due(readings, performance.now() - started)) pull();
+              ? (left) => {
+                  if (due(left, performance.now())) pull();
                 }
               : undefined,
           );
           const applied = await applying;
-          if (readAhead) {
-            job.pace.applied(readings, performance.now() - started);
-            pull();
-          }
+          if (readAhead) pull();
           if (job.quiet || job.batch.entries.length > 0) quiet = job.quiet;
           if (applied.owed === true && !writingOwed) {
             writingOwed = true;
@@ -397,10 +394,4 @@ function shardLoop(
 /** Entries moved from the shard's catch-up lane are among the batch's (admitCatchup.lua). */
 function holdsLaneChunk(batch: DeliveredBatch): boolean {
   return batch.entries.some((e) => 'readings' in e && e.fromLane === true);
-}
-
-function readingsOf(batch: DeliveredBatch): number {
-  let readings = 0;
-  for (const entry of batch.entries) if ('readings' in entry) readings += entry.readings.length;
-  return readings;
 }
