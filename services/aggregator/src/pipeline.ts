@@ -186,23 +186,23 @@ export function runPipeline(
           // live batch is applied in milliseconds, and a reading that came
           // meanwhile would wait for the batch read ahead without it. Nor
           // after the last page of a scan, which settles the shard first.
-          const readAhead = !job.settle && holdsLaneChunk(job.batch);
-          const due = job.pace.during();
+          const due = !job.settle && holdsLaneChunk(job.batch) ? job.pace.during() : undefined;
+          const readAhead = due !== undefined;
           let pulled = false;
           const pull = () => {
             if (pulled) return;
             pulled = true;
             job.done(applying);
           };
+          // Called at the apply's yields only, once `applying` is set.
           const applying: Promise<AppliedBatch> = aggregator.apply(
             job.batch,
             job.state,
             job.quiet,
-            readAhead
-              ? (left) => {
-                  if (due(left, performance.now())) pull();
-                }
-              : undefined,
+            due &&
+              ((left) => {
+                if (due(left, performance.now())) pull();
+              }),
           );
           const applied = await applying;
           if (readAhead) pull();

@@ -98,10 +98,10 @@ export class ShardReader {
 
   /**
    * The next pull; not retried (see `retry`). A page of a scan of pending
-   * entries leaves out those the caller `holding` still has in hand (read,
-   * not yet acknowledged): the scan claims them with the rest (resetting
-   * their idle time), but they are the caller's to acknowledge, and applied
-   * again they would count twice.
+   * entries leaves out those the caller has in hand as it is claimed
+   * (`holding`: read, not yet acknowledged): the scan claims them with the
+   * rest (resetting their idle time), but they are the caller's to
+   * acknowledge, and applied again they would count twice.
    */
   async next(options: { holding?: ReadonlySet<string> } = {}): Promise<ShardPull> {
     await this.ensureGroup();
@@ -114,12 +114,14 @@ export class ShardReader {
     }
     const scan = this.#scan;
     if (scan !== undefined) {
+      // Those held as the claim goes: one the caller acknowledges while the
+      // page comes back (two round trips) was claimed all the same.
+      const held = options.holding?.size ? new Set(options.holding) : undefined;
       const page = await this.#consumer.claim(this.#shard, scan.minIdleMs, scan.cursor);
-      const { holding } = options;
       const batch =
-        holding === undefined || holding.size === 0
+        held === undefined
           ? page.batch
-          : { shard: page.batch.shard, entries: page.batch.entries.filter((e) => !holding.has(e.id)) };
+          : { shard: page.batch.shard, entries: page.batch.entries.filter((e) => !held.has(e.id)) };
       const finished = page.next === '0-0';
       this.#scan = finished ? undefined : { ...scan, cursor: page.next };
       if (finished) {
