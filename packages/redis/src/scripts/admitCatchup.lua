@@ -13,9 +13,9 @@
 --         with the lane once it is empty. Not kept up as entries move: a
 --         node whose last entry is older than the lane's first has left it
 --         (appendReadings.lua), its readings go to the stream again.
---         Keeping it up cost a lookup per node of every entry moved: 170 ms
---         of Redis, holding every other client, per chunk of 50,000
---         readings of 10,000 nodes (docs/benchmarks.md).
+--         Keeping it up cost a lookup per node of every entry moved: with
+--         the whole lane read below, 180 ms of Redis, holding every other
+--         client, per chunk of 50,000 readings (test/bench/laneMove.ts).
 -- ARGV[1] the gating group   ARGV[2] entries it may have left to read (its read's COUNT)
 -- ARGV[3] readings to move at most
 -- Returns { readings moved, entries left in the lane }.
@@ -43,7 +43,8 @@ end
 local budget = tonumber(ARGV[3])
 local moved, ids, from, full = 0, {}, '-', false
 -- In pages: an entry read is copied into the script whether it moves or not
--- (a chunk is ~50 entries of 1000 readings; reading 100 took twice the time).
+-- (a chunk is ~50 entries of 1000 readings; in a scratch run, moving one
+-- took 41–43 ms reading 100 entries at once, 9–10 ms in pages of 10).
 while not full and #ids < 100 do
   local page = redis.call('XRANGE', KEYS[2], from, '+', 'COUNT', math.min(10, 100 - #ids))
   if #page == 0 then break end
