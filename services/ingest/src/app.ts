@@ -32,6 +32,7 @@ import Fastify, {
 import type { Logger } from 'pino';
 import { HttpError } from './errors/HttpError.ts';
 import type { Admission, Gatekeeper } from './gatekeeper.ts';
+import { closeLingering } from './lingeringClose.ts';
 import { keepOwnNodes } from './ownership.ts';
 import { RedisBudget } from './redisBudget.ts';
 
@@ -292,7 +293,8 @@ function readBatch(request: FastifyRequest, rules: BatchRules): DecodedBatch {
 
 /**
  * Answers before the body is read, and closes the connection after: the
- * unread body is never buffered, and the client cannot go on sending it.
+ * unread body is never buffered, and the client cannot go on sending it
+ * for long; it reads the answer first (a lingering close).
  */
 function refuse(
   reply: FastifyReply,
@@ -301,6 +303,11 @@ function refuse(
   extra: { stored?: StoredOutcome; retryAfterSeconds?: number | undefined },
 ): FastifyReply {
   if (extra.retryAfterSeconds !== undefined) reply.header('retry-after', String(extra.retryAfterSeconds));
+  const { headers } = reply.request;
+  const bodyComing =
+    headers['transfer-encoding'] !== undefined ||
+    (headers['content-length'] !== undefined && headers['content-length'] !== '0');
+  if (bodyComing && reply.raw.socket !== null) closeLingering(reply.raw.socket);
   return reply
     .code(status)
     .header('connection', 'close')

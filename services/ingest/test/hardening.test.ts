@@ -14,6 +14,7 @@ import { GatewayRegistry, NodeOwners } from '@streamgauge/redis';
 import { RedisServer, useRedis } from '@streamgauge/testkit';
 import type { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
+import { LINGER_MS } from '../src/lingeringClose.ts';
 import { issueToken, startTestIngest, type TestIngest, UNLIMITED } from './harness.ts';
 
 const db = useRedis({ flushEach: true });
@@ -197,6 +198,57 @@ describe('authentication before the body', () => {
     }
   });
 
+  it('lets a client still sending its body read the 401 before the connection closes', async () => {
+    // The client is busy while the answer and the close arrive, then writes
+    // again before it reads: a close with the body unread (a reset) makes
+    // that write fail and the 401, already received, is lost with the socket.
+    const child = await IngestChild.start(db.url);
+    try {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const socket = await open(child.url);
+        const answer = response(socket);
+        const chunk = Buffer.alloc(256 * 1024, 0x20);
+        socket.write(
+          requestHead('/v1/readings', { 'content-type': 'application/json', 'content-length': 4_900_000 }),
+        );
+        socket.write(chunk);
+        const busyUntil = performance.now() + 400;
+        while (performance.now() < busyUntil);
+        socket.write(chunk);
+        const { status, body } = await answer;
+        expect(status).toBe(401);
+        expect(JSON.parse(body)).toEqual({ error: expect.stringContaining('token') });
+        expect(await closedWithin(socket, 5_000)).toBeLessThan(5_000);
+      }
+    } finally {
+      await child.stop();
+    }
+  });
+
+  it('cuts off a refused client that goes on sending, LINGER_MS after its 401', async () => {
+    ingest = await startTestIngest(db.url);
+    const { hostname, port } = new URL(ingest.url);
+    // A client that keeps its side open after ours closes (half-open), and sends on.
+    const socket = await new Promise<Socket>((resolve, reject) => {
+      const s = connect({ host: hostname, port: Number(port), allowHalfOpen: true }, () => resolve(s));
+      s.once('error', reject);
+    });
+    socket.on('error', () => {});
+    const answer = response(socket);
+    socket.write(
+      requestHead('/v1/readings', { 'content-type': 'application/json', 'content-length': 4_900_000 }),
+    );
+    expect((await answer).status).toBe(401);
+    const answered = performance.now();
+    const closed = closedWithin(socket, LINGER_MS + 2_000);
+    const chunk = Buffer.alloc(16 * 1024, 0x20);
+    while (!socket.destroyed && performance.now() - answered < LINGER_MS + 2_000) {
+      socket.write(chunk);
+      await sleep(50);
+    }
+    expect(await closed).toBeGreaterThanOrEqual(LINGER_MS - 100);
+  });
+
   it('holds no memory for 30 connections sending unauthenticated 4.9 MB bodies slowly', async () => {
     const child = await IngestChild.start(db.url);
     try {
@@ -222,11 +274,16 @@ describe('authentication before the body', () => {
       const sampler = setInterval(() => {
         peak = Math.max(peak, child.rssBytes());
       }, 100);
-      const statuses = (await Promise.all(answers)).map((a) => a.status);
-      const closedAfter = await Promise.all(closed);
-      await Promise.all(senders);
-      await sleep(500);
-      clearInterval(sampler);
+      let statuses: number[];
+      let closedAfter: number[];
+      try {
+        statuses = (await Promise.all(answers)).map((a) => a.status);
+        closedAfter = await Promise.all(closed);
+        await Promise.all(senders);
+        await sleep(500);
+      } finally {
+        clearInterval(sampler);
+      }
       peak = Math.max(peak, child.rssBytes());
       console.log(
         `30 unauthenticated 4.9 MB bodies: ingest RSS ${(before / 2 ** 20).toFixed(1)} MiB → peak ${(peak / 2 ** 20).toFixed(1)} MiB; closed after ≤ ${Math.round(Math.max(...closedAfter))} ms`,
