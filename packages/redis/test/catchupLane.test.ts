@@ -62,12 +62,12 @@ afterEach(() => {
 });
 
 /** A consumer of the aggregator's group that takes the lane in, `readings` at a time, reading `count` entries. */
-function aggregatorConsumer(readings: number, count = 100): StreamConsumer {
+function aggregatorConsumer(readings: number, count = 100, blockMs = 50): StreamConsumer {
   const consumer = new StreamConsumer(db.client, () => new Redis(db.url), {
     group: GROUPS.aggregator,
     consumer: 'c',
     count,
-    blockMs: 50,
+    blockMs,
     catchup: { readings },
   });
   consumers.push(consumer);
@@ -238,6 +238,31 @@ describe('the catch-up lane: the aggregator takes it in', () => {
     await db.client.hset(shard.catchupNodes, 'X', '1-0');
     expect(await aggregatorConsumer(100).admit(shard)).toBe(0);
     expect(await db.client.exists(shard.catchupNodes)).toBe(0);
+  });
+
+  it('leaves the lane where it is on a read that holds it back, and waits for new entries only briefly', async () => {
+    const log = new ReadingLog(db.client, options);
+    await aggregatorBehind(log, CATCHUP.gateEntries);
+    await log.append([reading('A', 90)], 'gw');
+    await aggregatorReadsAll();
+    await log.append([reading('L', 0)], 'gw');
+    // A read of this consumer waits up to 2 s for new entries; a held one, 20 ms.
+    const consumer = aggregatorConsumer(100, 100, 2_000);
+    const reader = new ShardReader(consumer, shard, { claimIdleMs: 60_000, onRetry: () => {} });
+    await reader.next(); // the scan of pending entries that starts a reader: none
+    const live = await reader.next({ lane: 'held' });
+    expect(live.batch.entries.flatMap((e) => ('readings' in e ? e.readings : []))).toEqual([reading('L', 0)]);
+    expect(await readingsOf(shard.catchup)).toEqual([[reading('A', 90)]]);
+    const started = performance.now();
+    const none = await reader.next({ lane: 'held' });
+    expect(performance.now() - started).toBeLessThan(1_000);
+    // Nothing came, but the lane waits: the stream is not quiet.
+    expect(none).toMatchObject({ batch: { entries: [] }, quiet: false });
+    const chunk = await reader.next();
+    expect(chunk.batch.entries.flatMap((e) => ('readings' in e ? e.readings : []))).toEqual([
+      reading('A', 90),
+    ]);
+    expect(await db.client.exists(shard.catchup)).toBe(0);
   });
 
   it('moves an entry larger than the chunk on its own', async () => {

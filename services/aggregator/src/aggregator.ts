@@ -126,6 +126,17 @@ export class Aggregator {
     return this.#batches.apply(batch, state, quiet, onYield);
   }
 
+  /**
+   * Whether a chunk of the shard's catch-up lane (`readings` at most) can be
+   * taken now without the shard's loop waiting for its commit in flight:
+   * with the batch being applied and what is pending, it would fill the
+   * next commit. While it cannot, reads leave the lane alone, and the live
+   * readings behind it are not held up by the backlog's commits.
+   */
+  roomForLaneChunk(state: ShardState, readings: number): boolean {
+    return !this.#ownership.wouldWait(state, this.#batches.unstaged(state) + readings);
+  }
+
   /** See ReconcileApplier.reconcile (after the clock's writes in flight). */
   async reconcile(state: ShardState, offer: Offer): Promise<ShardReconcileReport | undefined> {
     await this.#clock.settled();

@@ -114,6 +114,8 @@ export class BatchApplier {
   readonly #live: LiveState;
   readonly #ownership: ShardOwnership;
   readonly #rounds: MetricsRounds;
+  /** The batch being applied (one at a time): its shard, and its readings not yet staged. */
+  #unstaged: { readonly state: ShardState; readings: number } | undefined;
 
   constructor(live: LiveState, ownership: ShardOwnership, rounds: MetricsRounds) {
     this.#live = live;
@@ -142,10 +144,11 @@ export class BatchApplier {
    * lost meanwhile, or a commit found it taken) it stops: the remaining
    * entries stay pending for the holder.
    *
-   * It returns once the batch is applied and its commit staged, the commit
-   * ahead of it done when it was sent at once: the shard's next batch is
-   * read and applied while a commit runs (the critical path is then the
-   * larger of the two, not their sum), and never two commits ahead.
+   * It returns once the batch is applied and its commit staged (and sent,
+   * when the batch filled it: behind at most one other on its way, see
+   * ShardOwnership.stage): the shard's next batch is read and applied while
+   * commits run (the critical path is then the larger of the two, not
+   * their sum), and never more than two commits ahead.
    * `onYield` is called each time it yields to the event loop (every few
    * hundred readings) with the batch's readings not yet applied, to pull
    * the next read at the right moment.
@@ -178,21 +181,26 @@ export class BatchApplier {
     const slices = slicesOf(batch.entries, this.#live.options.sliceReadings ?? Number.POSITIVE_INFINITY);
     const progress: Progress = { left: 0, report: onYield };
     for (const slice of slices) progress.left += slice.readings;
-    for (const [i, slice] of slices.entries()) {
-      if (i > 0) {
-        onYield?.(progress.left);
-        await yieldToLoop();
+    this.#unstaged = { state, readings: progress.left };
+    try {
+      for (const [i, slice] of slices.entries()) {
+        if (i > 0) {
+          onYield?.(progress.left);
+          await yieldToLoop();
+        }
+        if (!this.#live.holds(state)) break;
+        const sent = await this.#applySlice(
+          { shard: batch.shard, entries: slice.entries },
+          slice,
+          state,
+          nodes,
+          progress,
+        );
+        if (sent === undefined) break;
+        commits.push(sent.committed);
       }
-      if (!this.#live.holds(state)) break;
-      const sent = await this.#applySlice(
-        { shard: batch.shard, entries: slice.entries },
-        slice,
-        state,
-        nodes,
-        progress,
-      );
-      if (sent === undefined) break;
-      commits.push(sent.committed);
+    } finally {
+      this.#unstaged = undefined;
     }
     const committed = Promise.all(commits).then((slices) => {
       const outcome = noOutcome();
@@ -408,6 +416,7 @@ export class BatchApplier {
     });
     // Awaited below, after a metrics chunk maybe: a failure is not unhandled meanwhile.
     before.catch(ignore);
+    if (this.#unstaged !== undefined) this.#unstaged.readings -= named.readings;
     const last = work.ids[work.ids.length - 1];
     outcome.entries = counters.entries;
     outcome.readings = counters.readings;
@@ -432,6 +441,11 @@ export class BatchApplier {
     if (!(await before)) return undefined;
     for (const id of changed) nodes.add(id);
     return { committed };
+  }
+
+  /** Readings of the shard's batch being applied that no commit holds yet (0 between batches). */
+  unstaged(state: ShardState): number {
+    return this.#unstaged?.state === state ? this.#unstaged.readings : 0;
   }
 
   /**

@@ -154,6 +154,7 @@ export async function startAggregator(
     // The first 'ready' is the initial connection; later ones follow a drop.
     reconnected$: fromEvent(redis, 'ready').pipe(skip(redis.status === 'ready' ? 0 : 1)),
     offers,
+    catchupReadings: settings.catchupReadings,
   });
   const sink = new AnomalySink(metrics, { ttlSeconds: config.cacheTtlSeconds });
   const topicName = config.anomalies.topic;

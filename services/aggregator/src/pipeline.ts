@@ -82,6 +82,12 @@ export interface PipelineOptions {
   /** Backfill offers, looked for between a shard's batches at most every `offerCheckMs`. */
   readonly offers?: ReconcileOffers;
   readonly offerCheckMs?: number;
+  /**
+   * AGGREGATOR_CATCHUP_READINGS, when reads move the catch-up lane: a read
+   * leaves the lane alone while a chunk of this size has no room
+   * (Aggregator.roomForLaneChunk).
+   */
+  readonly catchupReadings?: number;
 }
 
 export interface RunningPipeline {
@@ -104,9 +110,11 @@ export interface RunningPipeline {
  * time, and the next is pulled once its batch is applied and its commit
  * sent (or, for a catch-up lane's chunk, while it is applied): the next
  * batch is read and applied while that commit runs, and a batch's commit
- * waits for the one before (at most one behind), so memory stays bounded
- * (a batch read ahead, one applied, the commits) however far behind the
- * group is. A claim is just another pull of the shard's loop, so it never
+ * runs after the one before (two on their way at most), so memory stays
+ * bounded (a batch read ahead, one applied, the commits) however far
+ * behind the group is. While a chunk of the catch-up lane would fill the
+ * next commit with two on their way, reads leave the lane alone and take
+ * the live entries (Aggregator.roomForLaneChunk). A claim is just another pull of the shard's loop, so it never
  * races a read of the same shard, and it leaves out the entries this
  * process holds (read, not yet acknowledged) without waiting for them:
  * a scan that waited for the commit in flight held the shard's loop up to
@@ -132,7 +140,7 @@ export function runPipeline(
       const { shard } = event;
       const state = options.newState(shard, event.token);
       held.set(shard, state);
-      return shardLoop(state, consumer, options, logger).pipe(
+      return shardLoop(state, consumer, aggregator, options, logger).pipe(
         takeUntil(merge(stop$, ends$.pipe(filter((e) => e.shard === shard)))),
       );
     }),
@@ -310,6 +318,7 @@ function now(processed: Processed): { readonly processed: Promise<Processed | un
 function shardLoop(
   state: ShardState,
   consumer: StreamConsumer,
+  aggregator: Aggregator,
   options: PipelineOptions,
   logger: Logger,
 ): Observable<Job> {
@@ -354,7 +363,10 @@ function shardLoop(
       if (offer !== undefined) return { kind: 'reconcile', state, offer, done: next };
     }
     const started = performance.now();
-    const pulled = await reader.next({ holding });
+    const { catchupReadings } = options;
+    const lane =
+      catchupReadings === undefined || aggregator.roomForLaneChunk(state, catchupReadings) ? 'admit' : 'held';
+    const pulled = await reader.next({ holding, lane });
     if (pulled.settled) settled = true;
     if (!pulled.scanned && holdsLaneChunk(pulled.batch)) pace.read(performance.now() - started);
     const ids = pulled.batch.entries.map((e) => e.id);

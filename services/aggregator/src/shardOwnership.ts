@@ -24,7 +24,19 @@ const QUIET_CHECKPOINT_MS = 5_000;
 export const COMMIT_NODES = 20_000;
 
 /** Readings a commit acknowledges at most, however few nodes they touch. */
-const COMMIT_READINGS = 250_000;
+export const COMMIT_READINGS = 250_000;
+
+/**
+ * Commits of a shard on their way at once (one running, the next prepared
+ * behind it): a slice that fills the pending one while this many are
+ * waits for the oldest. Each prepared commit holds its encoded bytes (~40
+ * MB for 10,000 nodes). With one, the slice that filled a commit waited
+ * for the one running, and the shard's loop with it: 0.2–1.8 s a time
+ * while a catch-up's backlog was appended, and every live reading behind
+ * it (docs/benchmarks.md, "Room for a chunk"); with two, the next commit
+ * is on its way as the one running ends.
+ */
+const COMMITS_SENT = 2;
 
 /**
  * After a commit, a shard's next one waits this many times as long as that
@@ -60,6 +72,8 @@ export class ShardOwnership {
   readonly #waking = new Set<ShardState>();
   /** Acquisitions with a slice being applied: their state is ahead of what is pending, and nothing may be prepared. */
   readonly #applying = new Set<ShardState>();
+  /** Per acquisition, the commits sent and not done yet, oldest first. */
+  readonly #sent = new Map<ShardState, Promise<boolean>[]>();
   /** Per acquisition, the last pending commit sent (its slices' outcomes are counted when it settles). */
   readonly #lastSent = new Map<ShardState, Promise<boolean>>();
   /** Acquisitions whose commit failed (not refused): nothing more of theirs is committed. */
@@ -232,8 +246,8 @@ export class ShardOwnership {
    * Makes room for a slice naming `nodes` with `readings` readings, before
    * it is applied: once applied, it can only be committed with what is
    * pending, so what is pending goes first if the slice could take it past
-   * COMMIT_NODES or COMMIT_READINGS. Resolves once the commit ahead of that
-   * one is done (never two commits ahead): false when the shard is no longer held.
+   * COMMIT_NODES or COMMIT_READINGS. Resolves once that one is sent
+   * (#sendInTurn): false when the shard is no longer held.
    */
   room(state: ShardState, nodes: ReadonlySet<string>, readings: number): Promise<boolean> {
     const pending = this.#pending.get(state);
@@ -243,10 +257,17 @@ export class ShardOwnership {
       for (const id of nodes) if (!pending.has(id)) added++;
       full = pending.nodes + added > COMMIT_NODES;
     }
-    if (!full) return this.#held(state);
-    const ahead = this.#ahead(state);
-    this.#send(state);
-    return ahead;
+    return full ? this.#sendInTurn(state) : this.#held(state);
+  }
+
+  /**
+   * Whether slices of `readings` more, applied now, would fill the pending
+   * commit while COMMITS_SENT are on their way: the slice that fills it
+   * waits for the oldest of them (room, stage), and the shard's loop with it.
+   */
+  wouldWait(state: ShardState, readings: number): boolean {
+    if ((this.#sent.get(state)?.length ?? 0) < COMMITS_SENT) return false;
+    return (this.#pending.get(state)?.readings ?? 0) + readings >= COMMIT_READINGS;
   }
 
   /**
@@ -272,8 +293,8 @@ export class ShardOwnership {
    * carried; a commit is durability, not freshness (`latest` is written per
    * slice), and an idle shard's commit still goes at once. `committed`
    * resolves with the outcome of the commit that holds the slice; `before`
-   * once the commit ahead of it is done when it was sent now (the next read
-   * waits for it: never two commits ahead), at once when it stays pending.
+   * once it is sent when the slice filled it (#sendInTurn: the next read
+   * waits for it), at once when it stays pending.
    */
   stage(
     state: ShardState,
@@ -283,11 +304,7 @@ export class ShardOwnership {
     const pending = this.#pendingOf(state);
     pending.add(slice);
     const committed = pending.done;
-    if (this.#full(pending)) {
-      const before = this.#ahead(state);
-      this.#send(state);
-      return { committed, before };
-    }
+    if (this.#full(pending)) return { committed, before: this.#sendInTurn(state) };
     this.#schedule(state);
     return { committed, before: this.#held(state) };
   }
@@ -374,9 +391,22 @@ export class ShardOwnership {
     for (const failure of this.#failed.values()) throw failure.error;
   }
 
-  /** What a slice sent now waits for: the commit ahead of it (or `#held`). */
-  #ahead(state: ShardState): Promise<boolean> {
-    return this.#failed.has(state) ? this.#held(state) : (this.#inFlight.get(state) ?? this.#held(state));
+  /**
+   * Sends the pending commit behind those on their way: at once while fewer
+   * than COMMITS_SENT are, otherwise once the oldest of them is done.
+   * Resolves once it is sent (`#held`); the caller applies nothing more
+   * meanwhile, so the commit holds exactly the slices staged.
+   */
+  #sendInTurn(state: ShardState): Promise<boolean> {
+    const sent = this.#sent.get(state);
+    if (this.#failed.has(state) || sent === undefined || sent.length < COMMITS_SENT) {
+      this.#send(state);
+      return this.#held(state);
+    }
+    return (sent[0] as Promise<boolean>).then(() => {
+      this.#send(state);
+      return this.#held(state);
+    });
   }
 
   /** What a slice left pending waits for: nothing, but a failure rejects; false once the shard is not held. */
@@ -395,6 +425,14 @@ export class ShardOwnership {
         ? this.#run(state, commit)
         : previous.then((held) => (held ? this.#run(state, commit) : this.#behindRefused(state)));
     this.#inFlight.set(state, sent);
+    const queue = this.#sent.get(state) ?? [];
+    queue.push(sent);
+    this.#sent.set(state, queue);
+    const done = () => {
+      queue.splice(queue.indexOf(sent), 1);
+      if (queue.length === 0 && this.#sent.get(state) === queue) this.#sent.delete(state);
+    };
+    sent.then(done, done);
     sent.then(
       () => {
         if (this.#inFlight.get(state) === sent) this.#inFlight.delete(state);

@@ -4,6 +4,7 @@ import { useRedis } from '@streamgauge/testkit';
 import { describe, expect, it, vi } from 'vitest';
 import { NODE_CHUNK } from '../src/liveState.ts';
 import { STEP_NODES } from '../src/metricsRounds.ts';
+import { COMMIT_READINGS } from '../src/shardOwnership.ts';
 import { liveParts, SHARD } from './support/liveParts.ts';
 
 const db = useRedis({ flushEach: true });
@@ -211,6 +212,37 @@ describe('BatchApplier', () => {
       await expect(ownership.committed(state)).rejects.toThrow(/WRONGTYPE/);
       expect(await xacks()).toBe(0);
       expect(await persistedCounts(now)).toEqual({});
+    });
+
+    it('says when a lane chunk would fill the commit behind two on their way, counting the batch being applied', async () => {
+      const { applier, ownership, acquire, readings, entry } = await liveParts(db.client);
+      const state = acquire();
+      await pauseWrites(600);
+      // One commit on its way (Redis holds it): a chunk that fills the next never waits.
+      await applier.apply({ shard: SHARD, entries: [entry('1-0', readings('A', 3))] }, state);
+      expect(ownership.wouldWait(state, COMMIT_READINGS)).toBe(false);
+      // Two on their way, then 5 readings pending behind them.
+      await applier.apply({ shard: SHARD, entries: [entry('2-0', readings('B', 2))] }, state);
+      ownership.sendPending();
+      await applier.apply({ shard: SHARD, entries: [entry('3-0', readings('B', 5))] }, state);
+      expect(ownership.wouldWait(state, COMMIT_READINGS - 5)).toBe(true);
+      expect(ownership.wouldWait(state, COMMIT_READINGS - 6)).toBe(false);
+      // A batch being applied counts until its slice is staged.
+      const unstaged: number[] = [];
+      const applied = await applier.apply(
+        { shard: SHARD, entries: [entry('4-0', readings('C', 1_200))] },
+        state,
+        false,
+        () => unstaged.push(applier.unstaged(state)),
+      );
+      expect(unstaged.length).toBeGreaterThan(0);
+      expect(new Set(unstaged)).toEqual(new Set([1_200]));
+      expect(applier.unstaged(state)).toBe(0);
+      expect(ownership.wouldWait(state, COMMIT_READINGS - 1_205)).toBe(true);
+      // Nothing on its way: a chunk never waits, whatever is pending.
+      await applied.committed;
+      await ownership.allCommitted();
+      expect(ownership.wouldWait(state, COMMIT_READINGS)).toBe(false);
     });
 
     it('once committed() resolves, the committed position includes every slice it covered (a reconcile reads it next)', async () => {

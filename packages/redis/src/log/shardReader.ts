@@ -101,9 +101,11 @@ export class ShardReader {
    * entries leaves out those the caller has in hand as it is claimed
    * (`holding`: read, not yet acknowledged): the scan claims them with the
    * rest (resetting their idle time), but they are the caller's to
-   * acknowledge, and applied again they would count twice.
+   * acknowledge, and applied again they would count twice. A read with
+   * `lane: 'held'` leaves the shard's catch-up lane where it is (the caller
+   * has no room for a chunk of it now): it is not quiet when it finds nothing.
    */
-  async next(options: { holding?: ReadonlySet<string> } = {}): Promise<ShardPull> {
+  async next(options: { holding?: ReadonlySet<string>; lane?: 'admit' | 'held' } = {}): Promise<ShardPull> {
     await this.ensureGroup();
     if (this.#readFailed) {
       this.#readFailed = false;
@@ -133,8 +135,9 @@ export class ShardReader {
       return { batch, settled: finished && scan.settle, quiet: false, scanned: true };
     }
     try {
-      const batch = await this.#consumer.read(this.#shard);
-      return { batch, settled: false, quiet: batch.entries.length === 0, scanned: false };
+      const held = options.lane === 'held';
+      const batch = await this.#consumer.read(this.#shard, held ? { lane: 'held' } : {});
+      return { batch, settled: false, quiet: !held && batch.entries.length === 0, scanned: false };
     } catch (error) {
       this.#readFailed = true;
       throw error;

@@ -13,6 +13,12 @@ export type DeliveredEntry =
     }
   | { readonly id: string; readonly deliveries: number; readonly error: string };
 
+/**
+ * Longest a read blocks while the caller holds its catch-up lane back: the
+ * lane is taken again as soon as the caller has room, however quiet the stream.
+ */
+const HELD_LANE_BLOCK_MS = 20;
+
 export interface DeliveredBatch {
   readonly shard: ShardKeys;
   readonly entries: DeliveredEntry[];
@@ -81,15 +87,18 @@ export class StreamConsumer {
    * New entries of the shard (blocking up to `blockMs`); none after a quiet
    * block. With a `catchup` option, first the next chunk of the shard's
    * catch-up lane is moved into the stream when it may be (`admit`), so the
-   * read finds it behind what the group had left.
+   * read finds it behind what the group had left; with `lane: 'held'`, the
+   * lane is left alone and the read blocks at most `heldBlockMs`.
    */
-  async read(shard: ShardKeys): Promise<DeliveredBatch> {
-    const { group, consumer, count, blockMs } = this.#options;
+  async read(shard: ShardKeys, options: { readonly lane?: 'admit' | 'held' } = {}): Promise<DeliveredBatch> {
+    const { group, consumer, count } = this.#options;
+    const held = options.lane === 'held';
+    const blockMs = held ? Math.min(HELD_LANE_BLOCK_MS, this.#options.blockMs) : this.#options.blockMs;
     const connection = this.#connection(shard);
     // Sent together, in this order on one connection: the read runs right
     // after the move, without a round trip of its own in between (each
     // waited behind whatever script Redis was running, tens of ms under load).
-    const admitted = this.#admit(connection, shard);
+    const admitted = held ? Promise.resolve(0) : this.#admit(connection, shard);
     const read = connection.call(
       'XREADGROUP',
       'GROUP',
