@@ -128,10 +128,11 @@ export class Aggregator {
 
   /**
    * Whether a chunk of the shard's catch-up lane (`readings` at most) can be
-   * taken now without the shard's loop waiting for its commit in flight:
-   * with the batch being applied and what is pending, it would fill the
-   * next commit. While it cannot, reads leave the lane alone, and the live
-   * readings behind it are not held up by the backlog's commits.
+   * taken now without the shard's loop waiting for a commit: not while two
+   * are on their way and the chunk, with the batch being applied and what
+   * is pending, would fill a third (ShardOwnership.wouldWait). While it
+   * cannot, reads leave the lane alone, and the live readings are not held
+   * up by the backlog's commits.
    */
   roomForLaneChunk(state: ShardState, readings: number): boolean {
     return !this.#ownership.wouldWait(state, this.#batches.unstaged(state) + readings);

@@ -114,11 +114,12 @@ export interface RunningPipeline {
  * bounded (a batch read ahead, one applied, the commits) however far
  * behind the group is. While a chunk of the catch-up lane would fill the
  * next commit with two on their way, reads leave the lane alone and take
- * the live entries (Aggregator.roomForLaneChunk). A claim is just another pull of the shard's loop, so it never
- * races a read of the same shard, and it leaves out the entries this
- * process holds (read, not yet acknowledged) without waiting for them:
- * a scan that waited for the commit in flight held the shard's loop up to
- * 2.7 s during a catch-up (docs/benchmarks.md).
+ * the live entries (Aggregator.roomForLaneChunk). A claim is just another
+ * pull of the shard's loop, so it never races a read of the same shard,
+ * and it leaves out the entries this process holds (read, not yet
+ * acknowledged) without waiting for them: a scan that waited for the
+ * commit in flight held the shard's loop up to 2.7 s during a catch-up
+ * (docs/benchmarks.md).
  */
 export function runPipeline(
   consumer: StreamConsumer,

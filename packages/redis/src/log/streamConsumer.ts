@@ -88,7 +88,7 @@ export class StreamConsumer {
    * block. With a `catchup` option, first the next chunk of the shard's
    * catch-up lane is moved into the stream when it may be (`admit`), so the
    * read finds it behind what the group had left; with `lane: 'held'`, the
-   * lane is left alone and the read blocks at most `heldBlockMs`.
+   * lane is left alone and the read blocks at most HELD_LANE_BLOCK_MS.
    */
   async read(shard: ShardKeys, options: { readonly lane?: 'admit' | 'held' } = {}): Promise<DeliveredBatch> {
     const { group, consumer, count } = this.#options;
