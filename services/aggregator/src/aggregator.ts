@@ -1,5 +1,5 @@
 import type { DeliveredBatch, Offer, ReadModelWriter, ShardReconcileReport } from '@streamgauge/redis';
-import { type AppliedBatch, BatchApplier, type BatchOutcome } from './batchApplier.ts';
+import { type AppliedBatch, BatchApplier, type BatchOutcome, type Overtaking } from './batchApplier.ts';
 import { type ClockStep, ClockTick } from './clockTick.ts';
 import { type AggregatorOptions, LiveState, type ShardState } from './liveState.ts';
 import { MetricsRounds } from './metricsRounds.ts';
@@ -106,6 +106,15 @@ export class Aggregator {
     return this.#ownership.settle(state);
   }
 
+  /**
+   * Every entry of the shard up to `id` is applied and committed (live
+   * batches applied ahead of a chunk, once what is older is committed too):
+   * the committed position may pass it.
+   */
+  advance(state: ShardState, id: string): void {
+    if (this.#live.holds(state)) this.#live.advance(state, id);
+  }
+
   /** Forgets a shard at once (its lease is gone): its state may hold uncommitted changes. */
   drop(state: ShardState): void {
     this.#ownership.drop(state);
@@ -122,8 +131,9 @@ export class Aggregator {
     state: ShardState,
     quiet = false,
     onYield?: (left: number) => void,
+    overtaking?: Overtaking,
   ): Promise<AppliedBatch> {
-    return this.#batches.apply(batch, state, quiet, onYield);
+    return this.#batches.apply(batch, state, quiet, onYield, overtaking);
   }
 
   /**

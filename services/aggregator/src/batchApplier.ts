@@ -54,6 +54,40 @@ export interface AppliedBatch {
   readonly committed: Promise<BatchOutcome>;
 }
 
+/**
+ * Live entries read while a batch holding a catch-up lane chunk is applied
+ * (the pipeline's SideReads), for BatchApplier.apply to apply ahead of the
+ * rest of the chunk.
+ */
+export interface Overtaking {
+  /**
+   * A batch read meanwhile, if one is ready and may go ahead of the
+   * shard's next batch when that one was read already: taken, it is the
+   * apply's to apply.
+   */
+  take(): DeliveredBatch | undefined;
+  /** The apply is over: nothing more is taken (what is read after goes behind it). */
+  close(): void;
+}
+
+/** A scratch of one slice being applied: its readings by node, and a node's applied ones. */
+interface Scratch {
+  readonly byNode: ReadingsByNode<LiveNode>;
+  readonly applied: number[];
+}
+
+/** Where a batch's apply stands, for the live batches taken ahead of its rest. */
+interface Ahead {
+  readonly overtaking: Overtaking;
+  readonly slices: readonly Slice[];
+  /** The slice being applied (the ones from it on are in hand, not yet applied). */
+  at: number;
+  /** Batches taken that named a node in hand: applied after the batch's last slice, in order. */
+  readonly deferred: DeliveredBatch[];
+  readonly nodes: Set<string>;
+  readonly commits: Promise<BatchOutcome | undefined>[];
+}
+
 /** Marks a promise's failure as handled where another waits for it. */
 const ignore = (): void => {};
 
@@ -107,10 +141,15 @@ type Counters = {
  * entries' acknowledgements, per slice.
  */
 export class BatchApplier {
-  /** The slice's readings by node (reused across slices). */
-  readonly #byNode = new ReadingsByNode<LiveNode>();
-  /** A node's applied readings (indices in #byNode), for its detectors (reused across nodes). */
-  readonly #applied: number[] = [];
+  /**
+   * The slice's readings by node, and a node's applied readings (indices in
+   * byNode) for its detectors, reused across slices; the second for a live
+   * batch applied while a chunk's slice is (see Overtaking).
+   */
+  readonly #scratch: Scratch = { byNode: new ReadingsByNode<LiveNode>(), applied: [] };
+  readonly #aheadScratch: Scratch = { byNode: new ReadingsByNode<LiveNode>(), applied: [] };
+  /** The batch being applied takes live batches ahead of its rest (undefined: it does not, or one is being applied). */
+  #ahead: Ahead | undefined;
   readonly #live: LiveState;
   readonly #ownership: ShardOwnership;
   readonly #rounds: MetricsRounds;
@@ -152,12 +191,40 @@ export class BatchApplier {
    * `onYield` is called each time it yields to the event loop (every few
    * hundred readings) with the batch's readings not yet applied, to pull
    * the next read at the right moment.
+   *
+   * `overtaking` (a batch holding a catch-up lane chunk): at each yield, a
+   * batch of live entries read meanwhile is applied ahead of the rest of
+   * this one, its `latest` keys written at once, unless it names a node of
+   * a slice not yet applied (then it follows the last slice: a node's
+   * readings keep their order). Without it a live reading that came just
+   * after the chunk was moved waited for all of the chunk's apply, 0.6–0.7
+   * s for 50,000 readings (docs/benchmarks.md, "Live entries ahead of a
+   * chunk"). Their entries are committed with the batch's (the chunk's
+   * slice holds every commit while it is applied); they join the pending
+   * commit without waiting for room, over its bounds by at most their own
+   * size. The committed position advances past them only with a later
+   * batch: the chunk's entries are older.
    */
   async apply(
     batch: DeliveredBatch,
     state: ShardState,
     quiet = false,
     onYield?: (left: number) => void,
+    overtaking?: Overtaking,
+  ): Promise<AppliedBatch> {
+    try {
+      return await this.#apply(batch, state, quiet, onYield, overtaking);
+    } finally {
+      overtaking?.close();
+    }
+  }
+
+  async #apply(
+    batch: DeliveredBatch,
+    state: ShardState,
+    quiet: boolean,
+    onYield: ((left: number) => void) | undefined,
+    overtaking: Overtaking | undefined,
   ): Promise<AppliedBatch> {
     if (!this.#live.holds(state)) return { committed: Promise.resolve(noOutcome()) };
     if (batch.entries.length === 0) {
@@ -182,11 +249,22 @@ export class BatchApplier {
     const progress: Progress = { left: 0, report: onYield };
     for (const slice of slices) progress.left += slice.readings;
     this.#unstaged = { state, readings: progress.left };
+    const ahead: Ahead | undefined = overtaking && {
+      overtaking,
+      slices,
+      at: 0,
+      deferred: [],
+      nodes,
+      commits,
+    };
+    this.#ahead = ahead;
     try {
       for (const [i, slice] of slices.entries()) {
+        if (ahead !== undefined) ahead.at = i;
         if (i > 0) {
           onYield?.(progress.left);
           await yieldToLoop();
+          if (!this.#live.holds(state) || !(await this.#takeAhead(state))) break;
         }
         if (!this.#live.holds(state)) break;
         const sent = await this.#applySlice(
@@ -199,8 +277,23 @@ export class BatchApplier {
         if (sent === undefined) break;
         commits.push(sent.committed);
       }
+      if (ahead !== undefined) {
+        // Every slice applied: what was taken and had to wait, and what came since, in order.
+        this.#ahead = undefined;
+        ahead.at = slices.length;
+        for (;;) {
+          const side = ahead.deferred.shift() ?? ahead.overtaking.take();
+          if (side === undefined) {
+            // At once, nothing in between: a batch read from now on is the shard's next.
+            ahead.overtaking.close();
+            break;
+          }
+          if (!this.#live.holds(state) || !(await this.#applyAhead(side, state, ahead))) break;
+        }
+      }
     } finally {
       this.#unstaged = undefined;
+      this.#ahead = undefined;
     }
     const committed = Promise.all(commits).then((slices) => {
       const outcome = noOutcome();
@@ -228,7 +321,9 @@ export class BatchApplier {
     state: ShardState,
     nodes: Set<string>,
     progress: Progress,
+    aheadOf = false,
   ): Promise<{ readonly committed: Promise<BatchOutcome | undefined> } | undefined> {
+    const scratch = aheadOf ? this.#aheadScratch : this.#scratch;
     const outcome = noOutcome();
     const now = this.#live.options.clock.now();
     const max = this.#live.options.maxDeliveries;
@@ -257,7 +352,8 @@ export class BatchApplier {
       () => state.store.lastErrors(exhausted(batch.entries, max)),
       'errors',
     );
-    if (!(await this.#ownership.room(state, named.nodes, named.readings))) return undefined;
+    // Ahead of a chunk's slice, the pending commit cannot be sent before that slice is staged anyway.
+    if (!aheadOf && !(await this.#ownership.room(state, named.nodes, named.readings))) return undefined;
     const sorted = triage(batch.entries, max, lastErrors);
     // From here the state moves ahead of what the shard's commits acknowledge, until the slice is staged.
     this.#ownership.applying(state);
@@ -282,7 +378,7 @@ export class BatchApplier {
     logEntries(this.#live.options.logger, batch.shard.stream, { ...sorted, dead: work.dead });
 
     const replayed = new Set<string>();
-    const byNode = this.#byNode;
+    const { byNode, applied } = scratch;
     try {
       let created = 0;
       for (const [e, entry] of sorted.ready.entries()) {
@@ -322,18 +418,18 @@ export class BatchApplier {
           const result = node.windows.add(byNode.reading(at), now);
           if (result === 'applied') {
             counters.applied++;
-            this.#applied.push(at);
+            applied.push(at);
           } else if (result === 'too_late') {
             counters.too_late++;
           } else {
             counters.too_early++;
           }
         }
-        if (this.#applied.length === 0) continue;
+        if (applied.length === 0) continue;
         changed.add(node.windows.nodeId);
         // A node with thousands of readings in the slice yields between its entries' runs as well.
-        for (let from = 0; from < this.#applied.length; ) {
-          const to = this.#detect(node, byNode, work, from, APPLY_CHUNK - sinceYield);
+        for (let from = 0; from < applied.length; ) {
+          const to = this.#detect(node, scratch, work, from, APPLY_CHUNK - sinceYield);
           sinceYield += to - from;
           from = to;
           if (sinceYield > APPLY_CHUNK) {
@@ -341,13 +437,13 @@ export class BatchApplier {
             if (!(await this.#yield(state, progress))) return undefined;
           }
         }
-        this.#applied.length = 0;
+        applied.length = 0;
       }
     } finally {
       // Nothing of a slice dropped half-way (a lost lease) is left for the
       // next: no reading indices of this one, no references to its nodes.
       byNode.clear();
-      this.#applied.length = 0;
+      applied.length = 0;
     }
 
     // A node created by readings that were all too late or too early has
@@ -416,7 +512,7 @@ export class BatchApplier {
     });
     // Awaited below, after a metrics chunk maybe: a failure is not unhandled meanwhile.
     before.catch(ignore);
-    if (this.#unstaged !== undefined) this.#unstaged.readings -= named.readings;
+    if (this.#unstaged !== undefined && !aheadOf) this.#unstaged.readings -= named.readings;
     const last = work.ids[work.ids.length - 1];
     outcome.entries = counters.entries;
     outcome.readings = counters.readings;
@@ -429,13 +525,14 @@ export class BatchApplier {
     outcome.nodes = changed.size;
     const committed = sent.then((held) => {
       if (!held) return undefined;
-      if (last !== undefined) this.#live.advance(state, last);
+      // Not past entries in hand: a live batch taken ahead of a chunk is newer than the chunk.
+      if (last !== undefined && !aheadOf) this.#live.advance(state, last);
       return outcome;
     });
     committed.catch(ignore);
     // Metrics when due (in chunks, between batches); otherwise they wait for
     // the interval or a quiet stream.
-    if (this.#rounds.due(now)) {
+    if (!aheadOf && this.#rounds.due(now)) {
       await this.#rounds.flush({ limit: FLUSH_CHUNK, wait: false });
     }
     if (!(await before)) return undefined;
@@ -455,9 +552,61 @@ export class BatchApplier {
   async #yield(state: ShardState, progress: Progress): Promise<boolean> {
     progress.report?.(progress.left);
     await yieldToLoop();
-    if (this.#live.holds(state)) return true;
-    this.#ownership.forget(state);
-    return false;
+    if (!this.#live.holds(state)) {
+      this.#ownership.forget(state);
+      return false;
+    }
+    return this.#takeAhead(state);
+  }
+
+  /**
+   * A live batch read meanwhile, if one is ready: applied now, or after the
+   * batch's last slice when it names a node in hand (see Overtaking). False
+   * when the shard was lost meanwhile.
+   */
+  async #takeAhead(state: ShardState): Promise<boolean> {
+    const ahead = this.#ahead;
+    const side = ahead?.overtaking.take();
+    if (ahead === undefined || side === undefined) return true;
+    // After one had to wait, every later one waits too: they are newer.
+    if (ahead.deferred.length > 0 || namesNode(side, (node) => inHand(ahead, node))) {
+      ahead.deferred.push(side);
+      return true;
+    }
+    return this.#applyAhead(side, state, ahead);
+  }
+
+  /**
+   * Applies a live batch taken beside the batch in hand (see Overtaking):
+   * its slices, each staged with the pending commit. False when the shard
+   * was lost meanwhile.
+   */
+  async #applyAhead(side: DeliveredBatch, state: ShardState, ahead: Ahead): Promise<boolean> {
+    // Not re-entered: the live batch's own yields take nothing.
+    const outer = this.#ahead;
+    this.#ahead = undefined;
+    try {
+      const progress: Progress = { left: 0, report: undefined };
+      for (const slice of slicesOf(
+        side.entries,
+        this.#live.options.sliceReadings ?? Number.POSITIVE_INFINITY,
+      )) {
+        progress.left += slice.readings;
+        const sent = await this.#applySlice(
+          { shard: side.shard, entries: slice.entries },
+          slice,
+          state,
+          ahead.nodes,
+          progress,
+          true,
+        );
+        if (sent === undefined) return false;
+        ahead.commits.push(sent.committed);
+      }
+      return this.#live.holds(state);
+    } finally {
+      this.#ahead = outer;
+    }
   }
 
   /**
@@ -469,12 +618,11 @@ export class BatchApplier {
    */
   #detect(
     node: LiveNode,
-    byNode: ReadingsByNode<LiveNode>,
+    { byNode, applied }: Scratch,
     work: { detected: Set<string>; events: AnomalyEvent[] },
     from: number,
     budget: number,
   ): number {
-    const applied = this.#applied;
     const timestamp = (at: number) => byNode.reading(at).timestamp;
     let start = from;
     // Whole entries' runs, at least one, until `budget` readings are observed; returns where it stopped.
@@ -558,6 +706,23 @@ function slicesOf(entries: readonly DeliveredEntry[], limit: number): Slice[] {
   }
   if (slice.entries.length > 0) slices.push(slice);
   return slices;
+}
+
+/** Whether a batch has readings of a node `matches`. */
+export function namesNode(batch: DeliveredBatch, matches: (node: string) => boolean): boolean {
+  for (const entry of batch.entries) {
+    if (!('readings' in entry)) continue;
+    for (const reading of entry.readings) if (matches(reading.node_id)) return true;
+  }
+  return false;
+}
+
+/** Whether a node has readings in a slice in hand (the one being applied, or a later one). */
+function inHand(ahead: Ahead, node: string): boolean {
+  for (let i = ahead.at; i < ahead.slices.length; i++) {
+    if ((ahead.slices[i] as Slice).nodes.has(node)) return true;
+  }
+  return false;
 }
 
 /** Dead letters are errors; failed entries that will be retried, warnings. */

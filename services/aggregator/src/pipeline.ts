@@ -3,6 +3,7 @@ import {
   type DeliveredBatch,
   type Offer,
   type ReconcileOffers,
+  type ShardPull,
   ShardReader,
   type ShardReconcileReport,
   type StreamConsumer,
@@ -26,25 +27,30 @@ import {
 import type { Aggregator, AppliedBatch, BatchOutcome, ShardState } from './aggregator.ts';
 import type { LeaseKeeper } from './leaseKeeper.ts';
 import { ReadAheadPace } from './readAheadPace.ts';
+import { SideReads } from './sideReads.ts';
 
 export type Job =
   | { readonly kind: 'acquire'; readonly state: ShardState; readonly done: () => void }
   | {
       readonly kind: 'batch';
       readonly state: ShardState;
-      readonly batch: DeliveredBatch;
+      /** Its live entries ahead of a lane chunk may be taken while the batch before is applied (SideReads). */
+      batch: DeliveredBatch;
       /** The last page of the scan of pending entries that follows an acquisition. */
       readonly settle: boolean;
       /** An empty read: the stream is quiet (see ShardPull). */
       readonly quiet: boolean;
       /** When the shard's next read goes while a lane chunk of it is applied. */
       readonly pace: ReadAheadPace;
+      /** Starts the shard's reads of live entries beside a lane chunk being applied (SideReads). */
+      readonly beside: () => SideReads;
       /**
        * Pulls the shard's next read, once this batch is applied or while it
        * is (`applied`: until its commit settles, a scan of pending entries
-       * leaves its entries out).
+       * leaves its entries out, and those `side` read and the batch took
+       * ahead).
        */
-      readonly done: (applied: Promise<AppliedBatch>) => void;
+      readonly done: (applied: Promise<AppliedBatch>, side?: SideReads) => void;
     }
   | { readonly kind: 'release'; readonly state: ShardState; readonly graceful: boolean }
   | {
@@ -150,6 +156,7 @@ export function runPipeline(
     mergeMap((e) => {
       const state = held.get(e.shard);
       held.delete(e.shard);
+      if (state !== undefined) newerAhead.delete(state);
       consumer.release(e.shard);
       if (state === undefined) return [];
       // A lost shard's state is dropped at once, not behind the queued jobs:
@@ -163,6 +170,12 @@ export function runPipeline(
     map((at): Job => ({ kind: 'tick', at })),
   );
 
+  /**
+   * Per shard, the last of the live entries a chunk's batch applied ahead
+   * that are newer than the shard's next batch (SideReads.positions): the
+   * committed position passes them once that next batch is committed too.
+   */
+  const newerAhead = new Map<ShardState, { readonly id: string; readonly after: Promise<unknown> }>();
   const steps$ = new Subject<Job>();
   let sweeping = false;
   /** The last read (of any shard) that was not an empty page of a scan found the stream quiet. */
@@ -197,11 +210,16 @@ export function runPipeline(
           // after the last page of a scan, which settles the shard first.
           const due = !job.settle && holdsLaneChunk(job.batch) ? job.pace.during() : undefined;
           const readAhead = due !== undefined;
+          // Meanwhile the live entries that come after the chunk are read
+          // and applied ahead of its rest (BatchApplier.apply, "overtaking"),
+          // and so are the next read's own ahead of its chunk (SideReads).
+          const side = readAhead ? job.beside() : undefined;
           let pulled = false;
           const pull = () => {
             if (pulled) return;
             pulled = true;
-            job.done(applying);
+            if (side === undefined) job.done(applying);
+            else job.done(applying, side);
           };
           // Called at the apply's yields only, once `applying` is set.
           const applying: Promise<AppliedBatch> = aggregator.apply(
@@ -212,9 +230,27 @@ export function runPipeline(
               ((left) => {
                 if (due(left, performance.now())) pull();
               }),
+            side,
           );
           const applied = await applying;
           if (readAhead) pull();
+          // The committed position of what was applied ahead (BatchApplier.apply leaves it where the batch's is).
+          const ahead = newerAhead.get(job.state);
+          newerAhead.delete(job.state);
+          if (ahead !== undefined) {
+            Promise.all([ahead.after, applied.committed]).then(
+              () => aggregator.advance(job.state, ahead.id),
+              () => {},
+            );
+          }
+          const { older, newer } = side?.positions ?? {};
+          if (older !== undefined) {
+            applied.committed.then(
+              () => aggregator.advance(job.state, older),
+              () => {},
+            );
+          }
+          if (newer !== undefined) newerAhead.set(job.state, { id: newer, after: applied.committed });
           if (job.quiet || job.batch.entries.length > 0) quiet = job.quiet;
           if (applied.owed === true && !writingOwed) {
             writingOwed = true;
@@ -348,6 +384,50 @@ function shardLoop(
    * them out, or they would be applied twice.
    */
   const holding = new Set<string>();
+  /** The reads beside the last lane chunk: what its apply did not take goes next, before anything read after. */
+  let lastSide: SideReads | undefined;
+  const leftBehind = (): Promise<DeliveredBatch | undefined> | undefined => {
+    const side = lastSide;
+    lastSide = undefined;
+    return side?.stop().then(() => side.leftOver());
+  };
+  const beside = () => {
+    const before = leftBehind();
+    lastSide = new SideReads(
+      async () => {
+        const batch = await reader.readBeside();
+        for (const entry of batch.entries) holding.add(entry.id);
+        return batch;
+      },
+      before === undefined ? {} : { before },
+    );
+    return lastSide;
+  };
+
+  const batchJob = (pulled: ShardPull): Extract<Job, { kind: 'batch' }> => {
+    const ids = pulled.batch.entries.map((e) => e.id);
+    for (const id of ids) holding.add(id);
+    return {
+      kind: 'batch',
+      state,
+      batch: pulled.batch,
+      settle: pulled.settled,
+      quiet: pulled.quiet,
+      pace,
+      beside,
+      done: (applied, side) => {
+        // A failed commit ends the pipeline (raised where the batch is reported).
+        void applied
+          .then((batch) => batch.committed)
+          .catch(() => {})
+          .finally(() => {
+            for (const id of ids) holding.delete(id);
+            for (const id of side?.taken ?? []) holding.delete(id);
+          });
+        next();
+      },
+    };
+  };
 
   const fetch = async (): Promise<Job> => {
     if (!acquired) {
@@ -355,6 +435,10 @@ function shardLoop(
       await reader.ensureGroup();
       acquired = true;
       return { kind: 'acquire', state, done: next };
+    }
+    if (lastSide?.closed) {
+      const batch = await leftBehind();
+      if (batch !== undefined) return batchJob({ batch, settled: false, quiet: false, scanned: false });
     }
     // A backfill is applied between batches, once the pending entries are done.
     const { offers, offerCheckMs = 1_000 } = options;
@@ -367,29 +451,23 @@ function shardLoop(
     const { catchupReadings } = options;
     const lane =
       catchupReadings === undefined || aggregator.roomForLaneChunk(state, catchupReadings) ? 'admit' : 'held';
+    // Reads beside a chunk still applied go on: what they bring is older or newer than this read's.
+    const side = lastSide;
+    const sideBefore = side?.nextRead();
     const pulled = await reader.next({ holding, lane });
+    await sideBefore;
+    // Read beside before this one and left by an apply that is over: it goes first.
+    const older = side?.olderLeftOver();
     if (pulled.settled) settled = true;
     if (!pulled.scanned && holdsLaneChunk(pulled.batch)) pace.read(performance.now() - started);
-    const ids = pulled.batch.entries.map((e) => e.id);
-    for (const id of ids) holding.add(id);
-    return {
-      kind: 'batch',
-      state,
-      batch: pulled.batch,
-      settle: pulled.settled,
-      quiet: pulled.quiet,
-      pace,
-      done: (applied) => {
-        // A failed commit ends the pipeline (raised where the batch is reported).
-        void applied
-          .then((batch) => batch.committed)
-          .catch(() => {})
-          .finally(() => {
-            for (const id of ids) holding.delete(id);
-          });
-        next();
-      },
-    };
+    const job = batchJob(
+      older === undefined
+        ? pulled
+        : { ...pulled, batch: { ...pulled.batch, entries: [...older.entries, ...pulled.batch.entries] } },
+    );
+    // Read while a chunk is applied: its live head may go ahead of that chunk's rest.
+    side?.resume(job);
+    return job;
   };
 
   return pull$.pipe(

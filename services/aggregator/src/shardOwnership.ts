@@ -70,8 +70,12 @@ export class ShardOwnership {
   readonly #lingerUntil = new Map<ShardState, number>();
   /** Acquisitions whose pending commit is already due to be sent (a timer, or behind the commit in flight). */
   readonly #waking = new Set<ShardState>();
-  /** Acquisitions with a slice being applied: their state is ahead of what is pending, and nothing may be prepared. */
-  readonly #applying = new Set<ShardState>();
+  /**
+   * Per acquisition, its slices being applied (a live slice may be applied
+   * while a lane chunk's is, BatchApplier's overtaking): their state is
+   * ahead of what is pending, and nothing may be prepared.
+   */
+  readonly #applying = new Map<ShardState, number>();
   /** Per acquisition, the commits sent and not done yet, oldest first. */
   readonly #sent = new Map<ShardState, Promise<boolean>[]>();
   /** Per acquisition, the last pending commit sent (its slices' outcomes are counted when it settles). */
@@ -276,7 +280,7 @@ export class ShardOwnership {
    * it does not acknowledge).
    */
   applying(state: ShardState): void {
-    this.#applying.add(state);
+    this.#applying.set(state, (this.#applying.get(state) ?? 0) + 1);
   }
 
   /**
@@ -300,7 +304,9 @@ export class ShardOwnership {
     state: ShardState,
     slice: SliceCommit,
   ): { readonly committed: Promise<boolean>; readonly before: Promise<boolean> } {
-    this.#applying.delete(state);
+    const applying = (this.#applying.get(state) ?? 1) - 1;
+    if (applying > 0) this.#applying.set(state, applying);
+    else this.#applying.delete(state);
     const pending = this.#pendingOf(state);
     pending.add(slice);
     const committed = pending.done;

@@ -1,5 +1,5 @@
-import { metricsHash, readModelKeys } from '@streamgauge/core';
-import { AggregateStore } from '@streamgauge/redis';
+import { metricsHash, type Reading, readModelKeys } from '@streamgauge/core';
+import { AggregateStore, type DeliveredBatch, type DeliveredEntry } from '@streamgauge/redis';
 import { useRedis } from '@streamgauge/testkit';
 import { describe, expect, it, vi } from 'vitest';
 import { NODE_CHUNK } from '../src/liveState.ts';
@@ -8,6 +8,16 @@ import { COMMIT_READINGS } from '../src/shardOwnership.ts';
 import { liveParts, SHARD } from './support/liveParts.ts';
 
 const db = useRedis({ flushEach: true });
+
+/** Each node's persisted 24-hour reading count, loaded as a new holder would load it. */
+const persistedCounts = async (now: number) => {
+  const store = new AggregateStore(db.client, SHARD, { ttlSeconds: 3600, token: 'T' });
+  const counts: Record<string, string | undefined> = {};
+  for (const [id, { windows }] of await store.load(60_000)) {
+    counts[id] = metricsHash(windows.evaluate('24h', now), now).reading_count;
+  }
+  return counts;
+};
 
 describe('BatchApplier', () => {
   it('leaves nothing of a slice dropped half-way (the lease lost while it yields) to the next one', async () => {
@@ -96,20 +106,104 @@ describe('BatchApplier', () => {
     }
   });
 
+  describe('live batches ahead of a lane chunk', () => {
+    /** A chunk moved from the catch-up lane: 20 nodes' 100 readings each, as one entry. */
+    const laneChunk = (parts: Awaited<ReturnType<typeof liveParts>>, id: string): DeliveredEntry => {
+      const readings: Reading[] = [];
+      for (let n = 0; n < 20; n++) readings.push(...parts.readings(`BACK${n}`, 100));
+      return { ...parts.entry(id, readings), fromLane: true };
+    };
+
+    /** Hands out the given batches, one at each call, and records what the apply had done then. */
+    const handing = (batches: DeliveredBatch[], seen: (call: number) => void) => {
+      let calls = 0;
+      const overtaking = {
+        closed: false,
+        take: () => {
+          seen(calls++);
+          return overtaking.closed ? undefined : batches.shift();
+        },
+        close: () => {
+          overtaking.closed = true;
+        },
+      };
+      return overtaking;
+    };
+
+    it("applies a live batch read meanwhile before the chunk's rest: its latest first, every reading once, the position not past the chunk", async () => {
+      const parts = await liveParts(db.client);
+      const { live, applier, acquire, readings, entry, now } = parts;
+      const state = acquire();
+      let chunkLeft: number | undefined;
+      const overtaking = handing([{ shard: SHARD, entries: [entry('9-0', readings('LIVE', 2))] }], (call) => {
+        // The call after the live batch was handed out: it is applied, the chunk is not.
+        if (call === 1) {
+          chunkLeft = 0;
+          for (let n = 0; n < 20; n++) {
+            const latest = live.nodes.get(`BACK${n}`)?.windows.latest?.timestamp;
+            if (latest !== now - 1000) chunkLeft++;
+          }
+          expect(live.nodes.get('LIVE')?.windows.latest?.timestamp).toBe(now - 1000);
+        }
+      });
+      const applied = await applier.apply(
+        { shard: SHARD, entries: [laneChunk(parts, '5-0')] },
+        state,
+        false,
+        undefined,
+        overtaking,
+      );
+      expect(chunkLeft).toBeGreaterThan(0);
+      expect(overtaking.closed).toBe(true);
+      const outcome = await applied.committed;
+      expect(outcome).toMatchObject({ entries: 2, readings: 2002, applied: 2002, nodes: 21 });
+      // Written out: LIVE's latest, and every reading in the committed state once.
+      await db.client.ping();
+      expect(await db.client.hget(readModelKeys.nodeLatest('LIVE'), 'flow_rate')).toBe('2');
+      const counts = await persistedCounts(now);
+      expect(counts.LIVE).toBe('2');
+      for (let n = 0; n < 20; n++) expect(counts[`BACK${n}`]).toBe('100');
+      // The committed position is the chunk's, not the newer live entry's: the chunk's entries are older.
+      expect(live.committed.get(state)).toBe('5-0');
+    });
+
+    it('applies a live batch that names a node of the chunk after the chunk, in order, and what comes after it too', async () => {
+      const parts = await liveParts(db.client);
+      const { live, applier, acquire, readings, entry, now } = parts;
+      const state = acquire();
+      // BACK3's newer reading, then one of a node of its own: both wait for the chunk.
+      const newer = { node_id: 'BACK3', timestamp: now, flow_rate: 500 };
+      const overtaking = handing(
+        [
+          { shard: SHARD, entries: [entry('9-0', [newer])] },
+          { shard: SHARD, entries: [entry('9-1', readings('OTHER', 1))] },
+        ],
+        () => {},
+      );
+      const order: string[] = [];
+      const back3 = () => live.nodes.get('BACK3')?.windows.latest?.timestamp;
+      const applied = await applier.apply(
+        { shard: SHARD, entries: [laneChunk(parts, '5-0')] },
+        state,
+        false,
+        () => order.push(`${back3()}:${live.nodes.has('OTHER')}`),
+        overtaking,
+      );
+      await applied.committed;
+      expect(order.some((o) => o.endsWith(':true'))).toBe(false);
+      // BACK3's detector saw its 100 readings, then the newer one, last.
+      const window = live.nodes.get('BACK3')?.detector.state().window.flow_rate ?? [];
+      expect(window[window.length - 1]).toBe(500);
+      expect(window[window.length - 2]).toBe(100);
+      const counts = await persistedCounts(now);
+      expect(counts).toMatchObject({ BACK3: '101', OTHER: '1' });
+    });
+  });
+
   describe('commits', () => {
     /** XACK calls since the last RESETSTAT: one per commit that acknowledges entries. */
     const xacks = async () =>
       Number(/cmdstat_xack:calls=(\d+)/.exec(await db.client.info('commandstats'))?.[1] ?? 0);
-
-    /** Each node's persisted 24-hour reading count, loaded as a new holder would load it. */
-    const persistedCounts = async (now: number) => {
-      const store = new AggregateStore(db.client, SHARD, { ttlSeconds: 3600, token: 'T' });
-      const counts: Record<string, string | undefined> = {};
-      for (const [id, { windows }] of await store.load(60_000)) {
-        counts[id] = metricsHash(windows.evaluate('24h', now), now).reading_count;
-      }
-      return counts;
-    };
 
     /** Redis takes no write for `ms` (as when a long script holds it), from a connection of its own. */
     const pauseWrites = async (ms: number) => {

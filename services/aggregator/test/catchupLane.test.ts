@@ -93,6 +93,37 @@ describe('the catch-up lane', () => {
     running = undefined;
   });
 
+  it("shows a live reading that came after a chunk was moved before that chunk's apply is over, then applies everything exactly", async () => {
+    // 2,000 nodes' hour (240,000 readings), in chunks of 100,000: each takes
+    // a good part of a second to apply. A reading of a node of its own sent
+    // once the first chunk has left the lane is read beside it and applied
+    // ahead of its rest: shown while no node of the chunk is.
+    const { now, clock, config, sent, append } = await behindWithFleetHour(
+      { AGGREGATOR_CATCHUP_READINGS: '100000' },
+      2_000,
+    );
+    const laneBefore = await db.client.xlen(SHARD.catchup);
+    running = await startAggregator(config, pino({ level: 'silent' }), { clock, ticks$: new Subject() });
+    const deadline = Date.now() + 20_000;
+    while ((await db.client.xlen(SHARD.catchup)) === laneBefore && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    await append([{ node_id: 'L', timestamp: now - 500, flow_rate: 7.25 }]);
+    let fleetShown: number | undefined;
+    while (fleetShown === undefined && Date.now() < deadline) {
+      if ((await db.client.hget(readModelKeys.nodeLatest('L'), 'flow_rate')) === '7.25') {
+        fleetShown = await db.client.exists(
+          ...Array.from({ length: 2_000 }, (_, n) => readModelKeys.nodeLatest(`G${n}`)),
+        );
+      } else await new Promise((r) => setTimeout(r, 2));
+    }
+    expect(fleetShown).toBe(0);
+    await waitForAggregator(db.client);
+    await running.stop();
+    running = undefined;
+    await expectAllAppliedOnce(sent, now);
+  });
+
   it('applies a backlog read a chunk ahead exactly once, live readings coming throughout, with scans of pending entries every 50 ms', async () => {
     // 500 nodes' hour. The next chunk is read while one (20,000 readings)
     // is applied, from the second chunk on as late as its reply comes in

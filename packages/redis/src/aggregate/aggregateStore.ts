@@ -72,8 +72,15 @@ export class AggregateStore {
   /** Where commits go as transactions (see CommitConnection); without it, as script calls. */
   readonly #connection: CommitConnection | undefined;
 
-  /** A shard has a commit in flight and the next one prepared at most: two arenas. */
-  readonly #spares = new SpareArenas(2);
+  /**
+   * A shard has two commits on their way at most (one running, the next
+   * prepared) while a third is encoded: three arenas. With two kept, the
+   * third was fresh memory every time both were on their way, grown from
+   * the estimate by doubling: 0.4–1.2 s of the loop for a 50–87 MB commit
+   * during a catch-up, against 0.1–0.3 s into a spare (docs/benchmarks.md,
+   * "Live entries ahead of a chunk").
+   */
+  readonly #spares = new SpareArenas(3);
 
   constructor(
     redis: RedisClient,

@@ -145,6 +145,21 @@ export class ShardReader {
   }
 
   /**
+   * New entries only, beside a batch in hand (its lane chunk being applied):
+   * never a scan of pending entries, and the catch-up lane left where it is
+   * (blocking at most HELD_LANE_BLOCK_MS). Not retried; a failure makes the
+   * next pull scan what is pending first, as a failed read does.
+   */
+  async readBeside(): Promise<DeliveredBatch> {
+    try {
+      return await this.#consumer.read(this.#shard, { lane: 'held' });
+    } catch (error) {
+      this.#readFailed = true;
+      throw error;
+    }
+  }
+
+  /**
    * Runs `step` (a pull, or a pull and what the caller does with it) until it
    * succeeds, reporting each failure to `onRetry` and backing off before the
    * next attempt: a consumer must outlast a Redis that is restarting or

@@ -1,7 +1,12 @@
 import type { GrowingArena } from '@streamgauge/core';
 
-/** Larger arenas are not kept (larger commits are rare: a stop's checkpoint). */
-const MAX_SPARE_BYTES = 64 * 1024 * 1024;
+/**
+ * Larger arenas are not kept (larger commits are rare: a stop's
+ * checkpoint). A catch-up's commits of 10,000 nodes take 10–60 MB, in
+ * arenas grown by doubling to 75 MB: with 64 MB here those were dropped,
+ * and the next commit started from fresh memory again.
+ */
+const MAX_SPARE_BYTES = 128 * 1024 * 1024;
 /** Spare memory is let go after it was not asked for this long. */
 const SPARE_IDLE_MS = 5_000;
 
