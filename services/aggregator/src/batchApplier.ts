@@ -202,8 +202,9 @@ export class BatchApplier {
    * chunk"). Their entries are committed with the batch's (the chunk's
    * slice holds every commit while it is applied); they join the pending
    * commit without waiting for room, over its bounds by at most their own
-   * size. The committed position advances past them only with a later
-   * batch: the chunk's entries are older.
+   * size. The committed position does not advance past them here (the
+   * chunk's entries are older): the pipeline advances it once what is
+   * older is committed too (Aggregator.advance, SideReads.positions).
    */
   async apply(
     batch: DeliveredBatch,

@@ -218,8 +218,7 @@ export function runPipeline(
           const pull = () => {
             if (pulled) return;
             pulled = true;
-            if (side === undefined) job.done(applying);
-            else job.done(applying, side);
+            job.done(applying, side);
           };
           // Called at the apply's yields only, once `applying` is set.
           const applying: Promise<AppliedBatch> = aggregator.apply(
