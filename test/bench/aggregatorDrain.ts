@@ -5,7 +5,7 @@
  * Run: node test/bench/aggregatorDrain.ts [readings] [nodes] [readings per entry (1000)]
  */
 
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import { startAggregator } from '@streamgauge/aggregator';
 import { loadConfig, ManualClock } from '@streamgauge/core';
@@ -63,10 +63,12 @@ export async function aggregatorDrain(total: number, nodes: number, url?: string
       } finally {
         if (profileDir) {
           const { profile } = await session.post('Profiler.stop');
+          await mkdir(profileDir, { recursive: true });
           await writeFile(`${profileDir}/aggregatorDrain-${name}.cpuprofile`, JSON.stringify(profile));
         }
         if (heapDir) {
           const { profile } = await session.post('HeapProfiler.stopSampling');
+          await mkdir(heapDir, { recursive: true });
           await writeFile(`${heapDir}/aggregatorDrain-${name}.heapprofile`, JSON.stringify(profile));
         }
         session.disconnect();

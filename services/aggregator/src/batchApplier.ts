@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import {
   type AnomalyEvent,
   compareEntryIds,
@@ -5,6 +6,7 @@ import {
   metadataHash,
   packedLatest,
   type Range,
+  type ShardKeys,
   unlessNaN,
 } from '@streamgauge/core';
 import {
@@ -70,6 +72,9 @@ export interface Overtaking {
   close(): void;
 }
 
+/** How often a slice waiting for a commit to go looks for live batches to take ahead. */
+const AHEAD_POLL_MS = 20;
+
 /** A scratch of one slice being applied: its readings by node, and a node's applied ones. */
 interface Scratch {
   readonly byNode: ReadingsByNode<LiveNode>;
@@ -82,8 +87,14 @@ interface Ahead {
   readonly slices: readonly Slice[];
   /** The slice being applied (the ones from it on are in hand, not yet applied). */
   at: number;
-  /** Batches taken that named a node in hand: applied after the batch's last slice, in order. */
-  readonly deferred: DeliveredBatch[];
+  readonly shard: ShardKeys;
+  /**
+   * Entries taken that named a node in hand, or a node of an entry
+   * deferred before them, in order: each goes once neither holds.
+   */
+  deferred: DeliveredEntry[];
+  /** `at` when the deferred entries were last sorted (the slices in hand only shrink). */
+  sortedAt: number;
   readonly nodes: Set<string>;
   readonly commits: Promise<BatchOutcome | undefined>[];
 }
@@ -194,9 +205,10 @@ export class BatchApplier {
    *
    * `overtaking` (a batch holding a catch-up lane chunk): at each yield, a
    * batch of live entries read meanwhile is applied ahead of the rest of
-   * this one, its `latest` keys written at once, unless it names a node of
-   * a slice not yet applied (then it follows the last slice: a node's
-   * readings keep their order). Without it a live reading that came just
+   * this one, its `latest` keys written at once, but for its entries that
+   * name a node of a slice not yet applied, or of an entry deferred so:
+   * those wait until neither holds (a node's readings keep their order).
+   * Without it a live reading that came just
    * after the chunk was moved waited for all of the chunk's apply, 0.6–0.7
    * s for 50,000 readings (docs/benchmarks.md, "Live entries ahead of a
    * chunk"). Their entries are committed with the batch's (the chunk's
@@ -254,7 +266,9 @@ export class BatchApplier {
       overtaking,
       slices,
       at: 0,
+      shard: batch.shard,
       deferred: [],
+      sortedAt: 0,
       nodes,
       commits,
     };
@@ -282,8 +296,13 @@ export class BatchApplier {
         // Every slice applied: what was taken and had to wait, and what came since, in order.
         this.#ahead = undefined;
         ahead.at = slices.length;
+        const deferred = ahead.deferred;
+        ahead.deferred = [];
         for (;;) {
-          const side = ahead.deferred.shift() ?? ahead.overtaking.take();
+          const side =
+            deferred.length > 0
+              ? { shard: batch.shard, entries: deferred.splice(0) }
+              : ahead.overtaking.take();
           if (side === undefined) {
             // At once, nothing in between: a batch read from now on is the shard's next.
             ahead.overtaking.close();
@@ -354,7 +373,11 @@ export class BatchApplier {
       'errors',
     );
     // Ahead of a chunk's slice, the pending commit cannot be sent before that slice is staged anyway.
-    if (!aheadOf && !(await this.#ownership.room(state, named.nodes, named.readings))) return undefined;
+    if (
+      !aheadOf &&
+      !(await this.#takingAhead(state, this.#ownership.room(state, named.nodes, named.readings)))
+    )
+      return undefined;
     const sorted = triage(batch.entries, max, lastErrors);
     // From here the state moves ahead of what the shard's commits acknowledge, until the slice is staged.
     this.#ownership.applying(state);
@@ -536,7 +559,7 @@ export class BatchApplier {
     if (!aheadOf && this.#rounds.due(now)) {
       await this.#rounds.flush({ limit: FLUSH_CHUNK, wait: false });
     }
-    if (!(await before)) return undefined;
+    if (!(await this.#takingAhead(state, before))) return undefined;
     for (const id of changed) nodes.add(id);
     return { committed };
   }
@@ -561,20 +584,48 @@ export class BatchApplier {
   }
 
   /**
-   * A live batch read meanwhile, if one is ready: applied now, or after the
-   * batch's last slice when it names a node in hand (see Overtaking). False
-   * when the shard was lost meanwhile.
+   * Waits for a commit of the shard to go (room for a slice, or the turn of
+   * the one a slice filled), taking live batches ahead meanwhile when the
+   * batch being applied takes them: that wait is for the oldest commit on
+   * its way, seconds while Redis takes a catch-up's commits of tens of MB,
+   * and a live reading read meanwhile would wait with it.
+   */
+  async #takingAhead(state: ShardState, wait: Promise<boolean>): Promise<boolean> {
+    if (this.#ahead === undefined) return wait;
+    let over = false;
+    const settled = wait.then(
+      () => {
+        over = true;
+      },
+      () => {
+        over = true;
+      },
+    );
+    while (!over) {
+      await Promise.race([settled, delay(AHEAD_POLL_MS)]);
+      if (!over && !(await this.#takeAhead(state))) return false;
+    }
+    return wait;
+  }
+
+  /**
+   * A live batch read meanwhile, if one is ready: its entries applied now,
+   * but those that name a node in hand, or a node of an entry deferred
+   * before, after the batch's last slice (see Overtaking). False when the
+   * shard was lost meanwhile.
    */
   async #takeAhead(state: ShardState): Promise<boolean> {
     const ahead = this.#ahead;
-    const side = ahead?.overtaking.take();
-    if (ahead === undefined || side === undefined) return true;
-    // After one had to wait, every later one waits too: they are newer.
-    if (ahead.deferred.length > 0 || namesNode(side, (node) => inHand(ahead, node))) {
-      ahead.deferred.push(side);
-      return true;
-    }
-    return this.#applyAhead(side, state, ahead);
+    if (ahead === undefined) return true;
+    const side = ahead.overtaking.take();
+    // The deferred entries again once a slice was applied: some may go now.
+    if (side === undefined && (ahead.deferred.length === 0 || ahead.sortedAt === ahead.at)) return true;
+    const entries = side === undefined ? ahead.deferred : [...ahead.deferred, ...side.entries];
+    const { now, later } = splitAhead(entries, (node) => inHand(ahead, node));
+    ahead.deferred = later;
+    ahead.sortedAt = ahead.at;
+    if (now.length === 0) return true;
+    return this.#applyAhead({ shard: ahead.shard, entries: now }, state, ahead);
   }
 
   /**
@@ -716,6 +767,35 @@ export function namesNode(batch: DeliveredBatch, matches: (node: string) => bool
     for (const reading of entry.readings) if (matches(reading.node_id)) return true;
   }
   return false;
+}
+
+/**
+ * Entries read beside a batch (those deferred before first, then a live
+ * batch's, in order) that may go ahead of the slices in hand (`now`), and
+ * those that must follow them (`later`): an entry naming a node `held`, or
+ * a node of an entry that stays, stays too, so that each node's readings
+ * keep their order. Entries of other nodes are not held up: a catch-up's
+ * backlog that reached the stream (before the lane took it, or once the
+ * lane had emptied) would otherwise hold every live reading after it
+ * behind the chunk.
+ */
+function splitAhead(
+  entries: readonly DeliveredEntry[],
+  held: (node: string) => boolean,
+): { readonly now: DeliveredEntry[]; readonly later: DeliveredEntry[] } {
+  const now: DeliveredEntry[] = [];
+  const later: DeliveredEntry[] = [];
+  const waiting = new Set<string>();
+  for (const entry of entries) {
+    const readings = 'readings' in entry ? entry.readings : [];
+    if (!readings.some((r) => waiting.has(r.node_id) || held(r.node_id))) {
+      now.push(entry);
+      continue;
+    }
+    later.push(entry);
+    for (const reading of readings) waiting.add(reading.node_id);
+  }
+  return { now, later };
 }
 
 /** Whether a node has readings in a slice in hand (the one being applied, or a later one). */

@@ -48,6 +48,8 @@ export interface AggregatorOptions {
    * shard's lease. Default: no limit.
    */
   readonly sliceReadings?: number;
+  /** Readings a commit acknowledges at most (default COMMIT_READINGS; tests make it small). */
+  readonly commitReadings?: number;
   /** Called when a commit finds the shard's lease held by another replica (the shard is already dropped). */
   readonly onLeaseLost?: (shard: ShardKeys) => void;
   /** The anomaly detectors' settings (ANOMALY_*). */

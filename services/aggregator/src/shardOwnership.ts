@@ -82,11 +82,13 @@ export class ShardOwnership {
   readonly #lastSent = new Map<ShardState, Promise<boolean>>();
   /** Acquisitions whose commit failed (not refused): nothing more of theirs is committed. */
   readonly #failed = new Map<ShardState, { readonly error: unknown }>();
+  readonly #commitReadings: number;
 
   constructor(live: LiveState, rounds: MetricsRounds, sums: SystemSums) {
     this.#live = live;
     this.#rounds = rounds;
     this.#sums = sums;
+    this.#commitReadings = live.options.commitReadings ?? COMMIT_READINGS;
   }
 
   /**
@@ -255,7 +257,7 @@ export class ShardOwnership {
    */
   room(state: ShardState, nodes: ReadonlySet<string>, readings: number): Promise<boolean> {
     const pending = this.#pending.get(state);
-    let full = pending !== undefined && pending.readings + readings > COMMIT_READINGS;
+    let full = pending !== undefined && pending.readings + readings > this.#commitReadings;
     if (pending !== undefined && !full && pending.nodes + nodes.size > COMMIT_NODES) {
       let added = 0;
       for (const id of nodes) if (!pending.has(id)) added++;
@@ -271,7 +273,7 @@ export class ShardOwnership {
    */
   wouldWait(state: ShardState, readings: number): boolean {
     if ((this.#sent.get(state)?.length ?? 0) < COMMITS_SENT) return false;
-    return (this.#pending.get(state)?.readings ?? 0) + readings >= COMMIT_READINGS;
+    return (this.#pending.get(state)?.readings ?? 0) + readings >= this.#commitReadings;
   }
 
   /**
@@ -344,7 +346,7 @@ export class ShardOwnership {
   }
 
   #full(pending: PendingCommit): boolean {
-    return pending.nodes >= COMMIT_NODES || pending.readings >= COMMIT_READINGS;
+    return pending.nodes >= COMMIT_NODES || pending.readings >= this.#commitReadings;
   }
 
   /**

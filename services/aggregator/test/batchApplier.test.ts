@@ -19,6 +19,13 @@ const persistedCounts = async (now: number) => {
   return counts;
 };
 
+/** Redis takes no write for `ms` (as when a long script holds it), from a connection of its own. */
+const pauseWrites = async (ms: number) => {
+  const admin = db.client.duplicate();
+  await admin.client('PAUSE', ms, 'WRITE');
+  admin.disconnect();
+};
+
 describe('BatchApplier', () => {
   it('leaves nothing of a slice dropped half-way (the lease lost while it yields) to the next one', async () => {
     const { live, applier, acquire, readings, entry } = await liveParts(db.client);
@@ -167,16 +174,26 @@ describe('BatchApplier', () => {
       expect(live.committed.get(state)).toBe('5-0');
     });
 
-    it('applies a live batch that names a node of the chunk after the chunk, in order, and what comes after it too', async () => {
+    it("applies a live batch's entries that name a node of the chunk after it, in order, and later entries naming their nodes too; the others ahead", async () => {
       const parts = await liveParts(db.client);
       const { live, applier, acquire, readings, entry, now } = parts;
       const state = acquire();
-      // BACK3's newer reading, then one of a node of its own: both wait for the chunk.
+      // BACK3's newer reading shares an entry with SHARED's first: both wait
+      // for the chunk, and so does SHARED's second, in a later batch. OTHER's
+      // and OTHER2's entries name no node of the chunk: they go ahead.
       const newer = { node_id: 'BACK3', timestamp: now, flow_rate: 500 };
+      const shared = (flow_rate: number, ago: number) => ({
+        node_id: 'SHARED',
+        timestamp: now - ago,
+        flow_rate,
+      });
       const overtaking = handing(
         [
-          { shard: SHARD, entries: [entry('9-0', [newer])] },
-          { shard: SHARD, entries: [entry('9-1', readings('OTHER', 1))] },
+          {
+            shard: SHARD,
+            entries: [entry('9-0', [newer, shared(7, 2000)]), entry('9-1', readings('OTHER', 1))],
+          },
+          { shard: SHARD, entries: [entry('9-2', [shared(8, 1000)]), entry('9-3', readings('OTHER2', 1))] },
         ],
         () => {},
       );
@@ -186,17 +203,83 @@ describe('BatchApplier', () => {
         { shard: SHARD, entries: [laneChunk(parts, '5-0')] },
         state,
         false,
-        () => order.push(`${back3()}:${live.nodes.has('OTHER')}`),
+        () => order.push(`${back3() === now}:${live.nodes.has('SHARED')}:${live.nodes.has('OTHER2')}`),
         overtaking,
       );
-      await applied.committed;
-      expect(order.some((o) => o.endsWith(':true'))).toBe(false);
-      // BACK3's detector saw its 100 readings, then the newer one, last.
+      const outcome = await applied.committed;
+      expect(outcome).toMatchObject({ entries: 5, readings: 2005, applied: 2005, nodes: 23 });
+      // While the chunk was applied: OTHER2 (the second batch) was, BACK3's newer reading and SHARED were not.
+      expect(order).toContain('false:false:true');
+      expect(order.some((o) => o.startsWith('true') || o.includes(':true:'))).toBe(false);
+      // Each node's detector saw its readings in order: BACK3's 100, then the newer one; SHARED's two.
       const window = live.nodes.get('BACK3')?.detector.state().window.flow_rate ?? [];
-      expect(window[window.length - 1]).toBe(500);
-      expect(window[window.length - 2]).toBe(100);
+      expect(window.slice(-2)).toEqual([100, 500]);
+      expect(live.nodes.get('SHARED')?.detector.state().window.flow_rate).toEqual([7, 8]);
       const counts = await persistedCounts(now);
-      expect(counts).toMatchObject({ BACK3: '101', OTHER: '1' });
+      expect(counts).toMatchObject({ BACK3: '101', SHARED: '2', OTHER: '1', OTHER2: '1' });
+      expect(live.committed.get(state)).toBe('5-0');
+    });
+    it('applies a live batch ahead while the chunk waits for room behind two commits on their way', async () => {
+      // A commit holds 1,000 readings at most here: the chunk's 2,000 wait for the oldest commit to go.
+      const parts = await liveParts(db.client, { commitReadings: 1_000 });
+      const { live, applier, ownership, acquire, readings, entry } = parts;
+      const state = acquire();
+      await pauseWrites(800);
+      await applier.apply({ shard: SHARD, entries: [entry('1-0', readings('A', 3))] }, state);
+      await applier.apply({ shard: SHARD, entries: [entry('2-0', readings('B', 2))] }, state);
+      ownership.sendPending();
+      await applier.apply({ shard: SHARD, entries: [entry('3-0', readings('C', 5))] }, state);
+      expect(ownership.wouldWait(state, 2_000)).toBe(true);
+      // What the apply had done each time it looked for a live batch after LIVE's was handed out.
+      const seen: string[] = [];
+      const backApplied = () =>
+        Array.from({ length: 20 }, (_, n) => live.nodes.has(`BACK${n}`)).filter(Boolean).length;
+      const overtaking = handing([{ shard: SHARD, entries: [entry('9-0', readings('LIVE', 1))] }], (call) => {
+        if (call > 0) seen.push(`${live.nodes.has('LIVE')}:${backApplied()}`);
+      });
+      const applied = await applier.apply(
+        { shard: SHARD, entries: [laneChunk(parts, '5-0')] },
+        state,
+        false,
+        undefined,
+        overtaking,
+      );
+      expect(await applied.committed).toMatchObject({ entries: 2, readings: 2001, applied: 2001 });
+      // LIVE was applied while the chunk waited: before any of the chunk's nodes.
+      expect(seen[0]).toBe('true:0');
+      expect((await persistedCounts(parts.now)).LIVE).toBe('1');
+    });
+
+    it('applies a deferred entry once no slice in hand names its nodes, before the rest of the chunk', async () => {
+      const parts = await liveParts(db.client);
+      const { live, applier, acquire, readings, entry, now } = parts;
+      const state = acquire();
+      // The batch: a stream entry of HEAD's (a slice of its own, applied
+      // first), then the lane's chunk. HEAD's newer reading is taken while
+      // HEAD's slice is in hand: it waits for that slice, not for the chunk.
+      const overtaking = handing(
+        [{ shard: SHARD, entries: [entry('9-0', [{ node_id: 'HEAD', timestamp: now, flow_rate: 900 }])] }],
+        () => {},
+      );
+      const seen: string[] = [];
+      const chunkApplied = () =>
+        Array.from({ length: 20 }, (_, n) => live.nodes.get(`BACK${n}`)?.windows.latest?.timestamp).filter(
+          (t) => t === now - 1000,
+        ).length;
+      const applied = await applier.apply(
+        { shard: SHARD, entries: [entry('4-0', readings('HEAD', 600)), laneChunk(parts, '5-0')] },
+        state,
+        false,
+        () => seen.push(`${live.nodes.get('HEAD')?.windows.latest?.timestamp === now}:${chunkApplied()}`),
+        overtaking,
+      );
+      expect(await applied.committed).toMatchObject({ entries: 3, readings: 2601, applied: 2601 });
+      // Shown while the chunk was being applied (not every one of its nodes yet).
+      expect(seen.some((s) => s.startsWith('true:') && s !== 'true:20')).toBe(true);
+      expect(seen[0]).toMatch(/^false:/);
+      const window = live.nodes.get('HEAD')?.detector.state().window.flow_rate ?? [];
+      expect(window.slice(-2)).toEqual([600, 900]);
+      expect((await persistedCounts(now)).HEAD).toBe('601');
     });
   });
 
@@ -204,13 +287,6 @@ describe('BatchApplier', () => {
     /** XACK calls since the last RESETSTAT: one per commit that acknowledges entries. */
     const xacks = async () =>
       Number(/cmdstat_xack:calls=(\d+)/.exec(await db.client.info('commandstats'))?.[1] ?? 0);
-
-    /** Redis takes no write for `ms` (as when a long script holds it), from a connection of its own. */
-    const pauseWrites = async (ms: number) => {
-      const admin = db.client.duplicate();
-      await admin.client('PAUSE', ms, 'WRITE');
-      admin.disconnect();
-    };
 
     it('commits the slices applied while a commit runs together: each entry acknowledged once, the state exact', async () => {
       const { applier, acquire, readings, entry, now } = await liveParts(db.client);

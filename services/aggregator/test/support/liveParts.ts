@@ -12,7 +12,7 @@ const TTL = 24 * 3600;
 export const SHARD = allShardKeys(1)[0] as ReturnType<typeof allShardKeys>[number];
 
 /** The aggregator's parts over a real Redis (one shard, held under token T), with readings and entries to feed them. */
-export async function liveParts(client: Redis) {
+export async function liveParts(client: Redis, options: { readonly commitReadings?: number } = {}) {
   const now = Date.UTC(2026, 11, 4, 12);
   const clock = new ManualClock(now);
   const live = new LiveState(
@@ -25,6 +25,7 @@ export async function liveParts(client: Redis) {
       shardCount: 1,
       maxDeliveries: 5,
       anomalies: DEFAULT_ANOMALY_SETTINGS,
+      ...options,
     },
   );
   const sums = new SystemSums(live);
