@@ -2,7 +2,8 @@ import { metricsHash, type Reading, readModelKeys } from '@streamgauge/core';
 import { AggregateStore, type DeliveredBatch, type DeliveredEntry } from '@streamgauge/redis';
 import { useRedis } from '@streamgauge/testkit';
 import { describe, expect, it, vi } from 'vitest';
-import { NODE_CHUNK } from '../src/liveState.ts';
+import type { Overtaking } from '../src/batchApplier.ts';
+import { NODE_CHUNK, type ShardState } from '../src/liveState.ts';
 import { STEP_NODES } from '../src/metricsRounds.ts';
 import { COMMIT_READINGS } from '../src/shardOwnership.ts';
 import { liveParts, SHARD } from './support/liveParts.ts';
@@ -121,6 +122,15 @@ describe('BatchApplier', () => {
       return { ...parts.entry(id, readings), fromLane: true };
     };
 
+    /** Applies the batch (by default the lane's chunk alone) taking live batches from `overtaking`. */
+    const applyChunk = (
+      parts: Awaited<ReturnType<typeof liveParts>>,
+      state: ShardState,
+      overtaking: Overtaking,
+      onYield?: () => void,
+      entries: DeliveredEntry[] = [laneChunk(parts, '5-0')],
+    ) => parts.applier.apply({ shard: SHARD, entries }, state, false, onYield, overtaking);
+
     /** Hands out the given batches, one at each call, and records what the apply had done then. */
     const handing = (batches: DeliveredBatch[], seen: (call: number) => void) => {
       let calls = 0;
@@ -139,7 +149,7 @@ describe('BatchApplier', () => {
 
     it("applies a live batch read meanwhile before the chunk's rest: its latest first, every reading once, the position not past the chunk", async () => {
       const parts = await liveParts(db.client);
-      const { live, applier, acquire, readings, entry, now } = parts;
+      const { live, acquire, readings, entry, now } = parts;
       const state = acquire();
       let chunkLeft: number | undefined;
       const overtaking = handing([{ shard: SHARD, entries: [entry('9-0', readings('LIVE', 2))] }], (call) => {
@@ -153,13 +163,7 @@ describe('BatchApplier', () => {
           expect(live.nodes.get('LIVE')?.windows.latest?.timestamp).toBe(now - 1000);
         }
       });
-      const applied = await applier.apply(
-        { shard: SHARD, entries: [laneChunk(parts, '5-0')] },
-        state,
-        false,
-        undefined,
-        overtaking,
-      );
+      const applied = await applyChunk(parts, state, overtaking);
       expect(chunkLeft).toBeGreaterThan(0);
       expect(overtaking.closed).toBe(true);
       const outcome = await applied.committed;
@@ -176,7 +180,7 @@ describe('BatchApplier', () => {
 
     it("applies a live batch's entries that name a node of the chunk after it, in order, and later entries naming their nodes too; the others ahead", async () => {
       const parts = await liveParts(db.client);
-      const { live, applier, acquire, readings, entry, now } = parts;
+      const { live, acquire, readings, entry, now } = parts;
       const state = acquire();
       // BACK3's newer reading shares an entry with SHARED's first: both wait
       // for the chunk, and so does SHARED's second, in a later batch. OTHER's
@@ -199,12 +203,8 @@ describe('BatchApplier', () => {
       );
       const order: string[] = [];
       const back3 = () => live.nodes.get('BACK3')?.windows.latest?.timestamp;
-      const applied = await applier.apply(
-        { shard: SHARD, entries: [laneChunk(parts, '5-0')] },
-        state,
-        false,
-        () => order.push(`${back3() === now}:${live.nodes.has('SHARED')}:${live.nodes.has('OTHER2')}`),
-        overtaking,
+      const applied = await applyChunk(parts, state, overtaking, () =>
+        order.push(`${back3() === now}:${live.nodes.has('SHARED')}:${live.nodes.has('OTHER2')}`),
       );
       const outcome = await applied.committed;
       expect(outcome).toMatchObject({ entries: 5, readings: 2005, applied: 2005, nodes: 23 });
@@ -237,13 +237,7 @@ describe('BatchApplier', () => {
       const overtaking = handing([{ shard: SHARD, entries: [entry('9-0', readings('LIVE', 1))] }], (call) => {
         if (call > 0) seen.push(`${live.nodes.has('LIVE')}:${backApplied()}`);
       });
-      const applied = await applier.apply(
-        { shard: SHARD, entries: [laneChunk(parts, '5-0')] },
-        state,
-        false,
-        undefined,
-        overtaking,
-      );
+      const applied = await applyChunk(parts, state, overtaking);
       expect(await applied.committed).toMatchObject({ entries: 2, readings: 2001, applied: 2001 });
       // LIVE was applied while the chunk waited: before any of the chunk's nodes.
       expect(seen[0]).toBe('true:0');
@@ -252,7 +246,7 @@ describe('BatchApplier', () => {
 
     it('applies a deferred entry once no slice in hand names its nodes, before the rest of the chunk', async () => {
       const parts = await liveParts(db.client);
-      const { live, applier, acquire, readings, entry, now } = parts;
+      const { live, acquire, readings, entry, now } = parts;
       const state = acquire();
       // The batch: a stream entry of HEAD's (a slice of its own, applied
       // first), then the lane's chunk. HEAD's newer reading is taken while
@@ -266,12 +260,12 @@ describe('BatchApplier', () => {
         Array.from({ length: 20 }, (_, n) => live.nodes.get(`BACK${n}`)?.windows.latest?.timestamp).filter(
           (t) => t === now - 1000,
         ).length;
-      const applied = await applier.apply(
-        { shard: SHARD, entries: [entry('4-0', readings('HEAD', 600)), laneChunk(parts, '5-0')] },
+      const applied = await applyChunk(
+        parts,
         state,
-        false,
-        () => seen.push(`${live.nodes.get('HEAD')?.windows.latest?.timestamp === now}:${chunkApplied()}`),
         overtaking,
+        () => seen.push(`${live.nodes.get('HEAD')?.windows.latest?.timestamp === now}:${chunkApplied()}`),
+        [entry('4-0', readings('HEAD', 600)), laneChunk(parts, '5-0')],
       );
       expect(await applied.committed).toMatchObject({ entries: 3, readings: 2601, applied: 2601 });
       // Shown while the chunk was being applied (not every one of its nodes yet).
