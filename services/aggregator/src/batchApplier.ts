@@ -611,8 +611,9 @@ export class BatchApplier {
   /**
    * A live batch read meanwhile, if one is ready: its entries applied now,
    * but those that name a node in hand, or a node of an entry deferred
-   * before, after the batch's last slice (see Overtaking). False when the
-   * shard was lost meanwhile.
+   * before them, which wait until neither holds (looked at again once a
+   * slice was applied; see splitAhead). False when the shard was lost
+   * meanwhile.
    */
   async #takeAhead(state: ShardState): Promise<boolean> {
     const ahead = this.#ahead;
