@@ -593,14 +593,10 @@ export class BatchApplier {
   async #takingAhead(state: ShardState, wait: Promise<boolean>): Promise<boolean> {
     if (this.#ahead === undefined) return wait;
     let over = false;
-    const settled = wait.then(
-      () => {
-        over = true;
-      },
-      () => {
-        over = true;
-      },
-    );
+    const end = () => {
+      over = true;
+    };
+    const settled = wait.then(end, end);
     while (!over) {
       await Promise.race([settled, delay(AHEAD_POLL_MS)]);
       if (!over && !(await this.#takeAhead(state))) return false;
