@@ -25,16 +25,42 @@ export class SpareArenas {
     this.#kept = kept;
   }
 
-  /** An arena done with, if one is kept. */
+  /**
+   * The largest arena done with, if one is kept. The largest, not the last
+   * given: a catch-up's commit taking a spare half its size grew it by
+   * doubling (42 to 85 MB, 0.2–0.47 s of the loop in fresh memory) while
+   * a spare of its size waited unused.
+   */
   take(): GrowingArena | undefined {
     this.#idle?.refresh();
-    return this.#arenas.pop();
+    const arenas = this.#arenas;
+    let largest = 0;
+    for (let i = 1; i < arenas.length; i++) {
+      if ((arenas[i] as GrowingArena).bytes.length > (arenas[largest] as GrowingArena).bytes.length)
+        largest = i;
+    }
+    const taken = arenas[largest];
+    if (taken !== undefined) arenas.splice(largest, 1);
+    return taken;
   }
 
-  /** Keeps an arena whose contents are done with (sent, and the reply received). */
+  /**
+   * Keeps an arena whose contents are done with (sent, and the reply
+   * received); with `kept` already, in place of the smallest when larger.
+   */
   give(arena: GrowingArena): void {
-    if (this.#arenas.length >= this.#kept || arena.bytes.length > MAX_SPARE_BYTES) return;
-    this.#arenas.push(arena);
+    if (arena.bytes.length > MAX_SPARE_BYTES) return;
+    const arenas = this.#arenas;
+    if (arenas.length >= this.#kept) {
+      let smallest = 0;
+      for (let i = 1; i < arenas.length; i++) {
+        if ((arenas[i] as GrowingArena).bytes.length < (arenas[smallest] as GrowingArena).bytes.length)
+          smallest = i;
+      }
+      if ((arenas[smallest] as GrowingArena).bytes.length >= arena.bytes.length) return;
+      arenas.splice(smallest, 1);
+    }
+    arenas.push(arena);
     if (this.#idle === undefined) {
       this.#idle = setTimeout(() => {
         this.#arenas.length = 0;
