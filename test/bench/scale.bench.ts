@@ -10,7 +10,7 @@ import {
   readModelKeys,
   systemClock,
 } from '@streamgauge/core';
-import { ReadingLog } from '@streamgauge/redis';
+import { catchupBacklog, ReadingLog } from '@streamgauge/redis';
 import { freePort, metricValue, scrapeMetrics, waitForAggregator, waitForDrain } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { Pool } from 'undici';
@@ -685,7 +685,7 @@ async function catchup(context: SuiteContext): Promise<string | undefined> {
       await appending;
       while (!stop && appendFailure === undefined) {
         if (laneEmptyAt === undefined) {
-          if ((await client.xlen(SHARD.catchup)) === 0) {
+          if ((await catchupBacklog(client, SHARD)).entries === 0) {
             // Everything appended is in the stream now, at or before its last entry.
             const [last] = await client.xrevrange(SHARD.stream, '+', '-', 'COUNT', 1);
             laneEmptyAt = last?.[0] ?? '0-0';
@@ -730,8 +730,8 @@ async function catchup(context: SuiteContext): Promise<string | undefined> {
       );
     }, 15_000);
     const laneWatch = setInterval(() => {
-      void client.xlen(SHARD.catchup).then((length) => {
-        lanePeak = Math.max(lanePeak, length);
+      void catchupBacklog(client, SHARD).then(({ entries }) => {
+        lanePeak = Math.max(lanePeak, entries);
       });
     }, 500);
     try {

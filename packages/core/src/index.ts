@@ -86,6 +86,8 @@ export {
   anomalyKeys,
   CATCHUP,
   CHANGES_CHANNEL,
+  catchupLaneOf,
+  catchupLanesOf,
   catchupOf,
   GROUPS,
   gatewayKeys,

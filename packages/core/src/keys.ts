@@ -1,5 +1,6 @@
 import type { ReadingIdentity } from './identity.ts';
 import type { Range } from './ranges.ts';
+import { nodeHash } from './shard.ts';
 
 /**
  * Every Redis key streamgauge reads or writes, in one place.
@@ -38,7 +39,13 @@ export interface ShardKeys {
    */
   readonly catchup: string;
   /**
-   * The nodes with readings in the catch-up lane (a hash: node id → the last
+   * The shard's catch-up lanes, CATCHUP.lanes of them, `catchup` the first:
+   * each node's late readings go to one (catchupLaneOf), and the
+   * aggregator moves a chunk from one lane at a time.
+   */
+  readonly catchupLanes: readonly string[];
+  /**
+   * The nodes with readings in a catch-up lane (a hash: node id → the last
    * lane entry holding its readings): their readings follow them into the
    * lane, so a node's readings keep their order.
    */
@@ -132,6 +139,7 @@ export function shardKeys(shard: number, shards: number): ShardKeys {
     shard,
     stream,
     catchup: catchupOf(stream),
+    catchupLanes: catchupLanesOf(stream),
     catchupNodes: `${catchupOf(stream)}:nodes`,
     deadLetters: `{${tag}}:dead`,
     deadLettersRedriven: `{${tag}}:dead:redriven`,
@@ -167,12 +175,18 @@ export function shardKeys(shard: number, shards: number): ShardKeys {
   };
 }
 
-/** The catch-up lane of the shard whose stream is `stream` (ShardKeys.catchup). */
+/** The first catch-up lane of the shard whose stream is `stream` (ShardKeys.catchup). */
 export function catchupOf(stream: string): string {
   if (stream === STREAM_BASE) return `{${STREAM_BASE}}:catchup`;
   const tag = /^readings:\{([^}]+)\}$/.exec(stream)?.[1];
   if (tag === undefined) throw new RangeError(`not a readings stream: ${stream}`);
   return `{${tag}}:catchup`;
+}
+
+/** The catch-up lanes of the shard whose stream is `stream` (ShardKeys.catchupLanes). */
+export function catchupLanesOf(stream: string): string[] {
+  const first = catchupOf(stream);
+  return Array.from({ length: CATCHUP.lanes }, (_, lane) => (lane === 0 ? first : `${first}:${lane}`));
 }
 
 /**
@@ -194,11 +208,34 @@ export function catchupOf(stream: string): string {
  *   reading finds at most a read's worth and one chunk of old readings
  *   (AGGREGATOR_CATCHUP_READINGS) ahead of it.
  * - The stream and its lane share one bound in bytes (STREAM_MAX_MB).
+ * - The lane is `lanes` lanes, each node's readings in one of them
+ *   (catchupLaneOf), and a move takes a chunk from one lane: an outage's
+ *   backlog comes round by round (every node's reading of an instant,
+ *   then the next), so a chunk of one lane holds `lanes` times as many
+ *   readings of each of its nodes, and each node's fixed costs (its
+ *   `latest`, its head in the commit) are shared by as many readings.
  */
 export const CATCHUP = {
   lateMs: 5 * 60_000,
   gateEntries: 20,
+  lanes: 8,
 } as const;
+
+/**
+ * The catch-up lane (0 .. CATCHUP.lanes − 1) of a node: its hash (as
+ * `shardOf` takes it) mixed by MurmurHash3's finalizer, so that the nodes of
+ * one shard spread over every lane and ids that differ in their last
+ * character only (N1, N2, …), whose FNV-1a hashes share most bits, do too.
+ */
+export function catchupLaneOf(nodeId: string): number {
+  let h = nodeHash(nodeId);
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return (h >>> 0) % CATCHUP.lanes;
+}
 
 export function allShardKeys(shards: number): ShardKeys[] {
   return Array.from({ length: shards }, (_, i) => shardKeys(i, shards));

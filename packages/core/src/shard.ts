@@ -6,12 +6,17 @@
  */
 export function shardOf(nodeId: string, shards: number): number {
   if (shards === 1) return 0;
+  return nodeHash(nodeId) % shards;
+}
+
+/** A node id's FNV-1a hash, an unsigned 32-bit integer (see shardOf). */
+export function nodeHash(nodeId: string): number {
   let hash = 0x811c9dc5;
   for (let i = 0; i < nodeId.length; i++) {
     hash ^= nodeId.charCodeAt(i);
     hash = Math.imul(hash, 0x01000193);
   }
-  return (hash >>> 0) % shards;
+  return hash >>> 0;
 }
 
 /**

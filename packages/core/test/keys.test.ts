@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { identityOf, identitySlotOf, readModelKeys, shardKeys, shardOf } from '../src/index.ts';
+import {
+  CATCHUP,
+  catchupLaneOf,
+  identityOf,
+  identitySlotOf,
+  readModelKeys,
+  shardKeys,
+  shardOf,
+} from '../src/index.ts';
 
 describe('key layout', () => {
   it('keeps the dashboard contract names', () => {
@@ -42,6 +50,22 @@ describe('key layout', () => {
     const counts = new Array(8).fill(0);
     for (let i = 0; i < 8000; i++) counts[shardOf(`NODE${i}`, 8)]++;
     for (const count of counts) expect(count).toBeGreaterThan(800);
+  });
+
+  it("spreads each shard's nodes over every catch-up lane, ids that differ in their last character too", () => {
+    expect(shardKeys(0, 1).catchupLanes).toEqual([
+      '{readings}:catchup',
+      ...Array.from({ length: CATCHUP.lanes - 1 }, (_, i) => `{readings}:catchup:${i + 1}`),
+    ]);
+    expect(shardKeys(2, 4).catchupLanes[3]).toBe('{2}:catchup:3');
+    const counts = new Array(2 * CATCHUP.lanes).fill(0);
+    for (let i = 0; i < 16_000; i++) {
+      const id = `N${i}`;
+      counts[shardOf(id, 2) * CATCHUP.lanes + catchupLaneOf(id)]++;
+    }
+    // 1,000 a lane and shard on average.
+    for (const count of counts) expect(count).toBeGreaterThan(850);
+    expect(new Set(Array.from({ length: 10 }, (_, i) => catchupLaneOf(`G${i}`))).size).toBeGreaterThan(4);
   });
 
   it('splits identity into an hour bucket and a millisecond offset', () => {

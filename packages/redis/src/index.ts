@@ -37,6 +37,7 @@ export type { RedriveRefusal } from './errors/RedriveRefusedError.ts';
 export { RedriveRefusedError } from './errors/RedriveRefusedError.ts';
 export { StreamFullError } from './errors/StreamFullError.ts';
 export { UnknownNameError } from './errors/UnknownNameError.ts';
+export { type CatchupBacklog, catchupBacklog } from './log/catchupBacklog.ts';
 export { DedupeSets } from './log/dedupeSets.ts';
 export type { DeadLetter, GroupCommit, GroupCommitKeys } from './log/groupCommit.ts';
 export { lastErrors, prepareCommit } from './log/groupCommit.ts';

@@ -1,4 +1,12 @@
-import { CATCHUP, decodeEntry, GROUPS, ManualClock, type Reading, shardKeys } from '@streamgauge/core';
+import {
+  CATCHUP,
+  catchupLaneOf,
+  decodeEntry,
+  GROUPS,
+  ManualClock,
+  type Reading,
+  shardKeys,
+} from '@streamgauge/core';
 import { useRedis } from '@streamgauge/testkit';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -31,6 +39,18 @@ const reading = (node: string, minutesAgo: number, flow = minutesAgo): Reading =
 async function readingsOf(key: string): Promise<Reading[][]> {
   const entries = await db.client.xrange(key, '-', '+');
   return entries.map(([id, fields]) => decodeEntry(id, fields).readings);
+}
+
+/**
+ * The catch-up lane of a node. A, G, H, J, P, V and Z share lane 4; B is in
+ * lane 2, C and D in lane 6 (catchupLaneOf; checked below).
+ */
+const laneOf = (node: string) => shard.catchupLanes[catchupLaneOf(node)] as string;
+const lanes = shard.catchupLanes;
+
+/** Every lane's entries' readings, lane by lane. */
+async function inLanes(): Promise<Reading[][]> {
+  return (await Promise.all(lanes.map(readingsOf))).flat();
 }
 
 /** The aggregator's group, `behind` entries of fresh readings not yet read by it. */
@@ -79,7 +99,7 @@ describe('the catch-up lane: ingest', () => {
     const log = new ReadingLog(db.client, options);
     await aggregatorBehind(log, CATCHUP.gateEntries - 1);
     await log.append([reading('A', 90), reading('A', 0)], 'gw');
-    expect(await db.client.exists(shard.catchup)).toBe(0);
+    expect(await db.client.exists(...lanes)).toBe(0);
     expect((await readingsOf(shard.stream)).at(-1)).toEqual([reading('A', 90), reading('A', 0)]);
   });
 
@@ -90,9 +110,10 @@ describe('the catch-up lane: ingest', () => {
     expect(await log.append(sent, 'gw')).toEqual({ accepted: 4, duplicates: 0 });
     // Five minutes is the default lateness (CATCHUP.lateMs): B's reading, four
     // minutes old, is new; A's new one follows its old ones.
-    expect(await readingsOf(shard.catchup)).toEqual([[reading('A', 90), reading('A', 60), reading('A', 0)]]);
+    expect(await inLanes()).toEqual([[reading('A', 90), reading('A', 60), reading('A', 0)]]);
+    expect(await readingsOf(laneOf('A'))).toEqual(await inLanes());
     expect((await readingsOf(shard.stream)).at(-1)).toEqual([reading('B', 4)]);
-    const [id, fields] = (await db.client.xrange(shard.catchup, '-', '+'))[0] as [string, string[]];
+    const [id, fields] = (await db.client.xrange(laneOf('A'), '-', '+'))[0] as [string, string[]];
     expect(fields).toEqual(['n', '3', 'src', 'gw', 'readings', expect.any(String)]);
     expect(await db.client.hgetall(shard.catchupNodes)).toEqual({ A: id });
   });
@@ -103,12 +124,31 @@ describe('the catch-up lane: ingest', () => {
     await log.append([reading('A', 90)], 'gw');
     await aggregatorReadsAll();
     await log.append([reading('A', 80), reading('A', 1), reading('C', 1), reading('D', 70)], 'gw');
-    // D's late reading goes to the lane too: it holds something.
-    expect(await readingsOf(shard.catchup)).toEqual([
-      [reading('A', 90)],
-      [reading('A', 80), reading('A', 1), reading('D', 70)],
-    ]);
+    // D's late reading goes to a lane too, its own: a lane holds something.
+    expect(await readingsOf(laneOf('A'))).toEqual([[reading('A', 90)], [reading('A', 80), reading('A', 1)]]);
+    expect(await readingsOf(laneOf('D'))).toEqual([[reading('D', 70)]]);
     expect((await readingsOf(shard.stream)).at(-1)).toEqual([reading('C', 1)]);
+  });
+
+  it("splits a request's lane readings by lane, each node's in its own, and marks each node with its lane's entry", async () => {
+    expect([...'AGHJPVZ'].map(catchupLaneOf)).toEqual([4, 4, 4, 4, 4, 4, 4]);
+    expect(['B', 'C', 'D'].map(catchupLaneOf)).toEqual([2, 6, 6]);
+    const log = new ReadingLog(db.client, options);
+    await aggregatorBehind(log, CATCHUP.gateEntries);
+    const sent = [reading('A', 90), reading('B', 90), reading('C', 90), reading('G', 90), reading('D', 80)];
+    expect(await log.append(sent, 'gw')).toEqual({ accepted: 5, duplicates: 0 });
+    expect(await readingsOf(laneOf('A'))).toEqual([[reading('A', 90), reading('G', 90)]]);
+    expect(await readingsOf(laneOf('B'))).toEqual([[reading('B', 90)]]);
+    expect(await readingsOf(laneOf('C'))).toEqual([[reading('C', 90), reading('D', 80)]]);
+    expect((await inLanes()).flat()).toHaveLength(5);
+    const entryOf = async (node: string) => (await db.client.xrange(laneOf(node), '-', '+'))[0]?.[0];
+    expect(await db.client.hgetall(shard.catchupNodes)).toEqual({
+      A: await entryOf('A'),
+      G: await entryOf('A'),
+      B: await entryOf('B'),
+      C: await entryOf('C'),
+      D: await entryOf('C'),
+    });
   });
 
   it('knows a reading in the lane as a duplicate, whichever way the resend goes', async () => {
@@ -120,19 +160,19 @@ describe('the catch-up lane: ingest', () => {
       duplicates: 1,
     });
     await aggregatorReadsAll();
-    await db.client.del(shard.catchup, shard.catchupNodes); // as if the aggregator had taken the lane in
+    await db.client.del(...lanes, shard.catchupNodes); // as if the aggregator had taken the lanes in
     expect(await log.append([reading('A', 90, 7), reading('A', 70, 7)], 'gw')).toEqual({
       accepted: 0,
       duplicates: 2,
     });
-    expect(await readingsOf(shard.catchup)).toEqual([]);
+    expect(await inLanes()).toEqual([]);
   });
 
   it('never uses the lane with CATCHUP_AFTER_MINUTES=0', async () => {
     const log = new ReadingLog(db.client, { ...options, catchupAfterMs: 0 });
     await aggregatorBehind(log, CATCHUP.gateEntries);
     await log.append([reading('A', 600)], 'gw');
-    expect(await db.client.exists(shard.catchup)).toBe(0);
+    expect(await db.client.exists(...lanes)).toBe(0);
     expect((await readingsOf(shard.stream)).at(-1)).toEqual([reading('A', 600)]);
   });
 
@@ -150,10 +190,10 @@ describe('the catch-up lane: ingest', () => {
     }
     expect(refusal).toBeInstanceOf(StreamFullError);
     const full = refusal as StreamFullError;
-    const [stream, lane] = await Promise.all([
-      db.client.memory('USAGE', shard.stream),
-      db.client.memory('USAGE', shard.catchup),
-    ]);
+    const [stream, ...used] = await Promise.all(
+      [shard.stream, ...lanes].map((key) => db.client.memory('USAGE', key)),
+    );
+    const lane = used.reduce((sum: number, bytes) => sum + Number(bytes ?? 0), 0);
     expect(full).toMatchObject({
       stream: shard.stream,
       heldBytes: Number(stream) + Number(lane),
@@ -165,7 +205,7 @@ describe('the catch-up lane: ingest', () => {
       /^the stream readings and its catch-up lane hold [\d.]+ MB \([\d.]+ MB of late readings in the lane\) that the consumers \(aggregator, archiver\) have not processed, over its bound of 0\.0 MB \(STREAM_MAX_MB\): nothing from this request was stored; retry it once they catch up/,
     );
     // Nothing of the refused request is anywhere, not even its new reading.
-    const held = [...(await readingsOf(shard.catchup)), ...(await readingsOf(shard.stream))].flat();
+    const held = [...(await inLanes()), ...(await readingsOf(shard.stream))].flat();
     expect(held.filter((r) => r.timestamp === NOW - minutes * 60_000)).toEqual([]);
   });
 });
@@ -174,10 +214,11 @@ describe('the catch-up lane: the aggregator takes it in', () => {
   it('moves whole entries in order, a chunk of readings at a time, only once the group has caught up', async () => {
     const log = new ReadingLog(db.client, options);
     await aggregatorBehind(log, CATCHUP.gateEntries);
+    // Nodes of one lane (4).
     const entries = [0, 1, 2, 3, 4].map((e) => [
-      reading(`A${e}`, 90),
-      reading(`B${e}`, 90),
-      reading(`C${e}`, 90),
+      reading('A', 90 - e),
+      reading('G', 90 - e),
+      reading('H', 90 - e),
     ]);
     for (const entry of entries) await log.append(entry, 'gw');
     const consumer = aggregatorConsumer(7, CATCHUP.gateEntries);
@@ -188,12 +229,12 @@ describe('the catch-up lane: the aggregator takes it in', () => {
     // 3 + 3 readings fit in 7; a third entry would not.
     expect(await consumer.admit(shard)).toBe(6);
     expect((await readingsOf(shard.stream)).slice(streamLength)).toEqual(entries.slice(0, 2));
-    expect(await readingsOf(shard.catchup)).toEqual(entries.slice(2));
+    expect(await readingsOf(laneOf('A'))).toEqual(entries.slice(2));
     // Two entries unread are fewer than a read takes: the next chunk goes in behind them.
     expect(await consumer.admit(shard)).toBe(6);
     expect(await consumer.admit(shard)).toBe(3);
     expect((await readingsOf(shard.stream)).slice(streamLength)).toEqual(entries);
-    expect(await db.client.exists(shard.catchup, shard.catchupNodes)).toBe(0);
+    expect(await db.client.exists(...lanes, shard.catchupNodes)).toBe(0);
     expect(await consumer.admit(shard)).toBe(0);
     // As ingest wrote them, marked as the lane's.
     for (const [, fields] of (await db.client.xrange(shard.stream, '-', '+')).slice(streamLength)) {
@@ -204,20 +245,46 @@ describe('the catch-up lane: the aggregator takes it in', () => {
   it('lets a node go once its last entry in the lane is moved: its readings go to the stream again', async () => {
     const log = new ReadingLog(db.client, options);
     await aggregatorBehind(log, CATCHUP.gateEntries);
-    await log.append([reading('A', 90), reading('B', 90)], 'gw');
+    // A and G share a lane.
+    await log.append([reading('A', 90), reading('G', 90)], 'gw');
     await log.append([reading('A', 80)], 'gw');
     await aggregatorReadsAll();
     const consumer = aggregatorConsumer(2);
     expect(await consumer.admit(shard)).toBe(2);
-    // B's last entry moved, A's not: B's new reading goes to the stream, A's follows its old ones.
-    await log.append([reading('A', 0), reading('B', 0)], 'gw');
-    expect((await readingsOf(shard.stream)).at(-1)).toEqual([reading('B', 0)]);
-    expect(await readingsOf(shard.catchup)).toEqual([[reading('A', 80)], [reading('A', 0)]]);
+    // G's last entry moved, A's not: G's new reading goes to the stream, A's follows its old ones.
+    await log.append([reading('A', 0), reading('G', 0)], 'gw');
+    expect((await readingsOf(shard.stream)).at(-1)).toEqual([reading('G', 0)]);
+    expect(await readingsOf(laneOf('A'))).toEqual([[reading('A', 80)], [reading('A', 0)]]);
     await aggregatorReadsAll();
     expect(await consumer.admit(shard)).toBe(2);
-    expect(await db.client.exists(shard.catchup, shard.catchupNodes)).toBe(0);
+    expect(await db.client.exists(...lanes, shard.catchupNodes)).toBe(0);
     await log.append([reading('A', 1)], 'gw');
     expect((await readingsOf(shard.stream)).at(-1)).toEqual([reading('A', 1)]);
+  });
+
+  it('moves one lane a time, the one whose first entry is the oldest; a node leaves when its own lane has moved it', async () => {
+    const log = new ReadingLog(db.client, options);
+    await aggregatorBehind(log, CATCHUP.gateEntries);
+    await log.append([reading('A', 90)], 'gw');
+    await log.append([reading('B', 90), reading('B', 85)], 'gw');
+    await log.append([reading('A', 80)], 'gw');
+    await aggregatorReadsAll();
+    const consumer = aggregatorConsumer(100);
+    const streamLength = await db.client.xlen(shard.stream);
+    // A's lane first (its first entry is the oldest), and only it, though the chunk could take B's too.
+    expect(await consumer.admit(shard)).toBe(2);
+    expect((await readingsOf(shard.stream)).slice(streamLength)).toEqual([
+      [reading('A', 90)],
+      [reading('A', 80)],
+    ]);
+    expect(await db.client.exists(laneOf('A'))).toBe(0);
+    // A's lane has moved it: its next reading goes to the stream; B's follows its backlog in its lane.
+    await log.append([reading('A', 0), reading('B', 0)], 'gw');
+    expect((await readingsOf(shard.stream)).at(-1)).toEqual([reading('A', 0)]);
+    expect(await readingsOf(laneOf('B'))).toEqual([[reading('B', 90), reading('B', 85)], [reading('B', 0)]]);
+    await aggregatorReadsAll();
+    expect(await consumer.admit(shard)).toBe(3);
+    expect(await db.client.exists(...lanes, shard.catchupNodes)).toBe(0);
   });
 
   it('moves an entry an earlier version wrote, listing its nodes, without the list', async () => {
@@ -252,7 +319,7 @@ describe('the catch-up lane: the aggregator takes it in', () => {
     await reader.next(); // the scan of pending entries that starts a reader: none
     const live = await reader.next({ lane: 'held' });
     expect(live.batch.entries.flatMap((e) => ('readings' in e ? e.readings : []))).toEqual([reading('L', 0)]);
-    expect(await readingsOf(shard.catchup)).toEqual([[reading('A', 90)]]);
+    expect(await readingsOf(laneOf('A'))).toEqual([[reading('A', 90)]]);
     const started = performance.now();
     const none = await reader.next({ lane: 'held' });
     expect(performance.now() - started).toBeLessThan(1_000);
@@ -262,15 +329,16 @@ describe('the catch-up lane: the aggregator takes it in', () => {
     expect(chunk.batch.entries.flatMap((e) => ('readings' in e ? e.readings : []))).toEqual([
       reading('A', 90),
     ]);
-    expect(await db.client.exists(shard.catchup)).toBe(0);
+    expect(await db.client.exists(...lanes)).toBe(0);
   });
 
   it('moves an entry larger than the chunk on its own', async () => {
     const log = new ReadingLog(db.client, options);
     await aggregatorBehind(log, CATCHUP.gateEntries);
-    const big = Array.from({ length: 10 }, (_, i) => reading(`N${i}`, 90));
+    // Ten nodes of one lane (4).
+    const big = ['A', 'G', 'H', 'J', 'P', 'V', 'Z', 'L14', 'L22', 'L26'].map((node) => reading(node, 90));
     await log.append(big, 'gw');
-    await log.append([reading('N0', 80)], 'gw');
+    await log.append([reading('A', 80)], 'gw');
     await aggregatorReadsAll();
     const consumer = aggregatorConsumer(4);
     expect(await consumer.admit(shard)).toBe(10);
@@ -322,7 +390,7 @@ describe('the catch-up lane: the aggregator takes it in', () => {
     ]);
     // The aggregator applies the stream's own entries apart from the lane's, first.
     expect(batch.entries.map((e) => 'readings' in e && e.fromLane === true)).toEqual([false, true]);
-    expect(await db.client.exists(shard.catchup)).toBe(0);
+    expect(await db.client.exists(...lanes)).toBe(0);
   });
 
   it('a reader of another group leaves the lane alone', async () => {
@@ -338,7 +406,7 @@ describe('the catch-up lane: the aggregator takes it in', () => {
     });
     consumers.push(archiver);
     expect(await archiver.admit(shard)).toBe(0);
-    expect(await db.client.xlen(shard.catchup)).toBe(1);
+    expect(await db.client.xlen(laneOf('A'))).toBe(1);
   });
 });
 
@@ -349,17 +417,19 @@ describe('the catch-up lane: status', () => {
     await log.append([reading('A', 90)], 'gw');
     await log.append([reading('A', 80)], 'gw');
     await aggregatorReadsAll();
-    const [first] = await db.client.xrange(shard.catchup, '-', '+', 'COUNT', 1);
+    await log.append([reading('B', 85)], 'gw');
+    const [first] = await db.client.xrange(laneOf('A'), '-', '+', 'COUNT', 1);
     const since = new Date(Number(first?.[0].split('-')[0])).toISOString();
     const settings = { shards: 1, cacheRefreshMs: 6 * HOUR };
     // The consumer read just now: alive. Then, past the idle limit, it is not.
     const live = await pipelineReport(db.client, settings, DEFAULT_HEALTH_LIMITS, Date.now());
-    expect(live.shards[0]).toMatchObject({ catchup: 2, catchupSince: since });
+    // Entries of every lane; since the oldest's.
+    expect(live.shards[0]).toMatchObject({ catchup: 3, catchupSince: since });
     expect(live.problems.filter((p) => p.includes(GROUPS.aggregator))).toEqual([]);
     const limits = { ...DEFAULT_HEALTH_LIMITS, consumerIdleMs: -1 };
     const stale = await pipelineReport(db.client, settings, limits, Date.now());
     expect(stale.problems).toContain(
-      'readings: group aggregator has 2 entries waiting and no live consumer (none read for -0.001 s; is its service running?)',
+      'readings: group aggregator has 3 entries waiting and no live consumer (none read for -0.001 s; is its service running?)',
     );
   });
 });

@@ -1,5 +1,5 @@
 import { ANOMALY_TYPES, type ShardKeys } from '@streamgauge/core';
-import { groupsOf, ReconcileControl, type RedisClient } from '@streamgauge/redis';
+import { catchupBacklog, groupsOf, ReconcileControl, type RedisClient } from '@streamgauge/redis';
 import { type Counter, Gauge, type Registry } from 'prom-client';
 import { ScrapeSample, type ScrapeSampleOptions, WatchedSample } from './scrapeSample.ts';
 import { DESTINATION, GROUP } from './series.ts';
@@ -107,7 +107,7 @@ export class ConsumerGroupGauges {
   /** Reports `group` on these shards, read with `redis`, until the returned function is called. */
   watch(redis: RedisClient, group: string, shards: readonly ShardKeys[]): () => void {
     const sample = new ScrapeSample(
-      // Per shard: XINFO GROUPS, XLEN of the dead letters and of the catch-up lane, and XPENDING's summary only when entries are pending.
+      // Per shard: XINFO GROUPS, XLEN of the dead letters and of the catch-up lanes, and XPENDING's summary only when entries are pending.
       async () => {
         const now = Date.now();
         const perShard = await Promise.all(
@@ -115,7 +115,7 @@ export class ConsumerGroupGauges {
             const [groups, deadLetters, catchup] = await Promise.all([
               groupsOf(redis, shard.stream),
               redis.xlen(shard.deadLetters),
-              redis.xlen(shard.catchup),
+              catchupBacklog(redis, shard).then((backlog) => backlog.entries),
             ]);
             const mine = groups.find((g) => g.name === group);
             if (mine === undefined) return [];

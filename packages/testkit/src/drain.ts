@@ -1,10 +1,10 @@
-import { allShardKeys, catchupOf, fieldRecord, GROUPS } from '@streamgauge/core';
+import { allShardKeys, catchupLanesOf, fieldRecord, GROUPS } from '@streamgauge/core';
 import type { Cluster, Redis } from 'ioredis';
 
 /**
  * Waits until a consumer group has read everything (its position is the
  * stream's last entry) and acknowledged it (pending 0) on every given
- * stream, and nothing waits in the stream's catch-up lane.
+ * stream, and nothing waits in the stream's catch-up lanes.
  */
 export async function waitForDrain(
   redis: Redis | Cluster,
@@ -20,7 +20,8 @@ export async function waitForDrain(
     const states: string[] = [];
     for (const stream of streams) {
       // The lane first: what the aggregator moves from it after this lands in the stream, read next.
-      const waiting = await redis.xlen(catchupOf(stream));
+      let waiting = 0;
+      for (const lane of catchupLanesOf(stream)) waiting += await redis.xlen(lane);
       const groups = (await redis.xinfo('GROUPS', stream).catch(() => [])) as unknown[][];
       const info = groups.map(toObject).find((g) => g.name === group);
       // Not the group's lag: Redis reports it as null when it does not know

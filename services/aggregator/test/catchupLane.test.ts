@@ -1,4 +1,13 @@
-import { allShardKeys, CATCHUP, GROUPS, horizonStart, type Reading, readModelKeys } from '@streamgauge/core';
+import {
+  allShardKeys,
+  CATCHUP,
+  catchupLaneOf,
+  GROUPS,
+  horizonStart,
+  type Reading,
+  readModelKeys,
+} from '@streamgauge/core';
+import { catchupBacklog } from '@streamgauge/redis';
 import { checkReadModel, useRedis, waitForAggregator } from '@streamgauge/testkit';
 import { pino } from 'pino';
 import { Subject } from 'rxjs';
@@ -8,6 +17,8 @@ import { liveSetup } from './support/liveFeed.ts';
 
 const db = useRedis({ flushEach: true });
 const SHARD = allShardKeys(1)[0] as ReturnType<typeof allShardKeys>[number];
+/** Entries waiting in the shard's catch-up lanes. */
+const laneEntries = async () => (await catchupBacklog(db.client, SHARD)).entries;
 
 /**
  * A shard whose aggregator group is behind (entries of fresh readings it has
@@ -36,12 +47,14 @@ async function behindWithFleetHour(env: Record<string, string>, fleetSize: numbe
     }
     await append(round);
   }
-  return { now, clock, config, sent, append };
+  // Each request's readings go to their nodes' lanes, an entry per lane.
+  const lanesUsed = new Set(fleet.map(catchupLaneOf)).size;
+  return { now, clock, config, sent, append, lanesUsed };
 }
 
 /** The lane is empty, every key equals the independent computation, every entry was applied once. */
 async function expectAllAppliedOnce(sent: readonly Reading[], now: number): Promise<void> {
-  expect(await db.client.exists(SHARD.catchup, SHARD.catchupNodes)).toBe(0);
+  expect(await db.client.exists(...SHARD.catchupLanes, SHARD.catchupNodes)).toBe(0);
   const problems = await checkReadModel(db.client, sent, {
     ttlSeconds: 24 * 3600,
     horizonStart: horizonStart(now),
@@ -58,11 +71,12 @@ describe('the catch-up lane', () => {
 
   it("shows a node's new reading while an hour of other nodes' readings still waits in the lane, then applies them all exactly", async () => {
     // 50 nodes' hour; one entry of the backlog (100 readings) at a time.
-    const { now, clock, config, sent, append } = await behindWithFleetHour(
+    const { now, clock, config, sent, append, lanesUsed } = await behindWithFleetHour(
       { AGGREGATOR_READ_COUNT: '20', AGGREGATOR_CATCHUP_READINGS: '100' },
       50,
     );
-    expect(await db.client.xlen(SHARD.catchup)).toBe(60);
+    expect(lanesUsed).toBe(CATCHUP.lanes);
+    expect(await laneEntries()).toBe(60 * lanesUsed);
 
     running = await startAggregator(config, pino({ level: 'silent' }), { clock, ticks$: new Subject() });
     // Then readings of now: L's goes to the stream, ahead of the hour; G0's
@@ -77,13 +91,13 @@ describe('the catch-up lane', () => {
       const [l, g0, lane] = await Promise.all([
         db.client.hget(readModelKeys.nodeLatest('L'), 'flow_rate'),
         db.client.hget(readModelKeys.nodeLatest('G0'), 'flow_rate'),
-        db.client.xlen(SHARD.catchup),
+        laneEntries(),
       ]);
       if (l === '7.25') seen = { lane, g0 };
       else await new Promise((r) => setTimeout(r, 5));
     }
     // L's reading was visible while most of the hour was still in the lane, and G0's was not yet.
-    expect(seen?.lane).toBeGreaterThan(30);
+    expect(seen?.lane).toBeGreaterThan(30 * CATCHUP.lanes);
     expect(seen?.g0).not.toBe('42.5');
 
     await waitForAggregator(db.client);
@@ -102,10 +116,10 @@ describe('the catch-up lane', () => {
       { AGGREGATOR_CATCHUP_READINGS: '100000' },
       2_000,
     );
-    const laneBefore = await db.client.xlen(SHARD.catchup);
+    const laneBefore = await laneEntries();
     running = await startAggregator(config, pino({ level: 'silent' }), { clock, ticks$: new Subject() });
     const deadline = Date.now() + 20_000;
-    while ((await db.client.xlen(SHARD.catchup)) === laneBefore && Date.now() < deadline) {
+    while ((await laneEntries()) === laneBefore && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 1));
     }
     await append([{ node_id: 'L', timestamp: now - 500, flow_rate: 7.25 }]);
@@ -133,14 +147,14 @@ describe('the catch-up lane', () => {
       { AGGREGATOR_CLAIM_IDLE_MS: '100', AGGREGATOR_CATCHUP_READINGS: '20000' },
       500,
     );
-    expect(await db.client.xlen(SHARD.catchup)).toBeGreaterThan(50);
+    expect(await laneEntries()).toBeGreaterThan(50);
 
     running = await startAggregator(config, pino({ level: 'silent' }), { clock, ticks$: new Subject() });
     // Live readings until the lane is empty: nodes of their own (to the
     // stream) and fleet nodes (behind their hour, in the lane while it holds
     // some of it, then to the stream).
     let k = 0;
-    while ((await db.client.exists(SHARD.catchup)) === 1) {
+    while ((await laneEntries()) > 0) {
       k++;
       await append([
         { node_id: `L${k % 7}`, timestamp: now - 60_000 + k, flow_rate: k },

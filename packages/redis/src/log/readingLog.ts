@@ -2,6 +2,7 @@ import {
   allShardKeys,
   CATCHUP,
   type Clock,
+  catchupLaneOf,
   encodeReading,
   GROUPS,
   type Reading,
@@ -162,6 +163,8 @@ class ShardBatch {
   readonly #lateBefore: number;
   /** Per reading, '1' when it may go to the catch-up lane; undefined while none may. */
   #late: string[] | undefined;
+  /** Per reading, its node's catch-up lane as a character code ('0' + the lane). */
+  readonly #lanes: number[] = [];
 
   constructor(shard: ShardKeys, lateBefore: number) {
     this.#shard = shard;
@@ -172,6 +175,7 @@ class ShardBatch {
   add(reading: Reading): void {
     this.#json.push(encodeReading(reading));
     this.#slots.add(reading, this.#json.length);
+    this.#lanes.push(48 + catchupLaneOf(reading.node_id));
     if (reading.timestamp < this.#lateBefore) {
       this.#late ??= Array.from({ length: this.#json.length - 1 }, () => '0');
       this.#late.push('1');
@@ -188,12 +192,12 @@ class ShardBatch {
     return this.#shard;
   }
 
-  /** The script's keys: the stream, the slots' hashes, those of the older layouts consulted, the lane and its nodes. */
+  /** The script's keys: the stream, the slots' hashes, those of the older layouts consulted, the lanes and their nodes. */
   keys(older: OlderLayouts): string[] {
     let keys = [this.#shard.stream, ...this.#slots.keys()];
     if (older.hours) keys = keys.concat(this.#slots.hourKeys());
     if (older.sets) keys = keys.concat(this.#slots.setKeys());
-    keys.push(this.#shard.catchup, this.#shard.catchupNodes);
+    keys.push(...this.#shard.catchupLanes, this.#shard.catchupNodes);
     return keys;
   }
 
@@ -223,6 +227,8 @@ class ShardBatch {
       this.#late?.join('') ?? '',
       GROUPS.aggregator,
       CATCHUP.gateEntries,
+      CATCHUP.lanes,
+      Buffer.from(this.#lanes).toString('latin1'),
       ...this.#slots.slotArgs(true),
     ];
   }

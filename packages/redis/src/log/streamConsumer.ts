@@ -138,7 +138,7 @@ export class StreamConsumer {
     const [moved] = (await runScript(
       connection,
       'admitCatchup',
-      [shard.stream, shard.catchup, shard.catchupNodes],
+      [shard.stream, ...shard.catchupLanes, shard.catchupNodes],
       [GROUPS.aggregator, count, catchup.readings],
     )) as [number, number];
     return moved;

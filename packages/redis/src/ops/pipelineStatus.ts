@@ -1,6 +1,7 @@
 import { allShardKeys, fieldMap, GROUPS, type ShardKeys } from '@streamgauge/core';
 import type { RedisClient } from '../connection.ts';
 import { ReconcileControl } from '../control/reconcileControl.ts';
+import { catchupBacklog } from '../log/catchupBacklog.ts';
 import { countAfter } from '../log/streamPosition.ts';
 import { type CacheStats, CacheStatus } from './cacheStatus.ts';
 
@@ -118,13 +119,13 @@ export async function shardStatus(redis: RedisClient, shard: ShardKeys, now: num
       consumers,
     });
   }
-  const [deadLetters, archiveWatermark, catchup, oldestCatchup] = await Promise.all([
+  const [deadLetters, archiveWatermark, backlog] = await Promise.all([
     redis.xlen(shard.deadLetters),
     redis.get(shard.archive.watermark),
-    redis.xlen(shard.catchup),
-    redis.xrange(shard.catchup, '-', '+', 'COUNT', 1),
+    catchupBacklog(redis, shard, true),
   ]);
-  const catchupSince = timeOf(oldestCatchup[0]?.[0]);
+  const catchup = backlog.entries;
+  const catchupSince = timeOf(backlog.oldestId);
   const firstEntryAt = timeOf(first);
   const lastEntryAt = timeOf(last);
   return {

@@ -23,9 +23,9 @@
 -- then, while sets may hold identities, each node's set
 --                (seen:{tag}:<node>:<hour>), slot by slot in the order of
 --                its node ids
--- KEYS[#KEYS-1]  the shard's catch-up lane (ShardKeys.catchup)
--- KEYS[#KEYS]    its nodes: node id → the last lane entry holding its readings
---                (the node is in the lane while that entry is)
+-- then           the shard's catch-up lanes (ShardKeys.catchupLanes, ARGV[14] of them)
+-- KEYS[#KEYS]    their nodes: node id → the last lane entry holding its readings
+--                (the node is in the lane while that entry is, in its own lane)
 -- ARGV[1]   MINID for approximate trimming: entries older than this arrival time
 --           go, unless a consumer group still needs them (see below)
 -- ARGV[2]   dedupe horizon, seconds: a hash expires this long after its last acceptance
@@ -42,7 +42,10 @@
 --           per reading in the request's order, '1' or '0'; empty when none
 -- ARGV[12]  the group whose backlog sends them there (the aggregator's)
 -- ARGV[13]  from how many entries that group has not read it is behind (CATCHUP.gateEntries)
--- ARGV[14..] per slot, in KEYS order, five arguments (SeenSlots.slotArgs):
+-- ARGV[14]  the number of catch-up lanes (CATCHUP.lanes)
+-- ARGV[15]  each reading's lane (catchupLaneOf its node), one byte per reading
+--           in the request's order: '0' + the lane's index
+-- ARGV[16..] per slot, in KEYS order, five arguments (SeenSlots.slotArgs):
 --           its node ids joined by a line feed, each node's count of
 --           readings (packed int32; empty when each has one), their offsets
 --           in the slot grouped by node (3 bytes each), their positions in
@@ -65,17 +68,28 @@ local writes = {}
 -- a rollback), reads only it.
 local hourWrites, setWrites = {}, {}
 
--- The catch-up lane (see below) is in play with late readings or while it
--- holds anything: then each reading's node is noted, by its position.
-local lane, laneNodes = KEYS[#KEYS - 1], KEYS[#KEYS]
+-- The catch-up lanes (see below) are in play with late readings or while
+-- one holds anything: then each reading's node is noted, by its position.
+local laneCount, laneFlags = tonumber(ARGV[14]), ARGV[15]
+local lanesAt, laneNodes = #KEYS - laneCount, KEYS[#KEYS]
 local lateFlags = ARGV[11]
-local laneLength = redis.call('XLEN', lane)
+local laneLengths, laneLength = {}, 0
+-- One call while every lane is empty (the usual case): an empty stream is no key.
+if redis.call('EXISTS', unpack(KEYS, lanesAt, lanesAt + laneCount - 1)) > 0 then
+  for l = 0, laneCount - 1 do
+    local length = redis.call('XLEN', KEYS[lanesAt + l])
+    laneLengths[l] = length
+    laneLength = laneLength + length
+  end
+else
+  for l = 0, laneCount - 1 do laneLengths[l] = 0 end
+end
 local lanePlay = lateFlags ~= '' or laneLength > 0
-local nodeAt, requestNodes, noted = {}, {}, {}
+local nodeAt, requestNodes, noted, laneOfNode = {}, {}, {}, {}
 
 local setAt = 2 + slots * (withHours and 2 or 1) -- the next node's set, in KEYS
 for k = 2, slots + 1 do
-  local arg = 14 + 5 * (k - 2)
+  local arg = 16 + 5 * (k - 2)
   local nodes, offsets, firsts = slot_nodes(ARGV[arg], ARGV[arg + 1], ARGV[arg + 2])
   local positions, base = ARGV[arg + 3], tonumber(ARGV[arg + 4])
   local held = call_per_item('HMGET', KEYS[k], nodes)
@@ -95,7 +109,9 @@ for k = 2, slots + 1 do
         requestNodes[#requestNodes + 1] = id
       end
       for r = 0, #offsets[j] / WIDTH - 1 do
-        nodeAt[struct.unpack('<i4', positions, 4 * (firsts[j] + r) + 1)] = id
+        local p = struct.unpack('<i4', positions, 4 * (firsts[j] + r) + 1)
+        nodeAt[p] = id
+        laneOfNode[id] = string.byte(laneFlags, p) - 48
       end
     end
     local known, set, inHour = nil, nil, nil
@@ -174,20 +190,31 @@ if ok then
   end
 end
 
--- The catch-up lane: a node's readings go there when it has readings in the
--- lane already (so each node's readings stay in their order), or when one
--- of them is late while the lane holds anything or the aggregator is behind
+-- The catch-up lanes: a node's readings go to its lane when it has readings
+-- there already (so each node's readings stay in their order), or when one
+-- of them is late while a lane holds anything or the aggregator is behind
 -- in the stream; then the readings of the nodes that are not catching up
--- do not queue behind the backlog of those that are.
+-- do not queue behind the backlog of those that are. Each node has one lane
+-- of several (by its id), so a chunk the aggregator moves from one holds
+-- several readings of each of a part of the nodes, not one reading of every
+-- node (docs/ingest.md).
 local inLane = {}
 if lanePlay then
   if laneLength > 0 then
-    -- The aggregator moves the lane's oldest entries (admitCatchup.lua): a
-    -- node whose last entry there is older than the first has left it.
-    local first = redis.call('XRANGE', lane, '-', '+', 'COUNT', 1)[1][1]
+    -- The aggregator moves a lane's oldest entries (admitCatchup.lua): a
+    -- node whose last entry there is older than its lane's first has left it.
+    local firsts = {}
     local held = call_per_item('HMGET', laneNodes, requestNodes)
     for i, id in ipairs(requestNodes) do
-      if held[i] and not before(held[i], first) then inLane[id] = true end
+      if held[i] then
+        local l = laneOfNode[id]
+        local first = firsts[l]
+        if first == nil then
+          first = laneLengths[l] > 0 and redis.call('XRANGE', KEYS[lanesAt + l], '-', '+', 'COUNT', 1)[1][1]
+          firsts[l] = first
+        end
+        if first and not before(held[i], first) then inLane[id] = true end
+      end
     end
   end
   if lateFlags ~= '' and (laneLength > 0 or behind) then
@@ -201,11 +228,12 @@ local toLane = next(inLane) ~= nil
 -- Each entry keeps its readings in the order the request sent them; when
 -- none is a duplicate and all go one way (the usual case) the array is
 -- appended as it came.
-local payload, lanePayload = ARGV[6], nil
-local inStream, toLaneCount = accepted, 0
-local laneIds = {}
+-- A lane's readings, and the nodes they name, by lane.
+local payload = ARGV[6]
+local inStream = accepted
+local late, laneIds = {}, {}
 if duplicates > 0 or toLane then
-  local starts, kept, late, listed = ARGV[7], {}, {}, {}
+  local starts, kept, listed = ARGV[7], {}, {}
   for p = 1, n do
     if not dropped[p] then
       local from = struct.unpack('<i4', starts, 4 * (p - 1) + 1)
@@ -213,19 +241,26 @@ if duplicates > 0 or toLane then
       local reading = string.sub(payload, from, after - 2)
       local id = nodeAt[p]
       if id and inLane[id] then
-        late[#late + 1] = reading
+        local l = laneOfNode[id]
+        local readings = late[l]
+        if readings == nil then
+          readings = {}
+          late[l] = readings
+          laneIds[l] = {}
+        end
+        readings[#readings + 1] = reading
         if not listed[id] then
           listed[id] = true
-          laneIds[#laneIds + 1] = id
+          local ids = laneIds[l]
+          ids[#ids + 1] = id
         end
       else
         kept[#kept + 1] = reading
       end
     end
   end
-  inStream, toLaneCount = #kept, #late
+  inStream = #kept
   payload = inStream > 0 and ('[' .. table.concat(kept, ',') .. ']') or nil
-  lanePayload = toLaneCount > 0 and ('[' .. table.concat(late, ',') .. ']') or nil
 end
 
 -- The bound holds the stream and its lane together: moving the lane into
@@ -234,7 +269,10 @@ local bound = tonumber(ARGV[4])
 local minid = ARGV[1] .. '-0'
 if cut and before(cut, minid) then minid = cut end
 if ok and bound > 0 then
-  local inLaneBytes = laneLength > 0 and (redis.call('MEMORY', 'USAGE', lane) or 0) or 0
+  local inLaneBytes = 0
+  for l = 0, laneCount - 1 do
+    if laneLengths[l] > 0 then inLaneBytes = inLaneBytes + (redis.call('MEMORY', 'USAGE', KEYS[lanesAt + l]) or 0) end
+  end
   local held = (redis.call('MEMORY', 'USAGE', stream) or 0) + inLaneBytes
   if held > bound and cut then
     redis.call('XTRIM', stream, 'MINID', cut)
@@ -250,18 +288,21 @@ if payload then
   entry = redis.call('XADD', stream, 'MINID', '~', minid, '*',
     'n', inStream, 'src', ARGV[3], 'readings', payload)
 end
-if lanePayload then
-  local queued = redis.call('XADD', lane, '*',
-    'n', toLaneCount, 'src', ARGV[3], 'readings', lanePayload)
-  -- Each node's last entry in the lane: until it is moved, the node's readings follow it.
-  local marks = {}
-  for _, id in ipairs(laneIds) do
-    marks[#marks + 1] = id
-    marks[#marks + 1] = queued
+-- Each node's last entry in its lane: until it is moved, the node's readings follow it.
+local marks = {}
+for l = 0, laneCount - 1 do
+  local readings = late[l]
+  if readings then
+    local queued = redis.call('XADD', KEYS[lanesAt + l], '*',
+      'n', #readings, 'src', ARGV[3], 'readings', '[' .. table.concat(readings, ',') .. ']')
+    for _, id in ipairs(laneIds[l]) do
+      marks[#marks + 1] = id
+      marks[#marks + 1] = queued
+    end
+    entry = entry or queued
   end
-  call_in_slices('HSET', laneNodes, marks, 1, #marks)
-  entry = entry or queued
 end
+if #marks > 0 then call_in_slices('HSET', laneNodes, marks, 1, #marks) end
 for k, updates in pairs(writes) do
   if #updates > 0 then
     call_in_slices('HSET', KEYS[k], updates, 1, #updates)

@@ -1,7 +1,7 @@
 import { allShardKeys, CHANGES_CHANNEL, type Config, GROUPS } from '@streamgauge/core';
 import { startDashboard } from '@streamgauge/dashboard';
 import { startIngest } from '@streamgauge/ingest';
-import { GatewayRegistry, groupsOf, NodeOwners, type RedisClient } from '@streamgauge/redis';
+import { catchupBacklog, GatewayRegistry, groupsOf, NodeOwners, type RedisClient } from '@streamgauge/redis';
 import { DISTRICT, GatewaySimulator } from '@streamgauge/simulator';
 import { ProcessMetrics } from '@streamgauge/telemetry';
 import { describeWarehouse } from '@streamgauge/warehouse';
@@ -200,8 +200,8 @@ async function aggregatorLag(redis: RedisClient, shards: number): Promise<number
 
 /** Entries of late readings waiting in every shard's catch-up lane. */
 async function catchupEntries(redis: RedisClient, shards: number): Promise<number> {
-  const lengths = await Promise.all(allShardKeys(shards).map((shard) => redis.xlen(shard.catchup)));
-  return lengths.reduce((sum, n) => sum + n, 0);
+  const backlogs = await Promise.all(allShardKeys(shards).map((shard) => catchupBacklog(redis, shard)));
+  return backlogs.reduce((sum, backlog) => sum + backlog.entries, 0);
 }
 
 /**
