@@ -101,8 +101,9 @@ export interface AggregatorConfig {
   /** Stream entries per read (each holds one request's readings). */
   readonly readCount: number;
   /**
-   * AGGREGATOR_CATCHUP_READINGS: readings moved from a shard's catch-up lane
-   * into its stream at a time (whole entries, at least one, at most 100),
+   * AGGREGATOR_CATCHUP_READINGS: readings moved from one of a shard's
+   * catch-up lanes into its stream at a time (whole entries, at least one,
+   * at most 500),
    * while the aggregator has less than a read left in the stream: the most
    * old readings a new one can find ahead of it (besides that read).
    */

@@ -64,8 +64,10 @@ end
 local budget = tonumber(ARGV[3])
 local moved, ids, from, full = 0, {}, '-', false
 -- In pages: an entry read is copied into the script whether it moves or not
--- (a chunk is ~50 entries of 1000 readings; in a scratch run, moving one
--- took 41–43 ms reading 100 entries at once, 9–10 ms in pages of 10).
+-- (a chunk of 50,000 readings is ~400 entries when requests of 1000
+-- readings split over eight lanes; in a scratch run with entries of 1000,
+-- moving one took 41–43 ms reading 100 entries at once, 9–10 ms in pages
+-- of 10).
 while not full and #ids < MAX_ENTRIES do
   local page = redis.call('XRANGE', lane, from, '+', 'COUNT', math.min(10, MAX_ENTRIES - #ids))
   if #page == 0 then break end
