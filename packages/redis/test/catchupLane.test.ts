@@ -266,6 +266,8 @@ describe('the catch-up lane: the aggregator takes it in', () => {
     const log = new ReadingLog(db.client, options);
     await aggregatorBehind(log, CATCHUP.gateEntries);
     await log.append([reading('A', 90)], 'gw');
+    // Entry ids are Redis' clock: two lanes' entries of one millisecond tie.
+    await new Promise((r) => setTimeout(r, 2));
     await log.append([reading('B', 90), reading('B', 85)], 'gw');
     await log.append([reading('A', 80)], 'gw');
     await aggregatorReadsAll();

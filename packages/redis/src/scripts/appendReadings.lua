@@ -200,12 +200,23 @@ end
 -- node (docs/ingest.md).
 local inLane = {}
 if lanePlay then
+  if lateFlags ~= '' and (laneLength > 0 or behind) then
+    for p = 1, #lateFlags do
+      if string.byte(lateFlags, p) == 49 and not dropped[p] then inLane[nodeAt[p]] = true end
+    end
+  end
   if laneLength > 0 then
     -- The aggregator moves a lane's oldest entries (admitCatchup.lua): a
-    -- node whose last entry there is older than its lane's first has left it.
+    -- node whose last entry there is older than its lane's first has left
+    -- it. Asked only of the nodes no late reading sends there already (in
+    -- a backlog's requests, none).
+    local asked = {}
+    for _, id in ipairs(requestNodes) do
+      if not inLane[id] then asked[#asked + 1] = id end
+    end
     local firsts = {}
-    local held = call_per_item('HMGET', laneNodes, requestNodes)
-    for i, id in ipairs(requestNodes) do
+    local held = call_per_item('HMGET', laneNodes, asked)
+    for i, id in ipairs(asked) do
       if held[i] then
         local l = laneOfNode[id]
         local first = firsts[l]
@@ -215,11 +226,6 @@ if lanePlay then
         end
         if first and not before(held[i], first) then inLane[id] = true end
       end
-    end
-  end
-  if lateFlags ~= '' and (laneLength > 0 or behind) then
-    for p = 1, #lateFlags do
-      if string.byte(lateFlags, p) == 49 and not dropped[p] then inLane[nodeAt[p]] = true end
     end
   end
 end
