@@ -68,7 +68,7 @@ function print(report: PipelineReport): void {
   for (const problem of report.problems) console.log(`  ! ${problem}`);
   for (const shard of report.shards) {
     console.log(
-      `\n${shard.stream}: ${shard.length} entries${shard.firstEntryAt ? `, ${shard.firstEntryAt} .. ${shard.lastEntryAt}` : ''}; dead letters ${shard.deadLetters}; archived up to ${shard.archiveWatermark ?? '-'}${shard.catchup > 0 ? `; catch-up lane ${shard.catchup} entries since ${shard.catchupSince}` : ''}`,
+      `\n${shard.stream}: ${shard.length} entries${shard.firstEntryAt ? `, ${shard.firstEntryAt} .. ${shard.lastEntryAt}` : ''}; dead letters ${shard.deadLetters}; archived up to ${shard.archiveWatermark ?? '-'}${shard.catchup > 0 ? `; catch-up lanes ${shard.catchup} entries since ${shard.catchupSince}` : ''}`,
     );
     for (const g of shard.groups) {
       const oldest =
