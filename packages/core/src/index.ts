@@ -88,7 +88,6 @@ export {
   CHANGES_CHANNEL,
   catchupLaneOf,
   catchupLanesOf,
-  catchupOf,
   GROUPS,
   gatewayKeys,
   isStreamgaugeKey,

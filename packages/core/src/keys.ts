@@ -31,17 +31,13 @@ export interface ShardKeys {
   /** The stream that holds this shard's readings. */
   readonly stream: string;
   /**
-   * The shard's catch-up lane: a stream without consumer groups where
-   * ingest puts readings that arrive late while the aggregator is behind
-   * (a gateway sending an outage's backlog). The aggregator moves them into
-   * `stream` a chunk at a time whenever it has (nearly) caught up with it,
-   * so newer readings never queue behind an hour of old ones (see CATCHUP).
-   */
-  readonly catchup: string;
-  /**
-   * The shard's catch-up lanes, CATCHUP.lanes of them, `catchup` the first:
-   * each node's late readings go to one (catchupLaneOf), and the
-   * aggregator moves a chunk from one lane at a time.
+   * The shard's catch-up lanes, CATCHUP.lanes streams without consumer
+   * groups where ingest puts readings that arrive late while the
+   * aggregator is behind (a gateway sending an outage's backlog), each
+   * node's in one (catchupLaneOf). The aggregator moves them into `stream`
+   * a chunk of one lane at a time whenever it has (nearly) caught up with
+   * it, so newer readings never queue behind an hour of old ones (see
+   * CATCHUP). The first is the one lane of the versions before.
    */
   readonly catchupLanes: readonly string[];
   /**
@@ -138,7 +134,6 @@ export function shardKeys(shard: number, shards: number): ShardKeys {
   return {
     shard,
     stream,
-    catchup: catchupOf(stream),
     catchupLanes: catchupLanesOf(stream),
     catchupNodes: `${catchupOf(stream)}:nodes`,
     deadLetters: `{${tag}}:dead`,
@@ -175,8 +170,8 @@ export function shardKeys(shard: number, shards: number): ShardKeys {
   };
 }
 
-/** The first catch-up lane of the shard whose stream is `stream` (ShardKeys.catchup). */
-export function catchupOf(stream: string): string {
+/** The first catch-up lane of the shard whose stream is `stream`. */
+function catchupOf(stream: string): string {
   if (stream === STREAM_BASE) return `{${STREAM_BASE}}:catchup`;
   const tag = /^readings:\{([^}]+)\}$/.exec(stream)?.[1];
   if (tag === undefined) throw new RangeError(`not a readings stream: ${stream}`);

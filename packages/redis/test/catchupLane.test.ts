@@ -294,7 +294,8 @@ describe('the catch-up lane: the aggregator takes it in', () => {
     await aggregatorBehind(log, CATCHUP.gateEntries);
     await aggregatorReadsAll();
     const readings = JSON.stringify([reading('A', 90)]);
-    await db.client.xadd(shard.catchup, '*', 'n', '1', 'src', 'gw', 'readings', readings, 'nodes', 'A');
+    // The first lane, the one lane of that version.
+    await db.client.xadd(lanes[0] as string, '*', 'n', '1', 'src', 'gw', 'readings', readings, 'nodes', 'A');
     expect(await aggregatorConsumer(100).admit(shard)).toBe(1);
     const [, fields] = (await db.client.xrevrange(shard.stream, '+', '-', 'COUNT', 1))[0] as [
       string,
