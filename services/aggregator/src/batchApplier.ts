@@ -510,11 +510,8 @@ export class BatchApplier {
       at: isoTime(now),
       nodes: [...changed],
     });
-    // After the next read, which is sent once the batch's apply is over
-    // (the turn yielded here) and answered before this write is sent.
-    const { readsAnswered } = this.#live.options;
-    const written = (readsAnswered === undefined ? Promise.resolve() : yieldToLoop().then(readsAnswered))
-      .then(() => this.#live.persist(() => this.#live.latestWriter.flush(), 'read model'))
+    const written = this.#live
+      .persist(() => this.#live.latestWriter.flush(), 'read model')
       .then(() =>
         this.#live.options.onLatestWritten?.(changed, (id) =>
           unlessNaN(this.#live.nodes.get(id)?.windows.latestTime ?? Number.NaN),

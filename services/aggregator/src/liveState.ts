@@ -58,12 +58,6 @@ export interface AggregatorOptions {
   readonly offers?: ReconcileOffers;
   /** How long a shard's reconcile report is kept, seconds. */
   readonly reportTtlSeconds?: number;
-  /**
-   * Settles when the reads in flight have their replies: a batch's
-   * `latest` write goes after them (StreamConsumer.answered), not between
-   * the turns in which Redis sends the next batch.
-   */
-  readonly readsAnswered?: () => Promise<void>;
   /** After a batch's `latest` keys are written: the nodes written, and each one's latest event time (metrics). */
   readonly onLatestWritten?: (
     nodes: ReadonlySet<string>,

@@ -137,7 +137,6 @@ export async function startAggregator(
     onLeaseLost: (shard) => keeper.lost(shard),
     offers,
     anomalies: config.anomalies.settings,
-    readsAnswered: () => consumer.answered(),
     onLatestWritten: (nodes, eventTime) => aggregated.latestWritten(nodes, eventTime, clock.now()),
   });
 

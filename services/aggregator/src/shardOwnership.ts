@@ -504,8 +504,6 @@ export class ShardOwnership {
     pending.settle(
       this.#chain(state, async () => {
         await written;
-        // Like the `latest` write: not between the turns in which Redis sends a read's reply.
-        await this.#live.options.readsAnswered?.();
         const started = performance.now();
         try {
           return await prepared();

@@ -84,8 +84,8 @@ export class StreamConsumer {
   }
 
   /**
-   * New entries of the shard: those there now, or, when there are none,
-   * those that come within `blockMs` (none after a quiet block). With a `catchup` option, first the next chunk of the shard's
+   * New entries of the shard (blocking up to `blockMs`); none after a quiet
+   * block. With a `catchup` option, first the next chunk of the shard's
    * catch-up lane is moved into the stream when it may be (`admit`), so the
    * read finds it behind what the group had left; with `lane: 'held'`, the
    * lane is left alone and the read blocks at most HELD_LANE_BLOCK_MS.
@@ -95,55 +95,29 @@ export class StreamConsumer {
     const held = options.lane === 'held';
     const blockMs = held ? Math.min(HELD_LANE_BLOCK_MS, this.#options.blockMs) : this.#options.blockMs;
     const connection = this.#connection(shard);
-    const xreadgroup = (block: readonly (string | number)[]) =>
-      connection.call(
-        'XREADGROUP',
-        'GROUP',
-        group,
-        consumer,
-        'COUNT',
-        count,
-        ...block,
-        'STREAMS',
-        shard.stream,
-        '>',
-      ) as Promise<XReadGroupReply>;
     // Sent together, in this order on one connection: the read runs right
     // after the move, without a round trip of its own in between (each
     // waited behind whatever script Redis was running, tens of ms under load).
     const admitted = held ? Promise.resolve(0) : this.#admit(connection, shard);
-    // What is there, at once; a blocking read only when nothing is, so that
-    // every read in flight that carries entries is answered promptly (see answered()).
-    const read = xreadgroup([]);
-    const settled = read.then(
-      () => {},
-      () => {},
-    );
-    this.#answering.add(settled);
-    settled.then(() => this.#answering.delete(settled));
+    const read = connection.call(
+      'XREADGROUP',
+      'GROUP',
+      group,
+      consumer,
+      'COUNT',
+      count,
+      'BLOCK',
+      blockMs,
+      'STREAMS',
+      shard.stream,
+      '>',
+    ) as Promise<XReadGroupReply>;
     // A failed move fails the read; what the read delivered meanwhile is
     // pending, and the shard's scan of pending entries applies it.
     const [, reply] = await Promise.all([admitted, read]);
-    let rows = reply?.[0]?.[1] ?? [];
-    if (rows.length === 0) rows = (await xreadgroup(['BLOCK', blockMs]))?.[0]?.[1] ?? [];
+    const rows = reply?.[0]?.[1] ?? [];
     return { shard, entries: rows.map((row) => decodeRow(row, 1)) };
   }
-
-  /**
-   * Settles once every read in flight that does not block has its reply
-   * (or failed). The aggregator sends its `latest` writes after this: a
-   * read's reply of megabytes leaves Redis 64 KB per turn of its event
-   * loop, and a script sent meanwhile (the `latest` write of thousands of
-   * nodes, tens of ms) ran between two turns, so the next batch arrived
-   * only after it (docs/benchmarks.md, "Reads before writes").
-   */
-  answered(): Promise<void> {
-    if (this.#answering.size === 0) return Promise.resolve();
-    return Promise.all(this.#answering).then(() => {});
-  }
-
-  /** The replies of reads in flight that do not block (`answered`). */
-  readonly #answering = new Set<Promise<void>>();
 
   /**
    * Moves the next chunk of the shard's catch-up lane into its stream while
