@@ -49,7 +49,7 @@ const STREAM = SHARD.stream;
  * - e2e: 10,000 nodes over HTTP in batches of 1000, `streamgauge start` and
  *   separate processes, accepted and applied readings/s next to the raw
  *   per-reading XADD of the same run.
- * - fresh: freshness p50/p99 at 50k readings/s offered.
+ * - fresh: freshness p50/p99 at 50k readings/s offered, at least 20 s (and after its first 5 s).
  * - deploy: the brief's large deployment, 100,000 nodes at a reading every
  *   10 s (10,000/s offered), for at least 75 s so that a minute boundary
  *   (the clock's sweep over every node) falls inside: freshness p50/p99.
@@ -547,11 +547,16 @@ async function e2eLayout(
   }
 }
 
-/** 4. The aggregator suite's freshness case at 50k readings/s offered (BENCH_SCALE_FRESH_RATE, _NODES). */
+/**
+ * 4. The aggregator suite's freshness case at 50k readings/s offered
+ * (BENCH_SCALE_FRESH_RATE, _NODES), for at least 20 s (BENCH_SECONDS if
+ * longer): its first ~5 s are one-off work, and the steady state after them
+ * is the figure the goal is about.
+ */
 async function fresh(context: SuiteContext): Promise<string | undefined> {
   const rate = Math.round(envNumber('BENCH_SCALE_FRESH_RATE', 50_000));
   const nodes = Math.round(envNumber('BENCH_SCALE_FRESH_NODES', 10_000));
-  await freshness(context, nodes, rate, SUITE);
+  await freshness(context, nodes, rate, SUITE, Math.max(20, context.options.seconds));
   return undefined;
 }
 

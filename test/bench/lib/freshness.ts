@@ -137,6 +137,18 @@ export class FreshnessLoad {
     this.#reader.disconnect();
   }
 
+  /**
+   * Nearest-rank percentiles of the probes sent `fromMs` or more after the
+   * load started: the steady state, without the first seconds' one-off work
+   * (every node's first live readings, the clock's first sweep, the first
+   * full metrics round). Empty when none was sent that late.
+   */
+  percentilesAfter(fromMs: number, ...ps: number[]): { readonly count: number; readonly values: number[] } {
+    const late = new LatencyRecorder();
+    for (const [sentAt, ms] of this.#trace) if (sentAt >= fromMs) late.add(ms);
+    return { count: late.count, values: late.count === 0 ? [] : late.percentiles(...ps) };
+  }
+
   async #settle(node: string): Promise<void> {
     const pending = this.#waiting.get(node);
     if (!pending || pending.length === 0) return;
