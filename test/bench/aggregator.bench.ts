@@ -180,15 +180,23 @@ export async function freshness(
   rate: number,
   suite: string = SUITE,
   windowSeconds: number = context.options.seconds,
+  history = 1,
 ): Promise<void> {
   const services = await startServices(context);
   // A live fleet: each node's readings newer than the last, `nodes / rate` s
   // apart, so that every one moves `latest` and is examined by the detectors,
-  // their time keeping up with the clock (a minute behind).
+  // their time keeping up with the clock (a minute behind once the history
+  // is in).
   if (nodes * 1000 < rate) {
     throw new BenchFailure(`freshness: ${nodes} nodes cannot take ${rate} readings/s at most one a ms each`);
   }
-  const source = new ReadingSource({ nodes, forward: true, stepMs: Math.round((1000 * nodes) / rate) });
+  const stepMs = Math.round((1000 * nodes) / rate);
+  const source = new ReadingSource({
+    nodes,
+    forward: true,
+    stepMs,
+    anchorMs: Date.now() - 60_000 - (history - 1) * stepMs,
+  });
   const pool = new Pool(services.ingest.url, { connections: 16, keepAliveTimeout: 60_000 });
   const load = new FreshnessLoad({
     redisUrl: context.redis.url,
@@ -199,7 +207,26 @@ export async function freshness(
   });
   try {
     for (let i = 0; i < nodes; i += 1000) await post(pool, services.token, source.nextBody(1000), 1000);
-    await waitForAggregator(context.redis.client, 1, 120_000);
+    // `history` readings a node before the window (1: each node new to the
+    // detectors, their warm-up of 100 readings and the σ window's growth in
+    // the window; 150 or more: a fleet in its steady state).
+    const historyLeft = (history - 1) * nodes;
+    if (historyLeft > 0) {
+      context.log(`freshness: ${history} readings a node before the window`);
+      const stop = source.taken + historyLeft;
+      const loaded = await closedLoop({
+        next: () => {
+          const count = Math.min(1000, stop - source.taken);
+          return count > 0 ? { count, body: source.nextBody(count) } : undefined;
+        },
+        concurrency: 4,
+        durationMs: Number.POSITIVE_INFINITY,
+        call: ({ count, body }) => post(pool, services.token, body, count),
+      });
+      if (loaded.failures > 0)
+        throw new BenchFailure(`freshness: history: ${loaded.failureSamples.join('; ')}`);
+    }
+    await waitForAggregator(context.redis.client, 1, 120_000 + historyLeft / 10);
 
     context.log(`freshness: offered ${rate} readings/s for ${windowSeconds} s`);
     await context.redis.resetStats();
