@@ -1,9 +1,26 @@
+import { touchLines } from '../cacheLines.ts';
 import { unlessNaN } from '../missing.ts';
 import type { Reading } from '../reading.ts';
 import type { ByteArena } from '../window/paneCodec.ts';
 import { EvaluatedTypes } from './evaluatedTypes.ts';
 import { AnomalyLifecycle, NO_EVENTS } from './lifecycle.ts';
-import { RecentValues } from './recentValues.ts';
+import {
+  recentCapacity,
+  recentCapacityFor,
+  recentDoubles,
+  recentDropOldest,
+  recentGrown,
+  recentInit,
+  recentLength,
+  recentMove,
+  recentNewest,
+  recentOldestTime,
+  recentPush,
+  recentSums,
+  recentTimes,
+  recentValues,
+  recentWriteWithAges,
+} from './recentValues.ts';
 import { type AnomalySettings, type Bounds, boundsFor } from './settings.ts';
 import type { AnomalyEvent, AnomalyRecord, Breach, PendingAnomaly } from './types.ts';
 import { VALUE_SCORE_BYTES, ValueScore } from './valueScore.ts';
@@ -54,20 +71,6 @@ export type PersistedDetectorState = DetectorState & {
   lifecycleApart?: true;
 };
 
-function restoreWindows(
-  persisted: PersistedDetectorState | undefined,
-  capacity: number,
-): Record<Measured, RecentValues> {
-  const last = persisted?.last ?? 0;
-  const windows = (m: Measured) =>
-    new RecentValues(
-      capacity,
-      persisted?.window[m],
-      persisted?.windowAge[m].map((age) => last - age * 1000),
-    );
-  return { flow_rate: windows('flow_rate'), pressure: windows('pressure') };
-}
-
 /**
  * The types whose rules ran for the reading being observed, and what
  * breached: one of each for every detector (one per reading cost the hot
@@ -115,11 +118,40 @@ const HOURS_END = HOUR_N + 24;
  */
 const STATE_AT = HOURS_END;
 const SCORED_AT = STATE_AT + 1;
-const NUMBERS = SCORED_AT + 1;
+/**
+ * Then the σ rule's windows, flow's and pressure's, of one capacity (see
+ * recentValues.ts): the numbers are replaced by larger ones as they grow.
+ */
+const WINDOW_CAPACITY = SCORED_AT + 1;
+const WINDOWS_AT = WINDOW_CAPACITY + 1;
 
-/** The numbers of a persisted state (or of a new detector). */
-function numbersOf(persisted: PersistedDetectorState | undefined): Float64Array {
-  const n = new Float64Array(NUMBERS).fill(Number.NaN);
+/** Where measurement `m`'s σ window is in the numbers `n`. */
+function windowAt(n: Float64Array, m: Measured): number {
+  return m === 'flow_rate' ? WINDOWS_AT : WINDOWS_AT + recentDoubles(n[WINDOW_CAPACITY] as number);
+}
+
+/** Numbers with room for σ windows of `capacity` slots, every number NaN. */
+function numbersFor(capacity: number): Float64Array {
+  const n = new Float64Array(WINDOWS_AT + 2 * recentDoubles(capacity)).fill(Number.NaN);
+  n[WINDOW_CAPACITY] = capacity;
+  return n;
+}
+
+/** The numbers of a persisted state (or of a new detector), with σ windows of at most `limit` values. */
+function numbersOf(persisted: PersistedDetectorState | undefined, limit: number): Float64Array {
+  const kept = Math.max(persisted?.window.flow_rate.length ?? 0, persisted?.window.pressure.length ?? 0);
+  const capacity = recentCapacityFor(Math.min(kept, limit), limit);
+  const n = numbersFor(capacity);
+  const last = persisted?.last ?? 0;
+  for (const m of MEASURED) {
+    recentInit(
+      n,
+      windowAt(n, m),
+      capacity,
+      persisted?.window[m],
+      persisted?.windowAge[m].map((age) => last - age * 1000),
+    );
+  }
   for (const m of MEASURED) n[RUN_AT[m] + 2] = 0;
   n[HOURS_KEPT] = 0;
   n.fill(0, HOUR_MEAN, HOURS_END);
@@ -197,15 +229,12 @@ export interface Observation {
 export class NodeDetector {
   readonly nodeId: string;
   readonly #settings: AnomalySettings;
-  /** The state's numbers (see LAST and after); the rest of it in the fields below. */
-  readonly #n: Float64Array;
+  /** The state's numbers (see LAST and after; replaced as the σ windows grow); the rest of it in the fields below. */
+  #n: Float64Array;
   #nodeType: string | undefined;
   /** Minimum night flow of recent normal nights; nights above the baseline in a row. */
   readonly #nights: number[];
   #above: number;
-  /** The σ rule's window per measurement. */
-  readonly #flowWindow: RecentValues;
-  readonly #pressureWindow: RecentValues;
   readonly #lifecycle: AnomalyLifecycle;
   /**
    * Nothing open or pending (derived from the lifecycle after each change):
@@ -249,10 +278,7 @@ export class NodeDetector {
   constructor(nodeId: string, settings: AnomalySettings, persisted?: PersistedDetectorState) {
     this.nodeId = nodeId;
     this.#settings = settings;
-    const windows = restoreWindows(persisted, settings.windowReadings);
-    this.#flowWindow = windows.flow_rate;
-    this.#pressureWindow = windows.pressure;
-    this.#n = numbersOf(persisted);
+    this.#n = numbersOf(persisted, settings.windowReadings);
     this.#nodeType = persisted?.nodeType;
     this.#nights = persisted?.nights ?? [];
     this.#above = persisted?.above ?? 0;
@@ -277,7 +303,8 @@ export class NodeDetector {
     const n = this.#n;
     const last = unlessNaN(n[LAST] as number);
     const interval = unlessNaN(n[INTERVAL] as number);
-    const ages = (window: RecentValues) => window.times().map((t) => Math.round(((last ?? 0) - t) / 1000));
+    const ages = (m: Measured) =>
+      recentTimes(n, windowAt(n, m)).map((t) => Math.round(((last ?? 0) - t) / 1000));
     const runs = this.#runs();
     const flow = this.scoreBytes('flow_rate');
     const pressure = this.scoreBytes('pressure');
@@ -300,8 +327,11 @@ export class NodeDetector {
       nights: this.#nights,
       above: this.#above,
       scores,
-      window: { flow_rate: this.#flowWindow.values(), pressure: this.#pressureWindow.values() },
-      windowAge: { flow_rate: ages(this.#flowWindow), pressure: ages(this.#pressureWindow) },
+      window: {
+        flow_rate: recentValues(n, windowAt(n, 'flow_rate')),
+        pressure: recentValues(n, windowAt(n, 'pressure')),
+      },
+      windowAge: { flow_rate: ages('flow_rate'), pressure: ages('pressure') },
       open: this.open,
       pending: [...this.#lifecycle.pending.values()],
     };
@@ -319,12 +349,12 @@ export class NodeDetector {
   encodeState(arena: ByteArena): void {
     const n = this.#n;
     const json = this.#stateJson();
-    const flow = this.#flowWindow;
-    const pressure = this.#pressureWindow;
+    const flow = windowAt(n, 'flow_rate');
+    const pressure = windowAt(n, 'pressure');
     const hoursKept = n[HOURS_KEPT] === 1;
     const nights = this.#nights;
     const doubles = stateNumbers(
-      flow.length + pressure.length,
+      recentLength(n, flow) + recentLength(n, pressure),
       hoursKept ? HOURS_END - HOUR_MEAN : 0,
       nights.length,
     );
@@ -346,8 +376,8 @@ export class NodeDetector {
     for (const x of head) o = putDouble(view, o, x);
     const last = Number.isNaN(n[LAST] as number) ? 0 : (n[LAST] as number);
     for (const window of [flow, pressure]) {
-      o = putDouble(view, o, window.length);
-      o = window.writeWithAges(view, o, last);
+      o = putDouble(view, o, recentLength(n, window));
+      o = recentWriteWithAges(n, window, view, o, last);
     }
     o = putDouble(view, o, hoursKept ? 1 : 0);
     if (hoursKept) for (let i = HOUR_MEAN; i < HOURS_END; i++) o = putDouble(view, o, n[i] as number);
@@ -484,6 +514,8 @@ export class NodeDetector {
 
   observe(reading: Reading): Observation {
     const n = this.#n;
+    // A reading uses about a third of the numbers' lines, the σ windows' among them.
+    touchLines(n);
     const t = reading.timestamp;
     const last = n[LAST] as number;
     if (t <= last) return NOT_EXAMINED;
@@ -594,26 +626,27 @@ export class NodeDetector {
     evaluated: EvaluatedTypes,
   ): void {
     const { windowReadings, sigma, minDeviation, noFlowMean } = this.#settings;
-    const window = m === 'flow_rate' ? this.#flowWindow : this.#pressureWindow;
-    const n = this.#n;
+    let n = this.#n;
+    let window = windowAt(n, m);
     // The window is the previous readings, but no older than they would be
     // with no gap: after an outage its values are from another time of day.
     const interval = n[INTERVAL] as number;
     const oldest = t - 1.25 * windowReadings * (Number.isNaN(interval) ? Number.POSITIVE_INFINITY : interval);
     const sum = this.#windowSums(m, window);
     const squares = sum + 1;
-    while (window.length > 0 && window.oldestTime < oldest) {
-      const v = window.dropOldest();
+    while (recentLength(n, window) > 0 && recentOldestTime(n, window) < oldest) {
+      const v = recentDropOldest(n, window);
       n[sum] = (n[sum] as number) - v;
       n[squares] = (n[squares] as number) - v * v;
     }
     const high = m === 'flow_rate' ? 'high_flow' : 'high_pressure';
     const low = m === 'flow_rate' ? 'low_flow' : 'low_pressure';
-    if (window.length >= windowReadings) {
+    const length = recentLength(n, window);
+    if (length >= windowReadings) {
       evaluated.add(high);
       evaluated.add(low);
       if (m === 'flow_rate') evaluated.add('no_flow');
-      const count = window.length + 1;
+      const count = length + 1;
       const mean = ((n[sum] as number) + x) / count;
       // Σ(v − mean)² from the running sums; clamped: rounding can make it a hair below 0.
       const sd = Math.sqrt(Math.max(0, ((n[squares] as number) + x * x - count * mean * mean) / (count - 1)));
@@ -642,10 +675,14 @@ export class NodeDetector {
     }
     // A value repeated exactly is no new information (a stuck sensor would
     // otherwise shrink σ, and every normal value after it would look wild).
-    if (window.newest === x) return;
+    if (recentNewest(n, window) === x) return;
     // The oldest leaves first, but is subtracted after x is added, as it always was: the sums stay bit for bit.
-    const dropped = window.full ? window.dropOldest() : undefined;
-    window.push(x, t);
+    const dropped = recentLength(n, window) === windowReadings ? recentDropOldest(n, window) : undefined;
+    if (recentLength(n, window) === recentCapacity(n, window)) {
+      n = this.#growWindows();
+      window = windowAt(n, m);
+    }
+    recentPush(n, window, x, t);
     n[sum] = (n[sum] as number) + x;
     n[squares] = (n[squares] as number) + x * x;
     if (dropped !== undefined) {
@@ -667,14 +704,26 @@ export class NodeDetector {
     return surprise >= -Math.log10(this.#settings.unlikelyProbability);
   }
 
-  /** Where the running sum of `m`'s σ window is in the numbers (its squares next). */
-  #windowSums(m: Measured, window: RecentValues): number {
+  /** Moves the σ windows into numbers with twice their slots (up to the limit); returns the new numbers. */
+  #growWindows(): Float64Array {
+    const old = this.#n;
+    const capacity = recentGrown(old[WINDOW_CAPACITY] as number, this.#settings.windowReadings);
+    const n = numbersFor(capacity);
+    n.set(old.subarray(0, WINDOWS_AT));
+    n[WINDOW_CAPACITY] = capacity;
+    for (const m of MEASURED) recentMove(old, windowAt(old, m), n, windowAt(n, m), capacity);
+    this.#n = n;
+    return n;
+  }
+
+  /** Where the running sum of `m`'s σ window (at `window`) is in the numbers (its squares next). */
+  #windowSums(m: Measured, window: number): number {
     const n = this.#n;
     const at = SUMS_AT[m];
     const updates = n[at + 2] as number;
     // Recomputed now and then, so rounding in the running sums cannot build up.
     if (!(updates <= 10_000)) {
-      const { sum, squares } = window.sums();
+      const { sum, squares } = recentSums(n, window);
       n[at] = sum;
       n[at + 1] = squares;
       n[at + 2] = 1;

@@ -1,133 +1,170 @@
 /**
  * The σ rule's window of one measurement: its last values with their event
- * times, oldest first, in a ring in one typed array that grows by doubling
- * up to `limit` (a node of ten readings holds ten). Arrays shifted at the
- * front on every reading cost a copy of the window per reading and kept up
- * to half their length again as spare capacity.
+ * times, oldest first, as a ring inside an array of doubles that holds
+ * more (the detector's numbers), from `at`:
+ *
+ *   [start, length, capacity, value 0, time 0, value 1, time 1, …]
+ *
+ * Not an object of its own: the window was an object holding a typed array
+ * holding its memory, three loads one after the other before the first
+ * value, each a cache miss at 10,000 nodes (about 0.3 µs a measurement,
+ * docs/benchmarks.md, "The σ windows inside the detector's numbers").
+ * Here the ring's slots are found from the detector's array, which a
+ * reading has in hand already, and a slot's value and time share a line.
+ * The owner grows the ring (recentMove into a larger array) by doubling up
+ * to the window's limit: a node of ten readings holds 16 slots, not the
+ * limit's (up to 10,000, ANOMALY_WINDOW_READINGS).
  */
-export class RecentValues {
-  /** Values in [0, capacity), their times in [capacity, 2 × capacity). */
-  #slots: Float64Array = NONE;
-  #capacity = 0;
-  readonly #limit: number;
-  #start = 0;
-  #length = 0;
 
-  /** Holds at most `limit` values (persisted ones beyond it, the oldest, are dropped). */
-  constructor(limit: number, values: readonly number[] = [], times: readonly number[] = []) {
-    this.#limit = limit;
-    const from = Math.max(0, values.length - limit);
-    // Sized once, as the pushes would have grown it (one array, not up to
-    // five): every node's two windows are restored when its shard is acquired.
-    if (values.length > from) this.#resize(this.#capacityFor(values.length - from));
-    for (let i = from; i < values.length; i++) this.push(values[i] as number, times[i] as number);
-  }
+const START = 0;
+const LENGTH = 1;
+const CAPACITY = 2;
+const SLOTS = 3;
+/** A new window's slots (and the least it grows by). */
+const FIRST_CAPACITY = 8;
 
-  get length(): number {
-    return this.#length;
-  }
+/** The doubles a window of `capacity` slots takes. */
+export function recentDoubles(capacity: number): number {
+  return SLOTS + 2 * capacity;
+}
 
-  /** The oldest value's event time (NaN when empty). */
-  get oldestTime(): number {
-    return this.#length === 0 ? Number.NaN : (this.#slots[this.#capacity + this.#start] as number);
-  }
+/** The capacity a window of `count` values starts with, for windows of at most `limit`. */
+export function recentCapacityFor(count: number, limit: number): number {
+  let capacity = FIRST_CAPACITY;
+  while (capacity < count) capacity *= 2;
+  return Math.min(capacity, limit);
+}
 
-  /** The newest value (undefined when empty). */
-  get newest(): number | undefined {
-    return this.#length === 0 ? undefined : this.#slots[this.#at(this.#length - 1)];
-  }
+/** The capacity a full window of `capacity` slots grows to, for windows of at most `limit`. */
+export function recentGrown(capacity: number, limit: number): number {
+  return Math.min(limit, Math.max(FIRST_CAPACITY, 2 * capacity));
+}
 
-  /** Appends a value; the caller drops the oldest first when full (see `full`). */
-  push(value: number, time: number): void {
-    if (this.#length === this.#capacity) this.#grow();
-    const at = this.#at(this.#length);
-    this.#slots[at] = value;
-    this.#slots[this.#capacity + at] = time;
-    this.#length++;
-  }
-
-  /** Whether it holds `limit` values. */
-  get full(): boolean {
-    return this.#length === this.#limit;
-  }
-
-  /** Removes the oldest value and returns it. */
-  dropOldest(): number {
-    const value = this.#slots[this.#start] as number;
-    this.#start = this.#start + 1 === this.#capacity ? 0 : this.#start + 1;
-    this.#length--;
-    return value;
-  }
-
-  /** The values, oldest first. */
-  values(): number[] {
-    return Array.from({ length: this.#length }, (_, i) => this.#slots[this.#at(i)] as number);
-  }
-
-  /** Their event times, oldest first. */
-  times(): number[] {
-    return Array.from(
-      { length: this.#length },
-      (_, i) => this.#slots[this.#capacity + this.#at(i)] as number,
-    );
-  }
-
-  /**
-   * Writes the values, oldest first, then the seconds from each one's time
-   * to `last` (rounded), as doubles from `o` (little-endian), as a
-   * persisted state lays them out; returns the offset after them.
-   */
-  writeWithAges(view: DataView, o: number, last: number): number {
-    for (let i = 0; i < this.#length; i++, o += 8)
-      view.setFloat64(o, this.#slots[this.#at(i)] as number, true);
-    for (let i = 0; i < this.#length; i++, o += 8) {
-      const t = this.#slots[this.#capacity + this.#at(i)] as number;
-      view.setFloat64(o, Math.round((last - t) / 1000), true);
-    }
-    return o;
-  }
-
-  /** Σ values and Σ values², oldest first (as a running sum over the window would add them). */
-  sums(): { sum: number; squares: number } {
-    let sum = 0;
-    let squares = 0;
-    for (let i = 0; i < this.#length; i++) {
-      const v = this.#slots[this.#at(i)] as number;
-      sum += v;
-      squares += v * v;
-    }
-    return { sum, squares };
-  }
-
-  #grow(): void {
-    if (this.#capacity === this.#limit) throw new RangeError('RecentValues is full');
-    this.#resize(Math.min(this.#limit, Math.max(FIRST_CAPACITY, 2 * this.#capacity)));
-  }
-
-  /** The capacity pushing `count` values from empty grows to. */
-  #capacityFor(count: number): number {
-    let capacity = FIRST_CAPACITY;
-    while (capacity < count) capacity *= 2;
-    return Math.min(capacity, this.#limit);
-  }
-
-  #resize(capacity: number): void {
-    const slots = new Float64Array(2 * capacity);
-    for (let i = 0; i < this.#length; i++) {
-      const at = this.#at(i);
-      slots[i] = this.#slots[at] as number;
-      slots[capacity + i] = this.#slots[this.#capacity + at] as number;
-    }
-    this.#slots = slots;
-    this.#capacity = capacity;
-    this.#start = 0;
-  }
-
-  #at(i: number): number {
-    const at = this.#start + i;
-    return at >= this.#capacity ? at - this.#capacity : at;
+/**
+ * Lays out an empty window of `capacity` slots at `at`, then pushes the
+ * newest `capacity` of `values` (oldest first) with their `times`
+ * (persisted ones beyond it, the oldest, are dropped).
+ */
+export function recentInit(
+  n: Float64Array,
+  at: number,
+  capacity: number,
+  values: readonly number[] = [],
+  times: readonly number[] = [],
+): void {
+  n[at + START] = 0;
+  n[at + LENGTH] = 0;
+  n[at + CAPACITY] = capacity;
+  for (let i = Math.max(0, values.length - capacity); i < values.length; i++) {
+    recentPush(n, at, values[i] as number, times[i] as number);
   }
 }
 
-const NONE = new Float64Array(0);
-const FIRST_CAPACITY = 8;
+/** Copies the window at `from[at]` to `to[toAt]` as a window of `capacity` slots (at least its length), oldest first. */
+export function recentMove(
+  from: Float64Array,
+  at: number,
+  to: Float64Array,
+  toAt: number,
+  capacity: number,
+): void {
+  const length = recentLength(from, at);
+  if (capacity < length) throw new RangeError(`a window of ${length} values does not fit ${capacity} slots`);
+  to[toAt + START] = 0;
+  to[toAt + LENGTH] = length;
+  to[toAt + CAPACITY] = capacity;
+  for (let i = 0; i < length; i++) {
+    const slot = slotAt(from, at, i);
+    to[toAt + SLOTS + 2 * i] = from[slot] as number;
+    to[toAt + SLOTS + 2 * i + 1] = from[slot + 1] as number;
+  }
+}
+
+export function recentLength(n: Float64Array, at: number): number {
+  return n[at + LENGTH] as number;
+}
+
+/** Its slots: a push needs one free (see recentMove). */
+export function recentCapacity(n: Float64Array, at: number): number {
+  return n[at + CAPACITY] as number;
+}
+
+/** The oldest value's event time (NaN when empty). */
+export function recentOldestTime(n: Float64Array, at: number): number {
+  return n[at + LENGTH] === 0 ? Number.NaN : (n[at + SLOTS + 2 * (n[at + START] as number) + 1] as number);
+}
+
+/** The newest value (NaN when empty). */
+export function recentNewest(n: Float64Array, at: number): number {
+  const length = n[at + LENGTH] as number;
+  return length === 0 ? Number.NaN : (n[slotAt(n, at, length - 1)] as number);
+}
+
+/** Appends a value; a window with no free slot is moved into a larger one first (recentMove). */
+export function recentPush(n: Float64Array, at: number, value: number, time: number): void {
+  const length = n[at + LENGTH] as number;
+  if (length === n[at + CAPACITY]) throw new RangeError('the window has no free slot');
+  const slot = slotAt(n, at, length);
+  n[slot] = value;
+  n[slot + 1] = time;
+  n[at + LENGTH] = length + 1;
+}
+
+/** Removes the oldest value and returns it (the window must hold one). */
+export function recentDropOldest(n: Float64Array, at: number): number {
+  const start = n[at + START] as number;
+  const value = n[at + SLOTS + 2 * start] as number;
+  n[at + START] = start + 1 === n[at + CAPACITY] ? 0 : start + 1;
+  n[at + LENGTH] = (n[at + LENGTH] as number) - 1;
+  return value;
+}
+
+/** The values, oldest first. */
+export function recentValues(n: Float64Array, at: number): number[] {
+  return Array.from({ length: recentLength(n, at) }, (_, i) => n[slotAt(n, at, i)] as number);
+}
+
+/** Their event times, oldest first. */
+export function recentTimes(n: Float64Array, at: number): number[] {
+  return Array.from({ length: recentLength(n, at) }, (_, i) => n[slotAt(n, at, i) + 1] as number);
+}
+
+/**
+ * Writes the values, oldest first, then the seconds from each one's time
+ * to `last` (rounded), as doubles from `o` (little-endian), as a
+ * persisted state lays them out; returns the offset after them.
+ */
+export function recentWriteWithAges(
+  n: Float64Array,
+  at: number,
+  view: DataView,
+  o: number,
+  last: number,
+): number {
+  const length = recentLength(n, at);
+  for (let i = 0; i < length; i++, o += 8) view.setFloat64(o, n[slotAt(n, at, i)] as number, true);
+  for (let i = 0; i < length; i++, o += 8) {
+    view.setFloat64(o, Math.round((last - (n[slotAt(n, at, i) + 1] as number)) / 1000), true);
+  }
+  return o;
+}
+
+/** Σ values and Σ values², oldest first (as a running sum over the window would add them). */
+export function recentSums(n: Float64Array, at: number): { sum: number; squares: number } {
+  let sum = 0;
+  let squares = 0;
+  const length = recentLength(n, at);
+  for (let i = 0; i < length; i++) {
+    const v = n[slotAt(n, at, i)] as number;
+    sum += v;
+    squares += v * v;
+  }
+  return { sum, squares };
+}
+
+/** Where the i-th value from the oldest is (its time after it). */
+function slotAt(n: Float64Array, at: number, i: number): number {
+  const capacity = n[at + CAPACITY] as number;
+  const slot = (n[at + START] as number) + i;
+  return at + SLOTS + 2 * (slot >= capacity ? slot - capacity : slot);
+}

@@ -1,3 +1,5 @@
+import { touchLines } from '../cacheLines.ts';
+
 /**
  * The calibrated anomaly score of one series of any unit: how unlikely a
  * reading is given the series' own recent behaviour, online, O(1) per
@@ -297,7 +299,8 @@ export class ValueScore {
 
   /** Scores one reading (time in ms, any finite value), in time order; 0..1. */
   observe(t: number, x: number): number {
-    touchLines(this.#u8);
+    // A reading uses about 40 of the buffer's 66 cache lines.
+    touchLines(this.#d);
     const d = this.#d;
     d[SURPRISE] = 0;
     d[PATTERN_SURPRISE] = 0;
@@ -694,28 +697,6 @@ export class ValueScore {
 export function remainder(t: number, period: number): number {
   if (!(t >= 0 && t <= Number.MAX_SAFE_INTEGER && Number.isInteger(t))) return t % period;
   return t - Math.floor(t / period) * period;
-}
-
-/** Where touchLines leaves its sum, so that its loads are not dropped as unused. */
-const TOUCHED = new Float64Array(1);
-/** A cache line's bytes on the machines this runs on. */
-const CACHE_LINE = 64;
-
-/**
- * Reads one byte of every cache line of a score's buffer, in order, before
- * the score uses it. A reading touches about 40 of the buffer's 66 lines,
- * here and there; at 10,000 nodes the buffers (84 MB) are out of every
- * cache, and each of those lines was a miss the reading waited for, one
- * after another. Read in order, the lines come in together (the loads do
- * not depend on each other, and the hardware prefetcher follows a
- * sequential walk): the detectors took 28 % less time a reading at 10,000
- * nodes, and ~3 % more when every buffer is in cache (docs/benchmarks.md,
- * "A score's buffer read in order").
- */
-function touchLines(bytes: Uint8Array): void {
-  let sum = 0;
-  for (let i = 0; i < bytes.length; i += CACHE_LINE) sum += bytes[i] as number;
-  TOUCHED[0] = sum + (bytes[bytes.length - 1] as number);
 }
 
 function binOf(u: number): number {
