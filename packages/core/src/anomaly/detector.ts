@@ -514,11 +514,11 @@ export class NodeDetector {
 
   observe(reading: Reading): Observation {
     const n = this.#n;
-    // A reading uses about a third of the numbers' lines, the σ windows' among them.
-    touchLines(n);
     const t = reading.timestamp;
     const last = n[LAST] as number;
     if (t <= last) return NOT_EXAMINED;
+    // A reading examined uses about a third of the numbers' lines, the σ windows' among them.
+    touchLines(n);
     if (reading.node_type !== undefined) this.#nodeType = reading.node_type;
     const breaches = BREACHES;
     breaches.length = 0;
