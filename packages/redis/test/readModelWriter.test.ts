@@ -1,5 +1,6 @@
 import { LATEST_FIELDS, PackedHash, readModelKeys } from '@streamgauge/core';
-import { useRedis } from '@streamgauge/testkit';
+import { RedisServer, useRedis } from '@streamgauge/testkit';
+import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { ReadModelWriter } from '../src/index.ts';
 
@@ -132,6 +133,69 @@ describe('ReadModelWriter', () => {
       if (typeof value === 'string') expect(await redis.get(key), key).toBe(value);
       else expect(await redis.hgetall(key), key).toEqual(value);
       expect(await redis.ttl(key), key).toBeGreaterThan(3500);
+    }
+  });
+
+  it('writes again once the server forgot its scripts (a restart, SCRIPT FLUSH)', async () => {
+    const redis = db.client;
+    const writer = new ReadModelWriter(redis, 3600);
+    const latest = (n: number) =>
+      new PackedHash(LATEST_FIELDS, [`2026-12-07T00:00:0${n}.000Z`, `${n}`, '0', '0', '0']);
+    writer.writeNode({ nodeId: 'A', latest: latest(1), metrics: new Map() });
+    await writer.flush();
+    await redis.script('FLUSH');
+    // Its calls go by sha on this connection now: refused, they go again whole.
+    writer.writeNode({ nodeId: 'A', latest: latest(2), metrics: new Map() });
+    writer.writeNode({ nodeId: 'B', latest: latest(3), metrics: new Map() });
+    await writer.flush();
+    expect(await redis.hget(readModelKeys.nodeLatest('A'), 'flow_rate')).toBe('2');
+    expect(await redis.hget(readModelKeys.nodeLatest('B'), 'timestamp')).toBe('2026-12-07T00:00:03.000Z');
+  });
+
+  it('keeps what a failed flush held, byte for byte, while later writes are queued, and writes it once Redis is back', async () => {
+    const server = await RedisServer.start();
+    const redis = new Redis(server.url, { enableOfflineQueue: false, retryStrategy: () => 50 });
+    const until = async (done: () => boolean) => {
+      while (!done()) await new Promise((resolve) => setTimeout(resolve, 10));
+    };
+    try {
+      await until(() => redis.status === 'ready');
+      const writer = new ReadModelWriter(redis, 3600);
+      const latest = (id: string, n: number) =>
+        new PackedHash(LATEST_FIELDS, [
+          `2026-12-07T00:00:00.${String(n).padStart(3, '0')}Z`,
+          `${n}.5`,
+          id,
+          '0',
+          '0',
+        ]);
+      for (let n = 0; n < 600; n++)
+        writer.writeNode({ nodeId: `A${n}`, latest: latest('a', n), metrics: new Map() });
+      await writer.flush();
+      await server.kill();
+      await until(() => redis.status !== 'ready');
+      // The failed flush's calls (encoded in the memory of the one before,
+      // done with) are put back; the next ones are encoded meanwhile, and
+      // must not take that memory.
+      for (let n = 0; n < 600; n++)
+        writer.writeNode({ nodeId: `B${n}`, latest: latest('b', n), metrics: new Map() });
+      await expect(writer.flush()).rejects.toThrow();
+      for (let n = 0; n < 600; n++)
+        writer.writeNode({ nodeId: `C${n}`, latest: latest('c', n), metrics: new Map() });
+      await server.start();
+      await until(() => redis.status === 'ready');
+      await writer.flush();
+      for (const id of ['b', 'c']) {
+        for (let n = 0; n < 600; n++) {
+          const values = await redis.hgetall(readModelKeys.nodeLatest(`${id.toUpperCase()}${n}`));
+          expect(values).toEqual(
+            Object.fromEntries(LATEST_FIELDS.map((f, i) => [f, latest(id, n).values[i]])),
+          );
+        }
+      }
+    } finally {
+      redis.disconnect();
+      await server.dispose();
     }
   });
 });

@@ -1,6 +1,7 @@
 import {
   CHANGES_CHANNEL,
   FIELD_END,
+  GrowingArena,
   NODES_ALL_MEMBERS,
   PackedHash,
   RANGES,
@@ -12,8 +13,10 @@ import {
 import type { ChainableCommander } from 'ioredis';
 import { sendBatchOrThrow } from '../batch.ts';
 import type { RedisClient } from '../connection.ts';
+import { encodeScriptCall, queueEncodedCall } from '../encodedScriptCall.ts';
 import { isUnavailable, RedisUnavailableError } from '../errors/RedisUnavailableError.ts';
-import { loadScripts, runScript } from '../scripts.ts';
+import { SpareArenas } from '../log/spareArenas.ts';
+import { loadScripts, runScript, scriptSource } from '../scripts.ts';
 
 /** A hash's value: a record, or packed (numbers and times, built without a record). */
 export type HashValue = Record<string, string> | PackedHash;
@@ -48,6 +51,9 @@ const NOTICE_CHUNK = 1000;
  */
 const KEYS_PER_CALL = 500;
 
+/** Room an arena of node key calls starts with (a slice of 1,000 nodes' `latest` takes ~100 KB). */
+const ARENA_BYTES = 256 * 1024;
+
 /** One queued write: how to add it to a batch. */
 type Write = (batch: ChainableCommander) => void;
 
@@ -72,6 +78,13 @@ export class ReadModelWriter {
   /** Keys of the writes queued, and of those flushed. */
   #keysQueued = 0;
   #keysWritten = 0;
+  /**
+   * Where the node key calls queued since the last flush are encoded
+   * (encodeScriptCall), on a standalone Redis; the arenas of flushes done
+   * are used again. One whose calls failed stays with them, to be sent again.
+   */
+  #arena: GrowingArena | undefined;
+  readonly #spares = new SpareArenas(2);
 
   constructor(redis: RedisClient, ttlSeconds: number) {
     this.#redis = redis;
@@ -85,8 +98,10 @@ export class ReadModelWriter {
    * argument (see writeNodeKeys.lua): a pipelined client's cost is per
    * command and per argument, and this sends one argument per key instead
    * of about 20, and one command per 500 keys instead of two per key. The
-   * script repairs a key of the wrong type itself. On a cluster the keys lie in different slots, so there it is one
-   * call per key.
+   * script repairs a key of the wrong type itself. On a standalone Redis a
+   * call is encoded whole into the writer's arena as it is sealed
+   * (encodeScriptCall), not framed by ioredis. On a cluster the keys lie in
+   * different slots, so there it is one call per key, as ioredis frames it.
    */
   writeNode(node: NodeKeys): void {
     const before = this.#openKeys.length;
@@ -130,7 +145,12 @@ export class ReadModelWriter {
       return;
     }
     const args = scriptArguments(this.#ttl, values);
-    this.#writes.push((batch) => queueScript(batch, 'writeNodeKeys', keys, args));
+    if (this.#arena === undefined) {
+      this.#arena = this.#spares.take() ?? new GrowingArena(ARENA_BYTES);
+      this.#arena.reset(ARENA_BYTES);
+    }
+    const call = encodeScriptCall(this.#arena, WRITE_NODE_KEYS, keys, args);
+    this.#writes.push((batch) => queueEncodedCall(batch, call));
   }
 
   /**
@@ -227,6 +247,8 @@ export class ReadModelWriter {
 
   async #send(): Promise<void> {
     this.#seal();
+    const arena = this.#arena;
+    this.#arena = undefined;
     const writes = this.#writes.splice(0);
     const added = this.#nodesAdded.splice(0);
     const removed = this.#nodesRemoved.splice(0);
@@ -252,6 +274,8 @@ export class ReadModelWriter {
         : error;
     }
     this.#keysWritten += keys;
+    // Every call's reply came: its bytes are done with.
+    if (arena !== undefined) this.#spares.give(arena);
     // Together, not one round trip each: the next flush waits for these.
     // A notice is a hint: losing one must not stop the keys from being written.
     await Promise.all(
@@ -279,11 +303,11 @@ function queueScript(
   call.call(batch, keys.length, ...keys, ...args);
 }
 
+const WRITE_NODE_KEYS = scriptSource('writeNodeKeys');
+
 /**
  * writeNodeKeys' marks for a key (see the script): a string, or a hash sent
- * as JSON; between them, a field list's number. ASCII, sent as a string: an
- * argument that is a Buffer makes ioredis copy the whole command into one
- * Buffer (the catch-up bench's aggregator took 15 % more CPU with one).
+ * as JSON; between them, a field list's number. ASCII, one byte a mark.
  */
 const STRING_KEY = 0;
 const JSON_HASH = 127;
@@ -332,7 +356,9 @@ function scriptArguments(ttl: number, values: readonly (HashValue | string)[]): 
     }
     marks[i] = list;
   }
-  const text = joined.length > 0 ? `${joined.join(SEPARATOR)}${SEPARATOR}` : '';
+  // One flat string (a separator after the last value too): encoded as it is.
+  if (joined.length > 0) joined.push('');
+  const text = joined.join(SEPARATOR);
   const kinds = String.fromCharCode(...marks);
   return [ttl, lists.map((names) => names.join(',')).join('\n'), kinds, text, ...strings];
 }
