@@ -78,17 +78,18 @@ const AHEAD_POLL_MS = 20;
 /**
  * A scratch of one slice being applied: its readings by node, and the
  * applied ones (indices in byNode), node after node: `groups[i]`'s end at
- * `ends[i]`.
+ * `ends[i]`; the nodes whose state it changed, each once.
  */
 interface Scratch {
   readonly byNode: ReadingsByNode<LiveNode>;
   readonly applied: number[];
   readonly groups: number[];
   readonly ends: number[];
+  readonly changed: LiveNode[];
 }
 
 function newScratch(): Scratch {
-  return { byNode: new ReadingsByNode<LiveNode>(), applied: [], groups: [], ends: [] };
+  return { byNode: new ReadingsByNode<LiveNode>(), applied: [], groups: [], ends: [], changed: [] };
 }
 
 /** Where a batch's apply stands, for the live batches taken ahead of its rest. */
@@ -413,6 +414,7 @@ export class BatchApplier {
 
     const replayed = new Set<string>();
     const { byNode, applied, groups, ends } = scratch;
+    const changedNodes = scratch.changed;
     let written: Promise<void>;
     try {
       let created = 0;
@@ -463,6 +465,7 @@ export class BatchApplier {
         }
         if (applied.length === before) continue;
         changed.add(node.windows.nodeId);
+        changedNodes.push(node);
         groups.push(g);
         ends.push(applied.length);
       }
@@ -478,18 +481,19 @@ export class BatchApplier {
       // Replayed nodes' keys are written again (latest and metadata now,
       // metrics with the next round); their state did not change.
       for (const id of replayed) {
-        const windows = this.#live.nodes.get(id)?.windows;
-        if (windows === undefined || changed.has(id)) continue;
-        windows.latestChanged = true;
-        windows.metadataChanged = true;
+        const node = this.#live.nodes.get(id);
+        if (node === undefined || changed.has(id)) continue;
+        node.windows.latestChanged = true;
+        node.windows.metadataChanged = true;
         changed.add(id);
+        changedNodes.push(node);
       }
 
       // The fast path: latest values (and metadata, when a value changed)
       // right away, before the detectors: Redis runs the write while they
       // work, and the latest values are visible a third of a slice sooner
       // (nothing in these keys comes from the detectors).
-      written = this.#writeLatest(changed, work.added, replayed, now);
+      written = this.#writeLatest(changedNodes, changed, work.added, replayed, now);
 
       // Then the detectors, node by node. A node with thousands of readings
       // in the slice yields between its entries' runs as well.
@@ -514,6 +518,7 @@ export class BatchApplier {
       applied.length = 0;
       groups.length = 0;
       ends.length = 0;
+      changedNodes.length = 0;
     }
 
     // Committed with the slices before it that are not sent yet, or on its
@@ -656,20 +661,22 @@ export class BatchApplier {
   }
 
   /**
-   * Writes the changed nodes' latest values and metadata (the list of
-   * nodes with the added ones, and the replayed), and notifies; the
+   * Writes the changed nodes' latest values and metadata (`nodes`, whose
+   * ids are `changed`; the list of nodes with the added ones, and the
+   * replayed), and notifies; the
    * promise settles once Redis has them (a failure is the commit's).
    */
   #writeLatest(
+    nodes: readonly LiveNode[],
     changed: ReadonlySet<string>,
     added: readonly string[],
     replayed: ReadonlySet<string>,
     now: number,
   ): Promise<void> {
     const writer = this.#live.latestWriter;
-    for (const id of changed) {
-      const windows = this.#live.nodes.get(id)?.windows;
-      if (windows === undefined) continue;
+    for (const node of nodes) {
+      const { windows } = node;
+      const id = windows.nodeId;
       // A record made when asked: once.
       const latest = windows.latest;
       writer.writeNode({
@@ -679,7 +686,7 @@ export class BatchApplier {
         ...(windows.metadataChanged && { metadata: metadataHash(id, windows.metadata) }),
       });
       windows.metadataChanged = false;
-      this.#rounds.owe(id);
+      this.#rounds.owe(node);
     }
     writer.listNodes(replayed.size === 0 ? added : [...added, ...replayed]);
     writer.notify({ cause: 'readings', keys: 'latest', at: isoTime(now), nodes: [...changed] });

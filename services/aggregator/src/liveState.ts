@@ -70,6 +70,8 @@ export interface LiveNode {
   readonly windows: NodeWindows;
   readonly detector: NodeDetector;
   readonly shard: ShardState;
+  /** Its metrics are owed to the next round when this is the rounds' current mark (MetricsRounds.owe). */
+  owedIn: number;
 }
 
 /** A shard this replica holds: one object per acquisition, so work from an earlier one is recognised. */
@@ -135,7 +137,12 @@ export class LiveState {
   }
 
   newNode(id: string, shard: ShardState): LiveNode {
-    return { windows: new NodeWindows(id, this.options.aheadMs), detector: this.detector(id), shard };
+    return {
+      windows: new NodeWindows(id, this.options.aheadMs),
+      detector: this.detector(id),
+      shard,
+      owedIn: 0,
+    };
   }
 
   detector(id: string, state?: PersistedDetectorState): NodeDetector {

@@ -10,7 +10,7 @@ import {
   type Range,
 } from '@streamgauge/core';
 import type { NodeKeys, ReadModelWriter } from '@streamgauge/redis';
-import { type LiveState, type ShardState, yieldToLoop } from './liveState.ts';
+import { type LiveNode, type LiveState, type ShardState, yieldToLoop } from './liveState.ts';
 import type { SystemSums } from './systemSums.ts';
 
 /** A metrics round: the nodes still to write, and for a full round the entries it covers. */
@@ -53,8 +53,16 @@ export class MetricsRounds {
   /** A chunk is sent and not yet written. */
   #sending = false;
   #metricsError: unknown;
-  /** Nodes whose metrics and series are behind their state. */
-  readonly #dirty = new Set<string>();
+  /**
+   * Nodes whose metrics and series are behind their state, each once, in
+   * the order they fell behind: a node is listed while its `owedIn` is
+   * `#owedMark`, and a round takes the list by moving the mark on. Not a
+   * Set: every slice owes its nodes, and a Set emptied by each round grew
+   * back to all of them (its table reallocated on the way, large enough
+   * for the old generation at 10,000 nodes) with a hash probe a node.
+   */
+  #dirty: string[] = [];
+  #owedMark = 1;
   /** Nodes a light round wrote: their long ranges and series are behind their state. */
   readonly #longBehind = new Set<string>();
   /** The metrics round in progress: nodes still to write, and for a full round the entries it covers. */
@@ -81,8 +89,18 @@ export class MetricsRounds {
   }
 
   /** A node's metrics and series are behind its state: the next round writes them. */
-  owe(id: string): void {
-    this.#dirty.add(id);
+  owe(node: LiveNode): void {
+    if (node.owedIn === this.#owedMark) return;
+    node.owedIn = this.#owedMark;
+    this.#dirty.push(node.windows.nodeId);
+  }
+
+  /** The nodes owed, taken (none is owed any more). */
+  #takeDirty(): string[] {
+    const nodes = this.#dirty;
+    this.#dirty = [];
+    this.#owedMark++;
+    return nodes;
   }
 
   /**
@@ -99,10 +117,9 @@ export class MetricsRounds {
 
   /** Forgets what is owed for a shard's nodes, once they are forgotten (the shard dropped). */
   forgetShard(state: ShardState, ids: readonly string[]): void {
-    for (const id of ids) {
-      this.#dirty.delete(id);
-      this.#longBehind.delete(id);
-    }
+    const gone = new Set(ids);
+    this.#dirty = this.#dirty.filter((id) => !gone.has(id));
+    for (const id of ids) this.#longBehind.delete(id);
     this.#written.delete(state);
     if (this.#round !== undefined) {
       this.#round.nodes = this.#round.nodes.filter((id) => this.#live.nodes.has(id));
@@ -154,7 +171,7 @@ export class MetricsRounds {
   async step(): Promise<boolean> {
     if (this.#sending) return this.owes();
     await this.#flushChunk({ limit: STEP_NODES, wait: false, system: 'end', full: true });
-    return this.#round !== undefined || this.#dirty.size > 0 || this.#longBehind.size > 0;
+    return this.#round !== undefined || this.#dirty.length > 0 || this.#longBehind.size > 0;
   }
 
   /** Settles once no chunk is in flight (never rejects: a failure is thrown by the next call). */
@@ -164,7 +181,7 @@ export class MetricsRounds {
 
   /** Whether a step would write anything: a round going on, nodes owed, or a watermark behind. */
   owes(): boolean {
-    return this.#round !== undefined || this.#dirty.size > 0 || this.#longBehind.size > 0 || this.#behind();
+    return this.#round !== undefined || this.#dirty.length > 0 || this.#longBehind.size > 0 || this.#behind();
   }
 
   /** A shard's committed position is past the one its keys were last marked written at. */
@@ -227,20 +244,19 @@ export class MetricsRounds {
   #startRound(now: number, full: boolean): boolean {
     const interval = this.#live.options.longRangesIntervalMs ?? 0;
     if (full || now - this.#lastFull >= interval) {
-      if (this.#dirty.size === 0 && this.#longBehind.size === 0 && !this.#behind()) return false;
-      const nodes = [...this.#dirty];
-      for (const id of this.#longBehind) if (!this.#dirty.has(id)) nodes.push(id);
+      if (this.#dirty.length === 0 && this.#longBehind.size === 0 && !this.#behind()) return false;
+      const mark = this.#owedMark;
+      const nodes = this.#takeDirty();
+      for (const id of this.#longBehind) if (this.#live.nodes.get(id)?.owedIn !== mark) nodes.push(id);
       this.#round = { nodes, full: true, upTo: new Map(this.#live.committed) };
       this.#lastFull = now;
-      this.#dirty.clear();
       this.#longBehind.clear();
       return true;
     }
-    if (this.#dirty.size === 0) return false;
-    const nodes = [...this.#dirty];
+    if (this.#dirty.length === 0) return false;
+    const nodes = this.#takeDirty();
     for (const id of nodes) this.#longBehind.add(id);
     this.#round = { nodes, full: false, upTo: new Map() };
-    this.#dirty.clear();
     return true;
   }
 

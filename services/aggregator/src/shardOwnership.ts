@@ -127,7 +127,7 @@ export class ShardOwnership {
         }
       }
       for (const [id, { windows, detector }] of nodes.slice(from, from + NODE_CHUNK)) {
-        live.nodes.set(id, { windows, shard: state, detector: live.detector(id, detector) });
+        live.nodes.set(id, { windows, shard: state, detector: live.detector(id, detector), owedIn: 0 });
         this.#rounds.writeNode(id, now, RANGES, { series: true, identity: true });
       }
     }

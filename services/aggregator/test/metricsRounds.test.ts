@@ -13,8 +13,9 @@ const db = useRedis({ flushEach: true });
 /** The rounds over a real Redis, one shard held under token T, one node `A`. */
 async function setup(now: number, longRangesIntervalMs: number) {
   const clock = new ManualClock(now);
+  const metrics = new ReadModelWriter(db.client, TTL);
   const live = new LiveState(
-    { latest: new ReadModelWriter(db.client, TTL), metrics: new ReadModelWriter(db.client, TTL) },
+    { latest: new ReadModelWriter(db.client, TTL), metrics },
     {
       group: 'aggregator',
       aheadMs: 60_000,
@@ -45,7 +46,7 @@ async function setup(now: number, longRangesIntervalMs: number) {
     for (let i = count - 1; i >= 0; i--) {
       node.windows.add({ node_id: 'A', timestamp: at - i * 1000, flow_rate: 2 }, at);
     }
-    rounds.owe('A');
+    rounds.owe(node);
     live.advance(state, `${++entry}-0`);
   };
   const count = async (range: string) =>
@@ -54,10 +55,30 @@ async function setup(now: number, longRangesIntervalMs: number) {
   const series = async () =>
     JSON.parse((await db.client.get(readModelKeys.nodeTimeseries7d('A'))) ?? '{"timestamps":[]}').timestamps
       .length as number;
-  return { clock, rounds, batch, count, watermark, series };
+  return { clock, rounds, batch, count, watermark, series, metricsKeys: () => metrics.keysWritten };
 }
 
 describe('metrics rounds', () => {
+  it('write a node owed by several batches between two rounds once, and again once it is owed after', async () => {
+    const { clock, rounds, batch, count, metricsKeys } = await setup(Date.UTC(2026, 11, 3, 12, 30), 30_000);
+    batch(10);
+    await rounds.flush({ limit: 100 });
+    // Light rounds: owed by three batches, then by one, the node's keys are written as often.
+    const keys = async (batches: number) => {
+      clock.advance(1000);
+      for (let b = 0; b < batches; b++) batch(1);
+      const before = metricsKeys();
+      await rounds.flush({ limit: 100 });
+      return metricsKeys() - before;
+    };
+    const thrice = await keys(3);
+    expect(await count('1h')).toBe(13);
+    const once = await keys(1);
+    expect(await count('1h')).toBe(14);
+    expect(thrice).toBeGreaterThan(0);
+    expect(thrice).toBe(once);
+  });
+
   it('under load write the 1-hour metrics every round and the long ranges, the series and the watermark at most every interval; a quiet stream writes everything', async () => {
     const now = Date.UTC(2026, 11, 3, 12, 30);
     const { clock, rounds, batch, count, watermark, series } = await setup(now, 30_000);
