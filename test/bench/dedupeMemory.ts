@@ -1,7 +1,8 @@
 /**
  * Redis memory the dedupe layout costs per node: appends a full dedupe
  * horizon (48 h) of readings for a sample of nodes at a given interval and
- * reads used_memory before and after. Run: node test/bench/dedupeMemory.ts
+ * reads used_memory before and after.
+ * Run: node test/bench/dedupeMemory.ts [interval seconds…] (10, 60 and 900 by default)
  */
 import { ManualClock, type Reading } from '@streamgauge/core';
 import { RedisServer } from '@streamgauge/testkit';
@@ -38,7 +39,8 @@ export async function dedupeBytesPerNode(intervalSeconds: number): Promise<{ tot
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  for (const interval of [10, 60, 900]) {
+  const intervals = process.argv.slice(2).map(Number);
+  for (const interval of intervals.length > 0 ? intervals : [10, 60, 900]) {
     const { total, keys } = await dedupeBytesPerNode(interval);
     console.log(
       `one reading per ${interval} s: ${(total / 1024).toFixed(1)} KiB per node (${keys} keys for ${NODES} nodes), ${(total / ((48 * 3600) / interval)).toFixed(1)} bytes per reading`,

@@ -144,6 +144,82 @@ describe('ReadingLog', () => {
     expect(await log.append([at(35_840)], 'gw')).toEqual({ accepted: 1, duplicates: 0 });
   });
 
+  it("keeps a fast node's slot field short, sealing its older offsets away, and still finds every one of them", async () => {
+    const clock = new ManualClock(NOW);
+    const log = new ReadingLog(db.client, { ...options, clock });
+    const start = Math.floor((NOW - HOUR) / SLOT) * SLOT;
+    const key = `seen:{readings}:s${start / SLOT}`;
+    const at = (ms: number, node = 'F'): Reading => ({ node_id: node, timestamp: start + ms, flow_rate: ms });
+    const fieldBytes = () => db.client.hstrlen(key, 'F');
+    const packed = (...offsets: number[]) =>
+      Buffer.concat(offsets.map((o) => Buffer.from([o & 255, (o >> 8) & 255, o >> 16])));
+    // One reading a second for 1,100 s of one slot, in requests of 1, 10 and 50 readings.
+    const times = Array.from({ length: 1_100 }, (_, i) => i * 1000);
+    let longest = 0;
+    for (let i = 0; i < times.length; ) {
+      const size = i < 100 ? 1 : i < 600 ? 10 : 50;
+      const request = times.slice(i, i + size).map((t) => at(t));
+      expect(await log.append(request, 'gw')).toEqual({ accepted: request.length, duplicates: 0 });
+      longest = Math.max(longest, await fieldBytes());
+      i += size;
+    }
+    // What a request copies stays bounded (a header, 256 offsets, one request's),
+    // where a list of every offset would hold 3,300 bytes.
+    expect(longest).toBeLessThanOrEqual(6 + 3 * 256 + 3 * 50);
+    expect(await db.client.hlen(key)).toBeGreaterThan(3);
+    // Every reading sent again is a duplicate, the sealed ones too, in any order and request size.
+    const again = [...times].reverse().map((t) => at(t));
+    for (let i = 0; i < again.length; i += 37) {
+      const request = again.slice(i, i + 37);
+      expect(await log.append(request, 'gw')).toEqual({ accepted: 0, duplicates: request.length });
+    }
+    for (const t of [0, 255_000, 256_000, 700_000, 1_099_000]) {
+      expect(await log.append([at(t)], 'gw')).toEqual({ accepted: 0, duplicates: 1 });
+    }
+    // A late reading between sealed ones is new, once; another node's field is its own.
+    expect(await log.append([at(500), at(300_500), at(500, 'G'), at(300_500)], 'gw')).toEqual({
+      accepted: 3,
+      duplicates: 1,
+    });
+    expect(await log.append([at(500), at(300_500), at(500, 'G')], 'gw')).toEqual({
+      accepted: 0,
+      duplicates: 3,
+    });
+    // A redrive looks in the sealed lists too, and what it marks is found.
+    const dedupe = new DedupeSets(db.client, shardKeys(0, 1), { horizonMs: options.dedupeHorizonMs, clock });
+    expect(await dedupe.accepted([at(1000), at(1500), at(1_099_000), at(1_150_000)])).toEqual([
+      at(1000),
+      at(1_099_000),
+    ]);
+    await dedupe.mark([at(1500), at(1_150_000)]);
+    expect(await log.append([at(1500), at(1_150_000), at(1_150_001)], 'gw')).toEqual({
+      accepted: 1,
+      duplicates: 2,
+    });
+    // A replica of the version before appends to the field as it reads it: what it adds is found.
+    await db.client.hset(
+      key,
+      'F',
+      Buffer.concat([(await db.client.hgetBuffer(key, 'F')) as Buffer, packed(1_160_000, 2_000)]),
+    );
+    expect(await log.append([at(1_160_000), at(2_000), at(1_160_001)], 'gw')).toEqual({
+      accepted: 1,
+      duplicates: 2,
+    });
+    // A long list the version before wrote (no sealed lists) is read whole, then sealed.
+    const old = Array.from({ length: 2_000 }, (_, i) => i * 500);
+    await db.client.hset(key, 'H', packed(...old));
+    expect(await log.append([at(1000, 'H'), at(1001, 'H')], 'gw')).toEqual({ accepted: 1, duplicates: 1 });
+    expect(await db.client.hstrlen(key, 'H')).toBe(6);
+    expect(
+      await log.append(
+        old.slice(0, 80).map((t) => at(t, 'H')),
+        'gw',
+      ),
+    ).toEqual({ accepted: 0, duplicates: 80 });
+    expect(await log.append([at(1001, 'H'), at(999_999, 'H')], 'gw')).toEqual({ accepted: 1, duplicates: 1 });
+  });
+
   it('consults the sets of the dedupe layout before while they may live, and records that they exist', async () => {
     // A connection of its own: what a process learns of the layout before, it learns once.
     const client = new Redis(db.url);

@@ -16,7 +16,8 @@ import { runScript, type ScriptArgument } from '../scripts.ts';
  * The dedupe protocol. Per shard and 20-minute slot of event time, a hash
  * `seen:{tag}:s<slot>`: node id → the accepted readings' millisecond
  * offsets in that slot, 3 bytes each (little-endian), in the order
- * accepted. It expires the horizon after its last acceptance. Ingest checks
+ * accepted; past 256 of them the list is sealed into a field of its own
+ * and the node's field starts over (`include/seenSlots.lua`). It expires the horizon after its last acceptance. Ingest checks
  * and marks inside appendReadings.lua, one atomic step with the XADD
  * (through `SeenSlots`); a redrive checks and marks here. The scripts share
  * `include/seenSlots.lua`. Nothing else knows the layout.
@@ -58,7 +59,7 @@ export class DedupeSets {
       }
     });
     const step = 1 + Number(hours) + Number(sets);
-    return readings.filter((reading, i) => {
+    const held = readings.map((reading, i) => {
       const at = i * step;
       const inHour = identityOf(reading).offset;
       return (
@@ -67,6 +68,28 @@ export class DedupeSets {
         (sets && replies[at + step - 1] === 1)
       );
     });
+    // A reading at or below what its node's sealed lists hold is looked for there too.
+    const sealedAsked: { index: number; lists: number }[] = [];
+    for (const [i, reading] of readings.entries()) {
+      const { sealed, top } = sealedOf(replies[i * step] as Buffer | null);
+      if (!held[i] && sealed > 0 && identitySlotOf(reading.timestamp).offset <= top)
+        sealedAsked.push({ index: i, lists: sealed });
+    }
+    if (sealedAsked.length > 0) {
+      const lists = await sendBatchOrThrow(this.#redis, (batch) => {
+        for (const { index, lists } of sealedAsked) {
+          const reading = readings[index] as Reading;
+          const fields = Array.from({ length: lists }, (_, n) => `${reading.node_id}\n${n + 1}`);
+          batch.hmgetBuffer(this.#shard.seen(identitySlotOf(reading.timestamp).slot), ...fields);
+        }
+      });
+      for (const [k, { index }] of sealedAsked.entries()) {
+        const parts = (lists[k] as (Buffer | null)[]).filter((part) => part !== null);
+        const offset = identitySlotOf((readings[index] as Reading).timestamp).offset;
+        held[index] = holdsOffset(Buffer.concat(parts), offset, 3);
+      }
+    }
+    return readings.filter((_, i) => held[i]);
   }
 
   /** Marks readings as accepted, as ingest does, so a gateway resending one is told it is a duplicate. */
@@ -85,6 +108,18 @@ export class DedupeSets {
   async #olderLayouts(): Promise<OlderLayouts> {
     return olderLayouts(this.#redis, this.#shard, this.#horizonMs, this.#clock);
   }
+}
+
+/** A slot field's first entry is this plus its count of sealed lists when it has any (`include/seenSlots.lua`). */
+const SEALED_MARK = 0xc00000;
+
+/** A node's slot field's sealed lists, and the highest offset they hold (see `include/seenSlots.lua`). */
+function sealedOf(held: Buffer | null): { readonly sealed: number; readonly top: number } {
+  if (held === null || held.length < 6) return { sealed: 0, top: -1 };
+  const mark = held.readUIntLE(0, 3);
+  return mark < SEALED_MARK
+    ? { sealed: 0, top: -1 }
+    : { sealed: mark - SEALED_MARK, top: held.readUIntLE(3, 3) };
 }
 
 /** Whether packed offsets (as a hash holds them, `width` bytes each) hold `offset`. */

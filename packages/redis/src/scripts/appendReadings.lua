@@ -10,7 +10,9 @@
 --
 -- Cost: a constant number of calls per dedupe slot (20 minutes of event
 -- time) of the batch, not per reading nor per node: one HMGET, one HSET, one
--- EXPIRE (include/seenSlots.lua). While the hour hashes before may hold
+-- EXPIRE (include/seenSlots.lua); and one HMGET per node with a reading at
+-- or below what its sealed lists hold (a late reading of a node sending
+-- every few seconds). While the hour hashes before may hold
 -- identities, each slot also costs one HMGET, HSET and EXPIRE of its hour's
 -- hash; while the sets before that may, each node and slot one SMISMEMBER
 -- and, for what is accepted, one SADD and one EXPIRE of its set.
@@ -100,7 +102,7 @@ for k = 2, slots + 1 do
     hourUpdates = hourWrites[hourKey] or {}
     hourWrites[hourKey] = hourUpdates
   end
-  local updates = {}
+  local addedOf = {}
   for j = 1, #nodes do
     if lanePlay then
       local id = nodes[j]
@@ -128,14 +130,14 @@ for k = 2, slots + 1 do
         end
       end
     end
+    if has_sealed(held[j]) then known = held_in_sealed(KEYS[k], nodes[j], held[j], offsets[j], known) end
     local added, repeats = fresh_offsets(held[j], offsets[j], known)
+    addedOf[j] = added
     for _, r in ipairs(repeats) do
       dropped[struct.unpack('<i4', positions, 4 * (firsts[j] + r) + 1)] = true
       duplicates = duplicates + 1
     end
     if #added > 0 then
-      updates[#updates + 1] = nodes[j]
-      updates[#updates + 1] = (held[j] or '') .. added
       if withHours or withSets then
         local addedInHour = hour_offsets(added, base)
         if withHours then
@@ -152,7 +154,7 @@ for k = 2, slots + 1 do
       end
     end
   end
-  writes[k] = updates
+  writes[k] = field_writes(nodes, held, addedOf)
 end
 
 local n = tonumber(ARGV[5])

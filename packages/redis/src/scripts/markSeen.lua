@@ -37,18 +37,18 @@ for k = 1, slots do
       if hourUpdates[nodes[j]] == nil then hourUpdates[nodes[j]] = heldHour[j] or '' end
     end
   end
-  local updates = {}
+  local addedOf = {}
   for j = 1, #nodes do
-    local added = fresh_offsets(held[j], offsets[j], nil)
+    local added = fresh_offsets(held[j], offsets[j], held_in_sealed(KEYS[k], nodes[j], held[j], offsets[j], nil))
+    addedOf[j] = added
     if #added > 0 then
       marked = marked + #added / WIDTH
-      updates[#updates + 1] = nodes[j]
-      updates[#updates + 1] = (held[j] or '') .. added
       if withHours then
         hourUpdates[nodes[j]] = hourUpdates[nodes[j]] .. pack_int32(hour_offsets(added, base))
       end
     end
   end
+  local updates = field_writes(nodes, held, addedOf)
   if #updates > 0 then
     call_in_slices('HSET', KEYS[k], updates, 1, #updates)
     redis.call('EXPIRE', KEYS[k], ARGV[1])
