@@ -204,11 +204,14 @@ class ShardBatch {
   /** The script's arguments from ARGV[5] on (appendReadings.lua). */
   args(older: OlderLayouts): ScriptArgument[] {
     const json = this.#json;
-    const payload = `[${json.join(',')}]`;
+    const text = `[${json.join(',')}]`;
+    // Encoded here, once: ioredis would count a string's UTF-8 bytes, join
+    // it into the command's text and encode that again.
+    const payload = Buffer.from(text);
     // Where each reading starts in the array, in bytes (Lua's strings are
     // bytes), 1-based. Characters are bytes when the whole array is ASCII
-    // (the usual case: ids are, numbers are), which one count tells.
-    const ascii = Buffer.byteLength(payload) === payload.length;
+    // (the usual case: ids are, numbers are), which its length tells.
+    const ascii = payload.length === text.length;
     const starts = Buffer.allocUnsafe((json.length + 1) * 4);
     let at = 2;
     for (let i = 0; i < json.length; i++) {
