@@ -577,6 +577,30 @@ describe('live events', () => {
   }, 90_000);
 });
 
+describe('metadata', () => {
+  it('shows a node’s new name with its reading, and keeps it while later readings change only values', async () => {
+    const at = Date.now() - 10_000;
+    const shown = async (flow: number) => {
+      // biome-ignore lint/suspicious/noExplicitAny: the node's JSON answer.
+      let body: any = {};
+      for (const deadline = Date.now() + 15_000; body.latest?.flow_rate !== flow && Date.now() < deadline; ) {
+        await new Promise((r) => setTimeout(r, 50));
+        body = (await get('/api/v1/nodes/LIVE03')).body;
+      }
+      expect(body.latest?.flow_rate).toBe(flow);
+      return body;
+    };
+    await postReadings(ingestUrl, [{ node_id: 'LIVE03', timestamp: at, flow_rate: 1, node_name: 'Pump A' }]);
+    expect((await shown(1)).node_name).toBe('Pump A');
+    await postReadings(ingestUrl, [
+      { node_id: 'LIVE03', timestamp: at + 1_000, flow_rate: 2, node_name: 'Pump B' },
+    ]);
+    expect((await shown(2)).node_name).toBe('Pump B');
+    await postReadings(ingestUrl, [{ node_id: 'LIVE03', timestamp: at + 2_000, flow_rate: 3 }]);
+    expect((await shown(3)).node_name).toBe('Pump B');
+  }, 60_000);
+});
+
 describe('lost notices', () => {
   it('reads everything again when the aggregator moved on and no notice came', async () => {
     const quiet = await testSystem('dashboard-lost-notice', {}, (step) => cleanup.push(step));

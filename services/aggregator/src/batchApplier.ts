@@ -674,6 +674,10 @@ export class BatchApplier {
     now: number,
   ): Promise<void> {
     const writer = this.#live.latestWriter;
+    // Nodes whose metadata was written too, and the others: a dashboard
+    // reads a node's metadata again only when told it changed.
+    const withMetadata: string[] = [];
+    const latestOnly: string[] = [];
     for (const node of nodes) {
       const { windows } = node;
       const id = windows.nodeId;
@@ -685,11 +689,16 @@ export class BatchApplier {
         ...(latest !== undefined && { latest: packedLatest(latest) }),
         ...(windows.metadataChanged && { metadata: metadataHash(id, windows.metadata) }),
       });
+      (windows.metadataChanged ? withMetadata : latestOnly).push(id);
       windows.metadataChanged = false;
       this.#rounds.owe(node);
     }
     writer.listNodes(replayed.size === 0 ? added : [...added, ...replayed]);
-    writer.notify({ cause: 'readings', keys: 'latest', at: isoTime(now), nodes: [...changed] });
+    const at = isoTime(now);
+    if (withMetadata.length > 0)
+      writer.notify({ cause: 'readings', keys: 'latest', at, nodes: withMetadata });
+    if (latestOnly.length > 0)
+      writer.notify({ cause: 'readings', keys: 'latest-only', at, nodes: latestOnly });
     const written = this.#live
       .persist(() => writer.flush(), 'read model')
       .then(() =>

@@ -192,8 +192,20 @@ describe('aggregator', () => {
     expect((await db.client.lrange('nodes:all', 0, -1)).sort()).toEqual(['N1', 'N2']);
     await new Promise((r) => setTimeout(r, 50));
     const notice = messages.map((m) => JSON.parse(m)).find((m) => m.cause === 'readings');
-    expect(notice).toMatchObject({ cause: 'readings' });
+    expect(notice).toMatchObject({ cause: 'readings', keys: 'latest' });
     expect(notice.nodes.sort()).toEqual(['N1', 'N2']);
+    // Later readings: metadata is announced only where it changed.
+    messages.length = 0;
+    await append(log, [
+      { node_id: 'N1', timestamp: now - 50_000, flow_rate: 1.6, pressure: 2 },
+      { node_id: 'N2', timestamp: now - 50_000, pressure: 2.6, district_id: 'EAST' },
+    ]);
+    await drain();
+    await new Promise((r) => setTimeout(r, 50));
+    const latest = messages.map((m) => JSON.parse(m)).filter((m) => m.cause === 'readings');
+    expect(latest.filter((m) => m.keys === 'latest-only').flatMap((m) => m.nodes)).toEqual(['N1']);
+    expect(latest.filter((m) => m.keys === 'latest').flatMap((m) => m.nodes)).toEqual(['N2']);
+    expect(await db.client.hget('node:N2:metadata', 'district_id')).toBe('EAST');
     subscriber.disconnect();
     await running.stop();
     running = undefined;

@@ -65,7 +65,9 @@ type Entry = [id: string, fields: string[]];
 /** A node's keys to read in a refresh, in the order `#takeNode` takes them. */
 interface NodePlan {
   readonly id: string;
-  /** Metrics and open anomalies too, not only metadata and latest. */
+  /** Metadata before latest (not read when only latest changed). */
+  readonly metadata: boolean;
+  /** Metrics and open anomalies too, after metadata and latest. */
   readonly everything: boolean;
   readonly reads: KeyRead[];
 }
@@ -90,7 +92,7 @@ function dropSeries(entry: NodeEntry): void {
 /** The aggregator's notice on `streamgauge:changes` (docs/read-model.md). */
 interface ChangeNotice {
   readonly cause: string;
-  readonly keys?: 'latest' | 'all';
+  readonly keys?: 'latest' | 'latest-only' | 'all';
   readonly nodes?: string[];
   readonly ranges?: string[];
   readonly at: string;
@@ -357,6 +359,7 @@ export class ReadModelView {
     if (this.#pending.length === 0) return;
     const notices = this.#pending;
     this.#pending = [];
+    const latestOnly = new Set<string>();
     const latest = new Set<string>();
     const all = new Set<string>();
     const ranges = new Set<Range>();
@@ -364,14 +367,20 @@ export class ReadModelView {
     for (const notice of notices) {
       if (notice.cause === 'resync') everything = true;
       else if (notice.cause === 'clock') for (const r of notice.ranges ?? []) ranges.add(r as Range);
-      else for (const id of notice.nodes ?? []) (notice.keys === 'all' ? all : latest).add(id);
+      else {
+        // Any other `keys` (a newer aggregator's) is read as `latest`: metadata and latest.
+        const to = notice.keys === 'all' ? all : notice.keys === 'latest-only' ? latestOnly : latest;
+        for (const id of notice.nodes ?? []) to.add(id);
+      }
     }
     try {
       if (everything) await this.#resync();
       else {
         for (const id of all) latest.delete(id);
+        for (const id of latestOnly) if (all.has(id) || latest.has(id)) latestOnly.delete(id);
         await this.#readNodes([...all], 'all');
         await this.#readNodes([...latest], 'latest');
+        await this.#readNodes([...latestOnly], 'latest-only');
         if (ranges.size > 0) await this.#readRanges([...this.nodes.keys()], [...ranges]);
         if (all.size > 0 || ranges.size > 0) await this.#readSystem();
       }
@@ -404,7 +413,7 @@ export class ReadModelView {
     await this.#readSystem();
   }
 
-  async #readNodes(ids: readonly string[], what: 'latest' | 'all'): Promise<void> {
+  async #readNodes(ids: readonly string[], what: 'latest-only' | 'latest' | 'all'): Promise<void> {
     // Smaller chunks once clients are served: each is one turn of the event loop.
     const size = this.#loaded ? CHUNK_SERVING : CHUNK;
     for (let i = 0; i < ids.length; i += size) {
@@ -419,19 +428,22 @@ export class ReadModelView {
     }
   }
 
-  /** Which of a node's keys a refresh reads: metadata and latest, and the rest when asked or not yet held. */
-  #plan(id: string, what: 'latest' | 'all'): NodePlan {
+  /**
+   * Which of a node's keys a refresh reads: metadata (unless only latest
+   * changed) and latest, and the rest when asked or not yet held.
+   */
+  #plan(id: string, what: 'latest-only' | 'latest' | 'all'): NodePlan {
     const held = this.nodes.get(id);
     const everything = what === 'all' || !this.#loaded || held === undefined || !hasMetrics(held);
-    const reads: KeyRead[] = [
-      { key: readModelKeys.nodeMetadata(id), what: 'hash' },
-      { key: readModelKeys.nodeLatest(id), what: 'hash' },
-    ];
+    const metadata = everything || what !== 'latest-only';
+    const reads: KeyRead[] = [];
+    if (metadata) reads.push({ key: readModelKeys.nodeMetadata(id), what: 'hash' });
+    reads.push({ key: readModelKeys.nodeLatest(id), what: 'hash' });
     if (everything) {
       for (const r of RANGES) reads.push({ key: readModelKeys.nodeMetrics(id, r), what: 'hash' });
       reads.push({ key: anomalyKeys.open(id), what: 'values' });
     }
-    return { id, everything, reads };
+    return { id, metadata, everything, reads };
   }
 
   /**
@@ -444,14 +456,16 @@ export class ReadModelView {
   #takeNode(plan: NodePlan, replies: readonly KeyReply[]): void {
     const { id } = plan;
     try {
-      const metadata = flatOf(replies[0]);
-      const latest = flatOf(replies[1]);
+      const first = plan.metadata ? 1 : 0;
+      const latest = flatOf(replies[first]);
       const entry = this.#entry(id);
       // What did not change stays the object already held (see sameFields).
-      const parsedMetadata = parseMetadata(id, fieldRecord(metadata));
-      if (!sameFields(entry.metadata, parsedMetadata)) {
-        entry.metadata = parsedMetadata;
-        this.membership++;
+      if (plan.metadata) {
+        const parsedMetadata = parseMetadata(id, fieldRecord(flatOf(replies[0])));
+        if (!sameFields(entry.metadata, parsedMetadata)) {
+          entry.metadata = parsedMetadata;
+          this.membership++;
+        }
       }
       const parsedLatest = parseLatest(fieldRecord(latest));
       if (!sameFields(entry.latest, parsedLatest)) {

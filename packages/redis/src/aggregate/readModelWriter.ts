@@ -35,8 +35,12 @@ export type ChangeNotice =
   | {
       /** New readings, or a backfill that replaced panes (docs/warehouse.md). */
       readonly cause: 'readings' | 'reconcile';
-      /** `latest`: these nodes' latest (and metadata); `all`: all their keys and the system metrics. */
-      readonly keys: 'latest' | 'all';
+      /**
+       * `latest`: these nodes' latest (and metadata); `latest-only`: their
+       * latest, their metadata as it was; `all`: all their keys and the
+       * system metrics.
+       */
+      readonly keys: 'latest' | 'latest-only' | 'all';
       readonly at: string;
       readonly nodes: readonly string[];
     }
