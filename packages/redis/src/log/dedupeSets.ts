@@ -17,7 +17,8 @@ import { runScript, type ScriptArgument } from '../scripts.ts';
  * `seen:{tag}:s<slot>`: node id → the accepted readings' millisecond
  * offsets in that slot, 3 bytes each (little-endian), in the order
  * accepted; past 256 of them the list is sealed into a field of its own
- * and the node's field starts over (`include/seenSlots.lua`). It expires the horizon after its last acceptance. Ingest checks
+ * and the node's field starts over (`include/seenSlots.lua`). It expires
+ * the horizon after its last acceptance. Ingest checks
  * and marks inside appendReadings.lua, one atomic step with the XADD
  * (through `SeenSlots`); a redrive checks and marks here. The scripts share
  * `include/seenSlots.lua`. Nothing else knows the layout.

@@ -108,8 +108,8 @@ end
 -- hash `key`) that the node's sealed lists hold, added to `known` (a table
 -- made when needed, or nil); `held` is the node's field.
 local function held_in_sealed(key, node, held, offsets, known)
-  if not has_sealed(held) then return known end
   local sealed, top = sealed_of(held)
+  if sealed == 0 then return known end
   local lists = nil
   for r = 1, #offsets / WIDTH do
     local at = WIDTH * (r - 1) + 1
